@@ -1,0 +1,214 @@
+//! ImageFolder scanning: `<root>/<split>/<class>/<image>`, classes sorted by name like torchvision.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// Extensions the loader decodes (compared case-insensitively).
+pub const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum DataError {
+    #[error("cannot read dataset folder {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("dataset folder {0} has no class folders")]
+    NoClasses(PathBuf),
+    #[error("class `{class}` has no images in {path}")]
+    EmptyClass { class: String, path: PathBuf },
+    #[error("train and val have different classes: only in train: [{only_train}], only in val: [{only_val}]")]
+    ClassMismatch { only_train: String, only_val: String },
+    #[error("cannot decode image {path}: {reason}")]
+    BadImage { path: PathBuf, reason: String },
+}
+
+/// One image file and its class index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    pub path: PathBuf,
+    pub label: usize,
+}
+
+/// The images of one split, in a stable order: by class, then by file name.
+#[derive(Debug, Clone)]
+pub struct Split {
+    pub samples: Vec<Sample>,
+}
+
+impl Split {
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+    /// How many samples each class has.
+    pub fn class_counts(&self, n_classes: usize) -> Vec<usize> {
+        let mut counts = vec![0; n_classes];
+        for s in &self.samples {
+            counts[s.label] += 1;
+        }
+        counts
+    }
+}
+
+/// A dataset of `train/<class>/*` and `val/<class>/*` image files.
+#[derive(Debug, Clone)]
+pub struct ImageFolder {
+    pub root: PathBuf,
+    pub classes: Vec<String>,
+    pub train: Split,
+    pub val: Split,
+}
+
+impl ImageFolder {
+    /// Scans `root/train_dir` and `root/val_dir`. `*_per_class` = 0 keeps every image, N keeps
+    /// the first N (file names sorted) so a subset is the same on every machine.
+    pub fn open(
+        root: &Path,
+        train_dir: &str,
+        val_dir: &str,
+        train_per_class: usize,
+        val_per_class: usize,
+    ) -> Result<Self, DataError> {
+        let train_root = root.join(train_dir);
+        let val_root = root.join(val_dir);
+        let train_classes = class_dirs(&train_root)?;
+        let val_classes = class_dirs(&val_root)?;
+        if train_classes != val_classes {
+            let only = |a: &[String], b: &[String]| {
+                a.iter().filter(|c| !b.contains(c)).cloned().collect::<Vec<_>>().join(", ")
+            };
+            return Err(DataError::ClassMismatch {
+                only_train: only(&train_classes, &val_classes),
+                only_val: only(&val_classes, &train_classes),
+            });
+        }
+        let train = scan_split(&train_root, &train_classes, train_per_class)?;
+        let val = scan_split(&val_root, &train_classes, val_per_class)?;
+        Ok(Self { root: root.to_path_buf(), classes: train_classes, train, val })
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.classes.len()
+    }
+}
+
+fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
+    let io = |source| DataError::Io { path: dir.to_path_buf(), source };
+    let mut entries = std::fs::read_dir(dir)
+        .map_err(io)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(io)?;
+    entries.sort();
+    Ok(entries)
+}
+
+/// Class names: the sub-folders of a split folder, sorted by name (torchvision's order).
+fn class_dirs(split_root: &Path) -> Result<Vec<String>, DataError> {
+    let classes: Vec<String> = read_dir_sorted(split_root)?
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    if classes.is_empty() {
+        return Err(DataError::NoClasses(split_root.to_path_buf()));
+    }
+    Ok(classes)
+}
+
+pub(crate) fn is_image(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
+}
+
+fn scan_split(split_root: &Path, classes: &[String], per_class: usize) -> Result<Split, DataError> {
+    let mut samples = Vec::new();
+    for (label, class) in classes.iter().enumerate() {
+        let dir = split_root.join(class);
+        let mut files: Vec<PathBuf> =
+            read_dir_sorted(&dir)?.into_iter().filter(|p| p.is_file() && is_image(p)).collect();
+        if files.is_empty() {
+            return Err(DataError::EmptyClass { class: class.clone(), path: dir });
+        }
+        if per_class > 0 {
+            files.truncate(per_class);
+        }
+        samples.extend(files.into_iter().map(|path| Sample { path, label }));
+    }
+    Ok(Split { samples })
+}
+
+/// A content fingerprint of the files a run reads: relative path, size and SHA-256 of every
+/// file. Content rather than modification times, because a fresh clone rewrites every mtime.
+pub fn fingerprint(folder: &ImageFolder) -> Result<String, DataError> {
+    let mut h = Sha256::new();
+    for (split, name) in [(&folder.train, "train"), (&folder.val, "val")] {
+        h.update(name.as_bytes());
+        for s in &split.samples {
+            let bytes = std::fs::read(&s.path)
+                .map_err(|source| DataError::Io { path: s.path.clone(), source })?;
+            let rel = s.path.strip_prefix(&folder.root).unwrap_or(&s.path);
+            h.update(rel.to_string_lossy().as_bytes());
+            h.update(s.label.to_le_bytes());
+            h.update((bytes.len() as u64).to_le_bytes());
+            h.update(Sha256::digest(&bytes));
+        }
+    }
+    Ok(hex(&h.finalize()))
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny")
+    }
+
+    #[test]
+    fn scans_classes_sorted_and_limits_per_class() {
+        let f = ImageFolder::open(&tiny(), "train", "val", 0, 0).unwrap();
+        assert_eq!(f.classes, vec!["cat", "dog"]);
+        assert_eq!(f.train.class_counts(2), vec![8, 8]);
+        assert_eq!(f.val.class_counts(2), vec![4, 4]);
+        let sub = ImageFolder::open(&tiny(), "train", "val", 3, 2).unwrap();
+        assert_eq!(sub.train.class_counts(2), vec![3, 3]);
+        // the subset is the first files by name
+        assert_eq!(sub.train.samples[..3], f.train.samples[..3]);
+    }
+
+    #[test]
+    fn class_mismatch_names_the_difference() {
+        let dir = tempfile::tempdir().unwrap();
+        for (split, class) in [("train", "cat"), ("train", "dog"), ("val", "cat"), ("val", "cow")] {
+            let d = dir.path().join(split).join(class);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::copy(tiny().join("train/cat/cat_02000.png"), d.join("a.png")).unwrap();
+        }
+        let err = ImageFolder::open(dir.path(), "train", "val", 0, 0).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "train and val have different classes: only in train: [dog], only in val: [cow]"
+        );
+    }
+
+    #[test]
+    fn fingerprint_changes_with_content() {
+        let f = ImageFolder::open(&tiny(), "train", "val", 2, 1).unwrap();
+        let a = fingerprint(&f).unwrap();
+        assert_eq!(a, fingerprint(&f).unwrap());
+        let g = ImageFolder::open(&tiny(), "train", "val", 3, 1).unwrap();
+        assert_ne!(a, fingerprint(&g).unwrap());
+    }
+}

@@ -1,0 +1,12 @@
+//! The data stage: an ImageFolder on disk → transformed, batched f32 tensors.
+//!
+//! `folder` finds the images and their classes, `transform` turns one decoded image into a
+//! normalised CHW tensor, `loader` decodes and batches in parallel with seeded randomness.
+
+mod folder;
+mod loader;
+mod transform;
+
+pub use folder::{fingerprint, DataError, ImageFolder, Sample, Split, IMAGE_EXTENSIONS};
+pub use loader::{load_image, Batch, BatchIter, BadImagePolicy, Loader};
+pub use transform::{Transform, IMAGENET_MEAN, IMAGENET_STD};

@@ -1,0 +1,142 @@
+//! Per-epoch metrics as polars tables: one row per epoch, one column per metric, the swept
+//! parameters as columns of their own so a glob over `results/**/metrics.parquet` compares runs.
+
+use polars::prelude::*;
+
+use crate::train::EpochMetrics;
+
+/// A swept parameter's value for a run, typed like the resolved spec field it sets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamValue {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+}
+
+impl ParamValue {
+    pub fn from_toml(v: &toml::Value) -> Self {
+        match v {
+            toml::Value::Integer(i) => Self::Int(*i),
+            toml::Value::Float(f) => Self::Float(*f),
+            toml::Value::Boolean(b) => Self::Bool(*b),
+            toml::Value::String(s) => Self::Str(s.clone()),
+            other => Self::Str(other.to_string()),
+        }
+    }
+
+    fn column(&self, name: &str, rows: usize) -> Column {
+        let name = PlSmallStr::from(name);
+        match self {
+            Self::Int(v) => Column::new(name, vec![*v; rows]),
+            Self::Float(v) => Column::new(name, vec![*v; rows]),
+            Self::Bool(v) => Column::new(name, vec![*v; rows]),
+            Self::Str(v) => Column::new(name, vec![v.as_str(); rows]),
+        }
+    }
+}
+
+impl std::fmt::Display for ParamValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Int(v) => write!(f, "{v}"),
+            Self::Float(v) => write!(f, "{v}"),
+            Self::Bool(v) => write!(f, "{v}"),
+            Self::Str(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+/// Identifies the run every row belongs to.
+#[derive(Debug, Clone)]
+pub struct RunKey<'a> {
+    pub experiment: &'a str,
+    pub run_id: &'a str,
+    pub swept: &'a [(String, ParamValue)],
+    pub classes: &'a [String],
+}
+
+fn key_columns(key: &RunKey, rows: usize) -> Vec<Column> {
+    let mut cols = vec![
+        Column::new("experiment".into(), vec![key.experiment; rows]),
+        Column::new("run_id".into(), vec![key.run_id; rows]),
+    ];
+    cols.extend(key.swept.iter().map(|(k, v)| v.column(k, rows)));
+    cols
+}
+
+/// The metrics table of a run.
+pub fn epochs_frame(key: &RunKey, rows: &[EpochMetrics]) -> PolarsResult<DataFrame> {
+    let n = rows.len();
+    let f = |name: &str, get: &dyn Fn(&EpochMetrics) -> f64| {
+        Column::new(name.into(), rows.iter().map(get).collect::<Vec<f64>>())
+    };
+    let mut cols = key_columns(key, n);
+    cols.push(Column::new("epoch".into(), rows.iter().map(|r| r.epoch as i64).collect::<Vec<_>>()));
+    cols.push(f("train_loss", &|r| r.train_loss));
+    cols.push(f("train_acc", &|r| r.train_acc));
+    cols.push(f("val_loss", &|r| r.val_loss));
+    cols.push(f("val_acc", &|r| r.val_acc));
+    for (c, class) in key.classes.iter().enumerate() {
+        cols.push(f(&format!("val_acc.{class}"), &|r| r.val_class_acc[c]));
+    }
+    cols.push(f("weight_norm", &|r| r.weight_norm));
+    cols.push(f("lr", &|r| r.lr));
+    cols.push(f("epoch_seconds", &|r| r.epoch_seconds));
+    cols.push(f("images_per_second", &|r| r.images_per_second));
+    DataFrame::new(n, cols)
+}
+
+/// The epoch with the lowest val loss (the first one on ties).
+pub fn best_epoch(rows: &[EpochMetrics]) -> Option<&EpochMetrics> {
+    rows.iter().fold(None, |best: Option<&EpochMetrics>, r| match best {
+        Some(b) if b.val_loss <= r.val_loss => Some(b),
+        _ => Some(r),
+    })
+}
+
+/// Per-class accuracy, precision and recall at one epoch, from its confusion matrix.
+pub fn per_class_frame(key: &RunKey, row: &EpochMetrics) -> PolarsResult<DataFrame> {
+    let k = key.classes.len();
+    let cm = &row.confusion;
+    let support: Vec<u64> = cm.iter().map(|r| r.iter().sum()).collect();
+    let predicted: Vec<u64> = (0..k).map(|p| cm.iter().map(|r| r[p]).sum()).collect();
+    let recall: Vec<f64> = (0..k).map(|c| ratio(cm[c][c], support[c])).collect();
+    let precision: Vec<f64> = (0..k).map(|c| ratio(cm[c][c], predicted[c])).collect();
+    let mut cols = key_columns(key, k);
+    cols.push(Column::new("epoch".into(), vec![row.epoch as i64; k]));
+    cols.push(Column::new("class".into(), key.classes.to_vec()));
+    // per-class accuracy in the torchvision-tutorial sense: correct / images of that class
+    cols.push(Column::new("accuracy".into(), recall.clone()));
+    cols.push(Column::new("precision".into(), precision));
+    cols.push(Column::new("recall".into(), recall));
+    cols.push(Column::new("support".into(), support.iter().map(|&s| s as i64).collect::<Vec<_>>()));
+    DataFrame::new(k, cols)
+}
+
+/// The confusion matrix at one epoch as (true_class, pred_class, count) rows.
+pub fn confusion_frame(key: &RunKey, row: &EpochMetrics) -> PolarsResult<DataFrame> {
+    let k = key.classes.len();
+    let (mut t, mut p, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for (i, r) in row.confusion.iter().enumerate() {
+        for (j, &count) in r.iter().enumerate() {
+            t.push(key.classes[i].clone());
+            p.push(key.classes[j].clone());
+            c.push(count as i64);
+        }
+    }
+    let mut cols = key_columns(key, k * k);
+    cols.push(Column::new("epoch".into(), vec![row.epoch as i64; k * k]));
+    cols.push(Column::new("true_class".into(), t));
+    cols.push(Column::new("pred_class".into(), p));
+    cols.push(Column::new("count".into(), c));
+    DataFrame::new(k * k, cols)
+}
+
+fn ratio(a: u64, b: u64) -> f64 {
+    if b == 0 {
+        0.0
+    } else {
+        a as f64 / b as f64
+    }
+}

@@ -1,0 +1,175 @@
+//! The results tree: `results/<experiment>/<run_id>/{metrics.parquet, per_class.parquet,
+//! confusion.parquet, spec.toml, manifest.json, model.safetensors}`.
+//!
+//! Every file is written to a temporary sibling and renamed into place, so a reader (or a
+//! runner killed at any instant) only ever sees complete files.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Polars {
+        path: PathBuf,
+        #[source]
+        source: PolarsError,
+    },
+    #[error("cannot read {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+}
+
+/// How a run ended (or that it has not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Running,
+    Done,
+    Diverged,
+    Failed,
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Running => "running",
+            Status::Done => "done",
+            Status::Diverged => "diverged",
+            Status::Failed => "failed",
+        })
+    }
+}
+
+/// What a run was and how it went, next to its metrics.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Manifest {
+    pub experiment: String,
+    pub run_id: String,
+    pub index: usize,
+    /// The swept parameters of this run, as dotted key → value.
+    pub swept: Vec<(String, String)>,
+    pub spec_hash: String,
+    pub dataset_fingerprint: String,
+    pub weights_hash: Option<String>,
+    pub seed: u64,
+    pub status: Status,
+    pub epochs_done: usize,
+    pub epochs: usize,
+    pub diverged_epoch: Option<usize>,
+    pub error: Option<String>,
+    pub classes: Vec<String>,
+    pub device: String,
+    pub threads: usize,
+    pub git_commit: Option<String>,
+    pub git_dirty: Option<bool>,
+    pub runner_version: String,
+    pub crate_versions: Vec<(String, String)>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+}
+
+/// One run's folder.
+#[derive(Debug, Clone)]
+pub struct RunDir {
+    pub path: PathBuf,
+}
+
+impl RunDir {
+    pub fn new(results: &Path, experiment: &str, run_id: &str) -> Self {
+        Self { path: results.join(experiment).join(run_id) }
+    }
+
+    pub fn create(&self) -> Result<(), StoreError> {
+        std::fs::create_dir_all(&self.path).map_err(|source| StoreError::Io { path: self.path.clone(), source })
+    }
+
+    pub fn file(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    pub fn write_text(&self, name: &str, text: &str) -> Result<(), StoreError> {
+        write_atomic(&self.file(name), |f| f.write_all(text.as_bytes()))
+    }
+
+    pub fn write_manifest(&self, m: &Manifest) -> Result<(), StoreError> {
+        let json = serde_json::to_string_pretty(m).expect("manifest serialises");
+        self.write_text("manifest.json", &(json + "\n"))
+    }
+
+    pub fn read_manifest(&self) -> Result<Manifest, StoreError> {
+        read_manifest(&self.file("manifest.json"))
+    }
+
+    pub fn write_parquet(&self, name: &str, df: &mut DataFrame) -> Result<(), StoreError> {
+        let path = self.file(name);
+        let mut err = None;
+        write_atomic(&path, |f| {
+            ParquetWriter::new(f).finish(df).map(|_| ()).map_err(|e| {
+                err = Some(e);
+                std::io::Error::other("parquet")
+            })
+        })
+        .map_err(|e| match err.take() {
+            Some(source) => StoreError::Polars { path: path.clone(), source },
+            None => e,
+        })
+    }
+}
+
+pub fn read_manifest(path: &Path) -> Result<Manifest, StoreError> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| StoreError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Read { path: path.to_path_buf(), reason: e.to_string() })
+}
+
+/// Writes through a temporary file in the same folder, syncs it, then renames it over `path`.
+/// On any error the temporary file is removed and `path` keeps its previous content.
+pub fn write_atomic(
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> Result<(), StoreError> {
+    let io = |source| StoreError::Io { path: path.to_path_buf(), source };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        write(&mut f)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(io(e));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_replaces_whole_files_and_cleans_up_on_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.txt");
+        write_atomic(&p, |f| f.write_all(b"one")).unwrap();
+        let err = write_atomic(&p, |f| {
+            f.write_all(b"partial")?;
+            Err(std::io::Error::other("disk full"))
+        });
+        assert!(err.unwrap_err().to_string().contains("disk full"));
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "one");
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("a.txt")]);
+    }
+}

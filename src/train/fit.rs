@@ -1,0 +1,193 @@
+//! The training loop: per epoch one full pass over train, then one over val in eval mode.
+
+use std::time::Instant;
+
+use dfdx::optim::OptimizerUpdateError;
+use dfdx::prelude::*;
+
+use super::{penalised_norm, Dev, Inputs, Net, OptimizerConfig, Regularization, TrainError};
+
+/// Where a run's batches come from: images through the transforms, or cached features.
+pub trait Source {
+    /// The training batches of `epoch` (1-based) with their labels, shuffled and augmented
+    /// from the run's seed.
+    fn batches(&mut self, split: Split, epoch: usize) -> Box<dyn Iterator<Item = Result<(Inputs, Vec<usize>), TrainError>> + '_>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Val,
+}
+
+#[derive(Debug, Clone)]
+pub struct FitConfig {
+    pub epochs: usize,
+    pub optimizer: OptimizerConfig,
+    pub regularization: Regularization,
+    pub num_classes: usize,
+}
+
+/// One row of a run's metrics table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    /// Mean cross-entropy over the epoch's training samples (the penalty is not included).
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub val_loss: f64,
+    pub val_acc: f64,
+    pub val_class_acc: Vec<f64>,
+    /// `confusion[true][predicted]` on val.
+    pub confusion: Vec<Vec<u64>>,
+    /// ‖w‖₂ of the tensors the penalty applies to, after the epoch.
+    pub weight_norm: f64,
+    pub lr: f64,
+    pub epoch_seconds: f64,
+    /// Training images per second of the training pass.
+    pub images_per_second: f64,
+    pub train_samples: usize,
+    pub skipped: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Done,
+    /// The loss became NaN or infinite during this epoch; it was not recorded.
+    Diverged { epoch: usize },
+}
+
+/// Trains `model` for `cfg.epochs` epochs starting after `start_epoch` (0 for a new run),
+/// calling `on_epoch` with each epoch's metrics as soon as it ends and `on_batch` with
+/// (epoch, batch index, batches done, running loss) for progress display.
+pub fn fit<M: Net + 'static>(
+    dev: &Dev,
+    model: &mut M,
+    source: &mut dyn Source,
+    cfg: &FitConfig,
+    on_batch: &mut dyn FnMut(usize, usize, f64),
+    on_epoch: &mut dyn FnMut(&EpochMetrics, &mut M) -> Result<(), TrainError>,
+) -> Result<Outcome, TrainError> {
+    let mut opt = cfg.optimizer.build(model);
+    let lr = cfg.optimizer.lr();
+    for epoch in 1..=cfg.epochs {
+        let start = Instant::now();
+        let (mut loss_sum, mut correct, mut seen, mut skipped) = (0.0f64, 0usize, 0usize, 0usize);
+        for (i, batch) in source.batches(Split::Train, epoch).enumerate() {
+            let (x, labels) = batch?;
+            if labels.is_empty() {
+                skipped += 1;
+                continue;
+            }
+            let n = labels.len();
+            let logits = model.logits_train(dev, x, model.alloc_grads())?;
+            correct += count_correct(&logits.as_vec(), &labels, cfg.num_classes);
+            let loss = cross_entropy_with_logits_loss(logits, one_hot(dev, &labels, cfg.num_classes));
+            let loss_value = loss.array() as f64;
+            if !loss_value.is_finite() {
+                return Ok(Outcome::Diverged { epoch });
+            }
+            let mut grads = loss.backward();
+            cfg.regularization.add_gradients(model, &mut grads);
+            cfg.regularization.decay(model, lr);
+            match opt.update(model, &grads) {
+                Ok(()) => {}
+                Err(OptimizerUpdateError::UnusedParams(_)) => {
+                    return Err(TrainError::Device("the model has parameters without gradients".into()))
+                }
+                Err(OptimizerUpdateError::DeviceError(e)) => return Err(TrainError::Device(e.to_string())),
+            }
+            loss_sum += loss_value * n as f64;
+            seen += n;
+            on_batch(epoch, i + 1, loss_sum / seen as f64);
+        }
+        let train_seconds = start.elapsed().as_secs_f64();
+        let val = evaluate(dev, model, source, cfg.num_classes)?;
+        if !val.loss.is_finite() {
+            return Ok(Outcome::Diverged { epoch });
+        }
+        let metrics = EpochMetrics {
+            epoch,
+            train_loss: loss_sum / seen.max(1) as f64,
+            train_acc: correct as f64 / seen.max(1) as f64,
+            val_loss: val.loss,
+            val_acc: val.acc,
+            val_class_acc: val.class_acc(),
+            confusion: val.confusion,
+            weight_norm: penalised_norm(model, cfg.regularization.apply_to_all),
+            lr,
+            epoch_seconds: start.elapsed().as_secs_f64(),
+            images_per_second: seen as f64 / train_seconds.max(1e-9),
+            train_samples: seen,
+            skipped,
+        };
+        on_epoch(&metrics, model)?;
+    }
+    Ok(Outcome::Done)
+}
+
+/// Loss, accuracy and confusion matrix of a pass over val in eval mode.
+pub struct Evaluation {
+    pub loss: f64,
+    pub acc: f64,
+    pub confusion: Vec<Vec<u64>>,
+}
+
+impl Evaluation {
+    pub fn class_acc(&self) -> Vec<f64> {
+        self.confusion
+            .iter()
+            .enumerate()
+            .map(|(c, row)| row[c] as f64 / row.iter().sum::<u64>().max(1) as f64)
+            .collect()
+    }
+}
+
+pub fn evaluate<M: Net>(
+    dev: &Dev,
+    model: &M,
+    source: &mut dyn Source,
+    classes: usize,
+) -> Result<Evaluation, TrainError> {
+    let mut confusion = vec![vec![0u64; classes]; classes];
+    let (mut loss_sum, mut n) = (0.0f64, 0usize);
+    for batch in source.batches(Split::Val, 0) {
+        let (x, labels) = batch?;
+        if labels.is_empty() {
+            continue;
+        }
+        let logits = model.logits(dev, x)?.as_vec();
+        for (row, &y) in logits.chunks(classes).zip(&labels) {
+            // cross-entropy in f64 from the log-sum-exp of the row
+            let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
+            let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+            loss_sum += lse - row[y] as f64;
+            confusion[y][argmax(row)] += 1;
+            n += 1;
+        }
+    }
+    let correct: u64 = (0..classes).map(|c| confusion[c][c]).sum();
+    Ok(Evaluation { loss: loss_sum / n.max(1) as f64, acc: correct as f64 / n.max(1) as f64, confusion })
+}
+
+fn argmax(row: &[f32]) -> usize {
+    let mut best = 0;
+    for (i, v) in row.iter().enumerate() {
+        if *v > row[best] {
+            best = i;
+        }
+    }
+    best
+}
+
+fn count_correct(logits: &[f32], labels: &[usize], classes: usize) -> usize {
+    logits.chunks(classes).zip(labels).filter(|(row, &y)| argmax(row) == y).count()
+}
+
+fn one_hot(dev: &Dev, labels: &[usize], classes: usize) -> Tensor<(usize, usize), f32, Dev> {
+    let mut v = vec![0.0; labels.len() * classes];
+    for (i, &y) in labels.iter().enumerate() {
+        v[i * classes + y] = 1.0;
+    }
+    dev.tensor_from_vec(v, (labels.len(), classes))
+}

@@ -1,0 +1,15 @@
+//! The training stage: one generic loop over any [`Net`], whatever its architecture.
+//!
+//! Compile-time-shaped dfdx models are driven from a runtime spec the way candle's
+//! mnist-training does it: the caller matches the spec's model name to a concrete type once and
+//! hands it to [`fit`], which is generic over [`Net`].
+
+mod fit;
+mod net;
+mod optim;
+mod regularize;
+
+pub use fit::{fit, EpochMetrics, FitConfig, Outcome, Source, Split};
+pub use net::{Dev, Inputs, Logits, Net, TrainError};
+pub use optim::OptimizerConfig;
+pub use regularize::{penalised_norm, Regularization, RegularizationKind};

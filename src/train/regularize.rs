@@ -1,0 +1,183 @@
+//! Weight penalties applied by hand, so that λ means exactly what the spec says.
+//!
+//! * `L2`: the loss gets λ‖w‖², so the gradient gets 2λw and one plain SGD step is
+//!   w ← (1 − 2αλ)·w − α·∂L/∂w.
+//! * `L1`: the loss gets λ‖w‖₁, the gradient λ·sign(w).
+//! * `Decoupled`: w ← (1 − αλ)·w before the optimizer step (AdamW's decay).
+//!
+//! "Weights" are the conv and linear weights (tensors named `weight` of rank ≥ 2); biases,
+//! BatchNorm scales and running statistics are left alone unless `apply_to_all`.
+
+use dfdx::nn::tensor_collection::{
+    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
+};
+use dfdx::prelude::*;
+
+use super::Dev;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegularizationKind {
+    None,
+    L2,
+    L1,
+    Decoupled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Regularization {
+    pub kind: RegularizationKind,
+    pub lambda: f64,
+    /// Every trainable tensor instead of only conv/linear weights.
+    pub apply_to_all: bool,
+}
+
+impl Regularization {
+    pub const NONE: Self = Self { kind: RegularizationKind::None, lambda: 0.0, apply_to_all: false };
+
+    /// Adds the penalty's gradient to `grads` (L2 and L1; nothing for the others).
+    pub fn add_gradients<M: TensorCollection<f32, Dev>>(&self, model: &mut M, grads: &mut Gradients<f32, Dev>) {
+        let action = match self.kind {
+            RegularizationKind::L2 => Action::L2Grad(grads, 2.0 * self.lambda as f32),
+            RegularizationKind::L1 => Action::L1Grad(grads, self.lambda as f32),
+            _ => return,
+        };
+        walk(model, self.apply_to_all, action);
+    }
+
+    /// Shrinks the weights by (1 − lr·λ) for decoupled weight decay; nothing for the others.
+    pub fn decay<M: TensorCollection<f32, Dev>>(&self, model: &mut M, lr: f64) {
+        if self.kind == RegularizationKind::Decoupled && self.lambda > 0.0 {
+            walk(model, self.apply_to_all, Action::Scale((1.0 - lr * self.lambda) as f32));
+        }
+    }
+}
+
+/// ‖w‖₂ over the tensors a penalty applies to.
+pub fn penalised_norm<M: TensorCollection<f32, Dev>>(model: &mut M, apply_to_all: bool) -> f64 {
+    let mut sum = 0.0f64;
+    walk(model, apply_to_all, Action::SquaredNorm(&mut sum));
+    sum.sqrt()
+}
+
+enum Action<'a> {
+    L2Grad(&'a mut Gradients<f32, Dev>, f32),
+    L1Grad(&'a mut Gradients<f32, Dev>, f32),
+    Scale(f32),
+    SquaredNorm(&'a mut f64),
+}
+
+struct Walk<'a> {
+    all: bool,
+    action: Action<'a>,
+}
+
+fn walk<M: TensorCollection<f32, Dev>>(model: &mut M, all: bool, action: Action<'_>) {
+    let mut v = Walk { all, action };
+    M::iter_tensors(&mut RecursiveWalker { m: (model, String::new()), f: &mut v })
+        .expect("walking the model's tensors");
+}
+
+impl TensorVisitor<f32, Dev> for Walk<'_> {
+    type Viewer = (ViewTensorMut, ViewTensorName);
+    type Err = CpuError;
+    type E2 = f32;
+    type D2 = Dev;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, Dev>,
+        (t, name): (&mut Tensor<S, f32, Dev>, String),
+    ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
+        let is_weight = S::NUM_DIMS >= 2 && (name == "weight" || name.ends_with(".weight"));
+        if !opts.do_gradient_update || !(self.all || is_weight) {
+            return Ok(None);
+        }
+        let w = t.as_vec();
+        match &mut self.action {
+            Action::L2Grad(grads, k) => {
+                for (g, w) in grads.get_or_alloc_mut(t)?.iter_mut().zip(&w) {
+                    *g += *k * w;
+                }
+            }
+            Action::L1Grad(grads, k) => {
+                for (g, w) in grads.get_or_alloc_mut(t)?.iter_mut().zip(&w) {
+                    *g += *k * sign(*w);
+                }
+            }
+            Action::Scale(k) => {
+                let scaled: Vec<f32> = w.iter().map(|w| w * *k).collect();
+                t.copy_from(&scaled);
+            }
+            Action::SquaredNorm(sum) => **sum += w.iter().map(|&w| (w as f64) * (w as f64)).sum::<f64>(),
+        }
+        Ok(None)
+    }
+}
+
+fn sign(w: f32) -> f32 {
+    if w > 0.0 {
+        1.0
+    } else if w < 0.0 {
+        -1.0
+    } else {
+        0.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::pixels::LinearModel;
+    use crate::train::OptimizerConfig;
+
+    /// One plain SGD step under an L2 penalty is exactly w ← (1 − 2αλ)·w − α·∂L/∂w.
+    #[test]
+    fn l2_sgd_step_matches_the_closed_form() {
+        let dev = Dev::seed_from_u64(3);
+        let mut model = LinearModel::new(&dev, 4, 3);
+        let (alpha, lambda) = (0.1, 0.05);
+        let w0 = model.fc.weight.as_vec();
+        let b0 = model.fc.bias.as_vec();
+        let x = dev.tensor_from_vec(vec![0.5, -1.0, 2.0, 0.25, 1.5, 0.0, -0.5, 1.0], (2usize, 4usize));
+        let target = dev.tensor_from_vec(vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0], (2usize, 3usize));
+
+        // the data gradient alone
+        let g = model.alloc_grads();
+        let loss = cross_entropy_with_logits_loss(model.fc.forward(x.clone().traced(g)), target.clone());
+        let data_grads = loss.backward();
+        let dw = data_grads.get(&model.fc.weight).as_vec();
+        let db = data_grads.get(&model.fc.bias).as_vec();
+
+        let reg = Regularization { kind: RegularizationKind::L2, lambda, apply_to_all: false };
+        let mut opt = OptimizerConfig::Sgd { lr: alpha, momentum: 0.0, nesterov: false }.build(&model);
+        let g = model.alloc_grads();
+        let loss = cross_entropy_with_logits_loss(model.fc.forward(x.traced(g)), target);
+        let mut grads = loss.backward();
+        reg.add_gradients(&mut model, &mut grads);
+        opt.update(&mut model, &grads).unwrap();
+
+        let k = 1.0 - 2.0 * alpha * lambda;
+        for ((w1, w0), dw) in model.fc.weight.as_vec().iter().zip(&w0).zip(&dw) {
+            let expect = k * *w0 as f64 - alpha * *dw as f64;
+            assert!((*w1 as f64 - expect).abs() < 1e-6, "{w1} vs {expect}");
+        }
+        // the bias is not a weight: a plain step
+        for ((b1, b0), db) in model.fc.bias.as_vec().iter().zip(&b0).zip(&db) {
+            assert!((*b1 as f64 - (*b0 as f64 - alpha * *db as f64)).abs() < 1e-6);
+        }
+    }
+
+    #[test]
+    fn decoupled_decay_and_norm() {
+        let dev = Dev::seed_from_u64(1);
+        let mut model = LinearModel::new(&dev, 5, 2);
+        let n0 = penalised_norm(&mut model, false);
+        let expect = model.fc.weight.as_vec().iter().map(|&w| (w as f64).powi(2)).sum::<f64>().sqrt();
+        assert!((n0 - expect).abs() < 1e-9);
+        let with_bias = penalised_norm(&mut model, true);
+        assert!(with_bias > n0);
+        let reg = Regularization { kind: RegularizationKind::Decoupled, lambda: 0.5, apply_to_all: false };
+        reg.decay(&mut model, 0.2);
+        assert!((penalised_norm(&mut model, false) - 0.9 * n0).abs() < 1e-6);
+    }
+}
