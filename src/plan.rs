@@ -26,7 +26,12 @@ pub fn expand(exp: &Experiment) -> Result<Vec<PlannedRun>, SpecError> {
     let mut runs = Vec::with_capacity(total);
     for index in 0..total {
         let point = exp.point(&choice(index, &lens))?;
-        runs.push(PlannedRun { index, swept: point.swept, spec: point.spec, warnings: point.warnings });
+        runs.push(PlannedRun {
+            index,
+            swept: point.swept,
+            spec: point.spec,
+            warnings: point.warnings,
+        });
     }
     Ok(runs)
 }
@@ -48,17 +53,35 @@ pub fn run_id(spec: &RunSpec, salt: &str) -> String {
     hasher.update(spec.to_toml().as_bytes());
     hasher.update(b"\n");
     hasher.update(salt.as_bytes());
-    hasher.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
+    hasher
+        .finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// What `runner plan` prints: a header, then one line per run with its index, id and swept values.
 pub fn render(exp: &Experiment, runs: &[PlannedRun], ids: &[String]) -> String {
     let noun = if runs.len() == 1 { "run" } else { "runs" };
-    let mut out = format!("{}: {} {noun} from {}\n", exp.name, runs.len(), display_path(&exp.source));
+    let mut out = format!(
+        "{}: {} {noun} from {}\n",
+        exp.name,
+        runs.len(),
+        display_path(&exp.source)
+    );
     let width = runs.len().saturating_sub(1).to_string().len();
     for (run, id) in runs.iter().zip(ids) {
-        let swept = run.swept.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
-        let swept = if swept.is_empty() { "(base)".to_owned() } else { swept.join(" ") };
+        let swept = run
+            .swept
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>();
+        let swept = if swept.is_empty() {
+            "(base)".to_owned()
+        } else {
+            swept.join(" ")
+        };
         out.push_str(&format!("{:>width$}  {id}  {swept}\n", run.index));
     }
     out

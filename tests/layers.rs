@@ -14,7 +14,10 @@ fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
         for class in ["cat", "dog"] {
             let to = dir.path().join("pipeline/data/set").join(split).join(class);
             fs::create_dir_all(&to).unwrap();
-            for image in fs::read_dir(fixture.join(split).join(class)).unwrap().take(1) {
+            for image in fs::read_dir(fixture.join(split).join(class))
+                .unwrap()
+                .take(1)
+            {
                 let image = image.unwrap().path();
                 fs::copy(&image, to.join(image.file_name().unwrap())).unwrap();
             }
@@ -29,30 +32,52 @@ fn project(files: &[(&str, &str)]) -> tempfile::TempDir {
 }
 
 fn load(dir: &Path, file: &str, overrides: &[&str]) -> Result<spec::Experiment, SpecError> {
-    let opts = LoadOptions { overrides: overrides.iter().map(|s| s.to_string()).collect(), pipeline_dir: None };
+    let opts = LoadOptions {
+        overrides: overrides.iter().map(|s| s.to_string()).collect(),
+        pipeline_dir: None,
+    };
     spec::load(&dir.join(file), &opts)
 }
 
-const DATASET_PRESET: (&str, &str) = ("pipeline/datasets/set.toml", "[dataset]\nroot = \"../data/set\"\n");
+const DATASET_PRESET: (&str, &str) = (
+    "pipeline/datasets/set.toml",
+    "[dataset]\nroot = \"../data/set\"\n",
+);
 
 #[test]
 fn paths_resolve_against_the_file_that_set_them() {
     let dir = project(&[
         DATASET_PRESET,
-        ("pipeline/models/probe.toml", "[backbone]\nname = \"linear\"\nweights = \"../weights/w.safetensors\"\n"),
+        (
+            "pipeline/models/probe.toml",
+            "[backbone]\nname = \"linear\"\nweights = \"../weights/w.safetensors\"\n",
+        ),
         ("pipeline/weights/w.safetensors", ""),
-        ("experiments/deep/e.toml", "use = [\"datasets/set\", \"models/probe\"]\n[experiment]\nname = \"e\"\n"),
+        (
+            "experiments/deep/e.toml",
+            "use = [\"datasets/set\", \"models/probe\"]\n[experiment]\nname = \"e\"\n",
+        ),
     ]);
     let exp = load(dir.path(), "experiments/deep/e.toml", &[]).unwrap();
     let root = dir.path().join("pipeline/data/set");
     assert_eq!(exp.base.dataset.root, root);
-    assert_eq!(exp.base.backbone.weights.as_deref(), Some(dir.path().join("pipeline/weights/w.safetensors").as_path()));
+    assert_eq!(
+        exp.base.backbone.weights.as_deref(),
+        Some(dir.path().join("pipeline/weights/w.safetensors").as_path())
+    );
     assert_eq!(exp.project_dir, dir.path());
-    assert_eq!(exp.pipeline_dir.as_deref(), Some(dir.path().join("pipeline").as_path()));
-    let files: Vec<PathBuf> = ["pipeline/datasets/set.toml", "pipeline/models/probe.toml", "experiments/deep/e.toml"]
-        .iter()
-        .map(|f| dir.path().join(f))
-        .collect();
+    assert_eq!(
+        exp.pipeline_dir.as_deref(),
+        Some(dir.path().join("pipeline").as_path())
+    );
+    let files: Vec<PathBuf> = [
+        "pipeline/datasets/set.toml",
+        "pipeline/models/probe.toml",
+        "experiments/deep/e.toml",
+    ]
+    .iter()
+    .map(|f| dir.path().join(f))
+    .collect();
     assert_eq!(exp.files, files);
 }
 
@@ -73,18 +98,34 @@ fn the_experiment_overrides_its_presets_in_order() {
 fn presets_can_use_presets_but_not_in_a_cycle() {
     let dir = project(&[
         DATASET_PRESET,
-        ("pipeline/bundles/a.toml", "use = [\"datasets/set\", \"bundles/b\"]\n"),
+        (
+            "pipeline/bundles/a.toml",
+            "use = [\"datasets/set\", \"bundles/b\"]\n",
+        ),
         ("pipeline/bundles/b.toml", "use = [\"bundles/a\"]\n"),
-        ("pipeline/bundles/ok.toml", "use = [\"datasets/set\"]\n[train]\nepochs = 3\n"),
-        ("cycle.toml", "use = [\"bundles/a\"]\n[experiment]\nname = \"c\"\n"),
-        ("nested.toml", "use = [\"bundles/ok\"]\n[experiment]\nname = \"n\"\n"),
+        (
+            "pipeline/bundles/ok.toml",
+            "use = [\"datasets/set\"]\n[train]\nepochs = 3\n",
+        ),
+        (
+            "cycle.toml",
+            "use = [\"bundles/a\"]\n[experiment]\nname = \"c\"\n",
+        ),
+        (
+            "nested.toml",
+            "use = [\"bundles/ok\"]\n[experiment]\nname = \"n\"\n",
+        ),
     ]);
     let exp = load(dir.path(), "nested.toml", &[]).unwrap();
     assert_eq!(exp.base.train.epochs, 3);
     assert!(exp.base.dataset.root.ends_with("pipeline/data/set"));
     let err = load(dir.path(), "cycle.toml", &[]).unwrap_err();
     assert!(matches!(err, SpecError::Preset(_)), "{err}");
-    assert!(err.to_string().contains("presets use each other in a cycle: `bundles/a`"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("presets use each other in a cycle: `bundles/a`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -92,7 +133,10 @@ fn presets_cannot_sweep() {
     let dir = project(&[
         DATASET_PRESET,
         ("pipeline/sweeps/s.toml", "[sweep]\nseeds = [1, 2]\n"),
-        ("e.toml", "use = [\"datasets/set\", \"sweeps/s\"]\n[experiment]\nname = \"e\"\n"),
+        (
+            "e.toml",
+            "use = [\"datasets/set\", \"sweeps/s\"]\n[experiment]\nname = \"e\"\n",
+        ),
     ]);
     let err = load(dir.path(), "e.toml", &[]).unwrap_err();
     assert!(err.to_string().contains("presets cannot sweep"), "{err}");
@@ -100,12 +144,29 @@ fn presets_cannot_sweep() {
 
 #[test]
 fn an_explicit_pipeline_dir_wins() {
-    let dir = project(&[DATASET_PRESET, ("elsewhere/e.toml", "use = [\"datasets/set\"]\n[experiment]\nname = \"e\"\n")]);
+    let dir = project(&[
+        DATASET_PRESET,
+        (
+            "elsewhere/e.toml",
+            "use = [\"datasets/set\"]\n[experiment]\nname = \"e\"\n",
+        ),
+    ]);
     let outside = tempfile::tempdir().unwrap();
-    fs::copy(dir.path().join("elsewhere/e.toml"), outside.path().join("e.toml")).unwrap();
+    fs::copy(
+        dir.path().join("elsewhere/e.toml"),
+        outside.path().join("e.toml"),
+    )
+    .unwrap();
     let err = load(outside.path(), "e.toml", &[]).unwrap_err();
-    assert!(err.to_string().contains("no `pipeline/` folder above this file"), "{err}");
-    let opts = LoadOptions { overrides: vec![], pipeline_dir: Some(dir.path().join("pipeline")) };
+    assert!(
+        err.to_string()
+            .contains("no `pipeline/` folder above this file"),
+        "{err}"
+    );
+    let opts = LoadOptions {
+        overrides: vec![],
+        pipeline_dir: Some(dir.path().join("pipeline")),
+    };
     let exp = spec::load(&outside.path().join("e.toml"), &opts).unwrap();
     assert!(exp.base.dataset.root.starts_with(dir.path()));
 }
@@ -119,14 +180,23 @@ fn sweeping_a_path_resolves_it_against_the_experiment() {
     ]);
     let exp = load(dir.path(), "exp/e.toml", &[]).unwrap();
     let runs = runner::plan::expand(&exp).unwrap();
-    assert_eq!(runs[0].spec.backbone.weights.as_deref(), Some(dir.path().join("exp/w1.safetensors").as_path()));
+    assert_eq!(
+        runs[0].spec.backbone.weights.as_deref(),
+        Some(dir.path().join("exp/w1.safetensors").as_path())
+    );
 }
 
 #[test]
 fn unknown_table_suggests_the_right_one() {
-    let dir = project(&[("e.toml", "[experiment]\nname = \"e\"\n[optimiser]\nlr = 0.1\n")]);
+    let dir = project(&[(
+        "e.toml",
+        "[experiment]\nname = \"e\"\n[optimiser]\nlr = 0.1\n",
+    )]);
     let err = load(dir.path(), "e.toml", &[]).unwrap_err().to_string();
-    assert!(err.contains("unknown key `optimiser`") && err.contains("did you mean `optimizer`?"), "{err}");
+    assert!(
+        err.contains("unknown key `optimiser`") && err.contains("did you mean `optimizer`?"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -137,9 +207,24 @@ fn wrong_lengths_and_negative_counts_are_schema_errors() {
         ("freeze.toml", "[backbone]\nfreeze = \"layer3\"\n"),
     ]);
     let mean = load(dir.path(), "mean.toml", &[]).unwrap_err().to_string();
-    assert!(mean.contains("wrong length for `transforms.mean`") && mean.contains("expected an array of length 3"), "{mean}");
-    let epochs = load(dir.path(), "epochs.toml", &[]).unwrap_err().to_string();
-    assert!(epochs.contains("invalid value for `train.epochs`") && epochs.contains("expected a whole number >= 0"), "{epochs}");
-    let freeze = load(dir.path(), "freeze.toml", &[]).unwrap_err().to_string();
-    assert!(freeze.contains("expected true, false or \"until:<block>\""), "{freeze}");
+    assert!(
+        mean.contains("wrong length for `transforms.mean`")
+            && mean.contains("expected an array of length 3"),
+        "{mean}"
+    );
+    let epochs = load(dir.path(), "epochs.toml", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        epochs.contains("invalid value for `train.epochs`")
+            && epochs.contains("expected a whole number >= 0"),
+        "{epochs}"
+    );
+    let freeze = load(dir.path(), "freeze.toml", &[])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        freeze.contains("expected true, false or \"until:<block>\""),
+        "{freeze}"
+    );
 }

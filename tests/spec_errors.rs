@@ -6,7 +6,10 @@ use std::path::Path;
 use runner::spec::{self, LoadOptions, SpecError};
 
 fn load(spec: &str, overrides: &[&str]) -> Result<spec::Experiment, SpecError> {
-    let opts = LoadOptions { overrides: overrides.iter().map(|s| s.to_string()).collect(), pipeline_dir: None };
+    let opts = LoadOptions {
+        overrides: overrides.iter().map(|s| s.to_string()).collect(),
+        pipeline_dir: None,
+    };
     spec::load(&Path::new("tests/specs").join(spec), &opts)
 }
 
@@ -126,5 +129,11 @@ fn sweep_zip_mismatch() {
 
 #[test]
 fn sweep_key_swept_twice() {
-    insta::assert_snapshot!(error("sweep.toml", &["sweep.seeds=[]", "sweep.grid={\"train.batch_size\"=[1], \"optimizer.lr\"=[0.1]}"]));
+    insta::assert_snapshot!(error(
+        "sweep.toml",
+        &[
+            "sweep.seeds=[]",
+            "sweep.grid={\"train.batch_size\"=[1], \"optimizer.lr\"=[0.1]}"
+        ]
+    ));
 }

@@ -31,11 +31,19 @@ pub enum SourceKind {
 
 impl Source {
     pub fn defaults(text: &str) -> Arc<Source> {
-        Arc::new(Source { kind: SourceKind::Defaults, path: None, text: text.to_owned() })
+        Arc::new(Source {
+            kind: SourceKind::Defaults,
+            path: None,
+            text: text.to_owned(),
+        })
     }
 
     pub fn file(path: PathBuf, text: String) -> Arc<Source> {
-        Arc::new(Source { kind: SourceKind::File, path: Some(path), text })
+        Arc::new(Source {
+            kind: SourceKind::File,
+            path: Some(path),
+            text,
+        })
     }
 
     /// What a location line names: the file relative to the current folder, or the `--set`.
@@ -124,7 +132,10 @@ impl Diagnostic {
     }
 
     pub fn warning(message: impl Into<String>) -> Self {
-        Diagnostic { severity: Severity::Warning, ..Diagnostic::error(message) }
+        Diagnostic {
+            severity: Severity::Warning,
+            ..Diagnostic::error(message)
+        }
     }
 
     pub fn at(mut self, snippet: Option<Snippet>) -> Self {
@@ -167,8 +178,12 @@ impl fmt::Display for Diagnostic {
             let pad = " ".repeat(gutter);
             writeln!(f, "{pad}--> {}", at.location())?;
             let text = &at.source.text;
-            let line_start = text[..at.span.start.min(text.len())].rfind('\n').map_or(0, |i| i + 1);
-            let line_end = text[line_start..].find('\n').map_or(text.len(), |i| line_start + i);
+            let line_start = text[..at.span.start.min(text.len())]
+                .rfind('\n')
+                .map_or(0, |i| i + 1);
+            let line_end = text[line_start..]
+                .find('\n')
+                .map_or(text.len(), |i| line_start + i);
             let line_text = text[line_start..line_end].trim_end_matches('\r');
             let start = at.span.start.clamp(line_start, line_end);
             let end = at.span.end.clamp(start, line_end);
@@ -270,7 +285,11 @@ impl SpecError {
 }
 
 fn render_all(diags: &[Diagnostic]) -> String {
-    let mut out = diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n");
+    let mut out = diags
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
     if diags.len() > 1 {
         out.push_str(&format!("\nerror: {} problems in the spec\n", diags.len()));
     }
@@ -278,7 +297,10 @@ fn render_all(diags: &[Diagnostic]) -> String {
 }
 
 /// The nearest candidate to a misspelt word, if any is close enough to be a likely typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))
@@ -290,7 +312,10 @@ pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str
 /// A path for messages: relative to the current folder when under it, so output is stable.
 pub fn display_path(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();
-    path.strip_prefix(&cwd).unwrap_or(path).display().to_string()
+    path.strip_prefix(&cwd)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 #[cfg(test)]
@@ -308,7 +333,10 @@ mod tests {
     #[test]
     fn line_and_column_count_characters() {
         let source = Source::defaults("a = 1\nλ = \"x\"\n");
-        let at = Snippet { source, span: 11..14 };
+        let at = Snippet {
+            source,
+            span: 11..14,
+        };
         assert_eq!(at.line_col(), (2, 5));
     }
 }

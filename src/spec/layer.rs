@@ -34,7 +34,10 @@ fn syntax_error(err: &toml::de::Error, source: &Arc<Source>) -> SpecError {
     let message = err.message().trim();
     let (first, rest) = message.split_once('\n').unwrap_or((message, ""));
     let diag = Diagnostic::error(format!("invalid toml: {}", first.trim().to_lowercase()))
-        .at(err.span().map(|span| Snippet { source: source.clone(), span }))
+        .at(err.span().map(|span| Snippet {
+            source: source.clone(),
+            span,
+        }))
         .in_file(source.clone())
         .label(rest.trim().replace('\n', "; "));
     SpecError::Syntax(Box::new(diag))
@@ -44,8 +47,14 @@ fn syntax_error(err: &toml::de::Error, source: &Arc<Source>) -> SpecError {
 /// diagnostic naming the dotted key, with a suggestion for a misspelt key or variant.
 pub fn schema_error(err: &toml::de::Error, source: &Arc<Source>, sites: &Sites) -> Diagnostic {
     let span = err.span();
-    let key = span.as_ref().and_then(|s| sites.key_at(s)).map(str::to_owned);
-    let at = span.map(|span| Snippet { source: source.clone(), span });
+    let key = span
+        .as_ref()
+        .and_then(|s| sites.key_at(s))
+        .map(str::to_owned);
+    let at = span.map(|span| Snippet {
+        source: source.clone(),
+        span,
+    });
     describe_serde_error(err.message(), key.as_deref(), at, source)
 }
 
@@ -78,8 +87,10 @@ pub fn describe_serde_error(
         diag
     } else if let Some(rest) = message.strip_prefix("unknown variant ") {
         let (found, expected) = split_expected(rest);
-        let mut diag = Diagnostic::error(format!("invalid value for `{key_name}`"))
-            .label(format!("expected one of {}, found `{found}`", quote_list(&expected)));
+        let mut diag = Diagnostic::error(format!("invalid value for `{key_name}`")).label(format!(
+            "expected one of {}, found `{found}`",
+            quote_list(&expected)
+        ));
         if let Some(best) = did_you_mean(&found, expected.iter().map(String::as_str)) {
             diag = diag.help(format!("did you mean `\"{best}\"`?"));
         }
@@ -94,8 +105,10 @@ pub fn describe_serde_error(
             .label(format!("expected {}, found {found}", friendly(expected)))
     } else if let Some(rest) = message.strip_prefix("invalid length ") {
         let (found, expected) = rest.split_once(", expected ").unwrap_or((rest, "?"));
-        Diagnostic::error(format!("wrong length for `{key_name}`"))
-            .label(format!("expected {}, found {found} elements", friendly(expected)))
+        Diagnostic::error(format!("wrong length for `{key_name}`")).label(format!(
+            "expected {}, found {found} elements",
+            friendly(expected)
+        ))
     } else {
         Diagnostic::error(format!("invalid `{key_name}`")).label(message.to_lowercase())
     };
@@ -115,7 +128,11 @@ fn split_expected(rest: &str) -> (String, Vec<String>) {
 }
 
 fn quote_list(names: &[String]) -> String {
-    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+    names
+        .iter()
+        .map(|n| format!("`{n}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Serde's Rust type names in the words of a TOML user.
@@ -143,7 +160,10 @@ mod tests {
     fn unknown_key_names_path_and_suggests() {
         let err = parse("[regularization]\nlamda = 0.1\n").unwrap_err();
         let text = err.to_string();
-        assert!(text.contains("unknown key `regularization.lamda`"), "{text}");
+        assert!(
+            text.contains("unknown key `regularization.lamda`"),
+            "{text}"
+        );
         assert!(text.contains("did you mean `lambda`?"), "{text}");
         assert!(text.contains(":2:1"), "{text}");
     }
@@ -153,12 +173,17 @@ mod tests {
         let err = parse("[optimizer]\nlr = \"fast\"\n").unwrap_err();
         let text = err.to_string();
         assert!(text.contains("wrong type for `optimizer.lr`"), "{text}");
-        assert!(text.contains("expected a number, found string \"fast\""), "{text}");
+        assert!(
+            text.contains("expected a number, found string \"fast\""),
+            "{text}"
+        );
     }
 
     #[test]
     fn unknown_variant_suggests() {
-        let err = parse("[backbone]\nname = \"resnet43\"\n").unwrap_err().to_string();
+        let err = parse("[backbone]\nname = \"resnet43\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("invalid value for `backbone.name`"), "{err}");
         assert!(err.contains("did you mean `\"resnet34\"`?"), "{err}");
     }

@@ -19,10 +19,13 @@ mod validate;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use error::{display_path, Diagnostic, Severity, Snippet, Source, SourceKind, SpecError, EXIT_CONFIG};
+pub use error::{
+    display_path, Diagnostic, Severity, Snippet, Source, SourceKind, SpecError, EXIT_CONFIG,
+};
 pub use resolved::{
-    ApplyTo, Backbone, BackboneName, Cache, Dataset, Device, ExperimentInfo, Freeze, Head, Loss, LossKind,
-    OnBadImage, Optimizer, OptimizerKind, Regularization, RegularizationKind, RunSpec, Train, Transforms,
+    ApplyTo, Backbone, BackboneName, Cache, Dataset, Device, ExperimentInfo, Freeze, Head, Loss,
+    LossKind, OnBadImage, Optimizer, OptimizerKind, Regularization, RegularizationKind, RunSpec,
+    Train, Transforms,
 };
 pub use sweep::{Axis, AxisKind, Sweep, SweptKey};
 
@@ -135,7 +138,11 @@ pub struct Point {
 impl Experiment {
     /// Resolves the point that takes value `choice[i]` of axis `i`, and checks it.
     pub fn point(&self, choice: &[usize]) -> Result<Point, SpecError> {
-        assert_eq!(choice.len(), self.sweep.axes.len(), "one choice per sweep axis");
+        assert_eq!(
+            choice.len(),
+            self.sweep.axes.len(),
+            "one choice per sweep axis"
+        );
         let mut raw = self.raw.clone();
         let mut sites = self.sites.clone();
         let mut swept = Vec::new();
@@ -148,11 +155,18 @@ impl Experiment {
         }
         let spec = RunSpec::from_raw(&raw, &self.project_dir)?;
         let warnings = validate::check(&spec, &sites, &self.file).map_err(|e| {
-            let values = swept.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
+            let values = swept
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>();
             e.with_note(&format!("in the sweep run with {}", values.join(", ")))
         })?;
         let warnings = warnings.iter().map(ToString::to_string).collect();
-        Ok(Point { swept, spec, warnings })
+        Ok(Point {
+            swept,
+            spec,
+            warnings,
+        })
     }
 }
 

@@ -16,7 +16,10 @@ pub fn parse(arg: &str) -> Result<Layer, SpecError> {
             text: arg.to_owned(),
         });
         let diag = Diagnostic::error(format!("invalid override `{arg}`"))
-            .at(Some(super::error::Snippet { source, span: 0..arg.len() }))
+            .at(Some(super::error::Snippet {
+                source,
+                span: 0..arg.len(),
+            }))
             .label(label.to_owned())
             .help("write `--set section.key=value`, e.g. `--set optimizer.lr=0.01`");
         SpecError::Override(Box::new(diag))
@@ -26,17 +29,25 @@ pub fn parse(arg: &str) -> Result<Layer, SpecError> {
     };
     let (key, value) = (key.trim(), value.trim());
     if key.is_empty() || toml::from_str::<toml::Table>(&format!("{key} = 0")).is_err() {
-        return Err(bad("expected a dotted key such as `optimizer.lr` before `=`"));
+        return Err(bad(
+            "expected a dotted key such as `optimizer.lr` before `=`",
+        ));
     }
     if key == "use" {
-        return Err(bad("`use` can only be set in a file: presets apply before the experiment"));
+        return Err(bad(
+            "`use` can only be set in a file: presets apply before the experiment",
+        ));
     }
     let text = if toml::from_str::<toml::Table>(&format!("{key} = {value}")).is_ok() {
         format!("{key} = {value}")
     } else {
         format!("{key} = {}", toml::Value::String(value.to_owned()))
     };
-    let source = Arc::new(Source { kind: SourceKind::Override(arg.to_owned()), path: None, text });
+    let source = Arc::new(Source {
+        kind: SourceKind::Override(arg.to_owned()),
+        path: None,
+        text,
+    });
     Layer::parse(source)
 }
 
@@ -58,7 +69,13 @@ mod tests {
     fn bad_arguments_are_errors() {
         assert!(matches!(parse("optimizer.lr"), Err(SpecError::Override(_))));
         assert!(matches!(parse("=3"), Err(SpecError::Override(_))));
-        assert!(matches!(parse("optimizer.lr=fast"), Err(SpecError::Schema(_))));
-        assert!(matches!(parse("optimizer.lrr=0.1"), Err(SpecError::Schema(_))));
+        assert!(matches!(
+            parse("optimizer.lr=fast"),
+            Err(SpecError::Schema(_))
+        ));
+        assert!(matches!(
+            parse("optimizer.lrr=0.1"),
+            Err(SpecError::Schema(_))
+        ));
     }
 }

@@ -117,7 +117,11 @@ pub struct RawExperiment {
     pub description: Option<String>,
     pub seed: Option<u64>,
 }
-update_leaves!(RawExperiment { name, description, seed });
+update_leaves!(RawExperiment {
+    name,
+    description,
+    seed
+});
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -129,7 +133,14 @@ pub struct RawDataset {
     pub val_per_class: Option<usize>,
     pub on_bad_image: Option<OnBadImage>,
 }
-update_leaves!(RawDataset { root, train_dir, val_dir, train_per_class, val_per_class, on_bad_image });
+update_leaves!(RawDataset {
+    root,
+    train_dir,
+    val_dir,
+    train_per_class,
+    val_per_class,
+    on_bad_image
+});
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,7 +152,14 @@ pub struct RawTransforms {
     pub mean: Option<[f32; 3]>,
     pub std: Option<[f32; 3]>,
 }
-update_leaves!(RawTransforms { resize, crop, random_crop, hflip, mean, std });
+update_leaves!(RawTransforms {
+    resize,
+    crop,
+    random_crop,
+    hflip,
+    mean,
+    std
+});
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,7 +168,11 @@ pub struct RawBackbone {
     pub weights: Option<PathBuf>,
     pub freeze: Option<Freeze>,
 }
-update_leaves!(RawBackbone { name, weights, freeze });
+update_leaves!(RawBackbone {
+    name,
+    weights,
+    freeze
+});
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -176,7 +198,14 @@ pub struct RawOptimizer {
     pub betas: Option<[f64; 2]>,
     pub eps: Option<f64>,
 }
-update_leaves!(RawOptimizer { kind, lr, momentum, nesterov, betas, eps });
+update_leaves!(RawOptimizer {
+    kind,
+    lr,
+    momentum,
+    nesterov,
+    betas,
+    eps
+});
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -186,7 +215,12 @@ pub struct RawRegularization {
     pub apply_to: Option<ApplyTo>,
     pub allow_unstable: Option<bool>,
 }
-update_leaves!(RawRegularization { kind, lambda, apply_to, allow_unstable });
+update_leaves!(RawRegularization {
+    kind,
+    lambda,
+    apply_to,
+    allow_unstable
+});
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -195,7 +229,11 @@ pub struct RawTrain {
     pub batch_size: Option<usize>,
     pub device: Option<Device>,
 }
-update_leaves!(RawTrain { epochs, batch_size, device });
+update_leaves!(RawTrain {
+    epochs,
+    batch_size,
+    device
+});
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -207,7 +245,10 @@ update_leaves!(RawCache { features, dir });
 
 /// Dotted key → its values, each with its place in the file. Keys come back sorted by name;
 /// their spans give the file order.
-pub type RawAxes = BTreeMap<Spanned<String>, Spanned<Vec<Spanned<toml::Value>>>>;
+pub type RawAxes = BTreeMap<Spanned<String>, SweptValues>;
+
+/// The list of values swept for one key, each value with its span.
+pub type SweptValues = Spanned<Vec<Spanned<toml::Value>>>;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -234,6 +275,9 @@ mod tests {
     fn relative_paths_resolve_against_the_setting_file() {
         let mut raw: RawSpec = toml::from_str("[dataset]\nroot = \"../data/x\"").unwrap();
         raw.resolve_paths(Path::new("/p/pipeline/datasets"));
-        assert_eq!(raw.dataset.unwrap().root.unwrap(), PathBuf::from("/p/pipeline/data/x"));
+        assert_eq!(
+            raw.dataset.unwrap().root.unwrap(),
+            PathBuf::from("/p/pipeline/data/x")
+        );
     }
 }

@@ -204,7 +204,9 @@ impl<'de> Deserialize<'de> for Freeze {
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Freeze, E> {
                 match v.strip_prefix("until:") {
-                    Some(block) if !block.trim().is_empty() => Ok(Freeze::Until(block.trim().to_owned())),
+                    Some(block) if !block.trim().is_empty() => {
+                        Ok(Freeze::Until(block.trim().to_owned()))
+                    }
                     _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
                 }
             }
@@ -225,10 +227,14 @@ impl RunSpec {
     /// all; a missing one is a bug in that file, reported as [`SpecError::Internal`].
     pub(crate) fn from_raw(raw: &RawSpec, project_dir: &Path) -> Result<RunSpec, SpecError> {
         fn get<T: Clone>(value: &Option<T>, key: &str) -> Result<T, SpecError> {
-            value.clone().ok_or_else(|| SpecError::Internal(format!("defaults.toml has no `{key}`")))
+            value
+                .clone()
+                .ok_or_else(|| SpecError::Internal(format!("defaults.toml has no `{key}`")))
         }
         fn section<'a, T>(value: &'a Option<T>, key: &str) -> Result<&'a T, SpecError> {
-            value.as_ref().ok_or_else(|| SpecError::Internal(format!("defaults.toml has no [{key}]")))
+            value
+                .as_ref()
+                .ok_or_else(|| SpecError::Internal(format!("defaults.toml has no [{key}]")))
         }
         let path = |p: PathBuf| (!p.as_os_str().is_empty()).then_some(p);
 
@@ -269,8 +275,12 @@ impl RunSpec {
                 weights: path(get(&b.weights, "backbone.weights")?),
                 freeze: get(&b.freeze, "backbone.freeze")?,
             },
-            head: Head { replace: get(&h.replace, "head.replace")? },
-            loss: Loss { kind: get(&l.kind, "loss.kind")? },
+            head: Head {
+                replace: get(&h.replace, "head.replace")?,
+            },
+            loss: Loss {
+                kind: get(&l.kind, "loss.kind")?,
+            },
             optimizer: Optimizer {
                 kind: get(&o.kind, "optimizer.kind")?,
                 lr: get(&o.lr, "optimizer.lr")?,
@@ -305,7 +315,11 @@ impl RunSpec {
         let mut portable = self.clone();
         let relative = |p: &mut PathBuf| {
             if let Ok(rel) = p.strip_prefix(&self.project_dir) {
-                *p = if rel.as_os_str().is_empty() { PathBuf::from(".") } else { rel.to_path_buf() };
+                *p = if rel.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    rel.to_path_buf()
+                };
             }
         };
         relative(&mut portable.dataset.root);
@@ -328,9 +342,16 @@ mod tests {
         let read = |s: &str| toml::from_str::<T>(s).map(|t| t.freeze);
         assert_eq!(read("freeze = true").unwrap(), Freeze::All);
         assert_eq!(read("freeze = false").unwrap(), Freeze::No);
-        assert_eq!(read("freeze = \"until:layer3\"").unwrap(), Freeze::Until("layer3".into()));
+        assert_eq!(
+            read("freeze = \"until:layer3\"").unwrap(),
+            Freeze::Until("layer3".into())
+        );
         let err = read("freeze = \"layer3\"").unwrap_err();
-        assert!(err.message().contains("expected true, false or \"until:<block>\""), "{err}");
+        assert!(
+            err.message()
+                .contains("expected true, false or \"until:<block>\""),
+            "{err}"
+        );
         assert!(read("freeze = 3").is_err());
     }
 }

@@ -33,7 +33,11 @@ impl Sites {
     fn walk(&mut self, source: &Arc<Source>, prefix: &str, table: &DeTable<'_>) {
         for (key, value) in table.iter() {
             let path = join_key(prefix, key.get_ref());
-            let site = Site { source: source.clone(), key: key.span(), value: value.span() };
+            let site = Site {
+                source: source.clone(),
+                key: key.span(),
+                value: value.span(),
+            };
             self.by_key.insert(path.clone(), site);
             if let DeValue::Table(inner) = value.get_ref() {
                 self.walk(source, &path, inner);
@@ -56,12 +60,16 @@ impl Sites {
 
     /// The value a key was given, for pointing at it.
     pub fn value(&self, key: &str) -> Option<Snippet> {
-        self.get(key).map(|s| Snippet { source: s.source.clone(), span: s.value.clone() })
+        self.get(key).map(|s| Snippet {
+            source: s.source.clone(),
+            span: s.value.clone(),
+        })
     }
 
     /// True when no file, `--set` or sweep set the key: the value is the embedded default.
     pub fn is_default(&self, key: &str) -> bool {
-        self.get(key).is_none_or(|s| s.source.kind == SourceKind::Defaults)
+        self.get(key)
+            .is_none_or(|s| s.source.kind == SourceKind::Defaults)
     }
 
     /// The dotted key an error span falls on: the key whose name is exactly that span, else the
@@ -87,8 +95,15 @@ impl Sites {
 
 /// `prefix.key`, quoting a key that is not a bare TOML key (sweep keys hold dots).
 pub fn join_key(prefix: &str, key: &str) -> String {
-    let bare = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    let key = if bare { key.to_owned() } else { format!("{key:?}") };
+    let bare = !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    let key = if bare {
+        key.to_owned()
+    } else {
+        format!("{key:?}")
+    };
     if prefix.is_empty() {
         key
     } else {
@@ -108,7 +123,8 @@ mod tests {
 
     #[test]
     fn records_leaves_under_headers_and_dotted_keys() {
-        let text = "[optimizer]\nlr = 0.1\n[sweep]\ngrid = { \"regularization.lambda\" = [0, 1] }\n";
+        let text =
+            "[optimizer]\nlr = 0.1\n[sweep]\ngrid = { \"regularization.lambda\" = [0, 1] }\n";
         let s = sites(text);
         let lr = s.get("optimizer.lr").unwrap();
         assert_eq!(&text[lr.value.clone()], "0.1");

@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::error::{did_you_mean, Diagnostic, Snippet, Source, SpecError};
 use super::layer::{describe_serde_error, Layer};
-use super::raw::{RawAxes, RawSpec, RawSweep};
+use super::raw::{RawAxes, RawSpec, RawSweep, SweptValues};
 use super::sites::{Site, Sites};
 
 /// The swept keys, grouped into axes. Runs are the cartesian product of the axes, the first axis
@@ -93,7 +93,10 @@ impl SweepInput {
         if let Some((source, grid)) = self.grid {
             for (key, values) in in_file_order(grid) {
                 let swept = swept_key(&source, key, values, known)?;
-                axes.push(Axis { kind: AxisKind::Grid, keys: vec![swept] });
+                axes.push(Axis {
+                    kind: AxisKind::Grid,
+                    keys: vec![swept],
+                });
             }
         }
         if let Some((source, groups)) = self.zip {
@@ -104,12 +107,18 @@ impl SweepInput {
                     .map(|(key, values)| swept_key(&source, key, values, known))
                     .collect::<Result<Vec<_>, _>>()?;
                 check_zip_group(&source, span, &keys)?;
-                axes.push(Axis { kind: AxisKind::Zip, keys });
+                axes.push(Axis {
+                    kind: AxisKind::Zip,
+                    keys,
+                });
             }
         }
         if let Some((source, sites, seeds)) = self.seeds {
             if !seeds.is_empty() {
-                axes.push(Axis { kind: AxisKind::Seeds, keys: vec![seed_key(&source, &sites, seeds)] });
+                axes.push(Axis {
+                    kind: AxisKind::Seeds,
+                    keys: vec![seed_key(&source, &sites, seeds)],
+                });
             }
         }
         check_disjoint(&axes)?;
@@ -118,7 +127,7 @@ impl SweepInput {
 }
 
 /// Serde hands map keys back sorted by name; their spans restore the order the user wrote.
-fn in_file_order(axes: RawAxes) -> Vec<(Spanned<String>, Spanned<Vec<Spanned<toml::Value>>>)> {
+fn in_file_order(axes: RawAxes) -> Vec<(Spanned<String>, SweptValues)> {
     let mut axes: Vec<_> = axes.into_iter().collect();
     axes.sort_by_key(|(key, _)| key.span().start);
     axes
@@ -131,10 +140,13 @@ fn sweep_error(diag: Diagnostic) -> SpecError {
 fn swept_key(
     source: &Arc<Source>,
     key: Spanned<String>,
-    values: Spanned<Vec<Spanned<toml::Value>>>,
+    values: SweptValues,
     known: &[&str],
 ) -> Result<SweptKey, SpecError> {
-    let key_at = Snippet { source: source.clone(), span: key.span() };
+    let key_at = Snippet {
+        source: source.clone(),
+        span: key.span(),
+    };
     let name = key.into_inner();
     if !known.contains(&name.as_str()) {
         let mut diag = Diagnostic::error(format!("unknown sweep key `{name}`"))
@@ -146,17 +158,26 @@ fn swept_key(
         return Err(sweep_error(diag));
     }
     if values.get_ref().is_empty() {
-        let at = Snippet { source: source.clone(), span: values.span() };
+        let at = Snippet {
+            source: source.clone(),
+            span: values.span(),
+        };
         let diag = Diagnostic::error(format!("no values to sweep for `{name}`"))
             .at(Some(at))
             .label("expected at least one value");
         return Err(sweep_error(diag));
     }
-    let mut out = SweptKey { key: name, values: Vec::new(), layers: Vec::new(), key_at };
+    let mut out = SweptKey {
+        key: name,
+        values: Vec::new(),
+        layers: Vec::new(),
+        key_at,
+    };
     for value in values.into_inner() {
         let span = value.span();
         let value = value.into_inner();
-        out.layers.push(value_layer(source, &out.key, &out.key_at, span, &value)?);
+        out.layers
+            .push(value_layer(source, &out.key, &out.key_at, span, &value)?);
         out.values.push(value);
     }
     Ok(out)
@@ -170,7 +191,10 @@ fn value_layer(
     span: std::ops::Range<usize>,
     value: &toml::Value,
 ) -> Result<Layer, SpecError> {
-    let at = Snippet { source: source.clone(), span: span.clone() };
+    let at = Snippet {
+        source: source.clone(),
+        span: span.clone(),
+    };
     let mut table = value.clone();
     for part in key.rsplit('.') {
         table = toml::Value::Table(toml::Table::from_iter([(part.to_owned(), table)]));
@@ -182,34 +206,73 @@ fn value_layer(
     })?;
     raw.resolve_paths(&source.base_dir());
     let mut sites = Sites::default();
-    sites.insert(key.to_owned(), Site { source: source.clone(), key: key_at.span.clone(), value: span });
-    Ok(Layer { source: source.clone(), raw, sites })
+    sites.insert(
+        key.to_owned(),
+        Site {
+            source: source.clone(),
+            key: key_at.span.clone(),
+            value: span,
+        },
+    );
+    Ok(Layer {
+        source: source.clone(),
+        raw,
+        sites,
+    })
 }
 
 fn seed_key(source: &Arc<Source>, sites: &Sites, seeds: Vec<Spanned<u64>>) -> SweptKey {
     let key = "experiment.seed".to_owned();
     let seeds_at = sites.get("sweep.seeds").map_or(0..0, |s| s.key.clone());
-    let key_at = Snippet { source: source.clone(), span: seeds_at.clone() };
-    let mut out = SweptKey { key, values: Vec::new(), layers: Vec::new(), key_at };
+    let key_at = Snippet {
+        source: source.clone(),
+        span: seeds_at.clone(),
+    };
+    let mut out = SweptKey {
+        key,
+        values: Vec::new(),
+        layers: Vec::new(),
+        key_at,
+    };
     for seed in seeds {
         let span = seed.span();
         let seed = seed.into_inner();
         let mut raw = RawSpec::default();
-        raw.experiment = Some(super::raw::RawExperiment { seed: Some(seed), ..Default::default() });
+        raw.experiment = Some(super::raw::RawExperiment {
+            seed: Some(seed),
+            ..Default::default()
+        });
         let mut sites = Sites::default();
-        let site = Site { source: source.clone(), key: seeds_at.clone(), value: span };
+        let site = Site {
+            source: source.clone(),
+            key: seeds_at.clone(),
+            value: span,
+        };
         sites.insert(out.key.clone(), site);
-        out.layers.push(Layer { source: source.clone(), raw, sites });
+        out.layers.push(Layer {
+            source: source.clone(),
+            raw,
+            sites,
+        });
         // A u64 seed above i64::MAX cannot be a TOML integer; it was read from TOML, so it fits.
         out.values.push(toml::Value::Integer(seed as i64));
     }
     out
 }
 
-fn check_zip_group(source: &Arc<Source>, span: std::ops::Range<usize>, keys: &[SweptKey]) -> Result<(), SpecError> {
-    let at = Snippet { source: source.clone(), span };
+fn check_zip_group(
+    source: &Arc<Source>,
+    span: std::ops::Range<usize>,
+    keys: &[SweptKey],
+) -> Result<(), SpecError> {
+    let at = Snippet {
+        source: source.clone(),
+        span,
+    };
     if keys.is_empty() {
-        let diag = Diagnostic::error("empty zip group").at(Some(at)).label("expected at least one key");
+        let diag = Diagnostic::error("empty zip group")
+            .at(Some(at))
+            .label("expected at least one key");
         return Err(sweep_error(diag));
     }
     let lengths: Vec<usize> = keys.iter().map(|k| k.values.len()).collect();

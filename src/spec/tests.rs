@@ -8,7 +8,11 @@ fn defaults_parse_and_set_every_key() {
     // `from_raw` fails with `Internal` on any key the defaults leave out.
     RunSpec::from_raw(&layer.raw, Path::new("/project")).unwrap();
     let sweep = layer.raw.sweep.unwrap();
-    assert!(sweep.grid.unwrap().is_empty() && sweep.seeds.unwrap().is_empty() && sweep.zip.unwrap().is_empty());
+    assert!(
+        sweep.grid.unwrap().is_empty()
+            && sweep.seeds.unwrap().is_empty()
+            && sweep.zip.unwrap().is_empty()
+    );
 }
 
 #[test]
@@ -23,7 +27,10 @@ fn every_default_key_is_documented() {
             undocumented.push(line);
         }
     }
-    assert!(undocumented.is_empty(), "keys without a comment in pipeline/defaults.toml: {undocumented:?}");
+    assert!(
+        undocumented.is_empty(),
+        "keys without a comment in pipeline/defaults.toml: {undocumented:?}"
+    );
 }
 
 #[test]
@@ -31,8 +38,17 @@ fn sweepable_keys_are_the_leaves_of_the_defaults() {
     // The sweepable keys come from the defaults: a table missing there could not be swept.
     let layer = defaults_layer().unwrap();
     let keys = sweepable_keys(&layer.sites);
-    for key in ["optimizer.lr", "regularization.lambda", "experiment.seed", "backbone.freeze", "cache.dir"] {
-        assert!(keys.iter().any(|k| k == key), "{key} not sweepable: {keys:?}");
+    for key in [
+        "optimizer.lr",
+        "regularization.lambda",
+        "experiment.seed",
+        "backbone.freeze",
+        "cache.dir",
+    ] {
+        assert!(
+            keys.iter().any(|k| k == key),
+            "{key} not sweepable: {keys:?}"
+        );
     }
     assert!(!keys.iter().any(|k| k.starts_with("sweep") || k == "use"));
 }

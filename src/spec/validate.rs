@@ -18,8 +18,17 @@ const SHRINK_ERROR: f64 = 1.0;
 const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
 
 /// Checks a run; returns its warnings, or every error found.
-pub fn check(spec: &RunSpec, sites: &Sites, file: &Arc<Source>) -> Result<Vec<Diagnostic>, SpecError> {
-    let mut c = Checker { sites, file, errors: Vec::new(), warnings: Vec::new() };
+pub fn check(
+    spec: &RunSpec,
+    sites: &Sites,
+    file: &Arc<Source>,
+) -> Result<Vec<Diagnostic>, SpecError> {
+    let mut c = Checker {
+        sites,
+        file,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
     c.experiment(spec);
     c.transforms(spec);
     c.optimizer(spec);
@@ -44,7 +53,10 @@ struct Checker<'a> {
 impl Checker<'_> {
     /// An error about `key`'s value, pointing where it was set.
     fn invalid(&self, key: &str, label: String) -> Diagnostic {
-        self.locate(Diagnostic::error(format!("invalid value for `{key}`")).label(label), key)
+        self.locate(
+            Diagnostic::error(format!("invalid value for `{key}`")).label(label),
+            key,
+        )
     }
 
     fn warning(&self, key: &str, message: String, label: String) -> Diagnostic {
@@ -57,7 +69,9 @@ impl Checker<'_> {
         let diag = Diagnostic::error(format!("missing `{key}`"))
             .in_file(self.file.clone())
             .label(format!("expected a value for `{leaf}` under [{table}]"))
-            .help(format!("add `{leaf} = {example}` under [{table}], or `--set {key}={example}`"));
+            .help(format!(
+                "add `{leaf} = {example}` under [{table}], or `--set {key}={example}`"
+            ));
         self.errors.push(diag);
     }
 
@@ -65,7 +79,9 @@ impl Checker<'_> {
         match self.sites.value(key) {
             Some(at) if !self.sites.is_default(key) => diag.at(Some(at)),
             // Left at the embedded default: say so, rather than point into a file the user never saw.
-            at => diag.at(at).note(format!("`{key}` keeps its default from pipeline/defaults.toml")),
+            at => diag.at(at).note(format!(
+                "`{key}` keeps its default from pipeline/defaults.toml"
+            )),
         }
     }
 
@@ -82,13 +98,17 @@ impl Checker<'_> {
         if name.is_empty() && self.sites.is_default("experiment.name") {
             self.missing("experiment.name", "\"my_experiment\"");
         } else if name.is_empty()
-            || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
         {
-            self.errors.push(self.invalid(
-                "experiment.name",
-                format!("expected lowercase letters, digits, `_` and `-` only, found {name:?}"),
-            )
-            .note("the name becomes the folder results/<name>/"));
+            self.errors.push(
+                self.invalid(
+                    "experiment.name",
+                    format!("expected lowercase letters, digits, `_` and `-` only, found {name:?}"),
+                )
+                .note("the name becomes the folder results/<name>/"),
+            );
         }
     }
 
@@ -96,46 +116,73 @@ impl Checker<'_> {
         let t = &spec.transforms;
         if t.crop > 0 && t.resize > 0 && t.crop > t.resize {
             let note = self.where_set("transforms.resize");
-            self.errors.push(self.invalid(
-                "transforms.crop",
-                format!("expected a crop no larger than resize ({}), found {}", t.resize, t.crop),
-            )
-            .note(note));
+            self.errors.push(
+                self.invalid(
+                    "transforms.crop",
+                    format!(
+                        "expected a crop no larger than resize ({}), found {}",
+                        t.resize, t.crop
+                    ),
+                )
+                .note(note),
+            );
         }
         if !(0.0..=1.0).contains(&t.hflip) {
-            self.errors.push(self.invalid("transforms.hflip", format!("expected a probability in [0, 1], found {}", t.hflip)));
+            self.errors.push(self.invalid(
+                "transforms.hflip",
+                format!("expected a probability in [0, 1], found {}", t.hflip),
+            ));
         }
-        if let Some(bad) = t.std.iter().find(|s| !(**s > 0.0)) {
-            self.errors.push(self.invalid("transforms.std", format!("expected every value > 0, found {bad}")));
+        if let Some(bad) = t.std.iter().find(|s| s.is_nan() || **s <= 0.0) {
+            self.errors.push(self.invalid(
+                "transforms.std",
+                format!("expected every value > 0, found {bad}"),
+            ));
         }
         if t.mean.iter().any(|m| !m.is_finite()) {
-            self.errors.push(self.invalid("transforms.mean", "expected finite numbers".to_owned()));
+            self.errors
+                .push(self.invalid("transforms.mean", "expected finite numbers".to_owned()));
         }
     }
 
     fn optimizer(&mut self, spec: &RunSpec) {
         let o = &spec.optimizer;
         if !(o.lr > 0.0 && o.lr.is_finite()) {
-            self.errors.push(self.invalid("optimizer.lr", format!("expected a number > 0, found {}", o.lr)));
+            self.errors.push(self.invalid(
+                "optimizer.lr",
+                format!("expected a number > 0, found {}", o.lr),
+            ));
         }
         if !(0.0..1.0).contains(&o.momentum) {
-            self.errors.push(self.invalid("optimizer.momentum", format!("expected a number in [0, 1), found {}", o.momentum)));
+            self.errors.push(self.invalid(
+                "optimizer.momentum",
+                format!("expected a number in [0, 1), found {}", o.momentum),
+            ));
         }
         if let Some(bad) = o.betas.iter().find(|b| !(0.0..1.0).contains(*b)) {
-            self.errors.push(self.invalid("optimizer.betas", format!("expected numbers in [0, 1), found {bad}")));
+            self.errors.push(self.invalid(
+                "optimizer.betas",
+                format!("expected numbers in [0, 1), found {bad}"),
+            ));
         }
-        if !(o.eps > 0.0) {
-            self.errors.push(self.invalid("optimizer.eps", format!("expected a number > 0, found {}", o.eps)));
+        if o.eps.is_nan() || o.eps <= 0.0 {
+            self.errors.push(self.invalid(
+                "optimizer.eps",
+                format!("expected a number > 0, found {}", o.eps),
+            ));
         }
         // Settings the chosen optimizer ignores: harmless, but likely a mistake when set on purpose.
         let unused: &[&str] = match o.kind {
             OptimizerKind::Sgd => &["optimizer.betas", "optimizer.eps"],
-            OptimizerKind::Adam | OptimizerKind::Adamw => &["optimizer.momentum", "optimizer.nesterov"],
+            OptimizerKind::Adam | OptimizerKind::Adamw => {
+                &["optimizer.momentum", "optimizer.nesterov"]
+            }
         };
         for key in unused {
             if !self.sites.is_default(key) {
                 let label = format!("ignored by optimizer {}", quoted(o.kind));
-                self.warnings.push(self.warning(key, format!("`{key}` has no effect"), label));
+                self.warnings
+                    .push(self.warning(key, format!("`{key}` has no effect"), label));
             }
         }
     }
@@ -143,10 +190,14 @@ impl Checker<'_> {
     fn regularization(&mut self, spec: &RunSpec) {
         let (r, lr) = (&spec.regularization, spec.optimizer.lr);
         if !(r.lambda >= 0.0 && r.lambda.is_finite()) {
-            self.errors.push(self.invalid("regularization.lambda", format!("expected a number >= 0, found {}", r.lambda)));
+            self.errors.push(self.invalid(
+                "regularization.lambda",
+                format!("expected a number >= 0, found {}", r.lambda),
+            ));
             return;
         }
-        if spec.optimizer.kind == OptimizerKind::Adamw && matches!(r.kind, RegularizationKind::L1 | RegularizationKind::L2)
+        if spec.optimizer.kind == OptimizerKind::Adamw
+            && matches!(r.kind, RegularizationKind::L1 | RegularizationKind::L2)
         {
             let note = self.where_set("optimizer.kind");
             self.errors.push(self.invalid(
@@ -158,12 +209,14 @@ impl Checker<'_> {
             .help("use optimizer.kind = \"adam\" for l1/l2, or regularization.kind = \"decoupled\""));
         }
         if r.kind == RegularizationKind::None && r.lambda > 0.0 {
-            self.warnings.push(self.warning(
-                "regularization.lambda",
-                "`regularization.lambda` has no effect".to_owned(),
-                "ignored while regularization.kind = \"none\"".to_owned(),
-            )
-            .help("set regularization.kind = \"l2\" (or \"l1\", \"decoupled\")"));
+            self.warnings.push(
+                self.warning(
+                    "regularization.lambda",
+                    "`regularization.lambda` has no effect".to_owned(),
+                    "ignored while regularization.kind = \"none\"".to_owned(),
+                )
+                .help("set regularization.kind = \"l2\" (or \"l1\", \"decoupled\")"),
+            );
         }
         let (factor, formula) = match r.kind {
             RegularizationKind::L2 => (2.0 * lr * r.lambda, "2·lr·λ"),
@@ -181,36 +234,50 @@ impl Checker<'_> {
                 ))
                 .help("lower λ or lr, or set regularization.allow_unstable = true"));
         } else if factor >= SHRINK_WARN {
-            self.warnings.push(self.warning(
-                "regularization.lambda",
-                format!("strong weight decay: {shown}"),
-                format!("each step multiplies the weights by {}", 1.0 - factor),
-            )
-            .note(lr_note));
+            self.warnings.push(
+                self.warning(
+                    "regularization.lambda",
+                    format!("strong weight decay: {shown}"),
+                    format!("each step multiplies the weights by {}", 1.0 - factor),
+                )
+                .note(lr_note),
+            );
         }
     }
 
     fn train(&mut self, spec: &RunSpec) {
         if spec.train.epochs < 1 {
-            self.errors.push(self.invalid("train.epochs", "expected at least 1, found 0".to_owned()));
+            self.errors
+                .push(self.invalid("train.epochs", "expected at least 1, found 0".to_owned()));
         }
         if spec.train.batch_size < 1 {
-            self.errors.push(self.invalid("train.batch_size", "expected at least 1, found 0".to_owned()));
+            self.errors.push(self.invalid(
+                "train.batch_size",
+                "expected at least 1, found 0".to_owned(),
+            ));
         }
     }
 
     fn backbone(&mut self, spec: &RunSpec) {
         if let Some(weights) = &spec.backbone.weights {
             if !weights.is_file() {
-                self.errors.push(self.invalid("backbone.weights", format!("expected a safetensors file, found no file {}", display_path(weights))));
+                self.errors.push(self.invalid(
+                    "backbone.weights",
+                    format!(
+                        "expected a safetensors file, found no file {}",
+                        display_path(weights)
+                    ),
+                ));
             }
         } else if spec.backbone.freeze != super::resolved::Freeze::No {
-            self.warnings.push(self.warning(
-                "backbone.freeze",
-                "frozen backbone without weights".to_owned(),
-                "a randomly initialised backbone stays random".to_owned(),
-            )
-            .help("set backbone.weights, or backbone.freeze = false"));
+            self.warnings.push(
+                self.warning(
+                    "backbone.freeze",
+                    "frozen backbone without weights".to_owned(),
+                    "a randomly initialised backbone stays random".to_owned(),
+                )
+                .help("set backbone.weights, or backbone.freeze = false"),
+            );
         }
     }
 
@@ -221,19 +288,36 @@ impl Checker<'_> {
             return;
         }
         if !d.root.is_dir() {
-            self.errors.push(self.invalid("dataset.root", format!("expected a folder, found nothing at {}", display_path(&d.root)))
-                .help("relative paths resolve against the folder of the file that sets them"));
+            self.errors.push(
+                self.invalid(
+                    "dataset.root",
+                    format!(
+                        "expected a folder, found nothing at {}",
+                        display_path(&d.root)
+                    ),
+                )
+                .help("relative paths resolve against the folder of the file that sets them"),
+            );
             return;
         }
         let train = self.split(&d.root, &d.train_dir, "dataset.train_dir");
         let val = self.split(&d.root, &d.val_dir, "dataset.val_dir");
-        let (Some(train), Some(val)) = (train, val) else { return };
+        let (Some(train), Some(val)) = (train, val) else {
+            return;
+        };
         if train.keys().ne(val.keys()) {
             let only = |a: &BTreeMap<String, usize>, b: &BTreeMap<String, usize>| {
-                a.keys().filter(|k| !b.contains_key(*k)).cloned().collect::<Vec<_>>().join(", ")
+                a.keys()
+                    .filter(|k| !b.contains_key(*k))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             let (t, v) = (only(&train, &val), only(&val, &train));
-            let mut diag = self.invalid("dataset.root", "expected the same class folders in train and val".to_owned());
+            let mut diag = self.invalid(
+                "dataset.root",
+                "expected the same class folders in train and val".to_owned(),
+            );
             if !t.is_empty() {
                 diag = diag.note(format!("only in {}: {t}", d.train_dir));
             }
@@ -243,11 +327,19 @@ impl Checker<'_> {
             self.errors.push(diag);
         }
         for (split, counts, wanted, key) in [
-            (&d.train_dir, &train, d.train_per_class, "dataset.train_per_class"),
+            (
+                &d.train_dir,
+                &train,
+                d.train_per_class,
+                "dataset.train_per_class",
+            ),
             (&d.val_dir, &val, d.val_per_class, "dataset.val_per_class"),
         ] {
-            let short: Vec<String> =
-                counts.iter().filter(|(_, n)| wanted > **n).map(|(c, n)| format!("{c} ({n})")).collect();
+            let short: Vec<String> = counts
+                .iter()
+                .filter(|(_, n)| wanted > **n)
+                .map(|(c, n)| format!("{c} ({n})"))
+                .collect();
             if wanted > 0 && !short.is_empty() {
                 self.warnings.push(self.warning(
                     key,
@@ -262,9 +354,19 @@ impl Checker<'_> {
     fn split(&mut self, root: &Path, dir: &str, dir_key: &str) -> Option<BTreeMap<String, usize>> {
         let path = root.join(dir);
         // Point at the folder name when a file chose it, else at the root that holds it.
-        let key = if self.sites.is_default(dir_key) { "dataset.root" } else { dir_key };
+        let key = if self.sites.is_default(dir_key) {
+            "dataset.root"
+        } else {
+            dir_key
+        };
         let Ok(entries) = std::fs::read_dir(&path) else {
-            self.errors.push(self.invalid(key, format!("expected a folder, found nothing at {}", display_path(&path))));
+            self.errors.push(self.invalid(
+                key,
+                format!(
+                    "expected a folder, found nothing at {}",
+                    display_path(&path)
+                ),
+            ));
             return None;
         };
         let mut classes = BTreeMap::new();
@@ -275,14 +377,32 @@ impl Checker<'_> {
             classes.insert(entry.file_name().to_string_lossy().into_owned(), images);
         }
         if classes.is_empty() {
-            self.errors.push(self.invalid(key, format!("expected class folders in {}, found none", display_path(&path))));
+            self.errors.push(self.invalid(
+                key,
+                format!(
+                    "expected class folders in {}, found none",
+                    display_path(&path)
+                ),
+            ));
             return None;
         }
-        let empty: Vec<&str> = classes.iter().filter(|(_, n)| **n == 0).map(|(c, _)| c.as_str()).collect();
+        let empty: Vec<&str> = classes
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(c, _)| c.as_str())
+            .collect();
         if !empty.is_empty() {
             let empty = empty.join(", ");
-            self.errors.push(self.invalid(key, format!("expected at least one image per class, found none in: {empty}"))
-                .note(format!("images are .png, .jpg or .jpeg files in {}/<class>/", display_path(&path))));
+            self.errors.push(
+                self.invalid(
+                    key,
+                    format!("expected at least one image per class, found none in: {empty}"),
+                )
+                .note(format!(
+                    "images are .png, .jpg or .jpeg files in {}/<class>/",
+                    display_path(&path)
+                )),
+            );
         }
         Some(classes)
     }
@@ -290,7 +410,9 @@ impl Checker<'_> {
 
 /// An enum value as the user writes it in TOML, e.g. `"l2"`.
 fn quoted(value: impl serde::Serialize) -> String {
-    toml::Value::try_from(value).map(|v| v.to_string()).unwrap_or_default()
+    toml::Value::try_from(value)
+        .map(|v| v.to_string())
+        .unwrap_or_default()
 }
 
 fn is_image(path: &Path) -> bool {
