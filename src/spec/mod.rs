@@ -1,0 +1,189 @@
+//! Experiment specs: TOML files layered over presets and defaults, checked, and ready to expand
+//! into runs (see [`crate::plan`]).
+//!
+//! Layers, each overriding the one before it key by key:
+//! embedded `pipeline/defaults.toml` ← each `use` preset in order ← the experiment file ←
+//! `--set key=value` overrides ← the sweep point. Every layer is read through the same strict
+//! serde types ([`raw`]) and every resolved run through the same checks ([`validate`]).
+
+mod error;
+mod layer;
+mod overrides;
+mod presets;
+mod raw;
+mod resolved;
+mod sites;
+mod sweep;
+mod validate;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use error::{
+    display_path, Diagnostic, Severity, Snippet, Source, SourceKind, SpecError, EXIT_CONFIG,
+};
+pub use resolved::{
+    ApplyTo, Backbone, BackboneName, Cache, Dataset, Device, ExperimentInfo, Freeze, Head, Loss,
+    LossKind, OnBadImage, Optimizer, OptimizerKind, Regularization, RegularizationKind, RunSpec,
+    Train, Transforms,
+};
+pub use sweep::{Axis, AxisKind, Sweep, SweptKey};
+
+use layer::Layer;
+use raw::{RawSpec, Update};
+use sites::Sites;
+
+/// The single source of defaults, documented key by key.
+pub const DEFAULTS_TOML: &str = include_str!("../../pipeline/defaults.toml");
+
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// `--set` arguments, `key=value`, applied in order after the experiment file.
+    pub overrides: Vec<String>,
+    /// `--pipeline DIR`; else the first `pipeline/` folder above the spec.
+    pub pipeline_dir: Option<PathBuf>,
+}
+
+/// A loaded experiment: its base run and what its sweep varies. Every sweep point was resolved
+/// and checked by [`load`]; [`crate::plan::expand`] lists them.
+#[derive(Debug, Clone)]
+pub struct Experiment {
+    pub name: String,
+    /// The experiment file, absolute.
+    pub source: PathBuf,
+    /// The folder presets are looked up in, if one was found.
+    pub pipeline_dir: Option<PathBuf>,
+    /// The folder holding `pipeline/` (else the experiment's folder).
+    pub project_dir: PathBuf,
+    /// Preset and experiment files in the order they were applied.
+    pub files: Vec<PathBuf>,
+    /// The run with every layer but the sweep applied.
+    pub base: RunSpec,
+    pub sweep: Sweep,
+    /// Warnings about the base run, rendered.
+    pub warnings: Vec<String>,
+    /// Merged layers and where each key came from, for resolving sweep points.
+    raw: RawSpec,
+    sites: Sites,
+    file: Arc<Source>,
+}
+
+/// Reads an experiment, applies its layers and checks the base run and every sweep point.
+pub fn load(path: &Path, opts: &LoadOptions) -> Result<Experiment, SpecError> {
+    let path = raw::normalize(path);
+    let spec_dir = path.parent().unwrap_or(Path::new("/"));
+    let pipeline_dir = match &opts.pipeline_dir {
+        Some(dir) => Some(raw::normalize(dir)),
+        None => presets::find_pipeline_dir(spec_dir),
+    };
+    let project_dir = pipeline_dir
+        .as_deref()
+        .and_then(Path::parent)
+        .unwrap_or(spec_dir)
+        .to_path_buf();
+
+    let defaults = defaults_layer()?;
+    let known_keys = sweepable_keys(&defaults.sites);
+    let file_layer = presets::read_layer(&path)?;
+    let file = file_layer.source.clone();
+    let mut layers = Vec::new();
+    presets::with_presets(file_layer, pipeline_dir.as_deref(), &mut layers)?;
+    for arg in &opts.overrides {
+        layers.push(overrides::parse(arg)?);
+    }
+
+    let mut raw = RawSpec::default();
+    let mut sites = Sites::default();
+    let mut sweep_input = sweep::SweepInput::default();
+    let mut files = Vec::new();
+    for mut layer in std::iter::once(defaults).chain(layers) {
+        tracing::debug!(source = %layer.source.name(), "applying spec layer");
+        if let Some(sweep) = layer.raw.sweep.take() {
+            sweep_input.update(&layer, sweep);
+        }
+        files.extend(layer.source.path.clone());
+        raw.update(layer.raw);
+        sites.update(layer.sites);
+    }
+
+    let base = RunSpec::from_raw(&raw, &project_dir)?;
+    let warnings = validate::check(&base, &sites, &file)?;
+    let sweep = sweep_input.build(&known_keys.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let exp = Experiment {
+        name: base.experiment.name.clone(),
+        source: path,
+        pipeline_dir,
+        project_dir,
+        files,
+        base,
+        sweep,
+        warnings: warnings.iter().map(ToString::to_string).collect(),
+        raw,
+        sites,
+        file,
+    };
+    // Check every sweep point now, so that a bad one stops the experiment before any run starts.
+    crate::plan::expand(&exp)?;
+    Ok(exp)
+}
+
+/// One sweep point resolved: the values it sets, its run spec and its warnings.
+#[derive(Debug, Clone)]
+pub struct Point {
+    pub swept: Vec<(String, toml::Value)>,
+    pub spec: RunSpec,
+    pub warnings: Vec<String>,
+}
+
+impl Experiment {
+    /// Resolves the point that takes value `choice[i]` of axis `i`, and checks it.
+    pub fn point(&self, choice: &[usize]) -> Result<Point, SpecError> {
+        assert_eq!(
+            choice.len(),
+            self.sweep.axes.len(),
+            "one choice per sweep axis"
+        );
+        let mut raw = self.raw.clone();
+        let mut sites = self.sites.clone();
+        let mut swept = Vec::new();
+        for (axis, &i) in self.sweep.axes.iter().zip(choice) {
+            for key in &axis.keys {
+                raw.update(key.layers[i].raw.clone());
+                sites.update(key.layers[i].sites.clone());
+                swept.push((key.key.clone(), key.values[i].clone()));
+            }
+        }
+        let spec = RunSpec::from_raw(&raw, &self.project_dir)?;
+        let warnings = validate::check(&spec, &sites, &self.file).map_err(|e| {
+            let values = swept
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>();
+            e.with_note(&format!("in the sweep run with {}", values.join(", ")))
+        })?;
+        let warnings = warnings.iter().map(ToString::to_string).collect();
+        Ok(Point {
+            swept,
+            spec,
+            warnings,
+        })
+    }
+}
+
+fn defaults_layer() -> Result<Layer, SpecError> {
+    Layer::parse(Source::defaults(DEFAULTS_TOML))
+        .map_err(|e| SpecError::Internal(format!("pipeline/defaults.toml does not parse:\n{e}")))
+}
+
+/// Every `table.key` of the defaults but the sweep's own: what `[sweep]` may vary.
+fn sweepable_keys(defaults: &Sites) -> Vec<String> {
+    defaults
+        .keys()
+        .into_iter()
+        .filter(|k| k.contains('.') && !k.starts_with("sweep."))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

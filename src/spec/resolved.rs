@@ -1,0 +1,357 @@
+//! Resolved domain types: what the program uses once every layer is applied. No field is optional
+//! where a default exists; paths are absolute.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::SpecError;
+use super::raw::RawSpec;
+
+/// One run, fully resolved. `to_toml` gives its canonical text, which [`crate::plan::run_id`] hashes.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunSpec {
+    pub experiment: ExperimentInfo,
+    pub dataset: Dataset,
+    pub transforms: Transforms,
+    pub backbone: Backbone,
+    pub head: Head,
+    pub loss: Loss,
+    pub optimizer: Optimizer,
+    pub regularization: Regularization,
+    pub train: Train,
+    pub cache: Cache,
+    /// The folder holding `pipeline/` (else the spec's folder): results go under it, and the
+    /// canonical TOML writes paths relative to it so that run ids do not depend on where the
+    /// project is checked out.
+    #[serde(skip)]
+    pub project_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ExperimentInfo {
+    pub name: String,
+    pub description: String,
+    pub seed: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Dataset {
+    pub root: PathBuf,
+    pub train_dir: String,
+    pub val_dir: String,
+    /// 0 = every image; N = the first N of each class, file names sorted.
+    pub train_per_class: usize,
+    pub val_per_class: usize,
+    pub on_bad_image: OnBadImage,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transforms {
+    /// Short side in pixels; 0 = keep the size.
+    pub resize: u32,
+    /// Square crop side; 0 = no crop.
+    pub crop: u32,
+    pub random_crop: bool,
+    pub hflip: f64,
+    pub mean: [f32; 3],
+    pub std: [f32; 3],
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Backbone {
+    pub name: BackboneName,
+    /// `None` = random init.
+    #[serde(serialize_with = "path_or_empty")]
+    pub weights: Option<PathBuf>,
+    pub freeze: Freeze,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Head {
+    pub replace: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Loss {
+    pub kind: LossKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Optimizer {
+    pub kind: OptimizerKind,
+    pub lr: f64,
+    pub momentum: f64,
+    pub nesterov: bool,
+    pub betas: [f64; 2],
+    pub eps: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Regularization {
+    pub kind: RegularizationKind,
+    pub lambda: f64,
+    pub apply_to: ApplyTo,
+    pub allow_unstable: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Train {
+    pub epochs: u32,
+    pub batch_size: usize,
+    pub device: Device,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Cache {
+    pub features: bool,
+    /// `None` = `<results dir>/.cache`.
+    #[serde(serialize_with = "path_or_empty")]
+    pub dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackboneName {
+    Linear,
+    Mlp,
+    SmallCnn,
+    Resnet18,
+    Resnet34,
+    EfficientnetLite0,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LossKind {
+    CrossEntropy,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    Sgd,
+    Adam,
+    /// Adam with decoupled weight decay (`regularization.kind = "decoupled"`).
+    Adamw,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RegularizationKind {
+    None,
+    /// λ‖w‖² added to the loss: the gradient gains 2λw.
+    L2,
+    /// λ‖w‖₁ added to the loss.
+    L1,
+    /// w ← w − lr·λ·w after each step.
+    Decoupled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyTo {
+    /// Conv and linear weights; not biases, not BatchNorm.
+    Weights,
+    /// Every trainable tensor.
+    All,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnBadImage {
+    Error,
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Device {
+    Cpu,
+    Cuda,
+}
+
+/// Which part of the backbone is frozen. Written `false`, `true` or `"until:<block>"`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Freeze {
+    No,
+    All,
+    /// Frozen up to and including the named block.
+    Until(String),
+}
+
+impl Serialize for Freeze {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Freeze::No => s.serialize_bool(false),
+            Freeze::All => s.serialize_bool(true),
+            Freeze::Until(block) => s.serialize_str(&format!("until:{block}")),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Freeze {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct FreezeVisitor;
+        impl serde::de::Visitor<'_> for FreezeVisitor {
+            type Value = Freeze;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("true, false or \"until:<block>\"")
+            }
+            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Freeze, E> {
+                Ok(if v { Freeze::All } else { Freeze::No })
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Freeze, E> {
+                match v.strip_prefix("until:") {
+                    Some(block) if !block.trim().is_empty() => {
+                        Ok(Freeze::Until(block.trim().to_owned()))
+                    }
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(FreezeVisitor)
+    }
+}
+
+fn path_or_empty<S: serde::Serializer>(path: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
+    match path {
+        Some(path) => path.serialize(s),
+        None => s.serialize_str(""),
+    }
+}
+
+impl RunSpec {
+    /// Builds the run from merged layers. Every key has a value because `defaults.toml` sets them
+    /// all; a missing one is a bug in that file, reported as [`SpecError::Internal`].
+    pub(crate) fn from_raw(raw: &RawSpec, project_dir: &Path) -> Result<RunSpec, SpecError> {
+        fn get<T: Clone>(value: &Option<T>, key: &str) -> Result<T, SpecError> {
+            value
+                .clone()
+                .ok_or_else(|| SpecError::Internal(format!("defaults.toml has no `{key}`")))
+        }
+        fn section<'a, T>(value: &'a Option<T>, key: &str) -> Result<&'a T, SpecError> {
+            value
+                .as_ref()
+                .ok_or_else(|| SpecError::Internal(format!("defaults.toml has no [{key}]")))
+        }
+        let path = |p: PathBuf| (!p.as_os_str().is_empty()).then_some(p);
+
+        let e = section(&raw.experiment, "experiment")?;
+        let d = section(&raw.dataset, "dataset")?;
+        let t = section(&raw.transforms, "transforms")?;
+        let b = section(&raw.backbone, "backbone")?;
+        let h = section(&raw.head, "head")?;
+        let l = section(&raw.loss, "loss")?;
+        let o = section(&raw.optimizer, "optimizer")?;
+        let r = section(&raw.regularization, "regularization")?;
+        let tr = section(&raw.train, "train")?;
+        let c = section(&raw.cache, "cache")?;
+        Ok(RunSpec {
+            experiment: ExperimentInfo {
+                name: get(&e.name, "experiment.name")?,
+                description: get(&e.description, "experiment.description")?,
+                seed: get(&e.seed, "experiment.seed")?,
+            },
+            dataset: Dataset {
+                root: get(&d.root, "dataset.root")?,
+                train_dir: get(&d.train_dir, "dataset.train_dir")?,
+                val_dir: get(&d.val_dir, "dataset.val_dir")?,
+                train_per_class: get(&d.train_per_class, "dataset.train_per_class")?,
+                val_per_class: get(&d.val_per_class, "dataset.val_per_class")?,
+                on_bad_image: get(&d.on_bad_image, "dataset.on_bad_image")?,
+            },
+            transforms: Transforms {
+                resize: get(&t.resize, "transforms.resize")?,
+                crop: get(&t.crop, "transforms.crop")?,
+                random_crop: get(&t.random_crop, "transforms.random_crop")?,
+                hflip: get(&t.hflip, "transforms.hflip")?,
+                mean: get(&t.mean, "transforms.mean")?,
+                std: get(&t.std, "transforms.std")?,
+            },
+            backbone: Backbone {
+                name: get(&b.name, "backbone.name")?,
+                weights: path(get(&b.weights, "backbone.weights")?),
+                freeze: get(&b.freeze, "backbone.freeze")?,
+            },
+            head: Head {
+                replace: get(&h.replace, "head.replace")?,
+            },
+            loss: Loss {
+                kind: get(&l.kind, "loss.kind")?,
+            },
+            optimizer: Optimizer {
+                kind: get(&o.kind, "optimizer.kind")?,
+                lr: get(&o.lr, "optimizer.lr")?,
+                momentum: get(&o.momentum, "optimizer.momentum")?,
+                nesterov: get(&o.nesterov, "optimizer.nesterov")?,
+                betas: get(&o.betas, "optimizer.betas")?,
+                eps: get(&o.eps, "optimizer.eps")?,
+            },
+            regularization: Regularization {
+                kind: get(&r.kind, "regularization.kind")?,
+                lambda: get(&r.lambda, "regularization.lambda")?,
+                apply_to: get(&r.apply_to, "regularization.apply_to")?,
+                allow_unstable: get(&r.allow_unstable, "regularization.allow_unstable")?,
+            },
+            train: Train {
+                epochs: get(&tr.epochs, "train.epochs")?,
+                batch_size: get(&tr.batch_size, "train.batch_size")?,
+                device: get(&tr.device, "train.device")?,
+            },
+            cache: Cache {
+                features: get(&c.features, "cache.features")?,
+                dir: path(get(&c.dir, "cache.dir")?),
+            },
+            project_dir: project_dir.to_path_buf(),
+        })
+    }
+
+    /// Canonical TOML of this run: every key, in schema order, paths relative to the project
+    /// folder when inside it (so the text, and the run id hashed from it, are the same in every
+    /// checkout).
+    pub fn to_toml(&self) -> String {
+        let mut portable = self.clone();
+        let relative = |p: &mut PathBuf| {
+            if let Ok(rel) = p.strip_prefix(&self.project_dir) {
+                *p = if rel.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    rel.to_path_buf()
+                };
+            }
+        };
+        relative(&mut portable.dataset.root);
+        portable.backbone.weights.as_mut().map(relative);
+        portable.cache.dir.as_mut().map(relative);
+        toml::to_string(&portable).expect("a RunSpec always serializes to TOML")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn freeze_reads_both_forms() {
+        #[derive(Deserialize)]
+        struct T {
+            freeze: Freeze,
+        }
+        let read = |s: &str| toml::from_str::<T>(s).map(|t| t.freeze);
+        assert_eq!(read("freeze = true").unwrap(), Freeze::All);
+        assert_eq!(read("freeze = false").unwrap(), Freeze::No);
+        assert_eq!(
+            read("freeze = \"until:layer3\"").unwrap(),
+            Freeze::Until("layer3".into())
+        );
+        let err = read("freeze = \"layer3\"").unwrap_err();
+        assert!(
+            err.message()
+                .contains("expected true, false or \"until:<block>\""),
+            "{err}"
+        );
+        assert!(read("freeze = 3").is_err());
+    }
+}

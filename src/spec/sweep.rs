@@ -1,0 +1,307 @@
+//! `[sweep]`: which keys vary across runs. Each swept value is parsed up front as a one-key layer
+//! through the same strict serde types as a file, so a bad value is reported at its place in the
+//! file before anything runs. The product itself is taken in `crate::plan`.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::{did_you_mean, Diagnostic, Snippet, Source, SpecError};
+use super::layer::{describe_serde_error, Layer};
+use super::raw::{RawAxes, RawSpec, RawSweep, SweptValues};
+use super::sites::{Site, Sites};
+
+/// The swept keys, grouped into axes. Runs are the cartesian product of the axes, the first axis
+/// varying slowest: grid keys in file order, then zip groups, then seeds.
+#[derive(Debug, Clone, Default)]
+pub struct Sweep {
+    pub axes: Vec<Axis>,
+}
+
+impl Sweep {
+    /// Number of runs: the product of the axis lengths (1 when nothing is swept).
+    pub fn len(&self) -> usize {
+        self.axes.iter().map(Axis::len).product()
+    }
+
+    /// True when nothing is swept (there is still the one base run).
+    pub fn is_empty(&self) -> bool {
+        self.axes.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AxisKind {
+    Grid,
+    Zip,
+    Seeds,
+}
+
+/// Keys that take their `i`-th values together (one key, except in a zip group).
+#[derive(Debug, Clone)]
+pub struct Axis {
+    pub kind: AxisKind,
+    pub keys: Vec<SweptKey>,
+}
+
+impl Axis {
+    pub fn len(&self) -> usize {
+        self.keys.first().map_or(0, |k| k.values.len())
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SweptKey {
+    /// Dotted key, e.g. `regularization.lambda`.
+    pub key: String,
+    pub values: Vec<toml::Value>,
+    /// One parsed layer per value, setting just this key.
+    pub(crate) layers: Vec<Layer>,
+    pub(crate) key_at: Snippet,
+}
+
+/// The `[sweep]` tables as the layers set them: each of grid, seeds and zip comes whole from the
+/// last layer that set it, with that layer's source and sites.
+#[derive(Default)]
+pub(crate) struct SweepInput {
+    grid: Option<(Arc<Source>, RawAxes)>,
+    seeds: Option<(Arc<Source>, Sites, Vec<Spanned<u64>>)>,
+    zip: Option<(Arc<Source>, Vec<Spanned<RawAxes>>)>,
+}
+
+impl SweepInput {
+    pub fn update(&mut self, layer: &Layer, sweep: RawSweep) {
+        if let Some(grid) = sweep.grid {
+            self.grid = Some((layer.source.clone(), grid));
+        }
+        if let Some(seeds) = sweep.seeds {
+            self.seeds = Some((layer.source.clone(), layer.sites.clone(), seeds));
+        }
+        if let Some(zip) = sweep.zip {
+            self.zip = Some((layer.source.clone(), zip));
+        }
+    }
+
+    /// Checks keys and values and builds the axes. `known` lists every dotted key a sweep may set.
+    pub fn build(self, known: &[&str]) -> Result<Sweep, SpecError> {
+        let mut axes = Vec::new();
+        if let Some((source, grid)) = self.grid {
+            for (key, values) in in_file_order(grid) {
+                let swept = swept_key(&source, key, values, known)?;
+                axes.push(Axis {
+                    kind: AxisKind::Grid,
+                    keys: vec![swept],
+                });
+            }
+        }
+        if let Some((source, groups)) = self.zip {
+            for group in groups {
+                let span = group.span();
+                let keys = in_file_order(group.into_inner())
+                    .into_iter()
+                    .map(|(key, values)| swept_key(&source, key, values, known))
+                    .collect::<Result<Vec<_>, _>>()?;
+                check_zip_group(&source, span, &keys)?;
+                axes.push(Axis {
+                    kind: AxisKind::Zip,
+                    keys,
+                });
+            }
+        }
+        if let Some((source, sites, seeds)) = self.seeds {
+            if !seeds.is_empty() {
+                axes.push(Axis {
+                    kind: AxisKind::Seeds,
+                    keys: vec![seed_key(&source, &sites, seeds)],
+                });
+            }
+        }
+        check_disjoint(&axes)?;
+        Ok(Sweep { axes })
+    }
+}
+
+/// Serde hands map keys back sorted by name; their spans restore the order the user wrote.
+fn in_file_order(axes: RawAxes) -> Vec<(Spanned<String>, SweptValues)> {
+    let mut axes: Vec<_> = axes.into_iter().collect();
+    axes.sort_by_key(|(key, _)| key.span().start);
+    axes
+}
+
+fn sweep_error(diag: Diagnostic) -> SpecError {
+    SpecError::Sweep(Box::new(diag))
+}
+
+fn swept_key(
+    source: &Arc<Source>,
+    key: Spanned<String>,
+    values: SweptValues,
+    known: &[&str],
+) -> Result<SweptKey, SpecError> {
+    let key_at = Snippet {
+        source: source.clone(),
+        span: key.span(),
+    };
+    let name = key.into_inner();
+    if !known.contains(&name.as_str()) {
+        let mut diag = Diagnostic::error(format!("unknown sweep key `{name}`"))
+            .at(Some(key_at))
+            .label("expected a dotted key of the spec, such as `regularization.lambda`");
+        if let Some(best) = did_you_mean(&name, known.iter().copied()) {
+            diag = diag.help(format!("did you mean `{best}`?"));
+        }
+        return Err(sweep_error(diag));
+    }
+    if values.get_ref().is_empty() {
+        let at = Snippet {
+            source: source.clone(),
+            span: values.span(),
+        };
+        let diag = Diagnostic::error(format!("no values to sweep for `{name}`"))
+            .at(Some(at))
+            .label("expected at least one value");
+        return Err(sweep_error(diag));
+    }
+    let mut out = SweptKey {
+        key: name,
+        values: Vec::new(),
+        layers: Vec::new(),
+        key_at,
+    };
+    for value in values.into_inner() {
+        let span = value.span();
+        let value = value.into_inner();
+        out.layers
+            .push(value_layer(source, &out.key, &out.key_at, span, &value)?);
+        out.values.push(value);
+    }
+    Ok(out)
+}
+
+/// A layer setting only `key = value`, its site pointing at the value inside the sweep table.
+fn value_layer(
+    source: &Arc<Source>,
+    key: &str,
+    key_at: &Snippet,
+    span: std::ops::Range<usize>,
+    value: &toml::Value,
+) -> Result<Layer, SpecError> {
+    let at = Snippet {
+        source: source.clone(),
+        span: span.clone(),
+    };
+    let mut table = value.clone();
+    for part in key.rsplit('.') {
+        table = toml::Value::Table(toml::Table::from_iter([(part.to_owned(), table)]));
+    }
+    let mut raw = RawSpec::deserialize(table).map_err(|e| {
+        let diag = describe_serde_error(e.message(), Some(key), Some(at.clone()), source)
+            .note(format!("in the values swept for `{key}`"));
+        sweep_error(diag)
+    })?;
+    raw.resolve_paths(&source.base_dir());
+    let mut sites = Sites::default();
+    sites.insert(
+        key.to_owned(),
+        Site {
+            source: source.clone(),
+            key: key_at.span.clone(),
+            value: span,
+        },
+    );
+    Ok(Layer {
+        source: source.clone(),
+        raw,
+        sites,
+    })
+}
+
+fn seed_key(source: &Arc<Source>, sites: &Sites, seeds: Vec<Spanned<u64>>) -> SweptKey {
+    let key = "experiment.seed".to_owned();
+    let seeds_at = sites.get("sweep.seeds").map_or(0..0, |s| s.key.clone());
+    let key_at = Snippet {
+        source: source.clone(),
+        span: seeds_at.clone(),
+    };
+    let mut out = SweptKey {
+        key,
+        values: Vec::new(),
+        layers: Vec::new(),
+        key_at,
+    };
+    for seed in seeds {
+        let span = seed.span();
+        let seed = seed.into_inner();
+        let mut raw = RawSpec::default();
+        raw.experiment = Some(super::raw::RawExperiment {
+            seed: Some(seed),
+            ..Default::default()
+        });
+        let mut sites = Sites::default();
+        let site = Site {
+            source: source.clone(),
+            key: seeds_at.clone(),
+            value: span,
+        };
+        sites.insert(out.key.clone(), site);
+        out.layers.push(Layer {
+            source: source.clone(),
+            raw,
+            sites,
+        });
+        // A u64 seed above i64::MAX cannot be a TOML integer; it was read from TOML, so it fits.
+        out.values.push(toml::Value::Integer(seed as i64));
+    }
+    out
+}
+
+fn check_zip_group(
+    source: &Arc<Source>,
+    span: std::ops::Range<usize>,
+    keys: &[SweptKey],
+) -> Result<(), SpecError> {
+    let at = Snippet {
+        source: source.clone(),
+        span,
+    };
+    if keys.is_empty() {
+        let diag = Diagnostic::error("empty zip group")
+            .at(Some(at))
+            .label("expected at least one key");
+        return Err(sweep_error(diag));
+    }
+    let lengths: Vec<usize> = keys.iter().map(|k| k.values.len()).collect();
+    if lengths.iter().any(|&n| n != lengths[0]) {
+        let listed = keys
+            .iter()
+            .map(|k| format!("`{}` has {}", k.key, k.values.len()))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let diag = Diagnostic::error("zip group lists differ in length")
+            .at(Some(at))
+            .label(format!("expected lists of equal length: {listed}"))
+            .note("keys in a zip group move together, one value of each per run");
+        return Err(sweep_error(diag));
+    }
+    Ok(())
+}
+
+/// A key swept by two axes would have two values in one run.
+fn check_disjoint(axes: &[Axis]) -> Result<(), SpecError> {
+    let keys: Vec<&SweptKey> = axes.iter().flat_map(|a| &a.keys).collect();
+    for (i, later) in keys.iter().enumerate() {
+        if let Some(earlier) = keys[..i].iter().find(|k| k.key == later.key) {
+            let diag = Diagnostic::error(format!("`{}` is swept twice", later.key))
+                .at(Some(later.key_at.clone()))
+                .label("swept again here")
+                .note(format!("first swept at {}", earlier.key_at.location()));
+            return Err(sweep_error(diag));
+        }
+    }
+    Ok(())
+}

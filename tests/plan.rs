@@ -1,0 +1,180 @@
+//! Sweep expansion, run ids and the example experiments.
+
+use std::path::Path;
+
+use runner::plan::{self, PlannedRun};
+use runner::spec::{self, LoadOptions};
+
+fn load(path: &str, overrides: &[&str]) -> spec::Experiment {
+    let opts = LoadOptions {
+        overrides: overrides.iter().map(|s| s.to_string()).collect(),
+        pipeline_dir: None,
+    };
+    spec::load(Path::new(path), &opts).unwrap_or_else(|e| panic!("{path}:\n{e}"))
+}
+
+fn swept(run: &PlannedRun) -> String {
+    run.swept
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[test]
+fn grid_zip_and_seeds_multiply_in_file_order() {
+    let exp = load("tests/specs/sweep.toml", &[]);
+    assert_eq!(exp.sweep.len(), 24);
+    let runs = plan::expand(&exp).unwrap();
+    assert_eq!(runs.len(), 24);
+    assert!(runs.iter().enumerate().all(|(i, r)| r.index == i));
+    // The first grid key in the file varies slowest; seeds vary fastest.
+    assert_eq!(
+        swept(&runs[0]),
+        "transforms.hflip=0.0 regularization.lambda=0 optimizer.lr=0.1 train.batch_size=32 experiment.seed=1"
+    );
+    assert_eq!(
+        swept(&runs[1]),
+        "transforms.hflip=0.0 regularization.lambda=0 optimizer.lr=0.1 train.batch_size=32 experiment.seed=2"
+    );
+    assert_eq!(
+        swept(&runs[2]),
+        "transforms.hflip=0.0 regularization.lambda=0 optimizer.lr=0.01 train.batch_size=4 experiment.seed=1"
+    );
+    assert_eq!(
+        swept(&runs[23]),
+        "transforms.hflip=0.5 regularization.lambda=0.01 optimizer.lr=0.01 train.batch_size=4 experiment.seed=2"
+    );
+    // The swept values reach the resolved specs; the rest stays as the base.
+    let last = &runs[23].spec;
+    assert_eq!(
+        (
+            last.transforms.hflip,
+            last.regularization.lambda,
+            last.optimizer.lr,
+            last.train.batch_size
+        ),
+        (0.5, 0.01, 0.01, 4)
+    );
+    assert_eq!(last.experiment.seed, 2);
+    assert_eq!(last.regularization.kind, spec::RegularizationKind::L2);
+    assert_eq!(exp.base.regularization.lambda, 0.0);
+}
+
+#[test]
+fn run_ids_are_stable_and_distinct() {
+    let exp = load("tests/specs/sweep.toml", &[]);
+    let runs = plan::expand(&exp).unwrap();
+    let ids: Vec<String> = runs.iter().map(|r| plan::run_id(&r.spec, "salt")).collect();
+    assert!(ids
+        .iter()
+        .all(|id| id.len() == 12 && id.chars().all(|c| c.is_ascii_hexdigit())));
+    let mut unique = ids.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len(), "ids collide: {ids:?}");
+    // Loading again gives the same ids; another salt gives others.
+    let again: Vec<String> = plan::expand(&load("tests/specs/sweep.toml", &[]))
+        .unwrap()
+        .iter()
+        .map(|r| plan::run_id(&r.spec, "salt"))
+        .collect();
+    assert_eq!(ids, again);
+    assert_ne!(ids[0], plan::run_id(&runs[0].spec, "other salt"));
+}
+
+#[test]
+fn run_ids_do_not_depend_on_the_checkout_folder() {
+    let exp = load("tests/specs/valid.toml", &[]);
+    let mut moved = exp.base.clone();
+    let offset = Path::new("/elsewhere/checkout");
+    moved.dataset.root = offset.join(
+        moved
+            .dataset
+            .root
+            .strip_prefix(&exp.base.project_dir)
+            .unwrap(),
+    );
+    moved.project_dir = offset.to_path_buf();
+    assert_eq!(plan::run_id(&exp.base, ""), plan::run_id(&moved, ""));
+    assert!(
+        exp.base
+            .to_toml()
+            .contains("root = \"tests/fixtures/catdog-tiny\""),
+        "{}",
+        exp.base.to_toml()
+    );
+}
+
+#[test]
+fn no_sweep_is_one_base_run() {
+    let exp = load("tests/specs/valid.toml", &[]);
+    let runs = plan::expand(&exp).unwrap();
+    assert_eq!(runs.len(), 1);
+    assert!(runs[0].swept.is_empty());
+    assert_eq!(runs[0].spec, exp.base);
+}
+
+#[test]
+fn overrides_apply_after_the_file_and_before_the_sweep() {
+    let exp = load(
+        "tests/specs/sweep.toml",
+        &[
+            "optimizer.momentum=0.5",
+            "regularization.kind=l1",
+            "sweep.seeds=[7]",
+        ],
+    );
+    let runs = plan::expand(&exp).unwrap();
+    assert_eq!(runs.len(), 12);
+    assert!(runs
+        .iter()
+        .all(|r| r.spec.optimizer.momentum == 0.5 && r.spec.experiment.seed == 7));
+    assert_eq!(exp.base.regularization.kind, spec::RegularizationKind::L1);
+}
+
+#[test]
+fn lambda_sweep_example() {
+    let exp = load("experiments/lambda_sweep.toml", &[]);
+    assert!(exp.warnings.is_empty(), "{:?}", exp.warnings);
+    let runs = plan::expand(&exp).unwrap();
+    let ids: Vec<String> = runs.iter().map(|r| plan::run_id(&r.spec, "")).collect();
+    insta::assert_snapshot!(plan::render(&exp, &runs, &ids));
+    insta::assert_snapshot!(exp.base.to_toml());
+    let b = &exp.base;
+    assert_eq!(b.backbone.name, spec::BackboneName::EfficientnetLite0);
+    assert_eq!(b.backbone.freeze, spec::Freeze::All);
+    assert!(b
+        .backbone
+        .weights
+        .as_ref()
+        .unwrap()
+        .ends_with("pipeline/weights/efficientnet_lite0_imagenet.safetensors"));
+    assert!(b
+        .dataset
+        .root
+        .ends_with("pipeline/data/animal-mnist-catdog"));
+    assert!(b.dataset.root.is_absolute());
+}
+
+#[test]
+fn every_example_loads_without_warnings() {
+    for entry in std::fs::read_dir("experiments").unwrap() {
+        let path = entry.unwrap().path();
+        let exp = load(path.to_str().unwrap(), &[]);
+        assert!(
+            exp.warnings.is_empty(),
+            "{}: {:?}",
+            path.display(),
+            exp.warnings
+        );
+        for run in plan::expand(&exp).unwrap() {
+            assert!(
+                run.warnings.is_empty(),
+                "{}: {:?}",
+                path.display(),
+                run.warnings
+            );
+        }
+    }
+}

@@ -1,0 +1,139 @@
+//! Snapshots of rendered spec errors: each names the file, line:column, key path and what was
+//! expected. Spec files live in tests/specs/; paths print relative to the package root.
+
+use std::path::Path;
+
+use runner::spec::{self, LoadOptions, SpecError};
+
+fn load(spec: &str, overrides: &[&str]) -> Result<spec::Experiment, SpecError> {
+    let opts = LoadOptions {
+        overrides: overrides.iter().map(|s| s.to_string()).collect(),
+        pipeline_dir: None,
+    };
+    spec::load(&Path::new("tests/specs").join(spec), &opts)
+}
+
+/// The rendered error of a spec that must fail.
+fn error(spec: &str, overrides: &[&str]) -> String {
+    match load(spec, overrides) {
+        Ok(_) => panic!("{spec} loaded, expected an error"),
+        Err(err) => {
+            assert_eq!(err.exit_code(), 78);
+            err.to_string()
+        }
+    }
+}
+
+#[test]
+fn valid_spec_loads() {
+    let exp = load("valid.toml", &[]).unwrap();
+    assert_eq!(exp.name, "valid");
+    assert!(exp.warnings.is_empty(), "{:?}", exp.warnings);
+}
+
+#[test]
+fn misspelt_key() {
+    insta::assert_snapshot!(error("misspelt_key.toml", &[]));
+}
+
+#[test]
+fn wrong_type() {
+    insta::assert_snapshot!(error("wrong_type.toml", &[]));
+}
+
+#[test]
+fn bad_values_are_all_reported() {
+    insta::assert_snapshot!(error("bad_values.toml", &[]));
+}
+
+#[test]
+fn missing_dataset_folder() {
+    insta::assert_snapshot!(error("missing_dataset.toml", &[]));
+}
+
+#[test]
+fn unstable_l2() {
+    insta::assert_snapshot!(error("unstable_l2.toml", &[]));
+}
+
+#[test]
+fn unstable_l2_allowed_is_a_warning() {
+    let exp = load("unstable_l2.toml", &["regularization.allow_unstable=true"]).unwrap();
+    insta::assert_snapshot!(exp.warnings.join("\n"));
+}
+
+#[test]
+fn class_mismatch() {
+    insta::assert_snapshot!(error("class_mismatch.toml", &[]));
+}
+
+#[test]
+fn missing_preset() {
+    insta::assert_snapshot!(error("missing_preset.toml", &[]));
+}
+
+#[test]
+fn missing_name() {
+    insta::assert_snapshot!(error("missing_name.toml", &[]));
+}
+
+#[test]
+fn adamw_with_l2() {
+    insta::assert_snapshot!(error("adamw_l2.toml", &[]));
+}
+
+#[test]
+fn syntax() {
+    insta::assert_snapshot!(error("syntax.toml", &[]));
+}
+
+#[test]
+fn override_misspelt_key() {
+    insta::assert_snapshot!(error("valid.toml", &["optimizer.momentun=0.5"]));
+}
+
+#[test]
+fn override_wrong_type() {
+    insta::assert_snapshot!(error("valid.toml", &["optimizer.lr=fast"]));
+}
+
+#[test]
+fn override_without_value() {
+    insta::assert_snapshot!(error("valid.toml", &["optimizer.lr"]));
+}
+
+#[test]
+fn override_bad_value() {
+    insta::assert_snapshot!(error("valid.toml", &["train.epochs=0"]));
+}
+
+#[test]
+fn sweep_bad_key() {
+    insta::assert_snapshot!(error("bad_sweep_key.toml", &[]));
+}
+
+#[test]
+fn sweep_bad_value() {
+    insta::assert_snapshot!(error("bad_sweep_value.toml", &[]));
+}
+
+#[test]
+fn sweep_invalid_point() {
+    insta::assert_snapshot!(error("invalid_sweep_point.toml", &[]));
+}
+
+#[test]
+fn sweep_zip_mismatch() {
+    insta::assert_snapshot!(error("zip_mismatch.toml", &[]));
+}
+
+#[test]
+fn sweep_key_swept_twice() {
+    insta::assert_snapshot!(error(
+        "sweep.toml",
+        &[
+            "sweep.seeds=[]",
+            "sweep.grid={\"train.batch_size\"=[1], \"optimizer.lr\"=[0.1]}"
+        ]
+    ));
+}
