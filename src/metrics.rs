@@ -140,3 +140,33 @@ fn ratio(a: u64, b: u64) -> f64 {
         a as f64 / b as f64
     }
 }
+
+/// Reads a run's metrics table back (the confusion matrices are not in it and come back empty).
+pub fn read_epochs(path: &std::path::Path, classes: &[String]) -> PolarsResult<Vec<EpochMetrics>> {
+    let file = std::fs::File::open(path).map_err(|e| PolarsError::IO { error: e.into(), msg: None })?;
+    let df = ParquetReader::new(file).finish()?;
+    let f = |name: &str| -> PolarsResult<Vec<f64>> {
+        Ok(df.column(name)?.cast(&DataType::Float64)?.f64()?.into_no_null_iter().collect())
+    };
+    let epoch = f("epoch")?;
+    let (tl, ta, vl, va) = (f("train_loss")?, f("train_acc")?, f("val_loss")?, f("val_acc")?);
+    let (wn, lr, es, ips) = (f("weight_norm")?, f("lr")?, f("epoch_seconds")?, f("images_per_second")?);
+    let per_class: Vec<Vec<f64>> = classes.iter().map(|c| f(&format!("val_acc.{c}"))).collect::<PolarsResult<_>>()?;
+    Ok((0..df.height())
+        .map(|i| EpochMetrics {
+            epoch: epoch[i] as usize,
+            train_loss: tl[i],
+            train_acc: ta[i],
+            val_loss: vl[i],
+            val_acc: va[i],
+            val_class_acc: per_class.iter().map(|c| c[i]).collect(),
+            confusion: Vec::new(),
+            weight_norm: wn[i],
+            lr: lr[i],
+            epoch_seconds: es[i],
+            images_per_second: ips[i],
+            train_samples: 0,
+            skipped: 0,
+        })
+        .collect())
+}

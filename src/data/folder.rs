@@ -161,10 +161,10 @@ pub fn fingerprint(folder: &ImageFolder) -> Result<String, DataError> {
             h.update(Sha256::digest(&bytes));
         }
     }
-    Ok(hex(&h.finalize()))
+    Ok(hex_digest(&h.finalize()))
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
+pub fn hex_digest(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

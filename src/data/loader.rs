@@ -85,11 +85,7 @@ impl Loader {
 
     /// The sample order of an epoch (1-based): a seeded permutation when shuffling.
     pub fn order(&self, epoch: usize) -> Vec<usize> {
-        let mut idx: Vec<usize> = (0..self.split.len()).collect();
-        if self.shuffle {
-            idx.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(self.seed, epoch as u64, u64::MAX)));
-        }
-        idx
+        epoch_order(self.split.len(), self.seed, epoch, self.shuffle)
     }
 
     /// The batches of an epoch, in order.
@@ -168,6 +164,17 @@ impl Iterator for BatchIter<'_> {
         self.pos = end;
         Some(self.loader.batch(self.epoch, idx))
     }
+}
+
+/// The order in which an epoch (1-based) visits `n` samples: a permutation seeded from
+/// (seed, epoch) when shuffling, else 0..n. Shared by image and cached-feature sources so both
+/// see the same order for the same seed.
+pub fn epoch_order(n: usize, seed: u64, epoch: usize, shuffle: bool) -> Vec<usize> {
+    let mut idx: Vec<usize> = (0..n).collect();
+    if shuffle {
+        idx.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(seed, epoch as u64, u64::MAX)));
+    }
+    idx
 }
 
 /// SplitMix64-style mixing of (seed, epoch, item) into one RNG seed.

@@ -1,0 +1,177 @@
+//! Command-line arguments as the user wrote them, and the dispatch to each command.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::plan;
+use crate::run::{self, Identities, RunOptions};
+use crate::spec::{self, LoadOptions};
+use crate::store::Status;
+
+/// Exit code for a spec that fails to parse or validate (sysexits' EX_CONFIG).
+pub const EXIT_BAD_SPEC: u8 = 78;
+/// Exit code when some run of a sweep failed or diverged.
+pub const EXIT_RUNS_FAILED: u8 = 1;
+
+#[derive(Debug, Parser)]
+#[command(name = "runner", version, about = "Turns TOML experiment specs into trained models and comparable results")]
+#[command(after_help = "`runner SPEC [OPTIONS]` is short for `runner run SPEC [OPTIONS]`.")]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Train every run of an experiment's sweep and record its results.
+    Run(RunArgs),
+    /// Validate a spec and every run of its sweep, without training.
+    Check(SpecArgs),
+    /// Print the runs a spec expands to, with their ids and swept values.
+    Plan(SpecArgs),
+}
+
+#[derive(Debug, Args)]
+struct SpecArgs {
+    /// The experiment spec (TOML).
+    spec: PathBuf,
+    /// Override a key of the spec: `--set regularization.lambda=0.01` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
+    /// The folder of presets named in `use` (default: the nearest `pipeline/` above the spec).
+    #[arg(long, value_name = "DIR")]
+    pipeline: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct RunArgs {
+    #[command(flatten)]
+    spec: SpecArgs,
+    /// Where results go: `<DIR>/<experiment>/<run_id>/`.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    results: PathBuf,
+    /// Train runs again even when their results are complete.
+    #[arg(long)]
+    rerun: bool,
+}
+
+pub fn main() -> ExitCode {
+    init_logging();
+    let cli = Cli::parse_from(with_default_command(std::env::args_os().collect()));
+    match cli.command {
+        Command::Run(a) => cmd_run(a),
+        Command::Check(a) => cmd_check(a),
+        Command::Plan(a) => cmd_plan(a),
+    }
+}
+
+/// `runner SPEC …` means `runner run SPEC …`: insert `run` when the first argument is neither
+/// a subcommand nor a flag.
+fn with_default_command(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    use clap::CommandFactory;
+    if let Some(first) = args.get(1).and_then(|a| a.to_str()) {
+        let cmd = Cli::command();
+        let is_sub = cmd.get_subcommands().any(|s| s.get_name() == first) || first == "help";
+        if !is_sub && !first.starts_with('-') {
+            args.insert(1, "run".into());
+        }
+    }
+    args
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNNER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_timer(tracing_subscriber::fmt::time::uptime())
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+}
+
+fn load(a: &SpecArgs) -> Result<(spec::Experiment, Vec<plan::PlannedRun>), ExitCode> {
+    let opts = LoadOptions { overrides: a.overrides.clone(), pipeline_dir: a.pipeline.clone() };
+    let loaded = spec::load(&a.spec, &opts).and_then(|exp| plan::expand(&exp).map(|runs| (exp, runs)));
+    match loaded {
+        Ok((exp, runs)) => {
+            for w in exp.warnings.iter().chain(runs.iter().flat_map(|r| &r.warnings)) {
+                tracing::warn!("{w}");
+            }
+            Ok((exp, runs))
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            Err(ExitCode::from(EXIT_BAD_SPEC))
+        }
+    }
+}
+
+fn run_ids(runs: &[plan::PlannedRun]) -> Result<Vec<String>, ExitCode> {
+    let mut ids = Identities::default();
+    runs.iter()
+        .map(|r| ids.run_id(&r.spec))
+        .collect::<Result<_, _>>()
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_BAD_SPEC)
+        })
+}
+
+fn cmd_check(a: SpecArgs) -> ExitCode {
+    match load(&a) {
+        Ok((exp, runs)) => {
+            println!("{}: ok ({} run{})", a.spec.display(), runs.len(), if runs.len() == 1 { "" } else { "s" });
+            let _ = exp;
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn cmd_plan(a: SpecArgs) -> ExitCode {
+    let (exp, runs) = match load(&a) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    match run_ids(&runs) {
+        Ok(ids) => {
+            print!("{}", plan::render(&exp, &runs, &ids));
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+fn cmd_run(a: RunArgs) -> ExitCode {
+    let start = Instant::now();
+    let (exp, runs) = match load(&a.spec) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    tracing::info!("{}: {} run(s), results in {}", exp.name, runs.len(), a.results.join(&exp.name).display());
+    let opts = RunOptions { results: a.results, rerun: a.rerun, progress: std::io::stderr().is_terminal() };
+    let reports = run::run_sweep(&exp, &runs, &opts);
+    println!("{}", crate::report::summary(&reports));
+    let failed = reports.iter().filter(|r| r.status == Status::Failed).count();
+    let diverged = reports.iter().filter(|r| r.status == Status::Diverged).count();
+    let done = reports.len() - failed - diverged;
+    println!(
+        "{}: {done} done, {failed} failed, {diverged} diverged in {:.1}s",
+        exp.name,
+        start.elapsed().as_secs_f64()
+    );
+    for r in reports.iter().filter(|r| r.error.is_some()) {
+        eprintln!("run {} ({}) failed: {}", r.index, r.run_id, r.error.as_deref().unwrap_or_default());
+    }
+    if failed + diverged > 0 {
+        ExitCode::from(EXIT_RUNS_FAILED)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,52 @@
+//! Terminal tables: the end-of-sweep summary.
+
+use comfy_table::{presets, CellAlignment, Table};
+
+use crate::run::RunReport;
+
+/// One row per run: its swept values, status, best epoch (lowest val loss) with its val
+/// accuracy and loss, the final ‖w‖, and time.
+pub fn summary(runs: &[RunReport]) -> String {
+    let mut keys: Vec<&str> = Vec::new();
+    for r in runs {
+        for (k, _) in &r.swept {
+            if !keys.contains(&k.as_str()) {
+                keys.push(k);
+            }
+        }
+    }
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    let mut header = vec!["#".to_string(), "run".to_string()];
+    header.extend(keys.iter().map(|k| k.to_string()));
+    header.extend(
+        ["status", "best epoch", "val acc", "val loss", "final ‖w‖", "time"].map(String::from),
+    );
+    t.set_header(header);
+    for r in runs {
+        let mut row = vec![r.index.to_string(), r.run_id.clone()];
+        for k in &keys {
+            row.push(r.swept.iter().find(|(s, _)| s == k).map(|(_, v)| v.to_string()).unwrap_or_default());
+        }
+        let best = r.best.as_ref();
+        row.push(match (&r.error, r.reused) {
+            (Some(_), _) => format!("{}", r.status),
+            (None, true) => format!("{} (earlier)", r.status),
+            (None, false) => r.status.to_string(),
+        });
+        row.push(best.map(|b| b.epoch.to_string()).unwrap_or_else(|| "-".into()));
+        row.push(best.map(|b| format!("{:.4}", b.val_acc)).unwrap_or_else(|| "-".into()));
+        row.push(best.map(|b| format!("{:.4}", b.val_loss)).unwrap_or_else(|| "-".into()));
+        row.push(r.last.as_ref().map(|l| format!("{:.4}", l.weight_norm)).unwrap_or_else(|| "-".into()));
+        row.push(if r.reused { "-".into() } else { format!("{:.1}s", r.seconds) });
+        t.add_row(row);
+    }
+    for i in 0..t.column_count() {
+        if i != 1 {
+            if let Some(c) = t.column_mut(i) {
+                c.set_cell_alignment(CellAlignment::Right);
+            }
+        }
+    }
+    t.to_string()
+}

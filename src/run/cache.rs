@@ -1,0 +1,183 @@
+//! The frozen-feature cache: a frozen backbone under deterministic transforms gives the same
+//! features every epoch and every run of a sweep, so they are computed once per key, kept in
+//! memory for the process and on disk for the next one.
+//!
+//! A cache file holds `train_x [n, f]`, `train_y [n]`, `val_x`, `val_y` (safetensors) and, in
+//! its metadata, the key and a SHA-256 of the tensor bytes: a file that is truncated, corrupt
+//! or from another key is detected, reported and rebuilt, never trusted.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use safetensors::tensor::{Dtype, SafeTensors, TensorView};
+use sha2::{Digest, Sha256};
+
+use super::sources::FeatureSet;
+use crate::data::IMAGE_EXTENSIONS;
+use crate::store::{write_atomic, StoreError};
+use crate::train::TrainError;
+
+pub type Features = Arc<(FeatureSet, FeatureSet)>;
+
+/// Whether the features came from memory, disk, or were computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lookup {
+    Memory,
+    Disk,
+    Built,
+}
+
+pub struct FeatureCache {
+    dir: PathBuf,
+    memory: HashMap<String, Features>,
+}
+
+impl FeatureCache {
+    pub fn new(dir: PathBuf) -> Self {
+        Self { dir, memory: HashMap::new() }
+    }
+
+    pub fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("features-{}.safetensors", &key[..16.min(key.len())]))
+    }
+
+    /// The features for `key`, building (and storing) them with `build` on a miss.
+    pub fn get_or_build(
+        &mut self,
+        key: &str,
+        build: impl FnOnce() -> Result<(FeatureSet, FeatureSet), TrainError>,
+    ) -> Result<(Features, Lookup), TrainError> {
+        if let Some(f) = self.memory.get(key) {
+            return Ok((f.clone(), Lookup::Memory));
+        }
+        let path = self.path(key);
+        if path.exists() {
+            match read(&path, key) {
+                Ok(f) => {
+                    let f = Arc::new(f);
+                    self.memory.insert(key.to_string(), f.clone());
+                    return Ok((f, Lookup::Disk));
+                }
+                Err(why) => tracing::warn!("feature cache {} is unusable ({why}): rebuilding it", path.display()),
+            }
+        }
+        let f = Arc::new(build()?);
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| TrainError::Store(format!("cannot create {}: {e}", self.dir.display())))?;
+        write(&path, key, &f).map_err(|e| TrainError::Store(e.to_string()))?;
+        self.memory.insert(key.to_string(), f.clone());
+        Ok((f, Lookup::Built))
+    }
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn label_bytes(v: &[usize]) -> Vec<u8> {
+    v.iter().flat_map(|&x| (x as i64).to_le_bytes()).collect()
+}
+
+fn write(path: &Path, key: &str, f: &(FeatureSet, FeatureSet)) -> Result<(), StoreError> {
+    let parts = [
+        ("train_x", Dtype::F32, vec![f.0.len(), f.0.width], f32_bytes(&f.0.x)),
+        ("train_y", Dtype::I64, vec![f.0.len()], label_bytes(&f.0.labels)),
+        ("val_x", Dtype::F32, vec![f.1.len(), f.1.width], f32_bytes(&f.1.x)),
+        ("val_y", Dtype::I64, vec![f.1.len()], label_bytes(&f.1.labels)),
+    ];
+    let mut digest = Sha256::new();
+    for (_, _, _, bytes) in &parts {
+        digest.update(bytes);
+    }
+    let meta = HashMap::from([
+        ("key".to_string(), key.to_string()),
+        ("sha256".to_string(), crate::data::hex_digest(&digest.finalize())),
+    ]);
+    let views: Vec<(&str, TensorView)> = parts
+        .iter()
+        .map(|(name, dtype, shape, bytes)| (*name, TensorView::new(*dtype, shape.clone(), bytes).expect("consistent view")))
+        .collect();
+    let bytes = safetensors::tensor::serialize(views, &Some(meta)).expect("serialising features");
+    write_atomic(path, |file| std::io::Write::write_all(file, &bytes))
+}
+
+fn read(path: &Path, key: &str) -> Result<(FeatureSet, FeatureSet), String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| format!("{e:?}"))?;
+    let meta = meta.metadata().clone().unwrap_or_default();
+    if meta.get("key").map(String::as_str) != Some(key) {
+        return Err("it belongs to another key".into());
+    }
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| format!("{e:?}"))?;
+    let mut digest = Sha256::new();
+    let mut get = |name: &str| -> Result<(Vec<usize>, Vec<u8>), String> {
+        let t = st.tensor(name).map_err(|e| format!("{e:?}"))?;
+        digest.update(t.data());
+        Ok((t.shape().to_vec(), t.data().to_vec()))
+    };
+    let (tx_shape, tx) = get("train_x")?;
+    let (_, ty) = get("train_y")?;
+    let (vx_shape, vx) = get("val_x")?;
+    let (_, vy) = get("val_y")?;
+    if meta.get("sha256") != Some(&crate::data::hex_digest(&digest.finalize())) {
+        return Err("its checksum does not match its content".into());
+    }
+    let floats = |b: &[u8]| b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    let labels = |b: &[u8]| b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as usize).collect();
+    Ok((
+        FeatureSet { x: floats(&tx), width: tx_shape[1], labels: labels(&ty) },
+        FeatureSet { x: floats(&vx), width: vx_shape[1], labels: labels(&vy) },
+    ))
+}
+
+/// The cache key: everything the features depend on.
+pub fn key(parts: &[(&str, String)]) -> String {
+    let mut h = Sha256::new();
+    h.update(b"runner-features-v1\n");
+    h.update(IMAGE_EXTENSIONS.join(",").as_bytes());
+    for (k, v) in parts {
+        h.update(format!("{k}={v}\n").as_bytes());
+    }
+    crate::data::hex_digest(&h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sets() -> (FeatureSet, FeatureSet) {
+        (
+            FeatureSet { x: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], width: 3, labels: vec![0, 1] },
+            FeatureSet { x: vec![0.5, -0.5, 1.5], width: 3, labels: vec![1] },
+        )
+    }
+
+    #[test]
+    fn builds_once_then_hits_memory_then_disk_and_rebuilds_corrupt_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key(&[("a", "1".into())]);
+        let mut c = FeatureCache::new(dir.path().to_path_buf());
+        let (f, l) = c.get_or_build(&k, || Ok(sets())).unwrap();
+        assert_eq!((l, &*f), (Lookup::Built, &sets()));
+        let (_, l) = c.get_or_build(&k, || panic!("must not rebuild")).unwrap();
+        assert_eq!(l, Lookup::Memory);
+        let mut fresh = FeatureCache::new(dir.path().to_path_buf());
+        let (f, l) = fresh.get_or_build(&k, || panic!("must not rebuild")).unwrap();
+        assert_eq!((l, &*f), (Lookup::Disk, &sets()));
+
+        // a truncated file and a flipped byte are both rebuilt
+        let path = fresh.path(&k);
+        let bytes = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
+        let (_, l) = FeatureCache::new(dir.path().to_path_buf()).get_or_build(&k, || Ok(sets())).unwrap();
+        assert_eq!(l, Lookup::Built);
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        std::fs::write(&path, &bytes).unwrap();
+        let (_, l) = FeatureCache::new(dir.path().to_path_buf()).get_or_build(&k, || Ok(sets())).unwrap();
+        assert_eq!(l, Lookup::Built);
+        assert_ne!(k, key(&[("a", "2".into())]));
+    }
+}

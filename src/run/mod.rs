@@ -1,0 +1,369 @@
+//! Executes an expanded sweep: for each planned run, build its data, model and batch source,
+//! train it with the generic loop, and record everything under `results/<experiment>/<run_id>/`.
+
+mod cache;
+mod model;
+pub mod provenance;
+mod sources;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+pub use cache::{FeatureCache, Lookup};
+pub use sources::{Extractor, FeatureSet, FeatureSource, ImageSource};
+
+use crate::data::{fingerprint, BadImagePolicy, DataError, ImageFolder, Transform};
+use crate::metrics::{self, ParamValue, RunKey};
+use crate::plan::{self, PlannedRun};
+use crate::spec::{self, Experiment, RunSpec};
+use crate::store::{Manifest, RunDir, Status};
+use crate::train::{
+    EpochMetrics, FitConfig, OptimizerConfig, Outcome, Regularization, RegularizationKind, TrainError,
+};
+
+/// How to execute a sweep.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The results root: runs go to `<results>/<experiment>/<run_id>/`.
+    pub results: PathBuf,
+    /// Train runs whose status is already `done` again.
+    pub rerun: bool,
+    /// Show a progress bar (stderr is a terminal).
+    pub progress: bool,
+}
+
+/// What happened to one run, for the summary table.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub index: usize,
+    pub run_id: String,
+    pub dir: PathBuf,
+    pub swept: Vec<(String, ParamValue)>,
+    pub status: Status,
+    /// The epoch with the lowest val loss, and the last epoch.
+    pub best: Option<EpochMetrics>,
+    pub last: Option<EpochMetrics>,
+    pub seconds: f64,
+    pub error: Option<String>,
+    /// Already done before this invocation.
+    pub reused: bool,
+}
+
+/// Identity inputs that are expensive to compute, shared by the runs of a sweep.
+#[derive(Default)]
+pub struct Identities {
+    datasets: HashMap<(PathBuf, String, String, usize, usize), (ImageFolder, String)>,
+    weights: HashMap<PathBuf, String>,
+}
+
+impl Identities {
+    /// The run's dataset (scanned) and its content fingerprint.
+    pub fn dataset(&mut self, spec: &RunSpec) -> Result<(ImageFolder, String), DataError> {
+        let d = &spec.dataset;
+        let k = (d.root.clone(), d.train_dir.clone(), d.val_dir.clone(), d.train_per_class, d.val_per_class);
+        if let Some(v) = self.datasets.get(&k) {
+            return Ok(v.clone());
+        }
+        let folder = ImageFolder::open(&d.root, &d.train_dir, &d.val_dir, d.train_per_class, d.val_per_class)?;
+        let fp = fingerprint(&folder)?;
+        self.datasets.insert(k, (folder.clone(), fp.clone()));
+        Ok((folder, fp))
+    }
+
+    /// SHA-256 of the pretrained weights file, if the run has one.
+    pub fn weights(&mut self, spec: &RunSpec) -> Result<Option<String>, DataError> {
+        let Some(path) = &spec.backbone.weights else { return Ok(None) };
+        if let Some(h) = self.weights.get(path) {
+            return Ok(Some(h.clone()));
+        }
+        let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.clone(), source })?;
+        use sha2::Digest;
+        let h = crate::data::hex_digest(&sha2::Sha256::digest(&bytes));
+        self.weights.insert(path.clone(), h.clone());
+        Ok(Some(h))
+    }
+
+    /// The run id: a hash of the resolved spec, the dataset's content and the weights' hash.
+    pub fn run_id(&mut self, spec: &RunSpec) -> Result<String, DataError> {
+        let (_, fp) = self.dataset(spec)?;
+        let wh = self.weights(spec)?.unwrap_or_default();
+        Ok(plan::run_id(spec, &format!("dataset={fp}\nweights={wh}")))
+    }
+}
+
+/// The swept parameters of a run, typed by the resolved spec field they set (so λ is a float
+/// column in every run even when the sweep wrote `0`).
+pub fn swept_values(run: &PlannedRun) -> Vec<(String, ParamValue)> {
+    let resolved = toml::Value::try_from(&run.spec).ok();
+    run.swept
+        .iter()
+        .map(|(key, raw)| {
+            let typed = resolved.as_ref().and_then(|v| key.split('.').try_fold(v, |v, k| v.get(k)));
+            (key.clone(), ParamValue::from_toml(typed.unwrap_or(raw)))
+        })
+        .collect()
+}
+
+pub fn transforms(spec: &RunSpec) -> Transform {
+    let t = &spec.transforms;
+    Transform {
+        resize: (t.resize > 0).then_some(t.resize),
+        crop: (t.crop > 0).then_some(t.crop),
+        random_crop: t.random_crop,
+        hflip: t.hflip as f32,
+        mean: t.mean,
+        std: t.std,
+    }
+}
+
+fn fit_config(spec: &RunSpec, classes: usize) -> FitConfig {
+    let o = &spec.optimizer;
+    let optimizer = match o.kind {
+        spec::OptimizerKind::Sgd => OptimizerConfig::Sgd { lr: o.lr, momentum: o.momentum, nesterov: o.nesterov },
+        spec::OptimizerKind::Adam | spec::OptimizerKind::Adamw => {
+            OptimizerConfig::Adam { lr: o.lr, betas: o.betas, eps: o.eps }
+        }
+    };
+    let r = &spec.regularization;
+    let kind = match r.kind {
+        spec::RegularizationKind::None => RegularizationKind::None,
+        spec::RegularizationKind::L2 => RegularizationKind::L2,
+        spec::RegularizationKind::L1 => RegularizationKind::L1,
+        spec::RegularizationKind::Decoupled => RegularizationKind::Decoupled,
+    };
+    FitConfig {
+        epochs: spec.train.epochs as usize,
+        optimizer,
+        regularization: Regularization { kind, lambda: r.lambda, apply_to_all: r.apply_to == spec::ApplyTo::All },
+        num_classes: classes,
+    }
+}
+
+fn bad_image_policy(spec: &RunSpec) -> BadImagePolicy {
+    match spec.dataset.on_bad_image {
+        spec::OnBadImage::Error => BadImagePolicy::Error,
+        spec::OnBadImage::Skip => BadImagePolicy::Skip,
+    }
+}
+
+/// Runs every planned run in order; a failing or diverging run is recorded and the sweep
+/// goes on.
+pub fn run_sweep(exp: &Experiment, runs: &[PlannedRun], opts: &RunOptions) -> Vec<RunReport> {
+    let mut ids = Identities::default();
+    let cache_dir = |spec: &RunSpec| spec.cache.dir.clone().unwrap_or_else(|| opts.results.join(".cache"));
+    let mut caches: HashMap<PathBuf, FeatureCache> = HashMap::new();
+    let mut reports = Vec::new();
+    for run in runs {
+        let started = Instant::now();
+        let swept = swept_values(run);
+        let label = swept.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+        let head = format!("run {}/{}{}", run.index, runs.len(), if label.is_empty() { String::new() } else { format!(" [{label}]") });
+        let cache = caches.entry(cache_dir(&run.spec)).or_insert_with_key(|d| FeatureCache::new(d.clone()));
+        let report = match execute(exp, run, &swept, &head, opts, &mut ids, cache) {
+            Ok(r) => r,
+            Err((run_id, dir, e)) => {
+                tracing::error!("{head}: failed: {e}");
+                RunReport {
+                    index: run.index,
+                    run_id,
+                    dir,
+                    swept: swept.clone(),
+                    status: Status::Failed,
+                    best: None,
+                    last: None,
+                    seconds: started.elapsed().as_secs_f64(),
+                    error: Some(e.to_string()),
+                    reused: false,
+                }
+            }
+        };
+        reports.push(report);
+    }
+    reports
+}
+
+type RunFailure = (String, PathBuf, TrainError);
+
+fn execute(
+    exp: &Experiment,
+    run: &PlannedRun,
+    swept: &[(String, ParamValue)],
+    head: &str,
+    opts: &RunOptions,
+    ids: &mut Identities,
+    cache: &mut FeatureCache,
+) -> Result<RunReport, RunFailure> {
+    let started = Instant::now();
+    let spec = &run.spec;
+    let fail = |id: &str, dir: &Path| {
+        let (id, dir) = (id.to_string(), dir.to_path_buf());
+        move |e: TrainError| (id.clone(), dir.clone(), e)
+    };
+    let t0 = Instant::now();
+    let (folder, data_fp) = ids.dataset(spec).map_err(|e| fail("-", Path::new("-"))(e.into()))?;
+    let weights_hash = ids.weights(spec).map_err(|e| fail("-", Path::new("-"))(e.into()))?;
+    let run_id = ids.run_id(spec).map_err(|e| fail("-", Path::new("-"))(e.into()))?;
+    tracing::debug!("{head}: identified in {:.2}s", t0.elapsed().as_secs_f64());
+    let dir = RunDir::new(&opts.results, &spec.experiment.name, &run_id);
+    let fail = fail(&run_id, &dir.path);
+
+    if !opts.rerun {
+        if let Some(done) = previous_done(&dir, swept, run) {
+            tracing::info!("{head}: {run_id} already done, skipping (--rerun to train it again)");
+            return Ok(done);
+        }
+    }
+    dir.create().map_err(|e| fail(TrainError::Store(e.to_string())))?;
+    dir.write_text("spec.toml", &spec.to_toml()).map_err(|e| fail(TrainError::Store(e.to_string())))?;
+    let (git_commit, git_dirty) = provenance::git_state(exp.source.parent().unwrap_or(Path::new(".")));
+    let mut manifest = Manifest {
+        experiment: spec.experiment.name.clone(),
+        run_id: run_id.clone(),
+        index: run.index,
+        swept: swept.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+        spec_hash: plan::run_id(spec, ""),
+        dataset_fingerprint: data_fp,
+        weights_hash,
+        seed: spec.experiment.seed,
+        status: Status::Running,
+        epochs_done: 0,
+        epochs: spec.train.epochs as usize,
+        diverged_epoch: None,
+        error: None,
+        classes: folder.classes.clone(),
+        device: "cpu".into(),
+        threads: rayon::current_num_threads(),
+        git_commit,
+        git_dirty,
+        runner_version: env!("CARGO_PKG_VERSION").into(),
+        crate_versions: provenance::crate_versions(),
+        started_at: provenance::now_utc(),
+        finished_at: None,
+    };
+    manifest.crate_versions.push(("rustc".into(), provenance::rustc_version().into()));
+    dir.write_manifest(&manifest).map_err(|e| fail(TrainError::Store(e.to_string())))?;
+
+    let key = RunKey { experiment: &spec.experiment.name, run_id: &run_id, swept, classes: &folder.classes };
+    let mut rows: Vec<EpochMetrics> = Vec::new();
+    let cfg = fit_config(spec, folder.num_classes());
+    let progress = Progress::new(opts.progress, head, cfg.epochs);
+    let result = model::train(spec, &folder, &cfg, cache, &progress, &dir.file("model.safetensors"), &mut |m: &EpochMetrics| {
+        rows.push(m.clone());
+        progress.epoch(m, cfg.epochs);
+        let mut df = metrics::epochs_frame(&key, &rows).map_err(|e| TrainError::Store(e.to_string()))?;
+        dir.write_parquet("metrics.parquet", &mut df).map_err(|e| TrainError::Store(e.to_string()))?;
+        manifest.epochs_done = m.epoch;
+        dir.write_manifest(&manifest).map_err(|e| TrainError::Store(e.to_string()))
+    });
+    progress.finish();
+    manifest.finished_at = Some(provenance::now_utc());
+    let (status, error) = match &result {
+        Ok(Outcome::Done) => (Status::Done, None),
+        Ok(Outcome::Diverged { epoch }) => {
+            manifest.diverged_epoch = Some(*epoch);
+            tracing::warn!("{head}: diverged in epoch {epoch} (non-finite loss)");
+            (Status::Diverged, None)
+        }
+        Err(e) => (Status::Failed, Some(e.to_string())),
+    };
+    if let Some(best) = metrics::best_epoch(&rows) {
+        let write = |name: &str, df: polars::prelude::PolarsResult<polars::prelude::DataFrame>| {
+            let mut df = df.map_err(|e| TrainError::Store(e.to_string()))?;
+            dir.write_parquet(name, &mut df).map_err(|e| TrainError::Store(e.to_string()))
+        };
+        write("per_class.parquet", metrics::per_class_frame(&key, best)).map_err(&fail)?;
+        write("confusion.parquet", metrics::confusion_frame(&key, best)).map_err(&fail)?;
+    }
+    manifest.status = status;
+    manifest.error = error.clone();
+    dir.write_manifest(&manifest).map_err(|e| fail(TrainError::Store(e.to_string())))?;
+    if let Err(e) = result {
+        return Err(fail(e));
+    }
+    Ok(RunReport {
+        index: run.index,
+        run_id,
+        dir: dir.path.clone(),
+        swept: swept.to_vec(),
+        status,
+        best: metrics::best_epoch(&rows).cloned(),
+        last: rows.last().cloned(),
+        seconds: started.elapsed().as_secs_f64(),
+        error,
+        reused: false,
+    })
+}
+
+/// A report for a run that an earlier invocation finished, read back from its files.
+fn previous_done(dir: &RunDir, swept: &[(String, ParamValue)], run: &PlannedRun) -> Option<RunReport> {
+    let m = dir.read_manifest().ok()?;
+    if m.status != Status::Done {
+        return None;
+    }
+    let rows = metrics::read_epochs(&dir.file("metrics.parquet"), &m.classes).ok()?;
+    if rows.len() != m.epochs {
+        return None;
+    }
+    Some(RunReport {
+        index: run.index,
+        run_id: m.run_id,
+        dir: dir.path.clone(),
+        swept: swept.to_vec(),
+        status: Status::Done,
+        best: metrics::best_epoch(&rows).cloned(),
+        last: rows.last().cloned(),
+        seconds: 0.0,
+        error: None,
+        reused: true,
+    })
+}
+
+/// A progress bar per run on a terminal; plain log lines per epoch otherwise.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    head: String,
+}
+
+impl Progress {
+    fn new(enabled: bool, head: &str, epochs: usize) -> Self {
+        let bar = enabled.then(|| {
+            let bar = indicatif::ProgressBar::new(epochs as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{prefix} epoch {pos}/{len} {bar:20} {msg} eta {eta}")
+                    .expect("valid template"),
+            );
+            bar.set_prefix(head.to_string());
+            bar
+        });
+        Self { bar, head: head.to_string() }
+    }
+
+    /// Called after every training batch with the epoch's running loss.
+    pub fn batch(&self, epoch: usize, batch: usize, batches: usize, loss: f64) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("(epoch {epoch}: batch {batch}/{batches}, loss {loss:.4})"));
+        }
+    }
+
+    fn epoch(&self, m: &EpochMetrics, epochs: usize) {
+        let line = format!(
+            "{} epoch {}/{}: train loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} | ‖w‖ {:.4} | {:.2}s, {:.0} img/s",
+            self.head, m.epoch, epochs, m.train_loss, m.train_acc, m.val_loss, m.val_acc, m.weight_norm,
+            m.epoch_seconds, m.images_per_second
+        );
+        match &self.bar {
+            Some(bar) => {
+                bar.println(line);
+                bar.inc(1);
+            }
+            None => tracing::info!("{line}"),
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}

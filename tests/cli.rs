@@ -1,0 +1,131 @@
+//! End-to-end: the `runner` binary on tiny real data, read back through polars.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use polars::prelude::*;
+
+fn fixture() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny")
+}
+
+fn runner(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_runner"))
+        .current_dir(dir)
+        .args(args)
+        .env("RUNNER_LOG", "warn")
+        .output()
+        .expect("runner starts")
+}
+
+fn write_spec(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("exp.toml");
+    std::fs::write(&path, body.replace("@DATA@", &fixture().display().to_string())).unwrap();
+    path
+}
+
+const SWEEP: &str = r#"
+[experiment]
+name = "tiny"
+seed = 3
+
+[dataset]
+root = "@DATA@"
+
+[transforms]
+resize = 20
+crop = 16
+mean = [0.5, 0.5, 0.5]
+std = [0.5, 0.5, 0.5]
+
+[backbone]
+name = "mlp"
+
+[optimizer]
+kind = "sgd"
+lr = 0.01
+
+[regularization]
+kind = "l2"
+
+[train]
+epochs = 2
+batch_size = 4
+
+[sweep]
+grid = { "regularization.lambda" = [0, 0.1] }
+"#;
+
+#[test]
+fn a_two_epoch_sweep_writes_one_parquet_per_run_with_one_row_per_epoch() {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(dir.path(), SWEEP);
+    let out = runner(dir.path(), &["exp.toml"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("regularization.lambda") && stdout.contains("2 done, 0 failed"), "{stdout}");
+
+    let files: Vec<PathBuf> = std::fs::read_dir(dir.path().join("results/tiny"))
+        .unwrap()
+        .map(|e| e.unwrap().path().join("metrics.parquet"))
+        .collect();
+    assert_eq!(files.len(), 2);
+    let mut lambdas = Vec::new();
+    for f in &files {
+        let df = ParquetReader::new(std::fs::File::open(f).unwrap()).finish().unwrap();
+        let epochs: Vec<i64> = df.column("epoch").unwrap().i64().unwrap().into_no_null_iter().collect();
+        assert_eq!(epochs, vec![1, 2]);
+        for col in ["train_loss", "val_loss", "weight_norm", "epoch_seconds"] {
+            let v = df.column(col).unwrap().f64().unwrap();
+            assert!(v.into_no_null_iter().all(|x| x.is_finite() && x >= 0.0), "{col}");
+        }
+        for col in ["train_acc", "val_acc", "val_acc.cat", "val_acc.dog"] {
+            let v = df.column(col).unwrap().f64().unwrap();
+            assert!(v.into_no_null_iter().all(|x| (0.0..=1.0).contains(&x)), "{col}");
+        }
+        let lambda = df.column("regularization.lambda").unwrap().f64().unwrap();
+        assert_eq!(lambda.n_unique().unwrap(), 1);
+        lambdas.push(lambda.get(0).unwrap());
+        let run_id = f.parent().unwrap().file_name().unwrap().to_str().unwrap();
+        let ids = df.column("run_id").unwrap();
+        assert_eq!(ids.str().unwrap().get(0), Some(run_id));
+        // the resolved spec and the manifest sit next to the metrics
+        let manifest = std::fs::read_to_string(f.with_file_name("manifest.json")).unwrap();
+        assert!(manifest.contains("\"status\": \"done\""), "{manifest}");
+        assert!(f.with_file_name("spec.toml").exists() && f.with_file_name("per_class.parquet").exists());
+    }
+    lambdas.sort_by(f64::total_cmp);
+    assert_eq!(lambdas, vec![0.0, 0.1]);
+
+    // a second invocation finds both runs done and trains nothing
+    let again = runner(dir.path(), &["exp.toml"]);
+    let stdout = String::from_utf8_lossy(&again.stdout);
+    assert!(again.status.success() && stdout.matches("done (earlier)").count() == 2, "{stdout}");
+}
+
+#[test]
+fn a_misspelt_key_fails_with_its_place_and_a_suggestion_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(dir.path(), &SWEEP.replace("kind = \"l2\"", "kind = \"l2\"\nlamda = 0.1"));
+    let out = runner(dir.path(), &["exp.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(stderr.contains("exp.toml:24:1"), "{stderr}");
+    assert!(stderr.contains("lamda") && stderr.contains("did you mean `lambda`"), "{stderr}");
+    assert!(!dir.path().join("results").exists());
+}
+
+#[test]
+fn plan_lists_every_run_with_its_swept_value() {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(dir.path(), SWEEP);
+    let out = runner(dir.path(), &["plan", "exp.toml"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("regularization.lambda=0\n") || stdout.contains("regularization.lambda=0 "), "{stdout}");
+    assert!(stdout.contains("regularization.lambda=0.1"), "{stdout}");
+    let check = runner(dir.path(), &["check", "exp.toml", "--set", "train.epochs=0"]);
+    assert_eq!(check.status.code(), Some(78));
+    let usage = runner(dir.path(), &["plan"]);
+    assert_eq!(usage.status.code(), Some(2));
+}
