@@ -100,8 +100,12 @@ fn load(a: &SpecArgs) -> Result<(spec::Experiment, Vec<plan::PlannedRun>), ExitC
     let loaded = spec::load(&a.spec, &opts).and_then(|exp| plan::expand(&exp).map(|runs| (exp, runs)));
     match loaded {
         Ok((exp, runs)) => {
+            // a base warning repeats in every run: print each once
+            let mut seen = std::collections::HashSet::new();
             for w in exp.warnings.iter().chain(runs.iter().flat_map(|r| &r.warnings)) {
-                tracing::warn!("{w}");
+                if seen.insert(w) {
+                    eprintln!("{w}");
+                }
             }
             Ok((exp, runs))
         }

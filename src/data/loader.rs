@@ -164,6 +164,11 @@ impl Iterator for BatchIter<'_> {
         self.pos = end;
         Some(self.loader.batch(self.epoch, idx))
     }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = (self.order.len() - self.pos).div_ceil(self.loader.batch_size);
+        (left, Some(left))
+    }
 }
 
 /// The order in which an epoch (1-based) visits `n` samples: a permutation seeded from

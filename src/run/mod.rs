@@ -13,6 +13,8 @@ use std::time::Instant;
 pub use cache::{FeatureCache, Lookup};
 pub use sources::{Extractor, FeatureSet, FeatureSource, ImageSource};
 
+use crate::store::RunLock;
+
 use crate::data::{fingerprint, BadImagePolicy, DataError, ImageFolder, Transform};
 use crate::metrics::{self, ParamValue, RunKey};
 use crate::plan::{self, PlannedRun};
@@ -162,6 +164,18 @@ pub fn run_sweep(exp: &Experiment, runs: &[PlannedRun], opts: &RunOptions) -> Ve
         let cache = caches.entry(cache_dir(&run.spec)).or_insert_with_key(|d| FeatureCache::new(d.clone()));
         let report = match execute(exp, run, &swept, &head, opts, &mut ids, cache) {
             Ok(r) => r,
+            Err((run_id, dir, TrainError::Locked)) => RunReport {
+                index: run.index,
+                run_id,
+                dir,
+                swept: swept.clone(),
+                status: Status::Running,
+                best: None,
+                last: None,
+                seconds: 0.0,
+                error: None,
+                reused: false,
+            },
             Err((run_id, dir, e)) => {
                 tracing::error!("{head}: failed: {e}");
                 RunReport {
@@ -215,6 +229,21 @@ fn execute(
         }
     }
     dir.create().map_err(|e| fail(TrainError::Store(e.to_string())))?;
+    let Some(_lock) = RunLock::acquire(&dir).map_err(|e| fail(TrainError::Store(e.to_string())))? else {
+        return Err(fail(TrainError::Locked));
+    };
+    // an interrupted earlier invocation left epochs behind: keep them for resuming
+    let previous = dir.read_manifest().ok();
+    let prior_rows = match &previous {
+        Some(m) if m.status != Status::Done || opts.rerun => {
+            metrics::read_epochs(&dir.file("metrics.parquet"), &m.classes).unwrap_or_default()
+        }
+        _ => Vec::new(),
+    };
+    let prior_rows = if opts.rerun { Vec::new() } else { prior_rows };
+    if opts.rerun {
+        let _ = std::fs::remove_file(dir.file(CHECKPOINT));
+    }
     dir.write_text("spec.toml", &spec.to_toml()).map_err(|e| fail(TrainError::Store(e.to_string())))?;
     let (git_commit, git_dirty) = provenance::git_state(exp.source.parent().unwrap_or(Path::new(".")));
     let mut manifest = Manifest {
@@ -227,7 +256,7 @@ fn execute(
         weights_hash,
         seed: spec.experiment.seed,
         status: Status::Running,
-        epochs_done: 0,
+        epochs_done: prior_rows.len(),
         epochs: spec.train.epochs as usize,
         diverged_epoch: None,
         error: None,
@@ -238,25 +267,20 @@ fn execute(
         git_dirty,
         runner_version: env!("CARGO_PKG_VERSION").into(),
         crate_versions: provenance::crate_versions(),
-        started_at: provenance::now_utc(),
+        started_at: previous.as_ref().map(|m| m.started_at.clone()).unwrap_or_else(provenance::now_utc),
         finished_at: None,
     };
     manifest.crate_versions.push(("rustc".into(), provenance::rustc_version().into()));
     dir.write_manifest(&manifest).map_err(|e| fail(TrainError::Store(e.to_string())))?;
 
     let key = RunKey { experiment: &spec.experiment.name, run_id: &run_id, swept, classes: &folder.classes };
-    let mut rows: Vec<EpochMetrics> = Vec::new();
     let cfg = fit_config(spec, folder.num_classes());
     let progress = Progress::new(opts.progress, head, cfg.epochs);
-    let result = model::train(spec, &folder, &cfg, cache, &progress, &dir.file("model.safetensors"), &mut |m: &EpochMetrics| {
-        rows.push(m.clone());
-        progress.epoch(m, cfg.epochs);
-        let mut df = metrics::epochs_frame(&key, &rows).map_err(|e| TrainError::Store(e.to_string()))?;
-        dir.write_parquet("metrics.parquet", &mut df).map_err(|e| TrainError::Store(e.to_string()))?;
-        manifest.epochs_done = m.epoch;
-        dir.write_manifest(&manifest).map_err(|e| TrainError::Store(e.to_string()))
-    });
+    let mut rec = Record { dir: &dir, key: &key, manifest, rows: prior_rows, progress: &progress, epochs: cfg.epochs };
+    let paths = model::Paths { checkpoint: &dir.file(CHECKPOINT), model: &dir.file("model.safetensors") };
+    let result = model::train(spec, &folder, &cfg, cache, &progress, &paths, &mut rec);
     progress.finish();
+    let Record { mut manifest, rows, .. } = rec;
     manifest.finished_at = Some(provenance::now_utc());
     let (status, error) = match &result {
         Ok(Outcome::Done) => (Status::Done, None),
@@ -267,7 +291,7 @@ fn execute(
         }
         Err(e) => (Status::Failed, Some(e.to_string())),
     };
-    if let Some(best) = metrics::best_epoch(&rows) {
+    if let Some(best) = metrics::best_epoch(&rows).filter(|b| !b.confusion.is_empty()) {
         let write = |name: &str, df: polars::prelude::PolarsResult<polars::prelude::DataFrame>| {
             let mut df = df.map_err(|e| TrainError::Store(e.to_string()))?;
             dir.write_parquet(name, &mut df).map_err(|e| TrainError::Store(e.to_string()))
@@ -293,6 +317,40 @@ fn execute(
         error,
         reused: false,
     })
+}
+
+/// The checkpoint file of an unfinished run.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// Records a run's epochs as they end: metrics.parquet with every row so far, then the
+/// manifest's epoch count.
+struct Record<'a> {
+    dir: &'a RunDir,
+    key: &'a RunKey<'a>,
+    manifest: Manifest,
+    rows: Vec<EpochMetrics>,
+    progress: &'a Progress,
+    epochs: usize,
+}
+
+impl model::Recorder for Record<'_> {
+    fn resumed(&mut self, epoch: usize) {
+        self.rows.truncate(epoch);
+    }
+
+    fn recorded(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn epoch(&mut self, m: &EpochMetrics) -> Result<(), TrainError> {
+        self.rows.retain(|r| r.epoch < m.epoch);
+        self.rows.push(m.clone());
+        self.progress.epoch(m, self.epochs);
+        let mut df = metrics::epochs_frame(self.key, &self.rows).map_err(|e| TrainError::Store(e.to_string()))?;
+        self.dir.write_parquet("metrics.parquet", &mut df).map_err(|e| TrainError::Store(e.to_string()))?;
+        self.manifest.epochs_done = m.epoch;
+        self.dir.write_manifest(&self.manifest).map_err(|e| TrainError::Store(e.to_string()))
+    }
 }
 
 /// A report for a run that an earlier invocation finished, read back from its files.

@@ -4,7 +4,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use dfdx::prelude::*;
 
 use super::cache::{self, FeatureCache, Lookup};
 use super::sources::{FeatureSet, FeatureSource, ImageSource};
@@ -12,7 +11,23 @@ use super::{bad_image_policy, transforms, Progress};
 use crate::data::{load_image, ImageFolder, Loader, Transform};
 use crate::models::pixels::{LinearModel, MlpModel};
 use crate::spec::{BackboneName, RunSpec};
-use crate::train::{fit, Dev, EpochMetrics, FitConfig, Net, Outcome, Source, TrainError};
+use crate::train::{checkpoint, fit, Dev, EpochMetrics, FitConfig, Net, Outcome, Source, Start, TrainError};
+
+/// What the generic part reports back to the run's bookkeeping.
+pub trait Recorder {
+    /// Training resumes after this completed epoch; rows after it are to be dropped.
+    fn resumed(&mut self, epoch: usize);
+    /// An epoch ended: record its metrics (before the checkpoint is written).
+    fn epoch(&mut self, m: &EpochMetrics) -> Result<(), TrainError>;
+    /// Epochs already recorded by an interrupted invocation of this run.
+    fn recorded(&self) -> usize;
+}
+
+/// Where a run keeps its checkpoint and final weights.
+pub struct Paths<'a> {
+    pub checkpoint: &'a Path,
+    pub model: &'a Path,
+}
 
 /// Hidden width of the `mlp` pixel model.
 const MLP_HIDDEN: usize = 256;
@@ -24,8 +39,8 @@ pub fn train(
     cfg: &FitConfig,
     _cache: &mut FeatureCache,
     progress: &Progress,
-    model_path: &Path,
-    on_epoch: &mut dyn FnMut(&EpochMetrics) -> Result<(), TrainError>,
+    paths: &Paths,
+    rec: &mut dyn Recorder,
 ) -> Result<Outcome, TrainError> {
     let dev = Dev::seed_from_u64(spec.experiment.seed);
     let transform = transforms(spec);
@@ -36,45 +51,63 @@ pub fn train(
             let inputs = 3 * h * w;
             let mut source = image_source(spec, folder, &transform);
             if spec.backbone.name == BackboneName::Linear {
-                run(&dev, LinearModel::new(&dev, inputs, classes), &mut source, cfg, progress, model_path, on_epoch)
+                run(&dev, LinearModel::new(&dev, inputs, classes), &mut source, cfg, progress, paths, rec)
             } else {
-                run(&dev, MlpModel::new(&dev, inputs, MLP_HIDDEN, classes), &mut source, cfg, progress, model_path, on_epoch)
+                run(&dev, MlpModel::new(&dev, inputs, MLP_HIDDEN, classes), &mut source, cfg, progress, paths, rec)
             }
         }
         other => Err(TrainError::Input(format!("backbone {other:?} is not available in this build"))),
     }
 }
 
-/// The generic part: fit, then save the weights.
-fn run<M: Net + 'static>(
+/// The generic part: resume from the checkpoint when there is a usable one, fit with a
+/// checkpoint after every epoch, then save the final weights.
+fn run<M: Net>(
     dev: &Dev,
     mut model: M,
     source: &mut dyn Source,
     cfg: &FitConfig,
     progress: &Progress,
-    model_path: &Path,
-    on_epoch: &mut dyn FnMut(&EpochMetrics) -> Result<(), TrainError>,
+    paths: &Paths,
+    rec: &mut dyn Recorder,
 ) -> Result<Outcome, TrainError> {
+    let mut start = Start::Fresh;
+    if paths.checkpoint.exists() {
+        match checkpoint::load(paths.checkpoint, &mut model, &cfg.optimizer) {
+            Ok((epoch, optimizer)) if epoch <= rec.recorded() => {
+                tracing::info!("resuming after epoch {epoch} from {}", paths.checkpoint.display());
+                rec.resumed(epoch);
+                start = Start::Resume { epoch, optimizer };
+            }
+            Ok((epoch, _)) => tracing::warn!(
+                "checkpoint {} is at epoch {epoch} but only {} epochs are recorded: starting over",
+                paths.checkpoint.display(),
+                rec.recorded()
+            ),
+            Err(why) => tracing::warn!("checkpoint {} is unusable ({why}): starting over", paths.checkpoint.display()),
+        }
+        if matches!(start, Start::Fresh) {
+            rec.resumed(0);
+        }
+    }
     let batches = source.batches(crate::train::Split::Train, 1).size_hint().0;
     let outcome = fit(
         dev,
         &mut model,
         source,
         cfg,
+        start,
         &mut |epoch, batch, loss| progress.batch(epoch, batch, batches, loss),
-        &mut |m, _| on_epoch(m),
+        &mut |m, model, opt| {
+            rec.epoch(m)?;
+            checkpoint::save(paths.checkpoint, model, opt, m.epoch)
+        },
     )?;
     if outcome == Outcome::Done {
-        save(&model, model_path)?;
+        checkpoint::save_weights(paths.model, &model)?;
+        let _ = std::fs::remove_file(paths.checkpoint);
     }
     Ok(outcome)
-}
-
-fn save<M: TensorCollection<f32, Dev>>(model: &M, path: &Path) -> Result<(), TrainError> {
-    let tmp = path.with_extension("safetensors.tmp");
-    let err = |e: &dyn std::fmt::Display| TrainError::Store(format!("cannot write {}: {e}", path.display()));
-    model.save_safetensors(&tmp).map_err(|e| err(&e))?;
-    std::fs::rename(&tmp, path).map_err(|e| err(&e))
 }
 
 fn image_source(spec: &RunSpec, folder: &ImageFolder, transform: &Transform) -> ImageSource {

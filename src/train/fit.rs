@@ -2,10 +2,9 @@
 
 use std::time::Instant;
 
-use dfdx::optim::OptimizerUpdateError;
 use dfdx::prelude::*;
 
-use super::{penalised_norm, Dev, Inputs, Net, OptimizerConfig, Regularization, TrainError};
+use super::{penalised_norm, Dev, Inputs, Net, Optimizer, OptimizerConfig, Regularization, TrainError};
 
 /// Where a run's batches come from: images through the transforms, or cached features.
 pub trait Source {
@@ -57,20 +56,32 @@ pub enum Outcome {
     Diverged { epoch: usize },
 }
 
-/// Trains `model` for `cfg.epochs` epochs starting after `start_epoch` (0 for a new run),
-/// calling `on_epoch` with each epoch's metrics as soon as it ends and `on_batch` with
-/// (epoch, batch index, batches done, running loss) for progress display.
-pub fn fit<M: Net + 'static>(
+/// Where training starts: a new run, or a checkpoint's completed epoch and optimizer state
+/// (the model's weights already restored).
+#[derive(Debug, Clone)]
+pub enum Start {
+    Fresh,
+    Resume { epoch: usize, optimizer: Optimizer },
+}
+
+/// Trains `model` up to `cfg.epochs`, calling `on_epoch` with each epoch's metrics, the model
+/// and the optimizer as soon as the epoch ends (to record and checkpoint), and `on_batch` with
+/// (epoch, batch, running loss) for progress display.
+pub fn fit<M: Net>(
     dev: &Dev,
     model: &mut M,
     source: &mut dyn Source,
     cfg: &FitConfig,
+    start: Start,
     on_batch: &mut dyn FnMut(usize, usize, f64),
-    on_epoch: &mut dyn FnMut(&EpochMetrics, &mut M) -> Result<(), TrainError>,
+    on_epoch: &mut dyn FnMut(&EpochMetrics, &M, &Optimizer) -> Result<(), TrainError>,
 ) -> Result<Outcome, TrainError> {
-    let mut opt = cfg.optimizer.build(model);
+    let (first_epoch, mut opt) = match start {
+        Start::Fresh => (1, Optimizer::new(cfg.optimizer.clone())),
+        Start::Resume { epoch, optimizer } => (epoch + 1, optimizer),
+    };
     let lr = cfg.optimizer.lr();
-    for epoch in 1..=cfg.epochs {
+    for epoch in first_epoch..=cfg.epochs {
         let start = Instant::now();
         let (mut loss_sum, mut correct, mut seen, mut skipped) = (0.0f64, 0usize, 0usize, 0usize);
         for (i, batch) in source.batches(Split::Train, epoch).enumerate() {
@@ -90,13 +101,7 @@ pub fn fit<M: Net + 'static>(
             let mut grads = loss.backward();
             cfg.regularization.add_gradients(model, &mut grads);
             cfg.regularization.decay(model, lr);
-            match opt.update(model, &grads) {
-                Ok(()) => {}
-                Err(OptimizerUpdateError::UnusedParams(_)) => {
-                    return Err(TrainError::Device("the model has parameters without gradients".into()))
-                }
-                Err(OptimizerUpdateError::DeviceError(e)) => return Err(TrainError::Device(e.to_string())),
-            }
+            opt.update(model, &mut grads);
             loss_sum += loss_value * n as f64;
             seen += n;
             on_batch(epoch, i + 1, loss_sum / seen as f64);
@@ -121,7 +126,7 @@ pub fn fit<M: Net + 'static>(
             train_samples: seen,
             skipped,
         };
-        on_epoch(&metrics, model)?;
+        on_epoch(&metrics, model, &opt)?;
     }
     Ok(Outcome::Done)
 }
@@ -143,7 +148,7 @@ impl Evaluation {
     }
 }
 
-pub fn evaluate<M: Net>(
+pub fn evaluate<M: Net + ?Sized>(
     dev: &Dev,
     model: &M,
     source: &mut dyn Source,

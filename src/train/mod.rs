@@ -4,12 +4,13 @@
 //! mnist-training does it: the caller matches the spec's model name to a concrete type once and
 //! hands it to [`fit`], which is generic over [`Net`].
 
+pub mod checkpoint;
 mod fit;
 mod net;
 mod optim;
 mod regularize;
 
-pub use fit::{fit, EpochMetrics, FitConfig, Outcome, Source, Split};
+pub use fit::{evaluate, fit, EpochMetrics, Evaluation, FitConfig, Outcome, Source, Split, Start};
 pub use net::{Dev, Inputs, Logits, Net, TrainError};
-pub use optim::OptimizerConfig;
+pub use optim::{Optimizer, OptimizerConfig};
 pub use regularize::{penalised_norm, Regularization, RegularizationKind};

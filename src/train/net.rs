@@ -13,6 +13,8 @@ pub enum TrainError {
     Device(String),
     #[error("cannot write results: {0}")]
     Store(String),
+    #[error("another runner is training this run")]
+    Locked,
 }
 
 /// A batch of model inputs as plain values; each [`Net`] turns it into its tensor type.

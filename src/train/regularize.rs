@@ -128,7 +128,7 @@ fn sign(w: f32) -> f32 {
 mod tests {
     use super::*;
     use crate::models::pixels::LinearModel;
-    use crate::train::OptimizerConfig;
+    use crate::train::{Optimizer, OptimizerConfig};
 
     /// One plain SGD step under an L2 penalty is exactly w ← (1 − 2αλ)·w − α·∂L/∂w.
     #[test]
@@ -149,12 +149,12 @@ mod tests {
         let db = data_grads.get(&model.fc.bias).as_vec();
 
         let reg = Regularization { kind: RegularizationKind::L2, lambda, apply_to_all: false };
-        let mut opt = OptimizerConfig::Sgd { lr: alpha, momentum: 0.0, nesterov: false }.build(&model);
+        let mut opt = Optimizer::new(OptimizerConfig::Sgd { lr: alpha, momentum: 0.0, nesterov: false });
         let g = model.alloc_grads();
         let loss = cross_entropy_with_logits_loss(model.fc.forward(x.traced(g)), target);
         let mut grads = loss.backward();
         reg.add_gradients(&mut model, &mut grads);
-        opt.update(&mut model, &grads).unwrap();
+        opt.update(&mut model, &mut grads);
 
         let k = 1.0 - 2.0 * alpha * lambda;
         for ((w1, w0), dw) in model.fc.weight.as_vec().iter().zip(&w0).zip(&dw) {
