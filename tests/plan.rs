@@ -178,3 +178,23 @@ fn every_example_loads_without_warnings() {
         }
     }
 }
+
+#[test]
+fn sweep_tables_with_unquoted_dotted_keys() {
+    let exp = load("tests/specs/sweep_tables.toml", &[]);
+    let runs = plan::expand(&exp).unwrap();
+    let all: Vec<String> = runs.iter().map(swept).collect();
+    assert_eq!(
+        all,
+        [
+            "transforms.hflip=0.0 regularization.lambda=0 optimizer.lr=0.1 train.batch_size=32",
+            "transforms.hflip=0.0 regularization.lambda=0 optimizer.lr=0.01 train.batch_size=4",
+            "transforms.hflip=0.0 regularization.lambda=0.01 optimizer.lr=0.1 train.batch_size=32",
+            "transforms.hflip=0.0 regularization.lambda=0.01 optimizer.lr=0.01 train.batch_size=4",
+            "transforms.hflip=0.5 regularization.lambda=0 optimizer.lr=0.1 train.batch_size=32",
+            "transforms.hflip=0.5 regularization.lambda=0 optimizer.lr=0.01 train.batch_size=4",
+            "transforms.hflip=0.5 regularization.lambda=0.01 optimizer.lr=0.1 train.batch_size=32",
+            "transforms.hflip=0.5 regularization.lambda=0.01 optimizer.lr=0.01 train.batch_size=4",
+        ]
+    );
+}

@@ -137,3 +137,8 @@ fn sweep_key_swept_twice() {
         ]
     ));
 }
+
+#[test]
+fn sweep_value_not_a_list() {
+    insta::assert_snapshot!(error("sweep_not_a_list.toml", &[]));
+}

@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::error::{did_you_mean, Diagnostic, Snippet, Source, SpecError};
 use super::layer::{describe_serde_error, Layer};
-use super::raw::{RawAxes, RawSpec, RawSweep, SweptValues};
+use super::raw::{AxisEntry, RawAxes, RawSpec, RawSweep, SweptValues};
 use super::sites::{Site, Sites};
 
 /// The swept keys, grouped into axes. Runs are the cartesian product of the axes, the first axis
@@ -126,11 +126,33 @@ impl SweepInput {
     }
 }
 
-/// Serde hands map keys back sorted by name; their spans restore the order the user wrote.
+/// Dotted key → values, in the order the user wrote them (serde hands map keys back sorted by
+/// name; their spans restore the order). Nested tables from unquoted dotted keys are flattened.
 fn in_file_order(axes: RawAxes) -> Vec<(Spanned<String>, SweptValues)> {
-    let mut axes: Vec<_> = axes.into_iter().collect();
-    axes.sort_by_key(|(key, _)| key.span().start);
-    axes
+    fn flatten(
+        prefix: Option<&Spanned<String>>,
+        axes: RawAxes,
+        out: &mut Vec<(Spanned<String>, SweptValues)>,
+    ) {
+        for (key, entry) in axes {
+            let key = match prefix {
+                Some(p) => Spanned::new(
+                    p.span().start..key.span().end,
+                    format!("{}.{}", p.get_ref(), key.get_ref()),
+                ),
+                None => key,
+            };
+            let span = entry.span();
+            match entry.into_inner() {
+                AxisEntry::Values(values) => out.push((key, Spanned::new(span, values))),
+                AxisEntry::Nested(inner) => flatten(Some(&key), inner, out),
+            }
+        }
+    }
+    let mut flat = Vec::new();
+    flatten(None, axes, &mut flat);
+    flat.sort_by_key(|(key, _)| key.span().start);
+    flat
 }
 
 fn sweep_error(diag: Diagnostic) -> SpecError {
