@@ -34,7 +34,10 @@ fn syntax_error(err: &toml::de::Error, source: &Arc<Source>) -> SpecError {
     let message = err.message().trim().replace('\n', "; ");
     let (what, expected) = match message.split_once(", expected ") {
         // "nothing" means the value was complete before the caret.
-        Some((what, "nothing")) => (what.to_owned(), "unexpected text after the value".to_owned()),
+        Some((what, "nothing")) => (
+            what.to_owned(),
+            "unexpected text after the value".to_owned(),
+        ),
         Some((what, expected)) => (what.to_owned(), format!("expected {expected}")),
         None if message == "duplicate key" => (message.clone(), "already set above".to_owned()),
         None => (message.clone(), String::new()),

@@ -170,6 +170,16 @@ impl Experiment {
     }
 }
 
+/// The run the embedded defaults alone describe, for checks that compare against a default.
+fn default_spec() -> &'static RunSpec {
+    static DEFAULTS: std::sync::OnceLock<RunSpec> = std::sync::OnceLock::new();
+    DEFAULTS.get_or_init(|| {
+        let layer = defaults_layer().expect("the embedded defaults parse (tested)");
+        RunSpec::from_raw(&layer.raw, Path::new(""))
+            .expect("the embedded defaults set every key (tested)")
+    })
+}
+
 fn defaults_layer() -> Result<Layer, SpecError> {
     Layer::parse(Source::defaults(DEFAULTS_TOML))
         .map_err(|e| SpecError::Internal(format!("pipeline/defaults.toml does not parse:\n{e}")))

@@ -88,8 +88,8 @@ impl Checker<'_> {
     /// "set at file:line:col", for notes about a second key.
     fn where_set(&self, key: &str) -> String {
         match self.sites.value(key) {
-            Some(at) => format!("`{key}` set at {}", at.location()),
-            None => format!("`{key}` from the defaults"),
+            Some(at) if !self.sites.is_default(key) => format!("`{key}` set at {}", at.location()),
+            _ => format!("`{key}` keeps its default from pipeline/defaults.toml"),
         }
     }
 
@@ -171,15 +171,21 @@ impl Checker<'_> {
                 format!("expected a number > 0, found {}", o.eps),
             ));
         }
-        // Settings the chosen optimizer ignores: harmless, but likely a mistake when set on purpose.
-        let unused: &[&str] = match o.kind {
-            OptimizerKind::Sgd => &["optimizer.betas", "optimizer.eps"],
-            OptimizerKind::Adam | OptimizerKind::Adamw => {
-                &["optimizer.momentum", "optimizer.nesterov"]
-            }
+        // Settings the chosen optimizer ignores: harmless, but likely a mistake when changed from
+        // the default (a preset restating the default, e.g. sgd's momentum, is not worth a warning).
+        let d = &super::default_spec().optimizer;
+        let unused = match o.kind {
+            OptimizerKind::Sgd => [
+                ("optimizer.betas", o.betas != d.betas),
+                ("optimizer.eps", o.eps != d.eps),
+            ],
+            OptimizerKind::Adam | OptimizerKind::Adamw => [
+                ("optimizer.momentum", o.momentum != d.momentum),
+                ("optimizer.nesterov", o.nesterov != d.nesterov),
+            ],
         };
-        for key in unused {
-            if !self.sites.is_default(key) {
+        for (key, changed) in unused {
+            if changed {
                 let label = format!("ignored by optimizer {}", quoted(o.kind));
                 self.warnings
                     .push(self.warning(key, format!("`{key}` has no effect"), label));
