@@ -203,7 +203,10 @@ fn sweep_tables_with_unquoted_dotted_keys() {
 fn warnings_are_returned_per_run() {
     let exp = load(
         "tests/specs/valid.toml",
-        &["regularization.kind=l2", "sweep.grid={\"regularization.lambda\"=[0, 60]}"],
+        &[
+            "regularization.kind=l2",
+            "sweep.grid={\"regularization.lambda\"=[0, 60]}",
+        ],
     );
     assert!(exp.warnings.is_empty(), "{:?}", exp.warnings);
     let runs = plan::expand(&exp).unwrap();
@@ -214,9 +217,15 @@ fn warnings_are_returned_per_run() {
 
 #[test]
 fn settings_the_optimizer_ignores_warn_only_when_changed() {
-    let exp = load("tests/specs/valid.toml", &["optimizer.kind=adam", "optimizer.momentum=0.8"]);
+    let exp = load(
+        "tests/specs/valid.toml",
+        &["optimizer.kind=adam", "optimizer.momentum=0.8"],
+    );
     assert_eq!(exp.warnings.len(), 1, "{:?}", exp.warnings);
     assert!(exp.warnings[0].contains("`optimizer.momentum` has no effect"));
-    let exp = load("tests/specs/valid.toml", &["optimizer.kind=adam", "optimizer.momentum=0.9"]);
+    let exp = load(
+        "tests/specs/valid.toml",
+        &["optimizer.kind=adam", "optimizer.momentum=0.9"],
+    );
     assert!(exp.warnings.is_empty(), "{:?}", exp.warnings);
 }

@@ -296,7 +296,8 @@ impl<'de> Deserialize<'de> for AxisEntry {
 #[serde(deny_unknown_fields)]
 pub struct RawSweep {
     pub grid: Option<RawAxes>,
-    pub seeds: Option<Vec<Spanned<u64>>>,
+    /// Swept as `experiment.seed`, so each value is checked like a seed.
+    pub seeds: Option<SweptValues>,
     pub zip: Option<Vec<Spanned<RawAxes>>>,
 }
 

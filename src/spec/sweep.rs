@@ -66,11 +66,12 @@ pub struct SweptKey {
 }
 
 /// The `[sweep]` tables as the layers set them: each of grid, seeds and zip comes whole from the
-/// last layer that set it, with that layer's source and sites.
+/// last layer that set it, with that layer's source.
 #[derive(Default)]
 pub(crate) struct SweepInput {
     grid: Option<(Arc<Source>, RawAxes)>,
-    seeds: Option<(Arc<Source>, Sites, Vec<Spanned<u64>>)>,
+    /// Seeds are swept as `experiment.seed`, named after the `seeds` key in the file.
+    seeds: Option<(Arc<Source>, Spanned<String>, SweptValues)>,
     zip: Option<(Arc<Source>, Vec<Spanned<RawAxes>>)>,
 }
 
@@ -80,7 +81,12 @@ impl SweepInput {
             self.grid = Some((layer.source.clone(), grid));
         }
         if let Some(seeds) = sweep.seeds {
-            self.seeds = Some((layer.source.clone(), layer.sites.clone(), seeds));
+            let at = layer
+                .sites
+                .get("sweep.seeds")
+                .map_or(0..0, |s| s.key.clone());
+            let key = Spanned::new(at, "experiment.seed".to_owned());
+            self.seeds = Some((layer.source.clone(), key, seeds));
         }
         if let Some(zip) = sweep.zip {
             self.zip = Some((layer.source.clone(), zip));
@@ -113,11 +119,12 @@ impl SweepInput {
                 });
             }
         }
-        if let Some((source, sites, seeds)) = self.seeds {
-            if !seeds.is_empty() {
+        if let Some((source, key, seeds)) = self.seeds {
+            // `seeds = []` (the default) sweeps nothing, unlike an empty grid list.
+            if !seeds.get_ref().is_empty() {
                 axes.push(Axis {
                     kind: AxisKind::Seeds,
-                    keys: vec![seed_key(&source, &sites, seeds)],
+                    keys: vec![swept_key(&source, key, seeds, known)?],
                 });
             }
         }
@@ -241,45 +248,6 @@ fn value_layer(
         raw,
         sites,
     })
-}
-
-fn seed_key(source: &Arc<Source>, sites: &Sites, seeds: Vec<Spanned<u64>>) -> SweptKey {
-    let key = "experiment.seed".to_owned();
-    let seeds_at = sites.get("sweep.seeds").map_or(0..0, |s| s.key.clone());
-    let key_at = Snippet {
-        source: source.clone(),
-        span: seeds_at.clone(),
-    };
-    let mut out = SweptKey {
-        key,
-        values: Vec::new(),
-        layers: Vec::new(),
-        key_at,
-    };
-    for seed in seeds {
-        let span = seed.span();
-        let seed = seed.into_inner();
-        let mut raw = RawSpec::default();
-        raw.experiment = Some(super::raw::RawExperiment {
-            seed: Some(seed),
-            ..Default::default()
-        });
-        let mut sites = Sites::default();
-        let site = Site {
-            source: source.clone(),
-            key: seeds_at.clone(),
-            value: span,
-        };
-        sites.insert(out.key.clone(), site);
-        out.layers.push(Layer {
-            source: source.clone(),
-            raw,
-            sites,
-        });
-        // A u64 seed above i64::MAX cannot be a TOML integer; it was read from TOML, so it fits.
-        out.values.push(toml::Value::Integer(seed as i64));
-    }
-    out
 }
 
 fn check_zip_group(
