@@ -63,14 +63,14 @@ impl Checker<'_> {
         self.locate(Diagnostic::warning(message).label(label), key)
     }
 
-    /// A required key left at its empty default: point at the experiment file.
+    /// A required string key left at its empty default: point at the experiment file.
     fn missing(&mut self, key: &str, example: &str) {
         let (table, leaf) = key.split_once('.').expect("dotted key");
         let diag = Diagnostic::error(format!("missing `{key}`"))
             .in_file(self.file.clone())
             .label(format!("expected a value for `{leaf}` under [{table}]"))
             .help(format!(
-                "add `{leaf} = {example}` under [{table}], or `--set {key}={example}`"
+                "add `{leaf} = \"{example}\"` under [{table}], or pass `--set {key}={example}`"
             ));
         self.errors.push(diag);
     }
@@ -96,7 +96,7 @@ impl Checker<'_> {
     fn experiment(&mut self, spec: &RunSpec) {
         let name = &spec.experiment.name;
         if name.is_empty() && self.sites.is_default("experiment.name") {
-            self.missing("experiment.name", "\"my_experiment\"");
+            self.missing("experiment.name", "my_experiment");
         } else if name.is_empty()
             || !name
                 .chars()
@@ -290,7 +290,7 @@ impl Checker<'_> {
     fn dataset(&mut self, spec: &RunSpec) {
         let d = &spec.dataset;
         if d.root.as_os_str().is_empty() {
-            self.missing("dataset.root", "\"path/to/images\"");
+            self.missing("dataset.root", "path/to/images");
             return;
         }
         if !d.root.is_dir() {
