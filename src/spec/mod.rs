@@ -4,7 +4,7 @@
 //! Layers, each overriding the one before it key by key:
 //! embedded `pipeline/defaults.toml` ← each `use` preset in order ← the experiment file ←
 //! `--set key=value` overrides ← the sweep point. Every layer is read through the same strict
-//! serde types ([`raw`]) and every resolved run through the same checks ([`validate`]).
+//! serde types (`raw.rs`) and every resolved run through the same checks (`validate.rs`).
 
 mod error;
 mod layer;
