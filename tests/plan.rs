@@ -107,6 +107,16 @@ fn run_ids_do_not_depend_on_the_checkout_folder() {
 }
 
 #[test]
+fn plan_rendering_and_canonical_toml() {
+    let exp = load("tests/specs/sweep_tables.toml", &[]);
+    let runs = plan::expand(&exp).unwrap();
+    let ids: Vec<String> = runs.iter().map(|r| plan::run_id(&r.spec, "")).collect();
+    // Run ids are part of the snapshot: they must not change with the checkout folder.
+    insta::assert_snapshot!(plan::render(&exp, &runs, &ids));
+    insta::assert_snapshot!(runs[7].spec.to_toml());
+}
+
+#[test]
 fn no_sweep_is_one_base_run() {
     let exp = load("tests/specs/valid.toml", &[]);
     let runs = plan::expand(&exp).unwrap();
@@ -135,12 +145,12 @@ fn overrides_apply_after_the_file_and_before_the_sweep() {
 
 #[test]
 fn lambda_sweep_example() {
+    // Structure only: the lead tunes this experiment's values.
     let exp = load("experiments/lambda_sweep.toml", &[]);
     assert!(exp.warnings.is_empty(), "{:?}", exp.warnings);
     let runs = plan::expand(&exp).unwrap();
-    let ids: Vec<String> = runs.iter().map(|r| plan::run_id(&r.spec, "")).collect();
-    insta::assert_snapshot!(plan::render(&exp, &runs, &ids));
-    insta::assert_snapshot!(exp.base.to_toml());
+    assert!(runs.len() > 1);
+    assert!(runs.iter().all(|r| r.swept.len() == 1 && r.swept[0].0 == "regularization.lambda"));
     let b = &exp.base;
     assert_eq!(b.backbone.name, spec::BackboneName::EfficientnetLite0);
     assert_eq!(b.backbone.freeze, spec::Freeze::All);
@@ -177,4 +187,55 @@ fn every_example_loads_without_warnings() {
             );
         }
     }
+}
+
+#[test]
+fn sweep_tables_with_unquoted_dotted_keys() {
+    let exp = load("tests/specs/sweep_tables.toml", &[]);
+    let runs = plan::expand(&exp).unwrap();
+    let all: Vec<String> = runs.iter().map(swept).collect();
+    assert_eq!(
+        all,
+        [
+            "transforms.hflip=0.0 regularization.lambda=0 optimizer.lr=0.1 train.batch_size=32",
+            "transforms.hflip=0.0 regularization.lambda=0 optimizer.lr=0.01 train.batch_size=4",
+            "transforms.hflip=0.0 regularization.lambda=0.01 optimizer.lr=0.1 train.batch_size=32",
+            "transforms.hflip=0.0 regularization.lambda=0.01 optimizer.lr=0.01 train.batch_size=4",
+            "transforms.hflip=0.5 regularization.lambda=0 optimizer.lr=0.1 train.batch_size=32",
+            "transforms.hflip=0.5 regularization.lambda=0 optimizer.lr=0.01 train.batch_size=4",
+            "transforms.hflip=0.5 regularization.lambda=0.01 optimizer.lr=0.1 train.batch_size=32",
+            "transforms.hflip=0.5 regularization.lambda=0.01 optimizer.lr=0.01 train.batch_size=4",
+        ]
+    );
+}
+
+#[test]
+fn warnings_are_returned_per_run() {
+    let exp = load(
+        "tests/specs/valid.toml",
+        &[
+            "regularization.kind=l2",
+            "sweep.grid={\"regularization.lambda\"=[0, 60]}",
+        ],
+    );
+    assert!(exp.warnings.is_empty(), "{:?}", exp.warnings);
+    let runs = plan::expand(&exp).unwrap();
+    assert!(runs[0].warnings.is_empty());
+    assert_eq!(runs[1].warnings.len(), 1);
+    insta::assert_snapshot!(runs[1].warnings[0]);
+}
+
+#[test]
+fn settings_the_optimizer_ignores_warn_only_when_changed() {
+    let exp = load(
+        "tests/specs/valid.toml",
+        &["optimizer.kind=adam", "optimizer.momentum=0.8"],
+    );
+    assert_eq!(exp.warnings.len(), 1, "{:?}", exp.warnings);
+    assert!(exp.warnings[0].contains("`optimizer.momentum` has no effect"));
+    let exp = load(
+        "tests/specs/valid.toml",
+        &["optimizer.kind=adam", "optimizer.momentum=0.9"],
+    );
+    assert!(exp.warnings.is_empty(), "{:?}", exp.warnings);
 }

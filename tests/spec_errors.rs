@@ -137,3 +137,13 @@ fn sweep_key_swept_twice() {
         ]
     ));
 }
+
+#[test]
+fn sweep_value_not_a_list() {
+    insta::assert_snapshot!(error("sweep_not_a_list.toml", &[]));
+}
+
+#[test]
+fn sweep_bad_seed() {
+    insta::assert_snapshot!(error("valid.toml", &["sweep.seeds=[1, -2]"]));
+}

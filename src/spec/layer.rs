@@ -30,16 +30,25 @@ impl Layer {
 }
 
 fn syntax_error(err: &toml::de::Error, source: &Arc<Source>) -> SpecError {
-    // toml's message is "what went wrong[, expected ...]" over one or more lines.
-    let message = err.message().trim();
-    let (first, rest) = message.split_once('\n').unwrap_or((message, ""));
-    let diag = Diagnostic::error(format!("invalid toml: {}", first.trim().to_lowercase()))
+    // toml's message is "what went wrong[, expected ...]"; the expectation goes by the caret.
+    let message = err.message().trim().replace('\n', "; ");
+    let (what, expected) = match message.split_once(", expected ") {
+        // "nothing" means the value was complete before the caret.
+        Some((what, "nothing")) => (
+            what.to_owned(),
+            "unexpected text after the value".to_owned(),
+        ),
+        Some((what, expected)) => (what.to_owned(), format!("expected {expected}")),
+        None if message == "duplicate key" => (message.clone(), "already set above".to_owned()),
+        None => (message.clone(), String::new()),
+    };
+    let diag = Diagnostic::error(format!("invalid toml: {}", what.to_lowercase()))
         .at(err.span().map(|span| Snippet {
             source: source.clone(),
             span,
         }))
         .in_file(source.clone())
-        .label(rest.trim().replace('\n', "; "));
+        .label(expected);
     SpecError::Syntax(Box::new(diag))
 }
 

@@ -4,7 +4,7 @@
 //! Layers, each overriding the one before it key by key:
 //! embedded `pipeline/defaults.toml` ← each `use` preset in order ← the experiment file ←
 //! `--set key=value` overrides ← the sweep point. Every layer is read through the same strict
-//! serde types ([`raw`]) and every resolved run through the same checks ([`validate`]).
+//! serde types (`raw.rs`) and every resolved run through the same checks (`validate.rs`).
 
 mod error;
 mod layer;
@@ -168,6 +168,16 @@ impl Experiment {
             warnings,
         })
     }
+}
+
+/// The run the embedded defaults alone describe, for checks that compare against a default.
+fn default_spec() -> &'static RunSpec {
+    static DEFAULTS: std::sync::OnceLock<RunSpec> = std::sync::OnceLock::new();
+    DEFAULTS.get_or_init(|| {
+        let layer = defaults_layer().expect("the embedded defaults parse (tested)");
+        RunSpec::from_raw(&layer.raw, Path::new(""))
+            .expect("the embedded defaults set every key (tested)")
+    })
 }
 
 fn defaults_layer() -> Result<Layer, SpecError> {

@@ -9,7 +9,7 @@ use toml::Spanned;
 
 use super::error::{did_you_mean, Diagnostic, Snippet, Source, SpecError};
 use super::layer::{describe_serde_error, Layer};
-use super::raw::{RawAxes, RawSpec, RawSweep, SweptValues};
+use super::raw::{AxisEntry, RawAxes, RawSpec, RawSweep, SweptValues};
 use super::sites::{Site, Sites};
 
 /// The swept keys, grouped into axes. Runs are the cartesian product of the axes, the first axis
@@ -66,11 +66,12 @@ pub struct SweptKey {
 }
 
 /// The `[sweep]` tables as the layers set them: each of grid, seeds and zip comes whole from the
-/// last layer that set it, with that layer's source and sites.
+/// last layer that set it, with that layer's source.
 #[derive(Default)]
 pub(crate) struct SweepInput {
     grid: Option<(Arc<Source>, RawAxes)>,
-    seeds: Option<(Arc<Source>, Sites, Vec<Spanned<u64>>)>,
+    /// Seeds are swept as `experiment.seed`, named after the `seeds` key in the file.
+    seeds: Option<(Arc<Source>, Spanned<String>, SweptValues)>,
     zip: Option<(Arc<Source>, Vec<Spanned<RawAxes>>)>,
 }
 
@@ -80,7 +81,12 @@ impl SweepInput {
             self.grid = Some((layer.source.clone(), grid));
         }
         if let Some(seeds) = sweep.seeds {
-            self.seeds = Some((layer.source.clone(), layer.sites.clone(), seeds));
+            let at = layer
+                .sites
+                .get("sweep.seeds")
+                .map_or(0..0, |s| s.key.clone());
+            let key = Spanned::new(at, "experiment.seed".to_owned());
+            self.seeds = Some((layer.source.clone(), key, seeds));
         }
         if let Some(zip) = sweep.zip {
             self.zip = Some((layer.source.clone(), zip));
@@ -113,11 +119,12 @@ impl SweepInput {
                 });
             }
         }
-        if let Some((source, sites, seeds)) = self.seeds {
-            if !seeds.is_empty() {
+        if let Some((source, key, seeds)) = self.seeds {
+            // `seeds = []` (the default) sweeps nothing, unlike an empty grid list.
+            if !seeds.get_ref().is_empty() {
                 axes.push(Axis {
                     kind: AxisKind::Seeds,
-                    keys: vec![seed_key(&source, &sites, seeds)],
+                    keys: vec![swept_key(&source, key, seeds, known)?],
                 });
             }
         }
@@ -126,11 +133,33 @@ impl SweepInput {
     }
 }
 
-/// Serde hands map keys back sorted by name; their spans restore the order the user wrote.
+/// Dotted key → values, in the order the user wrote them (serde hands map keys back sorted by
+/// name; their spans restore the order). Nested tables from unquoted dotted keys are flattened.
 fn in_file_order(axes: RawAxes) -> Vec<(Spanned<String>, SweptValues)> {
-    let mut axes: Vec<_> = axes.into_iter().collect();
-    axes.sort_by_key(|(key, _)| key.span().start);
-    axes
+    fn flatten(
+        prefix: Option<&Spanned<String>>,
+        axes: RawAxes,
+        out: &mut Vec<(Spanned<String>, SweptValues)>,
+    ) {
+        for (key, entry) in axes {
+            let key = match prefix {
+                Some(p) => Spanned::new(
+                    p.span().start..key.span().end,
+                    format!("{}.{}", p.get_ref(), key.get_ref()),
+                ),
+                None => key,
+            };
+            let span = entry.span();
+            match entry.into_inner() {
+                AxisEntry::Values(values) => out.push((key, Spanned::new(span, values))),
+                AxisEntry::Nested(inner) => flatten(Some(&key), inner, out),
+            }
+        }
+    }
+    let mut flat = Vec::new();
+    flatten(None, axes, &mut flat);
+    flat.sort_by_key(|(key, _)| key.span().start);
+    flat
 }
 
 fn sweep_error(diag: Diagnostic) -> SpecError {
@@ -219,45 +248,6 @@ fn value_layer(
         raw,
         sites,
     })
-}
-
-fn seed_key(source: &Arc<Source>, sites: &Sites, seeds: Vec<Spanned<u64>>) -> SweptKey {
-    let key = "experiment.seed".to_owned();
-    let seeds_at = sites.get("sweep.seeds").map_or(0..0, |s| s.key.clone());
-    let key_at = Snippet {
-        source: source.clone(),
-        span: seeds_at.clone(),
-    };
-    let mut out = SweptKey {
-        key,
-        values: Vec::new(),
-        layers: Vec::new(),
-        key_at,
-    };
-    for seed in seeds {
-        let span = seed.span();
-        let seed = seed.into_inner();
-        let mut raw = RawSpec::default();
-        raw.experiment = Some(super::raw::RawExperiment {
-            seed: Some(seed),
-            ..Default::default()
-        });
-        let mut sites = Sites::default();
-        let site = Site {
-            source: source.clone(),
-            key: seeds_at.clone(),
-            value: span,
-        };
-        sites.insert(out.key.clone(), site);
-        out.layers.push(Layer {
-            source: source.clone(),
-            raw,
-            sites,
-        });
-        // A u64 seed above i64::MAX cannot be a TOML integer; it was read from TOML, so it fits.
-        out.values.push(toml::Value::Integer(seed as i64));
-    }
-    out
 }
 
 fn check_zip_group(

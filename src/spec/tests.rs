@@ -10,7 +10,7 @@ fn defaults_parse_and_set_every_key() {
     let sweep = layer.raw.sweep.unwrap();
     assert!(
         sweep.grid.unwrap().is_empty()
-            && sweep.seeds.unwrap().is_empty()
+            && sweep.seeds.unwrap().get_ref().is_empty()
             && sweep.zip.unwrap().is_empty()
     );
 }

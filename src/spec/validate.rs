@@ -63,14 +63,14 @@ impl Checker<'_> {
         self.locate(Diagnostic::warning(message).label(label), key)
     }
 
-    /// A required key left at its empty default: point at the experiment file.
+    /// A required string key left at its empty default: point at the experiment file.
     fn missing(&mut self, key: &str, example: &str) {
         let (table, leaf) = key.split_once('.').expect("dotted key");
         let diag = Diagnostic::error(format!("missing `{key}`"))
             .in_file(self.file.clone())
             .label(format!("expected a value for `{leaf}` under [{table}]"))
             .help(format!(
-                "add `{leaf} = {example}` under [{table}], or `--set {key}={example}`"
+                "add `{leaf} = \"{example}\"` under [{table}], or pass `--set {key}={example}`"
             ));
         self.errors.push(diag);
     }
@@ -88,15 +88,15 @@ impl Checker<'_> {
     /// "set at file:line:col", for notes about a second key.
     fn where_set(&self, key: &str) -> String {
         match self.sites.value(key) {
-            Some(at) => format!("`{key}` set at {}", at.location()),
-            None => format!("`{key}` from the defaults"),
+            Some(at) if !self.sites.is_default(key) => format!("`{key}` set at {}", at.location()),
+            _ => format!("`{key}` keeps its default from pipeline/defaults.toml"),
         }
     }
 
     fn experiment(&mut self, spec: &RunSpec) {
         let name = &spec.experiment.name;
         if name.is_empty() && self.sites.is_default("experiment.name") {
-            self.missing("experiment.name", "\"my_experiment\"");
+            self.missing("experiment.name", "my_experiment");
         } else if name.is_empty()
             || !name
                 .chars()
@@ -171,15 +171,21 @@ impl Checker<'_> {
                 format!("expected a number > 0, found {}", o.eps),
             ));
         }
-        // Settings the chosen optimizer ignores: harmless, but likely a mistake when set on purpose.
-        let unused: &[&str] = match o.kind {
-            OptimizerKind::Sgd => &["optimizer.betas", "optimizer.eps"],
-            OptimizerKind::Adam | OptimizerKind::Adamw => {
-                &["optimizer.momentum", "optimizer.nesterov"]
-            }
+        // Settings the chosen optimizer ignores: harmless, but likely a mistake when changed from
+        // the default (a preset restating the default, e.g. sgd's momentum, is not worth a warning).
+        let d = &super::default_spec().optimizer;
+        let unused = match o.kind {
+            OptimizerKind::Sgd => [
+                ("optimizer.betas", o.betas != d.betas),
+                ("optimizer.eps", o.eps != d.eps),
+            ],
+            OptimizerKind::Adam | OptimizerKind::Adamw => [
+                ("optimizer.momentum", o.momentum != d.momentum),
+                ("optimizer.nesterov", o.nesterov != d.nesterov),
+            ],
         };
-        for key in unused {
-            if !self.sites.is_default(key) {
+        for (key, changed) in unused {
+            if changed {
                 let label = format!("ignored by optimizer {}", quoted(o.kind));
                 self.warnings
                     .push(self.warning(key, format!("`{key}` has no effect"), label));
@@ -284,7 +290,7 @@ impl Checker<'_> {
     fn dataset(&mut self, spec: &RunSpec) {
         let d = &spec.dataset;
         if d.root.as_os_str().is_empty() {
-            self.missing("dataset.root", "\"path/to/images\"");
+            self.missing("dataset.root", "path/to/images");
             return;
         }
         if !d.root.is_dir() {
