@@ -33,6 +33,20 @@ enum Command {
     Check(SpecArgs),
     /// Print the runs a spec expands to, with their ids and swept values.
     Plan(SpecArgs),
+    /// Train a recorded run again and compare every per-epoch metric with the stored ones.
+    Reproduce(ReproduceArgs),
+}
+
+#[derive(Debug, Args)]
+struct ReproduceArgs {
+    /// A run's folder: `results/<experiment>/<run_id>`.
+    run: PathBuf,
+    /// Largest absolute difference allowed per metric value (timings are not compared).
+    #[arg(long, default_value_t = 1e-5)]
+    tolerance: f64,
+    /// The project folder the run's relative paths refer to (default: found from the run folder).
+    #[arg(long, value_name = "DIR")]
+    project: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -66,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Run(a) => cmd_run(a),
         Command::Check(a) => cmd_check(a),
         Command::Plan(a) => cmd_plan(a),
+        Command::Reproduce(a) => cmd_reproduce(a),
     }
 }
 
@@ -177,5 +192,22 @@ fn cmd_run(a: RunArgs) -> ExitCode {
         ExitCode::from(EXIT_RUNS_FAILED)
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+fn cmd_reproduce(a: ReproduceArgs) -> ExitCode {
+    match run::reproduce::reproduce(&a.run, a.tolerance, a.project.as_deref()) {
+        Ok(r) => {
+            print!("{}", r.render());
+            if r.passed() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_RUNS_FAILED)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_RUNS_FAILED)
+        }
     }
 }

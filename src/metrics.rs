@@ -170,3 +170,24 @@ pub fn read_epochs(path: &std::path::Path, classes: &[String]) -> PolarsResult<V
         })
         .collect())
 }
+
+/// The numeric metric columns of a metrics table, by name, with the epoch of each row.
+pub struct MetricColumns {
+    pub epochs: Vec<usize>,
+    pub columns: Vec<(String, Vec<f64>)>,
+}
+
+/// Reads every f64 metric column (not the key or swept columns) of a metrics table.
+pub fn read_frame(path: &std::path::Path) -> PolarsResult<MetricColumns> {
+    let file = std::fs::File::open(path).map_err(|e| PolarsError::IO { error: e.into(), msg: None })?;
+    let df = ParquetReader::new(file).finish()?;
+    let epochs = df.column("epoch")?.cast(&DataType::Int64)?.i64()?.into_no_null_iter().map(|e| e as usize).collect();
+    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let start = names.iter().position(|n| n == "epoch").map_or(0, |i| i + 1);
+    let mut columns = Vec::new();
+    for name in &names[start..] {
+        let v: Vec<f64> = df.column(name)?.cast(&DataType::Float64)?.f64()?.iter().map(|x| x.unwrap_or(f64::NAN)).collect();
+        columns.push((name.clone(), v));
+    }
+    Ok(MetricColumns { epochs, columns })
+}

@@ -70,7 +70,7 @@ pub fn render(exp: &Experiment, runs: &[PlannedRun], ids: &[String]) -> String {
         runs.len(),
         display_path(&exp.source)
     );
-    let width = runs.len().saturating_sub(1).to_string().len();
+    let width = runs.len().to_string().len();
     for (run, id) in runs.iter().zip(ids) {
         let swept = run
             .swept
@@ -82,7 +82,8 @@ pub fn render(exp: &Experiment, runs: &[PlannedRun], ids: &[String]) -> String {
         } else {
             swept.join(" ")
         };
-        out.push_str(&format!("{:>width$}  {id}  {swept}\n", run.index));
+        // numbered from 1 for people; `index` stays 0-based
+        out.push_str(&format!("{:>width$}  {id}  {swept}\n", run.index + 1));
     }
     out
 }

@@ -24,7 +24,7 @@ pub fn summary(runs: &[RunReport]) -> String {
     );
     t.set_header(header);
     for r in runs {
-        let mut row = vec![r.index.to_string(), r.run_id.clone()];
+        let mut row = vec![(r.index + 1).to_string(), r.run_id.clone()];
         for k in &keys {
             row.push(r.swept.iter().find(|(s, _)| s == k).map(|(_, v)| v.to_string()).unwrap_or_default());
         }

@@ -92,6 +92,18 @@ impl RunDir {
         std::fs::create_dir_all(&self.path).map_err(|source| StoreError::Io { path: self.path.clone(), source })
     }
 
+    /// Removes temporary files that a killed writer left behind (only ever called while
+    /// holding the run's lock, so no live writer owns them).
+    pub fn remove_stale_temp_files(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.path) else { return };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') && name.contains(".tmp") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+
     pub fn file(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }

@@ -4,6 +4,7 @@
 mod cache;
 mod model;
 pub mod provenance;
+pub mod reproduce;
 mod sources;
 
 use std::collections::HashMap;
@@ -160,7 +161,7 @@ pub fn run_sweep(exp: &Experiment, runs: &[PlannedRun], opts: &RunOptions) -> Ve
         let started = Instant::now();
         let swept = swept_values(run);
         let label = swept.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
-        let head = format!("run {}/{}{}", run.index, runs.len(), if label.is_empty() { String::new() } else { format!(" [{label}]") });
+        let head = format!("run {}/{}{}", run.index + 1, runs.len(), if label.is_empty() { String::new() } else { format!(" [{label}]") });
         let cache = caches.entry(cache_dir(&run.spec)).or_insert_with_key(|d| FeatureCache::new(d.clone()));
         let report = match execute(exp, run, &swept, &head, opts, &mut ids, cache) {
             Ok(r) => r,
@@ -232,6 +233,7 @@ fn execute(
     let Some(_lock) = RunLock::acquire(&dir).map_err(|e| fail(TrainError::Store(e.to_string())))? else {
         return Err(fail(TrainError::Locked));
     };
+    dir.remove_stale_temp_files();
     // an interrupted earlier invocation left epochs behind: keep them for resuming
     let previous = dir.read_manifest().ok();
     let prior_rows = match &previous {
