@@ -1,0 +1,3 @@
+pub mod ops;
+pub mod nn;
+pub mod models;
