@@ -162,7 +162,7 @@ fn weights_round_trip_and_head_replacement() {
     // Same class count: every tensor (running statistics included) comes back.
     let mut other = Classifier::<SmallCnn>::new(&Dev::seed_from_u64(2), 10);
     let report = load_torchvision_weights(&mut other, &path, false).unwrap();
-    assert_eq!(report.tensors_loaded, 6 * 2 + 3 * 4 + 2); // 3 convs, 3 BN × 4, head × 2 (bn counted 4)
+    assert_eq!(report.tensors_loaded, 3 + 3 * 4 + 2); // 3 convs, 3 BatchNorms × 4, head weight + bias
     assert!(!report.head_replaced);
     assert_eq!(other.backbone.conv2.weight.as_vec(), model.backbone.conv2.weight.as_vec());
     assert_eq!(other.backbone.bn3.running_var.as_vec(), model.backbone.bn3.running_var.as_vec());
