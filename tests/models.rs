@@ -250,3 +250,25 @@ fn every_backbone_trains_one_step_on_small_inputs() {
     step::<ResNet18>(32);
     step::<EfficientNetLite0>(32);
 }
+
+#[test]
+fn dfdx_safetensors_reset_and_param_count_see_every_tensor() {
+    let dev = Dev::seed_from_u64(5);
+    let model = Classifier::<SmallCnn>::new(&dev, 5);
+    // 3·32·9 + 32·64·9 + 64·128·9 conv weights, 2·(32+64+128) BatchNorm γ/β, 128·5 + 5 head.
+    assert_eq!(model.num_trainable_params(), 864 + 18432 + 73728 + 2 * 224 + 645);
+    let path = temp_path("small5-dfdx.safetensors");
+    model.save_safetensors(&path).unwrap();
+    let mut other = Classifier::<SmallCnn>::new(&Dev::seed_from_u64(6), 5);
+    assert_ne!(other.backbone.conv3.weight.as_vec(), model.backbone.conv3.weight.as_vec());
+    other.load_safetensors(&path).unwrap();
+    assert_eq!(other.backbone.conv3.weight.as_vec(), model.backbone.conv3.weight.as_vec());
+    assert_eq!(other.head.bias.as_vec(), model.head.bias.as_vec());
+    other.reset_params();
+    assert_ne!(other.backbone.conv3.weight.as_vec(), model.backbone.conv3.weight.as_vec());
+    assert_eq!(other.head.weight.shape(), &(5, 128));
+    // Kaiming normal, fan-out 128·3·3: std ≈ √(2/1152) ≈ 0.0417.
+    let w = other.backbone.conv3.weight.as_vec();
+    let std = (w.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
+    assert!((std - (2.0f64 / 1152.0).sqrt()).abs() < 0.003, "std {std}");
+}

@@ -1,10 +1,11 @@
 //! 2D convolution (stride, padding incl. TF "SAME", groups, optional bias) on NCHW tensors.
 //!
-//! Dense and grouped convolutions use im2col + gemm; a 1×1 stride-1 unpadded convolution skips
-//! im2col (the image already is the column matrix). Depthwise convolutions (one input and one
-//! output channel per group) use the direct loops in [`super::depthwise`], where a gemm per
-//! channel would be all overhead. Work is spread over images with rayon; when there are fewer
-//! images than threads, the gemm itself runs multi-threaded instead.
+//! Dense and grouped convolutions use im2col + gemm over a chunk of images at once: the column
+//! matrices of the chunk's images sit side by side, so each group is one large gemm (run
+//! multi-threaded by the gemm crate) even when the spatial size is small. im2col, col2im and
+//! the NCHW packing run in parallel over channels with rayon. Depthwise convolutions (one input
+//! and one output channel per group) use the direct loops in [`super::depthwise`], where a gemm
+//! per channel would be all overhead.
 //!
 //! The backward pass recomputes im2col instead of keeping the column matrices from the forward
 //! pass: it costs a little time but keeps the memory of training at the size of the activations.
@@ -13,7 +14,8 @@ use dfdx::prelude::*;
 use rayon::prelude::*;
 
 use super::depthwise;
-use super::gemm::{inner_parallelism, matmul, Mat};
+use super::gemm::{matmul, Mat, Parallelism};
+use super::scratch::Scratch;
 use super::geometry::{valid_range, window_1d, Padding};
 use super::tensor_io::{put_grad, read, take_grad};
 
@@ -74,10 +76,6 @@ impl Conv2dGeom {
     pub fn weight_len(&self) -> usize {
         self.c_out * self.col_rows()
     }
-    /// 1×1, stride 1, no padding: the input image is its own column matrix.
-    fn is_pointwise(&self) -> bool {
-        self.k == 1 && self.stride == 1 && self.pad_top == 0 && self.pad_left == 0
-    }
     fn is_depthwise(&self) -> bool {
         self.groups == self.c_in && self.groups == self.c_out
     }
@@ -87,33 +85,35 @@ impl Conv2dGeom {
     }
 }
 
-/// Unfolds the `cin` channels of one image (`x`: cin·h·w) into `col` (cin·k·k rows × oh·ow).
-fn im2col(g: &Conv2dGeom, cin: usize, x: &[f32], col: &mut [f32]) {
-    let (k, s, ohw) = (g.k, g.stride, g.out_plane());
-    for c in 0..cin {
-        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-        for ky in 0..k {
-            let (oy_lo, oy_hi) = valid_range(g.oh, g.h, s, ky as isize - g.pad_top as isize);
-            for kx in 0..k {
-                let off_x = kx as isize - g.pad_left as isize;
-                let (ox_lo, ox_hi) = valid_range(g.ow, g.w, s, off_x);
-                let row = &mut col[((c * k + ky) * k + kx) * ohw..][..ohw];
-                row[..oy_lo * g.ow].fill(0.0);
-                row[oy_hi * g.ow..].fill(0.0);
-                for oy in oy_lo..oy_hi {
-                    let iy = oy * s + ky - g.pad_top;
-                    let src = &plane[iy * g.w..(iy + 1) * g.w];
-                    let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
-                    dst[..ox_lo].fill(0.0);
-                    dst[ox_hi..].fill(0.0);
-                    if ox_lo < ox_hi {
-                        let ix0 = (ox_lo as isize * s as isize + off_x) as usize;
-                        if s == 1 {
-                            dst[ox_lo..ox_hi].copy_from_slice(&src[ix0..ix0 + (ox_hi - ox_lo)]);
-                        } else {
-                            for (j, d) in dst[ox_lo..ox_hi].iter_mut().enumerate() {
-                                *d = src[ix0 + j * s];
-                            }
+/// Floats per column-matrix chunk (64 MiB): the batch is processed in chunks of images whose
+/// column matrices fit, so a large batch at high resolution does not allocate gigabytes.
+const COL_BUDGET: usize = 1 << 24;
+
+/// Unfolds one input plane into its k·k rows of a column matrix: `rows` holds the k·k rows of
+/// this channel, each `stride` floats long; the image's columns start at `offset`.
+fn unfold_plane(g: &Conv2dGeom, plane: &[f32], rows: &mut [f32], stride: usize, offset: usize) {
+    let (k, s) = (g.k, g.stride);
+    for ky in 0..k {
+        let (oy_lo, oy_hi) = valid_range(g.oh, g.h, s, ky as isize - g.pad_top as isize);
+        for kx in 0..k {
+            let off_x = kx as isize - g.pad_left as isize;
+            let (ox_lo, ox_hi) = valid_range(g.ow, g.w, s, off_x);
+            let row = &mut rows[(ky * k + kx) * stride + offset..][..g.oh * g.ow];
+            row[..oy_lo * g.ow].fill(0.0);
+            row[oy_hi * g.ow..].fill(0.0);
+            for oy in oy_lo..oy_hi {
+                let iy = oy * s + ky - g.pad_top;
+                let src = &plane[iy * g.w..(iy + 1) * g.w];
+                let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                dst[..ox_lo].fill(0.0);
+                dst[ox_hi..].fill(0.0);
+                if ox_lo < ox_hi {
+                    let ix0 = (ox_lo as isize * s as isize + off_x) as usize;
+                    if s == 1 {
+                        dst[ox_lo..ox_hi].copy_from_slice(&src[ix0..ix0 + (ox_hi - ox_lo)]);
+                    } else {
+                        for (j, d) in dst[ox_lo..ox_hi].iter_mut().enumerate() {
+                            *d = src[ix0 + j * s];
                         }
                     }
                 }
@@ -122,37 +122,105 @@ fn im2col(g: &Conv2dGeom, cin: usize, x: &[f32], col: &mut [f32]) {
     }
 }
 
-/// Adjoint of [`im2col`]: adds the column-matrix gradient `col` into the image gradient `dx`.
-fn col2im_add(g: &Conv2dGeom, cin: usize, col: &[f32], dx: &mut [f32]) {
-    let (k, s, ohw) = (g.k, g.stride, g.out_plane());
-    for c in 0..cin {
-        let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
-        for ky in 0..k {
-            let (oy_lo, oy_hi) = valid_range(g.oh, g.h, s, ky as isize - g.pad_top as isize);
-            for kx in 0..k {
-                let off_x = kx as isize - g.pad_left as isize;
-                let (ox_lo, ox_hi) = valid_range(g.ow, g.w, s, off_x);
-                if ox_lo >= ox_hi {
-                    continue;
-                }
-                let row = &col[((c * k + ky) * k + kx) * ohw..][..ohw];
-                for oy in oy_lo..oy_hi {
-                    let iy = oy * s + ky - g.pad_top;
-                    let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
-                    let src = &row[oy * g.ow + ox_lo..oy * g.ow + ox_hi];
-                    let ix0 = (ox_lo as isize * s as isize + off_x) as usize;
-                    if s == 1 {
-                        for (d, v) in dst[ix0..ix0 + src.len()].iter_mut().zip(src) {
-                            *d += v;
-                        }
-                    } else {
-                        for (j, v) in src.iter().enumerate() {
-                            dst[ix0 + j * s] += v;
-                        }
+/// Adjoint of [`unfold_plane`]: adds the plane's rows of a column-matrix gradient into `dx`.
+fn fold_plane_add(g: &Conv2dGeom, rows: &[f32], stride: usize, offset: usize, dx: &mut [f32]) {
+    let (k, s) = (g.k, g.stride);
+    for ky in 0..k {
+        let (oy_lo, oy_hi) = valid_range(g.oh, g.h, s, ky as isize - g.pad_top as isize);
+        for kx in 0..k {
+            let off_x = kx as isize - g.pad_left as isize;
+            let (ox_lo, ox_hi) = valid_range(g.ow, g.w, s, off_x);
+            if ox_lo >= ox_hi {
+                continue;
+            }
+            let row = &rows[(ky * k + kx) * stride + offset..][..g.oh * g.ow];
+            let ix0 = (ox_lo as isize * s as isize + off_x) as usize;
+            for oy in oy_lo..oy_hi {
+                let iy = oy * s + ky - g.pad_top;
+                let dst = &mut dx[iy * g.w..(iy + 1) * g.w];
+                let src = &row[oy * g.ow + ox_lo..oy * g.ow + ox_hi];
+                if s == 1 {
+                    for (d, v) in dst[ix0..ix0 + src.len()].iter_mut().zip(src) {
+                        *d += v;
+                    }
+                } else {
+                    for (j, v) in src.iter().enumerate() {
+                        dst[ix0 + j * s] += v;
                     }
                 }
             }
         }
+    }
+}
+
+/// A run of `n` images starting at `first`, processed together: their column matrices sit side
+/// by side (`cols` = n·oh·ow columns), so each group is one large gemm even when the spatial
+/// size is small (ResNet's last stage at 64×64 input has 2×2 outputs).
+#[derive(Clone, Copy)]
+struct Chunk {
+    first: usize,
+    n: usize,
+    cols: usize,
+}
+
+fn chunks(g: &Conv2dGeom) -> impl Iterator<Item = Chunk> {
+    let per = (COL_BUDGET / (g.col_rows() * g.out_plane()).max(1)).clamp(1, g.batch.max(1));
+    let (batch, ohw) = (g.batch, g.out_plane());
+    (0..batch).step_by(per).map(move |first| {
+        let n = per.min(batch - first);
+        Chunk { first, n, cols: n * ohw }
+    })
+}
+
+/// Column matrix (cin_g·k·k × chunk columns) of group `gi` for the chunk's images.
+fn im2col(g: &Conv2dGeom, gi: usize, c: Chunk, x: &[f32], col: &mut [f32]) {
+    let (hw, kk, cin_g, ohw) = (g.h * g.w, g.k * g.k, g.cin_g(), g.out_plane());
+    col[..cin_g * kk * c.cols].par_chunks_mut(kk * c.cols).enumerate().for_each(|(ci, rows)| {
+        for j in 0..c.n {
+            let plane = &x[((c.first + j) * g.c_in + gi * cin_g + ci) * hw..][..hw];
+            unfold_plane(g, plane, rows, c.cols, j * ohw);
+        }
+    });
+}
+
+/// Adds the column-matrix gradient of group `gi` back into the chunk's input gradient.
+fn col2im_add(g: &Conv2dGeom, gi: usize, c: Chunk, dcol: &[f32], dx: &mut [f32]) {
+    let (hw, kk, cin_g, ohw) = (g.h * g.w, g.k * g.k, g.cin_g(), g.out_plane());
+    dx[c.first * g.in_img()..(c.first + c.n) * g.in_img()].par_chunks_mut(hw).enumerate().for_each(|(p, plane)| {
+        let (j, ch) = (p / g.c_in, p % g.c_in);
+        if ch / cin_g == gi {
+            let ci = ch % cin_g;
+            fold_plane_add(g, &dcol[ci * kk * c.cols..(ci + 1) * kk * c.cols], c.cols, j * ohw, plane);
+        }
+    });
+}
+
+/// Gathers the output-gradient planes of group `gi` into `packed` (cout_g × chunk columns).
+fn pack_out(g: &Conv2dGeom, gi: usize, c: Chunk, gout: &[f32], packed: &mut [f32]) {
+    let (ohw, cout_g) = (g.out_plane(), g.cout_g());
+    packed[..cout_g * c.cols].par_chunks_mut(c.cols).enumerate().for_each(|(o, row)| {
+        for j in 0..c.n {
+            let src = &gout[((c.first + j) * g.c_out + gi * cout_g + o) * ohw..][..ohw];
+            row[j * ohw..(j + 1) * ohw].copy_from_slice(src);
+        }
+    });
+}
+
+/// Scatters a packed result (cout_g × chunk columns) of group `gi` into the NCHW output.
+fn unpack_out(g: &Conv2dGeom, gi: usize, c: Chunk, packed: &[f32], out: &mut [f32]) {
+    let (ohw, cout_g) = (g.out_plane(), g.cout_g());
+    out[c.first * g.out_img()..(c.first + c.n) * g.out_img()].par_chunks_mut(ohw).enumerate().for_each(|(p, plane)| {
+        let (j, o) = (p / g.c_out, p % g.c_out);
+        if o / cout_g == gi {
+            plane.copy_from_slice(&packed[(o % cout_g) * c.cols + j * ohw..][..ohw]);
+        }
+    });
+}
+
+fn parallelism() -> Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => Parallelism::None,
+        n => Parallelism::Rayon(n),
     }
 }
 
@@ -168,25 +236,17 @@ pub fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>
     if g.is_depthwise() {
         depthwise::forward(g, x, w, &mut out);
     } else {
-        let par = inner_parallelism(g.batch);
-        let (cin_g, cout_g, rows, ohw) = (g.cin_g(), g.cout_g(), g.col_rows(), g.out_plane());
-        out.par_chunks_mut(g.out_img()).zip(x.par_chunks(g.in_img())).for_each_init(
-            || if g.is_pointwise() { Vec::new() } else { vec![0.0f32; rows * ohw] },
-            |col, (out_b, x_b)| {
-                for gi in 0..g.groups {
-                    let x_g = &x_b[gi * cin_g * g.h * g.w..(gi + 1) * cin_g * g.h * g.w];
-                    let cols: &[f32] = if g.is_pointwise() {
-                        x_g
-                    } else {
-                        im2col(g, cin_g, x_g, col);
-                        col
-                    };
-                    let w_g = &w[gi * cout_g * rows..(gi + 1) * cout_g * rows];
-                    let out_g = &mut out_b[gi * cout_g * ohw..(gi + 1) * cout_g * ohw];
-                    matmul(cout_g, ohw, rows, out_g, false, Mat::row_major(w_g, rows), Mat::row_major(cols, ohw), par);
-                }
-            },
-        );
+        let (cout_g, rows) = (g.cout_g(), g.col_rows());
+        for c in chunks(g) {
+            let mut col = Scratch::new(rows * c.cols);
+            let mut res = Scratch::new(cout_g * c.cols);
+            for gi in 0..g.groups {
+                im2col(g, gi, c, x, &mut col);
+                let w_g = &w[gi * cout_g * rows..(gi + 1) * cout_g * rows];
+                matmul(cout_g, c.cols, rows, &mut res, false, Mat::row_major(w_g, rows), Mat::row_major(&col, c.cols), parallelism());
+                unpack_out(g, gi, c, &res, &mut out);
+            }
+        }
     }
     if let Some(b) = bias {
         assert_eq!(b.len(), g.c_out, "bias size");
@@ -200,39 +260,17 @@ pub fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>
     out
 }
 
-/// Adds ∂L/∂x for the output gradient `gout` into `dx`.
-pub fn conv2d_backward_input(g: &Conv2dGeom, w: &[f32], gout: &[f32], dx: &mut [f32]) {
-    if g.batch == 0 {
-        return;
-    }
-    if g.is_depthwise() {
-        return depthwise::backward_input(g, w, gout, dx);
-    }
-    let par = inner_parallelism(g.batch);
-    let (cin_g, cout_g, rows, ohw) = (g.cin_g(), g.cout_g(), g.col_rows(), g.out_plane());
-    let plane_in = cin_g * g.h * g.w;
-    dx.par_chunks_mut(g.in_img()).zip(gout.par_chunks(g.out_img())).for_each_init(
-        || if g.is_pointwise() { Vec::new() } else { vec![0.0f32; rows * ohw] },
-        |dcol, (dx_b, go_b)| {
-            for gi in 0..g.groups {
-                let w_g = &w[gi * cout_g * rows..(gi + 1) * cout_g * rows];
-                let go_g = &go_b[gi * cout_g * ohw..(gi + 1) * cout_g * ohw];
-                let dx_g = &mut dx_b[gi * plane_in..(gi + 1) * plane_in];
-                // dcol = W_gᵀ · gout_g
-                let wt = Mat::transposed(w_g, rows);
-                if g.is_pointwise() {
-                    matmul(rows, ohw, cout_g, dx_g, true, wt, Mat::row_major(go_g, ohw), par);
-                } else {
-                    matmul(rows, ohw, cout_g, dcol, false, wt, Mat::row_major(go_g, ohw), par);
-                    col2im_add(g, cin_g, dcol, dx_g);
-                }
-            }
-        },
-    );
-}
-
-/// Adds ∂L/∂w (and ∂L/∂bias when given) for the output gradient `gout` into `dw` (`db`).
-pub fn conv2d_backward_weight(g: &Conv2dGeom, x: &[f32], gout: &[f32], dw: &mut [f32], db: Option<&mut [f32]>) {
+/// Backward pass: adds ∂L/∂x into `dx`, ∂L/∂w into `dw` and ∂L/∂bias into `db`, for those
+/// given. `x` is needed for `dw`, `w` for `dx`. The packed output gradient is shared by both.
+pub fn conv2d_backward(
+    g: &Conv2dGeom,
+    x: &[f32],
+    w: &[f32],
+    gout: &[f32],
+    mut dx: Option<&mut [f32]>,
+    mut dw: Option<&mut [f32]>,
+    db: Option<&mut [f32]>,
+) {
     let ohw = g.out_plane();
     if let Some(db) = db {
         for go_b in gout.chunks(g.out_img()) {
@@ -245,43 +283,44 @@ pub fn conv2d_backward_weight(g: &Conv2dGeom, x: &[f32], gout: &[f32], dw: &mut 
         return;
     }
     if g.is_depthwise() {
-        return depthwise::backward_weight(g, x, gout, dw);
+        if let Some(dx) = dx {
+            depthwise::backward_input(g, w, gout, dx);
+        }
+        if let Some(dw) = dw {
+            depthwise::backward_weight(g, x, gout, dw);
+        }
+        return;
     }
-    let par = inner_parallelism(g.batch);
-    let (cin_g, cout_g, rows) = (g.cin_g(), g.cout_g(), g.col_rows());
-    let plane_in = cin_g * g.h * g.w;
-    // One partial weight gradient per rayon split, summed at the end: images are independent
-    // but all of them add into the same dw.
-    let partial = x
-        .par_chunks(g.in_img())
-        .zip(gout.par_chunks(g.out_img()))
-        .fold(
-            || (vec![0.0f32; g.weight_len()], if g.is_pointwise() { Vec::new() } else { vec![0.0f32; rows * ohw] }),
-            |(mut acc, mut col), (x_b, go_b)| {
-                for gi in 0..g.groups {
-                    let x_g = &x_b[gi * plane_in..(gi + 1) * plane_in];
-                    let cols: &[f32] = if g.is_pointwise() {
-                        x_g
-                    } else {
-                        im2col(g, cin_g, x_g, &mut col);
-                        &col
-                    };
-                    let go_g = &go_b[gi * cout_g * ohw..(gi + 1) * cout_g * ohw];
-                    let acc_g = &mut acc[gi * cout_g * rows..(gi + 1) * cout_g * rows];
-                    // dw_g += gout_g · colsᵀ
-                    matmul(cout_g, rows, ohw, acc_g, true, Mat::row_major(go_g, ohw), Mat::transposed(cols, ohw), par);
-                }
-                (acc, col)
-            },
-        )
-        .map(|(acc, _)| acc)
-        .reduce_with(|mut a, b| {
-            a.iter_mut().zip(&b).for_each(|(x, y)| *x += y);
-            a
-        });
-    if let Some(p) = partial {
-        dw.iter_mut().zip(&p).for_each(|(d, v)| *d += v);
+    let (cout_g, rows) = (g.cout_g(), g.col_rows());
+    for c in chunks(g) {
+        let mut packed = Scratch::new(cout_g * c.cols);
+        let mut col = Scratch::new(rows * c.cols);
+        for gi in 0..g.groups {
+            pack_out(g, gi, c, gout, &mut packed);
+            if let Some(dw) = dw.as_deref_mut() {
+                // dw_g += gout_g · colsᵀ
+                im2col(g, gi, c, x, &mut col);
+                let dw_g = &mut dw[gi * cout_g * rows..(gi + 1) * cout_g * rows];
+                matmul(cout_g, rows, c.cols, dw_g, true, Mat::row_major(&packed, c.cols), Mat::transposed(&col, c.cols), parallelism());
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                // dcol = W_gᵀ · gout_g, folded back onto the input planes.
+                let w_g = &w[gi * cout_g * rows..(gi + 1) * cout_g * rows];
+                matmul(rows, c.cols, cout_g, &mut col, false, Mat::transposed(w_g, rows), Mat::row_major(&packed, c.cols), parallelism());
+                col2im_add(g, gi, c, &col, dx);
+            }
+        }
     }
+}
+
+/// Adds ∂L/∂x for the output gradient `gout` into `dx`.
+pub fn conv2d_backward_input(g: &Conv2dGeom, w: &[f32], gout: &[f32], dx: &mut [f32]) {
+    conv2d_backward(g, &[], w, gout, Some(dx), None, None)
+}
+
+/// Adds ∂L/∂w (and ∂L/∂bias when given) for the output gradient `gout` into `dw` (`db`).
+pub fn conv2d_backward_weight(g: &Conv2dGeom, x: &[f32], gout: &[f32], dw: &mut [f32], db: Option<&mut [f32]>) {
+    conv2d_backward(g, x, &[], gout, None, Some(dw), db)
 }
 
 /// Convolution of `x` (N, I, H, W) with `weight` (O, I/groups, K, K) and an optional `bias` (O),
@@ -317,58 +356,21 @@ pub fn conv2d<const I: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>
         let x_keep = x;
         tape.add_backward_op(move |grads| {
             let gout = take_grad!(grads, &out_ghost);
+            let mut dw = take_grad!(grads, &w_ghost);
+            let mut db = match &b_ghost {
+                Some(b) => Some(take_grad!(grads, b)),
+                None => None,
+            };
             let x_data = read(&x_keep);
-            {
-                let mut db = match &b_ghost {
-                    Some(b) => Some(take_grad!(grads, b)),
-                    None => None,
-                };
-                let dw = grads.get_or_alloc_mut(&w_ghost)?;
-                conv2d_backward_weight(&geom, &x_data, &gout, dw, db.as_deref_mut());
-                if let (Some(b), Some(db)) = (b_ghost.as_ref(), db) {
-                    put_grad!(grads, b, db);
-                }
-            }
-            drop(x_data);
             let dx = grads.get_or_alloc_mut(&x_ghost)?;
-            conv2d_backward_input(&geom, &w_data, &gout, dx);
+            conv2d_backward(&geom, &x_data, &w_data, &gout, Some(dx), Some(&mut dw), db.as_deref_mut());
+            put_grad!(grads, &w_ghost, dw);
+            if let (Some(b), Some(db)) = (b_ghost.as_ref(), db) {
+                put_grad!(grads, b, db);
+            }
             put_grad!(grads, &out_ghost, gout);
             Ok(())
         });
     }
     out.put_tape(tape)
-}
-
-/// Straightforward f64 convolution used as the reference in tests.
-#[cfg(test)]
-pub(crate) fn conv2d_reference(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f64> {
-    let mut out = vec![0.0f64; g.batch * g.out_img()];
-    let (cin_g, cout_g, k) = (g.cin_g(), g.cout_g(), g.k);
-    for b in 0..g.batch {
-        for o in 0..g.c_out {
-            let gi = o / cout_g;
-            for oy in 0..g.oh {
-                for ox in 0..g.ow {
-                    let mut acc = bias.map_or(0.0, |b| b[o] as f64);
-                    for ci in 0..cin_g {
-                        let c = gi * cin_g + ci;
-                        for ky in 0..k {
-                            for kx in 0..k {
-                                let iy = (oy * g.stride + ky) as isize - g.pad_top as isize;
-                                let ix = (ox * g.stride + kx) as isize - g.pad_left as isize;
-                                if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
-                                    continue;
-                                }
-                                let xv = x[((b * g.c_in + c) * g.h + iy as usize) * g.w + ix as usize] as f64;
-                                let wv = w[((o * cin_g + ci) * k + ky) * k + kx] as f64;
-                                acc += xv * wv;
-                            }
-                        }
-                    }
-                    out[((b * g.c_out + o) * g.oh + oy) * g.ow + ox] = acc;
-                }
-            }
-        }
-    }
-    out
 }

@@ -78,17 +78,6 @@ pub(crate) fn matmul(
     }
 }
 
-/// Threads for gemm: when there are at least as many images as threads, the callers
-/// parallelise over images and each gemm runs single-threaded.
-pub(crate) fn inner_parallelism(batch: usize) -> Parallelism {
-    let threads = rayon::current_num_threads();
-    if batch >= threads || threads == 1 {
-        Parallelism::None
-    } else {
-        Parallelism::Rayon(threads)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ pub mod activations;
 pub mod conv;
 pub mod depthwise;
 mod gemm;
+mod scratch;
 pub mod geometry;
 pub mod pool;
 mod tensor_io;
