@@ -272,3 +272,28 @@ fn dfdx_safetensors_reset_and_param_count_see_every_tensor() {
     let std = (w.iter().map(|v| (*v as f64).powi(2)).sum::<f64>() / w.len() as f64).sqrt();
     assert!((std - (2.0f64 / 1152.0).sqrt()).abs() < 0.003, "std {std}");
 }
+
+#[test]
+fn modules_compose_in_dfdx_tuples() {
+    use runner::nn::builder::{AvgPool2D, Conv2D, MaxPool2D, ReLU6};
+    use runner::nn::SAME;
+    type Net = (
+        (Conv2D<3, 8, 3, 1, 1>, BatchNorm2D<8>, ReLU, MaxPool2D<2, 2>),
+        Residual<(Conv2D<8, 8, 3, 1, SAME, 8>, BatchNorm2D<8>, ReLU6)>,
+        (Conv2D<8, 16, 3, 2, SAME>, Bias2D<16>, AvgPool2D<2, 2, 0>, AvgPoolGlobal),
+    );
+    let dev = Dev::seed_from_u64(7);
+    let mut net = dev.build_module::<Net, f32>();
+    assert_eq!(net.1 .0 .0.weight.shape(), &(Const::<8>, 1, Const::<3>, Const::<3>));
+    let mut opt = Sgd::new(&net, SgdConfig { lr: 0.1, momentum: None, weight_decay: None });
+    let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> = dev.sample_normal_like(&(2, Const, 16, 16));
+    let grads = net.alloc_grads();
+    let y = net.forward_mut(x.clone().traced(grads));
+    assert_eq!(y.shape(), &(2, Const::<16>));
+    let grads = y.square().mean().backward();
+    let before = net.0 .0.weight.as_vec();
+    opt.update(&mut net, &grads).expect("all parameters updated");
+    assert_ne!(net.0 .0.weight.as_vec(), before);
+    let eval = net.forward(x);
+    assert!(eval.as_vec().iter().all(|v| v.is_finite()));
+}
