@@ -3,10 +3,9 @@
 pub mod cli;
 pub mod data;
 pub mod metrics;
-pub mod models {
-    pub mod pixels;
-}
+pub mod models;
 pub mod nn;
+pub mod ops;
 pub mod plan;
 pub mod report;
 pub mod run;

@@ -47,7 +47,7 @@ grid = { "regularization.lambda" = [0, 0.01, 0.1] }
 fn runner(dir: &Path, results: &str) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_runner"));
     c.current_dir(dir)
-        .args(["exp.toml", "--results", results])
+        .args(["run", "exp.toml", "--results", results])
         .env("RUNNER_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null());
@@ -79,14 +79,21 @@ fn killed_ten_times_the_sweep_still_matches_an_uninterrupted_one() {
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let mut kills = 0;
-    for attempt in 1..=40 {
-        let mut child = runner(dir.path(), "killed").spawn().unwrap();
-        // a random moment within about a fifth of the sweep, so that the kills spread over it
-        let delay = rng.gen_range(0.1..(clean_secs / 5.0).max(0.3));
+    let mut start_over = false;
+    for _ in 1..=60 {
+        let mut cmd = runner(dir.path(), "killed");
+        if std::mem::take(&mut start_over) {
+            cmd.arg("--rerun");
+        }
+        let mut child = cmd.spawn().unwrap();
+        // a random moment within about a tenth of the sweep, so that the kills spread over it
+        let delay = rng.gen_range(0.05..(clean_secs / 10.0).max(0.2));
         std::thread::sleep(Duration::from_secs_f64(delay));
         if child.try_wait().unwrap().is_some() {
-            println!("attempt {attempt}: the runner finished the sweep before the kill");
-            break;
+            // on a fast machine the sweep can end before ten kills: train it again from scratch
+            println!("the runner finished the sweep before the kill: starting it over with --rerun");
+            start_over = true;
+            continue;
         }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
@@ -100,7 +107,7 @@ fn killed_ten_times_the_sweep_still_matches_an_uninterrupted_one() {
             break;
         }
     }
-    assert_eq!(kills, 10, "the sweep ended before ten kills: make it longer");
+    assert_eq!(kills, 10, "ten kills must land while the runner works");
     assert!(runner(dir.path(), "killed").status().unwrap().success());
 
     let clean = run_dirs(&dir.path().join("clean"));

@@ -2,33 +2,33 @@
 
 use dfdx::prelude::*;
 
-use crate::nn::DynLinear;
+use crate::nn::LinearHead;
 use crate::train::{Dev, Inputs, Logits, Net, TrainError};
 
 /// Multinomial logistic regression on flattened pixels (or on any feature vector).
 #[derive(Debug, Clone)]
-pub struct LinearModel {
-    pub fc: DynLinear,
+pub struct LinearModel<E: Dtype = f32, D: Storage<E> = Cpu> {
+    pub fc: LinearHead<E, D>,
 }
 
-impl LinearModel {
+impl LinearModel<f32, Cpu> {
     pub fn new(dev: &Dev, inputs: usize, classes: usize) -> Self {
-        Self { fc: DynLinear::new(dev, inputs, classes) }
+        Self { fc: LinearHead::new(dev, inputs, classes) }
     }
 }
 
-impl TensorCollection<f32, Dev> for LinearModel {
-    type To<E2: Dtype, D2: Device<E2>> = LinearModel;
-    fn iter_tensors<V: ModuleVisitor<Self, f32, Dev>>(
+impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for LinearModel<E, D> {
+    type To<E2: Dtype, D2: Device<E2>> = LinearModel<E2, D2>;
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
         visitor: &mut V,
     ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         visitor.visit_fields(Self::module("fc", |s| &s.fc, |s| &mut s.fc), |fc| LinearModel { fc })
     }
 }
 
-impl Net for LinearModel {
+impl Net for LinearModel<f32, Cpu> {
     fn logits(&self, dev: &Dev, x: Inputs) -> Result<Logits, TrainError> {
-        Ok(self.fc.forward(x.flat(dev, self.fc.inputs())?))
+        Ok(self.fc.forward(x.flat(dev, self.fc.features())?))
     }
     fn logits_train(
         &mut self,
@@ -36,26 +36,26 @@ impl Net for LinearModel {
         x: Inputs,
         grads: Gradients<f32, Dev>,
     ) -> Result<Logits<OwnedTape<f32, Dev>>, TrainError> {
-        Ok(self.fc.forward(x.flat(dev, self.fc.inputs())?.traced(grads)))
+        Ok(self.fc.forward(x.flat(dev, self.fc.features())?.traced(grads)))
     }
 }
 
 /// One hidden ReLU layer.
 #[derive(Debug, Clone)]
-pub struct MlpModel {
-    pub fc1: DynLinear,
-    pub fc2: DynLinear,
+pub struct MlpModel<E: Dtype = f32, D: Storage<E> = Cpu> {
+    pub fc1: LinearHead<E, D>,
+    pub fc2: LinearHead<E, D>,
 }
 
-impl MlpModel {
+impl MlpModel<f32, Cpu> {
     pub fn new(dev: &Dev, inputs: usize, hidden: usize, classes: usize) -> Self {
-        Self { fc1: DynLinear::new(dev, inputs, hidden), fc2: DynLinear::new(dev, hidden, classes) }
+        Self { fc1: LinearHead::new(dev, inputs, hidden), fc2: LinearHead::new(dev, hidden, classes) }
     }
 }
 
-impl TensorCollection<f32, Dev> for MlpModel {
-    type To<E2: Dtype, D2: Device<E2>> = MlpModel;
-    fn iter_tensors<V: ModuleVisitor<Self, f32, Dev>>(
+impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for MlpModel<E, D> {
+    type To<E2: Dtype, D2: Device<E2>> = MlpModel<E2, D2>;
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
         visitor: &mut V,
     ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         visitor.visit_fields(
@@ -65,9 +65,9 @@ impl TensorCollection<f32, Dev> for MlpModel {
     }
 }
 
-impl Net for MlpModel {
+impl Net for MlpModel<f32, Cpu> {
     fn logits(&self, dev: &Dev, x: Inputs) -> Result<Logits, TrainError> {
-        Ok(self.fc2.forward(self.fc1.forward(x.flat(dev, self.fc1.inputs())?).relu()))
+        Ok(self.fc2.forward(self.fc1.forward(x.flat(dev, self.fc1.features())?).relu()))
     }
     fn logits_train(
         &mut self,
@@ -75,7 +75,7 @@ impl Net for MlpModel {
         x: Inputs,
         grads: Gradients<f32, Dev>,
     ) -> Result<Logits<OwnedTape<f32, Dev>>, TrainError> {
-        let x = x.flat(dev, self.fc1.inputs())?.traced(grads);
+        let x = x.flat(dev, self.fc1.features())?.traced(grads);
         Ok(self.fc2.forward(self.fc1.forward(x).relu()))
     }
 }

@@ -129,12 +129,12 @@ pub fn load<M: TensorCollection<f32, Dev>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::DynLinear;
+    use crate::nn::LinearHead;
 
     #[test]
     fn round_trips_model_and_optimizer_and_refuses_another_model() {
         let dev = Dev::seed_from_u64(2);
-        let mut l = DynLinear::new(&dev, 3, 2);
+        let mut l = LinearHead::new(&dev, 3, 2);
         let cfg = OptimizerConfig::Adam { lr: 0.01, betas: [0.9, 0.999], eps: 1e-8 };
         let mut opt = Optimizer::new(cfg.clone());
         let x = dev.tensor_from_vec(vec![1.0, -1.0, 0.5], (1usize, 3usize));
@@ -144,12 +144,12 @@ mod tests {
         let path = dir.path().join("ckpt.safetensors");
         save(&path, &l, &opt, 4).unwrap();
 
-        let mut m = DynLinear::new(&dev, 3, 2);
+        let mut m = LinearHead::new(&dev, 3, 2);
         let (epoch, opt2) = load(&path, &mut m, &cfg).unwrap();
         assert_eq!((epoch, &opt2), (4, &opt));
         assert_eq!((m.weight.as_vec(), m.bias.as_vec()), (l.weight.as_vec(), l.bias.as_vec()));
 
-        let mut other = DynLinear::new(&dev, 4, 2);
+        let mut other = LinearHead::new(&dev, 4, 2);
         let before = other.weight.as_vec();
         let err = load(&path, &mut other, &cfg).unwrap_err();
         assert_eq!(err, "`weight` has shape [2, 3], the model [2, 4]");

@@ -124,12 +124,12 @@ impl TensorVisitor<f32, Dev> for Step<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nn::DynLinear;
+    use crate::nn::LinearHead;
 
     /// Three steps on loss = ½(w·x + b)² from w = [1, 2], b = 0, x = [1, 0.5]; returns w then b.
     fn three_steps(cfg: OptimizerConfig) -> Vec<f32> {
         let dev = Dev::seed_from_u64(0);
-        let mut l = DynLinear::new(&dev, 2, 1);
+        let mut l = LinearHead::new(&dev, 2, 1);
         l.weight.copy_from(&[1.0, 2.0]);
         l.bias.copy_from(&[0.0]);
         let mut opt = Optimizer::new(cfg);

@@ -171,6 +171,7 @@ mod tests {
     fn decoupled_decay_and_norm() {
         let dev = Dev::seed_from_u64(1);
         let mut model = LinearModel::new(&dev, 5, 2);
+        model.fc.bias.copy_from(&[0.5, -0.25]);
         let n0 = penalised_norm(&mut model, false);
         let expect = model.fc.weight.as_vec().iter().map(|&w| (w as f64).powi(2)).sum::<f64>().sqrt();
         assert!((n0 - expect).abs() < 1e-9);

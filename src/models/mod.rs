@@ -1,0 +1,178 @@
+//! Backbones (ResNet-18/34 in torchvision's layout, EfficientNet-Lite0 in efficientnet_pytorch's,
+//! a small CNN), the classifier that puts a run-time-sized linear head on them, loading of
+//! pretrained safetensors by torchvision names, and ImageNet class names.
+//!
+//! Every model's `TensorCollection` names its tensors like the PyTorch state dict (dfdx's
+//! BatchNorm calls γ `scale` where PyTorch says `weight`; [`weights`] maps that), so
+//! `save_safetensors` / `load_safetensors` files and pretrained checkpoints line up.
+
+use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
+use dfdx::prelude::*;
+
+pub mod arch;
+pub mod efficientnet;
+pub mod imagenet;
+pub mod pixels;
+pub mod resnet;
+pub mod small_cnn;
+pub mod weights;
+
+pub use arch::{Arch, ArchVisitor, UnknownArch};
+pub use efficientnet::EfficientNetLite0;
+pub use imagenet::imagenet_class_name;
+pub use resnet::{ResNet18, ResNet34};
+pub use small_cnn::SmallCnn;
+pub use weights::{fill_with_hash, load_torchvision_weights, save_torchvision_weights, LoadReport, Mismatch, WeightsError};
+
+use crate::nn::LinearHead;
+
+/// The device every model runs on.
+pub type Dev = Cpu;
+/// The tape of a training forward pass.
+pub type TrainTape = OwnedTape<f32, Dev>;
+/// A batch of `C`-channel images: (batch, C, height, width), sizes other than C at run time.
+pub type Images<const C: usize, T = NoneTape> = Tensor<(usize, Const<C>, usize, usize), f32, Dev, T>;
+/// Pooled features or logits: (batch, features or classes).
+pub type Rows<T = NoneTape> = Tensor<(usize, usize), f32, Dev, T>;
+
+/// Implemented by every backbone: images in, pooled features out.
+pub trait Backbone: TensorCollection<f32, Dev, To<f32, Dev> = Self> + HeadName + Clone + Send + Sync + 'static {
+    /// Length of the pooled feature vector (512 for ResNets, 1280 for EfficientNet-Lite0).
+    const FEATURES: usize;
+    /// Architecture name as written in specs (`resnet18`, …).
+    const NAME: &'static str;
+    /// Named top-level blocks in forward order, head last (for per-layer summaries and freezing).
+    const BLOCKS: &'static [&'static str];
+
+    /// Random initialisation like torchvision (Kaiming normal fan-out convs, BatchNorm γ=1 β=0).
+    fn build(dev: &Dev) -> Self;
+    /// Eval mode: BatchNorm on running statistics, no tape.
+    fn forward_eval(&self, x: Images<3>) -> Rows;
+    /// Train mode: BatchNorm on batch statistics, running statistics updated.
+    fn forward_train(&mut self, x: Images<3, TrainTape>) -> Rows<TrainTape>;
+}
+
+/// Global average pooling to `(batch, C)` rows with a run-time feature dimension.
+pub(crate) fn pool_features<const C: usize, T: Tape<f32, Dev>>(x: Images<C, T>) -> Rows<T> {
+    let n = x.shape().0;
+    x.mean::<(usize, Const<C>), Axes2<2, 3>>().reshape_like(&(n, C))
+}
+
+/// Backbone + linear head with a run-time class count.
+#[derive(Debug, Clone)]
+pub struct Classifier<B, E: Dtype = f32, D: Storage<E> = Cpu> {
+    pub backbone: B,
+    pub head: LinearHead<E, D>,
+}
+
+/// Names the head inside a [`Classifier`]'s tensor collection; implemented for every backbone
+/// type whatever its dtype/device, so conversions (`to_device`, building) keep the names.
+pub trait HeadName {
+    /// Name of the classification head in the PyTorch state dict (`fc`, `_fc`).
+    const HEAD: &'static str;
+}
+
+impl<B: Backbone> Classifier<B> {
+    /// A randomly initialised backbone with a `classes`-way head.
+    pub fn new(dev: &Dev, classes: usize) -> Self {
+        Classifier { backbone: B::build(dev), head: LinearHead::new(dev, B::FEATURES, classes) }
+    }
+    pub fn classes(&self) -> usize {
+        self.head.classes()
+    }
+    /// Logits in eval mode.
+    pub fn forward_eval(&self, x: Images<3>) -> Rows {
+        self.head.forward(self.backbone.forward_eval(x))
+    }
+    /// Logits in train mode (BatchNorm batch statistics, running statistics updated).
+    pub fn forward_train(&mut self, x: Images<3, TrainTape>) -> Rows<TrainTape> {
+        self.head.forward(self.backbone.forward_train(x))
+    }
+}
+
+impl<B: TensorCollection<E, D> + HeadName, E: Dtype, D: Device<E>> TensorCollection<E, D> for Classifier<B, E, D> {
+    type To<E2: Dtype, D2: Device<E2>> = Classifier<B::To<E2, D2>, E2, D2>;
+
+    /// The backbone's tensors sit at the top level (`conv1.weight`), the head under the
+    /// backbone's head name (`fc.weight`), as in the PyTorch state dict.
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(visitor: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        visitor.visit_fields(
+            (
+                Self::module("", |s| &s.backbone, |s| &mut s.backbone),
+                Self::module(B::HEAD, |s| &s.head, |s| &mut s.head),
+            ),
+            |(backbone, head)| Classifier { backbone, head },
+        )
+    }
+}
+
+impl<B: Backbone> Module<Images<3>> for Classifier<B> {
+    type Output = Rows;
+    type Error = CpuError;
+    fn try_forward(&self, x: Images<3>) -> Result<Rows, CpuError> {
+        Ok(self.forward_eval(x))
+    }
+}
+
+impl<B: Backbone> ModuleMut<Images<3, TrainTape>> for Classifier<B> {
+    type Output = Rows<TrainTape>;
+    type Error = CpuError;
+    fn try_forward_mut(&mut self, x: Images<3, TrainTape>) -> Result<Rows<TrainTape>, CpuError> {
+        Ok(self.forward_train(x))
+    }
+}
+
+/// BatchNorm in eval mode (`forward`, no tape) or train mode (`forward_mut`, tape): the block
+/// bodies below are written once as macros and expanded with each method name.
+macro_rules! eval_and_train {
+    ([$($gen:tt)*] $ty:ty, $inp:ty => $out:ty, $body:ident) => {
+        impl<$($gen)*> Module<Tensor<$inp, f32, Cpu, NoneTape>> for $ty {
+            type Output = Tensor<$out, f32, Cpu, NoneTape>;
+            type Error = CpuError;
+            fn try_forward(&self, x: Tensor<$inp, f32, Cpu, NoneTape>) -> Result<Self::Output, CpuError> {
+                Ok($body!(self, x, forward))
+            }
+        }
+        impl<$($gen)*> ModuleMut<Tensor<$inp, f32, Cpu, OwnedTape<f32, Cpu>>> for $ty {
+            type Output = Tensor<$out, f32, Cpu, OwnedTape<f32, Cpu>>;
+            type Error = CpuError;
+            fn try_forward_mut(&mut self, x: Tensor<$inp, f32, Cpu, OwnedTape<f32, Cpu>>) -> Result<Self::Output, CpuError> {
+                Ok($body!(self, x, forward_mut))
+            }
+        }
+    };
+}
+pub(crate) use eval_and_train;
+
+/// Sets every BatchNorm's ε and momentum in a model (dfdx builds them with PyTorch's defaults,
+/// 1e-5 and 0.1; EfficientNet uses 1e-3 and 0.01).
+pub(crate) fn set_batchnorm_hyper<M: TensorCollection<f32, Dev>>(model: &mut M, epsilon: f64, momentum: f64) {
+    use dfdx::nn::tensor_collection::{RecursiveWalker, ScalarOptions, TensorVisitor, ViewTensorMut, ViewTensorName};
+    struct Setter(f64, f64);
+    impl TensorVisitor<f32, Dev> for Setter {
+        type Viewer = (ViewTensorMut, ViewTensorName);
+        type Err = CpuError;
+        type E2 = f32;
+        type D2 = Dev;
+        fn visit<S: Shape>(
+            &mut self,
+            _: dfdx::nn::tensor_collection::TensorOptions<S, f32, Dev>,
+            _: (&mut Tensor<S, f32, Dev>, String),
+        ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
+            Ok(None)
+        }
+        fn visit_scalar<N: num_traits::NumCast>(
+            &mut self,
+            _: ScalarOptions<N>,
+            (n, name): (&mut N, String),
+        ) -> Result<Option<N>, CpuError> {
+            if name.ends_with("epsilon") {
+                *n = N::from(self.0).unwrap();
+            } else if name.ends_with("momentum") {
+                *n = N::from(self.1).unwrap();
+            }
+            Ok(None)
+        }
+    }
+    M::iter_tensors(&mut RecursiveWalker { m: (model, String::new()), f: &mut Setter(epsilon, momentum) }).unwrap();
+}

@@ -1,0 +1,102 @@
+//! Parameter initialisation, and tensor options for tensors whose shape is only known at run
+//! time.
+
+use dfdx::nn::tensor_collection::TensorOptions;
+use dfdx::prelude::*;
+use num_traits::FromPrimitive;
+use rand::distributions::Distribution;
+use rand::Rng;
+
+/// Normal distribution N(0, std²) by Box–Muller (rand_distr is not a dependency).
+#[derive(Clone, Copy, Debug)]
+pub struct Normal {
+    pub std: f64,
+}
+
+impl<E: FromPrimitive> Distribution<E> for Normal {
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> E {
+        let u1: f64 = 1.0 - rng.gen::<f64>(); // (0, 1]: ln is finite
+        let u2: f64 = rng.gen();
+        let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
+        E::from_f64(z * self.std).unwrap()
+    }
+}
+
+/// Uniform on [−bound, bound].
+#[derive(Clone, Copy, Debug)]
+pub struct Symmetric {
+    pub bound: f64,
+}
+
+impl<E: FromPrimitive> Distribution<E> for Symmetric {
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> E {
+        E::from_f64((2.0 * rng.gen::<f64>() - 1.0) * self.bound).unwrap()
+    }
+}
+
+/// torchvision's conv init: Kaiming normal, mode `fan_out`, gain √2 (ReLU):
+/// std = √(2 / (out_channels · k · k)). `shape.0` is the output channel count.
+pub fn kaiming_normal_fan_out<S: Shape, E: Dtype, D: Device<E>>(t: &mut Tensor<S, E, D>) -> Result<(), D::Err> {
+    let dims = t.shape().concrete();
+    let fan_out = dims.into_iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, d)| d).product::<usize>();
+    t.try_fill_with_distr(Normal { std: (2.0 / fan_out.max(1) as f64).sqrt() })
+}
+
+/// PyTorch's `nn.Linear` default: U(±1/√fan_in) for weight `[out, in]`.
+pub fn linear_uniform<S: Shape, E: Dtype, D: Device<E>>(t: &mut Tensor<S, E, D>) -> Result<(), D::Err> {
+    let dims = t.shape().concrete();
+    let fan_in = dims.into_iter().last().unwrap_or(1).max(1);
+    t.try_fill_with_distr(Symmetric { bound: 1.0 / (fan_in as f64).sqrt() })
+}
+
+/// [`TensorOptions`] for a tensor with run-time dimensions.
+///
+/// dfdx 0.13 marks `TensorOptions` `#[non_exhaustive]` and only constructs it for compile-time
+/// shapes (`ConstShape`), yet every visitor (optimizers, `alloc_grads`, safetensors, reset) works
+/// on any `Shape`. The struct has exactly three public fields in 0.13.0 (`do_gradient_update`,
+/// `reset`, `shape`, checked by the size test below), so writing all three into uninitialised
+/// memory yields a fully initialised value.
+pub fn runtime_options<S: Shape, E: Dtype, D: Device<E>>(
+    shape: S,
+    do_gradient_update: bool,
+    reset: fn(&mut Tensor<S, E, D>) -> Result<(), D::Err>,
+) -> TensorOptions<S, E, D> {
+    let mut o = std::mem::MaybeUninit::<TensorOptions<S, E, D>>::uninit();
+    let p = o.as_mut_ptr();
+    // SAFETY: every field of `TensorOptions` (all public, see the doc comment) is written
+    // before `assume_init`.
+    unsafe {
+        std::ptr::addr_of_mut!((*p).do_gradient_update).write(do_gradient_update);
+        std::ptr::addr_of_mut!((*p).reset).write(reset);
+        std::ptr::addr_of_mut!((*p).shape).write(shape);
+        o.assume_init()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[allow(dead_code)]
+    struct Mirror<S: Shape> {
+        do_gradient_update: bool,
+        reset: fn(&mut Tensor<S, f32, Cpu>) -> Result<(), CpuError>,
+        shape: S,
+    }
+
+    /// Guards `runtime_options`: a hidden field added to `TensorOptions` would change its size.
+    #[test]
+    fn tensor_options_has_only_the_public_fields() {
+        assert_eq!(
+            std::mem::size_of::<TensorOptions<(usize, usize), f32, Cpu>>(),
+            std::mem::size_of::<Mirror<(usize, usize)>>()
+        );
+        assert_eq!(
+            std::mem::size_of::<TensorOptions<Rank1<3>, f32, Cpu>>(),
+            std::mem::size_of::<Mirror<Rank1<3>>>()
+        );
+        let o = runtime_options::<(usize, usize), f32, Cpu>((2, 3), true, linear_uniform);
+        assert_eq!(o.shape, (2, 3));
+        assert!(o.do_gradient_update);
+    }
+}

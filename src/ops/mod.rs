@@ -1,0 +1,20 @@
+//! Convolution, pooling and activation ops that dfdx 0.13 only ships behind its broken `nightly`
+//! feature, written on dfdx's public API (custom backward passes via `Tape::add_backward_op`).
+//!
+//! Each op has two layers: a non-generic kernel on plain `f32` slices (compiled once, whatever
+//! the const channel counts of the caller) and a thin generic wrapper that moves data in and out
+//! of dfdx tensors and records the backward pass on the tape.
+
+pub mod activations;
+pub mod conv;
+pub mod depthwise;
+mod gemm;
+mod scratch;
+pub mod geometry;
+pub mod pool;
+mod tensor_io;
+
+pub use activations::relu6;
+pub use conv::{conv2d, Conv2dGeom};
+pub use geometry::Padding;
+pub use pool::{avg_pool2d, max_pool2d};
