@@ -129,3 +129,81 @@ fn plan_lists_every_run_with_its_swept_value() {
     let usage = runner(dir.path(), &["plan"]);
     assert_eq!(usage.status.code(), Some(2));
 }
+
+const FROZEN: &str = r#"
+[experiment]
+name = "frozen"
+
+[dataset]
+root = "@DATA@"
+
+[transforms]
+resize = 32
+crop = 32
+
+[backbone]
+name = "small_cnn"
+freeze = true
+
+[regularization]
+kind = "l2"
+
+[train]
+epochs = 2
+batch_size = 8
+
+[sweep]
+grid = { "regularization.lambda" = [0, 0.5] }
+"#;
+
+fn runner_logged(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_runner"))
+        .current_dir(dir)
+        .args(args)
+        .env("RUNNER_LOG", "info")
+        .output()
+        .expect("runner starts")
+}
+
+#[test]
+fn a_frozen_backbone_builds_its_features_once_and_reuses_them_across_runs_and_invocations() {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(dir.path(), FROZEN);
+    let out = runner_logged(dir.path(), &["exp.toml"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(log.matches("feature cache miss (built): 16 train + 8 val").count(), 1, "{log}");
+    assert_eq!(log.matches("feature cache hit: 16 train + 8 val").count(), 1, "{log}");
+    assert!(log.contains("time by stage: identify"), "{log}");
+
+    let again = runner_logged(dir.path(), &["exp.toml", "--rerun"]);
+    let log = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{log}");
+    assert_eq!(log.matches("feature cache hit: 16 train + 8 val").count(), 2, "{log}");
+    assert!(!log.contains("miss"), "{log}");
+
+    // the trained weights are one classifier: frozen backbone + trained head, PyTorch names
+    let run = std::fs::read_dir(dir.path().join("results/frozen")).unwrap().next().unwrap().unwrap().path();
+    let bytes = std::fs::read(run.join("model.safetensors")).unwrap();
+    let names = safetensors::SafeTensors::deserialize(&bytes).unwrap().names().iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert!(names.iter().any(|n| n == "fc.weight") && names.len() > 4, "{names:?}");
+
+    // a corrupt cache file is detected and rebuilt
+    let cache = std::fs::read_dir(dir.path().join("results/.cache")).unwrap().next().unwrap().unwrap().path();
+    let len = std::fs::metadata(&cache).unwrap().len();
+    std::fs::write(&cache, vec![7u8; len as usize / 2]).unwrap();
+    let third = runner_logged(dir.path(), &["exp.toml", "--rerun"]);
+    let log = String::from_utf8_lossy(&third.stderr);
+    assert!(third.status.success() && log.contains("is unusable") && log.contains("miss (built)"), "{log}");
+}
+
+#[test]
+fn a_small_cnn_fine_tunes_end_to_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = FROZEN.replace("freeze = true", "freeze = false").replace("[0, 0.5]", "[0.01]");
+    write_spec(dir.path(), &spec);
+    let out = runner(dir.path(), &["exp.toml"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("1 done, 0 failed"), "{stdout}");
+}

@@ -219,7 +219,7 @@ fn execute(
     let (folder, data_fp) = ids.dataset(spec).map_err(|e| fail("-", Path::new("-"))(e.into()))?;
     let weights_hash = ids.weights(spec).map_err(|e| fail("-", Path::new("-"))(e.into()))?;
     let run_id = ids.run_id(spec).map_err(|e| fail("-", Path::new("-"))(e.into()))?;
-    tracing::debug!("{head}: identified in {:.2}s", t0.elapsed().as_secs_f64());
+    let identify_secs = t0.elapsed().as_secs_f64();
     let dir = RunDir::new(&opts.results, &spec.experiment.name, &run_id);
     let fail = fail(&run_id, &dir.path);
 
@@ -278,11 +278,24 @@ fn execute(
     let key = RunKey { experiment: &spec.experiment.name, run_id: &run_id, swept, classes: &folder.classes };
     let cfg = fit_config(spec, folder.num_classes());
     let progress = Progress::new(opts.progress, head, cfg.epochs);
-    let mut rec = Record { dir: &dir, key: &key, manifest, rows: prior_rows, progress: &progress, epochs: cfg.epochs };
+    let mut rec = Record {
+        dir: &dir,
+        key: &key,
+        manifest,
+        rows: prior_rows,
+        progress: &progress,
+        epochs: cfg.epochs,
+        stages: vec![("identify", identify_secs)],
+    };
     let paths = model::Paths { checkpoint: &dir.file(CHECKPOINT), model: &dir.file("model.safetensors") };
     let result = model::train(spec, &folder, &cfg, cache, &progress, &paths, &mut rec);
     progress.finish();
-    let Record { mut manifest, rows, .. } = rec;
+    let Record { mut manifest, rows, stages, .. } = rec;
+    let other = started.elapsed().as_secs_f64() - stages.iter().map(|(_, s)| s).sum::<f64>();
+    tracing::info!(
+        "{head}: time by stage: {}, other {other:.2}s",
+        stages.iter().map(|(n, s)| format!("{n} {s:.2}s")).collect::<Vec<_>>().join(", ")
+    );
     manifest.finished_at = Some(provenance::now_utc());
     let (status, error) = match &result {
         Ok(Outcome::Done) => (Status::Done, None),
@@ -333,9 +346,23 @@ struct Record<'a> {
     rows: Vec<EpochMetrics>,
     progress: &'a Progress,
     epochs: usize,
+    stages: Vec<(&'static str, f64)>,
+}
+
+impl Record<'_> {
+    fn add_stage(&mut self, name: &'static str, seconds: f64) {
+        match self.stages.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, s)) => *s += seconds,
+            None => self.stages.push((name, seconds)),
+        }
+    }
 }
 
 impl model::Recorder for Record<'_> {
+    fn stage(&mut self, name: &'static str, seconds: f64) {
+        self.add_stage(name, seconds);
+    }
+
     fn resumed(&mut self, epoch: usize) {
         self.rows.truncate(epoch);
     }
@@ -345,13 +372,17 @@ impl model::Recorder for Record<'_> {
     }
 
     fn epoch(&mut self, m: &EpochMetrics) -> Result<(), TrainError> {
+        let t = Instant::now();
+        self.add_stage("train", m.epoch_seconds);
         self.rows.retain(|r| r.epoch < m.epoch);
         self.rows.push(m.clone());
         self.progress.epoch(m, self.epochs);
         let mut df = metrics::epochs_frame(self.key, &self.rows).map_err(|e| TrainError::Store(e.to_string()))?;
         self.dir.write_parquet("metrics.parquet", &mut df).map_err(|e| TrainError::Store(e.to_string()))?;
         self.manifest.epochs_done = m.epoch;
-        self.dir.write_manifest(&self.manifest).map_err(|e| TrainError::Store(e.to_string()))
+        self.dir.write_manifest(&self.manifest).map_err(|e| TrainError::Store(e.to_string()))?;
+        self.add_stage("record", t.elapsed().as_secs_f64());
+        Ok(())
     }
 }
 

@@ -9,9 +9,11 @@ use super::cache::{self, FeatureCache, Lookup};
 use super::sources::{FeatureSet, FeatureSource, ImageSource};
 use super::{bad_image_policy, transforms, Progress};
 use crate::data::{load_image, ImageFolder, Loader, Transform};
+use dfdx::prelude::Trace;
 use crate::models::pixels::{LinearModel, MlpModel};
-use crate::spec::{BackboneName, RunSpec};
-use crate::train::{checkpoint, fit, Dev, EpochMetrics, FitConfig, Net, Outcome, Source, Start, TrainError};
+use crate::models::{load_torchvision_weights, save_torchvision_weights, Arch, ArchVisitor, Backbone, Classifier};
+use crate::spec::{BackboneName, Freeze, RunSpec};
+use crate::train::{checkpoint, fit, Dev, EpochMetrics, FitConfig, Inputs, Net, Outcome, Source, Start, TrainError};
 
 /// What the generic part reports back to the run's bookkeeping.
 pub trait Recorder {
@@ -21,6 +23,8 @@ pub trait Recorder {
     fn epoch(&mut self, m: &EpochMetrics) -> Result<(), TrainError>;
     /// Epochs already recorded by an interrupted invocation of this run.
     fn recorded(&self) -> usize;
+    /// Time spent in a stage of the run (accumulated per stage name).
+    fn stage(&mut self, name: &'static str, seconds: f64);
 }
 
 /// Where a run keeps its checkpoint and final weights.
@@ -37,7 +41,7 @@ pub fn train(
     spec: &RunSpec,
     folder: &ImageFolder,
     cfg: &FitConfig,
-    _cache: &mut FeatureCache,
+    cache: &mut FeatureCache,
     progress: &Progress,
     paths: &Paths,
     rec: &mut dyn Recorder,
@@ -51,17 +55,133 @@ pub fn train(
             let inputs = 3 * h * w;
             let mut source = image_source(spec, folder, &transform);
             if spec.backbone.name == BackboneName::Linear {
-                run(&dev, LinearModel::new(&dev, inputs, classes), &mut source, cfg, progress, paths, rec)
+                let (outcome, model) = run(&dev, LinearModel::new(&dev, inputs, classes), &mut source, cfg, progress, paths, rec)?;
+                finish(outcome, paths, || checkpoint::save_weights(paths.model, &model))
             } else {
-                run(&dev, MlpModel::new(&dev, inputs, MLP_HIDDEN, classes), &mut source, cfg, progress, paths, rec)
+                let model = MlpModel::new(&dev, inputs, MLP_HIDDEN, classes);
+                let (outcome, model) = run(&dev, model, &mut source, cfg, progress, paths, rec)?;
+                finish(outcome, paths, || checkpoint::save_weights(paths.model, &model))
             }
         }
-        other => Err(TrainError::Input(format!("backbone {other:?} is not available in this build"))),
+        BackboneName::SmallCnn => Arch::SmallCnn.dispatch(WithBackbone { spec, folder, cfg, cache, progress, paths, rec, dev }),
+        BackboneName::Resnet18 => Arch::ResNet18.dispatch(WithBackbone { spec, folder, cfg, cache, progress, paths, rec, dev }),
+        BackboneName::Resnet34 => Arch::ResNet34.dispatch(WithBackbone { spec, folder, cfg, cache, progress, paths, rec, dev }),
+        BackboneName::EfficientnetLite0 => {
+            Arch::EfficientNetLite0.dispatch(WithBackbone { spec, folder, cfg, cache, progress, paths, rec, dev })
+        }
     }
 }
 
-/// The generic part: resume from the checkpoint when there is a usable one, fit with a
-/// checkpoint after every epoch, then save the final weights.
+/// Everything a convolutional run needs, carried to the code generic over its backbone type.
+struct WithBackbone<'a> {
+    spec: &'a RunSpec,
+    folder: &'a ImageFolder,
+    cfg: &'a FitConfig,
+    cache: &'a mut FeatureCache,
+    progress: &'a Progress,
+    paths: &'a Paths<'a>,
+    rec: &'a mut dyn Recorder,
+    dev: Dev,
+}
+
+impl ArchVisitor for WithBackbone<'_> {
+    type Output = Result<Outcome, TrainError>;
+
+    fn visit<B: Backbone>(self) -> Self::Output {
+        let WithBackbone { spec, folder, cfg, cache, progress, paths, rec, dev } = self;
+        let classes = folder.num_classes();
+        let mut model = Classifier::<B>::new(&dev, classes);
+        if let Some(w) = &spec.backbone.weights {
+            let t = Instant::now();
+            let report = load_torchvision_weights(&mut model, w, spec.head.replace)
+                .map_err(|e| TrainError::Input(e.to_string()))?;
+            rec.stage("load weights", t.elapsed().as_secs_f64());
+            tracing::info!(
+                "loaded {} tensors of {} from {} in {:.2}s{}",
+                report.tensors_loaded,
+                B::NAME,
+                w.display(),
+                t.elapsed().as_secs_f64(),
+                if report.head_replaced {
+                    format!(
+                        "; its {}-class head was replaced by a new {classes}-class head (head.replace = true)",
+                        report.checkpoint_classes.unwrap_or(0)
+                    )
+                } else {
+                    String::new()
+                }
+            );
+        }
+        let transform = transforms(spec);
+        match &spec.backbone.freeze {
+            Freeze::No => {
+                let mut source = image_source(spec, folder, &transform);
+                let (outcome, model) = run(&dev, model, &mut source, cfg, progress, paths, rec)?;
+                finish(outcome, paths, || save_classifier(&model, paths.model))
+            }
+            Freeze::All => {
+                // The frozen backbone runs without a tape, in eval mode (BatchNorm running
+                // statistics untouched); only a linear head on its pooled features trains.
+                let backbone = model.backbone.clone();
+                let d = dev.clone();
+                let extract = move |x: Inputs| -> Result<Inputs, TrainError> {
+                    let n = x.len();
+                    let f = backbone.forward_eval(x.images(&d)?);
+                    Ok(Inputs::Features { x: f.as_vec(), n, f: B::FEATURES })
+                };
+                let head = LinearModel::new(&dev, B::FEATURES, classes);
+                let (outcome, head) = if spec.cache.features && transform.is_deterministic() {
+                    let t = Instant::now();
+                    let mut source = cached_features(spec, folder, &transform, cache, B::NAME, &extract)?;
+                    rec.stage("features", t.elapsed().as_secs_f64());
+                    run(&dev, head, &mut source, cfg, progress, paths, rec)?
+                } else {
+                    tracing::info!("features are computed every epoch (the transforms are random or the cache is off)");
+                    let mut source = image_source(spec, folder, &transform);
+                    source.extractor = Some(Box::new(extract));
+                    run(&dev, head, &mut source, cfg, progress, paths, rec)?
+                };
+                // stored as one classifier, backbone and trained head, with PyTorch names
+                model.head = head.fc;
+                finish(outcome, paths, || save_classifier(&model, paths.model))
+            }
+            Freeze::Until(block) => Err(TrainError::Input(format!(
+                "backbone.freeze = \"until:{block}\" is not supported yet: use true (train the head on frozen features) or false (fine-tune everything)"
+            ))),
+        }
+    }
+}
+
+impl<B: Backbone> Net for Classifier<B> {
+    fn logits(&self, dev: &Dev, x: Inputs) -> Result<crate::train::Logits, TrainError> {
+        Ok(self.forward_eval(x.images(dev)?))
+    }
+    fn logits_train(
+        &mut self,
+        dev: &Dev,
+        x: Inputs,
+        grads: dfdx::prelude::Gradients<f32, Dev>,
+    ) -> Result<crate::train::Logits<dfdx::prelude::OwnedTape<f32, Dev>>, TrainError> {
+        Ok(self.forward_train(x.images(dev)?.traced(grads)))
+    }
+}
+
+fn save_classifier<B: Backbone>(model: &Classifier<B>, path: &Path) -> Result<(), TrainError> {
+    save_torchvision_weights(model, path).map_err(|e| TrainError::Store(e.to_string()))
+}
+
+/// After a completed run: save the final weights, then drop the checkpoint (in that order, so a
+/// kill in between leaves a resumable run).
+fn finish(outcome: Outcome, paths: &Paths, save: impl FnOnce() -> Result<(), TrainError>) -> Result<Outcome, TrainError> {
+    if outcome == Outcome::Done {
+        save()?;
+        let _ = std::fs::remove_file(paths.checkpoint);
+    }
+    Ok(outcome)
+}
+
+/// The generic part: resume from the checkpoint when there is a usable one, and fit with a
+/// checkpoint after every epoch. Returns the trained model.
 fn run<M: Net>(
     dev: &Dev,
     mut model: M,
@@ -70,7 +190,7 @@ fn run<M: Net>(
     progress: &Progress,
     paths: &Paths,
     rec: &mut dyn Recorder,
-) -> Result<Outcome, TrainError> {
+) -> Result<(Outcome, M), TrainError> {
     let mut start = Start::Fresh;
     if paths.checkpoint.exists() {
         match checkpoint::load(paths.checkpoint, &mut model, &cfg.optimizer) {
@@ -103,11 +223,7 @@ fn run<M: Net>(
             checkpoint::save(paths.checkpoint, model, opt, m.epoch)
         },
     )?;
-    if outcome == Outcome::Done {
-        checkpoint::save_weights(paths.model, &model)?;
-        let _ = std::fs::remove_file(paths.checkpoint);
-    }
-    Ok(outcome)
+    Ok((outcome, model))
 }
 
 fn image_source(spec: &RunSpec, folder: &ImageFolder, transform: &Transform) -> ImageSource {
@@ -159,16 +275,31 @@ pub fn extract_all(
     Ok((one(&folder.train)?, one(&folder.val)?))
 }
 
-#[allow(dead_code)]
+/// Features of the frozen backbone from the cache, built on a miss. The key holds everything
+/// they depend on: the data's content, the (deterministic) transforms, the backbone and the
+/// hash of its weights.
 fn cached_features(
     spec: &RunSpec,
     folder: &ImageFolder,
     transform: &Transform,
     cache: &mut FeatureCache,
-    key_parts: &[(&str, String)],
+    backbone: &str,
     extract: &dyn Fn(crate::train::Inputs) -> Result<crate::train::Inputs, TrainError>,
 ) -> Result<FeatureSource, TrainError> {
-    let key = cache::key(key_parts);
+    let t = transform.deterministic();
+    let weights = match &spec.backbone.weights {
+        Some(p) => crate::data::hex_digest(&sha2::Digest::finalize(sha2::Digest::chain_update(
+            <sha2::Sha256 as sha2::Digest>::new(),
+            std::fs::read(p).map_err(|e| TrainError::Input(format!("cannot read {}: {e}", p.display())))?,
+        ))),
+        None => format!("random-init seed {}", spec.experiment.seed),
+    };
+    let key = cache::key(&[
+        ("dataset", crate::data::fingerprint(folder)?),
+        ("transforms", format!("{:?}/{:?}/{:?}/{:?}", t.resize, t.crop, t.mean, t.std)),
+        ("backbone", backbone.to_string()),
+        ("weights", weights),
+    ]);
     let t = Instant::now();
     let (f, lookup) = cache.get_or_build(&key, || extract_all(spec, folder, transform, extract))?;
     let what = match lookup {
