@@ -35,6 +35,28 @@ enum Command {
     Plan(SpecArgs),
     /// Train a recorded run again and compare every per-epoch metric with the stored ones.
     Reproduce(ReproduceArgs),
+    /// Top classes of images under pretrained weights or a trained run.
+    Predict(PredictArgs),
+}
+
+#[derive(Debug, Args)]
+struct PredictArgs {
+    /// Images (JPEG or PNG).
+    #[arg(required = true)]
+    images: Vec<PathBuf>,
+    /// Architecture of `--weights`: resnet18, resnet34, efficientnet_lite0, small_cnn.
+    #[arg(long, requires = "weights", conflicts_with = "run")]
+    model: Option<String>,
+    /// Safetensors weights with torchvision / efficientnet_pytorch names (a 1000-class head
+    /// predicts ImageNet classes).
+    #[arg(long, requires = "model")]
+    weights: Option<PathBuf>,
+    /// A trained run's folder instead: its backbone, transforms, classes and weights.
+    #[arg(long, value_name = "DIR")]
+    run: Option<PathBuf>,
+    /// How many classes to show per image.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
 }
 
 #[derive(Debug, Args)]
@@ -81,6 +103,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => cmd_check(a),
         Command::Plan(a) => cmd_plan(a),
         Command::Reproduce(a) => cmd_reproduce(a),
+        Command::Predict(a) => cmd_predict(a),
     }
 }
 
@@ -204,6 +227,26 @@ fn cmd_reproduce(a: ReproduceArgs) -> ExitCode {
             } else {
                 ExitCode::from(EXIT_RUNS_FAILED)
             }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_RUNS_FAILED)
+        }
+    }
+}
+
+fn cmd_predict(a: PredictArgs) -> ExitCode {
+    let predictor = match (&a.run, &a.model, &a.weights) {
+        (Some(run), _, _) => crate::predict::Predictor::from_run(run),
+        (None, Some(model), Some(weights)) => crate::models::Arch::from_name(model)
+            .map(|arch| crate::predict::Predictor::pretrained(arch, weights.clone()))
+            .map_err(|e| e.to_string()),
+        _ => Err("give --model and --weights, or --run".to_string()),
+    };
+    match predictor.and_then(|p| p.predict(&a.images, a.top)) {
+        Ok(preds) => {
+            println!("{}", crate::predict::render(&preds));
+            ExitCode::SUCCESS
         }
         Err(e) => {
             eprintln!("error: {e}");

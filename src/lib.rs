@@ -7,6 +7,7 @@ pub mod models;
 pub mod nn;
 pub mod ops;
 pub mod plan;
+pub mod predict;
 pub mod report;
 pub mod run;
 pub mod spec;

@@ -207,3 +207,26 @@ fn a_small_cnn_fine_tunes_end_to_end() {
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("1 done, 0 failed"), "{stdout}");
 }
+
+#[test]
+fn predict_names_chelsea_a_cat_with_the_embedded_efficientnet() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = runner(
+        root,
+        &[
+            "predict",
+            "--model",
+            "efficientnet_lite0",
+            "--weights",
+            "pipeline/weights/efficientnet_lite0_imagenet.safetensors",
+            "--top",
+            "3",
+            "pipeline/data/catdog-photos/val/cat/skimage_chelsea.png",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    for class in ["285 ┆ Egyptian cat", "281 ┆ tabby", "282 ┆ tiger cat"] {
+        assert!(stdout.contains(class), "{stdout}");
+    }
+}
