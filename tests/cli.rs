@@ -226,7 +226,10 @@ fn predict_names_chelsea_a_cat_with_the_embedded_efficientnet() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    for class in ["285 ┆ Egyptian cat", "281 ┆ tabby", "282 ┆ tiger cat"] {
-        assert!(stdout.contains(class), "{stdout}");
+    // the top 3 in any order: Egyptian cat, tabby, tiger cat
+    let top: Vec<&str> = stdout.lines().filter(|l| l.contains(" ┆ ")).skip(1).collect();
+    assert_eq!(top.len(), 3, "{stdout}");
+    for (index, name) in [("285", "Egyptian cat"), ("281", "tabby"), ("282", "tiger cat")] {
+        assert!(top.iter().any(|l| l.contains(&format!(" {index} ")) && l.contains(name)), "{stdout}");
     }
 }
