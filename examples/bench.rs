@@ -92,6 +92,26 @@ fn conv_layers() {
     }
 }
 
+/// dfdx's BatchNorm2D against the fused one, train step (forward + backward) on 4×64×112×112.
+fn batchnorm() {
+    let dev = Dev::seed_from_u64(0);
+    dev.enable_cache();
+    let mut ours = dev.build_module::<runner::nn::builder::BatchNorm2D<64>, f32>();
+    let mut theirs = dev.build_module::<dfdx::nn::builders::BatchNorm2D<64>, f32>();
+    let x: Tensor<(usize, Const<64>, usize, usize), f32, Dev> = dev.sample_normal_like(&(4, Const, 112, 112));
+    for round in 0..3 {
+        let t = Instant::now();
+        let y = ours.forward_mut(x.clone().leaky_traced());
+        let _ = y.sum().backward();
+        let a = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let y = theirs.forward_mut(x.clone().leaky_traced());
+        let _ = y.sum().backward();
+        let b = t.elapsed().as_secs_f64();
+        println!("batchnorm train fwd+bwd round {round}: fused {:.1} ms, dfdx {:.1} ms", a * 1e3, b * 1e3);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let what = args.get(1).map(String::as_str).unwrap_or("resnet18-train");
@@ -101,6 +121,7 @@ fn main() {
         "resnet34-train" => train::<ResNet34>(4, 224, iters),
         "lite0-infer" => infer::<EfficientNetLite0>(8, 224, iters),
         "conv" => conv_layers(),
+        "bn" => batchnorm(),
         other => panic!("unknown benchmark {other}"),
     }
 }
