@@ -9,7 +9,7 @@
 use dfdx::prelude::*;
 use rayon::prelude::*;
 
-use super::tensor_io::{put_grad, read, take_grad};
+use super::tensor_io::{alloc_output, put_grad, read, read_scratch, take_grad};
 
 /// Per-channel sums over the N planes of each channel, in f64 (activations can be large and
 /// planes long; f32 accumulation would lose digits the golden tests care about).
@@ -21,7 +21,8 @@ fn per_channel<F: Fn(usize, &[f32]) -> f64 + Sync>(n: usize, c: usize, hw: usize
 }
 
 /// Train-mode statistics and output: returns (y, mean, inv_std, biased var).
-fn train_forward(n: usize, c: usize, hw: usize, x: &[f32], gamma: &[f32], beta: &[f32], eps: f64) -> (Vec<f32>, Vec<f64>, Vec<f64>, Vec<f64>) {
+#[allow(clippy::too_many_arguments)]
+fn train_forward(n: usize, c: usize, hw: usize, x: &[f32], gamma: &[f32], beta: &[f32], eps: f64, y: &mut [f32]) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let m = (n * hw) as f64;
     let mean: Vec<f64> = per_channel(n, c, hw, x, |_, p| p.iter().map(|v| *v as f64).sum::<f64>()).into_iter().map(|s| s / m).collect();
     let var: Vec<f64> = per_channel(n, c, hw, x, |ch, p| p.iter().map(|v| (*v as f64 - mean[ch]).powi(2)).sum::<f64>())
@@ -29,14 +30,13 @@ fn train_forward(n: usize, c: usize, hw: usize, x: &[f32], gamma: &[f32], beta: 
         .map(|s| s / m)
         .collect();
     let inv_std: Vec<f64> = var.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
-    let mut y = vec![0.0f32; x.len()];
     y.par_chunks_mut(hw).zip(x.par_chunks(hw)).enumerate().for_each(|(p, (yp, xp))| {
         let ch = p % c;
         let a = (gamma[ch] as f64 * inv_std[ch]) as f32;
         let b = (beta[ch] as f64 - mean[ch] * gamma[ch] as f64 * inv_std[ch]) as f32;
         yp.iter_mut().zip(xp).for_each(|(y, x)| *y = x * a + b);
     });
-    (y, mean, inv_std, var)
+    (mean, inv_std, var)
 }
 
 /// y = x·a_c + b_c with a = γ/√(running_var + ε), b = β − running_mean·a.
@@ -46,13 +46,11 @@ fn eval_coefficients(gamma: &[f32], beta: &[f32], rm: &[f32], rv: &[f32], eps: f
     (a.into_iter().map(|v| v as f32).collect(), b)
 }
 
-fn affine(c: usize, hw: usize, x: &[f32], a: &[f32], b: &[f32]) -> Vec<f32> {
-    let mut y = vec![0.0f32; x.len()];
+fn affine(c: usize, hw: usize, x: &[f32], a: &[f32], b: &[f32], y: &mut [f32]) {
     y.par_chunks_mut(hw).zip(x.par_chunks(hw)).enumerate().for_each(|(p, (yp, xp))| {
         let (a, b) = (a[p % c], b[p % c]);
         yp.iter_mut().zip(xp).for_each(|(y, x)| *y = x * a + b);
     });
-    y
 }
 
 type Img<const C: usize, T> = Tensor<(usize, Const<C>, usize, usize), f32, Cpu, T>;
@@ -73,9 +71,10 @@ pub fn batchnorm2d_train<const C: usize, T: Tape<f32, Cpu>>(
     let hw = h * w;
     let x = x.contiguous();
     let (x, mut tape) = x.split_tape();
-    let xd = read(&x);
+    let xd = read_scratch(&x);
     let (gamma, beta) = (read(scale), read(bias));
-    let (y, mean, inv_std, var) = train_forward(n, C, hw, &xd, &gamma, &beta, epsilon);
+    let mut y = alloc_output(x.device(), xd.len());
+    let (mean, inv_std, var) = train_forward(n, C, hw, &xd, &gamma, &beta, epsilon, &mut y);
     drop(xd);
 
     let m = (n * hw) as f64;
@@ -91,7 +90,7 @@ pub fn batchnorm2d_train<const C: usize, T: Tape<f32, Cpu>>(
         let (x_ghost, s_ghost, b_ghost, out_ghost) = (x.ghost(), scale.ghost(), bias.ghost(), out.ghost());
         tape.add_backward_op(move |grads| {
             let gout = take_grad!(grads, &out_ghost);
-            let xd = read(&x);
+            let xd = read_scratch(&x);
             // dβ = Σ dy, dγ = Σ dy·x̂ per channel.
             let dbeta = per_channel(n, C, hw, &gout, |_, p| p.iter().map(|v| *v as f64).sum::<f64>());
             let dgamma: Vec<f64> = (0..C)
@@ -147,13 +146,16 @@ pub fn batchnorm2d_eval<const C: usize, T: Tape<f32, Cpu>>(
     let (x, mut tape) = x.split_tape();
     let (rm, rv) = (read(running_mean), read(running_var));
     let (a, b) = eval_coefficients(&read(scale), &read(bias), &rm, &rv, epsilon);
-    let y = affine(C, hw, &read(&x), &a, &b);
+    let xd = read_scratch(&x);
+    let mut y = alloc_output(x.device(), xd.len());
+    affine(C, hw, &xd, &a, &b, &mut y);
+    drop(xd);
     let out = x.device().tensor_from_vec(y, (n, Const::<C>, h, w));
     if T::OWNS_TAPE {
         let (x_ghost, s_ghost, b_ghost, out_ghost) = (x.ghost(), scale.ghost(), bias.ghost(), out.ghost());
         tape.add_backward_op(move |grads| {
             let gout = take_grad!(grads, &out_ghost);
-            let xd = read(&x);
+            let xd = read_scratch(&x);
             let dbeta = per_channel(n, C, hw, &gout, |_, p| p.iter().map(|v| *v as f64).sum::<f64>());
             let dgamma: Vec<f64> = (0..C)
                 .into_par_iter()
