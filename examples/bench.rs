@@ -1,7 +1,8 @@
 //! Throughput and memory harness (not a test): `cargo run --release --example bench -- WHAT`
 //! with WHAT one of `resnet18-train` (64×64, batch 16), `resnet34-train` (224×224, batch 4;
 //! run under `/usr/bin/time -v` for peak RSS), `lite0-infer` (224×224, batch 8),
-//! `conv` (per-layer conv GFLOP/s). Optional second argument: iterations.
+//! `conv` (per-layer conv GFLOP/s), `bn` (fused vs dfdx BatchNorm). Optional second argument:
+//! iterations. dfdx's tensor cache is enabled unless NO_CACHE is set.
 
 use std::time::Instant;
 
@@ -14,7 +15,9 @@ use runner::ops::Padding;
 
 fn train<B: Backbone>(batch: usize, size: usize, iters: usize) {
     let dev = Dev::seed_from_u64(0);
-    dev.enable_cache();
+    if std::env::var_os("NO_CACHE").is_none() {
+        dev.enable_cache();
+    }
     let mut model = Classifier::<B>::new(&dev, 10);
     let mut opt = Sgd::new(&model, SgdConfig { lr: 0.01, momentum: Some(Momentum::Classic(0.9)), weight_decay: None });
     let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> = dev.sample_normal_like(&(batch, Const, size, size));
@@ -43,7 +46,9 @@ fn train<B: Backbone>(batch: usize, size: usize, iters: usize) {
 
 fn infer<B: Backbone>(batch: usize, size: usize, iters: usize) {
     let dev = Dev::seed_from_u64(0);
-    dev.enable_cache();
+    if std::env::var_os("NO_CACHE").is_none() {
+        dev.enable_cache();
+    }
     let model = Classifier::<B>::new(&dev, 1000);
     let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> = dev.sample_normal_like(&(batch, Const, size, size));
     for i in 0..iters + 1 {
@@ -92,6 +97,28 @@ fn conv_layers() {
     }
 }
 
+/// dfdx's BatchNorm2D against the fused one, train step (forward + backward) on 4×64×112×112.
+fn batchnorm() {
+    let dev = Dev::seed_from_u64(0);
+    if std::env::var_os("NO_CACHE").is_none() {
+        dev.enable_cache();
+    }
+    let mut ours = dev.build_module::<runner::nn::builder::BatchNorm2D<64>, f32>();
+    let mut theirs = dev.build_module::<dfdx::nn::builders::BatchNorm2D<64>, f32>();
+    let x: Tensor<(usize, Const<64>, usize, usize), f32, Dev> = dev.sample_normal_like(&(4, Const, 112, 112));
+    for round in 0..3 {
+        let t = Instant::now();
+        let y = ours.forward_mut(x.clone().leaky_traced());
+        let _ = y.sum().backward();
+        let a = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let y = theirs.forward_mut(x.clone().leaky_traced());
+        let _ = y.sum().backward();
+        let b = t.elapsed().as_secs_f64();
+        println!("batchnorm train fwd+bwd round {round}: fused {:.1} ms, dfdx {:.1} ms", a * 1e3, b * 1e3);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let what = args.get(1).map(String::as_str).unwrap_or("resnet18-train");
@@ -101,6 +128,7 @@ fn main() {
         "resnet34-train" => train::<ResNet34>(4, 224, iters),
         "lite0-infer" => infer::<EfficientNetLite0>(8, 224, iters),
         "conv" => conv_layers(),
+        "bn" => batchnorm(),
         other => panic!("unknown benchmark {other}"),
     }
 }

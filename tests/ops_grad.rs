@@ -283,3 +283,116 @@ fn seed_network_gradients_by_hand() {
     assert!((g1 - d_w1).abs() < 1e-6, "dL/dw1 {g1} vs {d_w1}");
     assert!((g2 - d_w2).abs() < 1e-6, "dL/dw2 {g2} vs {d_w2}");
 }
+
+/// f64 batch norm over NCHW `x` with batch statistics (train) or given statistics (eval).
+fn bn_reference(n: usize, c: usize, hw: usize, x: &[f64], gamma: &[f64], beta: &[f64], stats: Option<(&[f64], &[f64])>, eps: f64) -> Vec<f64> {
+    let m = (n * hw) as f64;
+    let mut y = vec![0.0; x.len()];
+    for ch in 0..c {
+        let vals = (0..n).flat_map(|b| x[(b * c + ch) * hw..(b * c + ch + 1) * hw].iter().copied());
+        let (mean, var) = match stats {
+            Some((rm, rv)) => (rm[ch], rv[ch]),
+            None => {
+                let mean = vals.clone().sum::<f64>() / m;
+                (mean, vals.map(|v| (v - mean).powi(2)).sum::<f64>() / m)
+            }
+        };
+        for b in 0..n {
+            for i in 0..hw {
+                let k = (b * c + ch) * hw + i;
+                y[k] = (x[k] - mean) / (var + eps).sqrt() * gamma[ch] + beta[ch];
+            }
+        }
+    }
+    y
+}
+
+fn f64s(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|x| *x as f64).collect()
+}
+
+/// Central differences of an f64 function of f64 inputs.
+fn finite_diff64(v: &[f64], eps: f64, mut loss: impl FnMut(&[f64]) -> f64) -> Vec<f64> {
+    let mut p = v.to_vec();
+    (0..v.len())
+        .map(|i| {
+            p[i] = v[i] + eps;
+            let up = loss(&p);
+            p[i] = v[i] - eps;
+            let down = loss(&p);
+            p[i] = v[i];
+            (up - down) / (2.0 * eps)
+        })
+        .collect()
+}
+
+#[test]
+fn batchnorm_train_and_frozen_gradients() {
+    use runner::ops::{batchnorm2d_eval, batchnorm2d_train};
+    const C: usize = 3;
+    let (n, h, w, eps) = (2usize, 3usize, 4usize, 1e-5);
+    let hw = h * w;
+    let dev = Cpu::seed_from_u64(12);
+    let mut rng = ChaCha8Rng::seed_from_u64(12);
+    let x: Vec<f32> = random(&mut rng, n * C * hw).iter().map(|v| v * 2.0 + 0.5).collect();
+    let gamma: Vec<f32> = random(&mut rng, C).iter().map(|v| 1.0 + 0.5 * v).collect();
+    let beta = random(&mut rng, C);
+    let rm0 = random(&mut rng, C);
+    let rv0: Vec<f32> = random(&mut rng, C).iter().map(|v| 1.0 + 0.5 * v).collect();
+    let r = random(&mut rng, n * C * hw);
+
+    for frozen in [false, true] {
+        let x_t = dev.tensor_from_vec(x.clone(), (n, Const::<C>, h, w));
+        let g_t: Tensor<Rank1<C>, f32, Cpu> = dev.tensor_from_vec(gamma.clone(), (Const::<C>,));
+        let b_t: Tensor<Rank1<C>, f32, Cpu> = dev.tensor_from_vec(beta.clone(), (Const::<C>,));
+        let mut rm: Tensor<Rank1<C>, f32, Cpu> = dev.tensor_from_vec(rm0.clone(), (Const::<C>,));
+        let mut rv: Tensor<Rank1<C>, f32, Cpu> = dev.tensor_from_vec(rv0.clone(), (Const::<C>,));
+        let r_t = dev.tensor_from_vec(r.clone(), (n, Const::<C>, h, w));
+        let y = if frozen {
+            batchnorm2d_eval(x_t.clone().leaky_traced(), &g_t, &b_t, &rm, &rv, eps)
+        } else {
+            batchnorm2d_train(x_t.clone().leaky_traced(), &g_t, &b_t, &mut rm, &mut rv, eps, 0.1)
+        };
+        let stats = frozen.then(|| (f64s(&rm0), f64s(&rv0)));
+        let stats_ref = stats.as_ref().map(|(a, b)| (&a[..], &b[..]));
+        let reference = bn_reference(n, C, hw, &f64s(&x), &f64s(&gamma), &f64s(&beta), stats_ref, eps);
+        assert!(rel_err(&y.as_vec(), &reference) < 1e-5, "forward (frozen: {frozen})");
+        let grads = (y * r_t).sum().backward();
+
+        let rd = f64s(&r);
+        let lossf = |xv: &[f64], gv: &[f64], bv: &[f64]| -> f64 {
+            bn_reference(n, C, hw, xv, gv, bv, stats_ref, eps).iter().zip(&rd).map(|(a, b)| a * b).sum()
+        };
+        let (xd, gd, bd) = (f64s(&x), f64s(&gamma), f64s(&beta));
+        let fd_x = finite_diff64(&xd, 1e-6, |p| lossf(p, &gd, &bd));
+        let fd_g = finite_diff64(&gd, 1e-6, |p| lossf(&xd, p, &bd));
+        let fd_b = finite_diff64(&bd, 1e-6, |p| lossf(&xd, &gd, p));
+        for (what, ours, fd) in [
+            ("dx", grads.get(&x_t).as_vec(), fd_x),
+            ("dgamma", grads.get(&g_t).as_vec(), fd_g),
+            ("dbeta", grads.get(&b_t).as_vec(), fd_b),
+        ] {
+            let e = rel_err(&ours, &fd);
+            assert!(e < 1e-4, "{what} rel err {e} (frozen: {frozen})");
+        }
+    }
+}
+
+/// The fused BatchNorm agrees with dfdx's (outputs in both modes, running-statistic updates).
+#[test]
+fn batchnorm_matches_dfdx() {
+    let dev = Cpu::seed_from_u64(13);
+    let mut ours = dev.build_module::<runner::nn::builder::BatchNorm2D<4>, f32>();
+    let mut theirs = dev.build_module::<dfdx::nn::builders::BatchNorm2D<4>, f32>();
+    let x: Tensor<(usize, Const<4>, usize, usize), f32, Cpu> = dev.sample_normal_like(&(3, Const, 5, 5));
+    let x = x * 1.5 + 0.3;
+    for _ in 0..2 {
+        let a = ours.forward_mut(x.clone().leaky_traced());
+        let b = theirs.forward_mut(x.clone().leaky_traced());
+        assert!(rel_err(&a.as_vec(), &f64s(&b.as_vec())) < 1e-5);
+    }
+    assert!(rel_err(&ours.running_mean.as_vec(), &f64s(&theirs.running_mean.as_vec())) < 1e-5);
+    assert!(rel_err(&ours.running_var.as_vec(), &f64s(&theirs.running_var.as_vec())) < 1e-5);
+    let (a, b) = (ours.forward(x.clone()), theirs.forward(x));
+    assert!(rel_err(&a.as_vec(), &f64s(&b.as_vec())) < 1e-5);
+}

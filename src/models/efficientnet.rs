@@ -7,7 +7,7 @@
 //! efficientnet_pytorch's), a residual add where stride is 1 and the channel count is kept.
 
 use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
-use dfdx::nn::modules::BatchNorm2D;
+use crate::nn::BatchNorm2D;
 use dfdx::prelude::*;
 
 use super::{eval_and_train, pool_features, set_batchnorm_hyper, Backbone, Dev, HeadName, Images, Rows, TrainTape};

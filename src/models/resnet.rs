@@ -2,7 +2,7 @@
 //! `layer2.0.downsample.{0,1}`), so torchvision checkpoints load by name.
 
 use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
-use dfdx::nn::modules::BatchNorm2D;
+use crate::nn::BatchNorm2D;
 use dfdx::prelude::*;
 
 use super::{eval_and_train, pool_features, Backbone, Dev, HeadName, Images, Rows, TrainTape};

@@ -3,7 +3,7 @@
 //! features. Works for any input of at least 4×4 pixels.
 
 use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
-use dfdx::nn::modules::BatchNorm2D;
+use crate::nn::BatchNorm2D;
 use dfdx::prelude::*;
 
 use super::{pool_features, Backbone, Dev, HeadName, Images, Rows, TrainTape};

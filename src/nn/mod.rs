@@ -6,18 +6,21 @@
 //! way dfdx's own modules do.
 
 pub mod activations;
+pub mod batchnorm;
 pub mod conv;
 pub mod head;
 pub mod init;
 pub mod pool;
 
 pub use activations::ReLU6;
+pub use batchnorm::BatchNorm2D;
 pub use conv::{Conv2D, SAME};
 pub use head::LinearHead;
 pub use pool::{AvgPool2D, MaxPool2D};
 
 /// Zero-sized builders: `dev.build_module::<builder::Conv2D<3, 8, 3>, f32>()`.
 pub mod builder {
+    pub use super::batchnorm::builder::BatchNorm2D;
     pub use super::conv::builder::Conv2D;
     pub use super::pool::{AvgPool2D, MaxPool2D};
     pub use super::ReLU6;

@@ -17,7 +17,7 @@ use super::depthwise;
 use super::gemm::{matmul, Mat, Parallelism};
 use super::scratch::Scratch;
 use super::geometry::{valid_range, window_1d, Padding};
-use super::tensor_io::{put_grad, read, take_grad};
+use super::tensor_io::{alloc_output, put_grad, read, read_scratch, take_grad};
 
 /// Everything the kernels need to know about one convolution call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -227,14 +227,21 @@ fn parallelism() -> Parallelism {
 /// Forward pass: `x` is batch·c_in·h·w, `w` is c_out·(c_in/groups)·k·k (OIHW), the result
 /// batch·c_out·oh·ow.
 pub fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let mut out = vec![0.0f32; g.batch * g.out_img()];
+    conv2d_forward_into(g, x, w, bias, &mut out);
+    out
+}
+
+/// [`conv2d_forward`] into a zeroed `out` of batch·c_out·oh·ow floats.
+pub fn conv2d_forward_into(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
     assert_eq!(x.len(), g.batch * g.in_img(), "input size");
     assert_eq!(w.len(), g.weight_len(), "weight size");
-    let mut out = vec![0.0f32; g.batch * g.out_img()];
+    assert_eq!(out.len(), g.batch * g.out_img(), "output size");
     if g.batch == 0 {
-        return out;
+        return;
     }
     if g.is_depthwise() {
-        depthwise::forward(g, x, w, &mut out);
+        depthwise::forward(g, x, w, out);
     } else {
         let (cout_g, rows) = (g.cout_g(), g.col_rows());
         for c in chunks(g) {
@@ -244,7 +251,7 @@ pub fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>
                 im2col(g, gi, c, x, &mut col);
                 let w_g = &w[gi * cout_g * rows..(gi + 1) * cout_g * rows];
                 matmul(cout_g, c.cols, rows, &mut res, false, Mat::row_major(w_g, rows), Mat::row_major(&col, c.cols), parallelism());
-                unpack_out(g, gi, c, &res, &mut out);
+                unpack_out(g, gi, c, &res, out);
             }
         }
     }
@@ -257,7 +264,6 @@ pub fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>
             }
         });
     }
-    out
 }
 
 /// Backward pass: adds ∂L/∂x into `dx`, ∂L/∂w into `dw` and ∂L/∂bias into `db`, for those
@@ -341,12 +347,13 @@ pub fn conv2d<const I: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>
     assert_eq!(weight.shape().1, geom.cin_g(), "weight has {} input channels per group, expected {}", weight.shape().1, geom.cin_g());
     let x = x.contiguous();
     let (x, mut tape) = x.split_tape();
-    let x_data = read(&x);
+    let x_data = read_scratch(&x);
     let w_data = read(weight);
     let b_data = bias.map(read);
-    let out = conv2d_forward(&geom, &x_data, &w_data, b_data.as_deref());
-    drop(x_data);
     let dev = x.device().clone();
+    let mut out = alloc_output(&dev, n * O * geom.oh * geom.ow);
+    conv2d_forward_into(&geom, &x_data, &w_data, b_data.as_deref(), &mut out);
+    drop(x_data);
     let out = dev.tensor_from_vec(out, (n, Const::<O>, geom.oh, geom.ow));
     if T::OWNS_TAPE {
         let (x_ghost, w_ghost, out_ghost) = (x.ghost(), weight.ghost(), out.ghost());
@@ -361,7 +368,7 @@ pub fn conv2d<const I: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>
                 Some(b) => Some(take_grad!(grads, b)),
                 None => None,
             };
-            let x_data = read(&x_keep);
+            let x_data = read_scratch(&x_keep);
             let dx = grads.get_or_alloc_mut(&x_ghost)?;
             conv2d_backward(&geom, &x_data, &w_data, &gout, Some(dx), Some(&mut dw), db.as_deref_mut());
             put_grad!(grads, &w_ghost, dw);

@@ -6,6 +6,7 @@
 //! of dfdx tensors and records the backward pass on the tape.
 
 pub mod activations;
+pub mod batchnorm;
 pub mod conv;
 pub mod depthwise;
 mod gemm;
@@ -15,6 +16,7 @@ pub mod pool;
 mod tensor_io;
 
 pub use activations::relu6;
+pub use batchnorm::{batchnorm2d_eval, batchnorm2d_train};
 pub use conv::{conv2d, Conv2dGeom};
 pub use geometry::Padding;
 pub use pool::{avg_pool2d, max_pool2d};

@@ -8,7 +8,7 @@ use dfdx::prelude::*;
 use rayon::prelude::*;
 
 use super::geometry::{window_1d, Padding};
-use super::tensor_io::{put_grad, read, take_grad};
+use super::tensor_io::{alloc_output, put_grad, read_scratch, take_grad};
 
 /// Geometry of one pooling call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,8 +43,14 @@ impl PoolGeom {
 /// Forward max pooling; returns the outputs and, per output, the index of its maximum within
 /// the input plane (`u32::MAX` for a window that only covers padding).
 pub fn max_pool_forward(g: &PoolGeom, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
+    let mut out = vec![0.0f32; g.planes * g.oh * g.ow];
+    let arg = max_pool_forward_into(g, x, &mut out);
+    (out, arg)
+}
+
+/// [`max_pool_forward`] writing the outputs into `out`; returns the argmax indices.
+pub fn max_pool_forward_into(g: &PoolGeom, x: &[f32], out: &mut [f32]) -> Vec<u32> {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    let mut out = vec![0.0f32; g.planes * ohw];
     let mut arg = vec![u32::MAX; g.planes * ohw];
     out.par_chunks_mut(ohw).zip(arg.par_chunks_mut(ohw)).zip(x.par_chunks(hw)).for_each(|((o, a), xp)| {
         for oy in 0..g.oh {
@@ -68,7 +74,7 @@ pub fn max_pool_forward(g: &PoolGeom, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
             }
         }
     });
-    (out, arg)
+    arg
 }
 
 pub fn max_pool_backward(g: &PoolGeom, arg: &[u32], gout: &[f32], dx: &mut [f32]) {
@@ -83,9 +89,15 @@ pub fn max_pool_backward(g: &PoolGeom, arg: &[u32], gout: &[f32], dx: &mut [f32]
 }
 
 pub fn avg_pool_forward(g: &PoolGeom, x: &[f32]) -> Vec<f32> {
+    let mut out = vec![0.0f32; g.planes * g.oh * g.ow];
+    avg_pool_forward_into(g, x, &mut out);
+    out
+}
+
+/// [`avg_pool_forward`] into `out`.
+pub fn avg_pool_forward_into(g: &PoolGeom, x: &[f32], out: &mut [f32]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
     let scale = 1.0 / (g.k * g.k) as f32;
-    let mut out = vec![0.0f32; g.planes * ohw];
     out.par_chunks_mut(ohw).zip(x.par_chunks(hw)).for_each(|(o, xp)| {
         for oy in 0..g.oh {
             let (y0, y1) = PoolGeom::span(oy, g.stride, g.pad_top, g.k, g.h);
@@ -99,7 +111,6 @@ pub fn avg_pool_forward(g: &PoolGeom, x: &[f32]) -> Vec<f32> {
             }
         }
     });
-    out
 }
 
 pub fn avg_pool_backward(g: &PoolGeom, gout: &[f32], dx: &mut [f32]) {
@@ -137,13 +148,14 @@ fn pool2d<C: Dim, T: Tape<f32, Cpu>>(
     let geom = PoolGeom::new(n * c.size(), h, w, kernel, stride, padding);
     let x = x.contiguous();
     let (x, mut tape) = x.split_tape();
-    let data = read(&x);
-    let (out, arg) = match kind {
-        Kind::Max => {
-            let (o, a) = max_pool_forward(&geom, &data);
-            (o, Some(a))
+    let data = read_scratch(&x);
+    let mut out = alloc_output(x.device(), geom.planes * geom.oh * geom.ow);
+    let arg = match kind {
+        Kind::Max => Some(max_pool_forward_into(&geom, &data, &mut out)),
+        Kind::Avg => {
+            avg_pool_forward_into(&geom, &data, &mut out);
+            None
         }
-        Kind::Avg => (avg_pool_forward(&geom, &data), None),
     };
     drop(data);
     let out = x.device().tensor_from_vec(out, (n, c, geom.oh, geom.ow));

@@ -4,8 +4,9 @@
 use std::sync::Mutex;
 
 static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
-/// Buffers kept between calls (forward needs 2, backward 3 at once).
-const KEEP: usize = 3;
+/// Buffers kept between calls (a convolution uses up to three at once: input copy, column
+/// matrix, packed output).
+const KEEP: usize = 4;
 
 /// A buffer of `len` floats with unspecified (but initialised) contents; callers overwrite it.
 pub(crate) struct Scratch(Vec<f32>);

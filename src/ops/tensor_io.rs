@@ -4,13 +4,34 @@
 //! `tensor_from_vec` (which takes the vector without copying).
 
 use dfdx::shapes::{HasShape, Shape};
-use dfdx::tensor::{Cpu, Tensor};
+use dfdx::tensor::{Cpu, Storage, Tensor};
+
+use super::scratch::Scratch;
 
 /// The logical contents of a contiguous tensor. Callers make tensors contiguous first
 /// (`try_contiguous` is free when they already are) because `copy_into` copies the physical
 /// buffer, which differs from the logical one for broadcast or permuted views.
 pub(crate) fn read<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> Vec<f32> {
     let mut v = vec![0.0; t.shape().num_elements()];
+    t.copy_into(&mut v);
+    v
+}
+
+/// A zeroed buffer for an op's output, taken from dfdx's tensor cache when the program enabled
+/// it (`dev.enable_cache()`). Outputs end up in that cache when their tensors drop; allocating
+/// them elsewhere would let the cache grow by every output of every step.
+///
+/// The cache only hands out its buffers wrapped in its own vector type, which gives them back
+/// on drop; the buffer is moved out first, so the wrapper returns an empty vector (no memory).
+pub(crate) fn alloc_output(dev: &Cpu, len: usize) -> Vec<f32> {
+    let mut cached = Storage::<f32>::try_alloc_len(dev, len).expect("allocation failed");
+    std::mem::take::<Vec<f32>>(&mut cached)
+}
+
+/// Like [`read`] into a pooled scratch buffer, for copies that only live during one call
+/// (large fresh allocations cost page faults on every call).
+pub(crate) fn read_scratch<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> Scratch {
+    let mut v = Scratch::new(t.shape().num_elements());
     t.copy_into(&mut v);
     v
 }
