@@ -1,6 +1,6 @@
 //! Throughput and memory harness (not a test): `cargo run --release --example bench -- WHAT`
 //! with WHAT one of `resnet18-train` (64×64, batch 16), `resnet34-train` (224×224, batch 4;
-//! run under `/usr/bin/time -v` for peak RSS), `lite0-infer` (224×224, batch 8),
+//! run under `/usr/bin/time -v` for peak RSS), `lite0-infer` / `lite0-train` (224×224, batch 8),
 //! `conv` (per-layer conv GFLOP/s), `bn` (fused vs dfdx BatchNorm). Optional second argument:
 //! iterations. dfdx's tensor cache is enabled unless NO_CACHE is set.
 
@@ -127,6 +127,7 @@ fn main() {
         "resnet18-train" => train::<ResNet18>(16, 64, iters),
         "resnet34-train" => train::<ResNet34>(4, 224, iters),
         "lite0-infer" => infer::<EfficientNetLite0>(8, 224, iters),
+        "lite0-train" => train::<EfficientNetLite0>(8, 224, iters),
         "conv" => conv_layers(),
         "bn" => batchnorm(),
         other => panic!("unknown benchmark {other}"),

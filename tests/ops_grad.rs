@@ -169,6 +169,12 @@ fn conv_pointwise() {
 }
 
 #[test]
+fn conv_pointwise_large_plane() {
+    // ≥ 48 output pixels: the per-image gemm path without packing.
+    check_conv::<3, 4, 1>(11, 2, 7, 8, 1, Padding::Symmetric(0), 1, true, (7, 8));
+}
+
+#[test]
 fn conv_pointwise_stride2() {
     check_conv::<3, 5, 1>(10, 2, 5, 5, 2, Padding::Symmetric(0), 1, false, (3, 3));
 }

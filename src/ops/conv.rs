@@ -76,6 +76,12 @@ impl Conv2dGeom {
     pub fn weight_len(&self) -> usize {
         self.c_out * self.col_rows()
     }
+    /// 1×1, stride 1, unpadded, ungrouped, on planes big enough for a gemm per image: each
+    /// image already is its own column matrix, so packing would only copy (EfficientNet's
+    /// expand/project convs).
+    fn is_pointwise(&self) -> bool {
+        self.k == 1 && self.stride == 1 && self.pad_top == 0 && self.pad_left == 0 && self.groups == 1 && self.out_plane() >= 48
+    }
     fn is_depthwise(&self) -> bool {
         self.groups == self.c_in && self.groups == self.c_out
     }
@@ -242,6 +248,11 @@ pub fn conv2d_forward_into(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[
     }
     if g.is_depthwise() {
         depthwise::forward(g, x, w, out);
+    } else if g.is_pointwise() {
+        let hw = g.out_plane();
+        for (x_b, out_b) in x.chunks(g.in_img()).zip(out.chunks_mut(g.out_img())) {
+            matmul(g.c_out, hw, g.c_in, out_b, false, Mat::row_major(w, g.c_in), Mat::row_major(x_b, hw), parallelism());
+        }
     } else {
         let (cout_g, rows) = (g.cout_g(), g.col_rows());
         for c in chunks(g) {
@@ -294,6 +305,23 @@ pub fn conv2d_backward(
         }
         if let Some(dw) = dw {
             depthwise::backward_weight(g, x, gout, dw);
+        }
+        return;
+    }
+    if g.is_pointwise() {
+        let (hw, ci, co) = (g.out_plane(), g.c_in, g.c_out);
+        for b in 0..g.batch {
+            let go_b = &gout[b * g.out_img()..(b + 1) * g.out_img()];
+            if let Some(dw) = dw.as_deref_mut() {
+                // dw += gout_b · x_bᵀ
+                let x_b = &x[b * g.in_img()..(b + 1) * g.in_img()];
+                matmul(co, ci, hw, dw, true, Mat::row_major(go_b, hw), Mat::transposed(x_b, hw), parallelism());
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                // dx_b += Wᵀ · gout_b
+                let dx_b = &mut dx[b * g.in_img()..(b + 1) * g.in_img()];
+                matmul(ci, hw, co, dx_b, true, Mat::transposed(w, ci), Mat::row_major(go_b, hw), parallelism());
+            }
         }
         return;
     }
