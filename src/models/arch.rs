@@ -23,7 +23,12 @@ pub trait ArchVisitor {
 }
 
 impl Arch {
-    pub const ALL: [Arch; 4] = [Arch::ResNet18, Arch::ResNet34, Arch::EfficientNetLite0, Arch::SmallCnn];
+    pub const ALL: [Arch; 4] = [
+        Arch::ResNet18,
+        Arch::ResNet34,
+        Arch::EfficientNetLite0,
+        Arch::SmallCnn,
+    ];
 
     /// Accepts the canonical names and `-`/`_` spelling variants, case-insensitively.
     pub fn from_name(name: &str) -> Result<Arch, UnknownArch> {

@@ -21,7 +21,10 @@ pub use efficientnet::EfficientNetLite0;
 pub use imagenet::imagenet_class_name;
 pub use resnet::{ResNet18, ResNet34};
 pub use small_cnn::SmallCnn;
-pub use weights::{fill_with_hash, load_torchvision_weights, save_torchvision_weights, LoadReport, Mismatch, WeightsError};
+pub use weights::{
+    fill_with_hash, load_torchvision_weights, save_torchvision_weights, LoadReport, Mismatch,
+    WeightsError,
+};
 
 use crate::nn::LinearHead;
 
@@ -30,12 +33,15 @@ pub type Dev = Cpu;
 /// The tape of a training forward pass.
 pub type TrainTape = OwnedTape<f32, Dev>;
 /// A batch of `C`-channel images: (batch, C, height, width), sizes other than C at run time.
-pub type Images<const C: usize, T = NoneTape> = Tensor<(usize, Const<C>, usize, usize), f32, Dev, T>;
+pub type Images<const C: usize, T = NoneTape> =
+    Tensor<(usize, Const<C>, usize, usize), f32, Dev, T>;
 /// Pooled features or logits: (batch, features or classes).
 pub type Rows<T = NoneTape> = Tensor<(usize, usize), f32, Dev, T>;
 
 /// Implemented by every backbone: images in, pooled features out.
-pub trait Backbone: TensorCollection<f32, Dev, To<f32, Dev> = Self> + HeadName + Clone + Send + Sync + 'static {
+pub trait Backbone:
+    TensorCollection<f32, Dev, To<f32, Dev> = Self> + HeadName + Clone + Send + Sync + 'static
+{
     /// Length of the pooled feature vector (512 for ResNets, 1280 for EfficientNet-Lite0).
     const FEATURES: usize;
     /// Architecture name as written in specs (`resnet18`, …).
@@ -54,7 +60,8 @@ pub trait Backbone: TensorCollection<f32, Dev, To<f32, Dev> = Self> + HeadName +
 /// Global average pooling to `(batch, C)` rows with a run-time feature dimension.
 pub(crate) fn pool_features<const C: usize, T: Tape<f32, Dev>>(x: Images<C, T>) -> Rows<T> {
     let n = x.shape().0;
-    x.mean::<(usize, Const<C>), Axes2<2, 3>>().reshape_like(&(n, C))
+    x.mean::<(usize, Const<C>), Axes2<2, 3>>()
+        .reshape_like(&(n, C))
 }
 
 /// Backbone + linear head with a run-time class count.
@@ -74,7 +81,10 @@ pub trait HeadName {
 impl<B: Backbone> Classifier<B> {
     /// A randomly initialised backbone with a `classes`-way head.
     pub fn new(dev: &Dev, classes: usize) -> Self {
-        Classifier { backbone: B::build(dev), head: LinearHead::new(dev, B::FEATURES, classes) }
+        Classifier {
+            backbone: B::build(dev),
+            head: LinearHead::new(dev, B::FEATURES, classes),
+        }
     }
     pub fn classes(&self) -> usize {
         self.head.classes()
@@ -89,12 +99,16 @@ impl<B: Backbone> Classifier<B> {
     }
 }
 
-impl<B: TensorCollection<E, D> + HeadName, E: Dtype, D: Device<E>> TensorCollection<E, D> for Classifier<B, E, D> {
+impl<B: TensorCollection<E, D> + HeadName, E: Dtype, D: Device<E>> TensorCollection<E, D>
+    for Classifier<B, E, D>
+{
     type To<E2: Dtype, D2: Device<E2>> = Classifier<B::To<E2, D2>, E2, D2>;
 
     /// The backbone's tensors sit at the top level (`conv1.weight`), the head under the
     /// backbone's head name (`fc.weight`), as in the PyTorch state dict.
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(visitor: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         visitor.visit_fields(
             (
                 Self::module("", |s| &s.backbone, |s| &mut s.backbone),
@@ -145,8 +159,14 @@ pub(crate) use eval_and_train;
 
 /// Sets every BatchNorm's ε and momentum in a model (dfdx builds them with PyTorch's defaults,
 /// 1e-5 and 0.1; EfficientNet uses 1e-3 and 0.01).
-pub(crate) fn set_batchnorm_hyper<M: TensorCollection<f32, Dev>>(model: &mut M, epsilon: f64, momentum: f64) {
-    use dfdx::nn::tensor_collection::{RecursiveWalker, ScalarOptions, TensorVisitor, ViewTensorMut, ViewTensorName};
+pub(crate) fn set_batchnorm_hyper<M: TensorCollection<f32, Dev>>(
+    model: &mut M,
+    epsilon: f64,
+    momentum: f64,
+) {
+    use dfdx::nn::tensor_collection::{
+        RecursiveWalker, ScalarOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
+    };
     struct Setter(f64, f64);
     impl TensorVisitor<f32, Dev> for Setter {
         type Viewer = (ViewTensorMut, ViewTensorName);
@@ -173,5 +193,9 @@ pub(crate) fn set_batchnorm_hyper<M: TensorCollection<f32, Dev>>(model: &mut M, 
             Ok(None)
         }
     }
-    M::iter_tensors(&mut RecursiveWalker { m: (model, String::new()), f: &mut Setter(epsilon, momentum) }).unwrap();
+    M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut Setter(epsilon, momentum),
+    })
+    .unwrap();
 }

@@ -1,8 +1,8 @@
 //! ResNet-18 and ResNet-34 in torchvision's layout (`conv1`, `bn1`, `layer1.0.conv1`, …,
 //! `layer2.0.downsample.{0,1}`), so torchvision checkpoints load by name.
 
-use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use crate::nn::BatchNorm2D;
+use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
 use super::{eval_and_train, pool_features, Backbone, Dev, HeadName, Images, Rows, TrainTape};
@@ -30,7 +30,9 @@ pub struct DownBlock<const I: usize, const O: usize, E: Dtype = f32, D: Storage<
 
 impl<const C: usize, E: Dtype, D: Device<E>> TensorCollection<E, D> for BasicBlock<C, E, D> {
     type To<E2: Dtype, D2: Device<E2>> = BasicBlock<C, E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(v: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        v: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         v.visit_fields(
             (
                 Self::module("conv1", |s| &s.conv1, |s| &mut s.conv1),
@@ -38,14 +40,23 @@ impl<const C: usize, E: Dtype, D: Device<E>> TensorCollection<E, D> for BasicBlo
                 Self::module("conv2", |s| &s.conv2, |s| &mut s.conv2),
                 Self::module("bn2", |s| &s.bn2, |s| &mut s.bn2),
             ),
-            |(conv1, bn1, conv2, bn2)| BasicBlock { conv1, bn1, conv2, bn2 },
+            |(conv1, bn1, conv2, bn2)| BasicBlock {
+                conv1,
+                bn1,
+                conv2,
+                bn2,
+            },
         )
     }
 }
 
-impl<const I: usize, const O: usize, E: Dtype, D: Device<E>> TensorCollection<E, D> for DownBlock<I, O, E, D> {
+impl<const I: usize, const O: usize, E: Dtype, D: Device<E>> TensorCollection<E, D>
+    for DownBlock<I, O, E, D>
+{
     type To<E2: Dtype, D2: Device<E2>> = DownBlock<I, O, E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(v: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        v: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         v.visit_fields(
             (
                 Self::module("conv1", |s| &s.conv1, |s| &mut s.conv1),
@@ -54,7 +65,13 @@ impl<const I: usize, const O: usize, E: Dtype, D: Device<E>> TensorCollection<E,
                 Self::module("bn2", |s| &s.bn2, |s| &mut s.bn2),
                 Self::module("downsample", |s| &s.downsample, |s| &mut s.downsample),
             ),
-            |(conv1, bn1, conv2, bn2, downsample)| DownBlock { conv1, bn1, conv2, bn2, downsample },
+            |(conv1, bn1, conv2, bn2, downsample)| DownBlock {
+                conv1,
+                bn1,
+                conv2,
+                bn2,
+                downsample,
+            },
         )
     }
 }
@@ -104,8 +121,11 @@ where
     L3: TensorCollection<E, D>,
     L4: TensorCollection<E, D>,
 {
-    type To<E2: Dtype, D2: Device<E2>> = ResNet<L1::To<E2, D2>, L2::To<E2, D2>, L3::To<E2, D2>, L4::To<E2, D2>, E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(v: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    type To<E2: Dtype, D2: Device<E2>> =
+        ResNet<L1::To<E2, D2>, L2::To<E2, D2>, L3::To<E2, D2>, L4::To<E2, D2>, E2, D2>;
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        v: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         v.visit_fields(
             (
                 Self::module("conv1", |s| &s.conv1, |s| &mut s.conv1),
@@ -115,7 +135,14 @@ where
                 Self::module("layer3", |s| &s.layer3, |s| &mut s.layer3),
                 Self::module("layer4", |s| &s.layer4, |s| &mut s.layer4),
             ),
-            |(conv1, bn1, layer1, layer2, layer3, layer4)| ResNet { conv1, bn1, layer1, layer2, layer3, layer4 },
+            |(conv1, bn1, layer1, layer2, layer3, layer4)| ResNet {
+                conv1,
+                bn1,
+                layer1,
+                layer2,
+                layer3,
+                layer4,
+            },
         )
     }
 }
@@ -136,8 +163,17 @@ pub type ResNet18<E = f32, D = Cpu> = ResNet<
 
 /// torchvision `resnet34`: stages of [3, 4, 6, 3] basic blocks.
 pub type ResNet34<E = f32, D = Cpu> = ResNet<
-    (BasicBlock<64, E, D>, BasicBlock<64, E, D>, BasicBlock<64, E, D>),
-    (DownBlock<64, 128, E, D>, BasicBlock<128, E, D>, BasicBlock<128, E, D>, BasicBlock<128, E, D>),
+    (
+        BasicBlock<64, E, D>,
+        BasicBlock<64, E, D>,
+        BasicBlock<64, E, D>,
+    ),
+    (
+        DownBlock<64, 128, E, D>,
+        BasicBlock<128, E, D>,
+        BasicBlock<128, E, D>,
+        BasicBlock<128, E, D>,
+    ),
     (
         DownBlock<128, 256, E, D>,
         BasicBlock<256, E, D>,
@@ -146,7 +182,11 @@ pub type ResNet34<E = f32, D = Cpu> = ResNet<
         BasicBlock<256, E, D>,
         BasicBlock<256, E, D>,
     ),
-    (DownBlock<256, 512, E, D>, BasicBlock<512, E, D>, BasicBlock<512, E, D>),
+    (
+        DownBlock<256, 512, E, D>,
+        BasicBlock<512, E, D>,
+        BasicBlock<512, E, D>,
+    ),
     E,
     D,
 >;

@@ -2,8 +2,8 @@
 //! (32, 64, 128 channels; max pooling after the first two), global average pooling, 128
 //! features. Works for any input of at least 4×4 pixels.
 
-use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use crate::nn::BatchNorm2D;
+use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
 use super::{pool_features, Backbone, Dev, HeadName, Images, Rows, TrainTape};
@@ -22,7 +22,9 @@ pub struct SmallCnn<E: Dtype = f32, D: Storage<E> = Cpu> {
 
 impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for SmallCnn<E, D> {
     type To<E2: Dtype, D2: Device<E2>> = SmallCnn<E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(v: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        v: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         v.visit_fields(
             (
                 Self::module("conv1", |s| &s.conv1, |s| &mut s.conv1),
@@ -32,7 +34,14 @@ impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for SmallCnn<E, D> {
                 Self::module("conv3", |s| &s.conv3, |s| &mut s.conv3),
                 Self::module("bn3", |s| &s.bn3, |s| &mut s.bn3),
             ),
-            |(conv1, bn1, conv2, bn2, conv3, bn3)| SmallCnn { conv1, bn1, conv2, bn2, conv3, bn3 },
+            |(conv1, bn1, conv2, bn2, conv3, bn3)| SmallCnn {
+                conv1,
+                bn1,
+                conv2,
+                bn2,
+                conv3,
+                bn3,
+            },
         )
     }
 }
