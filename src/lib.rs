@@ -1,3 +1,3 @@
-pub mod models;
-pub mod nn;
 pub mod ops;
+pub mod nn;
+pub mod models;
