@@ -406,3 +406,81 @@ fn modules_compose_in_dfdx_tuples() {
     let eval = net.forward(x);
     assert!(eval.as_vec().iter().all(|v| v.is_finite()));
 }
+
+/// Nothing frozen = train mode; everything frozen = eval mode (features on a fresh tape).
+fn frozen_extremes<B: Backbone>(size: usize) {
+    let dev = Dev::seed_from_u64(8);
+    let model = Classifier::<B>::new(&dev, 3);
+    let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> =
+        dev.sample_normal_like(&(2, Const, size, size));
+    assert!(
+        B::frozen_blocks(B::BLOCKS[B::BLOCKS.len() - 1]).is_none(),
+        "the head cannot be frozen"
+    );
+    let (mut a, mut b) = (model.clone(), model.clone());
+    let ga = a.alloc_grads();
+    let la = a.forward_train_frozen(x.clone(), 0, ga).as_vec();
+    let gb = b.alloc_grads();
+    let lb = b.forward_train(x.clone().traced(gb)).as_vec();
+    assert!(rel_err(&la, &lb) < 1e-6, "{}: frozen 0 vs train", B::NAME);
+    let mut c = model.clone();
+    let gc = c.alloc_grads();
+    let lc = c
+        .forward_train_frozen(x.clone(), B::BLOCKS.len(), gc)
+        .as_vec();
+    assert!(
+        rel_err(&lc, &model.forward_eval(x).as_vec()) < 1e-6,
+        "{}: all frozen vs eval",
+        B::NAME
+    );
+}
+
+#[test]
+fn partial_freezing() {
+    frozen_extremes::<SmallCnn>(16);
+    frozen_extremes::<ResNet18>(32);
+    frozen_extremes::<EfficientNetLite0>(32);
+
+    let dev = Dev::seed_from_u64(9);
+    let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> =
+        dev.sample_normal_like(&(2, Const, 32, 32));
+    let zero = |v: Vec<f32>| v.iter().all(|x| *x == 0.0);
+
+    let mut m = Classifier::<ResNet18>::new(&dev, 3);
+    let k = ResNet18::frozen_blocks("layer2").unwrap();
+    assert_eq!(k, 4);
+    let (rm_frozen, rm_trained) = (
+        m.backbone.layer2.1.bn2.running_mean.as_vec(),
+        m.backbone.layer3.0.bn1.running_mean.as_vec(),
+    );
+    let grads = m.alloc_grads();
+    let grads = m
+        .forward_train_frozen(x.clone(), k, grads)
+        .square()
+        .mean()
+        .backward();
+    let b = &m.backbone;
+    assert!(
+        zero(grads.get(&b.layer2.1.conv2.weight).as_vec())
+            && zero(grads.get(&b.conv1.weight).as_vec())
+    );
+    assert!(
+        !zero(grads.get(&b.layer3.0.conv1.weight).as_vec())
+            && !zero(grads.get(&m.head.weight).as_vec())
+    );
+    assert_eq!(b.layer2.1.bn2.running_mean.as_vec(), rm_frozen);
+    assert_ne!(b.layer3.0.bn1.running_mean.as_vec(), rm_trained);
+
+    let mut m = Classifier::<EfficientNetLite0>::new(&dev, 3);
+    let k = EfficientNetLite0::frozen_blocks("_blocks.3").unwrap();
+    assert_eq!(k, 6);
+    let grads = m.alloc_grads();
+    let grads = m
+        .forward_train_frozen(x, k, grads)
+        .square()
+        .mean()
+        .backward();
+    let b = &m.backbone._blocks;
+    assert!(zero(grads.get(&b.b3._project_conv.weight).as_vec()));
+    assert!(!zero(grads.get(&b.b4._expand_conv.weight).as_vec()));
+}

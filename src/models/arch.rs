@@ -83,6 +83,20 @@ impl Arch {
     }
 }
 
+impl Arch {
+    /// Leading blocks frozen by `freeze = "until:<block>"` (see [`Backbone::frozen_blocks`]).
+    pub fn frozen_blocks(self, until: &str) -> Option<usize> {
+        struct Frozen<'a>(&'a str);
+        impl ArchVisitor for Frozen<'_> {
+            type Output = Option<usize>;
+            fn visit<B: Backbone>(self) -> Option<usize> {
+                B::frozen_blocks(self.0)
+            }
+        }
+        self.dispatch(Frozen(until))
+    }
+}
+
 impl std::str::FromStr for Arch {
     type Err = UnknownArch;
     fn from_str(s: &str) -> Result<Arch, UnknownArch> {

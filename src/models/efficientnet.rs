@@ -11,8 +11,8 @@ use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
 use super::{
-    eval_and_train, pool_features, set_batchnorm_hyper, Backbone, Dev, HeadName, Images, Rows,
-    TrainTape,
+    eval_and_train, pool_features, set_batchnorm_hyper, staged, train_chain, Backbone, Dev,
+    HeadName, Images, Rows, TrainTape,
 };
 use crate::nn::{Conv2D, SAME};
 use crate::ops::relu6;
@@ -299,6 +299,108 @@ macro_rules! lite0_body {
     }};
 }
 
+// Stages for partial freezing, one per backbone entry of BLOCKS (ReLU6 goes with the BatchNorm).
+macro_rules! e_stem {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._conv_stem.$f($x)
+    };
+}
+macro_rules! e_bn0 {
+    ($s:ident, $x:expr, $f:ident) => {
+        relu6($s._bn0.$f($x))
+    };
+}
+macro_rules! e_b0 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b0.$f($x)
+    };
+}
+macro_rules! e_b1 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b1.$f($x)
+    };
+}
+macro_rules! e_b2 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b2.$f($x)
+    };
+}
+macro_rules! e_b3 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b3.$f($x)
+    };
+}
+macro_rules! e_b4 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b4.$f($x)
+    };
+}
+macro_rules! e_b5 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b5.$f($x)
+    };
+}
+macro_rules! e_b6 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b6.$f($x)
+    };
+}
+macro_rules! e_b7 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b7.$f($x)
+    };
+}
+macro_rules! e_b8 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b8.$f($x)
+    };
+}
+macro_rules! e_b9 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b9.$f($x)
+    };
+}
+macro_rules! e_b10 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b10.$f($x)
+    };
+}
+macro_rules! e_b11 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b11.$f($x)
+    };
+}
+macro_rules! e_b12 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b12.$f($x)
+    };
+}
+macro_rules! e_b13 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b13.$f($x)
+    };
+}
+macro_rules! e_b14 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b14.$f($x)
+    };
+}
+macro_rules! e_b15 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b15.$f($x)
+    };
+}
+macro_rules! e_head {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._conv_head.$f($x)
+    };
+}
+macro_rules! e_bn1 {
+    ($s:ident, $x:expr, $f:ident) => {
+        relu6($s._bn1.$f($x))
+    };
+}
+
 impl Backbone for EfficientNetLite0 {
     const FEATURES: usize = 1280;
     const NAME: &'static str = "efficientnet_lite0";
@@ -335,5 +437,15 @@ impl Backbone for EfficientNetLite0 {
     }
     fn forward_train(&mut self, x: Images<3, TrainTape>) -> Rows<TrainTape> {
         lite0_body!(self, x, forward_mut)
+    }
+    fn forward_train_frozen(
+        &mut self,
+        x: Images<3>,
+        frozen: usize,
+        grads: Gradients<f32, Dev>,
+    ) -> Rows<TrainTape> {
+        pool_features(staged!(self, x, frozen, grads, 0;
+            e_stem, e_bn0, e_b0, e_b1, e_b2, e_b3, e_b4, e_b5, e_b6, e_b7, e_b8, e_b9, e_b10, e_b11, e_b12, e_b13,
+            e_b14, e_b15, e_head, e_bn1))
     }
 }

@@ -55,6 +55,23 @@ pub trait Backbone:
     fn forward_eval(&self, x: Images<3>) -> Rows;
     /// Train mode: BatchNorm on batch statistics, running statistics updated.
     fn forward_train(&mut self, x: Images<3, TrainTape>) -> Rows<TrainTape>;
+    /// The first `frozen` entries of [`Backbone::BLOCKS`] run in eval mode without a tape (no
+    /// gradients, BatchNorm statistics untouched), the rest in train mode on a tape started
+    /// from `grads`. `frozen = 0` is [`Backbone::forward_train`]; `frozen` at least the number
+    /// of backbone blocks gives eval-mode features on a fresh tape.
+    fn forward_train_frozen(
+        &mut self,
+        x: Images<3>,
+        frozen: usize,
+        grads: Gradients<f32, Dev>,
+    ) -> Rows<TrainTape>;
+
+    /// How many leading blocks `freeze = "until:<block>"` freezes: up to and including `block`
+    /// (a backbone entry of [`Backbone::BLOCKS`]; the head cannot be frozen this way).
+    fn frozen_blocks(until: &str) -> Option<usize> {
+        let backbone = &Self::BLOCKS[..Self::BLOCKS.len() - 1];
+        backbone.iter().position(|b| *b == until).map(|i| i + 1)
+    }
 }
 
 /// Global average pooling to `(batch, C)` rows with a run-time feature dimension.
@@ -96,6 +113,17 @@ impl<B: Backbone> Classifier<B> {
     /// Logits in train mode (BatchNorm batch statistics, running statistics updated).
     pub fn forward_train(&mut self, x: Images<3, TrainTape>) -> Rows<TrainTape> {
         self.head.forward(self.backbone.forward_train(x))
+    }
+    /// Logits with the first `frozen` backbone blocks frozen (see
+    /// [`Backbone::forward_train_frozen`]); the head always trains.
+    pub fn forward_train_frozen(
+        &mut self,
+        x: Images<3>,
+        frozen: usize,
+        grads: Gradients<f32, Dev>,
+    ) -> Rows<TrainTape> {
+        self.head
+            .forward(self.backbone.forward_train_frozen(x, frozen, grads))
     }
 }
 
@@ -156,6 +184,37 @@ macro_rules! eval_and_train {
     };
 }
 pub(crate) use eval_and_train;
+
+/// Runs stages (macros `stage!(self, x, forward | forward_mut)`) with the first `frozen` of them
+/// in eval mode without a tape and the rest in train mode; the tape starts at the first trained
+/// stage, so frozen parameters get no gradient and their BatchNorm statistics stay put.
+/// Expands one code path per boundary (the tensor types change where the tape starts).
+macro_rules! staged {
+    ($s:ident, $x:expr, $frozen:expr, $grads:expr, $i:expr; $first:ident $(, $rest:ident)*) => {{
+        if $frozen <= $i {
+            let t = $x.traced($grads);
+            train_chain!($s, t; $first $(, $rest)*)
+        } else {
+            let y = $first!($s, $x, forward);
+            staged!($s, y, $frozen, $grads, $i + 1; $($rest),*)
+        }
+    }};
+    ($s:ident, $x:expr, $frozen:expr, $grads:expr, $i:expr; ) => {{
+        $x.traced($grads)
+    }};
+}
+pub(crate) use staged;
+
+macro_rules! train_chain {
+    ($s:ident, $x:expr; $first:ident $(, $rest:ident)*) => {{
+        let y = $first!($s, $x, forward_mut);
+        train_chain!($s, y; $($rest),*)
+    }};
+    ($s:ident, $x:expr; ) => {
+        $x
+    };
+}
+pub(crate) use train_chain;
 
 /// Sets every BatchNorm's ε and momentum in a model (dfdx builds them with PyTorch's defaults,
 /// 1e-5 and 0.1; EfficientNet uses 1e-3 and 0.01).

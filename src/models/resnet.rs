@@ -5,7 +5,10 @@ use crate::nn::BatchNorm2D;
 use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
-use super::{eval_and_train, pool_features, Backbone, Dev, HeadName, Images, Rows, TrainTape};
+use super::{
+    eval_and_train, pool_features, staged, train_chain, Backbone, Dev, HeadName, Images, Rows,
+    TrainTape,
+};
 use crate::nn::Conv2D;
 use crate::ops::{max_pool2d, Padding};
 
@@ -203,6 +206,39 @@ macro_rules! resnet_body {
     }};
 }
 
+// Stages for partial freezing, one per entry of RESNET_BLOCKS (the stem's ReLU and max pool
+// go with bn1).
+macro_rules! r_conv1 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.conv1.$f($x)
+    };
+}
+macro_rules! r_bn1 {
+    ($s:ident, $x:expr, $f:ident) => {
+        max_pool2d($s.bn1.$f($x).relu(), 3, 2, Padding::Symmetric(1))
+    };
+}
+macro_rules! r_layer1 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.layer1.$f($x)
+    };
+}
+macro_rules! r_layer2 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.layer2.$f($x)
+    };
+}
+macro_rules! r_layer3 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.layer3.$f($x)
+    };
+}
+macro_rules! r_layer4 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.layer4.$f($x)
+    };
+}
+
 macro_rules! resnet_backbone {
     ($ty:ty, $name:literal) => {
         impl Backbone for $ty {
@@ -217,6 +253,9 @@ macro_rules! resnet_backbone {
             }
             fn forward_train(&mut self, x: Images<3, TrainTape>) -> Rows<TrainTape> {
                 resnet_body!(self, x, forward_mut)
+            }
+            fn forward_train_frozen(&mut self, x: Images<3>, frozen: usize, grads: Gradients<f32, Dev>) -> Rows<TrainTape> {
+                pool_features(staged!(self, x, frozen, grads, 0; r_conv1, r_bn1, r_layer1, r_layer2, r_layer3, r_layer4))
             }
         }
     };

@@ -6,7 +6,7 @@ use crate::nn::BatchNorm2D;
 use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
-use super::{pool_features, Backbone, Dev, HeadName, Images, Rows, TrainTape};
+use super::{pool_features, staged, train_chain, Backbone, Dev, HeadName, Images, Rows, TrainTape};
 use crate::nn::Conv2D;
 use crate::ops::{max_pool2d, Padding};
 
@@ -60,6 +60,37 @@ macro_rules! small_body {
     }};
 }
 
+macro_rules! s_conv1 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.conv1.$f($x)
+    };
+}
+macro_rules! s_bn1 {
+    ($s:ident, $x:expr, $f:ident) => {
+        max_pool2d($s.bn1.$f($x).relu(), 2, 2, Padding::Symmetric(0))
+    };
+}
+macro_rules! s_conv2 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.conv2.$f($x)
+    };
+}
+macro_rules! s_bn2 {
+    ($s:ident, $x:expr, $f:ident) => {
+        max_pool2d($s.bn2.$f($x).relu(), 2, 2, Padding::Symmetric(0))
+    };
+}
+macro_rules! s_conv3 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.conv3.$f($x)
+    };
+}
+macro_rules! s_bn3 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.bn3.$f($x).relu()
+    };
+}
+
 impl Backbone for SmallCnn {
     const FEATURES: usize = 128;
     const NAME: &'static str = "small_cnn";
@@ -72,5 +103,15 @@ impl Backbone for SmallCnn {
     }
     fn forward_train(&mut self, x: Images<3, TrainTape>) -> Rows<TrainTape> {
         small_body!(self, x, forward_mut)
+    }
+    fn forward_train_frozen(
+        &mut self,
+        x: Images<3>,
+        frozen: usize,
+        grads: Gradients<f32, Dev>,
+    ) -> Rows<TrainTape> {
+        pool_features(
+            staged!(self, x, frozen, grads, 0; s_conv1, s_bn1, s_conv2, s_bn2, s_conv3, s_bn3),
+        )
     }
 }
