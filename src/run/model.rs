@@ -46,6 +46,13 @@ pub fn train(
     paths: &Paths,
     rec: &mut dyn Recorder,
 ) -> Result<Outcome, TrainError> {
+    if spec.train.device == crate::spec::Device::Cuda {
+        // dfdx's CUDA backend builds behind the `cuda` feature, but the project's own conv,
+        // pooling and BatchNorm kernels exist for the CPU only so far
+        return Err(TrainError::Input(
+            "train.device = \"cuda\" is not supported yet: the conv, pooling and BatchNorm ops have CPU kernels only; use \"cpu\"".into(),
+        ));
+    }
     let dev = Dev::seed_from_u64(spec.experiment.seed);
     let transform = transforms(spec);
     let classes = folder.num_classes();
