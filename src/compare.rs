@@ -343,7 +343,8 @@ fn nan_last(a: f64, b: f64, dir: impl Fn(Ordering) -> Ordering) -> Ordering {
     }
 }
 
-fn cmp_param(a: Option<&ParamValue>, b: Option<&ParamValue>) -> Ordering {
+/// Numbers by value, anything else by its text; a missing value last.
+pub(crate) fn cmp_param(a: Option<&ParamValue>, b: Option<&ParamValue>) -> Ordering {
     let num = |v: &ParamValue| match v {
         ParamValue::Int(i) => Some(*i as f64),
         ParamValue::Float(f) => Some(*f),

@@ -4,6 +4,7 @@ pub mod compare;
 pub mod data;
 pub mod metrics;
 pub mod nn;
+pub mod plot;
 pub mod models {
     pub mod pixels;
 }
