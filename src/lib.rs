@@ -5,6 +5,7 @@ pub mod data;
 pub mod metrics;
 pub mod nn;
 pub mod plot;
+pub mod preview;
 pub mod models {
     pub mod pixels;
 }

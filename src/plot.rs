@@ -16,6 +16,7 @@ use crate::runs::{self, Run, ViewError};
 use crate::store;
 
 pub use chart::{Series, XAxis};
+pub use font::{register as register_font, FAMILY as FONT_FAMILY};
 
 /// Figure sizes in pixels (PNG) and user units (SVG).
 pub const SINGLE: (u32, u32) = (900, 600);
