@@ -14,6 +14,8 @@ use rayon::prelude::*;
 use crate::metrics::ParamValue;
 use crate::store::{self, Manifest, Status};
 
+mod cache;
+
 #[derive(Debug, thiserror::Error)]
 pub enum ViewError {
     #[error("cannot read {path}: {reason}")]
@@ -180,8 +182,55 @@ fn walk(dir: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), ViewError> {
     Ok(())
 }
 
-/// Reads the manifests and metrics of the given run folders, in their order.
+/// Reads the manifests and metrics of the given run folders, in their order: from the cache
+/// next to them where it is still valid, afresh otherwise (then the cache is updated).
 pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
+    // stamps first: a file replaced while we read it shows as changed next time
+    let stamps: Vec<(String, String)> = dirs.par_iter().map(|d| cache::run_stamps(d)).collect();
+    let mut by_parent: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+    for (i, d) in dirs.iter().enumerate() {
+        by_parent.entry(cache::split(d).1).or_default().push(i);
+    }
+    let mut out: Vec<Option<Run>> = vec![None; dirs.len()];
+    let mut caches: HashMap<PathBuf, HashMap<String, cache::Cached>> = HashMap::new();
+    for (parent, idx) in &by_parent {
+        let mut cached = cache::read(parent);
+        for &i in idx {
+            let name = cache::split(&dirs[i]).0;
+            if cached.get(&name).is_some_and(|c| c.stamps == stamps[i]) {
+                let mut run = cached.remove(&name).expect("present").run;
+                run.dir = dirs[i].clone();
+                out[i] = Some(run);
+            }
+        }
+        caches.insert(parent.clone(), cached);
+    }
+    let fresh: Vec<usize> = (0..dirs.len()).filter(|&i| out[i].is_none()).collect();
+    if fresh.is_empty() {
+        return Ok(out.into_iter().map(|r| r.expect("all cached")).collect());
+    }
+    let fresh_dirs: Vec<PathBuf> = fresh.iter().map(|&i| dirs[i].clone()).collect();
+    for (&i, run) in fresh.iter().zip(read_fresh(&fresh_dirs)?) {
+        out[i] = Some(run);
+    }
+    let runs: Vec<Run> = out.into_iter().map(|r| r.expect("read")).collect();
+    // rewrite the caches of the folders that had anything new, keeping runs not asked for now
+    let mut stale: Vec<&PathBuf> = fresh.iter().map(|&i| &dirs[i]).filter_map(|d| d.parent()).map(|p| {
+        by_parent.get_key_value(p).expect("grouped").0
+    }).collect();
+    stale.sort();
+    stale.dedup();
+    for parent in stale {
+        let mut entries: Vec<cache::Cached> = caches.remove(parent).unwrap_or_default().into_values().collect();
+        entries.retain(|c| c.run.dir.is_dir());
+        entries.extend(by_parent[parent].iter().map(|&i| cache::Cached { stamps: stamps[i].clone(), run: runs[i].clone() }));
+        cache::write(parent, &entries.iter().collect::<Vec<_>>());
+    }
+    Ok(runs)
+}
+
+/// Reads run folders without the cache.
+pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
     let manifests: Vec<Option<Manifest>> = dirs
         .par_iter()
         .map(|d| {

@@ -205,3 +205,44 @@ fn best_by_val_acc_and_globs() {
     assert_eq!(v[1]["status"], "failed");
     assert!(v[1]["best_epoch"].is_null());
 }
+
+#[test]
+fn a_cache_next_to_the_runs_is_used_until_a_run_changes() {
+    let t = fixture();
+    let a = args(&[t.path().join("results")]);
+    let first = compare(&a).unwrap();
+    let optim = exp(t.path(), "optim");
+    assert!(optim.join(".compare-cache.runs.parquet").is_file());
+    assert_eq!(compare(&a).unwrap(), first);
+
+    // same size and time, other bytes: only a cache hit keeps compare working
+    let sgd = std::fs::read_dir(&optim)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| std::fs::read_to_string(p.join("manifest.json")).is_ok_and(|m| m.contains("\"sgd\"")))
+        .unwrap();
+    let metrics = sgd.join("metrics.parquet");
+    let meta = std::fs::metadata(&metrics).unwrap();
+    std::fs::write(&metrics, vec![0u8; meta.len() as usize]).unwrap();
+    std::fs::File::options().write(true).open(&metrics).unwrap().set_modified(meta.modified().unwrap()).unwrap();
+    assert_eq!(compare(&a).unwrap(), first);
+
+    // the run is rewritten (diverged after 2 of 4 epochs): compare sees it
+    let run = SyntheticRun {
+        experiment: "optim".into(),
+        swept: vec![("optimizer.kind".into(), ParamValue::Str("sgd".into()))],
+        classes: ["bird", "cat", "dog"].map(String::from).to_vec(),
+        epochs: 4,
+        status: Status::Diverged,
+        per_class: true,
+    };
+    write_run(&t.path().join("results"), &run).unwrap();
+    let after = compare(&with(args(&[optim.clone()]), |a| a.format = Format::Json)).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&after).unwrap();
+    assert_eq!((v[2]["optimizer.kind"].as_str(), v[2]["status"].as_str()), (Some("sgd"), Some("diverged")));
+    assert_eq!(v[2]["best_epoch"].as_f64(), Some(2.0));
+
+    // a broken cache is ignored and replaced
+    std::fs::write(optim.join(".compare-cache.runs.parquet"), b"not parquet").unwrap();
+    assert_eq!(compare(&with(args(&[optim]), |a| a.format = Format::Json)).unwrap(), after);
+}
