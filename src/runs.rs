@@ -268,7 +268,13 @@ pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
             continue;
         }
         let key = match m {
-            Some(m) => (m.swept.iter().map(|(k, _)| k.clone()).collect(), m.classes.clone(), usize::MAX),
+            // key and value type (as far as the manifest's text tells), so that a sweep like
+            // `lambda = [0, 1e-3]` (an integer and floats) does not mix Parquet schemas
+            Some(m) => (
+                m.swept.iter().map(|(k, v)| format!("{k}:{}", type_tag(&parse_param(v)))).collect(),
+                m.classes.clone(),
+                usize::MAX,
+            ),
             None => (Vec::new(), Vec::new(), i),
         };
         groups.entry(key).or_default().push(i);
@@ -276,7 +282,17 @@ pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
     let mut groups: Vec<Vec<usize>> = groups.into_values().collect();
     groups.sort();
     for group in groups {
-        read_group(&mut runs, &group)?;
+        if let Err(e) = read_group(&mut runs, &group) {
+            if group.len() == 1 {
+                return Err(e);
+            }
+            // schemas differ after all (a float written as "1" in the manifest): one by one
+            tracing::debug!("scanning {} runs one by one: {e}", group.len());
+            for &i in &group {
+                runs[i].epochs = Epochs::default();
+                read_group(&mut runs, &[i])?;
+            }
+        }
     }
     Ok(runs)
 }
@@ -376,6 +392,15 @@ fn any_to_param(v: AnyValue) -> ParamValue {
             Some(i) => ParamValue::Int(i),
             None => ParamValue::Str(other.to_string()),
         },
+    }
+}
+
+fn type_tag(v: &ParamValue) -> char {
+    match v {
+        ParamValue::Int(_) => 'i',
+        ParamValue::Float(_) => 'f',
+        ParamValue::Bool(_) => 'b',
+        ParamValue::Str(_) => 's',
     }
 }
 

@@ -246,3 +246,21 @@ fn a_cache_next_to_the_runs_is_used_until_a_run_changes() {
     std::fs::write(optim.join(".compare-cache.runs.parquet"), b"not parquet").unwrap();
     assert_eq!(compare(&with(args(&[optim]), |a| a.format = Format::Json)).unwrap(), after);
 }
+
+#[test]
+fn integer_and_float_values_of_one_key_compare_together() {
+    // `lambda = [0, 1e-3, 1.0]` in TOML: an integer, a float and a float whose manifest text
+    // ("1") looks like an integer, so their metrics.parquet files have different column types
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    for v in [ParamValue::Int(0), ParamValue::Float(1e-3), ParamValue::Float(1.0), ParamValue::Int(2)] {
+        write_run(&results, &run("mixed", vec![("regularization.lambda", v)], &["cat", "dog"], 3, Status::Done)).unwrap();
+    }
+    let out = compare(&with(args(&[results]), |a| {
+        a.format = Format::Csv;
+        a.filter = vec!["lambda<=1".into()];
+    }))
+    .unwrap();
+    let lambdas: Vec<&str> = out.lines().skip(1).map(|l| l.split(',').nth(2).unwrap()).collect();
+    assert_eq!(lambdas, ["0", "0.001", "1"]);
+}
