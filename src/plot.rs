@@ -22,6 +22,14 @@ pub use font::{register as register_font, FAMILY as FONT_FAMILY};
 pub const SINGLE: (u32, u32) = (900, 600);
 pub const DOUBLE: (u32, u32) = (1400, 600);
 
+/// `runner plot` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PlotArgs {
+    /// A results folder, an experiment folder or a run folder; plots go to each experiment's
+    /// `plots/` folder.
+    pub results: PathBuf,
+}
+
 /// Plots every experiment under `results` (a results root, an experiment folder or a run
 /// folder) and returns the written files, PNG then SVG per figure.
 pub fn plot(results: &Path) -> Result<Vec<PathBuf>, ViewError> {

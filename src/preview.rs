@@ -25,6 +25,23 @@ pub const CAPTION: u32 = 20;
 /// Images whose longer side is smaller than this are scaled up by a whole factor.
 pub const MIN_SIDE: u32 = 96;
 
+/// `runner preview` arguments (the caller resolves the spec into an `ImageFolder` and the train
+/// `Transform`, and picks the default output path and seed).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PreviewArgs {
+    /// The experiment spec (TOML).
+    pub spec: PathBuf,
+    /// Number of images.
+    #[arg(short = 'n', long, default_value_t = 32)]
+    pub n: usize,
+    /// Seed of the sample and of the random transforms (default: the spec's seed).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Output PNG (default: next to the experiment's results).
+    #[arg(short, long)]
+    pub out: Option<PathBuf>,
+}
+
 /// Writes the grid of the first `n` images (fewer if the split is smaller) of epoch 1's order
 /// to `out` (atomically) and returns its path.
 pub fn preview(folder: &ImageFolder, transform: &Transform, n: usize, seed: u64, out: &Path) -> Result<PathBuf, ViewError> {
