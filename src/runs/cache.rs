@@ -60,7 +60,11 @@ fn read_inner(parent: &Path) -> Option<HashMap<String, Cached>> {
     }
     let scan = |p: &Path| {
         let p = p.to_string_lossy();
-        LazyFrame::scan_parquet(PlRefPath::new(p.as_ref()), ScanArgsParquet::default()).ok()?.collect().ok()
+        let mut df =
+            LazyFrame::scan_parquet(PlRefPath::new(p.as_ref()), ScanArgsParquet::default()).ok()?.collect().ok()?;
+        // a large file can come back in several chunks; the slices below need one
+        df.rechunk_mut_par();
+        Some(df)
     };
     let (runs, epochs) = (scan(&runs_path)?, scan(&epochs_path)?);
     let token = |df: &DataFrame| df.column("token").ok()?.i64().ok()?.get(0);
@@ -235,5 +239,40 @@ mod tests {
         assert_eq!(decode_params("").unwrap(), vec![]);
         assert_eq!(decode_status("diverged"), Some(Status::Diverged));
         assert_eq!(decode_status(""), None);
+    }
+
+    #[test]
+    fn round_trips_many_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let entries: Vec<Cached> = (0..3000)
+            .map(|i| {
+                let e = (1..=100i64).collect::<Vec<_>>();
+                let f = |k: f64| e.iter().map(|&x| k * x as f64 + i as f64).collect::<Vec<_>>();
+                Cached {
+                    stamps: (format!("{i}:1"), format!("{i}:2")),
+                    run: Run {
+                        dir: dir.path().join(format!("run{i:04}")),
+                        experiment: "e".into(),
+                        run_id: format!("run{i:04}"),
+                        params: vec![("experiment.seed".into(), ParamValue::Int(i))],
+                        status: Some(Status::Done),
+                        epochs: Epochs {
+                            epoch: e.clone(),
+                            train_loss: f(1.0),
+                            val_loss: f(2.0),
+                            val_acc: f(3.0),
+                            weight_norm: f(4.0),
+                        },
+                    },
+                }
+            })
+            .collect();
+        write_inner(dir.path(), &entries.iter().collect::<Vec<_>>()).unwrap();
+        let back = read(dir.path());
+        assert_eq!(back.len(), 3000);
+        for c in [&entries[0], &entries[1234], &entries[2999]] {
+            let got = &back[&c.run.run_id];
+            assert_eq!((&got.stamps, &got.run), (&c.stamps, &c.run));
+        }
     }
 }
