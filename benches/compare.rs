@@ -1,0 +1,121 @@
+//! `compare` over a large results tree: 10,000 runs × 100 epochs by default.
+//!
+//!     cargo bench --bench compare                  # generates target/bench-compare/ once
+//!     COMPARE_BENCH_RUNS=1000 cargo bench --bench compare
+//!     cargo bench --bench compare -- results/      # times an existing tree instead
+//!
+//! Generating the tree is not timed (and is reused by later runs); each compare is timed
+//! end to end (find the run folders, read manifests + one lazy Parquet scan, summarise,
+//! render), plus its parts, over several repetitions.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rayon::prelude::*;
+use runner::compare::{compare, compare_runs, CompareArgs, Format};
+use runner::metrics::ParamValue;
+use runner::runs::{find_run_dirs, load_runs, read_fresh};
+use runner::store::Status;
+use runner::synthetic_results::{write_run, SyntheticRun};
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// `lambdas` values of regularization.lambda × 10 seeds, `epochs` epochs each.
+fn generate(root: &Path, runs: usize, epochs: usize) -> PathBuf {
+    let marker = root.join(format!("complete-{runs}x{epochs}"));
+    let results = root.join(format!("results-{runs}x{epochs}"));
+    if marker.is_file() {
+        return results;
+    }
+    let seeds = 10.min(runs);
+    let lambdas = runs.div_ceil(seeds);
+    let t = Instant::now();
+    // polars' Parquet writer needs more than rayon's default 2 MiB of stack in unoptimised builds
+    let pool = rayon::ThreadPoolBuilder::new().stack_size(32 << 20).build().unwrap();
+    pool.install(|| (0..runs).into_par_iter().for_each(|i| {
+        let lambda = if i / seeds == 0 { 0.0 } else { 1e-6 * 10f64.powf(5.0 * (i / seeds) as f64 / lambdas as f64) };
+        let run = SyntheticRun {
+            experiment: "bench".into(),
+            swept: vec![
+                ("regularization.lambda".into(), ParamValue::Float(lambda)),
+                ("experiment.seed".into(), ParamValue::Int((i % seeds) as i64)),
+            ],
+            classes: vec!["cat".into(), "dog".into()],
+            epochs,
+            status: if i % 97 == 5 { Status::Diverged } else { Status::Done },
+            per_class: false,
+        };
+        write_run(&results, &run).expect("write synthetic run");
+    }));
+    std::fs::write(&marker, "").unwrap();
+    eprintln!("generated {runs} runs × {epochs} epochs in {:.1} s under {}", t.elapsed().as_secs_f64(), results.display());
+    results
+}
+
+fn time<T>(f: impl FnOnce() -> T) -> (T, Duration) {
+    let t = Instant::now();
+    let out = f();
+    (out, t.elapsed())
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.0}", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; anything else is a results tree to time
+    let given: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let (inputs, label) = if given.is_empty() {
+        let runs = env_usize("COMPARE_BENCH_RUNS", 10_000);
+        let epochs = env_usize("COMPARE_BENCH_EPOCHS", 100);
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-compare");
+        let results = generate(&root, runs, epochs);
+        (vec![results.to_string_lossy().into_owned()], format!("{runs} runs × {epochs} epochs"))
+    } else {
+        (given.clone(), given.join(" "))
+    };
+    let reps = env_usize("COMPARE_BENCH_REPS", 5);
+    // start without caches so the first repetition shows the cold path (read + write the cache)
+    let dirs = find_run_dirs(&inputs).expect("find runs");
+    let mut parents: Vec<&Path> = dirs.iter().filter_map(|d| d.parent()).collect();
+    parents.dedup();
+    for p in parents {
+        for f in [".compare-cache.runs.parquet", ".compare-cache.epochs.parquet"] {
+            let _ = std::fs::remove_file(p.join(f));
+        }
+    }
+    println!("compare benchmark: {label}, {} rayon threads, {reps} repetitions", rayon::current_num_threads());
+    println!("  find: walk the tree; fresh: manifests + lazy Parquet scans, no cache; load: with the cache");
+    println!("  (rep 1 builds it); render: summarise + table; compare(): the whole public call, cached");
+    println!("{:>4} {:>8} {:>9} {:>8} {:>9} {:>13} {:>6} {:>6}", "rep", "find ms", "fresh ms", "load ms", "render ms", "compare() ms", "rows", "runs");
+    let args = CompareArgs { format: Format::Table, ..CompareArgs::new(inputs.clone()) };
+    let mut totals = Vec::new();
+    for rep in 1..=reps {
+        let (dirs, find) = time(|| find_run_dirs(&inputs).expect("find runs"));
+        let (fresh, fresh_t) = time(|| read_fresh(&dirs).expect("read runs"));
+        let (runs, load) = time(|| load_runs(&dirs).expect("load runs"));
+        assert_eq!(fresh, runs);
+        let (out, render) = time(|| compare_runs(&runs, &args, &[]).expect("compare"));
+        // the whole public entry point, as `runner compare` calls it
+        let (whole, total) = time(|| compare(&args).expect("compare"));
+        assert_eq!(out, whole);
+        let rows = out.lines().count().saturating_sub(4);
+        println!(
+            "{rep:>4} {:>8} {:>9} {:>8} {:>9} {:>13} {rows:>6} {:>6}",
+            ms(find),
+            ms(fresh_t),
+            ms(load),
+            ms(render),
+            ms(total),
+            runs.len()
+        );
+        totals.push(total);
+    }
+    totals.sort();
+    println!("median compare(): {} ms, best {} ms", ms(totals[totals.len() / 2]), ms(totals[0]));
+    if !given.is_empty() {
+        print!("{}", compare(&args).expect("compare"));
+    }
+}

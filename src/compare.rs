@@ -1,0 +1,400 @@
+//! `runner compare`: one row per run (or per group of runs that differ only by seed), with the
+//! swept parameters that differ, the best epoch and its val metrics, the final losses and weight
+//! norm, and the status.
+
+mod filter;
+mod per_class;
+mod render;
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use crate::metrics::ParamValue;
+use crate::runs::{self, Run, ViewError};
+
+pub use filter::{resolve_column, Cell, Filter, Op};
+
+/// The key whose runs are averaged when it is the only parameter that differs.
+pub const SEED_KEY: &str = "experiment.seed";
+
+/// The summary columns, in order.
+pub const METRICS: [&str; 6] =
+    ["best_epoch", "val_acc@best", "val_loss@best", "final_train_loss", "final_val_loss", "final_weight_norm"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Markdown,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BestBy {
+    /// Lowest val loss.
+    ValLoss,
+    /// Highest val accuracy.
+    ValAcc,
+}
+
+/// `runner compare` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompareArgs {
+    /// Results folders, run folders, metrics.parquet files or (quoted) glob patterns.
+    #[arg(required = true)]
+    pub inputs: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Which epoch of a run is its best.
+    #[arg(long, value_enum, default_value_t = BestBy::ValLoss)]
+    pub by: BestBy,
+    /// Sort by this column (a short name matches a dotted key's last part); add `:desc`, or
+    /// start with `-` (`--sort=-val_acc@best`), for descending.
+    #[arg(long)]
+    pub sort: Option<String>,
+    /// Keep runs where COLUMN OP VALUE holds, e.g. `lambda>=1e-3`, `status=done` (ops: >=, <=,
+    /// >, <, =, !=). Repeat to combine with "and".
+    #[arg(long)]
+    pub filter: Vec<String>,
+    /// Also show per-class accuracy, precision, recall and the confusion matrix of each run.
+    #[arg(long)]
+    pub per_class: bool,
+}
+
+impl CompareArgs {
+    pub fn new(inputs: Vec<String>) -> Self {
+        Self { inputs, format: Format::Table, by: BestBy::ValLoss, sort: None, filter: Vec::new(), per_class: false }
+    }
+}
+
+/// Finds and reads the runs, then renders the comparison.
+pub fn compare(args: &CompareArgs) -> Result<String, ViewError> {
+    let filters = args.filter.iter().map(|f| Filter::parse(f)).collect::<Result<Vec<_>, _>>()?;
+    let dirs = runs::find_run_dirs(&args.inputs)?;
+    let runs = runs::load_runs(&dirs)?;
+    compare_runs(&runs, args, &filters)
+}
+
+/// Renders already loaded runs (the part of `compare` the benchmark times separately).
+pub fn compare_runs(runs: &[Run], args: &CompareArgs, filters: &[Filter]) -> Result<String, ViewError> {
+    let summaries: Vec<Summary> = runs.iter().map(|r| Summary::of(r, args.by)).collect();
+    let keep = select(runs, &summaries, filters)?;
+    let runs: Vec<&Run> = keep.iter().map(|&i| &runs[i]).collect();
+    let summaries: Vec<&Summary> = keep.iter().map(|&i| &summaries[i]).collect();
+    let mut table = Table::build(&runs, &summaries);
+    if let Some(sort) = &args.sort {
+        table.sort_by(sort)?;
+    }
+    let out = render::render(&table, args.format);
+    if !args.per_class {
+        return Ok(out);
+    }
+    let per_class = per_class::render(&table, args.format, args.by)?;
+    Ok(match args.format {
+        // one JSON document: {"runs": [...], "per_class": [...]}
+        Format::Json => format!("{{\"runs\": {},\n\"per_class\": {}}}\n", out.trim_end(), per_class.trim_end()),
+        _ => out + &per_class,
+    })
+}
+
+/// One run's best epoch and final values; NaN where the run has no epochs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub values: [f64; 6],
+}
+
+impl Summary {
+    pub fn of(run: &Run, by: BestBy) -> Summary {
+        let e = &run.epochs;
+        let best = match by {
+            BestBy::ValLoss => best_index(&e.val_loss, |a, b| a < b),
+            BestBy::ValAcc => best_index(&e.val_acc, |a, b| a > b),
+        };
+        let at = |v: &[f64], i: Option<usize>| i.map_or(f64::NAN, |i| v[i]);
+        let last = e.len().checked_sub(1);
+        Summary {
+            values: [
+                best.map_or(f64::NAN, |i| e.epoch[i] as f64),
+                at(&e.val_acc, best),
+                at(&e.val_loss, best),
+                at(&e.train_loss, last),
+                at(&e.val_loss, last),
+                at(&e.weight_norm, last),
+            ],
+        }
+    }
+
+    pub fn best_epoch(&self) -> Option<i64> {
+        self.values[0].is_finite().then_some(self.values[0] as i64)
+    }
+}
+
+/// The first index with the best finite value (NaN and ±inf never win).
+fn best_index(v: &[f64], better: impl Fn(f64, f64) -> bool) -> Option<usize> {
+    let mut best: Option<usize> = None;
+    for (i, &x) in v.iter().enumerate() {
+        if x.is_finite() && best.is_none_or(|b| better(x, v[b])) {
+            best = Some(i);
+        }
+    }
+    best
+}
+
+fn select(runs: &[Run], summaries: &[Summary], filters: &[Filter]) -> Result<Vec<usize>, ViewError> {
+    if filters.is_empty() {
+        return Ok((0..runs.len()).collect());
+    }
+    let mut columns: Vec<String> = ["experiment", "run_id", "status"].map(String::from).to_vec();
+    for r in runs {
+        for (k, _) in &r.params {
+            if !columns.contains(k) {
+                columns.push(k.clone());
+            }
+        }
+    }
+    columns.extend(METRICS.iter().map(|m| m.to_string()));
+    let resolved: Vec<String> = filters
+        .iter()
+        .map(|f| resolve_column(&f.column, &columns, &format!("filter '{}'", f.text)).map(str::to_string))
+        .collect::<Result<_, _>>()?;
+    let mut keep = Vec::new();
+    'runs: for (i, (run, s)) in runs.iter().zip(summaries).enumerate() {
+        for (f, c) in filters.iter().zip(&resolved) {
+            let cell = match c.as_str() {
+                "experiment" => Cell::Text(&run.experiment),
+                "run_id" => Cell::Text(&run.run_id),
+                "status" => Cell::Text(run.status_str()),
+                c => match METRICS.iter().position(|m| *m == c) {
+                    Some(m) => Cell::Num(s.values[m]),
+                    None => run.param(c).map_or(Cell::Absent, Cell::Param),
+                },
+            };
+            if !f.matches(cell)? {
+                continue 'runs;
+            }
+        }
+        keep.push(i);
+    }
+    Ok(keep)
+}
+
+/// Mean, sample standard deviation and count of one metric over a row's runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stat {
+    pub mean: f64,
+    /// NaN for a single run.
+    pub sd: f64,
+    pub n: usize,
+}
+
+impl Stat {
+    fn of(xs: &[f64]) -> Stat {
+        let n = xs.len();
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let sd = if n > 1 {
+            (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64).sqrt()
+        } else {
+            f64::NAN
+        };
+        Stat { mean, sd, n }
+    }
+}
+
+/// A row of the comparison: one run, or the runs of one parameter setting over seeds.
+#[derive(Debug, Clone)]
+pub struct Row<'a> {
+    pub runs: Vec<&'a Run>,
+    pub experiment: String,
+    pub run_ids: Vec<String>,
+    /// One per `Table::params` column; `None` where this row's runs lack the key.
+    pub params: Vec<Option<ParamValue>>,
+    pub stats: [Stat; 6],
+    pub status: String,
+}
+
+/// The comparison before formatting.
+#[derive(Debug, Clone)]
+pub struct Table<'a> {
+    /// The parameter columns shown: those whose value differs between rows.
+    pub params: Vec<String>,
+    /// True when rows are groups over `experiment.seed` (shows n and ± sd).
+    pub aggregated: bool,
+    pub rows: Vec<Row<'a>>,
+}
+
+impl<'a> Table<'a> {
+    pub fn build(runs: &[&'a Run], summaries: &[&Summary]) -> Table<'a> {
+        let mut keys: Vec<String> = Vec::new();
+        for r in runs {
+            for (k, _) in &r.params {
+                if !keys.contains(k) {
+                    keys.push(k.clone());
+                }
+            }
+        }
+        let differs = |k: &str, runs: &[&Run]| {
+            let first = runs.first().map(|r| r.param(k));
+            runs.iter().any(|r| Some(r.param(k)) != first)
+        };
+        let aggregated = differs(SEED_KEY, runs);
+        // group key: experiment + every parameter but the seed (as text, which is exact for
+        // the values the runner writes)
+        let group_keys: Vec<String> = keys.iter().filter(|k| !aggregated || *k != SEED_KEY).cloned().collect();
+        let mut order: Vec<String> = Vec::new();
+        let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, r) in runs.iter().enumerate() {
+            let mut id = r.experiment.clone();
+            for k in &group_keys {
+                id.push('\0');
+                id.push_str(&r.param(k).map_or("\u{1}".to_string(), |v| format!("{v:?}")));
+            }
+            if !aggregated {
+                id.push('\0');
+                id.push_str(&i.to_string());
+            }
+            groups.entry(id.clone()).or_insert_with(|| {
+                order.push(id.clone());
+                Vec::new()
+            });
+            groups.get_mut(&id).unwrap().push(i);
+        }
+        let shown: Vec<String> = group_keys.into_iter().filter(|k| differs(k, runs)).collect();
+        let mut rows: Vec<Row> = order
+            .iter()
+            .map(|id| {
+                let members = &groups[id];
+                let first = runs[members[0]];
+                let stats = std::array::from_fn(|m| {
+                    Stat::of(&members.iter().map(|&i| summaries[i].values[m]).collect::<Vec<_>>())
+                });
+                Row {
+                    runs: members.iter().map(|&i| runs[i]).collect(),
+                    experiment: first.experiment.clone(),
+                    run_ids: members.iter().map(|&i| runs[i].run_id.clone()).collect(),
+                    params: shown.iter().map(|k| first.param(k).cloned()).collect(),
+                    stats,
+                    status: status_of(members.iter().map(|&i| runs[i].status_str())),
+                }
+            })
+            .collect();
+        // natural order: experiment, then parameters (numbers by value), then run id
+        rows.sort_by(|a, b| {
+            a.experiment
+                .cmp(&b.experiment)
+                .then_with(|| {
+                    a.params.iter().zip(&b.params).map(|(x, y)| cmp_param(x.as_ref(), y.as_ref())).fold(
+                        Ordering::Equal,
+                        Ordering::then,
+                    )
+                })
+                .then_with(|| a.run_ids.cmp(&b.run_ids))
+        });
+        Table { params: shown, aggregated, rows }
+    }
+
+    /// The column names, as headers and as `--sort` / `--filter` see them.
+    pub fn columns(&self) -> Vec<String> {
+        let mut c = vec!["experiment".to_string(), "run_id".to_string()];
+        c.extend(self.params.iter().cloned());
+        if self.aggregated {
+            c.push("n".into());
+        }
+        c.extend(METRICS.iter().map(|m| m.to_string()));
+        c.push("status".into());
+        c
+    }
+
+    /// Sorts rows by a column; `name:desc`, `name:asc` or `-name`. Missing values and NaN last.
+    pub fn sort_by(&mut self, spec: &str) -> Result<(), ViewError> {
+        let (name, desc) = if let Some(n) = spec.strip_prefix('-') {
+            (n, true)
+        } else if let Some(n) = spec.strip_suffix(":desc") {
+            (n, true)
+        } else {
+            (spec.strip_suffix(":asc").unwrap_or(spec), false)
+        };
+        let columns = self.columns();
+        let column = resolve_column(name, &columns, "--sort")?.to_string();
+        let dir = |o: Ordering| if desc { o.reverse() } else { o };
+        if let Some(m) = METRICS.iter().position(|m| *m == column) {
+            self.rows.sort_by(|a, b| nan_last(a.stats[m].mean, b.stats[m].mean, dir));
+        } else if let Some(p) = self.params.iter().position(|p| *p == column) {
+            self.rows.sort_by(|a, b| match (&a.params[p], &b.params[p]) {
+                (Some(x), Some(y)) => dir(cmp_param(Some(x), Some(y))),
+                (x, y) => x.is_none().cmp(&y.is_none()),
+            });
+        } else {
+            let text = |r: &Row| match column.as_str() {
+                "experiment" => r.experiment.clone(),
+                "run_id" => r.run_ids.join(","),
+                "n" => format!("{:020}", r.runs.len()),
+                _ => r.status.clone(),
+            };
+            self.rows.sort_by(|a, b| dir(text(a).cmp(&text(b))));
+        }
+        Ok(())
+    }
+}
+
+fn nan_last(a: f64, b: f64, dir: impl Fn(Ordering) -> Ordering) -> Ordering {
+    match (a.is_nan(), b.is_nan()) {
+        (false, false) => dir(a.total_cmp(&b)),
+        (x, y) => x.cmp(&y),
+    }
+}
+
+/// Numbers by value, anything else by its text; a missing value last.
+pub(crate) fn cmp_param(a: Option<&ParamValue>, b: Option<&ParamValue>) -> Ordering {
+    let num = |v: &ParamValue| match v {
+        ParamValue::Int(i) => Some(*i as f64),
+        ParamValue::Float(f) => Some(*f),
+        _ => None,
+    };
+    match (a, b) {
+        (Some(x), Some(y)) => match (num(x), num(y)) {
+            (Some(p), Some(q)) => p.total_cmp(&q),
+            _ => x.to_string().cmp(&y.to_string()),
+        },
+        (x, y) => x.is_none().cmp(&y.is_none()),
+    }
+}
+
+/// "done", or "2 done, 1 diverged" for a group of runs that ended differently.
+fn status_of<'s>(statuses: impl Iterator<Item = &'s str>) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for s in statuses {
+        match counts.iter_mut().find(|(t, _)| *t == s) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((s, 1)),
+        }
+    }
+    match counts.as_slice() {
+        [(s, _)] => s.to_string(),
+        _ => counts.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", "),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn best_epoch_skips_nan_and_takes_the_first_tie() {
+        assert_eq!(best_index(&[0.5, f64::NAN, 0.3, 0.3, f64::INFINITY], |a, b| a < b), Some(2));
+        assert_eq!(best_index(&[f64::NAN], |a, b| a < b), None);
+        assert_eq!(best_index(&[0.1, 0.9, 0.9], |a, b| a > b), Some(1));
+    }
+
+    #[test]
+    fn stat_is_mean_and_sample_sd() {
+        let s = Stat::of(&[1.0, 2.0, 3.0]);
+        assert_eq!((s.mean, s.sd, s.n), (2.0, 1.0, 3));
+        assert!(Stat::of(&[4.0]).sd.is_nan());
+    }
+
+    #[test]
+    fn mixed_statuses_are_counted() {
+        assert_eq!(status_of(["done", "done"].into_iter()), "done");
+        assert_eq!(status_of(["done", "diverged", "done"].into_iter()), "2 done, 1 diverged");
+    }
+}

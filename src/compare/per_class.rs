@@ -1,0 +1,202 @@
+//! `compare --per-class`: per-class accuracy, precision, recall and the confusion matrix of each
+//! shown run's best epoch, from its `per_class.parquet` and `confusion.parquet`.
+//!
+//! The runner writes those files for the best epoch by val loss only; with `--by val_acc` a run
+//! whose best-accuracy epoch differs says so instead of silently showing another epoch.
+
+use std::path::Path;
+
+use comfy_table::presets;
+use polars::prelude::*;
+
+use super::render::{comfy, csv_field, json_number, json_rows, json_string, sig4};
+use super::{BestBy, Format, Summary, Table};
+use crate::runs::{Run, ViewError};
+
+struct PerClass {
+    epoch: i64,
+    class: Vec<String>,
+    accuracy: Vec<f64>,
+    precision: Vec<f64>,
+    recall: Vec<f64>,
+    support: Vec<i64>,
+    /// confusion[true][pred], classes in `class` order.
+    confusion: Vec<Vec<i64>>,
+}
+
+fn read(run: &Run) -> Result<Option<PerClass>, ViewError> {
+    let pc_path = run.dir.join("per_class.parquet");
+    let cm_path = run.dir.join("confusion.parquet");
+    if !pc_path.is_file() || !cm_path.is_file() {
+        return Ok(None);
+    }
+    let pc = scan(&pc_path, &["epoch", "class", "accuracy", "precision", "recall", "support"])?;
+    let cm = scan(&cm_path, &["true_class", "pred_class", "count"])?;
+    let err = |path: &Path| {
+        let path = path.to_path_buf();
+        move |e: PolarsError| ViewError::Read { path: path.clone(), reason: e.to_string() }
+    };
+    let strs = |df: &DataFrame, c: &str, p: &Path| -> Result<Vec<String>, ViewError> {
+        Ok(df.column(c).and_then(|c| c.str().cloned()).map_err(err(p))?.iter().map(|s| s.unwrap_or("").to_string()).collect())
+    };
+    let f64s = |df: &DataFrame, c: &str, p: &Path| -> Result<Vec<f64>, ViewError> {
+        let col = df.column(c).and_then(|c| c.cast(&DataType::Float64)).map_err(err(p))?;
+        Ok(col.f64().map_err(err(p))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    };
+    let i64s = |df: &DataFrame, c: &str, p: &Path| -> Result<Vec<i64>, ViewError> {
+        let col = df.column(c).and_then(|c| c.cast(&DataType::Int64)).map_err(err(p))?;
+        Ok(col.i64().map_err(err(p))?.iter().map(|v| v.unwrap_or(0)).collect())
+    };
+    let class = strs(&pc, "class", &pc_path)?;
+    let mut confusion = vec![vec![0; class.len()]; class.len()];
+    let (t, p, n) = (strs(&cm, "true_class", &cm_path)?, strs(&cm, "pred_class", &cm_path)?, i64s(&cm, "count", &cm_path)?);
+    for ((t, p), n) in t.iter().zip(&p).zip(n) {
+        let (Some(i), Some(j)) = (class.iter().position(|c| c == t), class.iter().position(|c| c == p)) else {
+            return Err(ViewError::Read { path: cm_path, reason: format!("class '{t}' or '{p}' is not in per_class.parquet") });
+        };
+        confusion[i][j] = n;
+    }
+    Ok(Some(PerClass {
+        epoch: i64s(&pc, "epoch", &pc_path)?.first().copied().unwrap_or(0),
+        accuracy: f64s(&pc, "accuracy", &pc_path)?,
+        precision: f64s(&pc, "precision", &pc_path)?,
+        recall: f64s(&pc, "recall", &pc_path)?,
+        support: i64s(&pc, "support", &pc_path)?,
+        class,
+        confusion,
+    }))
+}
+
+fn scan(path: &Path, columns: &[&str]) -> Result<DataFrame, ViewError> {
+    let err = |e: PolarsError| ViewError::Read { path: path.to_path_buf(), reason: e.to_string() };
+    let p = path.to_string_lossy();
+    LazyFrame::scan_parquet(PlRefPath::new(p.as_ref()), ScanArgsParquet::default())
+        .map_err(err)?
+        .select(columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
+        .collect()
+        .map_err(err)
+}
+
+fn label(run: &Run) -> String {
+    let params: Vec<String> = run.params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    if params.is_empty() {
+        format!("run {} ({})", run.run_id, run.experiment)
+    } else {
+        format!("run {} ({}; {})", run.run_id, run.experiment, params.join(", "))
+    }
+}
+
+pub fn render(table: &Table, format: Format, by: BestBy) -> Result<String, ViewError> {
+    let runs: Vec<&Run> = table.rows.iter().flat_map(|r| r.runs.iter().copied()).collect();
+    let read: Vec<(&Run, Option<PerClass>)> =
+        runs.into_iter().map(|r| Ok((r, read(r)?))).collect::<Result<_, ViewError>>()?;
+    Ok(match format {
+        Format::Table | Format::Markdown => text(&read, format, by),
+        Format::Csv => csv(&read),
+        Format::Json => json(&read),
+    })
+}
+
+fn text(read: &[(&Run, Option<PerClass>)], format: Format, by: BestBy) -> String {
+    let (preset, heading) =
+        if format == Format::Markdown { (presets::ASCII_MARKDOWN, "### ") } else { (presets::UTF8_FULL_CONDENSED, "") };
+    let mut out = String::new();
+    for (run, pc) in read {
+        let Some(pc) = pc else {
+            out.push_str(&format!("\n{heading}{}: no per_class.parquet / confusion.parquet (status {})\n", label(run), run.status_str()));
+            continue;
+        };
+        out.push_str(&format!("\n{heading}{}, epoch {}\n", label(run), pc.epoch));
+        if by == BestBy::ValAcc {
+            if let Some(best) = Summary::of(run, by).best_epoch().filter(|&e| e != pc.epoch) {
+                out.push_str(&format!(
+                    "(the best epoch by val_acc is {best}; per-class files hold epoch {}, the best by val_loss)\n",
+                    pc.epoch
+                ));
+            }
+        }
+        if format == Format::Markdown {
+            out.push('\n');
+        }
+        let rows = (0..pc.class.len())
+            .map(|i| {
+                vec![
+                    pc.class[i].clone(),
+                    sig4(pc.accuracy[i]),
+                    sig4(pc.precision[i]),
+                    sig4(pc.recall[i]),
+                    pc.support[i].to_string(),
+                ]
+            })
+            .collect();
+        let header = ["class", "accuracy", "precision", "recall", "support"].map(String::from).to_vec();
+        out.push_str(&comfy(header, rows, preset, &[false, true, true, true, true]));
+        out.push_str(&format!("\n{}confusion (rows: true class, columns: predicted)\n", if heading.is_empty() { "" } else { "#### " }));
+        if format == Format::Markdown {
+            out.push('\n');
+        }
+        let mut header = vec!["true \\ pred".to_string()];
+        header.extend(pc.class.iter().cloned());
+        let rows = pc
+            .confusion
+            .iter()
+            .enumerate()
+            .map(|(i, r)| std::iter::once(pc.class[i].clone()).chain(r.iter().map(|n| n.to_string())).collect())
+            .collect();
+        let right: Vec<bool> = (0..=pc.class.len()).map(|i| i > 0).collect();
+        out.push_str(&comfy(header, rows, preset, &right));
+    }
+    out
+}
+
+/// Long tables after a blank line: per-class rows, then confusion rows.
+fn csv(read: &[(&Run, Option<PerClass>)]) -> String {
+    let mut pcs = String::from("\nexperiment,run_id,epoch,class,accuracy,precision,recall,support\n");
+    let mut cms = String::from("\nexperiment,run_id,epoch,true_class,pred_class,count\n");
+    for (run, pc) in read {
+        let Some(pc) = pc else { continue };
+        let (e, id) = (csv_field(&run.experiment), csv_field(&run.run_id));
+        for i in 0..pc.class.len() {
+            pcs.push_str(&format!(
+                "{e},{id},{},{},{},{},{},{}\n",
+                pc.epoch,
+                csv_field(&pc.class[i]),
+                pc.accuracy[i],
+                pc.precision[i],
+                pc.recall[i],
+                pc.support[i]
+            ));
+            for (j, n) in pc.confusion[i].iter().enumerate() {
+                cms.push_str(&format!("{e},{id},{},{},{},{n}\n", pc.epoch, csv_field(&pc.class[i]), csv_field(&pc.class[j])));
+            }
+        }
+    }
+    pcs + &cms
+}
+
+/// A second JSON array, one object per run with its per-class lists and confusion matrix.
+fn json(read: &[(&Run, Option<PerClass>)]) -> String {
+    let header: Vec<String> =
+        ["experiment", "run_id", "epoch", "class", "accuracy", "precision", "recall", "support", "confusion"]
+            .map(String::from)
+            .to_vec();
+    let list = |v: Vec<String>| format!("[{}]", v.join(", "));
+    let rows = read
+        .iter()
+        .filter_map(|(run, pc)| {
+            let pc = pc.as_ref()?;
+            Some(vec![
+                json_string(&run.experiment),
+                json_string(&run.run_id),
+                pc.epoch.to_string(),
+                list(pc.class.iter().map(|c| json_string(c)).collect()),
+                list(pc.accuracy.iter().map(|x| json_number(*x)).collect()),
+                list(pc.precision.iter().map(|x| json_number(*x)).collect()),
+                list(pc.recall.iter().map(|x| json_number(*x)).collect()),
+                list(pc.support.iter().map(|x| x.to_string()).collect()),
+                list(pc.confusion.iter().map(|r| list(r.iter().map(|n| n.to_string()).collect())).collect()),
+            ])
+        })
+        .collect();
+    json_rows(&header, rows)
+}

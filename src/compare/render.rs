@@ -1,0 +1,242 @@
+//! Formats a comparison [`Table`] as a terminal table, Markdown, CSV or JSON.
+//!
+//! Table and Markdown are for reading: 4 significant digits, `mean ± sd` for seed groups, `-`
+//! for a run without epochs. CSV and JSON are for scripts: full precision, a `<metric>_sd` column
+//! next to each metric of a seed group, empty / null for missing and NaN values.
+
+use comfy_table::{presets, CellAlignment, ContentArrangement};
+
+use super::{Format, Row, Stat, Table, METRICS};
+use crate::metrics::ParamValue;
+
+pub fn render(table: &Table, format: Format) -> String {
+    match format {
+        Format::Table => text_table(table, presets::UTF8_FULL_CONDENSED),
+        Format::Markdown => text_table(table, presets::ASCII_MARKDOWN),
+        Format::Csv => csv(table),
+        Format::Json => json(table),
+    }
+}
+
+/// A comfy table with fixed layout (no wrapping to the terminal width, so output is the same
+/// in a pipe, a test or a terminal); the columns marked in `right` (numbers) right-aligned.
+pub fn comfy(header: Vec<String>, rows: Vec<Vec<String>>, preset: &str, right: &[bool]) -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(preset).set_content_arrangement(ContentArrangement::Disabled).set_header(header);
+    for r in rows {
+        t.add_row(r);
+    }
+    for (i, c) in t.column_iter_mut().enumerate() {
+        if right.get(i).copied().unwrap_or(false) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let mut s = t.to_string();
+    s.push('\n');
+    s
+}
+
+fn text_table(table: &Table, preset: &str) -> String {
+    let rows = table
+        .rows
+        .iter()
+        .map(|r| {
+            let mut cells = vec![r.experiment.clone(), short_ids(&r.run_ids)];
+            cells.extend(r.params.iter().map(|p| p.as_ref().map_or("-".into(), |v| v.to_string())));
+            if table.aggregated {
+                cells.push(r.runs.len().to_string());
+            }
+            cells.extend(r.stats.iter().enumerate().map(|(m, s)| stat_text(s, m == 0)));
+            cells.push(r.status.clone());
+            cells
+        })
+        .collect();
+    // numbers right, text left: a parameter column is numeric when all its values are
+    let numeric = |p: usize| {
+        table.rows.iter().all(|r| matches!(r.params[p], None | Some(ParamValue::Int(_) | ParamValue::Float(_))))
+    };
+    let mut right = vec![false, false];
+    right.extend((0..table.params.len()).map(numeric));
+    right.extend(std::iter::repeat_n(true, METRICS.len() + usize::from(table.aggregated)));
+    right.push(false);
+    comfy(table.columns(), rows, preset, &right)
+}
+
+/// "a1b2c3d4e5f6" or "a1b2c3d4e5f6 +2" for a seed group.
+fn short_ids(ids: &[String]) -> String {
+    match ids {
+        [one] => one.clone(),
+        [first, rest @ ..] => format!("{first} +{}", rest.len()),
+        [] => String::new(),
+    }
+}
+
+fn stat_text(s: &Stat, integer: bool) -> String {
+    let f = |x: f64| if integer && x.fract() == 0.0 { format!("{x}") } else { sig4(x) };
+    if s.n == 0 || (s.mean.is_nan() && s.n == 1) {
+        return "-".into();
+    }
+    if s.sd.is_nan() {
+        f(s.mean)
+    } else {
+        format!("{} ± {}", f(s.mean), sig4(s.sd))
+    }
+}
+
+/// Four significant digits, scientific outside [1e-3, 1e5).
+pub fn sig4(x: f64) -> String {
+    if !x.is_finite() {
+        return if x.is_nan() { "NaN".into() } else if x > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    let a = x.abs();
+    if a == 0.0 {
+        return "0".into();
+    }
+    if !(1e-3..1e5).contains(&a) {
+        return format!("{x:.3e}");
+    }
+    let digits = (3 - a.log10().floor() as i32).clamp(0, 6) as usize;
+    format!("{x:.digits$}")
+}
+
+/// Column names and cells for the script formats: metrics as numbers (None = null), `n` and
+/// `<metric>_sd` columns when rows are seed groups.
+enum Value {
+    Text(String),
+    Param(ParamValue),
+    Num(f64),
+    Null,
+}
+
+fn flat(table: &Table) -> (Vec<String>, Vec<Vec<Value>>) {
+    let mut header = vec!["experiment".to_string(), "run_id".to_string()];
+    header.extend(table.params.iter().cloned());
+    if table.aggregated {
+        header.push("n".into());
+    }
+    for m in METRICS {
+        header.push(m.to_string());
+        if table.aggregated {
+            header.push(format!("{m}_sd"));
+        }
+    }
+    header.push("status".into());
+    let num = |x: f64| if x.is_finite() { Value::Num(x) } else { Value::Null };
+    let rows = table
+        .rows
+        .iter()
+        .map(|r: &Row| {
+            let mut v = vec![Value::Text(r.experiment.clone()), Value::Text(r.run_ids.join(","))];
+            v.extend(r.params.iter().map(|p| p.clone().map_or(Value::Null, Value::Param)));
+            if table.aggregated {
+                v.push(Value::Param(ParamValue::Int(r.runs.len() as i64)));
+            }
+            for s in &r.stats {
+                v.push(num(s.mean));
+                if table.aggregated {
+                    v.push(num(s.sd));
+                }
+            }
+            v.push(Value::Text(r.status.clone()));
+            v
+        })
+        .collect();
+    (header, rows)
+}
+
+pub fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn csv(table: &Table) -> String {
+    let (header, rows) = flat(table);
+    let mut out = header.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(",") + "\n";
+    for r in rows {
+        let cells: Vec<String> = r
+            .iter()
+            .map(|v| match v {
+                Value::Text(s) => csv_field(s),
+                Value::Param(p) => csv_field(&p.to_string()),
+                Value::Num(x) => format!("{x}"),
+                Value::Null => String::new(),
+            })
+            .collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+pub fn json_string(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialise")
+}
+
+/// One JSON object per line inside an array; keys in column order (serde_json's map would sort
+/// them).
+fn json(table: &Table) -> String {
+    let (header, rows) = flat(table);
+    json_rows(&header, rows.iter().map(|r| r.iter().map(json_value).collect()).collect())
+}
+
+pub fn json_rows(header: &[String], rows: Vec<Vec<String>>) -> String {
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let fields: Vec<String> =
+                header.iter().zip(r).map(|(h, v)| format!("{}: {v}", json_string(h))).collect();
+            format!("  {{{}}}", fields.join(", "))
+        })
+        .collect();
+    if lines.is_empty() {
+        "[]\n".into()
+    } else {
+        format!("[\n{}\n]\n", lines.join(",\n"))
+    }
+}
+
+fn json_value(v: &Value) -> String {
+    match v {
+        Value::Text(s) => json_string(s),
+        Value::Param(ParamValue::Str(s)) => json_string(s),
+        Value::Param(ParamValue::Float(f)) if f.is_finite() => json_number(*f),
+        Value::Param(ParamValue::Float(_)) => "null".into(),
+        Value::Param(p) => p.to_string(),
+        Value::Num(x) => json_number(*x),
+        Value::Null => "null".into(),
+    }
+}
+
+pub fn json_number(x: f64) -> String {
+    // Rust's f64 Display never uses exponents, so it is always a valid JSON number
+    if x.is_finite() {
+        format!("{x}")
+    } else {
+        "null".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn four_significant_digits() {
+        assert_eq!(sig4(0.693147), "0.6931");
+        assert_eq!(sig4(12.3456), "12.35");
+        assert_eq!(sig4(0.0001234), "1.234e-4");
+        assert_eq!(sig4(0.0), "0");
+        assert_eq!(sig4(f64::NAN), "NaN");
+        assert_eq!(sig4(1234.6), "1235");
+    }
+
+    #[test]
+    fn csv_quotes_only_when_needed() {
+        assert_eq!(csv_field("sgd"), "sgd");
+        assert_eq!(csv_field("a,b"), "\"a,b\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
+}

@@ -1,0 +1,473 @@
+//! Finding and reading the runs of results trees, for the views (`compare`, `plot`).
+//!
+//! Runs are read with one polars lazy scan per *schema group* — runs whose manifests name the
+//! same swept keys and classes, so their `metrics.parquet` files have the same columns — which
+//! lets polars read thousands of small files in parallel and read only the needed columns. Runs
+//! from several experiments, folders or machines end up in one list.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use crate::metrics::ParamValue;
+use crate::store::{self, Manifest, Status};
+
+mod cache;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ViewError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("cannot write {path}: {reason}")]
+    Write { path: PathBuf, reason: String },
+    #[error("no such results folder or file: {0}")]
+    Missing(PathBuf),
+    #[error("bad glob pattern '{pattern}': {reason}")]
+    Glob { pattern: String, reason: String },
+    #[error("no runs (folders with metrics.parquet or manifest.json) under {0}")]
+    NoRuns(String),
+    #[error("{0}")]
+    Filter(String),
+    #[error("{0}")]
+    Column(String),
+    #[error("{0}")]
+    Plot(String),
+}
+
+/// The metric columns every `metrics.parquet` has; anything else but `val_acc.<class>` and the
+/// key columns is a swept parameter.
+pub const METRIC_COLUMNS: &[&str] = &[
+    "experiment",
+    "run_id",
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "weight_norm",
+    "lr",
+    "epoch_seconds",
+    "images_per_second",
+];
+
+/// One run's per-epoch series, sorted by epoch.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Epochs {
+    pub epoch: Vec<i64>,
+    pub train_loss: Vec<f64>,
+    pub val_loss: Vec<f64>,
+    pub val_acc: Vec<f64>,
+    pub weight_norm: Vec<f64>,
+}
+
+impl Epochs {
+    pub fn len(&self) -> usize {
+        self.epoch.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.epoch.is_empty()
+    }
+
+    fn sort(&mut self) {
+        if self.epoch.windows(2).all(|w| w[0] <= w[1]) {
+            return;
+        }
+        let mut idx: Vec<usize> = (0..self.len()).collect();
+        idx.sort_by_key(|&i| self.epoch[i]);
+        let pick_i = |v: &Vec<i64>| idx.iter().map(|&i| v[i]).collect::<Vec<_>>();
+        let pick = |v: &Vec<f64>| idx.iter().map(|&i| v[i]).collect::<Vec<_>>();
+        *self = Epochs {
+            epoch: pick_i(&self.epoch),
+            train_loss: pick(&self.train_loss),
+            val_loss: pick(&self.val_loss),
+            val_acc: pick(&self.val_acc),
+            weight_norm: pick(&self.weight_norm),
+        };
+    }
+}
+
+/// A run as the views see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Run {
+    pub dir: PathBuf,
+    pub experiment: String,
+    pub run_id: String,
+    /// Swept parameters by dotted key, typed as in `metrics.parquet` (from the manifest's strings
+    /// when the run has no metrics yet).
+    pub params: Vec<(String, ParamValue)>,
+    /// `None` when the run folder has no manifest.json.
+    pub status: Option<Status>,
+    pub epochs: Epochs,
+}
+
+impl Run {
+    pub fn param(&self, key: &str) -> Option<&ParamValue> {
+        self.params.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    pub fn status_str(&self) -> &'static str {
+        match self.status {
+            Some(Status::Running) => "running",
+            Some(Status::Done) => "done",
+            Some(Status::Diverged) => "diverged",
+            Some(Status::Failed) => "failed",
+            None => "unknown",
+        }
+    }
+}
+
+/// Run folders under the given folders, files (`metrics.parquet`, `manifest.json`) or glob
+/// patterns (expanded here, for quoted globs), sorted and without duplicates.
+pub fn find_run_dirs<S: AsRef<str>>(inputs: &[S]) -> Result<Vec<PathBuf>, ViewError> {
+    let mut dirs = Vec::new();
+    for input in inputs {
+        let input = input.as_ref();
+        let before = dirs.len();
+        if input.contains(['*', '?', '[']) {
+            let paths = glob::glob(input)
+                .map_err(|e| ViewError::Glob { pattern: input.into(), reason: e.to_string() })?;
+            for p in paths {
+                let p = p.map_err(|e| ViewError::Read {
+                    path: e.path().to_path_buf(),
+                    reason: e.error().to_string(),
+                })?;
+                add_path(&p, &mut dirs)?;
+            }
+        } else {
+            let p = Path::new(input);
+            if !p.exists() {
+                return Err(ViewError::Missing(p.to_path_buf()));
+            }
+            add_path(p, &mut dirs)?;
+        }
+        if dirs.len() == before {
+            return Err(ViewError::NoRuns(input.to_string()));
+        }
+    }
+    dirs.sort();
+    dirs.dedup();
+    Ok(dirs)
+}
+
+fn add_path(p: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), ViewError> {
+    if p.is_file() {
+        if let Some(parent) = p.parent().filter(|_| is_run_file(p)) {
+            dirs.push(parent.to_path_buf());
+        }
+        return Ok(());
+    }
+    walk(p, dirs)
+}
+
+fn is_run_file(p: &Path) -> bool {
+    matches!(p.file_name().and_then(|n| n.to_str()), Some("metrics.parquet" | "manifest.json"))
+}
+
+fn walk(dir: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), ViewError> {
+    if dir.join("metrics.parquet").is_file() || dir.join("manifest.json").is_file() {
+        dirs.push(dir.to_path_buf());
+        return Ok(());
+    }
+    let read = |e: std::io::Error| ViewError::Read { path: dir.to_path_buf(), reason: e.to_string() };
+    for entry in std::fs::read_dir(dir).map_err(read)? {
+        let entry = entry.map_err(read)?;
+        let hidden = entry.file_name().to_string_lossy().starts_with('.');
+        if !hidden && entry.file_type().map_err(read)?.is_dir() {
+            walk(&entry.path(), dirs)?;
+        }
+    }
+    Ok(())
+}
+
+/// Reads the manifests and metrics of the given run folders, in their order: from the cache
+/// next to them where it is still valid, afresh otherwise (then the cache is updated).
+pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
+    // stamps first: a file replaced while we read it shows as changed next time
+    let stamps: Vec<(String, String)> = dirs.par_iter().map(|d| cache::run_stamps(d)).collect();
+    let mut by_parent: HashMap<PathBuf, Vec<usize>> = HashMap::new();
+    for (i, d) in dirs.iter().enumerate() {
+        by_parent.entry(cache::split(d).1).or_default().push(i);
+    }
+    let mut out: Vec<Option<Run>> = vec![None; dirs.len()];
+    let mut caches: HashMap<PathBuf, HashMap<String, cache::Cached>> = HashMap::new();
+    for (parent, idx) in &by_parent {
+        let mut cached = cache::read(parent);
+        for &i in idx {
+            let name = cache::split(&dirs[i]).0;
+            if cached.get(&name).is_some_and(|c| c.stamps == stamps[i]) {
+                let mut run = cached.remove(&name).expect("present").run;
+                run.dir = dirs[i].clone();
+                out[i] = Some(run);
+            }
+        }
+        caches.insert(parent.clone(), cached);
+    }
+    let fresh: Vec<usize> = (0..dirs.len()).filter(|&i| out[i].is_none()).collect();
+    if fresh.is_empty() {
+        return Ok(out.into_iter().map(|r| r.expect("all cached")).collect());
+    }
+    let fresh_dirs: Vec<PathBuf> = fresh.iter().map(|&i| dirs[i].clone()).collect();
+    for (&i, run) in fresh.iter().zip(read_fresh(&fresh_dirs)?) {
+        out[i] = Some(run);
+    }
+    let runs: Vec<Run> = out.into_iter().map(|r| r.expect("read")).collect();
+    // rewrite the caches of the folders that had anything new, keeping runs not asked for now
+    let mut stale: Vec<&PathBuf> = fresh.iter().map(|&i| &dirs[i]).filter_map(|d| d.parent()).map(|p| {
+        by_parent.get_key_value(p).expect("grouped").0
+    }).collect();
+    stale.sort();
+    stale.dedup();
+    for parent in stale {
+        let mut entries: Vec<cache::Cached> = caches.remove(parent).unwrap_or_default().into_values().collect();
+        entries.retain(|c| c.run.dir.is_dir());
+        entries.extend(by_parent[parent].iter().map(|&i| cache::Cached { stamps: stamps[i].clone(), run: runs[i].clone() }));
+        cache::write(parent, &entries.iter().collect::<Vec<_>>());
+    }
+    Ok(runs)
+}
+
+/// Reads run folders without the cache.
+pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
+    let manifests: Vec<Option<Manifest>> = dirs
+        .par_iter()
+        .map(|d| {
+            let path = d.join("manifest.json");
+            if !path.is_file() {
+                return Ok(None);
+            }
+            store::read_manifest(&path)
+                .map(Some)
+                .map_err(|e| ViewError::Read { path, reason: source_reason(&e) })
+        })
+        .collect::<Result<_, _>>()?;
+    let mut runs: Vec<Run> = dirs
+        .iter()
+        .zip(&manifests)
+        .map(|(dir, m)| Run {
+            dir: dir.clone(),
+            experiment: m.as_ref().map(|m| m.experiment.clone()).unwrap_or_else(|| parent_name(dir)),
+            run_id: m.as_ref().map(|m| m.run_id.clone()).unwrap_or_else(|| file_name(dir)),
+            params: m
+                .as_ref()
+                .map(|m| m.swept.iter().map(|(k, v)| (k.clone(), parse_param(v))).collect())
+                .unwrap_or_default(),
+            status: m.as_ref().map(|m| m.status),
+            epochs: Epochs::default(),
+        })
+        .collect();
+
+    // Group the runs that have metrics by schema: (swept keys, classes) from the manifest; a
+    // run without manifest is a group of its own.
+    let has_metrics: Vec<bool> = dirs.par_iter().map(|d| d.join("metrics.parquet").is_file()).collect();
+    let mut groups: HashMap<(Vec<String>, Vec<String>, usize), Vec<usize>> = HashMap::new();
+    for (i, m) in manifests.iter().enumerate() {
+        if !has_metrics[i] {
+            continue;
+        }
+        let key = match m {
+            // key and value type (as far as the manifest's text tells), so that a sweep like
+            // `lambda = [0, 1e-3]` (an integer and floats) does not mix Parquet schemas
+            Some(m) => (
+                m.swept.iter().map(|(k, v)| format!("{k}:{}", type_tag(&parse_param(v)))).collect(),
+                m.classes.clone(),
+                usize::MAX,
+            ),
+            None => (Vec::new(), Vec::new(), i),
+        };
+        groups.entry(key).or_default().push(i);
+    }
+    let mut groups: Vec<Vec<usize>> = groups.into_values().collect();
+    groups.sort();
+    for group in groups {
+        if let Err(e) = read_group(&mut runs, &group) {
+            if group.len() == 1 {
+                return Err(e);
+            }
+            // schemas differ after all (a float written as "1" in the manifest): one by one
+            tracing::debug!("scanning {} runs one by one: {e}", group.len());
+            for &i in &group {
+                runs[i].epochs = Epochs::default();
+                read_group(&mut runs, &[i])?;
+            }
+        }
+    }
+    Ok(runs)
+}
+
+fn source_reason(e: &store::StoreError) -> String {
+    match e {
+        store::StoreError::Read { reason, .. } => reason.clone(),
+        other => other.to_string(),
+    }
+}
+
+const FILE_COLUMN: &str = "__runner_file";
+
+/// One lazy scan over the metrics files of runs with the same columns.
+fn read_group(runs: &mut [Run], group: &[usize]) -> Result<(), ViewError> {
+    let paths: Vec<String> =
+        group.iter().map(|&i| runs[i].dir.join("metrics.parquet").to_string_lossy().into_owned()).collect();
+    // polars names the failing file in most of its messages; a single-file scan names it here
+    let err_path = match paths.as_slice() {
+        [one] => PathBuf::from(one),
+        _ => runs[group[0]].dir.parent().unwrap_or(Path::new(".")).join("*/metrics.parquet"),
+    };
+    let err = |e: PolarsError| ViewError::Read { path: err_path.clone(), reason: e.to_string() };
+    let args = ScanArgsParquet {
+        include_file_paths: Some(FILE_COLUMN.into()),
+        glob: false,
+        ..Default::default()
+    };
+    let sources = ScanSources::Paths(paths.iter().map(|p| PlRefPath::new(p.as_str())).collect());
+    let mut lf = LazyFrame::scan_parquet_sources(sources, args).map_err(err)?;
+    let schema = lf.collect_schema().map_err(err)?;
+    let params: Vec<String> = schema
+        .iter_names()
+        .map(|n| n.to_string())
+        .filter(|n| !METRIC_COLUMNS.contains(&n.as_str()) && !n.starts_with("val_acc.") && n != FILE_COLUMN)
+        .collect();
+    let wanted = ["epoch", "train_loss", "val_loss", "val_acc", "weight_norm"];
+    let mut select: Vec<Expr> = vec![col(FILE_COLUMN)];
+    select.extend(wanted.iter().map(|c| col(*c)));
+    select.extend(params.iter().map(|c| col(c.as_str())));
+    let mut df = lf.select(select).collect().map_err(err)?;
+    // one chunk per column: row access into a frame of thousands of file-sized chunks is a
+    // search over the chunks, which made 10,000 runs take minutes instead of seconds
+    df.rechunk_mut_par();
+
+    let by_path: HashMap<&str, usize> = paths.iter().map(|p| p.as_str()).zip(group.iter().copied()).collect();
+    let files = df.column(FILE_COLUMN).and_then(|c| c.str()).map_err(err)?;
+    let epoch = df.column("epoch").and_then(|c| c.cast(&DataType::Int64)).map_err(err)?;
+    let epoch = epoch.i64().map_err(err)?;
+    let f64_col = |name: &str| -> Result<Float64Chunked, ViewError> {
+        let c = df.column(name).and_then(|c| c.cast(&DataType::Float64)).map_err(err)?;
+        Ok(c.f64().map_err(err)?.clone())
+    };
+    let (train_loss, val_loss, val_acc, weight_norm) =
+        (f64_col("train_loss")?, f64_col("val_loss")?, f64_col("val_acc")?, f64_col("weight_norm")?);
+    let param_cols: Vec<&Column> = params.iter().map(|p| df.column(p)).collect::<Result<_, _>>().map_err(err)?;
+
+    let mut current: Option<(&str, usize)> = None;
+    for row in 0..df.height() {
+        let file = files.get(row).unwrap_or("");
+        let run = match current {
+            Some((f, r)) if f == file => r,
+            _ => {
+                let Some(&r) = by_path.get(file) else { continue };
+                current = Some((file, r));
+                if runs[r].epochs.is_empty() {
+                    // the Parquet columns are typed: they replace the manifest's strings
+                    runs[r].params = params
+                        .iter()
+                        .zip(&param_cols)
+                        .map(|(k, c)| Ok((k.clone(), any_to_param(c.get(row).map_err(err)?))))
+                        .collect::<Result<_, ViewError>>()?;
+                }
+                r
+            }
+        };
+        let e = &mut runs[run].epochs;
+        e.epoch.push(epoch.get(row).unwrap_or(0));
+        let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
+        e.train_loss.push(nan(train_loss.get(row)));
+        e.val_loss.push(nan(val_loss.get(row)));
+        e.val_acc.push(nan(val_acc.get(row)));
+        e.weight_norm.push(nan(weight_norm.get(row)));
+    }
+    for &i in group {
+        runs[i].epochs.sort();
+    }
+    Ok(())
+}
+
+fn any_to_param(v: AnyValue) -> ParamValue {
+    match v {
+        AnyValue::Boolean(b) => ParamValue::Bool(b),
+        AnyValue::Float64(f) => ParamValue::Float(f),
+        AnyValue::Float32(f) => ParamValue::Float(f as f64),
+        AnyValue::String(s) => ParamValue::Str(s.to_string()),
+        AnyValue::StringOwned(s) => ParamValue::Str(s.to_string()),
+        AnyValue::Null => ParamValue::Str(String::new()),
+        other => match other.extract::<i64>() {
+            Some(i) => ParamValue::Int(i),
+            None => ParamValue::Str(other.to_string()),
+        },
+    }
+}
+
+fn type_tag(v: &ParamValue) -> char {
+    match v {
+        ParamValue::Int(_) => 'i',
+        ParamValue::Float(_) => 'f',
+        ParamValue::Bool(_) => 'b',
+        ParamValue::Str(_) => 's',
+    }
+}
+
+/// A manifest value string back to a typed value (integers, then floats, then booleans).
+pub fn parse_param(s: &str) -> ParamValue {
+    if let Ok(i) = s.parse::<i64>() {
+        ParamValue::Int(i)
+    } else if let Ok(f) = s.parse::<f64>() {
+        ParamValue::Float(f)
+    } else if let Ok(b) = s.parse::<bool>() {
+        ParamValue::Bool(b)
+    } else {
+        ParamValue::Str(s.to_string())
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn parent_name(p: &Path) -> String {
+    p.parent().map(file_name).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_strings_become_typed_values() {
+        assert_eq!(parse_param("3"), ParamValue::Int(3));
+        assert_eq!(parse_param("0.001"), ParamValue::Float(0.001));
+        assert_eq!(parse_param("true"), ParamValue::Bool(true));
+        assert_eq!(parse_param("sgd"), ParamValue::Str("sgd".into()));
+    }
+
+    #[test]
+    fn epochs_are_put_in_order() {
+        let mut e = Epochs {
+            epoch: vec![2, 1],
+            train_loss: vec![0.2, 0.1],
+            val_loss: vec![2.0, 1.0],
+            val_acc: vec![0.5, 0.4],
+            weight_norm: vec![3.0, 4.0],
+        };
+        e.sort();
+        assert_eq!((e.epoch, e.val_loss, e.weight_norm), (vec![1, 2], vec![1.0, 2.0], vec![4.0, 3.0]));
+    }
+
+    #[test]
+    fn finds_run_folders_and_reports_empty_inputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("exp/abc");
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::create_dir_all(dir.path().join("exp/plots")).unwrap();
+        std::fs::write(run.join("manifest.json"), "{}").unwrap();
+        let root = dir.path().to_string_lossy().into_owned();
+        assert_eq!(find_run_dirs(&[root.as_str()]).unwrap(), vec![run.clone()]);
+        let empty = dir.path().join("exp/plots").to_string_lossy().into_owned();
+        assert_eq!(
+            find_run_dirs(&[empty.as_str()]).unwrap_err().to_string(),
+            format!("no runs (folders with metrics.parquet or manifest.json) under {empty}")
+        );
+        let err = load_runs(&[run.clone()]).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("cannot read {}: missing field", run.join("manifest.json").display())), "{err}");
+    }
+}

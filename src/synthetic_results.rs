@@ -1,0 +1,149 @@
+//! Synthetic results trees, laid out and typed exactly like the runner's (through
+//! `metrics::epochs_frame`, `per_class_frame`, `confusion_frame` and `store::Manifest`), for the
+//! views' tests and the `compare` benchmark. The curves are smooth made-up functions of the run's
+//! parameters, so a test can predict which epoch is best.
+
+use std::path::Path;
+
+use polars::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::metrics::{self, ParamValue, RunKey};
+use crate::store::{Manifest, RunDir, Status, StoreError};
+use crate::train::EpochMetrics;
+
+/// What to write for one run.
+#[derive(Debug, Clone)]
+pub struct SyntheticRun {
+    pub experiment: String,
+    pub swept: Vec<(String, ParamValue)>,
+    pub classes: Vec<String>,
+    /// Epochs planned; `Diverged` and `Failed` runs record fewer (see [`write_run`]).
+    pub epochs: usize,
+    pub status: Status,
+    /// Also write `per_class.parquet` and `confusion.parquet` (best epoch by val loss).
+    pub per_class: bool,
+}
+
+/// The run id the synthetic writer gives a run: a hash of its experiment and swept values.
+pub fn run_id(experiment: &str, swept: &[(String, ParamValue)]) -> String {
+    let mut h = Sha256::new();
+    h.update(experiment.as_bytes());
+    for (k, v) in swept {
+        h.update(format!("\0{k}={v}").as_bytes());
+    }
+    h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
+}
+
+/// The metrics of epoch `e` (1-based) of a run whose regularisation strength is `lambda` and
+/// whose seed-like jitter is `h` in [0, 1). Val loss falls, then rises (overfitting) from about
+/// epoch ln(45 / (1 - h·0.5)) / 0.4 ≈ 9.5; a larger lambda lowers the weight norm.
+pub fn epoch_metrics(e: usize, lambda: f64, h: f64, classes: usize) -> EpochMetrics {
+    let ef = e as f64;
+    let val_loss = 0.25 + 0.45 * (-0.4 * ef).exp() + 0.004 * ef * (1.0 - 0.5 * h) + 0.02 * h;
+    let val_acc = (1.0 - val_loss / 1.5).clamp(0.0, 1.0);
+    let support = 50u64;
+    let class_acc: Vec<f64> = (0..classes)
+        .map(|c| (val_acc + 0.04 * (c as f64 - (classes as f64 - 1.0) / 2.0)).clamp(0.0, 1.0))
+        .collect();
+    let confusion = (0..classes)
+        .map(|t| {
+            let right = (class_acc[t] * support as f64).round() as u64;
+            (0..classes)
+                .map(|p| match p {
+                    _ if p == t => right,
+                    _ if p == (t + 1) % classes => support - right,
+                    _ => 0,
+                })
+                .collect()
+        })
+        .collect();
+    EpochMetrics {
+        epoch: e,
+        train_loss: 0.05 + 0.7 * (-0.3 * ef).exp() + 0.02 * h,
+        train_acc: (1.0 - 0.6 * (-0.3 * ef).exp()).clamp(0.0, 1.0),
+        val_loss,
+        val_acc,
+        val_class_acc: class_acc,
+        confusion,
+        weight_norm: 3.0 + 0.2 * ef / (1.0 + 100.0 * lambda) + 0.05 * h,
+        lr: 0.01,
+        epoch_seconds: 1.5,
+        images_per_second: 400.0,
+        train_samples: 1000,
+        skipped: 0,
+    }
+}
+
+/// Writes `results/<experiment>/<run_id>/` with metrics.parquet (unless the run failed before its
+/// first epoch) and manifest.json. A `Diverged` run records `epochs / 2` epochs, a `Running` run
+/// `epochs / 3`, a `Failed` run none. Plain writes, no fsync: this is a test fixture.
+pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreError> {
+    let id = run_id(&run.experiment, &run.swept);
+    let dir = RunDir::new(results, &run.experiment, &id);
+    dir.create()?;
+    let lambda = run
+        .swept
+        .iter()
+        .find(|(k, _)| k.ends_with("lambda"))
+        .map(|(_, v)| match v {
+            ParamValue::Float(f) => *f,
+            ParamValue::Int(i) => *i as f64,
+            _ => 0.0,
+        })
+        .unwrap_or(0.0);
+    let h = u32::from_str_radix(&id[..6], 16).unwrap_or(0) as f64 / (1u32 << 24) as f64;
+    let done = match run.status {
+        Status::Done => run.epochs,
+        Status::Diverged => run.epochs / 2,
+        Status::Running => run.epochs / 3,
+        Status::Failed => 0,
+    };
+    let rows: Vec<EpochMetrics> =
+        (1..=done).map(|e| epoch_metrics(e, lambda, h, run.classes.len())).collect();
+    let key = RunKey { experiment: &run.experiment, run_id: &id, swept: &run.swept, classes: &run.classes };
+    let parquet = |name: &str, df: PolarsResult<DataFrame>| -> Result<(), StoreError> {
+        let path = dir.file(name);
+        let polars_err = |source| StoreError::Polars { path: path.clone(), source };
+        let mut df = df.map_err(polars_err)?;
+        let f = std::fs::File::create(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+        ParquetWriter::new(f).finish(&mut df).map_err(polars_err)?;
+        Ok(())
+    };
+    if !rows.is_empty() {
+        parquet("metrics.parquet", metrics::epochs_frame(&key, &rows))?;
+        if run.per_class {
+            let best = metrics::best_epoch(&rows).expect("rows");
+            parquet("per_class.parquet", metrics::per_class_frame(&key, best))?;
+            parquet("confusion.parquet", metrics::confusion_frame(&key, best))?;
+        }
+    }
+    let manifest = Manifest {
+        experiment: run.experiment.clone(),
+        run_id: id.clone(),
+        index: 0,
+        swept: run.swept.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+        spec_hash: "0".repeat(12),
+        dataset_fingerprint: "0".repeat(64),
+        weights_hash: None,
+        seed: 0,
+        status: run.status,
+        epochs_done: done,
+        epochs: run.epochs,
+        diverged_epoch: (run.status == Status::Diverged).then_some(done + 1),
+        error: (run.status == Status::Failed).then(|| "synthetic failure".to_string()),
+        classes: run.classes.clone(),
+        device: "cpu".into(),
+        threads: 1,
+        git_commit: None,
+        git_dirty: None,
+        runner_version: env!("CARGO_PKG_VERSION").into(),
+        crate_versions: Vec::new(),
+        started_at: "2026-01-01T00:00:00Z".into(),
+        finished_at: None,
+    };
+    let json = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
+    std::fs::write(dir.file("manifest.json"), json + "\n")
+        .map_err(|source| StoreError::Io { path: dir.file("manifest.json"), source })?;
+    Ok(dir)
+}
