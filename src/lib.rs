@@ -12,4 +12,5 @@ pub mod report;
 pub mod run;
 pub mod spec;
 pub mod store;
+pub mod summary;
 pub mod train;

@@ -233,3 +233,14 @@ fn predict_names_chelsea_a_cat_with_the_embedded_efficientnet() {
         assert!(top.iter().any(|l| l.contains(&format!(" {index} ")) && l.contains(name)), "{stdout}");
     }
 }
+
+#[test]
+fn summary_of_one_layer_spells_out_the_formulas() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = runner(dir.path(), &["summary", "--layer", "conv", "--in", "10,48,64", "--out-channels", "20", "--kernel", "3"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Cout×H′×W′ = 20×46×62"), "{stdout}");
+    assert!(stdout.contains("3·3·10/1·20 + 20 = 1,820"), "{stdout}");
+    assert!(stdout.contains("46·62·20·3·3·10/1 = 5,133,600"), "{stdout}");
+}
