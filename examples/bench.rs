@@ -1,6 +1,6 @@
 //! Throughput and memory harness (not a test): `cargo run --release --example bench -- WHAT`
 //! with WHAT one of `resnet18-train` (64×64, batch 16), `resnet34-train` (224×224, batch 4;
-//! run under `/usr/bin/time -v` for peak RSS), `lite0-infer` (224×224, batch 8),
+//! run under `/usr/bin/time -v` for peak RSS), `lite0-infer` / `lite0-train` (224×224, batch 8),
 //! `conv` (per-layer conv GFLOP/s), `bn` (fused vs dfdx BatchNorm). Optional second argument:
 //! iterations. dfdx's tensor cache is enabled unless NO_CACHE is set.
 
@@ -10,7 +10,9 @@ use dfdx::losses::cross_entropy_with_logits_loss;
 use dfdx::optim::{Momentum, Sgd, SgdConfig};
 use dfdx::prelude::*;
 use runner::models::{Backbone, Classifier, Dev, EfficientNetLite0, ResNet18, ResNet34};
-use runner::ops::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward, Conv2dGeom};
+use runner::ops::conv::{
+    conv2d_backward_input, conv2d_backward_weight, conv2d_forward, Conv2dGeom,
+};
 use runner::ops::Padding;
 
 fn train<B: Backbone>(batch: usize, size: usize, iters: usize) {
@@ -19,8 +21,16 @@ fn train<B: Backbone>(batch: usize, size: usize, iters: usize) {
         dev.enable_cache();
     }
     let mut model = Classifier::<B>::new(&dev, 10);
-    let mut opt = Sgd::new(&model, SgdConfig { lr: 0.01, momentum: Some(Momentum::Classic(0.9)), weight_decay: None });
-    let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> = dev.sample_normal_like(&(batch, Const, size, size));
+    let mut opt = Sgd::new(
+        &model,
+        SgdConfig {
+            lr: 0.01,
+            momentum: Some(Momentum::Classic(0.9)),
+            weight_decay: None,
+        },
+    );
+    let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> =
+        dev.sample_normal_like(&(batch, Const, size, size));
     let mut y = vec![0.0f32; batch * 10];
     (0..batch).for_each(|i| y[i * 10 + i % 10] = 1.0);
     let y = dev.tensor_from_vec(y, (batch, 10usize));
@@ -50,13 +60,19 @@ fn infer<B: Backbone>(batch: usize, size: usize, iters: usize) {
         dev.enable_cache();
     }
     let model = Classifier::<B>::new(&dev, 1000);
-    let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> = dev.sample_normal_like(&(batch, Const, size, size));
+    let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> =
+        dev.sample_normal_like(&(batch, Const, size, size));
     for i in 0..iters + 1 {
         let start = Instant::now();
         let y = model.forward_eval(x.clone());
         let _ = y.as_vec();
         let s = start.elapsed().as_secs_f64();
-        println!("{} eval {size}x{size} batch {batch} run {i}: {:.3} s, {:.2} img/s", B::NAME, s, batch as f64 / s);
+        println!(
+            "{} eval {size}x{size} batch {batch} run {i}: {:.3} s, {:.2} img/s",
+            B::NAME,
+            s,
+            batch as f64 / s
+        );
     }
 }
 
@@ -72,7 +88,13 @@ fn conv_layers() {
         ("lite0 dw 5x5", 240, 240, 5, 1, 240, 28),
     ];
     for (name, ci, co, k, s, g, hw) in layers {
-        let pad = if k == 7 { Padding::Symmetric(3) } else if g > 1 { Padding::Same } else { Padding::Symmetric(k / 2) };
+        let pad = if k == 7 {
+            Padding::Symmetric(3)
+        } else if g > 1 {
+            Padding::Same
+        } else {
+            Padding::Symmetric(k / 2)
+        };
         let geom = Conv2dGeom::new(4, ci, hw, hw, co, k, s, pad, g);
         let x = vec![0.5f32; 4 * ci * hw * hw];
         let w = vec![0.01f32; geom.weight_len()];
@@ -105,7 +127,8 @@ fn batchnorm() {
     }
     let mut ours = dev.build_module::<runner::nn::builder::BatchNorm2D<64>, f32>();
     let mut theirs = dev.build_module::<dfdx::nn::builders::BatchNorm2D<64>, f32>();
-    let x: Tensor<(usize, Const<64>, usize, usize), f32, Dev> = dev.sample_normal_like(&(4, Const, 112, 112));
+    let x: Tensor<(usize, Const<64>, usize, usize), f32, Dev> =
+        dev.sample_normal_like(&(4, Const, 112, 112));
     for round in 0..3 {
         let t = Instant::now();
         let y = ours.forward_mut(x.clone().leaky_traced());
@@ -115,7 +138,11 @@ fn batchnorm() {
         let y = theirs.forward_mut(x.clone().leaky_traced());
         let _ = y.sum().backward();
         let b = t.elapsed().as_secs_f64();
-        println!("batchnorm train fwd+bwd round {round}: fused {:.1} ms, dfdx {:.1} ms", a * 1e3, b * 1e3);
+        println!(
+            "batchnorm train fwd+bwd round {round}: fused {:.1} ms, dfdx {:.1} ms",
+            a * 1e3,
+            b * 1e3
+        );
     }
 }
 
@@ -127,6 +154,7 @@ fn main() {
         "resnet18-train" => train::<ResNet18>(16, 64, iters),
         "resnet34-train" => train::<ResNet34>(4, 224, iters),
         "lite0-infer" => infer::<EfficientNetLite0>(8, 224, iters),
+        "lite0-train" => train::<EfficientNetLite0>(8, 224, iters),
         "conv" => conv_layers(),
         "bn" => batchnorm(),
         other => panic!("unknown benchmark {other}"),

@@ -7,8 +7,8 @@ use dfdx::losses::cross_entropy_with_logits_loss;
 use dfdx::optim::{Momentum, Sgd, SgdConfig};
 use dfdx::prelude::*;
 use runner::models::{
-    fill_with_hash, imagenet_class_name, load_torchvision_weights, save_torchvision_weights, Backbone, Classifier, Dev,
-    EfficientNetLite0, ResNet18, SmallCnn, WeightsError,
+    fill_with_hash, imagenet_class_name, load_torchvision_weights, save_torchvision_weights,
+    Backbone, Classifier, Dev, EfficientNetLite0, ResNet18, SmallCnn, WeightsError,
 };
 
 const RESNET_GOLDEN: &str = "tests/fixtures/reference/resnet18_golden_io.safetensors";
@@ -23,10 +23,16 @@ fn read_all(path: &str) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
         .into_iter()
         .map(|(name, v)| {
             let data = match v.dtype() {
-                ::safetensors::Dtype::F32 => v.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect(),
-                ::safetensors::Dtype::I64 => {
-                    v.data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32).collect()
-                }
+                ::safetensors::Dtype::F32 => v
+                    .data()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                    .collect(),
+                ::safetensors::Dtype::I64 => v
+                    .data()
+                    .chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32)
+                    .collect(),
                 d => panic!("unexpected dtype {d:?}"),
             };
             (name, (v.shape().to_vec(), data))
@@ -37,12 +43,21 @@ fn read_all(path: &str) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
 /// ‖a − b‖ / ‖b‖.
 fn rel_err(a: &[f32], b: &[f32]) -> f64 {
     assert_eq!(a.len(), b.len(), "length");
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>().sqrt();
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
+        .sum::<f64>()
+        .sqrt();
     let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum::<f64>().sqrt();
     num / den
 }
 
-fn images(dev: &Dev, shape: &[usize], data: Vec<f32>) -> Tensor<(usize, Const<3>, usize, usize), f32, Dev> {
+fn images(
+    dev: &Dev,
+    shape: &[usize],
+    data: Vec<f32>,
+) -> Tensor<(usize, Const<3>, usize, usize), f32, Dev> {
     assert_eq!(shape[1], 3);
     dev.tensor_from_vec(data, (shape[0], Const::<3>, shape[2], shape[3]))
 }
@@ -62,8 +77,14 @@ fn resnet18_matches_pytorch_golden() {
     };
     probe("conv1.weight", model.backbone.conv1.weight.as_vec());
     probe("fc.bias", model.head.bias.as_vec());
-    probe("layer1.0.bn1.running_var", model.backbone.layer1.0.bn1.running_var.as_vec());
-    probe("layer2.0.downsample.1.bias", model.backbone.layer2.0.downsample.1.bias.as_vec());
+    probe(
+        "layer1.0.bn1.running_var",
+        model.backbone.layer1.0.bn1.running_var.as_vec(),
+    );
+    probe(
+        "layer2.0.downsample.1.bias",
+        model.backbone.layer2.0.downsample.1.bias.as_vec(),
+    );
 
     let (in_shape, input) = g["input"].clone();
     let x = images(&dev, &in_shape, input);
@@ -101,7 +122,10 @@ fn resnet18_matches_pytorch_golden() {
     let b = &model.backbone;
     check("conv1.weight", grads.get(&b.conv1.weight).as_vec());
     check("bn1.weight", grads.get(&b.bn1.scale).as_vec());
-    check("layer4.1.conv2.weight[:8]", grads.get(&b.layer4.1.conv2.weight).as_vec());
+    check(
+        "layer4.1.conv2.weight[:8]",
+        grads.get(&b.layer4.1.conv2.weight).as_vec(),
+    );
     check("fc.weight", grads.get(&model.head.weight).as_vec());
     check("fc.bias", grads.get(&model.head.bias).as_vec());
 }
@@ -128,8 +152,14 @@ fn efficientnet_lite0_matches_pytorch_golden() {
     println!("efficientnet_lite0 logits rel err {e:.3e}");
     assert!(e < 1e-3, "logits rel err {e}");
     for i in 0..in_shape[0] {
-        let (ours, theirs) = (top5(&logits[i * 1000..(i + 1) * 1000]), top5(&want[i * 1000..(i + 1) * 1000]));
-        println!("image {i}: top-5 {ours:?} ({})", imagenet_class_name(ours[0]));
+        let (ours, theirs) = (
+            top5(&logits[i * 1000..(i + 1) * 1000]),
+            top5(&want[i * 1000..(i + 1) * 1000]),
+        );
+        println!(
+            "image {i}: top-5 {ours:?} ({})",
+            imagenet_class_name(ours[0])
+        );
         assert_eq!(ours, theirs, "top-5 of image {i}");
     }
     assert_eq!(top5(&logits[..1000])[..3], [285, 281, 282]);
@@ -143,11 +173,20 @@ fn temp_path(name: &str) -> std::path::PathBuf {
 
 /// Writes a safetensors file of f32 tensors.
 fn write_file(path: &std::path::Path, tensors: &[(String, Vec<usize>, Vec<f32>)]) {
-    let bytes: Vec<Vec<u8>> = tensors.iter().map(|(_, _, d)| d.iter().flat_map(|v| v.to_le_bytes()).collect()).collect();
+    let bytes: Vec<Vec<u8>> = tensors
+        .iter()
+        .map(|(_, _, d)| d.iter().flat_map(|v| v.to_le_bytes()).collect())
+        .collect();
     let views: Vec<(String, ::safetensors::tensor::TensorView)> = tensors
         .iter()
         .zip(&bytes)
-        .map(|((n, s, _), b)| (n.clone(), ::safetensors::tensor::TensorView::new(::safetensors::Dtype::F32, s.clone(), b).unwrap()))
+        .map(|((n, s, _), b)| {
+            (
+                n.clone(),
+                ::safetensors::tensor::TensorView::new(::safetensors::Dtype::F32, s.clone(), b)
+                    .unwrap(),
+            )
+        })
         .collect();
     ::safetensors::serialize_to_file(views, &None, path).unwrap();
 }
@@ -164,22 +203,44 @@ fn weights_round_trip_and_head_replacement() {
     let report = load_torchvision_weights(&mut other, &path, false).unwrap();
     assert_eq!(report.tensors_loaded, 3 + 3 * 4 + 2); // 3 convs, 3 BatchNorms × 4, head weight + bias
     assert!(!report.head_replaced);
-    assert_eq!(other.backbone.conv2.weight.as_vec(), model.backbone.conv2.weight.as_vec());
-    assert_eq!(other.backbone.bn3.running_var.as_vec(), model.backbone.bn3.running_var.as_vec());
+    assert_eq!(
+        other.backbone.conv2.weight.as_vec(),
+        model.backbone.conv2.weight.as_vec()
+    );
+    assert_eq!(
+        other.backbone.bn3.running_var.as_vec(),
+        model.backbone.bn3.running_var.as_vec()
+    );
     assert_eq!(other.head.weight.as_vec(), model.head.weight.as_vec());
 
     // Other class count: refused without opt-in, with a hint at the setting.
     let mut three = Classifier::<SmallCnn>::new(&dev, 3);
     let err = load_torchvision_weights(&mut three, &path, false).unwrap_err();
     let msg = err.to_string();
-    assert!(matches!(err, WeightsError::HeadClasses { found: 10, expected: 3, .. }), "{msg}");
-    assert!(msg.contains("head.replace = true") && msg.contains("small10.safetensors"), "{msg}");
+    assert!(
+        matches!(
+            err,
+            WeightsError::HeadClasses {
+                found: 10,
+                expected: 3,
+                ..
+            }
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("head.replace = true") && msg.contains("small10.safetensors"),
+        "{msg}"
+    );
 
     // Opted in: backbone loaded, head re-initialised.
     let report = load_torchvision_weights(&mut three, &path, true).unwrap();
     assert!(report.head_replaced);
     assert_eq!(report.checkpoint_classes, Some(10));
-    assert_eq!(three.backbone.conv1.weight.as_vec(), model.backbone.conv1.weight.as_vec());
+    assert_eq!(
+        three.backbone.conv1.weight.as_vec(),
+        model.backbone.conv1.weight.as_vec()
+    );
     assert_eq!(three.head.weight.shape(), &(3, 128));
 }
 
@@ -215,15 +276,25 @@ fn weights_mismatch_lists_every_offending_tensor() {
         other => panic!("unexpected error {other}"),
     }
     assert!(msg.contains("small4-bad.safetensors"), "{msg}");
-    assert!(msg.contains("missing tensor `bn2.running_mean` (expected shape [64])"), "{msg}");
-    assert!(msg.contains("tensor `conv3.weight` has shape [128, 64, 1, 9], expected [128, 64, 3, 3]"), "{msg}");
+    assert!(
+        msg.contains("missing tensor `bn2.running_mean` (expected shape [64])"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("tensor `conv3.weight` has shape [128, 64, 1, 9], expected [128, 64, 3, 3]"),
+        "{msg}"
+    );
     assert!(msg.contains("unexpected tensor `conv4.weight`"), "{msg}");
     assert!(!msg.contains("num_batches_tracked"), "{msg}");
     // Nothing was loaded.
     assert_eq!(target.backbone.conv1.weight.as_vec(), before);
 
-    let err = load_torchvision_weights(&mut target, temp_path("nope.safetensors"), false).unwrap_err();
-    assert!(err.to_string().starts_with("cannot read weights file") && err.to_string().contains("nope.safetensors"));
+    let err =
+        load_torchvision_weights(&mut target, temp_path("nope.safetensors"), false).unwrap_err();
+    assert!(
+        err.to_string().starts_with("cannot read weights file")
+            && err.to_string().contains("nope.safetensors")
+    );
 }
 
 #[test]
@@ -232,8 +303,16 @@ fn every_backbone_trains_one_step_on_small_inputs() {
     fn step<B: Backbone>(size: usize) {
         let dev = Dev::seed_from_u64(4);
         let mut model = Classifier::<B>::new(&dev, 3);
-        let mut opt = Sgd::new(&model, SgdConfig { lr: 0.01, momentum: Some(Momentum::Classic(0.9)), weight_decay: None });
-        let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> = dev.sample_normal_like(&(2, Const, size, size));
+        let mut opt = Sgd::new(
+            &model,
+            SgdConfig {
+                lr: 0.01,
+                momentum: Some(Momentum::Classic(0.9)),
+                weight_decay: None,
+            },
+        );
+        let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> =
+            dev.sample_normal_like(&(2, Const, size, size));
         let y = dev.tensor_from_vec(vec![1.0f32, 0.0, 0.0, 0.0, 0.0, 1.0], (2usize, 3usize));
         let grads = model.alloc_grads();
         let logits = model.forward_train(x.clone().traced(grads));
@@ -241,7 +320,8 @@ fn every_backbone_trains_one_step_on_small_inputs() {
         let loss = cross_entropy_with_logits_loss(logits, y);
         assert!(loss.array().is_finite());
         let grads = loss.backward();
-        opt.update(&mut model, &grads).expect("every parameter gets a gradient");
+        opt.update(&mut model, &grads)
+            .expect("every parameter gets a gradient");
         let eval = model.forward_eval(x);
         assert!(eval.as_vec().iter().all(|v| v.is_finite()), "{}", B::NAME);
     }
@@ -256,16 +336,28 @@ fn dfdx_safetensors_reset_and_param_count_see_every_tensor() {
     let dev = Dev::seed_from_u64(5);
     let model = Classifier::<SmallCnn>::new(&dev, 5);
     // 3·32·9 + 32·64·9 + 64·128·9 conv weights, 2·(32+64+128) BatchNorm γ/β, 128·5 + 5 head.
-    assert_eq!(model.num_trainable_params(), 864 + 18432 + 73728 + 2 * 224 + 645);
+    assert_eq!(
+        model.num_trainable_params(),
+        864 + 18432 + 73728 + 2 * 224 + 645
+    );
     let path = temp_path("small5-dfdx.safetensors");
     model.save_safetensors(&path).unwrap();
     let mut other = Classifier::<SmallCnn>::new(&Dev::seed_from_u64(6), 5);
-    assert_ne!(other.backbone.conv3.weight.as_vec(), model.backbone.conv3.weight.as_vec());
+    assert_ne!(
+        other.backbone.conv3.weight.as_vec(),
+        model.backbone.conv3.weight.as_vec()
+    );
     other.load_safetensors(&path).unwrap();
-    assert_eq!(other.backbone.conv3.weight.as_vec(), model.backbone.conv3.weight.as_vec());
+    assert_eq!(
+        other.backbone.conv3.weight.as_vec(),
+        model.backbone.conv3.weight.as_vec()
+    );
     assert_eq!(other.head.bias.as_vec(), model.head.bias.as_vec());
     other.reset_params();
-    assert_ne!(other.backbone.conv3.weight.as_vec(), model.backbone.conv3.weight.as_vec());
+    assert_ne!(
+        other.backbone.conv3.weight.as_vec(),
+        model.backbone.conv3.weight.as_vec()
+    );
     assert_eq!(other.head.weight.shape(), &(5, 128));
     // Kaiming normal, fan-out 128·3·3: std ≈ √(2/1152) ≈ 0.0417.
     let w = other.backbone.conv3.weight.as_vec();
@@ -280,20 +372,115 @@ fn modules_compose_in_dfdx_tuples() {
     type Net = (
         (Conv2D<3, 8, 3, 1, 1>, BatchNorm2D<8>, ReLU, MaxPool2D<2, 2>),
         Residual<(Conv2D<8, 8, 3, 1, SAME, 8>, BatchNorm2D<8>, ReLU6)>,
-        (Conv2D<8, 16, 3, 2, SAME>, Bias2D<16>, AvgPool2D<2, 2, 0>, AvgPoolGlobal),
+        (
+            Conv2D<8, 16, 3, 2, SAME>,
+            Bias2D<16>,
+            AvgPool2D<2, 2, 0>,
+            AvgPoolGlobal,
+        ),
     );
     let dev = Dev::seed_from_u64(7);
     let mut net = dev.build_module::<Net, f32>();
-    assert_eq!(net.1 .0 .0.weight.shape(), &(Const::<8>, 1, Const::<3>, Const::<3>));
-    let mut opt = Sgd::new(&net, SgdConfig { lr: 0.1, momentum: None, weight_decay: None });
-    let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> = dev.sample_normal_like(&(2, Const, 16, 16));
+    assert_eq!(
+        net.1 .0 .0.weight.shape(),
+        &(Const::<8>, 1, Const::<3>, Const::<3>)
+    );
+    let mut opt = Sgd::new(
+        &net,
+        SgdConfig {
+            lr: 0.1,
+            momentum: None,
+            weight_decay: None,
+        },
+    );
+    let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> =
+        dev.sample_normal_like(&(2, Const, 16, 16));
     let grads = net.alloc_grads();
     let y = net.forward_mut(x.clone().traced(grads));
     assert_eq!(y.shape(), &(2, Const::<16>));
     let grads = y.square().mean().backward();
     let before = net.0 .0.weight.as_vec();
-    opt.update(&mut net, &grads).expect("all parameters updated");
+    opt.update(&mut net, &grads)
+        .expect("all parameters updated");
     assert_ne!(net.0 .0.weight.as_vec(), before);
     let eval = net.forward(x);
     assert!(eval.as_vec().iter().all(|v| v.is_finite()));
+}
+
+/// Nothing frozen = train mode; everything frozen = eval mode (features on a fresh tape).
+fn frozen_extremes<B: Backbone>(size: usize) {
+    let dev = Dev::seed_from_u64(8);
+    let model = Classifier::<B>::new(&dev, 3);
+    let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> =
+        dev.sample_normal_like(&(2, Const, size, size));
+    assert!(
+        B::frozen_blocks(B::BLOCKS[B::BLOCKS.len() - 1]).is_none(),
+        "the head cannot be frozen"
+    );
+    let (mut a, mut b) = (model.clone(), model.clone());
+    let ga = a.alloc_grads();
+    let la = a.forward_train_frozen(x.clone(), 0, ga).as_vec();
+    let gb = b.alloc_grads();
+    let lb = b.forward_train(x.clone().traced(gb)).as_vec();
+    assert!(rel_err(&la, &lb) < 1e-6, "{}: frozen 0 vs train", B::NAME);
+    let mut c = model.clone();
+    let gc = c.alloc_grads();
+    let lc = c
+        .forward_train_frozen(x.clone(), B::BLOCKS.len(), gc)
+        .as_vec();
+    assert!(
+        rel_err(&lc, &model.forward_eval(x).as_vec()) < 1e-6,
+        "{}: all frozen vs eval",
+        B::NAME
+    );
+}
+
+#[test]
+fn partial_freezing() {
+    frozen_extremes::<SmallCnn>(16);
+    frozen_extremes::<ResNet18>(32);
+    frozen_extremes::<EfficientNetLite0>(32);
+
+    let dev = Dev::seed_from_u64(9);
+    let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> =
+        dev.sample_normal_like(&(2, Const, 32, 32));
+    let zero = |v: Vec<f32>| v.iter().all(|x| *x == 0.0);
+
+    let mut m = Classifier::<ResNet18>::new(&dev, 3);
+    let k = ResNet18::frozen_blocks("layer2").unwrap();
+    assert_eq!(k, 4);
+    let (rm_frozen, rm_trained) = (
+        m.backbone.layer2.1.bn2.running_mean.as_vec(),
+        m.backbone.layer3.0.bn1.running_mean.as_vec(),
+    );
+    let grads = m.alloc_grads();
+    let grads = m
+        .forward_train_frozen(x.clone(), k, grads)
+        .square()
+        .mean()
+        .backward();
+    let b = &m.backbone;
+    assert!(
+        zero(grads.get(&b.layer2.1.conv2.weight).as_vec())
+            && zero(grads.get(&b.conv1.weight).as_vec())
+    );
+    assert!(
+        !zero(grads.get(&b.layer3.0.conv1.weight).as_vec())
+            && !zero(grads.get(&m.head.weight).as_vec())
+    );
+    assert_eq!(b.layer2.1.bn2.running_mean.as_vec(), rm_frozen);
+    assert_ne!(b.layer3.0.bn1.running_mean.as_vec(), rm_trained);
+
+    let mut m = Classifier::<EfficientNetLite0>::new(&dev, 3);
+    let k = EfficientNetLite0::frozen_blocks("_blocks.3").unwrap();
+    assert_eq!(k, 6);
+    let grads = m.alloc_grads();
+    let grads = m
+        .forward_train_frozen(x, k, grads)
+        .square()
+        .mean()
+        .backward();
+    let b = &m.backbone._blocks;
+    assert!(zero(grads.get(&b.b3._project_conv.weight).as_vec()));
+    assert!(!zero(grads.get(&b.b4._expand_conv.weight).as_vec()));
 }

@@ -15,7 +15,12 @@ fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
 /// ‖a − b‖ / ‖b‖ (with a floor on ‖b‖ so exact zeros compare absolutely).
 fn rel_err(a: &[f32], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - y).powi(2)).sum::<f64>().sqrt();
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (*x as f64 - y).powi(2))
+        .sum::<f64>()
+        .sqrt();
     let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
     num / den.max(1e-6)
 }
@@ -58,7 +63,9 @@ fn conv_reference(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>) ->
                                 if iy < 0 || ix < 0 || iy >= g.h as isize || ix >= g.w as isize {
                                     continue;
                                 }
-                                let xv = x[((b * g.c_in + c) * g.h + iy as usize) * g.w + ix as usize] as f64;
+                                let xv = x
+                                    [((b * g.c_in + c) * g.h + iy as usize) * g.w + ix as usize]
+                                    as f64;
                                 acc += xv * w[((o * cin_g + ci) * k + ky) * k + kx] as f64;
                             }
                         }
@@ -104,7 +111,14 @@ fn check_conv<const I: usize, const O: usize, const K: usize>(
     let w_t = dev.tensor_from_vec(wt.clone(), (Const::<O>, I / groups, Const::<K>, Const::<K>));
     let b_t = dev.tensor_from_vec(b.clone(), (Const::<O>,));
     let r_t = dev.tensor_from_vec(r.clone(), (n, Const::<O>, g.oh, g.ow));
-    let out = conv2d(x_t.clone().leaky_traced(), &w_t, with_bias.then_some(&b_t), stride, padding, groups);
+    let out = conv2d(
+        x_t.clone().leaky_traced(),
+        &w_t,
+        with_bias.then_some(&b_t),
+        stride,
+        padding,
+        groups,
+    );
     let grads = (out * r_t).sum().backward();
 
     let eps = 1e-2;
@@ -169,6 +183,12 @@ fn conv_pointwise() {
 }
 
 #[test]
+fn conv_pointwise_large_plane() {
+    // ≥ 48 output pixels: the per-image gemm path without packing.
+    check_conv::<3, 4, 1>(11, 2, 7, 8, 1, Padding::Symmetric(0), 1, true, (7, 8));
+}
+
+#[test]
 fn conv_pointwise_stride2() {
     check_conv::<3, 5, 1>(10, 2, 5, 5, 2, Padding::Symmetric(0), 1, false, (3, 3));
 }
@@ -183,14 +203,31 @@ fn distinct_values(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     v
 }
 
-fn check_pool(max: bool, n: usize, c: usize, h: usize, w: usize, k: usize, s: usize, p: Padding, expect: (usize, usize)) {
+#[allow(clippy::too_many_arguments)]
+fn check_pool(
+    max: bool,
+    n: usize,
+    c: usize,
+    h: usize,
+    w: usize,
+    k: usize,
+    s: usize,
+    p: Padding,
+    expect: (usize, usize),
+) {
     let dev = Cpu::seed_from_u64(11);
     let mut rng = ChaCha8Rng::seed_from_u64(11 + k as u64 + s as u64);
     let g = PoolGeom::new(n * c, h, w, k, s, p);
     assert_eq!((g.oh, g.ow), expect);
     let x = distinct_values(&mut rng, n * c * h * w);
     let r = random(&mut rng, n * c * g.oh * g.ow);
-    let fwd = |v: &[f32]| if max { max_pool_forward(&g, v).0 } else { avg_pool_forward(&g, v) };
+    let fwd = |v: &[f32]| {
+        if max {
+            max_pool_forward(&g, v).0
+        } else {
+            avg_pool_forward(&g, v)
+        }
+    };
 
     // Forward against a direct reference (max ignores padding, average divides by k·k).
     let mut reference = vec![0.0f64; n * c * g.oh * g.ow];
@@ -219,7 +256,11 @@ fn check_pool(max: bool, n: usize, c: usize, h: usize, w: usize, k: usize, s: us
 
     let x_t = dev.tensor_from_vec(x.clone(), (n, c, h, w));
     let r_t = dev.tensor_from_vec(r.clone(), (n, c, g.oh, g.ow));
-    let out = if max { max_pool2d(x_t.clone().leaky_traced(), k, s, p) } else { avg_pool2d(x_t.clone().leaky_traced(), k, s, p) };
+    let out = if max {
+        max_pool2d(x_t.clone().leaky_traced(), k, s, p)
+    } else {
+        avg_pool2d(x_t.clone().leaky_traced(), k, s, p)
+    };
     let grads = (out * r_t).sum().backward();
     let fd = finite_diff(&x, 1e-3, |v| dot(&fwd(v), &r));
     let e = rel_err(&grads.get(&x_t).as_vec(), &fd);
@@ -255,7 +296,12 @@ fn relu6_gradient() {
     let y = relu6(x_t.clone().leaky_traced());
     assert_eq!(y.as_vec(), vec![0.0, 0.0, 0.3, 1.0, 3.0, 5.5, 6.0, 6.0]);
     let grads = (y * r_t).sum().backward();
-    let fd = finite_diff(&x, 1e-2, |v| v.iter().zip(&r).map(|(a, b)| a.clamp(0.0, 6.0) as f64 * *b as f64).sum());
+    let fd = finite_diff(&x, 1e-2, |v| {
+        v.iter()
+            .zip(&r)
+            .map(|(a, b)| a.clamp(0.0, 6.0) as f64 * *b as f64)
+            .sum()
+    });
     assert!(rel_err(&grads.get(&x_t).as_vec(), &fd) < 1e-4);
 }
 
@@ -285,7 +331,17 @@ fn seed_network_gradients_by_hand() {
 }
 
 /// f64 batch norm over NCHW `x` with batch statistics (train) or given statistics (eval).
-fn bn_reference(n: usize, c: usize, hw: usize, x: &[f64], gamma: &[f64], beta: &[f64], stats: Option<(&[f64], &[f64])>, eps: f64) -> Vec<f64> {
+#[allow(clippy::too_many_arguments)]
+fn bn_reference(
+    n: usize,
+    c: usize,
+    hw: usize,
+    x: &[f64],
+    gamma: &[f64],
+    beta: &[f64],
+    stats: Option<(&[f64], &[f64])>,
+    eps: f64,
+) -> Vec<f64> {
     let m = (n * hw) as f64;
     let mut y = vec![0.0; x.len()];
     for ch in 0..c {
@@ -334,7 +390,10 @@ fn batchnorm_train_and_frozen_gradients() {
     let hw = h * w;
     let dev = Cpu::seed_from_u64(12);
     let mut rng = ChaCha8Rng::seed_from_u64(12);
-    let x: Vec<f32> = random(&mut rng, n * C * hw).iter().map(|v| v * 2.0 + 0.5).collect();
+    let x: Vec<f32> = random(&mut rng, n * C * hw)
+        .iter()
+        .map(|v| v * 2.0 + 0.5)
+        .collect();
     let gamma: Vec<f32> = random(&mut rng, C).iter().map(|v| 1.0 + 0.5 * v).collect();
     let beta = random(&mut rng, C);
     let rm0 = random(&mut rng, C);
@@ -351,17 +410,41 @@ fn batchnorm_train_and_frozen_gradients() {
         let y = if frozen {
             batchnorm2d_eval(x_t.clone().leaky_traced(), &g_t, &b_t, &rm, &rv, eps)
         } else {
-            batchnorm2d_train(x_t.clone().leaky_traced(), &g_t, &b_t, &mut rm, &mut rv, eps, 0.1)
+            batchnorm2d_train(
+                x_t.clone().leaky_traced(),
+                &g_t,
+                &b_t,
+                &mut rm,
+                &mut rv,
+                eps,
+                0.1,
+            )
         };
         let stats = frozen.then(|| (f64s(&rm0), f64s(&rv0)));
         let stats_ref = stats.as_ref().map(|(a, b)| (&a[..], &b[..]));
-        let reference = bn_reference(n, C, hw, &f64s(&x), &f64s(&gamma), &f64s(&beta), stats_ref, eps);
-        assert!(rel_err(&y.as_vec(), &reference) < 1e-5, "forward (frozen: {frozen})");
+        let reference = bn_reference(
+            n,
+            C,
+            hw,
+            &f64s(&x),
+            &f64s(&gamma),
+            &f64s(&beta),
+            stats_ref,
+            eps,
+        );
+        assert!(
+            rel_err(&y.as_vec(), &reference) < 1e-5,
+            "forward (frozen: {frozen})"
+        );
         let grads = (y * r_t).sum().backward();
 
         let rd = f64s(&r);
         let lossf = |xv: &[f64], gv: &[f64], bv: &[f64]| -> f64 {
-            bn_reference(n, C, hw, xv, gv, bv, stats_ref, eps).iter().zip(&rd).map(|(a, b)| a * b).sum()
+            bn_reference(n, C, hw, xv, gv, bv, stats_ref, eps)
+                .iter()
+                .zip(&rd)
+                .map(|(a, b)| a * b)
+                .sum()
         };
         let (xd, gd, bd) = (f64s(&x), f64s(&gamma), f64s(&beta));
         let fd_x = finite_diff64(&xd, 1e-6, |p| lossf(p, &gd, &bd));
@@ -384,15 +467,26 @@ fn batchnorm_matches_dfdx() {
     let dev = Cpu::seed_from_u64(13);
     let mut ours = dev.build_module::<runner::nn::builder::BatchNorm2D<4>, f32>();
     let mut theirs = dev.build_module::<dfdx::nn::builders::BatchNorm2D<4>, f32>();
-    let x: Tensor<(usize, Const<4>, usize, usize), f32, Cpu> = dev.sample_normal_like(&(3, Const, 5, 5));
+    let x: Tensor<(usize, Const<4>, usize, usize), f32, Cpu> =
+        dev.sample_normal_like(&(3, Const, 5, 5));
     let x = x * 1.5 + 0.3;
     for _ in 0..2 {
         let a = ours.forward_mut(x.clone().leaky_traced());
         let b = theirs.forward_mut(x.clone().leaky_traced());
         assert!(rel_err(&a.as_vec(), &f64s(&b.as_vec())) < 1e-5);
     }
-    assert!(rel_err(&ours.running_mean.as_vec(), &f64s(&theirs.running_mean.as_vec())) < 1e-5);
-    assert!(rel_err(&ours.running_var.as_vec(), &f64s(&theirs.running_var.as_vec())) < 1e-5);
+    assert!(
+        rel_err(
+            &ours.running_mean.as_vec(),
+            &f64s(&theirs.running_mean.as_vec())
+        ) < 1e-5
+    );
+    assert!(
+        rel_err(
+            &ours.running_var.as_vec(),
+            &f64s(&theirs.running_var.as_vec())
+        ) < 1e-5
+    );
     let (a, b) = (ours.forward(x.clone()), theirs.forward(x));
     assert!(rel_err(&a.as_vec(), &f64s(&b.as_vec())) < 1e-5);
 }

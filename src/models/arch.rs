@@ -23,7 +23,12 @@ pub trait ArchVisitor {
 }
 
 impl Arch {
-    pub const ALL: [Arch; 4] = [Arch::ResNet18, Arch::ResNet34, Arch::EfficientNetLite0, Arch::SmallCnn];
+    pub const ALL: [Arch; 4] = [
+        Arch::ResNet18,
+        Arch::ResNet34,
+        Arch::EfficientNetLite0,
+        Arch::SmallCnn,
+    ];
 
     /// Accepts the canonical names and `-`/`_` spelling variants, case-insensitively.
     pub fn from_name(name: &str) -> Result<Arch, UnknownArch> {
@@ -75,6 +80,20 @@ impl Arch {
             }
         }
         self.dispatch(Blocks)
+    }
+}
+
+impl Arch {
+    /// Leading blocks frozen by `freeze = "until:<block>"` (see [`Backbone::frozen_blocks`]).
+    pub fn frozen_blocks(self, until: &str) -> Option<usize> {
+        struct Frozen<'a>(&'a str);
+        impl ArchVisitor for Frozen<'_> {
+            type Output = Option<usize>;
+            fn visit<B: Backbone>(self) -> Option<usize> {
+                B::frozen_blocks(self.0)
+            }
+        }
+        self.dispatch(Frozen(until))
     }
 }
 

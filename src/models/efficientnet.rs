@@ -6,17 +6,28 @@
 //! (none after the projection), TensorFlow "SAME" padding, BatchNorm ε = 1e-3 (momentum 0.01,
 //! efficientnet_pytorch's), a residual add where stride is 1 and the channel count is kept.
 
-use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use crate::nn::BatchNorm2D;
+use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
-use super::{eval_and_train, pool_features, set_batchnorm_hyper, Backbone, Dev, HeadName, Images, Rows, TrainTape};
+use super::{
+    eval_and_train, pool_features, set_batchnorm_hyper, staged, train_chain, Backbone, Dev,
+    HeadName, Images, Rows, TrainTape,
+};
 use crate::nn::{Conv2D, SAME};
 use crate::ops::relu6;
 
 /// Inverted residual block: 1×1 expand `I`→`X`, depthwise `K`×`K` stride `S`, 1×1 project `X`→`O`.
 #[derive(Debug, Clone)]
-pub struct MBConv<const I: usize, const X: usize, const O: usize, const K: usize, const S: usize, E: Dtype = f32, D: Storage<E> = Cpu> {
+pub struct MBConv<
+    const I: usize,
+    const X: usize,
+    const O: usize,
+    const K: usize,
+    const S: usize,
+    E: Dtype = f32,
+    D: Storage<E> = Cpu,
+> {
     pub _expand_conv: Conv2D<I, X, 1, 1, 0, 1, E, D>,
     pub _bn0: BatchNorm2D<X, E, D>,
     pub _depthwise_conv: Conv2D<X, X, K, S, SAME, X, E, D>,
@@ -27,25 +38,49 @@ pub struct MBConv<const I: usize, const X: usize, const O: usize, const K: usize
 
 /// Block without expansion (expand ratio 1, block 0): depthwise then project.
 #[derive(Debug, Clone)]
-pub struct DwBlock<const C: usize, const O: usize, const K: usize, const S: usize, E: Dtype = f32, D: Storage<E> = Cpu> {
+pub struct DwBlock<
+    const C: usize,
+    const O: usize,
+    const K: usize,
+    const S: usize,
+    E: Dtype = f32,
+    D: Storage<E> = Cpu,
+> {
     pub _depthwise_conv: Conv2D<C, C, K, S, SAME, C, E, D>,
     pub _bn1: BatchNorm2D<C, E, D>,
     pub _project_conv: Conv2D<C, O, 1, 1, 0, 1, E, D>,
     pub _bn2: BatchNorm2D<O, E, D>,
 }
 
-impl<const I: usize, const X: usize, const O: usize, const K: usize, const S: usize, E: Dtype, D: Device<E>> TensorCollection<E, D>
-    for MBConv<I, X, O, K, S, E, D>
+impl<
+        const I: usize,
+        const X: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize,
+        E: Dtype,
+        D: Device<E>,
+    > TensorCollection<E, D> for MBConv<I, X, O, K, S, E, D>
 {
     type To<E2: Dtype, D2: Device<E2>> = MBConv<I, X, O, K, S, E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(v: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        v: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         v.visit_fields(
             (
                 Self::module("_expand_conv", |s| &s._expand_conv, |s| &mut s._expand_conv),
                 Self::module("_bn0", |s| &s._bn0, |s| &mut s._bn0),
-                Self::module("_depthwise_conv", |s| &s._depthwise_conv, |s| &mut s._depthwise_conv),
+                Self::module(
+                    "_depthwise_conv",
+                    |s| &s._depthwise_conv,
+                    |s| &mut s._depthwise_conv,
+                ),
                 Self::module("_bn1", |s| &s._bn1, |s| &mut s._bn1),
-                Self::module("_project_conv", |s| &s._project_conv, |s| &mut s._project_conv),
+                Self::module(
+                    "_project_conv",
+                    |s| &s._project_conv,
+                    |s| &mut s._project_conv,
+                ),
                 Self::module("_bn2", |s| &s._bn2, |s| &mut s._bn2),
             ),
             |(_expand_conv, _bn0, _depthwise_conv, _bn1, _project_conv, _bn2)| MBConv {
@@ -60,19 +95,34 @@ impl<const I: usize, const X: usize, const O: usize, const K: usize, const S: us
     }
 }
 
-impl<const C: usize, const O: usize, const K: usize, const S: usize, E: Dtype, D: Device<E>> TensorCollection<E, D>
-    for DwBlock<C, O, K, S, E, D>
+impl<const C: usize, const O: usize, const K: usize, const S: usize, E: Dtype, D: Device<E>>
+    TensorCollection<E, D> for DwBlock<C, O, K, S, E, D>
 {
     type To<E2: Dtype, D2: Device<E2>> = DwBlock<C, O, K, S, E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(v: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        v: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         v.visit_fields(
             (
-                Self::module("_depthwise_conv", |s| &s._depthwise_conv, |s| &mut s._depthwise_conv),
+                Self::module(
+                    "_depthwise_conv",
+                    |s| &s._depthwise_conv,
+                    |s| &mut s._depthwise_conv,
+                ),
                 Self::module("_bn1", |s| &s._bn1, |s| &mut s._bn1),
-                Self::module("_project_conv", |s| &s._project_conv, |s| &mut s._project_conv),
+                Self::module(
+                    "_project_conv",
+                    |s| &s._project_conv,
+                    |s| &mut s._project_conv,
+                ),
                 Self::module("_bn2", |s| &s._bn2, |s| &mut s._bn2),
             ),
-            |(_depthwise_conv, _bn1, _project_conv, _bn2)| DwBlock { _depthwise_conv, _bn1, _project_conv, _bn2 },
+            |(_depthwise_conv, _bn1, _project_conv, _bn2)| DwBlock {
+                _depthwise_conv,
+                _bn1,
+                _project_conv,
+                _bn2,
+            },
         )
     }
 }
@@ -140,7 +190,9 @@ pub struct LiteBlocks<E: Dtype = f32, D: Storage<E> = Cpu> {
 
 impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for LiteBlocks<E, D> {
     type To<E2: Dtype, D2: Device<E2>> = LiteBlocks<E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(v: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        v: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         // dfdx implements field lists for tuples of up to six: group them, names stay flat.
         v.visit_fields(
             (
@@ -167,23 +219,25 @@ impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for LiteBlocks<E, D> {
                     Self::module("15", |s| &s.b15, |s| &mut s.b15),
                 ),
             ),
-            |((b0, b1, b2, b3, b4, b5), (b6, b7, b8, b9, b10, b11), (b12, b13, b14, b15))| LiteBlocks {
-                b0,
-                b1,
-                b2,
-                b3,
-                b4,
-                b5,
-                b6,
-                b7,
-                b8,
-                b9,
-                b10,
-                b11,
-                b12,
-                b13,
-                b14,
-                b15,
+            |((b0, b1, b2, b3, b4, b5), (b6, b7, b8, b9, b10, b11), (b12, b13, b14, b15))| {
+                LiteBlocks {
+                    b0,
+                    b1,
+                    b2,
+                    b3,
+                    b4,
+                    b5,
+                    b6,
+                    b7,
+                    b8,
+                    b9,
+                    b10,
+                    b11,
+                    b12,
+                    b13,
+                    b14,
+                    b15,
+                }
             },
         )
     }
@@ -211,7 +265,9 @@ pub struct EfficientNetLite0<E: Dtype = f32, D: Storage<E> = Cpu> {
 
 impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for EfficientNetLite0<E, D> {
     type To<E2: Dtype, D2: Device<E2>> = EfficientNetLite0<E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(v: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        v: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         v.visit_fields(
             (
                 Self::module("_conv_stem", |s| &s._conv_stem, |s| &mut s._conv_stem),
@@ -220,7 +276,13 @@ impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for EfficientNetLite0<E, D> 
                 Self::module("_conv_head", |s| &s._conv_head, |s| &mut s._conv_head),
                 Self::module("_bn1", |s| &s._bn1, |s| &mut s._bn1),
             ),
-            |(_conv_stem, _bn0, _blocks, _conv_head, _bn1)| EfficientNetLite0 { _conv_stem, _bn0, _blocks, _conv_head, _bn1 },
+            |(_conv_stem, _bn0, _blocks, _conv_head, _bn1)| EfficientNetLite0 {
+                _conv_stem,
+                _bn0,
+                _blocks,
+                _conv_head,
+                _bn1,
+            },
         )
     }
 }
@@ -237,13 +299,133 @@ macro_rules! lite0_body {
     }};
 }
 
+// Stages for partial freezing, one per backbone entry of BLOCKS (ReLU6 goes with the BatchNorm).
+macro_rules! e_stem {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._conv_stem.$f($x)
+    };
+}
+macro_rules! e_bn0 {
+    ($s:ident, $x:expr, $f:ident) => {
+        relu6($s._bn0.$f($x))
+    };
+}
+macro_rules! e_b0 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b0.$f($x)
+    };
+}
+macro_rules! e_b1 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b1.$f($x)
+    };
+}
+macro_rules! e_b2 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b2.$f($x)
+    };
+}
+macro_rules! e_b3 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b3.$f($x)
+    };
+}
+macro_rules! e_b4 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b4.$f($x)
+    };
+}
+macro_rules! e_b5 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b5.$f($x)
+    };
+}
+macro_rules! e_b6 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b6.$f($x)
+    };
+}
+macro_rules! e_b7 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b7.$f($x)
+    };
+}
+macro_rules! e_b8 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b8.$f($x)
+    };
+}
+macro_rules! e_b9 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b9.$f($x)
+    };
+}
+macro_rules! e_b10 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b10.$f($x)
+    };
+}
+macro_rules! e_b11 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b11.$f($x)
+    };
+}
+macro_rules! e_b12 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b12.$f($x)
+    };
+}
+macro_rules! e_b13 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b13.$f($x)
+    };
+}
+macro_rules! e_b14 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b14.$f($x)
+    };
+}
+macro_rules! e_b15 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._blocks.b15.$f($x)
+    };
+}
+macro_rules! e_head {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s._conv_head.$f($x)
+    };
+}
+macro_rules! e_bn1 {
+    ($s:ident, $x:expr, $f:ident) => {
+        relu6($s._bn1.$f($x))
+    };
+}
+
 impl Backbone for EfficientNetLite0 {
     const FEATURES: usize = 1280;
     const NAME: &'static str = "efficientnet_lite0";
     const BLOCKS: &'static [&'static str] = &[
-        "_conv_stem", "_bn0", "_blocks.0", "_blocks.1", "_blocks.2", "_blocks.3", "_blocks.4", "_blocks.5", "_blocks.6",
-        "_blocks.7", "_blocks.8", "_blocks.9", "_blocks.10", "_blocks.11", "_blocks.12", "_blocks.13", "_blocks.14",
-        "_blocks.15", "_conv_head", "_bn1", "_fc",
+        "_conv_stem",
+        "_bn0",
+        "_blocks.0",
+        "_blocks.1",
+        "_blocks.2",
+        "_blocks.3",
+        "_blocks.4",
+        "_blocks.5",
+        "_blocks.6",
+        "_blocks.7",
+        "_blocks.8",
+        "_blocks.9",
+        "_blocks.10",
+        "_blocks.11",
+        "_blocks.12",
+        "_blocks.13",
+        "_blocks.14",
+        "_blocks.15",
+        "_conv_head",
+        "_bn1",
+        "_fc",
     ];
     fn build(dev: &Dev) -> Self {
         let mut m: Self = BuildModule::build(dev);
@@ -255,5 +437,15 @@ impl Backbone for EfficientNetLite0 {
     }
     fn forward_train(&mut self, x: Images<3, TrainTape>) -> Rows<TrainTape> {
         lite0_body!(self, x, forward_mut)
+    }
+    fn forward_train_frozen(
+        &mut self,
+        x: Images<3>,
+        frozen: usize,
+        grads: Gradients<f32, Dev>,
+    ) -> Rows<TrainTape> {
+        pool_features(staged!(self, x, frozen, grads, 0;
+            e_stem, e_bn0, e_b0, e_b1, e_b2, e_b3, e_b4, e_b5, e_b6, e_b7, e_b8, e_b9, e_b10, e_b11, e_b12, e_b13,
+            e_b14, e_b15, e_head, e_bn1))
     }
 }

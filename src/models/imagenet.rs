@@ -16,7 +16,11 @@ pub const IMAGENET_CLASSES: usize = 1000;
 /// Name of ImageNet class `i` (`"Egyptian cat"` for 285). Panics when `i >= 1000`.
 pub fn imagenet_class_name(i: usize) -> &'static str {
     let n = names();
-    assert!(i < n.len(), "ImageNet class index {i} out of range (0..{})", n.len());
+    assert!(
+        i < n.len(),
+        "ImageNet class index {i} out of range (0..{})",
+        n.len()
+    );
     n[i]
 }
 

@@ -24,7 +24,10 @@ pub use efficientnet::EfficientNetLite0;
 pub use imagenet::imagenet_class_name;
 pub use resnet::{ResNet18, ResNet34};
 pub use small_cnn::SmallCnn;
-pub use weights::{fill_with_hash, load_torchvision_weights, save_torchvision_weights, LoadReport, Mismatch, WeightsError};
+pub use weights::{
+    fill_with_hash, load_torchvision_weights, save_torchvision_weights, LoadReport, Mismatch,
+    WeightsError,
+};
 
 use crate::nn::LinearHead;
 
@@ -33,13 +36,20 @@ pub type Dev = Cpu;
 /// The tape of a training forward pass.
 pub type TrainTape = OwnedTape<f32, Dev>;
 /// A batch of `C`-channel images: (batch, C, height, width), sizes other than C at run time.
-pub type Images<const C: usize, T = NoneTape> = Tensor<(usize, Const<C>, usize, usize), f32, Dev, T>;
+pub type Images<const C: usize, T = NoneTape> =
+    Tensor<(usize, Const<C>, usize, usize), f32, Dev, T>;
 /// Pooled features or logits: (batch, features or classes).
 pub type Rows<T = NoneTape> = Tensor<(usize, usize), f32, Dev, T>;
 
 /// Implemented by every backbone: images in, pooled features out.
 pub trait Backbone:
-    TensorCollection<f32, Dev, To<f32, Dev> = Self> + HeadName + crate::nn::describe::Describe + Clone + Send + Sync + 'static
+    TensorCollection<f32, Dev, To<f32, Dev> = Self>
+    + HeadName
+    + crate::nn::describe::Describe
+    + Clone
+    + Send
+    + Sync
+    + 'static
 {
     /// Length of the pooled feature vector (512 for ResNets, 1280 for EfficientNet-Lite0).
     const FEATURES: usize;
@@ -54,12 +64,30 @@ pub trait Backbone:
     fn forward_eval(&self, x: Images<3>) -> Rows;
     /// Train mode: BatchNorm on batch statistics, running statistics updated.
     fn forward_train(&mut self, x: Images<3, TrainTape>) -> Rows<TrainTape>;
+    /// The first `frozen` entries of [`Backbone::BLOCKS`] run in eval mode without a tape (no
+    /// gradients, BatchNorm statistics untouched), the rest in train mode on a tape started
+    /// from `grads`. `frozen = 0` is [`Backbone::forward_train`]; `frozen` at least the number
+    /// of backbone blocks gives eval-mode features on a fresh tape.
+    fn forward_train_frozen(
+        &mut self,
+        x: Images<3>,
+        frozen: usize,
+        grads: Gradients<f32, Dev>,
+    ) -> Rows<TrainTape>;
+
+    /// How many leading blocks `freeze = "until:<block>"` freezes: up to and including `block`
+    /// (a backbone entry of [`Backbone::BLOCKS`]; the head cannot be frozen this way).
+    fn frozen_blocks(until: &str) -> Option<usize> {
+        let backbone = &Self::BLOCKS[..Self::BLOCKS.len() - 1];
+        backbone.iter().position(|b| *b == until).map(|i| i + 1)
+    }
 }
 
 /// Global average pooling to `(batch, C)` rows with a run-time feature dimension.
 pub(crate) fn pool_features<const C: usize, T: Tape<f32, Dev>>(x: Images<C, T>) -> Rows<T> {
     let n = x.shape().0;
-    x.mean::<(usize, Const<C>), Axes2<2, 3>>().reshape_like(&(n, C))
+    x.mean::<(usize, Const<C>), Axes2<2, 3>>()
+        .reshape_like(&(n, C))
 }
 
 /// Backbone + linear head with a run-time class count.
@@ -79,7 +107,10 @@ pub trait HeadName {
 impl<B: Backbone> Classifier<B> {
     /// A randomly initialised backbone with a `classes`-way head.
     pub fn new(dev: &Dev, classes: usize) -> Self {
-        Classifier { backbone: B::build(dev), head: LinearHead::new(dev, B::FEATURES, classes) }
+        Classifier {
+            backbone: B::build(dev),
+            head: LinearHead::new(dev, B::FEATURES, classes),
+        }
     }
     pub fn classes(&self) -> usize {
         self.head.classes()
@@ -92,14 +123,29 @@ impl<B: Backbone> Classifier<B> {
     pub fn forward_train(&mut self, x: Images<3, TrainTape>) -> Rows<TrainTape> {
         self.head.forward(self.backbone.forward_train(x))
     }
+    /// Logits with the first `frozen` backbone blocks frozen (see
+    /// [`Backbone::forward_train_frozen`]); the head always trains.
+    pub fn forward_train_frozen(
+        &mut self,
+        x: Images<3>,
+        frozen: usize,
+        grads: Gradients<f32, Dev>,
+    ) -> Rows<TrainTape> {
+        self.head
+            .forward(self.backbone.forward_train_frozen(x, frozen, grads))
+    }
 }
 
-impl<B: TensorCollection<E, D> + HeadName, E: Dtype, D: Device<E>> TensorCollection<E, D> for Classifier<B, E, D> {
+impl<B: TensorCollection<E, D> + HeadName, E: Dtype, D: Device<E>> TensorCollection<E, D>
+    for Classifier<B, E, D>
+{
     type To<E2: Dtype, D2: Device<E2>> = Classifier<B::To<E2, D2>, E2, D2>;
 
     /// The backbone's tensors sit at the top level (`conv1.weight`), the head under the
     /// backbone's head name (`fc.weight`), as in the PyTorch state dict.
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(visitor: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         visitor.visit_fields(
             (
                 Self::module("", |s| &s.backbone, |s| &mut s.backbone),
@@ -148,10 +194,47 @@ macro_rules! eval_and_train {
 }
 pub(crate) use eval_and_train;
 
+/// Runs stages (macros `stage!(self, x, forward | forward_mut)`) with the first `frozen` of them
+/// in eval mode without a tape and the rest in train mode; the tape starts at the first trained
+/// stage, so frozen parameters get no gradient and their BatchNorm statistics stay put.
+/// Expands one code path per boundary (the tensor types change where the tape starts).
+macro_rules! staged {
+    ($s:ident, $x:expr, $frozen:expr, $grads:expr, $i:expr; $first:ident $(, $rest:ident)*) => {{
+        if $frozen <= $i {
+            let t = $x.traced($grads);
+            train_chain!($s, t; $first $(, $rest)*)
+        } else {
+            let y = $first!($s, $x, forward);
+            staged!($s, y, $frozen, $grads, $i + 1; $($rest),*)
+        }
+    }};
+    ($s:ident, $x:expr, $frozen:expr, $grads:expr, $i:expr; ) => {{
+        $x.traced($grads)
+    }};
+}
+pub(crate) use staged;
+
+macro_rules! train_chain {
+    ($s:ident, $x:expr; $first:ident $(, $rest:ident)*) => {{
+        let y = $first!($s, $x, forward_mut);
+        train_chain!($s, y; $($rest),*)
+    }};
+    ($s:ident, $x:expr; ) => {
+        $x
+    };
+}
+pub(crate) use train_chain;
+
 /// Sets every BatchNorm's ε and momentum in a model (dfdx builds them with PyTorch's defaults,
 /// 1e-5 and 0.1; EfficientNet uses 1e-3 and 0.01).
-pub(crate) fn set_batchnorm_hyper<M: TensorCollection<f32, Dev>>(model: &mut M, epsilon: f64, momentum: f64) {
-    use dfdx::nn::tensor_collection::{RecursiveWalker, ScalarOptions, TensorVisitor, ViewTensorMut, ViewTensorName};
+pub(crate) fn set_batchnorm_hyper<M: TensorCollection<f32, Dev>>(
+    model: &mut M,
+    epsilon: f64,
+    momentum: f64,
+) {
+    use dfdx::nn::tensor_collection::{
+        RecursiveWalker, ScalarOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
+    };
     struct Setter(f64, f64);
     impl TensorVisitor<f32, Dev> for Setter {
         type Viewer = (ViewTensorMut, ViewTensorName);
@@ -178,5 +261,9 @@ pub(crate) fn set_batchnorm_hyper<M: TensorCollection<f32, Dev>>(model: &mut M, 
             Ok(None)
         }
     }
-    M::iter_tensors(&mut RecursiveWalker { m: (model, String::new()), f: &mut Setter(epsilon, momentum) }).unwrap();
+    M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut Setter(epsilon, momentum),
+    })
+    .unwrap();
 }

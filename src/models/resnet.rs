@@ -1,11 +1,14 @@
 //! ResNet-18 and ResNet-34 in torchvision's layout (`conv1`, `bn1`, `layer1.0.conv1`, …,
 //! `layer2.0.downsample.{0,1}`), so torchvision checkpoints load by name.
 
-use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use crate::nn::BatchNorm2D;
+use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
-use super::{eval_and_train, pool_features, Backbone, Dev, HeadName, Images, Rows, TrainTape};
+use super::{
+    eval_and_train, pool_features, staged, train_chain, Backbone, Dev, HeadName, Images, Rows,
+    TrainTape,
+};
 use crate::nn::Conv2D;
 use crate::ops::{max_pool2d, Padding};
 
@@ -30,7 +33,9 @@ pub struct DownBlock<const I: usize, const O: usize, E: Dtype = f32, D: Storage<
 
 impl<const C: usize, E: Dtype, D: Device<E>> TensorCollection<E, D> for BasicBlock<C, E, D> {
     type To<E2: Dtype, D2: Device<E2>> = BasicBlock<C, E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(v: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        v: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         v.visit_fields(
             (
                 Self::module("conv1", |s| &s.conv1, |s| &mut s.conv1),
@@ -38,14 +43,23 @@ impl<const C: usize, E: Dtype, D: Device<E>> TensorCollection<E, D> for BasicBlo
                 Self::module("conv2", |s| &s.conv2, |s| &mut s.conv2),
                 Self::module("bn2", |s| &s.bn2, |s| &mut s.bn2),
             ),
-            |(conv1, bn1, conv2, bn2)| BasicBlock { conv1, bn1, conv2, bn2 },
+            |(conv1, bn1, conv2, bn2)| BasicBlock {
+                conv1,
+                bn1,
+                conv2,
+                bn2,
+            },
         )
     }
 }
 
-impl<const I: usize, const O: usize, E: Dtype, D: Device<E>> TensorCollection<E, D> for DownBlock<I, O, E, D> {
+impl<const I: usize, const O: usize, E: Dtype, D: Device<E>> TensorCollection<E, D>
+    for DownBlock<I, O, E, D>
+{
     type To<E2: Dtype, D2: Device<E2>> = DownBlock<I, O, E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(v: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        v: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         v.visit_fields(
             (
                 Self::module("conv1", |s| &s.conv1, |s| &mut s.conv1),
@@ -54,7 +68,13 @@ impl<const I: usize, const O: usize, E: Dtype, D: Device<E>> TensorCollection<E,
                 Self::module("bn2", |s| &s.bn2, |s| &mut s.bn2),
                 Self::module("downsample", |s| &s.downsample, |s| &mut s.downsample),
             ),
-            |(conv1, bn1, conv2, bn2, downsample)| DownBlock { conv1, bn1, conv2, bn2, downsample },
+            |(conv1, bn1, conv2, bn2, downsample)| DownBlock {
+                conv1,
+                bn1,
+                conv2,
+                bn2,
+                downsample,
+            },
         )
     }
 }
@@ -104,8 +124,11 @@ where
     L3: TensorCollection<E, D>,
     L4: TensorCollection<E, D>,
 {
-    type To<E2: Dtype, D2: Device<E2>> = ResNet<L1::To<E2, D2>, L2::To<E2, D2>, L3::To<E2, D2>, L4::To<E2, D2>, E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(v: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    type To<E2: Dtype, D2: Device<E2>> =
+        ResNet<L1::To<E2, D2>, L2::To<E2, D2>, L3::To<E2, D2>, L4::To<E2, D2>, E2, D2>;
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        v: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         v.visit_fields(
             (
                 Self::module("conv1", |s| &s.conv1, |s| &mut s.conv1),
@@ -115,7 +138,14 @@ where
                 Self::module("layer3", |s| &s.layer3, |s| &mut s.layer3),
                 Self::module("layer4", |s| &s.layer4, |s| &mut s.layer4),
             ),
-            |(conv1, bn1, layer1, layer2, layer3, layer4)| ResNet { conv1, bn1, layer1, layer2, layer3, layer4 },
+            |(conv1, bn1, layer1, layer2, layer3, layer4)| ResNet {
+                conv1,
+                bn1,
+                layer1,
+                layer2,
+                layer3,
+                layer4,
+            },
         )
     }
 }
@@ -136,8 +166,17 @@ pub type ResNet18<E = f32, D = Cpu> = ResNet<
 
 /// torchvision `resnet34`: stages of [3, 4, 6, 3] basic blocks.
 pub type ResNet34<E = f32, D = Cpu> = ResNet<
-    (BasicBlock<64, E, D>, BasicBlock<64, E, D>, BasicBlock<64, E, D>),
-    (DownBlock<64, 128, E, D>, BasicBlock<128, E, D>, BasicBlock<128, E, D>, BasicBlock<128, E, D>),
+    (
+        BasicBlock<64, E, D>,
+        BasicBlock<64, E, D>,
+        BasicBlock<64, E, D>,
+    ),
+    (
+        DownBlock<64, 128, E, D>,
+        BasicBlock<128, E, D>,
+        BasicBlock<128, E, D>,
+        BasicBlock<128, E, D>,
+    ),
     (
         DownBlock<128, 256, E, D>,
         BasicBlock<256, E, D>,
@@ -146,7 +185,11 @@ pub type ResNet34<E = f32, D = Cpu> = ResNet<
         BasicBlock<256, E, D>,
         BasicBlock<256, E, D>,
     ),
-    (DownBlock<256, 512, E, D>, BasicBlock<512, E, D>, BasicBlock<512, E, D>),
+    (
+        DownBlock<256, 512, E, D>,
+        BasicBlock<512, E, D>,
+        BasicBlock<512, E, D>,
+    ),
     E,
     D,
 >;
@@ -163,6 +206,39 @@ macro_rules! resnet_body {
     }};
 }
 
+// Stages for partial freezing, one per entry of RESNET_BLOCKS (the stem's ReLU and max pool
+// go with bn1).
+macro_rules! r_conv1 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.conv1.$f($x)
+    };
+}
+macro_rules! r_bn1 {
+    ($s:ident, $x:expr, $f:ident) => {
+        max_pool2d($s.bn1.$f($x).relu(), 3, 2, Padding::Symmetric(1))
+    };
+}
+macro_rules! r_layer1 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.layer1.$f($x)
+    };
+}
+macro_rules! r_layer2 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.layer2.$f($x)
+    };
+}
+macro_rules! r_layer3 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.layer3.$f($x)
+    };
+}
+macro_rules! r_layer4 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.layer4.$f($x)
+    };
+}
+
 macro_rules! resnet_backbone {
     ($ty:ty, $name:literal) => {
         impl Backbone for $ty {
@@ -177,6 +253,9 @@ macro_rules! resnet_backbone {
             }
             fn forward_train(&mut self, x: Images<3, TrainTape>) -> Rows<TrainTape> {
                 resnet_body!(self, x, forward_mut)
+            }
+            fn forward_train_frozen(&mut self, x: Images<3>, frozen: usize, grads: Gradients<f32, Dev>) -> Rows<TrainTape> {
+                pool_features(staged!(self, x, frozen, grads, 0; r_conv1, r_bn1, r_layer1, r_layer2, r_layer3, r_layer4))
             }
         }
     };

@@ -2,11 +2,11 @@
 //! (32, 64, 128 channels; max pooling after the first two), global average pooling, 128
 //! features. Works for any input of at least 4×4 pixels.
 
-use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use crate::nn::BatchNorm2D;
+use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
-use super::{pool_features, Backbone, Dev, HeadName, Images, Rows, TrainTape};
+use super::{pool_features, staged, train_chain, Backbone, Dev, HeadName, Images, Rows, TrainTape};
 use crate::nn::Conv2D;
 use crate::ops::{max_pool2d, Padding};
 
@@ -22,7 +22,9 @@ pub struct SmallCnn<E: Dtype = f32, D: Storage<E> = Cpu> {
 
 impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for SmallCnn<E, D> {
     type To<E2: Dtype, D2: Device<E2>> = SmallCnn<E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(v: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        v: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         v.visit_fields(
             (
                 Self::module("conv1", |s| &s.conv1, |s| &mut s.conv1),
@@ -32,7 +34,14 @@ impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for SmallCnn<E, D> {
                 Self::module("conv3", |s| &s.conv3, |s| &mut s.conv3),
                 Self::module("bn3", |s| &s.bn3, |s| &mut s.bn3),
             ),
-            |(conv1, bn1, conv2, bn2, conv3, bn3)| SmallCnn { conv1, bn1, conv2, bn2, conv3, bn3 },
+            |(conv1, bn1, conv2, bn2, conv3, bn3)| SmallCnn {
+                conv1,
+                bn1,
+                conv2,
+                bn2,
+                conv3,
+                bn3,
+            },
         )
     }
 }
@@ -51,6 +60,37 @@ macro_rules! small_body {
     }};
 }
 
+macro_rules! s_conv1 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.conv1.$f($x)
+    };
+}
+macro_rules! s_bn1 {
+    ($s:ident, $x:expr, $f:ident) => {
+        max_pool2d($s.bn1.$f($x).relu(), 2, 2, Padding::Symmetric(0))
+    };
+}
+macro_rules! s_conv2 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.conv2.$f($x)
+    };
+}
+macro_rules! s_bn2 {
+    ($s:ident, $x:expr, $f:ident) => {
+        max_pool2d($s.bn2.$f($x).relu(), 2, 2, Padding::Symmetric(0))
+    };
+}
+macro_rules! s_conv3 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.conv3.$f($x)
+    };
+}
+macro_rules! s_bn3 {
+    ($s:ident, $x:expr, $f:ident) => {
+        $s.bn3.$f($x).relu()
+    };
+}
+
 impl Backbone for SmallCnn {
     const FEATURES: usize = 128;
     const NAME: &'static str = "small_cnn";
@@ -63,5 +103,15 @@ impl Backbone for SmallCnn {
     }
     fn forward_train(&mut self, x: Images<3, TrainTape>) -> Rows<TrainTape> {
         small_body!(self, x, forward_mut)
+    }
+    fn forward_train_frozen(
+        &mut self,
+        x: Images<3>,
+        frozen: usize,
+        grads: Gradients<f32, Dev>,
+    ) -> Rows<TrainTape> {
+        pool_features(
+            staged!(self, x, frozen, grads, 0; s_conv1, s_bn1, s_conv2, s_bn2, s_conv3, s_bn3),
+        )
     }
 }

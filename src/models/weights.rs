@@ -10,7 +10,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use ::safetensors::{Dtype as SafeDtype, SafeTensors};
-use dfdx::nn::tensor_collection::{RecursiveWalker, ScalarOptions, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName};
+use dfdx::nn::tensor_collection::{
+    RecursiveWalker, ScalarOptions, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
+};
 use dfdx::prelude::*;
 
 use super::{Backbone, Classifier, Dev};
@@ -18,21 +20,48 @@ use super::{Backbone, Classifier, Dev};
 /// One way a checkpoint disagrees with the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mismatch {
-    Missing { name: String, expected: Vec<usize> },
-    Unexpected { name: String, found: Vec<usize> },
-    Shape { name: String, expected: Vec<usize>, found: Vec<usize> },
-    Dtype { name: String, found: String },
+    Missing {
+        name: String,
+        expected: Vec<usize>,
+    },
+    Unexpected {
+        name: String,
+        found: Vec<usize>,
+    },
+    Shape {
+        name: String,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
+    Dtype {
+        name: String,
+        found: String,
+    },
 }
 
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Mismatch::Missing { name, expected } => write!(f, "missing tensor `{name}` (expected shape {expected:?})"),
-            Mismatch::Unexpected { name, found } => write!(f, "unexpected tensor `{name}` (shape {found:?}) not in the model"),
-            Mismatch::Shape { name, expected, found } => {
-                write!(f, "tensor `{name}` has shape {found:?}, expected {expected:?}")
+            Mismatch::Missing { name, expected } => {
+                write!(f, "missing tensor `{name}` (expected shape {expected:?})")
             }
-            Mismatch::Dtype { name, found } => write!(f, "tensor `{name}` has dtype {found}, expected F32"),
+            Mismatch::Unexpected { name, found } => write!(
+                f,
+                "unexpected tensor `{name}` (shape {found:?}) not in the model"
+            ),
+            Mismatch::Shape {
+                name,
+                expected,
+                found,
+            } => {
+                write!(
+                    f,
+                    "tensor `{name}` has shape {found:?}, expected {expected:?}"
+                )
+            }
+            Mismatch::Dtype { name, found } => {
+                write!(f, "tensor `{name}` has dtype {found}, expected F32")
+            }
         }
     }
 }
@@ -52,13 +81,22 @@ pub enum WeightsError {
     #[error("weights file {} is not a valid safetensors file: {message}", path.display())]
     Format { path: PathBuf, message: String },
     #[error("weights file {} does not match the {arch} model ({} problems):{}", path.display(), problems.len(), list(problems))]
-    Mismatch { path: PathBuf, arch: String, problems: Vec<Mismatch> },
+    Mismatch {
+        path: PathBuf,
+        arch: String,
+        problems: Vec<Mismatch>,
+    },
     #[error(
         "weights file {} has a {found}-class head `{head}` but the model has {expected} classes; \
          set head.replace = true to re-initialise the head",
         path.display()
     )]
-    HeadClasses { path: PathBuf, head: String, found: usize, expected: usize },
+    HeadClasses {
+        path: PathBuf,
+        head: String,
+        found: usize,
+        expected: usize,
+    },
 }
 
 /// What [`load_torchvision_weights`] did.
@@ -108,19 +146,37 @@ impl TensorVisitor<f32, Dev> for Loader<'_, '_> {
         (t, name): (&mut Tensor<S, f32, Dev>, String),
     ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
         let name = torch_name(&name);
-        if self.skip_prefix.as_ref().is_some_and(|p| name.starts_with(p.as_str())) {
+        if self
+            .skip_prefix
+            .as_ref()
+            .is_some_and(|p| name.starts_with(p.as_str()))
+        {
             return Ok(None);
         }
         let expected: Vec<usize> = t.shape().concrete().into_iter().collect();
         match self.file.tensor(&name) {
-            Err(_) => self.problems.push(Mismatch::Missing { name: name.clone(), expected }),
+            Err(_) => self.problems.push(Mismatch::Missing {
+                name: name.clone(),
+                expected,
+            }),
             Ok(view) => {
                 if view.dtype() != SafeDtype::F32 {
-                    self.problems.push(Mismatch::Dtype { name: name.clone(), found: dtype_name(view.dtype()) });
+                    self.problems.push(Mismatch::Dtype {
+                        name: name.clone(),
+                        found: dtype_name(view.dtype()),
+                    });
                 } else if view.shape() != expected.as_slice() {
-                    self.problems.push(Mismatch::Shape { name: name.clone(), expected, found: view.shape().to_vec() });
+                    self.problems.push(Mismatch::Shape {
+                        name: name.clone(),
+                        expected,
+                        found: view.shape().to_vec(),
+                    });
                 } else if self.write {
-                    let data: Vec<f32> = view.data().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+                    let data: Vec<f32> = view
+                        .data()
+                        .chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect();
                     t.copy_from(&data);
                     self.loaded += 1;
                 }
@@ -131,7 +187,11 @@ impl TensorVisitor<f32, Dev> for Loader<'_, '_> {
     }
 
     /// BatchNorm's ε and momentum are architecture settings, not checkpoint contents.
-    fn visit_scalar<N: num_traits::NumCast>(&mut self, _: ScalarOptions<N>, _: (&mut N, String)) -> Result<Option<N>, CpuError> {
+    fn visit_scalar<N: num_traits::NumCast>(
+        &mut self,
+        _: ScalarOptions<N>,
+        _: (&mut N, String),
+    ) -> Result<Option<N>, CpuError> {
         Ok(None)
     }
 }
@@ -149,15 +209,23 @@ pub fn load_torchvision_weights<B: Backbone>(
     replace_head: bool,
 ) -> Result<LoadReport, WeightsError> {
     let path = path.as_ref().to_path_buf();
-    let bytes = std::fs::read(&path).map_err(|source| WeightsError::Io { path: path.clone(), source })?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| WeightsError::Format { path: path.clone(), message: format!("{e:?}") })?;
+    let bytes = std::fs::read(&path).map_err(|source| WeightsError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let file = SafeTensors::deserialize(&bytes).map_err(|e| WeightsError::Format {
+        path: path.clone(),
+        message: format!("{e:?}"),
+    })?;
 
     let head_weight = format!("{}.weight", B::HEAD);
     let expected_head = [model.head.classes(), B::FEATURES];
     let file_head = file.tensor(&head_weight).ok().map(|v| v.shape().to_vec());
     let checkpoint_classes = file_head.as_ref().filter(|s| s.len() == 2).map(|s| s[0]);
     // A head for the same features but another class count: replace on request, else refuse.
-    let other_classes = file_head.as_ref().is_some_and(|s| s.len() == 2 && s[1] == B::FEATURES && s[0] != expected_head[0]);
+    let other_classes = file_head
+        .as_ref()
+        .is_some_and(|s| s.len() == 2 && s[1] == B::FEATURES && s[0] != expected_head[0]);
     let replace = replace_head && file_head.as_deref() != Some(&expected_head[..]);
     let skip_head = replace || other_classes;
 
@@ -169,16 +237,23 @@ pub fn load_torchvision_weights<B: Backbone>(
         seen: HashSet::new(),
         loaded: 0,
     };
-    Classifier::<B>::iter_tensors(&mut RecursiveWalker { m: (&mut *model, String::new()), f: &mut loader }).unwrap();
+    Classifier::<B>::iter_tensors(&mut RecursiveWalker {
+        m: (&mut *model, String::new()),
+        f: &mut loader,
+    })
+    .unwrap();
     let mut extra: Vec<Mismatch> = file
         .tensors()
         .into_iter()
         .filter(|(name, _)| {
-            !loader.seen.contains(name)
-                && !name.ends_with("num_batches_tracked")
-                && !(skip_head && name.starts_with(&format!("{}.", B::HEAD)))
+            let head_skipped = skip_head && name.starts_with(&format!("{}.", B::HEAD));
+            let known = loader.seen.contains(name) || name.ends_with("num_batches_tracked");
+            !(known || head_skipped)
         })
-        .map(|(name, v)| Mismatch::Unexpected { name, found: v.shape().to_vec() })
+        .map(|(name, v)| Mismatch::Unexpected {
+            name,
+            found: v.shape().to_vec(),
+        })
         .collect();
     extra.sort_by(|a, b| format!("{a}").cmp(&format!("{b}")));
     loader.problems.extend(extra);
@@ -198,12 +273,20 @@ pub fn load_torchvision_weights<B: Backbone>(
         });
     }
     if !loader.problems.is_empty() {
-        return Err(WeightsError::Mismatch { path, arch: B::NAME.to_string(), problems: loader.problems });
+        return Err(WeightsError::Mismatch {
+            path,
+            arch: B::NAME.to_string(),
+            problems: loader.problems,
+        });
     }
 
     loader.write = true;
     loader.seen.clear();
-    Classifier::<B>::iter_tensors(&mut RecursiveWalker { m: (&mut *model, String::new()), f: &mut loader }).unwrap();
+    Classifier::<B>::iter_tensors(&mut RecursiveWalker {
+        m: (&mut *model, String::new()),
+        f: &mut loader,
+    })
+    .unwrap();
     if replace {
         model.head.reset_params();
         tracing::info!(
@@ -214,12 +297,18 @@ pub fn load_torchvision_weights<B: Backbone>(
             B::HEAD
         );
     }
-    Ok(LoadReport { path, tensors_loaded: loader.loaded, head_replaced: replace, checkpoint_classes })
+    Ok(LoadReport {
+        path,
+        tensors_loaded: loader.loaded,
+        head_replaced: replace,
+        checkpoint_classes,
+    })
 }
 
 /// FNV-1a 32-bit hash of the UTF-8 bytes of `s`.
 pub fn fnv1a32(s: &str) -> u32 {
-    s.bytes().fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619))
+    s.bytes()
+        .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619))
 }
 
 /// The counter-based uniform numbers u ∈ [0, 1) of the golden tests' weight fill for the
@@ -261,46 +350,46 @@ pub fn fill_with_hash<B: Backbone>(model: &mut Classifier<B>) {
             let u = hash_uniforms(&torch, len);
             let values: Vec<f32> = if name.ends_with(".scale") || name.ends_with("running_var") {
                 u.map(|u| (0.5 + u) as f32).collect()
-            } else if name.ends_with("running_mean") || (name.ends_with(".bias") && torch != self.head_bias) {
+            } else if name.ends_with("running_mean")
+                || (name.ends_with(".bias") && torch != self.head_bias)
+            {
                 u.map(|u| ((2.0 * u - 1.0) * 0.2) as f32).collect()
             } else if torch == self.head_bias {
                 let s = (self.features as f64).sqrt();
                 u.map(|u| ((2.0 * u - 1.0) / s) as f32).collect()
             } else {
                 let fan_in = (len / dims[0].max(1)).max(1) as f64;
-                u.map(|u| ((2.0 * u - 1.0) / fan_in.sqrt()) as f32).collect()
+                u.map(|u| ((2.0 * u - 1.0) / fan_in.sqrt()) as f32)
+                    .collect()
             };
             t.copy_from(&values);
             Ok(None)
         }
-        fn visit_scalar<N: num_traits::NumCast>(&mut self, _: ScalarOptions<N>, _: (&mut N, String)) -> Result<Option<N>, CpuError> {
+        fn visit_scalar<N: num_traits::NumCast>(
+            &mut self,
+            _: ScalarOptions<N>,
+            _: (&mut N, String),
+        ) -> Result<Option<N>, CpuError> {
             Ok(None)
         }
     }
-    let mut f = Filler { head_bias: format!("{}.bias", B::HEAD), features: B::FEATURES };
-    Classifier::<B>::iter_tensors(&mut RecursiveWalker { m: (model, String::new()), f: &mut f }).unwrap();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hash_fill_matches_the_documented_values() {
-        // conv1.weight starts 0.07495967, −0.01659734, −0.01964474 (fan_in 3·7·7).
-        let s = (147f64).sqrt();
-        let v: Vec<f64> = hash_uniforms("conv1.weight", 3).map(|u| (2.0 * u - 1.0) / s).collect();
-        for (a, b) in v.iter().zip([0.07495967, -0.01659734, -0.01964474]) {
-            assert!((a - b).abs() < 1e-7, "{a} vs {b}");
-        }
-        assert_eq!(torch_name("layer1.0.bn1.scale"), "layer1.0.bn1.weight");
-        assert_eq!(torch_name("layer1.0.conv1.weight"), "layer1.0.conv1.weight");
-    }
+    let mut f = Filler {
+        head_bias: format!("{}.bias", B::HEAD),
+        features: B::FEATURES,
+    };
+    Classifier::<B>::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut f,
+    })
+    .unwrap();
 }
 
 /// Writes `model` as a safetensors file with PyTorch state-dict names (BatchNorm γ as
 /// `weight`), loadable by [`load_torchvision_weights`] and by PyTorch.
-pub fn save_torchvision_weights<B: Backbone>(model: &Classifier<B>, path: impl AsRef<Path>) -> Result<(), WeightsError> {
+pub fn save_torchvision_weights<B: Backbone>(
+    model: &Classifier<B>,
+    path: impl AsRef<Path>,
+) -> Result<(), WeightsError> {
     use dfdx::nn::tensor_collection::ViewTensorRef;
     struct Collect(Vec<(String, Vec<usize>, Vec<u8>)>);
     impl TensorVisitor<f32, Dev> for Collect {
@@ -318,21 +407,61 @@ pub fn save_torchvision_weights<B: Backbone>(model: &Classifier<B>, path: impl A
             self.0.push((torch_name(&name), shape, bytes));
             Ok(None)
         }
-        fn visit_scalar<N: num_traits::NumCast>(&mut self, _: ScalarOptions<N>, _: (&N, String)) -> Result<Option<N>, CpuError> {
+        fn visit_scalar<N: num_traits::NumCast>(
+            &mut self,
+            _: ScalarOptions<N>,
+            _: (&N, String),
+        ) -> Result<Option<N>, CpuError> {
             Ok(None)
         }
     }
     let path = path.as_ref().to_path_buf();
     let mut c = Collect(vec![]);
-    Classifier::<B>::iter_tensors(&mut RecursiveWalker { m: (model, String::new()), f: &mut c }).unwrap();
-    let views = c
-        .0
-        .iter()
-        .map(|(n, s, b)| Ok((n.clone(), ::safetensors::tensor::TensorView::new(SafeDtype::F32, s.clone(), b)?)))
-        .collect::<Result<Vec<_>, ::safetensors::SafeTensorError>>()
-        .map_err(|e| WeightsError::Format { path: path.clone(), message: format!("{e:?}") })?;
-    ::safetensors::serialize_to_file(views, &None, &path).map_err(|e| match e {
-        ::safetensors::SafeTensorError::IoError(source) => WeightsError::Io { path: path.clone(), source },
-        e => WeightsError::Format { path: path.clone(), message: format!("{e:?}") },
+    Classifier::<B>::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut c,
     })
+    .unwrap();
+    let views =
+        c.0.iter()
+            .map(|(n, s, b)| {
+                Ok((
+                    n.clone(),
+                    ::safetensors::tensor::TensorView::new(SafeDtype::F32, s.clone(), b)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, ::safetensors::SafeTensorError>>()
+            .map_err(|e| WeightsError::Format {
+                path: path.clone(),
+                message: format!("{e:?}"),
+            })?;
+    ::safetensors::serialize_to_file(views, &None, &path).map_err(|e| match e {
+        ::safetensors::SafeTensorError::IoError(source) => WeightsError::Io {
+            path: path.clone(),
+            source,
+        },
+        e => WeightsError::Format {
+            path: path.clone(),
+            message: format!("{e:?}"),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_fill_matches_the_documented_values() {
+        // conv1.weight starts 0.07495967, −0.01659734, −0.01964474 (fan_in 3·7·7).
+        let s = (147f64).sqrt();
+        let v: Vec<f64> = hash_uniforms("conv1.weight", 3)
+            .map(|u| (2.0 * u - 1.0) / s)
+            .collect();
+        for (a, b) in v.iter().zip([0.07495967, -0.01659734, -0.01964474]) {
+            assert!((a - b).abs() < 1e-7, "{a} vs {b}");
+        }
+        assert_eq!(torch_name("layer1.0.bn1.scale"), "layer1.0.bn1.weight");
+        assert_eq!(torch_name("layer1.0.conv1.weight"), "layer1.0.conv1.weight");
+    }
 }

@@ -33,11 +33,23 @@ impl<const C: usize, E: Dtype, D: Device<E>> BuildOnDevice<D, E> for builder::Ba
 
 impl<const C: usize, E: Dtype, D: Device<E>> TensorCollection<E, D> for BatchNorm2D<C, E, D> {
     type To<E2: Dtype, D2: Device<E2>> = BatchNorm2D<C, E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(v: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        v: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         v.visit_fields(
             (
-                Self::tensor("scale", |s| &s.scale, |s| &mut s.scale, TensorOptions::reset_to_ones()),
-                Self::tensor("bias", |s| &s.bias, |s| &mut s.bias, TensorOptions::reset_to_zeros()),
+                Self::tensor(
+                    "scale",
+                    |s| &s.scale,
+                    |s| &mut s.scale,
+                    TensorOptions::reset_to_ones(),
+                ),
+                Self::tensor(
+                    "bias",
+                    |s| &s.bias,
+                    |s| &mut s.bias,
+                    TensorOptions::reset_to_zeros(),
+                ),
                 Self::tensor(
                     "running_mean",
                     |s| &s.running_mean,
@@ -50,8 +62,18 @@ impl<const C: usize, E: Dtype, D: Device<E>> TensorCollection<E, D> for BatchNor
                     |s| &mut s.running_var,
                     TensorOptions::detached(|t| t.try_fill_with_ones()),
                 ),
-                Self::scalar("epsilon", |s| &s.epsilon, |s| &mut s.epsilon, ScalarOptions::from_default(1e-5)),
-                Self::scalar("momentum", |s| &s.momentum, |s| &mut s.momentum, ScalarOptions::from_default(0.1)),
+                Self::scalar(
+                    "epsilon",
+                    |s| &s.epsilon,
+                    |s| &mut s.epsilon,
+                    ScalarOptions::from_default(1e-5),
+                ),
+                Self::scalar(
+                    "momentum",
+                    |s| &s.momentum,
+                    |s| &mut s.momentum,
+                    ScalarOptions::from_default(0.1),
+                ),
             ),
             |(scale, bias, running_mean, running_var, epsilon, momentum)| BatchNorm2D {
                 scale,
@@ -70,11 +92,26 @@ type Img<const C: usize, T> = Tensor<(usize, Const<C>, usize, usize), f32, Cpu, 
 impl<const C: usize> BatchNorm2D<C, f32, Cpu> {
     /// Running statistics, differentiable in x, γ and β when `x` has a tape.
     pub fn forward_frozen<T: Tape<f32, Cpu>>(&self, x: Img<C, T>) -> Img<C, T> {
-        batchnorm2d_eval(x, &self.scale, &self.bias, &self.running_mean, &self.running_var, self.epsilon)
+        batchnorm2d_eval(
+            x,
+            &self.scale,
+            &self.bias,
+            &self.running_mean,
+            &self.running_var,
+            self.epsilon,
+        )
     }
     /// Batch statistics; updates the running statistics.
     pub fn forward_train<T: Tape<f32, Cpu>>(&mut self, x: Img<C, T>) -> Img<C, T> {
-        batchnorm2d_train(x, &self.scale, &self.bias, &mut self.running_mean, &mut self.running_var, self.epsilon, self.momentum)
+        batchnorm2d_train(
+            x,
+            &self.scale,
+            &self.bias,
+            &mut self.running_mean,
+            &mut self.running_var,
+            self.epsilon,
+            self.momentum,
+        )
     }
 }
 
@@ -89,7 +126,10 @@ impl<const C: usize> Module<Img<C, NoneTape>> for BatchNorm2D<C, f32, Cpu> {
 impl<const C: usize> ModuleMut<Img<C, OwnedTape<f32, Cpu>>> for BatchNorm2D<C, f32, Cpu> {
     type Output = Img<C, OwnedTape<f32, Cpu>>;
     type Error = CpuError;
-    fn try_forward_mut(&mut self, x: Img<C, OwnedTape<f32, Cpu>>) -> Result<Self::Output, CpuError> {
+    fn try_forward_mut(
+        &mut self,
+        x: Img<C, OwnedTape<f32, Cpu>>,
+    ) -> Result<Self::Output, CpuError> {
         Ok(self.forward_train(x))
     }
 }

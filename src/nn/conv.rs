@@ -51,19 +51,40 @@ pub mod builder {
     >;
 }
 
-impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const G: usize, E: Dtype, D: Device<E>>
-    BuildOnDevice<D, E> for builder::Conv2D<I, O, K, S, P, G>
+impl<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize,
+        const P: usize,
+        const G: usize,
+        E: Dtype,
+        D: Device<E>,
+    > BuildOnDevice<D, E> for builder::Conv2D<I, O, K, S, P, G>
 {
     type Built = Conv2D<I, O, K, S, P, G, E, D>;
 }
 
-impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const G: usize, E: Dtype, D: Device<E>>
-    TensorCollection<E, D> for Conv2D<I, O, K, S, P, G, E, D>
+impl<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize,
+        const P: usize,
+        const G: usize,
+        E: Dtype,
+        D: Device<E>,
+    > TensorCollection<E, D> for Conv2D<I, O, K, S, P, G, E, D>
 {
     type To<E2: Dtype, D2: Device<E2>> = Conv2D<I, O, K, S, P, G, E2, D2>;
 
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(visitor: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        assert!(G >= 1 && I % G == 0 && O % G == 0, "Conv2D<{I}, {O}>: channels not divisible by {G} groups");
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        assert!(
+            G >= 1 && I.is_multiple_of(G) && O.is_multiple_of(G),
+            "Conv2D<{I}, {O}>: channels not divisible by {G} groups"
+        );
         visitor.visit_fields(
             Self::tensor(
                 "weight",
@@ -76,18 +97,35 @@ impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: us
     }
 }
 
-impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const G: usize, T: Tape<f32, Cpu>>
-    Module<Tensor<(usize, Const<I>, usize, usize), f32, Cpu, T>> for Conv2D<I, O, K, S, P, G, f32, Cpu>
+impl<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize,
+        const P: usize,
+        const G: usize,
+        T: Tape<f32, Cpu>,
+    > Module<Tensor<(usize, Const<I>, usize, usize), f32, Cpu, T>>
+    for Conv2D<I, O, K, S, P, G, f32, Cpu>
 {
     type Output = Tensor<(usize, Const<O>, usize, usize), f32, Cpu, T>;
     type Error = CpuError;
 
-    fn try_forward(&self, x: Tensor<(usize, Const<I>, usize, usize), f32, Cpu, T>) -> Result<Self::Output, CpuError> {
+    fn try_forward(
+        &self,
+        x: Tensor<(usize, Const<I>, usize, usize), f32, Cpu, T>,
+    ) -> Result<Self::Output, CpuError> {
         Ok(conv2d(x, &self.weight, None, S, padding_of(P), G))
     }
 }
 
-impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const G: usize> NonMutableModule
-    for Conv2D<I, O, K, S, P, G, f32, Cpu>
+impl<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize,
+        const P: usize,
+        const G: usize,
+    > NonMutableModule for Conv2D<I, O, K, S, P, G, f32, Cpu>
 {
 }

@@ -40,11 +40,23 @@ impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for LinearHead<E, D> {
 
     /// Built through `BuildModule` the head would be empty (its size is not in its type):
     /// construct it with [`LinearHead::new`].
-    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(visitor: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+    fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
+        visitor: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         visitor.visit_fields(
             (
-                Self::tensor("weight", |s| &s.weight, |s| &mut s.weight, runtime_options((0, 0), true, linear_uniform)),
-                Self::tensor("bias", |s| &s.bias, |s| &mut s.bias, runtime_options((0,), true, zeros)),
+                Self::tensor(
+                    "weight",
+                    |s| &s.weight,
+                    |s| &mut s.weight,
+                    runtime_options((0, 0), true, linear_uniform),
+                ),
+                Self::tensor(
+                    "bias",
+                    |s| &s.bias,
+                    |s| &mut s.bias,
+                    runtime_options((0,), true, zeros),
+                ),
             ),
             |(weight, bias)| LinearHead { weight, bias },
         )
@@ -55,11 +67,20 @@ impl<T: Tape<f32, Cpu>> Module<Tensor<(usize, usize), f32, Cpu, T>> for LinearHe
     type Output = Tensor<(usize, usize), f32, Cpu, T>;
     type Error = CpuError;
 
-    fn try_forward(&self, x: Tensor<(usize, usize), f32, Cpu, T>) -> Result<Self::Output, CpuError> {
-        let w = self.weight.retaped::<T>().try_permute::<(usize, usize), Axes2<1, 0>>()?;
+    fn try_forward(
+        &self,
+        x: Tensor<(usize, usize), f32, Cpu, T>,
+    ) -> Result<Self::Output, CpuError> {
+        let w = self
+            .weight
+            .retaped::<T>()
+            .try_permute::<(usize, usize), Axes2<1, 0>>()?;
         let y = x.try_matmul(w)?;
         let shape = *y.shape();
-        let b = self.bias.retaped::<T>().try_broadcast_like::<_, Axis<0>>(&shape)?;
+        let b = self
+            .bias
+            .retaped::<T>()
+            .try_broadcast_like::<_, Axis<0>>(&shape)?;
         y.try_add(b)
     }
 }

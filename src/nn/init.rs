@@ -36,18 +36,34 @@ impl<E: FromPrimitive> Distribution<E> for Symmetric {
 
 /// torchvision's conv init: Kaiming normal, mode `fan_out`, gain √2 (ReLU):
 /// std = √(2 / (out_channels · k · k)). `shape.0` is the output channel count.
-pub fn kaiming_normal_fan_out<S: Shape, E: Dtype, D: Device<E>>(t: &mut Tensor<S, E, D>) -> Result<(), D::Err> {
+pub fn kaiming_normal_fan_out<S: Shape, E: Dtype, D: Device<E>>(
+    t: &mut Tensor<S, E, D>,
+) -> Result<(), D::Err> {
     let dims = t.shape().concrete();
-    let fan_out = dims.into_iter().enumerate().filter(|(i, _)| *i != 1).map(|(_, d)| d).product::<usize>();
-    t.try_fill_with_distr(Normal { std: (2.0 / fan_out.max(1) as f64).sqrt() })
+    let fan_out = dims
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| *i != 1)
+        .map(|(_, d)| d)
+        .product::<usize>();
+    t.try_fill_with_distr(Normal {
+        std: (2.0 / fan_out.max(1) as f64).sqrt(),
+    })
 }
 
 /// PyTorch's `nn.Linear` default: U(±1/√fan_in) for weight `[out, in]`.
-pub fn linear_uniform<S: Shape, E: Dtype, D: Device<E>>(t: &mut Tensor<S, E, D>) -> Result<(), D::Err> {
+pub fn linear_uniform<S: Shape, E: Dtype, D: Device<E>>(
+    t: &mut Tensor<S, E, D>,
+) -> Result<(), D::Err> {
     let dims = t.shape().concrete();
     let fan_in = dims.into_iter().last().unwrap_or(1).max(1);
-    t.try_fill_with_distr(Symmetric { bound: 1.0 / (fan_in as f64).sqrt() })
+    t.try_fill_with_distr(Symmetric {
+        bound: 1.0 / (fan_in as f64).sqrt(),
+    })
 }
+
+/// A tensor's reset function, as `TensorOptions` stores it.
+pub type ResetFn<S, E, D> = fn(&mut Tensor<S, E, D>) -> Result<(), <D as HasErr>::Err>;
 
 /// [`TensorOptions`] for a tensor with run-time dimensions.
 ///
@@ -59,7 +75,7 @@ pub fn linear_uniform<S: Shape, E: Dtype, D: Device<E>>(t: &mut Tensor<S, E, D>)
 pub fn runtime_options<S: Shape, E: Dtype, D: Device<E>>(
     shape: S,
     do_gradient_update: bool,
-    reset: fn(&mut Tensor<S, E, D>) -> Result<(), D::Err>,
+    reset: ResetFn<S, E, D>,
 ) -> TensorOptions<S, E, D> {
     let mut o = std::mem::MaybeUninit::<TensorOptions<S, E, D>>::uninit();
     let p = o.as_mut_ptr();

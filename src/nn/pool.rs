@@ -20,12 +20,23 @@ macro_rules! pool_module {
             type Output = Tensor<(usize, C, usize, usize), f32, Cpu, T>;
             type Error = CpuError;
 
-            fn try_forward(&self, x: Tensor<(usize, C, usize, usize), f32, Cpu, T>) -> Result<Self::Output, CpuError> {
+            fn try_forward(
+                &self,
+                x: Tensor<(usize, C, usize, usize), f32, Cpu, T>,
+            ) -> Result<Self::Output, CpuError> {
                 Ok($op(x, K, S, padding_of(P)))
             }
         }
     };
 }
 
-pool_module!(MaxPool2D, max_pool2d, "Max pooling (padding never wins the max).");
-pool_module!(AvgPool2D, avg_pool2d, "Average pooling (divides by K·K, padding included).");
+pool_module!(
+    MaxPool2D,
+    max_pool2d,
+    "Max pooling (padding never wins the max)."
+);
+pool_module!(
+    AvgPool2D,
+    avg_pool2d,
+    "Average pooling (divides by K·K, padding included)."
+);

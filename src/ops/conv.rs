@@ -15,8 +15,8 @@ use rayon::prelude::*;
 
 use super::depthwise;
 use super::gemm::{matmul, Mat, Parallelism};
-use super::scratch::Scratch;
 use super::geometry::{valid_range, window_1d, Padding};
+use super::scratch::Scratch;
 use super::tensor_io::{alloc_output, put_grad, read, read_scratch, take_grad};
 
 /// Everything the kernels need to know about one convolution call.
@@ -49,10 +49,26 @@ impl Conv2dGeom {
         padding: Padding,
         groups: usize,
     ) -> Self {
-        assert!(groups >= 1 && c_in % groups == 0 && c_out % groups == 0, "channels {c_in}->{c_out} not divisible by {groups} groups");
+        assert!(
+            groups >= 1 && c_in.is_multiple_of(groups) && c_out.is_multiple_of(groups),
+            "channels {c_in}->{c_out} not divisible by {groups} groups"
+        );
         let (oh, pad_top) = window_1d(h, k, stride, padding);
         let (ow, pad_left) = window_1d(w, k, stride, padding);
-        Conv2dGeom { batch, c_in, h, w, c_out, k, stride, groups, pad_top, pad_left, oh, ow }
+        Conv2dGeom {
+            batch,
+            c_in,
+            h,
+            w,
+            c_out,
+            k,
+            stride,
+            groups,
+            pad_top,
+            pad_left,
+            oh,
+            ow,
+        }
     }
     pub fn cin_g(&self) -> usize {
         self.c_in / self.groups
@@ -75,6 +91,17 @@ impl Conv2dGeom {
     }
     pub fn weight_len(&self) -> usize {
         self.c_out * self.col_rows()
+    }
+    /// 1×1, stride 1, unpadded, ungrouped, on planes big enough for a gemm per image: each
+    /// image already is its own column matrix, so packing would only copy (EfficientNet's
+    /// expand/project convs).
+    fn is_pointwise(&self) -> bool {
+        self.k == 1
+            && self.stride == 1
+            && self.pad_top == 0
+            && self.pad_left == 0
+            && self.groups == 1
+            && self.out_plane() >= 48
     }
     fn is_depthwise(&self) -> bool {
         self.groups == self.c_in && self.groups == self.c_out
@@ -168,53 +195,75 @@ fn chunks(g: &Conv2dGeom) -> impl Iterator<Item = Chunk> {
     let (batch, ohw) = (g.batch, g.out_plane());
     (0..batch).step_by(per).map(move |first| {
         let n = per.min(batch - first);
-        Chunk { first, n, cols: n * ohw }
+        Chunk {
+            first,
+            n,
+            cols: n * ohw,
+        }
     })
 }
 
 /// Column matrix (cin_g·k·k × chunk columns) of group `gi` for the chunk's images.
 fn im2col(g: &Conv2dGeom, gi: usize, c: Chunk, x: &[f32], col: &mut [f32]) {
     let (hw, kk, cin_g, ohw) = (g.h * g.w, g.k * g.k, g.cin_g(), g.out_plane());
-    col[..cin_g * kk * c.cols].par_chunks_mut(kk * c.cols).enumerate().for_each(|(ci, rows)| {
-        for j in 0..c.n {
-            let plane = &x[((c.first + j) * g.c_in + gi * cin_g + ci) * hw..][..hw];
-            unfold_plane(g, plane, rows, c.cols, j * ohw);
-        }
-    });
+    col[..cin_g * kk * c.cols]
+        .par_chunks_mut(kk * c.cols)
+        .enumerate()
+        .for_each(|(ci, rows)| {
+            for j in 0..c.n {
+                let plane = &x[((c.first + j) * g.c_in + gi * cin_g + ci) * hw..][..hw];
+                unfold_plane(g, plane, rows, c.cols, j * ohw);
+            }
+        });
 }
 
 /// Adds the column-matrix gradient of group `gi` back into the chunk's input gradient.
 fn col2im_add(g: &Conv2dGeom, gi: usize, c: Chunk, dcol: &[f32], dx: &mut [f32]) {
     let (hw, kk, cin_g, ohw) = (g.h * g.w, g.k * g.k, g.cin_g(), g.out_plane());
-    dx[c.first * g.in_img()..(c.first + c.n) * g.in_img()].par_chunks_mut(hw).enumerate().for_each(|(p, plane)| {
-        let (j, ch) = (p / g.c_in, p % g.c_in);
-        if ch / cin_g == gi {
-            let ci = ch % cin_g;
-            fold_plane_add(g, &dcol[ci * kk * c.cols..(ci + 1) * kk * c.cols], c.cols, j * ohw, plane);
-        }
-    });
+    dx[c.first * g.in_img()..(c.first + c.n) * g.in_img()]
+        .par_chunks_mut(hw)
+        .enumerate()
+        .for_each(|(p, plane)| {
+            let (j, ch) = (p / g.c_in, p % g.c_in);
+            if ch / cin_g == gi {
+                let ci = ch % cin_g;
+                fold_plane_add(
+                    g,
+                    &dcol[ci * kk * c.cols..(ci + 1) * kk * c.cols],
+                    c.cols,
+                    j * ohw,
+                    plane,
+                );
+            }
+        });
 }
 
 /// Gathers the output-gradient planes of group `gi` into `packed` (cout_g × chunk columns).
 fn pack_out(g: &Conv2dGeom, gi: usize, c: Chunk, gout: &[f32], packed: &mut [f32]) {
     let (ohw, cout_g) = (g.out_plane(), g.cout_g());
-    packed[..cout_g * c.cols].par_chunks_mut(c.cols).enumerate().for_each(|(o, row)| {
-        for j in 0..c.n {
-            let src = &gout[((c.first + j) * g.c_out + gi * cout_g + o) * ohw..][..ohw];
-            row[j * ohw..(j + 1) * ohw].copy_from_slice(src);
-        }
-    });
+    packed[..cout_g * c.cols]
+        .par_chunks_mut(c.cols)
+        .enumerate()
+        .for_each(|(o, row)| {
+            for j in 0..c.n {
+                let src = &gout[((c.first + j) * g.c_out + gi * cout_g + o) * ohw..][..ohw];
+                row[j * ohw..(j + 1) * ohw].copy_from_slice(src);
+            }
+        });
 }
 
 /// Scatters a packed result (cout_g × chunk columns) of group `gi` into the NCHW output.
 fn unpack_out(g: &Conv2dGeom, gi: usize, c: Chunk, packed: &[f32], out: &mut [f32]) {
     let (ohw, cout_g) = (g.out_plane(), g.cout_g());
-    out[c.first * g.out_img()..(c.first + c.n) * g.out_img()].par_chunks_mut(ohw).enumerate().for_each(|(p, plane)| {
-        let (j, o) = (p / g.c_out, p % g.c_out);
-        if o / cout_g == gi {
-            plane.copy_from_slice(&packed[(o % cout_g) * c.cols + j * ohw..][..ohw]);
-        }
-    });
+    out[c.first * g.out_img()..(c.first + c.n) * g.out_img()]
+        .par_chunks_mut(ohw)
+        .enumerate()
+        .for_each(|(p, plane)| {
+            let (j, o) = (p / g.c_out, p % g.c_out);
+            if o / cout_g == gi {
+                plane.copy_from_slice(&packed[(o % cout_g) * c.cols + j * ohw..][..ohw]);
+            }
+        });
 }
 
 fn parallelism() -> Parallelism {
@@ -233,7 +282,13 @@ pub fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>
 }
 
 /// [`conv2d_forward`] into a zeroed `out` of batch·c_out·oh·ow floats.
-pub fn conv2d_forward_into(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>, out: &mut [f32]) {
+pub fn conv2d_forward_into(
+    g: &Conv2dGeom,
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    out: &mut [f32],
+) {
     assert_eq!(x.len(), g.batch * g.in_img(), "input size");
     assert_eq!(w.len(), g.weight_len(), "weight size");
     assert_eq!(out.len(), g.batch * g.out_img(), "output size");
@@ -242,6 +297,20 @@ pub fn conv2d_forward_into(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[
     }
     if g.is_depthwise() {
         depthwise::forward(g, x, w, out);
+    } else if g.is_pointwise() {
+        let hw = g.out_plane();
+        for (x_b, out_b) in x.chunks(g.in_img()).zip(out.chunks_mut(g.out_img())) {
+            matmul(
+                g.c_out,
+                hw,
+                g.c_in,
+                out_b,
+                false,
+                Mat::row_major(w, g.c_in),
+                Mat::row_major(x_b, hw),
+                parallelism(),
+            );
+        }
     } else {
         let (cout_g, rows) = (g.cout_g(), g.col_rows());
         for c in chunks(g) {
@@ -250,7 +319,16 @@ pub fn conv2d_forward_into(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[
             for gi in 0..g.groups {
                 im2col(g, gi, c, x, &mut col);
                 let w_g = &w[gi * cout_g * rows..(gi + 1) * cout_g * rows];
-                matmul(cout_g, c.cols, rows, &mut res, false, Mat::row_major(w_g, rows), Mat::row_major(&col, c.cols), parallelism());
+                matmul(
+                    cout_g,
+                    c.cols,
+                    rows,
+                    &mut res,
+                    false,
+                    Mat::row_major(w_g, rows),
+                    Mat::row_major(&col, c.cols),
+                    parallelism(),
+                );
                 unpack_out(g, gi, c, &res, out);
             }
         }
@@ -297,6 +375,41 @@ pub fn conv2d_backward(
         }
         return;
     }
+    if g.is_pointwise() {
+        let (hw, ci, co) = (g.out_plane(), g.c_in, g.c_out);
+        for b in 0..g.batch {
+            let go_b = &gout[b * g.out_img()..(b + 1) * g.out_img()];
+            if let Some(dw) = dw.as_deref_mut() {
+                // dw += gout_b · x_bᵀ
+                let x_b = &x[b * g.in_img()..(b + 1) * g.in_img()];
+                matmul(
+                    co,
+                    ci,
+                    hw,
+                    dw,
+                    true,
+                    Mat::row_major(go_b, hw),
+                    Mat::transposed(x_b, hw),
+                    parallelism(),
+                );
+            }
+            if let Some(dx) = dx.as_deref_mut() {
+                // dx_b += Wᵀ · gout_b
+                let dx_b = &mut dx[b * g.in_img()..(b + 1) * g.in_img()];
+                matmul(
+                    ci,
+                    hw,
+                    co,
+                    dx_b,
+                    true,
+                    Mat::transposed(w, ci),
+                    Mat::row_major(go_b, hw),
+                    parallelism(),
+                );
+            }
+        }
+        return;
+    }
     let (cout_g, rows) = (g.cout_g(), g.col_rows());
     for c in chunks(g) {
         let mut packed = Scratch::new(cout_g * c.cols);
@@ -307,12 +420,30 @@ pub fn conv2d_backward(
                 // dw_g += gout_g · colsᵀ
                 im2col(g, gi, c, x, &mut col);
                 let dw_g = &mut dw[gi * cout_g * rows..(gi + 1) * cout_g * rows];
-                matmul(cout_g, rows, c.cols, dw_g, true, Mat::row_major(&packed, c.cols), Mat::transposed(&col, c.cols), parallelism());
+                matmul(
+                    cout_g,
+                    rows,
+                    c.cols,
+                    dw_g,
+                    true,
+                    Mat::row_major(&packed, c.cols),
+                    Mat::transposed(&col, c.cols),
+                    parallelism(),
+                );
             }
             if let Some(dx) = dx.as_deref_mut() {
                 // dcol = W_gᵀ · gout_g, folded back onto the input planes.
                 let w_g = &w[gi * cout_g * rows..(gi + 1) * cout_g * rows];
-                matmul(rows, c.cols, cout_g, &mut col, false, Mat::transposed(w_g, rows), Mat::row_major(&packed, c.cols), parallelism());
+                matmul(
+                    rows,
+                    c.cols,
+                    cout_g,
+                    &mut col,
+                    false,
+                    Mat::transposed(w_g, rows),
+                    Mat::row_major(&packed, c.cols),
+                    parallelism(),
+                );
                 col2im_add(g, gi, c, &col, dx);
             }
         }
@@ -325,7 +456,13 @@ pub fn conv2d_backward_input(g: &Conv2dGeom, w: &[f32], gout: &[f32], dx: &mut [
 }
 
 /// Adds ∂L/∂w (and ∂L/∂bias when given) for the output gradient `gout` into `dw` (`db`).
-pub fn conv2d_backward_weight(g: &Conv2dGeom, x: &[f32], gout: &[f32], dw: &mut [f32], db: Option<&mut [f32]>) {
+pub fn conv2d_backward_weight(
+    g: &Conv2dGeom,
+    x: &[f32],
+    gout: &[f32],
+    dw: &mut [f32],
+    db: Option<&mut [f32]>,
+) {
     conv2d_backward(g, x, &[], gout, None, Some(dw), db)
 }
 
@@ -344,7 +481,13 @@ pub fn conv2d<const I: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>
 ) -> Tensor<(usize, Const<O>, usize, usize), f32, Cpu, T> {
     let (n, _, h, w) = *x.shape();
     let geom = Conv2dGeom::new(n, I, h, w, O, K, stride, padding, groups);
-    assert_eq!(weight.shape().1, geom.cin_g(), "weight has {} input channels per group, expected {}", weight.shape().1, geom.cin_g());
+    assert_eq!(
+        weight.shape().1,
+        geom.cin_g(),
+        "weight has {} input channels per group, expected {}",
+        weight.shape().1,
+        geom.cin_g()
+    );
     let x = x.contiguous();
     let (x, mut tape) = x.split_tape();
     let x_data = read_scratch(&x);
@@ -370,7 +513,15 @@ pub fn conv2d<const I: usize, const O: usize, const K: usize, T: Tape<f32, Cpu>>
             };
             let x_data = read_scratch(&x_keep);
             let dx = grads.get_or_alloc_mut(&x_ghost)?;
-            conv2d_backward(&geom, &x_data, &w_data, &gout, Some(dx), Some(&mut dw), db.as_deref_mut());
+            conv2d_backward(
+                &geom,
+                &x_data,
+                &w_data,
+                &gout,
+                Some(dx),
+                Some(&mut dw),
+                db.as_deref_mut(),
+            );
             put_grad!(grads, &w_ghost, dw);
             if let (Some(b), Some(db)) = (b_ghost.as_ref(), db) {
                 put_grad!(grads, b, db);

@@ -13,11 +13,19 @@ pub(crate) struct Mat<'a> {
 
 impl<'a> Mat<'a> {
     pub fn row_major(data: &'a [f32], cols: usize) -> Self {
-        Mat { data, rs: cols, cs: 1 }
+        Mat {
+            data,
+            rs: cols,
+            cs: 1,
+        }
     }
     /// The transpose of a row-major `rows × cols` matrix stored in `data`.
     pub fn transposed(data: &'a [f32], cols_of_stored: usize) -> Self {
-        Mat { data, rs: 1, cs: cols_of_stored }
+        Mat {
+            data,
+            rs: 1,
+            cs: cols_of_stored,
+        }
     }
     fn check(&self, rows: usize, cols: usize) {
         if rows > 0 && cols > 0 {
@@ -27,6 +35,7 @@ impl<'a> Mat<'a> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 /// `dst[m×n] (+)= a[m×k] · b[k×n]`, `dst` row-major with row stride `n`.
 /// With `accumulate` the product is added to `dst`, otherwise it overwrites it.
 pub(crate) fn matmul(
@@ -88,7 +97,16 @@ mod tests {
         let a = [1., 2., 3., 4., 5., 6.];
         let b = [1., 0., -1., 2., 1., 0.];
         let mut c = [10.0f32; 4];
-        matmul(2, 2, 3, &mut c, true, Mat::row_major(&a, 3), Mat::transposed(&b, 3), Parallelism::None);
+        matmul(
+            2,
+            2,
+            3,
+            &mut c,
+            true,
+            Mat::row_major(&a, 3),
+            Mat::transposed(&b, 3),
+            Parallelism::None,
+        );
         // a · bᵀ = [[1-3, 2+2], [4-6, 8+5]]
         assert_eq!(c, [8., 14., 8., 23.]);
     }

@@ -13,7 +13,10 @@ pub enum Padding {
 
 /// Output length and leading padding along one spatial axis.
 pub fn window_1d(input: usize, kernel: usize, stride: usize, padding: Padding) -> (usize, usize) {
-    assert!(stride >= 1 && kernel >= 1, "kernel and stride must be at least 1");
+    assert!(
+        stride >= 1 && kernel >= 1,
+        "kernel and stride must be at least 1"
+    );
     match padding {
         Padding::Symmetric(p) => {
             assert!(
@@ -33,11 +36,24 @@ pub fn window_1d(input: usize, kernel: usize, stride: usize, padding: Padding) -
 /// Range `[lo, hi)` of output positions `o` whose input position `o·stride + offset`
 /// lies in `[0, input)`: everything outside reads padding.
 #[inline]
-pub(crate) fn valid_range(out: usize, input: usize, stride: usize, offset: isize) -> (usize, usize) {
+pub(crate) fn valid_range(
+    out: usize,
+    input: usize,
+    stride: usize,
+    offset: isize,
+) -> (usize, usize) {
     let s = stride as isize;
-    let lo = if offset >= 0 { 0 } else { ((-offset) + s - 1) / s };
+    let lo = if offset >= 0 {
+        0
+    } else {
+        ((-offset) + s - 1) / s
+    };
     let last = input as isize - 1 - offset;
-    let hi = if last < 0 { 0 } else { (last / s + 1).min(out as isize) };
+    let hi = if last < 0 {
+        0
+    } else {
+        (last / s + 1).min(out as isize)
+    };
     let lo = (lo as usize).min(out);
     (lo, (hi as usize).max(lo))
 }

@@ -10,9 +10,9 @@ pub mod batchnorm;
 pub mod conv;
 pub mod depthwise;
 mod gemm;
-mod scratch;
 pub mod geometry;
 pub mod pool;
+mod scratch;
 mod tensor_io;
 
 pub use activations::relu6;

@@ -25,10 +25,27 @@ pub struct PoolGeom {
 }
 
 impl PoolGeom {
-    pub fn new(planes: usize, h: usize, w: usize, k: usize, stride: usize, padding: Padding) -> Self {
+    pub fn new(
+        planes: usize,
+        h: usize,
+        w: usize,
+        k: usize,
+        stride: usize,
+        padding: Padding,
+    ) -> Self {
         let (oh, pad_top) = window_1d(h, k, stride, padding);
         let (ow, pad_left) = window_1d(w, k, stride, padding);
-        PoolGeom { planes, h, w, k, stride, pad_top, pad_left, oh, ow }
+        PoolGeom {
+            planes,
+            h,
+            w,
+            k,
+            stride,
+            pad_top,
+            pad_left,
+            oh,
+            ow,
+        }
     }
     /// Input rows (or columns) covered by output row `o`, clipped to the image.
     #[inline]
@@ -52,40 +69,46 @@ pub fn max_pool_forward(g: &PoolGeom, x: &[f32]) -> (Vec<f32>, Vec<u32>) {
 pub fn max_pool_forward_into(g: &PoolGeom, x: &[f32], out: &mut [f32]) -> Vec<u32> {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
     let mut arg = vec![u32::MAX; g.planes * ohw];
-    out.par_chunks_mut(ohw).zip(arg.par_chunks_mut(ohw)).zip(x.par_chunks(hw)).for_each(|((o, a), xp)| {
-        for oy in 0..g.oh {
-            let (y0, y1) = PoolGeom::span(oy, g.stride, g.pad_top, g.k, g.h);
-            for ox in 0..g.ow {
-                let (x0, x1) = PoolGeom::span(ox, g.stride, g.pad_left, g.k, g.w);
-                let mut best = f32::NEG_INFINITY;
-                let mut best_i = u32::MAX;
-                for iy in y0..y1 {
-                    for ix in x0..x1 {
-                        let v = xp[iy * g.w + ix];
-                        // `!(v <= best)` also picks up NaN, so NaNs propagate as in PyTorch.
-                        if best_i == u32::MAX || !(v <= best) {
-                            best = v;
-                            best_i = (iy * g.w + ix) as u32;
+    out.par_chunks_mut(ohw)
+        .zip(arg.par_chunks_mut(ohw))
+        .zip(x.par_chunks(hw))
+        .for_each(|((o, a), xp)| {
+            for oy in 0..g.oh {
+                let (y0, y1) = PoolGeom::span(oy, g.stride, g.pad_top, g.k, g.h);
+                for ox in 0..g.ow {
+                    let (x0, x1) = PoolGeom::span(ox, g.stride, g.pad_left, g.k, g.w);
+                    let mut best = f32::NEG_INFINITY;
+                    let mut best_i = u32::MAX;
+                    for iy in y0..y1 {
+                        for ix in x0..x1 {
+                            let v = xp[iy * g.w + ix];
+                            // NaN wins too, so NaNs propagate as in PyTorch.
+                            if best_i == u32::MAX || v > best || v.is_nan() {
+                                best = v;
+                                best_i = (iy * g.w + ix) as u32;
+                            }
                         }
                     }
+                    o[oy * g.ow + ox] = if best_i == u32::MAX { 0.0 } else { best };
+                    a[oy * g.ow + ox] = best_i;
                 }
-                o[oy * g.ow + ox] = if best_i == u32::MAX { 0.0 } else { best };
-                a[oy * g.ow + ox] = best_i;
             }
-        }
-    });
+        });
     arg
 }
 
 pub fn max_pool_backward(g: &PoolGeom, arg: &[u32], gout: &[f32], dx: &mut [f32]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
-    dx.par_chunks_mut(hw).zip(gout.par_chunks(ohw)).zip(arg.par_chunks(ohw)).for_each(|((d, go), a)| {
-        for (v, &i) in go.iter().zip(a) {
-            if i != u32::MAX {
-                d[i as usize] += v;
+    dx.par_chunks_mut(hw)
+        .zip(gout.par_chunks(ohw))
+        .zip(arg.par_chunks(ohw))
+        .for_each(|((d, go), a)| {
+            for (v, &i) in go.iter().zip(a) {
+                if i != u32::MAX {
+                    d[i as usize] += v;
+                }
             }
-        }
-    });
+        });
 }
 
 pub fn avg_pool_forward(g: &PoolGeom, x: &[f32]) -> Vec<f32> {
@@ -98,36 +121,42 @@ pub fn avg_pool_forward(g: &PoolGeom, x: &[f32]) -> Vec<f32> {
 pub fn avg_pool_forward_into(g: &PoolGeom, x: &[f32], out: &mut [f32]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
     let scale = 1.0 / (g.k * g.k) as f32;
-    out.par_chunks_mut(ohw).zip(x.par_chunks(hw)).for_each(|(o, xp)| {
-        for oy in 0..g.oh {
-            let (y0, y1) = PoolGeom::span(oy, g.stride, g.pad_top, g.k, g.h);
-            for ox in 0..g.ow {
-                let (x0, x1) = PoolGeom::span(ox, g.stride, g.pad_left, g.k, g.w);
-                let mut acc = 0.0f32;
-                for iy in y0..y1 {
-                    acc += xp[iy * g.w + x0..iy * g.w + x1].iter().sum::<f32>();
+    out.par_chunks_mut(ohw)
+        .zip(x.par_chunks(hw))
+        .for_each(|(o, xp)| {
+            for oy in 0..g.oh {
+                let (y0, y1) = PoolGeom::span(oy, g.stride, g.pad_top, g.k, g.h);
+                for ox in 0..g.ow {
+                    let (x0, x1) = PoolGeom::span(ox, g.stride, g.pad_left, g.k, g.w);
+                    let mut acc = 0.0f32;
+                    for iy in y0..y1 {
+                        acc += xp[iy * g.w + x0..iy * g.w + x1].iter().sum::<f32>();
+                    }
+                    o[oy * g.ow + ox] = acc * scale;
                 }
-                o[oy * g.ow + ox] = acc * scale;
             }
-        }
-    });
+        });
 }
 
 pub fn avg_pool_backward(g: &PoolGeom, gout: &[f32], dx: &mut [f32]) {
     let (hw, ohw) = (g.h * g.w, g.oh * g.ow);
     let scale = 1.0 / (g.k * g.k) as f32;
-    dx.par_chunks_mut(hw).zip(gout.par_chunks(ohw)).for_each(|(d, go)| {
-        for oy in 0..g.oh {
-            let (y0, y1) = PoolGeom::span(oy, g.stride, g.pad_top, g.k, g.h);
-            for ox in 0..g.ow {
-                let (x0, x1) = PoolGeom::span(ox, g.stride, g.pad_left, g.k, g.w);
-                let v = go[oy * g.ow + ox] * scale;
-                for iy in y0..y1 {
-                    d[iy * g.w + x0..iy * g.w + x1].iter_mut().for_each(|e| *e += v);
+    dx.par_chunks_mut(hw)
+        .zip(gout.par_chunks(ohw))
+        .for_each(|(d, go)| {
+            for oy in 0..g.oh {
+                let (y0, y1) = PoolGeom::span(oy, g.stride, g.pad_top, g.k, g.h);
+                for ox in 0..g.ow {
+                    let (x0, x1) = PoolGeom::span(ox, g.stride, g.pad_left, g.k, g.w);
+                    let v = go[oy * g.ow + ox] * scale;
+                    for iy in y0..y1 {
+                        d[iy * g.w + x0..iy * g.w + x1]
+                            .iter_mut()
+                            .for_each(|e| *e += v);
+                    }
                 }
             }
-        }
-    });
+        });
 }
 
 /// Which pooling a call does.

@@ -54,7 +54,12 @@ impl Drop for Scratch {
         pool.push(v);
         if pool.len() > KEEP {
             // Drop the smallest.
-            let i = pool.iter().enumerate().min_by_key(|(_, b)| b.capacity()).map(|(i, _)| i).unwrap();
+            let i = pool
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, b)| b.capacity())
+                .map(|(i, _)| i)
+                .unwrap();
             pool.swap_remove(i);
         }
     }

@@ -22,7 +22,9 @@ pub(crate) fn read<S: Shape, T>(t: &Tensor<S, f32, Cpu, T>) -> Vec<f32> {
 /// them elsewhere would let the cache grow by every output of every step.
 ///
 /// The cache only hands out its buffers wrapped in its own vector type, which gives them back
-/// on drop; the buffer is moved out first, so the wrapper returns an empty vector (no memory).
+/// on drop; the buffer is moved out first, so the wrapper returns an empty vector: no memory,
+/// but dfdx files it as a zero-length entry (8 bytes of bookkeeping per call while the cache
+/// is enabled; `empty_cache` clears them).
 pub(crate) fn alloc_output(dev: &Cpu, len: usize) -> Vec<f32> {
     let mut cached = Storage::<f32>::try_alloc_len(dev, len).expect("allocation failed");
     std::mem::take::<Vec<f32>>(&mut cached)

@@ -2,8 +2,11 @@
 //! train it with the generic loop, and record everything under `results/<experiment>/<run_id>/`.
 
 mod cache;
+mod identity;
 mod model;
+mod progress;
 pub mod provenance;
+mod record;
 pub mod reproduce;
 mod sources;
 
@@ -12,11 +15,15 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub use cache::{FeatureCache, Lookup};
+pub use identity::Identities;
+pub use progress::Progress;
 pub use sources::{Extractor, FeatureSet, FeatureSource, ImageSource};
+
+use record::{previous_done, Record};
 
 use crate::store::RunLock;
 
-use crate::data::{fingerprint, BadImagePolicy, DataError, ImageFolder, Transform};
+use crate::data::{BadImagePolicy, Transform};
 use crate::metrics::{self, ParamValue, RunKey};
 use crate::plan::{self, PlannedRun};
 use crate::spec::{self, Experiment, RunSpec};
@@ -51,48 +58,6 @@ pub struct RunReport {
     pub error: Option<String>,
     /// Already done before this invocation.
     pub reused: bool,
-}
-
-/// Identity inputs that are expensive to compute, shared by the runs of a sweep.
-#[derive(Default)]
-pub struct Identities {
-    datasets: HashMap<(PathBuf, String, String, usize, usize), (ImageFolder, String)>,
-    weights: HashMap<PathBuf, String>,
-}
-
-impl Identities {
-    /// The run's dataset (scanned) and its content fingerprint.
-    pub fn dataset(&mut self, spec: &RunSpec) -> Result<(ImageFolder, String), DataError> {
-        let d = &spec.dataset;
-        let k = (d.root.clone(), d.train_dir.clone(), d.val_dir.clone(), d.train_per_class, d.val_per_class);
-        if let Some(v) = self.datasets.get(&k) {
-            return Ok(v.clone());
-        }
-        let folder = ImageFolder::open(&d.root, &d.train_dir, &d.val_dir, d.train_per_class, d.val_per_class)?;
-        let fp = fingerprint(&folder)?;
-        self.datasets.insert(k, (folder.clone(), fp.clone()));
-        Ok((folder, fp))
-    }
-
-    /// SHA-256 of the pretrained weights file, if the run has one.
-    pub fn weights(&mut self, spec: &RunSpec) -> Result<Option<String>, DataError> {
-        let Some(path) = &spec.backbone.weights else { return Ok(None) };
-        if let Some(h) = self.weights.get(path) {
-            return Ok(Some(h.clone()));
-        }
-        let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.clone(), source })?;
-        use sha2::Digest;
-        let h = crate::data::hex_digest(&sha2::Sha256::digest(&bytes));
-        self.weights.insert(path.clone(), h.clone());
-        Ok(Some(h))
-    }
-
-    /// The run id: a hash of the resolved spec, the dataset's content and the weights' hash.
-    pub fn run_id(&mut self, spec: &RunSpec) -> Result<String, DataError> {
-        let (_, fp) = self.dataset(spec)?;
-        let wh = self.weights(spec)?.unwrap_or_default();
-        Ok(plan::run_id(spec, &format!("dataset={fp}\nweights={wh}")))
-    }
 }
 
 /// The swept parameters of a run, typed by the resolved spec field they set (so λ is a float
@@ -336,125 +301,3 @@ fn execute(
 
 /// The checkpoint file of an unfinished run.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
-
-/// Records a run's epochs as they end: metrics.parquet with every row so far, then the
-/// manifest's epoch count.
-struct Record<'a> {
-    dir: &'a RunDir,
-    key: &'a RunKey<'a>,
-    manifest: Manifest,
-    rows: Vec<EpochMetrics>,
-    progress: &'a Progress,
-    epochs: usize,
-    stages: Vec<(&'static str, f64)>,
-}
-
-impl Record<'_> {
-    fn add_stage(&mut self, name: &'static str, seconds: f64) {
-        match self.stages.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, s)) => *s += seconds,
-            None => self.stages.push((name, seconds)),
-        }
-    }
-}
-
-impl model::Recorder for Record<'_> {
-    fn stage(&mut self, name: &'static str, seconds: f64) {
-        self.add_stage(name, seconds);
-    }
-
-    fn resumed(&mut self, epoch: usize) {
-        self.rows.truncate(epoch);
-    }
-
-    fn recorded(&self) -> usize {
-        self.rows.len()
-    }
-
-    fn epoch(&mut self, m: &EpochMetrics) -> Result<(), TrainError> {
-        let t = Instant::now();
-        self.add_stage("train", m.epoch_seconds);
-        self.rows.retain(|r| r.epoch < m.epoch);
-        self.rows.push(m.clone());
-        self.progress.epoch(m, self.epochs);
-        let mut df = metrics::epochs_frame(self.key, &self.rows).map_err(|e| TrainError::Store(e.to_string()))?;
-        self.dir.write_parquet("metrics.parquet", &mut df).map_err(|e| TrainError::Store(e.to_string()))?;
-        self.manifest.epochs_done = m.epoch;
-        self.dir.write_manifest(&self.manifest).map_err(|e| TrainError::Store(e.to_string()))?;
-        self.add_stage("record", t.elapsed().as_secs_f64());
-        Ok(())
-    }
-}
-
-/// A report for a run that an earlier invocation finished, read back from its files.
-fn previous_done(dir: &RunDir, swept: &[(String, ParamValue)], run: &PlannedRun) -> Option<RunReport> {
-    let m = dir.read_manifest().ok()?;
-    if m.status != Status::Done {
-        return None;
-    }
-    let rows = metrics::read_epochs(&dir.file("metrics.parquet"), &m.classes).ok()?;
-    if rows.len() != m.epochs {
-        return None;
-    }
-    Some(RunReport {
-        index: run.index,
-        run_id: m.run_id,
-        dir: dir.path.clone(),
-        swept: swept.to_vec(),
-        status: Status::Done,
-        best: metrics::best_epoch(&rows).cloned(),
-        last: rows.last().cloned(),
-        seconds: 0.0,
-        error: None,
-        reused: true,
-    })
-}
-
-/// A progress bar per run on a terminal; plain log lines per epoch otherwise.
-pub struct Progress {
-    bar: Option<indicatif::ProgressBar>,
-    head: String,
-}
-
-impl Progress {
-    fn new(enabled: bool, head: &str, epochs: usize) -> Self {
-        let bar = enabled.then(|| {
-            let bar = indicatif::ProgressBar::new(epochs as u64);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{prefix} epoch {pos}/{len} {bar:20} {msg} eta {eta}")
-                    .expect("valid template"),
-            );
-            bar.set_prefix(head.to_string());
-            bar
-        });
-        Self { bar, head: head.to_string() }
-    }
-
-    /// Called after every training batch with the epoch's running loss.
-    pub fn batch(&self, epoch: usize, batch: usize, batches: usize, loss: f64) {
-        if let Some(bar) = &self.bar {
-            bar.set_message(format!("(epoch {epoch}: batch {batch}/{batches}, loss {loss:.4})"));
-        }
-    }
-
-    fn epoch(&self, m: &EpochMetrics, epochs: usize) {
-        let line = format!(
-            "{} epoch {}/{}: train loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} | ‖w‖ {:.4} | {:.2}s, {:.0} img/s",
-            self.head, m.epoch, epochs, m.train_loss, m.train_acc, m.val_loss, m.val_acc, m.weight_norm,
-            m.epoch_seconds, m.images_per_second
-        );
-        match &self.bar {
-            Some(bar) => {
-                bar.println(line);
-                bar.inc(1);
-            }
-            None => tracing::info!("{line}"),
-        }
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
-}

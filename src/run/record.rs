@@ -1,0 +1,86 @@
+//! Bookkeeping of a run as it trains: metrics rows, the manifest, time per stage, and reading
+//! back a run an earlier invocation finished.
+
+use std::time::Instant;
+
+use super::model;
+use super::progress::Progress;
+use super::RunReport;
+use crate::metrics::{self, ParamValue, RunKey};
+use crate::plan::PlannedRun;
+use crate::store::{Manifest, RunDir, Status};
+use crate::train::{EpochMetrics, TrainError};
+
+
+/// Records a run's epochs as they end: metrics.parquet with every row so far, then the
+/// manifest's epoch count.
+pub(super) struct Record<'a> {
+    pub dir: &'a RunDir,
+    pub key: &'a RunKey<'a>,
+    pub manifest: Manifest,
+    pub rows: Vec<EpochMetrics>,
+    pub progress: &'a Progress,
+    pub epochs: usize,
+    pub stages: Vec<(&'static str, f64)>,
+}
+
+impl Record<'_> {
+    fn add_stage(&mut self, name: &'static str, seconds: f64) {
+        match self.stages.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, s)) => *s += seconds,
+            None => self.stages.push((name, seconds)),
+        }
+    }
+}
+
+impl model::Recorder for Record<'_> {
+    fn stage(&mut self, name: &'static str, seconds: f64) {
+        self.add_stage(name, seconds);
+    }
+
+    fn resumed(&mut self, epoch: usize) {
+        self.rows.truncate(epoch);
+    }
+
+    fn recorded(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn epoch(&mut self, m: &EpochMetrics) -> Result<(), TrainError> {
+        let t = Instant::now();
+        self.add_stage("train", m.epoch_seconds);
+        self.rows.retain(|r| r.epoch < m.epoch);
+        self.rows.push(m.clone());
+        self.progress.epoch(m, self.epochs);
+        let mut df = metrics::epochs_frame(self.key, &self.rows).map_err(|e| TrainError::Store(e.to_string()))?;
+        self.dir.write_parquet("metrics.parquet", &mut df).map_err(|e| TrainError::Store(e.to_string()))?;
+        self.manifest.epochs_done = m.epoch;
+        self.dir.write_manifest(&self.manifest).map_err(|e| TrainError::Store(e.to_string()))?;
+        self.add_stage("record", t.elapsed().as_secs_f64());
+        Ok(())
+    }
+}
+
+/// A report for a run that an earlier invocation finished, read back from its files.
+pub(super) fn previous_done(dir: &RunDir, swept: &[(String, ParamValue)], run: &PlannedRun) -> Option<RunReport> {
+    let m = dir.read_manifest().ok()?;
+    if m.status != Status::Done {
+        return None;
+    }
+    let rows = metrics::read_epochs(&dir.file("metrics.parquet"), &m.classes).ok()?;
+    if rows.len() != m.epochs {
+        return None;
+    }
+    Some(RunReport {
+        index: run.index,
+        run_id: m.run_id,
+        dir: dir.path.clone(),
+        swept: swept.to_vec(),
+        status: Status::Done,
+        best: metrics::best_epoch(&rows).cloned(),
+        last: rows.last().cloned(),
+        seconds: 0.0,
+        error: None,
+        reused: true,
+    })
+}
