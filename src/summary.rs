@@ -49,7 +49,7 @@ impl Summary {
         let frozen = match freeze {
             Freeze::No => 0,
             Freeze::All => blocks.len() - 1,
-            Freeze::Until(block) => frozen_prefix(arch.name(), blocks, block).map_err(|e| format!("backbone.freeze: {e}"))?,
+            Freeze::Until(block) => frozen_prefix(arch, block).map_err(|e| format!("backbone.freeze: {e}"))?,
         };
         struct Walk(Chw, usize);
         impl ArchVisitor for Walk {

@@ -11,7 +11,7 @@ use super::{bad_image_policy, transforms, Progress};
 use crate::data::{load_image, ImageFolder, Loader, Transform};
 use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::{Device, Dtype, Trace};
-use crate::models::freeze::frozen_prefix;
+use crate::models::freeze::not_a_block;
 use crate::models::pixels::{LinearModel, MlpModel};
 use crate::models::{load_torchvision_weights, save_torchvision_weights, Arch, ArchVisitor, Backbone, Classifier};
 use crate::spec::{BackboneName, Freeze, RunSpec};
@@ -150,8 +150,9 @@ impl ArchVisitor for WithBackbone<'_> {
             Freeze::Until(block) => {
                 // The blocks up to `block` run in eval mode without a tape; the optimizer and the
                 // penalties skip their tensors by name.
-                let frozen = frozen_prefix(B::NAME, B::BLOCKS, block)
-                    .map_err(|e| TrainError::Input(format!("backbone.freeze: {e}")))?;
+                let frozen = B::frozen_blocks(block).ok_or_else(|| {
+                    TrainError::Input(format!("backbone.freeze: {}", not_a_block(B::NAME, B::BLOCKS, block)))
+                })?;
                 let names = B::BLOCKS[..frozen].iter().map(|b| b.to_string()).collect();
                 let cfg = FitConfig { frozen: Frozen(names), ..cfg.clone() };
                 let mut source = image_source(spec, folder, &transform);
@@ -187,7 +188,7 @@ impl<B: Backbone> Net for PartlyFrozen<B> {
         x: Inputs,
         grads: dfdx::prelude::Gradients<f32, Dev>,
     ) -> Result<crate::train::Logits<dfdx::prelude::OwnedTape<f32, Dev>>, TrainError> {
-        Ok(self.model.forward_train_from(x.images(dev)?, self.frozen, grads))
+        Ok(self.model.forward_train_frozen(x.images(dev)?, self.frozen, grads))
     }
 }
 
