@@ -37,6 +37,89 @@ enum Command {
     Reproduce(ReproduceArgs),
     /// Top classes of images under pretrained weights or a trained run.
     Predict(PredictArgs),
+    /// Per-layer table of a model (output shapes, parameters, multiply-adds), or the arithmetic
+    /// of one layer.
+    Summary(SummaryArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  runner summary experiments/resnet.toml\n  \
+    runner summary --model resnet18 --input 3,224,224 --classes 1000\n  \
+    runner summary --layer conv --in 10,48,64 --out-channels 20 --kernel 3")]
+struct SummaryArgs {
+    /// An experiment spec: its backbone, input size (transforms' crop/resize), class count and
+    /// `backbone.freeze`.
+    #[arg(conflicts_with_all = ["model", "layer"])]
+    spec: Option<PathBuf>,
+    /// Override a key of the spec: `--set backbone.name=resnet34` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE", requires = "spec")]
+    overrides: Vec<String>,
+    /// The folder of presets named in `use` (default: the nearest `pipeline/` above the spec).
+    #[arg(long, value_name = "DIR", requires = "spec")]
+    pipeline: Option<PathBuf>,
+    /// A backbone instead of a spec: resnet18, resnet34, efficientnet_lite0, small_cnn.
+    #[arg(long, conflicts_with = "layer")]
+    model: Option<String>,
+    /// Input size for `--model`.
+    #[arg(long, value_name = "C,H,W", default_value = "3,224,224", value_parser = parse_chw)]
+    input: crate::nn::describe::Chw,
+    /// Classes of the head for `--model`.
+    #[arg(long, default_value_t = 1000)]
+    classes: usize,
+    /// Frozen part for `--model`, as in a spec: false, true or until:<block>.
+    #[arg(long, default_value = "false", value_parser = parse_freeze)]
+    freeze: spec::Freeze,
+    /// One layer on its own instead of a model.
+    #[arg(long, value_enum, requires_all = ["layer_in", "out_channels", "kernel"])]
+    layer: Option<LayerKind>,
+    /// Input of `--layer`.
+    #[arg(long = "in", value_name = "C,H,W", value_parser = parse_chw, requires = "layer")]
+    layer_in: Option<crate::nn::describe::Chw>,
+    #[arg(long, requires = "layer")]
+    out_channels: Option<usize>,
+    #[arg(long, requires = "layer")]
+    kernel: Option<usize>,
+    #[arg(long, default_value_t = 1, requires = "layer")]
+    stride: usize,
+    /// Zeros on each side, or `same` (TensorFlow's SAME).
+    #[arg(long, default_value = "0", value_parser = parse_padding, requires = "layer")]
+    padding: crate::ops::Padding,
+    #[arg(long, default_value_t = 1, requires = "layer")]
+    groups: usize,
+    /// A convolution without bias (the backbones' convolutions have none: BatchNorm follows).
+    #[arg(long, requires = "layer")]
+    no_bias: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LayerKind {
+    Conv,
+}
+
+fn parse_chw(s: &str) -> Result<crate::nn::describe::Chw, String> {
+    let v: Vec<usize> = s.split(',').map(|p| p.trim().parse::<usize>()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    match v[..] {
+        [c, h, w] => Ok(crate::nn::describe::Chw::new(c, h, w)),
+        _ => Err(format!("expected C,H,W (three numbers), found `{s}`")),
+    }
+}
+
+fn parse_padding(s: &str) -> Result<crate::ops::Padding, String> {
+    match s.trim() {
+        "same" => Ok(crate::ops::Padding::Same),
+        n => n.parse().map(crate::ops::Padding::Symmetric).map_err(|_| format!("expected a number or `same`, found `{s}`")),
+    }
+}
+
+fn parse_freeze(s: &str) -> Result<spec::Freeze, String> {
+    match s.trim() {
+        "false" => Ok(spec::Freeze::No),
+        "true" => Ok(spec::Freeze::All),
+        other => match other.strip_prefix("until:") {
+            Some(block) if !block.trim().is_empty() => Ok(spec::Freeze::Until(block.trim().to_string())),
+            _ => Err(format!("expected false, true or until:<block>, found `{s}`")),
+        },
+    }
 }
 
 #[derive(Debug, Args)]
@@ -104,6 +187,7 @@ pub fn main() -> ExitCode {
         Command::Plan(a) => cmd_plan(a),
         Command::Reproduce(a) => cmd_reproduce(a),
         Command::Predict(a) => cmd_predict(a),
+        Command::Summary(a) => cmd_summary(a),
     }
 }
 
@@ -251,6 +335,52 @@ fn cmd_predict(a: PredictArgs) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_RUNS_FAILED)
+        }
+    }
+}
+
+fn cmd_summary(a: SummaryArgs) -> ExitCode {
+    use crate::summary::{explain_conv, for_spec, Summary};
+    let text = if let Some(LayerKind::Conv) = a.layer {
+        let layer = crate::nn::describe::ConvLayer {
+            input: a.layer_in.expect("clap requires --in"),
+            out_channels: a.out_channels.expect("clap requires --out-channels"),
+            kernel: a.kernel.expect("clap requires --kernel"),
+            stride: a.stride,
+            padding: a.padding,
+            groups: a.groups,
+            bias: !a.no_bias,
+        };
+        explain_conv(&layer)
+    } else if let Some(model) = &a.model {
+        crate::models::Arch::from_name(model)
+            .map_err(|e| e.to_string())
+            .and_then(|arch| Summary::of(arch, a.input, a.classes, &a.freeze))
+            .map(|s| s.render())
+    } else if let Some(path) = &a.spec {
+        let opts = LoadOptions { overrides: a.overrides.clone(), pipeline_dir: a.pipeline.clone() };
+        for_spec(path, &opts).map(|all| {
+            let many = all.len() > 1;
+            all.iter()
+                .map(|(runs, s)| {
+                    let runs: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
+                    let head = if many { format!("run{} {}: ", if runs.len() > 1 { "s" } else { "" }, runs.join(", ")) } else { String::new() };
+                    format!("{head}{}", s.render())
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+    } else {
+        Err("give a spec, --model NAME, or --layer conv".to_string())
+    };
+    match text {
+        Ok(t) => {
+            print!("{t}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_BAD_SPEC)
         }
     }
 }

@@ -16,5 +16,7 @@ pub mod run;
 pub mod runs;
 pub mod spec;
 pub mod store;
+pub mod summary;
+#[doc(hidden)]
 pub mod synthetic_results;
 pub mod train;

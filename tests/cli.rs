@@ -233,3 +233,101 @@ fn predict_names_chelsea_a_cat_with_the_embedded_efficientnet() {
         assert!(top.iter().any(|l| l.contains(&format!(" {index} ")) && l.contains(name)), "{stdout}");
     }
 }
+
+const UNTIL: &str = r#"
+[experiment]
+name = "until"
+seed = 5
+
+[dataset]
+root = "@DATA@"
+
+[transforms]
+resize = 32
+crop = 32
+
+[backbone]
+name = "resnet18"
+freeze = "until:layer3"
+
+[train]
+epochs = 1
+batch_size = 8
+
+[sweep]
+grid = { "optimizer.lr" = [0.01, 0.5] }
+"#;
+
+/// Tensors of a saved model by name.
+fn saved(run: &Path) -> std::collections::BTreeMap<String, Vec<f32>> {
+    let bytes = std::fs::read(run.join("model.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensors()
+        .into_iter()
+        .filter(|(_, t)| t.dtype() == safetensors::Dtype::F32)
+        .map(|(n, t)| (n, t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()))
+        .collect()
+}
+
+#[test]
+fn freezing_until_layer3_trains_only_layer4_and_the_head() {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(dir.path(), UNTIL);
+    let out = runner(dir.path(), &["exp.toml"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("2 done, 0 failed"), "{stdout}");
+
+    // same seed, different learning rates: the frozen blocks are the same (their random
+    // initialisation, BatchNorm statistics never updated), layer4 and fc are not
+    let runs: Vec<PathBuf> = std::fs::read_dir(dir.path().join("results/until")).unwrap().map(|e| e.unwrap().path()).collect();
+    let (a, b) = (saved(&runs[0]), saved(&runs[1]));
+    let frozen = |n: &str| ["conv1.", "bn1.", "layer1.", "layer2.", "layer3."].iter().any(|p| n.starts_with(p));
+    for (name, va) in &a {
+        let vb = &b[name];
+        if frozen(name) {
+            assert_eq!(va, vb, "{name}");
+            if name.ends_with("running_mean") {
+                assert!(va.iter().all(|v| *v == 0.0), "{name} was updated");
+            }
+            if name.ends_with("running_var") {
+                assert!(va.iter().all(|v| *v == 1.0), "{name} was updated");
+            }
+        } else {
+            assert_ne!(va, vb, "{name} did not train");
+        }
+    }
+    assert!(a.keys().any(|n| n.starts_with("layer4.")) && a.keys().any(|n| n.starts_with("layer3.")));
+
+    // the summary of the same spec counts the frozen part apart
+    let out = runner(dir.path(), &["summary", "exp.toml"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("resnet18 on one 3×32×32 image, 2 classes"), "{stdout}");
+    assert!(stdout.contains("Frozen params: 2,782,784 (blocks conv1 to layer3)"), "{stdout}");
+    assert!(stdout.contains("Trainable params: 8,394,754"), "{stdout}");
+}
+
+#[test]
+fn check_rejects_an_unknown_freeze_block_and_names_the_valid_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(dir.path(), &UNTIL.replace("until:layer3", "until:layer9"));
+    let out = runner(dir.path(), &["check", "exp.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    assert!(
+        stderr.contains("unknown block `layer9` for resnet18 (expected one of conv1, bn1, layer1, layer2, layer3, layer4)"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn summary_of_one_layer_spells_out_the_formulas() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = runner(dir.path(), &["summary", "--layer", "conv", "--in", "10,48,64", "--out-channels", "20", "--kernel", "3"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Cout×H′×W′ = 20×46×62"), "{stdout}");
+    assert!(stdout.contains("3·3·10/1·20 + 20 = 1,820"), "{stdout}");
+    assert!(stdout.contains("46·62·20·3·3·10/1 = 5,133,600"), "{stdout}");
+}

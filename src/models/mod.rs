@@ -11,10 +11,12 @@ use dfdx::prelude::*;
 
 pub mod arch;
 pub mod efficientnet;
+pub mod freeze;
 pub mod imagenet;
 pub mod pixels;
 pub mod resnet;
 pub mod small_cnn;
+pub mod summary;
 pub mod weights;
 
 pub use arch::{Arch, ArchVisitor, UnknownArch};
@@ -41,7 +43,13 @@ pub type Rows<T = NoneTape> = Tensor<(usize, usize), f32, Dev, T>;
 
 /// Implemented by every backbone: images in, pooled features out.
 pub trait Backbone:
-    TensorCollection<f32, Dev, To<f32, Dev> = Self> + HeadName + Clone + Send + Sync + 'static
+    TensorCollection<f32, Dev, To<f32, Dev> = Self>
+    + HeadName
+    + crate::nn::describe::Describe
+    + Clone
+    + Send
+    + Sync
+    + 'static
 {
     /// Length of the pooled feature vector (512 for ResNets, 1280 for EfficientNet-Lite0).
     const FEATURES: usize;

@@ -8,6 +8,7 @@
 pub mod activations;
 pub mod batchnorm;
 pub mod conv;
+pub mod describe;
 pub mod head;
 pub mod init;
 pub mod pool;

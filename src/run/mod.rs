@@ -105,6 +105,7 @@ fn fit_config(spec: &RunSpec, classes: usize) -> FitConfig {
         optimizer,
         regularization: Regularization { kind, lambda: r.lambda, apply_to_all: r.apply_to == spec::ApplyTo::All },
         num_classes: classes,
+        frozen: crate::train::Frozen::none(),
     }
 }
 

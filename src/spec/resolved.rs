@@ -122,6 +122,20 @@ pub enum BackboneName {
     EfficientnetLite0,
 }
 
+impl BackboneName {
+    /// The convolutional architecture this names; `None` for the pixel models (linear, mlp).
+    pub fn arch(self) -> Option<crate::models::Arch> {
+        use crate::models::Arch;
+        match self {
+            BackboneName::Linear | BackboneName::Mlp => None,
+            BackboneName::SmallCnn => Some(Arch::SmallCnn),
+            BackboneName::Resnet18 => Some(Arch::ResNet18),
+            BackboneName::Resnet34 => Some(Arch::ResNet34),
+            BackboneName::EfficientnetLite0 => Some(Arch::EfficientNetLite0),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LossKind {

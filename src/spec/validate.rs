@@ -265,6 +265,16 @@ impl Checker<'_> {
     }
 
     fn backbone(&mut self, spec: &RunSpec) {
+        if let super::resolved::Freeze::Until(block) = &spec.backbone.freeze {
+            let arch = spec.backbone.name.arch();
+            let why = match arch {
+                None => Some("until:<block> needs a convolutional backbone (small_cnn, resnet18, resnet34, efficientnet_lite0)".to_owned()),
+                Some(arch) => crate::models::freeze::frozen_prefix(arch, block).err(),
+            };
+            if let Some(why) = why {
+                self.errors.push(self.invalid("backbone.freeze", why));
+            }
+        }
         if let Some(weights) = &spec.backbone.weights {
             if !weights.is_file() {
                 self.errors.push(self.invalid(

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use dfdx::prelude::*;
 
-use super::{penalised_norm, Dev, Inputs, Net, Optimizer, OptimizerConfig, Regularization, TrainError};
+use super::{penalised_norm_except, Dev, Frozen, Inputs, Net, Optimizer, OptimizerConfig, Regularization, TrainError};
 
 /// Where a run's batches come from: images through the transforms, or cached features.
 pub trait Source {
@@ -25,6 +25,9 @@ pub struct FitConfig {
     pub optimizer: OptimizerConfig,
     pub regularization: Regularization,
     pub num_classes: usize,
+    /// Blocks of the model that do not train (`backbone.freeze = "until:<block>"`): no update,
+    /// no penalty, not in the weight norm.
+    pub frozen: Frozen,
 }
 
 /// One row of a run's metrics table.
@@ -99,9 +102,9 @@ pub fn fit<M: Net>(
                 return Ok(Outcome::Diverged { epoch });
             }
             let mut grads = loss.backward();
-            cfg.regularization.add_gradients(model, &mut grads);
-            cfg.regularization.decay(model, lr);
-            opt.update(model, &mut grads);
+            cfg.regularization.add_gradients_except(model, &mut grads, &cfg.frozen);
+            cfg.regularization.decay_except(model, lr, &cfg.frozen);
+            opt.update_except(model, &mut grads, &cfg.frozen);
             loss_sum += loss_value * n as f64;
             seen += n;
             on_batch(epoch, i + 1, loss_sum / seen as f64);
@@ -119,7 +122,7 @@ pub fn fit<M: Net>(
             val_acc: val.acc,
             val_class_acc: val.class_acc(),
             confusion: val.confusion,
-            weight_norm: penalised_norm(model, cfg.regularization.apply_to_all),
+            weight_norm: penalised_norm_except(model, cfg.regularization.apply_to_all, &cfg.frozen),
             lr,
             epoch_seconds: start.elapsed().as_secs_f64(),
             images_per_second: seen as f64 / train_seconds.max(1e-9),

@@ -63,7 +63,8 @@ impl Inputs {
 }
 
 /// A classifier the generic loop can train: every tensor it exposes through
-/// `TensorCollection` is trainable (frozen backbones stay outside the `Net`).
+/// `TensorCollection` is trainable (frozen backbones stay outside the `Net`), except those in
+/// the blocks named by `FitConfig::frozen` (`backbone.freeze = "until:<block>"`).
 pub trait Net: TensorCollection<f32, Dev> {
     /// Eval-mode logits (BatchNorm on running statistics), no tape.
     fn logits(&self, dev: &Dev, x: Inputs) -> Result<Logits, TrainError>;

@@ -12,7 +12,7 @@ use dfdx::nn::tensor_collection::{
 };
 use dfdx::prelude::*;
 
-use super::Dev;
+use super::{Dev, Frozen};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum OptimizerConfig {
@@ -47,8 +47,19 @@ impl Optimizer {
 
     /// One step on every trainable tensor of `model` with the gradients in `grads`.
     pub fn update<M: TensorCollection<f32, Dev>>(&mut self, model: &mut M, grads: &mut Gradients<f32, Dev>) {
+        self.update_except(model, grads, &Frozen::none())
+    }
+
+    /// One step on every trainable tensor of `model` outside the `frozen` blocks; frozen
+    /// tensors are left as they are and hold no optimizer state.
+    pub fn update_except<M: TensorCollection<f32, Dev>>(
+        &mut self,
+        model: &mut M,
+        grads: &mut Gradients<f32, Dev>,
+        frozen: &Frozen,
+    ) {
         self.step += 1;
-        let mut v = Step { opt: self, grads, index: 0 };
+        let mut v = Step { opt: self, grads, frozen, index: 0 };
         M::iter_tensors(&mut RecursiveWalker { m: (model, String::new()), f: &mut v })
             .expect("walking the model's tensors");
     }
@@ -57,6 +68,7 @@ impl Optimizer {
 struct Step<'a> {
     opt: &'a mut Optimizer,
     grads: &'a mut Gradients<f32, Dev>,
+    frozen: &'a Frozen,
     index: usize,
 }
 
@@ -69,9 +81,9 @@ impl TensorVisitor<f32, Dev> for Step<'_> {
     fn visit<S: Shape>(
         &mut self,
         opts: TensorOptions<S, f32, Dev>,
-        (t, _name): (&mut Tensor<S, f32, Dev>, String),
+        (t, name): (&mut Tensor<S, f32, Dev>, String),
     ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
-        if !opts.do_gradient_update {
+        if !opts.do_gradient_update || self.frozen.holds(&name) {
             return Ok(None);
         }
         let i = self.index;

@@ -6,14 +6,15 @@
 //! * `Decoupled`: w ← (1 − αλ)·w before the optimizer step (AdamW's decay).
 //!
 //! "Weights" are the conv and linear weights (tensors named `weight` of rank ≥ 2); biases,
-//! BatchNorm scales and running statistics are left alone unless `apply_to_all`.
+//! BatchNorm scales and running statistics are left alone unless `apply_to_all`. Tensors in
+//! frozen blocks ([`Frozen`]) are never penalised, decayed or counted in the norm.
 
 use dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
 };
 use dfdx::prelude::*;
 
-use super::Dev;
+use super::{Dev, Frozen};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegularizationKind {
@@ -36,26 +37,46 @@ impl Regularization {
 
     /// Adds the penalty's gradient to `grads` (L2 and L1; nothing for the others).
     pub fn add_gradients<M: TensorCollection<f32, Dev>>(&self, model: &mut M, grads: &mut Gradients<f32, Dev>) {
+        self.add_gradients_except(model, grads, &Frozen::none())
+    }
+
+    /// [`Self::add_gradients`] for the tensors outside the `frozen` blocks.
+    pub fn add_gradients_except<M: TensorCollection<f32, Dev>>(
+        &self,
+        model: &mut M,
+        grads: &mut Gradients<f32, Dev>,
+        frozen: &Frozen,
+    ) {
         let action = match self.kind {
             RegularizationKind::L2 => Action::L2Grad(grads, 2.0 * self.lambda as f32),
             RegularizationKind::L1 => Action::L1Grad(grads, self.lambda as f32),
             _ => return,
         };
-        walk(model, self.apply_to_all, action);
+        walk(model, self.apply_to_all, frozen, action);
     }
 
     /// Shrinks the weights by (1 − lr·λ) for decoupled weight decay; nothing for the others.
     pub fn decay<M: TensorCollection<f32, Dev>>(&self, model: &mut M, lr: f64) {
+        self.decay_except(model, lr, &Frozen::none())
+    }
+
+    /// [`Self::decay`] for the tensors outside the `frozen` blocks.
+    pub fn decay_except<M: TensorCollection<f32, Dev>>(&self, model: &mut M, lr: f64, frozen: &Frozen) {
         if self.kind == RegularizationKind::Decoupled && self.lambda > 0.0 {
-            walk(model, self.apply_to_all, Action::Scale((1.0 - lr * self.lambda) as f32));
+            walk(model, self.apply_to_all, frozen, Action::Scale((1.0 - lr * self.lambda) as f32));
         }
     }
 }
 
 /// ‖w‖₂ over the tensors a penalty applies to.
 pub fn penalised_norm<M: TensorCollection<f32, Dev>>(model: &mut M, apply_to_all: bool) -> f64 {
+    penalised_norm_except(model, apply_to_all, &Frozen::none())
+}
+
+/// ‖w‖₂ over the tensors a penalty applies to, outside the `frozen` blocks.
+pub fn penalised_norm_except<M: TensorCollection<f32, Dev>>(model: &mut M, apply_to_all: bool, frozen: &Frozen) -> f64 {
     let mut sum = 0.0f64;
-    walk(model, apply_to_all, Action::SquaredNorm(&mut sum));
+    walk(model, apply_to_all, frozen, Action::SquaredNorm(&mut sum));
     sum.sqrt()
 }
 
@@ -68,11 +89,12 @@ enum Action<'a> {
 
 struct Walk<'a> {
     all: bool,
+    frozen: &'a Frozen,
     action: Action<'a>,
 }
 
-fn walk<M: TensorCollection<f32, Dev>>(model: &mut M, all: bool, action: Action<'_>) {
-    let mut v = Walk { all, action };
+fn walk<'a, M: TensorCollection<f32, Dev>>(model: &mut M, all: bool, frozen: &'a Frozen, action: Action<'a>) {
+    let mut v = Walk { all, frozen, action };
     M::iter_tensors(&mut RecursiveWalker { m: (model, String::new()), f: &mut v })
         .expect("walking the model's tensors");
 }
@@ -89,7 +111,7 @@ impl TensorVisitor<f32, Dev> for Walk<'_> {
         (t, name): (&mut Tensor<S, f32, Dev>, String),
     ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
         let is_weight = S::NUM_DIMS >= 2 && (name == "weight" || name.ends_with(".weight"));
-        if !opts.do_gradient_update || !(self.all || is_weight) {
+        if !opts.do_gradient_update || !(self.all || is_weight) || self.frozen.holds(&name) {
             return Ok(None);
         }
         let w = t.as_vec();
