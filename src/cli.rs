@@ -40,6 +40,21 @@ enum Command {
     /// Per-layer table of a model (output shapes, parameters, multiply-adds), or the arithmetic
     /// of one layer.
     Summary(SummaryArgs),
+    /// One row per run across results folders or globs: swept values, best epoch, status.
+    Compare(crate::compare::CompareArgs),
+    /// Learning curves and sweep plots (PNG and SVG) next to the results.
+    Plot(crate::plot::PlotArgs),
+    /// A captioned grid of transformed training images (PNG).
+    Preview(PreviewCmd),
+}
+
+#[derive(Debug, Args)]
+struct PreviewCmd {
+    #[command(flatten)]
+    args: crate::preview::PreviewArgs,
+    /// Where results go (the grid is written to `<DIR>/<experiment>/preview.png` by default).
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    results: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +203,13 @@ pub fn main() -> ExitCode {
         Command::Reproduce(a) => cmd_reproduce(a),
         Command::Predict(a) => cmd_predict(a),
         Command::Summary(a) => cmd_summary(a),
+        Command::Compare(a) => view(crate::compare::compare(&a).map(|out| print!("{out}"))),
+        Command::Plot(a) => view(crate::plot::plot(&a.results).map(|paths| {
+            for p in paths {
+                println!("{}", p.display());
+            }
+        })),
+        Command::Preview(a) => cmd_preview(a),
     }
 }
 
@@ -383,4 +405,39 @@ fn cmd_summary(a: SummaryArgs) -> ExitCode {
             ExitCode::from(EXIT_BAD_SPEC)
         }
     }
+}
+
+/// Exit status of a results view: its error, if any, on stderr.
+fn view(result: Result<(), crate::runs::ViewError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_RUNS_FAILED)
+        }
+    }
+}
+
+fn cmd_preview(a: PreviewCmd) -> ExitCode {
+    let p = &a.args;
+    let spec_args = SpecArgs { spec: p.spec.clone(), overrides: Vec::new(), pipeline: None };
+    let (exp, _) = match load(&spec_args) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let spec = &exp.base;
+    let d = &spec.dataset;
+    let folder = match crate::data::ImageFolder::open(&d.root, &d.train_dir, &d.val_dir, d.train_per_class, d.val_per_class) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_BAD_SPEC);
+        }
+    };
+    let out = p.out.clone().unwrap_or_else(|| a.results.join(&exp.name).join("preview.png"));
+    if let Some(dir) = out.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let seed = p.seed.unwrap_or(spec.experiment.seed);
+    view(crate::preview::preview(&folder, &run::transforms(spec), p.n, seed, &out).map(|path| println!("{}", path.display())))
 }

@@ -97,6 +97,19 @@ fn a_two_epoch_sweep_writes_one_parquet_per_run_with_one_row_per_epoch() {
     lambdas.sort_by(f64::total_cmp);
     assert_eq!(lambdas, vec![0.0, 0.1]);
 
+    // the results views read them back
+    let cmp = runner(dir.path(), &["compare", "results/tiny", "--format", "csv"]);
+    let csv = String::from_utf8_lossy(&cmp.stdout);
+    assert!(cmp.status.success() && csv.lines().count() == 3 && csv.contains("done"), "{csv}");
+    let plot = runner(dir.path(), &["plot", "results/tiny"]);
+    let paths = String::from_utf8_lossy(&plot.stdout);
+    assert!(plot.status.success() && paths.lines().all(|p| dir.path().join(p.trim()).is_file()), "{paths}");
+    assert!(paths.contains("best_vs_lambda.png"), "{paths}");
+    let preview = runner(dir.path(), &["preview", "exp.toml", "-n", "4"]);
+    let png = String::from_utf8_lossy(&preview.stdout);
+    assert!(preview.status.success() && png.trim().ends_with("results/tiny/preview.png"), "{png}");
+    assert!(image::open(dir.path().join(png.trim())).is_ok());
+
     // a second invocation finds both runs done and trains nothing
     let again = runner(dir.path(), &["exp.toml"]);
     let stdout = String::from_utf8_lossy(&again.stdout);
