@@ -9,7 +9,7 @@ pub mod activations;
 pub mod batchnorm;
 pub mod conv;
 pub mod depthwise;
-mod gemm;
+pub(crate) mod gemm;
 pub mod geometry;
 pub mod pool;
 mod scratch;
