@@ -31,7 +31,7 @@ impl Progress {
 
     pub(super) fn epoch(&self, m: &EpochMetrics, epochs: usize) {
         let line = format!(
-            "{} epoch {}/{}: train loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} | ‖w‖ {:.4} | {:.2}s, {:.0} img/s",
+            "{} epoch {}/{}: train loss {:.4} acc {:.3} | val loss {:.4} acc {:.3} | ‖w‖ {:.4} | {:.2}s, {:.1} img/s",
             self.head, m.epoch, epochs, m.train_loss, m.train_acc, m.val_loss, m.val_acc, m.weight_norm,
             m.epoch_seconds, m.images_per_second
         );
