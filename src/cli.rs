@@ -37,6 +37,18 @@ enum Command {
     Reproduce(ReproduceArgs),
     /// Top classes of images under pretrained weights or a trained run.
     Predict(PredictArgs),
+    /// Throughput of models, conv layers, matmul and image loading (vs PyTorch with BENCH_TORCH).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+struct BenchArgs {
+    /// Two timed iterations per row instead of five (the whole run in a couple of minutes).
+    #[arg(long)]
+    quick: bool,
+    /// Images for the loading benchmark.
+    #[arg(long, default_value = "pipeline/data/catdog-photos")]
+    images: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -104,6 +116,7 @@ pub fn main() -> ExitCode {
         Command::Plan(a) => cmd_plan(a),
         Command::Reproduce(a) => cmd_reproduce(a),
         Command::Predict(a) => cmd_predict(a),
+        Command::Bench(a) => cmd_bench(a),
     }
 }
 
@@ -251,6 +264,21 @@ fn cmd_predict(a: PredictArgs) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_RUNS_FAILED)
+        }
+    }
+}
+
+fn cmd_bench(a: BenchArgs) -> ExitCode {
+    let opts = crate::bench::BenchOptions {
+        quick: a.quick,
+        images: a.images,
+        torch: std::env::var("BENCH_TORCH").ok().filter(|s| !s.is_empty()),
+    };
+    match crate::bench::run(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
         }
     }
 }
