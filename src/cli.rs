@@ -46,6 +46,8 @@ enum Command {
     Plot(crate::plot::PlotArgs),
     /// A captioned grid of transformed training images (PNG).
     Preview(PreviewCmd),
+    /// Throughput of models, conv layers, matmul and image loading (vs PyTorch with BENCH_TORCH).
+    Bench(BenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -138,6 +140,16 @@ fn parse_freeze(s: &str) -> Result<spec::Freeze, String> {
 }
 
 #[derive(Debug, Args)]
+struct BenchArgs {
+    /// Two timed iterations per row instead of five (the whole run in a couple of minutes).
+    #[arg(long)]
+    quick: bool,
+    /// Images for the loading benchmark.
+    #[arg(long, default_value = "pipeline/data/catdog-photos")]
+    images: PathBuf,
+}
+
+#[derive(Debug, Args)]
 struct PredictArgs {
     /// Images (JPEG or PNG).
     #[arg(required = true)]
@@ -210,6 +222,7 @@ pub fn main() -> ExitCode {
             }
         })),
         Command::Preview(a) => cmd_preview(a),
+        Command::Bench(a) => cmd_bench(a),
     }
 }
 
@@ -440,4 +453,18 @@ fn cmd_preview(a: PreviewCmd) -> ExitCode {
     }
     let seed = p.seed.unwrap_or(spec.experiment.seed);
     view(crate::preview::preview(&folder, &run::transforms(spec), p.n, seed, &out).map(|path| println!("{}", path.display())))
+}
+fn cmd_bench(a: BenchArgs) -> ExitCode {
+    let opts = crate::bench::BenchOptions {
+        quick: a.quick,
+        images: a.images,
+        torch: std::env::var("BENCH_TORCH").ok().filter(|s| !s.is_empty()),
+    };
+    match crate::bench::run(&opts) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

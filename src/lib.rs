@@ -1,5 +1,6 @@
 //! `runner`: TOML experiment specs → trained image classifiers → comparable results.
 
+pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod data;

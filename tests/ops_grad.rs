@@ -490,3 +490,77 @@ fn batchnorm_matches_dfdx() {
     let (a, b) = (ours.forward(x.clone()), theirs.forward(x));
     assert!(rel_err(&a.as_vec(), &f64s(&b.as_vec())) < 1e-5);
 }
+
+/// BatchNorm with a fused ReLU / ReLU6 (and residual add) gives exactly what BatchNorm followed
+/// by dfdx's `+` and `relu` / `clamp(0, 6)` gives: outputs and the gradients of x, γ, β and the
+/// residual, in train and frozen mode.
+#[test]
+fn batchnorm_fused_activation_matches_unfused() {
+    use runner::ops::batchnorm::{batchnorm2d_eval_act, batchnorm2d_train_act, Act};
+    use runner::ops::{batchnorm2d_eval, batchnorm2d_train};
+    const C: usize = 3;
+    let (n, h, w, eps) = (2usize, 3usize, 4usize, 1e-5);
+    let dev = Cpu::seed_from_u64(14);
+    let mut rng = ChaCha8Rng::seed_from_u64(14);
+    // Wide values so that ReLU6 clips at both ends.
+    let x: Vec<f32> = random(&mut rng, n * C * h * w).iter().map(|v| v * 8.0).collect();
+    let gamma: Vec<f32> = random(&mut rng, C).iter().map(|v| 3.0 + v).collect();
+    let beta: Vec<f32> = random(&mut rng, C).iter().map(|v| v * 2.0).collect();
+    let res: Vec<f32> = random(&mut rng, n * C * h * w).iter().map(|v| v * 3.0).collect();
+    let r = random(&mut rng, n * C * h * w);
+    for act in [Act::Relu, Act::Relu6] {
+        for frozen in [false, true] {
+            for with_res in [false, true] {
+                let mut outs = Vec::new();
+                for fused in [false, true] {
+                    let x_t = dev.tensor_from_vec(x.clone(), (n, Const::<C>, h, w));
+                    let res_t = dev.tensor_from_vec(res.clone(), (n, Const::<C>, h, w));
+                    let g_t: Tensor<Rank1<C>, f32, Cpu> =
+                        dev.tensor_from_vec(gamma.clone(), (Const,));
+                    let b_t: Tensor<Rank1<C>, f32, Cpu> =
+                        dev.tensor_from_vec(beta.clone(), (Const,));
+                    let mut rm: Tensor<Rank1<C>, f32, Cpu> =
+                        dev.tensor_from_vec(vec![0.5; C], (Const,));
+                    let mut rv: Tensor<Rank1<C>, f32, Cpu> =
+                        dev.tensor_from_vec(vec![2.0; C], (Const,));
+                    let xt = x_t.clone().leaky_traced();
+                    let rs = with_res.then_some(&res_t);
+                    let y = match (frozen, fused) {
+                        (true, true) => batchnorm2d_eval_act(xt, &g_t, &b_t, &rm, &rv, eps, rs, act),
+                        (false, true) => batchnorm2d_train_act(
+                            xt, &g_t, &b_t, &mut rm, &mut rv, eps, 0.1, rs, act,
+                        ),
+                        (true, false) => batchnorm2d_eval(xt, &g_t, &b_t, &rm, &rv, eps),
+                        (false, false) => {
+                            batchnorm2d_train(xt, &g_t, &b_t, &mut rm, &mut rv, eps, 0.1)
+                        }
+                    };
+                    let y = match (fused, with_res) {
+                        (false, true) => y + res_t.clone(),
+                        _ => y,
+                    };
+                    let y = match (fused, act) {
+                        (true, _) => y,
+                        (false, Act::Relu) => y.relu(),
+                        (false, _) => relu6(y),
+                    };
+                    let yv = y.as_vec();
+                    let r_t = dev.tensor_from_vec(r.clone(), (n, Const::<C>, h, w));
+                    let grads = (y * r_t).sum().backward();
+                    let g_res = with_res.then(|| grads.get(&res_t).as_vec());
+                    outs.push((
+                        yv,
+                        grads.get(&x_t).as_vec(),
+                        grads.get(&g_t).as_vec(),
+                        grads.get(&b_t).as_vec(),
+                        g_res,
+                        rm.as_vec(),
+                        rv.as_vec(),
+                    ));
+                }
+                assert!(outs[1].0.iter().any(|v| *v == 0.0), "ReLU clips somewhere");
+                assert_eq!(outs[0], outs[1], "{act:?}, frozen: {frozen}, residual: {with_res}");
+            }
+        }
+    }
+}

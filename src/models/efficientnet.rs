@@ -11,11 +11,11 @@ use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
 use super::{
-    eval_and_train, pool_features, set_batchnorm_hyper, staged, train_chain, Backbone, Dev,
+    bn_act, eval_and_train, pool_features, set_batchnorm_hyper, staged, train_chain, Backbone, Dev,
     HeadName, Images, Rows, TrainTape,
 };
 use crate::nn::{Conv2D, SAME};
-use crate::ops::relu6;
+use crate::ops::batchnorm::Act;
 
 /// Inverted residual block: 1×1 expand `I`→`X`, depthwise `K`×`K` stride `S`, 1×1 project `X`→`O`.
 #[derive(Debug, Clone)]
@@ -144,8 +144,8 @@ macro_rules! skip_add {
 macro_rules! mbconv_body {
     ($s:ident, $x:ident, $f:ident) => {{
         let (x, tape) = $x.split_tape();
-        let y = relu6($s._bn0.$f($s._expand_conv.$f(x.clone().put_tape(tape))));
-        let y = relu6($s._bn1.$f($s._depthwise_conv.$f(y)));
+        let y = bn_act!($s._bn0, $f, $s._expand_conv.$f(x.clone().put_tape(tape)), Act::Relu6);
+        let y = bn_act!($s._bn1, $f, $s._depthwise_conv.$f(y), Act::Relu6);
         skip_add!($s._bn2.$f($s._project_conv.$f(y)), x, I, O, S)
     }};
 }
@@ -157,7 +157,7 @@ eval_and_train!(
 macro_rules! dw_body {
     ($s:ident, $x:ident, $f:ident) => {{
         let (x, tape) = $x.split_tape();
-        let y = relu6($s._bn1.$f($s._depthwise_conv.$f(x.clone().put_tape(tape))));
+        let y = bn_act!($s._bn1, $f, $s._depthwise_conv.$f(x.clone().put_tape(tape)), Act::Relu6);
         skip_add!($s._bn2.$f($s._project_conv.$f(y)), x, C, O, S)
     }};
 }
@@ -293,9 +293,9 @@ impl<E: Dtype, D: Storage<E>> HeadName for EfficientNetLite0<E, D> {
 
 macro_rules! lite0_body {
     ($s:ident, $x:ident, $f:ident) => {{
-        let x = relu6($s._bn0.$f($s._conv_stem.$f($x)));
+        let x = bn_act!($s._bn0, $f, $s._conv_stem.$f($x), Act::Relu6);
         let x = $s._blocks.$f(x);
-        pool_features(relu6($s._bn1.$f($s._conv_head.$f(x))))
+        pool_features(bn_act!($s._bn1, $f, $s._conv_head.$f(x), Act::Relu6))
     }};
 }
 
@@ -307,7 +307,7 @@ macro_rules! e_stem {
 }
 macro_rules! e_bn0 {
     ($s:ident, $x:expr, $f:ident) => {
-        relu6($s._bn0.$f($x))
+        bn_act!($s._bn0, $f, $x, Act::Relu6)
     };
 }
 macro_rules! e_b0 {
@@ -397,7 +397,7 @@ macro_rules! e_head {
 }
 macro_rules! e_bn1 {
     ($s:ident, $x:expr, $f:ident) => {
-        relu6($s._bn1.$f($x))
+        bn_act!($s._bn1, $f, $x, Act::Relu6)
     };
 }
 

@@ -194,6 +194,25 @@ macro_rules! eval_and_train {
 }
 pub(crate) use eval_and_train;
 
+/// `bn` followed by an activation, fused into one pass: `bn_act!(bn, forward | forward_mut, x,
+/// Act::Relu)` (inside the `eval_and_train!` bodies, whose `$f` picks eval or train mode), or
+/// `act(bn(x) + r)` with `bn_act!(bn, $f, x, Act::Relu, residual = &r)` for a tape-less `r`.
+macro_rules! bn_act {
+    (@r) => {
+        None
+    };
+    (@r $r:expr) => {
+        Some($r)
+    };
+    ($bn:expr, forward, $x:expr, $act:expr $(, residual = $r:expr)?) => {
+        $bn.forward_act($x, bn_act!(@r $($r)?), $act)
+    };
+    ($bn:expr, forward_mut, $x:expr, $act:expr $(, residual = $r:expr)?) => {
+        $bn.forward_mut_act($x, bn_act!(@r $($r)?), $act)
+    };
+}
+pub(crate) use bn_act;
+
 /// Runs stages (macros `stage!(self, x, forward | forward_mut)`) with the first `frozen` of them
 /// in eval mode without a tape and the rest in train mode; the tape starts at the first trained
 /// stage, so frozen parameters get no gradient and their BatchNorm statistics stay put.

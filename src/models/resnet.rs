@@ -6,10 +6,11 @@ use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
 use super::{
-    eval_and_train, pool_features, staged, train_chain, Backbone, Dev, HeadName, Images, Rows,
+    bn_act, eval_and_train, pool_features, staged, train_chain, Backbone, Dev, HeadName, Images, Rows,
     TrainTape,
 };
 use crate::nn::Conv2D;
+use crate::ops::batchnorm::Act;
 use crate::ops::{max_pool2d, Padding};
 
 /// Basic residual block keeping `C` channels and the resolution: identity shortcut.
@@ -79,27 +80,28 @@ impl<const I: usize, const O: usize, E: Dtype, D: Device<E>> TensorCollection<E,
     }
 }
 
-// relu(bn2(conv2(relu(bn1(conv1(x))))) + x). The input is used twice: the tape follows the main
-// branch and the shortcut joins it by tensor id in the final add.
+// relu(bn2(conv2(relu(bn1(conv1(x))))) + x), the ReLUs and the add fused into the BatchNorms.
+// The input is used twice: the tape follows the main branch and the shortcut's gradient joins
+// it by tensor id in the final BatchNorm.
 macro_rules! basic_body {
     ($s:ident, $x:ident, $f:ident) => {{
         let (x, tape) = $x.split_tape();
         let y = $s.conv1.$f(x.clone().put_tape(tape));
-        let y = $s.bn1.$f(y).relu();
-        let y = $s.bn2.$f($s.conv2.$f(y));
-        (y + x).relu()
+        let y = bn_act!($s.bn1, $f, y, Act::Relu);
+        bn_act!($s.bn2, $f, $s.conv2.$f(y), Act::Relu, residual = &x)
     }};
 }
 eval_and_train!([const C: usize] BasicBlock<C, f32, Cpu>, (usize, Const<C>, usize, usize) => (usize, Const<C>, usize, usize), basic_body);
 
+// The shortcut (1×1 conv + BN) runs before bn2 so that bn2 can add it, fused with the ReLU.
 macro_rules! down_body {
     ($s:ident, $x:ident, $f:ident) => {{
         let (x, tape) = $x.split_tape();
         let y = $s.conv1.$f(x.clone().put_tape(tape));
-        let y = $s.bn1.$f(y).relu();
-        let (y, tape) = $s.bn2.$f($s.conv2.$f(y)).split_tape();
-        let shortcut = $s.downsample.$f(x.put_tape(tape));
-        (shortcut + y).relu()
+        let y = bn_act!($s.bn1, $f, y, Act::Relu);
+        let (y, tape) = $s.conv2.$f(y).split_tape();
+        let (shortcut, tape) = $s.downsample.$f(x.put_tape(tape)).split_tape();
+        bn_act!($s.bn2, $f, y.put_tape(tape), Act::Relu, residual = &shortcut)
     }};
 }
 eval_and_train!([const I: usize, const O: usize] DownBlock<I, O, f32, Cpu>, (usize, Const<I>, usize, usize) => (usize, Const<O>, usize, usize), down_body);
@@ -198,7 +200,7 @@ const RESNET_BLOCKS: &[&str] = &["conv1", "bn1", "layer1", "layer2", "layer3", "
 
 macro_rules! resnet_body {
     ($s:ident, $x:ident, $f:ident) => {{
-        let x = $s.bn1.$f($s.conv1.$f($x)).relu();
+        let x = bn_act!($s.bn1, $f, $s.conv1.$f($x), Act::Relu);
         let x = max_pool2d(x, 3, 2, Padding::Symmetric(1));
         let x = $s.layer2.$f($s.layer1.$f(x));
         let x = $s.layer4.$f($s.layer3.$f(x));
@@ -215,7 +217,7 @@ macro_rules! r_conv1 {
 }
 macro_rules! r_bn1 {
     ($s:ident, $x:expr, $f:ident) => {
-        max_pool2d($s.bn1.$f($x).relu(), 3, 2, Padding::Symmetric(1))
+        max_pool2d(bn_act!($s.bn1, $f, $x, Act::Relu), 3, 2, Padding::Symmetric(1))
     };
 }
 macro_rules! r_layer1 {

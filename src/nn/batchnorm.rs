@@ -7,6 +7,7 @@
 use dfdx::nn::tensor_collection::{ModuleVisitor, ScalarOptions, TensorCollection, TensorOptions};
 use dfdx::prelude::*;
 
+use crate::ops::batchnorm::{batchnorm2d_eval_act, batchnorm2d_train_act, Act};
 use crate::ops::{batchnorm2d_eval, batchnorm2d_train};
 
 #[derive(Debug, Clone)]
@@ -100,6 +101,28 @@ impl<const C: usize> BatchNorm2D<C, f32, Cpu> {
             &self.running_var,
             self.epsilon,
         )
+    }
+    /// `act(forward(x) + residual)` in eval mode (running statistics), fused into one pass.
+    pub fn forward_act<T: Tape<f32, Cpu>>(
+        &self,
+        x: Img<C, T>,
+        residual: Option<&Img<C, NoneTape>>,
+        act: Act,
+    ) -> Img<C, T> {
+        let (rm, rv) = (&self.running_mean, &self.running_var);
+        batchnorm2d_eval_act(x, &self.scale, &self.bias, rm, rv, self.epsilon, residual, act)
+    }
+    /// `act(forward_mut(x) + residual)` in train mode (batch statistics, running statistics
+    /// updated), fused into one pass.
+    pub fn forward_mut_act<T: Tape<f32, Cpu>>(
+        &mut self,
+        x: Img<C, T>,
+        residual: Option<&Img<C, NoneTape>>,
+        act: Act,
+    ) -> Img<C, T> {
+        let (eps, momentum) = (self.epsilon, self.momentum);
+        let (rm, rv) = (&mut self.running_mean, &mut self.running_var);
+        batchnorm2d_train_act(x, &self.scale, &self.bias, rm, rv, eps, momentum, residual, act)
     }
     /// Batch statistics; updates the running statistics.
     pub fn forward_train<T: Tape<f32, Cpu>>(&mut self, x: Img<C, T>) -> Img<C, T> {

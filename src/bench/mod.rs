@@ -1,0 +1,153 @@
+//! `runner bench`: throughput of the models, conv layers, matmul and image loading, printed as
+//! one table, optionally next to PyTorch measured in the same run (BENCH_TORCH=python3).
+//!
+//! Every number comes with the share of the machine other processes used while it was
+//! measured ("busy"): on a 2-core machine, timings with more than a few % busy are not
+//! comparable, so read comparisons only from quiet runs.
+
+mod busy;
+mod images;
+mod kernels;
+mod models;
+mod torch;
+
+use std::path::PathBuf;
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use serde_json::Value;
+
+use crate::models::{EfficientNetLite0, ResNet18, ResNet34};
+
+/// One measured value and how busy the machine was meanwhile (% of all cores used by others).
+#[derive(Clone, Copy, Debug)]
+pub struct Measure {
+    pub value: f64,
+    pub busy: Option<f64>,
+}
+
+impl Measure {
+    fn new(value: f64, busy: Option<f64>) -> Self {
+        Measure { value, busy }
+    }
+    /// Reads `{<field>: value, "busy": b}` from the PyTorch JSON.
+    fn from_json(v: Option<&Value>, field: &str) -> Option<Self> {
+        let v = v?;
+        Some(Measure::new(v.get(field)?.as_f64()?, v.get("busy").and_then(Value::as_f64)))
+    }
+}
+
+pub struct BenchOptions {
+    /// Fewer timed iterations (2 instead of 5) so the whole run takes a couple of minutes.
+    pub quick: bool,
+    /// Folder of images for the loading benchmark.
+    pub images: PathBuf,
+    /// Python interpreter with torch (from BENCH_TORCH), to measure PyTorch in the same run.
+    pub torch: Option<String>,
+}
+
+struct Row {
+    what: String,
+    unit: &'static str,
+    ours: Measure,
+    /// The same measurement from the PyTorch script, when it ran.
+    theirs: Option<Measure>,
+}
+
+/// Runs every workload, prints the table; an error only when PyTorch was asked for and failed.
+pub fn run(opts: &BenchOptions) -> Result<(), String> {
+    let it = if opts.quick { 2 } else { 5 };
+    let threads = rayon::current_num_threads();
+    eprintln!(
+        "runner bench: {threads} threads, conv gemm kernels {}, {} iterations per row{}",
+        if crate::ops::gemm::use_gemm015() { "avx2 (gemm 0.15 by RUNNER_CONV_GEMM)" } else { crate::ops::gemm::simd_level() },
+        it,
+        if opts.torch.is_some() { ", then PyTorch" } else { "" }
+    );
+    let mut rows: Vec<(String, &'static str, Measure, &'static str, Option<&str>, &'static str)> =
+        Vec::new();
+    let mut add = |what: &str, unit, m: Measure, key, sub: Option<&'static str>, field| {
+        eprintln!("  {what}: {:.1} {unit} (busy {})", m.value, fmt_busy(m.busy));
+        rows.push((what.to_string(), unit, m, key, sub, field));
+    };
+    add("ResNet-18 @64 b16 train step", "img/s", models::train_step::<ResNet18>(16, 64, it),
+        "resnet18_train", None, "img_s");
+    add("ResNet-18 @64 b16 inference", "img/s", models::inference::<ResNet18>(16, 64, it),
+        "resnet18_infer", None, "img_s");
+    add("ResNet-34 @224 b4 train step", "img/s", models::train_step::<ResNet34>(4, 224, it),
+        "resnet34_train", None, "img_s");
+    add("ResNet-34 @224 b4 inference", "img/s", models::inference::<ResNet34>(4, 224, it),
+        "resnet34_infer", None, "img_s");
+    add("EfficientNet-Lite0 @224 b8 inference", "img/s",
+        models::inference::<EfficientNetLite0>(8, 224, it), "lite0_infer", None, "img_s");
+    for l in kernels::CONV_LAYERS {
+        let (f, b) = kernels::conv_layer(l, it);
+        add(&format!("conv {} b4 forward", l.0), "GFLOP/s", f, "conv", Some(l.0), "fwd_gflops");
+        add(&format!("conv {} b4 backward", l.0), "GFLOP/s", b, "conv", Some(l.0), "bwd_gflops");
+    }
+    let mm_iters = if opts.quick { 3 } else { 10 };
+    add("matmul 2048² (conv ops' gemm)", "GFLOP/s", kernels::matmul_conv_gemm(mm_iters),
+        "matmul", None, "gflops");
+    add("matmul 2048² (dfdx, gemm 0.15)", "GFLOP/s", kernels::matmul_dfdx(mm_iters),
+        "matmul", None, "gflops");
+    let n_files = images::image_files(&opts.images).len();
+    if let Some(m) = images::load_throughput(&opts.images, it) {
+        let what = format!("image load+resize+crop ({n_files} files)");
+        add(&what, "img/s", m, "images", None, "img_s");
+    }
+
+    let torch = match &opts.torch {
+        Some(py) => Some(torch::run(py, threads, opts.quick, &opts.images)?),
+        None => None,
+    };
+    let rows: Vec<Row> = rows
+        .into_iter()
+        .map(|(what, unit, ours, key, sub, field)| {
+            let obj = torch.as_ref().and_then(|t| t.get(key));
+            let obj = match sub {
+                Some(s) => obj.and_then(|o| o.get(s)),
+                None => obj,
+            };
+            Row { what, unit, ours, theirs: Measure::from_json(obj, field) }
+        })
+        .collect();
+    println!("{}", table(&rows, torch.as_ref()));
+    Ok(())
+}
+
+fn fmt_busy(b: Option<f64>) -> String {
+    b.map_or("?".into(), |b| format!("{b:.0}%"))
+}
+
+fn table(rows: &[Row], torch: Option<&Value>) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    let version = torch
+        .and_then(|v| v.get("torch"))
+        .and_then(Value::as_str)
+        .map_or("PyTorch".to_string(), |v| format!("PyTorch {v}"));
+    let mut header = vec!["measurement".to_string(), "unit".into(), "runner".into(), "busy".into()];
+    if torch.is_some() {
+        header.extend([version, "busy".into(), "runner/PyTorch".into()]);
+    }
+    t.set_header(header);
+    for r in rows {
+        let mut cells = vec![
+            r.what.clone(),
+            r.unit.to_string(),
+            format!("{:.1}", r.ours.value),
+            fmt_busy(r.ours.busy),
+        ];
+        if torch.is_some() {
+            match r.theirs {
+                Some(m) => cells.extend([
+                    format!("{:.1}", m.value),
+                    fmt_busy(m.busy),
+                    format!("{:.2}×", r.ours.value / m.value),
+                ]),
+                None => cells.extend(["—".into(), String::new(), String::new()]),
+            }
+        }
+        t.add_row(cells);
+    }
+    t
+}

@@ -1,0 +1,176 @@
+"""PyTorch side of `runner bench`: the same models, shapes and thread count, printed as one
+JSON object on stdout. Run by `runner bench` when BENCH_TORCH names a Python with torch;
+torch is never a run-time dependency of runner.
+
+Usage: python3 torch_bench.py THREADS QUICK(0|1) IMAGE_DIR
+Every measurement carries `busy`: the share of the machine's CPU time used by *other*
+processes while it ran (from /proc/stat and /proc/self/stat), so noisy runs can be discarded.
+"""
+import json
+import os
+import sys
+import time
+
+
+def cpu_sample():
+    """(machine busy jiffies, this process's jiffies, wall seconds)."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...: busy = all but idle and iowait.
+    busy = sum(fields[:8]) - fields[3] - fields[4]
+    with open("/proc/self/stat") as f:
+        st = f.read().rsplit(")", 1)[1].split()
+    own = int(st[11]) + int(st[12])  # utime, stime (fields 14, 15)
+    return busy, own, time.monotonic()
+
+
+def busy_share(a, b):
+    """CPU share of other processes between samples a and b, in % of all cores."""
+    hz = os.sysconf("SC_CLK_TCK")
+    wall = max(b[2] - a[2], 1e-9)
+    others = max((b[0] - a[0]) - (b[1] - a[1]), 0) / hz
+    return 100.0 * others / (wall * os.cpu_count())
+
+
+def timed(fn, iters, warmup=1):
+    """Median seconds per call after `warmup` calls, and the busy share over the timed calls."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    a = cpu_sample()
+    for _ in range(iters):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    b = cpu_sample()
+    times.sort()
+    return times[len(times) // 2], busy_share(a, b)
+
+
+def main():
+    threads, quick, image_dir = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3]
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+    import torchvision
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    it = 2 if quick else 5
+
+    def train_step(model, batch, size, classes=10):
+        model.train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        x = torch.randn(batch, 3, size, size)
+        y = torch.arange(batch) % classes
+
+        def step():
+            opt.zero_grad()
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+
+        s, busy = timed(step, it)
+        return {"img_s": batch / s, "busy": busy}
+
+    def infer(model, batch, size):
+        model.eval()
+        x = torch.randn(batch, 3, size, size)
+
+        def run():
+            with torch.no_grad():
+                model(x)
+
+        s, busy = timed(run, it)
+        return {"img_s": batch / s, "busy": busy}
+
+    tv = torchvision.models
+    out["resnet18_train"] = train_step(tv.resnet18(num_classes=10), 16, 64)
+    out["resnet18_infer"] = infer(tv.resnet18(num_classes=1000), 16, 64)
+    out["resnet34_train"] = train_step(tv.resnet34(num_classes=10), 4, 224)
+    out["resnet34_infer"] = infer(tv.resnet34(num_classes=1000), 4, 224)
+    out["lite0_infer"] = infer(lite0(nn), 8, 224)
+
+    # Conv layers: same list as the Rust side (name, c_in, c_out, k, stride, groups, size).
+    convs = {}
+    for name, ci, co, k, s, g, hw in json.loads(os.environ["BENCH_CONV_LAYERS"]):
+        x = torch.randn(4, ci, hw, hw, requires_grad=True)
+        w = torch.randn(co, ci // g, k, k, requires_grad=True)
+        pad = k // 2
+        y = F.conv2d(x, w, None, s, pad, 1, g)
+        flop = 2.0 * y.numel() * (ci // g) * k * k
+        gy = torch.randn_like(y)
+        fwd, busy_f = timed(lambda: F.conv2d(x.detach(), w.detach(), None, s, pad, 1, g), it)
+        # Backward to input and weight together (what a training step does).
+        def bwd():
+            yy = F.conv2d(x, w, None, s, pad, 1, g)
+            torch.autograd.grad(yy, (x, w), gy)
+        fb, busy_b = timed(bwd, it)
+        convs[name] = {
+            "fwd_gflops": flop / fwd / 1e9,
+            "bwd_gflops": 2 * flop / max(fb - fwd, 1e-9) / 1e9,
+            "busy": max(busy_f, busy_b),
+        }
+    out["conv"] = convs
+
+    n = 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    s, busy = timed(lambda: torch.mm(a, b), 3 if quick else 10)
+    out["matmul"] = {"gflops": 2.0 * n**3 / s / 1e9, "busy": busy}
+
+    out["images"] = load_images(image_dir, it)
+    print(json.dumps(out))
+
+
+def load_images(image_dir, iters):
+    """torchvision + PIL on the same files: decode, Resize(256), CenterCrop(224), ToTensor,
+    Normalize, in this process (DataLoader's default num_workers=0)."""
+    from PIL import Image
+    from torchvision import transforms as T
+
+    tf = T.Compose([T.Resize(256), T.CenterCrop(224), T.ToTensor(),
+                    T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    files = sorted(
+        os.path.join(d, f) for d, _, fs in os.walk(image_dir) for f in fs
+        if f.lower().endswith((".jpg", ".jpeg", ".png")))
+
+    def run():
+        for p in files:
+            with open(p, "rb") as fh:
+                tf(Image.open(fh).convert("RGB"))
+
+    s, busy = timed(run, iters)
+    return {"img_s": len(files) / s, "busy": busy, "files": len(files)}
+
+
+def lite0(nn):
+    """EfficientNet-Lite0 with the block table of src/models/efficientnet.rs (no SE, ReLU6,
+    BatchNorm ε 1e-3). Symmetric k//2 padding instead of TF SAME: same shapes and FLOPs."""
+
+    def cbr(ci, co, k, s, g=1, act=True):
+        layers = [nn.Conv2d(ci, co, k, s, k // 2, groups=g, bias=False), nn.BatchNorm2d(co, eps=1e-3)]
+        return layers + ([nn.ReLU6(inplace=True)] if act else [])
+
+    class Block(nn.Module):
+        def __init__(self, ci, cx, co, k, s):
+            super().__init__()
+            layers = cbr(ci, cx, 1, 1) if cx != ci else []
+            layers += cbr(cx, cx, k, s, cx) + cbr(cx, co, 1, 1, act=False)
+            self.body = nn.Sequential(*layers)
+            self.res = s == 1 and ci == co
+
+        def forward(self, x):
+            y = self.body(x)
+            return x + y if self.res else y
+
+    table = [(32, 32, 16, 3, 1), (16, 96, 24, 3, 2), (24, 144, 24, 3, 1), (24, 144, 40, 5, 2),
+             (40, 240, 40, 5, 1), (40, 240, 80, 3, 2), (80, 480, 80, 3, 1), (80, 480, 80, 3, 1),
+             (80, 480, 112, 5, 1), (112, 672, 112, 5, 1), (112, 672, 112, 5, 1),
+             (112, 672, 192, 5, 2), (192, 1152, 192, 5, 1), (192, 1152, 192, 5, 1),
+             (192, 1152, 192, 5, 1), (192, 1152, 320, 3, 1)]
+    return nn.Sequential(*cbr(3, 32, 3, 2), *[Block(*b) for b in table], *cbr(320, 1280, 1, 1),
+                         nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(1280, 1000))
+
+
+if __name__ == "__main__":
+    main()
