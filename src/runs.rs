@@ -467,7 +467,7 @@ mod tests {
             find_run_dirs(&[empty.as_str()]).unwrap_err().to_string(),
             format!("no runs (folders with metrics.parquet or manifest.json) under {empty}")
         );
-        let err = load_runs(&[run.clone()]).unwrap_err().to_string();
+        let err = load_runs(std::slice::from_ref(&run)).unwrap_err().to_string();
         assert!(err.starts_with(&format!("cannot read {}: missing field", run.join("manifest.json").display())), "{err}");
     }
 }

@@ -237,7 +237,7 @@ fn a_cache_next_to_the_runs_is_used_until_a_run_changes() {
         per_class: true,
     };
     write_run(&t.path().join("results"), &run).unwrap();
-    let after = compare(&with(args(&[optim.clone()]), |a| a.format = Format::Json)).unwrap();
+    let after = compare(&with(args(std::slice::from_ref(&optim)), |a| a.format = Format::Json)).unwrap();
     let v: serde_json::Value = serde_json::from_str(&after).unwrap();
     assert_eq!((v[2]["optimizer.kind"].as_str(), v[2]["status"].as_str()), (Some("sgd"), Some("diverged")));
     assert_eq!(v[2]["best_epoch"].as_f64(), Some(2.0));

@@ -50,20 +50,26 @@ impl BusyMeter {
     }
 }
 
-/// Median seconds per call of `f` over `iters` calls after `warmup` calls, and the busy share
-/// over the timed calls.
+/// /proc/stat counts in 10 ms ticks: a busy share over a shorter window is mostly rounding
+/// (a 20 ms window read 0% or 237%), so short workloads repeat until the window is this long.
+const MIN_WINDOW_S: f64 = 0.5;
+
+/// Median seconds per call of `f` over at least `iters` calls (more for short calls, up to
+/// [`MIN_WINDOW_S`]) after `warmup` calls, and the busy share over the timed calls.
 pub fn timed(warmup: usize, iters: usize, mut f: impl FnMut()) -> (f64, Option<f64>) {
     for _ in 0..warmup {
         f();
     }
     let meter = BusyMeter::start();
-    let mut times: Vec<f64> = (0..iters.max(1))
-        .map(|_| {
-            let t = Instant::now();
-            f();
-            t.elapsed().as_secs_f64()
-        })
-        .collect();
+    let start = Instant::now();
+    let mut times = Vec::new();
+    while times.len() < iters.max(1)
+        || (start.elapsed().as_secs_f64() < MIN_WINDOW_S && times.len() < 1000)
+    {
+        let t = Instant::now();
+        f();
+        times.push(t.elapsed().as_secs_f64());
+    }
     let busy = meter.stop();
     times.sort_by(f64::total_cmp);
     (times[times.len() / 2], busy)

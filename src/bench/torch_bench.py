@@ -32,13 +32,18 @@ def busy_share(a, b):
     return 100.0 * others / (wall * os.cpu_count())
 
 
+MIN_WINDOW_S = 0.5  # as in src/bench/busy.rs: /proc/stat ticks are 10 ms
+
+
 def timed(fn, iters, warmup=1):
-    """Median seconds per call after `warmup` calls, and the busy share over the timed calls."""
+    """Median seconds per call over at least `iters` calls (more for short calls, up to a
+    MIN_WINDOW_S window) after `warmup` calls, and the busy share over the timed calls."""
     for _ in range(warmup):
         fn()
     times = []
     a = cpu_sample()
-    for _ in range(iters):
+    start = time.monotonic()
+    while len(times) < iters or (time.monotonic() - start < MIN_WINDOW_S and len(times) < 1000):
         t = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t)

@@ -225,7 +225,7 @@ mod tests {
 
     #[test]
     fn four_significant_digits() {
-        assert_eq!(sig4(0.693147), "0.6931");
+        assert_eq!(sig4(0.123456), "0.1235");
         assert_eq!(sig4(12.3456), "12.35");
         assert_eq!(sig4(0.0001234), "1.234e-4");
         assert_eq!(sig4(0.0), "0");
