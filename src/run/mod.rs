@@ -220,8 +220,8 @@ fn execute(
         index: run.index,
         swept: swept.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
         spec_hash: plan::run_id(spec, ""),
-        dataset_fingerprint: data_fp,
-        weights_hash,
+        dataset_fingerprint: data_fp.clone(),
+        weights_hash: weights_hash.clone(),
         seed: spec.experiment.seed,
         status: Status::Running,
         epochs_done: prior_rows.len(),
@@ -254,7 +254,8 @@ fn execute(
         stages: vec![("identify", identify_secs)],
     };
     let paths = model::Paths { checkpoint: &dir.file(CHECKPOINT), model: &dir.file("model.safetensors") };
-    let result = model::train(spec, &folder, &cfg, cache, &progress, &paths, &mut rec);
+    let hashes = model::Hashes { dataset: &data_fp, weights: weights_hash.as_deref() };
+    let result = model::train(spec, &folder, &hashes, &cfg, cache, &progress, &paths, &mut rec);
     progress.finish();
     let Record { mut manifest, rows, stages, .. } = rec;
     let other = started.elapsed().as_secs_f64() - stages.iter().map(|(_, s)| s).sum::<f64>();

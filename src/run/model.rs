@@ -39,9 +39,16 @@ pub struct Paths<'a> {
 const MLP_HIDDEN: usize = 256;
 
 /// Trains the run's model; the trained weights are saved to `model_path` when it completes.
+/// Content hashes already computed for the run id, reused as feature-cache key parts.
+pub struct Hashes<'a> {
+    pub dataset: &'a str,
+    pub weights: Option<&'a str>,
+}
+
 pub fn train(
     spec: &RunSpec,
     folder: &ImageFolder,
+    hashes: &Hashes,
     cfg: &FitConfig,
     cache: &mut FeatureCache,
     progress: &Progress,
@@ -72,11 +79,11 @@ pub fn train(
                 finish(outcome, paths, || checkpoint::save_weights(paths.model, &model))
             }
         }
-        BackboneName::SmallCnn => Arch::SmallCnn.dispatch(WithBackbone { spec, folder, cfg, cache, progress, paths, rec, dev }),
-        BackboneName::Resnet18 => Arch::ResNet18.dispatch(WithBackbone { spec, folder, cfg, cache, progress, paths, rec, dev }),
-        BackboneName::Resnet34 => Arch::ResNet34.dispatch(WithBackbone { spec, folder, cfg, cache, progress, paths, rec, dev }),
+        BackboneName::SmallCnn => Arch::SmallCnn.dispatch(WithBackbone { spec, folder, hashes, cfg, cache, progress, paths, rec, dev }),
+        BackboneName::Resnet18 => Arch::ResNet18.dispatch(WithBackbone { spec, folder, hashes, cfg, cache, progress, paths, rec, dev }),
+        BackboneName::Resnet34 => Arch::ResNet34.dispatch(WithBackbone { spec, folder, hashes, cfg, cache, progress, paths, rec, dev }),
         BackboneName::EfficientnetLite0 => {
-            Arch::EfficientNetLite0.dispatch(WithBackbone { spec, folder, cfg, cache, progress, paths, rec, dev })
+            Arch::EfficientNetLite0.dispatch(WithBackbone { spec, folder, hashes, cfg, cache, progress, paths, rec, dev })
         }
     }
 }
@@ -85,6 +92,7 @@ pub fn train(
 struct WithBackbone<'a> {
     spec: &'a RunSpec,
     folder: &'a ImageFolder,
+    hashes: &'a Hashes<'a>,
     cfg: &'a FitConfig,
     cache: &'a mut FeatureCache,
     progress: &'a Progress,
@@ -97,7 +105,7 @@ impl ArchVisitor for WithBackbone<'_> {
     type Output = Result<Outcome, TrainError>;
 
     fn visit<B: Backbone>(self) -> Self::Output {
-        let WithBackbone { spec, folder, cfg, cache, progress, paths, rec, dev } = self;
+        let WithBackbone { spec, folder, hashes, cfg, cache, progress, paths, rec, dev } = self;
         let classes = folder.num_classes();
         let mut model = Classifier::<B>::new(&dev, classes);
         if let Some(w) = &spec.backbone.weights {
@@ -141,7 +149,7 @@ impl ArchVisitor for WithBackbone<'_> {
                 let head = LinearModel::new(&dev, B::FEATURES, classes);
                 let (outcome, head) = if spec.cache.features && transform.is_deterministic() {
                     let t = Instant::now();
-                    let mut source = cached_features(spec, folder, &transform, cache, B::NAME, &extract)?;
+                    let mut source = cached_features(spec, folder, hashes, &transform, cache, B::NAME, &extract)?;
                     rec.stage("features", t.elapsed().as_secs_f64());
                     run(&dev, head, &mut source, cfg, progress, paths, rec)?
                 } else {
@@ -328,21 +336,19 @@ pub fn extract_all(
 fn cached_features(
     spec: &RunSpec,
     folder: &ImageFolder,
+    hashes: &Hashes,
     transform: &Transform,
     cache: &mut FeatureCache,
     backbone: &str,
     extract: &dyn Fn(crate::train::Inputs) -> Result<crate::train::Inputs, TrainError>,
 ) -> Result<FeatureSource, TrainError> {
     let t = transform.deterministic();
-    let weights = match &spec.backbone.weights {
-        Some(p) => crate::data::hex_digest(&sha2::Digest::finalize(sha2::Digest::chain_update(
-            <sha2::Sha256 as sha2::Digest>::new(),
-            std::fs::read(p).map_err(|e| TrainError::Input(format!("cannot read {}: {e}", p.display())))?,
-        ))),
+    let weights = match hashes.weights {
+        Some(h) => h.to_string(),
         None => format!("random-init seed {}", spec.experiment.seed),
     };
     let key = cache::key(&[
-        ("dataset", crate::data::fingerprint(folder)?),
+        ("dataset", hashes.dataset.to_string()),
         ("transforms", format!("{:?}/{:?}/{:?}/{:?}", t.resize, t.crop, t.mean, t.std)),
         ("backbone", backbone.to_string()),
         ("weights", weights),
