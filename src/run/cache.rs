@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use super::sources::FeatureSet;
 use crate::data::IMAGE_EXTENSIONS;
 use crate::store::{write_atomic, StoreError};
-use crate::train::TrainError;
+use crate::train::{checkpoint, TrainError};
 
 pub type Features = Arc<(FeatureSet, FeatureSet)>;
 
@@ -71,19 +71,15 @@ impl FeatureCache {
     }
 }
 
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
 fn label_bytes(v: &[usize]) -> Vec<u8> {
     v.iter().flat_map(|&x| (x as i64).to_le_bytes()).collect()
 }
 
 fn write(path: &Path, key: &str, f: &(FeatureSet, FeatureSet)) -> Result<(), StoreError> {
     let parts = [
-        ("train_x", Dtype::F32, vec![f.0.len(), f.0.width], f32_bytes(&f.0.x)),
+        ("train_x", Dtype::F32, vec![f.0.len(), f.0.width], checkpoint::bytes(&f.0.x)),
         ("train_y", Dtype::I64, vec![f.0.len()], label_bytes(&f.0.labels)),
-        ("val_x", Dtype::F32, vec![f.1.len(), f.1.width], f32_bytes(&f.1.x)),
+        ("val_x", Dtype::F32, vec![f.1.len(), f.1.width], checkpoint::bytes(&f.1.x)),
         ("val_y", Dtype::I64, vec![f.1.len()], label_bytes(&f.1.labels)),
     ];
     let mut digest = Sha256::new();
@@ -123,11 +119,10 @@ fn read(path: &Path, key: &str) -> Result<(FeatureSet, FeatureSet), String> {
     if meta.get("sha256") != Some(&crate::data::hex_digest(&digest.finalize())) {
         return Err("its checksum does not match its content".into());
     }
-    let floats = |b: &[u8]| b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
     let labels = |b: &[u8]| b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as usize).collect();
     Ok((
-        FeatureSet { x: floats(&tx), width: tx_shape[1], labels: labels(&ty) },
-        FeatureSet { x: floats(&vx), width: vx_shape[1], labels: labels(&vy) },
+        FeatureSet { x: checkpoint::floats(&tx), width: tx_shape[1], labels: labels(&ty) },
+        FeatureSet { x: checkpoint::floats(&vx), width: vx_shape[1], labels: labels(&vy) },
     ))
 }
 

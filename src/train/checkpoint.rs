@@ -37,11 +37,13 @@ fn tensors<M: TensorCollection<f32, Dev>>(model: &M) -> Vec<(String, Vec<usize>,
     c.0
 }
 
-fn bytes(v: &[f32]) -> Vec<u8> {
+/// f32 values as safetensors' little-endian bytes (also used by the feature cache).
+pub(crate) fn bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn floats(b: &[u8]) -> Vec<f32> {
+/// The inverse of [`bytes`].
+pub(crate) fn floats(b: &[u8]) -> Vec<f32> {
     b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
 }
 
