@@ -19,7 +19,10 @@ use runner::store::Status;
 use runner::synthetic_results::{write_run, SyntheticRun};
 
 fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 /// `lambdas` values of regularization.lambda × 10 seeds, `epochs` epochs each.
@@ -33,24 +36,44 @@ fn generate(root: &Path, runs: usize, epochs: usize) -> PathBuf {
     let lambdas = runs.div_ceil(seeds);
     let t = Instant::now();
     // polars' Parquet writer needs more than rayon's default 2 MiB of stack in unoptimised builds
-    let pool = rayon::ThreadPoolBuilder::new().stack_size(32 << 20).build().unwrap();
-    pool.install(|| (0..runs).into_par_iter().for_each(|i| {
-        let lambda = if i / seeds == 0 { 0.0 } else { 1e-6 * 10f64.powf(5.0 * (i / seeds) as f64 / lambdas as f64) };
-        let run = SyntheticRun {
-            experiment: "bench".into(),
-            swept: vec![
-                ("regularization.lambda".into(), ParamValue::Float(lambda)),
-                ("experiment.seed".into(), ParamValue::Int((i % seeds) as i64)),
-            ],
-            classes: vec!["cat".into(), "dog".into()],
-            epochs,
-            status: if i % 97 == 5 { Status::Diverged } else { Status::Done },
-            per_class: false,
-        };
-        write_run(&results, &run).expect("write synthetic run");
-    }));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .stack_size(32 << 20)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        (0..runs).into_par_iter().for_each(|i| {
+            let lambda = if i / seeds == 0 {
+                0.0
+            } else {
+                1e-6 * 10f64.powf(5.0 * (i / seeds) as f64 / lambdas as f64)
+            };
+            let run = SyntheticRun {
+                experiment: "bench".into(),
+                swept: vec![
+                    ("regularization.lambda".into(), ParamValue::Float(lambda)),
+                    (
+                        "experiment.seed".into(),
+                        ParamValue::Int((i % seeds) as i64),
+                    ),
+                ],
+                classes: vec!["cat".into(), "dog".into()],
+                epochs,
+                status: if i % 97 == 5 {
+                    Status::Diverged
+                } else {
+                    Status::Done
+                },
+                per_class: false,
+            };
+            write_run(&results, &run).expect("write synthetic run");
+        })
+    });
     std::fs::write(&marker, "").unwrap();
-    eprintln!("generated {runs} runs × {epochs} epochs in {:.1} s under {}", t.elapsed().as_secs_f64(), results.display());
+    eprintln!(
+        "generated {runs} runs × {epochs} epochs in {:.1} s under {}",
+        t.elapsed().as_secs_f64(),
+        results.display()
+    );
     results
 }
 
@@ -66,13 +89,19 @@ fn ms(d: Duration) -> String {
 
 fn main() {
     // `cargo bench` passes `--bench`; anything else is a results tree to time
-    let given: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let given: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let (inputs, label) = if given.is_empty() {
         let runs = env_usize("COMPARE_BENCH_RUNS", 10_000);
         let epochs = env_usize("COMPARE_BENCH_EPOCHS", 100);
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench-compare");
         let results = generate(&root, runs, epochs);
-        (vec![results.to_string_lossy().into_owned()], format!("{runs} runs × {epochs} epochs"))
+        (
+            vec![results.to_string_lossy().into_owned()],
+            format!("{runs} runs × {epochs} epochs"),
+        )
     } else {
         (given.clone(), given.join(" "))
     };
@@ -82,15 +111,29 @@ fn main() {
     let mut parents: Vec<&Path> = dirs.iter().filter_map(|d| d.parent()).collect();
     parents.dedup();
     for p in parents {
-        for f in [".compare-cache.runs.parquet", ".compare-cache.epochs.parquet"] {
+        for f in [
+            ".compare-cache.runs.parquet",
+            ".compare-cache.epochs.parquet",
+        ] {
             let _ = std::fs::remove_file(p.join(f));
         }
     }
-    println!("compare benchmark: {label}, {} rayon threads, {reps} repetitions", rayon::current_num_threads());
+    println!(
+        "compare benchmark: {label}, {} rayon threads, {reps} repetitions",
+        rayon::current_num_threads()
+    );
     println!("  find: walk the tree; fresh: manifests + lazy Parquet scans, no cache; load: with the cache");
-    println!("  (rep 1 builds it); render: summarise + table; compare(): the whole public call, cached");
-    println!("{:>4} {:>8} {:>9} {:>8} {:>9} {:>13} {:>6} {:>6}", "rep", "find ms", "fresh ms", "load ms", "render ms", "compare() ms", "rows", "runs");
-    let args = CompareArgs { format: Format::Table, ..CompareArgs::new(inputs.clone()) };
+    println!(
+        "  (rep 1 builds it); render: summarise + table; compare(): the whole public call, cached"
+    );
+    println!(
+        "{:>4} {:>8} {:>9} {:>8} {:>9} {:>13} {:>6} {:>6}",
+        "rep", "find ms", "fresh ms", "load ms", "render ms", "compare() ms", "rows", "runs"
+    );
+    let args = CompareArgs {
+        format: Format::Table,
+        ..CompareArgs::new(inputs.clone())
+    };
     let mut totals = Vec::new();
     for rep in 1..=reps {
         let (dirs, find) = time(|| find_run_dirs(&inputs).expect("find runs"));
@@ -114,7 +157,11 @@ fn main() {
         totals.push(total);
     }
     totals.sort();
-    println!("median compare(): {} ms, best {} ms", ms(totals[totals.len() / 2]), ms(totals[0]));
+    println!(
+        "median compare(): {} ms, best {} ms",
+        ms(totals[totals.len() / 2]),
+        ms(totals[0])
+    );
     if !given.is_empty() {
         print!("{}", compare(&args).expect("compare"));
     }

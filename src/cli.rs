@@ -18,7 +18,11 @@ pub const EXIT_BAD_SPEC: u8 = 78;
 pub const EXIT_RUNS_FAILED: u8 = 1;
 
 #[derive(Debug, Parser)]
-#[command(name = "runner", version, about = "Turns TOML experiment specs into trained models and comparable results")]
+#[command(
+    name = "runner",
+    version,
+    about = "Turns TOML experiment specs into trained models and comparable results"
+)]
 #[command(after_help = "`runner SPEC [OPTIONS]` is short for `runner run SPEC [OPTIONS]`.")]
 pub struct Cli {
     #[command(subcommand)]
@@ -114,7 +118,11 @@ enum LayerKind {
 }
 
 fn parse_chw(s: &str) -> Result<crate::nn::describe::Chw, String> {
-    let v: Vec<usize> = s.split(',').map(|p| p.trim().parse::<usize>()).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let v: Vec<usize> = s
+        .split(',')
+        .map(|p| p.trim().parse::<usize>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
     match v[..] {
         [c, h, w] => Ok(crate::nn::describe::Chw::new(c, h, w)),
         _ => Err(format!("expected C,H,W (three numbers), found `{s}`")),
@@ -124,7 +132,10 @@ fn parse_chw(s: &str) -> Result<crate::nn::describe::Chw, String> {
 fn parse_padding(s: &str) -> Result<crate::ops::Padding, String> {
     match s.trim() {
         "same" => Ok(crate::ops::Padding::Same),
-        n => n.parse().map(crate::ops::Padding::Symmetric).map_err(|_| format!("expected a number or `same`, found `{s}`")),
+        n => n
+            .parse()
+            .map(crate::ops::Padding::Symmetric)
+            .map_err(|_| format!("expected a number or `same`, found `{s}`")),
     }
 }
 
@@ -133,8 +144,12 @@ fn parse_freeze(s: &str) -> Result<spec::Freeze, String> {
         "false" => Ok(spec::Freeze::No),
         "true" => Ok(spec::Freeze::All),
         other => match other.strip_prefix("until:") {
-            Some(block) if !block.trim().is_empty() => Ok(spec::Freeze::Until(block.trim().to_string())),
-            _ => Err(format!("expected false, true or until:<block>, found `{s}`")),
+            Some(block) if !block.trim().is_empty() => {
+                Ok(spec::Freeze::Until(block.trim().to_string()))
+            }
+            _ => Err(format!(
+                "expected false, true or until:<block>, found `{s}`"
+            )),
         },
     }
 }
@@ -253,13 +268,21 @@ fn init_logging() {
 }
 
 fn load(a: &SpecArgs) -> Result<(spec::Experiment, Vec<plan::PlannedRun>), ExitCode> {
-    let opts = LoadOptions { overrides: a.overrides.clone(), pipeline_dir: a.pipeline.clone() };
-    let loaded = spec::load(&a.spec, &opts).and_then(|exp| plan::expand(&exp).map(|runs| (exp, runs)));
+    let opts = LoadOptions {
+        overrides: a.overrides.clone(),
+        pipeline_dir: a.pipeline.clone(),
+    };
+    let loaded =
+        spec::load(&a.spec, &opts).and_then(|exp| plan::expand(&exp).map(|runs| (exp, runs)));
     match loaded {
         Ok((exp, runs)) => {
             // a base warning repeats in every run: print each once
             let mut seen = std::collections::HashSet::new();
-            for w in exp.warnings.iter().chain(runs.iter().flat_map(|r| &r.warnings)) {
+            for w in exp
+                .warnings
+                .iter()
+                .chain(runs.iter().flat_map(|r| &r.warnings))
+            {
                 if seen.insert(w) {
                     eprintln!("{w}");
                 }
@@ -287,7 +310,12 @@ fn run_ids(runs: &[plan::PlannedRun]) -> Result<Vec<String>, ExitCode> {
 fn cmd_check(a: SpecArgs) -> ExitCode {
     match load(&a) {
         Ok((exp, runs)) => {
-            println!("{}: ok ({} run{})", a.spec.display(), runs.len(), if runs.len() == 1 { "" } else { "s" });
+            println!(
+                "{}: ok ({} run{})",
+                a.spec.display(),
+                runs.len(),
+                if runs.len() == 1 { "" } else { "s" }
+            );
             let _ = exp;
             ExitCode::SUCCESS
         }
@@ -315,12 +343,27 @@ fn cmd_run(a: RunArgs) -> ExitCode {
         Ok(v) => v,
         Err(code) => return code,
     };
-    tracing::info!("{}: {} run(s), results in {}", exp.name, runs.len(), a.results.join(&exp.name).display());
-    let opts = RunOptions { results: a.results, rerun: a.rerun, progress: std::io::stderr().is_terminal() };
+    tracing::info!(
+        "{}: {} run(s), results in {}",
+        exp.name,
+        runs.len(),
+        a.results.join(&exp.name).display()
+    );
+    let opts = RunOptions {
+        results: a.results,
+        rerun: a.rerun,
+        progress: std::io::stderr().is_terminal(),
+    };
     let reports = run::run_sweep(&exp, &runs, &opts);
     println!("{}", crate::report::summary(&reports));
-    let failed = reports.iter().filter(|r| r.status == Status::Failed).count();
-    let diverged = reports.iter().filter(|r| r.status == Status::Diverged).count();
+    let failed = reports
+        .iter()
+        .filter(|r| r.status == Status::Failed)
+        .count();
+    let diverged = reports
+        .iter()
+        .filter(|r| r.status == Status::Diverged)
+        .count();
     let done = reports.len() - failed - diverged;
     println!(
         "{}: {done} done, {failed} failed, {diverged} diverged in {:.1}s",
@@ -328,7 +371,12 @@ fn cmd_run(a: RunArgs) -> ExitCode {
         start.elapsed().as_secs_f64()
     );
     for r in reports.iter().filter(|r| r.error.is_some()) {
-        eprintln!("run {} ({}) failed: {}", r.index, r.run_id, r.error.as_deref().unwrap_or_default());
+        eprintln!(
+            "run {} ({}) failed: {}",
+            r.index,
+            r.run_id,
+            r.error.as_deref().unwrap_or_default()
+        );
     }
     if failed + diverged > 0 {
         ExitCode::from(EXIT_RUNS_FAILED)
@@ -393,13 +441,24 @@ fn cmd_summary(a: SummaryArgs) -> ExitCode {
             .and_then(|arch| Summary::of(arch, a.input, a.classes, &a.freeze))
             .map(|s| s.render())
     } else if let Some(path) = &a.spec {
-        let opts = LoadOptions { overrides: a.overrides.clone(), pipeline_dir: a.pipeline.clone() };
+        let opts = LoadOptions {
+            overrides: a.overrides.clone(),
+            pipeline_dir: a.pipeline.clone(),
+        };
         for_spec(path, &opts).map(|all| {
             let many = all.len() > 1;
             all.iter()
                 .map(|(runs, s)| {
                     let runs: Vec<String> = runs.iter().map(|r| r.to_string()).collect();
-                    let head = if many { format!("run{} {}: ", if runs.len() > 1 { "s" } else { "" }, runs.join(", ")) } else { String::new() };
+                    let head = if many {
+                        format!(
+                            "run{} {}: ",
+                            if runs.len() > 1 { "s" } else { "" },
+                            runs.join(", ")
+                        )
+                    } else {
+                        String::new()
+                    };
                     format!("{head}{}", s.render())
                 })
                 .collect::<Vec<_>>()
@@ -433,26 +492,42 @@ fn view(result: Result<(), crate::runs::ViewError>) -> ExitCode {
 
 fn cmd_preview(a: PreviewCmd) -> ExitCode {
     let p = &a.args;
-    let spec_args = SpecArgs { spec: p.spec.clone(), overrides: Vec::new(), pipeline: None };
+    let spec_args = SpecArgs {
+        spec: p.spec.clone(),
+        overrides: Vec::new(),
+        pipeline: None,
+    };
     let (exp, _) = match load(&spec_args) {
         Ok(v) => v,
         Err(code) => return code,
     };
     let spec = &exp.base;
     let d = &spec.dataset;
-    let folder = match crate::data::ImageFolder::open(&d.root, &d.train_dir, &d.val_dir, d.train_per_class, d.val_per_class) {
+    let folder = match crate::data::ImageFolder::open(
+        &d.root,
+        &d.train_dir,
+        &d.val_dir,
+        d.train_per_class,
+        d.val_per_class,
+    ) {
         Ok(f) => f,
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::from(EXIT_BAD_SPEC);
         }
     };
-    let out = p.out.clone().unwrap_or_else(|| a.results.join(&exp.name).join("preview.png"));
+    let out = p
+        .out
+        .clone()
+        .unwrap_or_else(|| a.results.join(&exp.name).join("preview.png"));
     if let Some(dir) = out.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
     let seed = p.seed.unwrap_or(spec.experiment.seed);
-    view(crate::preview::preview(&folder, &run::transforms(spec), p.n, seed, &out).map(|path| println!("{}", path.display())))
+    view(
+        crate::preview::preview(&folder, &run::transforms(spec), p.n, seed, &out)
+            .map(|path| println!("{}", path.display())),
+    )
 }
 fn cmd_bench(a: BenchArgs) -> ExitCode {
     let opts = crate::bench::BenchOptions {

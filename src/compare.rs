@@ -18,8 +18,14 @@ pub use filter::{resolve_column, Cell, Filter, Op};
 pub const SEED_KEY: &str = "experiment.seed";
 
 /// The summary columns, in order.
-pub const METRICS: [&str; 6] =
-    ["best_epoch", "val_acc@best", "val_loss@best", "final_train_loss", "final_val_loss", "final_weight_norm"];
+pub const METRICS: [&str; 6] = [
+    "best_epoch",
+    "val_acc@best",
+    "val_loss@best",
+    "final_train_loss",
+    "final_val_loss",
+    "final_weight_norm",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -63,20 +69,35 @@ pub struct CompareArgs {
 
 impl CompareArgs {
     pub fn new(inputs: Vec<String>) -> Self {
-        Self { inputs, format: Format::Table, by: BestBy::ValLoss, sort: None, filter: Vec::new(), per_class: false }
+        Self {
+            inputs,
+            format: Format::Table,
+            by: BestBy::ValLoss,
+            sort: None,
+            filter: Vec::new(),
+            per_class: false,
+        }
     }
 }
 
 /// Finds and reads the runs, then renders the comparison.
 pub fn compare(args: &CompareArgs) -> Result<String, ViewError> {
-    let filters = args.filter.iter().map(|f| Filter::parse(f)).collect::<Result<Vec<_>, _>>()?;
+    let filters = args
+        .filter
+        .iter()
+        .map(|f| Filter::parse(f))
+        .collect::<Result<Vec<_>, _>>()?;
     let dirs = runs::find_run_dirs(&args.inputs)?;
     let runs = runs::load_runs(&dirs)?;
     compare_runs(&runs, args, &filters)
 }
 
 /// Renders already loaded runs (the part of `compare` the benchmark times separately).
-pub fn compare_runs(runs: &[Run], args: &CompareArgs, filters: &[Filter]) -> Result<String, ViewError> {
+pub fn compare_runs(
+    runs: &[Run],
+    args: &CompareArgs,
+    filters: &[Filter],
+) -> Result<String, ViewError> {
     let summaries: Vec<Summary> = runs.iter().map(|r| Summary::of(r, args.by)).collect();
     let keep = select(runs, &summaries, filters)?;
     let runs: Vec<&Run> = keep.iter().map(|&i| &runs[i]).collect();
@@ -92,7 +113,11 @@ pub fn compare_runs(runs: &[Run], args: &CompareArgs, filters: &[Filter]) -> Res
     let per_class = per_class::render(&table, args.format, args.by)?;
     Ok(match args.format {
         // one JSON document: {"runs": [...], "per_class": [...]}
-        Format::Json => format!("{{\"runs\": {},\n\"per_class\": {}}}\n", out.trim_end(), per_class.trim_end()),
+        Format::Json => format!(
+            "{{\"runs\": {},\n\"per_class\": {}}}\n",
+            out.trim_end(),
+            per_class.trim_end()
+        ),
         _ => out + &per_class,
     })
 }
@@ -140,11 +165,17 @@ fn best_index(v: &[f64], better: impl Fn(f64, f64) -> bool) -> Option<usize> {
     best
 }
 
-fn select(runs: &[Run], summaries: &[Summary], filters: &[Filter]) -> Result<Vec<usize>, ViewError> {
+fn select(
+    runs: &[Run],
+    summaries: &[Summary],
+    filters: &[Filter],
+) -> Result<Vec<usize>, ViewError> {
     if filters.is_empty() {
         return Ok((0..runs.len()).collect());
     }
-    let mut columns: Vec<String> = ["experiment", "run_id", "status"].map(String::from).to_vec();
+    let mut columns: Vec<String> = ["experiment", "run_id", "status"]
+        .map(String::from)
+        .to_vec();
     for r in runs {
         for (k, _) in &r.params {
             if !columns.contains(k) {
@@ -155,7 +186,9 @@ fn select(runs: &[Run], summaries: &[Summary], filters: &[Filter]) -> Result<Vec
     columns.extend(METRICS.iter().map(|m| m.to_string()));
     let resolved: Vec<String> = filters
         .iter()
-        .map(|f| resolve_column(&f.column, &columns, &format!("filter '{}'", f.text)).map(str::to_string))
+        .map(|f| {
+            resolve_column(&f.column, &columns, &format!("filter '{}'", f.text)).map(str::to_string)
+        })
         .collect::<Result<_, _>>()?;
     let mut keep = Vec::new();
     'runs: for (i, (run, s)) in runs.iter().zip(summaries).enumerate() {
@@ -239,7 +272,11 @@ impl<'a> Table<'a> {
         let aggregated = differs(SEED_KEY, runs);
         // group key: experiment + every parameter but the seed (as text, which is exact for
         // the values the runner writes)
-        let group_keys: Vec<String> = keys.iter().filter(|k| !aggregated || *k != SEED_KEY).cloned().collect();
+        let group_keys: Vec<String> = keys
+            .iter()
+            .filter(|k| !aggregated || *k != SEED_KEY)
+            .cloned()
+            .collect();
         let mut order: Vec<String> = Vec::new();
         let mut groups: HashMap<String, Vec<usize>> = HashMap::new();
         for (i, r) in runs.iter().enumerate() {
@@ -258,14 +295,22 @@ impl<'a> Table<'a> {
             });
             groups.get_mut(&id).unwrap().push(i);
         }
-        let shown: Vec<String> = group_keys.into_iter().filter(|k| differs(k, runs)).collect();
+        let shown: Vec<String> = group_keys
+            .into_iter()
+            .filter(|k| differs(k, runs))
+            .collect();
         let mut rows: Vec<Row> = order
             .iter()
             .map(|id| {
                 let members = &groups[id];
                 let first = runs[members[0]];
                 let stats = std::array::from_fn(|m| {
-                    Stat::of(&members.iter().map(|&i| summaries[i].values[m]).collect::<Vec<_>>())
+                    Stat::of(
+                        &members
+                            .iter()
+                            .map(|&i| summaries[i].values[m])
+                            .collect::<Vec<_>>(),
+                    )
                 });
                 Row {
                     runs: members.iter().map(|&i| runs[i]).collect(),
@@ -282,14 +327,19 @@ impl<'a> Table<'a> {
             a.experiment
                 .cmp(&b.experiment)
                 .then_with(|| {
-                    a.params.iter().zip(&b.params).map(|(x, y)| cmp_param(x.as_ref(), y.as_ref())).fold(
-                        Ordering::Equal,
-                        Ordering::then,
-                    )
+                    a.params
+                        .iter()
+                        .zip(&b.params)
+                        .map(|(x, y)| cmp_param(x.as_ref(), y.as_ref()))
+                        .fold(Ordering::Equal, Ordering::then)
                 })
                 .then_with(|| a.run_ids.cmp(&b.run_ids))
         });
-        Table { params: shown, aggregated, rows }
+        Table {
+            params: shown,
+            aggregated,
+            rows,
+        }
     }
 
     /// The column names, as headers and as `--sort` / `--filter` see them.
@@ -317,12 +367,14 @@ impl<'a> Table<'a> {
         let column = resolve_column(name, &columns, "--sort")?.to_string();
         let dir = |o: Ordering| if desc { o.reverse() } else { o };
         if let Some(m) = METRICS.iter().position(|m| *m == column) {
-            self.rows.sort_by(|a, b| nan_last(a.stats[m].mean, b.stats[m].mean, dir));
+            self.rows
+                .sort_by(|a, b| nan_last(a.stats[m].mean, b.stats[m].mean, dir));
         } else if let Some(p) = self.params.iter().position(|p| *p == column) {
-            self.rows.sort_by(|a, b| match (&a.params[p], &b.params[p]) {
-                (Some(x), Some(y)) => dir(cmp_param(Some(x), Some(y))),
-                (x, y) => x.is_none().cmp(&y.is_none()),
-            });
+            self.rows
+                .sort_by(|a, b| match (&a.params[p], &b.params[p]) {
+                    (Some(x), Some(y)) => dir(cmp_param(Some(x), Some(y))),
+                    (x, y) => x.is_none().cmp(&y.is_none()),
+                });
         } else {
             let text = |r: &Row| match column.as_str() {
                 "experiment" => r.experiment.clone(),
@@ -370,7 +422,11 @@ fn status_of<'s>(statuses: impl Iterator<Item = &'s str>) -> String {
     }
     match counts.as_slice() {
         [(s, _)] => s.to_string(),
-        _ => counts.iter().map(|(s, n)| format!("{n} {s}")).collect::<Vec<_>>().join(", "),
+        _ => counts
+            .iter()
+            .map(|(s, n)| format!("{n} {s}"))
+            .collect::<Vec<_>>()
+            .join(", "),
     }
 }
 
@@ -380,7 +436,10 @@ mod tests {
 
     #[test]
     fn best_epoch_skips_nan_and_takes_the_first_tie() {
-        assert_eq!(best_index(&[0.5, f64::NAN, 0.3, 0.3, f64::INFINITY], |a, b| a < b), Some(2));
+        assert_eq!(
+            best_index(&[0.5, f64::NAN, 0.3, 0.3, f64::INFINITY], |a, b| a < b),
+            Some(2)
+        );
         assert_eq!(best_index(&[f64::NAN], |a, b| a < b), None);
         assert_eq!(best_index(&[0.1, 0.9, 0.9], |a, b| a > b), Some(1));
     }
@@ -395,6 +454,9 @@ mod tests {
     #[test]
     fn mixed_statuses_are_counted() {
         assert_eq!(status_of(["done", "done"].into_iter()), "done");
-        assert_eq!(status_of(["done", "diverged", "done"].into_iter()), "2 done, 1 diverged");
+        assert_eq!(
+            status_of(["done", "diverged", "done"].into_iter()),
+            "2 done, 1 diverged"
+        );
     }
 }

@@ -72,7 +72,10 @@ pub fn epochs_frame(key: &RunKey, rows: &[EpochMetrics]) -> PolarsResult<DataFra
         Column::new(name.into(), rows.iter().map(get).collect::<Vec<f64>>())
     };
     let mut cols = key_columns(key, n);
-    cols.push(Column::new("epoch".into(), rows.iter().map(|r| r.epoch as i64).collect::<Vec<_>>()));
+    cols.push(Column::new(
+        "epoch".into(),
+        rows.iter().map(|r| r.epoch as i64).collect::<Vec<_>>(),
+    ));
     cols.push(f("train_loss", &|r| r.train_loss));
     cols.push(f("train_acc", &|r| r.train_acc));
     cols.push(f("val_loss", &|r| r.val_loss));
@@ -89,10 +92,11 @@ pub fn epochs_frame(key: &RunKey, rows: &[EpochMetrics]) -> PolarsResult<DataFra
 
 /// The epoch with the lowest val loss (the first one on ties).
 pub fn best_epoch(rows: &[EpochMetrics]) -> Option<&EpochMetrics> {
-    rows.iter().fold(None, |best: Option<&EpochMetrics>, r| match best {
-        Some(b) if b.val_loss <= r.val_loss => Some(b),
-        _ => Some(r),
-    })
+    rows.iter()
+        .fold(None, |best: Option<&EpochMetrics>, r| match best {
+            Some(b) if b.val_loss <= r.val_loss => Some(b),
+            _ => Some(r),
+        })
 }
 
 /// Per-class accuracy, precision and recall at one epoch, from its confusion matrix.
@@ -110,7 +114,10 @@ pub fn per_class_frame(key: &RunKey, row: &EpochMetrics) -> PolarsResult<DataFra
     cols.push(Column::new("accuracy".into(), recall.clone()));
     cols.push(Column::new("precision".into(), precision));
     cols.push(Column::new("recall".into(), recall));
-    cols.push(Column::new("support".into(), support.iter().map(|&s| s as i64).collect::<Vec<_>>()));
+    cols.push(Column::new(
+        "support".into(),
+        support.iter().map(|&s| s as i64).collect::<Vec<_>>(),
+    ));
     DataFrame::new(k, cols)
 }
 
@@ -143,15 +150,36 @@ fn ratio(a: u64, b: u64) -> f64 {
 
 /// Reads a run's metrics table back (the confusion matrices are not in it and come back empty).
 pub fn read_epochs(path: &std::path::Path, classes: &[String]) -> PolarsResult<Vec<EpochMetrics>> {
-    let file = std::fs::File::open(path).map_err(|e| PolarsError::IO { error: e.into(), msg: None })?;
+    let file = std::fs::File::open(path).map_err(|e| PolarsError::IO {
+        error: e.into(),
+        msg: None,
+    })?;
     let df = ParquetReader::new(file).finish()?;
     let f = |name: &str| -> PolarsResult<Vec<f64>> {
-        Ok(df.column(name)?.cast(&DataType::Float64)?.f64()?.into_no_null_iter().collect())
+        Ok(df
+            .column(name)?
+            .cast(&DataType::Float64)?
+            .f64()?
+            .into_no_null_iter()
+            .collect())
     };
     let epoch = f("epoch")?;
-    let (tl, ta, vl, va) = (f("train_loss")?, f("train_acc")?, f("val_loss")?, f("val_acc")?);
-    let (wn, lr, es, ips) = (f("weight_norm")?, f("lr")?, f("epoch_seconds")?, f("images_per_second")?);
-    let per_class: Vec<Vec<f64>> = classes.iter().map(|c| f(&format!("val_acc.{c}"))).collect::<PolarsResult<_>>()?;
+    let (tl, ta, vl, va) = (
+        f("train_loss")?,
+        f("train_acc")?,
+        f("val_loss")?,
+        f("val_acc")?,
+    );
+    let (wn, lr, es, ips) = (
+        f("weight_norm")?,
+        f("lr")?,
+        f("epoch_seconds")?,
+        f("images_per_second")?,
+    );
+    let per_class: Vec<Vec<f64>> = classes
+        .iter()
+        .map(|c| f(&format!("val_acc.{c}")))
+        .collect::<PolarsResult<_>>()?;
     Ok((0..df.height())
         .map(|i| EpochMetrics {
             epoch: epoch[i] as usize,
@@ -179,14 +207,33 @@ pub struct MetricColumns {
 
 /// Reads every f64 metric column (not the key or swept columns) of a metrics table.
 pub fn read_frame(path: &std::path::Path) -> PolarsResult<MetricColumns> {
-    let file = std::fs::File::open(path).map_err(|e| PolarsError::IO { error: e.into(), msg: None })?;
+    let file = std::fs::File::open(path).map_err(|e| PolarsError::IO {
+        error: e.into(),
+        msg: None,
+    })?;
     let df = ParquetReader::new(file).finish()?;
-    let epochs = df.column("epoch")?.cast(&DataType::Int64)?.i64()?.into_no_null_iter().map(|e| e as usize).collect();
-    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let epochs = df
+        .column("epoch")?
+        .cast(&DataType::Int64)?
+        .i64()?
+        .into_no_null_iter()
+        .map(|e| e as usize)
+        .collect();
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let start = names.iter().position(|n| n == "epoch").map_or(0, |i| i + 1);
     let mut columns = Vec::new();
     for name in &names[start..] {
-        let v: Vec<f64> = df.column(name)?.cast(&DataType::Float64)?.f64()?.iter().map(|x| x.unwrap_or(f64::NAN)).collect();
+        let v: Vec<f64> = df
+            .column(name)?
+            .cast(&DataType::Float64)?
+            .f64()?
+            .iter()
+            .map(|x| x.unwrap_or(f64::NAN))
+            .collect();
         columns.push((name.clone(), v));
     }
     Ok(MetricColumns { epochs, columns })

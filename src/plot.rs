@@ -49,8 +49,10 @@ pub fn plot(results: &Path) -> Result<Vec<PathBuf>, ViewError> {
 
 /// Plots the given runs (normally one experiment's) into `out_dir`, creating it.
 pub fn plot_runs(runs: &[&Run], out_dir: &Path) -> Result<Vec<PathBuf>, ViewError> {
-    std::fs::create_dir_all(out_dir)
-        .map_err(|e| ViewError::Write { path: out_dir.to_path_buf(), reason: e.to_string() })?;
+    std::fs::create_dir_all(out_dir).map_err(|e| ViewError::Write {
+        path: out_dir.to_path_buf(),
+        reason: e.to_string(),
+    })?;
     let experiment = runs.first().map_or("", |r| r.experiment.as_str());
     let differing = differing_keys(runs);
     // legend and colours in parameter order, not in run-id (hash) order
@@ -69,11 +71,20 @@ pub fn plot_runs(runs: &[&Run], out_dir: &Path) -> Result<Vec<PathBuf>, ViewErro
             .zip(&labels)
             .map(|(r, l)| Series {
                 label: l.clone(),
-                points: r.epochs.epoch.iter().zip(get(r)).map(|(&e, &y)| (e as f64, y)).collect(),
+                points: r
+                    .epochs
+                    .epoch
+                    .iter()
+                    .zip(get(r))
+                    .map(|(&e, &y)| (e as f64, y))
+                    .collect(),
             })
             .collect()
     };
-    let (train, val) = (curves(|r| &r.epochs.train_loss), curves(|r| &r.epochs.val_loss));
+    let (train, val) = (
+        curves(|r| &r.epochs.train_loss),
+        curves(|r| &r.epochs.val_loss),
+    );
     let acc = curves(|r| &r.epochs.val_acc);
     let norm = curves(|r| &r.epochs.weight_norm);
     let title = |what: &str| format!("{experiment}: {what}");
@@ -87,17 +98,43 @@ pub fn plot_runs(runs: &[&Run], out_dir: &Path) -> Result<Vec<PathBuf>, ViewErro
         legend,
     };
     let mut written = Vec::new();
-    written.extend(write_figure(out_dir, "loss", DOUBLE, &[
-        lines("train loss", "train loss", &train, false),
-        lines("val loss", "val loss", &val, true),
-    ])?);
-    written.extend(write_figure(out_dir, "val_acc", SINGLE, &[lines("val accuracy", "val accuracy", &acc, true)])?);
-    written.extend(write_figure(out_dir, "weight_norm", SINGLE, &[lines("weight norm", "weight norm (L2)", &norm, true)])?);
+    written.extend(write_figure(
+        out_dir,
+        "loss",
+        DOUBLE,
+        &[
+            lines("train loss", "train loss", &train, false),
+            lines("val loss", "val loss", &val, true),
+        ],
+    )?);
+    written.extend(write_figure(
+        out_dir,
+        "val_acc",
+        SINGLE,
+        &[lines("val accuracy", "val accuracy", &acc, true)],
+    )?);
+    written.extend(write_figure(
+        out_dir,
+        "weight_norm",
+        SINGLE,
+        &[lines("weight norm", "weight norm (L2)", &norm, true)],
+    )?);
     if let Some(key) = single_numeric_sweep(runs, &differing) {
-        let xs: Vec<f64> = runs.iter().map(|r| as_f64(r.param(&key)).unwrap_or(f64::NAN)).collect();
+        let xs: Vec<f64> = runs
+            .iter()
+            .map(|r| as_f64(r.param(&key)).unwrap_or(f64::NAN))
+            .collect();
         let axis = XAxis::for_values(&xs);
-        let summaries: Vec<Summary> = runs.iter().map(|r| Summary::of(r, BestBy::ValLoss)).collect();
-        let points = |m: usize| -> Vec<(f64, f64)> { xs.iter().zip(&summaries).map(|(&x, s)| (x, s.values[m])).collect() };
+        let summaries: Vec<Summary> = runs
+            .iter()
+            .map(|r| Summary::of(r, BestBy::ValLoss))
+            .collect();
+        let points = |m: usize| -> Vec<(f64, f64)> {
+            xs.iter()
+                .zip(&summaries)
+                .map(|(&x, s)| (x, s.values[m]))
+                .collect()
+        };
         let (loss, acc) = (points(2), points(1));
         let x_desc = format!("{key}{}", axis.note());
         let scatter = |t: &str, y: &'static str, points| Panel::ScatterMean {
@@ -108,18 +145,36 @@ pub fn plot_runs(runs: &[&Run], out_dir: &Path) -> Result<Vec<PathBuf>, ViewErro
             points,
         };
         let name = format!("best_vs_{}", short_name(&key, &differing));
-        written.extend(write_figure(out_dir, &name, DOUBLE, &[
-            scatter("best val loss", "best val loss", &loss),
-            scatter("val accuracy at the best epoch", "val accuracy", &acc),
-        ])?);
+        written.extend(write_figure(
+            out_dir,
+            &name,
+            DOUBLE,
+            &[
+                scatter("best val loss", "best val loss", &loss),
+                scatter("val accuracy at the best epoch", "val accuracy", &acc),
+            ],
+        )?);
     }
     Ok(written)
 }
 
 /// One chart of a figure; a figure's panels sit side by side.
 enum Panel<'a> {
-    Lines { title: String, x_desc: String, y_desc: &'static str, axis: &'a XAxis, series: &'a [Series], legend: bool },
-    ScatterMean { title: String, x_desc: String, y_desc: &'static str, axis: &'a XAxis, points: &'a [(f64, f64)] },
+    Lines {
+        title: String,
+        x_desc: String,
+        y_desc: &'static str,
+        axis: &'a XAxis,
+        series: &'a [Series],
+        legend: bool,
+    },
+    ScatterMean {
+        title: String,
+        x_desc: String,
+        y_desc: &'static str,
+        axis: &'a XAxis,
+        points: &'a [(f64, f64)],
+    },
 }
 
 fn draw<DB: DrawingBackend>(
@@ -129,33 +184,54 @@ fn draw<DB: DrawingBackend>(
     root.fill(&WHITE)?;
     for (area, panel) in root.split_evenly((1, panels.len())).iter().zip(panels) {
         match panel {
-            Panel::Lines { title, x_desc, y_desc, axis, series, legend } => {
-                chart::lines(area, title, x_desc, y_desc, axis, series, *legend)?
-            }
-            Panel::ScatterMean { title, x_desc, y_desc, axis, points } => {
-                chart::scatter_mean(area, title, x_desc, y_desc, axis, points)?
-            }
+            Panel::Lines {
+                title,
+                x_desc,
+                y_desc,
+                axis,
+                series,
+                legend,
+            } => chart::lines(area, title, x_desc, y_desc, axis, series, *legend)?,
+            Panel::ScatterMean {
+                title,
+                x_desc,
+                y_desc,
+                axis,
+                points,
+            } => chart::scatter_mean(area, title, x_desc, y_desc, axis, points)?,
         }
     }
     root.present()
 }
 
 /// Draws one figure on a PNG and an SVG canvas and writes both atomically.
-fn write_figure(out_dir: &Path, name: &str, size: (u32, u32), panels: &[Panel]) -> Result<Vec<PathBuf>, ViewError> {
+fn write_figure(
+    out_dir: &Path,
+    name: &str,
+    size: (u32, u32),
+    panels: &[Panel],
+) -> Result<Vec<PathBuf>, ViewError> {
     font::register();
     let png_path = out_dir.join(format!("{name}.png"));
     let svg_path = out_dir.join(format!("{name}.svg"));
-    let failed = |path: &Path, e: String| ViewError::Plot(format!("cannot draw {}: {e}", path.display()));
+    let failed =
+        |path: &Path, e: String| ViewError::Plot(format!("cannot draw {}: {e}", path.display()));
 
     let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
-    draw(&BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area(), panels)
-        .map_err(|e| failed(&png_path, e.to_string()))?;
+    draw(
+        &BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area(),
+        panels,
+    )
+    .map_err(|e| failed(&png_path, e.to_string()))?;
     let png = encode_png(rgb, size).map_err(|e| failed(&png_path, e))?;
     write_file(&png_path, &png)?;
 
     let mut svg = String::new();
-    draw(&SVGBackend::with_string(&mut svg, size).into_drawing_area(), panels)
-        .map_err(|e| failed(&svg_path, e.to_string()))?;
+    draw(
+        &SVGBackend::with_string(&mut svg, size).into_drawing_area(),
+        panels,
+    )
+    .map_err(|e| failed(&svg_path, e.to_string()))?;
     write_file(&svg_path, svg.as_bytes())?;
     Ok(vec![png_path, svg_path])
 }
@@ -164,13 +240,16 @@ fn write_figure(out_dir: &Path, name: &str, size: (u32, u32), panels: &[Panel]) 
 pub fn encode_png(rgb: Vec<u8>, (w, h): (u32, u32)) -> Result<Vec<u8>, String> {
     let img = image::RgbImage::from_raw(w, h, rgb).ok_or("buffer does not match the image size")?;
     let mut bytes = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut bytes, image::ImageFormat::Png).map_err(|e| e.to_string())?;
+    img.write_to(&mut bytes, image::ImageFormat::Png)
+        .map_err(|e| e.to_string())?;
     Ok(bytes.into_inner())
 }
 
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ViewError> {
-    store::write_atomic(path, |f| f.write_all(bytes))
-        .map_err(|e| ViewError::Write { path: path.to_path_buf(), reason: e.to_string() })
+    store::write_atomic(path, |f| f.write_all(bytes)).map_err(|e| ViewError::Write {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 /// Swept keys whose value is not the same in every run, in first-seen order.
@@ -193,7 +272,12 @@ fn differing_keys(runs: &[&Run]) -> Vec<String> {
 /// A dotted key's last part when no other differing key shares it.
 fn short_name<'a>(key: &'a str, keys: &[String]) -> &'a str {
     let last = key.rsplit('.').next().unwrap_or(key);
-    if keys.iter().filter(|k| k.rsplit('.').next() == Some(last)).count() == 1 {
+    if keys
+        .iter()
+        .filter(|k| k.rsplit('.').next() == Some(last))
+        .count()
+        == 1
+    {
         last
     } else {
         key
@@ -206,7 +290,13 @@ fn legend_label(run: &Run, differing: &[String]) -> String {
     }
     differing
         .iter()
-        .map(|k| format!("{}={}", short_name(k, differing), run.param(k).map_or("-".into(), |v| v.to_string())))
+        .map(|k| {
+            format!(
+                "{}={}",
+                short_name(k, differing),
+                run.param(k).map_or("-".into(), |v| v.to_string())
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

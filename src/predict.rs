@@ -7,7 +7,9 @@ use comfy_table::{presets, Table};
 use dfdx::prelude::*;
 
 use crate::data::{load_image, Transform, IMAGENET_MEAN, IMAGENET_STD};
-use crate::models::{imagenet_class_name, load_torchvision_weights, Arch, ArchVisitor, Backbone, Classifier};
+use crate::models::{
+    imagenet_class_name, load_torchvision_weights, Arch, ArchVisitor, Backbone, Classifier,
+};
 use crate::train::Dev;
 
 /// One image's top classes: (class index, class name, probability).
@@ -37,24 +39,49 @@ impl Predictor {
             mean: IMAGENET_MEAN,
             std: IMAGENET_STD,
         };
-        Self { arch, weights, classes: None, transform }
+        Self {
+            arch,
+            weights,
+            classes: None,
+            transform,
+        }
     }
 
     /// A trained run: its backbone and validation transforms from `spec.toml`, its classes from
     /// `manifest.json`, its weights from `model.safetensors`.
     pub fn from_run(dir: &Path) -> Result<Self, String> {
-        let manifest = crate::store::read_manifest(&dir.join("manifest.json")).map_err(|e| e.to_string())?;
+        let manifest =
+            crate::store::read_manifest(&dir.join("manifest.json")).map_err(|e| e.to_string())?;
         let spec_path = dir.join("spec.toml");
-        let text = std::fs::read_to_string(&spec_path).map_err(|e| format!("cannot read {}: {e}", spec_path.display()))?;
-        let doc: toml::Table = text.parse().map_err(|e| format!("{}: {e}", spec_path.display()))?;
+        let text = std::fs::read_to_string(&spec_path)
+            .map_err(|e| format!("cannot read {}: {e}", spec_path.display()))?;
+        let doc: toml::Table = text
+            .parse()
+            .map_err(|e| format!("{}: {e}", spec_path.display()))?;
         let get = |section: &str, key: &str| doc.get(section).and_then(|s| s.get(key)).cloned();
-        let name = get("backbone", "name").and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
-        let arch = Arch::from_name(&name).map_err(|e| format!("{}: {e} (predict needs a convolutional backbone)", spec_path.display()))?;
-        let size = |key: &str| get("transforms", key).and_then(|v| v.as_integer()).filter(|&v| v > 0).map(|v| v as u32);
+        let name = get("backbone", "name")
+            .and_then(|v| v.as_str().map(String::from))
+            .unwrap_or_default();
+        let arch = Arch::from_name(&name).map_err(|e| {
+            format!(
+                "{}: {e} (predict needs a convolutional backbone)",
+                spec_path.display()
+            )
+        })?;
+        let size = |key: &str| {
+            get("transforms", key)
+                .and_then(|v| v.as_integer())
+                .filter(|&v| v > 0)
+                .map(|v| v as u32)
+        };
         let triple = |key: &str, default: [f32; 3]| {
             get("transforms", key)
                 .and_then(|v| v.as_array().cloned())
-                .and_then(|a| a.iter().map(|x| x.as_float().map(|f| f as f32)).collect::<Option<Vec<f32>>>())
+                .and_then(|a| {
+                    a.iter()
+                        .map(|x| x.as_float().map(|f| f as f32))
+                        .collect::<Option<Vec<f32>>>()
+                })
                 .and_then(|v| v.try_into().ok())
                 .unwrap_or(default)
         };
@@ -68,9 +95,18 @@ impl Predictor {
         };
         let weights = dir.join("model.safetensors");
         if !weights.exists() {
-            return Err(format!("{} has no trained weights (status {})", dir.display(), manifest.status));
+            return Err(format!(
+                "{} has no trained weights (status {})",
+                dir.display(),
+                manifest.status
+            ));
         }
-        Ok(Self { arch, weights, classes: Some(manifest.classes), transform })
+        Ok(Self {
+            arch,
+            weights,
+            classes: Some(manifest.classes),
+            transform,
+        })
     }
 
     pub fn predict(&self, images: &[PathBuf], k: usize) -> Result<Vec<Prediction>, String> {
@@ -102,7 +138,10 @@ impl ArchVisitor for Predict<'_> {
             let mut x = vec![0.0; 3 * h as usize * w as usize];
             // deterministic transforms: the generator is never drawn from
             let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
-            self.p.transform.apply(&img, &mut rng, &mut x).map_err(|e| format!("{}: {e}", path.display()))?;
+            self.p
+                .transform
+                .apply(&img, &mut rng, &mut x)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
             let t = dev.tensor_from_vec(x, (1usize, Const::<3>, h as usize, w as usize));
             let probs = model.forward_eval(t).softmax::<Axis<1>>().as_vec();
             let mut order: Vec<usize> = (0..probs.len()).collect();
@@ -113,7 +152,11 @@ impl ArchVisitor for Predict<'_> {
             };
             out.push(Prediction {
                 image: path.clone(),
-                top: order.iter().take(self.k).map(|&i| (i, name(i), probs[i])).collect(),
+                top: order
+                    .iter()
+                    .take(self.k)
+                    .map(|&i| (i, name(i), probs[i]))
+                    .collect(),
             });
         }
         Ok(out)
@@ -122,12 +165,20 @@ impl ArchVisitor for Predict<'_> {
 
 /// The class count of a checkpoint's head (`fc.weight` / `_fc.weight` rows).
 fn head_classes(path: &Path, head: &str) -> Result<usize, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read weights file {}: {e}", path.display()))?;
-    let st = ::safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| format!("weights file {} is not a valid safetensors file: {e:?}", path.display()))?;
-    let t = st
-        .tensor(&format!("{head}.weight"))
-        .map_err(|_| format!("weights file {} has no head `{head}.weight`", path.display()))?;
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read weights file {}: {e}", path.display()))?;
+    let st = ::safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
+        format!(
+            "weights file {} is not a valid safetensors file: {e:?}",
+            path.display()
+        )
+    })?;
+    let t = st.tensor(&format!("{head}.weight")).map_err(|_| {
+        format!(
+            "weights file {} has no head `{head}.weight`",
+            path.display()
+        )
+    })?;
     Ok(t.shape()[0])
 }
 
@@ -137,10 +188,24 @@ pub fn render(preds: &[Prediction]) -> String {
     t.load_preset(presets::UTF8_FULL_CONDENSED);
     t.set_header(vec!["image", "rank", "class", "name", "probability"]);
     for p in preds {
-        let file = p.image.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
+        let file = p
+            .image
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
         for (rank, (i, name, prob)) in p.top.iter().enumerate() {
-            let image = if rank == 0 { file.clone() } else { String::new() };
-            t.add_row(vec![image, (rank + 1).to_string(), i.to_string(), name.clone(), format!("{prob:.4}")]);
+            let image = if rank == 0 {
+                file.clone()
+            } else {
+                String::new()
+            };
+            t.add_row(vec![
+                image,
+                (rank + 1).to_string(),
+                i.to_string(),
+                name.clone(),
+                format!("{prob:.4}"),
+            ]);
         }
     }
     t.to_string()

@@ -44,23 +44,48 @@ pub struct PreviewArgs {
 
 /// Writes the grid of the first `n` images (fewer if the split is smaller) of epoch 1's order
 /// to `out` (atomically) and returns its path.
-pub fn preview(folder: &ImageFolder, transform: &Transform, n: usize, seed: u64, out: &Path) -> Result<PathBuf, ViewError> {
+pub fn preview(
+    folder: &ImageFolder,
+    transform: &Transform,
+    n: usize,
+    seed: u64,
+    out: &Path,
+) -> Result<PathBuf, ViewError> {
     if n == 0 {
-        return Err(ViewError::Plot("preview needs at least 1 image (n = 0)".into()));
+        return Err(ViewError::Plot(
+            "preview needs at least 1 image (n = 0)".into(),
+        ));
     }
     if folder.train.is_empty() {
-        return Err(ViewError::Plot(format!("no training images under {}", folder.root.display())));
+        return Err(ViewError::Plot(format!(
+            "no training images under {}",
+            folder.root.display()
+        )));
     }
-    let loader = Loader::new(folder.train.clone(), transform.clone(), 1, seed, true, BadImagePolicy::Error);
+    let loader = Loader::new(
+        folder.train.clone(),
+        transform.clone(),
+        1,
+        seed,
+        true,
+        BadImagePolicy::Error,
+    );
     let mut images = Vec::new();
     for &i in loader.order(1).iter().take(n) {
-        let b = loader.batch(1, &[i]).map_err(|e| ViewError::Plot(e.to_string()))?;
-        let class = folder.classes.get(b.labels[0]).cloned().unwrap_or_else(|| b.labels[0].to_string());
+        let b = loader
+            .batch(1, &[i])
+            .map_err(|e| ViewError::Plot(e.to_string()))?;
+        let class = folder
+            .classes
+            .get(b.labels[0])
+            .cloned()
+            .unwrap_or_else(|| b.labels[0].to_string());
         images.push((to_rgb(&b.x, b.height, b.width, transform), class));
     }
     let grid = make_grid(&images)?;
     let (w, h) = grid.dimensions();
-    let png = encode_png(grid.into_raw(), (w, h)).map_err(|e| ViewError::Plot(format!("cannot encode {}: {e}", out.display())))?;
+    let png = encode_png(grid.into_raw(), (w, h))
+        .map_err(|e| ViewError::Plot(format!("cannot encode {}: {e}", out.display())))?;
     write_file(out, &png)?;
     Ok(out.to_path_buf())
 }
@@ -70,7 +95,9 @@ pub fn to_rgb(chw: &[f32], height: usize, width: usize, t: &Transform) -> RgbIma
     let plane = height * width;
     RgbImage::from_fn(width as u32, height as u32, |x, y| {
         let i = y as usize * width + x as usize;
-        Rgb(std::array::from_fn(|c| ((chw[c * plane + i] * t.std[c] + t.mean[c]).clamp(0.0, 1.0) * 255.0).round() as u8))
+        Rgb(std::array::from_fn(|c| {
+            ((chw[c * plane + i] * t.std[c] + t.mean[c]).clamp(0.0, 1.0) * 255.0).round() as u8
+        }))
     })
 }
 
@@ -79,7 +106,10 @@ pub fn grid_size(n: usize, (width, height): (u32, u32)) -> (u32, u32) {
     let s = scale(width.max(height));
     let cols = n.min(COLUMNS) as u32;
     let rows = n.div_ceil(COLUMNS) as u32;
-    (PADDING + cols * (width * s + PADDING), PADDING + rows * (height * s + CAPTION + PADDING))
+    (
+        PADDING + cols * (width * s + PADDING),
+        PADDING + rows * (height * s + CAPTION + PADDING),
+    )
 }
 
 fn scale(side: u32) -> u32 {
@@ -97,7 +127,12 @@ fn make_grid(images: &[(RgbImage, String)]) -> Result<RgbImage, ViewError> {
     let (gw, gh) = grid_size(images.len(), (max_w, max_h));
     let (cell_w, cell_h) = (max_w * s + PADDING, max_h * s + CAPTION + PADDING);
     let mut grid = RgbImage::from_pixel(gw, gh, Rgb([255, 255, 255]));
-    let origin = |k: usize| (PADDING + (k % COLUMNS) as u32 * cell_w, PADDING + (k / COLUMNS) as u32 * cell_h);
+    let origin = |k: usize| {
+        (
+            PADDING + (k % COLUMNS) as u32 * cell_w,
+            PADDING + (k / COLUMNS) as u32 * cell_h,
+        )
+    };
     for (k, (im, _)) in images.iter().enumerate() {
         let (ox, oy) = origin(k);
         for (x, y, p) in im.enumerate_pixels() {
@@ -114,11 +149,17 @@ fn make_grid(images: &[(RgbImage, String)]) -> Result<RgbImage, ViewError> {
     {
         let area = BitMapBackend::with_buffer(&mut raw, (gw, gh)).into_drawing_area();
         let style = TextStyle::from((crate::plot::FONT_FAMILY, 14).into_font()).color(&BLACK);
-        let err = |e: DrawingAreaErrorKind<_>| ViewError::Plot(format!("cannot draw captions: {e}"));
+        let err =
+            |e: DrawingAreaErrorKind<_>| ViewError::Plot(format!("cannot draw captions: {e}"));
         for (k, (_, class)) in images.iter().enumerate() {
             let (ox, oy) = origin(k);
             let text = fit(class, max_w * s);
-            area.draw(&Text::new(text, (ox as i32 + 2, (oy + max_h * s + 3) as i32), style.clone())).map_err(err)?;
+            area.draw(&Text::new(
+                text,
+                (ox as i32 + 2, (oy + max_h * s + 3) as i32),
+                style.clone(),
+            ))
+            .map_err(err)?;
         }
         area.present().map_err(err)?;
     }
@@ -142,16 +183,28 @@ mod tests {
 
     #[test]
     fn un_normalises_back_to_the_original_pixels() {
-        let t = Transform { resize: None, crop: None, random_crop: false, hflip: 0.0, mean: IMAGENET_MEAN, std: IMAGENET_STD };
+        let t = Transform {
+            resize: None,
+            crop: None,
+            random_crop: false,
+            hflip: 0.0,
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+        };
         let px = [200u8, 100, 0];
-        let chw: Vec<f32> = (0..3).map(|c| (px[c] as f32 / 255.0 - t.mean[c]) / t.std[c]).collect();
+        let chw: Vec<f32> = (0..3)
+            .map(|c| (px[c] as f32 / 255.0 - t.mean[c]) / t.std[c])
+            .collect();
         assert_eq!(to_rgb(&chw, 1, 1, &t).get_pixel(0, 0).0, px);
     }
 
     #[test]
     fn grid_is_sized_like_make_grid_with_caption_strips() {
         // 28×28 → ×4 = 112; 8 columns, 2 rows for 10 images
-        assert_eq!(grid_size(10, (28, 28)), (2 + 8 * 114, 2 + 2 * (112 + 20 + 2)));
+        assert_eq!(
+            grid_size(10, (28, 28)),
+            (2 + 8 * 114, 2 + 2 * (112 + 20 + 2))
+        );
         assert_eq!(grid_size(3, (224, 224)), (2 + 3 * 226, 2 + 246));
         assert_eq!(fit("a_very_long_class_name", 40), "a_ve…");
         assert_eq!(fit("cat", 40), "cat");

@@ -20,13 +20,27 @@ pub fn summary(runs: &[RunReport]) -> String {
     let mut header = vec!["#".to_string(), "run".to_string()];
     header.extend(keys.iter().map(|k| k.to_string()));
     header.extend(
-        ["status", "best epoch", "val acc", "val loss", "final ‖w‖", "time"].map(String::from),
+        [
+            "status",
+            "best epoch",
+            "val acc",
+            "val loss",
+            "final ‖w‖",
+            "time",
+        ]
+        .map(String::from),
     );
     t.set_header(header);
     for r in runs {
         let mut row = vec![(r.index + 1).to_string(), r.run_id.clone()];
         for k in &keys {
-            row.push(r.swept.iter().find(|(s, _)| s == k).map(|(_, v)| v.to_string()).unwrap_or_default());
+            row.push(
+                r.swept
+                    .iter()
+                    .find(|(s, _)| s == k)
+                    .map(|(_, v)| v.to_string())
+                    .unwrap_or_default(),
+            );
         }
         let best = r.best.as_ref();
         row.push(match (&r.error, r.reused) {
@@ -34,11 +48,29 @@ pub fn summary(runs: &[RunReport]) -> String {
             (None, true) => format!("{} (earlier)", r.status),
             (None, false) => r.status.to_string(),
         });
-        row.push(best.map(|b| b.epoch.to_string()).unwrap_or_else(|| "-".into()));
-        row.push(best.map(|b| format!("{:.4}", b.val_acc)).unwrap_or_else(|| "-".into()));
-        row.push(best.map(|b| format!("{:.4}", b.val_loss)).unwrap_or_else(|| "-".into()));
-        row.push(r.last.as_ref().map(|l| format!("{:.4}", l.weight_norm)).unwrap_or_else(|| "-".into()));
-        row.push(if r.reused { "-".into() } else { format!("{:.1}s", r.seconds) });
+        row.push(
+            best.map(|b| b.epoch.to_string())
+                .unwrap_or_else(|| "-".into()),
+        );
+        row.push(
+            best.map(|b| format!("{:.4}", b.val_acc))
+                .unwrap_or_else(|| "-".into()),
+        );
+        row.push(
+            best.map(|b| format!("{:.4}", b.val_loss))
+                .unwrap_or_else(|| "-".into()),
+        );
+        row.push(
+            r.last
+                .as_ref()
+                .map(|l| format!("{:.4}", l.weight_norm))
+                .unwrap_or_else(|| "-".into()),
+        );
+        row.push(if r.reused {
+            "-".into()
+        } else {
+            format!("{:.1}s", r.seconds)
+        });
         t.add_row(row);
     }
     for i in 0..t.column_count() {

@@ -127,8 +127,10 @@ pub fn find_run_dirs<S: AsRef<str>>(inputs: &[S]) -> Result<Vec<PathBuf>, ViewEr
         let input = input.as_ref();
         let before = dirs.len();
         if input.contains(['*', '?', '[']) {
-            let paths = glob::glob(input)
-                .map_err(|e| ViewError::Glob { pattern: input.into(), reason: e.to_string() })?;
+            let paths = glob::glob(input).map_err(|e| ViewError::Glob {
+                pattern: input.into(),
+                reason: e.to_string(),
+            })?;
             for p in paths {
                 let p = p.map_err(|e| ViewError::Read {
                     path: e.path().to_path_buf(),
@@ -163,7 +165,10 @@ fn add_path(p: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), ViewError> {
 }
 
 fn is_run_file(p: &Path) -> bool {
-    matches!(p.file_name().and_then(|n| n.to_str()), Some("metrics.parquet" | "manifest.json"))
+    matches!(
+        p.file_name().and_then(|n| n.to_str()),
+        Some("metrics.parquet" | "manifest.json")
+    )
 }
 
 fn walk(dir: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), ViewError> {
@@ -171,7 +176,10 @@ fn walk(dir: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), ViewError> {
         dirs.push(dir.to_path_buf());
         return Ok(());
     }
-    let read = |e: std::io::Error| ViewError::Read { path: dir.to_path_buf(), reason: e.to_string() };
+    let read = |e: std::io::Error| ViewError::Read {
+        path: dir.to_path_buf(),
+        reason: e.to_string(),
+    };
     for entry in std::fs::read_dir(dir).map_err(read)? {
         let entry = entry.map_err(read)?;
         let hidden = entry.file_name().to_string_lossy().starts_with('.');
@@ -215,15 +223,25 @@ pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
     }
     let runs: Vec<Run> = out.into_iter().map(|r| r.expect("read")).collect();
     // rewrite the caches of the folders that had anything new, keeping runs not asked for now
-    let mut stale: Vec<&PathBuf> = fresh.iter().map(|&i| &dirs[i]).filter_map(|d| d.parent()).map(|p| {
-        by_parent.get_key_value(p).expect("grouped").0
-    }).collect();
+    let mut stale: Vec<&PathBuf> = fresh
+        .iter()
+        .map(|&i| &dirs[i])
+        .filter_map(|d| d.parent())
+        .map(|p| by_parent.get_key_value(p).expect("grouped").0)
+        .collect();
     stale.sort();
     stale.dedup();
     for parent in stale {
-        let mut entries: Vec<cache::Cached> = caches.remove(parent).unwrap_or_default().into_values().collect();
+        let mut entries: Vec<cache::Cached> = caches
+            .remove(parent)
+            .unwrap_or_default()
+            .into_values()
+            .collect();
         entries.retain(|c| c.run.dir.is_dir());
-        entries.extend(by_parent[parent].iter().map(|&i| cache::Cached { stamps: stamps[i].clone(), run: runs[i].clone() }));
+        entries.extend(by_parent[parent].iter().map(|&i| cache::Cached {
+            stamps: stamps[i].clone(),
+            run: runs[i].clone(),
+        }));
         cache::write(parent, &entries.iter().collect::<Vec<_>>());
     }
     Ok(runs)
@@ -240,7 +258,10 @@ pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
             }
             store::read_manifest(&path)
                 .map(Some)
-                .map_err(|e| ViewError::Read { path, reason: source_reason(&e) })
+                .map_err(|e| ViewError::Read {
+                    path,
+                    reason: source_reason(&e),
+                })
         })
         .collect::<Result<_, _>>()?;
     let mut runs: Vec<Run> = dirs
@@ -248,11 +269,22 @@ pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
         .zip(&manifests)
         .map(|(dir, m)| Run {
             dir: dir.clone(),
-            experiment: m.as_ref().map(|m| m.experiment.clone()).unwrap_or_else(|| parent_name(dir)),
-            run_id: m.as_ref().map(|m| m.run_id.clone()).unwrap_or_else(|| file_name(dir)),
+            experiment: m
+                .as_ref()
+                .map(|m| m.experiment.clone())
+                .unwrap_or_else(|| parent_name(dir)),
+            run_id: m
+                .as_ref()
+                .map(|m| m.run_id.clone())
+                .unwrap_or_else(|| file_name(dir)),
             params: m
                 .as_ref()
-                .map(|m| m.swept.iter().map(|(k, v)| (k.clone(), parse_param(v))).collect())
+                .map(|m| {
+                    m.swept
+                        .iter()
+                        .map(|(k, v)| (k.clone(), parse_param(v)))
+                        .collect()
+                })
                 .unwrap_or_default(),
             status: m.as_ref().map(|m| m.status),
             epochs: Epochs::default(),
@@ -261,7 +293,10 @@ pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
 
     // Group the runs that have metrics by schema: (swept keys, classes) from the manifest; a
     // run without manifest is a group of its own.
-    let has_metrics: Vec<bool> = dirs.par_iter().map(|d| d.join("metrics.parquet").is_file()).collect();
+    let has_metrics: Vec<bool> = dirs
+        .par_iter()
+        .map(|d| d.join("metrics.parquet").is_file())
+        .collect();
     let mut groups: HashMap<(Vec<String>, Vec<String>, usize), Vec<usize>> = HashMap::new();
     for (i, m) in manifests.iter().enumerate() {
         if !has_metrics[i] {
@@ -271,7 +306,10 @@ pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
             // key and value type (as far as the manifest's text tells), so that a sweep like
             // `lambda = [0, 1e-3]` (an integer and floats) does not mix Parquet schemas
             Some(m) => (
-                m.swept.iter().map(|(k, v)| format!("{k}:{}", type_tag(&parse_param(v)))).collect(),
+                m.swept
+                    .iter()
+                    .map(|(k, v)| format!("{k}:{}", type_tag(&parse_param(v))))
+                    .collect(),
                 m.classes.clone(),
                 usize::MAX,
             ),
@@ -308,14 +346,29 @@ const FILE_COLUMN: &str = "__runner_file";
 
 /// One lazy scan over the metrics files of runs with the same columns.
 fn read_group(runs: &mut [Run], group: &[usize]) -> Result<(), ViewError> {
-    let paths: Vec<String> =
-        group.iter().map(|&i| runs[i].dir.join("metrics.parquet").to_string_lossy().into_owned()).collect();
+    let paths: Vec<String> = group
+        .iter()
+        .map(|&i| {
+            runs[i]
+                .dir
+                .join("metrics.parquet")
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
     // polars names the failing file in most of its messages; a single-file scan names it here
     let err_path = match paths.as_slice() {
         [one] => PathBuf::from(one),
-        _ => runs[group[0]].dir.parent().unwrap_or(Path::new(".")).join("*/metrics.parquet"),
+        _ => runs[group[0]]
+            .dir
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("*/metrics.parquet"),
     };
-    let err = |e: PolarsError| ViewError::Read { path: err_path.clone(), reason: e.to_string() };
+    let err = |e: PolarsError| ViewError::Read {
+        path: err_path.clone(),
+        reason: e.to_string(),
+    };
     let args = ScanArgsParquet {
         include_file_paths: Some(FILE_COLUMN.into()),
         glob: false,
@@ -327,7 +380,9 @@ fn read_group(runs: &mut [Run], group: &[usize]) -> Result<(), ViewError> {
     let params: Vec<String> = schema
         .iter_names()
         .map(|n| n.to_string())
-        .filter(|n| !METRIC_COLUMNS.contains(&n.as_str()) && !n.starts_with("val_acc.") && n != FILE_COLUMN)
+        .filter(|n| {
+            !METRIC_COLUMNS.contains(&n.as_str()) && !n.starts_with("val_acc.") && n != FILE_COLUMN
+        })
         .collect();
     let wanted = ["epoch", "train_loss", "val_loss", "val_acc", "weight_norm"];
     let mut select: Vec<Expr> = vec![col(FILE_COLUMN)];
@@ -338,17 +393,35 @@ fn read_group(runs: &mut [Run], group: &[usize]) -> Result<(), ViewError> {
     // search over the chunks, which made 10,000 runs take minutes instead of seconds
     df.rechunk_mut_par();
 
-    let by_path: HashMap<&str, usize> = paths.iter().map(|p| p.as_str()).zip(group.iter().copied()).collect();
+    let by_path: HashMap<&str, usize> = paths
+        .iter()
+        .map(|p| p.as_str())
+        .zip(group.iter().copied())
+        .collect();
     let files = df.column(FILE_COLUMN).and_then(|c| c.str()).map_err(err)?;
-    let epoch = df.column("epoch").and_then(|c| c.cast(&DataType::Int64)).map_err(err)?;
+    let epoch = df
+        .column("epoch")
+        .and_then(|c| c.cast(&DataType::Int64))
+        .map_err(err)?;
     let epoch = epoch.i64().map_err(err)?;
     let f64_col = |name: &str| -> Result<Float64Chunked, ViewError> {
-        let c = df.column(name).and_then(|c| c.cast(&DataType::Float64)).map_err(err)?;
+        let c = df
+            .column(name)
+            .and_then(|c| c.cast(&DataType::Float64))
+            .map_err(err)?;
         Ok(c.f64().map_err(err)?.clone())
     };
-    let (train_loss, val_loss, val_acc, weight_norm) =
-        (f64_col("train_loss")?, f64_col("val_loss")?, f64_col("val_acc")?, f64_col("weight_norm")?);
-    let param_cols: Vec<&Column> = params.iter().map(|p| df.column(p)).collect::<Result<_, _>>().map_err(err)?;
+    let (train_loss, val_loss, val_acc, weight_norm) = (
+        f64_col("train_loss")?,
+        f64_col("val_loss")?,
+        f64_col("val_acc")?,
+        f64_col("weight_norm")?,
+    );
+    let param_cols: Vec<&Column> = params
+        .iter()
+        .map(|p| df.column(p))
+        .collect::<Result<_, _>>()
+        .map_err(err)?;
 
     let mut current: Option<(&str, usize)> = None;
     for row in 0..df.height() {
@@ -356,7 +429,9 @@ fn read_group(runs: &mut [Run], group: &[usize]) -> Result<(), ViewError> {
         let run = match current {
             Some((f, r)) if f == file => r,
             _ => {
-                let Some(&r) = by_path.get(file) else { continue };
+                let Some(&r) = by_path.get(file) else {
+                    continue;
+                };
                 current = Some((file, r));
                 if runs[r].epochs.is_empty() {
                     // the Parquet columns are typed: they replace the manifest's strings
@@ -421,7 +496,9 @@ pub fn parse_param(s: &str) -> ParamValue {
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn parent_name(p: &Path) -> String {
@@ -450,7 +527,10 @@ mod tests {
             weight_norm: vec![3.0, 4.0],
         };
         e.sort();
-        assert_eq!((e.epoch, e.val_loss, e.weight_norm), (vec![1, 2], vec![1.0, 2.0], vec![4.0, 3.0]));
+        assert_eq!(
+            (e.epoch, e.val_loss, e.weight_norm),
+            (vec![1, 2], vec![1.0, 2.0], vec![4.0, 3.0])
+        );
     }
 
     #[test]
@@ -467,7 +547,15 @@ mod tests {
             find_run_dirs(&[empty.as_str()]).unwrap_err().to_string(),
             format!("no runs (folders with metrics.parquet or manifest.json) under {empty}")
         );
-        let err = load_runs(std::slice::from_ref(&run)).unwrap_err().to_string();
-        assert!(err.starts_with(&format!("cannot read {}: missing field", run.join("manifest.json").display())), "{err}");
+        let err = load_runs(std::slice::from_ref(&run))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with(&format!(
+                "cannot read {}: missing field",
+                run.join("manifest.json").display()
+            )),
+            "{err}"
+        );
     }
 }

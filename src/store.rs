@@ -85,17 +85,24 @@ pub struct RunDir {
 
 impl RunDir {
     pub fn new(results: &Path, experiment: &str, run_id: &str) -> Self {
-        Self { path: results.join(experiment).join(run_id) }
+        Self {
+            path: results.join(experiment).join(run_id),
+        }
     }
 
     pub fn create(&self) -> Result<(), StoreError> {
-        std::fs::create_dir_all(&self.path).map_err(|source| StoreError::Io { path: self.path.clone(), source })
+        std::fs::create_dir_all(&self.path).map_err(|source| StoreError::Io {
+            path: self.path.clone(),
+            source,
+        })
     }
 
     /// Removes temporary files that a killed writer left behind (only ever called while
     /// holding the run's lock, so no live writer owns them).
     pub fn remove_stale_temp_files(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.path) else { return };
+        let Ok(entries) = std::fs::read_dir(&self.path) else {
+            return;
+        };
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') && name.contains(".tmp") {
@@ -131,16 +138,24 @@ impl RunDir {
             })
         })
         .map_err(|e| match err.take() {
-            Some(source) => StoreError::Polars { path: path.clone(), source },
+            Some(source) => StoreError::Polars {
+                path: path.clone(),
+                source,
+            },
             None => e,
         })
     }
 }
 
 pub fn read_manifest(path: &Path) -> Result<Manifest, StoreError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| StoreError::Read { path: path.to_path_buf(), reason: e.to_string() })?;
-    serde_json::from_str(&text).map_err(|e| StoreError::Read { path: path.to_path_buf(), reason: e.to_string() })
+    let text = std::fs::read_to_string(path).map_err(|e| StoreError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| StoreError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
 }
 
 /// Writes through a temporary file in the same folder, syncs it, then renames it over `path`.
@@ -149,9 +164,15 @@ pub fn write_atomic(
     path: &Path,
     write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
 ) -> Result<(), StoreError> {
-    let io = |source| StoreError::Io { path: path.to_path_buf(), source };
+    let io = |source| StoreError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
@@ -181,7 +202,10 @@ mod tests {
         });
         assert!(err.unwrap_err().to_string().contains("disk full"));
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "one");
-        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a.txt")]);
     }
 }
@@ -199,17 +223,29 @@ impl RunLock {
     pub fn acquire(dir: &RunDir) -> Result<Option<Self>, StoreError> {
         let path = dir.file("lock");
         for _ in 0..3 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(mut f) => {
                     f.write_all(std::process::id().to_string().as_bytes())
-                        .map_err(|source| StoreError::Io { path: path.clone(), source })?;
+                        .map_err(|source| StoreError::Io {
+                            path: path.clone(),
+                            source,
+                        })?;
                     return Ok(Some(Self { path }));
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
+                    let holder = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u32>().ok());
                     match holder {
                         Some(pid) if pid != std::process::id() && process_alive(pid) => {
-                            tracing::info!("{} is being trained by process {pid}: moving on", dir.path.display());
+                            tracing::info!(
+                                "{} is being trained by process {pid}: moving on",
+                                dir.path.display()
+                            );
                             return Ok(None);
                         }
                         // stale (or half-written by a process killed mid-write): take it over
@@ -236,7 +272,13 @@ fn process_alive(pid: u32) -> bool {
     if proc.is_dir() {
         // a zombie (killed, not yet reaped) holds nothing
         return std::fs::read_to_string(proc.join(pid.to_string()).join("stat"))
-            .map(|s| !s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+            .map(|s| {
+                !s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
             .unwrap_or(false);
     }
     // without /proc, assume the holder lives: never train a run twice at once
@@ -250,7 +292,9 @@ mod lock_tests {
     #[test]
     fn a_second_lock_fails_while_the_first_lives_and_stale_locks_are_taken_over() {
         let dir = tempfile::tempdir().unwrap();
-        let run = RunDir { path: dir.path().to_path_buf() };
+        let run = RunDir {
+            path: dir.path().to_path_buf(),
+        };
         let first = RunLock::acquire(&run).unwrap().unwrap();
         // our own pid counts as stale for ourselves, so fake a live holder: pid 1 always exists
         std::fs::write(run.file("lock"), "1").unwrap();

@@ -37,10 +37,16 @@ impl Summary {
     /// Builds the model (random weights: the numbers do not depend on them) and walks it.
     pub fn of(arch: Arch, input: Chw, classes: usize, freeze: &Freeze) -> Result<Summary, String> {
         if input.c != 3 {
-            return Err(format!("the backbones take 3-channel (RGB) images, not {} channels", input.c));
+            return Err(format!(
+                "the backbones take 3-channel (RGB) images, not {} channels",
+                input.c
+            ));
         }
         if input.h < MIN_SIDE || input.w < MIN_SIDE {
-            return Err(format!("input {}×{} is too small: at least {MIN_SIDE}×{MIN_SIDE} pixels", input.h, input.w));
+            return Err(format!(
+                "input {}×{} is too small: at least {MIN_SIDE}×{MIN_SIDE} pixels",
+                input.h, input.w
+            ));
         }
         if classes == 0 {
             return Err("the head needs at least 1 class".into());
@@ -49,7 +55,9 @@ impl Summary {
         let frozen = match freeze {
             Freeze::No => 0,
             Freeze::All => blocks.len() - 1,
-            Freeze::Until(block) => frozen_prefix(arch, block).map_err(|e| format!("backbone.freeze: {e}"))?,
+            Freeze::Until(block) => {
+                frozen_prefix(arch, block).map_err(|e| format!("backbone.freeze: {e}"))?
+            }
         };
         struct Walk(Chw, usize);
         impl ArchVisitor for Walk {
@@ -57,11 +65,21 @@ impl Summary {
             fn visit<B: Backbone>(self) -> Self::Output {
                 use dfdx::nn::NumParams;
                 let model = Classifier::<B>::new(&Dev::seed_from_u64(0), self.1);
-                (describe_classifier(&model, self.0), model.num_trainable_params())
+                (
+                    describe_classifier(&model, self.0),
+                    model.num_trainable_params(),
+                )
             }
         }
         let (rows, model_params) = arch.dispatch(Walk(input, classes));
-        Ok(Summary { arch, input, classes, rows, frozen_blocks: blocks[..frozen].to_vec(), model_params })
+        Ok(Summary {
+            arch,
+            input,
+            classes,
+            rows,
+            frozen_blocks: blocks[..frozen].to_vec(),
+            model_params,
+        })
     }
 
     pub fn is_frozen(&self, row: &LayerRow) -> bool {
@@ -71,7 +89,11 @@ impl Summary {
         self.rows.iter().map(|r| r.params).sum()
     }
     pub fn frozen_params(&self) -> usize {
-        self.rows.iter().filter(|r| self.is_frozen(r)).map(|r| r.params).sum()
+        self.rows
+            .iter()
+            .filter(|r| self.is_frozen(r))
+            .map(|r| r.params)
+            .sum()
     }
     pub fn trainable_params(&self) -> usize {
         self.total_params() - self.frozen_params()
@@ -84,17 +106,46 @@ impl Summary {
     pub fn render(&self) -> String {
         let mut t = Table::new();
         t.load_preset(presets::UTF8_FULL_CONDENSED);
-        t.set_header(vec!["Layer", "Type", "Output shape", "Params", "Trainable", "Mult-adds"]);
+        t.set_header(vec![
+            "Layer",
+            "Type",
+            "Output shape",
+            "Params",
+            "Trainable",
+            "Mult-adds",
+        ]);
         for r in &self.rows {
             let trainable = match (r.params, self.is_frozen(r)) {
                 (0, _) => "",
                 (_, true) => "frozen",
                 (_, false) => "yes",
             };
-            let shape = format!("[{}]", r.output.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "));
-            let params = if r.params == 0 { "--".to_string() } else { thousands(r.params as u64) };
-            let macs = if r.mult_adds == 0 { "--".to_string() } else { thousands(r.mult_adds) };
-            t.add_row(vec![r.name.clone(), r.kind.to_string(), shape, params, trainable.to_string(), macs]);
+            let shape = format!(
+                "[{}]",
+                r.output
+                    .iter()
+                    .map(|d| d.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let params = if r.params == 0 {
+                "--".to_string()
+            } else {
+                thousands(r.params as u64)
+            };
+            let macs = if r.mult_adds == 0 {
+                "--".to_string()
+            } else {
+                thousands(r.mult_adds)
+            };
+            t.add_row(vec![
+                r.name.clone(),
+                r.kind.to_string(),
+                shape,
+                params,
+                trainable.to_string(),
+                macs,
+            ]);
         }
         for i in [3, 5] {
             if let Some(c) = t.column_mut(i) {
@@ -142,7 +193,10 @@ pub fn for_spec(path: &Path, opts: &LoadOptions) -> Result<Vec<(Vec<usize>, Summ
         match keys.iter().position(|k| *k == key) {
             Some(i) => out[i].0.push(run.index + 1),
             None => {
-                out.push((vec![run.index + 1], Summary::of(arch, input, classes, &key.3)?));
+                out.push((
+                    vec![run.index + 1],
+                    Summary::of(arch, input, classes, &key.3)?,
+                ));
                 keys.push(key);
             }
         }
@@ -157,15 +211,26 @@ fn model_of(spec: &RunSpec) -> Result<(Arch, Chw, usize), String> {
          backbone.name is a pixel model",
     )?;
     let d = &spec.dataset;
-    let folder = crate::data::ImageFolder::open(&d.root, &d.train_dir, &d.val_dir, d.train_per_class, d.val_per_class)
-        .map_err(|e| format!("dataset.root: {e}"))?;
+    let folder = crate::data::ImageFolder::open(
+        &d.root,
+        &d.train_dir,
+        &d.val_dir,
+        d.train_per_class,
+        d.val_per_class,
+    )
+    .map_err(|e| format!("dataset.root: {e}"))?;
     let t = &spec.transforms;
     let (h, w) = if t.crop > 0 {
         (t.crop as usize, t.crop as usize)
     } else {
         // resize keeps the aspect ratio: the size depends on the images; take the first one's
-        let first = folder.train.samples.first().ok_or("dataset.root: no training images")?;
-        let (iw, ih) = image::image_dimensions(&first.path).map_err(|e| format!("{}: {e}", first.path.display()))?;
+        let first = folder
+            .train
+            .samples
+            .first()
+            .ok_or("dataset.root: no training images")?;
+        let (iw, ih) = image::image_dimensions(&first.path)
+            .map_err(|e| format!("{}: {e}", first.path.display()))?;
         let (h, w) = crate::run::transforms(spec).output_size(iw, ih);
         (h as usize, w as usize)
     };
@@ -176,7 +241,15 @@ fn model_of(spec: &RunSpec) -> Result<(Arch, Chw, usize), String> {
 /// printed with the numbers put in.
 pub fn explain_conv(l: &ConvLayer) -> Result<String, String> {
     l.validate()?;
-    let ConvLayer { input, out_channels: co, kernel: k, stride: s, padding, groups: g, bias } = *l;
+    let ConvLayer {
+        input,
+        out_channels: co,
+        kernel: k,
+        stride: s,
+        padding,
+        groups: g,
+        bias,
+    } = *l;
     let out = l.output();
     let pad = match padding {
         Padding::Symmetric(p) => p.to_string(),
@@ -192,7 +265,9 @@ pub fn explain_conv(l: &ConvLayer) -> Result<String, String> {
     for (axis, side, o) in [("H", input.h, out.h), ("W", input.w, out.w)] {
         let line = match padding {
             Padding::Symmetric(p) => {
-                format!("{axis}′ = ⌊({axis} + 2p − k)/s⌋ + 1 = ⌊({side} + 2·{p} − {k})/{s}⌋ + 1 = {o}")
+                format!(
+                    "{axis}′ = ⌊({axis} + 2p − k)/s⌋ + 1 = ⌊({side} + 2·{p} − {k})/{s}⌋ + 1 = {o}"
+                )
             }
             Padding::Same => {
                 let total = ((o - 1) * s + k).saturating_sub(side);
@@ -203,13 +278,24 @@ pub fn explain_conv(l: &ConvLayer) -> Result<String, String> {
                 )
             }
         };
-        text += &format!("{:<10} {line}\n", if axis == "H" { "height" } else { "width" });
+        text += &format!(
+            "{:<10} {line}\n",
+            if axis == "H" { "height" } else { "width" }
+        );
     }
     text += &format!("{:<10} Cout×H′×W′ = {co}×{}×{}\n", "output", out.h, out.w);
     let params = if bias {
-        format!("k·k·Cin/groups·Cout + Cout = {k}·{k}·{}/{g}·{co} + {co} = {}", input.c, thousands(l.params() as u64))
+        format!(
+            "k·k·Cin/groups·Cout + Cout = {k}·{k}·{}/{g}·{co} + {co} = {}",
+            input.c,
+            thousands(l.params() as u64)
+        )
     } else {
-        format!("k·k·Cin/groups·Cout = {k}·{k}·{}/{g}·{co} = {}", input.c, thousands(l.params() as u64))
+        format!(
+            "k·k·Cin/groups·Cout = {k}·{k}·{}/{g}·{co} = {}",
+            input.c,
+            thousands(l.params() as u64)
+        )
     };
     text += &format!("{:<10} {params}\n", "params");
     text += &format!(

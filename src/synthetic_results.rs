@@ -32,7 +32,11 @@ pub fn run_id(experiment: &str, swept: &[(String, ParamValue)]) -> String {
     for (k, v) in swept {
         h.update(format!("\0{k}={v}").as_bytes());
     }
-    h.finalize().iter().take(6).map(|b| format!("{b:02x}")).collect()
+    h.finalize()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// The metrics of epoch `e` (1-based) of a run whose regularisation strength is `lambda` and
@@ -99,14 +103,26 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         Status::Running => run.epochs / 3,
         Status::Failed => 0,
     };
-    let rows: Vec<EpochMetrics> =
-        (1..=done).map(|e| epoch_metrics(e, lambda, h, run.classes.len())).collect();
-    let key = RunKey { experiment: &run.experiment, run_id: &id, swept: &run.swept, classes: &run.classes };
+    let rows: Vec<EpochMetrics> = (1..=done)
+        .map(|e| epoch_metrics(e, lambda, h, run.classes.len()))
+        .collect();
+    let key = RunKey {
+        experiment: &run.experiment,
+        run_id: &id,
+        swept: &run.swept,
+        classes: &run.classes,
+    };
     let parquet = |name: &str, df: PolarsResult<DataFrame>| -> Result<(), StoreError> {
         let path = dir.file(name);
-        let polars_err = |source| StoreError::Polars { path: path.clone(), source };
+        let polars_err = |source| StoreError::Polars {
+            path: path.clone(),
+            source,
+        };
         let mut df = df.map_err(polars_err)?;
-        let f = std::fs::File::create(&path).map_err(|source| StoreError::Io { path: path.clone(), source })?;
+        let f = std::fs::File::create(&path).map_err(|source| StoreError::Io {
+            path: path.clone(),
+            source,
+        })?;
         ParquetWriter::new(f).finish(&mut df).map_err(polars_err)?;
         Ok(())
     };
@@ -122,7 +138,11 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         experiment: run.experiment.clone(),
         run_id: id.clone(),
         index: 0,
-        swept: run.swept.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+        swept: run
+            .swept
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect(),
         spec_hash: "0".repeat(12),
         dataset_fingerprint: "0".repeat(64),
         weights_hash: None,
@@ -143,7 +163,9 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         finished_at: None,
     };
     let json = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
-    std::fs::write(dir.file("manifest.json"), json + "\n")
-        .map_err(|source| StoreError::Io { path: dir.file("manifest.json"), source })?;
+    std::fs::write(dir.file("manifest.json"), json + "\n").map_err(|source| StoreError::Io {
+        path: dir.file("manifest.json"),
+        source,
+    })?;
     Ok(dir)
 }

@@ -20,7 +20,11 @@ fn runner(dir: &Path, args: &[&str]) -> std::process::Output {
 
 fn write_spec(dir: &Path, body: &str) -> PathBuf {
     let path = dir.join("exp.toml");
-    std::fs::write(&path, body.replace("@DATA@", &fixture().display().to_string())).unwrap();
+    std::fs::write(
+        &path,
+        body.replace("@DATA@", &fixture().display().to_string()),
+    )
+    .unwrap();
     path
 }
 
@@ -62,8 +66,15 @@ fn a_two_epoch_sweep_writes_one_parquet_per_run_with_one_row_per_epoch() {
     write_spec(dir.path(), SWEEP);
     let out = runner(dir.path(), &["exp.toml"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("regularization.lambda") && stdout.contains("2 done, 0 failed"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("regularization.lambda") && stdout.contains("2 done, 0 failed"),
+        "{stdout}"
+    );
 
     let files: Vec<PathBuf> = std::fs::read_dir(dir.path().join("results/tiny"))
         .unwrap()
@@ -72,16 +83,30 @@ fn a_two_epoch_sweep_writes_one_parquet_per_run_with_one_row_per_epoch() {
     assert_eq!(files.len(), 2);
     let mut lambdas = Vec::new();
     for f in &files {
-        let df = ParquetReader::new(std::fs::File::open(f).unwrap()).finish().unwrap();
-        let epochs: Vec<i64> = df.column("epoch").unwrap().i64().unwrap().into_no_null_iter().collect();
+        let df = ParquetReader::new(std::fs::File::open(f).unwrap())
+            .finish()
+            .unwrap();
+        let epochs: Vec<i64> = df
+            .column("epoch")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
         assert_eq!(epochs, vec![1, 2]);
         for col in ["train_loss", "val_loss", "weight_norm", "epoch_seconds"] {
             let v = df.column(col).unwrap().f64().unwrap();
-            assert!(v.into_no_null_iter().all(|x| x.is_finite() && x >= 0.0), "{col}");
+            assert!(
+                v.into_no_null_iter().all(|x| x.is_finite() && x >= 0.0),
+                "{col}"
+            );
         }
         for col in ["train_acc", "val_acc", "val_acc.cat", "val_acc.dog"] {
             let v = df.column(col).unwrap().f64().unwrap();
-            assert!(v.into_no_null_iter().all(|x| (0.0..=1.0).contains(&x)), "{col}");
+            assert!(
+                v.into_no_null_iter().all(|x| (0.0..=1.0).contains(&x)),
+                "{col}"
+            );
         }
         let lambda = df.column("regularization.lambda").unwrap().f64().unwrap();
         assert_eq!(lambda.n_unique().unwrap(), 1);
@@ -92,7 +117,10 @@ fn a_two_epoch_sweep_writes_one_parquet_per_run_with_one_row_per_epoch() {
         // the resolved spec and the manifest sit next to the metrics
         let manifest = std::fs::read_to_string(f.with_file_name("manifest.json")).unwrap();
         assert!(manifest.contains("\"status\": \"done\""), "{manifest}");
-        assert!(f.with_file_name("spec.toml").exists() && f.with_file_name("per_class.parquet").exists());
+        assert!(
+            f.with_file_name("spec.toml").exists()
+                && f.with_file_name("per_class.parquet").exists()
+        );
     }
     lambdas.sort_by(f64::total_cmp);
     assert_eq!(lambdas, vec![0.0, 0.1]);
@@ -100,31 +128,49 @@ fn a_two_epoch_sweep_writes_one_parquet_per_run_with_one_row_per_epoch() {
     // the results views read them back
     let cmp = runner(dir.path(), &["compare", "results/tiny", "--format", "csv"]);
     let csv = String::from_utf8_lossy(&cmp.stdout);
-    assert!(cmp.status.success() && csv.lines().count() == 3 && csv.contains("done"), "{csv}");
+    assert!(
+        cmp.status.success() && csv.lines().count() == 3 && csv.contains("done"),
+        "{csv}"
+    );
     let plot = runner(dir.path(), &["plot", "results/tiny"]);
     let paths = String::from_utf8_lossy(&plot.stdout);
-    assert!(plot.status.success() && paths.lines().all(|p| dir.path().join(p.trim()).is_file()), "{paths}");
+    assert!(
+        plot.status.success() && paths.lines().all(|p| dir.path().join(p.trim()).is_file()),
+        "{paths}"
+    );
     assert!(paths.contains("best_vs_lambda.png"), "{paths}");
     let preview = runner(dir.path(), &["preview", "exp.toml", "-n", "4"]);
     let png = String::from_utf8_lossy(&preview.stdout);
-    assert!(preview.status.success() && png.trim().ends_with("results/tiny/preview.png"), "{png}");
+    assert!(
+        preview.status.success() && png.trim().ends_with("results/tiny/preview.png"),
+        "{png}"
+    );
     assert!(image::open(dir.path().join(png.trim())).is_ok());
 
     // a second invocation finds both runs done and trains nothing
     let again = runner(dir.path(), &["exp.toml"]);
     let stdout = String::from_utf8_lossy(&again.stdout);
-    assert!(again.status.success() && stdout.matches("done (earlier)").count() == 2, "{stdout}");
+    assert!(
+        again.status.success() && stdout.matches("done (earlier)").count() == 2,
+        "{stdout}"
+    );
 }
 
 #[test]
 fn a_misspelt_key_fails_with_its_place_and_a_suggestion_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    write_spec(dir.path(), &SWEEP.replace("kind = \"l2\"", "kind = \"l2\"\nlamda = 0.1"));
+    write_spec(
+        dir.path(),
+        &SWEEP.replace("kind = \"l2\"", "kind = \"l2\"\nlamda = 0.1"),
+    );
     let out = runner(dir.path(), &["exp.toml"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{stderr}");
     assert!(stderr.contains("exp.toml:24:1"), "{stderr}");
-    assert!(stderr.contains("lamda") && stderr.contains("did you mean `lambda`"), "{stderr}");
+    assert!(
+        stderr.contains("lamda") && stderr.contains("did you mean `lambda`"),
+        "{stderr}"
+    );
     assert!(!dir.path().join("results").exists());
 }
 
@@ -134,10 +180,20 @@ fn plan_lists_every_run_with_its_swept_value() {
     write_spec(dir.path(), SWEEP);
     let out = runner(dir.path(), &["plan", "exp.toml"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("regularization.lambda=0\n") || stdout.contains("regularization.lambda=0 "), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("regularization.lambda=0\n") || stdout.contains("regularization.lambda=0 "),
+        "{stdout}"
+    );
     assert!(stdout.contains("regularization.lambda=0.1"), "{stdout}");
-    let check = runner(dir.path(), &["check", "exp.toml", "--set", "train.epochs=0"]);
+    let check = runner(
+        dir.path(),
+        &["check", "exp.toml", "--set", "train.epochs=0"],
+    );
     assert_eq!(check.status.code(), Some(78));
     let usage = runner(dir.path(), &["plan"]);
     assert_eq!(usage.status.code(), Some(2));
@@ -185,39 +241,79 @@ fn a_frozen_backbone_builds_its_features_once_and_reuses_them_across_runs_and_in
     let out = runner_logged(dir.path(), &["exp.toml"]);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
-    assert_eq!(log.matches("feature cache miss (built): 16 train + 8 val").count(), 1, "{log}");
-    assert_eq!(log.matches("feature cache hit: 16 train + 8 val").count(), 1, "{log}");
+    assert_eq!(
+        log.matches("feature cache miss (built): 16 train + 8 val")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("feature cache hit: 16 train + 8 val").count(),
+        1,
+        "{log}"
+    );
     assert!(log.contains("time by stage: identify"), "{log}");
 
     let again = runner_logged(dir.path(), &["exp.toml", "--rerun"]);
     let log = String::from_utf8_lossy(&again.stderr);
     assert!(again.status.success(), "{log}");
-    assert_eq!(log.matches("feature cache hit: 16 train + 8 val").count(), 2, "{log}");
+    assert_eq!(
+        log.matches("feature cache hit: 16 train + 8 val").count(),
+        2,
+        "{log}"
+    );
     assert!(!log.contains("miss"), "{log}");
 
     // the trained weights are one classifier: frozen backbone + trained head, PyTorch names
-    let run = std::fs::read_dir(dir.path().join("results/frozen")).unwrap().next().unwrap().unwrap().path();
+    let run = std::fs::read_dir(dir.path().join("results/frozen"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let bytes = std::fs::read(run.join("model.safetensors")).unwrap();
-    let names = safetensors::SafeTensors::deserialize(&bytes).unwrap().names().iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    assert!(names.iter().any(|n| n == "fc.weight") && names.len() > 4, "{names:?}");
+    let names = safetensors::SafeTensors::deserialize(&bytes)
+        .unwrap()
+        .names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>();
+    assert!(
+        names.iter().any(|n| n == "fc.weight") && names.len() > 4,
+        "{names:?}"
+    );
 
     // a corrupt cache file is detected and rebuilt
-    let cache = std::fs::read_dir(dir.path().join("results/.cache")).unwrap().next().unwrap().unwrap().path();
+    let cache = std::fs::read_dir(dir.path().join("results/.cache"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
     let len = std::fs::metadata(&cache).unwrap().len();
     std::fs::write(&cache, vec![7u8; len as usize / 2]).unwrap();
     let third = runner_logged(dir.path(), &["exp.toml", "--rerun"]);
     let log = String::from_utf8_lossy(&third.stderr);
-    assert!(third.status.success() && log.contains("is unusable") && log.contains("miss (built)"), "{log}");
+    assert!(
+        third.status.success() && log.contains("is unusable") && log.contains("miss (built)"),
+        "{log}"
+    );
 }
 
 #[test]
 fn a_small_cnn_fine_tunes_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = FROZEN.replace("freeze = true", "freeze = false").replace("[0, 0.5]", "[0.01]");
+    let spec = FROZEN
+        .replace("freeze = true", "freeze = false")
+        .replace("[0, 0.5]", "[0.01]");
     write_spec(dir.path(), &spec);
     let out = runner(dir.path(), &["exp.toml"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("1 done, 0 failed"), "{stdout}");
 }
 
@@ -238,12 +334,28 @@ fn predict_names_chelsea_a_cat_with_the_embedded_efficientnet() {
         ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // the top 3 in any order: Egyptian cat, tabby, tiger cat
-    let top: Vec<&str> = stdout.lines().filter(|l| l.contains(" ┆ ")).skip(1).collect();
+    let top: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.contains(" ┆ "))
+        .skip(1)
+        .collect();
     assert_eq!(top.len(), 3, "{stdout}");
-    for (index, name) in [("285", "Egyptian cat"), ("281", "tabby"), ("282", "tiger cat")] {
-        assert!(top.iter().any(|l| l.contains(&format!(" {index} ")) && l.contains(name)), "{stdout}");
+    for (index, name) in [
+        ("285", "Egyptian cat"),
+        ("281", "tabby"),
+        ("282", "tiger cat"),
+    ] {
+        assert!(
+            top.iter()
+                .any(|l| l.contains(&format!(" {index} ")) && l.contains(name)),
+            "{stdout}"
+        );
     }
 }
 
@@ -278,7 +390,15 @@ fn saved(run: &Path) -> std::collections::BTreeMap<String, Vec<f32>> {
     st.tensors()
         .into_iter()
         .filter(|(_, t)| t.dtype() == safetensors::Dtype::F32)
-        .map(|(n, t)| (n, t.data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()))
+        .map(|(n, t)| {
+            (
+                n,
+                t.data()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+                    .collect(),
+            )
+        })
         .collect()
 }
 
@@ -288,14 +408,25 @@ fn freezing_until_layer3_trains_only_layer4_and_the_head() {
     write_spec(dir.path(), UNTIL);
     let out = runner(dir.path(), &["exp.toml"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("2 done, 0 failed"), "{stdout}");
 
     // same seed, different learning rates: the frozen blocks are the same (their random
     // initialisation, BatchNorm statistics never updated), layer4 and fc are not
-    let runs: Vec<PathBuf> = std::fs::read_dir(dir.path().join("results/until")).unwrap().map(|e| e.unwrap().path()).collect();
+    let runs: Vec<PathBuf> = std::fs::read_dir(dir.path().join("results/until"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     let (a, b) = (saved(&runs[0]), saved(&runs[1]));
-    let frozen = |n: &str| ["conv1.", "bn1.", "layer1.", "layer2.", "layer3."].iter().any(|p| n.starts_with(p));
+    let frozen = |n: &str| {
+        ["conv1.", "bn1.", "layer1.", "layer2.", "layer3."]
+            .iter()
+            .any(|p| n.starts_with(p))
+    };
     for (name, va) in &a {
         let vb = &b[name];
         if frozen(name) {
@@ -310,14 +441,26 @@ fn freezing_until_layer3_trains_only_layer4_and_the_head() {
             assert_ne!(va, vb, "{name} did not train");
         }
     }
-    assert!(a.keys().any(|n| n.starts_with("layer4.")) && a.keys().any(|n| n.starts_with("layer3.")));
+    assert!(
+        a.keys().any(|n| n.starts_with("layer4.")) && a.keys().any(|n| n.starts_with("layer3."))
+    );
 
     // the summary of the same spec counts the frozen part apart
     let out = runner(dir.path(), &["summary", "exp.toml"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("resnet18 on one 3×32×32 image, 2 classes"), "{stdout}");
-    assert!(stdout.contains("Frozen params: 2,782,784 (blocks conv1 to layer3)"), "{stdout}");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("resnet18 on one 3×32×32 image, 2 classes"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Frozen params: 2,782,784 (blocks conv1 to layer3)"),
+        "{stdout}"
+    );
     assert!(stdout.contains("Trainable params: 8,394,754"), "{stdout}");
 }
 
@@ -337,9 +480,26 @@ fn check_rejects_an_unknown_freeze_block_and_names_the_valid_ones() {
 #[test]
 fn summary_of_one_layer_spells_out_the_formulas() {
     let dir = tempfile::tempdir().unwrap();
-    let out = runner(dir.path(), &["summary", "--layer", "conv", "--in", "10,48,64", "--out-channels", "20", "--kernel", "3"]);
+    let out = runner(
+        dir.path(),
+        &[
+            "summary",
+            "--layer",
+            "conv",
+            "--in",
+            "10,48,64",
+            "--out-channels",
+            "20",
+            "--kernel",
+            "3",
+        ],
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains("Cout×H′×W′ = 20×46×62"), "{stdout}");
     assert!(stdout.contains("3·3·10/1·20 + 20 = 1,820"), "{stdout}");
     assert!(stdout.contains("46·62·20·3·3·10/1 = 5,133,600"), "{stdout}");

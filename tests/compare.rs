@@ -9,7 +9,13 @@ use runner::runs::{find_run_dirs, load_runs};
 use runner::store::Status;
 use runner::synthetic_results::{write_run, SyntheticRun};
 
-fn run(experiment: &str, swept: Vec<(&str, ParamValue)>, classes: &[&str], epochs: usize, status: Status) -> SyntheticRun {
+fn run(
+    experiment: &str,
+    swept: Vec<(&str, ParamValue)>,
+    classes: &[&str],
+    epochs: usize,
+    status: Status,
+) -> SyntheticRun {
     SyntheticRun {
         experiment: experiment.into(),
         swept: swept.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
@@ -27,20 +33,40 @@ fn fixture() -> tempfile::TempDir {
     let results = dir.path().join("results");
     for lambda in [0.0, 1e-3, 1e-2] {
         for seed in [1i64, 2] {
-            let status = if lambda == 1e-2 && seed == 2 { Status::Diverged } else { Status::Done };
-            let swept = vec![("regularization.lambda", ParamValue::Float(lambda)), ("experiment.seed", ParamValue::Int(seed))];
+            let status = if lambda == 1e-2 && seed == 2 {
+                Status::Diverged
+            } else {
+                Status::Done
+            };
+            let swept = vec![
+                ("regularization.lambda", ParamValue::Float(lambda)),
+                ("experiment.seed", ParamValue::Int(seed)),
+            ];
             write_run(&results, &run("lambda", swept, &["cat", "dog"], 12, status)).unwrap();
         }
     }
-    for (kind, status) in [("sgd", Status::Done), ("adam", Status::Done), ("rmsprop", Status::Failed)] {
+    for (kind, status) in [
+        ("sgd", Status::Done),
+        ("adam", Status::Done),
+        ("rmsprop", Status::Failed),
+    ] {
         let swept = vec![("optimizer.kind", ParamValue::Str(kind.into()))];
-        write_run(&results, &run("optim", swept, &["bird", "cat", "dog"], 4, status)).unwrap();
+        write_run(
+            &results,
+            &run("optim", swept, &["bird", "cat", "dog"], 4, status),
+        )
+        .unwrap();
     }
     dir
 }
 
 fn args(inputs: &[PathBuf]) -> CompareArgs {
-    CompareArgs::new(inputs.iter().map(|p| p.to_string_lossy().into_owned()).collect())
+    CompareArgs::new(
+        inputs
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect(),
+    )
 }
 
 fn with(mut a: CompareArgs, f: impl FnOnce(&mut CompareArgs)) -> CompareArgs {
@@ -56,9 +82,12 @@ fn exp(root: &Path, name: &str) -> PathBuf {
 fn every_format_of_a_mixed_tree() {
     let t = fixture();
     let a = args(&[t.path().join("results")]);
-    for (name, format) in
-        [("all_table", Format::Table), ("all_markdown", Format::Markdown), ("all_csv", Format::Csv), ("all_json", Format::Json)]
-    {
+    for (name, format) in [
+        ("all_table", Format::Table),
+        ("all_markdown", Format::Markdown),
+        ("all_csv", Format::Csv),
+        ("all_json", Format::Json),
+    ] {
         let out = compare(&with(a.clone(), |a| a.format = format)).unwrap();
         insta::assert_snapshot!(name, out);
     }
@@ -75,11 +104,18 @@ fn runs_without_seed_sweep_are_one_row_each_with_differing_columns_only() {
 #[test]
 fn seeds_are_aggregated_as_mean_and_sample_sd() {
     let t = fixture();
-    let runs = load_runs(&find_run_dirs(&[exp(t.path(), "lambda").to_string_lossy()]).unwrap()).unwrap();
+    let runs =
+        load_runs(&find_run_dirs(&[exp(t.path(), "lambda").to_string_lossy()]).unwrap()).unwrap();
     assert_eq!(runs.len(), 6);
-    let pair: Vec<_> = runs.iter().filter(|r| r.param("regularization.lambda") == Some(&ParamValue::Float(1e-3))).collect();
+    let pair: Vec<_> = runs
+        .iter()
+        .filter(|r| r.param("regularization.lambda") == Some(&ParamValue::Float(1e-3)))
+        .collect();
     assert_eq!(pair.len(), 2);
-    let v: Vec<f64> = pair.iter().map(|r| Summary::of(r, BestBy::ValLoss).values[2]).collect();
+    let v: Vec<f64> = pair
+        .iter()
+        .map(|r| Summary::of(r, BestBy::ValLoss).values[2])
+        .collect();
     let mean = (v[0] + v[1]) / 2.0;
     let sd = ((v[0] - mean).powi(2) + (v[1] - mean).powi(2)).sqrt();
     let out = compare(&with(args(&[exp(t.path(), "lambda")]), |a| {
@@ -91,10 +127,16 @@ fn seeds_are_aggregated_as_mean_and_sample_sd() {
     assert_eq!(v.as_array().unwrap().len(), 1, "{out}");
     let row = &v[0];
     assert_eq!(row["n"], 2);
-    assert!(row.get("experiment.seed").is_none(), "the seed is what is averaged over");
+    assert!(
+        row.get("experiment.seed").is_none(),
+        "the seed is what is averaged over"
+    );
     let got_mean = row["val_loss@best"].as_f64().unwrap();
     let got_sd = row["val_loss@best_sd"].as_f64().unwrap();
-    assert!((got_mean - mean).abs() < 1e-12 && (got_sd - sd).abs() < 1e-12, "{got_mean} {got_sd} vs {mean} {sd}");
+    assert!(
+        (got_mean - mean).abs() < 1e-12 && (got_sd - sd).abs() < 1e-12,
+        "{got_mean} {got_sd} vs {mean} {sd}"
+    );
     assert!(sd > 0.0);
 }
 
@@ -103,7 +145,10 @@ fn filters_select_runs_by_short_name_status_and_metric() {
     let t = fixture();
     let a = with(args(&[exp(t.path(), "lambda")]), |a| a.format = Format::Csv);
     let rows = |f: &[&str]| {
-        let out = compare(&with(a.clone(), |a| a.filter = f.iter().map(|s| s.to_string()).collect())).unwrap();
+        let out = compare(&with(a.clone(), |a| {
+            a.filter = f.iter().map(|s| s.to_string()).collect()
+        }))
+        .unwrap();
         out.lines().count() - 1
     };
     assert_eq!(rows(&[]), 3);
@@ -125,14 +170,20 @@ fn filter_and_sort_errors_name_the_bad_token() {
         err(&|a| a.filter = vec!["lambda=>1".into()]),
         "bad filter 'lambda=>1': '=>' is not an operator (one of >=, <=, >, <, =, !=)"
     );
-    assert!(err(&|a| a.filter = vec!["lamda>1".into()]).starts_with("unknown column 'lamda' in filter 'lamda>1' (columns: "));
+    assert!(err(&|a| a.filter = vec!["lamda>1".into()])
+        .starts_with("unknown column 'lamda' in filter 'lamda>1' (columns: "));
     assert_eq!(
         err(&|a| a.filter = vec!["kind>1".into()]),
         "bad filter 'kind>1': '>' needs a number but 'kind' holds text"
     );
     assert!(err(&|a| a.sort = Some("bogus".into())).starts_with("unknown column 'bogus' in --sort"));
-    let missing = compare(&args(&[t.path().join("nope")])).unwrap_err().to_string();
-    assert!(missing.starts_with("no such results folder or file: ") && missing.ends_with("nope"), "{missing}");
+    let missing = compare(&args(&[t.path().join("nope")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        missing.starts_with("no such results folder or file: ") && missing.ends_with("nope"),
+        "{missing}"
+    );
 }
 
 #[test]
@@ -145,8 +196,14 @@ fn sorts_ascending_descending_with_missing_last() {
     let first_lambda = |sort: &str| {
         let out = compare(&with(a.clone(), |a| a.sort = Some(sort.into()))).unwrap();
         let header: Vec<&str> = out.lines().next().unwrap().split(',').collect();
-        let i = header.iter().position(|h| *h == "regularization.lambda").unwrap();
-        out.lines().skip(1).map(|l| l.split(',').nth(i).unwrap().to_string()).collect::<Vec<_>>()
+        let i = header
+            .iter()
+            .position(|h| *h == "regularization.lambda")
+            .unwrap();
+        out.lines()
+            .skip(1)
+            .map(|l| l.split(',').nth(i).unwrap().to_string())
+            .collect::<Vec<_>>()
     };
     assert_eq!(first_lambda("lambda"), ["0", "0.001", "0.01"]);
     assert_eq!(first_lambda("lambda:desc"), ["0.01", "0.001", "0"]);
@@ -174,7 +231,11 @@ fn per_class_tables_and_confusion_of_the_best_epoch() {
     .unwrap();
     let v: serde_json::Value = serde_json::from_str(&json).expect("one JSON document");
     assert_eq!(v["runs"].as_array().unwrap().len(), 3);
-    assert_eq!(v["per_class"].as_array().unwrap().len(), 2, "the failed run has no per-class files");
+    assert_eq!(
+        v["per_class"].as_array().unwrap().len(),
+        2,
+        "the failed run has no per-class files"
+    );
     assert_eq!(v["per_class"][0]["confusion"].as_array().unwrap().len(), 3);
     let csv = compare(&with(a, |a| {
         a.per_class = true;
@@ -191,7 +252,10 @@ fn best_by_val_acc_and_globs() {
     let glob = format!("{}/results/*/*/metrics.parquet", t.path().display());
     let dirs = find_run_dirs(&[glob.as_str()]).unwrap();
     assert_eq!(dirs.len(), 8, "the failed run has no metrics.parquet");
-    let by_loss = compare(&with(args(&[exp(t.path(), "optim")]), |a| a.format = Format::Json)).unwrap();
+    let by_loss = compare(&with(args(&[exp(t.path(), "optim")]), |a| {
+        a.format = Format::Json
+    }))
+    .unwrap();
     let by_acc = compare(&with(args(&[exp(t.path(), "optim")]), |a| {
         a.format = Format::Json;
         a.by = BestBy::ValAcc;
@@ -219,12 +283,19 @@ fn a_cache_next_to_the_runs_is_used_until_a_run_changes() {
     let sgd = std::fs::read_dir(&optim)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| std::fs::read_to_string(p.join("manifest.json")).is_ok_and(|m| m.contains("\"sgd\"")))
+        .find(|p| {
+            std::fs::read_to_string(p.join("manifest.json")).is_ok_and(|m| m.contains("\"sgd\""))
+        })
         .unwrap();
     let metrics = sgd.join("metrics.parquet");
     let meta = std::fs::metadata(&metrics).unwrap();
     std::fs::write(&metrics, vec![0u8; meta.len() as usize]).unwrap();
-    std::fs::File::options().write(true).open(&metrics).unwrap().set_modified(meta.modified().unwrap()).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&metrics)
+        .unwrap()
+        .set_modified(meta.modified().unwrap())
+        .unwrap();
     assert_eq!(compare(&a).unwrap(), first);
 
     // the run is rewritten (diverged after 2 of 4 epochs): compare sees it
@@ -237,14 +308,23 @@ fn a_cache_next_to_the_runs_is_used_until_a_run_changes() {
         per_class: true,
     };
     write_run(&t.path().join("results"), &run).unwrap();
-    let after = compare(&with(args(std::slice::from_ref(&optim)), |a| a.format = Format::Json)).unwrap();
+    let after = compare(&with(args(std::slice::from_ref(&optim)), |a| {
+        a.format = Format::Json
+    }))
+    .unwrap();
     let v: serde_json::Value = serde_json::from_str(&after).unwrap();
-    assert_eq!((v[2]["optimizer.kind"].as_str(), v[2]["status"].as_str()), (Some("sgd"), Some("diverged")));
+    assert_eq!(
+        (v[2]["optimizer.kind"].as_str(), v[2]["status"].as_str()),
+        (Some("sgd"), Some("diverged"))
+    );
     assert_eq!(v[2]["best_epoch"].as_f64(), Some(2.0));
 
     // a broken cache is ignored and replaced
     std::fs::write(optim.join(".compare-cache.runs.parquet"), b"not parquet").unwrap();
-    assert_eq!(compare(&with(args(&[optim]), |a| a.format = Format::Json)).unwrap(), after);
+    assert_eq!(
+        compare(&with(args(&[optim]), |a| a.format = Format::Json)).unwrap(),
+        after
+    );
 }
 
 #[test]
@@ -253,14 +333,33 @@ fn integer_and_float_values_of_one_key_compare_together() {
     // ("1") looks like an integer, so their metrics.parquet files have different column types
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
-    for v in [ParamValue::Int(0), ParamValue::Float(1e-3), ParamValue::Float(1.0), ParamValue::Int(2)] {
-        write_run(&results, &run("mixed", vec![("regularization.lambda", v)], &["cat", "dog"], 3, Status::Done)).unwrap();
+    for v in [
+        ParamValue::Int(0),
+        ParamValue::Float(1e-3),
+        ParamValue::Float(1.0),
+        ParamValue::Int(2),
+    ] {
+        write_run(
+            &results,
+            &run(
+                "mixed",
+                vec![("regularization.lambda", v)],
+                &["cat", "dog"],
+                3,
+                Status::Done,
+            ),
+        )
+        .unwrap();
     }
     let out = compare(&with(args(&[results]), |a| {
         a.format = Format::Csv;
         a.filter = vec!["lambda<=1".into()];
     }))
     .unwrap();
-    let lambdas: Vec<&str> = out.lines().skip(1).map(|l| l.split(',').nth(2).unwrap()).collect();
+    let lambdas: Vec<&str> = out
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap())
+        .collect();
     assert_eq!(lambdas, ["0", "0.001", "1"]);
 }

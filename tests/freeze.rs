@@ -27,13 +27,26 @@ fn tensors<M: TensorCollection<f32, Dev>>(model: &M) -> Vec<(String, Vec<f32>)> 
         }
     }
     let mut c = Collect(Vec::new());
-    M::iter_tensors(&mut RecursiveWalker { m: (model, String::new()), f: &mut c }).unwrap();
+    M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut c,
+    })
+    .unwrap();
     c.0
 }
 
-fn batch(dev: &Dev, size: usize) -> (Tensor<(usize, Const<3>, usize, usize), f32, Dev>, Tensor<(usize, usize), f32, Dev>) {
+fn batch(
+    dev: &Dev,
+    size: usize,
+) -> (
+    Tensor<(usize, Const<3>, usize, usize), f32, Dev>,
+    Tensor<(usize, usize), f32, Dev>,
+) {
     let x = dev.sample_normal_like(&(2, Const, size, size));
-    (x, dev.tensor_from_vec(vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0], (2usize, 3usize)))
+    (
+        x,
+        dev.tensor_from_vec(vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0], (2usize, 3usize)),
+    )
 }
 
 /// Three SGD steps with momentum, an L2 penalty and decoupled decay on every tensor, the
@@ -44,9 +57,21 @@ fn train_until<B: Backbone>(until: &str, size: usize) {
     let k = B::frozen_blocks(until).unwrap();
     let frozen = Frozen(B::BLOCKS[..k].iter().map(|b| b.to_string()).collect());
     let before = tensors(&model);
-    let mut opt = Optimizer::new(OptimizerConfig::Sgd { lr: 0.05, momentum: 0.9, nesterov: false });
-    let l2 = Regularization { kind: RegularizationKind::L2, lambda: 1e-3, apply_to_all: true };
-    let decay = Regularization { kind: RegularizationKind::Decoupled, lambda: 0.1, apply_to_all: true };
+    let mut opt = Optimizer::new(OptimizerConfig::Sgd {
+        lr: 0.05,
+        momentum: 0.9,
+        nesterov: false,
+    });
+    let l2 = Regularization {
+        kind: RegularizationKind::L2,
+        lambda: 1e-3,
+        apply_to_all: true,
+    };
+    let decay = Regularization {
+        kind: RegularizationKind::Decoupled,
+        lambda: 0.1,
+        apply_to_all: true,
+    };
     for _ in 0..3 {
         let (x, y) = batch(&dev, size);
         let logits = model.forward_train_frozen(x, k, model.alloc_grads());
@@ -59,7 +84,11 @@ fn train_until<B: Backbone>(until: &str, size: usize) {
     let (mut kept, mut changed) = (0, 0);
     for ((name, b), (_, a)) in before.iter().zip(&after) {
         if frozen.holds(name) {
-            assert!(b.iter().zip(a).all(|(b, a)| b.to_bits() == a.to_bits()), "{} {name} changed", B::NAME);
+            assert!(
+                b.iter().zip(a).all(|(b, a)| b.to_bits() == a.to_bits()),
+                "{} {name} changed",
+                B::NAME
+            );
             kept += 1;
         } else {
             assert_ne!(b, a, "{} {name} did not train", B::NAME);
@@ -68,7 +97,10 @@ fn train_until<B: Backbone>(until: &str, size: usize) {
     }
     assert!(kept > 0 && changed > 0, "{kept} kept, {changed} changed");
     // optimizer state only for the trained tensors
-    let trainable = after.iter().filter(|(n, _)| !frozen.holds(n) && !n.contains("running_")).count();
+    let trainable = after
+        .iter()
+        .filter(|(n, _)| !frozen.holds(n) && !n.contains("running_"))
+        .count();
     assert_eq!(opt.first.len(), trainable);
 }
 
@@ -92,17 +124,32 @@ fn every_split_point_of_every_backbone_starts_the_tape_at_the_right_block() {
             let frozen = Frozen(B::BLOCKS[..k].iter().map(|b| b.to_string()).collect());
             let next = Frozen(vec![B::BLOCKS[k].to_string()]);
             let (x, y) = batch(&dev, size);
-            let grads = cross_entropy_with_logits_loss(model.forward_train_frozen(x, k, model.alloc_grads()), y).backward();
+            let grads = cross_entropy_with_logits_loss(
+                model.forward_train_frozen(x, k, model.alloc_grads()),
+                y,
+            )
+            .backward();
             let grad_norms = gradient_norms(&model, &grads);
             for (name, g) in names.iter().zip(&grad_norms) {
                 if name.contains("running_") {
                     continue;
                 }
                 if frozen.holds(name) {
-                    assert_eq!(*g, 0.0, "{} until {}: {name} got a gradient", B::NAME, B::BLOCKS[k - 1]);
+                    assert_eq!(
+                        *g,
+                        0.0,
+                        "{} until {}: {name} got a gradient",
+                        B::NAME,
+                        B::BLOCKS[k - 1]
+                    );
                 }
                 if next.holds(name) || (B::BLOCKS[k] == B::HEAD && name.starts_with(B::HEAD)) {
-                    assert!(*g > 0.0, "{} until {}: {name} got no gradient", B::NAME, B::BLOCKS[k - 1]);
+                    assert!(
+                        *g > 0.0,
+                        "{} until {}: {name} got no gradient",
+                        B::NAME,
+                        B::BLOCKS[k - 1]
+                    );
                 }
             }
         }
@@ -116,7 +163,10 @@ fn every_split_point_of_every_backbone_starts_the_tape_at_the_right_block() {
 }
 
 /// Σ|g| per tensor, in the model's tensor order.
-fn gradient_norms<M: TensorCollection<f32, Dev>>(model: &M, grads: &Gradients<f32, Dev>) -> Vec<f32> {
+fn gradient_norms<M: TensorCollection<f32, Dev>>(
+    model: &M,
+    grads: &Gradients<f32, Dev>,
+) -> Vec<f32> {
     struct Norms<'a>(&'a Gradients<f32, Dev>, Vec<f32>);
     impl TensorVisitor<f32, Dev> for Norms<'_> {
         type Viewer = ViewTensorRef;
@@ -129,13 +179,21 @@ fn gradient_norms<M: TensorCollection<f32, Dev>>(model: &M, grads: &Gradients<f3
             t: &Tensor<S, f32, Dev>,
         ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
             // running statistics have no gradient slot
-            let norm = if opts.do_gradient_update { self.0.get(t).as_vec().iter().map(|g| g.abs()).sum() } else { 0.0 };
+            let norm = if opts.do_gradient_update {
+                self.0.get(t).as_vec().iter().map(|g| g.abs()).sum()
+            } else {
+                0.0
+            };
             self.1.push(norm);
             Ok(None)
         }
     }
     let mut v = Norms(grads, Vec::new());
-    M::iter_tensors(&mut RecursiveWalker { m: model, f: &mut v }).unwrap();
+    M::iter_tensors(&mut RecursiveWalker {
+        m: model,
+        f: &mut v,
+    })
+    .unwrap();
     v.1
 }
 

@@ -56,21 +56,31 @@ fn runner(dir: &Path, results: &str) -> Command {
 
 fn run_dirs(root: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(root.join("crash"))
-        .map(|d| d.map(|e| e.unwrap().path()).filter(|p| p.is_dir()).collect())
+        .map(|d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
         .unwrap_or_default();
     v.sort();
     v
 }
 
 fn table(path: &Path) -> DataFrame {
-    ParquetReader::new(std::fs::File::open(path).unwrap()).finish().expect("readable parquet")
+    ParquetReader::new(std::fs::File::open(path).unwrap())
+        .finish()
+        .expect("readable parquet")
 }
 
 #[test]
 fn killed_ten_times_the_sweep_still_matches_an_uninterrupted_one() {
     let dir = tempfile::tempdir().unwrap();
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline/data/animal-mnist-catdog");
-    std::fs::write(dir.path().join("exp.toml"), SPEC.replace("@DATA@", &data.display().to_string())).unwrap();
+    std::fs::write(
+        dir.path().join("exp.toml"),
+        SPEC.replace("@DATA@", &data.display().to_string()),
+    )
+    .unwrap();
 
     let t = Instant::now();
     assert!(runner(dir.path(), "clean").status().unwrap().success());
@@ -91,7 +101,9 @@ fn killed_ten_times_the_sweep_still_matches_an_uninterrupted_one() {
         std::thread::sleep(Duration::from_secs_f64(delay));
         if child.try_wait().unwrap().is_some() {
             // on a fast machine the sweep can end before ten kills: train it again from scratch
-            println!("the runner finished the sweep before the kill: starting it over with --rerun");
+            println!(
+                "the runner finished the sweep before the kill: starting it over with --rerun"
+            );
             start_over = true;
             continue;
         }
@@ -100,7 +112,13 @@ fn killed_ten_times_the_sweep_still_matches_an_uninterrupted_one() {
         kills += 1;
         let rows: Vec<usize> = run_dirs(&dir.path().join("killed"))
             .iter()
-            .map(|d| if d.join("metrics.parquet").exists() { table(&d.join("metrics.parquet")).height() } else { 0 })
+            .map(|d| {
+                if d.join("metrics.parquet").exists() {
+                    table(&d.join("metrics.parquet")).height()
+                } else {
+                    0
+                }
+            })
             .collect();
         println!("kill {kills:>2} after {delay:.2}s: epochs recorded per run {rows:?}");
         if kills == 10 {
@@ -113,7 +131,11 @@ fn killed_ten_times_the_sweep_still_matches_an_uninterrupted_one() {
     let clean = run_dirs(&dir.path().join("clean"));
     let killed = run_dirs(&dir.path().join("killed"));
     assert_eq!(clean.len(), 3);
-    let names = |v: &[PathBuf]| v.iter().map(|p| p.file_name().unwrap().to_owned()).collect::<Vec<_>>();
+    let names = |v: &[PathBuf]| {
+        v.iter()
+            .map(|p| p.file_name().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
     assert_eq!(names(&clean), names(&killed), "same run ids");
     for (a, b) in clean.iter().zip(&killed) {
         let manifest = std::fs::read_to_string(b.join("manifest.json")).unwrap();
@@ -124,8 +146,17 @@ fn killed_ten_times_the_sweep_still_matches_an_uninterrupted_one() {
             .filter(|n| n.starts_with('.') || n == "lock" || n.starts_with("checkpoint"))
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
-        let (ta, tb) = (table(&a.join("metrics.parquet")), table(&b.join("metrics.parquet")));
-        let epochs: Vec<i64> = tb.column("epoch").unwrap().i64().unwrap().into_no_null_iter().collect();
+        let (ta, tb) = (
+            table(&a.join("metrics.parquet")),
+            table(&b.join("metrics.parquet")),
+        );
+        let epochs: Vec<i64> = tb
+            .column("epoch")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect();
         assert_eq!(epochs, (1..=5).collect::<Vec<_>>());
         for col in tb.get_column_names() {
             if ["epoch_seconds", "images_per_second"].contains(&col.as_str()) {
@@ -138,5 +169,7 @@ fn killed_ten_times_the_sweep_still_matches_an_uninterrupted_one() {
             );
         }
     }
-    println!("10 kills, then every run done, epochs 1..5 once each, equal to the uninterrupted sweep");
+    println!(
+        "10 kills, then every run done, epochs 1..5 once each, equal to the uninterrupted sweep"
+    );
 }

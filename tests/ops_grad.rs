@@ -503,10 +503,16 @@ fn batchnorm_fused_activation_matches_unfused() {
     let dev = Cpu::seed_from_u64(14);
     let mut rng = ChaCha8Rng::seed_from_u64(14);
     // Wide values so that ReLU6 clips at both ends.
-    let x: Vec<f32> = random(&mut rng, n * C * h * w).iter().map(|v| v * 8.0).collect();
+    let x: Vec<f32> = random(&mut rng, n * C * h * w)
+        .iter()
+        .map(|v| v * 8.0)
+        .collect();
     let gamma: Vec<f32> = random(&mut rng, C).iter().map(|v| 3.0 + v).collect();
     let beta: Vec<f32> = random(&mut rng, C).iter().map(|v| v * 2.0).collect();
-    let res: Vec<f32> = random(&mut rng, n * C * h * w).iter().map(|v| v * 3.0).collect();
+    let res: Vec<f32> = random(&mut rng, n * C * h * w)
+        .iter()
+        .map(|v| v * 3.0)
+        .collect();
     let r = random(&mut rng, n * C * h * w);
     for act in [Act::Relu, Act::Relu6] {
         for frozen in [false, true] {
@@ -526,7 +532,9 @@ fn batchnorm_fused_activation_matches_unfused() {
                     let xt = x_t.clone().leaky_traced();
                     let rs = with_res.then_some(&res_t);
                     let y = match (frozen, fused) {
-                        (true, true) => batchnorm2d_eval_act(xt, &g_t, &b_t, &rm, &rv, eps, rs, act),
+                        (true, true) => {
+                            batchnorm2d_eval_act(xt, &g_t, &b_t, &rm, &rv, eps, rs, act)
+                        }
                         (false, true) => batchnorm2d_train_act(
                             xt, &g_t, &b_t, &mut rm, &mut rv, eps, 0.1, rs, act,
                         ),
@@ -559,7 +567,10 @@ fn batchnorm_fused_activation_matches_unfused() {
                     ));
                 }
                 assert!(outs[1].0.iter().any(|v| *v == 0.0), "ReLU clips somewhere");
-                assert_eq!(outs[0], outs[1], "{act:?}, frozen: {frozen}, residual: {with_res}");
+                assert_eq!(
+                    outs[0], outs[1],
+                    "{act:?}, frozen: {frozen}, residual: {with_res}"
+                );
             }
         }
     }

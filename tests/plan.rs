@@ -150,7 +150,9 @@ fn lambda_sweep_example() {
     assert!(exp.warnings.is_empty(), "{:?}", exp.warnings);
     let runs = plan::expand(&exp).unwrap();
     assert!(runs.len() > 1);
-    assert!(runs.iter().all(|r| r.swept.len() == 1 && r.swept[0].0 == "regularization.lambda"));
+    assert!(runs
+        .iter()
+        .all(|r| r.swept.len() == 1 && r.swept[0].0 == "regularization.lambda"));
     let b = &exp.base;
     assert_eq!(b.backbone.name, spec::BackboneName::EfficientnetLite0);
     assert_eq!(b.backbone.freeze, spec::Freeze::All);

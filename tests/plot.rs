@@ -11,7 +11,11 @@ use runner::synthetic_results::{write_run, SyntheticRun};
 fn lambda_sweep(results: &Path, lambdas: &[f64], seeds: &[i64]) {
     for &lambda in lambdas {
         for &seed in seeds {
-            let status = if lambda == 1e-1 && seed == 2 { Status::Diverged } else { Status::Done };
+            let status = if lambda == 1e-1 && seed == 2 {
+                Status::Diverged
+            } else {
+                Status::Done
+            };
             let run = SyntheticRun {
                 experiment: "lambda".into(),
                 swept: vec![
@@ -29,31 +33,66 @@ fn lambda_sweep(results: &Path, lambdas: &[f64], seeds: &[i64]) {
 }
 
 fn names(paths: &[PathBuf]) -> Vec<String> {
-    paths.iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect()
+    paths
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
 }
 
 /// Decodes the PNG, checks its size and that it is not one flat colour.
 fn check_png(path: &Path, size: (u32, u32), min_coloured: usize) {
-    let img = image::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).to_rgb8();
+    let img = image::open(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .to_rgb8();
     assert_eq!(img.dimensions(), size, "{}", path.display());
-    let lum: Vec<f64> = img.pixels().map(|p| p.0.iter().map(|&c| c as f64).sum::<f64>() / 3.0).collect();
+    let lum: Vec<f64> = img
+        .pixels()
+        .map(|p| p.0.iter().map(|&c| c as f64).sum::<f64>() / 3.0)
+        .collect();
     let mean = lum.iter().sum::<f64>() / lum.len() as f64;
     let var = lum.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / lum.len() as f64;
-    assert!(var > 50.0, "{} looks blank (variance {var})", path.display());
+    assert!(
+        var > 50.0,
+        "{} looks blank (variance {var})",
+        path.display()
+    );
     // more than the white background and black axes: the run colours are there
-    let coloured = img.pixels().filter(|p| p.0.iter().max().unwrap() - p.0.iter().min().unwrap() > 60).count();
-    assert!(coloured > min_coloured, "{}: only {coloured} coloured pixels", path.display());
+    let coloured = img
+        .pixels()
+        .filter(|p| p.0.iter().max().unwrap() - p.0.iter().min().unwrap() > 60)
+        .count();
+    assert!(
+        coloured > min_coloured,
+        "{}: only {coloured} coloured pixels",
+        path.display()
+    );
 }
 
 /// The text elements' contents, trimmed.
 fn texts(svg: &str) -> Vec<String> {
-    svg.split("<text").skip(1).filter_map(|t| Some(t.split_once('>')?.1.split_once("</text>")?.0.trim().to_string())).collect()
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            Some(
+                t.split_once('>')?
+                    .1
+                    .split_once("</text>")?
+                    .0
+                    .trim()
+                    .to_string(),
+            )
+        })
+        .collect()
 }
 
 fn svg(path: &Path, size: (u32, u32)) -> String {
     let s = std::fs::read_to_string(path).unwrap();
     assert!(s.starts_with("<svg"), "{}", path.display());
-    assert!(s.contains(&format!("width=\"{}\" height=\"{}\"", size.0, size.1)), "{}", path.display());
+    assert!(
+        s.contains(&format!("width=\"{}\" height=\"{}\"", size.0, size.1)),
+        "{}",
+        path.display()
+    );
     assert!(s.trim_end().ends_with("</svg>"));
     assert!(s.contains("<polyline"), "{} has no curves", path.display());
     s
@@ -87,18 +126,39 @@ fn writes_every_figure_as_png_and_svg_next_to_the_results() {
     assert!(written.iter().all(|p| p.parent() == Some(plots.as_path())));
     // atomic writes leave no temporaries behind
     assert_eq!(std::fs::read_dir(&plots).unwrap().count(), 8);
-    for (name, size) in [("loss", DOUBLE), ("val_acc", SINGLE), ("weight_norm", SINGLE), ("best_vs_lambda", DOUBLE)] {
+    for (name, size) in [
+        ("loss", DOUBLE),
+        ("val_acc", SINGLE),
+        ("weight_norm", SINGLE),
+        ("best_vs_lambda", DOUBLE),
+    ] {
         check_png(&plots.join(format!("{name}.png")), size, 500);
         svg(&plots.join(format!("{name}.svg")), size);
     }
-    let legend: Vec<String> = texts(&svg(&plots.join("loss.svg"), DOUBLE)).into_iter().filter(|t| t.starts_with("lambda=")).collect();
+    let legend: Vec<String> = texts(&svg(&plots.join("loss.svg"), DOUBLE))
+        .into_iter()
+        .filter(|t| t.starts_with("lambda="))
+        .collect();
     assert_eq!(legend.len(), 10, "one legend entry per run: {legend:?}");
-    assert_eq!(legend[..3], ["lambda=0, seed=1", "lambda=0, seed=2", "lambda=0.0001, seed=1"], "in parameter order");
+    assert_eq!(
+        legend[..3],
+        [
+            "lambda=0, seed=1",
+            "lambda=0, seed=2",
+            "lambda=0.0001, seed=1"
+        ],
+        "in parameter order"
+    );
     let best = texts(&svg(&plots.join("best_vs_lambda.svg"), DOUBLE));
-    let axis = "regularization.lambda (log scale; 0 is drawn at the tick labelled 0, left of the break)";
+    let axis =
+        "regularization.lambda (log scale; 0 is drawn at the tick labelled 0, left of the break)";
     assert_eq!(best.iter().filter(|t| *t == axis).count(), 2, "{best:?}");
     for tick in ["0", "1e-4", "1e-3", "1e-2", "1e-1"] {
-        assert_eq!(best.iter().filter(|t| *t == tick).count(), 2, "tick {tick} on both panels: {best:?}");
+        assert_eq!(
+            best.iter().filter(|t| *t == tick).count(),
+            2,
+            "tick {tick} on both panels: {best:?}"
+        );
     }
     // the run folders were left as they were: plotting again gives the same files
     assert_eq!(plot(&results.join("lambda")).unwrap(), written);

@@ -12,7 +12,14 @@ fn folder() -> ImageFolder {
 }
 
 fn train_transform() -> Transform {
-    Transform { resize: Some(32), crop: Some(24), random_crop: true, hflip: 0.5, mean: [0.5; 3], std: [0.25; 3] }
+    Transform {
+        resize: Some(32),
+        crop: Some(24),
+        random_crop: true,
+        hflip: 0.5,
+        mean: [0.5; 3],
+        std: [0.25; 3],
+    }
 }
 
 #[test]
@@ -28,7 +35,10 @@ fn writes_a_captioned_grid_of_transformed_images() {
     // 24×24 crops scaled ×4, 8 columns, 2 rows
     assert_eq!(img.dimensions(), grid_size(10, (24, 24)));
     assert_eq!(img.dimensions(), (2 + 8 * 98, 2 + 2 * 118));
-    let lum: Vec<f64> = img.pixels().map(|p| p.0.iter().map(|&c| c as f64).sum::<f64>() / 3.0).collect();
+    let lum: Vec<f64> = img
+        .pixels()
+        .map(|p| p.0.iter().map(|&c| c as f64).sum::<f64>() / 3.0)
+        .collect();
     let mean = lum.iter().sum::<f64>() / lum.len() as f64;
     let var = lum.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / lum.len() as f64;
     assert!(var > 100.0, "blank grid (variance {var})");
@@ -52,10 +62,19 @@ fn writes_a_captioned_grid_of_transformed_images() {
 fn fewer_images_than_asked_and_a_clear_error_for_zero() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("all.png");
-    let val_transform = Transform { random_crop: false, hflip: 0.0, ..train_transform() };
+    let val_transform = Transform {
+        random_crop: false,
+        hflip: 0.0,
+        ..train_transform()
+    };
     preview(&folder(), &val_transform, 100, 0, &out).unwrap();
     // 16 training images: two full rows
-    assert_eq!(image::open(&out).unwrap().to_rgb8().dimensions(), grid_size(16, (24, 24)));
-    let err = preview(&folder(), &val_transform, 0, 0, &out).unwrap_err().to_string();
+    assert_eq!(
+        image::open(&out).unwrap().to_rgb8().dimensions(),
+        grid_size(16, (24, 24))
+    );
+    let err = preview(&folder(), &val_transform, 0, 0, &out)
+        .unwrap_err()
+        .to_string();
     assert_eq!(err, "preview needs at least 1 image (n = 0)");
 }

@@ -7,7 +7,12 @@ use polars::prelude::*;
 
 fn reference_run() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/reference/ci_reference");
-    std::fs::read_dir(&root).expect("the committed reference run").next().unwrap().unwrap().path()
+    std::fs::read_dir(&root)
+        .expect("the committed reference run")
+        .next()
+        .unwrap()
+        .unwrap()
+        .path()
 }
 
 fn reproduce(run: &Path, extra: &[&str]) -> std::process::Output {
@@ -25,7 +30,11 @@ fn the_reference_run_reproduces_and_an_edited_metric_is_caught() {
     let run = reference_run();
     let out = reproduce(&run, &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains(": ok (tolerance"), "{stdout}");
 
     // a copy whose stored val loss of epoch 2 is off by 1e-3
@@ -35,7 +44,9 @@ fn the_reference_run_reproduces_and_an_edited_metric_is_caught() {
     for f in ["spec.toml", "manifest.json", "metrics.parquet"] {
         std::fs::copy(run.join(f), copy.join(f)).unwrap();
     }
-    let mut df = ParquetReader::new(std::fs::File::open(copy.join("metrics.parquet")).unwrap()).finish().unwrap();
+    let mut df = ParquetReader::new(std::fs::File::open(copy.join("metrics.parquet")).unwrap())
+        .finish()
+        .unwrap();
     let edited: Vec<f64> = df
         .column("val_loss")
         .unwrap()
@@ -45,14 +56,25 @@ fn the_reference_run_reproduces_and_an_edited_metric_is_caught() {
         .enumerate()
         .map(|(i, v)| if i == 1 { v + 1e-3 } else { v })
         .collect();
-    df.replace("val_loss", Column::new("val_loss".into(), edited)).unwrap();
-    ParquetWriter::new(std::fs::File::create(copy.join("metrics.parquet")).unwrap()).finish(&mut df).unwrap();
+    df.replace("val_loss", Column::new("val_loss".into(), edited))
+        .unwrap();
+    ParquetWriter::new(std::fs::File::create(copy.join("metrics.parquet")).unwrap())
+        .finish(&mut df)
+        .unwrap();
 
     let project = env!("CARGO_MANIFEST_DIR");
     let out = reproduce(&copy, &["--project", project]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let line = stdout.lines().find(|l| l.contains("val_loss ")).unwrap();
-    assert!(line.contains("1.000e-3") && line.contains("NO") && line.contains(" 2 "), "{stdout}");
+    assert!(
+        line.contains("1.000e-3") && line.contains("NO") && line.contains(" 2 "),
+        "{stdout}"
+    );
     assert!(stdout.contains("FAILED"), "{stdout}");
 }

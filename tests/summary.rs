@@ -31,8 +31,13 @@ fn resnet34_counts_match_torchvision() {
     let s = imagenet(Arch::ResNet34);
     assert_eq!(s.total_params(), 21_797_672);
     assert_eq!(s.total_params(), s.model_params);
-    let (stem, full, down, shortcut) = (118_013_952u64, 115_605_504u64, 57_802_752u64, 6_422_528u64);
-    let convs = stem + 6 * full + (down + 7 * full + shortcut) + (down + 11 * full + shortcut) + (down + 5 * full + shortcut);
+    let (stem, full, down, shortcut) =
+        (118_013_952u64, 115_605_504u64, 57_802_752u64, 6_422_528u64);
+    let convs = stem
+        + 6 * full
+        + (down + 7 * full + shortcut)
+        + (down + 11 * full + shortcut)
+        + (down + 5 * full + shortcut);
     assert_eq!(s.total_mult_adds(), convs + 512_000);
     assert_eq!(format!("{:.2}", s.total_mult_adds() as f64 / 1e9), "3.66");
 }
@@ -46,7 +51,11 @@ fn efficientnet_lite0_counts_match_the_embedded_weights() {
     let in_file: usize = st
         .tensors()
         .iter()
-        .filter(|(name, _)| !["running_mean", "running_var", "num_batches_tracked"].iter().any(|b| name.ends_with(b)))
+        .filter(|(name, _)| {
+            !["running_mean", "running_var", "num_batches_tracked"]
+                .iter()
+                .any(|b| name.ends_with(b))
+        })
         .map(|(_, t)| t.shape().iter().product::<usize>())
         .sum();
     let s = imagenet(Arch::EfficientNetLite0);
@@ -60,7 +69,13 @@ fn efficientnet_lite0_counts_match_the_embedded_weights() {
 
 #[test]
 fn small_cnn_rows_add_up_and_frozen_blocks_are_counted_apart() {
-    let s = Summary::of(Arch::SmallCnn, Chw::new(3, 28, 28), 5, &Freeze::Until("bn2".into())).unwrap();
+    let s = Summary::of(
+        Arch::SmallCnn,
+        Chw::new(3, 28, 28),
+        5,
+        &Freeze::Until("bn2".into()),
+    )
+    .unwrap();
     assert_eq!(s.total_params(), s.model_params);
     assert_eq!(s.total_params(), 864 + 18432 + 73728 + 2 * 224 + 645);
     // conv1, bn1, conv2, bn2 frozen
@@ -68,7 +83,13 @@ fn small_cnn_rows_add_up_and_frozen_blocks_are_counted_apart() {
     assert_eq!(s.trainable_params(), s.total_params() - s.frozen_params());
     let all = Summary::of(Arch::SmallCnn, Chw::new(3, 28, 28), 5, &Freeze::All).unwrap();
     assert_eq!(all.trainable_params(), 645);
-    let err = Summary::of(Arch::SmallCnn, Chw::new(3, 28, 28), 5, &Freeze::Until("layer3".into())).unwrap_err();
+    let err = Summary::of(
+        Arch::SmallCnn,
+        Chw::new(3, 28, 28),
+        5,
+        &Freeze::Until("layer3".into()),
+    )
+    .unwrap_err();
     assert!(err.contains("unknown block `layer3` for small_cnn (expected one of conv1, bn1, conv2, bn2, conv3, bn3)"), "{err}");
 }
 
@@ -80,7 +101,11 @@ fn every_backbone_describes_non_square_odd_inputs() {
         let pooled = &s.rows[s.rows.len() - 2];
         assert_eq!(pooled.output, vec![arch.features(), 1, 1], "{arch}");
     }
-    assert!(Summary::of(Arch::ResNet18, Chw::new(1, 32, 32), 3, &Freeze::No).unwrap_err().contains("3-channel"));
+    assert!(
+        Summary::of(Arch::ResNet18, Chw::new(1, 32, 32), 3, &Freeze::No)
+            .unwrap_err()
+            .contains("3-channel")
+    );
 }
 
 #[test]
@@ -100,8 +125,17 @@ fn single_conv_layer_spelled_out() {
         bias: true,
     };
     let text = explain_conv(&l).unwrap();
-    assert!(text.contains("20×46×62") && text.contains("= 1,820\n") && text.contains("= 5,133,600\n"), "{text}");
+    assert!(
+        text.contains("20×46×62") && text.contains("= 1,820\n") && text.contains("= 5,133,600\n"),
+        "{text}"
+    );
     insta::assert_snapshot!("conv_10x48x64_k3", text);
-    let same = ConvLayer { stride: 2, padding: Padding::Same, groups: 2, bias: false, ..l };
+    let same = ConvLayer {
+        stride: 2,
+        padding: Padding::Same,
+        groups: 2,
+        bias: false,
+        ..l
+    };
     insta::assert_snapshot!("conv_same_stride2_groups2", explain_conv(&same).unwrap());
 }

@@ -27,7 +27,11 @@ fn read_sample() -> Option<CpuSample> {
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let rest: Vec<&str> = own_stat.rsplit_once(')')?.1.split_whitespace().collect();
     let own = rest.get(11)?.parse::<u64>().ok()? + rest.get(12)?.parse::<u64>().ok()?;
-    Some(CpuSample { machine_busy, own, at: Instant::now() })
+    Some(CpuSample {
+        machine_busy,
+        own,
+        at: Instant::now(),
+    })
 }
 
 /// Clock ticks per second of /proc/stat: USER_HZ, 100 on every Linux ABI we run on.

@@ -18,7 +18,10 @@ pub fn image_files(dir: &Path) -> Vec<PathBuf> {
     while let Some(d) = stack.pop() {
         for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let p = e.path();
-            let ext = p.extension().and_then(|x| x.to_str()).map(str::to_ascii_lowercase);
+            let ext = p
+                .extension()
+                .and_then(|x| x.to_str())
+                .map(str::to_ascii_lowercase);
             if p.is_dir() {
                 stack.push(p);
             } else if ext.is_some_and(|x| IMAGE_EXTENSIONS.contains(&x.as_str())) {
@@ -46,11 +49,14 @@ pub fn load_throughput(dir: &Path, iters: usize) -> Option<Measure> {
     };
     let mut bufs = vec![vec![0.0f32; 3 * 224 * 224]; files.len()];
     let (s, busy) = timed(1, iters, || {
-        files.par_iter().zip(bufs.par_iter_mut()).for_each(|(p, buf)| {
-            let img = load_image(p).expect("benchmark image decodes");
-            let mut rng = ChaCha8Rng::seed_from_u64(0);
-            tf.apply(&img, &mut rng, buf).expect("transform applies");
-        });
+        files
+            .par_iter()
+            .zip(bufs.par_iter_mut())
+            .for_each(|(p, buf)| {
+                let img = load_image(p).expect("benchmark image decodes");
+                let mut rng = ChaCha8Rng::seed_from_u64(0);
+                tf.apply(&img, &mut rng, buf).expect("transform applies");
+            });
     });
     Some(Measure::new(files.len() as f64 / s, busy))
 }

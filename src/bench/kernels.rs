@@ -29,8 +29,12 @@ pub fn conv_layer(l: &ConvLayer, iters: usize) -> (Measure, Measure) {
     let &(_, ci, co, k, s, g, hw) = l;
     // Symmetric k/2 padding, as in the PyTorch script (same shapes as SAME at stride 1).
     let geom = Conv2dGeom::new(4, ci, hw, hw, co, k, s, Padding::Symmetric(k / 2), g);
-    let x: Vec<f32> = (0..4 * ci * hw * hw).map(|i| (i % 17) as f32 * 0.1 - 0.8).collect();
-    let w: Vec<f32> = (0..geom.weight_len()).map(|i| (i % 13) as f32 * 0.01 - 0.06).collect();
+    let x: Vec<f32> = (0..4 * ci * hw * hw)
+        .map(|i| (i % 17) as f32 * 0.1 - 0.8)
+        .collect();
+    let w: Vec<f32> = (0..geom.weight_len())
+        .map(|i| (i % 13) as f32 * 0.01 - 0.06)
+        .collect();
     let mut out = vec![0.0f32; 4 * co * geom.oh * geom.ow];
     let (mut dx, mut dw) = (vec![0.0f32; x.len()], vec![0.0f32; w.len()]);
     let flop = 2.0 * geom.macs() as f64;
@@ -43,7 +47,10 @@ pub fn conv_layer(l: &ConvLayer, iters: usize) -> (Measure, Measure) {
         dw.fill(0.0);
         conv2d_backward(&geom, &x, &w, &out, Some(&mut dx), Some(&mut dw), None);
     });
-    (Measure::new(flop / fwd / 1e9, busy_f), Measure::new(2.0 * flop / bwd / 1e9, busy_b))
+    (
+        Measure::new(flop / fwd / 1e9, busy_f),
+        Measure::new(2.0 * flop / bwd / 1e9, busy_b),
+    )
 }
 
 const MATMUL_N: usize = 2048;

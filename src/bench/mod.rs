@@ -32,7 +32,10 @@ impl Measure {
     /// Reads `{<field>: value, "busy": b}` from the PyTorch JSON.
     fn from_json(v: Option<&Value>, field: &str) -> Option<Self> {
         let v = v?;
-        Some(Measure::new(v.get(field)?.as_f64()?, v.get("busy").and_then(Value::as_f64)))
+        Some(Measure::new(
+            v.get(field)?.as_f64()?,
+            v.get("busy").and_then(Value::as_f64),
+        ))
     }
 }
 
@@ -59,36 +62,110 @@ pub fn run(opts: &BenchOptions) -> Result<(), String> {
     let threads = rayon::current_num_threads();
     eprintln!(
         "runner bench: {threads} threads, conv gemm kernels {}, {} iterations per row{}",
-        if crate::ops::gemm::use_gemm015() { "avx2 (gemm 0.15 by RUNNER_CONV_GEMM)" } else { crate::ops::gemm::simd_level() },
+        if crate::ops::gemm::use_gemm015() {
+            "avx2 (gemm 0.15 by RUNNER_CONV_GEMM)"
+        } else {
+            crate::ops::gemm::simd_level()
+        },
         it,
-        if opts.torch.is_some() { ", then PyTorch" } else { "" }
+        if opts.torch.is_some() {
+            ", then PyTorch"
+        } else {
+            ""
+        }
     );
-    let mut rows: Vec<(String, &'static str, Measure, &'static str, Option<&str>, &'static str)> =
-        Vec::new();
+    let mut rows: Vec<(
+        String,
+        &'static str,
+        Measure,
+        &'static str,
+        Option<&str>,
+        &'static str,
+    )> = Vec::new();
     let mut add = |what: &str, unit, m: Measure, key, sub: Option<&'static str>, field| {
-        eprintln!("  {what}: {:.1} {unit} (busy {})", m.value, fmt_busy(m.busy));
+        eprintln!(
+            "  {what}: {:.1} {unit} (busy {})",
+            m.value,
+            fmt_busy(m.busy)
+        );
         rows.push((what.to_string(), unit, m, key, sub, field));
     };
-    add("ResNet-18 @64 b16 train step", "img/s", models::train_step::<ResNet18>(16, 64, it),
-        "resnet18_train", None, "img_s");
-    add("ResNet-18 @64 b16 inference", "img/s", models::inference::<ResNet18>(16, 64, it),
-        "resnet18_infer", None, "img_s");
-    add("ResNet-34 @224 b4 train step", "img/s", models::train_step::<ResNet34>(4, 224, it),
-        "resnet34_train", None, "img_s");
-    add("ResNet-34 @224 b4 inference", "img/s", models::inference::<ResNet34>(4, 224, it),
-        "resnet34_infer", None, "img_s");
-    add("EfficientNet-Lite0 @224 b8 inference", "img/s",
-        models::inference::<EfficientNetLite0>(8, 224, it), "lite0_infer", None, "img_s");
+    add(
+        "ResNet-18 @64 b16 train step",
+        "img/s",
+        models::train_step::<ResNet18>(16, 64, it),
+        "resnet18_train",
+        None,
+        "img_s",
+    );
+    add(
+        "ResNet-18 @64 b16 inference",
+        "img/s",
+        models::inference::<ResNet18>(16, 64, it),
+        "resnet18_infer",
+        None,
+        "img_s",
+    );
+    add(
+        "ResNet-34 @224 b4 train step",
+        "img/s",
+        models::train_step::<ResNet34>(4, 224, it),
+        "resnet34_train",
+        None,
+        "img_s",
+    );
+    add(
+        "ResNet-34 @224 b4 inference",
+        "img/s",
+        models::inference::<ResNet34>(4, 224, it),
+        "resnet34_infer",
+        None,
+        "img_s",
+    );
+    add(
+        "EfficientNet-Lite0 @224 b8 inference",
+        "img/s",
+        models::inference::<EfficientNetLite0>(8, 224, it),
+        "lite0_infer",
+        None,
+        "img_s",
+    );
     for l in kernels::CONV_LAYERS {
         let (f, b) = kernels::conv_layer(l, it);
-        add(&format!("conv {} b4 forward", l.0), "GFLOP/s", f, "conv", Some(l.0), "fwd_gflops");
-        add(&format!("conv {} b4 backward", l.0), "GFLOP/s", b, "conv", Some(l.0), "bwd_gflops");
+        add(
+            &format!("conv {} b4 forward", l.0),
+            "GFLOP/s",
+            f,
+            "conv",
+            Some(l.0),
+            "fwd_gflops",
+        );
+        add(
+            &format!("conv {} b4 backward", l.0),
+            "GFLOP/s",
+            b,
+            "conv",
+            Some(l.0),
+            "bwd_gflops",
+        );
     }
     let mm_iters = if opts.quick { 3 } else { 10 };
-    add("matmul 2048² (conv ops' gemm)", "GFLOP/s", kernels::matmul_conv_gemm(mm_iters),
-        "matmul", None, "gflops");
-    add("matmul 2048² (dfdx, gemm 0.15)", "GFLOP/s", kernels::matmul_dfdx(mm_iters),
-        "matmul", None, "gflops");
+    add(
+        "matmul 2048² (conv ops' gemm)",
+        "GFLOP/s",
+        kernels::matmul_conv_gemm(mm_iters),
+        "matmul",
+        None,
+        "gflops",
+    );
+    add(
+        "matmul 2048² (dfdx, gemm 0.15)",
+        "GFLOP/s",
+        kernels::matmul_dfdx(mm_iters),
+        "matmul",
+        None,
+        "gflops",
+    );
     let n_files = images::image_files(&opts.images).len();
     if let Some(m) = images::load_throughput(&opts.images, it) {
         let what = format!("image load+resize+crop ({n_files} files)");
@@ -107,7 +184,12 @@ pub fn run(opts: &BenchOptions) -> Result<(), String> {
                 Some(s) => obj.and_then(|o| o.get(s)),
                 None => obj,
             };
-            Row { what, unit, ours, theirs: Measure::from_json(obj, field) }
+            Row {
+                what,
+                unit,
+                ours,
+                theirs: Measure::from_json(obj, field),
+            }
         })
         .collect();
     println!("{}", table(&rows, torch.as_ref()));
@@ -125,7 +207,12 @@ fn table(rows: &[Row], torch: Option<&Value>) -> Table {
         .and_then(|v| v.get("torch"))
         .and_then(Value::as_str)
         .map_or("PyTorch".to_string(), |v| format!("PyTorch {v}"));
-    let mut header = vec!["measurement".to_string(), "unit".into(), "runner".into(), "busy".into()];
+    let mut header = vec![
+        "measurement".to_string(),
+        "unit".into(),
+        "runner".into(),
+        "busy".into(),
+    ];
     if torch.is_some() {
         header.extend([version, "busy".into(), "runner/PyTorch".into()]);
     }

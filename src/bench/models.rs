@@ -20,11 +20,17 @@ fn device() -> Dev {
 pub fn train_step<B: Backbone>(batch: usize, size: usize, iters: usize) -> Measure {
     let dev = device();
     let mut model = Classifier::<B>::new(&dev, 10);
-    let cfg = SgdConfig { lr: 0.01, momentum: Some(Momentum::Classic(0.9)), weight_decay: None };
+    let cfg = SgdConfig {
+        lr: 0.01,
+        momentum: Some(Momentum::Classic(0.9)),
+        weight_decay: None,
+    };
     let mut opt = Sgd::new(&model, cfg);
     let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> =
         dev.sample_normal_like(&(batch, Const, size, size));
-    let y: Vec<f32> = (0..batch * 10).map(|i| f32::from(i % 10 == (i / 10) % 10)).collect();
+    let y: Vec<f32> = (0..batch * 10)
+        .map(|i| f32::from(i % 10 == (i / 10) % 10))
+        .collect();
     let y = dev.tensor_from_vec(y, (batch, 10usize));
     let mut grads = Some(model.alloc_grads());
     let (s, busy) = timed(1, iters, || {

@@ -90,31 +90,53 @@ impl Filter {
         if value.is_empty() {
             return Err(bad(format!("no value after '{}'", op.as_str())));
         }
-        Ok(Filter { text: text.to_string(), column: column.to_string(), op, value: value.to_string() })
+        Ok(Filter {
+            text: text.to_string(),
+            column: column.to_string(),
+            op,
+            value: value.to_string(),
+        })
     }
 
     /// Whether a cell passes; an error names the filter when the types cannot be compared.
     pub fn matches(&self, cell: Cell) -> Result<bool, ViewError> {
         let bad = |why: String| ViewError::Filter(format!("bad filter '{}': {why}", self.text));
         let number = || {
-            self.value.parse::<f64>().map_err(|_| bad(format!("'{}' is not a number", self.value)))
+            self.value
+                .parse::<f64>()
+                .map_err(|_| bad(format!("'{}' is not a number", self.value)))
         };
         let text_eq = |s: &str| match self.op {
             Op::Eq => Ok(s == self.value),
             Op::Ne => Ok(s != self.value),
-            op => Err(bad(format!("'{}' needs a number but '{}' holds text", op.as_str(), self.column))),
+            op => Err(bad(format!(
+                "'{}' needs a number but '{}' holds text",
+                op.as_str(),
+                self.column
+            ))),
         };
         match cell {
             Cell::Absent => Ok(false),
             Cell::Num(x) => Ok(cmp_f64(x, number()?).is_some_and(|o| self.op.holds(o))),
-            Cell::Param(ParamValue::Int(i)) => Ok(cmp_f64(*i as f64, number()?).is_some_and(|o| self.op.holds(o))),
-            Cell::Param(ParamValue::Float(f)) => Ok(cmp_f64(*f, number()?).is_some_and(|o| self.op.holds(o))),
+            Cell::Param(ParamValue::Int(i)) => {
+                Ok(cmp_f64(*i as f64, number()?).is_some_and(|o| self.op.holds(o)))
+            }
+            Cell::Param(ParamValue::Float(f)) => {
+                Ok(cmp_f64(*f, number()?).is_some_and(|o| self.op.holds(o)))
+            }
             Cell::Param(ParamValue::Bool(b)) => {
-                let v = self.value.parse::<bool>().map_err(|_| bad(format!("'{}' is not true or false", self.value)))?;
+                let v = self
+                    .value
+                    .parse::<bool>()
+                    .map_err(|_| bad(format!("'{}' is not true or false", self.value)))?;
                 match self.op {
                     Op::Eq => Ok(*b == v),
                     Op::Ne => Ok(*b != v),
-                    op => Err(bad(format!("'{}' needs a number but '{}' is true/false", op.as_str(), self.column))),
+                    op => Err(bad(format!(
+                        "'{}' needs a number but '{}' is true/false",
+                        op.as_str(),
+                        self.column
+                    ))),
                 }
             }
             Cell::Param(ParamValue::Str(s)) => text_eq(s),
@@ -129,11 +151,18 @@ fn cmp_f64(a: f64, b: f64) -> Option<Ordering> {
 
 /// Resolves a column name typed by the user: an exact name, or the last part of exactly one
 /// dotted key (`lambda` → `regularization.lambda`).
-pub fn resolve_column<'a>(name: &str, columns: &'a [String], context: &str) -> Result<&'a str, ViewError> {
+pub fn resolve_column<'a>(
+    name: &str,
+    columns: &'a [String],
+    context: &str,
+) -> Result<&'a str, ViewError> {
     if let Some(c) = columns.iter().find(|c| *c == name) {
         return Ok(c);
     }
-    let short: Vec<&String> = columns.iter().filter(|c| c.rsplit('.').next() == Some(name)).collect();
+    let short: Vec<&String> = columns
+        .iter()
+        .filter(|c| c.rsplit('.').next() == Some(name))
+        .collect();
     match short.as_slice() {
         [one] => Ok(one.as_str()),
         [] => Err(ViewError::Column(format!(
@@ -142,7 +171,10 @@ pub fn resolve_column<'a>(name: &str, columns: &'a [String], context: &str) -> R
         ))),
         many => Err(ViewError::Column(format!(
             "column '{name}' in {context} is ambiguous: {}",
-            many.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -167,18 +199,37 @@ mod tests {
             ("lambda!=1e-3", Op::Ne),
         ] {
             let f = Filter::parse(text).unwrap();
-            assert_eq!((f.column.as_str(), f.op, f.value.as_str()), ("lambda", op, "1e-3"), "{text}");
+            assert_eq!(
+                (f.column.as_str(), f.op, f.value.as_str()),
+                ("lambda", op, "1e-3"),
+                "{text}"
+            );
         }
     }
 
     #[test]
     fn parse_errors_name_the_bad_token() {
-        assert_eq!(err("lambda"), "bad filter 'lambda': no operator (one of >=, <=, >, <, =, !=)");
+        assert_eq!(
+            err("lambda"),
+            "bad filter 'lambda': no operator (one of >=, <=, >, <, =, !=)"
+        );
         assert_eq!(err(">=1"), "bad filter '>=1': no column name before '>='");
-        assert_eq!(err("lambda>="), "bad filter 'lambda>=': no value after '>='");
-        assert_eq!(err("lambda=>1"), "bad filter 'lambda=>1': '=>' is not an operator (one of >=, <=, >, <, =, !=)");
-        assert_eq!(err("lambda!1"), "bad filter 'lambda!1': '!' is not an operator (one of >=, <=, >, <, =, !=)");
-        assert_eq!(err("a>>1"), "bad filter 'a>>1': '>>' is not an operator (one of >=, <=, >, <, =, !=)");
+        assert_eq!(
+            err("lambda>="),
+            "bad filter 'lambda>=': no value after '>='"
+        );
+        assert_eq!(
+            err("lambda=>1"),
+            "bad filter 'lambda=>1': '=>' is not an operator (one of >=, <=, >, <, =, !=)"
+        );
+        assert_eq!(
+            err("lambda!1"),
+            "bad filter 'lambda!1': '!' is not an operator (one of >=, <=, >, <, =, !=)"
+        );
+        assert_eq!(
+            err("a>>1"),
+            "bad filter 'a>>1': '>>' is not an operator (one of >=, <=, >, <, =, !=)"
+        );
     }
 
     #[test]
@@ -198,7 +249,9 @@ mod tests {
         assert!(!s.matches(Cell::Text("done")).unwrap());
         let n = Filter::parse("lambda=abc").unwrap();
         assert_eq!(
-            n.matches(Cell::Param(&ParamValue::Float(0.1))).unwrap_err().to_string(),
+            n.matches(Cell::Param(&ParamValue::Float(0.1)))
+                .unwrap_err()
+                .to_string(),
             "bad filter 'lambda=abc': 'abc' is not a number"
         );
         let b = Filter::parse("model.pretrained=true").unwrap();
@@ -207,12 +260,26 @@ mod tests {
 
     #[test]
     fn short_names_match_the_last_part_of_one_key() {
-        let cols: Vec<String> =
-            ["experiment.seed", "regularization.lambda", "data.seed", "val_loss@best"].map(String::from).to_vec();
-        assert_eq!(resolve_column("lambda", &cols, "filter 'x'").unwrap(), "regularization.lambda");
-        assert_eq!(resolve_column("val_loss@best", &cols, "--sort").unwrap(), "val_loss@best");
+        let cols: Vec<String> = [
+            "experiment.seed",
+            "regularization.lambda",
+            "data.seed",
+            "val_loss@best",
+        ]
+        .map(String::from)
+        .to_vec();
         assert_eq!(
-            resolve_column("seed", &cols, "--sort").unwrap_err().to_string(),
+            resolve_column("lambda", &cols, "filter 'x'").unwrap(),
+            "regularization.lambda"
+        );
+        assert_eq!(
+            resolve_column("val_loss@best", &cols, "--sort").unwrap(),
+            "val_loss@best"
+        );
+        assert_eq!(
+            resolve_column("seed", &cols, "--sort")
+                .unwrap_err()
+                .to_string(),
             "column 'seed' in --sort is ambiguous: experiment.seed, data.seed"
         );
         assert!(resolve_column("lamda", &cols, "filter 'lamda>1'")

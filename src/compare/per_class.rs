@@ -30,29 +30,74 @@ fn read(run: &Run) -> Result<Option<PerClass>, ViewError> {
     if !pc_path.is_file() || !cm_path.is_file() {
         return Ok(None);
     }
-    let pc = scan(&pc_path, &["epoch", "class", "accuracy", "precision", "recall", "support"])?;
+    let pc = scan(
+        &pc_path,
+        &[
+            "epoch",
+            "class",
+            "accuracy",
+            "precision",
+            "recall",
+            "support",
+        ],
+    )?;
     let cm = scan(&cm_path, &["true_class", "pred_class", "count"])?;
     let err = |path: &Path| {
         let path = path.to_path_buf();
-        move |e: PolarsError| ViewError::Read { path: path.clone(), reason: e.to_string() }
+        move |e: PolarsError| ViewError::Read {
+            path: path.clone(),
+            reason: e.to_string(),
+        }
     };
     let strs = |df: &DataFrame, c: &str, p: &Path| -> Result<Vec<String>, ViewError> {
-        Ok(df.column(c).and_then(|c| c.str().cloned()).map_err(err(p))?.iter().map(|s| s.unwrap_or("").to_string()).collect())
+        Ok(df
+            .column(c)
+            .and_then(|c| c.str().cloned())
+            .map_err(err(p))?
+            .iter()
+            .map(|s| s.unwrap_or("").to_string())
+            .collect())
     };
     let f64s = |df: &DataFrame, c: &str, p: &Path| -> Result<Vec<f64>, ViewError> {
-        let col = df.column(c).and_then(|c| c.cast(&DataType::Float64)).map_err(err(p))?;
-        Ok(col.f64().map_err(err(p))?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+        let col = df
+            .column(c)
+            .and_then(|c| c.cast(&DataType::Float64))
+            .map_err(err(p))?;
+        Ok(col
+            .f64()
+            .map_err(err(p))?
+            .iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect())
     };
     let i64s = |df: &DataFrame, c: &str, p: &Path| -> Result<Vec<i64>, ViewError> {
-        let col = df.column(c).and_then(|c| c.cast(&DataType::Int64)).map_err(err(p))?;
-        Ok(col.i64().map_err(err(p))?.iter().map(|v| v.unwrap_or(0)).collect())
+        let col = df
+            .column(c)
+            .and_then(|c| c.cast(&DataType::Int64))
+            .map_err(err(p))?;
+        Ok(col
+            .i64()
+            .map_err(err(p))?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect())
     };
     let class = strs(&pc, "class", &pc_path)?;
     let mut confusion = vec![vec![0; class.len()]; class.len()];
-    let (t, p, n) = (strs(&cm, "true_class", &cm_path)?, strs(&cm, "pred_class", &cm_path)?, i64s(&cm, "count", &cm_path)?);
+    let (t, p, n) = (
+        strs(&cm, "true_class", &cm_path)?,
+        strs(&cm, "pred_class", &cm_path)?,
+        i64s(&cm, "count", &cm_path)?,
+    );
     for ((t, p), n) in t.iter().zip(&p).zip(n) {
-        let (Some(i), Some(j)) = (class.iter().position(|c| c == t), class.iter().position(|c| c == p)) else {
-            return Err(ViewError::Read { path: cm_path, reason: format!("class '{t}' or '{p}' is not in per_class.parquet") });
+        let (Some(i), Some(j)) = (
+            class.iter().position(|c| c == t),
+            class.iter().position(|c| c == p),
+        ) else {
+            return Err(ViewError::Read {
+                path: cm_path,
+                reason: format!("class '{t}' or '{p}' is not in per_class.parquet"),
+            });
         };
         confusion[i][j] = n;
     }
@@ -68,7 +113,10 @@ fn read(run: &Run) -> Result<Option<PerClass>, ViewError> {
 }
 
 fn scan(path: &Path, columns: &[&str]) -> Result<DataFrame, ViewError> {
-    let err = |e: PolarsError| ViewError::Read { path: path.to_path_buf(), reason: e.to_string() };
+    let err = |e: PolarsError| ViewError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    };
     let p = path.to_string_lossy();
     LazyFrame::scan_parquet(PlRefPath::new(p.as_ref()), ScanArgsParquet::default())
         .map_err(err)?
@@ -82,14 +130,25 @@ fn label(run: &Run) -> String {
     if params.is_empty() {
         format!("run {} ({})", run.run_id, run.experiment)
     } else {
-        format!("run {} ({}; {})", run.run_id, run.experiment, params.join(", "))
+        format!(
+            "run {} ({}; {})",
+            run.run_id,
+            run.experiment,
+            params.join(", ")
+        )
     }
 }
 
 pub fn render(table: &Table, format: Format, by: BestBy) -> Result<String, ViewError> {
-    let runs: Vec<&Run> = table.rows.iter().flat_map(|r| r.runs.iter().copied()).collect();
-    let read: Vec<(&Run, Option<PerClass>)> =
-        runs.into_iter().map(|r| Ok((r, read(r)?))).collect::<Result<_, ViewError>>()?;
+    let runs: Vec<&Run> = table
+        .rows
+        .iter()
+        .flat_map(|r| r.runs.iter().copied())
+        .collect();
+    let read: Vec<(&Run, Option<PerClass>)> = runs
+        .into_iter()
+        .map(|r| Ok((r, read(r)?)))
+        .collect::<Result<_, ViewError>>()?;
     Ok(match format {
         Format::Table | Format::Markdown => text(&read, format, by),
         Format::Csv => csv(&read),
@@ -98,12 +157,19 @@ pub fn render(table: &Table, format: Format, by: BestBy) -> Result<String, ViewE
 }
 
 fn text(read: &[(&Run, Option<PerClass>)], format: Format, by: BestBy) -> String {
-    let (preset, heading) =
-        if format == Format::Markdown { (presets::ASCII_MARKDOWN, "### ") } else { (presets::UTF8_FULL_CONDENSED, "") };
+    let (preset, heading) = if format == Format::Markdown {
+        (presets::ASCII_MARKDOWN, "### ")
+    } else {
+        (presets::UTF8_FULL_CONDENSED, "")
+    };
     let mut out = String::new();
     for (run, pc) in read {
         let Some(pc) = pc else {
-            out.push_str(&format!("\n{heading}{}: no per_class.parquet / confusion.parquet (status {})\n", label(run), run.status_str()));
+            out.push_str(&format!(
+                "\n{heading}{}: no per_class.parquet / confusion.parquet (status {})\n",
+                label(run),
+                run.status_str()
+            ));
             continue;
         };
         out.push_str(&format!("\n{heading}{}, epoch {}\n", label(run), pc.epoch));
@@ -129,9 +195,19 @@ fn text(read: &[(&Run, Option<PerClass>)], format: Format, by: BestBy) -> String
                 ]
             })
             .collect();
-        let header = ["class", "accuracy", "precision", "recall", "support"].map(String::from).to_vec();
-        out.push_str(&comfy(header, rows, preset, &[false, true, true, true, true]));
-        out.push_str(&format!("\n{}confusion (rows: true class, columns: predicted)\n", if heading.is_empty() { "" } else { "#### " }));
+        let header = ["class", "accuracy", "precision", "recall", "support"]
+            .map(String::from)
+            .to_vec();
+        out.push_str(&comfy(
+            header,
+            rows,
+            preset,
+            &[false, true, true, true, true],
+        ));
+        out.push_str(&format!(
+            "\n{}confusion (rows: true class, columns: predicted)\n",
+            if heading.is_empty() { "" } else { "#### " }
+        ));
         if format == Format::Markdown {
             out.push('\n');
         }
@@ -141,7 +217,11 @@ fn text(read: &[(&Run, Option<PerClass>)], format: Format, by: BestBy) -> String
             .confusion
             .iter()
             .enumerate()
-            .map(|(i, r)| std::iter::once(pc.class[i].clone()).chain(r.iter().map(|n| n.to_string())).collect())
+            .map(|(i, r)| {
+                std::iter::once(pc.class[i].clone())
+                    .chain(r.iter().map(|n| n.to_string()))
+                    .collect()
+            })
             .collect();
         let right: Vec<bool> = (0..=pc.class.len()).map(|i| i > 0).collect();
         out.push_str(&comfy(header, rows, preset, &right));
@@ -151,7 +231,8 @@ fn text(read: &[(&Run, Option<PerClass>)], format: Format, by: BestBy) -> String
 
 /// Long tables after a blank line: per-class rows, then confusion rows.
 fn csv(read: &[(&Run, Option<PerClass>)]) -> String {
-    let mut pcs = String::from("\nexperiment,run_id,epoch,class,accuracy,precision,recall,support\n");
+    let mut pcs =
+        String::from("\nexperiment,run_id,epoch,class,accuracy,precision,recall,support\n");
     let mut cms = String::from("\nexperiment,run_id,epoch,true_class,pred_class,count\n");
     for (run, pc) in read {
         let Some(pc) = pc else { continue };
@@ -167,7 +248,12 @@ fn csv(read: &[(&Run, Option<PerClass>)]) -> String {
                 pc.support[i]
             ));
             for (j, n) in pc.confusion[i].iter().enumerate() {
-                cms.push_str(&format!("{e},{id},{},{},{},{n}\n", pc.epoch, csv_field(&pc.class[i]), csv_field(&pc.class[j])));
+                cms.push_str(&format!(
+                    "{e},{id},{},{},{},{n}\n",
+                    pc.epoch,
+                    csv_field(&pc.class[i]),
+                    csv_field(&pc.class[j])
+                ));
             }
         }
     }
@@ -176,10 +262,19 @@ fn csv(read: &[(&Run, Option<PerClass>)]) -> String {
 
 /// A second JSON array, one object per run with its per-class lists and confusion matrix.
 fn json(read: &[(&Run, Option<PerClass>)]) -> String {
-    let header: Vec<String> =
-        ["experiment", "run_id", "epoch", "class", "accuracy", "precision", "recall", "support", "confusion"]
-            .map(String::from)
-            .to_vec();
+    let header: Vec<String> = [
+        "experiment",
+        "run_id",
+        "epoch",
+        "class",
+        "accuracy",
+        "precision",
+        "recall",
+        "support",
+        "confusion",
+    ]
+    .map(String::from)
+    .to_vec();
     let list = |v: Vec<String>| format!("[{}]", v.join(", "));
     let rows = read
         .iter()
@@ -194,7 +289,12 @@ fn json(read: &[(&Run, Option<PerClass>)]) -> String {
                 list(pc.precision.iter().map(|x| json_number(*x)).collect()),
                 list(pc.recall.iter().map(|x| json_number(*x)).collect()),
                 list(pc.support.iter().map(|x| x.to_string()).collect()),
-                list(pc.confusion.iter().map(|r| list(r.iter().map(|n| n.to_string()).collect())).collect()),
+                list(
+                    pc.confusion
+                        .iter()
+                        .map(|r| list(r.iter().map(|n| n.to_string()).collect()))
+                        .collect(),
+                ),
             ])
         })
         .collect();

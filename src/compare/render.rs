@@ -22,7 +22,9 @@ pub fn render(table: &Table, format: Format) -> String {
 /// in a pipe, a test or a terminal); the columns marked in `right` (numbers) right-aligned.
 pub fn comfy(header: Vec<String>, rows: Vec<Vec<String>>, preset: &str, right: &[bool]) -> String {
     let mut t = comfy_table::Table::new();
-    t.load_preset(preset).set_content_arrangement(ContentArrangement::Disabled).set_header(header);
+    t.load_preset(preset)
+        .set_content_arrangement(ContentArrangement::Disabled)
+        .set_header(header);
     for r in rows {
         t.add_row(r);
     }
@@ -42,22 +44,39 @@ fn text_table(table: &Table, preset: &str) -> String {
         .iter()
         .map(|r| {
             let mut cells = vec![r.experiment.clone(), short_ids(&r.run_ids)];
-            cells.extend(r.params.iter().map(|p| p.as_ref().map_or("-".into(), |v| v.to_string())));
+            cells.extend(
+                r.params
+                    .iter()
+                    .map(|p| p.as_ref().map_or("-".into(), |v| v.to_string())),
+            );
             if table.aggregated {
                 cells.push(r.runs.len().to_string());
             }
-            cells.extend(r.stats.iter().enumerate().map(|(m, s)| stat_text(s, m == 0)));
+            cells.extend(
+                r.stats
+                    .iter()
+                    .enumerate()
+                    .map(|(m, s)| stat_text(s, m == 0)),
+            );
             cells.push(r.status.clone());
             cells
         })
         .collect();
     // numbers right, text left: a parameter column is numeric when all its values are
     let numeric = |p: usize| {
-        table.rows.iter().all(|r| matches!(r.params[p], None | Some(ParamValue::Int(_) | ParamValue::Float(_))))
+        table.rows.iter().all(|r| {
+            matches!(
+                r.params[p],
+                None | Some(ParamValue::Int(_) | ParamValue::Float(_))
+            )
+        })
     };
     let mut right = vec![false, false];
     right.extend((0..table.params.len()).map(numeric));
-    right.extend(std::iter::repeat_n(true, METRICS.len() + usize::from(table.aggregated)));
+    right.extend(std::iter::repeat_n(
+        true,
+        METRICS.len() + usize::from(table.aggregated),
+    ));
     right.push(false);
     comfy(table.columns(), rows, preset, &right)
 }
@@ -72,7 +91,13 @@ fn short_ids(ids: &[String]) -> String {
 }
 
 fn stat_text(s: &Stat, integer: bool) -> String {
-    let f = |x: f64| if integer && x.fract() == 0.0 { format!("{x}") } else { sig4(x) };
+    let f = |x: f64| {
+        if integer && x.fract() == 0.0 {
+            format!("{x}")
+        } else {
+            sig4(x)
+        }
+    };
     if s.n == 0 || (s.mean.is_nan() && s.n == 1) {
         return "-".into();
     }
@@ -86,7 +111,13 @@ fn stat_text(s: &Stat, integer: bool) -> String {
 /// Four significant digits, scientific outside [1e-3, 1e5).
 pub fn sig4(x: f64) -> String {
     if !x.is_finite() {
-        return if x.is_nan() { "NaN".into() } else if x > 0.0 { "inf".into() } else { "-inf".into() };
+        return if x.is_nan() {
+            "NaN".into()
+        } else if x > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
     }
     let a = x.abs();
     if a == 0.0 {
@@ -121,13 +152,26 @@ fn flat(table: &Table) -> (Vec<String>, Vec<Vec<Value>>) {
         }
     }
     header.push("status".into());
-    let num = |x: f64| if x.is_finite() { Value::Num(x) } else { Value::Null };
+    let num = |x: f64| {
+        if x.is_finite() {
+            Value::Num(x)
+        } else {
+            Value::Null
+        }
+    };
     let rows = table
         .rows
         .iter()
         .map(|r: &Row| {
-            let mut v = vec![Value::Text(r.experiment.clone()), Value::Text(r.run_ids.join(","))];
-            v.extend(r.params.iter().map(|p| p.clone().map_or(Value::Null, Value::Param)));
+            let mut v = vec![
+                Value::Text(r.experiment.clone()),
+                Value::Text(r.run_ids.join(",")),
+            ];
+            v.extend(
+                r.params
+                    .iter()
+                    .map(|p| p.clone().map_or(Value::Null, Value::Param)),
+            );
             if table.aggregated {
                 v.push(Value::Param(ParamValue::Int(r.runs.len() as i64)));
             }
@@ -154,7 +198,12 @@ pub fn csv_field(s: &str) -> String {
 
 fn csv(table: &Table) -> String {
     let (header, rows) = flat(table);
-    let mut out = header.iter().map(|h| csv_field(h)).collect::<Vec<_>>().join(",") + "\n";
+    let mut out = header
+        .iter()
+        .map(|h| csv_field(h))
+        .collect::<Vec<_>>()
+        .join(",")
+        + "\n";
     for r in rows {
         let cells: Vec<String> = r
             .iter()
@@ -179,15 +228,23 @@ pub fn json_string(s: &str) -> String {
 /// them).
 fn json(table: &Table) -> String {
     let (header, rows) = flat(table);
-    json_rows(&header, rows.iter().map(|r| r.iter().map(json_value).collect()).collect())
+    json_rows(
+        &header,
+        rows.iter()
+            .map(|r| r.iter().map(json_value).collect())
+            .collect(),
+    )
 }
 
 pub fn json_rows(header: &[String], rows: Vec<Vec<String>>) -> String {
     let lines: Vec<String> = rows
         .iter()
         .map(|r| {
-            let fields: Vec<String> =
-                header.iter().zip(r).map(|(h, v)| format!("{}: {v}", json_string(h))).collect();
+            let fields: Vec<String> = header
+                .iter()
+                .zip(r)
+                .map(|(h, v)| format!("{}: {v}", json_string(h)))
+                .collect();
             format!("  {{{}}}", fields.join(", "))
         })
         .collect();

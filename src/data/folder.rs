@@ -20,7 +20,10 @@ pub enum DataError {
     #[error("class `{class}` has no images in {path}")]
     EmptyClass { class: String, path: PathBuf },
     #[error("train and val have different classes: only in train: [{only_train}], only in val: [{only_val}]")]
-    ClassMismatch { only_train: String, only_val: String },
+    ClassMismatch {
+        only_train: String,
+        only_val: String,
+    },
     #[error("cannot decode image {path}: {reason}")]
     BadImage { path: PathBuf, reason: String },
 }
@@ -80,7 +83,11 @@ impl ImageFolder {
         let val_classes = class_dirs(&val_root)?;
         if train_classes != val_classes {
             let only = |a: &[String], b: &[String]| {
-                a.iter().filter(|c| !b.contains(c)).cloned().collect::<Vec<_>>().join(", ")
+                a.iter()
+                    .filter(|c| !b.contains(c))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             };
             return Err(DataError::ClassMismatch {
                 only_train: only(&train_classes, &val_classes),
@@ -89,7 +96,12 @@ impl ImageFolder {
         }
         let train = scan_split(&train_root, &train_classes, train_per_class)?;
         let val = scan_split(&val_root, &train_classes, val_per_class)?;
-        Ok(Self { root: root.to_path_buf(), classes: train_classes, train, val })
+        Ok(Self {
+            root: root.to_path_buf(),
+            classes: train_classes,
+            train,
+            val,
+        })
     }
 
     pub fn num_classes(&self) -> usize {
@@ -98,7 +110,10 @@ impl ImageFolder {
 }
 
 fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
-    let io = |source| DataError::Io { path: dir.to_path_buf(), source };
+    let io = |source| DataError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     let mut entries = std::fs::read_dir(dir)
         .map_err(io)?
         .map(|e| e.map(|e| e.path()))
@@ -132,10 +147,15 @@ fn scan_split(split_root: &Path, classes: &[String], per_class: usize) -> Result
     let mut samples = Vec::new();
     for (label, class) in classes.iter().enumerate() {
         let dir = split_root.join(class);
-        let mut files: Vec<PathBuf> =
-            read_dir_sorted(&dir)?.into_iter().filter(|p| p.is_file() && is_image(p)).collect();
+        let mut files: Vec<PathBuf> = read_dir_sorted(&dir)?
+            .into_iter()
+            .filter(|p| p.is_file() && is_image(p))
+            .collect();
         if files.is_empty() {
-            return Err(DataError::EmptyClass { class: class.clone(), path: dir });
+            return Err(DataError::EmptyClass {
+                class: class.clone(),
+                path: dir,
+            });
         }
         if per_class > 0 {
             files.truncate(per_class);
@@ -152,8 +172,10 @@ pub fn fingerprint(folder: &ImageFolder) -> Result<String, DataError> {
     for (split, name) in [(&folder.train, "train"), (&folder.val, "val")] {
         h.update(name.as_bytes());
         for s in &split.samples {
-            let bytes = std::fs::read(&s.path)
-                .map_err(|source| DataError::Io { path: s.path.clone(), source })?;
+            let bytes = std::fs::read(&s.path).map_err(|source| DataError::Io {
+                path: s.path.clone(),
+                source,
+            })?;
             let rel = s.path.strip_prefix(&folder.root).unwrap_or(&s.path);
             h.update(rel.to_string_lossy().as_bytes());
             h.update(s.label.to_le_bytes());
@@ -191,7 +213,12 @@ mod tests {
     #[test]
     fn class_mismatch_names_the_difference() {
         let dir = tempfile::tempdir().unwrap();
-        for (split, class) in [("train", "cat"), ("train", "dog"), ("val", "cat"), ("val", "cow")] {
+        for (split, class) in [
+            ("train", "cat"),
+            ("train", "dog"),
+            ("val", "cat"),
+            ("val", "cow"),
+        ] {
             let d = dir.path().join(split).join(class);
             std::fs::create_dir_all(&d).unwrap();
             std::fs::copy(tiny().join("train/cat/cat_02000.png"), d.join("a.png")).unwrap();

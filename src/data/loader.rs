@@ -35,7 +35,10 @@ pub struct Batch {
 
 /// Decodes any supported file to RGB (grayscale and RGBA become RGB, alpha dropped like PIL).
 pub fn load_image(path: &Path) -> Result<RgbImage, DataError> {
-    let bad = |reason: String| DataError::BadImage { path: path.to_path_buf(), reason };
+    let bad = |reason: String| DataError::BadImage {
+        path: path.to_path_buf(),
+        reason,
+    };
     let reader = image::ImageReader::open(path)
         .map_err(|e| bad(e.to_string()))?
         .with_guessed_format()
@@ -64,7 +67,15 @@ impl Loader {
         policy: BadImagePolicy,
     ) -> Self {
         assert!(batch_size > 0);
-        Self { split, transform, batch_size, seed, shuffle, policy, reported: Mutex::default() }
+        Self {
+            split,
+            transform,
+            batch_size,
+            seed,
+            shuffle,
+            policy,
+            reported: Mutex::default(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -90,7 +101,12 @@ impl Loader {
 
     /// The batches of an epoch, in order.
     pub fn epoch(&self, epoch: usize) -> BatchIter<'_> {
-        BatchIter { loader: self, order: self.order(epoch), pos: 0, epoch }
+        BatchIter {
+            loader: self,
+            order: self.order(epoch),
+            pos: 0,
+            epoch,
+        }
     }
 
     /// Decodes and transforms the given samples into one batch.
@@ -112,14 +128,23 @@ impl Loader {
                 let size = self.transform.output_size(img.width(), img.height());
                 let mut out = vec![0.0; 3 * size.0 as usize * size.1 as usize];
                 let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed, epoch as u64, i as u64));
-                self.transform.apply(&img, &mut rng, &mut out).map_err(|reason| {
-                    DataError::BadImage { path: s.path.clone(), reason }
-                })?;
+                self.transform
+                    .apply(&img, &mut rng, &mut out)
+                    .map_err(|reason| DataError::BadImage {
+                        path: s.path.clone(),
+                        reason,
+                    })?;
                 Ok(Some((out, size, s.label)))
             })
             .collect();
-        let mut batch =
-            Batch { x: Vec::new(), n: 0, height: 0, width: 0, labels: Vec::new(), skipped: 0 };
+        let mut batch = Batch {
+            x: Vec::new(),
+            n: 0,
+            height: 0,
+            width: 0,
+            labels: Vec::new(),
+            skipped: 0,
+        };
         for (item, &i) in decoded.into_iter().zip(indices) {
             let Some((values, (h, w), label)) = item? else {
                 batch.skipped += 1;
@@ -177,14 +202,19 @@ impl Iterator for BatchIter<'_> {
 pub fn epoch_order(n: usize, seed: u64, epoch: usize, shuffle: bool) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..n).collect();
     if shuffle {
-        idx.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(seed, epoch as u64, u64::MAX)));
+        idx.shuffle(&mut ChaCha8Rng::seed_from_u64(mix(
+            seed,
+            epoch as u64,
+            u64::MAX,
+        )));
     }
     idx
 }
 
 /// SplitMix64-style mixing of (seed, epoch, item) into one RNG seed.
 fn mix(seed: u64, epoch: u64, item: u64) -> u64 {
-    let mut z = seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ item.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z =
+        seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ item.wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -200,16 +230,39 @@ mod tests {
     }
 
     fn t(resize: Option<u32>, crop: Option<u32>, random: bool, hflip: f32) -> Transform {
-        Transform { resize, crop, random_crop: random, hflip, mean: IMAGENET_MEAN, std: IMAGENET_STD }
+        Transform {
+            resize,
+            crop,
+            random_crop: random,
+            hflip,
+            mean: IMAGENET_MEAN,
+            std: IMAGENET_STD,
+        }
     }
 
     #[test]
     fn batches_real_images_with_shapes_and_ranges() {
-        let f = ImageFolder::open(&root().join("tests/fixtures/catdog-tiny"), "train", "val", 0, 0)
-            .unwrap();
-        let l = Loader::new(f.train, t(Some(64), Some(56), true, 0.5), 5, 7, true, BadImagePolicy::Error);
+        let f = ImageFolder::open(
+            &root().join("tests/fixtures/catdog-tiny"),
+            "train",
+            "val",
+            0,
+            0,
+        )
+        .unwrap();
+        let l = Loader::new(
+            f.train,
+            t(Some(64), Some(56), true, 0.5),
+            5,
+            7,
+            true,
+            BadImagePolicy::Error,
+        );
         let batches: Vec<Batch> = l.epoch(1).collect::<Result<_, _>>().unwrap();
-        assert_eq!(batches.iter().map(|b| b.n).collect::<Vec<_>>(), vec![5, 5, 5, 1]);
+        assert_eq!(
+            batches.iter().map(|b| b.n).collect::<Vec<_>>(),
+            vec![5, 5, 5, 1]
+        );
         let b = &batches[0];
         assert_eq!((b.height, b.width, b.x.len()), (56, 56, 5 * 3 * 56 * 56));
         // grayscale silhouettes in [0, 255] normalise into [(0-m)/s, (1-m)/s]
@@ -228,9 +281,22 @@ mod tests {
 
     #[test]
     fn decodes_mixed_real_photos_to_rgb() {
-        let f = ImageFolder::open(&root().join("pipeline/data/catdog-photos"), "train", "val", 0, 0)
-            .unwrap();
-        let l = Loader::new(f.val, t(Some(256), Some(224), false, 0.0), 4, 0, false, BadImagePolicy::Error);
+        let f = ImageFolder::open(
+            &root().join("pipeline/data/catdog-photos"),
+            "train",
+            "val",
+            0,
+            0,
+        )
+        .unwrap();
+        let l = Loader::new(
+            f.val,
+            t(Some(256), Some(224), false, 0.0),
+            4,
+            0,
+            false,
+            BadImagePolicy::Error,
+        );
         let b = l.batch(1, &[0, 1, 2]).unwrap();
         assert_eq!((b.n, b.height, b.width), (3, 224, 224));
         assert_eq!(b.labels, vec![0, 1, 1]);
@@ -250,10 +316,27 @@ mod tests {
         let bad = dir.path().join("train/dog/b.png");
         std::fs::write(&bad, b"\x89PNG not really").unwrap();
         let f = ImageFolder::open(dir.path(), "train", "val", 0, 0).unwrap();
-        let strict = Loader::new(f.train.clone(), t(None, None, false, 0.0), 4, 0, false, BadImagePolicy::Error);
+        let strict = Loader::new(
+            f.train.clone(),
+            t(None, None, false, 0.0),
+            4,
+            0,
+            false,
+            BadImagePolicy::Error,
+        );
         let err = strict.batch(1, &[0, 1, 2]).unwrap_err().to_string();
-        assert!(err.starts_with(&format!("cannot decode image {}", bad.display())), "{err}");
-        let lenient = Loader::new(f.train, t(None, None, false, 0.0), 4, 0, false, BadImagePolicy::Skip);
+        assert!(
+            err.starts_with(&format!("cannot decode image {}", bad.display())),
+            "{err}"
+        );
+        let lenient = Loader::new(
+            f.train,
+            t(None, None, false, 0.0),
+            4,
+            0,
+            false,
+            BadImagePolicy::Skip,
+        );
         let b = lenient.batch(1, &[0, 1, 2]).unwrap();
         assert_eq!((b.n, b.skipped, b.labels.clone()), (2, 1, vec![0, 1]));
     }

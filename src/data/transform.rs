@@ -25,7 +25,11 @@ pub struct Transform {
 impl Transform {
     /// The same pipeline with its random parts removed, as used for validation.
     pub fn deterministic(&self) -> Self {
-        Self { random_crop: false, hflip: 0.0, ..self.clone() }
+        Self {
+            random_crop: false,
+            hflip: 0.0,
+            ..self.clone()
+        }
     }
 
     pub fn is_deterministic(&self) -> bool {
@@ -80,7 +84,11 @@ impl Transform {
         };
         let flip = self.hflip > 0.0 && rng.gen::<f32>() < self.hflip;
         let plane = (cw * ch) as usize;
-        assert_eq!(out.len(), 3 * plane, "output buffer does not match the transform's size");
+        assert_eq!(
+            out.len(),
+            3 * plane,
+            "output buffer does not match the transform's size"
+        );
         let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * self.std[c]));
         let shift: [f32; 3] = std::array::from_fn(|c| self.mean[c] / self.std[c]);
         for y in 0..ch {
@@ -115,7 +123,10 @@ mod tests {
 
     #[test]
     fn resize_keeps_aspect_like_torchvision() {
-        let t = Transform { crop: None, ..imagenet(256, 224) };
+        let t = Transform {
+            crop: None,
+            ..imagenet(256, 224)
+        };
         // 768×576 photo: short side 576 → 256, long side int(256·768/576) = 341
         assert_eq!(t.output_size(768, 576), (256, 341));
         assert_eq!(t.output_size(500, 375), (256, 341));
@@ -136,7 +147,12 @@ mod tests {
             std: [0.5; 3],
         };
         let mut out = vec![0.0; 6];
-        t.apply(&img, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0), &mut out).unwrap();
+        t.apply(
+            &img,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+            &mut out,
+        )
+        .unwrap();
         // flipped: blue pixel first; (v/255 - 0.5)/0.5 maps 0 → -1 and 255 → 1
         assert_eq!(out, vec![-1.0, 1.0, -1.0, -1.0, 1.0, -1.0]);
     }
@@ -144,9 +160,16 @@ mod tests {
     #[test]
     fn crop_larger_than_image_is_an_error() {
         let img = RgbImage::new(10, 10);
-        let t = Transform { resize: None, ..imagenet(0, 16) };
+        let t = Transform {
+            resize: None,
+            ..imagenet(0, 16)
+        };
         let mut out = vec![0.0; 3 * 16 * 16];
-        let err = t.apply(&img, &mut rand_chacha::ChaCha8Rng::seed_from_u64(0), &mut out);
+        let err = t.apply(
+            &img,
+            &mut rand_chacha::ChaCha8Rng::seed_from_u64(0),
+            &mut out,
+        );
         assert_eq!(err.unwrap_err(), "crop 16 is larger than the 10×10 image");
     }
 }

@@ -144,7 +144,12 @@ macro_rules! skip_add {
 macro_rules! mbconv_body {
     ($s:ident, $x:ident, $f:ident) => {{
         let (x, tape) = $x.split_tape();
-        let y = bn_act!($s._bn0, $f, $s._expand_conv.$f(x.clone().put_tape(tape)), Act::Relu6);
+        let y = bn_act!(
+            $s._bn0,
+            $f,
+            $s._expand_conv.$f(x.clone().put_tape(tape)),
+            Act::Relu6
+        );
         let y = bn_act!($s._bn1, $f, $s._depthwise_conv.$f(y), Act::Relu6);
         skip_add!($s._bn2.$f($s._project_conv.$f(y)), x, I, O, S)
     }};
@@ -157,7 +162,12 @@ eval_and_train!(
 macro_rules! dw_body {
     ($s:ident, $x:ident, $f:ident) => {{
         let (x, tape) = $x.split_tape();
-        let y = bn_act!($s._bn1, $f, $s._depthwise_conv.$f(x.clone().put_tape(tape)), Act::Relu6);
+        let y = bn_act!(
+            $s._bn1,
+            $f,
+            $s._depthwise_conv.$f(x.clone().put_tape(tape)),
+            Act::Relu6
+        );
         skip_add!($s._bn2.$f($s._project_conv.$f(y)), x, C, O, S)
     }};
 }

@@ -6,7 +6,8 @@ use super::Arch;
 /// How many leading top-level blocks `until:<block>` freezes ([`Arch::frozen_blocks`]), or an
 /// error naming the valid blocks.
 pub fn frozen_prefix(arch: Arch, until: &str) -> Result<usize, String> {
-    arch.frozen_blocks(until).ok_or_else(|| not_a_block(arch.name(), arch.blocks(), until))
+    arch.frozen_blocks(until)
+        .ok_or_else(|| not_a_block(arch.name(), arch.blocks(), until))
 }
 
 /// Why `until` cannot end a frozen prefix of a backbone with these `blocks` (head last): it is
@@ -16,16 +17,21 @@ pub fn not_a_block(arch: &str, blocks: &[&str], until: &str) -> String {
     if until == *head {
         format!("`{until}` is the head of {arch}: freezing it leaves nothing to train (use freeze = true to train only the head)")
     } else {
-        format!("unknown block `{until}` for {arch} (expected one of {})", body.join(", "))
+        format!(
+            "unknown block `{until}` for {arch} (expected one of {})",
+            body.join(", ")
+        )
     }
 }
 
 /// Whether a dotted tensor or layer name (`layer1.0.conv1.weight`) lies in one of `blocks`
 /// (`layer1`): equal to a block name or below it. `_blocks.1` does not hold `_blocks.10.…`.
 pub fn in_blocks<S: AsRef<str>>(name: &str, blocks: &[S]) -> bool {
-    blocks.iter().map(AsRef::as_ref).any(|b| name == b || (name.starts_with(b) && name.as_bytes().get(b.len()) == Some(&b'.')))
+    blocks
+        .iter()
+        .map(AsRef::as_ref)
+        .any(|b| name == b || (name.starts_with(b) && name.as_bytes().get(b.len()) == Some(&b'.')))
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -39,7 +45,9 @@ mod tests {
             frozen_prefix(Arch::ResNet18, "layer5").unwrap_err(),
             "unknown block `layer5` for resnet18 (expected one of conv1, bn1, layer1, layer2, layer3, layer4)"
         );
-        assert!(frozen_prefix(Arch::ResNet18, "fc").unwrap_err().contains("is the head"));
+        assert!(frozen_prefix(Arch::ResNet18, "fc")
+            .unwrap_err()
+            .contains("is the head"));
         let lite = Arch::EfficientNetLite0.blocks();
         assert!(in_blocks("_blocks.1._bn0.scale", &lite[..4]));
         assert!(!in_blocks("_blocks.10._bn0.scale", &lite[..4]));

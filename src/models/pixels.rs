@@ -13,7 +13,9 @@ pub struct LinearModel<E: Dtype = f32, D: Storage<E> = Cpu> {
 
 impl LinearModel<f32, Cpu> {
     pub fn new(dev: &Dev, inputs: usize, classes: usize) -> Self {
-        Self { fc: LinearHead::new(dev, inputs, classes) }
+        Self {
+            fc: LinearHead::new(dev, inputs, classes),
+        }
     }
 }
 
@@ -22,7 +24,9 @@ impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for LinearModel<E, D> {
     fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
         visitor: &mut V,
     ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        visitor.visit_fields(Self::module("fc", |s| &s.fc, |s| &mut s.fc), |fc| LinearModel { fc })
+        visitor.visit_fields(Self::module("fc", |s| &s.fc, |s| &mut s.fc), |fc| {
+            LinearModel { fc }
+        })
     }
 }
 
@@ -36,7 +40,9 @@ impl Net for LinearModel<f32, Cpu> {
         x: Inputs,
         grads: Gradients<f32, Dev>,
     ) -> Result<Logits<OwnedTape<f32, Dev>>, TrainError> {
-        Ok(self.fc.forward(x.flat(dev, self.fc.features())?.traced(grads)))
+        Ok(self
+            .fc
+            .forward(x.flat(dev, self.fc.features())?.traced(grads)))
     }
 }
 
@@ -49,7 +55,10 @@ pub struct MlpModel<E: Dtype = f32, D: Storage<E> = Cpu> {
 
 impl MlpModel<f32, Cpu> {
     pub fn new(dev: &Dev, inputs: usize, hidden: usize, classes: usize) -> Self {
-        Self { fc1: LinearHead::new(dev, inputs, hidden), fc2: LinearHead::new(dev, hidden, classes) }
+        Self {
+            fc1: LinearHead::new(dev, inputs, hidden),
+            fc2: LinearHead::new(dev, hidden, classes),
+        }
     }
 }
 
@@ -59,7 +68,10 @@ impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for MlpModel<E, D> {
         visitor: &mut V,
     ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
         visitor.visit_fields(
-            (Self::module("fc1", |s| &s.fc1, |s| &mut s.fc1), Self::module("fc2", |s| &s.fc2, |s| &mut s.fc2)),
+            (
+                Self::module("fc1", |s| &s.fc1, |s| &mut s.fc1),
+                Self::module("fc2", |s| &s.fc2, |s| &mut s.fc2),
+            ),
             |(fc1, fc2)| MlpModel { fc1, fc2 },
         )
     }
@@ -67,7 +79,9 @@ impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for MlpModel<E, D> {
 
 impl Net for MlpModel<f32, Cpu> {
     fn logits(&self, dev: &Dev, x: Inputs) -> Result<Logits, TrainError> {
-        Ok(self.fc2.forward(self.fc1.forward(x.flat(dev, self.fc1.features())?).relu()))
+        Ok(self
+            .fc2
+            .forward(self.fc1.forward(x.flat(dev, self.fc1.features())?).relu()))
     }
     fn logits_train(
         &mut self,

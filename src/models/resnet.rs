@@ -6,8 +6,8 @@ use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
 use super::{
-    bn_act, eval_and_train, pool_features, staged, train_chain, Backbone, Dev, HeadName, Images, Rows,
-    TrainTape,
+    bn_act, eval_and_train, pool_features, staged, train_chain, Backbone, Dev, HeadName, Images,
+    Rows, TrainTape,
 };
 use crate::nn::Conv2D;
 use crate::ops::batchnorm::Act;
@@ -101,7 +101,13 @@ macro_rules! down_body {
         let y = bn_act!($s.bn1, $f, y, Act::Relu);
         let (y, tape) = $s.conv2.$f(y).split_tape();
         let (shortcut, tape) = $s.downsample.$f(x.put_tape(tape)).split_tape();
-        bn_act!($s.bn2, $f, y.put_tape(tape), Act::Relu, residual = &shortcut)
+        bn_act!(
+            $s.bn2,
+            $f,
+            y.put_tape(tape),
+            Act::Relu,
+            residual = &shortcut
+        )
     }};
 }
 eval_and_train!([const I: usize, const O: usize] DownBlock<I, O, f32, Cpu>, (usize, Const<I>, usize, usize) => (usize, Const<O>, usize, usize), down_body);
@@ -217,7 +223,12 @@ macro_rules! r_conv1 {
 }
 macro_rules! r_bn1 {
     ($s:ident, $x:expr, $f:ident) => {
-        max_pool2d(bn_act!($s.bn1, $f, $x, Act::Relu), 3, 2, Padding::Symmetric(1))
+        max_pool2d(
+            bn_act!($s.bn1, $f, $x, Act::Relu),
+            3,
+            2,
+            Padding::Symmetric(1),
+        )
     };
 }
 macro_rules! r_layer1 {

@@ -65,14 +65,22 @@ impl<const I: usize, const O: usize> Describe for DownBlock<I, O, f32, Cpu> {
         let x = ReLU.describe(&join(name, "relu"), x, rows);
         let x = self.conv2.describe(&join(name, "conv2"), x, rows);
         let x = self.bn2.describe(&join(name, "bn2"), x, rows);
-        let s = self.downsample.0.describe(&join(name, "downsample.0"), input, rows);
-        let s = self.downsample.1.describe(&join(name, "downsample.1"), s, rows);
+        let s = self
+            .downsample
+            .0
+            .describe(&join(name, "downsample.0"), input, rows);
+        let s = self
+            .downsample
+            .1
+            .describe(&join(name, "downsample.1"), s, rows);
         assert_eq!(s, x, "{name}: shortcut and main branch shapes differ");
         ReLU.describe(&join(name, "relu"), x, rows)
     }
 }
 
-impl<L1: Describe, L2: Describe, L3: Describe, L4: Describe> Describe for ResNet<L1, L2, L3, L4, f32, Cpu> {
+impl<L1: Describe, L2: Describe, L3: Describe, L4: Describe> Describe
+    for ResNet<L1, L2, L3, L4, f32, Cpu>
+{
     fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {
         let x = self.conv1.describe(&join(name, "conv1"), input, rows);
         let x = self.bn1.describe(&join(name, "bn1"), x, rows);
@@ -107,23 +115,35 @@ impl<const I: usize, const X: usize, const O: usize, const K: usize, const S: us
     for MBConv<I, X, O, K, S, f32, Cpu>
 {
     fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {
-        let x = self._expand_conv.describe(&join(name, "_expand_conv"), input, rows);
+        let x = self
+            ._expand_conv
+            .describe(&join(name, "_expand_conv"), input, rows);
         let x = self._bn0.describe(&join(name, "_bn0"), x, rows);
         let x = ReLU6.describe(&join(name, "_relu6"), x, rows);
-        let x = self._depthwise_conv.describe(&join(name, "_depthwise_conv"), x, rows);
+        let x = self
+            ._depthwise_conv
+            .describe(&join(name, "_depthwise_conv"), x, rows);
         let x = self._bn1.describe(&join(name, "_bn1"), x, rows);
         let x = ReLU6.describe(&join(name, "_relu6"), x, rows);
-        let x = self._project_conv.describe(&join(name, "_project_conv"), x, rows);
+        let x = self
+            ._project_conv
+            .describe(&join(name, "_project_conv"), x, rows);
         self._bn2.describe(&join(name, "_bn2"), x, rows)
     }
 }
 
-impl<const C: usize, const O: usize, const K: usize, const S: usize> Describe for DwBlock<C, O, K, S, f32, Cpu> {
+impl<const C: usize, const O: usize, const K: usize, const S: usize> Describe
+    for DwBlock<C, O, K, S, f32, Cpu>
+{
     fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {
-        let x = self._depthwise_conv.describe(&join(name, "_depthwise_conv"), input, rows);
+        let x = self
+            ._depthwise_conv
+            .describe(&join(name, "_depthwise_conv"), input, rows);
         let x = self._bn1.describe(&join(name, "_bn1"), x, rows);
         let x = ReLU6.describe(&join(name, "_relu6"), x, rows);
-        let x = self._project_conv.describe(&join(name, "_project_conv"), x, rows);
+        let x = self
+            ._project_conv
+            .describe(&join(name, "_project_conv"), x, rows);
         self._bn2.describe(&join(name, "_bn2"), x, rows)
     }
 }
@@ -152,7 +172,9 @@ impl Describe for LiteBlocks<f32, Cpu> {
 
 impl Describe for EfficientNetLite0<f32, Cpu> {
     fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {
-        let x = self._conv_stem.describe(&join(name, "_conv_stem"), input, rows);
+        let x = self
+            ._conv_stem
+            .describe(&join(name, "_conv_stem"), input, rows);
         let x = self._bn0.describe(&join(name, "_bn0"), x, rows);
         let x = ReLU6.describe(&join(name, "_relu6"), x, rows);
         let x = self._blocks.describe(&join(name, "_blocks"), x, rows);

@@ -110,7 +110,16 @@ impl<const C: usize> BatchNorm2D<C, f32, Cpu> {
         act: Act,
     ) -> Img<C, T> {
         let (rm, rv) = (&self.running_mean, &self.running_var);
-        batchnorm2d_eval_act(x, &self.scale, &self.bias, rm, rv, self.epsilon, residual, act)
+        batchnorm2d_eval_act(
+            x,
+            &self.scale,
+            &self.bias,
+            rm,
+            rv,
+            self.epsilon,
+            residual,
+            act,
+        )
     }
     /// `act(forward_mut(x) + residual)` in train mode (batch statistics, running statistics
     /// updated), fused into one pass.
@@ -122,7 +131,17 @@ impl<const C: usize> BatchNorm2D<C, f32, Cpu> {
     ) -> Img<C, T> {
         let (eps, momentum) = (self.epsilon, self.momentum);
         let (rm, rv) = (&mut self.running_mean, &mut self.running_var);
-        batchnorm2d_train_act(x, &self.scale, &self.bias, rm, rv, eps, momentum, residual, act)
+        batchnorm2d_train_act(
+            x,
+            &self.scale,
+            &self.bias,
+            rm,
+            rv,
+            eps,
+            momentum,
+            residual,
+            act,
+        )
     }
     /// Batch statistics; updates the running statistics.
     pub fn forward_train<T: Tape<f32, Cpu>>(&mut self, x: Img<C, T>) -> Img<C, T> {

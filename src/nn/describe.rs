@@ -79,8 +79,23 @@ impl ConvLayer {
     /// Checks what the formulas need: positive sizes, channels divisible by groups, a kernel
     /// that fits the padded input.
     pub fn validate(&self) -> Result<(), String> {
-        let ConvLayer { input, out_channels, kernel, stride, padding, groups, .. } = *self;
-        if input.c == 0 || input.h == 0 || input.w == 0 || out_channels == 0 || kernel == 0 || stride == 0 || groups == 0 {
+        let ConvLayer {
+            input,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            groups,
+            ..
+        } = *self;
+        if input.c == 0
+            || input.h == 0
+            || input.w == 0
+            || out_channels == 0
+            || kernel == 0
+            || stride == 0
+            || groups == 0
+        {
             return Err("channels, sizes, kernel, stride and groups must all be at least 1".into());
         }
         if input.c % groups != 0 || out_channels % groups != 0 {
@@ -123,39 +138,89 @@ impl ConvLayer {
     }
 }
 
-impl<const I: usize, const O: usize, const K: usize, const S: usize, const P: usize, const G: usize> Describe
-    for Conv2D<I, O, K, S, P, G, f32, Cpu>
+impl<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize,
+        const P: usize,
+        const G: usize,
+    > Describe for Conv2D<I, O, K, S, P, G, f32, Cpu>
 {
     fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {
-        assert_eq!(input.c, I, "{name}: Conv2D<{I}, {O}> given {} channels", input.c);
-        let layer = ConvLayer { input, out_channels: O, kernel: K, stride: S, padding: padding_of(P), groups: G, bias: false };
+        assert_eq!(
+            input.c, I,
+            "{name}: Conv2D<{I}, {O}> given {} channels",
+            input.c
+        );
+        let layer = ConvLayer {
+            input,
+            out_channels: O,
+            kernel: K,
+            stride: S,
+            padding: padding_of(P),
+            groups: G,
+            bias: false,
+        };
         let params = self.weight.shape().num_elements();
-        debug_assert_eq!(params, layer.params(), "{name}: weight tensor and formula disagree");
+        debug_assert_eq!(
+            params,
+            layer.params(),
+            "{name}: weight tensor and formula disagree"
+        );
         let out = layer.output();
-        rows.push(LayerRow { name: name.to_string(), kind: "Conv2d", output: out.dims(), params, mult_adds: layer.mult_adds() });
+        rows.push(LayerRow {
+            name: name.to_string(),
+            kind: "Conv2d",
+            output: out.dims(),
+            params,
+            mult_adds: layer.mult_adds(),
+        });
         out
     }
 }
 
 impl<const C: usize> Describe for BatchNorm2D<C, f32, Cpu> {
     fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {
-        assert_eq!(input.c, C, "{name}: BatchNorm2D<{C}> given {} channels", input.c);
+        assert_eq!(
+            input.c, C,
+            "{name}: BatchNorm2D<{C}> given {} channels",
+            input.c
+        );
         let params = self.scale.shape().num_elements() + self.bias.shape().num_elements();
-        rows.push(LayerRow { name: name.to_string(), kind: "BatchNorm2d", output: input.dims(), params, mult_adds: 0 });
+        rows.push(LayerRow {
+            name: name.to_string(),
+            kind: "BatchNorm2d",
+            output: input.dims(),
+            params,
+            mult_adds: 0,
+        });
         input
     }
 }
 
 impl Describe for ReLU {
     fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {
-        rows.push(LayerRow { name: name.to_string(), kind: "ReLU", output: input.dims(), params: 0, mult_adds: 0 });
+        rows.push(LayerRow {
+            name: name.to_string(),
+            kind: "ReLU",
+            output: input.dims(),
+            params: 0,
+            mult_adds: 0,
+        });
         input
     }
 }
 
 impl Describe for ReLU6 {
     fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {
-        rows.push(LayerRow { name: name.to_string(), kind: "ReLU6", output: input.dims(), params: 0, mult_adds: 0 });
+        rows.push(LayerRow {
+            name: name.to_string(),
+            kind: "ReLU6",
+            output: input.dims(),
+            params: 0,
+            mult_adds: 0,
+        });
         input
     }
 }
@@ -165,7 +230,13 @@ impl<const K: usize, const S: usize, const P: usize> Describe for MaxPool2D<K, S
         let (h, _) = window_1d(input.h, K, S, padding_of(P));
         let (w, _) = window_1d(input.w, K, S, padding_of(P));
         let out = Chw::new(input.c, h, w);
-        rows.push(LayerRow { name: name.to_string(), kind: "MaxPool2d", output: out.dims(), params: 0, mult_adds: 0 });
+        rows.push(LayerRow {
+            name: name.to_string(),
+            kind: "MaxPool2d",
+            output: out.dims(),
+            params: 0,
+            mult_adds: 0,
+        });
         out
     }
 }
@@ -174,7 +245,13 @@ impl<const K: usize, const S: usize, const P: usize> Describe for MaxPool2D<K, S
 impl Describe for AvgPoolGlobal {
     fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {
         let out = Chw::new(input.c, 1, 1);
-        rows.push(LayerRow { name: name.to_string(), kind: "AdaptiveAvgPool2d", output: out.dims(), params: 0, mult_adds: 0 });
+        rows.push(LayerRow {
+            name: name.to_string(),
+            kind: "AdaptiveAvgPool2d",
+            output: out.dims(),
+            params: 0,
+            mult_adds: 0,
+        });
         out
     }
 }
@@ -184,10 +261,21 @@ impl Describe for AvgPoolGlobal {
 impl Describe for LinearHead<f32, Cpu> {
     fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {
         let features = input.c * input.h * input.w;
-        assert_eq!(features, self.features(), "{name}: linear layer of {} features given {features}", self.features());
+        assert_eq!(
+            features,
+            self.features(),
+            "{name}: linear layer of {} features given {features}",
+            self.features()
+        );
         let params = self.weight.shape().num_elements() + self.bias.shape().num_elements();
         let mult_adds = (self.features() * self.classes()) as u64;
-        rows.push(LayerRow { name: name.to_string(), kind: "Linear", output: vec![self.classes()], params, mult_adds });
+        rows.push(LayerRow {
+            name: name.to_string(),
+            kind: "Linear",
+            output: vec![self.classes()],
+            params,
+            mult_adds,
+        });
         Chw::new(self.classes(), 1, 1)
     }
 }
@@ -210,12 +298,25 @@ mod tests {
         assert_eq!(l.output(), Chw::new(20, 46, 62));
         assert_eq!(l.params(), 1_820);
         assert_eq!(l.mult_adds(), 5_133_600);
-        let depthwise = ConvLayer { out_channels: 10, groups: 10, stride: 2, padding: Padding::Same, bias: false, ..l };
+        let depthwise = ConvLayer {
+            out_channels: 10,
+            groups: 10,
+            stride: 2,
+            padding: Padding::Same,
+            bias: false,
+            ..l
+        };
         assert_eq!(depthwise.output(), Chw::new(10, 24, 32));
         assert_eq!(depthwise.params(), 90);
         assert_eq!(depthwise.mult_adds(), 24 * 32 * 90);
-        assert!(ConvLayer { groups: 3, ..l }.validate().unwrap_err().contains("groups = 3"));
-        assert!(ConvLayer { kernel: 50, ..l }.validate().unwrap_err().contains("does not fit"));
+        assert!(ConvLayer { groups: 3, ..l }
+            .validate()
+            .unwrap_err()
+            .contains("groups = 3"));
+        assert!(ConvLayer { kernel: 50, ..l }
+            .validate()
+            .unwrap_err()
+            .contains("does not fit"));
     }
 
     #[test]

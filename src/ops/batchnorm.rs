@@ -113,8 +113,15 @@ fn residual_backward<const C: usize>(
 }
 
 /// Train-mode affine coefficients a = γ·σ⁻¹, b = β − μ·γ·σ⁻¹ (f64 math, rounded to f32).
-fn train_coefficients(gamma: &[f32], beta: &[f32], mean: &[f64], inv_std: &[f64]) -> (Vec<f32>, Vec<f32>) {
-    let a = (0..gamma.len()).map(|ch| (gamma[ch] as f64 * inv_std[ch]) as f32).collect();
+fn train_coefficients(
+    gamma: &[f32],
+    beta: &[f32],
+    mean: &[f64],
+    inv_std: &[f64],
+) -> (Vec<f32>, Vec<f32>) {
+    let a = (0..gamma.len())
+        .map(|ch| (gamma[ch] as f64 * inv_std[ch]) as f32)
+        .collect();
     let b = (0..gamma.len())
         .map(|ch| (beta[ch] as f64 - mean[ch] * gamma[ch] as f64 * inv_std[ch]) as f32)
         .collect();
@@ -195,7 +202,9 @@ fn affine(
             let (a, b) = (a[p % c], b[p % c]);
             yp.iter_mut().zip(xp).for_each(|(y, x)| *y = x * a + b);
             if let Some(r) = r {
-                yp.iter_mut().zip(&r[p * hw..][..hw]).for_each(|(y, r)| *y += r);
+                yp.iter_mut()
+                    .zip(&r[p * hw..][..hw])
+                    .for_each(|(y, r)| *y += r);
             }
             act.apply(yp);
         });
@@ -217,7 +226,10 @@ fn check_residual<const C: usize>(
     shape: &(usize, Const<C>, usize, usize),
 ) -> Residual<C> {
     assert_eq!(r.shape(), shape, "residual shape");
-    Residual { values: r.clone().contiguous(), id: r.clone() }
+    Residual {
+        values: r.clone().contiguous(),
+        id: r.clone(),
+    }
 }
 
 /// Train mode: normalises with batch statistics and updates the running statistics.
@@ -231,7 +243,17 @@ pub fn batchnorm2d_train<const C: usize, T: Tape<f32, Cpu>>(
     momentum: f64,
 ) -> Img<C, T> {
     let (rm, rv) = (running_mean, running_var);
-    batchnorm2d_train_act(x, scale, bias, rm, rv, epsilon, momentum, None, Act::Identity)
+    batchnorm2d_train_act(
+        x,
+        scale,
+        bias,
+        rm,
+        rv,
+        epsilon,
+        momentum,
+        None,
+        Act::Identity,
+    )
 }
 
 /// `act(batchnorm2d_train(x) + residual)`, fused. The residual's gradient is accumulated by
@@ -257,8 +279,18 @@ pub fn batchnorm2d_train_act<const C: usize, T: Tape<f32, Cpu>>(
     let mut y = alloc_output(x.device(), xd.len());
     let residual = residual.map(|r| check_residual(r, x.shape()));
     let rd = residual.as_ref().map(|r| read_scratch(&r.values));
-    let (mean, inv_std, var) =
-        train_forward(n, C, hw, &xd, &gamma, &beta, epsilon, rd.as_deref(), act, &mut y);
+    let (mean, inv_std, var) = train_forward(
+        n,
+        C,
+        hw,
+        &xd,
+        &gamma,
+        &beta,
+        epsilon,
+        rd.as_deref(),
+        act,
+        &mut y,
+    );
     drop((xd, rd));
 
     let m = (n * hw) as f64;

@@ -25,7 +25,9 @@ pub enum XAxis {
     Linear,
     /// log10 coordinates; `zero_at` is where 0 is drawn (a decade left of the smallest positive
     /// value), since 0 has no place on a log axis.
-    Log { zero_at: Option<f64> },
+    Log {
+        zero_at: Option<f64>,
+    },
 }
 
 impl XAxis {
@@ -36,7 +38,9 @@ impl XAxis {
         if finite.iter().any(|&x| x < 0.0) || pos.is_empty() {
             return XAxis::Linear;
         }
-        let (lo, hi) = pos.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        let (lo, hi) = pos
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
         if (hi / lo).log10() < 2.0 - 1e-9 {
             return XAxis::Linear;
         }
@@ -55,7 +59,9 @@ impl XAxis {
     /// Said next to the axis name, so a reader knows how to read it.
     pub fn note(&self) -> &'static str {
         match self {
-            XAxis::Log { zero_at: Some(_) } => " (log scale; 0 is drawn at the tick labelled 0, left of the break)",
+            XAxis::Log { zero_at: Some(_) } => {
+                " (log scale; 0 is drawn at the tick labelled 0, left of the break)"
+            }
             XAxis::Log { zero_at: None } => " (log scale)",
             _ => "",
         }
@@ -67,7 +73,9 @@ impl XAxis {
             XAxis::Epoch if whole => format!("{}", v.round()),
             XAxis::Epoch => String::new(),
             XAxis::Linear => trim(v),
-            XAxis::Log { zero_at } if whole && zero_at.is_some_and(|z| (z - v).abs() < 1e-9) => "0".into(),
+            XAxis::Log { zero_at } if whole && zero_at.is_some_and(|z| (z - v).abs() < 1e-9) => {
+                "0".into()
+            }
             XAxis::Log { .. } if whole => format!("1e{}", v.round()),
             XAxis::Log { .. } => String::new(),
         }
@@ -77,7 +85,11 @@ impl XAxis {
 fn trim(v: f64) -> String {
     let s = format!("{v:.4}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" { "0".into() } else { s.to_string() }
+    if s == "-0" {
+        "0".into()
+    } else {
+        s.to_string()
+    }
 }
 
 /// tab10, then plotters' 99-colour palette.
@@ -106,11 +118,17 @@ pub fn colour(i: usize) -> RGBColor {
 type Res<DB> = Result<(), DrawingAreaErrorKind<<DB as DrawingBackend>::ErrorType>>;
 
 fn range(values: impl Iterator<Item = f64>, pad_fraction: f64) -> (f64, f64) {
-    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) = values
+        .filter(|v| v.is_finite())
+        .fold((f64::MAX, f64::MIN), |(a, b), v| (a.min(v), b.max(v)));
     if lo > hi {
         return (0.0, 1.0);
     }
-    let pad = if hi > lo { (hi - lo) * pad_fraction } else { lo.abs().max(1.0) * 0.05 };
+    let pad = if hi > lo {
+        (hi - lo) * pad_fraction
+    } else {
+        lo.abs().max(1.0) * 0.05
+    };
     (lo - pad, hi + pad)
 }
 
@@ -166,7 +184,9 @@ pub fn lines<DB: DrawingBackend>(
             }
             let drawn = chart.draw_series(LineSeries::new(seg, c.stroke_width(2)))?;
             if legend && j == 0 && i < LEGEND_MAX {
-                drawn.label(s.label.as_str()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+                drawn.label(s.label.as_str()).legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                });
             }
         }
     }
@@ -181,13 +201,22 @@ pub fn lines<DB: DrawingBackend>(
     }
     if legend && series.len() > LEGEND_MAX {
         let note = format!("legend: the first {LEGEND_MAX} of {} runs", series.len());
-        area.draw(&Text::new(note, (80, area.dim_in_pixel().1 as i32 - 18), (FAMILY, 13).into_font().color(&BLACK)))?;
+        area.draw(&Text::new(
+            note,
+            (80, area.dim_in_pixel().1 as i32 - 18),
+            (FAMILY, 13).into_font().color(&BLACK),
+        ))?;
     }
     Ok(())
 }
 
 /// The corner whose legend-sized box covers the fewest curve points.
-fn legend_corner(series: &[Series], axis: &XAxis, (x0, x1): (f64, f64), (y0, y1): (f64, f64)) -> SeriesLabelPosition {
+fn legend_corner(
+    series: &[Series],
+    axis: &XAxis,
+    (x0, x1): (f64, f64),
+    (y0, y1): (f64, f64),
+) -> SeriesLabelPosition {
     let entries = series.len().min(LEGEND_MAX) as f64;
     let (w, h) = (0.4, (0.05 + 0.045 * entries).min(0.9));
     let corners = [
@@ -206,7 +235,10 @@ fn legend_corner(series: &[Series], axis: &XAxis, (x0, x1): (f64, f64), (y0, y1)
             })
             .count()
     };
-    let best = corners.iter().min_by_key(|c| inside(c)).expect("four corners");
+    let best = corners
+        .iter()
+        .min_by_key(|c| inside(c))
+        .expect("four corners");
     best.0.clone()
 }
 
@@ -244,7 +276,11 @@ pub fn scatter_mean<DB: DrawingBackend>(
         .configure_mesh()
         .x_desc(x_desc)
         .y_desc(y_desc)
-        .x_labels(if matches!(axis, XAxis::Log { .. }) { decades } else { 10 })
+        .x_labels(if matches!(axis, XAxis::Log { .. }) {
+            decades
+        } else {
+            10
+        })
         .x_label_formatter(&fmt)
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 13))
@@ -253,8 +289,15 @@ pub fn scatter_mean<DB: DrawingBackend>(
     if let XAxis::Log { zero_at: Some(z) } = axis {
         // the axis break between 0 and the first decade
         let x = z + 0.5;
-        chart.draw_series(std::iter::once(PathElement::new(vec![(x, y0), (x, y1)], RGBColor(150, 150, 150))))?;
-        chart.draw_series(std::iter::once(Text::new("//", (x, y0), (FAMILY, 16).into_font())))?;
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(x, y0), (x, y1)],
+            RGBColor(150, 150, 150),
+        )))?;
+        chart.draw_series(std::iter::once(Text::new(
+            "//",
+            (x, y0),
+            (FAMILY, 16).into_font(),
+        )))?;
     }
     let mut xs: Vec<f64> = pts.iter().map(|p| p.0).collect();
     xs.sort_by(f64::total_cmp);
@@ -281,12 +324,27 @@ mod tests {
     fn log_axis_when_values_span_decades_with_zero_a_decade_left() {
         assert_eq!(XAxis::for_values(&[0.1, 0.2, 0.5]), XAxis::Linear);
         assert_eq!(XAxis::for_values(&[-1.0, 1.0, 1000.0]), XAxis::Linear);
-        assert_eq!(XAxis::for_values(&[1e-4, 1e-2]), XAxis::Log { zero_at: None });
+        assert_eq!(
+            XAxis::for_values(&[1e-4, 1e-2]),
+            XAxis::Log { zero_at: None }
+        );
         let a = XAxis::for_values(&[0.0, 1e-4, 3e-4, 1e-2]);
-        assert_eq!(XAxis::for_values(&[0.0, 3e-4, 1e-3]), XAxis::Linear, "half a decade is read better linearly");
-        assert_eq!(a, XAxis::Log { zero_at: Some(-5.0) });
+        assert_eq!(
+            XAxis::for_values(&[0.0, 3e-4, 1e-3]),
+            XAxis::Linear,
+            "half a decade is read better linearly"
+        );
+        assert_eq!(
+            a,
+            XAxis::Log {
+                zero_at: Some(-5.0)
+            }
+        );
         assert_eq!((a.map(0.0), a.map(1e-2)), (-5.0, -2.0));
-        assert_eq!((a.label(-5.0), a.label(-3.0), a.label(-3.5)), ("0".into(), "1e-3".into(), String::new()));
+        assert_eq!(
+            (a.label(-5.0), a.label(-3.0), a.label(-3.5)),
+            ("0".into(), "1e-3".into(), String::new())
+        );
     }
 
     #[test]

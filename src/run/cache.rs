@@ -35,11 +35,17 @@ pub struct FeatureCache {
 
 impl FeatureCache {
     pub fn new(dir: PathBuf) -> Self {
-        Self { dir, memory: HashMap::new() }
+        Self {
+            dir,
+            memory: HashMap::new(),
+        }
     }
 
     pub fn path(&self, key: &str) -> PathBuf {
-        self.dir.join(format!("features-{}.safetensors", &key[..16.min(key.len())]))
+        self.dir.join(format!(
+            "features-{}.safetensors",
+            &key[..16.min(key.len())]
+        ))
     }
 
     /// The features for `key`, building (and storing) them with `build` on a miss.
@@ -59,7 +65,10 @@ impl FeatureCache {
                     self.memory.insert(key.to_string(), f.clone());
                     return Ok((f, Lookup::Disk));
                 }
-                Err(why) => tracing::warn!("feature cache {} is unusable ({why}): rebuilding it", path.display()),
+                Err(why) => tracing::warn!(
+                    "feature cache {} is unusable ({why}): rebuilding it",
+                    path.display()
+                ),
             }
         }
         let f = Arc::new(build()?);
@@ -77,10 +86,30 @@ fn label_bytes(v: &[usize]) -> Vec<u8> {
 
 fn write(path: &Path, key: &str, f: &(FeatureSet, FeatureSet)) -> Result<(), StoreError> {
     let parts = [
-        ("train_x", Dtype::F32, vec![f.0.len(), f.0.width], checkpoint::bytes(&f.0.x)),
-        ("train_y", Dtype::I64, vec![f.0.len()], label_bytes(&f.0.labels)),
-        ("val_x", Dtype::F32, vec![f.1.len(), f.1.width], checkpoint::bytes(&f.1.x)),
-        ("val_y", Dtype::I64, vec![f.1.len()], label_bytes(&f.1.labels)),
+        (
+            "train_x",
+            Dtype::F32,
+            vec![f.0.len(), f.0.width],
+            checkpoint::bytes(&f.0.x),
+        ),
+        (
+            "train_y",
+            Dtype::I64,
+            vec![f.0.len()],
+            label_bytes(&f.0.labels),
+        ),
+        (
+            "val_x",
+            Dtype::F32,
+            vec![f.1.len(), f.1.width],
+            checkpoint::bytes(&f.1.x),
+        ),
+        (
+            "val_y",
+            Dtype::I64,
+            vec![f.1.len()],
+            label_bytes(&f.1.labels),
+        ),
     ];
     let mut digest = Sha256::new();
     for (_, _, _, bytes) in &parts {
@@ -88,11 +117,19 @@ fn write(path: &Path, key: &str, f: &(FeatureSet, FeatureSet)) -> Result<(), Sto
     }
     let meta = HashMap::from([
         ("key".to_string(), key.to_string()),
-        ("sha256".to_string(), crate::data::hex_digest(&digest.finalize())),
+        (
+            "sha256".to_string(),
+            crate::data::hex_digest(&digest.finalize()),
+        ),
     ]);
     let views: Vec<(&str, TensorView)> = parts
         .iter()
-        .map(|(name, dtype, shape, bytes)| (*name, TensorView::new(*dtype, shape.clone(), bytes).expect("consistent view")))
+        .map(|(name, dtype, shape, bytes)| {
+            (
+                *name,
+                TensorView::new(*dtype, shape.clone(), bytes).expect("consistent view"),
+            )
+        })
         .collect();
     let bytes = safetensors::tensor::serialize(views, &Some(meta)).expect("serialising features");
     write_atomic(path, |file| std::io::Write::write_all(file, &bytes))
@@ -119,10 +156,22 @@ fn read(path: &Path, key: &str) -> Result<(FeatureSet, FeatureSet), String> {
     if meta.get("sha256") != Some(&crate::data::hex_digest(&digest.finalize())) {
         return Err("its checksum does not match its content".into());
     }
-    let labels = |b: &[u8]| b.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap()) as usize).collect();
+    let labels = |b: &[u8]| {
+        b.chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as usize)
+            .collect()
+    };
     Ok((
-        FeatureSet { x: checkpoint::floats(&tx), width: tx_shape[1], labels: labels(&ty) },
-        FeatureSet { x: checkpoint::floats(&vx), width: vx_shape[1], labels: labels(&vy) },
+        FeatureSet {
+            x: checkpoint::floats(&tx),
+            width: tx_shape[1],
+            labels: labels(&ty),
+        },
+        FeatureSet {
+            x: checkpoint::floats(&vx),
+            width: vx_shape[1],
+            labels: labels(&vy),
+        },
     ))
 }
 
@@ -143,8 +192,16 @@ mod tests {
 
     fn sets() -> (FeatureSet, FeatureSet) {
         (
-            FeatureSet { x: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], width: 3, labels: vec![0, 1] },
-            FeatureSet { x: vec![0.5, -0.5, 1.5], width: 3, labels: vec![1] },
+            FeatureSet {
+                x: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+                width: 3,
+                labels: vec![0, 1],
+            },
+            FeatureSet {
+                x: vec![0.5, -0.5, 1.5],
+                width: 3,
+                labels: vec![1],
+            },
         )
     }
 
@@ -158,20 +215,26 @@ mod tests {
         let (_, l) = c.get_or_build(&k, || panic!("must not rebuild")).unwrap();
         assert_eq!(l, Lookup::Memory);
         let mut fresh = FeatureCache::new(dir.path().to_path_buf());
-        let (f, l) = fresh.get_or_build(&k, || panic!("must not rebuild")).unwrap();
+        let (f, l) = fresh
+            .get_or_build(&k, || panic!("must not rebuild"))
+            .unwrap();
         assert_eq!((l, &*f), (Lookup::Disk, &sets()));
 
         // a truncated file and a flipped byte are both rebuilt
         let path = fresh.path(&k);
         let bytes = std::fs::read(&path).unwrap();
         std::fs::write(&path, &bytes[..bytes.len() - 5]).unwrap();
-        let (_, l) = FeatureCache::new(dir.path().to_path_buf()).get_or_build(&k, || Ok(sets())).unwrap();
+        let (_, l) = FeatureCache::new(dir.path().to_path_buf())
+            .get_or_build(&k, || Ok(sets()))
+            .unwrap();
         assert_eq!(l, Lookup::Built);
         let mut bytes = std::fs::read(&path).unwrap();
         let last = bytes.len() - 1;
         bytes[last] ^= 0x40;
         std::fs::write(&path, &bytes).unwrap();
-        let (_, l) = FeatureCache::new(dir.path().to_path_buf()).get_or_build(&k, || Ok(sets())).unwrap();
+        let (_, l) = FeatureCache::new(dir.path().to_path_buf())
+            .get_or_build(&k, || Ok(sets()))
+            .unwrap();
         assert_eq!(l, Lookup::Built);
         assert_ne!(k, key(&[("a", "2".into())]));
     }

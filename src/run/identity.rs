@@ -19,11 +19,23 @@ impl Identities {
     /// The run's dataset (scanned) and its content fingerprint.
     pub fn dataset(&mut self, spec: &RunSpec) -> Result<(ImageFolder, String), DataError> {
         let d = &spec.dataset;
-        let k = (d.root.clone(), d.train_dir.clone(), d.val_dir.clone(), d.train_per_class, d.val_per_class);
+        let k = (
+            d.root.clone(),
+            d.train_dir.clone(),
+            d.val_dir.clone(),
+            d.train_per_class,
+            d.val_per_class,
+        );
         if let Some(v) = self.datasets.get(&k) {
             return Ok(v.clone());
         }
-        let folder = ImageFolder::open(&d.root, &d.train_dir, &d.val_dir, d.train_per_class, d.val_per_class)?;
+        let folder = ImageFolder::open(
+            &d.root,
+            &d.train_dir,
+            &d.val_dir,
+            d.train_per_class,
+            d.val_per_class,
+        )?;
         let fp = fingerprint(&folder)?;
         self.datasets.insert(k, (folder.clone(), fp.clone()));
         Ok((folder, fp))
@@ -31,11 +43,16 @@ impl Identities {
 
     /// SHA-256 of the pretrained weights file, if the run has one.
     pub fn weights(&mut self, spec: &RunSpec) -> Result<Option<String>, DataError> {
-        let Some(path) = &spec.backbone.weights else { return Ok(None) };
+        let Some(path) = &spec.backbone.weights else {
+            return Ok(None);
+        };
         if let Some(h) = self.weights.get(path) {
             return Ok(Some(h.clone()));
         }
-        let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.clone(), source })?;
+        let bytes = std::fs::read(path).map_err(|source| DataError::Io {
+            path: path.clone(),
+            source,
+        })?;
         use sha2::Digest;
         let h = crate::data::hex_digest(&sha2::Sha256::digest(&bytes));
         self.weights.insert(path.clone(), h.clone());

@@ -29,7 +29,8 @@ use crate::plan::{self, PlannedRun};
 use crate::spec::{self, Experiment, RunSpec};
 use crate::store::{Manifest, RunDir, Status};
 use crate::train::{
-    EpochMetrics, FitConfig, OptimizerConfig, Outcome, Regularization, RegularizationKind, TrainError,
+    EpochMetrics, FitConfig, OptimizerConfig, Outcome, Regularization, RegularizationKind,
+    TrainError,
 };
 
 /// How to execute a sweep.
@@ -67,7 +68,9 @@ pub fn swept_values(run: &PlannedRun) -> Vec<(String, ParamValue)> {
     run.swept
         .iter()
         .map(|(key, raw)| {
-            let typed = resolved.as_ref().and_then(|v| key.split('.').try_fold(v, |v, k| v.get(k)));
+            let typed = resolved
+                .as_ref()
+                .and_then(|v| key.split('.').try_fold(v, |v, k| v.get(k)));
             (key.clone(), ParamValue::from_toml(typed.unwrap_or(raw)))
         })
         .collect()
@@ -88,10 +91,16 @@ pub fn transforms(spec: &RunSpec) -> Transform {
 fn fit_config(spec: &RunSpec, classes: usize) -> FitConfig {
     let o = &spec.optimizer;
     let optimizer = match o.kind {
-        spec::OptimizerKind::Sgd => OptimizerConfig::Sgd { lr: o.lr, momentum: o.momentum, nesterov: o.nesterov },
-        spec::OptimizerKind::Adam | spec::OptimizerKind::Adamw => {
-            OptimizerConfig::Adam { lr: o.lr, betas: o.betas, eps: o.eps }
-        }
+        spec::OptimizerKind::Sgd => OptimizerConfig::Sgd {
+            lr: o.lr,
+            momentum: o.momentum,
+            nesterov: o.nesterov,
+        },
+        spec::OptimizerKind::Adam | spec::OptimizerKind::Adamw => OptimizerConfig::Adam {
+            lr: o.lr,
+            betas: o.betas,
+            eps: o.eps,
+        },
     };
     let r = &spec.regularization;
     let kind = match r.kind {
@@ -103,7 +112,11 @@ fn fit_config(spec: &RunSpec, classes: usize) -> FitConfig {
     FitConfig {
         epochs: spec.train.epochs as usize,
         optimizer,
-        regularization: Regularization { kind, lambda: r.lambda, apply_to_all: r.apply_to == spec::ApplyTo::All },
+        regularization: Regularization {
+            kind,
+            lambda: r.lambda,
+            apply_to_all: r.apply_to == spec::ApplyTo::All,
+        },
         num_classes: classes,
         frozen: crate::train::Frozen::none(),
     }
@@ -120,15 +133,35 @@ fn bad_image_policy(spec: &RunSpec) -> BadImagePolicy {
 /// goes on.
 pub fn run_sweep(exp: &Experiment, runs: &[PlannedRun], opts: &RunOptions) -> Vec<RunReport> {
     let mut ids = Identities::default();
-    let cache_dir = |spec: &RunSpec| spec.cache.dir.clone().unwrap_or_else(|| opts.results.join(".cache"));
+    let cache_dir = |spec: &RunSpec| {
+        spec.cache
+            .dir
+            .clone()
+            .unwrap_or_else(|| opts.results.join(".cache"))
+    };
     let mut caches: HashMap<PathBuf, FeatureCache> = HashMap::new();
     let mut reports = Vec::new();
     for run in runs {
         let started = Instant::now();
         let swept = swept_values(run);
-        let label = swept.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
-        let head = format!("run {}/{}{}", run.index + 1, runs.len(), if label.is_empty() { String::new() } else { format!(" [{label}]") });
-        let cache = caches.entry(cache_dir(&run.spec)).or_insert_with_key(|d| FeatureCache::new(d.clone()));
+        let label = swept
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let head = format!(
+            "run {}/{}{}",
+            run.index + 1,
+            runs.len(),
+            if label.is_empty() {
+                String::new()
+            } else {
+                format!(" [{label}]")
+            }
+        );
+        let cache = caches
+            .entry(cache_dir(&run.spec))
+            .or_insert_with_key(|d| FeatureCache::new(d.clone()));
         let report = match execute(exp, run, &swept, &head, opts, &mut ids, cache) {
             Ok(r) => r,
             Err((run_id, dir, TrainError::Locked)) => RunReport {
@@ -182,9 +215,15 @@ fn execute(
         move |e: TrainError| (id.clone(), dir.clone(), e)
     };
     let t0 = Instant::now();
-    let (folder, data_fp) = ids.dataset(spec).map_err(|e| fail("-", Path::new("-"))(e.into()))?;
-    let weights_hash = ids.weights(spec).map_err(|e| fail("-", Path::new("-"))(e.into()))?;
-    let run_id = ids.run_id(spec).map_err(|e| fail("-", Path::new("-"))(e.into()))?;
+    let (folder, data_fp) = ids
+        .dataset(spec)
+        .map_err(|e| fail("-", Path::new("-"))(e.into()))?;
+    let weights_hash = ids
+        .weights(spec)
+        .map_err(|e| fail("-", Path::new("-"))(e.into()))?;
+    let run_id = ids
+        .run_id(spec)
+        .map_err(|e| fail("-", Path::new("-"))(e.into()))?;
     let identify_secs = t0.elapsed().as_secs_f64();
     let dir = RunDir::new(&opts.results, &spec.experiment.name, &run_id);
     let fail = fail(&run_id, &dir.path);
@@ -195,8 +234,10 @@ fn execute(
             return Ok(done);
         }
     }
-    dir.create().map_err(|e| fail(TrainError::Store(e.to_string())))?;
-    let Some(_lock) = RunLock::acquire(&dir).map_err(|e| fail(TrainError::Store(e.to_string())))? else {
+    dir.create()
+        .map_err(|e| fail(TrainError::Store(e.to_string())))?;
+    let Some(_lock) = RunLock::acquire(&dir).map_err(|e| fail(TrainError::Store(e.to_string())))?
+    else {
         return Err(fail(TrainError::Locked));
     };
     dir.remove_stale_temp_files();
@@ -212,13 +253,18 @@ fn execute(
     if opts.rerun {
         let _ = std::fs::remove_file(dir.file(CHECKPOINT));
     }
-    dir.write_text("spec.toml", &spec.to_toml()).map_err(|e| fail(TrainError::Store(e.to_string())))?;
-    let (git_commit, git_dirty) = provenance::git_state(exp.source.parent().unwrap_or(Path::new(".")));
+    dir.write_text("spec.toml", &spec.to_toml())
+        .map_err(|e| fail(TrainError::Store(e.to_string())))?;
+    let (git_commit, git_dirty) =
+        provenance::git_state(exp.source.parent().unwrap_or(Path::new(".")));
     let mut manifest = Manifest {
         experiment: spec.experiment.name.clone(),
         run_id: run_id.clone(),
         index: run.index,
-        swept: swept.iter().map(|(k, v)| (k.clone(), v.to_string())).collect(),
+        swept: swept
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()))
+            .collect(),
         spec_hash: plan::run_id(spec, ""),
         dataset_fingerprint: data_fp.clone(),
         weights_hash: weights_hash.clone(),
@@ -235,13 +281,24 @@ fn execute(
         git_dirty,
         runner_version: env!("CARGO_PKG_VERSION").into(),
         crate_versions: provenance::crate_versions(),
-        started_at: previous.as_ref().map(|m| m.started_at.clone()).unwrap_or_else(provenance::now_utc),
+        started_at: previous
+            .as_ref()
+            .map(|m| m.started_at.clone())
+            .unwrap_or_else(provenance::now_utc),
         finished_at: None,
     };
-    manifest.crate_versions.push(("rustc".into(), provenance::rustc_version().into()));
-    dir.write_manifest(&manifest).map_err(|e| fail(TrainError::Store(e.to_string())))?;
+    manifest
+        .crate_versions
+        .push(("rustc".into(), provenance::rustc_version().into()));
+    dir.write_manifest(&manifest)
+        .map_err(|e| fail(TrainError::Store(e.to_string())))?;
 
-    let key = RunKey { experiment: &spec.experiment.name, run_id: &run_id, swept, classes: &folder.classes };
+    let key = RunKey {
+        experiment: &spec.experiment.name,
+        run_id: &run_id,
+        swept,
+        classes: &folder.classes,
+    };
     let cfg = fit_config(spec, folder.num_classes());
     let progress = Progress::new(opts.progress, head, cfg.epochs);
     let mut rec = Record {
@@ -253,15 +310,32 @@ fn execute(
         epochs: cfg.epochs,
         stages: vec![("identify", identify_secs)],
     };
-    let paths = model::Paths { checkpoint: &dir.file(CHECKPOINT), model: &dir.file("model.safetensors") };
-    let hashes = model::Hashes { dataset: &data_fp, weights: weights_hash.as_deref() };
-    let result = model::train(spec, &folder, &hashes, &cfg, cache, &progress, &paths, &mut rec);
+    let paths = model::Paths {
+        checkpoint: &dir.file(CHECKPOINT),
+        model: &dir.file("model.safetensors"),
+    };
+    let hashes = model::Hashes {
+        dataset: &data_fp,
+        weights: weights_hash.as_deref(),
+    };
+    let result = model::train(
+        spec, &folder, &hashes, &cfg, cache, &progress, &paths, &mut rec,
+    );
     progress.finish();
-    let Record { mut manifest, rows, stages, .. } = rec;
+    let Record {
+        mut manifest,
+        rows,
+        stages,
+        ..
+    } = rec;
     let other = started.elapsed().as_secs_f64() - stages.iter().map(|(_, s)| s).sum::<f64>();
     tracing::info!(
         "{head}: time by stage: {}, other {other:.2}s",
-        stages.iter().map(|(n, s)| format!("{n} {s:.2}s")).collect::<Vec<_>>().join(", ")
+        stages
+            .iter()
+            .map(|(n, s)| format!("{n} {s:.2}s"))
+            .collect::<Vec<_>>()
+            .join(", ")
     );
     manifest.finished_at = Some(provenance::now_utc());
     let (status, error) = match &result {
@@ -276,14 +350,16 @@ fn execute(
     if let Some(best) = metrics::best_epoch(&rows).filter(|b| !b.confusion.is_empty()) {
         let write = |name: &str, df: polars::prelude::PolarsResult<polars::prelude::DataFrame>| {
             let mut df = df.map_err(|e| TrainError::Store(e.to_string()))?;
-            dir.write_parquet(name, &mut df).map_err(|e| TrainError::Store(e.to_string()))
+            dir.write_parquet(name, &mut df)
+                .map_err(|e| TrainError::Store(e.to_string()))
         };
         write("per_class.parquet", metrics::per_class_frame(&key, best)).map_err(&fail)?;
         write("confusion.parquet", metrics::confusion_frame(&key, best)).map_err(&fail)?;
     }
     manifest.status = status;
     manifest.error = error.clone();
-    dir.write_manifest(&manifest).map_err(|e| fail(TrainError::Store(e.to_string())))?;
+    dir.write_manifest(&manifest)
+        .map_err(|e| fail(TrainError::Store(e.to_string())))?;
     if let Err(e) = result {
         return Err(fail(e));
     }

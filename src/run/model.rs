@@ -4,18 +4,22 @@
 use std::path::Path;
 use std::time::Instant;
 
-
 use super::cache::{self, FeatureCache, Lookup};
 use super::sources::{FeatureSet, FeatureSource, ImageSource};
 use super::{bad_image_policy, transforms, Progress};
 use crate::data::{load_image, ImageFolder, Loader, Transform};
-use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
-use dfdx::prelude::{Device, Dtype, Trace};
 use crate::models::freeze::not_a_block;
 use crate::models::pixels::{LinearModel, MlpModel};
-use crate::models::{load_torchvision_weights, save_torchvision_weights, Arch, ArchVisitor, Backbone, Classifier};
+use crate::models::{
+    load_torchvision_weights, save_torchvision_weights, Arch, ArchVisitor, Backbone, Classifier,
+};
 use crate::spec::{BackboneName, Freeze, RunSpec};
-use crate::train::{checkpoint, fit, Dev, EpochMetrics, FitConfig, Frozen, Inputs, Net, Outcome, Source, Start, TrainError};
+use crate::train::{
+    checkpoint, fit, Dev, EpochMetrics, FitConfig, Frozen, Inputs, Net, Outcome, Source, Start,
+    TrainError,
+};
+use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
+use dfdx::prelude::{Device, Dtype, Trace};
 
 /// What the generic part reports back to the run's bookkeeping.
 pub trait Recorder {
@@ -71,20 +75,70 @@ pub fn train(
             let inputs = 3 * h * w;
             let mut source = image_source(spec, folder, &transform);
             if spec.backbone.name == BackboneName::Linear {
-                let (outcome, model) = run(&dev, LinearModel::new(&dev, inputs, classes), &mut source, cfg, progress, paths, rec)?;
-                finish(outcome, paths, || checkpoint::save_weights(paths.model, &model))
+                let (outcome, model) = run(
+                    &dev,
+                    LinearModel::new(&dev, inputs, classes),
+                    &mut source,
+                    cfg,
+                    progress,
+                    paths,
+                    rec,
+                )?;
+                finish(outcome, paths, || {
+                    checkpoint::save_weights(paths.model, &model)
+                })
             } else {
                 let model = MlpModel::new(&dev, inputs, MLP_HIDDEN, classes);
                 let (outcome, model) = run(&dev, model, &mut source, cfg, progress, paths, rec)?;
-                finish(outcome, paths, || checkpoint::save_weights(paths.model, &model))
+                finish(outcome, paths, || {
+                    checkpoint::save_weights(paths.model, &model)
+                })
             }
         }
-        BackboneName::SmallCnn => Arch::SmallCnn.dispatch(WithBackbone { spec, folder, hashes, cfg, cache, progress, paths, rec, dev }),
-        BackboneName::Resnet18 => Arch::ResNet18.dispatch(WithBackbone { spec, folder, hashes, cfg, cache, progress, paths, rec, dev }),
-        BackboneName::Resnet34 => Arch::ResNet34.dispatch(WithBackbone { spec, folder, hashes, cfg, cache, progress, paths, rec, dev }),
-        BackboneName::EfficientnetLite0 => {
-            Arch::EfficientNetLite0.dispatch(WithBackbone { spec, folder, hashes, cfg, cache, progress, paths, rec, dev })
-        }
+        BackboneName::SmallCnn => Arch::SmallCnn.dispatch(WithBackbone {
+            spec,
+            folder,
+            hashes,
+            cfg,
+            cache,
+            progress,
+            paths,
+            rec,
+            dev,
+        }),
+        BackboneName::Resnet18 => Arch::ResNet18.dispatch(WithBackbone {
+            spec,
+            folder,
+            hashes,
+            cfg,
+            cache,
+            progress,
+            paths,
+            rec,
+            dev,
+        }),
+        BackboneName::Resnet34 => Arch::ResNet34.dispatch(WithBackbone {
+            spec,
+            folder,
+            hashes,
+            cfg,
+            cache,
+            progress,
+            paths,
+            rec,
+            dev,
+        }),
+        BackboneName::EfficientnetLite0 => Arch::EfficientNetLite0.dispatch(WithBackbone {
+            spec,
+            folder,
+            hashes,
+            cfg,
+            cache,
+            progress,
+            paths,
+            rec,
+            dev,
+        }),
     }
 }
 
@@ -105,7 +159,17 @@ impl ArchVisitor for WithBackbone<'_> {
     type Output = Result<Outcome, TrainError>;
 
     fn visit<B: Backbone>(self) -> Self::Output {
-        let WithBackbone { spec, folder, hashes, cfg, cache, progress, paths, rec, dev } = self;
+        let WithBackbone {
+            spec,
+            folder,
+            hashes,
+            cfg,
+            cache,
+            progress,
+            paths,
+            rec,
+            dev,
+        } = self;
         let classes = folder.num_classes();
         let mut model = Classifier::<B>::new(&dev, classes);
         if let Some(w) = &spec.backbone.weights {
@@ -144,12 +208,24 @@ impl ArchVisitor for WithBackbone<'_> {
                 let extract = move |x: Inputs| -> Result<Inputs, TrainError> {
                     let n = x.len();
                     let f = backbone.forward_eval(x.images(&d)?);
-                    Ok(Inputs::Features { x: f.as_vec(), n, f: B::FEATURES })
+                    Ok(Inputs::Features {
+                        x: f.as_vec(),
+                        n,
+                        f: B::FEATURES,
+                    })
                 };
                 let head = LinearModel::new(&dev, B::FEATURES, classes);
                 let (outcome, head) = if spec.cache.features && transform.is_deterministic() {
                     let t = Instant::now();
-                    let mut source = cached_features(spec, folder, hashes, &transform, cache, B::NAME, &extract)?;
+                    let mut source = cached_features(
+                        spec,
+                        folder,
+                        hashes,
+                        &transform,
+                        cache,
+                        B::NAME,
+                        &extract,
+                    )?;
                     rec.stage("features", t.elapsed().as_secs_f64());
                     run(&dev, head, &mut source, cfg, progress, paths, rec)?
                 } else {
@@ -166,12 +242,26 @@ impl ArchVisitor for WithBackbone<'_> {
                 // The blocks up to `block` run in eval mode without a tape; the optimizer and the
                 // penalties skip their tensors by name.
                 let frozen = B::frozen_blocks(block).ok_or_else(|| {
-                    TrainError::Input(format!("backbone.freeze: {}", not_a_block(B::NAME, B::BLOCKS, block)))
+                    TrainError::Input(format!(
+                        "backbone.freeze: {}",
+                        not_a_block(B::NAME, B::BLOCKS, block)
+                    ))
                 })?;
                 let names = B::BLOCKS[..frozen].iter().map(|b| b.to_string()).collect();
-                let cfg = FitConfig { frozen: Frozen(names), ..cfg.clone() };
+                let cfg = FitConfig {
+                    frozen: Frozen(names),
+                    ..cfg.clone()
+                };
                 let mut source = image_source(spec, folder, &transform);
-                let (outcome, net) = run(&dev, PartlyFrozen { model, frozen }, &mut source, &cfg, progress, paths, rec)?;
+                let (outcome, net) = run(
+                    &dev,
+                    PartlyFrozen { model, frozen },
+                    &mut source,
+                    &cfg,
+                    progress,
+                    paths,
+                    rec,
+                )?;
                 finish(outcome, paths, || save_classifier(&net.model, paths.model))
             }
         }
@@ -188,8 +278,12 @@ struct PartlyFrozen<B: Backbone> {
 impl<B: Backbone> TensorCollection<f32, Dev> for PartlyFrozen<B> {
     /// A converted copy (`to_device`, …) is the plain classifier: the freeze belongs to training.
     type To<E2: Dtype, D2: Device<E2>> = Classifier<B::To<E2, D2>, E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, f32, Dev>>(v: &mut V) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        v.visit_fields(Self::module("", |s| &s.model, |s| &mut s.model), |model| model)
+    fn iter_tensors<V: ModuleVisitor<Self, f32, Dev>>(
+        v: &mut V,
+    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        v.visit_fields(Self::module("", |s| &s.model, |s| &mut s.model), |model| {
+            model
+        })
     }
 }
 
@@ -203,7 +297,9 @@ impl<B: Backbone> Net for PartlyFrozen<B> {
         x: Inputs,
         grads: dfdx::prelude::Gradients<f32, Dev>,
     ) -> Result<crate::train::Logits<dfdx::prelude::OwnedTape<f32, Dev>>, TrainError> {
-        Ok(self.model.forward_train_frozen(x.images(dev)?, self.frozen, grads))
+        Ok(self
+            .model
+            .forward_train_frozen(x.images(dev)?, self.frozen, grads))
     }
 }
 
@@ -227,7 +323,11 @@ fn save_classifier<B: Backbone>(model: &Classifier<B>, path: &Path) -> Result<()
 
 /// After a completed run: save the final weights, then drop the checkpoint (in that order, so a
 /// kill in between leaves a resumable run).
-fn finish(outcome: Outcome, paths: &Paths, save: impl FnOnce() -> Result<(), TrainError>) -> Result<Outcome, TrainError> {
+fn finish(
+    outcome: Outcome,
+    paths: &Paths,
+    save: impl FnOnce() -> Result<(), TrainError>,
+) -> Result<Outcome, TrainError> {
     if outcome == Outcome::Done {
         save()?;
         let _ = std::fs::remove_file(paths.checkpoint);
@@ -250,7 +350,10 @@ fn run<M: Net>(
     if paths.checkpoint.exists() {
         match checkpoint::load(paths.checkpoint, &mut model, &cfg.optimizer) {
             Ok((epoch, optimizer)) if epoch <= rec.recorded() => {
-                tracing::info!("resuming after epoch {epoch} from {}", paths.checkpoint.display());
+                tracing::info!(
+                    "resuming after epoch {epoch} from {}",
+                    paths.checkpoint.display()
+                );
                 rec.resumed(epoch);
                 start = Start::Resume { epoch, optimizer };
             }
@@ -259,7 +362,10 @@ fn run<M: Net>(
                 paths.checkpoint.display(),
                 rec.recorded()
             ),
-            Err(why) => tracing::warn!("checkpoint {} is unusable ({why}): starting over", paths.checkpoint.display()),
+            Err(why) => tracing::warn!(
+                "checkpoint {} is unusable ({why}): starting over",
+                paths.checkpoint.display()
+            ),
         }
         if matches!(start, Start::Fresh) {
             rec.resumed(0);
@@ -285,8 +391,22 @@ fn image_source(spec: &RunSpec, folder: &ImageFolder, transform: &Transform) -> 
     let policy = bad_image_policy(spec);
     let (bs, seed) = (spec.train.batch_size, spec.experiment.seed);
     ImageSource {
-        train: Loader::new(folder.train.clone(), transform.clone(), bs, seed, true, policy),
-        val: Loader::new(folder.val.clone(), transform.deterministic(), bs, seed, false, policy),
+        train: Loader::new(
+            folder.train.clone(),
+            transform.clone(),
+            bs,
+            seed,
+            true,
+            policy,
+        ),
+        val: Loader::new(
+            folder.val.clone(),
+            transform.deterministic(),
+            bs,
+            seed,
+            false,
+            policy,
+        ),
         extractor: None,
     }
 }
@@ -308,14 +428,30 @@ pub fn extract_all(
 ) -> Result<(FeatureSet, FeatureSet), TrainError> {
     let policy = bad_image_policy(spec);
     let one = |split: &crate::data::Split| -> Result<FeatureSet, TrainError> {
-        let loader = Loader::new(split.clone(), transform.deterministic(), 32, 0, false, policy);
-        let mut set = FeatureSet { x: Vec::new(), width: 0, labels: Vec::new() };
+        let loader = Loader::new(
+            split.clone(),
+            transform.deterministic(),
+            32,
+            0,
+            false,
+            policy,
+        );
+        let mut set = FeatureSet {
+            x: Vec::new(),
+            width: 0,
+            labels: Vec::new(),
+        };
         for b in loader.epoch(0) {
             let b = b?;
             if b.n == 0 {
                 continue;
             }
-            let x = crate::train::Inputs::Images { x: b.x, n: b.n, h: b.height, w: b.width };
+            let x = crate::train::Inputs::Images {
+                x: b.x,
+                n: b.n,
+                h: b.height,
+                w: b.width,
+            };
             match extract(x)? {
                 crate::train::Inputs::Features { x, f, .. } => {
                     set.width = f;
@@ -349,7 +485,10 @@ fn cached_features(
     };
     let key = cache::key(&[
         ("dataset", hashes.dataset.to_string()),
-        ("transforms", format!("{:?}/{:?}/{:?}/{:?}", t.resize, t.crop, t.mean, t.std)),
+        (
+            "transforms",
+            format!("{:?}/{:?}/{:?}/{:?}", t.resize, t.crop, t.mean, t.std),
+        ),
         ("backbone", backbone.to_string()),
         ("weights", weights),
     ]);

@@ -13,19 +13,26 @@ impl Progress {
         let bar = enabled.then(|| {
             let bar = indicatif::ProgressBar::new(epochs as u64);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{prefix} epoch {pos}/{len} {bar:20} {msg} eta {eta}")
-                    .expect("valid template"),
+                indicatif::ProgressStyle::with_template(
+                    "{prefix} epoch {pos}/{len} {bar:20} {msg} eta {eta}",
+                )
+                .expect("valid template"),
             );
             bar.set_prefix(head.to_string());
             bar
         });
-        Self { bar, head: head.to_string() }
+        Self {
+            bar,
+            head: head.to_string(),
+        }
     }
 
     /// Called after every training batch with the epoch's running loss.
     pub fn batch(&self, epoch: usize, batch: usize, batches: usize, loss: f64) {
         if let Some(bar) = &self.bar {
-            bar.set_message(format!("(epoch {epoch}: batch {batch}/{batches}, loss {loss:.4})"));
+            bar.set_message(format!(
+                "(epoch {epoch}: batch {batch}/{batches}, loss {loss:.4})"
+            ));
         }
     }
 

@@ -11,7 +11,6 @@ use crate::plan::PlannedRun;
 use crate::store::{Manifest, RunDir, Status};
 use crate::train::{EpochMetrics, TrainError};
 
-
 /// Records a run's epochs as they end: metrics.parquet with every row so far, then the
 /// manifest's epoch count.
 pub(super) struct Record<'a> {
@@ -52,17 +51,26 @@ impl model::Recorder for Record<'_> {
         self.rows.retain(|r| r.epoch < m.epoch);
         self.rows.push(m.clone());
         self.progress.epoch(m, self.epochs);
-        let mut df = metrics::epochs_frame(self.key, &self.rows).map_err(|e| TrainError::Store(e.to_string()))?;
-        self.dir.write_parquet("metrics.parquet", &mut df).map_err(|e| TrainError::Store(e.to_string()))?;
+        let mut df = metrics::epochs_frame(self.key, &self.rows)
+            .map_err(|e| TrainError::Store(e.to_string()))?;
+        self.dir
+            .write_parquet("metrics.parquet", &mut df)
+            .map_err(|e| TrainError::Store(e.to_string()))?;
         self.manifest.epochs_done = m.epoch;
-        self.dir.write_manifest(&self.manifest).map_err(|e| TrainError::Store(e.to_string()))?;
+        self.dir
+            .write_manifest(&self.manifest)
+            .map_err(|e| TrainError::Store(e.to_string()))?;
         self.add_stage("record", t.elapsed().as_secs_f64());
         Ok(())
     }
 }
 
 /// A report for a run that an earlier invocation finished, read back from its files.
-pub(super) fn previous_done(dir: &RunDir, swept: &[(String, ParamValue)], run: &PlannedRun) -> Option<RunReport> {
+pub(super) fn previous_done(
+    dir: &RunDir,
+    swept: &[(String, ParamValue)],
+    run: &PlannedRun,
+) -> Option<RunReport> {
     let m = dir.read_manifest().ok()?;
     if m.status != Status::Done {
         return None;

@@ -41,13 +41,26 @@ impl Reproduction {
     pub fn render(&self) -> String {
         let mut t = Table::new();
         t.load_preset(presets::UTF8_FULL_CONDENSED);
-        t.set_header(vec!["metric", "max |stored − reproduced|", "at epoch", "within tolerance"]);
+        t.set_header(vec![
+            "metric",
+            "max |stored − reproduced|",
+            "at epoch",
+            "within tolerance",
+        ]);
         for d in &self.deviations {
             t.add_row(vec![
                 d.metric.clone(),
                 format!("{:.3e}", d.max_abs),
-                if d.max_abs == 0.0 { "-".into() } else { d.epoch.to_string() },
-                if d.max_abs <= self.tolerance { "yes".into() } else { "NO".into() },
+                if d.max_abs == 0.0 {
+                    "-".into()
+                } else {
+                    d.epoch.to_string()
+                },
+                if d.max_abs <= self.tolerance {
+                    "yes".into()
+                } else {
+                    "NO".into()
+                },
             ]);
         }
         let mut out = format!("{t}\n");
@@ -58,7 +71,10 @@ impl Reproduction {
             );
         }
         if self.epochs.0 != self.epochs.1 {
-            out += &format!("epochs: stored {}, reproduced {}\n", self.epochs.0, self.epochs.1);
+            out += &format!(
+                "epochs: stored {}, reproduced {}\n",
+                self.epochs.0, self.epochs.1
+            );
         }
         out += &format!(
             "reproduce {}: {} (tolerance {:.0e})\n",
@@ -73,20 +89,36 @@ impl Reproduction {
 /// The project folder a run belongs to: the nearest ancestor with `pipeline/defaults.toml`.
 fn project_of(run_dir: &Path) -> Option<PathBuf> {
     let abs = std::fs::canonicalize(run_dir).ok()?;
-    abs.ancestors().find(|d| d.join("pipeline/defaults.toml").is_file()).map(Path::to_path_buf)
+    abs.ancestors()
+        .find(|d| d.join("pipeline/defaults.toml").is_file())
+        .map(Path::to_path_buf)
 }
 
-pub fn reproduce(run_dir: &Path, tolerance: f64, project: Option<&Path>) -> Result<Reproduction, String> {
+pub fn reproduce(
+    run_dir: &Path,
+    tolerance: f64,
+    project: Option<&Path>,
+) -> Result<Reproduction, String> {
     let manifest = read_manifest(&run_dir.join("manifest.json")).map_err(|e| e.to_string())?;
     let spec_path = run_dir.join("spec.toml");
-    let text = std::fs::read_to_string(&spec_path).map_err(|e| format!("cannot read {}: {e}", spec_path.display()))?;
-    let mut doc: toml::Table = text.parse().map_err(|e| format!("{}: {e}", spec_path.display()))?;
+    let text = std::fs::read_to_string(&spec_path)
+        .map_err(|e| format!("cannot read {}: {e}", spec_path.display()))?;
+    let mut doc: toml::Table = text
+        .parse()
+        .map_err(|e| format!("{}: {e}", spec_path.display()))?;
     // stored paths are relative to the project folder (so run ids do not depend on the
     // checkout); make them absolute for loading from a temporary folder
-    let project = project.map(Path::to_path_buf).or_else(|| project_of(run_dir));
+    let project = project
+        .map(Path::to_path_buf)
+        .or_else(|| project_of(run_dir));
     if let Some(project) = &project {
-        for (section, key) in [("dataset", "root"), ("backbone", "weights"), ("cache", "dir")] {
-            if let Some(toml::Value::String(p)) = doc.get_mut(section).and_then(|s| s.get_mut(key)) {
+        for (section, key) in [
+            ("dataset", "root"),
+            ("backbone", "weights"),
+            ("cache", "dir"),
+        ] {
+            if let Some(toml::Value::String(p)) = doc.get_mut(section).and_then(|s| s.get_mut(key))
+            {
                 if !p.is_empty() && Path::new(p.as_str()).is_relative() {
                     *p = project.join(&*p).display().to_string();
                 }
@@ -95,39 +127,83 @@ pub fn reproduce(run_dir: &Path, tolerance: f64, project: Option<&Path>) -> Resu
     }
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let spec_file = tmp.path().join(format!("{}.toml", manifest.experiment));
-    std::fs::write(&spec_file, toml::to_string(&doc).expect("toml table serialises")).map_err(|e| e.to_string())?;
-    let opts = LoadOptions { overrides: Vec::new(), pipeline_dir: project.as_ref().map(|p| p.join("pipeline")) };
+    std::fs::write(
+        &spec_file,
+        toml::to_string(&doc).expect("toml table serialises"),
+    )
+    .map_err(|e| e.to_string())?;
+    let opts = LoadOptions {
+        overrides: Vec::new(),
+        pipeline_dir: project.as_ref().map(|p| p.join("pipeline")),
+    };
     let exp = spec::load(&spec_file, &opts).map_err(|e| e.to_string())?;
     let swept = manifest
         .swept
         .iter()
-        .map(|(k, v)| (k.clone(), v.parse::<toml::Value>().unwrap_or_else(|_| toml::Value::String(v.clone()))))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.parse::<toml::Value>()
+                    .unwrap_or_else(|_| toml::Value::String(v.clone())),
+            )
+        })
         .collect();
-    let planned = PlannedRun { index: manifest.index, swept, spec: exp.base.clone(), warnings: Vec::new() };
+    let planned = PlannedRun {
+        index: manifest.index,
+        swept,
+        spec: exp.base.clone(),
+        warnings: Vec::new(),
+    };
     let results = tmp.path().join("results");
-    let report = run_sweep(&exp, &[planned], &RunOptions { results, rerun: true, progress: false })
-        .pop()
-        .expect("one run");
+    let report = run_sweep(
+        &exp,
+        &[planned],
+        &RunOptions {
+            results,
+            rerun: true,
+            progress: false,
+        },
+    )
+    .pop()
+    .expect("one run");
     if let Some(e) = &report.error {
         return Err(format!("the reproduction failed: {e}"));
     }
-    let stored = metrics::read_frame(&run_dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
-    let fresh = metrics::read_frame(&report.dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
+    let stored =
+        metrics::read_frame(&run_dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
+    let fresh =
+        metrics::read_frame(&report.dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
     let mut deviations = Vec::new();
     for (name, a) in &stored.columns {
         if TIMING.contains(&name.as_str()) {
             continue;
         }
-        let b = fresh.columns.iter().find(|(n, _)| n == name).map(|(_, b)| b);
+        let b = fresh
+            .columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, b)| b);
         let (max_abs, at) = match b {
-            Some(b) => a.iter().zip(b).enumerate().fold((0.0f64, 0), |(m, at), (i, (x, y))| {
-                let d = if x == y { 0.0 } else { (x - y).abs() };
-                let d = if d.is_nan() { f64::INFINITY } else { d };
-                if d > m { (d, i) } else { (m, at) }
-            }),
+            Some(b) => a
+                .iter()
+                .zip(b)
+                .enumerate()
+                .fold((0.0f64, 0), |(m, at), (i, (x, y))| {
+                    let d = if x == y { 0.0 } else { (x - y).abs() };
+                    let d = if d.is_nan() { f64::INFINITY } else { d };
+                    if d > m {
+                        (d, i)
+                    } else {
+                        (m, at)
+                    }
+                }),
             None => (f64::INFINITY, 0),
         };
-        deviations.push(Deviation { metric: name.clone(), max_abs, epoch: stored.epochs.get(at).copied().unwrap_or(0) });
+        deviations.push(Deviation {
+            metric: name.clone(),
+            max_abs,
+            epoch: stored.epochs.get(at).copied().unwrap_or(0),
+        });
     }
     Ok(Reproduction {
         run_id: manifest.run_id,

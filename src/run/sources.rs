@@ -26,7 +26,12 @@ impl Source for ImageSource {
         let extractor = self.extractor.as_ref();
         Box::new(loader.epoch(epoch).map(move |b| {
             let b = b?;
-            let x = Inputs::Images { x: b.x, n: b.n, h: b.height, w: b.width };
+            let x = Inputs::Images {
+                x: b.x,
+                n: b.n,
+                h: b.height,
+                w: b.width,
+            };
             let x = match extractor {
                 Some(f) if b.n > 0 => f(x)?,
                 _ => x,
@@ -59,7 +64,14 @@ impl FeatureSet {
             x.extend_from_slice(&self.x[i * self.width..(i + 1) * self.width]);
         }
         let labels = idx.iter().map(|&i| self.labels[i]).collect();
-        (Inputs::Features { x, n: idx.len(), f: self.width }, labels)
+        (
+            Inputs::Features {
+                x,
+                n: idx.len(),
+                f: self.width,
+            },
+            labels,
+        )
     }
 }
 
@@ -74,10 +86,16 @@ pub struct FeatureSource {
 impl Source for FeatureSource {
     fn batches(&mut self, split: Split, epoch: usize) -> Batches<'_> {
         let (set, order) = match split {
-            Split::Train => (&self.train, epoch_order(self.train.len(), self.seed, epoch, true)),
+            Split::Train => (
+                &self.train,
+                epoch_order(self.train.len(), self.seed, epoch, true),
+            ),
             Split::Val => (&self.val, epoch_order(self.val.len(), self.seed, 0, false)),
         };
-        let batches: Vec<Vec<usize>> = order.chunks(self.batch_size).map(<[usize]>::to_vec).collect();
+        let batches: Vec<Vec<usize>> = order
+            .chunks(self.batch_size)
+            .map(<[usize]>::to_vec)
+            .collect();
         Box::new(batches.into_iter().map(move |idx| Ok(set.rows(&idx))))
     }
 }

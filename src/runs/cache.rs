@@ -25,7 +25,11 @@ const EPOCHS: &str = ".compare-cache.epochs.parquet";
 pub fn stamp(path: &Path) -> String {
     match std::fs::metadata(path) {
         Ok(m) => {
-            let t = m.modified().ok().and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+            let t = m
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos());
             format!("{t}:{}", m.len())
         }
         Err(_) => String::new(),
@@ -34,7 +38,10 @@ pub fn stamp(path: &Path) -> String {
 
 /// The stamps of a run folder's manifest and metrics.
 pub fn run_stamps(dir: &Path) -> (String, String) {
-    (stamp(&dir.join("manifest.json")), stamp(&dir.join("metrics.parquet")))
+    (
+        stamp(&dir.join("manifest.json")),
+        stamp(&dir.join("metrics.parquet")),
+    )
 }
 
 /// A run as cached, by folder name.
@@ -61,7 +68,10 @@ fn read_inner(parent: &Path) -> Option<HashMap<String, Cached>> {
     let scan = |p: &Path| {
         let p = p.to_string_lossy();
         let mut df =
-            LazyFrame::scan_parquet(PlRefPath::new(p.as_ref()), ScanArgsParquet::default()).ok()?.collect().ok()?;
+            LazyFrame::scan_parquet(PlRefPath::new(p.as_ref()), ScanArgsParquet::default())
+                .ok()?
+                .collect()
+                .ok()?;
         // a large file can come back in several chunks; the slices below need one
         df.rechunk_mut_par();
         Some(df)
@@ -73,12 +83,40 @@ fn read_inner(parent: &Path) -> Option<HashMap<String, Cached>> {
     }
     let s = |c: &str| runs.column(c).ok()?.str().ok().cloned();
     let i = |c: &str| runs.column(c).ok()?.i64().ok().cloned();
-    let (name, manifest, metrics, experiment, run_id, status, params) =
-        (s("dir")?, s("manifest")?, s("metrics")?, s("experiment")?, s("run_id")?, s("status")?, s("params")?);
+    let (name, manifest, metrics, experiment, run_id, status, params) = (
+        s("dir")?,
+        s("manifest")?,
+        s("metrics")?,
+        s("experiment")?,
+        s("run_id")?,
+        s("status")?,
+        s("params")?,
+    );
     let (start, len) = (i("start")?, i("len")?);
-    let e = |c: &str| epochs.column(c).ok()?.f64().ok()?.cont_slice().ok().map(|s| s.to_vec());
-    let epoch: Vec<i64> = epochs.column("epoch").ok()?.i64().ok()?.cont_slice().ok()?.to_vec();
-    let (tl, vl, va, wn) = (e("train_loss")?, e("val_loss")?, e("val_acc")?, e("weight_norm")?);
+    let e = |c: &str| {
+        epochs
+            .column(c)
+            .ok()?
+            .f64()
+            .ok()?
+            .cont_slice()
+            .ok()
+            .map(|s| s.to_vec())
+    };
+    let epoch: Vec<i64> = epochs
+        .column("epoch")
+        .ok()?
+        .i64()
+        .ok()?
+        .cont_slice()
+        .ok()?
+        .to_vec();
+    let (tl, vl, va, wn) = (
+        e("train_loss")?,
+        e("val_loss")?,
+        e("val_acc")?,
+        e("weight_norm")?,
+    );
     let mut out = HashMap::with_capacity(runs.height());
     for r in 0..runs.height() {
         let (a, n) = (start.get(r)? as usize, len.get(r)? as usize);
@@ -128,7 +166,13 @@ fn write_inner(parent: &Path, runs: &[&Cached]) -> Result<(), String> {
         len.push(c.run.epochs.len() as i64);
         total += c.run.epochs.len() as i64;
     }
-    let name = |c: &&Cached| c.run.dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = |c: &&Cached| {
+        c.run
+            .dir
+            .file_name()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
     let text = |f: &dyn Fn(&Cached) -> String| runs.iter().map(|c| f(c)).collect::<Vec<String>>();
     let mut runs_df = DataFrame::new(
         n,
@@ -138,7 +182,10 @@ fn write_inner(parent: &Path, runs: &[&Cached]) -> Result<(), String> {
             Column::new("metrics".into(), text(&|c| c.stamps.1.clone())),
             Column::new("experiment".into(), text(&|c| c.run.experiment.clone())),
             Column::new("run_id".into(), text(&|c| c.run.run_id.clone())),
-            Column::new("status".into(), text(&|c| c.run.status.map_or(String::new(), |s| s.to_string()))),
+            Column::new(
+                "status".into(),
+                text(&|c| c.run.status.map_or(String::new(), |s| s.to_string())),
+            ),
             Column::new("params".into(), text(&|c| encode_params(&c.run.params))),
             Column::new("start".into(), start),
             Column::new("len".into(), len),
@@ -146,12 +193,21 @@ fn write_inner(parent: &Path, runs: &[&Cached]) -> Result<(), String> {
         ],
     )
     .map_err(|e| e.to_string())?;
-    let cat = |f: fn(&Epochs) -> &Vec<f64>| runs.iter().flat_map(|c| f(&c.run.epochs).iter().copied()).collect::<Vec<f64>>();
+    let cat = |f: fn(&Epochs) -> &Vec<f64>| {
+        runs.iter()
+            .flat_map(|c| f(&c.run.epochs).iter().copied())
+            .collect::<Vec<f64>>()
+    };
     let total = total as usize;
     let mut epochs_df = DataFrame::new(
         total,
         vec![
-            Column::new("epoch".into(), runs.iter().flat_map(|c| c.run.epochs.epoch.iter().copied()).collect::<Vec<i64>>()),
+            Column::new(
+                "epoch".into(),
+                runs.iter()
+                    .flat_map(|c| c.run.epochs.epoch.iter().copied())
+                    .collect::<Vec<i64>>(),
+            ),
             Column::new("train_loss".into(), cat(|e| &e.train_loss)),
             Column::new("val_loss".into(), cat(|e| &e.val_loss)),
             Column::new("val_acc".into(), cat(|e| &e.val_acc)),
@@ -169,10 +225,14 @@ fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), String> {
     let mut err = None;
     store::write_atomic(path, |f| {
         // lz4 reads back faster than the default zstd; the cache is rewritten often, read more
-        ParquetWriter::new(f).with_compression(ParquetCompression::Lz4Raw).finish(df).map(|_| ()).map_err(|e| {
-            err = Some(e.to_string());
-            std::io::Error::other("parquet")
-        })
+        ParquetWriter::new(f)
+            .with_compression(ParquetCompression::Lz4Raw)
+            .finish(df)
+            .map(|_| ())
+            .map_err(|e| {
+                err = Some(e.to_string());
+                std::io::Error::other("parquet")
+            })
     })
     .map_err(|e| err.take().unwrap_or_else(|| e.to_string()))
 }
@@ -219,8 +279,14 @@ fn decode_status(s: &str) -> Option<Status> {
 
 /// Folder → (folder name, parent) for grouping runs by cache.
 pub fn split(dir: &Path) -> (String, PathBuf) {
-    let name = dir.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-    (name, dir.parent().map(Path::to_path_buf).unwrap_or_default())
+    let name = dir
+        .file_name()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    (
+        name,
+        dir.parent().map(Path::to_path_buf).unwrap_or_default(),
+    )
 }
 
 #[cfg(test)]
@@ -230,10 +296,16 @@ mod tests {
     #[test]
     fn params_round_trip_exactly() {
         let p = vec![
-            ("regularization.lambda".to_string(), ParamValue::Float(0.1 + 0.2)),
+            (
+                "regularization.lambda".to_string(),
+                ParamValue::Float(0.1 + 0.2),
+            ),
             ("experiment.seed".to_string(), ParamValue::Int(-3)),
             ("model.pretrained".to_string(), ParamValue::Bool(true)),
-            ("optimizer.kind".to_string(), ParamValue::Str("sgd, nesterov".into())),
+            (
+                "optimizer.kind".to_string(),
+                ParamValue::Str("sgd, nesterov".into()),
+            ),
         ];
         assert_eq!(decode_params(&encode_params(&p)).unwrap(), p);
         assert_eq!(decode_params("").unwrap(), vec![]);
@@ -247,7 +319,11 @@ mod tests {
         let entries: Vec<Cached> = (0..3000)
             .map(|i| {
                 let e = (1..=100i64).collect::<Vec<_>>();
-                let f = |k: f64| e.iter().map(|&x| k * x as f64 + i as f64).collect::<Vec<_>>();
+                let f = |k: f64| {
+                    e.iter()
+                        .map(|&x| k * x as f64 + i as f64)
+                        .collect::<Vec<_>>()
+                };
                 Cached {
                     stamps: (format!("{i}:1"), format!("{i}:2")),
                     run: Run {

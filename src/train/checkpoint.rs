@@ -6,11 +6,12 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use ::safetensors::tensor::{Dtype as SDtype, SafeTensors, TensorView};
 use dfdx::nn::tensor_collection::{
-    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName, ViewTensorRef,
+    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
+    ViewTensorRef,
 };
 use dfdx::prelude::*;
-use ::safetensors::tensor::{Dtype as SDtype, SafeTensors, TensorView};
 
 use super::{Dev, Optimizer, OptimizerConfig, TrainError};
 use crate::store::write_atomic;
@@ -28,12 +29,17 @@ fn tensors<M: TensorCollection<f32, Dev>>(model: &M) -> Vec<(String, Vec<usize>,
             _: TensorOptions<S, f32, Dev>,
             (t, name): (&Tensor<S, f32, Dev>, String),
         ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
-            self.0.push((name, t.shape().concrete().into_iter().collect(), t.as_vec()));
+            self.0
+                .push((name, t.shape().concrete().into_iter().collect(), t.as_vec()));
             Ok(None)
         }
     }
     let mut c = Collect(Vec::new());
-    M::iter_tensors(&mut RecursiveWalker { m: (model, String::new()), f: &mut c }).expect("walking tensors");
+    M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut c,
+    })
+    .expect("walking tensors");
     c.0
 }
 
@@ -44,28 +50,54 @@ pub(crate) fn bytes(v: &[f32]) -> Vec<u8> {
 
 /// The inverse of [`bytes`].
 pub(crate) fn floats(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
 }
 
-fn write(path: &Path, named: Vec<(String, Vec<usize>, Vec<u8>)>, meta: HashMap<String, String>) -> Result<(), TrainError> {
+fn write(
+    path: &Path,
+    named: Vec<(String, Vec<usize>, Vec<u8>)>,
+    meta: HashMap<String, String>,
+) -> Result<(), TrainError> {
     let views: Vec<(String, TensorView)> = named
         .iter()
-        .map(|(n, shape, b)| (n.clone(), TensorView::new(SDtype::F32, shape.clone(), b).expect("consistent view")))
+        .map(|(n, shape, b)| {
+            (
+                n.clone(),
+                TensorView::new(SDtype::F32, shape.clone(), b).expect("consistent view"),
+            )
+        })
         .collect();
-    let data = ::safetensors::tensor::serialize(views, &Some(meta)).map_err(|e| TrainError::Store(format!("{e:?}")))?;
-    write_atomic(path, |f| std::io::Write::write_all(f, &data)).map_err(|e| TrainError::Store(e.to_string()))
+    let data = ::safetensors::tensor::serialize(views, &Some(meta))
+        .map_err(|e| TrainError::Store(format!("{e:?}")))?;
+    write_atomic(path, |f| std::io::Write::write_all(f, &data))
+        .map_err(|e| TrainError::Store(e.to_string()))
 }
 
 /// Saves the model's tensors under their module paths.
-pub fn save_weights<M: TensorCollection<f32, Dev>>(path: &Path, model: &M) -> Result<(), TrainError> {
-    let named = tensors(model).into_iter().map(|(n, s, v)| (n, s, bytes(&v))).collect();
+pub fn save_weights<M: TensorCollection<f32, Dev>>(
+    path: &Path,
+    model: &M,
+) -> Result<(), TrainError> {
+    let named = tensors(model)
+        .into_iter()
+        .map(|(n, s, v)| (n, s, bytes(&v)))
+        .collect();
     write(path, named, HashMap::new())
 }
 
 /// Saves model, optimizer state and epoch.
-pub fn save<M: TensorCollection<f32, Dev>>(path: &Path, model: &M, opt: &Optimizer, epoch: usize) -> Result<(), TrainError> {
-    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> =
-        tensors(model).into_iter().map(|(n, s, v)| (format!("model.{n}"), s, bytes(&v))).collect();
+pub fn save<M: TensorCollection<f32, Dev>>(
+    path: &Path,
+    model: &M,
+    opt: &Optimizer,
+    epoch: usize,
+) -> Result<(), TrainError> {
+    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = tensors(model)
+        .into_iter()
+        .map(|(n, s, v)| (format!("model.{n}"), s, bytes(&v)))
+        .collect();
     for (kind, states) in [("first", &opt.first), ("second", &opt.second)] {
         for (i, s) in states.iter().enumerate() {
             named.push((format!("optim.{kind}.{i}"), vec![s.len()], bytes(s)));
@@ -93,14 +125,24 @@ pub fn load<M: TensorCollection<f32, Dev>>(
     if meta.get("optimizer") != Some(&format!("{cfg:?}")) {
         return Err("it was written with another optimizer configuration".into());
     }
-    let num = |k: &str| meta.get(k).and_then(|v| v.parse::<u64>().ok()).ok_or(format!("no `{k}` in its metadata"));
+    let num = |k: &str| {
+        meta.get(k)
+            .and_then(|v| v.parse::<u64>().ok())
+            .ok_or(format!("no `{k}` in its metadata"))
+    };
     let (epoch, step) = (num("epoch")? as usize, num("step")?);
     // check every tensor before changing any
     let expected = tensors(model);
     for (name, shape, _) in &expected {
-        let t = st.tensor(&format!("model.{name}")).map_err(|_| format!("it has no tensor `{name}`"))?;
+        let t = st
+            .tensor(&format!("model.{name}"))
+            .map_err(|_| format!("it has no tensor `{name}`"))?;
         if t.shape() != shape.as_slice() {
-            return Err(format!("`{name}` has shape {:?}, the model {:?}", t.shape(), shape));
+            return Err(format!(
+                "`{name}` has shape {:?}, the model {:?}",
+                t.shape(),
+                shape
+            ));
         }
     }
     struct Apply<'a>(&'a SafeTensors<'a>);
@@ -114,18 +156,37 @@ pub fn load<M: TensorCollection<f32, Dev>>(
             _: TensorOptions<S, f32, Dev>,
             (t, name): (&mut Tensor<S, f32, Dev>, String),
         ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
-            let src = self.0.tensor(&format!("model.{name}")).expect("checked above");
+            let src = self
+                .0
+                .tensor(&format!("model.{name}"))
+                .expect("checked above");
             t.copy_from(&floats(src.data()));
             Ok(None)
         }
     }
-    M::iter_tensors(&mut RecursiveWalker { m: (model, String::new()), f: &mut Apply(&st) }).expect("walking tensors");
+    M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut Apply(&st),
+    })
+    .expect("walking tensors");
     let states = |kind: &str| -> Vec<Vec<f32>> {
         (0..)
-            .map_while(|i| st.tensor(&format!("optim.{kind}.{i}")).ok().map(|t| floats(t.data())))
+            .map_while(|i| {
+                st.tensor(&format!("optim.{kind}.{i}"))
+                    .ok()
+                    .map(|t| floats(t.data()))
+            })
             .collect()
     };
-    Ok((epoch, Optimizer { cfg: cfg.clone(), step, first: states("first"), second: states("second") }))
+    Ok((
+        epoch,
+        Optimizer {
+            cfg: cfg.clone(),
+            step,
+            first: states("first"),
+            second: states("second"),
+        },
+    ))
 }
 
 #[cfg(test)]
@@ -137,10 +198,18 @@ mod tests {
     fn round_trips_model_and_optimizer_and_refuses_another_model() {
         let dev = Dev::seed_from_u64(2);
         let mut l = LinearHead::new(&dev, 3, 2);
-        let cfg = OptimizerConfig::Adam { lr: 0.01, betas: [0.9, 0.999], eps: 1e-8 };
+        let cfg = OptimizerConfig::Adam {
+            lr: 0.01,
+            betas: [0.9, 0.999],
+            eps: 1e-8,
+        };
         let mut opt = Optimizer::new(cfg.clone());
         let x = dev.tensor_from_vec(vec![1.0, -1.0, 0.5], (1usize, 3usize));
-        let mut grads = l.forward(x.traced(l.alloc_grads())).square().sum().backward();
+        let mut grads = l
+            .forward(x.traced(l.alloc_grads()))
+            .square()
+            .sum()
+            .backward();
         opt.update(&mut l, &mut grads);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ckpt.safetensors");
@@ -149,14 +218,23 @@ mod tests {
         let mut m = LinearHead::new(&dev, 3, 2);
         let (epoch, opt2) = load(&path, &mut m, &cfg).unwrap();
         assert_eq!((epoch, &opt2), (4, &opt));
-        assert_eq!((m.weight.as_vec(), m.bias.as_vec()), (l.weight.as_vec(), l.bias.as_vec()));
+        assert_eq!(
+            (m.weight.as_vec(), m.bias.as_vec()),
+            (l.weight.as_vec(), l.bias.as_vec())
+        );
 
         let mut other = LinearHead::new(&dev, 4, 2);
         let before = other.weight.as_vec();
         let err = load(&path, &mut other, &cfg).unwrap_err();
         assert_eq!(err, "`weight` has shape [2, 3], the model [2, 4]");
         assert_eq!(other.weight.as_vec(), before);
-        let sgd = OptimizerConfig::Sgd { lr: 0.01, momentum: 0.9, nesterov: false };
-        assert!(load(&path, &mut m, &sgd).unwrap_err().contains("another optimizer"));
+        let sgd = OptimizerConfig::Sgd {
+            lr: 0.01,
+            momentum: 0.9,
+            nesterov: false,
+        };
+        assert!(load(&path, &mut m, &sgd)
+            .unwrap_err()
+            .contains("another optimizer"));
     }
 }

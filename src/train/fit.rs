@@ -4,13 +4,20 @@ use std::time::Instant;
 
 use dfdx::prelude::*;
 
-use super::{penalised_norm_except, Dev, Frozen, Inputs, Net, Optimizer, OptimizerConfig, Regularization, TrainError};
+use super::{
+    penalised_norm_except, Dev, Frozen, Inputs, Net, Optimizer, OptimizerConfig, Regularization,
+    TrainError,
+};
 
 /// Where a run's batches come from: images through the transforms, or cached features.
 pub trait Source {
     /// The training batches of `epoch` (1-based) with their labels, shuffled and augmented
     /// from the run's seed.
-    fn batches(&mut self, split: Split, epoch: usize) -> Box<dyn Iterator<Item = Result<(Inputs, Vec<usize>), TrainError>> + '_>;
+    fn batches(
+        &mut self,
+        split: Split,
+        epoch: usize,
+    ) -> Box<dyn Iterator<Item = Result<(Inputs, Vec<usize>), TrainError>> + '_>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,7 +63,9 @@ pub struct EpochMetrics {
 pub enum Outcome {
     Done,
     /// The loss became NaN or infinite during this epoch; it was not recorded.
-    Diverged { epoch: usize },
+    Diverged {
+        epoch: usize,
+    },
 }
 
 /// Where training starts: a new run, or a checkpoint's completed epoch and optimizer state
@@ -96,13 +105,15 @@ pub fn fit<M: Net>(
             let n = labels.len();
             let logits = model.logits_train(dev, x, model.alloc_grads())?;
             correct += count_correct(&logits.as_vec(), &labels, cfg.num_classes);
-            let loss = cross_entropy_with_logits_loss(logits, one_hot(dev, &labels, cfg.num_classes));
+            let loss =
+                cross_entropy_with_logits_loss(logits, one_hot(dev, &labels, cfg.num_classes));
             let loss_value = loss.array() as f64;
             if !loss_value.is_finite() {
                 return Ok(Outcome::Diverged { epoch });
             }
             let mut grads = loss.backward();
-            cfg.regularization.add_gradients_except(model, &mut grads, &cfg.frozen);
+            cfg.regularization
+                .add_gradients_except(model, &mut grads, &cfg.frozen);
             cfg.regularization.decay_except(model, lr, &cfg.frozen);
             opt.update_except(model, &mut grads, &cfg.frozen);
             loss_sum += loss_value * n as f64;
@@ -168,14 +179,23 @@ pub fn evaluate<M: Net + ?Sized>(
         for (row, &y) in logits.chunks(classes).zip(&labels) {
             // cross-entropy in f64 from the log-sum-exp of the row
             let max = row.iter().cloned().fold(f32::NEG_INFINITY, f32::max) as f64;
-            let lse = max + row.iter().map(|&v| (v as f64 - max).exp()).sum::<f64>().ln();
+            let lse = max
+                + row
+                    .iter()
+                    .map(|&v| (v as f64 - max).exp())
+                    .sum::<f64>()
+                    .ln();
             loss_sum += lse - row[y] as f64;
             confusion[y][argmax(row)] += 1;
             n += 1;
         }
     }
     let correct: u64 = (0..classes).map(|c| confusion[c][c]).sum();
-    Ok(Evaluation { loss: loss_sum / n.max(1) as f64, acc: correct as f64 / n.max(1) as f64, confusion })
+    Ok(Evaluation {
+        loss: loss_sum / n.max(1) as f64,
+        acc: correct as f64 / n.max(1) as f64,
+        confusion,
+    })
 }
 
 fn argmax(row: &[f32]) -> usize {
@@ -189,7 +209,11 @@ fn argmax(row: &[f32]) -> usize {
 }
 
 fn count_correct(logits: &[f32], labels: &[usize], classes: usize) -> usize {
-    logits.chunks(classes).zip(labels).filter(|(row, &y)| argmax(row) == y).count()
+    logits
+        .chunks(classes)
+        .zip(labels)
+        .filter(|(row, &y)| argmax(row) == y)
+        .count()
 }
 
 fn one_hot(dev: &Dev, labels: &[usize], classes: usize) -> Tensor<(usize, usize), f32, Dev> {

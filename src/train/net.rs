@@ -21,7 +21,12 @@ pub enum TrainError {
 #[derive(Debug, Clone)]
 pub enum Inputs {
     /// NCHW images.
-    Images { x: Vec<f32>, n: usize, h: usize, w: usize },
+    Images {
+        x: Vec<f32>,
+        n: usize,
+        h: usize,
+        w: usize,
+    },
     /// One feature vector per row (flattened pixels, or a frozen backbone's pooled features).
     Features { x: Vec<f32>, n: usize, f: usize },
 }
@@ -38,7 +43,11 @@ impl Inputs {
     }
 
     /// The batch as rows of `width` values; images are flattened in CHW order.
-    pub fn flat(self, dev: &Dev, width: usize) -> Result<Tensor<(usize, usize), f32, Dev>, TrainError> {
+    pub fn flat(
+        self,
+        dev: &Dev,
+        width: usize,
+    ) -> Result<Tensor<(usize, usize), f32, Dev>, TrainError> {
         let (x, n, f) = match self {
             Inputs::Images { x, n, h, w } => (x, n, 3 * h * w),
             Inputs::Features { x, n, f } => (x, n, f),
@@ -52,7 +61,10 @@ impl Inputs {
     }
 
     /// The batch as NCHW RGB images.
-    pub fn images(self, dev: &Dev) -> Result<Tensor<(usize, Const<3>, usize, usize), f32, Dev>, TrainError> {
+    pub fn images(
+        self,
+        dev: &Dev,
+    ) -> Result<Tensor<(usize, Const<3>, usize, usize), f32, Dev>, TrainError> {
         match self {
             Inputs::Images { x, n, h, w } => Ok(dev.tensor_from_vec(x, (n, Const::<3>, h, w))),
             Inputs::Features { f, .. } => Err(TrainError::Input(format!(

@@ -16,8 +16,16 @@ use super::{Dev, Frozen};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum OptimizerConfig {
-    Sgd { lr: f64, momentum: f64, nesterov: bool },
-    Adam { lr: f64, betas: [f64; 2], eps: f64 },
+    Sgd {
+        lr: f64,
+        momentum: f64,
+        nesterov: bool,
+    },
+    Adam {
+        lr: f64,
+        betas: [f64; 2],
+        eps: f64,
+    },
 }
 
 impl OptimizerConfig {
@@ -42,11 +50,20 @@ pub struct Optimizer {
 
 impl Optimizer {
     pub fn new(cfg: OptimizerConfig) -> Self {
-        Self { cfg, step: 0, first: Vec::new(), second: Vec::new() }
+        Self {
+            cfg,
+            step: 0,
+            first: Vec::new(),
+            second: Vec::new(),
+        }
     }
 
     /// One step on every trainable tensor of `model` with the gradients in `grads`.
-    pub fn update<M: TensorCollection<f32, Dev>>(&mut self, model: &mut M, grads: &mut Gradients<f32, Dev>) {
+    pub fn update<M: TensorCollection<f32, Dev>>(
+        &mut self,
+        model: &mut M,
+        grads: &mut Gradients<f32, Dev>,
+    ) {
         self.update_except(model, grads, &Frozen::none())
     }
 
@@ -59,9 +76,17 @@ impl Optimizer {
         frozen: &Frozen,
     ) {
         self.step += 1;
-        let mut v = Step { opt: self, grads, frozen, index: 0 };
-        M::iter_tensors(&mut RecursiveWalker { m: (model, String::new()), f: &mut v })
-            .expect("walking the model's tensors");
+        let mut v = Step {
+            opt: self,
+            grads,
+            frozen,
+            index: 0,
+        };
+        M::iter_tensors(&mut RecursiveWalker {
+            m: (model, String::new()),
+            f: &mut v,
+        })
+        .expect("walking the model's tensors");
     }
 }
 
@@ -98,13 +123,23 @@ impl TensorVisitor<f32, Dev> for Step<'_> {
             opt.first[i] = vec![0.0; w.len()];
         }
         match opt.cfg {
-            OptimizerConfig::Sgd { lr, momentum, nesterov } => {
+            OptimizerConfig::Sgd {
+                lr,
+                momentum,
+                nesterov,
+            } => {
                 let (lr, mu) = (lr as f32, momentum as f32);
                 let v = &mut opt.first[i];
                 for ((w, &g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
                     // PyTorch: v ← μv + g (v = g on the first step), then w ← w − lr·(g + μv) or w ← w − lr·v
                     *v = if opt.step == 1 { g } else { mu * *v + g };
-                    let d = if mu == 0.0 { g } else if nesterov { g + mu * *v } else { *v };
+                    let d = if mu == 0.0 {
+                        g
+                    } else if nesterov {
+                        g + mu * *v
+                    } else {
+                        *v
+                    };
                     *w -= lr * d;
                 }
             }
@@ -155,7 +190,10 @@ mod tests {
     }
 
     fn assert_close(a: &[f32], b: &[f32]) {
-        assert!(a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-5), "{a:?} vs {b:?}");
+        assert!(
+            a.iter().zip(b).all(|(a, b)| (a - b).abs() < 1e-5),
+            "{a:?} vs {b:?}"
+        );
     }
 
     /// Expected values: torch.optim.SGD / Adam on the same problem
@@ -163,15 +201,37 @@ mod tests {
     #[test]
     fn matches_torch_optim() {
         assert_close(
-            &three_steps(OptimizerConfig::Sgd { lr: 0.1, momentum: 0.9, nesterov: false }),
+            &three_steps(OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                nesterov: false,
+            }),
             &SGD_MOMENTUM,
         );
         assert_close(
-            &three_steps(OptimizerConfig::Sgd { lr: 0.1, momentum: 0.9, nesterov: true }),
+            &three_steps(OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                nesterov: true,
+            }),
             &SGD_NESTEROV,
         );
-        assert_close(&three_steps(OptimizerConfig::Sgd { lr: 0.1, momentum: 0.0, nesterov: false }), &SGD_PLAIN);
-        assert_close(&three_steps(OptimizerConfig::Adam { lr: 0.1, betas: [0.9, 0.999], eps: 1e-8 }), &ADAM);
+        assert_close(
+            &three_steps(OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: 0.0,
+                nesterov: false,
+            }),
+            &SGD_PLAIN,
+        );
+        assert_close(
+            &three_steps(OptimizerConfig::Adam {
+                lr: 0.1,
+                betas: [0.9, 0.999],
+                eps: 1e-8,
+            }),
+            &ADAM,
+        );
     }
 
     // printed by torch 2.15.0

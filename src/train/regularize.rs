@@ -33,10 +33,18 @@ pub struct Regularization {
 }
 
 impl Regularization {
-    pub const NONE: Self = Self { kind: RegularizationKind::None, lambda: 0.0, apply_to_all: false };
+    pub const NONE: Self = Self {
+        kind: RegularizationKind::None,
+        lambda: 0.0,
+        apply_to_all: false,
+    };
 
     /// Adds the penalty's gradient to `grads` (L2 and L1; nothing for the others).
-    pub fn add_gradients<M: TensorCollection<f32, Dev>>(&self, model: &mut M, grads: &mut Gradients<f32, Dev>) {
+    pub fn add_gradients<M: TensorCollection<f32, Dev>>(
+        &self,
+        model: &mut M,
+        grads: &mut Gradients<f32, Dev>,
+    ) {
         self.add_gradients_except(model, grads, &Frozen::none())
     }
 
@@ -61,9 +69,19 @@ impl Regularization {
     }
 
     /// [`Self::decay`] for the tensors outside the `frozen` blocks.
-    pub fn decay_except<M: TensorCollection<f32, Dev>>(&self, model: &mut M, lr: f64, frozen: &Frozen) {
+    pub fn decay_except<M: TensorCollection<f32, Dev>>(
+        &self,
+        model: &mut M,
+        lr: f64,
+        frozen: &Frozen,
+    ) {
         if self.kind == RegularizationKind::Decoupled && self.lambda > 0.0 {
-            walk(model, self.apply_to_all, frozen, Action::Scale((1.0 - lr * self.lambda) as f32));
+            walk(
+                model,
+                self.apply_to_all,
+                frozen,
+                Action::Scale((1.0 - lr * self.lambda) as f32),
+            );
         }
     }
 }
@@ -74,7 +92,11 @@ pub fn penalised_norm<M: TensorCollection<f32, Dev>>(model: &mut M, apply_to_all
 }
 
 /// ‖w‖₂ over the tensors a penalty applies to, outside the `frozen` blocks.
-pub fn penalised_norm_except<M: TensorCollection<f32, Dev>>(model: &mut M, apply_to_all: bool, frozen: &Frozen) -> f64 {
+pub fn penalised_norm_except<M: TensorCollection<f32, Dev>>(
+    model: &mut M,
+    apply_to_all: bool,
+    frozen: &Frozen,
+) -> f64 {
     let mut sum = 0.0f64;
     walk(model, apply_to_all, frozen, Action::SquaredNorm(&mut sum));
     sum.sqrt()
@@ -93,10 +115,22 @@ struct Walk<'a> {
     action: Action<'a>,
 }
 
-fn walk<'a, M: TensorCollection<f32, Dev>>(model: &mut M, all: bool, frozen: &'a Frozen, action: Action<'a>) {
-    let mut v = Walk { all, frozen, action };
-    M::iter_tensors(&mut RecursiveWalker { m: (model, String::new()), f: &mut v })
-        .expect("walking the model's tensors");
+fn walk<'a, M: TensorCollection<f32, Dev>>(
+    model: &mut M,
+    all: bool,
+    frozen: &'a Frozen,
+    action: Action<'a>,
+) {
+    let mut v = Walk {
+        all,
+        frozen,
+        action,
+    };
+    M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut v,
+    })
+    .expect("walking the model's tensors");
 }
 
 impl TensorVisitor<f32, Dev> for Walk<'_> {
@@ -130,7 +164,9 @@ impl TensorVisitor<f32, Dev> for Walk<'_> {
                 let scaled: Vec<f32> = w.iter().map(|w| w * *k).collect();
                 t.copy_from(&scaled);
             }
-            Action::SquaredNorm(sum) => **sum += w.iter().map(|&w| (w as f64) * (w as f64)).sum::<f64>(),
+            Action::SquaredNorm(sum) => {
+                **sum += w.iter().map(|&w| (w as f64) * (w as f64)).sum::<f64>()
+            }
         }
         Ok(None)
     }
@@ -160,18 +196,30 @@ mod tests {
         let (alpha, lambda) = (0.1, 0.05);
         let w0 = model.fc.weight.as_vec();
         let b0 = model.fc.bias.as_vec();
-        let x = dev.tensor_from_vec(vec![0.5, -1.0, 2.0, 0.25, 1.5, 0.0, -0.5, 1.0], (2usize, 4usize));
+        let x = dev.tensor_from_vec(
+            vec![0.5, -1.0, 2.0, 0.25, 1.5, 0.0, -0.5, 1.0],
+            (2usize, 4usize),
+        );
         let target = dev.tensor_from_vec(vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0], (2usize, 3usize));
 
         // the data gradient alone
         let g = model.alloc_grads();
-        let loss = cross_entropy_with_logits_loss(model.fc.forward(x.clone().traced(g)), target.clone());
+        let loss =
+            cross_entropy_with_logits_loss(model.fc.forward(x.clone().traced(g)), target.clone());
         let data_grads = loss.backward();
         let dw = data_grads.get(&model.fc.weight).as_vec();
         let db = data_grads.get(&model.fc.bias).as_vec();
 
-        let reg = Regularization { kind: RegularizationKind::L2, lambda, apply_to_all: false };
-        let mut opt = Optimizer::new(OptimizerConfig::Sgd { lr: alpha, momentum: 0.0, nesterov: false });
+        let reg = Regularization {
+            kind: RegularizationKind::L2,
+            lambda,
+            apply_to_all: false,
+        };
+        let mut opt = Optimizer::new(OptimizerConfig::Sgd {
+            lr: alpha,
+            momentum: 0.0,
+            nesterov: false,
+        });
         let g = model.alloc_grads();
         let loss = cross_entropy_with_logits_loss(model.fc.forward(x.traced(g)), target);
         let mut grads = loss.backward();
@@ -195,11 +243,22 @@ mod tests {
         let mut model = LinearModel::new(&dev, 5, 2);
         model.fc.bias.copy_from(&[0.5, -0.25]);
         let n0 = penalised_norm(&mut model, false);
-        let expect = model.fc.weight.as_vec().iter().map(|&w| (w as f64).powi(2)).sum::<f64>().sqrt();
+        let expect = model
+            .fc
+            .weight
+            .as_vec()
+            .iter()
+            .map(|&w| (w as f64).powi(2))
+            .sum::<f64>()
+            .sqrt();
         assert!((n0 - expect).abs() < 1e-9);
         let with_bias = penalised_norm(&mut model, true);
         assert!(with_bias > n0);
-        let reg = Regularization { kind: RegularizationKind::Decoupled, lambda: 0.5, apply_to_all: false };
+        let reg = Regularization {
+            kind: RegularizationKind::Decoupled,
+            lambda: 0.5,
+            apply_to_all: false,
+        };
         reg.decay(&mut model, 0.2);
         assert!((penalised_norm(&mut model, false) - 0.9 * n0).abs() < 1e-6);
     }
