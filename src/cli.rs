@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::plan;
+use crate::spec::expand;
 use crate::run::{self, Identities, RunOptions};
 use crate::spec::{self, LoadOptions};
-use crate::store::Status;
+use crate::results::store::Status;
 
 /// Exit code for a spec that fails to parse or validate (sysexits' EX_CONFIG).
 pub const EXIT_BAD_SPEC: u8 = 78;
@@ -45,9 +45,9 @@ enum Command {
     /// of one layer.
     Summary(SummaryArgs),
     /// One row per run across results folders or globs: swept values, best epoch, status.
-    Compare(crate::compare::CompareArgs),
+    Compare(crate::views::compare::CompareArgs),
     /// Learning curves and sweep plots (PNG and SVG) next to the results.
-    Plot(crate::plot::PlotArgs),
+    Plot(crate::views::plot::PlotArgs),
     /// A captioned grid of transformed training images (PNG).
     Preview(PreviewCmd),
     /// Throughput of models, conv layers, matmul and image loading (vs PyTorch with BENCH_TORCH).
@@ -57,7 +57,7 @@ enum Command {
 #[derive(Debug, Args)]
 struct PreviewCmd {
     #[command(flatten)]
-    args: crate::preview::PreviewArgs,
+    args: crate::views::preview::PreviewArgs,
     /// Where results go (the grid is written to `<DIR>/<experiment>/preview.png` by default).
     #[arg(long, default_value = "results", value_name = "DIR")]
     results: PathBuf,
@@ -230,8 +230,8 @@ pub fn main() -> ExitCode {
         Command::Reproduce(a) => cmd_reproduce(a),
         Command::Predict(a) => cmd_predict(a),
         Command::Summary(a) => cmd_summary(a),
-        Command::Compare(a) => view(crate::compare::compare(&a).map(|out| print!("{out}"))),
-        Command::Plot(a) => view(crate::plot::plot(&a.results).map(|paths| {
+        Command::Compare(a) => view(crate::views::compare::compare(&a).map(|out| print!("{out}"))),
+        Command::Plot(a) => view(crate::views::plot::plot(&a.results).map(|paths| {
             for p in paths {
                 println!("{}", p.display());
             }
@@ -267,13 +267,13 @@ fn init_logging() {
         .init();
 }
 
-fn load(a: &SpecArgs) -> Result<(spec::Experiment, Vec<plan::PlannedRun>), ExitCode> {
+fn load(a: &SpecArgs) -> Result<(spec::Experiment, Vec<expand::PlannedRun>), ExitCode> {
     let opts = LoadOptions {
         overrides: a.overrides.clone(),
         pipeline_dir: a.pipeline.clone(),
     };
     let loaded =
-        spec::load(&a.spec, &opts).and_then(|exp| plan::expand(&exp).map(|runs| (exp, runs)));
+        spec::load(&a.spec, &opts).and_then(|exp| expand::expand(&exp).map(|runs| (exp, runs)));
     match loaded {
         Ok((exp, runs)) => {
             // a base warning repeats in every run: print each once
@@ -296,7 +296,7 @@ fn load(a: &SpecArgs) -> Result<(spec::Experiment, Vec<plan::PlannedRun>), ExitC
     }
 }
 
-fn run_ids(runs: &[plan::PlannedRun]) -> Result<Vec<String>, ExitCode> {
+fn run_ids(runs: &[expand::PlannedRun]) -> Result<Vec<String>, ExitCode> {
     let mut ids = Identities::default();
     runs.iter()
         .map(|r| ids.run_id(&r.spec))
@@ -330,7 +330,7 @@ fn cmd_plan(a: SpecArgs) -> ExitCode {
     };
     match run_ids(&runs) {
         Ok(ids) => {
-            print!("{}", plan::render(&exp, &runs, &ids));
+            print!("{}", expand::render(&exp, &runs, &ids));
             ExitCode::SUCCESS
         }
         Err(code) => code,
@@ -355,7 +355,7 @@ fn cmd_run(a: RunArgs) -> ExitCode {
         progress: std::io::stderr().is_terminal(),
     };
     let reports = run::run_sweep(&exp, &runs, &opts);
-    println!("{}", crate::report::summary(&reports));
+    println!("{}", crate::views::report::summary(&reports));
     let failed = reports
         .iter()
         .filter(|r| r.status == Status::Failed)
@@ -404,15 +404,15 @@ fn cmd_reproduce(a: ReproduceArgs) -> ExitCode {
 
 fn cmd_predict(a: PredictArgs) -> ExitCode {
     let predictor = match (&a.run, &a.model, &a.weights) {
-        (Some(run), _, _) => crate::predict::Predictor::from_run(run),
+        (Some(run), _, _) => crate::views::predict::Predictor::from_run(run),
         (None, Some(model), Some(weights)) => crate::models::Arch::from_name(model)
-            .map(|arch| crate::predict::Predictor::pretrained(arch, weights.clone()))
+            .map(|arch| crate::views::predict::Predictor::pretrained(arch, weights.clone()))
             .map_err(|e| e.to_string()),
         _ => Err("give --model and --weights, or --run".to_string()),
     };
     match predictor.and_then(|p| p.predict(&a.images, a.top)) {
         Ok(preds) => {
-            println!("{}", crate::predict::render(&preds));
+            println!("{}", crate::views::predict::render(&preds));
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -423,7 +423,7 @@ fn cmd_predict(a: PredictArgs) -> ExitCode {
 }
 
 fn cmd_summary(a: SummaryArgs) -> ExitCode {
-    use crate::summary::{explain_conv, for_spec, Summary};
+    use crate::views::summary::{explain_conv, for_spec, Summary};
     let text = if let Some(LayerKind::Conv) = a.layer {
         let layer = crate::nn::describe::ConvLayer {
             input: a.layer_in.expect("clap requires --in"),
@@ -480,7 +480,7 @@ fn cmd_summary(a: SummaryArgs) -> ExitCode {
 }
 
 /// Exit status of a results view: its error, if any, on stderr.
-fn view(result: Result<(), crate::runs::ViewError>) -> ExitCode {
+fn view(result: Result<(), crate::results::scan::ViewError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -525,7 +525,7 @@ fn cmd_preview(a: PreviewCmd) -> ExitCode {
     }
     let seed = p.seed.unwrap_or(spec.experiment.seed);
     view(
-        crate::preview::preview(&folder, &run::transforms(spec), p.n, seed, &out)
+        crate::views::preview::preview(&folder, &run::transforms(spec), p.n, seed, &out)
             .map(|path| println!("{}", path.display())),
     )
 }

@@ -2,22 +2,14 @@
 
 pub mod bench;
 pub mod cli;
-pub mod compare;
 pub mod data;
-pub mod metrics;
 pub mod models;
 pub mod nn;
 pub mod ops;
-pub mod plan;
-pub mod plot;
-pub mod predict;
-pub mod preview;
-pub mod report;
+pub mod results;
 pub mod run;
-pub mod runs;
 pub mod spec;
-pub mod store;
-pub mod summary;
-#[doc(hidden)]
-pub mod synthetic_results;
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
 pub mod train;
+pub mod views;

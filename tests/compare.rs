@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use runner::compare::{compare, BestBy, CompareArgs, Format, Summary};
-use runner::metrics::ParamValue;
-use runner::runs::{find_run_dirs, load_runs};
-use runner::store::Status;
-use runner::synthetic_results::{write_run, SyntheticRun};
+use runner::views::compare::{compare, BestBy, CompareArgs, Format, Summary};
+use runner::results::schema::ParamValue;
+use runner::results::scan::{find_run_dirs, load_runs};
+use runner::results::store::Status;
+use runner::testing::{write_run, SyntheticRun};
 
 fn run(
     experiment: &str,

@@ -179,7 +179,7 @@ fn sweeping_a_path_resolves_it_against_the_experiment() {
         ("exp/e.toml", "use = [\"datasets/set\"]\n[experiment]\nname = \"e\"\n[sweep]\ngrid = { \"backbone.weights\" = [\"w1.safetensors\"] }\n"),
     ]);
     let exp = load(dir.path(), "exp/e.toml", &[]).unwrap();
-    let runs = runner::plan::expand(&exp).unwrap();
+    let runs = runner::spec::expand::expand(&exp).unwrap();
     assert_eq!(
         runs[0].spec.backbone.weights.as_deref(),
         Some(dir.path().join("exp/w1.safetensors").as_path())

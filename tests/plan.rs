@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use runner::plan::{self, PlannedRun};
+use runner::spec::expand::{self, PlannedRun};
 use runner::spec::{self, LoadOptions};
 
 fn load(path: &str, overrides: &[&str]) -> spec::Experiment {
@@ -25,7 +25,7 @@ fn swept(run: &PlannedRun) -> String {
 fn grid_zip_and_seeds_multiply_in_file_order() {
     let exp = load("tests/specs/sweep.toml", &[]);
     assert_eq!(exp.sweep.len(), 24);
-    let runs = plan::expand(&exp).unwrap();
+    let runs = expand::expand(&exp).unwrap();
     assert_eq!(runs.len(), 24);
     assert!(runs.iter().enumerate().all(|(i, r)| r.index == i));
     // The first grid key in the file varies slowest; seeds vary fastest.
@@ -64,8 +64,8 @@ fn grid_zip_and_seeds_multiply_in_file_order() {
 #[test]
 fn run_ids_are_stable_and_distinct() {
     let exp = load("tests/specs/sweep.toml", &[]);
-    let runs = plan::expand(&exp).unwrap();
-    let ids: Vec<String> = runs.iter().map(|r| plan::run_id(&r.spec, "salt")).collect();
+    let runs = expand::expand(&exp).unwrap();
+    let ids: Vec<String> = runs.iter().map(|r| expand::run_id(&r.spec, "salt")).collect();
     assert!(ids
         .iter()
         .all(|id| id.len() == 12 && id.chars().all(|c| c.is_ascii_hexdigit())));
@@ -74,13 +74,13 @@ fn run_ids_are_stable_and_distinct() {
     unique.dedup();
     assert_eq!(unique.len(), ids.len(), "ids collide: {ids:?}");
     // Loading again gives the same ids; another salt gives others.
-    let again: Vec<String> = plan::expand(&load("tests/specs/sweep.toml", &[]))
+    let again: Vec<String> = expand::expand(&load("tests/specs/sweep.toml", &[]))
         .unwrap()
         .iter()
-        .map(|r| plan::run_id(&r.spec, "salt"))
+        .map(|r| expand::run_id(&r.spec, "salt"))
         .collect();
     assert_eq!(ids, again);
-    assert_ne!(ids[0], plan::run_id(&runs[0].spec, "other salt"));
+    assert_ne!(ids[0], expand::run_id(&runs[0].spec, "other salt"));
 }
 
 #[test]
@@ -96,7 +96,7 @@ fn run_ids_do_not_depend_on_the_checkout_folder() {
             .unwrap(),
     );
     moved.project_dir = offset.to_path_buf();
-    assert_eq!(plan::run_id(&exp.base, ""), plan::run_id(&moved, ""));
+    assert_eq!(expand::run_id(&exp.base, ""), expand::run_id(&moved, ""));
     assert!(
         exp.base
             .to_toml()
@@ -109,17 +109,17 @@ fn run_ids_do_not_depend_on_the_checkout_folder() {
 #[test]
 fn plan_rendering_and_canonical_toml() {
     let exp = load("tests/specs/sweep_tables.toml", &[]);
-    let runs = plan::expand(&exp).unwrap();
-    let ids: Vec<String> = runs.iter().map(|r| plan::run_id(&r.spec, "")).collect();
+    let runs = expand::expand(&exp).unwrap();
+    let ids: Vec<String> = runs.iter().map(|r| expand::run_id(&r.spec, "")).collect();
     // Run ids are part of the snapshot: they must not change with the checkout folder.
-    insta::assert_snapshot!(plan::render(&exp, &runs, &ids));
+    insta::assert_snapshot!(expand::render(&exp, &runs, &ids));
     insta::assert_snapshot!(runs[7].spec.to_toml());
 }
 
 #[test]
 fn no_sweep_is_one_base_run() {
     let exp = load("tests/specs/valid.toml", &[]);
-    let runs = plan::expand(&exp).unwrap();
+    let runs = expand::expand(&exp).unwrap();
     assert_eq!(runs.len(), 1);
     assert!(runs[0].swept.is_empty());
     assert_eq!(runs[0].spec, exp.base);
@@ -135,7 +135,7 @@ fn overrides_apply_after_the_file_and_before_the_sweep() {
             "sweep.seeds=[7]",
         ],
     );
-    let runs = plan::expand(&exp).unwrap();
+    let runs = expand::expand(&exp).unwrap();
     assert_eq!(runs.len(), 12);
     assert!(runs
         .iter()
@@ -148,7 +148,7 @@ fn lambda_sweep_example() {
     // Structure only: the lead tunes this experiment's values.
     let exp = load("experiments/lambda_sweep.toml", &[]);
     assert!(exp.warnings.is_empty(), "{:?}", exp.warnings);
-    let runs = plan::expand(&exp).unwrap();
+    let runs = expand::expand(&exp).unwrap();
     assert!(runs.len() > 1);
     assert!(runs
         .iter()
@@ -180,7 +180,7 @@ fn every_example_loads_without_warnings() {
             path.display(),
             exp.warnings
         );
-        for run in plan::expand(&exp).unwrap() {
+        for run in expand::expand(&exp).unwrap() {
             assert!(
                 run.warnings.is_empty(),
                 "{}: {:?}",
@@ -194,7 +194,7 @@ fn every_example_loads_without_warnings() {
 #[test]
 fn sweep_tables_with_unquoted_dotted_keys() {
     let exp = load("tests/specs/sweep_tables.toml", &[]);
-    let runs = plan::expand(&exp).unwrap();
+    let runs = expand::expand(&exp).unwrap();
     let all: Vec<String> = runs.iter().map(swept).collect();
     assert_eq!(
         all,
@@ -221,7 +221,7 @@ fn warnings_are_returned_per_run() {
         ],
     );
     assert!(exp.warnings.is_empty(), "{:?}", exp.warnings);
-    let runs = plan::expand(&exp).unwrap();
+    let runs = expand::expand(&exp).unwrap();
     assert!(runs[0].warnings.is_empty());
     assert_eq!(runs[1].warnings.len(), 1);
     insta::assert_snapshot!(runs[1].warnings[0]);

@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use runner::metrics::ParamValue;
-use runner::plot::{plot, DOUBLE, SINGLE};
-use runner::store::Status;
-use runner::synthetic_results::{write_run, SyntheticRun};
+use runner::results::schema::ParamValue;
+use runner::views::plot::{plot, DOUBLE, SINGLE};
+use runner::results::store::Status;
+use runner::testing::{write_run, SyntheticRun};
 
 fn lambda_sweep(results: &Path, lambdas: &[f64], seeds: &[i64]) {
     for &lambda in lambdas {

@@ -5,7 +5,7 @@ use runner::models::Arch;
 use runner::nn::describe::{Chw, ConvLayer};
 use runner::ops::Padding;
 use runner::spec::Freeze;
-use runner::summary::{explain_conv, Summary};
+use runner::views::summary::{explain_conv, Summary};
 
 fn imagenet(arch: Arch) -> Summary {
     Summary::of(arch, Chw::new(3, 224, 224), 1000, &Freeze::No).unwrap()

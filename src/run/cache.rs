@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use super::sources::FeatureSet;
 use crate::data::IMAGE_EXTENSIONS;
-use crate::store::{write_atomic, StoreError};
+use crate::results::store::{write_atomic, StoreError};
 use crate::train::{checkpoint, TrainError};
 
 pub type Features = Arc<(FeatureSet, FeatureSet)>;

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use crate::data::{fingerprint, DataError, ImageFolder};
-use crate::plan;
+use crate::spec::expand;
 use crate::spec::RunSpec;
 
 /// Identity inputs that are expensive to compute, shared by the runs of a sweep.
@@ -63,6 +63,6 @@ impl Identities {
     pub fn run_id(&mut self, spec: &RunSpec) -> Result<String, DataError> {
         let (_, fp) = self.dataset(spec)?;
         let wh = self.weights(spec)?.unwrap_or_default();
-        Ok(plan::run_id(spec, &format!("dataset={fp}\nweights={wh}")))
+        Ok(expand::run_id(spec, &format!("dataset={fp}\nweights={wh}")))
     }
 }

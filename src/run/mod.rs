@@ -21,13 +21,13 @@ pub use sources::{Extractor, FeatureSet, FeatureSource, ImageSource};
 
 use record::{previous_done, Record};
 
-use crate::store::RunLock;
+use crate::results::store::RunLock;
 
 use crate::data::{BadImagePolicy, Transform};
-use crate::metrics::{self, ParamValue, RunKey};
-use crate::plan::{self, PlannedRun};
+use crate::results::schema::{self, ParamValue, RunKey};
+use crate::spec::expand::{self, PlannedRun};
 use crate::spec::{self, Experiment, RunSpec};
-use crate::store::{Manifest, RunDir, Status};
+use crate::results::store::{Manifest, RunDir, Status};
 use crate::train::{
     EpochMetrics, FitConfig, OptimizerConfig, Outcome, Regularization, RegularizationKind,
     TrainError,
@@ -245,7 +245,7 @@ fn execute(
     let previous = dir.read_manifest().ok();
     let prior_rows = match &previous {
         Some(m) if m.status != Status::Done || opts.rerun => {
-            metrics::read_epochs(&dir.file("metrics.parquet"), &m.classes).unwrap_or_default()
+            schema::read_epochs(&dir.file("metrics.parquet"), &m.classes).unwrap_or_default()
         }
         _ => Vec::new(),
     };
@@ -265,7 +265,7 @@ fn execute(
             .iter()
             .map(|(k, v)| (k.clone(), v.to_string()))
             .collect(),
-        spec_hash: plan::run_id(spec, ""),
+        spec_hash: expand::run_id(spec, ""),
         dataset_fingerprint: data_fp.clone(),
         weights_hash: weights_hash.clone(),
         seed: spec.experiment.seed,
@@ -347,14 +347,14 @@ fn execute(
         }
         Err(e) => (Status::Failed, Some(e.to_string())),
     };
-    if let Some(best) = metrics::best_epoch(&rows).filter(|b| !b.confusion.is_empty()) {
+    if let Some(best) = schema::best_epoch(&rows).filter(|b| !b.confusion.is_empty()) {
         let write = |name: &str, df: polars::prelude::PolarsResult<polars::prelude::DataFrame>| {
             let mut df = df.map_err(|e| TrainError::Store(e.to_string()))?;
             dir.write_parquet(name, &mut df)
                 .map_err(|e| TrainError::Store(e.to_string()))
         };
-        write("per_class.parquet", metrics::per_class_frame(&key, best)).map_err(&fail)?;
-        write("confusion.parquet", metrics::confusion_frame(&key, best)).map_err(&fail)?;
+        write("per_class.parquet", schema::per_class_frame(&key, best)).map_err(&fail)?;
+        write("confusion.parquet", schema::confusion_frame(&key, best)).map_err(&fail)?;
     }
     manifest.status = status;
     manifest.error = error.clone();
@@ -369,7 +369,7 @@ fn execute(
         dir: dir.path.clone(),
         swept: swept.to_vec(),
         status,
-        best: metrics::best_epoch(&rows).cloned(),
+        best: schema::best_epoch(&rows).cloned(),
         last: rows.last().cloned(),
         seconds: started.elapsed().as_secs_f64(),
         error,

@@ -6,9 +6,9 @@ use std::time::Instant;
 use super::model;
 use super::progress::Progress;
 use super::RunReport;
-use crate::metrics::{self, ParamValue, RunKey};
-use crate::plan::PlannedRun;
-use crate::store::{Manifest, RunDir, Status};
+use crate::results::schema::{self, ParamValue, RunKey};
+use crate::spec::expand::PlannedRun;
+use crate::results::store::{Manifest, RunDir, Status};
 use crate::train::{EpochMetrics, TrainError};
 
 /// Records a run's epochs as they end: metrics.parquet with every row so far, then the
@@ -51,7 +51,7 @@ impl model::Recorder for Record<'_> {
         self.rows.retain(|r| r.epoch < m.epoch);
         self.rows.push(m.clone());
         self.progress.epoch(m, self.epochs);
-        let mut df = metrics::epochs_frame(self.key, &self.rows)
+        let mut df = schema::epochs_frame(self.key, &self.rows)
             .map_err(|e| TrainError::Store(e.to_string()))?;
         self.dir
             .write_parquet("metrics.parquet", &mut df)
@@ -75,7 +75,7 @@ pub(super) fn previous_done(
     if m.status != Status::Done {
         return None;
     }
-    let rows = metrics::read_epochs(&dir.file("metrics.parquet"), &m.classes).ok()?;
+    let rows = schema::read_epochs(&dir.file("metrics.parquet"), &m.classes).ok()?;
     if rows.len() != m.epochs {
         return None;
     }
@@ -85,7 +85,7 @@ pub(super) fn previous_done(
         dir: dir.path.clone(),
         swept: swept.to_vec(),
         status: Status::Done,
-        best: metrics::best_epoch(&rows).cloned(),
+        best: schema::best_epoch(&rows).cloned(),
         last: rows.last().cloned(),
         seconds: 0.0,
         error: None,

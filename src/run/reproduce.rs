@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use comfy_table::{presets, Table};
 
 use super::{run_sweep, RunOptions};
-use crate::metrics;
-use crate::plan::PlannedRun;
+use crate::results::schema;
+use crate::spec::expand::PlannedRun;
 use crate::spec::{self, LoadOptions};
-use crate::store::{read_manifest, Status};
+use crate::results::store::{read_manifest, Status};
 
 /// Columns that measure the machine, not the model: never compared.
 const TIMING: &[&str] = &["epoch_seconds", "images_per_second"];
@@ -170,9 +170,9 @@ pub fn reproduce(
         return Err(format!("the reproduction failed: {e}"));
     }
     let stored =
-        metrics::read_frame(&run_dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
+        schema::read_frame(&run_dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
     let fresh =
-        metrics::read_frame(&report.dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
+        schema::read_frame(&report.dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
     let mut deviations = Vec::new();
     for (name, a) in &stored.columns {
         if TIMING.contains(&name.as_str()) {

@@ -1,11 +1,12 @@
 //! Experiment specs: TOML files layered over presets and defaults, checked, and ready to expand
-//! into runs (see [`crate::plan`]).
+//! into runs (see [`crate::spec::expand`]).
 //!
 //! Layers, each overriding the one before it key by key:
 //! embedded `pipeline/defaults.toml` ← each `use` preset in order ← the experiment file ←
 //! `--set key=value` overrides ← the sweep point. Every layer is read through the same strict
 //! serde types (`raw.rs`) and every resolved run through the same checks (`validate.rs`).
 
+pub mod expand;
 mod error;
 mod layer;
 mod overrides;
@@ -45,7 +46,7 @@ pub struct LoadOptions {
 }
 
 /// A loaded experiment: its base run and what its sweep varies. Every sweep point was resolved
-/// and checked by [`load`]; [`crate::plan::expand`] lists them.
+/// and checked by [`load`]; [`crate::spec::expand::expand`] lists them.
 #[derive(Debug, Clone)]
 pub struct Experiment {
     pub name: String,
@@ -123,7 +124,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Experiment, SpecError> {
         file,
     };
     // Check every sweep point now, so that a bad one stops the experiment before any run starts.
-    crate::plan::expand(&exp)?;
+    crate::spec::expand::expand(&exp)?;
     Ok(exp)
 }
 

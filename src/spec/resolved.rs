@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::error::SpecError;
 use super::raw::RawSpec;
 
-/// One run, fully resolved. `to_toml` gives its canonical text, which [`crate::plan::run_id`] hashes.
+/// One run, fully resolved. `to_toml` gives its canonical text, which [`crate::spec::expand::run_id`] hashes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunSpec {
     pub experiment: ExperimentInfo,

@@ -1,6 +1,6 @@
 //! `[sweep]`: which keys vary across runs. Each swept value is parsed up front as a one-key layer
 //! through the same strict serde types as a file, so a bad value is reported at its place in the
-//! file before anything runs. The product itself is taken in `crate::plan`.
+//! file before anything runs. The product itself is taken in `crate::spec::expand`.
 
 use std::sync::Arc;
 

@@ -14,7 +14,7 @@ use dfdx::nn::tensor_collection::{
 use dfdx::prelude::*;
 
 use super::{Dev, Optimizer, OptimizerConfig, TrainError};
-use crate::store::write_atomic;
+use crate::results::store::write_atomic;
 
 /// Every tensor of `model` by its path, with its shape and values.
 fn tensors<M: TensorCollection<f32, Dev>>(model: &M) -> Vec<(String, Vec<usize>, Vec<f32>)> {

@@ -9,8 +9,8 @@ mod render;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use crate::metrics::ParamValue;
-use crate::runs::{self, Run, ViewError};
+use crate::results::schema::ParamValue;
+use crate::results::scan::{self, Run, ViewError};
 
 pub use filter::{resolve_column, Cell, Filter, Op};
 
@@ -87,8 +87,8 @@ pub fn compare(args: &CompareArgs) -> Result<String, ViewError> {
         .iter()
         .map(|f| Filter::parse(f))
         .collect::<Result<Vec<_>, _>>()?;
-    let dirs = runs::find_run_dirs(&args.inputs)?;
-    let runs = runs::load_runs(&dirs)?;
+    let dirs = scan::find_run_dirs(&args.inputs)?;
+    let runs = scan::load_runs(&dirs)?;
     compare_runs(&runs, args, &filters)
 }
 

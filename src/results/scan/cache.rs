@@ -15,8 +15,8 @@ use std::time::UNIX_EPOCH;
 use polars::prelude::*;
 
 use super::{Epochs, Run};
-use crate::metrics::ParamValue;
-use crate::store::{self, Status};
+use crate::results::schema::ParamValue;
+use crate::results::store::{self, Status};
 
 const RUNS: &str = ".compare-cache.runs.parquet";
 const EPOCHS: &str = ".compare-cache.epochs.parquet";

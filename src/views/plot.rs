@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-use crate::compare::{cmp_param, BestBy, Summary, SEED_KEY};
-use crate::metrics::ParamValue;
-use crate::runs::{self, Run, ViewError};
-use crate::store;
+use crate::views::compare::{cmp_param, BestBy, Summary, SEED_KEY};
+use crate::results::schema::ParamValue;
+use crate::results::scan::{self, Run, ViewError};
+use crate::results::store;
 
 pub use chart::{Series, XAxis};
 pub use font::{register as register_font, FAMILY as FONT_FAMILY};
@@ -33,8 +33,8 @@ pub struct PlotArgs {
 /// Plots every experiment under `results` (a results root, an experiment folder or a run
 /// folder) and returns the written files, PNG then SVG per figure.
 pub fn plot(results: &Path) -> Result<Vec<PathBuf>, ViewError> {
-    let dirs = runs::find_run_dirs(&[results.to_string_lossy()])?;
-    let runs = runs::load_runs(&dirs)?;
+    let dirs = scan::find_run_dirs(&[results.to_string_lossy()])?;
+    let runs = scan::load_runs(&dirs)?;
     let mut experiments: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
     experiments.sort();
     experiments.dedup();

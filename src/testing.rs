@@ -1,5 +1,5 @@
 //! Synthetic results trees, laid out and typed exactly like the runner's (through
-//! `metrics::epochs_frame`, `per_class_frame`, `confusion_frame` and `store::Manifest`), for the
+//! `schema::epochs_frame`, `per_class_frame`, `confusion_frame` and `store::Manifest`), for the
 //! views' tests and the `compare` benchmark. The curves are smooth made-up functions of the run's
 //! parameters, so a test can predict which epoch is best.
 
@@ -8,8 +8,8 @@ use std::path::Path;
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::metrics::{self, ParamValue, RunKey};
-use crate::store::{Manifest, RunDir, Status, StoreError};
+use crate::results::schema::{self, ParamValue, RunKey};
+use crate::results::store::{Manifest, RunDir, Status, StoreError};
 use crate::train::EpochMetrics;
 
 /// What to write for one run.
@@ -127,11 +127,11 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         Ok(())
     };
     if !rows.is_empty() {
-        parquet("metrics.parquet", metrics::epochs_frame(&key, &rows))?;
+        parquet("metrics.parquet", schema::epochs_frame(&key, &rows))?;
         if run.per_class {
-            let best = metrics::best_epoch(&rows).expect("rows");
-            parquet("per_class.parquet", metrics::per_class_frame(&key, best))?;
-            parquet("confusion.parquet", metrics::confusion_frame(&key, best))?;
+            let best = schema::best_epoch(&rows).expect("rows");
+            parquet("per_class.parquet", schema::per_class_frame(&key, best))?;
+            parquet("confusion.parquet", schema::confusion_frame(&key, best))?;
         }
     }
     let manifest = Manifest {

@@ -3,8 +3,8 @@
 
 use std::cmp::Ordering;
 
-use crate::metrics::ParamValue;
-use crate::runs::ViewError;
+use crate::results::schema::ParamValue;
+use crate::results::scan::ViewError;
 
 const OPERATORS: &str = "one of >=, <=, >, <, =, !=";
 

@@ -11,7 +11,7 @@ use polars::prelude::*;
 
 use super::render::{comfy, csv_field, json_number, json_rows, json_string, sig4};
 use super::{BestBy, Format, Summary, Table};
-use crate::runs::{Run, ViewError};
+use crate::results::scan::{Run, ViewError};
 
 struct PerClass {
     epoch: i64,

@@ -7,7 +7,7 @@
 use comfy_table::{presets, CellAlignment, ContentArrangement};
 
 use super::{Format, Row, Stat, Table, METRICS};
-use crate::metrics::ParamValue;
+use crate::results::schema::ParamValue;
 
 pub fn render(table: &Table, format: Format) -> String {
     match format {

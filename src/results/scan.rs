@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use crate::metrics::ParamValue;
-use crate::store::{self, Manifest, Status};
+use crate::results::schema::ParamValue;
+use crate::results::store::{self, Manifest, Status};
 
 mod cache;
 

@@ -184,7 +184,7 @@ impl Summary {
 /// model; a sweep over backbones or freezing has several), each headed by the runs it covers.
 pub fn for_spec(path: &Path, opts: &LoadOptions) -> Result<Vec<(Vec<usize>, Summary)>, String> {
     let exp = crate::spec::load(path, opts).map_err(|e| e.to_string())?;
-    let runs = crate::plan::expand(&exp).map_err(|e| e.to_string())?;
+    let runs = crate::spec::expand::expand(&exp).map_err(|e| e.to_string())?;
     let mut out: Vec<(Vec<usize>, Summary)> = Vec::new();
     let mut keys: Vec<(Arch, Chw, usize, Freeze)> = Vec::new();
     for run in &runs {

@@ -1,0 +1,6 @@
+//! What a run leaves on disk and how it is read back: the result files, their schema, the
+//! results-tree scan.
+
+pub mod scan;
+pub mod schema;
+pub mod store;

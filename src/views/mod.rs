@@ -1,0 +1,8 @@
+//! What the user looks at: tables, charts, previews and summaries built from specs and results.
+
+pub mod compare;
+pub mod plot;
+pub mod predict;
+pub mod preview;
+pub mod report;
+pub mod summary;
