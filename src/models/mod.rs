@@ -17,6 +17,7 @@ pub mod pixels;
 pub mod resnet;
 pub mod small_cnn;
 pub mod summary;
+pub mod trainable;
 pub mod weights;
 
 pub use arch::{Arch, ArchVisitor, UnknownArch};
@@ -24,6 +25,7 @@ pub use efficientnet::EfficientNetLite0;
 pub use imagenet::imagenet_class_name;
 pub use resnet::{ResNet18, ResNet34};
 pub use small_cnn::SmallCnn;
+pub use trainable::PartlyFrozen;
 pub use weights::{
     fill_with_hash, load_torchvision_weights, save_torchvision_weights, LoadReport, Mismatch,
     WeightsError,

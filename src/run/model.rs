@@ -12,14 +12,13 @@ use crate::models::freeze::not_a_block;
 use crate::models::pixels::{LinearModel, MlpModel};
 use crate::models::{
     load_torchvision_weights, save_torchvision_weights, Arch, ArchVisitor, Backbone, Classifier,
+    PartlyFrozen,
 };
 use crate::spec::{BackboneName, Freeze, RunSpec};
 use crate::train::{
     checkpoint, fit, Dev, EpochMetrics, FitConfig, Frozen, Inputs, Net, Outcome, Source, Start,
     TrainError,
 };
-use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
-use dfdx::prelude::{Device, Dtype, Trace};
 
 /// What the generic part reports back to the run's bookkeeping.
 pub trait Recorder {
@@ -265,55 +264,6 @@ impl ArchVisitor for WithBackbone<'_> {
                 finish(outcome, paths, || save_classifier(&net.model, paths.model))
             }
         }
-    }
-}
-
-/// A classifier whose first `frozen` top-level blocks (`Backbone::BLOCKS`) do not train. Its
-/// tensors keep the classifier's names, so checkpoints and saved weights look the same.
-struct PartlyFrozen<B: Backbone> {
-    model: Classifier<B>,
-    frozen: usize,
-}
-
-impl<B: Backbone> TensorCollection<f32, Dev> for PartlyFrozen<B> {
-    /// A converted copy (`to_device`, …) is the plain classifier: the freeze belongs to training.
-    type To<E2: Dtype, D2: Device<E2>> = Classifier<B::To<E2, D2>, E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, f32, Dev>>(
-        v: &mut V,
-    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        v.visit_fields(Self::module("", |s| &s.model, |s| &mut s.model), |model| {
-            model
-        })
-    }
-}
-
-impl<B: Backbone> Net for PartlyFrozen<B> {
-    fn logits(&self, dev: &Dev, x: Inputs) -> Result<crate::train::Logits, TrainError> {
-        Ok(self.model.forward_eval(x.images(dev)?))
-    }
-    fn logits_train(
-        &mut self,
-        dev: &Dev,
-        x: Inputs,
-        grads: dfdx::prelude::Gradients<f32, Dev>,
-    ) -> Result<crate::train::Logits<dfdx::prelude::OwnedTape<f32, Dev>>, TrainError> {
-        Ok(self
-            .model
-            .forward_train_frozen(x.images(dev)?, self.frozen, grads))
-    }
-}
-
-impl<B: Backbone> Net for Classifier<B> {
-    fn logits(&self, dev: &Dev, x: Inputs) -> Result<crate::train::Logits, TrainError> {
-        Ok(self.forward_eval(x.images(dev)?))
-    }
-    fn logits_train(
-        &mut self,
-        dev: &Dev,
-        x: Inputs,
-        grads: dfdx::prelude::Gradients<f32, Dev>,
-    ) -> Result<crate::train::Logits<dfdx::prelude::OwnedTape<f32, Dev>>, TrainError> {
-        Ok(self.forward_train(x.images(dev)?.traced(grads)))
     }
 }
 

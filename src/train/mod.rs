@@ -12,7 +12,7 @@ mod optim;
 mod regularize;
 
 pub use fit::{evaluate, fit, EpochMetrics, Evaluation, FitConfig, Outcome, Source, Split, Start};
-pub use frozen::Frozen;
+pub use frozen::{in_blocks, Frozen};
 pub use net::{Dev, Inputs, Logits, Net, TrainError};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use regularize::{penalised_norm, penalised_norm_except, Regularization, RegularizationKind};

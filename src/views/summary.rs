@@ -9,12 +9,13 @@ use std::path::Path;
 
 use comfy_table::{presets, CellAlignment, Table};
 
-use crate::models::freeze::{frozen_prefix, in_blocks};
+use crate::models::freeze::frozen_prefix;
 use crate::models::summary::describe_classifier;
 use crate::models::{Arch, ArchVisitor, Backbone, Classifier, Dev};
 use crate::nn::describe::{Chw, ConvLayer, LayerRow};
 use crate::ops::Padding;
 use crate::spec::{Freeze, LoadOptions, RunSpec};
+use crate::train::in_blocks;
 
 /// A model's rows for one input, and which of its top-level blocks are frozen.
 #[derive(Debug, Clone)]
