@@ -267,27 +267,25 @@ fn init_logging() {
         .init();
 }
 
-fn load(a: &SpecArgs) -> Result<(spec::Experiment, Vec<expand::PlannedRun>), ExitCode> {
+fn load(a: &SpecArgs) -> Result<spec::Experiment, ExitCode> {
     let opts = LoadOptions {
         overrides: a.overrides.clone(),
         pipeline_dir: a.pipeline.clone(),
     };
-    let loaded =
-        spec::load(&a.spec, &opts).and_then(|exp| expand::expand(&exp).map(|runs| (exp, runs)));
-    match loaded {
-        Ok((exp, runs)) => {
+    match spec::load(&a.spec, &opts) {
+        Ok(exp) => {
             // a base warning repeats in every run: print each once
             let mut seen = std::collections::HashSet::new();
             for w in exp
                 .warnings
                 .iter()
-                .chain(runs.iter().flat_map(|r| &r.warnings))
+                .chain(exp.runs.iter().flat_map(|r| &r.warnings))
             {
                 if seen.insert(w) {
                     eprintln!("{w}");
                 }
             }
-            Ok((exp, runs))
+            Ok(exp)
         }
         Err(e) => {
             eprintln!("{e}");
@@ -309,7 +307,8 @@ fn run_ids(runs: &[expand::PlannedRun]) -> Result<Vec<String>, ExitCode> {
 
 fn cmd_check(a: SpecArgs) -> ExitCode {
     match load(&a) {
-        Ok((exp, runs)) => {
+        Ok(exp) => {
+            let runs = &exp.runs;
             println!(
                 "{}: ok ({} run{})",
                 a.spec.display(),
@@ -324,13 +323,14 @@ fn cmd_check(a: SpecArgs) -> ExitCode {
 }
 
 fn cmd_plan(a: SpecArgs) -> ExitCode {
-    let (exp, runs) = match load(&a) {
+    let exp = match load(&a) {
         Ok(v) => v,
         Err(code) => return code,
     };
-    match run_ids(&runs) {
+    let runs = &exp.runs;
+    match run_ids(runs) {
         Ok(ids) => {
-            print!("{}", expand::render(&exp, &runs, &ids));
+            print!("{}", expand::render(&exp, runs, &ids));
             ExitCode::SUCCESS
         }
         Err(code) => code,
@@ -339,14 +339,14 @@ fn cmd_plan(a: SpecArgs) -> ExitCode {
 
 fn cmd_run(a: RunArgs) -> ExitCode {
     let start = Instant::now();
-    let (exp, runs) = match load(&a.spec) {
+    let exp = match load(&a.spec) {
         Ok(v) => v,
         Err(code) => return code,
     };
     tracing::info!(
         "{}: {} run(s), results in {}",
         exp.name,
-        runs.len(),
+        exp.runs.len(),
         a.results.join(&exp.name).display()
     );
     let opts = RunOptions {
@@ -354,7 +354,7 @@ fn cmd_run(a: RunArgs) -> ExitCode {
         rerun: a.rerun,
         progress: std::io::stderr().is_terminal(),
     };
-    let reports = run::run_sweep(&exp, &runs, &opts);
+    let reports = run::run_sweep(&exp, &exp.runs, &opts);
     println!("{}", crate::views::report::summary(&reports));
     let failed = reports
         .iter()
@@ -497,7 +497,7 @@ fn cmd_preview(a: PreviewCmd) -> ExitCode {
         overrides: Vec::new(),
         pipeline: None,
     };
-    let (exp, _) = match load(&spec_args) {
+    let exp = match load(&spec_args) {
         Ok(v) => v,
         Err(code) => return code,
     };

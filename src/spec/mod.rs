@@ -45,8 +45,8 @@ pub struct LoadOptions {
     pub pipeline_dir: Option<PathBuf>,
 }
 
-/// A loaded experiment: its base run and what its sweep varies. Every sweep point was resolved
-/// and checked by [`load`]; [`crate::spec::expand::expand`] lists them.
+/// A loaded experiment: its base run, what its sweep varies, and every run of the sweep, resolved
+/// and checked once by [`load`] (through [`crate::spec::expand::expand`]).
 #[derive(Debug, Clone)]
 pub struct Experiment {
     pub name: String,
@@ -61,6 +61,8 @@ pub struct Experiment {
     /// The run with every layer but the sweep applied.
     pub base: RunSpec,
     pub sweep: Sweep,
+    /// Every run of the sweep, in plan order.
+    pub runs: Vec<expand::PlannedRun>,
     /// Warnings about the base run, rendered.
     pub warnings: Vec<String>,
     /// Merged layers and where each key came from, for resolving sweep points.
@@ -110,7 +112,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Experiment, SpecError> {
     let base = RunSpec::from_raw(&raw, &project_dir)?;
     let warnings = validate::check(&base, &sites, &file)?;
     let sweep = sweep_input.build(&known_keys.iter().map(String::as_str).collect::<Vec<_>>())?;
-    let exp = Experiment {
+    let mut exp = Experiment {
         name: base.experiment.name.clone(),
         source: path,
         pipeline_dir,
@@ -118,13 +120,15 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Experiment, SpecError> {
         files,
         base,
         sweep,
+        runs: Vec::new(),
         warnings: warnings.iter().map(ToString::to_string).collect(),
         raw,
         sites,
         file,
     };
-    // Check every sweep point now, so that a bad one stops the experiment before any run starts.
-    crate::spec::expand::expand(&exp)?;
+    // Every sweep point is resolved and checked now, so that a bad one stops the experiment
+    // before any run starts; the commands use these runs instead of expanding again.
+    exp.runs = expand::expand(&exp)?;
     Ok(exp)
 }
 

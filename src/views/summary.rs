@@ -185,10 +185,10 @@ impl Summary {
 /// model; a sweep over backbones or freezing has several), each headed by the runs it covers.
 pub fn for_spec(path: &Path, opts: &LoadOptions) -> Result<Vec<(Vec<usize>, Summary)>, String> {
     let exp = crate::spec::load(path, opts).map_err(|e| e.to_string())?;
-    let runs = crate::spec::expand::expand(&exp).map_err(|e| e.to_string())?;
+    let runs = &exp.runs;
     let mut out: Vec<(Vec<usize>, Summary)> = Vec::new();
     let mut keys: Vec<(Arch, Chw, usize, Freeze)> = Vec::new();
-    for run in &runs {
+    for run in runs {
         let (arch, input, classes) = model_of(&run.spec)?;
         let key = (arch, input, classes, run.spec.backbone.freeze.clone());
         match keys.iter().position(|k| *k == key) {
