@@ -525,7 +525,7 @@ fn cmd_preview(a: PreviewCmd) -> ExitCode {
     }
     let seed = p.seed.unwrap_or(spec.experiment.seed);
     view(
-        crate::views::preview::preview(&folder, &run::transforms(spec), p.n, seed, &out)
+        crate::views::preview::preview(&folder, &crate::setup::transform(spec), p.n, seed, &out)
             .map(|path| println!("{}", path.display())),
     )
 }

@@ -23,15 +23,12 @@ use record::{previous_done, Record};
 
 use crate::results::store::RunLock;
 
-use crate::data::{BadImagePolicy, Transform};
 use crate::results::schema::{self, ParamValue, RunKey};
 use crate::results::store::{Manifest, RunDir, Status};
+use crate::setup;
 use crate::spec::expand::{self, PlannedRun};
-use crate::spec::{self, Experiment, RunSpec};
-use crate::train::{
-    EpochMetrics, FitConfig, OptimizerConfig, Outcome, Regularization, RegularizationKind,
-    TrainError,
-};
+use crate::spec::{Experiment, RunSpec};
+use crate::train::{EpochMetrics, Outcome, TrainError};
 
 /// How to execute a sweep.
 #[derive(Debug, Clone)]
@@ -74,59 +71,6 @@ pub fn swept_values(run: &PlannedRun) -> Vec<(String, ParamValue)> {
             (key.clone(), ParamValue::from_toml(typed.unwrap_or(raw)))
         })
         .collect()
-}
-
-pub fn transforms(spec: &RunSpec) -> Transform {
-    let t = &spec.transforms;
-    Transform {
-        resize: (t.resize > 0).then_some(t.resize),
-        crop: (t.crop > 0).then_some(t.crop),
-        random_crop: t.random_crop,
-        hflip: t.hflip as f32,
-        mean: t.mean,
-        std: t.std,
-    }
-}
-
-fn fit_config(spec: &RunSpec, classes: usize) -> FitConfig {
-    let o = &spec.optimizer;
-    let optimizer = match o.kind {
-        spec::OptimizerKind::Sgd => OptimizerConfig::Sgd {
-            lr: o.lr,
-            momentum: o.momentum,
-            nesterov: o.nesterov,
-        },
-        spec::OptimizerKind::Adam | spec::OptimizerKind::Adamw => OptimizerConfig::Adam {
-            lr: o.lr,
-            betas: o.betas,
-            eps: o.eps,
-        },
-    };
-    let r = &spec.regularization;
-    let kind = match r.kind {
-        spec::RegularizationKind::None => RegularizationKind::None,
-        spec::RegularizationKind::L2 => RegularizationKind::L2,
-        spec::RegularizationKind::L1 => RegularizationKind::L1,
-        spec::RegularizationKind::Decoupled => RegularizationKind::Decoupled,
-    };
-    FitConfig {
-        epochs: spec.train.epochs as usize,
-        optimizer,
-        regularization: Regularization {
-            kind,
-            lambda: r.lambda,
-            apply_to_all: r.apply_to == spec::ApplyTo::All,
-        },
-        num_classes: classes,
-        frozen: crate::train::Frozen::none(),
-    }
-}
-
-fn bad_image_policy(spec: &RunSpec) -> BadImagePolicy {
-    match spec.dataset.on_bad_image {
-        spec::OnBadImage::Error => BadImagePolicy::Error,
-        spec::OnBadImage::Skip => BadImagePolicy::Skip,
-    }
 }
 
 /// Runs every planned run in order; a failing or diverging run is recorded and the sweep
@@ -299,7 +243,7 @@ fn execute(
         swept,
         classes: &folder.classes,
     };
-    let cfg = fit_config(spec, folder.num_classes());
+    let cfg = setup::fit_config(spec, folder.num_classes());
     let progress = Progress::new(opts.progress, head, cfg.epochs);
     let mut rec = Record {
         dir: &dir,

@@ -6,14 +6,15 @@ use std::time::Instant;
 
 use super::cache::{self, FeatureCache, Lookup};
 use super::sources::{FeatureSet, FeatureSource, ImageSource};
-use super::{bad_image_policy, transforms, Progress};
+use super::Progress;
 use crate::data::{load_image, ImageFolder, Loader, Transform};
 use crate::models::freeze::not_a_block;
 use crate::models::pixels::{LinearModel, MlpModel};
 use crate::models::{
-    load_torchvision_weights, save_torchvision_weights, Arch, ArchVisitor, Backbone, Classifier,
+    load_torchvision_weights, save_torchvision_weights, ArchVisitor, Backbone, Classifier,
     PartlyFrozen,
 };
+use crate::setup::{self, bad_image_policy};
 use crate::spec::{BackboneName, Freeze, RunSpec};
 use crate::train::{
     checkpoint, fit, Dev, EpochMetrics, FitConfig, Frozen, Inputs, Net, Outcome, Source, Start,
@@ -66,79 +67,45 @@ pub fn train(
         ));
     }
     let dev = Dev::seed_from_u64(spec.experiment.seed);
-    let transform = transforms(spec);
+    let transform = setup::transform(spec);
     let classes = folder.num_classes();
-    match spec.backbone.name {
-        BackboneName::Linear | BackboneName::Mlp => {
-            let (h, w) = sample_size(folder, &transform)?;
-            let inputs = 3 * h * w;
-            let mut source = image_source(spec, folder, &transform);
-            if spec.backbone.name == BackboneName::Linear {
-                let (outcome, model) = run(
-                    &dev,
-                    LinearModel::new(&dev, inputs, classes),
-                    &mut source,
-                    cfg,
-                    progress,
-                    paths,
-                    rec,
-                )?;
-                finish(outcome, paths, || {
-                    checkpoint::save_weights(paths.model, &model)
-                })
-            } else {
-                let model = MlpModel::new(&dev, inputs, MLP_HIDDEN, classes);
-                let (outcome, model) = run(&dev, model, &mut source, cfg, progress, paths, rec)?;
-                finish(outcome, paths, || {
-                    checkpoint::save_weights(paths.model, &model)
-                })
-            }
-        }
-        BackboneName::SmallCnn => Arch::SmallCnn.dispatch(WithBackbone {
-            spec,
-            folder,
-            hashes,
-            cfg,
-            cache,
-            progress,
-            paths,
-            rec,
-            dev,
-        }),
-        BackboneName::Resnet18 => Arch::ResNet18.dispatch(WithBackbone {
-            spec,
-            folder,
-            hashes,
-            cfg,
-            cache,
-            progress,
-            paths,
-            rec,
-            dev,
-        }),
-        BackboneName::Resnet34 => Arch::ResNet34.dispatch(WithBackbone {
-            spec,
-            folder,
-            hashes,
-            cfg,
-            cache,
-            progress,
-            paths,
-            rec,
-            dev,
-        }),
-        BackboneName::EfficientnetLite0 => Arch::EfficientNetLite0.dispatch(WithBackbone {
-            spec,
-            folder,
-            hashes,
-            cfg,
-            cache,
-            progress,
-            paths,
-            rec,
-            dev,
-        }),
-    }
+    let Some(arch) = spec.backbone.name.arch() else {
+        let (h, w) = sample_size(folder, &transform)?;
+        let inputs = 3 * h * w;
+        let mut source = image_source(spec, folder, &transform);
+        // the pixel models (linear, mlp) have no convolutional architecture
+        return if spec.backbone.name == BackboneName::Linear {
+            let (outcome, model) = run(
+                &dev,
+                LinearModel::new(&dev, inputs, classes),
+                &mut source,
+                cfg,
+                progress,
+                paths,
+                rec,
+            )?;
+            finish(outcome, paths, || {
+                checkpoint::save_weights(paths.model, &model)
+            })
+        } else {
+            let model = MlpModel::new(&dev, inputs, MLP_HIDDEN, classes);
+            let (outcome, model) = run(&dev, model, &mut source, cfg, progress, paths, rec)?;
+            finish(outcome, paths, || {
+                checkpoint::save_weights(paths.model, &model)
+            })
+        };
+    };
+    arch.dispatch(WithBackbone {
+        spec,
+        folder,
+        hashes,
+        cfg,
+        cache,
+        progress,
+        paths,
+        rec,
+        dev,
+    })
 }
 
 /// Everything a convolutional run needs, carried to the code generic over its backbone type.
@@ -192,7 +159,7 @@ impl ArchVisitor for WithBackbone<'_> {
                 }
             );
         }
-        let transform = transforms(spec);
+        let transform = setup::transform(spec);
         match &spec.backbone.freeze {
             Freeze::No => {
                 let mut source = image_source(spec, folder, &transform);

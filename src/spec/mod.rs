@@ -85,8 +85,6 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Experiment, SpecError> {
         .unwrap_or(spec_dir)
         .to_path_buf();
 
-    let defaults = defaults_layer()?;
-    let known_keys = sweepable_keys(&defaults.sites);
     let file_layer = presets::read_layer(&path)?;
     let file = file_layer.source.clone();
     let mut layers = Vec::new();
@@ -94,6 +92,32 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Experiment, SpecError> {
     for arg in &opts.overrides {
         layers.push(overrides::parse(arg)?);
     }
+    assemble(path, pipeline_dir, project_dir, file, layers)
+}
+
+/// A run's stored `spec.toml` (every key, paths relative to the project it ran in) read back as
+/// a one-run experiment, with its paths resolved against `project`. Keys the defaults gained
+/// after the run was recorded take their default values.
+pub fn load_stored(path: &Path, project: &Path) -> Result<Experiment, SpecError> {
+    let path = raw::normalize(path);
+    let project = raw::normalize(project);
+    let source = presets::read_source(&path)?;
+    let layer = Layer::parse_in(source.clone(), &project)?;
+    let pipeline_dir = Some(project.join("pipeline")).filter(|p| p.is_dir());
+    assemble(path, pipeline_dir, project, source, vec![layer])
+}
+
+/// Applies `layers` over the embedded defaults, checks the base run, and expands and checks
+/// every sweep point. `file` is the experiment file, for locating errors.
+fn assemble(
+    path: PathBuf,
+    pipeline_dir: Option<PathBuf>,
+    project_dir: PathBuf,
+    file: Arc<Source>,
+    layers: Vec<Layer>,
+) -> Result<Experiment, SpecError> {
+    let defaults = defaults_layer()?;
+    let known_keys = sweepable_keys(&defaults.sites);
 
     let mut raw = RawSpec::default();
     let mut sites = Sites::default();

@@ -232,7 +232,7 @@ fn model_of(spec: &RunSpec) -> Result<(Arch, Chw, usize), String> {
             .ok_or("dataset.root: no training images")?;
         let (iw, ih) = image::image_dimensions(&first.path)
             .map_err(|e| format!("{}: {e}", first.path.display()))?;
-        let (h, w) = crate::run::transforms(spec).output_size(iw, ih);
+        let (h, w) = crate::setup::transform(spec).output_size(iw, ih);
         (h as usize, w as usize)
     };
     Ok((arch, Chw::new(3, h, w), folder.num_classes()))
