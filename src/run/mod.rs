@@ -19,6 +19,7 @@ pub use identity::Identities;
 pub use progress::Progress;
 pub use sources::{Extractor, FeatureSet, FeatureSource, ImageSource};
 
+pub use record::RunReport;
 use record::{previous_done, Record};
 
 use crate::results::store::RunLock;
@@ -28,7 +29,7 @@ use crate::results::store::{Manifest, RunDir, Status};
 use crate::setup;
 use crate::spec::expand::{self, PlannedRun};
 use crate::spec::{Experiment, RunSpec};
-use crate::train::{EpochMetrics, Outcome, TrainError};
+use crate::train::{Outcome, TrainError};
 
 /// How to execute a sweep.
 #[derive(Debug, Clone)]
@@ -39,23 +40,6 @@ pub struct RunOptions {
     pub rerun: bool,
     /// Show a progress bar (stderr is a terminal).
     pub progress: bool,
-}
-
-/// What happened to one run, for the summary table.
-#[derive(Debug, Clone)]
-pub struct RunReport {
-    pub index: usize,
-    pub run_id: String,
-    pub dir: PathBuf,
-    pub swept: Vec<(String, ParamValue)>,
-    pub status: Status,
-    /// The epoch with the lowest val loss, and the last epoch.
-    pub best: Option<EpochMetrics>,
-    pub last: Option<EpochMetrics>,
-    pub seconds: f64,
-    pub error: Option<String>,
-    /// Already done before this invocation.
-    pub reused: bool,
 }
 
 /// The swept parameters of a run, typed by the resolved spec field they set (so λ is a float

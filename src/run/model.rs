@@ -5,8 +5,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::cache::{self, FeatureCache, Lookup};
+use super::progress::Progress;
+use super::record::Recorder;
 use super::sources::{FeatureSet, FeatureSource, ImageSource};
-use super::Progress;
 use crate::data::{load_image, ImageFolder, Loader, Transform};
 use crate::models::freeze::not_a_block;
 use crate::models::pixels::{LinearModel, MlpModel};
@@ -17,21 +18,8 @@ use crate::models::{
 use crate::setup::{self, bad_image_policy};
 use crate::spec::{BackboneName, Freeze, RunSpec};
 use crate::train::{
-    checkpoint, fit, Dev, EpochMetrics, FitConfig, Frozen, Inputs, Net, Outcome, Source, Start,
-    TrainError,
+    checkpoint, fit, Dev, FitConfig, Frozen, Inputs, Net, Outcome, Source, Start, TrainError,
 };
-
-/// What the generic part reports back to the run's bookkeeping.
-pub trait Recorder {
-    /// Training resumes after this completed epoch; rows after it are to be dropped.
-    fn resumed(&mut self, epoch: usize);
-    /// An epoch ended: record its metrics (before the checkpoint is written).
-    fn epoch(&mut self, m: &EpochMetrics) -> Result<(), TrainError>;
-    /// Epochs already recorded by an interrupted invocation of this run.
-    fn recorded(&self) -> usize;
-    /// Time spent in a stage of the run (accumulated per stage name).
-    fn stage(&mut self, name: &'static str, seconds: f64);
-}
 
 /// Where a run keeps its checkpoint and final weights.
 pub struct Paths<'a> {
