@@ -355,7 +355,7 @@ fn cmd_run(a: RunArgs) -> ExitCode {
         progress: std::io::stderr().is_terminal(),
     };
     let reports = run::run_sweep(&exp, &exp.runs, &opts);
-    println!("{}", crate::views::report::summary(&reports));
+    println!("{}", crate::views::sweep_table::render(&reports));
     let failed = reports
         .iter()
         .filter(|r| r.status == Status::Failed)
@@ -423,7 +423,7 @@ fn cmd_predict(a: PredictArgs) -> ExitCode {
 }
 
 fn cmd_summary(a: SummaryArgs) -> ExitCode {
-    use crate::views::summary::{explain_conv, for_spec, Summary};
+    use crate::views::summary::{explain_conv, for_spec, ModelSummary};
     let text = if let Some(LayerKind::Conv) = a.layer {
         let layer = crate::nn::describe::ConvLayer {
             input: a.layer_in.expect("clap requires --in"),
@@ -438,7 +438,7 @@ fn cmd_summary(a: SummaryArgs) -> ExitCode {
     } else if let Some(model) = &a.model {
         crate::models::Arch::from_name(model)
             .map_err(|e| e.to_string())
-            .and_then(|arch| Summary::of(arch, a.input, a.classes, &a.freeze))
+            .and_then(|arch| ModelSummary::of(arch, a.input, a.classes, &a.freeze))
             .map(|s| s.render())
     } else if let Some(path) = &a.spec {
         let opts = LoadOptions {

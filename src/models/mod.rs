@@ -10,13 +10,13 @@ use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
 pub mod arch;
+pub mod describe;
 pub mod efficientnet;
 pub mod freeze;
 pub mod imagenet;
 pub mod pixels;
 pub mod resnet;
 pub mod small_cnn;
-pub mod summary;
 pub mod trainable;
 pub mod weights;
 

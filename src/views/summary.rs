@@ -9,8 +9,8 @@ use std::path::Path;
 
 use comfy_table::{presets, CellAlignment, Table};
 
+use crate::models::describe::describe_classifier;
 use crate::models::freeze::frozen_prefix;
-use crate::models::summary::describe_classifier;
 use crate::models::{Arch, ArchVisitor, Backbone, Classifier, Dev};
 use crate::nn::describe::{Chw, ConvLayer, LayerRow};
 use crate::ops::Padding;
@@ -19,7 +19,7 @@ use crate::train::in_blocks;
 
 /// A model's rows for one input, and which of its top-level blocks are frozen.
 #[derive(Debug, Clone)]
-pub struct Summary {
+pub struct ModelSummary {
     pub arch: Arch,
     pub input: Chw,
     pub classes: usize,
@@ -34,9 +34,14 @@ pub struct Summary {
 /// The smallest input side every backbone accepts (SmallCnn pools twice by 2).
 pub const MIN_SIDE: usize = 4;
 
-impl Summary {
+impl ModelSummary {
     /// Builds the model (random weights: the numbers do not depend on them) and walks it.
-    pub fn of(arch: Arch, input: Chw, classes: usize, freeze: &Freeze) -> Result<Summary, String> {
+    pub fn of(
+        arch: Arch,
+        input: Chw,
+        classes: usize,
+        freeze: &Freeze,
+    ) -> Result<ModelSummary, String> {
         if input.c != 3 {
             return Err(format!(
                 "the backbones take 3-channel (RGB) images, not {} channels",
@@ -73,7 +78,7 @@ impl Summary {
             }
         }
         let (rows, model_params) = arch.dispatch(Walk(input, classes));
-        Ok(Summary {
+        Ok(ModelSummary {
             arch,
             input,
             classes,
@@ -183,10 +188,13 @@ impl Summary {
 
 /// One summary per distinct model among a spec's runs (a sweep over learning rates has one
 /// model; a sweep over backbones or freezing has several), each headed by the runs it covers.
-pub fn for_spec(path: &Path, opts: &LoadOptions) -> Result<Vec<(Vec<usize>, Summary)>, String> {
+pub fn for_spec(
+    path: &Path,
+    opts: &LoadOptions,
+) -> Result<Vec<(Vec<usize>, ModelSummary)>, String> {
     let exp = crate::spec::load(path, opts).map_err(|e| e.to_string())?;
     let runs = &exp.runs;
-    let mut out: Vec<(Vec<usize>, Summary)> = Vec::new();
+    let mut out: Vec<(Vec<usize>, ModelSummary)> = Vec::new();
     let mut keys: Vec<(Arch, Chw, usize, Freeze)> = Vec::new();
     for run in runs {
         let (arch, input, classes) = model_of(&run.spec)?;
@@ -196,7 +204,7 @@ pub fn for_spec(path: &Path, opts: &LoadOptions) -> Result<Vec<(Vec<usize>, Summ
             None => {
                 out.push((
                     vec![run.index + 1],
-                    Summary::of(arch, input, classes, &key.3)?,
+                    ModelSummary::of(arch, input, classes, &key.3)?,
                 ));
                 keys.push(key);
             }
