@@ -3,8 +3,8 @@
 //! pretrained safetensors by torchvision names, and ImageNet class names.
 //!
 //! Every model's `TensorCollection` names its tensors like the PyTorch state dict (dfdx's
-//! BatchNorm calls γ `scale` where PyTorch says `weight`; [`weights`] maps that), so
-//! `save_safetensors` / `load_safetensors` files and pretrained checkpoints line up.
+//! BatchNorm calls γ `scale` where PyTorch says `weight`; [`weights`] maps that), so saved
+//! weights and pretrained checkpoints line up.
 
 use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;

@@ -171,13 +171,13 @@ fn execute(
     dir.remove_stale_temp_files();
     // an interrupted earlier invocation left epochs behind: keep them for resuming
     let previous = dir.read_manifest().ok();
+    // --rerun starts over; otherwise the epochs of an unfinished earlier invocation are kept
     let prior_rows = match &previous {
-        Some(m) if m.status != Status::Done || opts.rerun => {
+        Some(m) if m.status != Status::Done && !opts.rerun => {
             schema::read_epochs(&dir.file("metrics.parquet"), &m.classes).unwrap_or_default()
         }
         _ => Vec::new(),
     };
-    let prior_rows = if opts.rerun { Vec::new() } else { prior_rows };
     if opts.rerun {
         let _ = std::fs::remove_file(dir.file(CHECKPOINT));
     }

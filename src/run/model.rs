@@ -30,13 +30,13 @@ pub struct Paths<'a> {
 /// Hidden width of the `mlp` pixel model.
 const MLP_HIDDEN: usize = 256;
 
-/// Trains the run's model; the trained weights are saved to `model_path` when it completes.
 /// Content hashes already computed for the run id, reused as feature-cache key parts.
 pub struct Hashes<'a> {
     pub dataset: &'a str,
     pub weights: Option<&'a str>,
 }
 
+/// Trains the run's model; the trained weights are saved to `paths.model` when it completes.
 pub fn train(
     spec: &RunSpec,
     folder: &ImageFolder,

@@ -20,15 +20,13 @@ mod validate;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use error::{
-    display_path, Diagnostic, Severity, Snippet, Source, SourceKind, SpecError, EXIT_CONFIG,
-};
+pub use error::{display_path, Diagnostic, Severity, Snippet, Source, SourceKind, SpecError};
 pub use resolved::{
     ApplyTo, Backbone, BackboneName, Cache, Dataset, Device, ExperimentInfo, Freeze, Head, Loss,
     LossKind, OnBadImage, Optimizer, OptimizerKind, Regularization, RegularizationKind, RunSpec,
     Train, Transforms,
 };
-pub use sweep::{Axis, AxisKind, Sweep, SweptKey};
+pub use sweep::{Axis, Sweep, SweptKey};
 
 use layer::Layer;
 use raw::{RawSpec, Update};

@@ -33,12 +33,6 @@ pub struct Regularization {
 }
 
 impl Regularization {
-    pub const NONE: Self = Self {
-        kind: RegularizationKind::None,
-        lambda: 0.0,
-        apply_to_all: false,
-    };
-
     /// Adds the penalty's gradient to `grads` (L2 and L1; nothing for the others).
     pub fn add_gradients<M: TensorCollection<f32, Dev>>(
         &self,
