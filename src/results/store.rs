@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use super::lock::RunLock;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot write {path}: {source}")]
@@ -173,7 +175,12 @@ pub fn write_atomic(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    // unique across the hosts sharing the folder (pids repeat from one node to the next)
+    let tmp = dir.join(format!(
+        ".{name}.tmp{}.{}",
+        std::process::id(),
+        super::lock::hostname()
+    ));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         write(&mut f)?;
@@ -207,103 +214,5 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a.txt")]);
-    }
-}
-
-/// Exclusive ownership of a run folder by one process: a `lock` file holding its pid, created
-/// with `create_new` so two runners cannot both take it. A lock left by a process that no
-/// longer exists (a runner killed with SIGKILL) is stale and taken over.
-#[derive(Debug)]
-pub struct RunLock {
-    path: PathBuf,
-}
-
-impl RunLock {
-    /// `Ok(None)` when a live process holds the run.
-    pub fn acquire(dir: &RunDir) -> Result<Option<Self>, StoreError> {
-        let path = dir.file("lock");
-        for _ in 0..3 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    f.write_all(std::process::id().to_string().as_bytes())
-                        .map_err(|source| StoreError::Io {
-                            path: path.clone(),
-                            source,
-                        })?;
-                    return Ok(Some(Self { path }));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(&path)
-                        .ok()
-                        .and_then(|s| s.trim().parse::<u32>().ok());
-                    match holder {
-                        Some(pid) if pid != std::process::id() && process_alive(pid) => {
-                            tracing::info!(
-                                "{} is being trained by process {pid}: moving on",
-                                dir.path.display()
-                            );
-                            return Ok(None);
-                        }
-                        // stale (or half-written by a process killed mid-write): take it over
-                        _ => {
-                            let _ = std::fs::remove_file(&path);
-                        }
-                    }
-                }
-                Err(source) => return Err(StoreError::Io { path, source }),
-            }
-        }
-        Ok(None)
-    }
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-fn process_alive(pid: u32) -> bool {
-    let proc = Path::new("/proc");
-    if proc.is_dir() {
-        // a zombie (killed, not yet reaped) holds nothing
-        return std::fs::read_to_string(proc.join(pid.to_string()).join("stat"))
-            .map(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(false);
-    }
-    // without /proc, assume the holder lives: never train a run twice at once
-    true
-}
-
-#[cfg(test)]
-mod lock_tests {
-    use super::*;
-
-    #[test]
-    fn a_second_lock_fails_while_the_first_lives_and_stale_locks_are_taken_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let run = RunDir {
-            path: dir.path().to_path_buf(),
-        };
-        let first = RunLock::acquire(&run).unwrap().unwrap();
-        // our own pid counts as stale for ourselves, so fake a live holder: pid 1 always exists
-        std::fs::write(run.file("lock"), "1").unwrap();
-        assert!(RunLock::acquire(&run).unwrap().is_none());
-        std::fs::write(run.file("lock"), "4294967").unwrap(); // no such process
-        let second = RunLock::acquire(&run).unwrap();
-        assert!(second.is_some());
-        drop(second);
-        assert!(!run.file("lock").exists());
-        std::mem::forget(first);
     }
 }
