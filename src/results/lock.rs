@@ -83,6 +83,11 @@ impl Holder {
     }
 }
 
+/// This process as a lock names it: `pid 123 on node7 (slurm 55_2)`.
+pub fn this_process() -> String {
+    Holder::me(0).describe()
+}
+
 /// This machine's short host name (what `hostname -s` prints).
 pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
