@@ -1,12 +1,13 @@
 //! Command-line arguments as the user wrote them, and the dispatch to each command.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::results::plan::{ExperimentPlan, PlannedPoint};
 use crate::results::store::Status;
 use crate::run::{self, Identities, RunOptions};
 use crate::spec::expand;
@@ -52,6 +53,27 @@ enum Command {
     Preview(PreviewCmd),
     /// Throughput of models, conv layers, matmul and image loading (vs PyTorch with BENCH_TORCH).
     Bench(BenchArgs),
+    /// Write (and with --submit, submit) a Slurm job array: one task per sweep point.
+    Slurm(SlurmArgs),
+    /// Where every planned point of an experiment stands: pending, running, done, failed,
+    /// diverged or stale, with epochs, last writer and last update (from the files alone).
+    Status(crate::views::status::StatusArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  runner slurm experiments/lambda_sweep.toml --max-parallel 4 --submit\n  \
+    runner slurm experiments/lambda_sweep.toml --only unfinished --submit\n  \
+    runner slurm experiments/lambda_sweep.toml --submit -- --qos=low --account=lab"
+)]
+struct SlurmArgs {
+    #[command(flatten)]
+    spec: SpecArgs,
+    /// Where results go (the script goes to `<DIR>/<experiment>/slurm/`).
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    results: PathBuf,
+    #[command(flatten)]
+    opts: crate::slurm::SlurmOptions,
 }
 
 #[derive(Debug, Args)]
@@ -218,6 +240,13 @@ struct RunArgs {
     /// Train runs again even when their results are complete.
     #[arg(long)]
     rerun: bool,
+    /// Train only sweep point I (numbered from 1, as `runner plan` prints), or `env`: the index
+    /// from SLURM_ARRAY_TASK_ID, else JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs, from 0).
+    #[arg(long, value_name = "I|env", conflicts_with = "shard")]
+    index: Option<spec::select::Selection>,
+    /// Train every N-th sweep point starting at I (`--shard 2/4`: points 2, 6, 10, …).
+    #[arg(long, value_name = "I/N", value_parser = spec::select::parse_shard)]
+    shard: Option<spec::select::Selection>,
 }
 
 pub fn main() -> ExitCode {
@@ -238,6 +267,8 @@ pub fn main() -> ExitCode {
         })),
         Command::Preview(a) => cmd_preview(a),
         Command::Bench(a) => cmd_bench(a),
+        Command::Slurm(a) => cmd_slurm(a),
+        Command::Status(a) => view(crate::views::status::status(&a).map(|out| print!("{out}"))),
     }
 }
 
@@ -337,12 +368,81 @@ fn cmd_plan(a: SpecArgs) -> ExitCode {
     }
 }
 
+/// Exit code of a command-line usage error (as clap's own).
+pub const EXIT_USAGE: u8 = 2;
+
+/// The sweep as planned into a results folder, for `runner status`.
+fn experiment_plan(
+    exp: &spec::Experiment,
+    runs: &[expand::PlannedRun],
+    ids: &[String],
+    a: &SpecArgs,
+) -> ExperimentPlan {
+    ExperimentPlan {
+        experiment: exp.name.clone(),
+        spec: exp.source.clone(),
+        overrides: a.overrides.clone(),
+        planned_at: crate::run::provenance::now_utc(),
+        points: runs
+            .iter()
+            .zip(ids)
+            .map(|(r, id)| PlannedPoint {
+                number: r.index + 1,
+                run_id: id.clone(),
+                swept: run::swept_values(r)
+                    .into_iter()
+                    .map(|(k, v)| (k, v.to_string()))
+                    .collect(),
+                epochs: r.spec.train.epochs as usize,
+            })
+            .collect(),
+    }
+}
+
+/// Loads the spec, computes every run id and records the plan under `results`.
+fn load_and_plan(
+    a: &SpecArgs,
+    results: &Path,
+    ids: &mut Identities,
+) -> Result<(spec::Experiment, Vec<expand::PlannedRun>, ExperimentPlan), ExitCode> {
+    let (exp, runs) = load(a)?;
+    let run_ids = runs
+        .iter()
+        .map(|r| ids.run_id(&r.spec))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_BAD_SPEC)
+        })?;
+    let plan = experiment_plan(&exp, &runs, &run_ids, a);
+    if let Err(e) = plan.write(results) {
+        eprintln!("error: {e}");
+        return Err(ExitCode::from(EXIT_RUNS_FAILED));
+    }
+    Ok((exp, runs, plan))
+}
+
 fn cmd_run(a: RunArgs) -> ExitCode {
     let start = Instant::now();
-    let (exp, runs) = match load(&a.spec) {
+    let mut ids = Identities::default();
+    let (exp, mut runs, _) = match load_and_plan(&a.spec, &a.results, &mut ids) {
         Ok(v) => v,
         Err(code) => return code,
     };
+    if let Some(sel) = a.index.as_ref().or(a.shard.as_ref()) {
+        match spec::select::resolve(sel, runs.len(), |k| std::env::var(k).ok()) {
+            Ok((picked, said)) => {
+                if let Some(said) = said {
+                    tracing::info!("{said}");
+                }
+                runs.retain(|r| picked.contains(&r.index));
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(EXIT_USAGE);
+            }
+        }
+    }
     tracing::info!(
         "{}: {} run(s), results in {}",
         exp.name,
@@ -354,7 +454,7 @@ fn cmd_run(a: RunArgs) -> ExitCode {
         rerun: a.rerun,
         progress: std::io::stderr().is_terminal(),
     };
-    let reports = run::run_sweep(&exp, &runs, &opts);
+    let reports = run::run_sweep_with(&exp, &runs, &opts, &mut ids);
     println!("{}", crate::views::report::summary(&reports));
     let failed = reports
         .iter()
@@ -540,6 +640,94 @@ fn cmd_bench(a: BenchArgs) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn cmd_slurm(a: SlurmArgs) -> ExitCode {
+    let mut ids = Identities::default();
+    let (exp, _, plan) = match load_and_plan(&a.spec, &a.results, &mut ids) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let exp_dir = a.results.join(&exp.name);
+    let points: Vec<usize> = match a.opts.only {
+        None => plan.points.iter().map(|p| p.number).collect(),
+        Some(crate::slurm::Only::Unfinished) => {
+            let left: Vec<usize> = plan
+                .points
+                .iter()
+                .map(|p| crate::views::status::point_status(&exp_dir, p))
+                .filter(|s| s.state != crate::views::status::State::Done)
+                .map(|s| s.point.number)
+                .collect();
+            if left.is_empty() {
+                println!(
+                    "{}: all {} points are done: nothing to submit",
+                    exp.name,
+                    plan.points.len()
+                );
+                return ExitCode::SUCCESS;
+            }
+            left
+        }
+    };
+    let (runner, project) = match (std::env::current_exe(), std::env::current_dir()) {
+        (Ok(r), Ok(p)) => (r, p),
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("error: cannot find the runner binary or the current folder: {e}");
+            return ExitCode::from(EXIT_RUNS_FAILED);
+        }
+    };
+    let written_at = crate::run::provenance::now_utc();
+    let job = crate::slurm::Job {
+        experiment: &exp.name,
+        runner: &runner,
+        project: &project,
+        spec: &a.spec.spec,
+        overrides: &a.spec.overrides,
+        pipeline: a.spec.pipeline.as_deref(),
+        results: &a.results,
+        points: &points,
+        opts: &a.opts,
+        written_at: &written_at,
+    };
+    let script = match crate::slurm::write_script(&job) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(EXIT_RUNS_FAILED);
+        }
+    };
+    let command: Vec<String> = std::iter::once("sbatch".to_string())
+        .chain(crate::slurm::sbatch_args(&script, &a.opts.extra))
+        .map(|w| crate::slurm::shell_quote(&w))
+        .collect();
+    println!(
+        "{}: {} of {} points as array {}, script {}",
+        exp.name,
+        points.len(),
+        plan.points.len(),
+        crate::slurm::array_ranges(&points),
+        script.display()
+    );
+    if !a.opts.submit {
+        println!("submit with: {}", command.join(" "));
+        return ExitCode::SUCCESS;
+    }
+    println!("{}", command.join(" "));
+    match crate::slurm::submit(&script, &a.opts.extra) {
+        Ok(id) => {
+            println!("submitted job {id}");
+            println!(
+                "follow with: squeue -j {id}; runner status {}",
+                exp_dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_RUNS_FAILED)
         }
     }
 }

@@ -2,6 +2,7 @@
 //! results-tree scan.
 
 pub mod lock;
+pub mod plan;
 pub mod scan;
 pub mod schema;
 pub mod store;

@@ -77,6 +77,14 @@ pub struct Manifest {
     pub crate_versions: Vec<(String, String)>,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// The process that last wrote this manifest (absent in manifests of older runners).
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// Its scheduler task (`slurm 123_4`), if any.
+    #[serde(default)]
+    pub task: Option<String>,
 }
 
 /// One run's folder.

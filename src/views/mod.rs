@@ -5,4 +5,5 @@ pub mod plot;
 pub mod predict;
 pub mod preview;
 pub mod report;
+pub mod status;
 pub mod summary;
