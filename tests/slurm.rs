@@ -24,6 +24,16 @@ fn controller_up() -> bool {
         .unwrap_or(false)
 }
 
+/// The node to ourselves: the tests here run one at a time (also across nextest's processes),
+/// since the feature-cache scenario needs two of its tasks to start together.
+struct Exclusive(#[allow(dead_code)] std::fs::File);
+
+fn exclusive() -> Exclusive {
+    let f = std::fs::File::create(std::env::temp_dir().join("runner-slurm-tests.lock")).unwrap();
+    f.lock().unwrap();
+    Exclusive(f)
+}
+
 /// Whether a Slurm can run jobs here (started by this test setup when we are root).
 fn slurm() -> bool {
     static UP: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
@@ -147,7 +157,10 @@ grid = {{ {grid} }}
 }
 
 fn status_json(dir: &Path, exp: &str) -> Vec<serde_json::Value> {
-    let out = runner(dir, &["status", &format!("results/{exp}"), "--format", "json"]);
+    let out = runner(
+        dir,
+        &["status", &format!("results/{exp}"), "--format", "json"],
+    );
     assert!(out.status.success());
     serde_json::from_slice(&out.stdout).unwrap()
 }
@@ -181,6 +194,7 @@ fn an_array_trains_every_point_once_and_resubmits_only_the_unfinished() {
     if !slurm() {
         return;
     }
+    let _node = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     write_spec(
@@ -222,8 +236,7 @@ fn an_array_trains_every_point_once_and_resubmits_only_the_unfinished() {
     for (i, row) in rows.iter().enumerate() {
         let id = row["run_id"].as_str().unwrap();
         let manifest: serde_json::Value = serde_json::from_str(
-            &std::fs::read_to_string(dir.join(format!("results/arr/{id}/manifest.json")))
-                .unwrap(),
+            &std::fs::read_to_string(dir.join(format!("results/arr/{id}/manifest.json"))).unwrap(),
         )
         .unwrap();
         // trained by task i+1 of the array, with the task's one CPU as its thread count
@@ -260,7 +273,10 @@ fn an_array_trains_every_point_once_and_resubmits_only_the_unfinished() {
         dir,
         &["slurm", "exp.toml", "--only", "unfinished", "--submit"],
     ));
-    assert!(none.contains("all 4 points are done: nothing to submit"), "{none}");
+    assert!(
+        none.contains("all 4 points are done: nothing to submit"),
+        "{none}"
+    );
 }
 
 fn lock_record(host: &str, pid: u32, age: u64) -> String {
@@ -282,6 +298,7 @@ fn tasks_share_one_feature_cache_and_judge_other_hosts_locks_by_heartbeat() {
     if !slurm() {
         return;
     }
+    let _node = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     write_spec(
@@ -346,7 +363,10 @@ fn tasks_share_one_feature_cache_and_judge_other_hosts_locks_by_heartbeat() {
         .unwrap();
     let rows = status_json(dir, "frozen");
     assert_eq!(states(&rows), ["done", "done", "stale"]);
-    let out = runner(dir, &["slurm", "exp.toml", "--only", "unfinished", "--submit"]);
+    let out = runner(
+        dir,
+        &["slurm", "exp.toml", "--only", "unfinished", "--submit"],
+    );
     let again = job_id(&stdout(&out));
     wait_for(&again);
     assert_eq!(states(&status_json(dir, "frozen")), ["done"; 3]);
