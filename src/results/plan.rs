@@ -1,8 +1,9 @@
-//! `results/<experiment>/plan.json`: the sweep as it was last planned into this results folder
+//! `results/.plans/<experiment>.json`: the sweep as it was last planned into this results folder
 //! (every point's number, run id, swept values and epoch count), written by `runner run` and
 //! `runner slurm`. It is what `runner status` reads to know which runs to expect, from the files
 //! alone, while tasks still run on other nodes (recomputing run ids would need the spec, its
-//! presets, the dataset and the weights, which a login node may not see the same way).
+//! presets, the dataset and the weights, which a login node may not see the same way). It sits
+//! next to `results/.cache/`, outside the experiment's folder, which holds run folders only.
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use super::store::{write_atomic, StoreError};
 
-pub const FILE: &str = "plan.json";
+/// The folder of plans, under the results root.
+pub const DIR: &str = ".plans";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,7 +37,7 @@ pub struct PlannedPoint {
 
 impl ExperimentPlan {
     pub fn path(results: &Path, experiment: &str) -> PathBuf {
-        results.join(experiment).join(FILE)
+        results.join(DIR).join(format!("{experiment}.json"))
     }
 
     /// Writes it atomically (tasks starting together write the same plan).
@@ -51,9 +53,15 @@ impl ExperimentPlan {
         write_atomic(&path, |f| std::io::Write::write_all(f, json.as_bytes()))
     }
 
-    /// Reads `<experiment dir>/plan.json`.
+    /// Reads the plan of the experiment whose results are in `experiment_dir`
+    /// (`<results>/<experiment>`).
     pub fn read(experiment_dir: &Path) -> Result<Self, StoreError> {
-        let path = experiment_dir.join(FILE);
+        let name = experiment_dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let results = experiment_dir.parent().unwrap_or(Path::new("."));
+        let path = Self::path(results, &name);
         let text = std::fs::read_to_string(&path).map_err(|e| StoreError::Read {
             path: path.clone(),
             reason: if e.kind() == std::io::ErrorKind::NotFound {
@@ -92,8 +100,8 @@ mod tests {
         plan.write(dir.path()).unwrap();
         assert_eq!(ExperimentPlan::read(&dir.path().join("e")).unwrap(), plan);
         let e = ExperimentPlan::read(dir.path()).unwrap_err().to_string();
-        assert!(e.contains("plan.json: no such file"), "{e}");
-        std::fs::write(dir.path().join("e/plan.json"), "{\"experiment\": 3}").unwrap();
+        assert!(e.contains(".json: no such file"), "{e}");
+        std::fs::write(dir.path().join(".plans/e.json"), "{\"experiment\": 3}").unwrap();
         let e = ExperimentPlan::read(&dir.path().join("e"))
             .unwrap_err()
             .to_string();

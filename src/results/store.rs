@@ -118,6 +118,18 @@ impl RunDir {
             if name.starts_with('.') && name.contains(".tmp") {
                 let _ = std::fs::remove_file(e.path());
             }
+            // a lock's private files (see `lock.rs`) live for microseconds; one a minute old was
+            // left by a process killed while taking the lock (a younger one may be in use)
+            let old = || {
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age.as_secs() > 60)
+            };
+            if (name.starts_with("lock-new.") || name.starts_with("lock-stale.")) && old() {
+                let _ = std::fs::remove_file(e.path());
+            }
         }
     }
 

@@ -1,5 +1,5 @@
 //! `runner status RESULTS/EXPERIMENT`: where every planned point of a sweep stands, from the
-//! files alone (the experiment's `plan.json`, each run's `manifest.json` and `lock`), so it
+//! files alone (the experiment's plan in `<results>/.plans/`, each run's `manifest.json` and `lock`), so it
 //! works on a login node while the tasks run on other nodes.
 
 use std::path::{Path, PathBuf};
@@ -128,10 +128,9 @@ pub fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> PointStatus 
 
 /// Every planned point of the experiment whose results are in `experiment_dir`.
 pub fn statuses(experiment_dir: &Path) -> Result<(ExperimentPlan, Vec<PointStatus>), ViewError> {
-    if !experiment_dir.is_dir() {
-        return Err(ViewError::Missing(experiment_dir.to_path_buf()));
-    }
+    // a sweep that is planned but has no run folder yet has a plan and no experiment folder
     let plan = ExperimentPlan::read(experiment_dir).map_err(|e| match e {
+        _ if !experiment_dir.is_dir() => ViewError::Missing(experiment_dir.to_path_buf()),
         crate::results::store::StoreError::Read { path, reason } => {
             ViewError::Read { path, reason }
         }
