@@ -6,3 +6,4 @@ pub mod plan;
 pub mod scan;
 pub mod schema;
 pub mod store;
+pub mod tensor_file;
