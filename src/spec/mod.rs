@@ -13,6 +13,7 @@ mod overrides;
 mod presets;
 mod raw;
 mod resolved;
+pub mod select;
 mod sites;
 mod sweep;
 mod validate;
