@@ -78,6 +78,12 @@ pub enum WeightsError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("weights file {} is not a valid safetensors file: {message}", path.display())]
     Format { path: PathBuf, message: String },
     #[error("weights file {} does not match the {arch} model ({} problems):{}", path.display(), problems.len(), list(problems))]
@@ -435,20 +441,51 @@ pub fn save_torchvision_weights<B: Backbone>(
                 path: path.clone(),
                 message: format!("{e:?}"),
             })?;
-    ::safetensors::serialize_to_file(views, &None, &path).map_err(|e| match e {
-        ::safetensors::SafeTensorError::IoError(source) => WeightsError::Io {
-            path: path.clone(),
-            source,
+    let bytes = ::safetensors::serialize(views, &None).map_err(|e| WeightsError::Format {
+        path: path.clone(),
+        message: format!("{e:?}"),
+    })?;
+    // through a temporary file renamed into place, like every results file: a kill mid-write
+    // leaves the previous weights (or none), never half of new ones
+    crate::results::store::write_atomic(&path, |f| std::io::Write::write_all(f, &bytes)).map_err(
+        |e| match e {
+            crate::results::store::StoreError::Io { source, .. } => WeightsError::Write {
+                path: path.clone(),
+                source,
+            },
+            other => WeightsError::Format {
+                path: path.clone(),
+                message: other.to_string(),
+            },
         },
-        e => WeightsError::Format {
-            path: path.clone(),
-            message: format!("{e:?}"),
-        },
-    })
+    )
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn saved_weights_replace_the_file_atomically() {
+        // a hard link sees writes into the old file but not a rename over it
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        let other = dir.path().join("earlier.safetensors");
+        std::fs::write(&path, b"earlier weights").unwrap();
+        std::fs::hard_link(&path, &other).unwrap();
+        let model = Classifier::<crate::models::SmallCnn>::new(&Dev::default(), 2);
+        save_torchvision_weights(&model, &path).unwrap();
+        assert!(
+            std::fs::read(&other).unwrap() == b"earlier weights",
+            "the old file was written into"
+        );
+        let mut back = Classifier::<crate::models::SmallCnn>::new(&Dev::default(), 2);
+        load_torchvision_weights(&mut back, &path, false).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
     use super::*;
 
     #[test]

@@ -12,6 +12,7 @@ use dfdx::nn::tensor_collection::{
     ViewTensorRef,
 };
 use dfdx::prelude::*;
+use sha2::{Digest, Sha256};
 
 use super::{Dev, Optimizer, OptimizerConfig, TrainError};
 use crate::results::store::write_atomic;
@@ -55,11 +56,30 @@ pub(crate) fn floats(b: &[u8]) -> Vec<f32> {
         .collect()
 }
 
+/// SHA-256 over every tensor's name and bytes, in name order: a valid header over wrong data
+/// (bit rot, a bad disk) must not resume a run that then diverges on every later invocation.
+fn checksum<'a>(tensors: impl IntoIterator<Item = (&'a str, &'a [u8])>) -> String {
+    let mut sorted: Vec<(&str, &[u8])> = tensors.into_iter().collect();
+    sorted.sort_by_key(|(name, _)| *name);
+    let mut h = Sha256::new();
+    for (name, bytes) in sorted {
+        h.update((name.len() as u64).to_le_bytes());
+        h.update(name.as_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    }
+    crate::data::hex_digest(&h.finalize())
+}
+
 fn write(
     path: &Path,
     named: Vec<(String, Vec<usize>, Vec<u8>)>,
-    meta: HashMap<String, String>,
+    mut meta: HashMap<String, String>,
 ) -> Result<(), TrainError> {
+    meta.insert(
+        "sha256".into(),
+        checksum(named.iter().map(|(n, _, b)| (n.as_str(), b.as_slice()))),
+    );
     let views: Vec<(String, TensorView)> = named
         .iter()
         .map(|(n, shape, b)| {
@@ -122,6 +142,13 @@ pub fn load<M: TensorCollection<f32, Dev>>(
     let st = SafeTensors::deserialize(&data).map_err(|e| format!("{e:?}"))?;
     let (_, meta) = SafeTensors::read_metadata(&data).map_err(|e| format!("{e:?}"))?;
     let meta = meta.metadata().clone().unwrap_or_default();
+    let stored = st.tensors();
+    let actual = checksum(stored.iter().map(|(n, t)| (n.as_str(), t.data())));
+    match meta.get("sha256") {
+        Some(sum) if *sum == actual => {}
+        Some(_) => return Err("its checksum does not match its content (corrupt data)".into()),
+        None => return Err("it has no checksum (written by an older runner)".into()),
+    }
     if meta.get("optimizer") != Some(&format!("{cfg:?}")) {
         return Err("it was written with another optimizer configuration".into());
     }
@@ -236,5 +263,32 @@ mod tests {
         assert!(load(&path, &mut m, &sgd)
             .unwrap_err()
             .contains("another optimizer"));
+    }
+
+    #[test]
+    fn a_checkpoint_with_corrupted_tensor_bytes_is_refused() {
+        let dev = Dev::seed_from_u64(3);
+        let l = LinearHead::new(&dev, 64, 4);
+        let cfg = OptimizerConfig::Sgd {
+            lr: 0.01,
+            momentum: 0.9,
+            nesterov: false,
+        };
+        let opt = Optimizer::new(cfg.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.safetensors");
+        save(&path, &l, &opt, 2).unwrap();
+        // a valid header, wrong data: flip a byte in every tensor's values
+        let mut bytes = std::fs::read(&path).unwrap();
+        let header = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        for i in (header..bytes.len()).step_by(97) {
+            bytes[i] ^= 0x10;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let mut m = LinearHead::new(&dev, 64, 4);
+        let before = m.weight.as_vec();
+        let err = load(&path, &mut m, &cfg).unwrap_err();
+        assert!(err.contains("checksum"), "{err}");
+        assert_eq!(m.weight.as_vec(), before);
     }
 }
