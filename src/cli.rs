@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::spec::expand;
-use crate::run::{self, Identities, RunOptions};
-use crate::spec::{self, LoadOptions};
 use crate::results::store::Status;
+use crate::run::{self, Identities, RunOptions};
+use crate::spec::expand;
+use crate::spec::{self, LoadOptions};
 
 /// Exit code for a spec that fails to parse or validate (sysexits' EX_CONFIG).
 pub const EXIT_BAD_SPEC: u8 = 78;
@@ -230,7 +230,7 @@ pub fn main() -> ExitCode {
         Command::Reproduce(a) => cmd_reproduce(a),
         Command::Predict(a) => cmd_predict(a),
         Command::Summary(a) => cmd_summary(a),
-        Command::Compare(a) => view(crate::views::compare::compare(&a).map(|out| print!("{out}"))),
+        Command::Compare(a) => cmd_compare(a),
         Command::Plot(a) => view(crate::views::plot::plot(&a.results).map(|paths| {
             for p in paths {
                 println!("{}", p.display());
@@ -354,31 +354,49 @@ fn cmd_run(a: RunArgs) -> ExitCode {
         rerun: a.rerun,
         progress: std::io::stderr().is_terminal(),
     };
+    if let Err(e) = run::interrupt::install() {
+        tracing::warn!("cannot handle Ctrl-C ({e}): it stops the runner at once");
+    }
     let reports = run::run_sweep(&exp, &runs, &opts);
     println!("{}", crate::views::report::summary(&reports));
-    let failed = reports
-        .iter()
-        .filter(|r| r.status == Status::Failed)
-        .count();
-    let diverged = reports
-        .iter()
-        .filter(|r| r.status == Status::Diverged)
-        .count();
-    let done = reports.len() - failed - diverged;
+    let count = |status: Status| reports.iter().filter(|r| r.status == status).count();
+    let (done, failed, diverged) = (
+        count(Status::Done),
+        count(Status::Failed),
+        count(Status::Diverged),
+    );
+    // `Running` here means another process holds the run: neither done nor failed by us
+    let mut also = String::new();
+    for (n, what) in [
+        (count(Status::Running), "held by another process"),
+        (count(Status::Interrupted), "interrupted"),
+        (runs.len() - reports.len(), "not started"),
+    ] {
+        if n > 0 {
+            also += &format!(", {n} {what}");
+        }
+    }
     println!(
-        "{}: {done} done, {failed} failed, {diverged} diverged in {:.1}s",
+        "{}: {done} done, {failed} failed, {diverged} diverged{also} in {:.1}s",
         exp.name,
         start.elapsed().as_secs_f64()
     );
     for r in reports.iter().filter(|r| r.error.is_some()) {
+        // numbered from 1, like the log and the summary table
         eprintln!(
             "run {} ({}) failed: {}",
-            r.index,
+            r.index + 1,
             r.run_id,
             r.error.as_deref().unwrap_or_default()
         );
     }
-    if failed + diverged > 0 {
+    if count(Status::Interrupted) > 0 || run::interrupt::requested() {
+        eprintln!(
+            "{}: interrupted; run the same command again to resume",
+            exp.name
+        );
+        ExitCode::from(run::interrupt::EXIT_INTERRUPTED)
+    } else if failed + diverged > 0 {
         ExitCode::from(EXIT_RUNS_FAILED)
     } else {
         ExitCode::SUCCESS
@@ -476,6 +494,30 @@ fn cmd_summary(a: SummaryArgs) -> ExitCode {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_BAD_SPEC)
         }
+    }
+}
+
+/// The table of the readable runs on stdout; the unreadable ones, each with its error, on
+/// stderr (and exit status 1: the comparison is incomplete).
+fn cmd_compare(a: crate::views::compare::CompareArgs) -> ExitCode {
+    match crate::views::compare::compare_readable(&a) {
+        Ok((out, unreadable)) => {
+            print!("{out}");
+            if unreadable.is_empty() {
+                return ExitCode::SUCCESS;
+            }
+            let n = unreadable.len();
+            eprintln!(
+                "error: {n} run{} could not be read and {} left out:",
+                if n == 1 { "" } else { "s" },
+                if n == 1 { "is" } else { "are" }
+            );
+            for e in unreadable {
+                eprintln!("  {e}");
+            }
+            ExitCode::from(EXIT_RUNS_FAILED)
+        }
+        Err(e) => view(Err(e)),
     }
 }
 

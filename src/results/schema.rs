@@ -36,6 +36,34 @@ impl ParamValue {
     }
 }
 
+/// Gives every swept key one type across the runs of a sweep, as one Parquet column of an
+/// experiment must have (else pandas sees an object column and `pyarrow.dataset` fails by file
+/// order): integers mixed with floats become floats, any other mix becomes strings, e.g.
+/// `backbone.freeze = [true, false, "until:conv2"]` → "true", "false", "until:conv2".
+pub fn unify_types(runs: &mut [Vec<(String, ParamValue)>]) {
+    let mut kinds: Vec<(String, u8)> = Vec::new();
+    for (key, value) in runs.iter().flatten() {
+        let bit = match value {
+            ParamValue::Int(_) => 1,
+            ParamValue::Float(_) => 2,
+            ParamValue::Bool(_) => 4,
+            ParamValue::Str(_) => 8,
+        };
+        match kinds.iter_mut().find(|(k, _)| k == key) {
+            Some((_, bits)) => *bits |= bit,
+            None => kinds.push((key.clone(), bit)),
+        }
+    }
+    for (key, value) in runs.iter_mut().flatten() {
+        let bits = kinds.iter().find(|(k, _)| k == key).map_or(0, |(_, b)| *b);
+        *value = match (bits, &*value) {
+            (0b11, ParamValue::Int(i)) => ParamValue::Float(*i as f64),
+            (1 | 2 | 4 | 8 | 0b11, v) => v.clone(),
+            (_, v) => ParamValue::Str(v.to_string()),
+        };
+    }
+}
+
 impl std::fmt::Display for ParamValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -87,6 +115,10 @@ pub fn epochs_frame(key: &RunKey, rows: &[EpochMetrics]) -> PolarsResult<DataFra
     cols.push(f("lr", &|r| r.lr));
     cols.push(f("epoch_seconds", &|r| r.epoch_seconds));
     cols.push(f("images_per_second", &|r| r.images_per_second));
+    cols.push(Column::new(
+        "skipped_images".into(),
+        rows.iter().map(|r| r.skipped as i64).collect::<Vec<_>>(),
+    ));
     DataFrame::new(n, cols)
 }
 
@@ -176,6 +208,11 @@ pub fn read_epochs(path: &std::path::Path, classes: &[String]) -> PolarsResult<V
         f("epoch_seconds")?,
         f("images_per_second")?,
     );
+    // absent from tables written before it was recorded
+    let skipped = match df.column("skipped_images") {
+        Ok(_) => f("skipped_images")?,
+        Err(_) => vec![0.0; df.height()],
+    };
     let per_class: Vec<Vec<f64>> = classes
         .iter()
         .map(|c| f(&format!("val_acc.{c}")))
@@ -194,7 +231,7 @@ pub fn read_epochs(path: &std::path::Path, classes: &[String]) -> PolarsResult<V
             epoch_seconds: es[i],
             images_per_second: ips[i],
             train_samples: 0,
-            skipped: 0,
+            skipped: skipped[i] as usize,
         })
         .collect())
 }

@@ -117,6 +117,8 @@ fn write(path: &Path, key: &str, f: &(FeatureSet, FeatureSet)) -> Result<(), Sto
     }
     let meta = HashMap::from([
         ("key".to_string(), key.to_string()),
+        ("train_skipped".to_string(), f.0.skipped.to_string()),
+        ("val_skipped".to_string(), f.1.skipped.to_string()),
         (
             "sha256".to_string(),
             crate::data::hex_digest(&digest.finalize()),
@@ -156,6 +158,8 @@ fn read(path: &Path, key: &str) -> Result<(FeatureSet, FeatureSet), String> {
     if meta.get("sha256") != Some(&crate::data::hex_digest(&digest.finalize())) {
         return Err("its checksum does not match its content".into());
     }
+    // images skipped when the features were computed (absent from older files: none)
+    let skipped = |k: &str| meta.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
     let labels = |b: &[u8]| {
         b.chunks_exact(8)
             .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as usize)
@@ -166,11 +170,13 @@ fn read(path: &Path, key: &str) -> Result<(FeatureSet, FeatureSet), String> {
             x: checkpoint::floats(&tx),
             width: tx_shape[1],
             labels: labels(&ty),
+            skipped: skipped("train_skipped"),
         },
         FeatureSet {
             x: checkpoint::floats(&vx),
             width: vx_shape[1],
             labels: labels(&vy),
+            skipped: skipped("val_skipped"),
         },
     ))
 }
@@ -196,11 +202,13 @@ mod tests {
                 x: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
                 width: 3,
                 labels: vec![0, 1],
+                skipped: 2,
             },
             FeatureSet {
                 x: vec![0.5, -0.5, 1.5],
                 width: 3,
                 labels: vec![1],
+                skipped: 0,
             },
         )
     }

@@ -3,6 +3,7 @@
 
 mod cache;
 mod identity;
+pub mod interrupt;
 mod model;
 mod progress;
 pub mod provenance;
@@ -25,9 +26,9 @@ use crate::results::store::RunLock;
 
 use crate::data::{BadImagePolicy, Transform};
 use crate::results::schema::{self, ParamValue, RunKey};
+use crate::results::store::{Manifest, RunDir, Status};
 use crate::spec::expand::{self, PlannedRun};
 use crate::spec::{self, Experiment, RunSpec};
-use crate::results::store::{Manifest, RunDir, Status};
 use crate::train::{
     EpochMetrics, FitConfig, OptimizerConfig, Outcome, Regularization, RegularizationKind,
     TrainError,
@@ -141,9 +142,13 @@ pub fn run_sweep(exp: &Experiment, runs: &[PlannedRun], opts: &RunOptions) -> Ve
     };
     let mut caches: HashMap<PathBuf, FeatureCache> = HashMap::new();
     let mut reports = Vec::new();
-    for run in runs {
+    let mut swept_all: Vec<Vec<(String, ParamValue)>> = runs.iter().map(swept_values).collect();
+    schema::unify_types(&mut swept_all);
+    for (run, swept) in runs.iter().zip(swept_all) {
+        if interrupt::requested() {
+            break;
+        }
         let started = Instant::now();
-        let swept = swept_values(run);
         let label = swept
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -192,7 +197,11 @@ pub fn run_sweep(exp: &Experiment, runs: &[PlannedRun], opts: &RunOptions) -> Ve
                 }
             }
         };
+        let stop = report.status == Status::Interrupted;
         reports.push(report);
+        if stop {
+            break;
+        }
     }
     reports
 }
@@ -273,6 +282,7 @@ fn execute(
         epochs_done: prior_rows.len(),
         epochs: spec.train.epochs as usize,
         diverged_epoch: None,
+        skipped_images: 0,
         error: None,
         classes: folder.classes.clone(),
         device: "cpu".into(),
@@ -340,6 +350,13 @@ fn execute(
     manifest.finished_at = Some(provenance::now_utc());
     let (status, error) = match &result {
         Ok(Outcome::Done) => (Status::Done, None),
+        Ok(Outcome::Interrupted { epoch }) => {
+            tracing::warn!(
+                "{head}: interrupted in epoch {epoch}; the next invocation resumes after epoch {}",
+                epoch - 1
+            );
+            (Status::Interrupted, None)
+        }
         Ok(Outcome::Diverged { epoch }) => {
             manifest.diverged_epoch = Some(*epoch);
             tracing::warn!("{head}: diverged in epoch {epoch} (non-finite loss)");
@@ -347,21 +364,18 @@ fn execute(
         }
         Err(e) => (Status::Failed, Some(e.to_string())),
     };
-    if let Some(best) = schema::best_epoch(&rows).filter(|b| !b.confusion.is_empty()) {
-        let write = |name: &str, df: polars::prelude::PolarsResult<polars::prelude::DataFrame>| {
-            let mut df = df.map_err(|e| TrainError::Store(e.to_string()))?;
-            dir.write_parquet(name, &mut df)
-                .map_err(|e| TrainError::Store(e.to_string()))
-        };
-        write("per_class.parquet", schema::per_class_frame(&key, best)).map_err(&fail)?;
-        write("confusion.parquet", schema::confusion_frame(&key, best)).map_err(&fail)?;
-    }
     manifest.status = status;
     manifest.error = error.clone();
-    dir.write_manifest(&manifest)
-        .map_err(|e| fail(TrainError::Store(e.to_string())))?;
-    if let Err(e) = result {
+    let written = dir
+        .write_manifest(&manifest)
+        .map_err(|e| TrainError::Store(e.to_string()));
+    // The first failure is the cause (a full disk fails every later write too): report it.
+    if let Some(e) = result.err().or(written.err()) {
         return Err(fail(e));
+    }
+    if status == Status::Done {
+        // everything of the run is recorded: its checkpoint is no longer needed
+        let _ = std::fs::remove_file(dir.file(CHECKPOINT));
     }
     Ok(RunReport {
         index: run.index,

@@ -7,8 +7,8 @@ use super::model;
 use super::progress::Progress;
 use super::RunReport;
 use crate::results::schema::{self, ParamValue, RunKey};
-use crate::spec::expand::PlannedRun;
 use crate::results::store::{Manifest, RunDir, Status};
+use crate::spec::expand::PlannedRun;
 use crate::train::{EpochMetrics, TrainError};
 
 /// Records a run's epochs as they end: metrics.parquet with every row so far, then the
@@ -56,7 +56,24 @@ impl model::Recorder for Record<'_> {
         self.dir
             .write_parquet("metrics.parquet", &mut df)
             .map_err(|e| TrainError::Store(e.to_string()))?;
+        // The per-class tables follow the best epoch as soon as it is found, so they are on
+        // disk before the checkpoint of that epoch: a run resumed later (whose earlier epochs
+        // come back from metrics.parquet without their confusion matrices) still has them.
+        if schema::best_epoch(&self.rows).map(|b| b.epoch) == Some(m.epoch)
+            && !m.confusion.is_empty()
+        {
+            let write =
+                |name: &str, df: polars::prelude::PolarsResult<polars::prelude::DataFrame>| {
+                    let mut df = df.map_err(|e| TrainError::Store(e.to_string()))?;
+                    self.dir
+                        .write_parquet(name, &mut df)
+                        .map_err(|e| TrainError::Store(e.to_string()))
+                };
+            write("per_class.parquet", schema::per_class_frame(self.key, m))?;
+            write("confusion.parquet", schema::confusion_frame(self.key, m))?;
+        }
         self.manifest.epochs_done = m.epoch;
+        self.manifest.skipped_images = m.skipped;
         self.dir
             .write_manifest(&self.manifest)
             .map_err(|e| TrainError::Store(e.to_string()))?;

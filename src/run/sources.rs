@@ -17,6 +17,10 @@ pub struct ImageSource {
 }
 
 impl Source for ImageSource {
+    fn take_skipped(&mut self) -> usize {
+        self.train.take_skipped() + self.val.take_skipped()
+    }
+
     fn batches(&mut self, split: Split, epoch: usize) -> Batches<'_> {
         let (loader, epoch) = match split {
             Split::Train => (&self.train, epoch),
@@ -47,6 +51,9 @@ pub struct FeatureSet {
     pub x: Vec<f32>,
     pub width: usize,
     pub labels: Vec<usize>,
+    /// Images of the split left out (undecodable, `on_bad_image = "skip"`) when the features
+    /// were computed: missing from every epoch.
+    pub skipped: usize,
 }
 
 impl FeatureSet {
@@ -84,6 +91,10 @@ pub struct FeatureSource {
 }
 
 impl Source for FeatureSource {
+    fn take_skipped(&mut self) -> usize {
+        self.train.skipped + self.val.skipped
+    }
+
     fn batches(&mut self, split: Split, epoch: usize) -> Batches<'_> {
         let (set, order) = match split {
             Split::Train => (

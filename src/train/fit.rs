@@ -18,6 +18,11 @@ pub trait Source {
         split: Split,
         epoch: usize,
     ) -> Box<dyn Iterator<Item = Result<(Inputs, Vec<usize>), TrainError>> + '_>;
+
+    /// Images left out (undecodable and skipped by policy) since the last call.
+    fn take_skipped(&mut self) -> usize {
+        0
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,6 +61,7 @@ pub struct EpochMetrics {
     /// Training images per second of the training pass.
     pub images_per_second: f64,
     pub train_samples: usize,
+    /// Undecodable images left out of this epoch's train and val passes (`on_bad_image = "skip"`).
     pub skipped: usize,
 }
 
@@ -64,6 +70,11 @@ pub enum Outcome {
     Done,
     /// The loss became NaN or infinite during this epoch; it was not recorded.
     Diverged {
+        epoch: usize,
+    },
+    /// Ctrl-C during this epoch: stopped after a batch; the epoch was not recorded, and the
+    /// checkpoint of the one before stays (resuming there repeats the same batches exactly).
+    Interrupted {
         epoch: usize,
     },
 }
@@ -95,11 +106,10 @@ pub fn fit<M: Net>(
     let lr = cfg.optimizer.lr();
     for epoch in first_epoch..=cfg.epochs {
         let start = Instant::now();
-        let (mut loss_sum, mut correct, mut seen, mut skipped) = (0.0f64, 0usize, 0usize, 0usize);
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         for (i, batch) in source.batches(Split::Train, epoch).enumerate() {
             let (x, labels) = batch?;
             if labels.is_empty() {
-                skipped += 1;
                 continue;
             }
             let n = labels.len();
@@ -119,6 +129,9 @@ pub fn fit<M: Net>(
             loss_sum += loss_value * n as f64;
             seen += n;
             on_batch(epoch, i + 1, loss_sum / seen as f64);
+            if crate::run::interrupt::requested() {
+                return Ok(Outcome::Interrupted { epoch });
+            }
         }
         let train_seconds = start.elapsed().as_secs_f64();
         let val = evaluate(dev, model, source, cfg.num_classes)?;
@@ -138,7 +151,7 @@ pub fn fit<M: Net>(
             epoch_seconds: start.elapsed().as_secs_f64(),
             images_per_second: seen as f64 / train_seconds.max(1e-9),
             train_samples: seen,
-            skipped,
+            skipped: source.take_skipped(),
         };
         on_epoch(&metrics, model, &opt)?;
     }
