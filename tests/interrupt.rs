@@ -77,8 +77,9 @@ fn wait_for_first_epoch(dir: &Path, child: &mut Child) -> PathBuf {
 }
 
 fn sigint(child: &Child) {
-    let ok = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
+    // the shell's own `kill`: no procps needed
+    let ok = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
         .status()
         .unwrap()
         .success();
