@@ -19,6 +19,11 @@ pub fn find_pipeline_dir(start: &Path) -> Option<PathBuf> {
 
 /// Reads and parses a spec or preset file.
 pub fn read_layer(path: &Path) -> Result<Layer, SpecError> {
+    Layer::parse(read_source(path)?)
+}
+
+/// A file's text as a spec source, or a located error saying why it cannot be read.
+pub fn read_source(path: &Path) -> Result<Arc<Source>, SpecError> {
     let bytes = std::fs::read(path).map_err(|source| {
         let diag = Diagnostic::error(format!("cannot read `{}`", display_path(path)))
             .in_file(Source::file(path.to_path_buf(), String::new()))
@@ -44,7 +49,7 @@ pub fn read_layer(path: &Path) -> Result<Layer, SpecError> {
             return Err(SpecError::Syntax(Box::new(diag)));
         }
     };
-    Layer::parse(Source::file(path.to_path_buf(), text))
+    Ok(Source::file(path.to_path_buf(), text))
 }
 
 /// The layers a file stands for: its presets (depth first, in order), then the file itself.
