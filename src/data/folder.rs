@@ -184,7 +184,8 @@ pub fn scan_classes(split_root: &Path) -> Result<Vec<ClassFiles>, DataError> {
 /// the same thousands of images again.
 pub fn scan_classes_cached(split_root: &Path) -> Result<Vec<ClassFiles>, DataError> {
     type Stamps = Vec<(PathBuf, std::time::SystemTime)>;
-    static MEMO: Mutex<Option<HashMap<PathBuf, (Stamps, Vec<ClassFiles>)>>> = Mutex::new(None);
+    type Memo = HashMap<PathBuf, (Stamps, Vec<ClassFiles>)>;
+    static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
     let stamps = || -> Option<Stamps> {
         let mut v = vec![(
             split_root.to_path_buf(),
