@@ -258,7 +258,7 @@ impl Checker<'_> {
             self.errors
                 .push(self.invalid("train.epochs", "expected at least 1, found 0".to_owned()));
         }
-        if spec.train.device == super::resolved::Device::Cuda {
+        if spec.train.device == super::values::Device::Cuda {
             self.errors.push(
                 self.invalid(
                     "train.device",
