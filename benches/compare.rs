@@ -11,7 +11,6 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rayon::prelude::*;
 use runner::results::scan::{find_run_dirs, load_runs, read_fresh};
 use runner::results::schema::ParamValue;
 use runner::results::store::Status;
@@ -35,38 +34,44 @@ fn generate(root: &Path, runs: usize, epochs: usize) -> PathBuf {
     let seeds = 10.min(runs);
     let lambdas = runs.div_ceil(seeds);
     let t = Instant::now();
-    // polars' Parquet writer needs more than rayon's default 2 MiB of stack in unoptimised builds
-    let pool = rayon::ThreadPoolBuilder::new()
-        .stack_size(32 << 20)
-        .build()
-        .unwrap();
-    pool.install(|| {
-        (0..runs).into_par_iter().for_each(|i| {
-            let lambda = if i / seeds == 0 {
-                0.0
-            } else {
-                1e-6 * 10f64.powf(5.0 * (i / seeds) as f64 / lambdas as f64)
-            };
-            let run = SyntheticRun {
-                experiment: "bench".into(),
-                swept: vec![
-                    ("regularization.lambda".into(), ParamValue::Float(lambda)),
-                    (
-                        "experiment.seed".into(),
-                        ParamValue::Int((i % seeds) as i64),
-                    ),
-                ],
-                classes: vec!["cat".into(), "dog".into()],
-                epochs,
-                status: if i % 97 == 5 {
-                    Status::Diverged
+    // Plain threads, not a rayon pool: polars' Parquet writer runs on polars' own rayon pool,
+    // and calling it from inside another pool's worker nests the pools (a waiting worker steals
+    // more generator jobs onto its stack), which overflowed 'polars-1' in release builds.
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= runs {
+                    break;
+                }
+                let lambda = if i / seeds == 0 {
+                    0.0
                 } else {
-                    Status::Done
-                },
-                per_class: false,
-            };
-            write_run(&results, &run).expect("write synthetic run");
-        })
+                    1e-6 * 10f64.powf(5.0 * (i / seeds) as f64 / lambdas as f64)
+                };
+                let run = SyntheticRun {
+                    experiment: "bench".into(),
+                    swept: vec![
+                        ("regularization.lambda".into(), ParamValue::Float(lambda)),
+                        (
+                            "experiment.seed".into(),
+                            ParamValue::Int((i % seeds) as i64),
+                        ),
+                    ],
+                    classes: vec!["cat".into(), "dog".into()],
+                    epochs,
+                    status: if i % 97 == 5 {
+                        Status::Diverged
+                    } else {
+                        Status::Done
+                    },
+                    per_class: false,
+                };
+                write_run(&results, &run).expect("write synthetic run");
+            });
+        }
     });
     std::fs::write(&marker, "").unwrap();
     eprintln!(

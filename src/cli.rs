@@ -25,6 +25,8 @@ pub enum Failure {
     /// The work ran and some of it failed: a run failed or diverged, a reproduction deviated,
     /// results could not be read or written. `None` when the output already said why.
     Failed(Option<String>),
+    /// Ctrl-C stopped the work; what was interrupted resumes on the next invocation.
+    Interrupted,
 }
 
 impl Failure {
@@ -34,6 +36,7 @@ impl Failure {
             Failure::Spec(_) => 78,
             Failure::Usage(_) => 2,
             Failure::Failed(_) => 1,
+            Failure::Interrupted => run::interrupt::EXIT_INTERRUPTED,
         }
     }
 
@@ -57,7 +60,7 @@ fn exit_status(outcome: Result<(), Failure>) -> ExitCode {
                 // spec errors are rendered diagnostics that begin with their own `error:`
                 Failure::Spec(msg) => eprintln!("{msg}"),
                 Failure::Usage(msg) | Failure::Failed(Some(msg)) => eprintln!("error: {msg}"),
-                Failure::Failed(None) => {}
+                Failure::Failed(None) | Failure::Interrupted => {}
             }
             ExitCode::from(f.exit_code())
         }
@@ -308,9 +311,7 @@ pub fn main() -> ExitCode {
         Command::Reproduce(a) => cmd_reproduce(a),
         Command::Predict(a) => cmd_predict(a),
         Command::Summary(a) => cmd_summary(a),
-        Command::Compare(a) => crate::views::compare::compare(&a)
-            .map(|out| print!("{out}"))
-            .map_err(Failure::failed),
+        Command::Compare(a) => cmd_compare(a),
         Command::Plot(a) => crate::views::plot::plot(&a.results)
             .map(|paths| {
                 for p in paths {
@@ -469,31 +470,49 @@ fn cmd_run(a: RunArgs) -> Result<(), Failure> {
         rerun: a.rerun,
         progress: std::io::stderr().is_terminal(),
     };
+    if let Err(e) = run::interrupt::install() {
+        tracing::warn!("cannot handle Ctrl-C ({e}): it stops the runner at once");
+    }
     let reports = run::run_sweep_with(&exp, &runs, &opts, &mut ids);
     println!("{}", crate::views::sweep_table::render(&reports));
-    let failed = reports
-        .iter()
-        .filter(|r| r.status == Status::Failed)
-        .count();
-    let diverged = reports
-        .iter()
-        .filter(|r| r.status == Status::Diverged)
-        .count();
-    let done = reports.len() - failed - diverged;
+    let count = |status: Status| reports.iter().filter(|r| r.status == status).count();
+    let (done, failed, diverged) = (
+        count(Status::Done),
+        count(Status::Failed),
+        count(Status::Diverged),
+    );
+    // `Running` here means another process holds the run: neither done nor failed by us
+    let mut also = String::new();
+    for (n, what) in [
+        (count(Status::Running), "held by another process"),
+        (count(Status::Interrupted), "interrupted"),
+        (exp.runs.len() - reports.len(), "not started"),
+    ] {
+        if n > 0 {
+            also += &format!(", {n} {what}");
+        }
+    }
     println!(
-        "{}: {done} done, {failed} failed, {diverged} diverged in {:.1}s",
+        "{}: {done} done, {failed} failed, {diverged} diverged{also} in {:.1}s",
         exp.name,
         start.elapsed().as_secs_f64()
     );
     for r in reports.iter().filter(|r| r.error.is_some()) {
+        // numbered from 1, like the log and the summary table
         eprintln!(
             "run {} ({}) failed: {}",
-            r.index,
+            r.index + 1,
             r.run_id,
             r.error.as_deref().unwrap_or_default()
         );
     }
-    if failed + diverged > 0 {
+    if count(Status::Interrupted) > 0 || run::interrupt::requested() {
+        eprintln!(
+            "{}: interrupted; run the same command again to resume",
+            exp.name
+        );
+        Err(Failure::Interrupted)
+    } else if failed + diverged > 0 {
         Err(Failure::Failed(None))
     } else {
         Ok(())
@@ -576,6 +595,26 @@ fn cmd_summary(a: SummaryArgs) -> Result<(), Failure> {
         text.map_err(|e| Failure::Spec(format!("error: {e}")))?
     );
     Ok(())
+}
+
+/// The table of the readable runs on stdout; the unreadable ones, each with its error, on
+/// stderr (and exit status 1: the comparison is incomplete).
+fn cmd_compare(a: crate::views::compare::CompareArgs) -> Result<(), Failure> {
+    let (out, unreadable) = crate::views::compare::compare_readable(&a).map_err(Failure::failed)?;
+    print!("{out}");
+    if unreadable.is_empty() {
+        return Ok(());
+    }
+    let n = unreadable.len();
+    let mut msg = format!(
+        "{n} run{} could not be read and {} left out:",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "is" } else { "are" }
+    );
+    for e in unreadable {
+        msg += &format!("\n  {e}");
+    }
+    Err(Failure::Failed(Some(msg)))
 }
 
 fn cmd_preview(a: PreviewCmd) -> Result<(), Failure> {

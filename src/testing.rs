@@ -89,7 +89,9 @@ pub fn epoch_metrics(e: usize, lambda: f64, h: f64, classes: usize) -> EpochMetr
 
 /// Writes `results/<experiment>/<run_id>/` with metrics.parquet (unless the run failed before its
 /// first epoch) and manifest.json. A `Diverged` run records `epochs / 2` epochs, a `Running` run
-/// `epochs / 3`, a `Failed` run none. Plain writes, no fsync: this is a test fixture.
+/// `epochs / 3`, a `Failed` run none. Written like the runner writes (atomically), but from
+/// whatever thread calls it: polars' writer uses its own thread pool, so callers that write
+/// many runs at once should use plain threads, not a rayon pool (see benches/compare.rs).
 pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreError> {
     let id = run_id(&run.experiment, &run.swept);
     let dir = RunDir::new(results, &run.experiment, &id);
@@ -108,7 +110,7 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
     let done = match run.status {
         Status::Done => run.epochs,
         Status::Diverged => run.epochs / 2,
-        Status::Running => run.epochs / 3,
+        Status::Running | Status::Interrupted => run.epochs / 3,
         Status::Failed => 0,
     };
     let rows: Vec<EpochMetrics> = (1..=done)
@@ -120,19 +122,13 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         swept: &run.swept,
         classes: &run.classes,
     };
+    // through the runner's own atomic writes: a generator killed mid-way leaves whole files
     let parquet = |name: &str, df: PolarsResult<DataFrame>| -> Result<(), StoreError> {
-        let path = dir.file(name);
-        let polars_err = |source| StoreError::Polars {
-            path: path.clone(),
-            source,
-        };
-        let mut df = df.map_err(polars_err)?;
-        let f = std::fs::File::create(&path).map_err(|source| StoreError::Io {
-            path: path.clone(),
+        let mut df = df.map_err(|source| StoreError::Polars {
+            path: dir.file(name),
             source,
         })?;
-        ParquetWriter::new(f).finish(&mut df).map_err(polars_err)?;
-        Ok(())
+        dir.write_parquet(name, &mut df)
     };
     if !rows.is_empty() {
         parquet("metrics.parquet", schema::epochs_frame(&key, &rows))?;
@@ -155,6 +151,7 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         epochs_done: done,
         epochs: run.epochs,
         diverged_epoch: (run.status == Status::Diverged).then_some(done + 1),
+        skipped_images: 0,
         error: (run.status == Status::Failed).then(|| "synthetic failure".to_string()),
         classes: run.classes.clone(),
         device: "cpu".into(),
@@ -169,11 +166,7 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         pid: None,
         task: None,
     };
-    let json = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
-    std::fs::write(dir.file("manifest.json"), json + "\n").map_err(|source| StoreError::Io {
-        path: dir.file("manifest.json"),
-        source,
-    })?;
+    dir.write_manifest(&manifest)?;
     Ok(dir)
 }
 

@@ -176,7 +176,9 @@ fn sweeping_a_path_resolves_it_against_the_experiment() {
     let dir = project(&[
         DATASET_PRESET,
         ("exp/w1.safetensors", ""),
-        ("exp/e.toml", "use = [\"datasets/set\"]\n[experiment]\nname = \"e\"\n[sweep]\ngrid = { \"backbone.weights\" = [\"w1.safetensors\"] }\n"),
+        // a pixel model: its weights file is not loaded at check time (a CNN's is, and this
+        // placeholder is no safetensors file)
+        ("exp/e.toml", "use = [\"datasets/set\"]\n[experiment]\nname = \"e\"\n[backbone]\nname = \"linear\"\n[sweep]\ngrid = { \"backbone.weights\" = [\"w1.safetensors\"] }\n"),
     ]);
     let exp = load(dir.path(), "exp/e.toml", &[]).unwrap();
     let runs = runner::spec::expand::expand(&exp).unwrap();

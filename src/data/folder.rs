@@ -1,6 +1,8 @@
 //! ImageFolder scanning: `<root>/<split>/<class>/<image>`, classes sorted by name like torchvision.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
@@ -26,6 +28,13 @@ pub enum DataError {
     },
     #[error("cannot decode image {path}: {reason}")]
     BadImage { path: PathBuf, reason: String },
+    /// Decoded fine, but its size after the transforms differs from the batch's.
+    #[error("image {path} is {}×{} after the transforms but the batch is {}×{}: set transforms.crop (or resize) so that every image has one size", size.0, size.1, batch.0, batch.1)]
+    WrongSize {
+        path: PathBuf,
+        size: (u32, u32),
+        batch: (usize, usize),
+    },
 }
 
 /// One image file and its class index.
@@ -77,10 +86,10 @@ impl ImageFolder {
         train_per_class: usize,
         val_per_class: usize,
     ) -> Result<Self, DataError> {
-        let train_root = root.join(train_dir);
-        let val_root = root.join(val_dir);
-        let train_classes = class_dirs(&train_root)?;
-        let val_classes = class_dirs(&val_root)?;
+        let train = scan_classes(&root.join(train_dir))?;
+        let val = scan_classes(&root.join(val_dir))?;
+        let names = |s: &[ClassFiles]| s.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
+        let (train_classes, val_classes) = (names(&train), names(&val));
         if train_classes != val_classes {
             let only = |a: &[String], b: &[String]| {
                 a.iter()
@@ -94,13 +103,11 @@ impl ImageFolder {
                 only_val: only(&val_classes, &train_classes),
             });
         }
-        let train = scan_split(&train_root, &train_classes, train_per_class)?;
-        let val = scan_split(&val_root, &train_classes, val_per_class)?;
         Ok(Self {
             root: root.to_path_buf(),
             classes: train_classes,
-            train,
-            val,
+            train: split_of(train, train_per_class)?,
+            val: split_of(val, val_per_class)?,
         })
     }
 
@@ -123,18 +130,11 @@ fn read_dir_sorted(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
     Ok(entries)
 }
 
-/// Class names: the sub-folders of a split folder, sorted by name (torchvision's order).
-fn class_dirs(split_root: &Path) -> Result<Vec<String>, DataError> {
-    let classes: Vec<String> = read_dir_sorted(split_root)?
-        .into_iter()
-        .filter(|p| p.is_dir())
-        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .filter(|n| !n.starts_with('.'))
-        .collect();
-    if classes.is_empty() {
-        return Err(DataError::NoClasses(split_root.to_path_buf()));
-    }
-    Ok(classes)
+/// Hidden entries (`.ipynb_checkpoints/`, `.DS_Store`, macOS `._x.png`) are never classes or
+/// images: tools create them next to the data.
+fn is_hidden(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('.'))
 }
 
 pub(crate) fn is_image(path: &Path) -> bool {
@@ -143,24 +143,102 @@ pub(crate) fn is_image(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
-fn scan_split(split_root: &Path, classes: &[String], per_class: usize) -> Result<Split, DataError> {
-    let mut samples = Vec::new();
-    for (label, class) in classes.iter().enumerate() {
-        let dir = split_root.join(class);
-        let mut files: Vec<PathBuf> = read_dir_sorted(&dir)?
+/// One class folder of a split and its image files, sorted by name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClassFiles {
+    pub name: String,
+    pub dir: PathBuf,
+    pub images: Vec<PathBuf>,
+}
+
+/// The classes of a split folder: its non-hidden sub-folders sorted by name (torchvision's
+/// order), each with its non-hidden image files. The one scanner behind the loader and
+/// `runner check`, so both see the same classes. No class folder is [`DataError::NoClasses`];
+/// a class without images comes back with none (the caller says how that is wrong).
+pub fn scan_classes(split_root: &Path) -> Result<Vec<ClassFiles>, DataError> {
+    let mut classes = Vec::new();
+    for dir in read_dir_sorted(split_root)? {
+        if !dir.is_dir() || is_hidden(&dir) {
+            continue;
+        }
+        let images = read_dir_sorted(&dir)?
             .into_iter()
-            .filter(|p| p.is_file() && is_image(p))
+            .filter(|p| p.is_file() && !is_hidden(p) && is_image(p))
             .collect();
-        if files.is_empty() {
+        let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+        classes.push(ClassFiles {
+            name: name.unwrap_or_default(),
+            dir,
+            images,
+        });
+    }
+    if classes.is_empty() {
+        return Err(DataError::NoClasses(split_root.to_path_buf()));
+    }
+    Ok(classes)
+}
+
+/// [`scan_classes`], remembered for the process for as long as the split folder and its class
+/// folders keep their modification times (adding, removing or renaming an image changes its
+/// folder's): checking a spec checks every point of its sweep, and each would otherwise list
+/// the same thousands of images again.
+pub fn scan_classes_cached(split_root: &Path) -> Result<Vec<ClassFiles>, DataError> {
+    type Stamps = Vec<(PathBuf, std::time::SystemTime)>;
+    type Memo = HashMap<PathBuf, (Stamps, Vec<ClassFiles>)>;
+    static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
+    let stamps = || -> Option<Stamps> {
+        let mut v = vec![(
+            split_root.to_path_buf(),
+            std::fs::metadata(split_root).ok()?.modified().ok()?,
+        )];
+        for e in std::fs::read_dir(split_root).ok()? {
+            let path = e.ok()?.path();
+            let meta = std::fs::metadata(&path).ok()?;
+            if meta.is_dir() {
+                v.push((path, meta.modified().ok()?));
+            }
+        }
+        v.sort();
+        Some(v)
+    };
+    let before = stamps();
+    if let Some(stamps) = &before {
+        let memo = MEMO.lock().unwrap();
+        if let Some((s, classes)) = memo.as_ref().and_then(|m| m.get(split_root)) {
+            if s == stamps {
+                return Ok(classes.clone());
+            }
+        }
+    }
+    let classes = scan_classes(split_root)?;
+    if let Some(stamps) = before {
+        MEMO.lock()
+            .unwrap()
+            .get_or_insert_with(HashMap::new)
+            .insert(split_root.to_path_buf(), (stamps, classes.clone()));
+    }
+    Ok(classes)
+}
+
+/// The samples of a scanned split, the first `per_class` files of each class (0 = all).
+fn split_of(classes: Vec<ClassFiles>, per_class: usize) -> Result<Split, DataError> {
+    let mut samples = Vec::new();
+    for (label, class) in classes.into_iter().enumerate() {
+        let ClassFiles {
+            name,
+            dir,
+            mut images,
+        } = class;
+        if images.is_empty() {
             return Err(DataError::EmptyClass {
-                class: class.clone(),
+                class: name,
                 path: dir,
             });
         }
         if per_class > 0 {
-            files.truncate(per_class);
+            images.truncate(per_class);
         }
-        samples.extend(files.into_iter().map(|path| Sample { path, label }));
+        samples.extend(images.into_iter().map(|path| Sample { path, label }));
     }
     Ok(Split { samples })
 }

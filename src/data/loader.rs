@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use image::RgbImage;
@@ -55,6 +56,8 @@ pub struct Loader {
     shuffle: bool,
     policy: BadImagePolicy,
     reported: Mutex<HashSet<PathBuf>>,
+    /// Images left out under `BadImagePolicy::Skip` since the last [`Loader::take_skipped`].
+    skipped: AtomicUsize,
 }
 
 impl Loader {
@@ -75,6 +78,7 @@ impl Loader {
             shuffle,
             policy,
             reported: Mutex::default(),
+            skipped: AtomicUsize::new(0),
         }
     }
 
@@ -84,6 +88,11 @@ impl Loader {
 
     pub fn is_empty(&self) -> bool {
         self.split.is_empty()
+    }
+
+    /// How many images were skipped since the last call (per epoch, for the metrics).
+    pub fn take_skipped(&self) -> usize {
+        self.skipped.swap(0, Ordering::Relaxed)
     }
 
     /// The sample order of an epoch (1-based): a seeded permutation when shuffling.
@@ -142,18 +151,17 @@ impl Loader {
         for (item, &i) in decoded.into_iter().zip(indices) {
             let Some((values, (h, w), label)) = item? else {
                 batch.skipped += 1;
+                self.skipped.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
             if batch.n == 0 {
                 (batch.height, batch.width) = (h as usize, w as usize);
                 batch.x.reserve(values.len() * indices.len());
             } else if (h as usize, w as usize) != (batch.height, batch.width) {
-                return Err(DataError::BadImage {
+                return Err(DataError::WrongSize {
                     path: self.split.samples[i].path.clone(),
-                    reason: format!(
-                        "it is {h}×{w} after the transforms but the batch is {}×{}: set transforms.crop",
-                        batch.height, batch.width
-                    ),
+                    size: (h, w),
+                    batch: (batch.height, batch.width),
                 });
             }
             batch.x.extend_from_slice(&values);

@@ -19,10 +19,11 @@ pub mod resnet;
 pub mod small_cnn;
 pub mod trainable;
 pub mod weights;
+pub mod weights_check;
 
 pub use arch::{Arch, ArchVisitor, UnknownArch};
 pub use efficientnet::EfficientNetLite0;
-pub use imagenet::imagenet_class_name;
+pub use imagenet::{imagenet_class_name, IMAGENET_CLASSES};
 pub use resnet::{ResNet18, ResNet34};
 pub use small_cnn::SmallCnn;
 pub use trainable::PartlyFrozen;

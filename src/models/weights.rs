@@ -76,6 +76,12 @@ pub enum WeightsError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("weights file {} is not a valid safetensors file: {message}", path.display())]
     Format { path: PathBuf, message: String },
     #[error("weights file {} does not match the {arch} model ({} problems):{}", path.display(), problems.len(), list(problems))]
@@ -266,7 +272,9 @@ pub fn save_torchvision_weights<B: Backbone>(
         })
         .collect();
     tensor_file::write(path.as_ref(), &entries, Default::default()).map_err(|e| match e {
-        crate::results::store::StoreError::Io { path, source } => WeightsError::Io { path, source },
+        crate::results::store::StoreError::Io { path, source } => {
+            WeightsError::Write { path, source }
+        }
         other => WeightsError::Format {
             path: path.as_ref().to_path_buf(),
             message: other.to_string(),
@@ -276,6 +284,29 @@ pub fn save_torchvision_weights<B: Backbone>(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn saved_weights_replace_the_file_atomically() {
+        // a hard link sees writes into the old file but not a rename over it
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        let other = dir.path().join("earlier.safetensors");
+        std::fs::write(&path, b"earlier weights").unwrap();
+        std::fs::hard_link(&path, &other).unwrap();
+        let model = Classifier::<crate::models::SmallCnn>::new(&crate::train::Dev::default(), 2);
+        save_torchvision_weights(&model, &path).unwrap();
+        assert!(
+            std::fs::read(&other).unwrap() == b"earlier weights",
+            "the old file was written into"
+        );
+        let mut back = Classifier::<crate::models::SmallCnn>::new(&crate::train::Dev::default(), 2);
+        load_torchvision_weights(&mut back, &path, false).unwrap();
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
     use super::*;
 
     #[test]

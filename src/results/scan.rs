@@ -98,6 +98,7 @@ impl Run {
             Some(Status::Done) => "done",
             Some(Status::Diverged) => "diverged",
             Some(Status::Failed) => "failed",
+            Some(Status::Interrupted) => "interrupted",
             None => "unknown",
         }
     }
@@ -174,9 +175,27 @@ fn walk(dir: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), ViewError> {
     Ok(())
 }
 
-/// Reads the manifests and metrics of the given run folders, in their order: from the cache
-/// next to them where it is still valid, afresh otherwise (then the cache is updated).
+/// The runs that could be read, in their order, and why the others could not.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub runs: Vec<Run>,
+    pub unreadable: Vec<ViewError>,
+}
+
+/// Reads the given run folders, failing on the first one that cannot be read.
 pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
+    let loaded = load_readable_runs(dirs);
+    match loaded.unreadable.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(loaded.runs),
+    }
+}
+
+/// Reads the manifests and metrics of the given run folders, in their order: from the cache
+/// next to them where it is still valid, afresh otherwise (then the cache is updated). A run
+/// whose files cannot be read is left out and listed with its error, so that one corrupt
+/// file does not hide every other run.
+pub fn load_readable_runs(dirs: &[PathBuf]) -> Loaded {
     // stamps first: a file replaced while we read it shows as changed next time
     let stamps: Vec<(String, String)> = dirs.par_iter().map(|d| cache::run_stamps(d)).collect();
     let mut by_parent: HashMap<PathBuf, Vec<usize>> = HashMap::new();
@@ -199,13 +218,19 @@ pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
     }
     let fresh: Vec<usize> = (0..dirs.len()).filter(|&i| out[i].is_none()).collect();
     if fresh.is_empty() {
-        return Ok(out.into_iter().map(|r| r.expect("all cached")).collect());
+        return Loaded {
+            runs: out.into_iter().map(|r| r.expect("all cached")).collect(),
+            unreadable: Vec::new(),
+        };
     }
     let fresh_dirs: Vec<PathBuf> = fresh.iter().map(|&i| dirs[i].clone()).collect();
-    for (&i, run) in fresh.iter().zip(read_fresh(&fresh_dirs)?) {
-        out[i] = Some(run);
+    let mut unreadable = Vec::new();
+    for (&i, run) in fresh.iter().zip(read_each(&fresh_dirs)) {
+        match run {
+            Ok(run) => out[i] = Some(run),
+            Err(e) => unreadable.push(e),
+        }
     }
-    let runs: Vec<Run> = out.into_iter().map(|r| r.expect("read")).collect();
     // rewrite the caches of the folders that had anything new, keeping runs not asked for now
     let mut stale: Vec<&PathBuf> = fresh
         .iter()
@@ -222,17 +247,29 @@ pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
             .into_values()
             .collect();
         entries.retain(|c| c.run.dir.is_dir());
-        entries.extend(by_parent[parent].iter().map(|&i| cache::Cached {
-            stamps: stamps[i].clone(),
-            run: runs[i].clone(),
+        // an unreadable run is not cached: it is read (and reported) again next time
+        entries.extend(by_parent[parent].iter().filter_map(|&i| {
+            out[i].as_ref().map(|run| cache::Cached {
+                stamps: stamps[i].clone(),
+                run: run.clone(),
+            })
         }));
         cache::write(parent, &entries.iter().collect::<Vec<_>>());
     }
-    Ok(runs)
+    Loaded {
+        runs: out.into_iter().flatten().collect(),
+        unreadable,
+    }
 }
 
-/// Reads run folders without the cache.
+/// Reads run folders without the cache, failing on the first one that cannot be read.
 pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
+    read_each(dirs).into_iter().collect()
+}
+
+/// Reads run folders without the cache: each run, or why it cannot be read.
+fn read_each(dirs: &[PathBuf]) -> Vec<Result<Run, ViewError>> {
+    let mut failed: Vec<Option<ViewError>> = Vec::new();
     let manifests: Vec<Option<Manifest>> = dirs
         .par_iter()
         .map(|d| {
@@ -247,7 +284,19 @@ pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
                     reason: source_reason(&e),
                 })
         })
-        .collect::<Result<_, _>>()?;
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|m| match m {
+            Ok(m) => {
+                failed.push(None);
+                m
+            }
+            Err(e) => {
+                failed.push(Some(e));
+                None
+            }
+        })
+        .collect();
     let mut runs: Vec<Run> = dirs
         .iter()
         .zip(&manifests)
@@ -275,7 +324,7 @@ pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
         .collect();
     let mut groups: HashMap<(Vec<String>, Vec<String>, usize), Vec<usize>> = HashMap::new();
     for (i, m) in manifests.iter().enumerate() {
-        if !has_metrics[i] {
+        if !has_metrics[i] || failed[i].is_some() {
             continue;
         }
         let key = match m {
@@ -298,17 +347,26 @@ pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
     for group in groups {
         if let Err(e) = read_group(&mut runs, &group) {
             if group.len() == 1 {
-                return Err(e);
+                failed[group[0]] = Some(e);
+                continue;
             }
             // a file of the group is unreadable: one by one, so the error names it
             tracing::debug!("scanning {} runs one by one: {e}", group.len());
             for &i in &group {
                 runs[i].epochs = Epochs::default();
-                read_group(&mut runs, &[i])?;
+                if let Err(e) = read_group(&mut runs, &[i]) {
+                    failed[i] = Some(e);
+                }
             }
         }
     }
-    Ok(runs)
+    runs.into_iter()
+        .zip(failed)
+        .map(|(run, e)| match e {
+            Some(e) => Err(e),
+            None => Ok(run),
+        })
+        .collect()
 }
 
 fn source_reason(e: &store::StoreError) -> String {

@@ -17,6 +17,8 @@ pub mod col {
     pub const LR: &str = "lr";
     pub const EPOCH_SECONDS: &str = "epoch_seconds";
     pub const IMAGES_PER_SECOND: &str = "images_per_second";
+    /// Undecodable images left out of the epoch (`on_bad_image = "skip"`).
+    pub const SKIPPED_IMAGES: &str = "skipped_images";
     /// Prefix of the per-class validation accuracy columns, `val_acc.<class>`.
     pub const CLASS_ACC_PREFIX: &str = "val_acc.";
 
@@ -33,6 +35,7 @@ pub mod col {
         LR,
         EPOCH_SECONDS,
         IMAGES_PER_SECOND,
+        SKIPPED_IMAGES,
     ];
 
     pub fn class_acc(class: &str) -> String {
@@ -113,6 +116,34 @@ impl ParamValue {
     }
 }
 
+/// Gives every swept key one type across the runs of a sweep, as one Parquet column of an
+/// experiment must have (else pandas sees an object column and `pyarrow.dataset` fails by file
+/// order): integers mixed with floats become floats, any other mix becomes strings, e.g.
+/// `backbone.freeze = [true, false, "until:conv2"]` → "true", "false", "until:conv2".
+pub fn unify_types(runs: &mut [Vec<(String, ParamValue)>]) {
+    let mut kinds: Vec<(String, u8)> = Vec::new();
+    for (key, value) in runs.iter().flatten() {
+        let bit = match value {
+            ParamValue::Int(_) => 1,
+            ParamValue::Float(_) => 2,
+            ParamValue::Bool(_) => 4,
+            ParamValue::Str(_) => 8,
+        };
+        match kinds.iter_mut().find(|(k, _)| k == key) {
+            Some((_, bits)) => *bits |= bit,
+            None => kinds.push((key.clone(), bit)),
+        }
+    }
+    for (key, value) in runs.iter_mut().flatten() {
+        let bits = kinds.iter().find(|(k, _)| k == key).map_or(0, |(_, b)| *b);
+        *value = match (bits, &*value) {
+            (0b11, ParamValue::Int(i)) => ParamValue::Float(*i as f64),
+            (1 | 2 | 4 | 8 | 0b11, v) => v.clone(),
+            (_, v) => ParamValue::Str(v.to_string()),
+        };
+    }
+}
+
 impl std::fmt::Display for ParamValue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -164,6 +195,10 @@ pub fn epochs_frame(key: &RunKey, rows: &[EpochMetrics]) -> PolarsResult<DataFra
     cols.push(f(col::LR, &|r| r.lr));
     cols.push(f(col::EPOCH_SECONDS, &|r| r.epoch_seconds));
     cols.push(f(col::IMAGES_PER_SECOND, &|r| r.images_per_second));
+    cols.push(Column::new(
+        col::SKIPPED_IMAGES.into(),
+        rows.iter().map(|r| r.skipped as i64).collect::<Vec<_>>(),
+    ));
     DataFrame::new(n, cols)
 }
 
@@ -298,6 +333,9 @@ pub fn read_epochs(path: &std::path::Path, classes: &[String]) -> PolarsResult<V
         f(col::EPOCH_SECONDS)?,
         f(col::IMAGES_PER_SECOND)?,
     );
+    // absent from tables written before it was recorded
+    let zeros = vec![0.0; t.epochs.len()];
+    let skipped = f(col::SKIPPED_IMAGES).unwrap_or(&zeros);
     let per_class: Vec<&[f64]> = classes
         .iter()
         .map(|c| f(&col::class_acc(c)))
@@ -316,7 +354,7 @@ pub fn read_epochs(path: &std::path::Path, classes: &[String]) -> PolarsResult<V
             epoch_seconds: es[i],
             images_per_second: ips[i],
             train_samples: 0,
-            skipped: 0,
+            skipped: skipped[i] as usize,
         })
         .collect())
 }

@@ -39,6 +39,8 @@ pub enum Status {
     Done,
     Diverged,
     Failed,
+    /// Stopped by Ctrl-C; the next invocation resumes it from its checkpoint.
+    Interrupted,
 }
 
 impl std::fmt::Display for Status {
@@ -48,6 +50,7 @@ impl std::fmt::Display for Status {
             Status::Done => "done",
             Status::Diverged => "diverged",
             Status::Failed => "failed",
+            Status::Interrupted => "interrupted",
         })
     }
 }
@@ -68,6 +71,9 @@ pub struct Manifest {
     pub epochs_done: usize,
     pub epochs: usize,
     pub diverged_epoch: Option<usize>,
+    /// Undecodable images left out of the last recorded epoch (`on_bad_image = "skip"`).
+    #[serde(default)]
+    pub skipped_images: usize,
     pub error: Option<String>,
     pub classes: Vec<String>,
     pub device: String,
@@ -153,20 +159,16 @@ impl RunDir {
 
     pub fn write_parquet(&self, name: &str, df: &mut DataFrame) -> Result<(), StoreError> {
         let path = self.file(name);
-        let mut err = None;
-        write_atomic(&path, |f| {
-            ParquetWriter::new(f).finish(df).map(|_| ()).map_err(|e| {
-                err = Some(e);
-                std::io::Error::other("parquet")
-            })
-        })
-        .map_err(|e| match err.take() {
-            Some(source) => StoreError::Polars {
+        // Encoded in memory first (a run's tables are small): writing straight to the file,
+        // polars' writer turns a full disk into "Invalid thrift: transport error".
+        let mut bytes = Vec::new();
+        ParquetWriter::new(&mut bytes)
+            .finish(df)
+            .map_err(|source| StoreError::Polars {
                 path: path.clone(),
                 source,
-            },
-            None => e,
-        })
+            })?;
+        write_atomic(&path, |f| f.write_all(&bytes))
     }
 }
 

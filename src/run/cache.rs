@@ -164,6 +164,8 @@ fn write(path: &Path, key: &str, f: &(FeatureSet, FeatureSet)) -> Result<(), Sto
         HashMap::from([
             ("key".to_string(), key.to_string()),
             ("built_by".to_string(), this_process()),
+            ("train_skipped".to_string(), f.0.skipped.to_string()),
+            ("val_skipped".to_string(), f.1.skipped.to_string()),
         ]),
     )
 }
@@ -174,16 +176,27 @@ fn read(path: &Path, key: &str) -> Result<(FeatureSet, FeatureSet), String> {
     if file.metadata().get("key").map(String::as_str) != Some(key) {
         return Err("it belongs to another key".into());
     }
-    let set = |x: &str, y: &str| -> Result<FeatureSet, String> {
+    // images skipped when the features were computed (absent from older files: none)
+    let skipped = |k: &str| {
+        file.metadata()
+            .get(k)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    let set = |x: &str, y: &str, s: &str| -> Result<FeatureSet, String> {
         let (dims, x) = file.f32(x)?;
         let (_, y) = file.i64(y)?;
         Ok(FeatureSet {
             x,
             width: dims.get(1).copied().unwrap_or(0),
             labels: y.into_iter().map(|y| y as usize).collect(),
+            skipped: skipped(s),
         })
     };
-    Ok((set("train_x", "train_y")?, set("val_x", "val_y")?))
+    Ok((
+        set("train_x", "train_y", "train_skipped")?,
+        set("val_x", "val_y", "val_skipped")?,
+    ))
 }
 
 /// The cache key: everything the features depend on.
@@ -207,11 +220,13 @@ mod tests {
                 x: vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
                 width: 3,
                 labels: vec![0, 1],
+                skipped: 2,
             },
             FeatureSet {
                 x: vec![0.5, -0.5, 1.5],
                 width: 3,
                 labels: vec![1],
+                skipped: 0,
             },
         )
     }

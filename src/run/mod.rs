@@ -3,6 +3,7 @@
 
 mod cache;
 mod identity;
+pub mod interrupt;
 mod model;
 mod progress;
 pub mod provenance;
@@ -78,11 +79,19 @@ pub fn run_sweep_with(
     };
     let mut caches: HashMap<PathBuf, FeatureCache> = HashMap::new();
     let mut reports = Vec::new();
-    // `runs` may be a selection (`--index`, `--shard`): number them within the whole sweep
+    // `runs` may be a selection (`--index`, `--shard`): number them within the whole sweep,
+    // and give each swept key one column type across the whole sweep (item: bool and string
+    // values of one key become strings in every run, whichever runs this invocation trains)
     let total: usize = exp.sweep.axes.iter().map(|a| a.len()).product();
-    for run in runs {
+    let mut swept_all: Vec<Vec<(String, ParamValue)>> =
+        exp.runs.iter().chain(runs).map(swept_values).collect();
+    schema::unify_types(&mut swept_all);
+    let selected = swept_all.split_off(exp.runs.len());
+    for (run, swept) in runs.iter().zip(selected) {
+        if interrupt::requested() {
+            break;
+        }
         let started = Instant::now();
-        let swept = swept_values(run);
         let label = swept
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
@@ -131,7 +140,11 @@ pub fn run_sweep_with(
                 }
             }
         };
+        let stop = report.status == Status::Interrupted;
         reports.push(report);
+        if stop {
+            break;
+        }
     }
     reports
 }
@@ -209,6 +222,7 @@ fn execute(
         epochs_done: prior_rows.len(),
         epochs: spec.train.epochs as usize,
         diverged_epoch: None,
+        skipped_images: 0,
         error: None,
         classes: folder.classes.clone(),
         device: "cpu".into(),
@@ -279,6 +293,13 @@ fn execute(
     manifest.finished_at = Some(provenance::now_utc());
     let (status, error) = match &result {
         Ok(Outcome::Done) => (Status::Done, None),
+        Ok(Outcome::Interrupted { epoch }) => {
+            tracing::warn!(
+                "{head}: interrupted in epoch {epoch}; the next invocation resumes after epoch {}",
+                epoch - 1
+            );
+            (Status::Interrupted, None)
+        }
         Ok(Outcome::Diverged { epoch }) => {
             manifest.diverged_epoch = Some(*epoch);
             tracing::warn!("{head}: diverged in epoch {epoch} (non-finite loss)");
@@ -286,21 +307,18 @@ fn execute(
         }
         Err(e) => (Status::Failed, Some(e.to_string())),
     };
-    if let Some(best) = schema::best_epoch(&rows).filter(|b| !b.confusion.is_empty()) {
-        let write = |name: &str, df: polars::prelude::PolarsResult<polars::prelude::DataFrame>| {
-            let mut df = df.map_err(|e| TrainError::Store(e.to_string()))?;
-            dir.write_parquet(name, &mut df)
-                .map_err(|e| TrainError::Store(e.to_string()))
-        };
-        write("per_class.parquet", schema::per_class_frame(&key, best)).map_err(&fail)?;
-        write("confusion.parquet", schema::confusion_frame(&key, best)).map_err(&fail)?;
-    }
     manifest.status = status;
     manifest.error = error.clone();
-    dir.write_manifest(&manifest)
-        .map_err(|e| fail(TrainError::Store(e.to_string())))?;
-    if let Err(e) = result {
+    let written = dir
+        .write_manifest(&manifest)
+        .map_err(|e| TrainError::Store(e.to_string()));
+    // The first failure is the cause (a full disk fails every later write too): report it.
+    if let Some(e) = result.err().or(written.err()) {
         return Err(fail(e));
+    }
+    if status == Status::Done {
+        // everything of the run is recorded: its checkpoint is no longer needed
+        let _ = std::fs::remove_file(dir.file(CHECKPOINT));
     }
     Ok(RunReport {
         index: run.index,

@@ -8,7 +8,7 @@ use super::cache::{self, FeatureCache, Lookup};
 use super::progress::Progress;
 use super::record::Recorder;
 use super::sources::{FeatureSet, FeatureSource, ImageSource};
-use crate::data::{load_image, ImageFolder, Loader, Transform};
+use crate::data::{load_image, BadImagePolicy, ImageFolder, Loader, Transform};
 use crate::models::freeze::not_a_block;
 use crate::models::pixels::{LinearModel, MlpModel};
 use crate::models::{
@@ -61,7 +61,7 @@ pub fn train(
     let transform = setup::transform(spec);
     let classes = folder.num_classes();
     let Some(arch) = spec.backbone.name.arch() else {
-        let (h, w) = sample_size(folder, &transform)?;
+        let (h, w) = sample_size(folder, &transform, bad_image_policy(spec))?;
         let inputs = 3 * h * w;
         let mut source = image_source(spec, folder, &transform);
         // the pixel models (linear, mlp) have no convolutional architecture
@@ -75,15 +75,11 @@ pub fn train(
                 paths,
                 rec,
             )?;
-            finish(outcome, paths, || {
-                checkpoint::save_weights(paths.model, &model)
-            })
+            finish(outcome, || checkpoint::save_weights(paths.model, &model))
         } else {
             let model = MlpModel::new(&dev, inputs, MLP_HIDDEN, classes);
             let (outcome, model) = run(&dev, model, &mut source, cfg, progress, paths, rec)?;
-            finish(outcome, paths, || {
-                checkpoint::save_weights(paths.model, &model)
-            })
+            finish(outcome, || checkpoint::save_weights(paths.model, &model))
         };
     };
     arch.dispatch(WithBackbone {
@@ -155,7 +151,7 @@ impl ArchVisitor for WithBackbone<'_> {
             Freeze::No => {
                 let mut source = image_source(spec, folder, &transform);
                 let (outcome, model) = run(&dev, model, &mut source, cfg, progress, paths, rec)?;
-                finish(outcome, paths, || save_classifier(&model, paths.model))
+                finish(outcome, || save_classifier(&model, paths.model))
             }
             Freeze::All => {
                 // The frozen backbone runs without a tape, in eval mode (BatchNorm running
@@ -193,7 +189,7 @@ impl ArchVisitor for WithBackbone<'_> {
                 };
                 // stored as one classifier, backbone and trained head, with PyTorch names
                 model.head = head.fc;
-                finish(outcome, paths, || save_classifier(&model, paths.model))
+                finish(outcome, || save_classifier(&model, paths.model))
             }
             Freeze::Until(block) => {
                 // The blocks up to `block` run in eval mode without a tape; the optimizer and the
@@ -219,7 +215,7 @@ impl ArchVisitor for WithBackbone<'_> {
                     paths,
                     rec,
                 )?;
-                finish(outcome, paths, || save_classifier(&net.model, paths.model))
+                finish(outcome, || save_classifier(&net.model, paths.model))
             }
         }
     }
@@ -229,16 +225,15 @@ fn save_classifier<B: Backbone>(model: &Classifier<B>, path: &Path) -> Result<()
     save_torchvision_weights(model, path).map_err(|e| TrainError::Store(e.to_string()))
 }
 
-/// After a completed run: save the final weights, then drop the checkpoint (in that order, so a
-/// kill in between leaves a resumable run).
+/// After a completed run: save the final weights. The checkpoint stays until the run's tables
+/// and its `done` manifest are written (the caller drops it then), so a kill or a full disk at
+/// any point before leaves a resumable run.
 fn finish(
     outcome: Outcome,
-    paths: &Paths,
     save: impl FnOnce() -> Result<(), TrainError>,
 ) -> Result<Outcome, TrainError> {
     if outcome == Outcome::Done {
         save()?;
-        let _ = std::fs::remove_file(paths.checkpoint);
     }
     Ok(outcome)
 }
@@ -319,12 +314,29 @@ fn image_source(spec: &RunSpec, folder: &ImageFolder, transform: &Transform) -> 
     }
 }
 
-/// (height, width) of the first training image after the transforms.
-fn sample_size(folder: &ImageFolder, transform: &Transform) -> Result<(usize, usize), TrainError> {
-    let first = &folder.train.samples[0];
-    let img = load_image(&first.path)?;
-    let (h, w) = transform.output_size(img.width(), img.height());
-    Ok((h as usize, w as usize))
+/// (height, width) after the transforms of the first training image that decodes, under the
+/// run's bad-image policy: with `skip`, an undecodable image is passed over here as the loader
+/// will pass over it (and report it) in training.
+fn sample_size(
+    folder: &ImageFolder,
+    transform: &Transform,
+    policy: BadImagePolicy,
+) -> Result<(usize, usize), TrainError> {
+    let mut last = None;
+    for sample in &folder.train.samples {
+        match load_image(&sample.path) {
+            Ok(img) => {
+                let (h, w) = transform.output_size(img.width(), img.height());
+                return Ok((h as usize, w as usize));
+            }
+            Err(e) if policy == BadImagePolicy::Skip => last = Some(e),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(match last {
+        Some(e) => e.into(),
+        None => TrainError::Input("no training images".into()),
+    })
 }
 
 /// Features of every train and val image through `extract`, in file order.
@@ -348,9 +360,11 @@ pub fn extract_all(
             x: Vec::new(),
             width: 0,
             labels: Vec::new(),
+            skipped: 0,
         };
         for b in loader.epoch(0) {
             let b = b?;
+            set.skipped += b.skipped;
             if b.n == 0 {
                 continue;
             }

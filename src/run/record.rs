@@ -84,7 +84,24 @@ impl Recorder for Record<'_> {
         self.dir
             .write_parquet("metrics.parquet", &mut df)
             .map_err(|e| TrainError::Store(e.to_string()))?;
+        // The per-class tables follow the best epoch as soon as it is found, so they are on
+        // disk before the checkpoint of that epoch: a run resumed later (whose earlier epochs
+        // come back from metrics.parquet without their confusion matrices) still has them.
+        if schema::best_epoch(&self.rows).map(|b| b.epoch) == Some(m.epoch)
+            && !m.confusion.is_empty()
+        {
+            let write =
+                |name: &str, df: polars::prelude::PolarsResult<polars::prelude::DataFrame>| {
+                    let mut df = df.map_err(|e| TrainError::Store(e.to_string()))?;
+                    self.dir
+                        .write_parquet(name, &mut df)
+                        .map_err(|e| TrainError::Store(e.to_string()))
+                };
+            write("per_class.parquet", schema::per_class_frame(self.key, m))?;
+            write("confusion.parquet", schema::confusion_frame(self.key, m))?;
+        }
         self.manifest.epochs_done = m.epoch;
+        self.manifest.skipped_images = m.skipped;
         self.dir
             .write_manifest(&self.manifest)
             .map_err(|e| TrainError::Store(e.to_string()))?;

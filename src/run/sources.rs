@@ -15,6 +15,10 @@ pub struct ImageSource {
 }
 
 impl BatchSource for ImageSource {
+    fn take_skipped(&mut self) -> usize {
+        self.train.take_skipped() + self.val.take_skipped()
+    }
+
     fn batches(&mut self, phase: Phase, epoch: usize) -> Batches<'_> {
         let (loader, epoch) = match phase {
             Phase::Train => (&self.train, epoch),
@@ -45,6 +49,9 @@ pub struct FeatureSet {
     pub x: Vec<f32>,
     pub width: usize,
     pub labels: Vec<usize>,
+    /// Images of the split left out (undecodable, `on_bad_image = "skip"`) when the features
+    /// were computed: missing from every epoch.
+    pub skipped: usize,
 }
 
 impl FeatureSet {
@@ -82,6 +89,10 @@ pub struct FeatureSource {
 }
 
 impl BatchSource for FeatureSource {
+    fn take_skipped(&mut self) -> usize {
+        self.train.skipped + self.val.skipped
+    }
+
     fn batches(&mut self, phase: Phase, epoch: usize) -> Batches<'_> {
         let (set, order) = match phase {
             Phase::Train => (

@@ -246,6 +246,21 @@ pub enum SpecError {
 }
 
 impl SpecError {
+    /// The findings behind this error (one, except for [`SpecError::Invalid`]); the spec fuzzer
+    /// checks that each has a location.
+    pub fn diagnostics(&self) -> Vec<&Diagnostic> {
+        match self {
+            SpecError::Read { diag, .. }
+            | SpecError::Syntax(diag)
+            | SpecError::Schema(diag)
+            | SpecError::Preset(diag)
+            | SpecError::Override(diag)
+            | SpecError::Sweep(diag) => vec![diag],
+            SpecError::Invalid(all) => all.iter().collect(),
+            SpecError::Internal(_) => Vec::new(),
+        }
+    }
+
     /// Adds a note to every finding (e.g. which sweep point it is about).
     pub(crate) fn with_note(mut self, note: &str) -> Self {
         match &mut self {

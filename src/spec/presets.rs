@@ -24,14 +24,31 @@ pub fn read_layer(path: &Path) -> Result<Layer, SpecError> {
 
 /// A file's text as a spec source, or a located error saying why it cannot be read.
 pub fn read_source(path: &Path) -> Result<Arc<Source>, SpecError> {
-    let text = std::fs::read_to_string(path).map_err(|source| {
+    let bytes = std::fs::read(path).map_err(|source| {
         let diag = Diagnostic::error(format!("cannot read `{}`", display_path(path)))
+            .in_file(Source::file(path.to_path_buf(), String::new()))
             .label(source.to_string().to_lowercase());
         SpecError::Read {
             diag: Box::new(diag),
             source,
         }
     })?;
+    let text = match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => {
+            // point at the first bad byte: everything before it is unchanged by the lossy copy
+            let at = e.utf8_error().valid_up_to();
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let snippet = Snippet {
+                source: Source::file(path.to_path_buf(), text),
+                span: at..at + char::REPLACEMENT_CHARACTER.len_utf8(),
+            };
+            let diag = Diagnostic::error("a spec file must be UTF-8 text")
+                .at(Some(snippet))
+                .label("not UTF-8");
+            return Err(SpecError::Syntax(Box::new(diag)));
+        }
+    };
     Ok(Source::file(path.to_path_buf(), text))
 }
 

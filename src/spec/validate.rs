@@ -16,8 +16,6 @@ const SHRINK_WARN: f64 = 0.1;
 /// At or above this the step no longer shrinks the weights: it flips or zeroes them.
 const SHRINK_ERROR: f64 = 1.0;
 
-const IMAGE_EXTENSIONS: [&str; 3] = ["png", "jpg", "jpeg"];
-
 /// Checks a run; returns its warnings, or every error found.
 pub fn check(
     spec: &RunSpec,
@@ -29,6 +27,7 @@ pub fn check(
         file,
         errors: Vec::new(),
         warnings: Vec::new(),
+        classes: None,
     };
     c.experiment(spec);
     c.transforms(spec);
@@ -49,6 +48,8 @@ struct Checker<'a> {
     file: &'a Arc<Source>,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
+    /// The dataset's class count, once `dataset` found its folders (the head's size).
+    classes: Option<usize>,
 }
 
 impl Checker<'_> {
@@ -257,6 +258,15 @@ impl Checker<'_> {
             self.errors
                 .push(self.invalid("train.epochs", "expected at least 1, found 0".to_owned()));
         }
+        if spec.train.device == super::values::Device::Cuda {
+            self.errors.push(
+                self.invalid(
+                    "train.device",
+                    "expected \"cpu\", found \"cuda\": not supported yet".to_owned(),
+                )
+                .note("the conv, pooling and BatchNorm ops have CPU kernels only"),
+            );
+        }
         if spec.train.batch_size < 1 {
             self.errors.push(self.invalid(
                 "train.batch_size",
@@ -285,6 +295,23 @@ impl Checker<'_> {
                         display_path(weights)
                     ),
                 ));
+            } else if let (Some(arch), Some(classes)) = (spec.backbone.name.arch(), self.classes) {
+                // the file loaded as the run will load it: header, tensor names, shapes, dtypes
+                let fit = crate::models::weights_check::check_weights(
+                    arch,
+                    weights,
+                    classes,
+                    spec.head.replace,
+                );
+                if let Err(unfit) = fit {
+                    let mut diag = self
+                        .invalid("backbone.weights", unfit.summary)
+                        .note(format!("in {}", display_path(weights)));
+                    for d in unfit.details {
+                        diag = diag.note(d);
+                    }
+                    self.errors.push(diag);
+                }
             }
         } else if spec.backbone.freeze != super::values::Freeze::No {
             self.warnings.push(
@@ -322,6 +349,7 @@ impl Checker<'_> {
         let (Some(train), Some(val)) = (train, val) else {
             return;
         };
+        self.classes = Some(train.len());
         if train.keys().ne(val.keys()) {
             let only = |a: &BTreeMap<String, usize>, b: &BTreeMap<String, usize>| {
                 a.keys()
@@ -376,33 +404,38 @@ impl Checker<'_> {
         } else {
             dir_key
         };
-        let Ok(entries) = std::fs::read_dir(&path) else {
-            self.errors.push(self.invalid(
-                key,
-                format!(
-                    "expected a folder, found nothing at {}",
-                    display_path(&path)
-                ),
-            ));
-            return None;
+        // the loader's own scanner, so that check sees the classes a run will see
+        let scanned = match crate::data::scan_classes_cached(&path) {
+            Ok(scanned) => scanned,
+            Err(crate::data::DataError::NoClasses(_)) => {
+                self.errors.push(self.invalid(
+                    key,
+                    format!(
+                        "expected class folders in {}, found none",
+                        display_path(&path)
+                    ),
+                ));
+                return None;
+            }
+            Err(crate::data::DataError::Io { path: p, .. }) if p == path => {
+                self.errors.push(self.invalid(
+                    key,
+                    format!(
+                        "expected a folder, found nothing at {}",
+                        display_path(&path)
+                    ),
+                ));
+                return None;
+            }
+            Err(e) => {
+                self.errors.push(self.invalid(key, e.to_string()));
+                return None;
+            }
         };
-        let mut classes = BTreeMap::new();
-        for entry in entries.flatten().filter(|e| e.path().is_dir()) {
-            let images = std::fs::read_dir(entry.path())
-                .map(|files| files.flatten().filter(|f| is_image(&f.path())).count())
-                .unwrap_or(0);
-            classes.insert(entry.file_name().to_string_lossy().into_owned(), images);
-        }
-        if classes.is_empty() {
-            self.errors.push(self.invalid(
-                key,
-                format!(
-                    "expected class folders in {}, found none",
-                    display_path(&path)
-                ),
-            ));
-            return None;
-        }
+        let classes: BTreeMap<String, usize> = scanned
+            .into_iter()
+            .map(|c| (c.name, c.images.len()))
+            .collect();
         let empty: Vec<&str> = classes
             .iter()
             .filter(|(_, n)| **n == 0)
@@ -430,12 +463,4 @@ fn quoted(value: impl serde::Serialize) -> String {
     toml::Value::try_from(value)
         .map(|v| v.to_string())
         .unwrap_or_default()
-}
-
-fn is_image(path: &Path) -> bool {
-    path.is_file()
-        && path
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| e.eq_ignore_ascii_case(x)))
 }

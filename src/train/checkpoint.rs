@@ -166,4 +166,31 @@ mod tests {
             .unwrap_err()
             .contains("another optimizer"));
     }
+
+    #[test]
+    fn a_checkpoint_with_corrupted_tensor_bytes_is_refused() {
+        let dev = Dev::seed_from_u64(3);
+        let l = LinearHead::new(&dev, 64, 4);
+        let cfg = OptimizerConfig::Sgd {
+            lr: 0.01,
+            momentum: 0.9,
+            nesterov: false,
+        };
+        let opt = OptimizerState::new(cfg.clone());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ckpt.safetensors");
+        save(&path, &l, &opt, 2).unwrap();
+        // a valid header, wrong data: flip a byte in every tensor's values
+        let mut bytes = std::fs::read(&path).unwrap();
+        let header = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+        for i in (header..bytes.len()).step_by(97) {
+            bytes[i] ^= 0x10;
+        }
+        std::fs::write(&path, &bytes).unwrap();
+        let mut m = LinearHead::new(&dev, 64, 4);
+        let before = m.weight.as_vec();
+        let err = load(&path, &mut m, &cfg).unwrap_err();
+        assert!(err.contains("checksum"), "{err}");
+        assert_eq!(m.weight.as_vec(), before);
+    }
 }

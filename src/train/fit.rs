@@ -18,6 +18,11 @@ pub trait BatchSource {
     /// The training batches of `epoch` (1-based) with their labels, shuffled and augmented
     /// from the run's seed.
     fn batches(&mut self, phase: Phase, epoch: usize) -> Batches<'_>;
+
+    /// Images left out (undecodable and skipped by policy) since the last call.
+    fn take_skipped(&mut self) -> usize {
+        0
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +47,11 @@ pub enum Outcome {
     Done,
     /// The loss became NaN or infinite during this epoch; it was not recorded.
     Diverged {
+        epoch: usize,
+    },
+    /// Ctrl-C during this epoch: stopped after a batch; the epoch was not recorded, and the
+    /// checkpoint of the one before stays (resuming there repeats the same batches exactly).
+    Interrupted {
         epoch: usize,
     },
 }
@@ -76,11 +86,10 @@ pub fn fit<M: Net>(
     let lr = cfg.optimizer.lr();
     for epoch in first_epoch..=cfg.epochs {
         let start = Instant::now();
-        let (mut loss_sum, mut correct, mut seen, mut skipped) = (0.0f64, 0usize, 0usize, 0usize);
+        let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         for (i, batch) in source.batches(Phase::Train, epoch).enumerate() {
             let (x, labels) = batch?;
             if labels.is_empty() {
-                skipped += 1;
                 continue;
             }
             let n = labels.len();
@@ -100,6 +109,9 @@ pub fn fit<M: Net>(
             loss_sum += loss_value * n as f64;
             seen += n;
             on_batch(epoch, i + 1, loss_sum / seen as f64);
+            if crate::run::interrupt::requested() {
+                return Ok(Outcome::Interrupted { epoch });
+            }
         }
         let train_seconds = start.elapsed().as_secs_f64();
         let val = evaluate(dev, model, source, cfg.num_classes)?;
@@ -119,7 +131,7 @@ pub fn fit<M: Net>(
             epoch_seconds: start.elapsed().as_secs_f64(),
             images_per_second: seen as f64 / train_seconds.max(1e-9),
             train_samples: seen,
-            skipped,
+            skipped: source.take_skipped(),
         };
         on_epoch(&metrics, model, &opt)?;
     }

@@ -81,16 +81,33 @@ impl CompareArgs {
     }
 }
 
-/// Finds and reads the runs, then renders the comparison.
+/// Finds and reads the runs, then renders the comparison; any run that cannot be read is an
+/// error.
 pub fn compare(args: &CompareArgs) -> Result<String, ViewError> {
+    let (out, unreadable) = compare_readable(args)?;
+    match unreadable.into_iter().next() {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// Finds and reads the runs, then renders the comparison of those that could be read; the
+/// others come back with their errors (one corrupt metrics file must not hide the sweep).
+pub fn compare_readable(args: &CompareArgs) -> Result<(String, Vec<ViewError>), ViewError> {
     let filters = args
         .filter
         .iter()
         .map(|f| Filter::parse(f))
         .collect::<Result<Vec<_>, _>>()?;
     let dirs = scan::find_run_dirs(&args.inputs)?;
-    let runs = scan::load_runs(&dirs)?;
-    compare_runs(&runs, args, &filters)
+    let mut loaded = scan::load_readable_runs(&dirs);
+    if loaded.runs.is_empty() && !loaded.unreadable.is_empty() {
+        return Err(loaded.unreadable.remove(0));
+    }
+    Ok((
+        compare_runs(&loaded.runs, args, &filters)?,
+        loaded.unreadable,
+    ))
 }
 
 /// Renders already loaded runs (the part of `compare` the benchmark times separately).

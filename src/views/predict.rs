@@ -102,9 +102,12 @@ impl ArchVisitor for Predict<'_> {
 
     fn visit<B: Backbone>(self) -> Self::Output {
         let dev = Dev::default();
-        let classes = match &self.p.classes {
-            Some(c) => c.len(),
-            None => head_classes(&self.p.weights, B::HEAD)?,
+        let (classes, names) = match &self.p.classes {
+            Some(c) => (c.len(), Names::Given(c.clone())),
+            None => {
+                let n = head_classes(&self.p.weights, B::HEAD)?;
+                (n, Names::for_head(&self.p.weights, n))
+            }
         };
         let mut model = Classifier::<B>::new(&dev, classes);
         load_torchvision_weights(&mut model, &self.p.weights, false).map_err(|e| e.to_string())?;
@@ -123,10 +126,7 @@ impl ArchVisitor for Predict<'_> {
             let probs = model.forward_eval(t).softmax::<Axis<1>>().as_vec();
             let mut order: Vec<usize> = (0..probs.len()).collect();
             order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]));
-            let name = |i: usize| match &self.p.classes {
-                Some(c) => c[i].clone(),
-                None => imagenet_class_name(i).to_string(),
-            };
+            let name = |i: usize| names.name(i);
             out.push(Prediction {
                 image: path.clone(),
                 top: order
@@ -137,6 +137,43 @@ impl ArchVisitor for Predict<'_> {
             });
         }
         Ok(out)
+    }
+}
+
+/// How the classes of a head are named.
+enum Names {
+    /// A trained run's classes, by index.
+    Given(Vec<String>),
+    /// A 1000-class head: ImageNet's.
+    ImageNet,
+    /// Any other head: its class indices.
+    Indices,
+}
+
+impl Names {
+    /// A weights file's head: the classes in the `manifest.json` next to it when it is a run's
+    /// `model.safetensors` with as many classes, ImageNet's for exactly 1000 outputs, else
+    /// indices (a 2-class head has nothing to do with ImageNet's first two classes).
+    fn for_head(weights: &Path, classes: usize) -> Names {
+        let manifest = weights.with_file_name("manifest.json");
+        if let Ok(m) = crate::results::store::read_manifest(&manifest) {
+            if m.classes.len() == classes {
+                return Names::Given(m.classes);
+            }
+        }
+        if classes == crate::models::IMAGENET_CLASSES {
+            Names::ImageNet
+        } else {
+            Names::Indices
+        }
+    }
+
+    fn name(&self, i: usize) -> String {
+        match self {
+            Names::Given(c) => c[i].clone(),
+            Names::ImageNet => imagenet_class_name(i).to_string(),
+            Names::Indices => format!("class {i}"),
+        }
     }
 }
 
@@ -186,4 +223,31 @@ pub fn render(preds: &[Prediction]) -> String {
         }
     }
     t.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{save_torchvision_weights, SmallCnn};
+
+    #[test]
+    fn heads_of_other_than_1000_classes_predict_class_indices() {
+        let dir = tempfile::tempdir().unwrap();
+        let img = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/catdog-tiny/val/cat/cat_02800.png");
+        for classes in [2, 1001] {
+            let path = dir.path().join(format!("head{classes}.safetensors"));
+            let model = Classifier::<SmallCnn>::new(&Dev::default(), classes);
+            save_torchvision_weights(&model, &path).unwrap();
+            let mut p = Predictor::pretrained(Arch::SmallCnn, path);
+            p.transform.resize = Some(28);
+            p.transform.crop = Some(28);
+            let preds = p.predict(std::slice::from_ref(&img), classes).unwrap();
+            let top = &preds[0].top;
+            assert_eq!(top.len(), classes);
+            for (i, name, _) in top {
+                assert_eq!(name, &format!("class {i}"));
+            }
+        }
+    }
 }

@@ -96,7 +96,9 @@ pub fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> PointStatus 
         Status::Done => Some(State::Done),
         Status::Failed => Some(State::Failed),
         Status::Diverged => Some(State::Diverged),
-        Status::Running => None,
+        // an interrupted run resumes on the next invocation: whether one holds it now is
+        // the lock's to tell
+        Status::Running | Status::Interrupted => None,
     });
     st.state = match (finished, &seen) {
         // final (a `--rerun` rewrites the manifest as running before it trains)
@@ -117,7 +119,16 @@ pub fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> PointStatus 
             }
         }
         (None, None) if manifest.is_some() => {
-            st.detail = Some("started, not finished, and no lock: interrupted".into());
+            st.detail = Some(
+                if manifest
+                    .as_ref()
+                    .is_some_and(|m| m.status == Status::Interrupted)
+                {
+                    "stopped by Ctrl-C; the next invocation resumes it".into()
+                } else {
+                    "started, not finished, and no lock: interrupted".into()
+                },
+            );
             State::Stale
         }
         (None, None) => State::Pending,

@@ -1,0 +1,335 @@
+//! Fault injection of writes: the results folder on a small tmpfs that fills up during each kind
+//! of write (metrics, manifest, checkpoint, feature cache, per-class tables), and the same
+//! folder remounted read-only. Each failure must name the file it could not write, leave nothing
+//! half-written that a later run trusts, and a rerun after space is freed must complete and equal
+//! an uninterrupted run.
+//!
+//! Needs root (mount); skipped with a message where mounting is not permitted.
+//! `cargo test --test disk_full -- --nocapture` prints each step.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use polars::prelude::*;
+
+/// A tmpfs mounted on a temporary folder, unmounted on drop.
+struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    fn mount(size: &str) -> Option<Tmpfs> {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            eprintln!(
+                "skipping: cannot mount a tmpfs ({}); run the tests as root",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+            return None;
+        }
+        Some(Tmpfs { dir })
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn remount(&self, opt: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,{opt}")])
+            .arg(self.path())
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "remount {opt}");
+    }
+
+    /// Fills the file system, then frees `free` bytes of the filler again.
+    fn leave_free(&self, free: u64) {
+        let filler = self.path().join("filler");
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![0xa5u8; 4096];
+        let mut written = 0u64;
+        loop {
+            match std::io::Write::write(&mut f, &chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => written += n as u64,
+            }
+        }
+        f.set_len(written.saturating_sub(free)).unwrap();
+    }
+
+    fn free_all(&self) {
+        let _ = std::fs::remove_file(self.path().join("filler"));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+fn spec(dir: &Path, body: &str) -> PathBuf {
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny");
+    let path = dir.join("exp.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[experiment]\nname = \"full\"\nseed = 4\n\n[dataset]\nroot = \"{}\"\n{body}",
+            data.display()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+const LINEAR: &str = r#"
+[transforms]
+resize = 16
+crop = 16
+mean = [0.5, 0.5, 0.5]
+std = [0.5, 0.5, 0.5]
+
+[backbone]
+name = "linear"
+
+[optimizer]
+kind = "sgd"
+lr = 0.01
+momentum = 0.9
+
+[train]
+epochs = 3
+batch_size = 4
+"#;
+
+/// A frozen (random) small CNN: its features go through the feature cache.
+const CACHED: &str = r#"
+[transforms]
+mean = [0.5, 0.5, 0.5]
+std = [0.5, 0.5, 0.5]
+
+[backbone]
+name = "small_cnn"
+freeze = true
+
+[optimizer]
+kind = "sgd"
+lr = 0.01
+
+[train]
+epochs = 2
+batch_size = 4
+"#;
+
+fn run(spec: &Path, results: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_runner"))
+        .current_dir(spec.parent().unwrap())
+        .arg("run")
+        .arg(spec)
+        .arg("--results")
+        .arg(results)
+        .env("RUNNER_LOG", "warn")
+        .output()
+        .expect("runner starts")
+}
+
+/// Every metric of every run, timings aside, by run id.
+fn metrics(results: &Path) -> Vec<(String, Vec<(String, Vec<f64>)>)> {
+    let mut out = Vec::new();
+    let exp = results.join("full");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&exp)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for d in dirs {
+        let df = ParquetReader::new(std::fs::File::open(d.join("metrics.parquet")).unwrap())
+            .finish()
+            .unwrap();
+        let mut cols = Vec::new();
+        for c in df.columns() {
+            let name = c.name().to_string();
+            if matches!(name.as_str(), "epoch_seconds" | "images_per_second") {
+                continue;
+            }
+            if let Ok(v) = c.cast(&DataType::Float64) {
+                if let Ok(f) = v.f64() {
+                    cols.push((name, f.into_no_null_iter().collect()));
+                }
+            }
+        }
+        let manifest = std::fs::read_to_string(d.join("manifest.json")).unwrap();
+        assert!(manifest.contains("\"status\": \"done\""), "{manifest}");
+        for table in [
+            "per_class.parquet",
+            "confusion.parquet",
+            "model.safetensors",
+        ] {
+            assert!(d.join(table).is_file(), "{} has no {table}", d.display());
+        }
+        assert!(!d.join("checkpoint.safetensors").exists());
+        out.push((d.file_name().unwrap().to_string_lossy().into_owned(), cols));
+    }
+    out
+}
+
+fn no_temp_files(dir: &Path) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(!name.contains(".tmp"), "left behind: {}", p.display());
+        if p.is_dir() {
+            no_temp_files(&p);
+        }
+    }
+}
+
+/// Runs `body` with 0, 4, 8, … KiB free until a run completes; after each failure checks the
+/// error and reruns with the space freed. Returns the files named by the failures.
+fn fill_up(fs: &Tmpfs, body: &str, step: u64) -> Vec<String> {
+    let work = tempfile::tempdir().unwrap();
+    let spec = spec(work.path(), body);
+    // the reference: an uninterrupted run with space to spare
+    let reference_dir = work.path().join("reference");
+    let out = run(&spec, &reference_dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference = metrics(&reference_dir);
+
+    let results = fs.path().join("results");
+    let mut named = Vec::new();
+    let mut free = 0;
+    loop {
+        let _ = std::fs::remove_dir_all(&results);
+        fs.leave_free(free);
+        let out = run(&spec, &results);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        fs.free_all();
+        if out.status.success() {
+            assert_eq!(metrics(&results), reference);
+            println!("{:>4} KiB free: completed", free / 1024);
+            break;
+        }
+        let line = stderr
+            .lines()
+            .find(|l| l.contains("No space left on device"))
+            .unwrap_or_else(|| panic!("{free} bytes free: no ENOSPC error in:\n{stderr}"))
+            .to_string();
+        assert!(line.contains("cannot write "), "{line}");
+        // the innermost "cannot write PATH: why" names the file
+        let file = line
+            .rsplit("cannot write ")
+            .next()
+            .and_then(|s| s.split(':').next())
+            .unwrap()
+            .to_string();
+        assert!(file.starts_with(&results.display().to_string()), "{line}");
+        println!("{:>4} KiB free: {}", free / 1024, line.trim());
+        named.push(
+            Path::new(&file)
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .into_owned(),
+        );
+        no_temp_files(&results);
+        // the rerun, with space again, completes and equals the uninterrupted run
+        let again = run(&spec, &results);
+        assert!(
+            again.status.success(),
+            "rerun after {free} bytes free:\n{}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+        assert_eq!(
+            metrics(&results),
+            reference,
+            "rerun after {free} bytes free"
+        );
+        // fine steps while the small files are written, then coarser ones for the weights
+        free += if free < 96 * 1024 { 4096 } else { step };
+    }
+    named
+}
+
+#[test]
+fn a_full_disk_during_each_kind_of_write_is_named_and_recovered_from() {
+    let Some(fs) = Tmpfs::mount("8m") else {
+        return;
+    };
+    let mut named = fill_up(&fs, LINEAR, 4096);
+    named.extend(fill_up(&fs, CACHED, 64 * 1024));
+    named.sort();
+    named.dedup();
+    println!("writes that hit the full disk: {named:?}");
+    for kind in [
+        "metrics.parquet",
+        "manifest.json",
+        "checkpoint.safetensors",
+        "model.safetensors",
+    ] {
+        assert!(
+            named.iter().any(|n| n == kind),
+            "{kind} never failed: {named:?}"
+        );
+    }
+    assert!(
+        named
+            .iter()
+            .any(|n| n == "per_class.parquet" || n == "confusion.parquet"),
+        "the per-class tables never failed: {named:?}"
+    );
+    assert!(
+        named.iter().any(|n| n.starts_with("features-")),
+        "the feature cache never failed: {named:?}"
+    );
+}
+
+#[test]
+fn a_read_only_results_folder_is_named_and_nothing_is_written() {
+    let Some(fs) = Tmpfs::mount("8m") else {
+        return;
+    };
+    let work = tempfile::tempdir().unwrap();
+    let spec = spec(work.path(), LINEAR);
+    let results = fs.path().join("results");
+    // a first run completes; then the folder turns read-only under a rerun
+    let out = run(&spec, &results);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reference = metrics(&results);
+    fs.remount("ro");
+    let out = Command::new(env!("CARGO_BIN_EXE_runner"))
+        .current_dir(work.path())
+        .args(["run", "exp.toml", "--rerun", "--results"])
+        .arg(&results)
+        .env("RUNNER_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("read-only rerun: {}", stderr.trim());
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Read-only file system") && stderr.contains(&results.display().to_string()),
+        "{stderr}"
+    );
+    fs.remount("rw");
+    // nothing changed: the run is still done with the same metrics
+    assert_eq!(metrics(&results), reference);
+    let out = run(&spec, &results);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("done (earlier)"));
+}
