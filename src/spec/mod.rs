@@ -6,8 +6,9 @@
 //! `--set key=value` overrides ← the sweep point. Every layer is read through the same strict
 //! serde types (`raw.rs`) and every resolved run through the same checks (`validate.rs`).
 
-pub mod expand;
 mod error;
+pub mod expand;
+mod head;
 mod layer;
 mod overrides;
 mod presets;
@@ -23,6 +24,7 @@ use std::sync::Arc;
 pub use error::{
     display_path, Diagnostic, Severity, Snippet, Source, SourceKind, SpecError, EXIT_CONFIG,
 };
+pub use head::{Activation, HeadKind, Pool};
 pub use resolved::{
     ApplyTo, Backbone, BackboneName, Cache, Dataset, Device, ExperimentInfo, Freeze, Head, Loss,
     LossKind, OnBadImage, Optimizer, OptimizerKind, Regularization, RegularizationKind, RunSpec,

@@ -9,8 +9,8 @@ mod render;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use crate::results::schema::ParamValue;
 use crate::results::scan::{self, Run, ViewError};
+use crate::results::schema::ParamValue;
 
 pub use filter::{resolve_column, Cell, Filter, Op};
 
