@@ -15,7 +15,7 @@ use dfdx::nn::tensor_collection::{
 };
 use dfdx::prelude::*;
 
-use super::{Backbone, Classifier, Dev};
+use super::{hidden_prefix, Backbone, Classifier, Dev};
 
 /// One way a checkpoint disagrees with the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,9 +123,44 @@ fn dtype_name(d: SafeDtype) -> String {
     format!("{d:?}")
 }
 
+/// The model's names for a classifier's head, and the PyTorch ones: an MLP head's hidden
+/// buffers (`fc.hidden.*`) have no single PyTorch tensor (they are written and read layer by
+/// layer, see [`crate::nn::HiddenLayers::torch_tensors`]), and its last layer `fc.weight` is
+/// `fc.<index>.weight` in the `nn.Sequential`.
+struct HeadNames {
+    /// `fc.hidden.`
+    hidden: String,
+    /// `fc.` → `fc.4.` for an MLP head; `None` for a linear head.
+    last: Option<(String, String)>,
+}
+
+impl HeadNames {
+    fn of<B: Backbone>(model: &Classifier<B>) -> Self {
+        let last = model.hidden.layout.last_linear(B::HEAD);
+        HeadNames {
+            hidden: format!("{}.", hidden_prefix(B::HEAD)),
+            last: (last != B::HEAD).then(|| (format!("{}.", B::HEAD), format!("{last}."))),
+        }
+    }
+    /// The PyTorch name of a model tensor, `None` for the hidden buffers.
+    fn torch(&self, name: &str) -> Option<String> {
+        if name.starts_with(&self.hidden) {
+            return None;
+        }
+        let name = torch_name(name);
+        Some(match &self.last {
+            Some((from, to)) if name.starts_with(from.as_str()) => {
+                format!("{to}{}", &name[from.len()..])
+            }
+            _ => name,
+        })
+    }
+}
+
 /// Checks (and with `write`, copies) every model tensor against the file.
 struct Loader<'a, 'b> {
     file: &'a SafeTensors<'b>,
+    names: HeadNames,
     /// `"fc."` when the head is not taken from the file.
     skip_prefix: Option<String>,
     write: bool,
@@ -145,7 +180,9 @@ impl TensorVisitor<f32, Dev> for Loader<'_, '_> {
         _: TensorOptions<S, f32, Dev>,
         (t, name): (&mut Tensor<S, f32, Dev>, String),
     ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
-        let name = torch_name(&name);
+        let Some(name) = self.names.torch(&name) else {
+            return Ok(None);
+        };
         if self
             .skip_prefix
             .as_ref()
@@ -218,19 +255,26 @@ pub fn load_torchvision_weights<B: Backbone>(
         message: format!("{e:?}"),
     })?;
 
-    let head_weight = format!("{}.weight", B::HEAD);
-    let expected_head = [model.head.classes(), B::FEATURES];
+    let names = HeadNames::of(model);
+    let head_weight = format!("{}.weight", model.hidden.layout.last_linear(B::HEAD));
+    let expected_head = [model.head.classes(), model.head.features()];
     let file_head = file.tensor(&head_weight).ok().map(|v| v.shape().to_vec());
-    let checkpoint_classes = file_head.as_ref().filter(|s| s.len() == 2).map(|s| s[0]);
+    // the checkpoint's own head: our last layer's name, else a bare linear head's
+    let checkpoint_classes = [head_weight.clone(), format!("{}.weight", B::HEAD)]
+        .iter()
+        .find_map(|n| file.tensor(n).ok().map(|v| v.shape().to_vec()))
+        .filter(|s| s.len() == 2)
+        .map(|s| s[0]);
     // A head for the same features but another class count: replace on request, else refuse.
     let other_classes = file_head
         .as_ref()
-        .is_some_and(|s| s.len() == 2 && s[1] == B::FEATURES && s[0] != expected_head[0]);
+        .is_some_and(|s| s.len() == 2 && s[1] == expected_head[1] && s[0] != expected_head[0]);
     let replace = replace_head && file_head.as_deref() != Some(&expected_head[..]);
     let skip_head = replace || other_classes;
 
     let mut loader = Loader {
         file: &file,
+        names,
         skip_prefix: skip_head.then(|| format!("{}.", B::HEAD)),
         write: false,
         problems: vec![],
@@ -242,6 +286,31 @@ pub fn load_torchvision_weights<B: Backbone>(
         f: &mut loader,
     })
     .unwrap();
+    // An MLP head's hidden layers, read into a copy so a failed load changes nothing.
+    let mut hidden = None;
+    if !skip_head && !model.hidden.is_empty() {
+        let mut copy = model.hidden.clone();
+        let read = copy.load_torch(B::HEAD, |name| {
+            let v = file.tensor(name).ok()?;
+            let data = v.data().chunks_exact(4);
+            let data = data.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            (v.dtype() == SafeDtype::F32).then(|| (v.shape().to_vec(), data.collect()))
+        });
+        match read {
+            Ok(names) => {
+                loader.seen.extend(names);
+                hidden = Some(copy);
+            }
+            Err((name, expected, None)) => {
+                loader.problems.push(Mismatch::Missing { name, expected })
+            }
+            Err((name, expected, Some(found))) => loader.problems.push(Mismatch::Shape {
+                name,
+                expected,
+                found,
+            }),
+        }
+    }
     let mut extra: Vec<Mismatch> = file
         .tensors()
         .into_iter()
@@ -287,6 +356,10 @@ pub fn load_torchvision_weights<B: Backbone>(
         f: &mut loader,
     })
     .unwrap();
+    if let Some(hidden) = hidden {
+        loader.loaded += hidden.torch_tensors(B::HEAD).len();
+        model.hidden = hidden;
+    }
     if replace {
         model.head.reset_params();
         tracing::info!(
@@ -333,6 +406,7 @@ pub fn fill_with_hash<B: Backbone>(model: &mut Classifier<B>) {
     struct Filler {
         head_bias: String,
         features: usize,
+        hidden: String,
     }
     impl TensorVisitor<f32, Dev> for Filler {
         type Viewer = (ViewTensorMut, ViewTensorName);
@@ -344,6 +418,9 @@ pub fn fill_with_hash<B: Backbone>(model: &mut Classifier<B>) {
             _: TensorOptions<S, f32, Dev>,
             (t, name): (&mut Tensor<S, f32, Dev>, String),
         ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
+            if name.starts_with(&self.hidden) {
+                return Ok(None); // an MLP head's hidden layers keep their initialisation
+            }
             let torch = torch_name(&name);
             let dims: Vec<usize> = t.shape().concrete().into_iter().collect();
             let len: usize = dims.iter().product();
@@ -376,6 +453,7 @@ pub fn fill_with_hash<B: Backbone>(model: &mut Classifier<B>) {
     let mut f = Filler {
         head_bias: format!("{}.bias", B::HEAD),
         features: B::FEATURES,
+        hidden: format!("{}.", hidden_prefix(B::HEAD)),
     };
     Classifier::<B>::iter_tensors(&mut RecursiveWalker {
         m: (model, String::new()),
@@ -391,7 +469,7 @@ pub fn save_torchvision_weights<B: Backbone>(
     path: impl AsRef<Path>,
 ) -> Result<(), WeightsError> {
     use dfdx::nn::tensor_collection::ViewTensorRef;
-    struct Collect(Vec<(String, Vec<usize>, Vec<u8>)>);
+    struct Collect(Vec<(String, Vec<usize>, Vec<u8>)>, HeadNames);
     impl TensorVisitor<f32, Dev> for Collect {
         type Viewer = (ViewTensorRef, ViewTensorName);
         type Err = CpuError;
@@ -402,9 +480,12 @@ pub fn save_torchvision_weights<B: Backbone>(
             _: TensorOptions<S, f32, Dev>,
             (t, name): (&Tensor<S, f32, Dev>, String),
         ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
+            let Some(name) = self.1.torch(&name) else {
+                return Ok(None);
+            };
             let shape = t.shape().concrete().into_iter().collect();
             let bytes = t.as_vec().iter().flat_map(|v| v.to_le_bytes()).collect();
-            self.0.push((torch_name(&name), shape, bytes));
+            self.0.push((name, shape, bytes));
             Ok(None)
         }
         fn visit_scalar<N: num_traits::NumCast>(
@@ -416,12 +497,16 @@ pub fn save_torchvision_weights<B: Backbone>(
         }
     }
     let path = path.as_ref().to_path_buf();
-    let mut c = Collect(vec![]);
+    let mut c = Collect(vec![], HeadNames::of(model));
     Classifier::<B>::iter_tensors(&mut RecursiveWalker {
         m: (model, String::new()),
         f: &mut c,
     })
     .unwrap();
+    for (name, shape, values) in model.hidden.torch_tensors(B::HEAD) {
+        let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        c.0.push((name, shape, bytes));
+    }
     let views =
         c.0.iter()
             .map(|(n, s, b)| {

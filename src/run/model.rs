@@ -8,10 +8,12 @@ use super::cache::{self, FeatureCache, Lookup};
 use super::sources::{FeatureSet, FeatureSource, ImageSource};
 use super::{bad_image_policy, transforms, Progress};
 use crate::data::{load_image, ImageFolder, Loader, Transform};
+use crate::models::feature_head::FeatureHead;
 use crate::models::freeze::not_a_block;
 use crate::models::pixels::{LinearModel, MlpModel};
 use crate::models::{
     load_torchvision_weights, save_torchvision_weights, Arch, ArchVisitor, Backbone, Classifier,
+    HeadConfig,
 };
 use crate::spec::{BackboneName, Freeze, RunSpec};
 use crate::train::{
@@ -171,7 +173,8 @@ impl ArchVisitor for WithBackbone<'_> {
             dev,
         } = self;
         let classes = folder.num_classes();
-        let mut model = Classifier::<B>::new(&dev, classes);
+        let head_config = HeadConfig::from_spec(&spec.head, spec.experiment.seed);
+        let mut model = Classifier::<B>::with_head(&dev, classes, &head_config);
         if let Some(w) = &spec.backbone.weights {
             let t = Instant::now();
             let report = load_torchvision_weights(&mut model, w, spec.head.replace)
@@ -202,7 +205,7 @@ impl ArchVisitor for WithBackbone<'_> {
             }
             Freeze::All => {
                 // The frozen backbone runs without a tape, in eval mode (BatchNorm running
-                // statistics untouched); only a linear head on its pooled features trains.
+                // statistics untouched); only the head on its pooled features trains.
                 let backbone = model.backbone.clone();
                 let d = dev.clone();
                 let extract = move |x: Inputs| -> Result<Inputs, TrainError> {
@@ -214,7 +217,7 @@ impl ArchVisitor for WithBackbone<'_> {
                         f: B::FEATURES,
                     })
                 };
-                let head = LinearModel::new(&dev, B::FEATURES, classes);
+                let head = FeatureHead::new(&dev, B::FEATURES, classes, &head_config);
                 let (outcome, head) = if spec.cache.features && transform.is_deterministic() {
                     let t = Instant::now();
                     let mut source = cached_features(
@@ -235,6 +238,7 @@ impl ArchVisitor for WithBackbone<'_> {
                     run(&dev, head, &mut source, cfg, progress, paths, rec)?
                 };
                 // stored as one classifier, backbone and trained head, with PyTorch names
+                model.hidden = head.hidden;
                 model.head = head.fc;
                 finish(outcome, paths, || save_classifier(&model, paths.model))
             }
@@ -301,6 +305,9 @@ impl<B: Backbone> Net for PartlyFrozen<B> {
             .model
             .forward_train_frozen(x.images(dev)?, self.frozen, grads))
     }
+    fn begin_batch(&mut self, epoch: usize, batch: usize) {
+        self.model.begin_batch(epoch, batch);
+    }
 }
 
 impl<B: Backbone> Net for Classifier<B> {
@@ -314,6 +321,9 @@ impl<B: Backbone> Net for Classifier<B> {
         grads: dfdx::prelude::Gradients<f32, Dev>,
     ) -> Result<crate::train::Logits<dfdx::prelude::OwnedTape<f32, Dev>>, TrainError> {
         Ok(self.forward_train(x.images(dev)?.traced(grads)))
+    }
+    fn begin_batch(&mut self, epoch: usize, batch: usize) {
+        Classifier::begin_batch(self, epoch, batch);
     }
 }
 
@@ -467,8 +477,8 @@ pub fn extract_all(
 }
 
 /// Features of the frozen backbone from the cache, built on a miss. The key holds everything
-/// they depend on: the data's content, the (deterministic) transforms, the backbone and the
-/// hash of its weights.
+/// they depend on: the data's content, the (deterministic) transforms, the backbone, the
+/// hash of its weights and the global pooling.
 fn cached_features(
     spec: &RunSpec,
     folder: &ImageFolder,
@@ -491,6 +501,7 @@ fn cached_features(
         ),
         ("backbone", backbone.to_string()),
         ("weights", weights),
+        ("pool", format!("{:?}", spec.head.pool)),
     ]);
     let t = Instant::now();
     let (f, lookup) = cache.get_or_build(&key, || extract_all(spec, folder, transform, extract))?;

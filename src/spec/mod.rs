@@ -174,6 +174,11 @@ impl Experiment {
 }
 
 /// The run the embedded defaults alone describe, for checks that compare against a default.
+/// The `[head]` of `pipeline/defaults.toml`.
+pub fn default_head() -> Head {
+    default_spec().head.clone()
+}
+
 fn default_spec() -> &'static RunSpec {
     static DEFAULTS: std::sync::OnceLock<RunSpec> = std::sync::OnceLock::new();
     DEFAULTS.get_or_init(|| {

@@ -14,6 +14,7 @@ use dfdx::nn::tensor_collection::{
 use dfdx::prelude::*;
 
 use super::{Dev, Optimizer, OptimizerConfig, TrainError};
+use crate::nn::values;
 use crate::results::store::write_atomic;
 
 /// Every tensor of `model` by its path, with its shape and values.
@@ -30,7 +31,7 @@ fn tensors<M: TensorCollection<f32, Dev>>(model: &M) -> Vec<(String, Vec<usize>,
             (t, name): (&Tensor<S, f32, Dev>, String),
         ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
             self.0
-                .push((name, t.shape().concrete().into_iter().collect(), t.as_vec()));
+                .push((name, t.shape().concrete().into_iter().collect(), values(t)));
             Ok(None)
         }
     }

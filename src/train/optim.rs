@@ -114,7 +114,7 @@ impl TensorVisitor<f32, Dev> for Step<'_> {
         let i = self.index;
         self.index += 1;
         let g: &[f32] = self.grads.get_or_alloc_mut(t)?;
-        let mut w = t.as_vec();
+        let mut w = crate::nn::values(t);
         let opt = &mut *self.opt;
         if opt.first.len() <= i {
             opt.first.resize(i + 1, Vec::new());

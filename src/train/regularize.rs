@@ -148,7 +148,7 @@ impl TensorVisitor<f32, Dev> for Walk<'_> {
         if !opts.do_gradient_update || !(self.all || is_weight) || self.frozen.holds(&name) {
             return Ok(None);
         }
-        let w = t.as_vec();
+        let w = crate::nn::values(t);
         match &mut self.action {
             Action::L2Grad(grads, k) => {
                 for (g, w) in grads.get_or_alloc_mut(t)?.iter_mut().zip(&w) {

@@ -26,6 +26,8 @@ pub struct Predictor {
     /// Class names by index; `None` for ImageNet's 1000 classes.
     pub classes: Option<Vec<String>>,
     pub transform: Transform,
+    /// The head the weights were trained with (a linear head for pretrained weights).
+    pub head: crate::models::HeadConfig,
 }
 
 impl Predictor {
@@ -44,6 +46,7 @@ impl Predictor {
             weights,
             classes: None,
             transform,
+            head: crate::models::HeadConfig::default(),
         }
     }
 
@@ -101,11 +104,27 @@ impl Predictor {
                 manifest.status
             ));
         }
+        // the run's [head]: keys the canonical spec leaves out keep their defaults
+        fn value<T: serde::de::DeserializeOwned>(doc: &toml::Table, key: &str, or: T) -> T {
+            let v = doc.get("head").and_then(|s| s.get(key)).cloned();
+            v.and_then(|v| v.try_into().ok()).unwrap_or(or)
+        }
+        let d = crate::spec::default_head();
+        let head = crate::spec::Head {
+            kind: value(&doc, "kind", d.kind),
+            hidden: value(&doc, "hidden", d.hidden.clone()),
+            activation: value(&doc, "activation", d.activation),
+            dropout: value(&doc, "dropout", d.dropout),
+            batch_norm: value(&doc, "batch_norm", d.batch_norm),
+            pool: value(&doc, "pool", d.pool),
+            ..d
+        };
         Ok(Self {
             arch,
             weights,
             classes: Some(manifest.classes),
             transform,
+            head: crate::models::HeadConfig::from_spec(&head, 0),
         })
     }
 
@@ -129,7 +148,7 @@ impl ArchVisitor for Predict<'_> {
             Some(c) => c.len(),
             None => head_classes(&self.p.weights, B::HEAD)?,
         };
-        let mut model = Classifier::<B>::new(&dev, classes);
+        let mut model = Classifier::<B>::with_head(&dev, classes, &self.p.head);
         load_torchvision_weights(&mut model, &self.p.weights, false).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for path in self.images {

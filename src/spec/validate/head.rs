@@ -8,13 +8,14 @@ impl Checker<'_> {
     pub(super) fn head(&mut self, spec: &RunSpec) {
         let h = &spec.head;
         if !(0.0..1.0).contains(&h.dropout) {
-            self.errors.push(
-                self.invalid(
-                    "head.dropout",
-                    format!("expected a probability in [0, 1), found {}", h.dropout),
-                )
-                .note("1 would zero every input of the layer"),
+            let mut e = self.invalid(
+                "head.dropout",
+                format!("expected a probability in [0, 1), found {}", h.dropout),
             );
+            if h.dropout >= 1.0 {
+                e = e.note("dropout 1 would zero every input of the layer");
+            }
+            self.errors.push(e);
         }
         let pixels = matches!(spec.backbone.name, BackboneName::Linear | BackboneName::Mlp);
         match h.kind {
