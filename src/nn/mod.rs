@@ -15,6 +15,7 @@ pub mod head;
 pub mod init;
 pub mod mlp_head;
 pub mod pool;
+pub mod tensors;
 
 pub use activations::ReLU6;
 pub use batchnorm::BatchNorm2D;

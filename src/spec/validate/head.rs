@@ -1,7 +1,8 @@
 //! Checks of the `[head]` table (see `spec::head`).
 
 use super::{quoted, Checker};
-use crate::spec::resolved::{BackboneName, RunSpec};
+use crate::spec::resolved::RunSpec;
+use crate::spec::BackboneName;
 use crate::spec::{HeadKind, Pool};
 
 impl Checker<'_> {
