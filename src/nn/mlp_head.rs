@@ -114,6 +114,13 @@ impl HiddenLayout {
     }
 }
 
+/// A batch of rows, and a vector, on tape `T`.
+type Rows<T> = Tensor<(usize, usize), f32, Cpu, T>;
+type Vector<T> = Tensor<(usize,), f32, Cpu, T>;
+/// Why [`HiddenLayers::load_torch`] failed: the tensor's name, the shape it needs, and the
+/// shape the source has (`None`: the source has no such tensor).
+pub type LoadError = (String, Vec<usize>, Option<Vec<usize>>);
+
 #[derive(Debug, Clone)]
 pub struct HiddenLayers<E: Dtype = f32, D: Storage<E> = Cpu> {
     /// Every hidden Linear's `[out, in]` weight, row-major, layer after layer, as one
@@ -178,13 +185,7 @@ impl HiddenLayers<f32, Cpu> {
     }
 
     /// Hidden layer `i`'s weight `[out, in]` and bias, sliced out of the buffers on `T`.
-    fn linear<T: Tape<f32, Cpu>>(
-        &self,
-        i: usize,
-    ) -> (
-        Tensor<(usize, usize), f32, Cpu, T>,
-        Tensor<(usize,), f32, Cpu, T>,
-    ) {
+    fn linear<T: Tape<f32, Cpu>>(&self, i: usize) -> (Rows<T>, Vector<T>) {
         let l = &self.layout;
         let w0: usize = (0..i).map(|j| l.input_of(j) * l.widths[j]).sum();
         let b0: usize = l.widths[..i].iter().sum();
@@ -198,14 +199,7 @@ impl HiddenLayers<f32, Cpu> {
         (w, b)
     }
 
-    fn norm<T: Tape<f32, Cpu>>(
-        &self,
-        i: usize,
-    ) -> (
-        Tensor<(usize,), f32, Cpu, T>,
-        Tensor<(usize,), f32, Cpu, T>,
-        std::ops::Range<usize>,
-    ) {
+    fn norm<T: Tape<f32, Cpu>>(&self, i: usize) -> (Vector<T>, Vector<T>, std::ops::Range<usize>) {
         let b0: usize = self.layout.widths[..i].iter().sum();
         let r = b0..b0 + self.layout.widths[i];
         (
@@ -325,7 +319,7 @@ impl HiddenLayers<f32, Cpu> {
         &mut self,
         head: &str,
         get: impl Fn(&str) -> Option<(Vec<usize>, Vec<f32>)>,
-    ) -> Result<Vec<String>, (String, Vec<usize>, Option<Vec<usize>>)> {
+    ) -> Result<Vec<String>, LoadError> {
         let wanted = self.torch_tensors(head);
         let mut values = Vec::with_capacity(wanted.len());
         for (name, shape, _) in &wanted {
@@ -360,10 +354,7 @@ impl HiddenLayers<f32, Cpu> {
 /// `x · wᵀ + b`.
 fn affine<T: Tape<f32, Cpu>>(
     x: Tensor<(usize, usize), f32, Cpu, T>,
-    (w, b): (
-        Tensor<(usize, usize), f32, Cpu, T>,
-        Tensor<(usize,), f32, Cpu, T>,
-    ),
+    (w, b): (Rows<T>, Vector<T>),
 ) -> Tensor<(usize, usize), f32, Cpu, T> {
     let y = x.matmul(w.permute::<(usize, usize), Axes2<1, 0>>());
     let shape = *y.shape();
