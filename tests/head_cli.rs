@@ -93,6 +93,13 @@ fn mlp_heads_train_save_torch_names_and_reproduce() {
             .replace("@DATA@", &fixture().display().to_string())
             .replace("@FREEZE@", freeze);
         std::fs::write(dir.path().join("exp.toml"), body).unwrap();
+        // reproduce and predict find the project by its pipeline/defaults.toml
+        std::fs::create_dir(dir.path().join("pipeline")).unwrap();
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline/defaults.toml"),
+            dir.path().join("pipeline/defaults.toml"),
+        )
+        .unwrap();
         let stdout = ok(&runner(dir.path(), &["exp.toml"]));
         assert!(stdout.contains("1 done, 0 failed"), "{stdout}");
 
