@@ -8,7 +8,7 @@ use dfdx::prelude::*;
 use super::efficientnet::{DwBlock, LiteBlocks, MBConv};
 use super::resnet::{BasicBlock, DownBlock, ResNet};
 use super::{Backbone, Classifier, EfficientNetLite0, SmallCnn};
-use crate::nn::describe::{join, Chw, Describe, LayerRow};
+use crate::nn::describe::{join, Chw, Describe, GlobalPool, LayerRow};
 use crate::nn::{MaxPool2D, ReLU6};
 
 /// Rows of a whole classifier (backbone, then its head under the state-dict head name) for one
@@ -22,7 +22,10 @@ pub fn describe_classifier<B: Backbone>(model: &Classifier<B>, input: Chw) -> Ve
 impl<B: Backbone> Describe for Classifier<B> {
     fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {
         let features = self.backbone.describe(name, input, rows);
-        self.head.describe(&join(name, B::HEAD), features, rows)
+        let head = join(name, B::HEAD);
+        let x = self.hidden.describe(&head, features, rows);
+        let last = self.hidden.layout.last_linear(&head);
+        self.head.describe(&last, x, rows)
     }
 }
 
@@ -90,7 +93,7 @@ impl<L1: Describe, L2: Describe, L3: Describe, L4: Describe> Describe
         let x = self.layer2.describe(&join(name, "layer2"), x, rows);
         let x = self.layer3.describe(&join(name, "layer3"), x, rows);
         let x = self.layer4.describe(&join(name, "layer4"), x, rows);
-        AvgPoolGlobal.describe(&join(name, "avgpool"), x, rows)
+        GlobalPool(self.pool).describe(&join(name, "avgpool"), x, rows)
     }
 }
 
@@ -107,7 +110,7 @@ impl Describe for SmallCnn<f32, Cpu> {
         let x = self.conv3.describe(&join(name, "conv3"), x, rows);
         let x = self.bn3.describe(&join(name, "bn3"), x, rows);
         let x = ReLU.describe(&join(name, "relu3"), x, rows);
-        AvgPoolGlobal.describe(&join(name, "avgpool"), x, rows)
+        GlobalPool(self.pool).describe(&join(name, "avgpool"), x, rows)
     }
 }
 
@@ -181,6 +184,6 @@ impl Describe for EfficientNetLite0<f32, Cpu> {
         let x = self._conv_head.describe(&join(name, "_conv_head"), x, rows);
         let x = self._bn1.describe(&join(name, "_bn1"), x, rows);
         let x = ReLU6.describe(&join(name, "_relu6"), x, rows);
-        AvgPoolGlobal.describe(&join(name, "_avg_pooling"), x, rows)
+        GlobalPool(self.pool).describe(&join(name, "_avg_pooling"), x, rows)
     }
 }

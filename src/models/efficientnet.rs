@@ -16,6 +16,7 @@ use super::{
 };
 use crate::nn::{Conv2D, SAME};
 use crate::ops::batchnorm::Act;
+use crate::spec::Pool;
 
 /// Inverted residual block: 1×1 expand `I`→`X`, depthwise `K`×`K` stride `S`, 1×1 project `X`→`O`.
 #[derive(Debug, Clone)]
@@ -271,6 +272,8 @@ pub struct EfficientNetLite0<E: Dtype = f32, D: Storage<E> = Cpu> {
     pub _blocks: LiteBlocks<E, D>,
     pub _conv_head: Conv2D<320, 1280, 1, 1, 0, 1, E, D>,
     pub _bn1: BatchNorm2D<1280, E, D>,
+    /// Global pooling of the last feature map (`head.pool`); not a tensor, avg when built.
+    pub pool: Pool,
 }
 
 impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for EfficientNetLite0<E, D> {
@@ -292,6 +295,7 @@ impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for EfficientNetLite0<E, D> 
                 _blocks,
                 _conv_head,
                 _bn1,
+                pool: Pool::Avg,
             },
         )
     }
@@ -305,7 +309,10 @@ macro_rules! lite0_body {
     ($s:ident, $x:ident, $f:ident) => {{
         let x = bn_act!($s._bn0, $f, $s._conv_stem.$f($x), Act::Relu6);
         let x = $s._blocks.$f(x);
-        pool_features(bn_act!($s._bn1, $f, $s._conv_head.$f(x), Act::Relu6))
+        pool_features(
+            bn_act!($s._bn1, $f, $s._conv_head.$f(x), Act::Relu6),
+            $s.pool,
+        )
     }};
 }
 
@@ -442,6 +449,9 @@ impl Backbone for EfficientNetLite0 {
         set_batchnorm_hyper(&mut m, 1e-3, 0.01);
         m
     }
+    fn set_pool(&mut self, pool: Pool) {
+        self.pool = pool;
+    }
     fn forward_eval(&self, x: Images<3>) -> Rows {
         lite0_body!(self, x, forward)
     }
@@ -454,8 +464,11 @@ impl Backbone for EfficientNetLite0 {
         frozen: usize,
         grads: Gradients<f32, Dev>,
     ) -> Rows<TrainTape> {
-        pool_features(staged!(self, x, frozen, grads, 0;
+        pool_features(
+            staged!(self, x, frozen, grads, 0;
             e_stem, e_bn0, e_b0, e_b1, e_b2, e_b3, e_b4, e_b5, e_b6, e_b7, e_b8, e_b9, e_b10, e_b11, e_b12, e_b13,
-            e_b14, e_b15, e_head, e_bn1))
+            e_b14, e_b15, e_head, e_bn1),
+            self.pool,
+        )
     }
 }

@@ -12,6 +12,7 @@ use dfdx::prelude::*;
 pub mod arch;
 pub mod describe;
 pub mod efficientnet;
+pub mod feature_head;
 pub mod freeze;
 pub mod imagenet;
 pub mod pixels;
@@ -31,7 +32,7 @@ pub use weights::{
     load_torchvision_weights, save_torchvision_weights, LoadReport, Mismatch, WeightsError,
 };
 
-use crate::nn::LinearHead;
+use crate::nn::{HiddenLayers, HiddenLayout, LinearHead};
 
 /// The device every model runs on.
 pub type Dev = Cpu;
@@ -60,8 +61,11 @@ pub trait Backbone:
     /// Named top-level blocks in forward order, head last (for per-layer summaries and freezing).
     const BLOCKS: &'static [&'static str];
 
-    /// Random initialisation like torchvision (Kaiming normal fan-out convs, BatchNorm γ=1 β=0).
+    /// Random initialisation like torchvision (Kaiming normal fan-out convs, BatchNorm γ=1 β=0),
+    /// global average pooling.
     fn build(dev: &Dev) -> Self;
+    /// The global pooling before the head (`head.pool`).
+    fn set_pool(&mut self, pool: crate::spec::Pool);
     /// Eval mode: BatchNorm on running statistics, no tape.
     fn forward_eval(&self, x: Images<3>) -> Rows;
     /// Train mode: BatchNorm on batch statistics, running statistics updated.
@@ -85,18 +89,72 @@ pub trait Backbone:
     }
 }
 
-/// Global average pooling to `(batch, C)` rows with a run-time feature dimension.
-pub(crate) fn pool_features<const C: usize, T: Tape<f32, Dev>>(x: Images<C, T>) -> Rows<T> {
-    let n = x.shape().0;
-    x.mean::<(usize, Const<C>), Axes2<2, 3>>()
-        .reshape_like(&(n, C))
+/// Global pooling to `(batch, C)` rows with a run-time feature dimension: the mean of each
+/// map, or its maximum. The maximum goes through the project's max-pool kernel (one window the
+/// size of the map) where the map is square, so the gradient goes to a single arg-max like
+/// PyTorch's `AdaptiveMaxPool2d` (dfdx's `max` would give it to every tied element, and ReLU6
+/// maps tie at 6); other maps use dfdx's reduction.
+pub(crate) fn pool_features<const C: usize, T: Tape<f32, Dev>>(
+    x: Images<C, T>,
+    pool: crate::spec::Pool,
+) -> Rows<T> {
+    let (n, _, h, w) = *x.shape();
+    match pool {
+        crate::spec::Pool::Avg => x.mean::<(usize, Const<C>), Axes2<2, 3>>(),
+        crate::spec::Pool::Max if h == w => {
+            crate::ops::max_pool2d(x, h, 1, crate::ops::Padding::Symmetric(0))
+                .reshape_like(&(n, Const::<C>))
+        }
+        crate::spec::Pool::Max => x.max::<(usize, Const<C>), Axes2<2, 3>>(),
+    }
+    .reshape_like(&(n, C))
 }
 
-/// Backbone + linear head with a run-time class count.
+/// Backbone + head with a run-time class count: the hidden layers of an MLP head (none for a
+/// linear head), then the last linear layer.
 #[derive(Debug, Clone)]
 pub struct Classifier<B, E: Dtype = f32, D: Storage<E> = Cpu> {
     pub backbone: B,
+    pub hidden: HiddenLayers<E, D>,
+    /// The head's last linear layer (a linear head's only one).
     pub head: LinearHead<E, D>,
+}
+
+/// The head a run declares (`[head]`) and the pooling before it, with the seed of its dropout
+/// masks.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HeadConfig {
+    /// Hidden widths; empty for a linear head.
+    pub widths: Vec<usize>,
+    pub activation: crate::spec::Activation,
+    pub dropout: f64,
+    pub batch_norm: bool,
+    pub pool: crate::spec::Pool,
+    pub seed: u64,
+}
+
+impl HeadConfig {
+    pub fn from_spec(head: &crate::spec::Head, seed: u64) -> Self {
+        HeadConfig {
+            widths: head.hidden_widths().to_vec(),
+            activation: head.activation,
+            dropout: head.dropout,
+            batch_norm: head.batch_norm,
+            pool: head.pool,
+            seed,
+        }
+    }
+    /// The hidden layers on `features` inputs.
+    pub fn layout(&self, features: usize) -> HiddenLayout {
+        HiddenLayout {
+            features,
+            widths: self.widths.clone(),
+            activation: self.activation,
+            dropout: self.dropout,
+            batch_norm: self.batch_norm,
+            seed: self.seed,
+        }
+    }
 }
 
 /// Names the head inside a [`Classifier`]'s tensor collection; implemented for every backbone
@@ -107,23 +165,39 @@ pub trait HeadName {
 }
 
 impl<B: Backbone> Classifier<B> {
-    /// A randomly initialised backbone with a `classes`-way head.
+    /// A randomly initialised backbone with a `classes`-way linear head.
     pub fn new(dev: &Dev, classes: usize) -> Self {
+        Self::with_head(dev, classes, &HeadConfig::default())
+    }
+    /// A randomly initialised backbone with the declared head. The generator is drawn in
+    /// the order backbone, hidden layers, last layer (a linear head draws what it always did).
+    pub fn with_head(dev: &Dev, classes: usize, head: &HeadConfig) -> Self {
+        let mut backbone = B::build(dev);
+        backbone.set_pool(head.pool);
+        let hidden = HiddenLayers::new(dev, head.layout(B::FEATURES));
+        let last = LinearHead::new(dev, hidden.layout.output(), classes);
         Classifier {
-            backbone: B::build(dev),
-            head: LinearHead::new(dev, B::FEATURES, classes),
+            backbone,
+            hidden,
+            head: last,
         }
+    }
+    /// The next training forward pass is batch `batch` (0-based) of `epoch` (its dropout masks).
+    pub fn begin_batch(&mut self, epoch: usize, batch: usize) {
+        self.hidden.step = Some((epoch, batch));
     }
     pub fn classes(&self) -> usize {
         self.head.classes()
     }
     /// Logits in eval mode.
     pub fn forward_eval(&self, x: Images<3>) -> Rows {
-        self.head.forward(self.backbone.forward_eval(x))
+        self.head
+            .forward(self.hidden.forward_eval(self.backbone.forward_eval(x)))
     }
     /// Logits in train mode (BatchNorm batch statistics, running statistics updated).
     pub fn forward_train(&mut self, x: Images<3, TrainTape>) -> Rows<TrainTape> {
-        self.head.forward(self.backbone.forward_train(x))
+        let f = self.backbone.forward_train(x);
+        self.head.forward(self.hidden.forward_train(f))
     }
     /// Logits with the first `frozen` backbone blocks frozen (see
     /// [`Backbone::forward_train_frozen`]); the head always trains.
@@ -133,8 +207,8 @@ impl<B: Backbone> Classifier<B> {
         frozen: usize,
         grads: Gradients<f32, Dev>,
     ) -> Rows<TrainTape> {
-        self.head
-            .forward(self.backbone.forward_train_frozen(x, frozen, grads))
+        let f = self.backbone.forward_train_frozen(x, frozen, grads);
+        self.head.forward(self.hidden.forward_train(f))
     }
 }
 
@@ -143,19 +217,32 @@ impl<B: TensorCollection<E, D> + HeadName, E: Dtype, D: Device<E>> TensorCollect
 {
     type To<E2: Dtype, D2: Device<E2>> = Classifier<B::To<E2, D2>, E2, D2>;
 
-    /// The backbone's tensors sit at the top level (`conv1.weight`), the head under the
-    /// backbone's head name (`fc.weight`), as in the PyTorch state dict.
+    /// The backbone's tensors sit at the top level (`conv1.weight`), the head's last layer
+    /// under the backbone's head name (`fc.weight`), as in the PyTorch state dict; an MLP
+    /// head's hidden buffers under `fc.hidden` (see [`HiddenLayers`] for their PyTorch names,
+    /// which `weights` writes and reads).
     fn iter_tensors<V: ModuleVisitor<Self, E, D>>(
         visitor: &mut V,
     ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
+        let hidden = hidden_prefix(B::HEAD);
         visitor.visit_fields(
             (
                 Self::module("", |s| &s.backbone, |s| &mut s.backbone),
+                Self::module(&hidden, |s| &s.hidden, |s| &mut s.hidden),
                 Self::module(B::HEAD, |s| &s.head, |s| &mut s.head),
             ),
-            |(backbone, head)| Classifier { backbone, head },
+            |(backbone, hidden, head)| Classifier {
+                backbone,
+                hidden,
+                head,
+            },
         )
     }
+}
+
+/// Where a head's hidden buffers sit among the model's tensor names: `fc.hidden`.
+pub fn hidden_prefix(head: &str) -> String {
+    format!("{head}.hidden")
 }
 
 impl<B: Backbone> Module<Images<3>> for Classifier<B> {

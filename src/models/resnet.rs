@@ -12,6 +12,7 @@ use super::{
 use crate::nn::Conv2D;
 use crate::ops::batchnorm::Act;
 use crate::ops::{max_pool2d, Padding};
+use crate::spec::Pool;
 
 /// Basic residual block keeping `C` channels and the resolution: identity shortcut.
 #[derive(Debug, Clone)]
@@ -121,6 +122,8 @@ pub struct ResNet<L1, L2, L3, L4, E: Dtype = f32, D: Storage<E> = Cpu> {
     pub layer2: L2,
     pub layer3: L3,
     pub layer4: L4,
+    /// Global pooling of the last feature map (`head.pool`); not a tensor, avg when built.
+    pub pool: Pool,
 }
 
 impl<L1, L2, L3, L4, E, D> TensorCollection<E, D> for ResNet<L1, L2, L3, L4, E, D>
@@ -153,6 +156,7 @@ where
                 layer2,
                 layer3,
                 layer4,
+                pool: Pool::Avg,
             },
         )
     }
@@ -210,7 +214,7 @@ macro_rules! resnet_body {
         let x = max_pool2d(x, 3, 2, Padding::Symmetric(1));
         let x = $s.layer2.$f($s.layer1.$f(x));
         let x = $s.layer4.$f($s.layer3.$f(x));
-        pool_features(x)
+        pool_features(x, $s.pool)
     }};
 }
 
@@ -261,6 +265,9 @@ macro_rules! resnet_backbone {
             fn build(dev: &Dev) -> Self {
                 BuildModule::build(dev)
             }
+            fn set_pool(&mut self, pool: Pool) {
+                self.pool = pool;
+            }
             fn forward_eval(&self, x: Images<3>) -> Rows {
                 resnet_body!(self, x, forward)
             }
@@ -268,7 +275,7 @@ macro_rules! resnet_backbone {
                 resnet_body!(self, x, forward_mut)
             }
             fn forward_train_frozen(&mut self, x: Images<3>, frozen: usize, grads: Gradients<f32, Dev>) -> Rows<TrainTape> {
-                pool_features(staged!(self, x, frozen, grads, 0; r_conv1, r_bn1, r_layer1, r_layer2, r_layer3, r_layer4))
+                pool_features(staged!(self, x, frozen, grads, 0; r_conv1, r_bn1, r_layer1, r_layer2, r_layer3, r_layer4), self.pool)
             }
         }
     };

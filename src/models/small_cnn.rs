@@ -9,6 +9,7 @@ use dfdx::prelude::*;
 use super::{pool_features, staged, train_chain, Backbone, Dev, HeadName, Images, Rows, TrainTape};
 use crate::nn::Conv2D;
 use crate::ops::{max_pool2d, Padding};
+use crate::spec::Pool;
 
 #[derive(Debug, Clone)]
 pub struct SmallCnn<E: Dtype = f32, D: Storage<E> = Cpu> {
@@ -18,6 +19,8 @@ pub struct SmallCnn<E: Dtype = f32, D: Storage<E> = Cpu> {
     pub bn2: BatchNorm2D<64, E, D>,
     pub conv3: Conv2D<64, 128, 3, 1, 1, 1, E, D>,
     pub bn3: BatchNorm2D<128, E, D>,
+    /// Global pooling of the last feature map (`head.pool`); not a tensor, avg when built.
+    pub pool: Pool,
 }
 
 impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for SmallCnn<E, D> {
@@ -41,6 +44,7 @@ impl<E: Dtype, D: Device<E>> TensorCollection<E, D> for SmallCnn<E, D> {
                 bn2,
                 conv3,
                 bn3,
+                pool: Pool::Avg,
             },
         )
     }
@@ -56,7 +60,7 @@ macro_rules! small_body {
         let x = max_pool2d(x, 2, 2, Padding::Symmetric(0));
         let x = $s.bn2.$f($s.conv2.$f(x)).relu();
         let x = max_pool2d(x, 2, 2, Padding::Symmetric(0));
-        pool_features($s.bn3.$f($s.conv3.$f(x)).relu())
+        pool_features($s.bn3.$f($s.conv3.$f(x)).relu(), $s.pool)
     }};
 }
 
@@ -98,6 +102,9 @@ impl Backbone for SmallCnn {
     fn build(dev: &Dev) -> Self {
         BuildModule::build(dev)
     }
+    fn set_pool(&mut self, pool: Pool) {
+        self.pool = pool;
+    }
     fn forward_eval(&self, x: Images<3>) -> Rows {
         small_body!(self, x, forward)
     }
@@ -112,6 +119,7 @@ impl Backbone for SmallCnn {
     ) -> Rows<TrainTape> {
         pool_features(
             staged!(self, x, frozen, grads, 0; s_conv1, s_bn1, s_conv2, s_bn2, s_conv3, s_bn3),
+            self.pool,
         )
     }
 }

@@ -41,6 +41,9 @@ impl<B: Backbone> Net for PartlyFrozen<B> {
             .model
             .forward_train_frozen(x.images(dev)?, self.frozen, grads))
     }
+    fn begin_batch(&mut self, epoch: usize, batch: usize) {
+        self.model.begin_batch(epoch, batch);
+    }
 }
 
 impl<B: Backbone> Net for Classifier<B> {
@@ -54,5 +57,8 @@ impl<B: Backbone> Net for Classifier<B> {
         grads: dfdx::prelude::Gradients<f32, Dev>,
     ) -> Result<crate::train::Logits<dfdx::prelude::OwnedTape<f32, Dev>>, TrainError> {
         Ok(self.forward_train(x.images(dev)?.traced(grads)))
+    }
+    fn begin_batch(&mut self, epoch: usize, batch: usize) {
+        Classifier::begin_batch(self, epoch, batch);
     }
 }

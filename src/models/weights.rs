@@ -123,6 +123,40 @@ pub fn torch_name(name: &str) -> String {
     }
 }
 
+/// The model's names for a classifier's head, and the PyTorch ones: an MLP head's hidden
+/// buffers (`fc.hidden.*`) have no single PyTorch tensor (they are written and read layer by
+/// layer, see [`crate::nn::HiddenLayers::torch_tensors`]), and its last layer `fc.weight` is
+/// `fc.<index>.weight` in the `nn.Sequential`.
+struct HeadNames {
+    /// `fc.hidden.`
+    hidden: String,
+    /// `fc.` → `fc.4.` for an MLP head; `None` for a linear head.
+    last: Option<(String, String)>,
+}
+
+impl HeadNames {
+    fn of<B: Backbone>(model: &Classifier<B>) -> Self {
+        let last = model.hidden.layout.last_linear(B::HEAD);
+        HeadNames {
+            hidden: format!("{}.", super::hidden_prefix(B::HEAD)),
+            last: (last != B::HEAD).then(|| (format!("{}.", B::HEAD), format!("{last}."))),
+        }
+    }
+    /// The PyTorch name of a model tensor, `None` for the hidden buffers.
+    fn torch(&self, name: &str) -> Option<String> {
+        if name.starts_with(&self.hidden) {
+            return None;
+        }
+        let name = torch_name(name);
+        Some(match &self.last {
+            Some((from, to)) if name.starts_with(from.as_str()) => {
+                format!("{to}{}", &name[from.len()..])
+            }
+            _ => name,
+        })
+    }
+}
+
 fn dtype_name(d: SafeDtype) -> String {
     format!("{d:?}")
 }
@@ -151,14 +185,21 @@ pub fn load_torchvision_weights<B: Backbone>(
     let stored = TensorFile::from_bytes(bytes).map_err(format)?;
     let file = stored.tensors().map_err(format)?;
 
-    let head_weight = format!("{}.weight", B::HEAD);
-    let expected_head = [model.head.classes(), B::FEATURES];
+    let names = HeadNames::of(model);
+    // the head's last linear layer (its only one for a linear head)
+    let head_weight = format!("{}.weight", model.hidden.layout.last_linear(B::HEAD));
+    let expected_head = [model.head.classes(), model.head.features()];
     let file_head = file.tensor(&head_weight).ok().map(|v| v.shape().to_vec());
-    let checkpoint_classes = file_head.as_ref().filter(|s| s.len() == 2).map(|s| s[0]);
+    // the checkpoint's own head: our last layer's name, else a bare linear head's
+    let checkpoint_classes = [head_weight.clone(), format!("{}.weight", B::HEAD)]
+        .iter()
+        .find_map(|n| file.tensor(n).ok().map(|v| v.shape().to_vec()))
+        .filter(|s| s.len() == 2)
+        .map(|s| s[0]);
     // A head for the same features but another class count: replace on request, else refuse.
     let other_classes = file_head
         .as_ref()
-        .is_some_and(|s| s.len() == 2 && s[1] == B::FEATURES && s[0] != expected_head[0]);
+        .is_some_and(|s| s.len() == 2 && s[1] == expected_head[1] && s[0] != expected_head[0]);
     let replace = replace_head && file_head.as_deref() != Some(&expected_head[..]);
     let skip_head = replace || other_classes;
 
@@ -168,7 +209,9 @@ pub fn load_torchvision_weights<B: Backbone>(
     let mut problems = Vec::new();
     let mut seen = HashSet::new();
     for t in tensors::collect(&*model) {
-        let name = torch_name(&t.name);
+        let Some(name) = names.torch(&t.name) else {
+            continue; // an MLP head's hidden layers: below
+        };
         if skipped(&name) {
             continue;
         }
@@ -189,6 +232,29 @@ pub fn load_torchvision_weights<B: Backbone>(
             Ok(_) => {}
         }
         seen.insert(name);
+    }
+    // An MLP head's hidden layers, read into a copy so a failed load changes nothing.
+    let mut hidden = None;
+    if !skip_head && !model.hidden.is_empty() {
+        let mut copy = model.hidden.clone();
+        let read = copy.load_torch(B::HEAD, |name| {
+            let v = file.tensor(name).ok()?;
+            let data = v.data().chunks_exact(4);
+            let data = data.map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            (v.dtype() == SafeDtype::F32).then(|| (v.shape().to_vec(), data.collect()))
+        });
+        match read {
+            Ok(read) => {
+                seen.extend(read);
+                hidden = Some(copy);
+            }
+            Err((name, expected, None)) => problems.push(Mismatch::Missing { name, expected }),
+            Err((name, expected, Some(found))) => problems.push(Mismatch::Shape {
+                name,
+                expected,
+                found,
+            }),
+        }
     }
     let mut extra: Vec<Mismatch> = file
         .tensors()
@@ -229,7 +295,9 @@ pub fn load_torchvision_weights<B: Backbone>(
 
     let mut loaded = 0;
     tensors::for_each_mut(model, |t| -> Result<(), WeightsError> {
-        let name = torch_name(t.name());
+        let Some(name) = names.torch(t.name()) else {
+            return Ok(());
+        };
         if !skipped(&name) {
             let (_, values) = stored.f32(&name).map_err(format)?;
             t.set_values(&values);
@@ -237,6 +305,10 @@ pub fn load_torchvision_weights<B: Backbone>(
         }
         Ok(())
     })?;
+    if let Some(hidden) = hidden {
+        loaded += hidden.torch_tensors(B::HEAD).len();
+        model.hidden = hidden;
+    }
     if replace {
         model.head.reset_params();
         tracing::info!(
@@ -262,13 +334,18 @@ pub fn save_torchvision_weights<B: Backbone>(
     model: &Classifier<B>,
     path: impl AsRef<Path>,
 ) -> Result<(), WeightsError> {
-    let all = tensors::collect(model);
+    let names = HeadNames::of(model);
+    let all: Vec<(String, Vec<usize>, Vec<f32>)> = tensors::collect(model)
+        .into_iter()
+        .filter_map(|t| Some((names.torch(&t.name)?, t.dims, t.values)))
+        .chain(model.hidden.torch_tensors(B::HEAD))
+        .collect();
     let entries: Vec<Entry> = all
         .iter()
-        .map(|t| Entry {
-            name: torch_name(&t.name),
-            dims: t.dims.clone(),
-            data: Data::F32(&t.values),
+        .map(|(name, dims, values)| Entry {
+            name: name.clone(),
+            dims: dims.clone(),
+            data: Data::F32(values),
         })
         .collect();
     tensor_file::write(path.as_ref(), &entries, Default::default()).map_err(|e| match e {

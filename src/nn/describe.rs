@@ -256,6 +256,67 @@ impl Describe for AvgPoolGlobal {
     }
 }
 
+/// Global pooling to one value per channel, as `head.pool` chose it (PyTorch's
+/// `AdaptiveAvgPool2d(1)` / `AdaptiveMaxPool2d(1)`).
+pub struct GlobalPool(pub crate::spec::Pool);
+
+impl Describe for GlobalPool {
+    fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {
+        let out = Chw::new(input.c, 1, 1);
+        rows.push(LayerRow {
+            name: name.to_string(),
+            kind: match self.0 {
+                crate::spec::Pool::Avg => "AdaptiveAvgPool2d",
+                crate::spec::Pool::Max => "AdaptiveMaxPool2d",
+            },
+            output: out.dims(),
+            params: 0,
+            mult_adds: 0,
+        });
+        out
+    }
+}
+
+/// An MLP head's hidden layers, one row per `nn.Sequential` entry up to the Dropout before the
+/// last linear layer (that one is the [`LinearHead`]'s row), named by index under `name`.
+impl Describe for super::HiddenLayers<f32, Cpu> {
+    fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {
+        use super::mlp_head::TorchLayer;
+        let l = &self.layout;
+        if l.widths.is_empty() {
+            return input;
+        }
+        let features = input.c * input.h * input.w;
+        assert_eq!(
+            features, l.features,
+            "{name}: MLP head of {} features given {features}",
+            l.features
+        );
+        let mut width = features;
+        let layers = l.torch_layers(0);
+        for (i, layer) in layers[..layers.len() - 1].iter().enumerate() {
+            let (kind, params, mult_adds) = match *layer {
+                TorchLayer::Dropout => ("Dropout", 0, 0),
+                TorchLayer::Linear(i, o) => {
+                    width = o;
+                    ("Linear", i * o + o, (i * o) as u64)
+                }
+                TorchLayer::BatchNorm1d(c) => ("BatchNorm1d", 2 * c, 0),
+                TorchLayer::Activation(crate::spec::Activation::Relu, _) => ("ReLU", 0, 0),
+                TorchLayer::Activation(crate::spec::Activation::Gelu, _) => ("GELU", 0, 0),
+            };
+            rows.push(LayerRow {
+                name: join(name, &i.to_string()),
+                kind,
+                output: vec![width],
+                params,
+                mult_adds,
+            });
+        }
+        Chw::new(width, 1, 1)
+    }
+}
+
 /// The input is flattened (`C·H·W` features); the output is `[classes]`, returned as
 /// `classes × 1 × 1`.
 impl Describe for LinearHead<f32, Cpu> {

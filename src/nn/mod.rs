@@ -7,10 +7,13 @@
 
 pub mod activations;
 pub mod batchnorm;
+pub mod batchnorm1d;
 pub mod conv;
 pub mod describe;
+pub mod dropout;
 pub mod head;
 pub mod init;
+pub mod mlp_head;
 pub mod pool;
 pub mod tensors;
 
@@ -18,7 +21,22 @@ pub use activations::ReLU6;
 pub use batchnorm::BatchNorm2D;
 pub use conv::{Conv2D, SAME};
 pub use head::LinearHead;
+pub use mlp_head::{HiddenLayers, HiddenLayout};
 pub use pool::{AvgPool2D, MaxPool2D};
+
+/// A tensor's values in order. dfdx 0.13's `as_vec` reads one element of an empty tensor
+/// (its index iterator always yields the first index), and a linear head's hidden-layer
+/// buffers ([`HiddenLayers`]) are empty: walkers over whole models read values through this.
+pub fn values<S: dfdx::shapes::Shape>(
+    t: &dfdx::tensor::Tensor<S, f32, dfdx::tensor::Cpu>,
+) -> Vec<f32> {
+    use dfdx::shapes::HasShape;
+    if t.shape().num_elements() == 0 {
+        Vec::new()
+    } else {
+        t.as_vec()
+    }
+}
 
 /// Zero-sized builders: `dev.build_module::<builder::Conv2D<3, 8, 3>, f32>()`.
 pub mod builder {

@@ -53,7 +53,7 @@ impl<S: Shape> TensorMut for View<'_, S> {
         self.trainable
     }
     fn values(&self) -> Vec<f32> {
-        self.tensor.as_vec()
+        super::values(self.tensor)
     }
     fn set_values(&mut self, values: &[f32]) {
         self.tensor.copy_from(values);
@@ -130,7 +130,7 @@ impl<F: FnMut(NamedTensor)> TensorVisitor<f32, Dev> for Reading<F> {
             name,
             dims: tensor.shape().concrete().into_iter().collect(),
             trainable: opts.do_gradient_update,
-            values: tensor.as_vec(),
+            values: super::values(tensor),
         });
         Ok(None)
     }

@@ -9,11 +9,12 @@ use super::progress::Progress;
 use super::record::Recorder;
 use super::sources::{FeatureSet, FeatureSource, ImageSource};
 use crate::data::{load_image, BadImagePolicy, ImageFolder, Loader, Transform};
+use crate::models::feature_head::FeatureHead;
 use crate::models::freeze::not_a_block;
 use crate::models::pixels::{LinearModel, MlpModel};
 use crate::models::{
     load_torchvision_weights, save_torchvision_weights, ArchVisitor, Backbone, Classifier,
-    PartlyFrozen,
+    HeadConfig, PartlyFrozen,
 };
 use crate::setup::{self, bad_image_policy};
 use crate::spec::{BackboneName, Freeze, RunSpec};
@@ -124,7 +125,8 @@ impl ArchVisitor for WithBackbone<'_> {
             dev,
         } = self;
         let classes = folder.num_classes();
-        let mut model = Classifier::<B>::new(&dev, classes);
+        let head_config = HeadConfig::from_spec(&spec.head, spec.experiment.seed);
+        let mut model = Classifier::<B>::with_head(&dev, classes, &head_config);
         if let Some(w) = &spec.backbone.weights {
             let t = Instant::now();
             let report = load_torchvision_weights(&mut model, w, spec.head.replace)
@@ -155,7 +157,7 @@ impl ArchVisitor for WithBackbone<'_> {
             }
             Freeze::All => {
                 // The frozen backbone runs without a tape, in eval mode (BatchNorm running
-                // statistics untouched); only a linear head on its pooled features trains.
+                // statistics untouched); only the head on its pooled features trains.
                 let backbone = model.backbone.clone();
                 let d = dev.clone();
                 let extract = move |x: Inputs| -> Result<Inputs, TrainError> {
@@ -167,7 +169,7 @@ impl ArchVisitor for WithBackbone<'_> {
                         f: B::FEATURES,
                     })
                 };
-                let head = LinearModel::new(&dev, B::FEATURES, classes);
+                let head = FeatureHead::new(&dev, B::FEATURES, classes, &head_config);
                 let (outcome, head) = if spec.cache.features && transform.is_deterministic() {
                     let t = Instant::now();
                     let mut source = cached_features(
@@ -188,6 +190,7 @@ impl ArchVisitor for WithBackbone<'_> {
                     run(&dev, head, &mut source, cfg, progress, paths, rec)?
                 };
                 // stored as one classifier, backbone and trained head, with PyTorch names
+                model.hidden = head.hidden;
                 model.head = head.fc;
                 finish(outcome, || save_classifier(&model, paths.model))
             }
@@ -390,7 +393,7 @@ pub fn extract_all(
 
 /// Features of the frozen backbone from the cache, built on a miss. The key holds everything
 /// they depend on: the data's content, the (deterministic) transforms, the backbone and the
-/// hash of its weights.
+/// hash of its weights and the global pooling.
 fn cached_features(
     spec: &RunSpec,
     folder: &ImageFolder,
@@ -413,6 +416,7 @@ fn cached_features(
         ),
         ("backbone", backbone.to_string()),
         ("weights", weights),
+        ("pool", format!("{:?}", spec.head.pool)),
     ]);
     let t = Instant::now();
     let (f, lookup) = cache.get_or_build(&key, || extract_all(spec, folder, transform, extract))?;

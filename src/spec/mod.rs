@@ -8,6 +8,7 @@
 
 mod error;
 pub mod expand;
+mod head;
 mod layer;
 mod overrides;
 mod presets;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use error::{display_path, Diagnostic, Severity, Snippet, Source, SourceKind, SpecError};
+pub use head::{Activation, HeadKind, Pool};
 pub use resolved::{
     Backbone, Cache, Dataset, ExperimentInfo, Head, Loss, Optimizer, Regularization, RunSpec,
     Train, Transforms,

@@ -174,12 +174,7 @@ update_leaves!(RawBackbone {
     freeze
 });
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawHead {
-    pub replace: Option<bool>,
-}
-update_leaves!(RawHead { replace });
+pub use super::head::RawHead;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -70,10 +70,7 @@ pub struct Backbone {
     pub freeze: Freeze,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Head {
-    pub replace: bool,
-}
+pub use super::head::Head;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Loss {
@@ -173,9 +170,7 @@ impl RunSpec {
                 weights: path(get(&b.weights, "backbone.weights")?),
                 freeze: get(&b.freeze, "backbone.freeze")?,
             },
-            head: Head {
-                replace: get(&h.replace, "head.replace")?,
-            },
+            head: Head::from_raw(h)?,
             loss: Loss {
                 kind: get(&l.kind, "loss.kind")?,
             },

@@ -11,6 +11,8 @@ use super::resolved::RunSpec;
 use super::sites::Sites;
 use super::values::{OptimizerKind, RegularizationKind};
 
+mod head;
+
 /// 2·lr·λ (or lr·λ for decoupled decay) at or above this warns: weights shrink fast per step.
 const SHRINK_WARN: f64 = 0.1;
 /// At or above this the step no longer shrinks the weights: it flips or zeroes them.
@@ -36,6 +38,7 @@ pub fn check(
     c.train(spec);
     c.dataset(spec);
     c.backbone(spec);
+    c.head(spec);
     if c.errors.is_empty() {
         Ok(c.warnings)
     } else {

@@ -93,6 +93,7 @@ pub fn fit<M: Net>(
                 continue;
             }
             let n = labels.len();
+            model.begin_batch(epoch, i);
             let logits = model.logits_train(dev, x, model.alloc_grads())?;
             correct += count_correct(&logits.as_vec(), &labels, cfg.num_classes);
             let loss =

@@ -84,4 +84,7 @@ pub trait Net: TensorCollection<f32, Dev> {
         x: Inputs,
         grads: Gradients<f32, Dev>,
     ) -> Result<Logits<OwnedTape<f32, Dev>>, TrainError>;
+    /// Called before each training batch's `logits_train` with the 1-based epoch and the
+    /// 0-based batch index: models with dropout derive their masks from it.
+    fn begin_batch(&mut self, _epoch: usize, _batch: usize) {}
 }

@@ -26,6 +26,8 @@ pub struct Predictor {
     /// Class names by index; `None` for ImageNet's 1000 classes.
     pub classes: Option<Vec<String>>,
     pub transform: Transform,
+    /// The head the weights were trained with (a linear head for pretrained weights).
+    pub head: crate::models::HeadConfig,
 }
 
 impl Predictor {
@@ -44,6 +46,7 @@ impl Predictor {
             weights,
             classes: None,
             transform,
+            head: crate::models::HeadConfig::default(),
         }
     }
 
@@ -83,6 +86,7 @@ impl Predictor {
             weights,
             classes: Some(manifest.classes),
             transform,
+            head: crate::models::HeadConfig::from_spec(&spec.head, 0),
         })
     }
 
@@ -109,7 +113,7 @@ impl ArchVisitor for Predict<'_> {
                 (n, Names::for_head(&self.p.weights, n))
             }
         };
-        let mut model = Classifier::<B>::new(&dev, classes);
+        let mut model = Classifier::<B>::with_head(&dev, classes, &self.p.head);
         load_torchvision_weights(&mut model, &self.p.weights, false).map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for path in self.images {

@@ -11,7 +11,7 @@ use comfy_table::{presets, CellAlignment, Table};
 
 use crate::models::describe::describe_classifier;
 use crate::models::freeze::frozen_prefix;
-use crate::models::{Arch, ArchVisitor, Backbone, Classifier, Dev};
+use crate::models::{Arch, ArchVisitor, Backbone, Classifier, Dev, HeadConfig};
 use crate::nn::describe::{Chw, ConvLayer, LayerRow};
 use crate::ops::Padding;
 use crate::spec::{Freeze, LoadOptions, RunSpec};
@@ -29,18 +29,32 @@ pub struct ModelSummary {
     /// The model's own count of its trainable tensors' elements (dfdx's `NumParams` over its
     /// `TensorCollection`): the rows must add up to it (checked by the tests).
     pub model_params: usize,
+    /// The head and pooling the rows describe.
+    pub head: HeadConfig,
 }
 
 /// The smallest input side every backbone accepts (SmallCnn pools twice by 2).
 pub const MIN_SIDE: usize = 4;
 
 impl ModelSummary {
-    /// Builds the model (random weights: the numbers do not depend on them) and walks it.
+    /// Builds the model with a linear head (random weights: the numbers do not depend on them)
+    /// and walks it.
     pub fn of(
         arch: Arch,
         input: Chw,
         classes: usize,
         freeze: &Freeze,
+    ) -> Result<ModelSummary, String> {
+        Self::with_head(arch, input, classes, freeze, &HeadConfig::default())
+    }
+
+    /// [`ModelSummary::of`] with the declared head and pooling.
+    pub fn with_head(
+        arch: Arch,
+        input: Chw,
+        classes: usize,
+        freeze: &Freeze,
+        head: &HeadConfig,
     ) -> Result<ModelSummary, String> {
         if input.c != 3 {
             return Err(format!(
@@ -65,19 +79,19 @@ impl ModelSummary {
                 frozen_prefix(arch, block).map_err(|e| format!("backbone.freeze: {e}"))?
             }
         };
-        struct Walk(Chw, usize);
-        impl ArchVisitor for Walk {
+        struct Walk<'a>(Chw, usize, &'a HeadConfig);
+        impl ArchVisitor for Walk<'_> {
             type Output = (Vec<LayerRow>, usize);
             fn visit<B: Backbone>(self) -> Self::Output {
                 use dfdx::nn::NumParams;
-                let model = Classifier::<B>::new(&Dev::seed_from_u64(0), self.1);
+                let model = Classifier::<B>::with_head(&Dev::seed_from_u64(0), self.1, self.2);
                 (
                     describe_classifier(&model, self.0),
                     model.num_trainable_params(),
                 )
             }
         }
-        let (rows, model_params) = arch.dispatch(Walk(input, classes));
+        let (rows, model_params) = arch.dispatch(Walk(input, classes, head));
         Ok(ModelSummary {
             arch,
             input,
@@ -85,6 +99,7 @@ impl ModelSummary {
             rows,
             frozen_blocks: blocks[..frozen].to_vec(),
             model_params,
+            head: head.clone(),
         })
     }
 
@@ -167,8 +182,20 @@ impl ModelSummary {
             }
             [first, .., last] => format!(" (blocks {first} to {last})"),
         };
+        let h_ = &self.head;
+        let head = if h_.widths.is_empty() && h_.pool == crate::spec::Pool::Avg {
+            String::new() // the default: the table says it
+        } else if h_.widths.is_empty() {
+            format!(", linear head, {:?} pooling", h_.pool).to_lowercase()
+        } else {
+            format!(
+                ", mlp head {:?}, {:?}, batch_norm {}, dropout {} before each linear layer, {:?} pooling",
+                h_.widths, h_.activation, h_.batch_norm, h_.dropout, h_.pool
+            )
+            .to_lowercase()
+        };
         format!(
-            "{} on one {c}×{h}×{w} image, {} classes\n{t}\n\
+            "{} on one {c}×{h}×{w} image, {} classes{head}\n{t}\n\
              Total params: {}\n\
              Trainable params: {}\n\
              Frozen params: {}{frozen}\n\
@@ -195,16 +222,18 @@ pub fn for_spec(
     let exp = crate::spec::load(path, opts).map_err(|e| e.to_string())?;
     let runs = &exp.runs;
     let mut out: Vec<(Vec<usize>, ModelSummary)> = Vec::new();
-    let mut keys: Vec<(Arch, Chw, usize, Freeze)> = Vec::new();
+    let mut keys: Vec<(Arch, Chw, usize, Freeze, HeadConfig)> = Vec::new();
     for run in runs {
         let (arch, input, classes) = model_of(&run.spec)?;
-        let key = (arch, input, classes, run.spec.backbone.freeze.clone());
+        // the seed changes no row: runs differing only in it share a table
+        let head = HeadConfig::from_spec(&run.spec.head, 0);
+        let key = (arch, input, classes, run.spec.backbone.freeze.clone(), head);
         match keys.iter().position(|k| *k == key) {
             Some(i) => out[i].0.push(run.index + 1),
             None => {
                 out.push((
                     vec![run.index + 1],
-                    ModelSummary::of(arch, input, classes, &key.3)?,
+                    ModelSummary::with_head(arch, input, classes, &key.3, &key.4)?,
                 ));
                 keys.push(key);
             }
