@@ -6,13 +6,17 @@
 //! `--set key=value` overrides ← the sweep point. Every layer is read through the same strict
 //! serde types (`raw.rs`) and every resolved run through the same checks (`validate.rs`).
 
-pub mod expand;
+mod augment;
 mod error;
+pub mod expand;
+mod id_compat;
 mod layer;
 mod overrides;
 mod presets;
+mod random_search;
 mod raw;
 mod resolved;
+mod schedule;
 mod sites;
 mod sweep;
 mod validate;
@@ -28,6 +32,8 @@ pub use resolved::{
     LossKind, OnBadImage, Optimizer, OptimizerKind, Regularization, RegularizationKind, RunSpec,
     Train, Transforms,
 };
+// issue #14: schedules, early stopping, augmentation
+pub use resolved::{ColorJitter, EarlyStopping, Metric, RandomResizedCrop, Schedule, ScheduleKind};
 pub use sweep::{Axis, AxisKind, Sweep, SweptKey};
 
 use layer::Layer;

@@ -13,7 +13,8 @@ use super::raw::{AxisEntry, RawAxes, RawSpec, RawSweep, SweptValues};
 use super::sites::{Site, Sites};
 
 /// The swept keys, grouped into axes. Runs are the cartesian product of the axes, the first axis
-/// varying slowest: grid keys in file order, then zip groups, then seeds.
+/// varying slowest: grid keys in file order, then zip groups, then random-search trials, then
+/// seeds.
 #[derive(Debug, Clone, Default)]
 pub struct Sweep {
     pub axes: Vec<Axis>,
@@ -35,6 +36,8 @@ impl Sweep {
 pub enum AxisKind {
     Grid,
     Zip,
+    /// `[sweep.random]`: sampled trials, the keys of the space moving together.
+    Random,
     Seeds,
 }
 
@@ -73,6 +76,7 @@ pub(crate) struct SweepInput {
     /// Seeds are swept as `experiment.seed`, named after the `seeds` key in the file.
     seeds: Option<(Arc<Source>, Spanned<String>, SweptValues)>,
     zip: Option<(Arc<Source>, Vec<Spanned<RawAxes>>)>,
+    random: super::random_search::RandomInput,
 }
 
 impl SweepInput {
@@ -90,6 +94,9 @@ impl SweepInput {
         }
         if let Some(zip) = sweep.zip {
             self.zip = Some((layer.source.clone(), zip));
+        }
+        if let Some(random) = sweep.random {
+            self.random.update(&layer.source, random);
         }
     }
 
@@ -118,6 +125,9 @@ impl SweepInput {
                     keys,
                 });
             }
+        }
+        if let Some(axis) = self.random.build(known, swept_key)? {
+            axes.push(axis);
         }
         if let Some((source, key, seeds)) = self.seeds {
             // `seeds = []` (the default) sweeps nothing, unlike an empty grid list.
