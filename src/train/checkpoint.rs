@@ -13,7 +13,7 @@ use dfdx::nn::tensor_collection::{
 };
 use dfdx::prelude::*;
 
-use super::{Dev, Optimizer, OptimizerConfig, TrainError};
+use super::{Dev, LoopState, Optimizer, OptimizerConfig, TrainError};
 use crate::results::store::write_atomic;
 
 /// Every tensor of `model` by its path, with its shape and values.
@@ -87,12 +87,13 @@ pub fn save_weights<M: TensorCollection<f32, Dev>>(
     write(path, named, HashMap::new())
 }
 
-/// Saves model, optimizer state and epoch.
+/// Saves model, optimizer state, epoch and the loop's schedule / early-stopping state.
 pub fn save<M: TensorCollection<f32, Dev>>(
     path: &Path,
     model: &M,
     opt: &Optimizer,
     epoch: usize,
+    state: &LoopState,
 ) -> Result<(), TrainError> {
     let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = tensors(model)
         .into_iter()
@@ -107,17 +108,22 @@ pub fn save<M: TensorCollection<f32, Dev>>(
         ("epoch".to_string(), epoch.to_string()),
         ("step".to_string(), opt.step.to_string()),
         ("optimizer".to_string(), format!("{:?}", opt.cfg)),
+        (
+            "loop_state".to_string(),
+            serde_json::to_string(state).expect("loop state serialises"),
+        ),
     ]);
     write(path, named, meta)
 }
 
-/// Loads a checkpoint into `model`; returns the completed epoch and the optimizer state.
+/// Loads a checkpoint into `model`; returns the completed epoch, the optimizer state and the
+/// loop state (default for checkpoints written before it was kept).
 /// A checkpoint of another model or optimizer is an error, never half-applied.
 pub fn load<M: TensorCollection<f32, Dev>>(
     path: &Path,
     model: &mut M,
     cfg: &OptimizerConfig,
-) -> Result<(usize, Optimizer), String> {
+) -> Result<(usize, Optimizer, LoopState), String> {
     let data = std::fs::read(path).map_err(|e| e.to_string())?;
     let st = SafeTensors::deserialize(&data).map_err(|e| format!("{e:?}"))?;
     let (_, meta) = SafeTensors::read_metadata(&data).map_err(|e| format!("{e:?}"))?;
@@ -131,44 +137,11 @@ pub fn load<M: TensorCollection<f32, Dev>>(
             .ok_or(format!("no `{k}` in its metadata"))
     };
     let (epoch, step) = (num("epoch")? as usize, num("step")?);
-    // check every tensor before changing any
-    let expected = tensors(model);
-    for (name, shape, _) in &expected {
-        let t = st
-            .tensor(&format!("model.{name}"))
-            .map_err(|_| format!("it has no tensor `{name}`"))?;
-        if t.shape() != shape.as_slice() {
-            return Err(format!(
-                "`{name}` has shape {:?}, the model {:?}",
-                t.shape(),
-                shape
-            ));
-        }
-    }
-    struct Apply<'a>(&'a SafeTensors<'a>);
-    impl TensorVisitor<f32, Dev> for Apply<'_> {
-        type Viewer = (ViewTensorMut, ViewTensorName);
-        type Err = CpuError;
-        type E2 = f32;
-        type D2 = Dev;
-        fn visit<S: Shape>(
-            &mut self,
-            _: TensorOptions<S, f32, Dev>,
-            (t, name): (&mut Tensor<S, f32, Dev>, String),
-        ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
-            let src = self
-                .0
-                .tensor(&format!("model.{name}"))
-                .expect("checked above");
-            t.copy_from(&floats(src.data()));
-            Ok(None)
-        }
-    }
-    M::iter_tensors(&mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut Apply(&st),
-    })
-    .expect("walking tensors");
+    let state = match meta.get("loop_state") {
+        Some(json) => serde_json::from_str(json).map_err(|e| format!("its loop_state: {e}"))?,
+        None => LoopState::default(),
+    };
+    apply(&st, "model.", model)?;
     let states = |kind: &str| -> Vec<Vec<f32>> {
         (0..)
             .map_while(|i| {
@@ -181,12 +154,71 @@ pub fn load<M: TensorCollection<f32, Dev>>(
     Ok((
         epoch,
         Optimizer {
+            lr: cfg.lr(),
             cfg: cfg.clone(),
             step,
             first: states("first"),
             second: states("second"),
         },
+        state,
     ))
+}
+
+/// Loads weights written by [`save_weights`] into `model` (all or nothing).
+pub fn load_weights<M: TensorCollection<f32, Dev>>(
+    path: &Path,
+    model: &mut M,
+) -> Result<(), String> {
+    let data = std::fs::read(path).map_err(|e| e.to_string())?;
+    let st = SafeTensors::deserialize(&data).map_err(|e| format!("{e:?}"))?;
+    apply(&st, "", model)
+}
+
+/// Copies the tensors named `<prefix><path>` into `model`, after checking every one of them.
+fn apply<M: TensorCollection<f32, Dev>>(
+    st: &SafeTensors<'_>,
+    prefix: &str,
+    model: &mut M,
+) -> Result<(), String> {
+    // check every tensor before changing any
+    let expected = tensors(model);
+    for (name, shape, _) in &expected {
+        let t = st
+            .tensor(&format!("{prefix}{name}"))
+            .map_err(|_| format!("it has no tensor `{name}`"))?;
+        if t.shape() != shape.as_slice() {
+            return Err(format!(
+                "`{name}` has shape {:?}, the model {:?}",
+                t.shape(),
+                shape
+            ));
+        }
+    }
+    struct Apply<'a>(&'a SafeTensors<'a>, &'a str);
+    impl TensorVisitor<f32, Dev> for Apply<'_> {
+        type Viewer = (ViewTensorMut, ViewTensorName);
+        type Err = CpuError;
+        type E2 = f32;
+        type D2 = Dev;
+        fn visit<S: Shape>(
+            &mut self,
+            _: TensorOptions<S, f32, Dev>,
+            (t, name): (&mut Tensor<S, f32, Dev>, String),
+        ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
+            let src = self
+                .0
+                .tensor(&format!("{}{name}", self.1))
+                .expect("checked above");
+            t.copy_from(&floats(src.data()));
+            Ok(None)
+        }
+    }
+    M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut Apply(st, prefix),
+    })
+    .expect("walking tensors");
+    Ok(())
 }
 
 #[cfg(test)]
@@ -213,11 +245,14 @@ mod tests {
         opt.update(&mut l, &mut grads);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ckpt.safetensors");
-        save(&path, &l, &opt, 4).unwrap();
+        let mut state = LoopState::default();
+        state.schedule.lr = Some(0.005);
+        state.stop.best_epoch = 3;
+        save(&path, &l, &opt, 4, &state).unwrap();
 
         let mut m = LinearHead::new(&dev, 3, 2);
-        let (epoch, opt2) = load(&path, &mut m, &cfg).unwrap();
-        assert_eq!((epoch, &opt2), (4, &opt));
+        let (epoch, opt2, state2) = load(&path, &mut m, &cfg).unwrap();
+        assert_eq!((epoch, &opt2, &state2), (4, &opt, &state));
         assert_eq!(
             (m.weight.as_vec(), m.bias.as_vec()),
             (l.weight.as_vec(), l.bias.as_vec())

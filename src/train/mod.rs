@@ -5,14 +5,23 @@
 //! hands it to [`fit`], which is generic over [`Net`].
 
 pub mod checkpoint;
+mod clip;
+pub mod early_stopping;
 mod fit;
 mod frozen;
+mod loss;
 mod net;
 mod optim;
 mod regularize;
+pub mod schedule;
 
-pub use fit::{evaluate, fit, EpochMetrics, Evaluation, FitConfig, Outcome, Source, Split, Start};
+pub use clip::clip_grad_norm;
+pub use early_stopping::{EarlyStopping, Stopped};
+pub use fit::{
+    evaluate, fit, EpochMetrics, Evaluation, FitConfig, LoopState, Outcome, Source, Split, Start,
+};
 pub use frozen::Frozen;
 pub use net::{Dev, Inputs, Logits, Net, TrainError};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use regularize::{penalised_norm, penalised_norm_except, Regularization, RegularizationKind};
+pub use schedule::{LrKind, LrSchedule, Plateau};

@@ -40,6 +40,8 @@ impl OptimizerConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Optimizer {
     pub cfg: OptimizerConfig,
+    /// The rate of the current epoch (the schedule's; `cfg`'s lr is the base rate).
+    pub lr: f64,
     /// Steps taken (Adam's bias correction needs it).
     pub step: u64,
     /// Per trainable tensor: SGD's velocity, or Adam's first moment.
@@ -51,6 +53,7 @@ pub struct Optimizer {
 impl Optimizer {
     pub fn new(cfg: OptimizerConfig) -> Self {
         Self {
+            lr: cfg.lr(),
             cfg,
             step: 0,
             first: Vec::new(),
@@ -116,6 +119,7 @@ impl TensorVisitor<f32, Dev> for Step<'_> {
         let g: &[f32] = self.grads.get_or_alloc_mut(t)?;
         let mut w = t.as_vec();
         let opt = &mut *self.opt;
+        let lr = opt.lr;
         if opt.first.len() <= i {
             opt.first.resize(i + 1, Vec::new());
         }
@@ -124,9 +128,7 @@ impl TensorVisitor<f32, Dev> for Step<'_> {
         }
         match opt.cfg {
             OptimizerConfig::Sgd {
-                lr,
-                momentum,
-                nesterov,
+                momentum, nesterov, ..
             } => {
                 let (lr, mu) = (lr as f32, momentum as f32);
                 let v = &mut opt.first[i];
@@ -143,7 +145,7 @@ impl TensorVisitor<f32, Dev> for Step<'_> {
                     *w -= lr * d;
                 }
             }
-            OptimizerConfig::Adam { lr, betas, eps } => {
+            OptimizerConfig::Adam { betas, eps, .. } => {
                 if opt.second.len() <= i {
                     opt.second.resize(i + 1, Vec::new());
                 }
