@@ -65,6 +65,9 @@ pub struct Manifest {
     pub epochs_done: usize,
     pub epochs: usize,
     pub diverged_epoch: Option<usize>,
+    /// Set when early stopping ended the run (its status is `done`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<StoppedEarly>,
     pub error: Option<String>,
     pub classes: Vec<String>,
     pub device: String,
@@ -75,6 +78,18 @@ pub struct Manifest {
     pub crate_versions: Vec<(String, String)>,
     pub started_at: String,
     pub finished_at: Option<String>,
+}
+
+/// How early stopping ended a run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoppedEarly {
+    /// The last epoch trained.
+    pub epoch: usize,
+    /// The best epoch by the watched metric.
+    pub best_epoch: usize,
+    pub reason: String,
+    /// model.safetensors holds the best epoch's weights (`early_stopping.restore_best`).
+    pub restored_best: bool,
 }
 
 /// One run's folder.

@@ -25,9 +25,9 @@ use crate::results::store::RunLock;
 
 use crate::data::{BadImagePolicy, Transform};
 use crate::results::schema::{self, ParamValue, RunKey};
+use crate::results::store::{Manifest, RunDir, Status};
 use crate::spec::expand::{self, PlannedRun};
 use crate::spec::{self, Experiment, RunSpec};
-use crate::results::store::{Manifest, RunDir, Status};
 use crate::train::{
     EpochMetrics, FitConfig, OptimizerConfig, Outcome, Regularization, RegularizationKind,
     TrainError,
@@ -85,6 +85,7 @@ pub fn transforms(spec: &RunSpec) -> Transform {
         hflip: t.hflip as f32,
         mean: t.mean,
         std: t.std,
+        augment: crate::data::Augment::from_spec(t),
     }
 }
 
@@ -119,7 +120,50 @@ fn fit_config(spec: &RunSpec, classes: usize) -> FitConfig {
         },
         num_classes: classes,
         frozen: crate::train::Frozen::none(),
+        schedule: lr_schedule(spec),
+        early_stopping: early_stopping(spec),
+        label_smoothing: spec.loss.label_smoothing,
+        grad_clip_norm: spec.train.grad_clip_norm,
     }
+}
+
+fn lr_schedule(spec: &RunSpec) -> crate::train::LrSchedule {
+    use crate::train::{LrKind, Plateau};
+    let s = &spec.schedule;
+    let kind = match s.kind {
+        spec::ScheduleKind::Constant => LrKind::Constant,
+        spec::ScheduleKind::Step => LrKind::Step {
+            step_size: s.step_size as usize,
+            gamma: s.gamma,
+        },
+        spec::ScheduleKind::Cosine => LrKind::Cosine { min_lr: s.min_lr },
+        spec::ScheduleKind::Plateau => LrKind::Plateau(Plateau {
+            maximize: s.metric == spec::Metric::ValAcc,
+            patience: s.patience as usize,
+            factor: s.factor,
+            min_lr: s.min_lr,
+        }),
+    };
+    crate::train::LrSchedule {
+        base_lr: spec.optimizer.lr,
+        warmup_epochs: s.warmup_epochs as usize,
+        epochs: spec.train.epochs as usize,
+        kind,
+    }
+}
+
+fn early_stopping(spec: &RunSpec) -> Option<crate::train::EarlyStopping> {
+    let e = &spec.early_stopping;
+    (e.patience > 0).then(|| crate::train::EarlyStopping {
+        metric: match e.metric {
+            spec::Metric::ValLoss => "val_loss",
+            spec::Metric::ValAcc => "val_acc",
+        },
+        maximize: e.metric == spec::Metric::ValAcc,
+        patience: e.patience as usize,
+        min_delta: e.min_delta,
+        restore_best: e.restore_best,
+    })
 }
 
 fn bad_image_policy(spec: &RunSpec) -> BadImagePolicy {
@@ -252,6 +296,7 @@ fn execute(
     let prior_rows = if opts.rerun { Vec::new() } else { prior_rows };
     if opts.rerun {
         let _ = std::fs::remove_file(dir.file(CHECKPOINT));
+        let _ = std::fs::remove_file(dir.file(BEST_WEIGHTS));
     }
     dir.write_text("spec.toml", &spec.to_toml())
         .map_err(|e| fail(TrainError::Store(e.to_string())))?;
@@ -273,6 +318,7 @@ fn execute(
         epochs_done: prior_rows.len(),
         epochs: spec.train.epochs as usize,
         diverged_epoch: None,
+        stopped_early: None,
         error: None,
         classes: folder.classes.clone(),
         device: "cpu".into(),
@@ -313,6 +359,7 @@ fn execute(
     let paths = model::Paths {
         checkpoint: &dir.file(CHECKPOINT),
         model: &dir.file("model.safetensors"),
+        best: &dir.file(BEST_WEIGHTS),
     };
     let hashes = model::Hashes {
         dataset: &data_fp,
@@ -340,6 +387,20 @@ fn execute(
     manifest.finished_at = Some(provenance::now_utc());
     let (status, error) = match &result {
         Ok(Outcome::Done) => (Status::Done, None),
+        Ok(Outcome::Stopped(stopped)) => {
+            tracing::info!(
+                "{head}: stopped early after epoch {}: {}",
+                stopped.epoch,
+                stopped.reason
+            );
+            manifest.stopped_early = Some(crate::results::store::StoppedEarly {
+                epoch: stopped.epoch,
+                best_epoch: stopped.best_epoch,
+                reason: stopped.reason.clone(),
+                restored_best: cfg.early_stopping.as_ref().is_some_and(|e| e.restore_best),
+            });
+            (Status::Done, None)
+        }
         Ok(Outcome::Diverged { epoch }) => {
             manifest.diverged_epoch = Some(*epoch);
             tracing::warn!("{head}: diverged in epoch {epoch} (non-finite loss)");
@@ -379,3 +440,5 @@ fn execute(
 
 /// The checkpoint file of an unfinished run.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
+/// The best epoch's weights of an unfinished run with early stopping and `restore_best`.
+pub const BEST_WEIGHTS: &str = "checkpoint-best.safetensors";

@@ -7,8 +7,8 @@ use super::model;
 use super::progress::Progress;
 use super::RunReport;
 use crate::results::schema::{self, ParamValue, RunKey};
-use crate::spec::expand::PlannedRun;
 use crate::results::store::{Manifest, RunDir, Status};
+use crate::spec::expand::PlannedRun;
 use crate::train::{EpochMetrics, TrainError};
 
 /// Records a run's epochs as they end: metrics.parquet with every row so far, then the
@@ -76,7 +76,12 @@ pub(super) fn previous_done(
         return None;
     }
     let rows = schema::read_epochs(&dir.file("metrics.parquet"), &m.classes).ok()?;
-    if rows.len() != m.epochs {
+    // an early-stopped run is complete with fewer epochs than asked for
+    let complete = match &m.stopped_early {
+        Some(stopped) => stopped.epoch,
+        None => m.epochs,
+    };
+    if rows.len() != complete {
         return None;
     }
     Some(RunReport {

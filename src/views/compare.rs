@@ -9,8 +9,8 @@ mod render;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use crate::results::schema::ParamValue;
 use crate::results::scan::{self, Run, ViewError};
+use crate::results::schema::ParamValue;
 
 pub use filter::{resolve_column, Cell, Filter, Op};
 
@@ -318,7 +318,14 @@ impl<'a> Table<'a> {
                     run_ids: members.iter().map(|&i| runs[i].run_id.clone()).collect(),
                     params: shown.iter().map(|k| first.param(k).cloned()).collect(),
                     stats,
-                    status: status_of(members.iter().map(|&i| runs[i].status_str())),
+                    status: status_of(
+                        members
+                            .iter()
+                            .map(|&i| runs[i].status_label())
+                            .collect::<Vec<_>>()
+                            .iter()
+                            .map(String::as_str),
+                    ),
                 }
             })
             .collect();
