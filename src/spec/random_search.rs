@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::de::{DeserializeSeed, Error as _, MapAccess, Visitor};
+use serde::de::{Error as _, MapAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
@@ -74,11 +74,13 @@ impl<'de> Visitor<'de> for EntryVisitor {
             "choice" => SpaceEntry::Dist(Distribution::Choice(map.next_value()?)),
             // not a distribution: a key one level down, or a misspelt distribution
             _ => {
+                let inner: Spanned<Probe> = map.next_value()?;
+                let span = inner.span();
+                let Probe::Entry(entry) = inner.into_inner() else {
+                    return Err(A::Error::unknown_variant(first.get_ref(), &DISTRIBUTIONS));
+                };
                 let mut nested = RawSpace::new();
-                let inner = map.next_value_seed(NestedSeed {
-                    name: first.get_ref(),
-                })?;
-                nested.insert(first, Spanned::new(0..0, inner));
+                nested.insert(first, Spanned::new(span, entry));
                 while let Some((k, v)) = map.next_entry::<Spanned<String>, Spanned<SpaceEntry>>()? {
                     nested.insert(k, v);
                 }
@@ -95,41 +97,45 @@ impl<'de> Visitor<'de> for EntryVisitor {
     }
 }
 
-/// The value under a key that is not a distribution name: a table one level down, else the
-/// key was meant as a distribution (and is misspelt).
-struct NestedSeed<'a> {
-    name: &'a str,
+/// The value under a key that is not a distribution name: a table one level down, or anything
+/// else, which means the key was meant as a (misspelt) distribution.
+enum Probe {
+    Entry(SpaceEntry),
+    NotATable,
 }
 
-impl<'de> DeserializeSeed<'de> for NestedSeed<'_> {
-    type Value = SpaceEntry;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for NestedSeed<'_> {
-    type Value = SpaceEntry;
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a distribution such as { log_uniform = [1e-4, 1e-1] }")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<SpaceEntry, A::Error> {
-        EntryVisitor.visit_map(map)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<SpaceEntry, A::Error> {
-        Err(A::Error::unknown_variant(self.name, &DISTRIBUTIONS))
-    }
-    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<SpaceEntry, E> {
-        Err(E::unknown_variant(self.name, &DISTRIBUTIONS))
-    }
-    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<SpaceEntry, E> {
-        Err(E::unknown_variant(self.name, &DISTRIBUTIONS))
-    }
-    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<SpaceEntry, E> {
-        Err(E::unknown_variant(self.name, &DISTRIBUTIONS))
-    }
-    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<SpaceEntry, E> {
-        Err(E::unknown_variant(self.name, &DISTRIBUTIONS))
+impl<'de> Deserialize<'de> for Probe {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ProbeVisitor;
+        impl<'de> Visitor<'de> for ProbeVisitor {
+            type Value = Probe;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a distribution such as { log_uniform = [1e-4, 1e-1] }")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Probe, A::Error> {
+                EntryVisitor.visit_map(map).map(Probe::Entry)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Probe, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Probe::NotATable)
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Probe, E> {
+                Ok(Probe::NotATable)
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Probe, E> {
+                Ok(Probe::NotATable)
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Probe, E> {
+                Ok(Probe::NotATable)
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Probe, E> {
+                Ok(Probe::NotATable)
+            }
+        }
+        d.deserialize_any(ProbeVisitor)
     }
 }
 
@@ -249,12 +255,16 @@ fn flatten(space: RawSpace) -> Vec<(Spanned<String>, Spanned<Distribution>)> {
 
 /// `trials` values of one key. Each key draws from its own stream, seeded by (seed, key), so
 /// adding a key to the space leaves the other keys' samples as they were.
+/// A sampled value points at its distribution (a chosen one at itself), so that a point failing
+/// the checks is reported there.
 fn sample(
     key: &str,
-    dist: &Distribution,
+    dist: &Spanned<Distribution>,
     trials: usize,
     seed: u64,
 ) -> Result<Vec<Spanned<toml::Value>>, String> {
+    let at = dist.span();
+    let dist = dist.get_ref();
     let mut rng = ChaCha8Rng::seed_from_u64(stream_seed(seed, key));
     let ordered = |[a, b]: [f64; 2], what: &str| -> Result<(), String> {
         if !(a.is_finite() && b.is_finite() && a <= b) {
@@ -264,8 +274,7 @@ fn sample(
         }
         Ok(())
     };
-    let whole = |span: &std::ops::Range<usize>, v: toml::Value| Spanned::new(span.clone(), v);
-    let no_span = 0..0;
+    let whole = |v: toml::Value| Spanned::new(at.clone(), v);
     match dist {
         Distribution::Uniform(r) => {
             ordered(*r, "uniform")?;
@@ -273,7 +282,7 @@ fn sample(
             Ok((0..trials)
                 .map(|_| {
                     let x = round(a + (b - a) * rng.gen::<f64>()).clamp(a, b);
-                    whole(&no_span, toml::Value::Float(x))
+                    whole(toml::Value::Float(x))
                 })
                 .collect())
         }
@@ -289,7 +298,7 @@ fn sample(
             Ok((0..trials)
                 .map(|_| {
                     let x = round((la + (lb - la) * rng.gen::<f64>()).exp()).clamp(a, b);
-                    whole(&no_span, toml::Value::Float(x))
+                    whole(toml::Value::Float(x))
                 })
                 .collect())
         }
@@ -300,7 +309,7 @@ fn sample(
                 ));
             }
             Ok((0..trials)
-                .map(|_| whole(&no_span, toml::Value::Integer(rng.gen_range(*a..=*b))))
+                .map(|_| whole(toml::Value::Integer(rng.gen_range(*a..=*b))))
                 .collect())
         }
         Distribution::Choice(options) => {
@@ -337,7 +346,7 @@ mod tests {
 
     #[test]
     fn samples_are_seeded_in_range_and_rounded() {
-        let d = Distribution::LogUniform([1e-4, 1e-1]);
+        let d = Spanned::new(0..0, Distribution::LogUniform([1e-4, 1e-1]));
         let a = sample("optimizer.lr", &d, 8, 3).unwrap();
         let b = sample("optimizer.lr", &d, 8, 3).unwrap();
         assert_eq!(a, b);
@@ -347,14 +356,21 @@ mod tests {
             assert!((1e-4..=1e-1).contains(&x), "{x}");
             assert_eq!(round(x), x);
         }
-        let ints = sample("train.batch_size", &Distribution::IntUniform([2, 4]), 50, 0).unwrap();
+        let d = |d: Distribution| Spanned::new(0..0, d);
+        let ints = sample(
+            "train.batch_size",
+            &d(Distribution::IntUniform([2, 4])),
+            50,
+            0,
+        )
+        .unwrap();
         let ints: Vec<i64> = ints
             .iter()
             .map(|v| v.get_ref().as_integer().unwrap())
             .collect();
         assert!(ints.iter().all(|i| (2..=4).contains(i)));
         assert!([2, 3, 4].iter().all(|i| ints.contains(i)), "{ints:?}");
-        assert!(sample("k", &Distribution::Uniform([1.0, 0.0]), 1, 0).is_err());
-        assert!(sample("k", &Distribution::LogUniform([0.0, 1.0]), 1, 0).is_err());
+        assert!(sample("k", &d(Distribution::Uniform([1.0, 0.0])), 1, 0).is_err());
+        assert!(sample("k", &d(Distribution::LogUniform([0.0, 1.0])), 1, 0).is_err());
     }
 }
