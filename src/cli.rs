@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::spec::expand;
-use crate::run::{self, Identities, RunOptions};
-use crate::spec::{self, LoadOptions};
 use crate::results::store::Status;
+use crate::run::{self, Identities, RunOptions};
+use crate::spec::expand;
+use crate::spec::{self, LoadOptions};
 
 /// Exit code for a spec that fails to parse or validate (sysexits' EX_CONFIG).
 pub const EXIT_BAD_SPEC: u8 = 78;

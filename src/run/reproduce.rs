@@ -7,9 +7,9 @@ use comfy_table::{presets, Table};
 
 use super::{run_sweep, RunOptions};
 use crate::results::schema;
+use crate::results::store::{read_manifest, Status};
 use crate::spec::expand::PlannedRun;
 use crate::spec::{self, LoadOptions};
-use crate::results::store::{read_manifest, Status};
 
 /// Columns that measure the machine, not the model: never compared.
 const TIMING: &[&str] = &["epoch_seconds", "images_per_second"];
@@ -169,8 +169,7 @@ pub fn reproduce(
     if let Some(e) = &report.error {
         return Err(format!("the reproduction failed: {e}"));
     }
-    let stored =
-        schema::read_frame(&run_dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
+    let stored = schema::read_frame(&run_dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
     let fresh =
         schema::read_frame(&report.dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
     let mut deviations = Vec::new();

@@ -207,14 +207,13 @@ impl RandomInput {
                 source: space_source.clone(),
                 span: entry.span(),
             };
-            let values =
-                sample(key.get_ref(), entry.get_ref(), trials as usize, seed).map_err(|label| {
-                    err(
-                        Diagnostic::error(format!("invalid distribution for `{}`", key.get_ref()))
-                            .at(Some(at.clone()))
-                            .label(label),
-                    )
-                })?;
+            let values = sample(key.get_ref(), &entry, trials as usize, seed).map_err(|label| {
+                err(
+                    Diagnostic::error(format!("invalid distribution for `{}`", key.get_ref()))
+                        .at(Some(at.clone()))
+                        .label(label),
+                )
+            })?;
             let values = Spanned::new(entry.span(), values);
             keys.push(swept_key(&space_source, key, values, known)?);
         }

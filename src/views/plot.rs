@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-use crate::views::compare::{cmp_param, BestBy, Summary, SEED_KEY};
-use crate::results::schema::ParamValue;
 use crate::results::scan::{self, Run, ViewError};
+use crate::results::schema::ParamValue;
 use crate::results::store;
+use crate::views::compare::{cmp_param, BestBy, Summary, SEED_KEY};
 
 pub use chart::{Series, XAxis};
 pub use font::{register as register_font, FAMILY as FONT_FAMILY};
