@@ -202,6 +202,14 @@ pub fn write_atomic(
     Ok(())
 }
 
+/// The project folder a run belongs to: the nearest ancestor with `pipeline/defaults.toml`.
+pub fn project_of(run_dir: &Path) -> Option<PathBuf> {
+    let abs = std::fs::canonicalize(run_dir).ok()?;
+    abs.ancestors()
+        .find(|d| d.join("pipeline/defaults.toml").is_file())
+        .map(Path::to_path_buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use super::error::{Diagnostic, Snippet, Source, SpecError};
-use super::sweep::{Axis, AxisKind, SweptKey};
+use super::sweep::{Axis, SweptKey};
 
 /// Sampled floats keep this many significant digits, so that `runner plan` prints them short
 /// and a value can be passed back with `--set` exactly.
@@ -217,10 +217,7 @@ impl RandomInput {
             let values = Spanned::new(entry.span(), values);
             keys.push(swept_key(&space_source, key, values, known)?);
         }
-        Ok(Some(Axis {
-            kind: AxisKind::Random,
-            keys,
-        }))
+        Ok(Some(Axis { keys }))
     }
 }
 

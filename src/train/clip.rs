@@ -2,12 +2,13 @@
 //! total = ‖(every trainable gradient)‖₂, the gradients are multiplied by
 //! min(1, max_norm / (total + 1e-6)). Frozen tensors are not counted and not touched.
 
-use dfdx::nn::tensor_collection::{
-    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
-};
+use std::convert::Infallible;
+
+use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::*;
 
 use super::{Dev, Frozen};
+use crate::nn::tensors;
 
 /// Clips the gradients in `grads` of `model`'s trainable tensors to a global norm of
 /// `max_norm`; returns the norm before clipping.
@@ -17,66 +18,23 @@ pub fn clip_grad_norm<M: TensorCollection<f32, Dev>>(
     frozen: &Frozen,
     max_norm: f64,
 ) -> f64 {
+    // the same tensors the optimizer updates
+    let mut each = |f: &mut dyn FnMut(&mut [f32])| {
+        let _ = tensors::for_each_mut(model, |t| -> Result<(), Infallible> {
+            if t.trainable() && !frozen.holds(t.name()) {
+                f(t.grad_mut(grads));
+            }
+            Ok(())
+        });
+    };
     let mut sum = 0.0f64;
-    walk(model, grads, frozen, &mut Pass::SquaredNorm(&mut sum));
+    each(&mut |g| sum += g.iter().map(|&v| v as f64 * v as f64).sum::<f64>());
     let total = sum.sqrt();
     let coef = max_norm / (total + 1e-6);
     if coef < 1.0 {
-        walk(model, grads, frozen, &mut Pass::Scale(coef as f32));
+        each(&mut |g| g.iter_mut().for_each(|v| *v *= coef as f32));
     }
     total
-}
-
-enum Pass<'a> {
-    SquaredNorm(&'a mut f64),
-    Scale(f32),
-}
-
-struct Walk<'a, 'b> {
-    grads: &'a mut Gradients<f32, Dev>,
-    frozen: &'a Frozen,
-    pass: &'a mut Pass<'b>,
-}
-
-fn walk<M: TensorCollection<f32, Dev>>(
-    model: &mut M,
-    grads: &mut Gradients<f32, Dev>,
-    frozen: &Frozen,
-    pass: &mut Pass<'_>,
-) {
-    M::iter_tensors(&mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut Walk {
-            grads,
-            frozen,
-            pass,
-        },
-    })
-    .expect("walking the model's tensors");
-}
-
-impl TensorVisitor<f32, Dev> for Walk<'_, '_> {
-    type Viewer = (ViewTensorMut, ViewTensorName);
-    type Err = CpuError;
-    type E2 = f32;
-    type D2 = Dev;
-
-    fn visit<S: Shape>(
-        &mut self,
-        opts: TensorOptions<S, f32, Dev>,
-        (t, name): (&mut Tensor<S, f32, Dev>, String),
-    ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
-        // the same tensors the optimizer updates
-        if !opts.do_gradient_update || self.frozen.holds(&name) {
-            return Ok(None);
-        }
-        let g = self.grads.get_or_alloc_mut(t)?;
-        match self.pass {
-            Pass::SquaredNorm(sum) => **sum += g.iter().map(|&v| v as f64 * v as f64).sum::<f64>(),
-            Pass::Scale(c) => g.iter_mut().for_each(|v| *v *= *c),
-        }
-        Ok(None)
-    }
 }
 
 #[cfg(test)]

@@ -12,6 +12,7 @@ use super::{
     clip, loss, penalised_norm_except, Dev, Frozen, Inputs, Net, Optimizer, OptimizerConfig,
     Regularization, TrainError,
 };
+use crate::results::schema::EpochMetrics;
 
 /// Where a run's batches come from: images through the transforms, or cached features.
 pub trait Source {
@@ -55,29 +56,6 @@ pub struct FitConfig {
 pub struct LoopState {
     pub schedule: ScheduleState,
     pub stop: StopState,
-}
-
-/// One row of a run's metrics table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EpochMetrics {
-    pub epoch: usize,
-    /// Mean cross-entropy over the epoch's training samples against the (smoothed) training
-    /// target; the penalty is not included.
-    pub train_loss: f64,
-    pub train_acc: f64,
-    pub val_loss: f64,
-    pub val_acc: f64,
-    pub val_class_acc: Vec<f64>,
-    /// `confusion[true][predicted]` on val.
-    pub confusion: Vec<Vec<u64>>,
-    /// ‖w‖₂ of the tensors the penalty applies to, after the epoch.
-    pub weight_norm: f64,
-    pub lr: f64,
-    pub epoch_seconds: f64,
-    /// Training images per second of the training pass.
-    pub images_per_second: f64,
-    pub train_samples: usize,
-    pub skipped: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -15,12 +15,11 @@ mod optim;
 mod regularize;
 pub mod schedule;
 
+pub use crate::results::schema::EpochMetrics;
 pub use clip::clip_grad_norm;
 pub use early_stopping::{EarlyStopping, Stopped};
-pub use fit::{
-    evaluate, fit, EpochMetrics, Evaluation, FitConfig, LoopState, Outcome, Source, Split, Start,
-};
-pub use frozen::Frozen;
+pub use fit::{evaluate, fit, Evaluation, FitConfig, LoopState, Outcome, Source, Split, Start};
+pub use frozen::{in_blocks, Frozen};
 pub use net::{Dev, Inputs, Logits, Net, TrainError};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use regularize::{penalised_norm, penalised_norm_except, Regularization, RegularizationKind};

@@ -1,0 +1,113 @@
+//! From a resolved run spec to the objects the program runs: its transforms, its bad-image
+//! policy, its training configuration. This is the one factory of runtime objects (ripgrep's
+//! `HiArgs`): `run`, `views::summary`, `views::preview` and `views::predict` all build them here,
+//! so a spec key means the same thing in every command. (It sits beside `spec`, not in it, so
+//! that `spec` stays a leaf that depends on no runtime module.)
+
+use crate::data::{BadImagePolicy, Transform};
+use crate::spec::{self, RunSpec};
+use crate::train::{
+    EarlyStopping, FitConfig, Frozen, LrKind, LrSchedule, OptimizerConfig, Plateau, Regularization,
+    RegularizationKind,
+};
+
+/// The transforms `[transforms]` declares (train side: random parts included).
+pub fn transform(spec: &RunSpec) -> Transform {
+    let t = &spec.transforms;
+    Transform {
+        resize: (t.resize > 0).then_some(t.resize),
+        crop: (t.crop > 0).then_some(t.crop),
+        random_crop: t.random_crop,
+        hflip: t.hflip as f32,
+        mean: t.mean,
+        std: t.std,
+        augment: crate::data::Augment::from_spec(t),
+    }
+}
+
+/// The training loop's configuration for a run with `classes` classes.
+pub fn fit_config(spec: &RunSpec, classes: usize) -> FitConfig {
+    let o = &spec.optimizer;
+    let optimizer = match o.kind {
+        spec::OptimizerKind::Sgd => OptimizerConfig::Sgd {
+            lr: o.lr,
+            momentum: o.momentum,
+            nesterov: o.nesterov,
+        },
+        spec::OptimizerKind::Adam | spec::OptimizerKind::Adamw => OptimizerConfig::Adam {
+            lr: o.lr,
+            betas: o.betas,
+            eps: o.eps,
+        },
+    };
+    let r = &spec.regularization;
+    let kind = match r.kind {
+        spec::RegularizationKind::None => RegularizationKind::None,
+        spec::RegularizationKind::L2 => RegularizationKind::L2,
+        spec::RegularizationKind::L1 => RegularizationKind::L1,
+        spec::RegularizationKind::Decoupled => RegularizationKind::Decoupled,
+    };
+    FitConfig {
+        epochs: spec.train.epochs as usize,
+        optimizer,
+        regularization: Regularization {
+            kind,
+            lambda: r.lambda,
+            apply_to_all: r.apply_to == spec::ApplyTo::All,
+        },
+        num_classes: classes,
+        frozen: Frozen::none(),
+        schedule: lr_schedule(spec),
+        early_stopping: early_stopping(spec),
+        label_smoothing: spec.loss.label_smoothing,
+        grad_clip_norm: spec.train.grad_clip_norm,
+    }
+}
+
+/// `[schedule]` as the loop steps it.
+fn lr_schedule(spec: &RunSpec) -> LrSchedule {
+    let s = &spec.schedule;
+    let kind = match s.kind {
+        spec::ScheduleKind::Constant => LrKind::Constant,
+        spec::ScheduleKind::Step => LrKind::Step {
+            step_size: s.step_size as usize,
+            gamma: s.gamma,
+        },
+        spec::ScheduleKind::Cosine => LrKind::Cosine { min_lr: s.min_lr },
+        spec::ScheduleKind::Plateau => LrKind::Plateau(Plateau {
+            maximize: s.metric == spec::Metric::ValAcc,
+            patience: s.patience as usize,
+            factor: s.factor,
+            min_lr: s.min_lr,
+        }),
+    };
+    LrSchedule {
+        base_lr: spec.optimizer.lr,
+        warmup_epochs: s.warmup_epochs as usize,
+        epochs: spec.train.epochs as usize,
+        kind,
+    }
+}
+
+/// `[early_stopping]`; `None` when its patience is 0 (off).
+fn early_stopping(spec: &RunSpec) -> Option<EarlyStopping> {
+    let e = &spec.early_stopping;
+    (e.patience > 0).then(|| EarlyStopping {
+        metric: match e.metric {
+            spec::Metric::ValLoss => "val_loss",
+            spec::Metric::ValAcc => "val_acc",
+        },
+        maximize: e.metric == spec::Metric::ValAcc,
+        patience: e.patience as usize,
+        min_delta: e.min_delta,
+        restore_best: e.restore_best,
+    })
+}
+
+/// What the loaders do with an image that cannot be read (`dataset.on_bad_image`).
+pub fn bad_image_policy(spec: &RunSpec) -> BadImagePolicy {
+    match spec.dataset.on_bad_image {
+        spec::OnBadImage::Error => BadImagePolicy::Error,
+        spec::OnBadImage::Skip => BadImagePolicy::Skip,
+    }
+}
