@@ -164,3 +164,61 @@ fn random_train_transforms_skip_the_feature_cache() {
         "{stderr}"
     );
 }
+
+#[test]
+fn restore_best_leaves_the_best_epochs_weights() {
+    // inside the project (target/tmp), so that the run can be loaded back for prediction
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let spec = BASE
+        .replace("name = \"mlp\"", "name = \"small_cnn\"")
+        .replace("resize = 20\ncrop = 16", "resize = 28\ncrop = 28")
+        .replace("lr = 0.1", "lr = 0.05");
+    write_spec(
+        dir.path(),
+        &format!("{spec}epochs = 40\n[early_stopping]\npatience = 2\n"),
+    );
+    let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = only_run(&dir.path().join("r"), "feat");
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+    let best = m["stopped_early"]["best_epoch"]
+        .as_u64()
+        .expect("stopped early") as usize;
+    let val_loss = column(&run, "val_loss");
+    let (at_best, last) = (val_loss[best - 1], *val_loss.last().unwrap());
+    // the saved model's cross-entropy on val is the best epoch's, not the last one's
+    let predictor = runner::views::predict::Predictor::from_run(&run).unwrap();
+    let mut images = Vec::new();
+    for (label, class) in ["cat", "dog"].iter().enumerate() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(fixture().join("val").join(class))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        files.sort();
+        images.extend(files.into_iter().map(|f| (f, label)));
+    }
+    let paths: Vec<PathBuf> = images.iter().map(|(p, _)| p.clone()).collect();
+    let preds = predictor.predict(&paths, 2).unwrap();
+    let loss = preds
+        .iter()
+        .zip(&images)
+        .map(|(p, (_, label))| {
+            let prob = p.top.iter().find(|(i, _, _)| i == label).unwrap().2;
+            -(prob as f64).ln()
+        })
+        .sum::<f64>()
+        / images.len() as f64;
+    assert!(
+        (loss - at_best).abs() < 1e-4,
+        "saved model's val loss {loss}, best epoch {best}: {at_best}, last: {last}"
+    );
+    assert!(
+        (at_best - last).abs() > 1e-3,
+        "best {at_best} vs last {last}"
+    );
+}

@@ -142,35 +142,33 @@ impl ColorJitter {
         let b = factor(self.brightness, rng);
         let c = factor(self.contrast, rng);
         let s = factor(self.saturation, rng);
-        let plane = chw.len() / 3;
-        for which in order {
-            match which {
-                0 => {
-                    if let Some(f) = b {
-                        chw.iter_mut().for_each(|v| *v = (*v * f).clamp(0.0, 1.0));
-                    }
-                }
-                1 => {
-                    if let Some(f) = c {
-                        let (r, g, bl) = (&chw[..plane], &chw[plane..2 * plane], &chw[2 * plane..]);
-                        let mean = (0..plane)
-                            .map(|i| gray(r[i], g[i], bl[i]) as f64)
-                            .sum::<f64>()
-                            / plane.max(1) as f64;
-                        let m = mean as f32;
-                        chw.iter_mut()
-                            .for_each(|v| *v = (f * *v + (1.0 - f) * m).clamp(0.0, 1.0));
-                    }
-                }
-                _ => {
-                    if let Some(f) = s {
-                        for i in 0..plane {
-                            let y = gray(chw[i], chw[plane + i], chw[2 * plane + i]);
-                            for c in 0..3 {
-                                let v = &mut chw[c * plane + i];
-                                *v = (f * *v + (1.0 - f) * y).clamp(0.0, 1.0);
-                            }
-                        }
+        adjust(chw, order, [b, c, s]);
+    }
+}
+
+/// The deterministic part of ColorJitter: adjustment `order[i]` (0 brightness, 1 contrast,
+/// 2 saturation) with its factor, `None` = left out. torchvision's `adjust_*` on float tensors.
+fn adjust(chw: &mut [f32], order: [usize; 3], factors: [Option<f32>; 3]) {
+    let plane = chw.len() / 3;
+    for which in order {
+        let Some(f) = factors[which] else {
+            continue;
+        };
+        match which {
+            0 => chw.iter_mut().for_each(|v| *v = (*v * f).clamp(0.0, 1.0)),
+            1 => {
+                let (r, g, b) = (&chw[..plane], &chw[plane..2 * plane], &chw[2 * plane..]);
+                let mean =
+                    (0..plane).map(|i| gray(r[i], g[i], b[i])).sum::<f32>() / plane.max(1) as f32;
+                chw.iter_mut()
+                    .for_each(|v| *v = (f * *v + (1.0 - f) * mean).clamp(0.0, 1.0));
+            }
+            _ => {
+                for i in 0..plane {
+                    let y = gray(chw[i], chw[plane + i], chw[2 * plane + i]);
+                    for c in 0..3 {
+                        let v = &mut chw[c * plane + i];
+                        *v = (f * *v + (1.0 - f) * y).clamp(0.0, 1.0);
                     }
                 }
             }
@@ -230,6 +228,50 @@ mod tests {
             }
         );
     }
+
+    /// torchvision.transforms.functional's adjust_saturation(1.3), adjust_brightness(0.8),
+    /// adjust_contrast(1.2) on a float image (tests/golden/torch_reference.py prints them).
+    #[test]
+    fn adjustments_match_torchvision() {
+        let mut img: Vec<f32> = JITTER_IN.iter().map(|&v| v as f32).collect();
+        adjust(&mut img, [2, 0, 1], [Some(0.8), Some(1.2), Some(1.3)]);
+        for (a, b) in img.iter().zip(JITTER_SAT_BRI_CON) {
+            assert!(
+                (*a as f64 - b).abs() < 1e-6,
+                "{img:?} vs {JITTER_SAT_BRI_CON:?}"
+            );
+        }
+    }
+
+    // torchvision 0.29.2
+    const JITTER_IN: [f64; 12] = [
+        0.10000000149011612,
+        0.5,
+        0.8999999761581421,
+        0.30000001192092896,
+        0.20000000298023224,
+        0.699999988079071,
+        0.4000000059604645,
+        0.0,
+        0.800000011920929,
+        0.6000000238418579,
+        0.05000000074505806,
+        1.0,
+    ];
+    const JITTER_SAT_BRI_CON: [f64; 12] = [
+        0.0,
+        0.3791603744029999,
+        0.8962404727935791,
+        0.25198352336883545,
+        0.11715531349182129,
+        0.6287604570388794,
+        0.2887015640735626,
+        0.0,
+        0.8659552931785583,
+        0.5039604902267456,
+        0.0,
+        0.8962404727935791,
+    ];
 
     #[test]
     fn color_jitter_factors_stay_in_range_and_gray_stays_gray() {

@@ -61,3 +61,11 @@ for max_norm in [5.0, 20.0]:
     total = torch.nn.utils.clip_grad_norm_([a, b], max_norm)
     tag = int(max_norm)
     show(f"CLIP_{tag}", a.grad.tolist() + b.grad.tolist())
+
+print("\n// torchvision.transforms.functional on a 3×2×2 float image (CHW, values in [0, 1])")
+import torchvision.transforms.functional as TF
+img = torch.tensor([[[0.1, 0.5], [0.9, 0.3]], [[0.2, 0.7], [0.4, 0.0]], [[0.8, 0.6], [0.05, 1.0]]], dtype=torch.float32)
+# saturation 1.3, then brightness 0.8, then contrast 1.2 (ColorJitter's order is a permutation)
+out = TF.adjust_contrast(TF.adjust_brightness(TF.adjust_saturation(img, 1.3), 0.8), 1.2)
+show("JITTER_IN", img.flatten().tolist())
+show("JITTER_SAT_BRI_CON", out.flatten().tolist())
