@@ -273,7 +273,7 @@ fn run<M: Net>(
                 start = Start::Resume {
                     epoch,
                     optimizer,
-                    state,
+                    state: Box::new(state),
                 };
             }
             Ok((epoch, _, _)) => tracing::warn!(

@@ -77,9 +77,14 @@ pub enum Start {
     Resume {
         epoch: usize,
         optimizer: Optimizer,
-        state: LoopState,
+        state: Box<LoopState>,
     },
 }
+
+/// What [`fit`] calls after each epoch: metrics, model, optimizer and loop state, to record and
+/// checkpoint them.
+pub type OnEpoch<'a, M> =
+    dyn FnMut(&EpochMetrics, &M, &Optimizer, &LoopState) -> Result<(), TrainError> + 'a;
 
 /// Trains `model` up to `cfg.epochs` (or until early stopping), calling `on_epoch` with each
 /// epoch's metrics, the model, the optimizer and the loop state as soon as the epoch ends (to
@@ -91,7 +96,7 @@ pub fn fit<M: Net>(
     cfg: &FitConfig,
     start: Start,
     on_batch: &mut dyn FnMut(usize, usize, f64),
-    on_epoch: &mut dyn FnMut(&EpochMetrics, &M, &Optimizer, &LoopState) -> Result<(), TrainError>,
+    on_epoch: &mut OnEpoch<'_, M>,
 ) -> Result<Outcome, TrainError> {
     let (first_epoch, mut opt, mut state) = match start {
         Start::Fresh => (
@@ -103,7 +108,7 @@ pub fn fit<M: Net>(
             epoch,
             optimizer,
             state,
-        } => (epoch + 1, optimizer, state),
+        } => (epoch + 1, optimizer, *state),
     };
     if let Some(stopped) = &state.stop.stopped {
         // killed after the stopping epoch was checkpointed, before the run was marked done
