@@ -104,6 +104,9 @@ enum Command {
 struct PreviewCmd {
     #[command(flatten)]
     args: crate::views::preview::PreviewArgs,
+    /// Override a key of the spec: `--set transforms.hflip=1` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     /// Where results go (the grid is written to `<DIR>/<experiment>/preview.png` by default).
     #[arg(long, default_value = "results", value_name = "DIR")]
     results: PathBuf,
@@ -494,7 +497,7 @@ fn cmd_preview(a: PreviewCmd) -> Result<(), Failure> {
     let p = &a.args;
     let spec_args = SpecArgs {
         spec: p.spec.clone(),
-        overrides: Vec::new(),
+        overrides: a.overrides.clone(),
         pipeline: None,
     };
     let exp = load(&spec_args)?;

@@ -7,7 +7,7 @@
 use crate::data::{BadImagePolicy, Transform};
 use crate::spec::{self, RunSpec};
 use crate::train::{
-    EarlyStopping, FitConfig, Frozen, LrKind, LrSchedule, OptimizerConfig, Plateau, Regularization,
+    EarlyStopping, FitConfig, Frozen, LrKind, LrSchedule, OptimizerConfig, Penalty, Plateau,
     RegularizationKind,
 };
 
@@ -50,7 +50,7 @@ pub fn fit_config(spec: &RunSpec, classes: usize) -> FitConfig {
     FitConfig {
         epochs: spec.train.epochs as usize,
         optimizer,
-        regularization: Regularization {
+        regularization: Penalty {
             kind,
             lambda: r.lambda,
             apply_to_all: r.apply_to == spec::ApplyTo::All,

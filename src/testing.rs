@@ -146,11 +146,7 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         experiment: run.experiment.clone(),
         run_id: id.clone(),
         index: 0,
-        swept: run
-            .swept
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect(),
+        swept: run.swept.clone(),
         spec_hash: "0".repeat(12),
         dataset_fingerprint: "0".repeat(64),
         weights_hash: None,

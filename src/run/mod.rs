@@ -190,10 +190,7 @@ fn execute(
         experiment: spec.experiment.name.clone(),
         run_id: run_id.clone(),
         index: run.index,
-        swept: swept
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect(),
+        swept: swept.to_vec(),
         spec_hash: expand::run_id(spec, ""),
         dataset_fingerprint: data_fp.clone(),
         weights_hash: weights_hash.clone(),

@@ -108,13 +108,7 @@ pub fn reproduce(
     let swept = manifest
         .swept
         .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                v.parse::<toml::Value>()
-                    .unwrap_or_else(|_| toml::Value::String(v.clone())),
-            )
-        })
+        .map(|(k, v)| (k.clone(), v.to_toml()))
         .collect();
     let planned = PlannedRun {
         index: manifest.index,

@@ -9,24 +9,24 @@ use serde::{Deserialize, Serialize};
 use super::early_stopping::{EarlyStopping, StopState, Stopped};
 use super::schedule::{LrSchedule, ScheduleState};
 use super::{
-    clip, loss, penalised_norm_except, Dev, Frozen, Inputs, Net, Optimizer, OptimizerConfig,
-    Regularization, TrainError,
+    clip, loss, penalised_norm_except, Dev, Frozen, Inputs, Net, OptimizerConfig, OptimizerState,
+    Penalty, TrainError,
 };
 use crate::results::schema::EpochMetrics;
 
 /// Where a run's batches come from: images through the transforms, or cached features.
-pub trait Source {
+pub trait BatchSource {
     /// The training batches of `epoch` (1-based) with their labels, shuffled and augmented
     /// from the run's seed.
     fn batches(
         &mut self,
-        split: Split,
+        phase: Phase,
         epoch: usize,
     ) -> Box<dyn Iterator<Item = Result<(Inputs, Vec<usize>), TrainError>> + '_>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Split {
+pub enum Phase {
     Train,
     Val,
 }
@@ -35,7 +35,7 @@ pub enum Split {
 pub struct FitConfig {
     pub epochs: usize,
     pub optimizer: OptimizerConfig,
-    pub regularization: Regularization,
+    pub regularization: Penalty,
     pub num_classes: usize,
     /// Blocks of the model that do not train (`backbone.freeze = "until:<block>"`): no update,
     /// no penalty, not in the weight norm.
@@ -76,7 +76,7 @@ pub enum Start {
     Fresh,
     Resume {
         epoch: usize,
-        optimizer: Optimizer,
+        optimizer: OptimizerState,
         state: Box<LoopState>,
     },
 }
@@ -84,7 +84,7 @@ pub enum Start {
 /// What [`fit`] calls after each epoch: metrics, model, optimizer and loop state, to record and
 /// checkpoint them.
 pub type OnEpoch<'a, M> =
-    dyn FnMut(&EpochMetrics, &M, &Optimizer, &LoopState) -> Result<(), TrainError> + 'a;
+    dyn FnMut(&EpochMetrics, &M, &OptimizerState, &LoopState) -> Result<(), TrainError> + 'a;
 
 /// Trains `model` up to `cfg.epochs` (or until early stopping), calling `on_epoch` with each
 /// epoch's metrics, the model, the optimizer and the loop state as soon as the epoch ends (to
@@ -92,7 +92,7 @@ pub type OnEpoch<'a, M> =
 pub fn fit<M: Net>(
     dev: &Dev,
     model: &mut M,
-    source: &mut dyn Source,
+    source: &mut dyn BatchSource,
     cfg: &FitConfig,
     start: Start,
     on_batch: &mut dyn FnMut(usize, usize, f64),
@@ -101,7 +101,7 @@ pub fn fit<M: Net>(
     let (first_epoch, mut opt, mut state) = match start {
         Start::Fresh => (
             1,
-            Optimizer::new(cfg.optimizer.clone()),
+            OptimizerState::new(cfg.optimizer.clone()),
             LoopState::default(),
         ),
         Start::Resume {
@@ -119,7 +119,7 @@ pub fn fit<M: Net>(
         opt.lr = lr;
         let start = Instant::now();
         let (mut loss_sum, mut correct, mut seen, mut skipped) = (0.0f64, 0usize, 0usize, 0usize);
-        for (i, batch) in source.batches(Split::Train, epoch).enumerate() {
+        for (i, batch) in source.batches(Phase::Train, epoch).enumerate() {
             let (x, labels) = batch?;
             if labels.is_empty() {
                 skipped += 1;
@@ -200,12 +200,12 @@ impl Evaluation {
 pub fn evaluate<M: Net + ?Sized>(
     dev: &Dev,
     model: &M,
-    source: &mut dyn Source,
+    source: &mut dyn BatchSource,
     classes: usize,
 ) -> Result<Evaluation, TrainError> {
     let mut confusion = vec![vec![0u64; classes]; classes];
     let (mut loss_sum, mut n) = (0.0f64, 0usize);
-    for batch in source.batches(Split::Val, 0) {
+    for batch in source.batches(Phase::Val, 0) {
         let (x, labels) = batch?;
         if labels.is_empty() {
             continue;
