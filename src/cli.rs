@@ -1,12 +1,13 @@
 //! Command-line arguments as the user wrote them, and the dispatch to each command.
 
 use std::io::IsTerminal;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::results::plan::{ExperimentPlan, PlannedPoint};
 use crate::results::store::Status;
 use crate::run::{self, Identities, RunOptions};
 use crate::spec::expand;
@@ -98,6 +99,27 @@ enum Command {
     Preview(PreviewCmd),
     /// Throughput of models, conv layers, matmul and image loading (vs PyTorch with BENCH_TORCH).
     Bench(BenchArgs),
+    /// Write (and with --submit, submit) a Slurm job array: one task per sweep point.
+    Slurm(SlurmArgs),
+    /// Where every planned point of an experiment stands: pending, running, done, failed,
+    /// diverged or stale, with epochs, last writer and last update (from the files alone).
+    Status(crate::views::status::StatusArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  runner slurm experiments/lambda_sweep.toml --max-parallel 4 --submit\n  \
+    runner slurm experiments/lambda_sweep.toml --only unfinished --submit\n  \
+    runner slurm experiments/lambda_sweep.toml --submit -- --qos=low --account=lab"
+)]
+struct SlurmArgs {
+    #[command(flatten)]
+    spec: SpecArgs,
+    /// Where results go (the script goes to `<DIR>/<experiment>/slurm/`).
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    results: PathBuf,
+    #[command(flatten)]
+    opts: crate::slurm::SlurmOptions,
 }
 
 #[derive(Debug, Args)]
@@ -267,6 +289,13 @@ struct RunArgs {
     /// Train runs again even when their results are complete.
     #[arg(long)]
     rerun: bool,
+    /// Train only sweep point I (numbered from 1, as `runner plan` prints), or `env`: the index
+    /// from SLURM_ARRAY_TASK_ID, else JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs, from 0).
+    #[arg(long, value_name = "I|env", conflicts_with = "shard")]
+    index: Option<spec::select::Selection>,
+    /// Train every N-th sweep point starting at I (`--shard 2/4`: points 2, 6, 10, …).
+    #[arg(long, value_name = "I/N", value_parser = spec::select::parse_shard)]
+    shard: Option<spec::select::Selection>,
 }
 
 pub fn main() -> ExitCode {
@@ -291,6 +320,10 @@ pub fn main() -> ExitCode {
             .map_err(Failure::failed),
         Command::Preview(a) => cmd_preview(a),
         Command::Bench(a) => cmd_bench(a),
+        Command::Slurm(a) => cmd_slurm(a),
+        Command::Status(a) => crate::views::status::status(&a)
+            .map(|out| print!("{out}"))
+            .map_err(Failure::failed),
     })
 }
 
@@ -370,13 +403,65 @@ fn cmd_plan(a: SpecArgs) -> Result<(), Failure> {
     Ok(())
 }
 
+/// The sweep as planned into a results folder, for `runner status`.
+fn experiment_plan(exp: &spec::Experiment, ids: &[String], a: &SpecArgs) -> ExperimentPlan {
+    ExperimentPlan {
+        experiment: exp.name.clone(),
+        spec: exp.source.clone(),
+        overrides: a.overrides.clone(),
+        planned_at: crate::run::provenance::now_utc(),
+        points: exp
+            .runs
+            .iter()
+            .zip(ids)
+            .map(|(r, id)| PlannedPoint {
+                number: r.index + 1,
+                run_id: id.clone(),
+                swept: run::swept_values(r)
+                    .into_iter()
+                    .map(|(k, v)| (k, v.to_string()))
+                    .collect(),
+                epochs: r.spec.train.epochs as usize,
+            })
+            .collect(),
+    }
+}
+
+/// Loads the spec, computes every run id and records the plan under `results`.
+fn load_and_plan(
+    a: &SpecArgs,
+    results: &Path,
+    ids: &mut Identities,
+) -> Result<(spec::Experiment, ExperimentPlan), Failure> {
+    let exp = load(a)?;
+    let run_ids = exp
+        .runs
+        .iter()
+        .map(|r| ids.run_id(&r.spec))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::Spec(format!("error: {e}")))?;
+    let plan = experiment_plan(&exp, &run_ids, a);
+    plan.write(results).map_err(Failure::failed)?;
+    Ok((exp, plan))
+}
+
 fn cmd_run(a: RunArgs) -> Result<(), Failure> {
     let start = Instant::now();
-    let exp = load(&a.spec)?;
+    let mut ids = Identities::default();
+    let (exp, _) = load_and_plan(&a.spec, &a.results, &mut ids)?;
+    let mut runs = exp.runs.clone();
+    if let Some(sel) = a.index.as_ref().or(a.shard.as_ref()) {
+        let (picked, said) = spec::select::resolve(sel, runs.len(), |k| std::env::var(k).ok())
+            .map_err(Failure::Usage)?;
+        if let Some(said) = said {
+            tracing::info!("{said}");
+        }
+        runs.retain(|r| picked.contains(&r.index));
+    }
     tracing::info!(
         "{}: {} run(s), results in {}",
         exp.name,
-        exp.runs.len(),
+        runs.len(),
         a.results.join(&exp.name).display()
     );
     let opts = RunOptions {
@@ -384,7 +469,7 @@ fn cmd_run(a: RunArgs) -> Result<(), Failure> {
         rerun: a.rerun,
         progress: std::io::stderr().is_terminal(),
     };
-    let reports = run::run_sweep(&exp, &exp.runs, &opts);
+    let reports = run::run_sweep_with(&exp, &runs, &opts, &mut ids);
     println!("{}", crate::views::sweep_table::render(&reports));
     let failed = reports
         .iter()
@@ -533,4 +618,70 @@ fn cmd_bench(a: BenchArgs) -> Result<(), Failure> {
         torch: std::env::var("BENCH_TORCH").ok().filter(|s| !s.is_empty()),
     };
     crate::bench::run(&opts).map_err(Failure::failed)
+}
+
+fn cmd_slurm(a: SlurmArgs) -> Result<(), Failure> {
+    let mut ids = Identities::default();
+    let (exp, plan) = load_and_plan(&a.spec, &a.results, &mut ids)?;
+    let exp_dir = a.results.join(&exp.name);
+    let points: Vec<usize> = match a.opts.only {
+        None => plan.points.iter().map(|p| p.number).collect(),
+        Some(crate::slurm::Only::Unfinished) => plan
+            .points
+            .iter()
+            .map(|p| crate::views::status::point_status(&exp_dir, p))
+            .filter(|s| s.state != crate::views::status::State::Done)
+            .map(|s| s.point.number)
+            .collect(),
+    };
+    if points.is_empty() {
+        println!(
+            "{}: all {} points are done: nothing to submit",
+            exp.name,
+            plan.points.len()
+        );
+        return Ok(());
+    }
+    let runner = std::env::current_exe()
+        .map_err(|e| Failure::failed(format!("cannot find the runner binary: {e}")))?;
+    let project = std::env::current_dir()
+        .map_err(|e| Failure::failed(format!("cannot read the current folder: {e}")))?;
+    let written_at = crate::run::provenance::now_utc();
+    let job = crate::slurm::Job {
+        experiment: &exp.name,
+        runner: &runner,
+        project: &project,
+        spec: &a.spec.spec,
+        overrides: &a.spec.overrides,
+        pipeline: a.spec.pipeline.as_deref(),
+        results: &a.results,
+        points: &points,
+        opts: &a.opts,
+        written_at: &written_at,
+    };
+    let script = crate::slurm::write_script(&job).map_err(Failure::failed)?;
+    let command: Vec<String> = std::iter::once("sbatch".to_string())
+        .chain(crate::slurm::sbatch_args(&script, &a.opts.extra))
+        .map(|w| crate::slurm::shell_quote(&w))
+        .collect();
+    println!(
+        "{}: {} of {} points as array {}, script {}",
+        exp.name,
+        points.len(),
+        plan.points.len(),
+        crate::slurm::array_ranges(&points),
+        script.display()
+    );
+    if !a.opts.submit {
+        println!("submit with: {}", command.join(" "));
+        return Ok(());
+    }
+    println!("{}", command.join(" "));
+    let id = crate::slurm::submit(&script, &a.opts.extra).map_err(Failure::failed)?;
+    println!("submitted job {id}");
+    println!(
+        "follow with: squeue -j {id}; runner status {}",
+        exp_dir.display()
+    );
+    Ok(())
 }

@@ -166,6 +166,9 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         crate_versions: Vec::new(),
         started_at: "2026-01-01T00:00:00Z".into(),
         finished_at: None,
+        host: None,
+        pid: None,
+        task: None,
     };
     let json = serde_json::to_string_pretty(&manifest).expect("manifest serialises");
     std::fs::write(dir.file("manifest.json"), json + "\n").map_err(|source| StoreError::Io {

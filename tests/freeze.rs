@@ -35,13 +35,9 @@ fn tensors<M: TensorCollection<f32, Dev>>(model: &M) -> Vec<(String, Vec<f32>)> 
     c.0
 }
 
-fn batch(
-    dev: &Dev,
-    size: usize,
-) -> (
-    Tensor<(usize, Const<3>, usize, usize), f32, Dev>,
-    Tensor<(usize, usize), f32, Dev>,
-) {
+type Images = Tensor<(usize, Const<3>, usize, usize), f32, Dev>;
+
+fn batch(dev: &Dev, size: usize) -> (Images, Tensor<(usize, usize), f32, Dev>) {
     let x = dev.sample_normal_like(&(2, Const, size, size));
     (
         x,

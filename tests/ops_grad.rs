@@ -567,7 +567,7 @@ fn batchnorm_fused_activation_matches_unfused() {
                         rv.as_vec(),
                     ));
                 }
-                assert!(outs[1].0.iter().any(|v| *v == 0.0), "ReLU clips somewhere");
+                assert!(outs[1].0.contains(&0.0), "ReLU clips somewhere");
                 assert_eq!(
                     outs[0], outs[1],
                     "{act:?}, frozen: {frozen}, residual: {with_res}"

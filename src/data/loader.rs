@@ -103,7 +103,9 @@ impl Loader {
 
     /// Decodes and transforms the given samples into one batch.
     pub fn batch(&self, epoch: usize, indices: &[usize]) -> Result<Batch, DataError> {
-        let decoded: Vec<Result<Option<(Vec<f32>, (u32, u32), usize)>, DataError>> = indices
+        // per sample: its pixels, (height, width) and label, or None when skipped
+        type Decoded = Option<(Vec<f32>, (u32, u32), usize)>;
+        let decoded: Vec<Result<Decoded, DataError>> = indices
             .par_iter()
             .map(|&i| {
                 let s = &self.split.samples[i];

@@ -11,6 +11,8 @@ use super::schema::ParamValue;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use super::lock::RunLock;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot write {path}: {source}")]
@@ -79,6 +81,14 @@ pub struct Manifest {
     pub crate_versions: Vec<(String, String)>,
     pub started_at: String,
     pub finished_at: Option<String>,
+    /// The process that last wrote this manifest (absent in manifests of older runners).
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// Its scheduler task (`slurm 123_4`), if any.
+    #[serde(default)]
+    pub task: Option<String>,
 }
 
 /// How early stopping ended a run.
@@ -122,6 +132,18 @@ impl RunDir {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') && name.contains(".tmp") {
+                let _ = std::fs::remove_file(e.path());
+            }
+            // a lock's private files (see `lock.rs`) live for microseconds; one a minute old was
+            // left by a process killed while taking the lock (a younger one may be in use)
+            let old = || {
+                e.metadata()
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age.as_secs() > 60)
+            };
+            if (name.starts_with("lock-new.") || name.starts_with("lock-stale.")) && old() {
                 let _ = std::fs::remove_file(e.path());
             }
         }
@@ -189,7 +211,12 @@ pub fn write_atomic(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    // unique across the hosts sharing the folder (pids repeat from one node to the next)
+    let tmp = dir.join(format!(
+        ".{name}.tmp{}.{}",
+        std::process::id(),
+        super::lock::hostname()
+    ));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         write(&mut f)?;
@@ -231,103 +258,5 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("a.txt")]);
-    }
-}
-
-/// Exclusive ownership of a run folder by one process: a `lock` file holding its pid, created
-/// with `create_new` so two runners cannot both take it. A lock left by a process that no
-/// longer exists (a runner killed with SIGKILL) is stale and taken over.
-#[derive(Debug)]
-pub struct RunLock {
-    path: PathBuf,
-}
-
-impl RunLock {
-    /// `Ok(None)` when a live process holds the run.
-    pub fn acquire(dir: &RunDir) -> Result<Option<Self>, StoreError> {
-        let path = dir.file("lock");
-        for _ in 0..3 {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(mut f) => {
-                    f.write_all(std::process::id().to_string().as_bytes())
-                        .map_err(|source| StoreError::Io {
-                            path: path.clone(),
-                            source,
-                        })?;
-                    return Ok(Some(Self { path }));
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let holder = std::fs::read_to_string(&path)
-                        .ok()
-                        .and_then(|s| s.trim().parse::<u32>().ok());
-                    match holder {
-                        Some(pid) if pid != std::process::id() && process_alive(pid) => {
-                            tracing::info!(
-                                "{} is being trained by process {pid}: moving on",
-                                dir.path.display()
-                            );
-                            return Ok(None);
-                        }
-                        // stale (or half-written by a process killed mid-write): take it over
-                        _ => {
-                            let _ = std::fs::remove_file(&path);
-                        }
-                    }
-                }
-                Err(source) => return Err(StoreError::Io { path, source }),
-            }
-        }
-        Ok(None)
-    }
-}
-
-impl Drop for RunLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.path);
-    }
-}
-
-fn process_alive(pid: u32) -> bool {
-    let proc = Path::new("/proc");
-    if proc.is_dir() {
-        // a zombie (killed, not yet reaped) holds nothing
-        return std::fs::read_to_string(proc.join(pid.to_string()).join("stat"))
-            .map(|s| {
-                !s.rsplit(')')
-                    .next()
-                    .unwrap_or("")
-                    .trim_start()
-                    .starts_with('Z')
-            })
-            .unwrap_or(false);
-    }
-    // without /proc, assume the holder lives: never train a run twice at once
-    true
-}
-
-#[cfg(test)]
-mod lock_tests {
-    use super::*;
-
-    #[test]
-    fn a_second_lock_fails_while_the_first_lives_and_stale_locks_are_taken_over() {
-        let dir = tempfile::tempdir().unwrap();
-        let run = RunDir {
-            path: dir.path().to_path_buf(),
-        };
-        let first = RunLock::acquire(&run).unwrap().unwrap();
-        // our own pid counts as stale for ourselves, so fake a live holder: pid 1 always exists
-        std::fs::write(run.file("lock"), "1").unwrap();
-        assert!(RunLock::acquire(&run).unwrap().is_none());
-        std::fs::write(run.file("lock"), "4294967").unwrap(); // no such process
-        let second = RunLock::acquire(&run).unwrap();
-        assert!(second.is_some());
-        drop(second);
-        assert!(!run.file("lock").exists());
-        std::mem::forget(first);
     }
 }

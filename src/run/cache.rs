@@ -9,11 +9,13 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
 use super::sources::FeatureSet;
 use crate::data::IMAGE_EXTENSIONS;
+use crate::results::lock::{this_process, FileLock};
 use crate::results::store::StoreError;
 use crate::results::tensor_file::{self, Data, Entry, TensorFile};
 use crate::train::TrainError;
@@ -59,25 +61,76 @@ impl FeatureCache {
         }
         let path = self.path(key);
         if path.exists() {
-            match read(&path, key) {
-                Ok(f) => {
-                    let f = Arc::new(f);
-                    self.memory.insert(key.to_string(), f.clone());
-                    return Ok((f, Lookup::Disk));
-                }
-                Err(why) => tracing::warn!(
-                    "feature cache {} is unusable ({why}): rebuilding it",
-                    path.display()
-                ),
+            if let Some(f) = self.read_usable(&path, key) {
+                return Ok((f, Lookup::Disk));
+            }
+        }
+        // Tasks of a sweep starting together on a shared folder: one builds, the others wait
+        // for its lock and then read what it wrote (the write is atomic and checksummed, so
+        // even where the lock does not reach, a reader only ever sees a whole file).
+        std::fs::create_dir_all(&self.dir)
+            .map_err(|e| TrainError::Store(format!("cannot create {}: {e}", self.dir.display())))?;
+        let lock_path = path.with_extension("safetensors.lock");
+        let waited = Instant::now();
+        let mut builder = None;
+        let _lock = FileLock::acquire_waiting(&lock_path, |busy| {
+            tracing::info!(
+                "feature cache {}: {} is building it; this task ({}) waits",
+                path.display(),
+                busy.describe(),
+                this_process()
+            );
+            builder = Some(busy.describe());
+        })
+        .map_err(|e| TrainError::Store(format!("cannot lock {}: {e}", lock_path.display())))?;
+        if builder.is_some() || path.exists() {
+            if let Some(f) = self.read_usable(&path, key) {
+                tracing::info!(
+                    "feature cache {}: built by {}; this task ({}) waited {:.1}s and read it",
+                    path.display(),
+                    built_by(&path).unwrap_or_else(|| "another task".into()),
+                    this_process(),
+                    waited.elapsed().as_secs_f64()
+                );
+                return Ok((f, Lookup::Disk));
             }
         }
         let f = Arc::new(build()?);
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| TrainError::Store(format!("cannot create {}: {e}", self.dir.display())))?;
         write(&path, key, &f).map_err(|e| TrainError::Store(e.to_string()))?;
+        tracing::info!(
+            "feature cache {}: built by this task ({})",
+            path.display(),
+            this_process()
+        );
         self.memory.insert(key.to_string(), f.clone());
         Ok((f, Lookup::Built))
     }
+
+    fn read_usable(&mut self, path: &Path, key: &str) -> Option<Features> {
+        match read(path, key) {
+            Ok(f) => {
+                let f = Arc::new(f);
+                self.memory.insert(key.to_string(), f.clone());
+                Some(f)
+            }
+            Err(why) => {
+                tracing::warn!(
+                    "feature cache {} is unusable ({why}): rebuilding it",
+                    path.display()
+                );
+                None
+            }
+        }
+    }
+}
+
+/// Who wrote a cache file (recorded in its metadata).
+fn built_by(path: &Path) -> Option<String> {
+    TensorFile::read(path)
+        .ok()?
+        .metadata()
+        .get("built_by")
+        .cloned()
 }
 
 fn write(path: &Path, key: &str, f: &(FeatureSet, FeatureSet)) -> Result<(), StoreError> {
@@ -108,7 +161,10 @@ fn write(path: &Path, key: &str, f: &(FeatureSet, FeatureSet)) -> Result<(), Sto
     tensor_file::write(
         path,
         &entries,
-        HashMap::from([("key".to_string(), key.to_string())]),
+        HashMap::from([
+            ("key".to_string(), key.to_string()),
+            ("built_by".to_string(), this_process()),
+        ]),
     )
 }
 
@@ -192,5 +248,39 @@ mod tests {
             .unwrap();
         assert_eq!(l, Lookup::Built);
         assert_ne!(k, key(&[("a", "2".into())]));
+    }
+
+    #[test]
+    fn tasks_starting_together_build_once_and_the_others_wait_and_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let k = key(&[("a", "together".into())]);
+        let builds = std::sync::atomic::AtomicUsize::new(0);
+        let gate = std::sync::Barrier::new(4);
+        let got: Vec<(FeatureSet, FeatureSet)> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut c = FeatureCache::new(dir.path().to_path_buf());
+                        gate.wait();
+                        let (f, _) = c
+                            .get_or_build(&k, || {
+                                builds.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                                std::thread::sleep(std::time::Duration::from_millis(200));
+                                Ok(sets())
+                            })
+                            .unwrap();
+                        (*f).clone()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(builds.into_inner(), 1);
+        assert!(got.iter().all(|f| *f == sets()));
+        assert!(
+            built_by(&FeatureCache::new(dir.path().to_path_buf()).path(&k))
+                .unwrap()
+                .contains(&format!("pid {}", std::process::id()))
+        );
     }
 }

@@ -9,9 +9,12 @@ use crate::spec::expand;
 use crate::spec::RunSpec;
 
 /// Identity inputs that are expensive to compute, shared by the runs of a sweep.
+/// What a dataset's identity depends on: root, train and val folders, per-class limits.
+type DatasetKey = (PathBuf, String, String, usize, usize);
+
 #[derive(Default)]
 pub struct Identities {
-    datasets: HashMap<(PathBuf, String, String, usize, usize), (ImageFolder, String)>,
+    datasets: HashMap<DatasetKey, (ImageFolder, String)>,
     weights: HashMap<PathBuf, String>,
 }
 

@@ -60,7 +60,16 @@ pub fn swept_values(run: &PlannedRun) -> Vec<(String, ParamValue)> {
 /// Runs every planned run in order; a failing or diverging run is recorded and the sweep
 /// goes on.
 pub fn run_sweep(exp: &Experiment, runs: &[PlannedRun], opts: &RunOptions) -> Vec<RunReport> {
-    let mut ids = Identities::default();
+    run_sweep_with(exp, runs, opts, &mut Identities::default())
+}
+
+/// [`run_sweep`] with identities already computed (for the plan) reused.
+pub fn run_sweep_with(
+    exp: &Experiment,
+    runs: &[PlannedRun],
+    opts: &RunOptions,
+    ids: &mut Identities,
+) -> Vec<RunReport> {
     let cache_dir = |spec: &RunSpec| {
         spec.cache
             .dir
@@ -69,6 +78,8 @@ pub fn run_sweep(exp: &Experiment, runs: &[PlannedRun], opts: &RunOptions) -> Ve
     };
     let mut caches: HashMap<PathBuf, FeatureCache> = HashMap::new();
     let mut reports = Vec::new();
+    // `runs` may be a selection (`--index`, `--shard`): number them within the whole sweep
+    let total: usize = exp.sweep.axes.iter().map(|a| a.len()).product();
     for run in runs {
         let started = Instant::now();
         let swept = swept_values(run);
@@ -80,7 +91,7 @@ pub fn run_sweep(exp: &Experiment, runs: &[PlannedRun], opts: &RunOptions) -> Ve
         let head = format!(
             "run {}/{}{}",
             run.index + 1,
-            runs.len(),
+            total,
             if label.is_empty() {
                 String::new()
             } else {
@@ -90,7 +101,7 @@ pub fn run_sweep(exp: &Experiment, runs: &[PlannedRun], opts: &RunOptions) -> Ve
         let cache = caches
             .entry(cache_dir(&run.spec))
             .or_insert_with_key(|d| FeatureCache::new(d.clone()));
-        let report = match execute(exp, run, &swept, &head, opts, &mut ids, cache) {
+        let report = match execute(exp, run, &swept, &head, opts, ids, cache) {
             Ok(r) => r,
             Err((run_id, dir, TrainError::Locked)) => RunReport {
                 index: run.index,
@@ -213,6 +224,9 @@ fn execute(
             .map(|m| m.started_at.clone())
             .unwrap_or_else(provenance::now_utc),
         finished_at: None,
+        host: Some(crate::results::lock::hostname()),
+        pid: Some(std::process::id()),
+        task: crate::results::lock::task_name(),
     };
     manifest
         .crate_versions

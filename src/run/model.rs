@@ -39,6 +39,9 @@ pub struct Hashes<'a> {
 }
 
 /// Trains the run's model; the trained weights are saved to `paths.model` when it completes.
+// The per-run context goes down once, into the one generic trainer (`WithBackbone` carries the
+// same fields on to the code generic over the backbone).
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     spec: &RunSpec,
     folder: &ImageFolder,

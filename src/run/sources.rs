@@ -2,9 +2,7 @@
 //! backbone, or features computed once and kept in memory.
 
 use crate::data::{epoch_order, Loader};
-use crate::train::{BatchSource, Inputs, Phase, TrainError};
-
-type Batches<'a> = Box<dyn Iterator<Item = Result<(Inputs, Vec<usize>), TrainError>> + 'a>;
+use crate::train::{BatchSource, Batches, Inputs, Phase, TrainError};
 
 /// Turns a batch of images into model inputs (a frozen backbone's forward pass).
 pub type Extractor = Box<dyn Fn(Inputs) -> Result<Inputs, TrainError>>;

@@ -14,15 +14,14 @@ use super::{
 };
 use crate::results::schema::EpochMetrics;
 
+/// A phase's batches: inputs and their labels.
+pub type Batches<'a> = Box<dyn Iterator<Item = Result<(Inputs, Vec<usize>), TrainError>> + 'a>;
+
 /// Where a run's batches come from: images through the transforms, or cached features.
 pub trait BatchSource {
     /// The training batches of `epoch` (1-based) with their labels, shuffled and augmented
     /// from the run's seed.
-    fn batches(
-        &mut self,
-        phase: Phase,
-        epoch: usize,
-    ) -> Box<dyn Iterator<Item = Result<(Inputs, Vec<usize>), TrainError>> + '_>;
+    fn batches(&mut self, phase: Phase, epoch: usize) -> Batches<'_>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -197,7 +196,7 @@ impl Evaluation {
     }
 }
 
-pub fn evaluate<M: Net + ?Sized>(
+pub fn evaluate<M: Net>(
     dev: &Dev,
     model: &M,
     source: &mut dyn BatchSource,

@@ -19,10 +19,10 @@ pub use crate::results::schema::EpochMetrics;
 pub use clip::clip_grad_norm;
 pub use early_stopping::{EarlyStopping, Stopped};
 pub use fit::{
-    evaluate, fit, BatchSource, Evaluation, FitConfig, LoopState, Outcome, Phase, Start,
+    evaluate, fit, BatchSource, Batches, Evaluation, FitConfig, LoopState, Outcome, Phase, Start,
 };
 pub use frozen::{in_blocks, Frozen};
-pub use net::{Dev, Inputs, Logits, Net, TrainError};
+pub use net::{Dev, ImageBatch, Inputs, Logits, Net, TrainError};
 pub use optim::{OptimizerConfig, OptimizerState};
 pub use regularize::{penalised_norm, penalised_norm_except, Penalty, RegularizationKind};
 pub use schedule::{LrKind, LrSchedule, Plateau};

@@ -1,6 +1,8 @@
 use dfdx::prelude::*;
 
 pub type Dev = Cpu;
+/// A batch of NCHW RGB images.
+pub type ImageBatch = Tensor<(usize, Const<3>, usize, usize), f32, Dev>;
 pub type Logits<T = NoneTape> = Tensor<(usize, usize), f32, Dev, T>;
 
 #[derive(Debug, thiserror::Error)]
@@ -59,10 +61,7 @@ impl Inputs {
     }
 
     /// The batch as NCHW RGB images.
-    pub fn images(
-        self,
-        dev: &Dev,
-    ) -> Result<Tensor<(usize, Const<3>, usize, usize), f32, Dev>, TrainError> {
+    pub fn images(self, dev: &Dev) -> Result<ImageBatch, TrainError> {
         match self {
             Inputs::Images { x, n, h, w } => Ok(dev.tensor_from_vec(x, (n, Const::<3>, h, w))),
             Inputs::Features { f, .. } => Err(TrainError::Input(format!(

@@ -13,6 +13,7 @@ use crate::results::scan::{self, Run, ViewError};
 use crate::results::schema::ParamValue;
 
 pub use filter::{resolve_column, Cell, Filter, Op};
+pub use render::comfy as comfy_table;
 
 /// The key whose runs are averaged when it is the only parameter that differs.
 pub const SEED_KEY: &str = "experiment.seed";

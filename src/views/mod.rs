@@ -4,5 +4,6 @@ pub mod compare;
 pub mod plot;
 pub mod predict;
 pub mod preview;
+pub mod status;
 pub mod summary;
 pub mod sweep_table;

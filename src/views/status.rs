@@ -1,0 +1,318 @@
+//! `runner status RESULTS/EXPERIMENT`: where every planned point of a sweep stands, from the
+//! files alone (the experiment's plan in `<results>/.plans/`, each run's `manifest.json` and `lock`), so it
+//! works on a login node while the tasks run on other nodes.
+
+use std::path::{Path, PathBuf};
+use std::time::UNIX_EPOCH;
+
+use comfy_table::presets;
+
+use crate::results::lock;
+use crate::results::plan::{ExperimentPlan, PlannedPoint};
+use crate::results::scan::ViewError;
+use crate::results::store::{read_manifest, Status};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+/// `runner status` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// An experiment's results folder: `<results>/<experiment>`.
+    pub experiment: PathBuf,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Where one planned point stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// No run folder (or no manifest and no lock) yet.
+    Pending,
+    /// Locked by a live process (on this host) or one with a fresh heartbeat (another host).
+    Running,
+    Done,
+    Failed,
+    Diverged,
+    /// Started, not finished, and nobody holds it any more: the process is gone (this host),
+    /// its heartbeat is too old (another host), or it left no lock.
+    Stale,
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Running => "running",
+            State::Done => "done",
+            State::Failed => "failed",
+            State::Diverged => "diverged",
+            State::Stale => "stale",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PointStatus {
+    pub point: PlannedPoint,
+    pub state: State,
+    pub epochs_done: usize,
+    /// The process that holds the run now, or the last one that wrote its manifest.
+    pub host: Option<String>,
+    pub pid: Option<u32>,
+    pub task: Option<String>,
+    /// Latest of the manifest's mtime and the lock's heartbeat, RFC 3339.
+    pub updated: Option<String>,
+    /// Why it is stale or failed.
+    pub detail: Option<String>,
+}
+
+fn mtime(path: &Path) -> Option<u64> {
+    let t = std::fs::metadata(path).ok()?.modified().ok()?;
+    Some(t.duration_since(UNIX_EPOCH).ok()?.as_secs())
+}
+
+/// The state of one planned point, read from its run folder.
+pub fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> PointStatus {
+    let dir = experiment_dir.join(&point.run_id);
+    let manifest = read_manifest(&dir.join("manifest.json")).ok();
+    let seen = lock::inspect(&dir.join("lock"));
+    let mut st = PointStatus {
+        point: point.clone(),
+        state: State::Pending,
+        epochs_done: manifest.as_ref().map_or(0, |m| m.epochs_done),
+        host: manifest.as_ref().and_then(|m| m.host.clone()),
+        pid: manifest.as_ref().and_then(|m| m.pid),
+        task: manifest.as_ref().and_then(|m| m.task.clone()),
+        updated: None,
+        detail: manifest.as_ref().and_then(|m| m.error.clone()),
+    };
+    let mut updated = mtime(&dir.join("manifest.json"));
+    let finished = manifest.as_ref().and_then(|m| match m.status {
+        Status::Done => Some(State::Done),
+        Status::Failed => Some(State::Failed),
+        Status::Diverged => Some(State::Diverged),
+        Status::Running => None,
+    });
+    st.state = match (finished, &seen) {
+        // final (a `--rerun` rewrites the manifest as running before it trains)
+        (Some(state), _) => state,
+        (None, Some(seen)) => {
+            if let Some(h) = &seen.holder {
+                st.host = Some(h.host.clone());
+                st.pid = Some(h.pid);
+                st.task = h.task.clone();
+            }
+            updated = updated.max(Some(seen.heartbeat_unix));
+            match seen.stale() {
+                None => State::Running,
+                Some(why) => {
+                    st.detail = Some(why);
+                    State::Stale
+                }
+            }
+        }
+        (None, None) if manifest.is_some() => {
+            st.detail = Some("started, not finished, and no lock: interrupted".into());
+            State::Stale
+        }
+        (None, None) => State::Pending,
+    };
+    st.updated = updated.map(crate::run::provenance::rfc3339);
+    st
+}
+
+/// Every planned point of the experiment whose results are in `experiment_dir`.
+pub fn statuses(experiment_dir: &Path) -> Result<(ExperimentPlan, Vec<PointStatus>), ViewError> {
+    // a sweep that is planned but has no run folder yet has a plan and no experiment folder
+    let plan = ExperimentPlan::read(experiment_dir).map_err(|e| match e {
+        _ if !experiment_dir.is_dir() => ViewError::Missing(experiment_dir.to_path_buf()),
+        crate::results::store::StoreError::Read { path, reason } => {
+            ViewError::Read { path, reason }
+        }
+        other => ViewError::Read {
+            path: experiment_dir.to_path_buf(),
+            reason: other.to_string(),
+        },
+    })?;
+    let points = plan
+        .points
+        .iter()
+        .map(|p| point_status(experiment_dir, p))
+        .collect();
+    Ok((plan, points))
+}
+
+pub fn status(args: &StatusArgs) -> Result<String, ViewError> {
+    let (plan, points) = statuses(&args.experiment)?;
+    Ok(render(&plan, &points, args.format))
+}
+
+fn keys(plan: &ExperimentPlan) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for p in &plan.points {
+        for (k, _) in &p.swept {
+            if !keys.contains(k) {
+                keys.push(k.clone());
+            }
+        }
+    }
+    keys
+}
+
+fn value<'a>(p: &'a PlannedPoint, key: &str) -> Option<&'a str> {
+    p.swept
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+pub fn render(plan: &ExperimentPlan, points: &[PointStatus], format: Format) -> String {
+    let keys = keys(plan);
+    match format {
+        Format::Table => table(plan, points, &keys),
+        Format::Csv => csv(points, &keys),
+        Format::Json => json(points, &keys),
+    }
+}
+
+fn table(plan: &ExperimentPlan, points: &[PointStatus], keys: &[String]) -> String {
+    let mut header = vec!["#".to_string(), "run".to_string()];
+    header.extend(keys.iter().cloned());
+    header.extend(["state", "epochs", "host", "pid", "updated"].map(String::from));
+    let rows = points
+        .iter()
+        .map(|s| {
+            let mut row = vec![s.point.number.to_string(), s.point.run_id.clone()];
+            row.extend(
+                keys.iter()
+                    .map(|k| value(&s.point, k).unwrap_or("-").to_string()),
+            );
+            row.push(s.state.name().to_string());
+            row.push(format!("{}/{}", s.epochs_done, s.point.epochs));
+            row.push(s.host.clone().unwrap_or_else(|| "-".into()));
+            row.push(s.pid.map_or("-".into(), |p| p.to_string()));
+            row.push(s.updated.clone().unwrap_or_else(|| "-".into()));
+            row
+        })
+        .collect();
+    let mut right = vec![true, false];
+    right.extend(keys.iter().map(|_| false));
+    right.extend([false, true, false, true, false]);
+    let mut out = format!(
+        "{}: {} point{} planned {} from {}\n",
+        plan.experiment,
+        points.len(),
+        if points.len() == 1 { "" } else { "s" },
+        plan.planned_at,
+        plan.spec.display()
+    );
+    out += &super::compare::comfy_table(header, rows, presets::UTF8_FULL_CONDENSED, &right);
+    let count = |st: State| points.iter().filter(|p| p.state == st).count();
+    let tally: Vec<String> = [
+        State::Done,
+        State::Running,
+        State::Pending,
+        State::Stale,
+        State::Failed,
+        State::Diverged,
+    ]
+    .into_iter()
+    .filter(|&st| count(st) > 0)
+    .map(|st| format!("{} {}", count(st), st.name()))
+    .collect();
+    out += &format!("{}\n", tally.join(", "));
+    for s in points.iter().filter(|s| s.detail.is_some()) {
+        out += &format!(
+            "point {} ({}): {}\n",
+            s.point.number,
+            s.point.run_id,
+            s.detail.as_deref().unwrap_or_default()
+        );
+    }
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn csv(points: &[PointStatus], keys: &[String]) -> String {
+    let mut header = vec!["index".to_string(), "run_id".to_string()];
+    header.extend(keys.iter().cloned());
+    header.extend(
+        [
+            "state",
+            "epochs_done",
+            "epochs",
+            "host",
+            "pid",
+            "task",
+            "updated",
+            "detail",
+        ]
+        .map(String::from),
+    );
+    let mut out = header
+        .iter()
+        .map(|h| csv_field(h))
+        .collect::<Vec<_>>()
+        .join(",")
+        + "\n";
+    for s in points {
+        let mut row = vec![s.point.number.to_string(), s.point.run_id.clone()];
+        row.extend(
+            keys.iter()
+                .map(|k| value(&s.point, k).unwrap_or("").to_string()),
+        );
+        row.push(s.state.name().into());
+        row.push(s.epochs_done.to_string());
+        row.push(s.point.epochs.to_string());
+        row.push(s.host.clone().unwrap_or_default());
+        row.push(s.pid.map(|p| p.to_string()).unwrap_or_default());
+        row.push(s.task.clone().unwrap_or_default());
+        row.push(s.updated.clone().unwrap_or_default());
+        row.push(s.detail.clone().unwrap_or_default());
+        out += &(row
+            .iter()
+            .map(|c| csv_field(c))
+            .collect::<Vec<_>>()
+            .join(",")
+            + "\n");
+    }
+    out
+}
+
+fn json(points: &[PointStatus], keys: &[String]) -> String {
+    let rows: Vec<serde_json::Value> = points
+        .iter()
+        .map(|s| {
+            let swept: serde_json::Map<String, serde_json::Value> = keys
+                .iter()
+                .filter_map(|k| value(&s.point, k).map(|v| (k.clone(), v.into())))
+                .collect();
+            serde_json::json!({
+                "index": s.point.number,
+                "run_id": s.point.run_id,
+                "swept": swept,
+                "state": s.state.name(),
+                "epochs_done": s.epochs_done,
+                "epochs": s.point.epochs,
+                "host": s.host,
+                "pid": s.pid,
+                "task": s.task,
+                "updated": s.updated,
+                "detail": s.detail,
+            })
+        })
+        .collect();
+    serde_json::to_string_pretty(&rows).expect("json") + "\n"
+}
