@@ -6,7 +6,10 @@
 
 use crate::data::{BadImagePolicy, Transform};
 use crate::spec::{self, RunSpec};
-use crate::train::{FitConfig, Frozen, OptimizerConfig, Penalty, RegularizationKind};
+use crate::train::{
+    EarlyStopping, FitConfig, Frozen, LrKind, LrSchedule, OptimizerConfig, Penalty, Plateau,
+    RegularizationKind,
+};
 
 /// The transforms `[transforms]` declares (train side: random parts included).
 pub fn transform(spec: &RunSpec) -> Transform {
@@ -18,6 +21,7 @@ pub fn transform(spec: &RunSpec) -> Transform {
         hflip: t.hflip as f32,
         mean: t.mean,
         std: t.std,
+        augment: crate::data::Augment::from_spec(t),
     }
 }
 
@@ -53,7 +57,51 @@ pub fn fit_config(spec: &RunSpec, classes: usize) -> FitConfig {
         },
         num_classes: classes,
         frozen: Frozen::none(),
+        schedule: lr_schedule(spec),
+        early_stopping: early_stopping(spec),
+        label_smoothing: spec.loss.label_smoothing,
+        grad_clip_norm: spec.train.grad_clip_norm,
     }
+}
+
+/// `[schedule]` as the loop steps it.
+fn lr_schedule(spec: &RunSpec) -> LrSchedule {
+    let s = &spec.schedule;
+    let kind = match s.kind {
+        spec::ScheduleKind::Constant => LrKind::Constant,
+        spec::ScheduleKind::Step => LrKind::Step {
+            step_size: s.step_size as usize,
+            gamma: s.gamma,
+        },
+        spec::ScheduleKind::Cosine => LrKind::Cosine { min_lr: s.min_lr },
+        spec::ScheduleKind::Plateau => LrKind::Plateau(Plateau {
+            maximize: s.metric == spec::Metric::ValAcc,
+            patience: s.patience as usize,
+            factor: s.factor,
+            min_lr: s.min_lr,
+        }),
+    };
+    LrSchedule {
+        base_lr: spec.optimizer.lr,
+        warmup_epochs: s.warmup_epochs as usize,
+        epochs: spec.train.epochs as usize,
+        kind,
+    }
+}
+
+/// `[early_stopping]`; `None` when its patience is 0 (off).
+fn early_stopping(spec: &RunSpec) -> Option<EarlyStopping> {
+    let e = &spec.early_stopping;
+    (e.patience > 0).then(|| EarlyStopping {
+        metric: match e.metric {
+            spec::Metric::ValLoss => "val_loss",
+            spec::Metric::ValAcc => "val_acc",
+        },
+        maximize: e.metric == spec::Metric::ValAcc,
+        patience: e.patience as usize,
+        min_delta: e.min_delta,
+        restore_best: e.restore_best,
+    })
 }
 
 /// What the loaders do with an image that cannot be read (`dataset.on_bad_image`).

@@ -1,6 +1,8 @@
 //! Crash safety, end to end: a sweep is killed with SIGKILL at 10 random moments and restarted
 //! each time; afterwards every run must be done, hold epochs 1..E exactly once in readable
-//! Parquet, and equal an uninterrupted run of the same sweep metric for metric.
+//! Parquet, and equal an uninterrupted run of the same sweep metric for metric. The runs use a
+//! plateau schedule after a warmup epoch and early stopping, whose states must survive the kills
+//! (the `lr` column and where a run stops early are compared too).
 //!
 //! `cargo test --test kill_resume -- --nocapture` prints what happened at each kill.
 
@@ -39,6 +41,16 @@ kind = "l2"
 [train]
 epochs = 5
 batch_size = 16
+
+[schedule]
+kind = "plateau"
+warmup_epochs = 1
+patience = 0
+factor = 0.5
+
+[early_stopping]
+metric = "val_acc"
+patience = 2
 
 [sweep]
 grid = { "regularization.lambda" = [0, 0.01, 0.1] }
@@ -140,6 +152,13 @@ fn killed_ten_times_the_sweep_still_matches_an_uninterrupted_one() {
     for (a, b) in clean.iter().zip(&killed) {
         let manifest = std::fs::read_to_string(b.join("manifest.json")).unwrap();
         assert!(manifest.contains("\"status\": \"done\""), "{manifest}");
+        let json = |dir: &Path| -> serde_json::Value {
+            serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
+                .unwrap()
+        };
+        let (ma, mb) = (json(a), json(b));
+        assert_eq!(ma["stopped_early"], mb["stopped_early"], "{}", b.display());
+        let epochs_done = mb["epochs_done"].as_i64().unwrap();
         let leftovers: Vec<_> = std::fs::read_dir(b)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -157,7 +176,12 @@ fn killed_ten_times_the_sweep_still_matches_an_uninterrupted_one() {
             .unwrap()
             .into_no_null_iter()
             .collect();
-        assert_eq!(epochs, (1..=5).collect::<Vec<_>>());
+        assert_eq!(epochs, (1..=epochs_done).collect::<Vec<_>>());
+        if ma["stopped_early"].is_null() {
+            assert_eq!(epochs_done, 5);
+        } else {
+            println!("{}: stopped early: {}", b.display(), ma["stopped_early"]);
+        }
         for col in tb.get_column_names() {
             if ["epoch_seconds", "images_per_second"].contains(&col.as_str()) {
                 continue;
@@ -170,6 +194,6 @@ fn killed_ten_times_the_sweep_still_matches_an_uninterrupted_one() {
         }
     }
     println!(
-        "10 kills, then every run done, epochs 1..5 once each, equal to the uninterrupted sweep"
+        "10 kills, then every run done, its epochs once each, equal to the uninterrupted sweep"
     );
 }

@@ -19,6 +19,7 @@ fn train_transform() -> Transform {
         hflip: 0.5,
         mean: [0.5; 3],
         std: [0.25; 3],
+        augment: Default::default(),
     }
 }
 

@@ -46,6 +46,7 @@ pub fn load_throughput(dir: &Path, iters: usize) -> Option<Measure> {
         hflip: 0.0,
         mean: IMAGENET_MEAN,
         std: IMAGENET_STD,
+        augment: Default::default(),
     };
     let mut bufs = vec![vec![0.0f32; 3 * 224 * 224]; files.len()];
     let (s, busy) = timed(1, iters, || {

@@ -239,6 +239,7 @@ mod tests {
             hflip,
             mean: IMAGENET_MEAN,
             std: IMAGENET_STD,
+            augment: Default::default(),
         }
     }
 

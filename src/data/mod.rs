@@ -3,10 +3,12 @@
 //! `folder` finds the images and their classes, `transform` turns one decoded image into a
 //! normalised CHW tensor, `loader` decodes and batches in parallel with seeded randomness.
 
+mod augment;
 mod folder;
 mod loader;
 mod transform;
 
+pub use augment::{Augment, ColorJitter, CropBox, RandomResizedCrop};
 pub use folder::{
     fingerprint, hex_digest, scan_classes, scan_classes_cached, ClassFiles, DataError, ImageFolder,
     Sample, Split, IMAGE_EXTENSIONS,

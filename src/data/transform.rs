@@ -1,8 +1,10 @@
-//! torchvision-style transforms on one image: Resize(short side) → Center/RandomCrop →
-//! RandomHorizontalFlip → ToTensor → Normalize.
+//! torchvision-style transforms on one image: Resize(short side) → Center/RandomCrop (or, for
+//! training, RandomResizedCrop) → RandomHorizontalFlip → ToTensor → ColorJitter → Normalize.
 
 use image::{imageops, imageops::FilterType, RgbImage};
 use rand::Rng;
+
+use super::augment::Augment;
 
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
@@ -20,6 +22,8 @@ pub struct Transform {
     pub hflip: f32,
     pub mean: [f32; 3],
     pub std: [f32; 3],
+    /// RandomResizedCrop (to `crop`×`crop`) and ColorJitter.
+    pub augment: Augment,
 }
 
 impl Transform {
@@ -28,16 +32,38 @@ impl Transform {
         Self {
             random_crop: false,
             hflip: 0.0,
+            augment: Augment::default(),
             ..self.clone()
         }
     }
 
     pub fn is_deterministic(&self) -> bool {
-        !self.random_crop && self.hflip == 0.0
+        self.random_parts().is_empty()
+    }
+
+    /// The spec keys of the random parts, for messages.
+    pub fn random_parts(&self) -> Vec<&'static str> {
+        let mut parts = Vec::new();
+        if self.random_crop {
+            parts.push("random_crop");
+        }
+        if self.hflip > 0.0 {
+            parts.push("hflip");
+        }
+        if self.augment.random_resized_crop.is_some() {
+            parts.push("random_resized_crop");
+        }
+        if self.augment.color_jitter.is_some() {
+            parts.push("color_jitter");
+        }
+        parts
     }
 
     /// Output (height, width) for an input of the given size.
     pub fn output_size(&self, width: u32, height: u32) -> (u32, u32) {
+        if let (Some(c), Some(_)) = (self.crop, &self.augment.random_resized_crop) {
+            return (c, c);
+        }
         let (w, h) = self.resized_size(width, height);
         match self.crop {
             Some(c) => (c, c),
@@ -58,15 +84,25 @@ impl Transform {
     /// (length 3·H·W for the output size). Errors when the crop is larger than the image.
     pub fn apply(&self, img: &RgbImage, rng: &mut impl Rng, out: &mut [f32]) -> Result<(), String> {
         let (w0, h0) = img.dimensions();
-        let (w, h) = self.resized_size(w0, h0);
         let resized;
-        let img = if (w, h) != (w0, h0) {
-            resized = imageops::resize(img, w, h, FilterType::Triangle);
-            &resized
-        } else {
-            img
+        let (img, (w, h), crop) = match (&self.augment.random_resized_crop, self.crop) {
+            // RandomResizedCrop works on the original image and gives the crop×crop output
+            (Some(rrc), Some(c)) => {
+                resized = rrc.apply(img, c, rng);
+                (&resized, (c, c), None)
+            }
+            _ => {
+                let (w, h) = self.resized_size(w0, h0);
+                let img = if (w, h) != (w0, h0) {
+                    resized = imageops::resize(img, w, h, FilterType::Triangle);
+                    &resized
+                } else {
+                    img
+                };
+                (img, (w, h), self.crop)
+            }
         };
-        let (cx, cy, cw, ch) = match self.crop {
+        let (cx, cy, cw, ch) = match crop {
             None => (0, 0, w, h),
             Some(c) if c > w || c > h => {
                 return Err(format!("crop {c} is larger than the {w}×{h} image"));
@@ -89,6 +125,29 @@ impl Transform {
             3 * plane,
             "output buffer does not match the transform's size"
         );
+        if let Some(jitter) = &self.augment.color_jitter {
+            // jitter works on [0, 1] values: ToTensor, jitter, then Normalize
+            for y in 0..ch {
+                for x in 0..cw {
+                    let sx = if flip { cx + cw - 1 - x } else { cx + x };
+                    let p = img.get_pixel(sx, cy + y).0;
+                    let i = (y * cw + x) as usize;
+                    for c in 0..3 {
+                        out[c * plane + i] = p[c] as f32 / 255.0;
+                    }
+                }
+            }
+            jitter.apply(out, rng);
+            for c in 0..3 {
+                let (m, s) = (self.mean[c], self.std[c]);
+                out[c * plane..(c + 1) * plane]
+                    .iter_mut()
+                    .for_each(|v| *v = (*v - m) / s);
+            }
+            return Ok(());
+        }
+        // without jitter: straight from bytes to normalised values (the numbers recorded runs
+        // were trained on)
         let scale: [f32; 3] = std::array::from_fn(|c| 1.0 / (255.0 * self.std[c]));
         let shift: [f32; 3] = std::array::from_fn(|c| self.mean[c] / self.std[c]);
         for y in 0..ch {
@@ -118,6 +177,7 @@ mod tests {
             hflip: 0.0,
             mean: IMAGENET_MEAN,
             std: IMAGENET_STD,
+            augment: Augment::default(),
         }
     }
 
@@ -145,6 +205,7 @@ mod tests {
             hflip: 1.0,
             mean: [0.5; 3],
             std: [0.5; 3],
+            augment: Augment::default(),
         };
         let mut out = vec![0.0; 6];
         t.apply(

@@ -84,12 +84,22 @@ pub struct Run {
     pub params: Vec<(String, ParamValue)>,
     /// `None` when the run folder has no manifest.json.
     pub status: Option<Status>,
+    /// The last epoch of a run that early stopping ended.
+    pub stopped_early: Option<usize>,
     pub epochs: Epochs,
 }
 
 impl Run {
     pub fn param(&self, key: &str) -> Option<&ParamValue> {
         self.params.iter().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// The status as `compare` shows it: "done, stopped early at epoch 7" for an early stop.
+    pub fn status_label(&self) -> String {
+        match self.stopped_early {
+            Some(epoch) => format!("{}, stopped early at epoch {epoch}", self.status_str()),
+            None => self.status_str().to_owned(),
+        }
     }
 
     pub fn status_str(&self) -> &'static str {
@@ -312,6 +322,10 @@ fn read_each(dirs: &[PathBuf]) -> Vec<Result<Run, ViewError>> {
                 .unwrap_or_else(|| file_name(dir)),
             params: m.as_ref().map(|m| m.swept.clone()).unwrap_or_default(),
             status: m.as_ref().map(|m| m.status),
+            stopped_early: m
+                .as_ref()
+                .and_then(|m| m.stopped_early.as_ref())
+                .map(|s| s.epoch),
             epochs: Epochs::default(),
         })
         .collect();

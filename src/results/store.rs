@@ -74,6 +74,9 @@ pub struct Manifest {
     /// Undecodable images left out of the last recorded epoch (`on_bad_image = "skip"`).
     #[serde(default)]
     pub skipped_images: usize,
+    /// Set when early stopping ended the run (its status is `done`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped_early: Option<StoppedEarly>,
     pub error: Option<String>,
     pub classes: Vec<String>,
     pub device: String,
@@ -92,6 +95,18 @@ pub struct Manifest {
     /// Its scheduler task (`slurm 123_4`), if any.
     #[serde(default)]
     pub task: Option<String>,
+}
+
+/// How early stopping ended a run.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoppedEarly {
+    /// The last epoch trained.
+    pub epoch: usize,
+    /// The best epoch by the watched metric.
+    pub best_epoch: usize,
+    pub reason: String,
+    /// model.safetensors holds the best epoch's weights (`early_stopping.restore_best`).
+    pub restored_best: bool,
 }
 
 /// One run's folder.

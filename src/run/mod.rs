@@ -204,6 +204,7 @@ fn execute(
     };
     if opts.rerun {
         let _ = std::fs::remove_file(dir.file(CHECKPOINT));
+        let _ = std::fs::remove_file(dir.file(BEST_WEIGHTS));
     }
     dir.write_text("spec.toml", &spec.to_toml())
         .map_err(|e| fail(TrainError::Store(e.to_string())))?;
@@ -223,6 +224,7 @@ fn execute(
         epochs: spec.train.epochs as usize,
         diverged_epoch: None,
         skipped_images: 0,
+        stopped_early: None,
         error: None,
         classes: folder.classes.clone(),
         device: "cpu".into(),
@@ -266,6 +268,7 @@ fn execute(
     let paths = model::Paths {
         checkpoint: &dir.file(CHECKPOINT),
         model: &dir.file("model.safetensors"),
+        best: &dir.file(BEST_WEIGHTS),
     };
     let hashes = model::Hashes {
         dataset: &data_fp,
@@ -300,6 +303,20 @@ fn execute(
             );
             (Status::Interrupted, None)
         }
+        Ok(Outcome::Stopped(stopped)) => {
+            tracing::info!(
+                "{head}: stopped early after epoch {}: {}",
+                stopped.epoch,
+                stopped.reason
+            );
+            manifest.stopped_early = Some(crate::results::store::StoppedEarly {
+                epoch: stopped.epoch,
+                best_epoch: stopped.best_epoch,
+                reason: stopped.reason.clone(),
+                restored_best: cfg.early_stopping.as_ref().is_some_and(|e| e.restore_best),
+            });
+            (Status::Done, None)
+        }
         Ok(Outcome::Diverged { epoch }) => {
             manifest.diverged_epoch = Some(*epoch);
             tracing::warn!("{head}: diverged in epoch {epoch} (non-finite loss)");
@@ -317,8 +334,9 @@ fn execute(
         return Err(fail(e));
     }
     if status == Status::Done {
-        // everything of the run is recorded: its checkpoint is no longer needed
+        // everything of the run is recorded: its checkpoints are no longer needed
         let _ = std::fs::remove_file(dir.file(CHECKPOINT));
+        let _ = std::fs::remove_file(dir.file(BEST_WEIGHTS));
     }
     Ok(RunReport {
         index: run.index,
@@ -336,3 +354,5 @@ fn execute(
 
 /// The checkpoint file of an unfinished run.
 pub const CHECKPOINT: &str = "checkpoint.safetensors";
+/// The best epoch's weights of an unfinished run with early stopping and `restore_best`.
+pub const BEST_WEIGHTS: &str = "checkpoint-best.safetensors";

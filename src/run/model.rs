@@ -26,6 +26,8 @@ use crate::train::{
 pub struct Paths<'a> {
     pub checkpoint: &'a Path,
     pub model: &'a Path,
+    /// The best epoch's weights while training with early stopping and `restore_best`.
+    pub best: &'a Path,
 }
 
 /// Hidden width of the `mlp` pixel model.
@@ -184,7 +186,14 @@ impl ArchVisitor for WithBackbone<'_> {
                     rec.stage("features", t.elapsed().as_secs_f64());
                     run(&dev, head, &mut source, cfg, progress, paths, rec)?
                 } else {
-                    tracing::info!("features are computed every epoch (the transforms are random or the cache is off)");
+                    if spec.cache.features {
+                        tracing::info!(
+                            "feature cache skipped: the train transforms are random ({}), so features are computed every epoch",
+                            transform.random_parts().join(", ")
+                        );
+                    } else {
+                        tracing::info!("feature cache off (cache.features = false): features are computed every epoch");
+                    }
                     let mut source = image_source(spec, folder, &transform);
                     source.extractor = Some(Box::new(extract));
                     run(&dev, head, &mut source, cfg, progress, paths, rec)?
@@ -235,7 +244,7 @@ fn finish(
     outcome: Outcome,
     save: impl FnOnce() -> Result<(), TrainError>,
 ) -> Result<Outcome, TrainError> {
-    if outcome == Outcome::Done {
+    if matches!(outcome, Outcome::Done | Outcome::Stopped(_)) {
         save()?;
     }
     Ok(outcome)
@@ -255,15 +264,19 @@ fn run<M: Net>(
     let mut start = Start::Fresh;
     if paths.checkpoint.exists() {
         match checkpoint::load(paths.checkpoint, &mut model, &cfg.optimizer) {
-            Ok((epoch, optimizer)) if epoch <= rec.recorded() => {
+            Ok((epoch, optimizer, state)) if epoch <= rec.recorded() => {
                 tracing::info!(
                     "resuming after epoch {epoch} from {}",
                     paths.checkpoint.display()
                 );
                 rec.resumed(epoch);
-                start = Start::Resume { epoch, optimizer };
+                start = Start::Resume {
+                    epoch,
+                    optimizer,
+                    state: Box::new(state),
+                };
             }
-            Ok((epoch, _)) => tracing::warn!(
+            Ok((epoch, _, _)) => tracing::warn!(
                 "checkpoint {} is at epoch {epoch} but only {} epochs are recorded: starting over",
                 paths.checkpoint.display(),
                 rec.recorded()
@@ -278,6 +291,7 @@ fn run<M: Net>(
         }
     }
     let batches = source.batches(crate::train::Phase::Train, 1).size_hint().0;
+    let keep_best = cfg.early_stopping.as_ref().is_some_and(|e| e.restore_best);
     let outcome = fit(
         dev,
         &mut model,
@@ -285,11 +299,25 @@ fn run<M: Net>(
         cfg,
         start,
         &mut |epoch, batch, loss| progress.batch(epoch, batch, batches, loss),
-        &mut |m, model, opt| {
+        &mut |m, model, opt, state| {
             rec.epoch(m)?;
-            checkpoint::save(paths.checkpoint, model, opt, m.epoch)
+            if keep_best && state.stop.best_epoch == m.epoch {
+                // before the checkpoint that names this epoch the best: a kill between the two
+                // resumes before this epoch, which is trained again to the same weights
+                checkpoint::save_weights(paths.best, model)?;
+            }
+            checkpoint::save(paths.checkpoint, model, opt, m.epoch, state)
         },
     )?;
+    if keep_best && matches!(outcome, Outcome::Done | Outcome::Stopped(_)) {
+        checkpoint::load_weights(paths.best, &mut model).map_err(|why| {
+            TrainError::Store(format!(
+                "cannot restore the best epoch's weights from {}: {why}",
+                paths.best.display()
+            ))
+        })?;
+        tracing::info!("restored the best epoch's weights (early_stopping.restore_best)");
+    }
     Ok((outcome, model))
 }
 

@@ -121,7 +121,12 @@ pub(super) fn previous_done(
         return None;
     }
     let rows = schema::read_epochs(&dir.file("metrics.parquet"), &m.classes).ok()?;
-    if rows.len() != m.epochs {
+    // an early-stopped run is complete with fewer epochs than asked for
+    let complete = match &m.stopped_early {
+        Some(stopped) => stopped.epoch,
+        None => m.epochs,
+    };
+    if rows.len() != complete {
         return None;
     }
     Some(RunReport {

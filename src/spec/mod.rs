@@ -6,14 +6,18 @@
 //! `--set key=value` overrides ← the sweep point. Every layer is read through the same strict
 //! serde types (`raw.rs`) and every resolved run through the same checks (`validate.rs`).
 
+mod augment;
 mod error;
 pub mod expand;
 mod head;
+mod id_compat;
 mod layer;
 mod overrides;
 mod presets;
+mod random_search;
 mod raw;
 mod resolved;
+mod schedule;
 pub mod select;
 mod sites;
 mod sweep;
@@ -29,6 +33,8 @@ pub use resolved::{
     Backbone, Cache, Dataset, ExperimentInfo, Head, Loss, Optimizer, Regularization, RunSpec,
     Train, Transforms,
 };
+// issue #14: schedules, early stopping, augmentation
+pub use resolved::{ColorJitter, EarlyStopping, Metric, RandomResizedCrop, Schedule, ScheduleKind};
 pub use sweep::{Axis, Sweep, SweptKey};
 pub use values::{
     ApplyTo, BackboneName, Device, Freeze, LossKind, OnBadImage, OptimizerKind, RegularizationKind,

@@ -54,6 +54,8 @@ pub struct RawSpec {
     pub regularization: Option<RawRegularization>,
     pub train: Option<RawTrain>,
     pub cache: Option<RawCache>,
+    pub schedule: Option<super::schedule::RawSchedule>,
+    pub early_stopping: Option<super::schedule::RawEarlyStopping>,
     /// Taken out of its layer when read (see `spec::sweep`), never merged.
     pub sweep: Option<RawSweep>,
 }
@@ -70,6 +72,8 @@ impl Update for RawSpec {
         self.regularization.update(other.regularization);
         self.train.update(other.train);
         self.cache.update(other.cache);
+        self.schedule.update(other.schedule);
+        self.early_stopping.update(other.early_stopping);
     }
 }
 
@@ -151,15 +155,22 @@ pub struct RawTransforms {
     pub hflip: Option<f64>,
     pub mean: Option<[f32; 3]>,
     pub std: Option<[f32; 3]>,
+    pub random_resized_crop: Option<super::augment::RawRandomResizedCrop>,
+    pub color_jitter: Option<super::augment::RawColorJitter>,
 }
-update_leaves!(RawTransforms {
-    resize,
-    crop,
-    random_crop,
-    hflip,
-    mean,
-    std
-});
+
+impl Update for RawTransforms {
+    fn update(&mut self, other: Self) {
+        let leaves = |mine: &mut Self, other: &Self| {
+            macro_rules! take { ($($f:ident),*) => { $(if other.$f.is_some() { mine.$f = other.$f; })* } }
+            take!(resize, crop, random_crop, hflip, mean, std);
+        };
+        leaves(self, &other);
+        // the augmentation tables merge key by key, like the top-level tables
+        self.random_resized_crop.update(other.random_resized_crop);
+        self.color_jitter.update(other.color_jitter);
+    }
+}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -180,8 +191,12 @@ pub use super::head::RawHead;
 #[serde(deny_unknown_fields)]
 pub struct RawLoss {
     pub kind: Option<LossKind>,
+    pub label_smoothing: Option<f64>,
 }
-update_leaves!(RawLoss { kind });
+update_leaves!(RawLoss {
+    kind,
+    label_smoothing
+});
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -223,11 +238,13 @@ pub struct RawTrain {
     pub epochs: Option<u32>,
     pub batch_size: Option<usize>,
     pub device: Option<Device>,
+    pub grad_clip_norm: Option<f64>,
 }
 update_leaves!(RawTrain {
     epochs,
     batch_size,
-    device
+    device,
+    grad_clip_norm
 });
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -294,6 +311,7 @@ pub struct RawSweep {
     /// Swept as `experiment.seed`, so each value is checked like a seed.
     pub seeds: Option<SweptValues>,
     pub zip: Option<Vec<Spanned<RawAxes>>>,
+    pub random: Option<super::random_search::RawRandom>,
 }
 
 #[cfg(test)]

@@ -5,8 +5,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+pub use super::augment::{ColorJitter, RandomResizedCrop};
 use super::error::SpecError;
 use super::raw::RawSpec;
+pub use super::schedule::{EarlyStopping, Metric, Schedule, ScheduleKind};
 use super::values::{
     ApplyTo, BackboneName, Device, Freeze, LossKind, OnBadImage, OptimizerKind, RegularizationKind,
 };
@@ -24,6 +26,12 @@ pub struct RunSpec {
     pub regularization: Regularization,
     pub train: Train,
     pub cache: Cache,
+    /// Keys added after run ids were first recorded are left out of the canonical text while
+    /// at their defaults (see `spec::id_compat`), so that older run ids stay valid.
+    #[serde(skip_serializing_if = "super::id_compat::omit_schedule")]
+    pub schedule: Schedule,
+    #[serde(skip_serializing_if = "super::id_compat::omit_early_stopping")]
+    pub early_stopping: EarlyStopping,
     /// The folder holding `pipeline/` (else the spec's folder): results go under it, and the
     /// canonical TOML writes paths relative to it so that run ids do not depend on where the
     /// project is checked out.
@@ -59,6 +67,12 @@ pub struct Transforms {
     pub hflip: f64,
     pub mean: [f32; 3],
     pub std: [f32; 3],
+    /// Train only; replaces resize + crop for training when enabled.
+    #[serde(skip_serializing_if = "super::id_compat::omit_random_resized_crop")]
+    pub random_resized_crop: RandomResizedCrop,
+    /// Train only.
+    #[serde(skip_serializing_if = "super::id_compat::omit_color_jitter")]
+    pub color_jitter: ColorJitter,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -75,6 +89,9 @@ pub use super::head::Head;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Loss {
     pub kind: LossKind,
+    /// torch's CrossEntropyLoss(label_smoothing): the target is (1 − ε)·one-hot + ε/K.
+    #[serde(skip_serializing_if = "super::id_compat::omit_label_smoothing")]
+    pub label_smoothing: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -100,6 +117,9 @@ pub struct Train {
     pub epochs: u32,
     pub batch_size: usize,
     pub device: Device,
+    /// Clip the global L2 norm of the gradients to this; 0 = off.
+    #[serde(skip_serializing_if = "super::id_compat::omit_grad_clip_norm")]
+    pub grad_clip_norm: f64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -164,6 +184,8 @@ impl RunSpec {
                 hflip: get(&t.hflip, "transforms.hflip")?,
                 mean: get(&t.mean, "transforms.mean")?,
                 std: get(&t.std, "transforms.std")?,
+                random_resized_crop: RandomResizedCrop::from_raw(t.random_resized_crop.as_ref())?,
+                color_jitter: ColorJitter::from_raw(t.color_jitter.as_ref())?,
             },
             backbone: Backbone {
                 name: get(&b.name, "backbone.name")?,
@@ -173,6 +195,7 @@ impl RunSpec {
             head: Head::from_raw(h)?,
             loss: Loss {
                 kind: get(&l.kind, "loss.kind")?,
+                label_smoothing: get(&l.label_smoothing, "loss.label_smoothing")?,
             },
             optimizer: Optimizer {
                 kind: get(&o.kind, "optimizer.kind")?,
@@ -192,11 +215,14 @@ impl RunSpec {
                 epochs: get(&tr.epochs, "train.epochs")?,
                 batch_size: get(&tr.batch_size, "train.batch_size")?,
                 device: get(&tr.device, "train.device")?,
+                grad_clip_norm: get(&tr.grad_clip_norm, "train.grad_clip_norm")?,
             },
             cache: Cache {
                 features: get(&c.features, "cache.features")?,
                 dir: path(get(&c.dir, "cache.dir")?),
             },
+            schedule: Schedule::from_raw(raw.schedule.as_ref())?,
+            early_stopping: EarlyStopping::from_raw(raw.early_stopping.as_ref())?,
             project_dir: project_dir.to_path_buf(),
         })
     }
@@ -218,7 +244,8 @@ impl RunSpec {
         relative(&mut portable.dataset.root);
         portable.backbone.weights.as_mut().map(relative);
         portable.cache.dir.as_mut().map(relative);
-        toml::to_string(&portable).expect("a RunSpec always serializes to TOML")
+        super::id_compat::canonical(|| toml::to_string(&portable))
+            .expect("a RunSpec always serializes to TOML")
     }
 }
 

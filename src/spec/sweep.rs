@@ -13,7 +13,8 @@ use super::raw::{AxisEntry, RawAxes, RawSpec, RawSweep, SweptValues};
 use super::sites::{Site, Sites};
 
 /// The swept keys, grouped into axes. Runs are the cartesian product of the axes, the first axis
-/// varying slowest: grid keys in file order, then zip groups, then seeds.
+/// varying slowest: grid keys in file order, then zip groups, then random-search trials, then
+/// seeds.
 #[derive(Debug, Clone, Default)]
 pub struct Sweep {
     pub axes: Vec<Axis>,
@@ -65,6 +66,7 @@ pub(crate) struct SweepInput {
     /// Seeds are swept as `experiment.seed`, named after the `seeds` key in the file.
     seeds: Option<(Arc<Source>, Spanned<String>, SweptValues)>,
     zip: Option<(Arc<Source>, Vec<Spanned<RawAxes>>)>,
+    random: super::random_search::RandomInput,
 }
 
 impl SweepInput {
@@ -82,6 +84,9 @@ impl SweepInput {
         }
         if let Some(zip) = sweep.zip {
             self.zip = Some((layer.source.clone(), zip));
+        }
+        if let Some(random) = sweep.random {
+            self.random.update(&layer.source, random);
         }
     }
 
@@ -104,6 +109,9 @@ impl SweepInput {
                 check_zip_group(&source, span, &keys)?;
                 axes.push(Axis { keys });
             }
+        }
+        if let Some(axis) = self.random.build(known, swept_key)? {
+            axes.push(axis);
         }
         if let Some((source, key, seeds)) = self.seeds {
             // `seeds = []` (the default) sweeps nothing, unlike an empty grid list.

@@ -39,6 +39,10 @@ pub fn check(
     c.dataset(spec);
     c.backbone(spec);
     c.head(spec);
+    c.augment(spec);
+    c.loss(spec);
+    c.schedule(spec);
+    c.early_stopping(spec);
     if c.errors.is_empty() {
         Ok(c.warnings)
     } else {
@@ -46,25 +50,25 @@ pub fn check(
     }
 }
 
-struct Checker<'a> {
+pub(super) struct Checker<'a> {
     sites: &'a Sites,
     file: &'a Arc<Source>,
-    errors: Vec<Diagnostic>,
-    warnings: Vec<Diagnostic>,
+    pub(super) errors: Vec<Diagnostic>,
+    pub(super) warnings: Vec<Diagnostic>,
     /// The dataset's class count, once `dataset` found its folders (the head's size).
     classes: Option<usize>,
 }
 
 impl Checker<'_> {
     /// An error about `key`'s value, pointing where it was set.
-    fn invalid(&self, key: &str, label: String) -> Diagnostic {
+    pub(super) fn invalid(&self, key: &str, label: String) -> Diagnostic {
         self.locate(
             Diagnostic::error(format!("invalid value for `{key}`")).label(label),
             key,
         )
     }
 
-    fn warning(&self, key: &str, message: String, label: String) -> Diagnostic {
+    pub(super) fn warning(&self, key: &str, message: String, label: String) -> Diagnostic {
         self.locate(Diagnostic::warning(message).label(label), key)
     }
 
@@ -91,7 +95,7 @@ impl Checker<'_> {
     }
 
     /// "set at file:line:col", for notes about a second key.
-    fn where_set(&self, key: &str) -> String {
+    pub(super) fn where_set(&self, key: &str) -> String {
         match self.sites.value(key) {
             Some(at) if !self.sites.is_default(key) => format!("`{key}` set at {}", at.location()),
             _ => format!("`{key}` keeps its default from pipeline/defaults.toml"),
@@ -256,7 +260,27 @@ impl Checker<'_> {
         }
     }
 
+    fn loss(&mut self, spec: &RunSpec) {
+        let e = spec.loss.label_smoothing;
+        if !(0.0..=1.0).contains(&e) {
+            self.errors.push(
+                self.invalid(
+                    "loss.label_smoothing",
+                    format!("expected a number in [0, 1], found {e}"),
+                )
+                .note("the target becomes (1 − ε)·one-hot + ε/classes, as in torch's CrossEntropyLoss"),
+            );
+        }
+    }
+
     fn train(&mut self, spec: &RunSpec) {
+        let clip = spec.train.grad_clip_norm;
+        if !(clip >= 0.0 && clip.is_finite()) {
+            self.errors.push(self.invalid(
+                "train.grad_clip_norm",
+                format!("expected a number >= 0 (0 = off), found {clip}"),
+            ));
+        }
         if spec.train.epochs < 1 {
             self.errors
                 .push(self.invalid("train.epochs", "expected at least 1, found 0".to_owned()));
@@ -462,7 +486,7 @@ impl Checker<'_> {
 }
 
 /// An enum value as the user writes it in TOML, e.g. `"l2"`.
-fn quoted(value: impl serde::Serialize) -> String {
+pub(super) fn quoted(value: impl serde::Serialize) -> String {
     toml::Value::try_from(value)
         .map(|v| v.to_string())
         .unwrap_or_default()

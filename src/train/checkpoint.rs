@@ -8,7 +8,7 @@ use std::path::Path;
 
 use dfdx::nn::tensor_collection::TensorCollection;
 
-use super::{Dev, OptimizerConfig, OptimizerState, TrainError};
+use super::{Dev, LoopState, OptimizerConfig, OptimizerState, TrainError};
 use crate::nn::tensors;
 use crate::results::tensor_file::{self, Data, Entry, TensorFile};
 
@@ -39,6 +39,7 @@ pub fn save<M: TensorCollection<f32, Dev>>(
     model: &M,
     opt: &OptimizerState,
     epoch: usize,
+    state: &LoopState,
 ) -> Result<(), TrainError> {
     let all = tensors::collect(model);
     let mut entries: Vec<Entry> = all
@@ -62,18 +63,23 @@ pub fn save<M: TensorCollection<f32, Dev>>(
         ("epoch".to_string(), epoch.to_string()),
         ("step".to_string(), opt.step.to_string()),
         ("optimizer".to_string(), format!("{:?}", opt.cfg)),
+        (
+            "loop_state".to_string(),
+            serde_json::to_string(state).expect("loop state serialises"),
+        ),
     ]);
     write(path, &entries, meta)
 }
 
-/// Loads a checkpoint into `model`; returns the completed epoch and the optimizer state.
+/// Loads a checkpoint into `model`; returns the completed epoch, the optimizer state and the
+/// loop state (schedule, early stopping; the default for checkpoints written before it was kept).
 /// A checkpoint of another model or optimizer, or one whose checksum does not match its data,
 /// is an error, never half-applied.
 pub fn load<M: TensorCollection<f32, Dev>>(
     path: &Path,
     model: &mut M,
     cfg: &OptimizerConfig,
-) -> Result<(usize, OptimizerState), String> {
+) -> Result<(usize, OptimizerState, LoopState), String> {
     let file = TensorFile::read(path)?;
     let meta = file.metadata();
     if meta.get("optimizer") != Some(&format!("{cfg:?}")) {
@@ -85,10 +91,47 @@ pub fn load<M: TensorCollection<f32, Dev>>(
             .ok_or(format!("no `{k}` in its metadata"))
     };
     let (epoch, step) = (num("epoch")? as usize, num("step")?);
+    let state = match meta.get("loop_state") {
+        Some(json) => serde_json::from_str(json).map_err(|e| format!("its loop_state: {e}"))?,
+        None => LoopState::default(),
+    };
+    apply(&file, "model.", model)?;
+    let states = |kind: &str| -> Vec<Vec<f32>> {
+        (0..)
+            .map_while(|i| file.f32(&format!("optim.{kind}.{i}")).ok().map(|t| t.1))
+            .collect()
+    };
+    Ok((
+        epoch,
+        OptimizerState {
+            lr: cfg.lr(),
+            cfg: cfg.clone(),
+            step,
+            first: states("first"),
+            second: states("second"),
+        },
+        state,
+    ))
+}
+
+/// Loads weights written by [`save_weights`] into `model` (all or nothing).
+pub fn load_weights<M: TensorCollection<f32, Dev>>(
+    path: &Path,
+    model: &mut M,
+) -> Result<(), String> {
+    apply(&TensorFile::read(path)?, "", model)
+}
+
+/// Copies the tensors named `<prefix><path>` of `file` into `model`, after checking them all.
+fn apply<M: TensorCollection<f32, Dev>>(
+    file: &TensorFile,
+    prefix: &str,
+    model: &mut M,
+) -> Result<(), String> {
     // check every tensor before changing any
     let mut values = HashMap::new();
     for t in tensors::collect(model) {
-        let (dims, v) = file.f32(&format!("model.{}", t.name))?;
+        let (dims, v) = file.f32(&format!("{prefix}{}", t.name))?;
         if dims != t.dims {
             return Err(format!(
                 "`{}` has shape {dims:?}, the model {:?}",
@@ -100,21 +143,7 @@ pub fn load<M: TensorCollection<f32, Dev>>(
     tensors::for_each_mut(model, |t| -> Result<(), String> {
         t.set_values(&values[t.name()]);
         Ok(())
-    })?;
-    let states = |kind: &str| -> Vec<Vec<f32>> {
-        (0..)
-            .map_while(|i| file.f32(&format!("optim.{kind}.{i}")).ok().map(|t| t.1))
-            .collect()
-    };
-    Ok((
-        epoch,
-        OptimizerState {
-            cfg: cfg.clone(),
-            step,
-            first: states("first"),
-            second: states("second"),
-        },
-    ))
+    })
 }
 
 #[cfg(test)]
@@ -142,11 +171,14 @@ mod tests {
         opt.update(&mut l, &mut grads);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ckpt.safetensors");
-        save(&path, &l, &opt, 4).unwrap();
+        let mut state = LoopState::default();
+        state.schedule.lr = Some(0.005);
+        state.stop.best_epoch = 3;
+        save(&path, &l, &opt, 4, &state).unwrap();
 
         let mut m = LinearHead::new(&dev, 3, 2);
-        let (epoch, opt2) = load(&path, &mut m, &cfg).unwrap();
-        assert_eq!((epoch, &opt2), (4, &opt));
+        let (epoch, opt2, state2) = load(&path, &mut m, &cfg).unwrap();
+        assert_eq!((epoch, &opt2, &state2), (4, &opt, &state));
         assert_eq!(
             (m.weight.as_vec(), m.bias.as_vec()),
             (l.weight.as_vec(), l.bias.as_vec())
@@ -179,7 +211,7 @@ mod tests {
         let opt = OptimizerState::new(cfg.clone());
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ckpt.safetensors");
-        save(&path, &l, &opt, 2).unwrap();
+        save(&path, &l, &opt, 2, &LoopState::default()).unwrap();
         // a valid header, wrong data: flip a byte in every tensor's values
         let mut bytes = std::fs::read(&path).unwrap();
         let header = 8 + u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;

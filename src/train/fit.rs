@@ -4,9 +4,13 @@ use std::time::Instant;
 
 use dfdx::prelude::*;
 
+use serde::{Deserialize, Serialize};
+
+use super::early_stopping::{EarlyStopping, StopState, Stopped};
+use super::schedule::{LrSchedule, ScheduleState};
 use super::{
-    penalised_norm_except, Dev, Frozen, Inputs, Net, OptimizerConfig, OptimizerState, Penalty,
-    TrainError,
+    clip, loss, penalised_norm_except, Dev, Frozen, Inputs, Net, OptimizerConfig, OptimizerState,
+    Penalty, TrainError,
 };
 use crate::results::schema::EpochMetrics;
 
@@ -40,6 +44,22 @@ pub struct FitConfig {
     /// Blocks of the model that do not train (`backbone.freeze = "until:<block>"`): no update,
     /// no penalty, not in the weight norm.
     pub frozen: Frozen,
+    /// The rate of each epoch (base rate: the optimizer's).
+    pub schedule: LrSchedule,
+    /// `None` = train every epoch.
+    pub early_stopping: Option<EarlyStopping>,
+    /// ε of the training target (1 − ε)·one-hot + ε/K; 0 = plain one-hot.
+    pub label_smoothing: f64,
+    /// Clip the global gradient norm to this; 0 = off.
+    pub grad_clip_norm: f64,
+}
+
+/// What the loop carries from epoch to epoch besides the model and optimizer, checkpointed with
+/// them so a resumed run goes on exactly as an uninterrupted one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LoopState {
+    pub schedule: ScheduleState,
+    pub stop: StopState,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +74,8 @@ pub enum Outcome {
     Interrupted {
         epoch: usize,
     },
+    /// Early stopping ended training (a finished run, like `Done`).
+    Stopped(Stopped),
 }
 
 /// Where training starts: a new run, or a checkpoint's completed epoch and optimizer state
@@ -64,12 +86,18 @@ pub enum Start {
     Resume {
         epoch: usize,
         optimizer: OptimizerState,
+        state: Box<LoopState>,
     },
 }
 
-/// Trains `model` up to `cfg.epochs`, calling `on_epoch` with each epoch's metrics, the model
-/// and the optimizer as soon as the epoch ends (to record and checkpoint), and `on_batch` with
-/// (epoch, batch, running loss) for progress display.
+/// What [`fit`] calls after each epoch: metrics, model, optimizer and loop state, to record and
+/// checkpoint them.
+pub type OnEpoch<'a, M> =
+    dyn FnMut(&EpochMetrics, &M, &OptimizerState, &LoopState) -> Result<(), TrainError> + 'a;
+
+/// Trains `model` up to `cfg.epochs` (or until early stopping), calling `on_epoch` with each
+/// epoch's metrics, the model, the optimizer and the loop state as soon as the epoch ends (to
+/// record and checkpoint), and `on_batch` with (epoch, batch, running loss) for progress display.
 pub fn fit<M: Net>(
     dev: &Dev,
     model: &mut M,
@@ -77,14 +105,27 @@ pub fn fit<M: Net>(
     cfg: &FitConfig,
     start: Start,
     on_batch: &mut dyn FnMut(usize, usize, f64),
-    on_epoch: &mut dyn FnMut(&EpochMetrics, &M, &OptimizerState) -> Result<(), TrainError>,
+    on_epoch: &mut OnEpoch<'_, M>,
 ) -> Result<Outcome, TrainError> {
-    let (first_epoch, mut opt) = match start {
-        Start::Fresh => (1, OptimizerState::new(cfg.optimizer.clone())),
-        Start::Resume { epoch, optimizer } => (epoch + 1, optimizer),
+    let (first_epoch, mut opt, mut state) = match start {
+        Start::Fresh => (
+            1,
+            OptimizerState::new(cfg.optimizer.clone()),
+            LoopState::default(),
+        ),
+        Start::Resume {
+            epoch,
+            optimizer,
+            state,
+        } => (epoch + 1, optimizer, *state),
     };
-    let lr = cfg.optimizer.lr();
+    if let Some(stopped) = &state.stop.stopped {
+        // killed after the stopping epoch was checkpointed, before the run was marked done
+        return Ok(Outcome::Stopped(stopped.clone()));
+    }
     for epoch in first_epoch..=cfg.epochs {
+        let lr = cfg.schedule.lr(epoch, &state.schedule);
+        opt.lr = lr;
         let start = Instant::now();
         let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
         for (i, batch) in source.batches(Phase::Train, epoch).enumerate() {
@@ -96,8 +137,8 @@ pub fn fit<M: Net>(
             model.begin_batch(epoch, i);
             let logits = model.logits_train(dev, x, model.alloc_grads())?;
             correct += count_correct(&logits.as_vec(), &labels, cfg.num_classes);
-            let loss =
-                cross_entropy_with_logits_loss(logits, one_hot(dev, &labels, cfg.num_classes));
+            let target = loss::targets(dev, &labels, cfg.num_classes, cfg.label_smoothing);
+            let loss = cross_entropy_with_logits_loss(logits, target);
             let loss_value = loss.array() as f64;
             if !loss_value.is_finite() {
                 return Ok(Outcome::Diverged { epoch });
@@ -105,6 +146,10 @@ pub fn fit<M: Net>(
             let mut grads = loss.backward();
             cfg.regularization
                 .add_gradients_except(model, &mut grads, &cfg.frozen);
+            if cfg.grad_clip_norm > 0.0 {
+                // after the penalty's gradient: the penalty is part of the loss
+                clip::clip_grad_norm(model, &mut grads, &cfg.frozen, cfg.grad_clip_norm);
+            }
             cfg.regularization.decay_except(model, lr, &cfg.frozen);
             opt.update_except(model, &mut grads, &cfg.frozen);
             loss_sum += loss_value * n as f64;
@@ -134,7 +179,15 @@ pub fn fit<M: Net>(
             train_samples: seen,
             skipped: source.take_skipped(),
         };
-        on_epoch(&metrics, model, &opt)?;
+        cfg.schedule
+            .observe(epoch, val.loss, val.acc, &mut state.schedule);
+        if let Some(es) = &cfg.early_stopping {
+            es.observe(epoch, val.loss, val.acc, &mut state.stop);
+        }
+        on_epoch(&metrics, model, &opt, &state)?;
+        if let Some(stopped) = &state.stop.stopped {
+            return Ok(Outcome::Stopped(stopped.clone()));
+        }
     }
     Ok(Outcome::Done)
 }
@@ -208,12 +261,4 @@ fn count_correct(logits: &[f32], labels: &[usize], classes: usize) -> usize {
         .zip(labels)
         .filter(|(row, &y)| argmax(row) == y)
         .count()
-}
-
-fn one_hot(dev: &Dev, labels: &[usize], classes: usize) -> Tensor<(usize, usize), f32, Dev> {
-    let mut v = vec![0.0; labels.len() * classes];
-    for (i, &y) in labels.iter().enumerate() {
-        v[i * classes + y] = 1.0;
-    }
-    dev.tensor_from_vec(v, (labels.len(), classes))
 }

@@ -5,15 +5,24 @@
 //! hands it to [`fit`], which is generic over [`Net`].
 
 pub mod checkpoint;
+mod clip;
+pub mod early_stopping;
 mod fit;
 mod frozen;
+mod loss;
 mod net;
 mod optim;
 mod regularize;
+pub mod schedule;
 
 pub use crate::results::schema::EpochMetrics;
-pub use fit::{evaluate, fit, BatchSource, Batches, Evaluation, FitConfig, Outcome, Phase, Start};
+pub use clip::clip_grad_norm;
+pub use early_stopping::{EarlyStopping, Stopped};
+pub use fit::{
+    evaluate, fit, BatchSource, Batches, Evaluation, FitConfig, LoopState, Outcome, Phase, Start,
+};
 pub use frozen::{in_blocks, Frozen};
 pub use net::{Dev, ImageBatch, Inputs, Logits, Net, TrainError};
 pub use optim::{OptimizerConfig, OptimizerState};
 pub use regularize::{penalised_norm, penalised_norm_except, Penalty, RegularizationKind};
+pub use schedule::{LrKind, LrSchedule, Plateau};

@@ -41,6 +41,8 @@ impl OptimizerConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct OptimizerState {
     pub cfg: OptimizerConfig,
+    /// The rate of the current epoch (the schedule's; `cfg`'s lr is the base rate).
+    pub lr: f64,
     /// Steps taken (Adam's bias correction needs it).
     pub step: u64,
     /// Per trainable tensor: SGD's velocity, or Adam's first moment.
@@ -52,6 +54,7 @@ pub struct OptimizerState {
 impl OptimizerState {
     pub fn new(cfg: OptimizerConfig) -> Self {
         Self {
+            lr: cfg.lr(),
             cfg,
             step: 0,
             first: Vec::new(),
@@ -92,6 +95,7 @@ impl OptimizerState {
         let g: &[f32] = t.grad_mut(grads);
         let mut w = t.values();
         let opt = self;
+        let lr = opt.lr;
         if opt.first.len() <= i {
             opt.first.resize(i + 1, Vec::new());
         }
@@ -100,9 +104,7 @@ impl OptimizerState {
         }
         match opt.cfg {
             OptimizerConfig::Sgd {
-                lr,
-                momentum,
-                nesterov,
+                momentum, nesterov, ..
             } => {
                 let (lr, mu) = (lr as f32, momentum as f32);
                 let v = &mut opt.first[i];
@@ -119,7 +121,7 @@ impl OptimizerState {
                     *w -= lr * d;
                 }
             }
-            OptimizerConfig::Adam { lr, betas, eps } => {
+            OptimizerConfig::Adam { betas, eps, .. } => {
                 if opt.second.len() <= i {
                     opt.second.resize(i + 1, Vec::new());
                 }

@@ -337,7 +337,14 @@ impl<'a> Table<'a> {
                     run_ids: members.iter().map(|&i| runs[i].run_id.clone()).collect(),
                     params: shown.iter().map(|k| first.param(k).cloned()).collect(),
                     stats,
-                    status: status_of(members.iter().map(|&i| runs[i].status_str())),
+                    status: status_of(
+                        members
+                            .iter()
+                            .map(|&i| runs[i].status_label())
+                            .collect::<Vec<_>>()
+                            .iter()
+                            .map(String::as_str),
+                    ),
                 }
             })
             .collect();

@@ -40,6 +40,7 @@ impl Predictor {
             hflip: 0.0,
             mean: IMAGENET_MEAN,
             std: IMAGENET_STD,
+            augment: Default::default(),
         };
         Self {
             arch,

@@ -191,6 +191,7 @@ mod tests {
             hflip: 0.0,
             mean: IMAGENET_MEAN,
             std: IMAGENET_STD,
+            augment: Default::default(),
         };
         let px = [200u8, 100, 0];
         let chw: Vec<f32> = (0..3)

@@ -93,6 +93,9 @@ fn read_inner(parent: &Path) -> Option<HashMap<String, Cached>> {
         s("params")?,
     );
     let (start, len) = (i("start")?, i("len")?);
+    // "" or the last epoch of an early-stopped run (a cache written before it was kept has no
+    // such column and is read afresh)
+    let stopped_early = s("stopped_early")?;
     let e = |c: &str| {
         epochs
             .column(c)
@@ -130,6 +133,7 @@ fn read_inner(parent: &Path) -> Option<HashMap<String, Cached>> {
             run_id: run_id.get(r)?.to_string(),
             params: decode_params(params.get(r)?)?,
             status: decode_status(status.get(r)?),
+            stopped_early: stopped_early.get(r)?.parse().ok(),
             epochs: Epochs {
                 epoch: epoch[a..a + n].to_vec(),
                 train_loss: tl[a..a + n].to_vec(),
@@ -187,6 +191,10 @@ fn write_inner(parent: &Path, runs: &[&Cached]) -> Result<(), String> {
                 text(&|c| c.run.status.map_or(String::new(), |s| s.to_string())),
             ),
             Column::new("params".into(), text(&|c| encode_params(&c.run.params))),
+            Column::new(
+                "stopped_early".into(),
+                text(&|c| c.run.stopped_early.map_or(String::new(), |e| e.to_string())),
+            ),
             Column::new("start".into(), start),
             Column::new("len".into(), len),
             Column::new("token".into(), vec![token; n]),
@@ -332,6 +340,7 @@ mod tests {
                         run_id: format!("run{i:04}"),
                         params: vec![("experiment.seed".into(), ParamValue::Int(i))],
                         status: Some(Status::Done),
+                        stopped_early: (i == 3).then_some(40),
                         epochs: Epochs {
                             epoch: e.clone(),
                             train_loss: f(1.0),
