@@ -4,8 +4,8 @@
 
 use rayon::prelude::*;
 
-use super::conv::Conv2dGeom;
-use super::geometry::valid_range;
+use crate::conv::Conv2dGeom;
+use crate::geometry::valid_range;
 
 /// Calls `f(oy, iy, ox_lo, ox_hi, ix0)` for every output row of tap (ky, kx) that reads real
 /// input (not padding); output columns `ox_lo..ox_hi` read input columns `ix0 + j·stride`.
@@ -29,7 +29,7 @@ fn for_each_tap_row(
     }
 }
 
-pub(crate) fn forward(g: &Conv2dGeom, x: &[f32], w: &[f32], out: &mut [f32]) {
+pub fn forward(g: &Conv2dGeom, x: &[f32], w: &[f32], out: &mut [f32]) {
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
     out.par_chunks_mut(ohw)
         .zip(x.par_chunks(hw))
@@ -58,7 +58,7 @@ pub(crate) fn forward(g: &Conv2dGeom, x: &[f32], w: &[f32], out: &mut [f32]) {
         });
 }
 
-pub(crate) fn backward_input(g: &Conv2dGeom, w: &[f32], gout: &[f32], dx: &mut [f32]) {
+pub fn backward_input(g: &Conv2dGeom, w: &[f32], gout: &[f32], dx: &mut [f32]) {
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
     dx.par_chunks_mut(hw)
         .zip(gout.par_chunks(ohw))
@@ -87,7 +87,7 @@ pub(crate) fn backward_input(g: &Conv2dGeom, w: &[f32], gout: &[f32], dx: &mut [
         });
 }
 
-pub(crate) fn backward_weight(g: &Conv2dGeom, x: &[f32], gout: &[f32], dw: &mut [f32]) {
+pub fn backward_weight(g: &Conv2dGeom, x: &[f32], gout: &[f32], dw: &mut [f32]) {
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
     // Parallel over channels: each channel's filter gradient sums over the batch.
     dw.par_chunks_mut(kk).enumerate().for_each(|(c, dwc)| {
