@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::spec::expand;
-use crate::run::{self, Identities, RunOptions};
-use crate::spec::{self, LoadOptions};
 use crate::results::store::Status;
+use crate::run::{self, Identities, RunOptions};
+use crate::spec::expand;
+use crate::spec::{self, LoadOptions};
 
 /// Exit code for a spec that fails to parse or validate (sysexits' EX_CONFIG).
 pub const EXIT_BAD_SPEC: u8 = 78;
@@ -155,6 +155,8 @@ fn parse_freeze(s: &str) -> Result<spec::Freeze, String> {
 }
 
 #[derive(Debug, Args)]
+// Without the `bench` feature the command only explains how to get it.
+#[cfg_attr(not(feature = "bench"), allow(dead_code))]
 struct BenchArgs {
     /// Two timed iterations per row instead of five (the whole run in a couple of minutes).
     #[arg(long)]
@@ -162,6 +164,15 @@ struct BenchArgs {
     /// Images for the loading benchmark.
     #[arg(long, default_value = "pipeline/data/catdog-photos")]
     images: PathBuf,
+    /// Image-folder dataset for the model rows (the first files of each class are copied).
+    #[arg(long, default_value = "pipeline/data/animal-mnist-catdog")]
+    data: PathBuf,
+    /// EfficientNet-Lite0 weights for the frozen-feature rows.
+    #[arg(
+        long,
+        default_value = "pipeline/weights/efficientnet_lite0_imagenet.safetensors"
+    )]
+    lite0_weights: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -529,10 +540,23 @@ fn cmd_preview(a: PreviewCmd) -> ExitCode {
             .map(|path| println!("{}", path.display())),
     )
 }
+#[cfg(not(feature = "bench"))]
+fn cmd_bench(_: BenchArgs) -> ExitCode {
+    eprintln!(
+        "error: this runner was built without `runner bench` (benchmark code stays out of normal builds)\n\
+         build it with the `bench` feature, e.g.:\n    \
+         cargo build --release --features bench && target/release/runner bench"
+    );
+    ExitCode::from(2)
+}
+
+#[cfg(feature = "bench")]
 fn cmd_bench(a: BenchArgs) -> ExitCode {
     let opts = crate::bench::BenchOptions {
         quick: a.quick,
         images: a.images,
+        data: a.data,
+        lite0_weights: a.lite0_weights,
         torch: std::env::var("BENCH_TORCH").ok().filter(|s| !s.is_empty()),
     };
     match crate::bench::run(&opts) {

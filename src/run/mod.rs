@@ -25,9 +25,9 @@ use crate::results::store::RunLock;
 
 use crate::data::{BadImagePolicy, Transform};
 use crate::results::schema::{self, ParamValue, RunKey};
+use crate::results::store::{Manifest, RunDir, Status};
 use crate::spec::expand::{self, PlannedRun};
 use crate::spec::{self, Experiment, RunSpec};
-use crate::results::store::{Manifest, RunDir, Status};
 use crate::train::{
     EpochMetrics, FitConfig, OptimizerConfig, Outcome, Regularization, RegularizationKind,
     TrainError,
@@ -59,6 +59,8 @@ pub struct RunReport {
     pub error: Option<String>,
     /// Already done before this invocation.
     pub reused: bool,
+    /// Seconds per stage of this invocation ("identify", "features", "train", …), as logged.
+    pub stages: Vec<(&'static str, f64)>,
 }
 
 /// The swept parameters of a run, typed by the resolved spec field they set (so λ is a float
@@ -175,6 +177,7 @@ pub fn run_sweep(exp: &Experiment, runs: &[PlannedRun], opts: &RunOptions) -> Ve
                 seconds: 0.0,
                 error: None,
                 reused: false,
+                stages: Vec::new(),
             },
             Err((run_id, dir, e)) => {
                 tracing::error!("{head}: failed: {e}");
@@ -189,6 +192,7 @@ pub fn run_sweep(exp: &Experiment, runs: &[PlannedRun], opts: &RunOptions) -> Ve
                     seconds: started.elapsed().as_secs_f64(),
                     error: Some(e.to_string()),
                     reused: false,
+                    stages: Vec::new(),
                 }
             }
         };
@@ -374,6 +378,7 @@ fn execute(
         seconds: started.elapsed().as_secs_f64(),
         error,
         reused: false,
+        stages,
     })
 }
 
