@@ -1,8 +1,7 @@
 //! Depthwise convolution (groups = in = out channels): each channel plane is convolved with its
 //! own k×k filter. A gemm per channel would be a 1-row matrix product, all overhead; the kernels
 //! in [`padded`] work on zero-padded copies of each plane with register-blocked rows and runtime
-//! SIMD dispatch. The row-wise direct loops here remain for the input gradient of strided layers
-//! (a scatter that the padded form does not cover) and as the reference in the tests.
+//! SIMD dispatch. The row-wise direct loops here are the reference in the tests.
 
 mod padded;
 mod simd;
@@ -10,8 +9,10 @@ mod simd;
 use rayon::prelude::*;
 
 use crate::conv::Conv2dGeom;
+#[cfg(test)]
 use crate::geometry::valid_range;
 
+#[cfg(test)]
 /// Calls `f(oy, iy, ox_lo, ox_hi, ix0)` for every output row of tap (ky, kx) that reads real
 /// input (not padding); output columns `ox_lo..ox_hi` read input columns `ix0 + j·stride`.
 #[inline]
@@ -65,6 +66,7 @@ fn direct_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], out: &mut [f32]) {
         });
 }
 
+#[cfg(test)]
 fn direct_backward_input(g: &Conv2dGeom, w: &[f32], gout: &[f32], dx: &mut [f32]) {
     let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
     dx.par_chunks_mut(hw)
@@ -146,7 +148,7 @@ pub fn forward(g: &Conv2dGeom, x: &[f32], w: &[f32], out: &mut [f32]) {
 
 pub fn backward_input(g: &Conv2dGeom, w: &[f32], gout: &[f32], dx: &mut [f32]) {
     if g.stride != 1 {
-        return direct_backward_input(g, w, gout, dx);
+        return strided_backward_input(g, w, gout, dx);
     }
     let (hw, ohw, kk, k) = (g.h * g.w, g.oh * g.ow, g.k * g.k, g.k);
     dx.par_chunks_mut(hw)
@@ -168,6 +170,24 @@ pub fn backward_input(g: &Conv2dGeom, w: &[f32], gout: &[f32], dx: &mut [f32]) {
                 buf.fill(go, g.oh, g.ow, k - 1 - g.pad_top, k - 1 - g.pad_left);
                 padded::correlate(buf, flipped, k, g.h, g.w, tmp);
                 dxp.iter_mut().zip(tmp.iter()).for_each(|(d, v)| *d += v);
+            },
+        );
+}
+
+/// Input gradient of a strided layer: scattered into the padded, phased layout of the forward
+/// pass (contiguous rows), then added back onto the plane once.
+fn strided_backward_input(g: &Conv2dGeom, w: &[f32], gout: &[f32], dx: &mut [f32]) {
+    let (hw, ohw, kk) = (g.h * g.w, g.oh * g.ow, g.k * g.k);
+    dx.par_chunks_mut(hw)
+        .zip(gout.par_chunks(ohw))
+        .enumerate()
+        .for_each_init(
+            || padded::input_buffer(g),
+            |buf, (bc, (dxp, go))| {
+                let c = bc % g.c_in;
+                buf.data.fill(0.0);
+                buf.scatter_taps(go, &w[c * kk..(c + 1) * kk], g.k, g.oh, g.ow);
+                buf.add_region_to(dxp, g.h, g.w, g.pad_top, g.pad_left);
             },
         );
 }
