@@ -8,6 +8,7 @@ use super::{
     penalised_norm_except, Dev, Frozen, Inputs, Net, Optimizer, OptimizerConfig, Regularization,
     TrainError,
 };
+use crate::results::schema::EpochMetrics;
 
 /// Where a run's batches come from: images through the transforms, or cached features.
 pub trait Source {
@@ -35,28 +36,6 @@ pub struct FitConfig {
     /// Blocks of the model that do not train (`backbone.freeze = "until:<block>"`): no update,
     /// no penalty, not in the weight norm.
     pub frozen: Frozen,
-}
-
-/// One row of a run's metrics table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EpochMetrics {
-    pub epoch: usize,
-    /// Mean cross-entropy over the epoch's training samples (the penalty is not included).
-    pub train_loss: f64,
-    pub train_acc: f64,
-    pub val_loss: f64,
-    pub val_acc: f64,
-    pub val_class_acc: Vec<f64>,
-    /// `confusion[true][predicted]` on val.
-    pub confusion: Vec<Vec<u64>>,
-    /// ‖w‖₂ of the tensors the penalty applies to, after the epoch.
-    pub weight_norm: f64,
-    pub lr: f64,
-    pub epoch_seconds: f64,
-    /// Training images per second of the training pass.
-    pub images_per_second: f64,
-    pub train_samples: usize,
-    pub skipped: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]

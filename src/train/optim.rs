@@ -1,4 +1,4 @@
-//! SGD (momentum, Nesterov) and Adam with PyTorch's update rules, written as a tensor visitor.
+//! SGD (momentum, Nesterov) and Adam with PyTorch's update rules, applied tensor by tensor.
 //!
 //! dfdx has both, but keeps their state (velocities, moments) private, so a run could not be
 //! checkpointed and resumed to the same numbers. Here the state is plain vectors, one per
@@ -7,12 +7,13 @@
 //! dfdx's weight decay applies to every tensor (biases and BatchNorm included) and uses λ·w,
 //! not the 2λ·w of a λ‖w‖² penalty.
 
-use dfdx::nn::tensor_collection::{
-    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
-};
+use std::convert::Infallible;
+
+use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::*;
 
 use super::{Dev, Frozen};
+use crate::nn::tensors::{self, TensorMut};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum OptimizerConfig {
@@ -76,46 +77,21 @@ impl Optimizer {
         frozen: &Frozen,
     ) {
         self.step += 1;
-        let mut v = Step {
-            opt: self,
-            grads,
-            frozen,
-            index: 0,
-        };
-        M::iter_tensors(&mut RecursiveWalker {
-            m: (model, String::new()),
-            f: &mut v,
-        })
-        .expect("walking the model's tensors");
+        let mut index = 0;
+        let _ = tensors::for_each_mut(model, |t| -> Result<(), Infallible> {
+            if t.trainable() && !frozen.holds(t.name()) {
+                self.step_tensor(index, t, grads);
+                index += 1;
+            }
+            Ok(())
+        });
     }
-}
 
-struct Step<'a> {
-    opt: &'a mut Optimizer,
-    grads: &'a mut Gradients<f32, Dev>,
-    frozen: &'a Frozen,
-    index: usize,
-}
-
-impl TensorVisitor<f32, Dev> for Step<'_> {
-    type Viewer = (ViewTensorMut, ViewTensorName);
-    type Err = CpuError;
-    type E2 = f32;
-    type D2 = Dev;
-
-    fn visit<S: Shape>(
-        &mut self,
-        opts: TensorOptions<S, f32, Dev>,
-        (t, name): (&mut Tensor<S, f32, Dev>, String),
-    ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
-        if !opts.do_gradient_update || self.frozen.holds(&name) {
-            return Ok(None);
-        }
-        let i = self.index;
-        self.index += 1;
-        let g: &[f32] = self.grads.get_or_alloc_mut(t)?;
-        let mut w = t.as_vec();
-        let opt = &mut *self.opt;
+    /// Updates the `i`-th trainable tensor (its optimizer state is kept under that index).
+    fn step_tensor(&mut self, i: usize, t: &mut dyn TensorMut, grads: &mut Gradients<f32, Dev>) {
+        let g: &[f32] = t.grad_mut(grads);
+        let mut w = t.values();
+        let opt = self;
         if opt.first.len() <= i {
             opt.first.resize(i + 1, Vec::new());
         }
@@ -163,8 +139,7 @@ impl TensorVisitor<f32, Dev> for Step<'_> {
                 }
             }
         }
-        t.copy_from(&w);
-        Ok(None)
+        t.set_values(&w);
     }
 }
 

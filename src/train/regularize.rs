@@ -9,12 +9,13 @@
 //! BatchNorm scales and running statistics are left alone unless `apply_to_all`. Tensors in
 //! frozen blocks ([`Frozen`]) are never penalised, decayed or counted in the norm.
 
-use dfdx::nn::tensor_collection::{
-    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
-};
+use std::convert::Infallible;
+
+use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::*;
 
 use super::{Dev, Frozen};
+use crate::nn::tensors;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegularizationKind {
@@ -33,12 +34,6 @@ pub struct Regularization {
 }
 
 impl Regularization {
-    pub const NONE: Self = Self {
-        kind: RegularizationKind::None,
-        lambda: 0.0,
-        apply_to_all: false,
-    };
-
     /// Adds the penalty's gradient to `grads` (L2 and L1; nothing for the others).
     pub fn add_gradients<M: TensorCollection<f32, Dev>>(
         &self,
@@ -109,67 +104,42 @@ enum Action<'a> {
     SquaredNorm(&'a mut f64),
 }
 
-struct Walk<'a> {
-    all: bool,
-    frozen: &'a Frozen,
-    action: Action<'a>,
-}
-
-fn walk<'a, M: TensorCollection<f32, Dev>>(
+/// Applies `action` to every penalised tensor: trainable, outside `frozen`, and a conv or
+/// linear weight unless `all`.
+fn walk<M: TensorCollection<f32, Dev>>(
     model: &mut M,
     all: bool,
-    frozen: &'a Frozen,
-    action: Action<'a>,
+    frozen: &Frozen,
+    mut action: Action<'_>,
 ) {
-    let mut v = Walk {
-        all,
-        frozen,
-        action,
-    };
-    M::iter_tensors(&mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut v,
-    })
-    .expect("walking the model's tensors");
-}
-
-impl TensorVisitor<f32, Dev> for Walk<'_> {
-    type Viewer = (ViewTensorMut, ViewTensorName);
-    type Err = CpuError;
-    type E2 = f32;
-    type D2 = Dev;
-
-    fn visit<S: Shape>(
-        &mut self,
-        opts: TensorOptions<S, f32, Dev>,
-        (t, name): (&mut Tensor<S, f32, Dev>, String),
-    ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
-        let is_weight = S::NUM_DIMS >= 2 && (name == "weight" || name.ends_with(".weight"));
-        if !opts.do_gradient_update || !(self.all || is_weight) || self.frozen.holds(&name) {
-            return Ok(None);
+    let _ = tensors::for_each_mut(model, |t| -> Result<(), Infallible> {
+        let name = t.name();
+        let is_weight = t.dims().len() >= 2 && (name == "weight" || name.ends_with(".weight"));
+        if !t.trainable() || !(all || is_weight) || frozen.holds(name) {
+            return Ok(());
         }
-        let w = t.as_vec();
-        match &mut self.action {
+        let w = t.values();
+        match &mut action {
             Action::L2Grad(grads, k) => {
-                for (g, w) in grads.get_or_alloc_mut(t)?.iter_mut().zip(&w) {
+                for (g, w) in t.grad_mut(grads).iter_mut().zip(&w) {
                     *g += *k * w;
                 }
             }
             Action::L1Grad(grads, k) => {
-                for (g, w) in grads.get_or_alloc_mut(t)?.iter_mut().zip(&w) {
+                for (g, w) in t.grad_mut(grads).iter_mut().zip(&w) {
                     *g += *k * sign(*w);
                 }
             }
             Action::Scale(k) => {
                 let scaled: Vec<f32> = w.iter().map(|w| w * *k).collect();
-                t.copy_from(&scaled);
+                t.set_values(&scaled);
             }
             Action::SquaredNorm(sum) => {
                 **sum += w.iter().map(|&w| (w as f64) * (w as f64)).sum::<f64>()
             }
         }
-        Ok(None)
-    }
+        Ok(())
+    });
 }
 
 fn sign(w: f32) -> f32 {

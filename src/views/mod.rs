@@ -4,5 +4,5 @@ pub mod compare;
 pub mod plot;
 pub mod predict;
 pub mod preview;
-pub mod report;
 pub mod summary;
+pub mod sweep_table;

@@ -10,10 +10,10 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-use crate::views::compare::{cmp_param, BestBy, Summary, SEED_KEY};
-use crate::results::schema::ParamValue;
 use crate::results::scan::{self, Run, ViewError};
+use crate::results::schema::ParamValue;
 use crate::results::store;
+use crate::views::compare::{cmp_param, BestAndFinal, BestBy, SEED_KEY};
 
 pub use chart::{Series, XAxis};
 pub use font::{register as register_font, FAMILY as FONT_FAMILY};
@@ -125,9 +125,9 @@ pub fn plot_runs(runs: &[&Run], out_dir: &Path) -> Result<Vec<PathBuf>, ViewErro
             .map(|r| as_f64(r.param(&key)).unwrap_or(f64::NAN))
             .collect();
         let axis = XAxis::for_values(&xs);
-        let summaries: Vec<Summary> = runs
+        let summaries: Vec<BestAndFinal> = runs
             .iter()
-            .map(|r| Summary::of(r, BestBy::ValLoss))
+            .map(|r| BestAndFinal::of(r, BestBy::ValLoss))
             .collect();
         let points = |m: usize| -> Vec<(f64, f64)> {
             xs.iter()

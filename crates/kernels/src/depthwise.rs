@@ -8,9 +8,9 @@ mod simd;
 
 use rayon::prelude::*;
 
-use crate::conv::Conv2dGeom;
 #[cfg(test)]
 use crate::geometry::valid_range;
+use crate::geometry::Conv2dGeom;
 
 #[cfg(test)]
 /// Calls `f(oy, iy, ox_lo, ox_hi, ix0)` for every output row of tap (ky, kx) that reads real

@@ -11,7 +11,7 @@
 //! the 3×3 and 6×6 planes of small inputs do not compute mostly padding.
 
 use super::simd::{self, Isa};
-use crate::conv::Conv2dGeom;
+use crate::geometry::Conv2dGeom;
 
 /// A plane copied with zero padding into `s` column phases of `pw` floats per row.
 pub(super) struct Phased {
