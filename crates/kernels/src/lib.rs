@@ -1,5 +1,5 @@
-//! runner's numeric kernels on plain `f32` slices: convolution (im2col + gemm, depthwise direct
-//! loops), pooling and fused BatchNorm. Nothing here knows dfdx; the tape glue that moves tensors
+//! runner's numeric kernels on plain `f32` slices: convolution (im2col + gemm, depthwise SIMD
+//! loops), pooling, fused BatchNorm and the optimizers' per-element updates. Nothing here knows dfdx; the tape glue that moves tensors
 //! in and out and records backward passes lives in runner's `ops` module.
 //!
 //! A crate of its own so that it is compiled at opt-level 3 in every profile (the workspace's
@@ -11,5 +11,6 @@ pub mod conv;
 pub mod depthwise;
 pub mod gemm;
 pub mod geometry;
+pub mod optim;
 pub mod pool;
 pub mod scratch;
