@@ -6,7 +6,7 @@
 
 use crate::data::{BadImagePolicy, Transform};
 use crate::spec::{self, RunSpec};
-use crate::train::{FitConfig, Frozen, OptimizerConfig, Regularization, RegularizationKind};
+use crate::train::{FitConfig, Frozen, OptimizerConfig, Penalty, RegularizationKind};
 
 /// The transforms `[transforms]` declares (train side: random parts included).
 pub fn transform(spec: &RunSpec) -> Transform {
@@ -46,7 +46,7 @@ pub fn fit_config(spec: &RunSpec, classes: usize) -> FitConfig {
     FitConfig {
         epochs: spec.train.epochs as usize,
         optimizer,
-        regularization: Regularization {
+        regularization: Penalty {
             kind,
             lambda: r.lambda,
             apply_to_all: r.apply_to == spec::ApplyTo::All,

@@ -18,7 +18,7 @@ use crate::models::{
 use crate::setup::{self, bad_image_policy};
 use crate::spec::{BackboneName, Freeze, RunSpec};
 use crate::train::{
-    checkpoint, fit, Dev, FitConfig, Frozen, Inputs, Net, Outcome, Source, Start, TrainError,
+    checkpoint, fit, BatchSource, Dev, FitConfig, Frozen, Inputs, Net, Outcome, Start, TrainError,
 };
 
 /// Where a run keeps its checkpoint and final weights.
@@ -245,7 +245,7 @@ fn finish(
 fn run<M: Net>(
     dev: &Dev,
     mut model: M,
-    source: &mut dyn Source,
+    source: &mut dyn BatchSource,
     cfg: &FitConfig,
     progress: &Progress,
     paths: &Paths,
@@ -276,7 +276,7 @@ fn run<M: Net>(
             rec.resumed(0);
         }
     }
-    let batches = source.batches(crate::train::Split::Train, 1).size_hint().0;
+    let batches = source.batches(crate::train::Phase::Train, 1).size_hint().0;
     let outcome = fit(
         dev,
         &mut model,

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use dfdx::nn::tensor_collection::TensorCollection;
 
-use super::{Dev, Optimizer, OptimizerConfig, TrainError};
+use super::{Dev, OptimizerConfig, OptimizerState, TrainError};
 use crate::nn::tensors;
 use crate::results::tensor_file::{self, Data, Entry, TensorFile};
 
@@ -37,7 +37,7 @@ pub fn save_weights<M: TensorCollection<f32, Dev>>(
 pub fn save<M: TensorCollection<f32, Dev>>(
     path: &Path,
     model: &M,
-    opt: &Optimizer,
+    opt: &OptimizerState,
     epoch: usize,
 ) -> Result<(), TrainError> {
     let all = tensors::collect(model);
@@ -73,7 +73,7 @@ pub fn load<M: TensorCollection<f32, Dev>>(
     path: &Path,
     model: &mut M,
     cfg: &OptimizerConfig,
-) -> Result<(usize, Optimizer), String> {
+) -> Result<(usize, OptimizerState), String> {
     let file = TensorFile::read(path)?;
     let meta = file.metadata();
     if meta.get("optimizer") != Some(&format!("{cfg:?}")) {
@@ -108,7 +108,7 @@ pub fn load<M: TensorCollection<f32, Dev>>(
     };
     Ok((
         epoch,
-        Optimizer {
+        OptimizerState {
             cfg: cfg.clone(),
             step,
             first: states("first"),
@@ -132,7 +132,7 @@ mod tests {
             betas: [0.9, 0.999],
             eps: 1e-8,
         };
-        let mut opt = Optimizer::new(cfg.clone());
+        let mut opt = OptimizerState::new(cfg.clone());
         let x = dev.tensor_from_vec(vec![1.0, -1.0, 0.5], (1usize, 3usize));
         let mut grads = l
             .forward(x.traced(l.alloc_grads()))

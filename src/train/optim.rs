@@ -3,7 +3,7 @@
 //! dfdx has both, but keeps their state (velocities, moments) private, so a run could not be
 //! checkpointed and resumed to the same numbers. Here the state is plain vectors, one per
 //! trainable tensor in the model's visiting order, saved with the checkpoint.
-//! Weight penalties are not configured here: they live in [`super::Regularization`], because
+//! Weight penalties are not configured here: they live in [`super::Penalty`], because
 //! dfdx's weight decay applies to every tensor (biases and BatchNorm included) and uses λ·w,
 //! not the 2λ·w of a λ‖w‖² penalty.
 
@@ -39,7 +39,7 @@ impl OptimizerConfig {
 
 /// An optimizer and its state.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Optimizer {
+pub struct OptimizerState {
     pub cfg: OptimizerConfig,
     /// Steps taken (Adam's bias correction needs it).
     pub step: u64,
@@ -49,7 +49,7 @@ pub struct Optimizer {
     pub second: Vec<Vec<f32>>,
 }
 
-impl Optimizer {
+impl OptimizerState {
     pub fn new(cfg: OptimizerConfig) -> Self {
         Self {
             cfg,
@@ -141,7 +141,7 @@ mod tests {
         let mut l = LinearHead::new(&dev, 2, 1);
         l.weight.copy_from(&[1.0, 2.0]);
         l.bias.copy_from(&[0.0]);
-        let mut opt = Optimizer::new(cfg);
+        let mut opt = OptimizerState::new(cfg);
         for _ in 0..3 {
             let x = dev.tensor_from_vec(vec![1.0, 0.5], (1usize, 2usize));
             let loss = l.forward(x.traced(l.alloc_grads())).square().sum() * 0.5;

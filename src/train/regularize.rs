@@ -26,14 +26,14 @@ pub enum RegularizationKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Regularization {
+pub struct Penalty {
     pub kind: RegularizationKind,
     pub lambda: f64,
     /// Every trainable tensor instead of only conv/linear weights.
     pub apply_to_all: bool,
 }
 
-impl Regularization {
+impl Penalty {
     /// Adds the penalty's gradient to `grads` (L2 and L1; nothing for the others).
     pub fn add_gradients<M: TensorCollection<f32, Dev>>(
         &self,
@@ -154,7 +154,7 @@ fn sign(w: f32) -> f32 {
 mod tests {
     use super::*;
     use crate::models::pixels::LinearModel;
-    use crate::train::{Optimizer, OptimizerConfig};
+    use crate::train::{OptimizerConfig, OptimizerState};
 
     /// One plain SGD step under an L2 penalty is exactly w ← (1 − 2αλ)·w − α·∂L/∂w.
     #[test]
@@ -178,12 +178,12 @@ mod tests {
         let dw = data_grads.get(&model.fc.weight).as_vec();
         let db = data_grads.get(&model.fc.bias).as_vec();
 
-        let reg = Regularization {
+        let reg = Penalty {
             kind: RegularizationKind::L2,
             lambda,
             apply_to_all: false,
         };
-        let mut opt = Optimizer::new(OptimizerConfig::Sgd {
+        let mut opt = OptimizerState::new(OptimizerConfig::Sgd {
             lr: alpha,
             momentum: 0.0,
             nesterov: false,
@@ -222,7 +222,7 @@ mod tests {
         assert!((n0 - expect).abs() < 1e-9);
         let with_bias = penalised_norm(&mut model, true);
         assert!(with_bias > n0);
-        let reg = Regularization {
+        let reg = Penalty {
             kind: RegularizationKind::Decoupled,
             lambda: 0.5,
             apply_to_all: false,
