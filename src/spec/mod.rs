@@ -16,17 +16,20 @@ mod resolved;
 mod sites;
 mod sweep;
 mod validate;
+mod values;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use error::{display_path, Diagnostic, Severity, Snippet, Source, SourceKind, SpecError};
 pub use resolved::{
-    ApplyTo, Backbone, BackboneName, Cache, Dataset, Device, ExperimentInfo, Freeze, Head, Loss,
-    LossKind, OnBadImage, Optimizer, OptimizerKind, Regularization, RegularizationKind, RunSpec,
+    Backbone, Cache, Dataset, ExperimentInfo, Head, Loss, Optimizer, Regularization, RunSpec,
     Train, Transforms,
 };
 pub use sweep::{Axis, Sweep, SweptKey};
+pub use values::{
+    ApplyTo, BackboneName, Device, Freeze, LossKind, OnBadImage, OptimizerKind, RegularizationKind,
+};
 
 use layer::Layer;
 use raw::{RawSpec, Update};
