@@ -1,5 +1,7 @@
 //! `runner`: TOML experiment specs → trained image classifiers → comparable results.
 
+/// `runner bench` (cargo feature `bench`: benchmark code does not ship in every binary).
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod cli;
 pub mod data;

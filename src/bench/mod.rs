@@ -1,5 +1,6 @@
-//! `runner bench`: throughput of the models, conv layers, matmul and image loading, printed as
-//! one table, optionally next to PyTorch measured in the same run (BENCH_TORCH=python3).
+//! `runner bench`: throughput of the models (real runs through the product's loop), conv layers,
+//! matmul and image loading, printed as one table, optionally next to PyTorch measured in the
+//! same run (BENCH_TORCH=python3). Built only with the `bench` cargo feature.
 //!
 //! Every number comes with the share of the machine other processes used while it was
 //! measured ("busy"): on a 2-core machine, timings with more than a few % busy are not
@@ -8,15 +9,13 @@
 mod busy;
 mod images;
 mod kernels;
-mod models;
+mod product;
 mod torch;
 
 use std::path::PathBuf;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::Value;
-
-use crate::models::{EfficientNetLite0, ResNet18, ResNet34};
 
 /// One measured value and how busy the machine was meanwhile (% of all cores used by others).
 #[derive(Clone, Copy, Debug)]
@@ -44,9 +43,24 @@ pub struct BenchOptions {
     pub quick: bool,
     /// Folder of images for the loading benchmark.
     pub images: PathBuf,
+    /// Image folder dataset (`train/`, `val/` with a folder per class) for the model rows.
+    pub data: PathBuf,
+    /// EfficientNet-Lite0 weights for the frozen-feature rows.
+    pub lite0_weights: PathBuf,
     /// Python interpreter with torch (from BENCH_TORCH), to measure PyTorch in the same run.
     pub torch: Option<String>,
 }
+
+/// A measured row before the PyTorch figures are attached: (what, unit, ours, PyTorch JSON key,
+/// sub-key, field).
+type Pending = (
+    String,
+    &'static str,
+    Measure,
+    &'static str,
+    Option<&'static str>,
+    &'static str,
+);
 
 struct Row {
     what: String,
@@ -74,14 +88,7 @@ pub fn run(opts: &BenchOptions) -> Result<(), String> {
             ""
         }
     );
-    let mut rows: Vec<(
-        String,
-        &'static str,
-        Measure,
-        &'static str,
-        Option<&str>,
-        &'static str,
-    )> = Vec::new();
+    let mut rows: Vec<Pending> = Vec::new();
     let mut add = |what: &str, unit, m: Measure, key, sub: Option<&'static str>, field| {
         eprintln!(
             "  {what}: {:.1} {unit} (busy {})",
@@ -90,46 +97,26 @@ pub fn run(opts: &BenchOptions) -> Result<(), String> {
         );
         rows.push((what.to_string(), unit, m, key, sub, field));
     };
-    add(
-        "ResNet-18 @64 b16 train step",
-        "img/s",
-        models::train_step::<ResNet18>(16, 64, it),
-        "resnet18_train",
-        None,
-        "img_s",
-    );
-    add(
-        "ResNet-18 @64 b16 inference",
-        "img/s",
-        models::inference::<ResNet18>(16, 64, it),
-        "resnet18_infer",
-        None,
-        "img_s",
-    );
-    add(
-        "ResNet-34 @224 b4 train step",
-        "img/s",
-        models::train_step::<ResNet34>(4, 224, it),
-        "resnet34_train",
-        None,
-        "img_s",
-    );
-    add(
-        "ResNet-34 @224 b4 inference",
-        "img/s",
-        models::inference::<ResNet34>(4, 224, it),
-        "resnet34_infer",
-        None,
-        "img_s",
-    );
-    add(
-        "EfficientNet-Lite0 @224 b8 inference",
-        "img/s",
-        models::inference::<EfficientNetLite0>(8, 224, it),
-        "lite0_infer",
-        None,
-        "img_s",
-    );
+    // The model rows run real specs written to a temporary folder: their paths must not depend
+    // on where that folder is.
+    let absolute = |p: &std::path::Path, what: &str| {
+        std::fs::canonicalize(p).map_err(|e| format!("{what} {}: {e}", p.display()))
+    };
+    let data = absolute(&opts.data, "--data")?;
+    let lite0_weights = absolute(&opts.lite0_weights, "--lite0-weights")?;
+    // Both sides read the same copied files.
+    let tmp = tempfile::Builder::new()
+        .prefix("runner-bench")
+        .tempdir()
+        .map_err(|e| format!("temporary folder: {e}"))?;
+    let mut workloads = Vec::new();
+    for w in product::WORKLOADS {
+        let w = w.scaled(opts.quick);
+        let (dir, n_train, n_val) = product::prepare_data(&w, &data, tmp.path())?;
+        let m = product::measure(&w, &dir, (n_train, n_val), &lite0_weights, tmp.path())?;
+        add(w.what, "img/s", m, w.key, None, "img_s");
+        workloads.push((w, dir));
+    }
     for l in kernels::CONV_LAYERS {
         let (f, b) = kernels::conv_layer(l, it);
         add(
@@ -173,7 +160,13 @@ pub fn run(opts: &BenchOptions) -> Result<(), String> {
     }
 
     let torch = match &opts.torch {
-        Some(py) => Some(torch::run(py, threads, opts.quick, &opts.images)?),
+        Some(py) => Some(torch::run(
+            py,
+            threads,
+            opts.quick,
+            &opts.images,
+            &workloads,
+        )?),
         None => None,
     };
     let rows: Vec<Row> = rows

@@ -64,37 +64,9 @@ def main():
     out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
     it = 2 if quick else 5
 
-    def train_step(model, batch, size, classes=10):
-        model.train()
-        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-        x = torch.randn(batch, 3, size, size)
-        y = torch.arange(batch) % classes
-
-        def step():
-            opt.zero_grad()
-            F.cross_entropy(model(x), y).backward()
-            opt.step()
-
-        s, busy = timed(step, it)
-        return {"img_s": batch / s, "busy": busy}
-
-    def infer(model, batch, size):
-        model.eval()
-        x = torch.randn(batch, 3, size, size)
-
-        def run():
-            with torch.no_grad():
-                model(x)
-
-        s, busy = timed(run, it)
-        return {"img_s": batch / s, "busy": busy}
-
-    tv = torchvision.models
-    out["resnet18_train"] = train_step(tv.resnet18(num_classes=10), 16, 64)
-    out["resnet18_infer"] = infer(tv.resnet18(num_classes=1000), 16, 64)
-    out["resnet34_train"] = train_step(tv.resnet34(num_classes=10), 4, 224)
-    out["resnet34_infer"] = infer(tv.resnet34(num_classes=1000), 4, 224)
-    out["lite0_infer"] = infer(lite0(nn), 8, 224)
+    # The model rows: the homework loop on the files runner's rows used (same copies).
+    for w in json.loads(os.environ["BENCH_WORKLOADS"]):
+        out[w["key"]] = homework(w, torch, nn, torchvision)
 
     # Conv layers: same list as the Rust side (name, c_in, c_out, k, stride, groups, size).
     convs = {}
@@ -125,6 +97,47 @@ def main():
 
     out["images"] = load_images(image_dir, it)
     print(json.dumps(out))
+
+
+def homework(w, torch, nn, torchvision):
+    """The 40-line PyTorch script a user would write: ImageFolder -> DataLoader -> model ->
+    CrossEntropyLoss -> SGD for one epoch over train (kind "train"), or the frozen backbone in
+    eval mode over train and val (kind "features"). Images/s of that pass, like runner's row."""
+    from torchvision import datasets, transforms as T
+
+    tf = T.Compose([T.Resize(w["resize"]), T.CenterCrop(w["crop"]), T.ToTensor(),
+                    T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+    root = w["data"]
+    a = cpu_sample()
+    start = time.monotonic()
+    if w["kind"] == "train":
+        train = datasets.ImageFolder(os.path.join(root, "train"), tf)
+        loader = torch.utils.data.DataLoader(train, batch_size=w["batch"], shuffle=True)
+        model = getattr(torchvision.models, w["backbone"])(num_classes=len(train.classes))
+        model.train()
+        loss_fn = nn.CrossEntropyLoss()
+        opt = torch.optim.SGD(model.parameters(), lr=float(os.environ["BENCH_LR"]), momentum=0.9,
+                              weight_decay=float(os.environ["BENCH_WEIGHT_DECAY"]))
+        a = cpu_sample()
+        start = time.monotonic()
+        n = 0
+        for x, y in loader:
+            opt.zero_grad()
+            loss_fn(model(x), y).backward()
+            opt.step()
+            n += len(y)
+    else:
+        model = lite0(nn)[:-1]  # the backbone up to the pooled features, no head
+        model.eval()
+        n = 0
+        for split in ("train", "val"):
+            ds = datasets.ImageFolder(os.path.join(root, split), tf)
+            with torch.no_grad():
+                for x, _ in torch.utils.data.DataLoader(ds, batch_size=32):
+                    model(x)
+                    n += len(x)
+    s = time.monotonic() - start
+    return {"img_s": n / s, "busy": busy_share(a, cpu_sample())}
 
 
 def load_images(image_dir, iters):

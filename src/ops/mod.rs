@@ -1,20 +1,19 @@
 //! Convolution, pooling and activation ops that dfdx 0.13 only ships behind its broken `nightly`
 //! feature, written on dfdx's public API (custom backward passes via `Tape::add_backward_op`).
 //!
-//! Each op has two layers: a non-generic kernel on plain `f32` slices (compiled once, whatever
-//! the const channel counts of the caller) and a thin generic wrapper that moves data in and out
-//! of dfdx tensors and records the backward pass on the tape.
+//! Each op has two layers: a non-generic kernel on plain `f32` slices, in the `runner-kernels`
+//! crate (compiled once at opt-level 3 in every profile, whatever the const channel counts of
+//! the caller), and a thin generic wrapper here that moves data in and out of dfdx tensors and
+//! records the backward pass on the tape.
 
 pub mod activations;
 pub mod batchnorm;
 pub mod conv;
-pub mod depthwise;
 pub mod gelu;
-pub(crate) mod gemm;
-pub mod geometry;
 pub mod pool;
-mod scratch;
 mod tensor_io;
+
+pub use runner_kernels::{depthwise, gemm, geometry};
 
 pub use activations::relu6;
 pub use batchnorm::{batchnorm2d_eval, batchnorm2d_train};

@@ -6,7 +6,7 @@
 use dfdx::shapes::{HasShape, Shape};
 use dfdx::tensor::{Cpu, Storage, Tensor};
 
-use super::scratch::Scratch;
+use runner_kernels::scratch::Scratch;
 
 /// The logical contents of a contiguous tensor. Callers make tensors contiguous first
 /// (`try_contiguous` is free when they already are) because `copy_into` copies the physical

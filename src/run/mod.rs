@@ -123,6 +123,7 @@ pub fn run_sweep_with(
                 seconds: 0.0,
                 error: None,
                 reused: false,
+                stages: Vec::new(),
             },
             Err((run_id, dir, e)) => {
                 tracing::error!("{head}: failed: {e}");
@@ -137,6 +138,7 @@ pub fn run_sweep_with(
                     seconds: started.elapsed().as_secs_f64(),
                     error: Some(e.to_string()),
                     reused: false,
+                    stages: Vec::new(),
                 }
             }
         };
@@ -349,6 +351,7 @@ fn execute(
         seconds: started.elapsed().as_secs_f64(),
         error,
         reused: false,
+        stages,
     })
 }
 

@@ -25,6 +25,8 @@ pub struct RunReport {
     pub error: Option<String>,
     /// Already done before this invocation.
     pub reused: bool,
+    /// Seconds per stage of this invocation ("identify", "features", "train", …), as logged.
+    pub stages: Vec<(&'static str, f64)>,
 }
 
 /// What the generic part reports back to the run's bookkeeping.
@@ -140,5 +142,6 @@ pub(super) fn previous_done(
         seconds: 0.0,
         error: None,
         reused: true,
+        stages: Vec::new(),
     })
 }

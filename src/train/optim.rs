@@ -106,20 +106,10 @@ impl OptimizerState {
             OptimizerConfig::Sgd {
                 momentum, nesterov, ..
             } => {
-                let (lr, mu) = (lr as f32, momentum as f32);
                 let v = &mut opt.first[i];
-                for ((w, &g), v) in w.iter_mut().zip(g).zip(v.iter_mut()) {
-                    // PyTorch: v ← μv + g (v = g on the first step), then w ← w − lr·(g + μv) or w ← w − lr·v
-                    *v = if opt.step == 1 { g } else { mu * *v + g };
-                    let d = if mu == 0.0 {
-                        g
-                    } else if nesterov {
-                        g + mu * *v
-                    } else {
-                        *v
-                    };
-                    *w -= lr * d;
-                }
+                let first = opt.step == 1;
+                let (lr, mu) = (lr as f32, momentum as f32);
+                runner_kernels::optim::sgd_step(&mut w, g, v, lr, mu, nesterov, first);
             }
             OptimizerConfig::Adam { betas, eps, .. } => {
                 if opt.second.len() <= i {
@@ -134,11 +124,8 @@ impl OptimizerState {
                 let step = (lr / c1) as f32;
                 let c2_sqrt = c2.sqrt() as f32;
                 let (m, v) = (&mut opt.first[i], &mut opt.second[i]);
-                for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-                    *m = b1 * *m + (1.0 - b1) * g;
-                    *v = b2 * *v + (1.0 - b2) * g * g;
-                    *w -= step * *m / ((*v).sqrt() / c2_sqrt + eps as f32);
-                }
+                let eps = eps as f32;
+                runner_kernels::optim::adam_step(&mut w, g, m, v, b1, b2, step, c2_sqrt, eps);
             }
         }
         t.set_values(&w);

@@ -121,9 +121,7 @@ fn walk<M: TensorCollection<f32, Dev>>(
         let w = t.values();
         match &mut action {
             Action::L2Grad(grads, k) => {
-                for (g, w) in t.grad_mut(grads).iter_mut().zip(&w) {
-                    *g += *k * w;
-                }
+                runner_kernels::optim::add_scaled(t.grad_mut(grads), *k, &w)
             }
             Action::L1Grad(grads, k) => {
                 for (g, w) in t.grad_mut(grads).iter_mut().zip(&w) {

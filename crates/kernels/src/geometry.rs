@@ -36,12 +36,7 @@ pub fn window_1d(input: usize, kernel: usize, stride: usize, padding: Padding) -
 /// Range `[lo, hi)` of output positions `o` whose input position `o·stride + offset`
 /// lies in `[0, input)`: everything outside reads padding.
 #[inline]
-pub(crate) fn valid_range(
-    out: usize,
-    input: usize,
-    stride: usize,
-    offset: isize,
-) -> (usize, usize) {
+pub fn valid_range(out: usize, input: usize, stride: usize, offset: isize) -> (usize, usize) {
     let s = stride as isize;
     let lo = if offset >= 0 {
         0

@@ -9,7 +9,7 @@ static POOL: Mutex<Vec<Vec<f32>>> = Mutex::new(Vec::new());
 const KEEP: usize = 4;
 
 /// A buffer of `len` floats with unspecified (but initialised) contents; callers overwrite it.
-pub(crate) struct Scratch(Vec<f32>);
+pub struct Scratch(Vec<f32>);
 
 impl Scratch {
     pub fn new(len: usize) -> Scratch {

@@ -5,7 +5,7 @@
 //! only has AVX2 kernels on stable Rust, 0.19 picks AVX-512 kernels at run time where the CPU
 //! has them (see [`simd_level`]).
 
-pub(crate) use gemm19::Parallelism;
+pub use gemm19::Parallelism;
 
 /// The widest kernel family gemm 0.19 dispatches to on this CPU (it checks `avx512f` at run
 /// time with the same detection), for benchmark reports.
@@ -24,7 +24,7 @@ pub fn simd_level() -> &'static str {
 
 /// A read-only matrix view: element (r, c) is `data[r * rs + c * cs]`.
 #[derive(Clone, Copy)]
-pub(crate) struct Mat<'a> {
+pub struct Mat<'a> {
     pub data: &'a [f32],
     pub rs: usize,
     pub cs: usize,
@@ -64,7 +64,7 @@ pub fn use_gemm015() -> bool {
 #[allow(clippy::too_many_arguments)]
 /// `dst[m×n] (+)= a[m×k] · b[k×n]`, `dst` row-major with row stride `n`.
 /// With `accumulate` the product is added to `dst`, otherwise it overwrites it.
-pub(crate) fn matmul(
+pub fn matmul(
     m: usize,
     n: usize,
     k: usize,
