@@ -12,11 +12,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
-use runner::views::compare::{compare, compare_runs, CompareArgs, Format};
-use runner::results::schema::ParamValue;
 use runner::results::scan::{find_run_dirs, load_runs, read_fresh};
+use runner::results::schema::ParamValue;
 use runner::results::store::Status;
 use runner::testing::{write_run, SyntheticRun};
+use runner::views::compare::{compare, compare_runs, CompareArgs, Format};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)

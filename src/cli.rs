@@ -7,10 +7,10 @@ use std::time::Instant;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::spec::expand;
-use crate::run::{self, Identities, RunOptions};
-use crate::spec::{self, LoadOptions};
 use crate::results::store::Status;
+use crate::run::{self, Identities, RunOptions};
+use crate::spec::expand;
+use crate::spec::{self, LoadOptions};
 
 /// Exit code for a spec that fails to parse or validate (sysexits' EX_CONFIG).
 pub const EXIT_BAD_SPEC: u8 = 78;
@@ -50,6 +50,8 @@ enum Command {
     Plot(crate::views::plot::PlotArgs),
     /// A captioned grid of transformed training images (PNG).
     Preview(PreviewCmd),
+    /// One self-contained HTML page about an experiment: table, curves, images, every run.
+    Report(crate::views::html_report::ReportArgs),
     /// Throughput of models, conv layers, matmul and image loading (vs PyTorch with BENCH_TORCH).
     Bench(BenchArgs),
 }
@@ -237,6 +239,9 @@ pub fn main() -> ExitCode {
             }
         })),
         Command::Preview(a) => cmd_preview(a),
+        Command::Report(a) => {
+            view(crate::views::html_report::report(&a).map(|path| println!("{}", path.display())))
+        }
         Command::Bench(a) => cmd_bench(a),
     }
 }

@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use runner::views::compare::{compare, BestBy, CompareArgs, Format, Summary};
-use runner::results::schema::ParamValue;
 use runner::results::scan::{find_run_dirs, load_runs};
+use runner::results::schema::ParamValue;
 use runner::results::store::Status;
 use runner::testing::{write_run, SyntheticRun};
+use runner::views::compare::{compare, BestBy, CompareArgs, Format, Summary};
 
 fn run(
     experiment: &str,

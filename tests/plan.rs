@@ -65,7 +65,10 @@ fn grid_zip_and_seeds_multiply_in_file_order() {
 fn run_ids_are_stable_and_distinct() {
     let exp = load("tests/specs/sweep.toml", &[]);
     let runs = expand::expand(&exp).unwrap();
-    let ids: Vec<String> = runs.iter().map(|r| expand::run_id(&r.spec, "salt")).collect();
+    let ids: Vec<String> = runs
+        .iter()
+        .map(|r| expand::run_id(&r.spec, "salt"))
+        .collect();
     assert!(ids
         .iter()
         .all(|id| id.len() == 12 && id.chars().all(|c| c.is_ascii_hexdigit())));

@@ -4,9 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use runner::results::schema::ParamValue;
-use runner::views::plot::{plot, DOUBLE, SINGLE};
 use runner::results::store::Status;
 use runner::testing::{write_run, SyntheticRun};
+use runner::views::plot::{plot, DOUBLE, SINGLE};
 
 fn lambda_sweep(results: &Path, lambdas: &[f64], seeds: &[i64]) {
     for &lambda in lambdas {

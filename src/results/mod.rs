@@ -4,3 +4,4 @@
 pub mod scan;
 pub mod schema;
 pub mod store;
+pub mod stored_spec;

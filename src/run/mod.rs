@@ -25,9 +25,9 @@ use crate::results::store::RunLock;
 
 use crate::data::{BadImagePolicy, Transform};
 use crate::results::schema::{self, ParamValue, RunKey};
+use crate::results::store::{Manifest, RunDir, Status};
 use crate::spec::expand::{self, PlannedRun};
 use crate::spec::{self, Experiment, RunSpec};
-use crate::results::store::{Manifest, RunDir, Status};
 use crate::train::{
     EpochMetrics, FitConfig, OptimizerConfig, Outcome, Regularization, RegularizationKind,
     TrainError,

@@ -7,8 +7,8 @@ use super::model;
 use super::progress::Progress;
 use super::RunReport;
 use crate::results::schema::{self, ParamValue, RunKey};
-use crate::spec::expand::PlannedRun;
 use crate::results::store::{Manifest, RunDir, Status};
+use crate::spec::expand::PlannedRun;
 use crate::train::{EpochMetrics, TrainError};
 
 /// Records a run's epochs as they end: metrics.parquet with every row so far, then the

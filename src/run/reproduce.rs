@@ -7,9 +7,9 @@ use comfy_table::{presets, Table};
 
 use super::{run_sweep, RunOptions};
 use crate::results::schema;
+use crate::results::store::{read_manifest, Status};
 use crate::spec::expand::PlannedRun;
 use crate::spec::{self, LoadOptions};
-use crate::results::store::{read_manifest, Status};
 
 /// Columns that measure the machine, not the model: never compared.
 const TIMING: &[&str] = &["epoch_seconds", "images_per_second"];
@@ -87,18 +87,27 @@ impl Reproduction {
 }
 
 /// The project folder a run belongs to: the nearest ancestor with `pipeline/defaults.toml`.
-fn project_of(run_dir: &Path) -> Option<PathBuf> {
+pub fn project_of(run_dir: &Path) -> Option<PathBuf> {
     let abs = std::fs::canonicalize(run_dir).ok()?;
     abs.ancestors()
         .find(|d| d.join("pipeline/defaults.toml").is_file())
         .map(Path::to_path_buf)
 }
 
-pub fn reproduce(
+/// A recorded run's manifest and its stored `spec.toml` loaded as an experiment, with the
+/// spec's relative paths (dataset, weights, cache) taken from `project` (default: found from
+/// the run folder).
+pub fn stored_spec(
     run_dir: &Path,
-    tolerance: f64,
     project: Option<&Path>,
-) -> Result<Reproduction, String> {
+) -> Result<
+    (
+        crate::results::store::Manifest,
+        spec::Experiment,
+        Option<PathBuf>,
+    ),
+    String,
+> {
     let manifest = read_manifest(&run_dir.join("manifest.json")).map_err(|e| e.to_string())?;
     let spec_path = run_dir.join("spec.toml");
     let text = std::fs::read_to_string(&spec_path)
@@ -137,6 +146,16 @@ pub fn reproduce(
         pipeline_dir: project.as_ref().map(|p| p.join("pipeline")),
     };
     let exp = spec::load(&spec_file, &opts).map_err(|e| e.to_string())?;
+    Ok((manifest, exp, project))
+}
+
+pub fn reproduce(
+    run_dir: &Path,
+    tolerance: f64,
+    project: Option<&Path>,
+) -> Result<Reproduction, String> {
+    let (manifest, exp, _) = stored_spec(run_dir, project)?;
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let swept = manifest
         .swept
         .iter()
@@ -169,8 +188,7 @@ pub fn reproduce(
     if let Some(e) = &report.error {
         return Err(format!("the reproduction failed: {e}"));
     }
-    let stored =
-        schema::read_frame(&run_dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
+    let stored = schema::read_frame(&run_dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
     let fresh =
         schema::read_frame(&report.dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
     let mut deviations = Vec::new();

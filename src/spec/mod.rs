@@ -6,8 +6,8 @@
 //! `--set key=value` overrides ← the sweep point. Every layer is read through the same strict
 //! serde types (`raw.rs`) and every resolved run through the same checks (`validate.rs`).
 
-pub mod expand;
 mod error;
+pub mod expand;
 mod layer;
 mod overrides;
 mod presets;

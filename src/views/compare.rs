@@ -3,14 +3,14 @@
 //! norm, and the status.
 
 mod filter;
-mod per_class;
-mod render;
+pub mod per_class;
+pub mod render;
 
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use crate::results::schema::ParamValue;
 use crate::results::scan::{self, Run, ViewError};
+use crate::results::schema::ParamValue;
 
 pub use filter::{resolve_column, Cell, Filter, Op};
 

@@ -50,8 +50,8 @@ impl Predictor {
     /// A trained run: its backbone and validation transforms from `spec.toml`, its classes from
     /// `manifest.json`, its weights from `model.safetensors`.
     pub fn from_run(dir: &Path) -> Result<Self, String> {
-        let manifest =
-            crate::results::store::read_manifest(&dir.join("manifest.json")).map_err(|e| e.to_string())?;
+        let manifest = crate::results::store::read_manifest(&dir.join("manifest.json"))
+            .map_err(|e| e.to_string())?;
         let spec_path = dir.join("spec.toml");
         let text = std::fs::read_to_string(&spec_path)
             .map_err(|e| format!("cannot read {}: {e}", spec_path.display()))?;

@@ -13,8 +13,8 @@ use image::{Rgb, RgbImage};
 use plotters::prelude::*;
 
 use crate::data::{BadImagePolicy, ImageFolder, Loader, Transform};
-use crate::views::plot::{encode_png, write_file};
 use crate::results::scan::ViewError;
+use crate::views::plot::{encode_png, write_file};
 
 /// Grid columns at most (torchvision's `nrow` default).
 pub const COLUMNS: usize = 8;
@@ -51,6 +51,18 @@ pub fn preview(
     seed: u64,
     out: &Path,
 ) -> Result<PathBuf, ViewError> {
+    let png = preview_png(folder, transform, n, seed)?;
+    write_file(out, &png)?;
+    Ok(out.to_path_buf())
+}
+
+/// The PNG bytes of the grid [`preview`] writes.
+pub fn preview_png(
+    folder: &ImageFolder,
+    transform: &Transform,
+    n: usize,
+    seed: u64,
+) -> Result<Vec<u8>, ViewError> {
     if n == 0 {
         return Err(ViewError::Plot(
             "preview needs at least 1 image (n = 0)".into(),
@@ -84,10 +96,8 @@ pub fn preview(
     }
     let grid = make_grid(&images)?;
     let (w, h) = grid.dimensions();
-    let png = encode_png(grid.into_raw(), (w, h))
-        .map_err(|e| ViewError::Plot(format!("cannot encode {}: {e}", out.display())))?;
-    write_file(out, &png)?;
-    Ok(out.to_path_buf())
+    encode_png(grid.into_raw(), (w, h))
+        .map_err(|e| ViewError::Plot(format!("cannot encode the preview grid: {e}")))
 }
 
 /// CHW normalised values back to 8-bit RGB: v·std + mean, clamped to [0, 1].
@@ -148,7 +158,8 @@ fn make_grid(images: &[(RgbImage, String)]) -> Result<RgbImage, ViewError> {
     let mut raw = grid.into_raw();
     {
         let area = BitMapBackend::with_buffer(&mut raw, (gw, gh)).into_drawing_area();
-        let style = TextStyle::from((crate::views::plot::FONT_FAMILY, 14).into_font()).color(&BLACK);
+        let style =
+            TextStyle::from((crate::views::plot::FONT_FAMILY, 14).into_font()).color(&BLACK);
         let err =
             |e: DrawingAreaErrorKind<_>| ViewError::Plot(format!("cannot draw captions: {e}"));
         for (k, (_, class)) in images.iter().enumerate() {
