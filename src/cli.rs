@@ -52,8 +52,18 @@ enum Command {
     Preview(PreviewCmd),
     /// One self-contained HTML page about an experiment: table, curves, images, every run.
     Report(crate::views::html_report::ReportArgs),
+    /// Write results into another tool's format.
+    #[command(subcommand)]
+    Export(ExportCmd),
     /// Throughput of models, conv layers, matmul and image loading (vs PyTorch with BENCH_TORCH).
     Bench(BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ExportCmd {
+    /// Runs, params, tags and per-epoch metric histories as an MLflow file store
+    /// (`MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri DIR` shows them).
+    Mlflow(crate::export::mlflow::MlflowArgs),
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +251,20 @@ pub fn main() -> ExitCode {
         Command::Preview(a) => cmd_preview(a),
         Command::Report(a) => {
             view(crate::views::html_report::report(&a).map(|path| println!("{}", path.display())))
+        }
+        Command::Export(ExportCmd::Mlflow(a)) => {
+            view(crate::export::mlflow::export(&a).map(|done| {
+                for e in done {
+                    println!(
+                        "{}: {} run(s) to MLflow experiment {} ({}) in {}",
+                        e.name,
+                        e.runs,
+                        e.experiment_id,
+                        if e.created { "new" } else { "updated" },
+                        e.dir.display()
+                    );
+                }
+            }))
         }
         Command::Bench(a) => cmd_bench(a),
     }
