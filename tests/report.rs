@@ -317,8 +317,11 @@ fn renders_in_headless_chromium() {
 #[ignore = "a timing to read, not a check: a 1,000-run tree takes a while to write"]
 fn a_thousand_run_sweep() {
     let tmp = tempfile::tempdir().unwrap();
-    let results = tmp.path().join("results");
-    let lambdas: Vec<f64> = (0..1000).map(|i| i as f64 * 1e-4).collect();
+    // RUNNER_REPORT_TREE=DIR writes (and keeps) the results tree there instead
+    let results = std::env::var("RUNNER_REPORT_TREE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| tmp.path().join("results"));
+    let lambdas: Vec<f64> = (0..1000).map(|i| i as f64 / 1e4).collect();
     let ids = sweep(&results, &lambdas, &[1], true);
     assert_eq!(ids.len(), 1000);
     let exp = results.join("sweep");

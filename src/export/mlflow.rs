@@ -19,8 +19,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-
 use super::yaml::{self, Scalar};
 use crate::results::scan::{self, Run, ViewError};
 use crate::results::store::{self, Manifest, Status};
@@ -89,9 +87,9 @@ fn export_experiment(root: &Path, name: &str, runs: &[&Run]) -> Result<Exported,
     };
     let exp_dir = root.join(&id);
     let differing = plot::differing_keys(runs);
-    runs.par_iter()
-        .map(|r| export_run(&exp_dir, &id, r, &plot::legend_label(r, &differing)))
-        .collect::<Result<Vec<()>, _>>()?;
+    crate::results::parallel::try_map(runs, |r| {
+        export_run(&exp_dir, &id, r, &plot::legend_label(r, &differing))
+    })?;
     Ok(Exported {
         name: name.to_string(),
         experiment_id: id,

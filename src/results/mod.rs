@@ -1,6 +1,7 @@
 //! What a run leaves on disk and how it is read back: the result files, their schema, the
 //! results-tree scan.
 
+pub mod parallel;
 pub mod scan;
 pub mod schema;
 pub mod store;

@@ -106,8 +106,8 @@ mod tests {
             s.keys,
             vec![
                 ("experiment.name".to_string(), "a".to_string()),
-                ("transforms.mean".to_string(), "[0.5, 0.5]".to_string()),
                 ("regularization.lambda".to_string(), "0.001".to_string()),
+                ("transforms.mean".to_string(), "[0.5, 0.5]".to_string()),
             ]
         );
     }

@@ -104,10 +104,7 @@ pub fn render(runs: &[Run], args: &ReportArgs) -> Result<String, ViewError> {
         .iter()
         .flat_map(|r| r.runs.iter().copied())
         .collect();
-    let files: Vec<RunFiles> = ordered
-        .par_iter()
-        .map(|r| read_files(r))
-        .collect::<Result<_, _>>()?;
+    let files = crate::results::parallel::try_map(&ordered, |r| read_files(r))?;
     let file_refs: Vec<&RunFiles> = files.iter().collect();
     let experiment = ordered.first().map_or("", |r| r.experiment.as_str());
 

@@ -64,6 +64,8 @@ table.sortable th { cursor: pointer; background: #f3f3f3; user-select: none; }
 table.sortable th[data-dir="asc"]::after { content: " \25B2"; }
 table.sortable th[data-dir="desc"]::after { content: " \25BC"; }
 .scroll { overflow-x: auto; }
+.scroll.tall { max-height: 32em; overflow-y: auto; }
+.scroll.tall thead th { position: sticky; top: 0; }
 figure { margin: 1em 0; } figure svg, figure img { max-width: 100%; height: auto; }
 figure.half { display: inline-block; width: 49%; margin: 0.5em 0; vertical-align: top; }
 details { border: 1px solid #ddd; border-radius: 4px; margin: 0.3em 0; padding: 0.3em 0.6em; }

@@ -120,8 +120,13 @@ pub fn header(experiment: &str, runs: &[&Run], files: &[&RunFiles]) -> String {
 pub fn compare_table(table: &Table) -> String {
     let columns = table.columns();
     let text = text_rows(table);
-    let mut out =
-        String::from("<div class=\"scroll\"><table class=\"sortable compare\">\n<thead><tr>");
+    // a long table scrolls in its own box, so the charts stay near the top of the page
+    let class = if table.rows.len() > 30 {
+        "scroll tall"
+    } else {
+        "scroll"
+    };
+    let mut out = format!("<div class=\"{class}\"><table class=\"sortable compare\">\n<thead><tr>");
     for c in &columns {
         let _ = write!(out, "<th>{}</th>", esc(c));
     }
