@@ -350,3 +350,54 @@ fn a_thousand_run_sweep() {
         }
     }
 }
+
+fn runner_fails(args: &[&str], tmp: &Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_runner"))
+        .current_dir(project())
+        .args(args)
+        .env("RUNNER_LOG", "warn")
+        .output()
+        .expect("runner starts");
+    assert!(!out.status.success(), "runner {args:?} should fail");
+    String::from_utf8(out.stderr)
+        .unwrap()
+        .replace(&tmp.display().to_string(), "<tmp>")
+}
+
+#[test]
+fn bad_inputs_get_errors_naming_the_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    sweep(&results, &[0.0, 1e-3], &[1], false);
+    // a second experiment next to the first
+    std::fs::create_dir_all(results.join("other")).unwrap();
+    write_run(
+        &results,
+        &SyntheticRun {
+            experiment: "other".into(),
+            swept: Vec::new(),
+            classes: vec!["cat".into(), "dog".into()],
+            epochs: 2,
+            status: Status::Done,
+            per_class: false,
+        },
+    )
+    .unwrap();
+    let r = results.to_str().unwrap();
+    insta::assert_snapshot!(
+        runner_fails(&["report", r], tmp.path()),
+        @"error: <tmp>/results holds runs of 2 experiments (other, sweep); give one experiment's folder, e.g. <tmp>/results/other"
+    );
+    let missing = tmp.path().join("nope");
+    insta::assert_snapshot!(
+        runner_fails(&["report", missing.to_str().unwrap()], tmp.path()),
+        @"error: no such results folder or file: <tmp>/nope"
+    );
+    let sweep_dir = results.join("sweep");
+    let file = tmp.path().join("file");
+    std::fs::write(&file, "").unwrap();
+    insta::assert_snapshot!(
+        runner_fails(&["export", "mlflow", sweep_dir.to_str().unwrap(), "--to", file.to_str().unwrap()], tmp.path()),
+        @"error: cannot write <tmp>/file: File exists (os error 17)"
+    );
+}

@@ -228,9 +228,9 @@ pub fn run_details(
     match (&files.spec, reference) {
         (Some(spec), Some((first, first_spec))) if first.dir != run.dir => {
             let d = stored_spec::diff(first_spec, spec);
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<h4>spec differences from the first run (<a href=\"#{}\">{}</a>)</h4>\n",
+                "<h4>spec differences from the first run (<a href=\"#{}\">{}</a>)</h4>",
                 run_anchor(&first.experiment, &first.run_id),
                 esc(&first.run_id)
             );
@@ -259,9 +259,9 @@ pub fn run_details(
     }
     match &files.spec {
         Some(spec) => {
-            let _ = write!(
+            let _ = writeln!(
                 out,
-                "<details><summary>resolved spec</summary><pre>{}</pre></details>\n",
+                "<details><summary>resolved spec</summary><pre>{}</pre></details>",
                 esc(&spec.text)
             );
         }
