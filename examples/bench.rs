@@ -10,10 +10,8 @@ use dfdx::losses::cross_entropy_with_logits_loss;
 use dfdx::optim::{Momentum, Sgd, SgdConfig};
 use dfdx::prelude::*;
 use runner::models::{Backbone, Classifier, Dev, EfficientNetLite0, ResNet18, ResNet34};
-use runner::ops::conv::{
-    conv2d_backward_input, conv2d_backward_weight, conv2d_forward, Conv2dGeom,
-};
-use runner::ops::Padding;
+use runner::ops::conv::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
+use runner::ops::{Conv2dGeom, Padding};
 
 fn train<B: Backbone>(batch: usize, size: usize, iters: usize) {
     let dev = Dev::seed_from_u64(0);

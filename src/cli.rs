@@ -12,10 +12,56 @@ use crate::run::{self, Identities, RunOptions};
 use crate::spec::expand;
 use crate::spec::{self, LoadOptions};
 
-/// Exit code for a spec that fails to parse or validate (sysexits' EX_CONFIG).
-pub const EXIT_BAD_SPEC: u8 = 78;
-/// Exit code when some run of a sweep failed or diverged.
-pub const EXIT_RUNS_FAILED: u8 = 1;
+/// Why a command did not succeed. This is the one place that decides exit codes: every
+/// command returns `Result<(), Failure>` and [`main`] maps it.
+#[derive(Debug)]
+pub enum Failure {
+    /// The spec, or a file or value it names, is wrong; nothing was written. The message is
+    /// already rendered (spec diagnostics carry file:line:col).
+    Spec(String),
+    /// The command line is wrong in a way clap cannot see (clap itself exits 2 as well).
+    Usage(String),
+    /// The work ran and some of it failed: a run failed or diverged, a reproduction deviated,
+    /// results could not be read or written. `None` when the output already said why.
+    Failed(Option<String>),
+}
+
+impl Failure {
+    /// 78 = sysexits' EX_CONFIG, 2 = usage (as clap), 1 = the work failed.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Failure::Spec(_) => 78,
+            Failure::Usage(_) => 2,
+            Failure::Failed(_) => 1,
+        }
+    }
+
+    fn failed(e: impl std::fmt::Display) -> Self {
+        Failure::Failed(Some(e.to_string()))
+    }
+}
+
+impl From<spec::SpecError> for Failure {
+    fn from(e: spec::SpecError) -> Self {
+        Failure::Spec(e.to_string())
+    }
+}
+
+/// Prints a failure's message (once, on stderr) and turns the outcome into the exit status.
+fn exit_status(outcome: Result<(), Failure>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            match &f {
+                // spec errors are rendered diagnostics that begin with their own `error:`
+                Failure::Spec(msg) => eprintln!("{msg}"),
+                Failure::Usage(msg) | Failure::Failed(Some(msg)) => eprintln!("error: {msg}"),
+                Failure::Failed(None) => {}
+            }
+            ExitCode::from(f.exit_code())
+        }
+    }
+}
 
 #[derive(Debug, Parser)]
 #[command(
@@ -70,6 +116,9 @@ enum ExportCmd {
 struct PreviewCmd {
     #[command(flatten)]
     args: crate::views::preview::PreviewArgs,
+    /// Override a key of the spec: `--set transforms.hflip=1` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
     /// Where results go (the grid is written to `<DIR>/<experiment>/preview.png` by default).
     #[arg(long, default_value = "results", value_name = "DIR")]
     results: PathBuf,
@@ -235,25 +284,29 @@ struct RunArgs {
 pub fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse_from(with_default_command(std::env::args_os().collect()));
-    match cli.command {
+    exit_status(match cli.command {
         Command::Run(a) => cmd_run(a),
         Command::Check(a) => cmd_check(a),
         Command::Plan(a) => cmd_plan(a),
         Command::Reproduce(a) => cmd_reproduce(a),
         Command::Predict(a) => cmd_predict(a),
         Command::Summary(a) => cmd_summary(a),
-        Command::Compare(a) => view(crate::views::compare::compare(&a).map(|out| print!("{out}"))),
-        Command::Plot(a) => view(crate::views::plot::plot(&a.results).map(|paths| {
-            for p in paths {
-                println!("{}", p.display());
-            }
-        })),
+        Command::Compare(a) => crate::views::compare::compare(&a)
+            .map(|out| print!("{out}"))
+            .map_err(Failure::failed),
+        Command::Plot(a) => crate::views::plot::plot(&a.results)
+            .map(|paths| {
+                for p in paths {
+                    println!("{}", p.display());
+                }
+            })
+            .map_err(Failure::failed),
         Command::Preview(a) => cmd_preview(a),
-        Command::Report(a) => {
-            view(crate::views::html_report::report(&a).map(|path| println!("{}", path.display())))
-        }
-        Command::Export(ExportCmd::Mlflow(a)) => {
-            view(crate::export::mlflow::export(&a).map(|done| {
+        Command::Report(a) => crate::views::html_report::report(&a)
+            .map(|path| println!("{}", path.display()))
+            .map_err(Failure::failed),
+        Command::Export(ExportCmd::Mlflow(a)) => crate::export::mlflow::export(&a)
+            .map(|done| {
                 for e in done {
                     println!(
                         "{}: {} run(s) to MLflow experiment {} ({}) in {}",
@@ -264,10 +317,10 @@ pub fn main() -> ExitCode {
                         e.dir.display()
                     );
                 }
-            }))
-        }
+            })
+            .map_err(Failure::failed),
         Command::Bench(a) => cmd_bench(a),
-    }
+    })
 }
 
 /// `runner SPEC …` means `runner run SPEC …`: insert `run` when the first argument is neither
@@ -296,86 +349,63 @@ fn init_logging() {
         .init();
 }
 
-fn load(a: &SpecArgs) -> Result<(spec::Experiment, Vec<expand::PlannedRun>), ExitCode> {
+fn load(a: &SpecArgs) -> Result<spec::Experiment, Failure> {
     let opts = LoadOptions {
         overrides: a.overrides.clone(),
         pipeline_dir: a.pipeline.clone(),
     };
-    let loaded =
-        spec::load(&a.spec, &opts).and_then(|exp| expand::expand(&exp).map(|runs| (exp, runs)));
-    match loaded {
-        Ok((exp, runs)) => {
+    match spec::load(&a.spec, &opts) {
+        Ok(exp) => {
             // a base warning repeats in every run: print each once
             let mut seen = std::collections::HashSet::new();
             for w in exp
                 .warnings
                 .iter()
-                .chain(runs.iter().flat_map(|r| &r.warnings))
+                .chain(exp.runs.iter().flat_map(|r| &r.warnings))
             {
                 if seen.insert(w) {
                     eprintln!("{w}");
                 }
             }
-            Ok((exp, runs))
+            Ok(exp)
         }
-        Err(e) => {
-            eprintln!("{e}");
-            Err(ExitCode::from(EXIT_BAD_SPEC))
-        }
+        Err(e) => Err(e.into()),
     }
 }
 
-fn run_ids(runs: &[expand::PlannedRun]) -> Result<Vec<String>, ExitCode> {
+fn run_ids(runs: &[expand::PlannedRun]) -> Result<Vec<String>, Failure> {
     let mut ids = Identities::default();
     runs.iter()
         .map(|r| ids.run_id(&r.spec))
         .collect::<Result<_, _>>()
-        .map_err(|e| {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_BAD_SPEC)
-        })
+        .map_err(|e| Failure::Spec(format!("error: {e}")))
 }
 
-fn cmd_check(a: SpecArgs) -> ExitCode {
-    match load(&a) {
-        Ok((exp, runs)) => {
-            println!(
-                "{}: ok ({} run{})",
-                a.spec.display(),
-                runs.len(),
-                if runs.len() == 1 { "" } else { "s" }
-            );
-            let _ = exp;
-            ExitCode::SUCCESS
-        }
-        Err(code) => code,
-    }
+fn cmd_check(a: SpecArgs) -> Result<(), Failure> {
+    let runs = load(&a)?.runs;
+    println!(
+        "{}: ok ({} run{})",
+        a.spec.display(),
+        runs.len(),
+        if runs.len() == 1 { "" } else { "s" }
+    );
+    Ok(())
 }
 
-fn cmd_plan(a: SpecArgs) -> ExitCode {
-    let (exp, runs) = match load(&a) {
-        Ok(v) => v,
-        Err(code) => return code,
-    };
-    match run_ids(&runs) {
-        Ok(ids) => {
-            print!("{}", expand::render(&exp, &runs, &ids));
-            ExitCode::SUCCESS
-        }
-        Err(code) => code,
-    }
+fn cmd_plan(a: SpecArgs) -> Result<(), Failure> {
+    let exp = load(&a)?;
+    let ids = run_ids(&exp.runs)?;
+    print!("{}", expand::render(&exp, &exp.runs, &ids));
+    Ok(())
 }
 
-fn cmd_run(a: RunArgs) -> ExitCode {
+fn cmd_run(a: RunArgs) -> Result<(), Failure> {
     let start = Instant::now();
-    let (exp, runs) = match load(&a.spec) {
-        Ok(v) => v,
-        Err(code) => return code,
-    };
+    let exp = load(&a.spec)?;
     tracing::info!(
         "{}: {} run(s), results in {}",
         exp.name,
-        runs.len(),
+        exp.runs.len(),
         a.results.join(&exp.name).display()
     );
     let opts = RunOptions {
@@ -383,8 +413,8 @@ fn cmd_run(a: RunArgs) -> ExitCode {
         rerun: a.rerun,
         progress: std::io::stderr().is_terminal(),
     };
-    let reports = run::run_sweep(&exp, &runs, &opts);
-    println!("{}", crate::views::report::summary(&reports));
+    let reports = run::run_sweep(&exp, &exp.runs, &opts);
+    println!("{}", crate::views::sweep_table::render(&reports));
     let failed = reports
         .iter()
         .filter(|r| r.status == Status::Failed)
@@ -408,30 +438,24 @@ fn cmd_run(a: RunArgs) -> ExitCode {
         );
     }
     if failed + diverged > 0 {
-        ExitCode::from(EXIT_RUNS_FAILED)
+        Err(Failure::Failed(None))
     } else {
-        ExitCode::SUCCESS
+        Ok(())
     }
 }
 
-fn cmd_reproduce(a: ReproduceArgs) -> ExitCode {
-    match run::reproduce::reproduce(&a.run, a.tolerance, a.project.as_deref()) {
-        Ok(r) => {
-            print!("{}", r.render());
-            if r.passed() {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_RUNS_FAILED)
-            }
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_RUNS_FAILED)
-        }
+fn cmd_reproduce(a: ReproduceArgs) -> Result<(), Failure> {
+    let r = run::reproduce::reproduce(&a.run, a.tolerance, a.project.as_deref())
+        .map_err(Failure::failed)?;
+    print!("{}", r.render());
+    if r.passed() {
+        Ok(())
+    } else {
+        Err(Failure::Failed(None))
     }
 }
 
-fn cmd_predict(a: PredictArgs) -> ExitCode {
+fn cmd_predict(a: PredictArgs) -> Result<(), Failure> {
     let predictor = match (&a.run, &a.model, &a.weights) {
         (Some(run), _, _) => crate::views::predict::Predictor::from_run(run),
         (None, Some(model), Some(weights)) => crate::models::Arch::from_name(model)
@@ -439,20 +463,15 @@ fn cmd_predict(a: PredictArgs) -> ExitCode {
             .map_err(|e| e.to_string()),
         _ => Err("give --model and --weights, or --run".to_string()),
     };
-    match predictor.and_then(|p| p.predict(&a.images, a.top)) {
-        Ok(preds) => {
-            println!("{}", crate::views::predict::render(&preds));
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_RUNS_FAILED)
-        }
-    }
+    let preds = predictor
+        .and_then(|p| p.predict(&a.images, a.top))
+        .map_err(Failure::failed)?;
+    println!("{}", crate::views::predict::render(&preds));
+    Ok(())
 }
 
-fn cmd_summary(a: SummaryArgs) -> ExitCode {
-    use crate::views::summary::{explain_conv, for_spec, Summary};
+fn cmd_summary(a: SummaryArgs) -> Result<(), Failure> {
+    use crate::views::summary::{explain_conv, for_spec, ModelSummary};
     let text = if let Some(LayerKind::Conv) = a.layer {
         let layer = crate::nn::describe::ConvLayer {
             input: a.layer_in.expect("clap requires --in"),
@@ -467,7 +486,7 @@ fn cmd_summary(a: SummaryArgs) -> ExitCode {
     } else if let Some(model) = &a.model {
         crate::models::Arch::from_name(model)
             .map_err(|e| e.to_string())
-            .and_then(|arch| Summary::of(arch, a.input, a.classes, &a.freeze))
+            .and_then(|arch| ModelSummary::of(arch, a.input, a.classes, &a.freeze))
             .map(|s| s.render())
     } else if let Some(path) = &a.spec {
         let opts = LoadOptions {
@@ -496,55 +515,31 @@ fn cmd_summary(a: SummaryArgs) -> ExitCode {
     } else {
         Err("give a spec, --model NAME, or --layer conv".to_string())
     };
-    match text {
-        Ok(t) => {
-            print!("{t}");
-            ExitCode::SUCCESS
-        }
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_BAD_SPEC)
-        }
-    }
+    print!(
+        "{}",
+        text.map_err(|e| Failure::Spec(format!("error: {e}")))?
+    );
+    Ok(())
 }
 
-/// Exit status of a results view: its error, if any, on stderr.
-fn view(result: Result<(), crate::results::scan::ViewError>) -> ExitCode {
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::from(EXIT_RUNS_FAILED)
-        }
-    }
-}
-
-fn cmd_preview(a: PreviewCmd) -> ExitCode {
+fn cmd_preview(a: PreviewCmd) -> Result<(), Failure> {
     let p = &a.args;
     let spec_args = SpecArgs {
         spec: p.spec.clone(),
-        overrides: Vec::new(),
+        overrides: a.overrides.clone(),
         pipeline: None,
     };
-    let (exp, _) = match load(&spec_args) {
-        Ok(v) => v,
-        Err(code) => return code,
-    };
+    let exp = load(&spec_args)?;
     let spec = &exp.base;
     let d = &spec.dataset;
-    let folder = match crate::data::ImageFolder::open(
+    let folder = crate::data::ImageFolder::open(
         &d.root,
         &d.train_dir,
         &d.val_dir,
         d.train_per_class,
         d.val_per_class,
-    ) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return ExitCode::from(EXIT_BAD_SPEC);
-        }
-    };
+    )
+    .map_err(|e| Failure::Spec(format!("error: {e}")))?;
     let out = p
         .out
         .clone()
@@ -553,22 +548,18 @@ fn cmd_preview(a: PreviewCmd) -> ExitCode {
         let _ = std::fs::create_dir_all(dir);
     }
     let seed = p.seed.unwrap_or(spec.experiment.seed);
-    view(
-        crate::views::preview::preview(&folder, &run::transforms(spec), p.n, seed, &out)
-            .map(|path| println!("{}", path.display())),
-    )
+    let path =
+        crate::views::preview::preview(&folder, &crate::setup::transform(spec), p.n, seed, &out)
+            .map_err(Failure::failed)?;
+    println!("{}", path.display());
+    Ok(())
 }
-fn cmd_bench(a: BenchArgs) -> ExitCode {
+
+fn cmd_bench(a: BenchArgs) -> Result<(), Failure> {
     let opts = crate::bench::BenchOptions {
         quick: a.quick,
         images: a.images,
         torch: std::env::var("BENCH_TORCH").ok().filter(|s| !s.is_empty()),
     };
-    match crate::bench::run(&opts) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    crate::bench::run(&opts).map_err(Failure::failed)
 }

@@ -9,6 +9,7 @@ pub mod nn;
 pub mod ops;
 pub mod results;
 pub mod run;
+pub mod setup;
 pub mod spec;
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

@@ -1,3 +1,7 @@
+//! Test fixtures, compiled only for tests (`cfg(test)`) and, through the `test-support` feature,
+//! for the integration tests and benches: the golden tests' hash weight fill, and synthetic
+//! results trees.
+//!
 //! Synthetic results trees, laid out and typed exactly like the runner's (through
 //! `schema::epochs_frame`, `per_class_frame`, `confusion_frame` and `store::Manifest`), for the
 //! views' tests and the `compare` benchmark. The curves are smooth made-up functions of the run's
@@ -8,9 +12,13 @@ use std::path::Path;
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::models::weights::torch_name;
+use crate::models::{Backbone, Classifier};
+use crate::nn::tensors;
 use crate::results::schema::{self, ParamValue, RunKey};
 use crate::results::store::{Manifest, RunDir, Status, StoreError};
 use crate::train::EpochMetrics;
+use std::convert::Infallible;
 
 /// What to write for one run.
 #[derive(Debug, Clone)]
@@ -138,11 +146,7 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         experiment: run.experiment.clone(),
         run_id: id.clone(),
         index: 0,
-        swept: run
-            .swept
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect(),
+        swept: run.swept.clone(),
         spec_hash: "0".repeat(12),
         dataset_fingerprint: "0".repeat(64),
         weights_hash: None,
@@ -168,4 +172,73 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         source,
     })?;
     Ok(dir)
+}
+
+// ---- the golden tests' weight fill (see ../shared/README of the golden files) ----
+
+/// FNV-1a 32-bit hash of the UTF-8 bytes of `s`.
+pub fn fnv1a32(s: &str) -> u32 {
+    s.bytes()
+        .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619))
+}
+
+/// The counter-based uniform numbers u ∈ [0, 1) of the golden tests' weight fill for the
+/// tensor called `name`: element j hashes `fnv1a32(name) + j·0x9E3779B9` with murmur3's finaliser.
+pub fn hash_uniforms(name: &str, len: usize) -> impl Iterator<Item = f64> {
+    let seed = fnv1a32(name);
+    (0..len).map(move |j| {
+        let mut h = seed.wrapping_add((j as u32).wrapping_mul(0x9E37_79B9));
+        h ^= h >> 16;
+        h = h.wrapping_mul(0x85EB_CA6B);
+        h ^= h >> 13;
+        h = h.wrapping_mul(0xC2B2_AE35);
+        h ^= h >> 16;
+        h as f64 / 4294967296.0
+    })
+}
+
+/// Fills every tensor of `model` from [`hash_uniforms`] of its state-dict name: BatchNorm γ and
+/// running_var 0.5 + u; β and running_mean (2u − 1)·0.2; conv/linear weights (2u − 1)/√fan_in;
+/// the head bias (2u − 1)/√features. This reproduces the weights behind the golden files.
+pub fn fill_with_hash<B: Backbone>(model: &mut Classifier<B>) {
+    let head_bias = format!("{}.bias", B::HEAD);
+    let _ = tensors::for_each_mut(model, |t| -> Result<(), Infallible> {
+        let name = t.name().to_string();
+        let torch = torch_name(&name);
+        let dims = t.dims().to_vec();
+        let len: usize = dims.iter().product();
+        let u = hash_uniforms(&torch, len);
+        let values: Vec<f32> = if name.ends_with(".scale") || name.ends_with("running_var") {
+            u.map(|u| (0.5 + u) as f32).collect()
+        } else if name.ends_with("running_mean") || (name.ends_with(".bias") && torch != head_bias)
+        {
+            u.map(|u| ((2.0 * u - 1.0) * 0.2) as f32).collect()
+        } else if torch == head_bias {
+            let s = (B::FEATURES as f64).sqrt();
+            u.map(|u| ((2.0 * u - 1.0) / s) as f32).collect()
+        } else {
+            let fan_in = (len / dims[0].max(1)).max(1) as f64;
+            u.map(|u| ((2.0 * u - 1.0) / fan_in.sqrt()) as f32)
+                .collect()
+        };
+        t.set_values(&values);
+        Ok(())
+    });
+}
+
+#[cfg(test)]
+mod hash_fill_tests {
+    use super::*;
+
+    #[test]
+    fn hash_fill_matches_the_documented_values() {
+        // conv1.weight starts 0.07495967, −0.01659734, −0.01964474 (fan_in 3·7·7).
+        let s = (147f64).sqrt();
+        let v: Vec<f64> = hash_uniforms("conv1.weight", 3)
+            .map(|u| (2.0 * u - 1.0) / s)
+            .collect();
+        for (a, b) in v.iter().zip([0.07495967, -0.01659734, -0.01964474]) {
+            assert!((a - b).abs() < 1e-7, "{a} vs {b}");
+        }
+    }
 }

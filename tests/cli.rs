@@ -146,6 +146,27 @@ fn a_two_epoch_sweep_writes_one_parquet_per_run_with_one_row_per_epoch() {
         "{png}"
     );
     assert!(image::open(dir.path().join(png.trim())).is_ok());
+    // preview takes --set like every command that reads a spec, with the same validation
+    let flipped = runner(
+        dir.path(),
+        &[
+            "preview",
+            "exp.toml",
+            "-n",
+            "2",
+            "--set",
+            "transforms.hflip=1",
+            "-o",
+            "p.png",
+        ],
+    );
+    assert!(flipped.status.success() && dir.path().join("p.png").is_file());
+    let bad = runner(
+        dir.path(),
+        &["preview", "exp.toml", "--set", "transforms.hflp=1"],
+    );
+    assert_eq!(bad.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("did you mean `transforms.hflip`"));
 
     // a second invocation finds both runs done and trains nothing
     let again = runner(dir.path(), &["exp.toml"]);

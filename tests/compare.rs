@@ -7,7 +7,7 @@ use runner::results::scan::{find_run_dirs, load_runs};
 use runner::results::schema::ParamValue;
 use runner::results::store::Status;
 use runner::testing::{write_run, SyntheticRun};
-use runner::views::compare::{compare, BestBy, CompareArgs, Format, Summary};
+use runner::views::compare::{compare, BestAndFinal, BestBy, CompareArgs, Format};
 
 fn run(
     experiment: &str,
@@ -114,7 +114,7 @@ fn seeds_are_aggregated_as_mean_and_sample_sd() {
     assert_eq!(pair.len(), 2);
     let v: Vec<f64> = pair
         .iter()
-        .map(|r| Summary::of(r, BestBy::ValLoss).values[2])
+        .map(|r| BestAndFinal::of(r, BestBy::ValLoss).values[2])
         .collect();
     let mean = (v[0] + v[1]) / 2.0;
     let sd = ((v[0] - mean).powi(2) + (v[1] - mean).powi(2)).sqrt();

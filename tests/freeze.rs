@@ -7,7 +7,7 @@ use dfdx::nn::tensor_collection::{
 };
 use dfdx::prelude::*;
 use runner::models::{Backbone, Classifier, Dev, EfficientNetLite0, ResNet18, ResNet34, SmallCnn};
-use runner::train::{Frozen, Optimizer, OptimizerConfig, Regularization, RegularizationKind};
+use runner::train::{Frozen, OptimizerConfig, OptimizerState, Penalty, RegularizationKind};
 
 /// Every tensor of a model by name (parameters and BatchNorm running statistics).
 fn tensors<M: TensorCollection<f32, Dev>>(model: &M) -> Vec<(String, Vec<f32>)> {
@@ -57,17 +57,17 @@ fn train_until<B: Backbone>(until: &str, size: usize) {
     let k = B::frozen_blocks(until).unwrap();
     let frozen = Frozen(B::BLOCKS[..k].iter().map(|b| b.to_string()).collect());
     let before = tensors(&model);
-    let mut opt = Optimizer::new(OptimizerConfig::Sgd {
+    let mut opt = OptimizerState::new(OptimizerConfig::Sgd {
         lr: 0.05,
         momentum: 0.9,
         nesterov: false,
     });
-    let l2 = Regularization {
+    let l2 = Penalty {
         kind: RegularizationKind::L2,
         lambda: 1e-3,
         apply_to_all: true,
     };
-    let decay = Regularization {
+    let decay = Penalty {
         kind: RegularizationKind::Decoupled,
         lambda: 0.1,
         apply_to_all: true,

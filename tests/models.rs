@@ -7,9 +7,10 @@ use dfdx::losses::cross_entropy_with_logits_loss;
 use dfdx::optim::{Momentum, Sgd, SgdConfig};
 use dfdx::prelude::*;
 use runner::models::{
-    fill_with_hash, imagenet_class_name, load_torchvision_weights, save_torchvision_weights,
-    Backbone, Classifier, Dev, EfficientNetLite0, ResNet18, SmallCnn, WeightsError,
+    imagenet_class_name, load_torchvision_weights, save_torchvision_weights, Backbone, Classifier,
+    Dev, EfficientNetLite0, ResNet18, SmallCnn, WeightsError,
 };
+use runner::testing::fill_with_hash;
 
 const RESNET_GOLDEN: &str = "tests/fixtures/reference/resnet18_golden_io.safetensors";
 const LITE0_GOLDEN: &str = "tests/fixtures/reference/efficientnet_lite0_golden.safetensors";

@@ -4,8 +4,9 @@
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use runner::ops::conv::{conv2d_forward, Conv2dGeom};
+use runner::ops::conv::conv2d_forward;
 use runner::ops::pool::{avg_pool_forward, max_pool_forward, PoolGeom};
+use runner::ops::Conv2dGeom;
 use runner::ops::{avg_pool2d, conv2d, max_pool2d, relu6, Padding};
 
 fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {

@@ -18,8 +18,9 @@ fn error(spec: &str, overrides: &[&str]) -> String {
     match load(spec, overrides) {
         Ok(_) => panic!("{spec} loaded, expected an error"),
         Err(err) => {
-            assert_eq!(err.exit_code(), 78);
-            err.to_string()
+            let rendered = err.to_string();
+            assert_eq!(runner::cli::Failure::from(err).exit_code(), 78);
+            rendered
         }
     }
 }

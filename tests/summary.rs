@@ -5,10 +5,10 @@ use runner::models::Arch;
 use runner::nn::describe::{Chw, ConvLayer};
 use runner::ops::Padding;
 use runner::spec::Freeze;
-use runner::views::summary::{explain_conv, Summary};
+use runner::views::summary::{explain_conv, ModelSummary};
 
-fn imagenet(arch: Arch) -> Summary {
-    Summary::of(arch, Chw::new(3, 224, 224), 1000, &Freeze::No).unwrap()
+fn imagenet(arch: Arch) -> ModelSummary {
+    ModelSummary::of(arch, Chw::new(3, 224, 224), 1000, &Freeze::No).unwrap()
 }
 
 /// torchvision's resnet18: 11,689,512 parameters (torchinfo), 1.81 GFLOPS in torchvision's
@@ -69,7 +69,7 @@ fn efficientnet_lite0_counts_match_the_embedded_weights() {
 
 #[test]
 fn small_cnn_rows_add_up_and_frozen_blocks_are_counted_apart() {
-    let s = Summary::of(
+    let s = ModelSummary::of(
         Arch::SmallCnn,
         Chw::new(3, 28, 28),
         5,
@@ -81,9 +81,9 @@ fn small_cnn_rows_add_up_and_frozen_blocks_are_counted_apart() {
     // conv1, bn1, conv2, bn2 frozen
     assert_eq!(s.frozen_params(), 864 + 64 + 18432 + 128);
     assert_eq!(s.trainable_params(), s.total_params() - s.frozen_params());
-    let all = Summary::of(Arch::SmallCnn, Chw::new(3, 28, 28), 5, &Freeze::All).unwrap();
+    let all = ModelSummary::of(Arch::SmallCnn, Chw::new(3, 28, 28), 5, &Freeze::All).unwrap();
     assert_eq!(all.trainable_params(), 645);
-    let err = Summary::of(
+    let err = ModelSummary::of(
         Arch::SmallCnn,
         Chw::new(3, 28, 28),
         5,
@@ -96,13 +96,13 @@ fn small_cnn_rows_add_up_and_frozen_blocks_are_counted_apart() {
 #[test]
 fn every_backbone_describes_non_square_odd_inputs() {
     for arch in Arch::ALL {
-        let s = Summary::of(arch, Chw::new(3, 37, 53), 3, &Freeze::No).unwrap();
+        let s = ModelSummary::of(arch, Chw::new(3, 37, 53), 3, &Freeze::No).unwrap();
         assert_eq!(s.total_params(), s.model_params, "{arch}");
         let pooled = &s.rows[s.rows.len() - 2];
         assert_eq!(pooled.output, vec![arch.features(), 1, 1], "{arch}");
     }
     assert!(
-        Summary::of(Arch::ResNet18, Chw::new(1, 32, 32), 3, &Freeze::No)
+        ModelSummary::of(Arch::ResNet18, Chw::new(1, 32, 32), 3, &Freeze::No)
             .unwrap_err()
             .contains("3-channel")
     );

@@ -6,8 +6,9 @@ use dfdx::prelude::*;
 use super::busy::timed;
 use super::Measure;
 use crate::models::Dev;
-use crate::ops::conv::{conv2d_backward, conv2d_forward_into, Conv2dGeom};
+use crate::ops::conv::{conv2d_backward, conv2d_forward_into};
 use crate::ops::gemm::{matmul, Mat, Parallelism};
+use crate::ops::Conv2dGeom;
 use crate::ops::Padding;
 
 /// A conv layer at batch 4: (name, c_in, c_out, k, stride, groups, input size). The PyTorch

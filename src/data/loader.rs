@@ -11,7 +11,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-use super::{DataError, Sample, Split, Transform};
+use super::{DataError, Split, Transform};
 
 /// What to do with an image that cannot be decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,14 +84,6 @@ impl Loader {
 
     pub fn is_empty(&self) -> bool {
         self.split.is_empty()
-    }
-
-    pub fn num_batches(&self) -> usize {
-        self.split.len().div_ceil(self.batch_size)
-    }
-
-    pub fn samples(&self) -> &[Sample] {
-        &self.split.samples
     }
 
     /// The sample order of an epoch (1-based): a seeded permutation when shuffling.

@@ -62,12 +62,16 @@ impl Arch {
         self.dispatch(Name)
     }
 
+    /// Width of the pooled features the head sees ([`Backbone::FEATURES`]).
     pub fn features(self) -> usize {
-        match self {
-            Arch::ResNet18 | Arch::ResNet34 => 512,
-            Arch::EfficientNetLite0 => 1280,
-            Arch::SmallCnn => 128,
+        struct Features;
+        impl ArchVisitor for Features {
+            type Output = usize;
+            fn visit<B: Backbone>(self) -> usize {
+                B::FEATURES
+            }
         }
+        self.dispatch(Features)
     }
 
     /// Named top-level blocks in forward order, head last.

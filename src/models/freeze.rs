@@ -2,6 +2,8 @@
 //! freeze covers, and which tensors and layers lie in them.
 
 use super::Arch;
+#[cfg(test)]
+use crate::train::in_blocks;
 
 /// How many leading top-level blocks `until:<block>` freezes ([`Arch::frozen_blocks`]), or an
 /// error naming the valid blocks.
@@ -22,15 +24,6 @@ pub fn not_a_block(arch: &str, blocks: &[&str], until: &str) -> String {
             body.join(", ")
         )
     }
-}
-
-/// Whether a dotted tensor or layer name (`layer1.0.conv1.weight`) lies in one of `blocks`
-/// (`layer1`): equal to a block name or below it. `_blocks.1` does not hold `_blocks.10.…`.
-pub fn in_blocks<S: AsRef<str>>(name: &str, blocks: &[S]) -> bool {
-    blocks
-        .iter()
-        .map(AsRef::as_ref)
-        .any(|b| name == b || (name.starts_with(b) && name.as_bytes().get(b.len()) == Some(&b'.')))
 }
 
 #[cfg(test)]

@@ -3,20 +3,21 @@
 //! pretrained safetensors by torchvision names, and ImageNet class names.
 //!
 //! Every model's `TensorCollection` names its tensors like the PyTorch state dict (dfdx's
-//! BatchNorm calls γ `scale` where PyTorch says `weight`; [`weights`] maps that), so
-//! `save_safetensors` / `load_safetensors` files and pretrained checkpoints line up.
+//! BatchNorm calls γ `scale` where PyTorch says `weight`; [`weights`] maps that), so saved
+//! weights and pretrained checkpoints line up.
 
 use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
 pub mod arch;
+pub mod describe;
 pub mod efficientnet;
 pub mod freeze;
 pub mod imagenet;
 pub mod pixels;
 pub mod resnet;
 pub mod small_cnn;
-pub mod summary;
+pub mod trainable;
 pub mod weights;
 
 pub use arch::{Arch, ArchVisitor, UnknownArch};
@@ -24,9 +25,9 @@ pub use efficientnet::EfficientNetLite0;
 pub use imagenet::imagenet_class_name;
 pub use resnet::{ResNet18, ResNet34};
 pub use small_cnn::SmallCnn;
+pub use trainable::PartlyFrozen;
 pub use weights::{
-    fill_with_hash, load_torchvision_weights, save_torchvision_weights, LoadReport, Mismatch,
-    WeightsError,
+    load_torchvision_weights, save_torchvision_weights, LoadReport, Mismatch, WeightsError,
 };
 
 use crate::nn::LinearHead;
@@ -251,38 +252,11 @@ pub(crate) fn set_batchnorm_hyper<M: TensorCollection<f32, Dev>>(
     epsilon: f64,
     momentum: f64,
 ) {
-    use dfdx::nn::tensor_collection::{
-        RecursiveWalker, ScalarOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
-    };
-    struct Setter(f64, f64);
-    impl TensorVisitor<f32, Dev> for Setter {
-        type Viewer = (ViewTensorMut, ViewTensorName);
-        type Err = CpuError;
-        type E2 = f32;
-        type D2 = Dev;
-        fn visit<S: Shape>(
-            &mut self,
-            _: dfdx::nn::tensor_collection::TensorOptions<S, f32, Dev>,
-            _: (&mut Tensor<S, f32, Dev>, String),
-        ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
-            Ok(None)
+    crate::nn::tensors::for_each_scalar(model, |name, value| {
+        if name.ends_with("epsilon") {
+            *value = epsilon;
+        } else if name.ends_with("momentum") {
+            *value = momentum;
         }
-        fn visit_scalar<N: num_traits::NumCast>(
-            &mut self,
-            _: ScalarOptions<N>,
-            (n, name): (&mut N, String),
-        ) -> Result<Option<N>, CpuError> {
-            if name.ends_with("epsilon") {
-                *n = N::from(self.0).unwrap();
-            } else if name.ends_with("momentum") {
-                *n = N::from(self.1).unwrap();
-            }
-            Ok(None)
-        }
-    }
-    M::iter_tensors(&mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut Setter(epsilon, momentum),
-    })
-    .unwrap();
+    });
 }

@@ -1,6 +1,5 @@
 //! Pretrained weights from safetensors files named like PyTorch state dicts (torchvision's
-//! ResNets, efficientnet_pytorch's EfficientNet), and the deterministic hash fill the golden
-//! tests use in place of stored weights.
+//! ResNets, efficientnet_pytorch's EfficientNet), and saving trained classifiers the same way.
 //!
 //! The model's own tensor names (from its `TensorCollection`) are the state-dict names except
 //! that dfdx calls BatchNorm's γ `scale` where PyTorch says `weight`.
@@ -9,13 +8,12 @@ use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use ::safetensors::{Dtype as SafeDtype, SafeTensors};
-use dfdx::nn::tensor_collection::{
-    RecursiveWalker, ScalarOptions, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
-};
+use ::safetensors::Dtype as SafeDtype;
 use dfdx::prelude::*;
 
-use super::{Backbone, Classifier, Dev};
+use super::{Backbone, Classifier};
+use crate::nn::tensors;
+use crate::results::tensor_file::{self, Data, Entry, TensorFile};
 
 /// One way a checkpoint disagrees with the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,79 +121,6 @@ fn dtype_name(d: SafeDtype) -> String {
     format!("{d:?}")
 }
 
-/// Checks (and with `write`, copies) every model tensor against the file.
-struct Loader<'a, 'b> {
-    file: &'a SafeTensors<'b>,
-    /// `"fc."` when the head is not taken from the file.
-    skip_prefix: Option<String>,
-    write: bool,
-    problems: Vec<Mismatch>,
-    seen: HashSet<String>,
-    loaded: usize,
-}
-
-impl TensorVisitor<f32, Dev> for Loader<'_, '_> {
-    type Viewer = (ViewTensorMut, ViewTensorName);
-    type Err = CpuError;
-    type E2 = f32;
-    type D2 = Dev;
-
-    fn visit<S: Shape>(
-        &mut self,
-        _: TensorOptions<S, f32, Dev>,
-        (t, name): (&mut Tensor<S, f32, Dev>, String),
-    ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
-        let name = torch_name(&name);
-        if self
-            .skip_prefix
-            .as_ref()
-            .is_some_and(|p| name.starts_with(p.as_str()))
-        {
-            return Ok(None);
-        }
-        let expected: Vec<usize> = t.shape().concrete().into_iter().collect();
-        match self.file.tensor(&name) {
-            Err(_) => self.problems.push(Mismatch::Missing {
-                name: name.clone(),
-                expected,
-            }),
-            Ok(view) => {
-                if view.dtype() != SafeDtype::F32 {
-                    self.problems.push(Mismatch::Dtype {
-                        name: name.clone(),
-                        found: dtype_name(view.dtype()),
-                    });
-                } else if view.shape() != expected.as_slice() {
-                    self.problems.push(Mismatch::Shape {
-                        name: name.clone(),
-                        expected,
-                        found: view.shape().to_vec(),
-                    });
-                } else if self.write {
-                    let data: Vec<f32> = view
-                        .data()
-                        .chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect();
-                    t.copy_from(&data);
-                    self.loaded += 1;
-                }
-            }
-        }
-        self.seen.insert(name);
-        Ok(None)
-    }
-
-    /// BatchNorm's ε and momentum are architecture settings, not checkpoint contents.
-    fn visit_scalar<N: num_traits::NumCast>(
-        &mut self,
-        _: ScalarOptions<N>,
-        _: (&mut N, String),
-    ) -> Result<Option<N>, CpuError> {
-        Ok(None)
-    }
-}
-
 /// Loads a safetensors checkpoint with PyTorch state-dict names into `model`.
 ///
 /// Every model tensor must be in the file with the same shape (f32), and the file must hold
@@ -213,10 +138,12 @@ pub fn load_torchvision_weights<B: Backbone>(
         path: path.clone(),
         source,
     })?;
-    let file = SafeTensors::deserialize(&bytes).map_err(|e| WeightsError::Format {
+    let format = |message: String| WeightsError::Format {
         path: path.clone(),
-        message: format!("{e:?}"),
-    })?;
+        message,
+    };
+    let stored = TensorFile::from_bytes(bytes).map_err(format)?;
+    let file = stored.tensors().map_err(format)?;
 
     let head_weight = format!("{}.weight", B::HEAD);
     let expected_head = [model.head.classes(), B::FEATURES];
@@ -229,26 +156,40 @@ pub fn load_torchvision_weights<B: Backbone>(
     let replace = replace_head && file_head.as_deref() != Some(&expected_head[..]);
     let skip_head = replace || other_classes;
 
-    let mut loader = Loader {
-        file: &file,
-        skip_prefix: skip_head.then(|| format!("{}.", B::HEAD)),
-        write: false,
-        problems: vec![],
-        seen: HashSet::new(),
-        loaded: 0,
-    };
-    Classifier::<B>::iter_tensors(&mut RecursiveWalker {
-        m: (&mut *model, String::new()),
-        f: &mut loader,
-    })
-    .unwrap();
+    let head_prefix = format!("{}.", B::HEAD);
+    let skipped = |name: &str| skip_head && name.starts_with(&head_prefix);
+    // check every tensor before changing any
+    let mut problems = Vec::new();
+    let mut seen = HashSet::new();
+    for t in tensors::collect(&*model) {
+        let name = torch_name(&t.name);
+        if skipped(&name) {
+            continue;
+        }
+        match file.tensor(&name) {
+            Err(_) => problems.push(Mismatch::Missing {
+                name: name.clone(),
+                expected: t.dims,
+            }),
+            Ok(view) if view.dtype() != SafeDtype::F32 => problems.push(Mismatch::Dtype {
+                name: name.clone(),
+                found: dtype_name(view.dtype()),
+            }),
+            Ok(view) if view.shape() != t.dims.as_slice() => problems.push(Mismatch::Shape {
+                name: name.clone(),
+                expected: t.dims,
+                found: view.shape().to_vec(),
+            }),
+            Ok(_) => {}
+        }
+        seen.insert(name);
+    }
     let mut extra: Vec<Mismatch> = file
         .tensors()
         .into_iter()
         .filter(|(name, _)| {
-            let head_skipped = skip_head && name.starts_with(&format!("{}.", B::HEAD));
-            let known = loader.seen.contains(name) || name.ends_with("num_batches_tracked");
-            !(known || head_skipped)
+            let known = seen.contains(name) || name.ends_with("num_batches_tracked");
+            !(known || skipped(name))
         })
         .map(|(name, v)| Mismatch::Unexpected {
             name,
@@ -256,9 +197,9 @@ pub fn load_torchvision_weights<B: Backbone>(
         })
         .collect();
     extra.sort_by(|a, b| format!("{a}").cmp(&format!("{b}")));
-    loader.problems.extend(extra);
+    problems.extend(extra);
     if other_classes && !replace_head {
-        if loader.problems.is_empty() {
+        if problems.is_empty() {
             return Err(WeightsError::HeadClasses {
                 path,
                 head: B::HEAD.to_string(),
@@ -266,27 +207,30 @@ pub fn load_torchvision_weights<B: Backbone>(
                 expected: expected_head[0],
             });
         }
-        loader.problems.push(Mismatch::Shape {
+        problems.push(Mismatch::Shape {
             name: head_weight,
             expected: expected_head.to_vec(),
             found: file_head.unwrap_or_default(),
         });
     }
-    if !loader.problems.is_empty() {
+    if !problems.is_empty() {
         return Err(WeightsError::Mismatch {
             path,
             arch: B::NAME.to_string(),
-            problems: loader.problems,
+            problems,
         });
     }
 
-    loader.write = true;
-    loader.seen.clear();
-    Classifier::<B>::iter_tensors(&mut RecursiveWalker {
-        m: (&mut *model, String::new()),
-        f: &mut loader,
-    })
-    .unwrap();
+    let mut loaded = 0;
+    tensors::for_each_mut(model, |t| -> Result<(), WeightsError> {
+        let name = torch_name(t.name());
+        if !skipped(&name) {
+            let (_, values) = stored.f32(&name).map_err(format)?;
+            t.set_values(&values);
+            loaded += 1;
+        }
+        Ok(())
+    })?;
     if replace {
         model.head.reset_params();
         tracing::info!(
@@ -299,150 +243,33 @@ pub fn load_torchvision_weights<B: Backbone>(
     }
     Ok(LoadReport {
         path,
-        tensors_loaded: loader.loaded,
+        tensors_loaded: loaded,
         head_replaced: replace,
         checkpoint_classes,
     })
 }
 
-/// FNV-1a 32-bit hash of the UTF-8 bytes of `s`.
-pub fn fnv1a32(s: &str) -> u32 {
-    s.bytes()
-        .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619))
-}
-
-/// The counter-based uniform numbers u ∈ [0, 1) of the golden tests' weight fill for the
-/// tensor called `name`: element j hashes `fnv1a32(name) + j·0x9E3779B9` with murmur3's finaliser.
-pub fn hash_uniforms(name: &str, len: usize) -> impl Iterator<Item = f64> {
-    let seed = fnv1a32(name);
-    (0..len).map(move |j| {
-        let mut h = seed.wrapping_add((j as u32).wrapping_mul(0x9E37_79B9));
-        h ^= h >> 16;
-        h = h.wrapping_mul(0x85EB_CA6B);
-        h ^= h >> 13;
-        h = h.wrapping_mul(0xC2B2_AE35);
-        h ^= h >> 16;
-        h as f64 / 4294967296.0
-    })
-}
-
-/// Fills every tensor of `model` from [`hash_uniforms`] of its state-dict name: BatchNorm γ and
-/// running_var 0.5 + u; β and running_mean (2u − 1)·0.2; conv/linear weights (2u − 1)/√fan_in;
-/// the head bias (2u − 1)/√features. This reproduces the weights behind the golden files.
-pub fn fill_with_hash<B: Backbone>(model: &mut Classifier<B>) {
-    struct Filler {
-        head_bias: String,
-        features: usize,
-    }
-    impl TensorVisitor<f32, Dev> for Filler {
-        type Viewer = (ViewTensorMut, ViewTensorName);
-        type Err = CpuError;
-        type E2 = f32;
-        type D2 = Dev;
-        fn visit<S: Shape>(
-            &mut self,
-            _: TensorOptions<S, f32, Dev>,
-            (t, name): (&mut Tensor<S, f32, Dev>, String),
-        ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
-            let torch = torch_name(&name);
-            let dims: Vec<usize> = t.shape().concrete().into_iter().collect();
-            let len: usize = dims.iter().product();
-            let u = hash_uniforms(&torch, len);
-            let values: Vec<f32> = if name.ends_with(".scale") || name.ends_with("running_var") {
-                u.map(|u| (0.5 + u) as f32).collect()
-            } else if name.ends_with("running_mean")
-                || (name.ends_with(".bias") && torch != self.head_bias)
-            {
-                u.map(|u| ((2.0 * u - 1.0) * 0.2) as f32).collect()
-            } else if torch == self.head_bias {
-                let s = (self.features as f64).sqrt();
-                u.map(|u| ((2.0 * u - 1.0) / s) as f32).collect()
-            } else {
-                let fan_in = (len / dims[0].max(1)).max(1) as f64;
-                u.map(|u| ((2.0 * u - 1.0) / fan_in.sqrt()) as f32)
-                    .collect()
-            };
-            t.copy_from(&values);
-            Ok(None)
-        }
-        fn visit_scalar<N: num_traits::NumCast>(
-            &mut self,
-            _: ScalarOptions<N>,
-            _: (&mut N, String),
-        ) -> Result<Option<N>, CpuError> {
-            Ok(None)
-        }
-    }
-    let mut f = Filler {
-        head_bias: format!("{}.bias", B::HEAD),
-        features: B::FEATURES,
-    };
-    Classifier::<B>::iter_tensors(&mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut f,
-    })
-    .unwrap();
-}
-
 /// Writes `model` as a safetensors file with PyTorch state-dict names (BatchNorm γ as
-/// `weight`), loadable by [`load_torchvision_weights`] and by PyTorch.
+/// `weight`), loadable by [`load_torchvision_weights`] and by PyTorch; atomically, like every
+/// result file.
 pub fn save_torchvision_weights<B: Backbone>(
     model: &Classifier<B>,
     path: impl AsRef<Path>,
 ) -> Result<(), WeightsError> {
-    use dfdx::nn::tensor_collection::ViewTensorRef;
-    struct Collect(Vec<(String, Vec<usize>, Vec<u8>)>);
-    impl TensorVisitor<f32, Dev> for Collect {
-        type Viewer = (ViewTensorRef, ViewTensorName);
-        type Err = CpuError;
-        type E2 = f32;
-        type D2 = Dev;
-        fn visit<S: Shape>(
-            &mut self,
-            _: TensorOptions<S, f32, Dev>,
-            (t, name): (&Tensor<S, f32, Dev>, String),
-        ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
-            let shape = t.shape().concrete().into_iter().collect();
-            let bytes = t.as_vec().iter().flat_map(|v| v.to_le_bytes()).collect();
-            self.0.push((torch_name(&name), shape, bytes));
-            Ok(None)
-        }
-        fn visit_scalar<N: num_traits::NumCast>(
-            &mut self,
-            _: ScalarOptions<N>,
-            _: (&N, String),
-        ) -> Result<Option<N>, CpuError> {
-            Ok(None)
-        }
-    }
-    let path = path.as_ref().to_path_buf();
-    let mut c = Collect(vec![]);
-    Classifier::<B>::iter_tensors(&mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut c,
-    })
-    .unwrap();
-    let views =
-        c.0.iter()
-            .map(|(n, s, b)| {
-                Ok((
-                    n.clone(),
-                    ::safetensors::tensor::TensorView::new(SafeDtype::F32, s.clone(), b)?,
-                ))
-            })
-            .collect::<Result<Vec<_>, ::safetensors::SafeTensorError>>()
-            .map_err(|e| WeightsError::Format {
-                path: path.clone(),
-                message: format!("{e:?}"),
-            })?;
-    ::safetensors::serialize_to_file(views, &None, &path).map_err(|e| match e {
-        ::safetensors::SafeTensorError::IoError(source) => WeightsError::Io {
-            path: path.clone(),
-            source,
-        },
-        e => WeightsError::Format {
-            path: path.clone(),
-            message: format!("{e:?}"),
+    let all = tensors::collect(model);
+    let entries: Vec<Entry> = all
+        .iter()
+        .map(|t| Entry {
+            name: torch_name(&t.name),
+            dims: t.dims.clone(),
+            data: Data::F32(&t.values),
+        })
+        .collect();
+    tensor_file::write(path.as_ref(), &entries, Default::default()).map_err(|e| match e {
+        crate::results::store::StoreError::Io { path, source } => WeightsError::Io { path, source },
+        other => WeightsError::Format {
+            path: path.as_ref().to_path_buf(),
+            message: other.to_string(),
         },
     })
 }
@@ -452,15 +279,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hash_fill_matches_the_documented_values() {
-        // conv1.weight starts 0.07495967, −0.01659734, −0.01964474 (fan_in 3·7·7).
-        let s = (147f64).sqrt();
-        let v: Vec<f64> = hash_uniforms("conv1.weight", 3)
-            .map(|u| (2.0 * u - 1.0) / s)
-            .collect();
-        for (a, b) in v.iter().zip([0.07495967, -0.01659734, -0.01964474]) {
-            assert!((a - b).abs() < 1e-7, "{a} vs {b}");
-        }
+    fn torch_names_call_batchnorm_gamma_weight() {
         assert_eq!(torch_name("layer1.0.bn1.scale"), "layer1.0.bn1.weight");
         assert_eq!(torch_name("layer1.0.conv1.weight"), "layer1.0.conv1.weight");
     }

@@ -12,6 +12,7 @@ pub mod describe;
 pub mod head;
 pub mod init;
 pub mod pool;
+pub mod tensors;
 
 pub use activations::ReLU6;
 pub use batchnorm::BatchNorm2D;

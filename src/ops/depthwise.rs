@@ -4,8 +4,8 @@
 
 use rayon::prelude::*;
 
-use super::conv::Conv2dGeom;
 use super::geometry::valid_range;
+use super::geometry::Conv2dGeom;
 
 /// Calls `f(oy, iy, ox_lo, ox_hi, ix0)` for every output row of tap (ky, kx) that reads real
 /// input (not padding); output columns `ox_lo..ox_hi` read input columns `ix0 + j·stride`.

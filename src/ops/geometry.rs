@@ -58,6 +58,99 @@ pub(crate) fn valid_range(
     (lo, (hi as usize).max(lo))
 }
 
+/// Everything the kernels need to know about one convolution call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dGeom {
+    pub batch: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub groups: usize,
+    pub pad_top: usize,
+    pub pad_left: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl Conv2dGeom {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        batch: usize,
+        c_in: usize,
+        h: usize,
+        w: usize,
+        c_out: usize,
+        k: usize,
+        stride: usize,
+        padding: Padding,
+        groups: usize,
+    ) -> Self {
+        assert!(
+            groups >= 1 && c_in.is_multiple_of(groups) && c_out.is_multiple_of(groups),
+            "channels {c_in}->{c_out} not divisible by {groups} groups"
+        );
+        let (oh, pad_top) = window_1d(h, k, stride, padding);
+        let (ow, pad_left) = window_1d(w, k, stride, padding);
+        Conv2dGeom {
+            batch,
+            c_in,
+            h,
+            w,
+            c_out,
+            k,
+            stride,
+            groups,
+            pad_top,
+            pad_left,
+            oh,
+            ow,
+        }
+    }
+    pub fn cin_g(&self) -> usize {
+        self.c_in / self.groups
+    }
+    pub fn cout_g(&self) -> usize {
+        self.c_out / self.groups
+    }
+    /// Rows of the column matrix of one group: `cin_g · k · k`.
+    pub(crate) fn col_rows(&self) -> usize {
+        self.cin_g() * self.k * self.k
+    }
+    pub(crate) fn in_img(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+    pub(crate) fn out_plane(&self) -> usize {
+        self.oh * self.ow
+    }
+    pub(crate) fn out_img(&self) -> usize {
+        self.c_out * self.out_plane()
+    }
+    pub fn weight_len(&self) -> usize {
+        self.c_out * self.col_rows()
+    }
+    /// 1×1, stride 1, unpadded, ungrouped, on planes big enough for a gemm per image: each
+    /// image already is its own column matrix, so packing would only copy (EfficientNet's
+    /// expand/project convs).
+    pub(crate) fn is_pointwise(&self) -> bool {
+        self.k == 1
+            && self.stride == 1
+            && self.pad_top == 0
+            && self.pad_left == 0
+            && self.groups == 1
+            && self.out_plane() >= 48
+    }
+    pub(crate) fn is_depthwise(&self) -> bool {
+        self.groups == self.c_in && self.groups == self.c_out
+    }
+    /// Multiply-adds of the forward pass (for throughput reports).
+    pub fn macs(&self) -> usize {
+        self.batch * self.out_img() * self.col_rows()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

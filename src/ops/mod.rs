@@ -17,6 +17,6 @@ mod tensor_io;
 
 pub use activations::relu6;
 pub use batchnorm::{batchnorm2d_eval, batchnorm2d_train};
-pub use conv::{conv2d, Conv2dGeom};
-pub use geometry::Padding;
+pub use conv::conv2d;
+pub use geometry::{Conv2dGeom, Padding};
 pub use pool::{avg_pool2d, max_pool2d};

@@ -6,3 +6,4 @@ pub mod scan;
 pub mod schema;
 pub mod store;
 pub mod stored_spec;
+pub mod tensor_file;

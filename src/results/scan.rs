@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use crate::results::schema::ParamValue;
+use crate::results::schema::{col, ParamValue};
 use crate::results::store::{self, Manifest, Status};
 
 mod cache;
@@ -35,22 +35,6 @@ pub enum ViewError {
     #[error("{0}")]
     Plot(String),
 }
-
-/// The metric columns every `metrics.parquet` has; anything else but `val_acc.<class>` and the
-/// key columns is a swept parameter.
-pub const METRIC_COLUMNS: &[&str] = &[
-    "experiment",
-    "run_id",
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "weight_norm",
-    "lr",
-    "epoch_seconds",
-    "images_per_second",
-];
 
 /// One run's per-epoch series, sorted by epoch.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -277,15 +261,7 @@ pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
                 .as_ref()
                 .map(|m| m.run_id.clone())
                 .unwrap_or_else(|| file_name(dir)),
-            params: m
-                .as_ref()
-                .map(|m| {
-                    m.swept
-                        .iter()
-                        .map(|(k, v)| (k.clone(), parse_param(v)))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            params: m.as_ref().map(|m| m.swept.clone()).unwrap_or_default(),
             status: m.as_ref().map(|m| m.status),
             epochs: Epochs::default(),
         })
@@ -303,12 +279,12 @@ pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
             continue;
         }
         let key = match m {
-            // key and value type (as far as the manifest's text tells), so that a sweep like
-            // `lambda = [0, 1e-3]` (an integer and floats) does not mix Parquet schemas
+            // key and value type, as the manifest records them: runs of one group have the
+            // same Parquet schema and are scanned together
             Some(m) => (
                 m.swept
                     .iter()
-                    .map(|(k, v)| format!("{k}:{}", type_tag(&parse_param(v))))
+                    .map(|(k, v)| format!("{k}:{}", type_tag(v)))
                     .collect(),
                 m.classes.clone(),
                 usize::MAX,
@@ -324,7 +300,7 @@ pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
             if group.len() == 1 {
                 return Err(e);
             }
-            // schemas differ after all (a float written as "1" in the manifest): one by one
+            // a file of the group is unreadable: one by one, so the error names it
             tracing::debug!("scanning {} runs one by one: {e}", group.len());
             for &i in &group {
                 runs[i].epochs = Epochs::default();
@@ -380,11 +356,15 @@ fn read_group(runs: &mut [Run], group: &[usize]) -> Result<(), ViewError> {
     let params: Vec<String> = schema
         .iter_names()
         .map(|n| n.to_string())
-        .filter(|n| {
-            !METRIC_COLUMNS.contains(&n.as_str()) && !n.starts_with("val_acc.") && n != FILE_COLUMN
-        })
+        .filter(|n| !col::is_fixed(n) && n != FILE_COLUMN)
         .collect();
-    let wanted = ["epoch", "train_loss", "val_loss", "val_acc", "weight_norm"];
+    let wanted = [
+        col::EPOCH,
+        col::TRAIN_LOSS,
+        col::VAL_LOSS,
+        col::VAL_ACC,
+        col::WEIGHT_NORM,
+    ];
     let mut select: Vec<Expr> = vec![col(FILE_COLUMN)];
     select.extend(wanted.iter().map(|c| col(*c)));
     select.extend(params.iter().map(|c| col(c.as_str())));
@@ -400,7 +380,7 @@ fn read_group(runs: &mut [Run], group: &[usize]) -> Result<(), ViewError> {
         .collect();
     let files = df.column(FILE_COLUMN).and_then(|c| c.str()).map_err(err)?;
     let epoch = df
-        .column("epoch")
+        .column(col::EPOCH)
         .and_then(|c| c.cast(&DataType::Int64))
         .map_err(err)?;
     let epoch = epoch.i64().map_err(err)?;
@@ -412,10 +392,10 @@ fn read_group(runs: &mut [Run], group: &[usize]) -> Result<(), ViewError> {
         Ok(c.f64().map_err(err)?.clone())
     };
     let (train_loss, val_loss, val_acc, weight_norm) = (
-        f64_col("train_loss")?,
-        f64_col("val_loss")?,
-        f64_col("val_acc")?,
-        f64_col("weight_norm")?,
+        f64_col(col::TRAIN_LOSS)?,
+        f64_col(col::VAL_LOSS)?,
+        f64_col(col::VAL_ACC)?,
+        f64_col(col::WEIGHT_NORM)?,
     );
     let param_cols: Vec<&Column> = params
         .iter()
@@ -482,19 +462,6 @@ fn type_tag(v: &ParamValue) -> char {
     }
 }
 
-/// A manifest value string back to a typed value (integers, then floats, then booleans).
-pub fn parse_param(s: &str) -> ParamValue {
-    if let Ok(i) = s.parse::<i64>() {
-        ParamValue::Int(i)
-    } else if let Ok(f) = s.parse::<f64>() {
-        ParamValue::Float(f)
-    } else if let Ok(b) = s.parse::<bool>() {
-        ParamValue::Bool(b)
-    } else {
-        ParamValue::Str(s.to_string())
-    }
-}
-
 fn file_name(p: &Path) -> String {
     p.file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -510,11 +477,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn manifest_strings_become_typed_values() {
-        assert_eq!(parse_param("3"), ParamValue::Int(3));
-        assert_eq!(parse_param("0.001"), ParamValue::Float(0.001));
-        assert_eq!(parse_param("true"), ParamValue::Bool(true));
-        assert_eq!(parse_param("sgd"), ParamValue::Str("sgd".into()));
+    fn manifest_values_keep_their_types() {
+        // λ = 0 swept as a float stays a float through the manifest's JSON, unlike "0" did
+        let swept = vec![
+            ("regularization.lambda".to_string(), ParamValue::Float(0.0)),
+            ("train.epochs".to_string(), ParamValue::Int(3)),
+            ("train.hflip".to_string(), ParamValue::Bool(true)),
+            ("optimizer.kind".to_string(), ParamValue::Str("sgd".into())),
+            (
+                "backbone.freeze".to_string(),
+                ParamValue::Str("true".into()),
+            ),
+        ];
+        let json = serde_json::to_string(&swept).unwrap();
+        let back: Vec<(String, ParamValue)> = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, swept, "{json}");
     }
 
     #[test]

@@ -3,14 +3,82 @@
 
 use polars::prelude::*;
 
-use crate::train::EpochMetrics;
+/// The column names of the results tables, in one place: every writer and reader of
+/// `metrics.parquet`, `per_class.parquet` and `confusion.parquet` uses these.
+pub mod col {
+    pub const EXPERIMENT: &str = "experiment";
+    pub const RUN_ID: &str = "run_id";
+    pub const EPOCH: &str = "epoch";
+    pub const TRAIN_LOSS: &str = "train_loss";
+    pub const TRAIN_ACC: &str = "train_acc";
+    pub const VAL_LOSS: &str = "val_loss";
+    pub const VAL_ACC: &str = "val_acc";
+    pub const WEIGHT_NORM: &str = "weight_norm";
+    pub const LR: &str = "lr";
+    pub const EPOCH_SECONDS: &str = "epoch_seconds";
+    pub const IMAGES_PER_SECOND: &str = "images_per_second";
+    /// Prefix of the per-class validation accuracy columns, `val_acc.<class>`.
+    pub const CLASS_ACC_PREFIX: &str = "val_acc.";
 
-/// A swept parameter's value for a run, typed like the resolved spec field it sets.
+    /// The columns that identify a run in every table.
+    pub const KEY: &[&str] = &[EXPERIMENT, RUN_ID];
+    /// The per-epoch metric columns of `metrics.parquet`, in file order; the per-class
+    /// accuracies follow `val_acc`, the swept parameters sit between the key and `epoch`.
+    pub const METRICS: &[&str] = &[
+        TRAIN_LOSS,
+        TRAIN_ACC,
+        VAL_LOSS,
+        VAL_ACC,
+        WEIGHT_NORM,
+        LR,
+        EPOCH_SECONDS,
+        IMAGES_PER_SECOND,
+    ];
+
+    pub fn class_acc(class: &str) -> String {
+        format!("{CLASS_ACC_PREFIX}{class}")
+    }
+
+    /// Whether a `metrics.parquet` column is one the runner always writes (key, epoch, metric,
+    /// per-class accuracy); every other column is a swept parameter.
+    pub fn is_fixed(name: &str) -> bool {
+        KEY.contains(&name)
+            || name == EPOCH
+            || METRICS.contains(&name)
+            || name.starts_with(CLASS_ACC_PREFIX)
+    }
+}
+
+/// One row of a run's metrics table (`metrics.parquet`), as the training loop produces it.
 #[derive(Debug, Clone, PartialEq)]
+pub struct EpochMetrics {
+    pub epoch: usize,
+    /// Mean cross-entropy over the epoch's training samples (the penalty is not included).
+    pub train_loss: f64,
+    pub train_acc: f64,
+    pub val_loss: f64,
+    pub val_acc: f64,
+    pub val_class_acc: Vec<f64>,
+    /// `confusion[true][predicted]` on val.
+    pub confusion: Vec<Vec<u64>>,
+    /// ‖w‖₂ of the tensors the penalty applies to, after the epoch.
+    pub weight_norm: f64,
+    pub lr: f64,
+    pub epoch_seconds: f64,
+    /// Training images per second of the training pass.
+    pub images_per_second: f64,
+    pub train_samples: usize,
+    pub skipped: usize,
+}
+
+/// A swept parameter's value for a run, typed like the resolved spec field it sets. The same
+/// value types the Parquet column and, as a JSON scalar, the manifest (so λ = 0 stays a float).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
 pub enum ParamValue {
+    Bool(bool),
     Int(i64),
     Float(f64),
-    Bool(bool),
     Str(String),
 }
 
@@ -22,6 +90,15 @@ impl ParamValue {
             toml::Value::Boolean(b) => Self::Bool(*b),
             toml::Value::String(s) => Self::Str(s.clone()),
             other => Self::Str(other.to_string()),
+        }
+    }
+
+    pub fn to_toml(&self) -> toml::Value {
+        match self {
+            Self::Int(i) => toml::Value::Integer(*i),
+            Self::Float(f) => toml::Value::Float(*f),
+            Self::Bool(b) => toml::Value::Boolean(*b),
+            Self::Str(s) => toml::Value::String(s.clone()),
         }
     }
 
@@ -58,8 +135,8 @@ pub struct RunKey<'a> {
 
 fn key_columns(key: &RunKey, rows: usize) -> Vec<Column> {
     let mut cols = vec![
-        Column::new("experiment".into(), vec![key.experiment; rows]),
-        Column::new("run_id".into(), vec![key.run_id; rows]),
+        Column::new(col::EXPERIMENT.into(), vec![key.experiment; rows]),
+        Column::new(col::RUN_ID.into(), vec![key.run_id; rows]),
     ];
     cols.extend(key.swept.iter().map(|(k, v)| v.column(k, rows)));
     cols
@@ -73,20 +150,20 @@ pub fn epochs_frame(key: &RunKey, rows: &[EpochMetrics]) -> PolarsResult<DataFra
     };
     let mut cols = key_columns(key, n);
     cols.push(Column::new(
-        "epoch".into(),
+        col::EPOCH.into(),
         rows.iter().map(|r| r.epoch as i64).collect::<Vec<_>>(),
     ));
-    cols.push(f("train_loss", &|r| r.train_loss));
-    cols.push(f("train_acc", &|r| r.train_acc));
-    cols.push(f("val_loss", &|r| r.val_loss));
-    cols.push(f("val_acc", &|r| r.val_acc));
+    cols.push(f(col::TRAIN_LOSS, &|r| r.train_loss));
+    cols.push(f(col::TRAIN_ACC, &|r| r.train_acc));
+    cols.push(f(col::VAL_LOSS, &|r| r.val_loss));
+    cols.push(f(col::VAL_ACC, &|r| r.val_acc));
     for (c, class) in key.classes.iter().enumerate() {
-        cols.push(f(&format!("val_acc.{class}"), &|r| r.val_class_acc[c]));
+        cols.push(f(&col::class_acc(class), &|r| r.val_class_acc[c]));
     }
-    cols.push(f("weight_norm", &|r| r.weight_norm));
-    cols.push(f("lr", &|r| r.lr));
-    cols.push(f("epoch_seconds", &|r| r.epoch_seconds));
-    cols.push(f("images_per_second", &|r| r.images_per_second));
+    cols.push(f(col::WEIGHT_NORM, &|r| r.weight_norm));
+    cols.push(f(col::LR, &|r| r.lr));
+    cols.push(f(col::EPOCH_SECONDS, &|r| r.epoch_seconds));
+    cols.push(f(col::IMAGES_PER_SECOND, &|r| r.images_per_second));
     DataFrame::new(n, cols)
 }
 
@@ -108,7 +185,7 @@ pub fn per_class_frame(key: &RunKey, row: &EpochMetrics) -> PolarsResult<DataFra
     let recall: Vec<f64> = (0..k).map(|c| ratio(cm[c][c], support[c])).collect();
     let precision: Vec<f64> = (0..k).map(|c| ratio(cm[c][c], predicted[c])).collect();
     let mut cols = key_columns(key, k);
-    cols.push(Column::new("epoch".into(), vec![row.epoch as i64; k]));
+    cols.push(Column::new(col::EPOCH.into(), vec![row.epoch as i64; k]));
     cols.push(Column::new("class".into(), key.classes.to_vec()));
     // per-class accuracy in the torchvision-tutorial sense: correct / images of that class
     cols.push(Column::new("accuracy".into(), recall.clone()));
@@ -133,7 +210,10 @@ pub fn confusion_frame(key: &RunKey, row: &EpochMetrics) -> PolarsResult<DataFra
         }
     }
     let mut cols = key_columns(key, k * k);
-    cols.push(Column::new("epoch".into(), vec![row.epoch as i64; k * k]));
+    cols.push(Column::new(
+        col::EPOCH.into(),
+        vec![row.epoch as i64; k * k],
+    ));
     cols.push(Column::new("true_class".into(), t));
     cols.push(Column::new("pred_class".into(), p));
     cols.push(Column::new("count".into(), c));
@@ -148,41 +228,83 @@ fn ratio(a: u64, b: u64) -> f64 {
     }
 }
 
-/// Reads a run's metrics table back (the confusion matrices are not in it and come back empty).
-pub fn read_epochs(path: &std::path::Path, classes: &[String]) -> PolarsResult<Vec<EpochMetrics>> {
+/// A run's metrics table read back: the epoch of each row and every metric column (the fixed
+/// metrics, then the per-class accuracies) by name. The one reader of a single
+/// `metrics.parquet`; `scan` reads many at once for the views.
+pub struct MetricColumns {
+    pub epochs: Vec<usize>,
+    pub columns: Vec<(String, Vec<f64>)>,
+}
+
+impl MetricColumns {
+    pub fn get(&self, name: &str) -> PolarsResult<&[f64]> {
+        self.columns
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_slice())
+            .ok_or_else(|| PolarsError::ColumnNotFound(name.to_string().into()))
+    }
+}
+
+/// Reads a metrics table: [`col::METRICS`] and the `val_acc.<class>` columns, as f64 (a
+/// missing value as NaN).
+pub fn read_frame(path: &std::path::Path) -> PolarsResult<MetricColumns> {
     let file = std::fs::File::open(path).map_err(|e| PolarsError::IO {
         error: e.into(),
         msg: None,
     })?;
     let df = ParquetReader::new(file).finish()?;
-    let f = |name: &str| -> PolarsResult<Vec<f64>> {
-        Ok(df
-            .column(name)?
+    let epochs = df
+        .column(col::EPOCH)?
+        .cast(&DataType::Int64)?
+        .i64()?
+        .into_no_null_iter()
+        .map(|e| e as usize)
+        .collect();
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .filter(|n| col::METRICS.contains(&n.as_str()) || n.starts_with(col::CLASS_ACC_PREFIX))
+        .collect();
+    let mut columns = Vec::new();
+    for name in names {
+        let v: Vec<f64> = df
+            .column(&name)?
             .cast(&DataType::Float64)?
             .f64()?
-            .into_no_null_iter()
-            .collect())
-    };
-    let epoch = f("epoch")?;
+            .iter()
+            .map(|x| x.unwrap_or(f64::NAN))
+            .collect();
+        columns.push((name, v));
+    }
+    Ok(MetricColumns { epochs, columns })
+}
+
+/// Reads a run's metrics table back as rows (the confusion matrices are not in it and come
+/// back empty).
+pub fn read_epochs(path: &std::path::Path, classes: &[String]) -> PolarsResult<Vec<EpochMetrics>> {
+    let t = read_frame(path)?;
+    let f = |name: &str| t.get(name);
     let (tl, ta, vl, va) = (
-        f("train_loss")?,
-        f("train_acc")?,
-        f("val_loss")?,
-        f("val_acc")?,
+        f(col::TRAIN_LOSS)?,
+        f(col::TRAIN_ACC)?,
+        f(col::VAL_LOSS)?,
+        f(col::VAL_ACC)?,
     );
     let (wn, lr, es, ips) = (
-        f("weight_norm")?,
-        f("lr")?,
-        f("epoch_seconds")?,
-        f("images_per_second")?,
+        f(col::WEIGHT_NORM)?,
+        f(col::LR)?,
+        f(col::EPOCH_SECONDS)?,
+        f(col::IMAGES_PER_SECOND)?,
     );
-    let per_class: Vec<Vec<f64>> = classes
+    let per_class: Vec<&[f64]> = classes
         .iter()
-        .map(|c| f(&format!("val_acc.{c}")))
+        .map(|c| f(&col::class_acc(c)))
         .collect::<PolarsResult<_>>()?;
-    Ok((0..df.height())
+    Ok((0..t.epochs.len())
         .map(|i| EpochMetrics {
-            epoch: epoch[i] as usize,
+            epoch: t.epochs[i],
             train_loss: tl[i],
             train_acc: ta[i],
             val_loss: vl[i],
@@ -197,44 +319,4 @@ pub fn read_epochs(path: &std::path::Path, classes: &[String]) -> PolarsResult<V
             skipped: 0,
         })
         .collect())
-}
-
-/// The numeric metric columns of a metrics table, by name, with the epoch of each row.
-pub struct MetricColumns {
-    pub epochs: Vec<usize>,
-    pub columns: Vec<(String, Vec<f64>)>,
-}
-
-/// Reads every f64 metric column (not the key or swept columns) of a metrics table.
-pub fn read_frame(path: &std::path::Path) -> PolarsResult<MetricColumns> {
-    let file = std::fs::File::open(path).map_err(|e| PolarsError::IO {
-        error: e.into(),
-        msg: None,
-    })?;
-    let df = ParquetReader::new(file).finish()?;
-    let epochs = df
-        .column("epoch")?
-        .cast(&DataType::Int64)?
-        .i64()?
-        .into_no_null_iter()
-        .map(|e| e as usize)
-        .collect();
-    let names: Vec<String> = df
-        .get_column_names()
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let start = names.iter().position(|n| n == "epoch").map_or(0, |i| i + 1);
-    let mut columns = Vec::new();
-    for name in &names[start..] {
-        let v: Vec<f64> = df
-            .column(name)?
-            .cast(&DataType::Float64)?
-            .f64()?
-            .iter()
-            .map(|x| x.unwrap_or(f64::NAN))
-            .collect();
-        columns.push((name.clone(), v));
-    }
-    Ok(MetricColumns { epochs, columns })
 }

@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::schema::ParamValue;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -55,8 +56,8 @@ pub struct Manifest {
     pub experiment: String,
     pub run_id: String,
     pub index: usize,
-    /// The swept parameters of this run, as dotted key → value.
-    pub swept: Vec<(String, String)>,
+    /// The swept parameters of this run, as dotted key → value, typed like its Parquet column.
+    pub swept: Vec<(String, ParamValue)>,
     pub spec_hash: String,
     pub dataset_fingerprint: String,
     pub weights_hash: Option<String>,
@@ -185,6 +186,14 @@ pub fn write_atomic(
         return Err(io(e));
     }
     Ok(())
+}
+
+/// The project folder a run belongs to: the nearest ancestor with `pipeline/defaults.toml`.
+pub fn project_of(run_dir: &Path) -> Option<PathBuf> {
+    let abs = std::fs::canonicalize(run_dir).ok()?;
+    abs.ancestors()
+        .find(|d| d.join("pipeline/defaults.toml").is_file())
+        .map(Path::to_path_buf)
 }
 
 #[cfg(test)]

@@ -10,13 +10,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use sha2::{Digest, Sha256};
 
 use super::sources::FeatureSet;
 use crate::data::IMAGE_EXTENSIONS;
-use crate::results::store::{write_atomic, StoreError};
-use crate::train::{checkpoint, TrainError};
+use crate::results::store::StoreError;
+use crate::results::tensor_file::{self, Data, Entry, TensorFile};
+use crate::train::TrainError;
 
 pub type Features = Arc<(FeatureSet, FeatureSet)>;
 
@@ -80,99 +80,54 @@ impl FeatureCache {
     }
 }
 
-fn label_bytes(v: &[usize]) -> Vec<u8> {
-    v.iter().flat_map(|&x| (x as i64).to_le_bytes()).collect()
-}
-
 fn write(path: &Path, key: &str, f: &(FeatureSet, FeatureSet)) -> Result<(), StoreError> {
-    let parts = [
-        (
-            "train_x",
-            Dtype::F32,
-            vec![f.0.len(), f.0.width],
-            checkpoint::bytes(&f.0.x),
-        ),
-        (
-            "train_y",
-            Dtype::I64,
-            vec![f.0.len()],
-            label_bytes(&f.0.labels),
-        ),
-        (
-            "val_x",
-            Dtype::F32,
-            vec![f.1.len(), f.1.width],
-            checkpoint::bytes(&f.1.x),
-        ),
-        (
-            "val_y",
-            Dtype::I64,
-            vec![f.1.len()],
-            label_bytes(&f.1.labels),
-        ),
+    let labels = |s: &FeatureSet| s.labels.iter().map(|&y| y as i64).collect::<Vec<_>>();
+    let (train_y, val_y) = (labels(&f.0), labels(&f.1));
+    let entries = [
+        Entry {
+            name: "train_x".into(),
+            dims: vec![f.0.len(), f.0.width],
+            data: Data::F32(&f.0.x),
+        },
+        Entry {
+            name: "train_y".into(),
+            dims: vec![f.0.len()],
+            data: Data::I64(&train_y),
+        },
+        Entry {
+            name: "val_x".into(),
+            dims: vec![f.1.len(), f.1.width],
+            data: Data::F32(&f.1.x),
+        },
+        Entry {
+            name: "val_y".into(),
+            dims: vec![f.1.len()],
+            data: Data::I64(&val_y),
+        },
     ];
-    let mut digest = Sha256::new();
-    for (_, _, _, bytes) in &parts {
-        digest.update(bytes);
-    }
-    let meta = HashMap::from([
-        ("key".to_string(), key.to_string()),
-        (
-            "sha256".to_string(),
-            crate::data::hex_digest(&digest.finalize()),
-        ),
-    ]);
-    let views: Vec<(&str, TensorView)> = parts
-        .iter()
-        .map(|(name, dtype, shape, bytes)| {
-            (
-                *name,
-                TensorView::new(*dtype, shape.clone(), bytes).expect("consistent view"),
-            )
-        })
-        .collect();
-    let bytes = safetensors::tensor::serialize(views, &Some(meta)).expect("serialising features");
-    write_atomic(path, |file| std::io::Write::write_all(file, &bytes))
+    tensor_file::write(
+        path,
+        &entries,
+        HashMap::from([("key".to_string(), key.to_string())]),
+    )
 }
 
 fn read(path: &Path, key: &str) -> Result<(FeatureSet, FeatureSet), String> {
-    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| format!("{e:?}"))?;
-    let meta = meta.metadata().clone().unwrap_or_default();
-    if meta.get("key").map(String::as_str) != Some(key) {
+    // the codec verifies the checksum over the tensors
+    let file = TensorFile::read(path)?;
+    if file.metadata().get("key").map(String::as_str) != Some(key) {
         return Err("it belongs to another key".into());
     }
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| format!("{e:?}"))?;
-    let mut digest = Sha256::new();
-    let mut get = |name: &str| -> Result<(Vec<usize>, Vec<u8>), String> {
-        let t = st.tensor(name).map_err(|e| format!("{e:?}"))?;
-        digest.update(t.data());
-        Ok((t.shape().to_vec(), t.data().to_vec()))
+    let set = |x: &str, y: &str| -> Result<FeatureSet, String> {
+        let (dims, x) = file.f32(x)?;
+        let (_, y) = file.i64(y)?;
+        Ok(FeatureSet {
+            x,
+            width: dims.get(1).copied().unwrap_or(0),
+            labels: y.into_iter().map(|y| y as usize).collect(),
+        })
     };
-    let (tx_shape, tx) = get("train_x")?;
-    let (_, ty) = get("train_y")?;
-    let (vx_shape, vx) = get("val_x")?;
-    let (_, vy) = get("val_y")?;
-    if meta.get("sha256") != Some(&crate::data::hex_digest(&digest.finalize())) {
-        return Err("its checksum does not match its content".into());
-    }
-    let labels = |b: &[u8]| {
-        b.chunks_exact(8)
-            .map(|c| i64::from_le_bytes(c.try_into().unwrap()) as usize)
-            .collect()
-    };
-    Ok((
-        FeatureSet {
-            x: checkpoint::floats(&tx),
-            width: tx_shape[1],
-            labels: labels(&ty),
-        },
-        FeatureSet {
-            x: checkpoint::floats(&vx),
-            width: vx_shape[1],
-            labels: labels(&vy),
-        },
-    ))
+    Ok((set("train_x", "train_y")?, set("val_x", "val_y")?))
 }
 
 /// The cache key: everything the features depend on.

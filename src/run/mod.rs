@@ -19,19 +19,17 @@ pub use identity::Identities;
 pub use progress::Progress;
 pub use sources::{Extractor, FeatureSet, FeatureSource, ImageSource};
 
+pub use record::RunReport;
 use record::{previous_done, Record};
 
 use crate::results::store::RunLock;
 
-use crate::data::{BadImagePolicy, Transform};
 use crate::results::schema::{self, ParamValue, RunKey};
 use crate::results::store::{Manifest, RunDir, Status};
+use crate::setup;
 use crate::spec::expand::{self, PlannedRun};
-use crate::spec::{self, Experiment, RunSpec};
-use crate::train::{
-    EpochMetrics, FitConfig, OptimizerConfig, Outcome, Regularization, RegularizationKind,
-    TrainError,
-};
+use crate::spec::{Experiment, RunSpec};
+use crate::train::{Outcome, TrainError};
 
 /// How to execute a sweep.
 #[derive(Debug, Clone)]
@@ -42,23 +40,6 @@ pub struct RunOptions {
     pub rerun: bool,
     /// Show a progress bar (stderr is a terminal).
     pub progress: bool,
-}
-
-/// What happened to one run, for the summary table.
-#[derive(Debug, Clone)]
-pub struct RunReport {
-    pub index: usize,
-    pub run_id: String,
-    pub dir: PathBuf,
-    pub swept: Vec<(String, ParamValue)>,
-    pub status: Status,
-    /// The epoch with the lowest val loss, and the last epoch.
-    pub best: Option<EpochMetrics>,
-    pub last: Option<EpochMetrics>,
-    pub seconds: f64,
-    pub error: Option<String>,
-    /// Already done before this invocation.
-    pub reused: bool,
 }
 
 /// The swept parameters of a run, typed by the resolved spec field they set (so λ is a float
@@ -74,59 +55,6 @@ pub fn swept_values(run: &PlannedRun) -> Vec<(String, ParamValue)> {
             (key.clone(), ParamValue::from_toml(typed.unwrap_or(raw)))
         })
         .collect()
-}
-
-pub fn transforms(spec: &RunSpec) -> Transform {
-    let t = &spec.transforms;
-    Transform {
-        resize: (t.resize > 0).then_some(t.resize),
-        crop: (t.crop > 0).then_some(t.crop),
-        random_crop: t.random_crop,
-        hflip: t.hflip as f32,
-        mean: t.mean,
-        std: t.std,
-    }
-}
-
-fn fit_config(spec: &RunSpec, classes: usize) -> FitConfig {
-    let o = &spec.optimizer;
-    let optimizer = match o.kind {
-        spec::OptimizerKind::Sgd => OptimizerConfig::Sgd {
-            lr: o.lr,
-            momentum: o.momentum,
-            nesterov: o.nesterov,
-        },
-        spec::OptimizerKind::Adam | spec::OptimizerKind::Adamw => OptimizerConfig::Adam {
-            lr: o.lr,
-            betas: o.betas,
-            eps: o.eps,
-        },
-    };
-    let r = &spec.regularization;
-    let kind = match r.kind {
-        spec::RegularizationKind::None => RegularizationKind::None,
-        spec::RegularizationKind::L2 => RegularizationKind::L2,
-        spec::RegularizationKind::L1 => RegularizationKind::L1,
-        spec::RegularizationKind::Decoupled => RegularizationKind::Decoupled,
-    };
-    FitConfig {
-        epochs: spec.train.epochs as usize,
-        optimizer,
-        regularization: Regularization {
-            kind,
-            lambda: r.lambda,
-            apply_to_all: r.apply_to == spec::ApplyTo::All,
-        },
-        num_classes: classes,
-        frozen: crate::train::Frozen::none(),
-    }
-}
-
-fn bad_image_policy(spec: &RunSpec) -> BadImagePolicy {
-    match spec.dataset.on_bad_image {
-        spec::OnBadImage::Error => BadImagePolicy::Error,
-        spec::OnBadImage::Skip => BadImagePolicy::Skip,
-    }
 }
 
 /// Runs every planned run in order; a failing or diverging run is recorded and the sweep
@@ -243,13 +171,13 @@ fn execute(
     dir.remove_stale_temp_files();
     // an interrupted earlier invocation left epochs behind: keep them for resuming
     let previous = dir.read_manifest().ok();
+    // --rerun starts over; otherwise the epochs of an unfinished earlier invocation are kept
     let prior_rows = match &previous {
-        Some(m) if m.status != Status::Done || opts.rerun => {
+        Some(m) if m.status != Status::Done && !opts.rerun => {
             schema::read_epochs(&dir.file("metrics.parquet"), &m.classes).unwrap_or_default()
         }
         _ => Vec::new(),
     };
-    let prior_rows = if opts.rerun { Vec::new() } else { prior_rows };
     if opts.rerun {
         let _ = std::fs::remove_file(dir.file(CHECKPOINT));
     }
@@ -261,10 +189,7 @@ fn execute(
         experiment: spec.experiment.name.clone(),
         run_id: run_id.clone(),
         index: run.index,
-        swept: swept
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_string()))
-            .collect(),
+        swept: swept.to_vec(),
         spec_hash: expand::run_id(spec, ""),
         dataset_fingerprint: data_fp.clone(),
         weights_hash: weights_hash.clone(),
@@ -299,7 +224,7 @@ fn execute(
         swept,
         classes: &folder.classes,
     };
-    let cfg = fit_config(spec, folder.num_classes());
+    let cfg = setup::fit_config(spec, folder.num_classes());
     let progress = Progress::new(opts.progress, head, cfg.epochs);
     let mut rec = Record {
         dir: &dir,

@@ -5,33 +5,21 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::cache::{self, FeatureCache, Lookup};
+use super::progress::Progress;
+use super::record::Recorder;
 use super::sources::{FeatureSet, FeatureSource, ImageSource};
-use super::{bad_image_policy, transforms, Progress};
 use crate::data::{load_image, ImageFolder, Loader, Transform};
 use crate::models::freeze::not_a_block;
 use crate::models::pixels::{LinearModel, MlpModel};
 use crate::models::{
-    load_torchvision_weights, save_torchvision_weights, Arch, ArchVisitor, Backbone, Classifier,
+    load_torchvision_weights, save_torchvision_weights, ArchVisitor, Backbone, Classifier,
+    PartlyFrozen,
 };
+use crate::setup::{self, bad_image_policy};
 use crate::spec::{BackboneName, Freeze, RunSpec};
 use crate::train::{
-    checkpoint, fit, Dev, EpochMetrics, FitConfig, Frozen, Inputs, Net, Outcome, Source, Start,
-    TrainError,
+    checkpoint, fit, BatchSource, Dev, FitConfig, Frozen, Inputs, Net, Outcome, Start, TrainError,
 };
-use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
-use dfdx::prelude::{Device, Dtype, Trace};
-
-/// What the generic part reports back to the run's bookkeeping.
-pub trait Recorder {
-    /// Training resumes after this completed epoch; rows after it are to be dropped.
-    fn resumed(&mut self, epoch: usize);
-    /// An epoch ended: record its metrics (before the checkpoint is written).
-    fn epoch(&mut self, m: &EpochMetrics) -> Result<(), TrainError>;
-    /// Epochs already recorded by an interrupted invocation of this run.
-    fn recorded(&self) -> usize;
-    /// Time spent in a stage of the run (accumulated per stage name).
-    fn stage(&mut self, name: &'static str, seconds: f64);
-}
 
 /// Where a run keeps its checkpoint and final weights.
 pub struct Paths<'a> {
@@ -42,13 +30,13 @@ pub struct Paths<'a> {
 /// Hidden width of the `mlp` pixel model.
 const MLP_HIDDEN: usize = 256;
 
-/// Trains the run's model; the trained weights are saved to `model_path` when it completes.
 /// Content hashes already computed for the run id, reused as feature-cache key parts.
 pub struct Hashes<'a> {
     pub dataset: &'a str,
     pub weights: Option<&'a str>,
 }
 
+/// Trains the run's model; the trained weights are saved to `paths.model` when it completes.
 pub fn train(
     spec: &RunSpec,
     folder: &ImageFolder,
@@ -67,79 +55,45 @@ pub fn train(
         ));
     }
     let dev = Dev::seed_from_u64(spec.experiment.seed);
-    let transform = transforms(spec);
+    let transform = setup::transform(spec);
     let classes = folder.num_classes();
-    match spec.backbone.name {
-        BackboneName::Linear | BackboneName::Mlp => {
-            let (h, w) = sample_size(folder, &transform)?;
-            let inputs = 3 * h * w;
-            let mut source = image_source(spec, folder, &transform);
-            if spec.backbone.name == BackboneName::Linear {
-                let (outcome, model) = run(
-                    &dev,
-                    LinearModel::new(&dev, inputs, classes),
-                    &mut source,
-                    cfg,
-                    progress,
-                    paths,
-                    rec,
-                )?;
-                finish(outcome, paths, || {
-                    checkpoint::save_weights(paths.model, &model)
-                })
-            } else {
-                let model = MlpModel::new(&dev, inputs, MLP_HIDDEN, classes);
-                let (outcome, model) = run(&dev, model, &mut source, cfg, progress, paths, rec)?;
-                finish(outcome, paths, || {
-                    checkpoint::save_weights(paths.model, &model)
-                })
-            }
-        }
-        BackboneName::SmallCnn => Arch::SmallCnn.dispatch(WithBackbone {
-            spec,
-            folder,
-            hashes,
-            cfg,
-            cache,
-            progress,
-            paths,
-            rec,
-            dev,
-        }),
-        BackboneName::Resnet18 => Arch::ResNet18.dispatch(WithBackbone {
-            spec,
-            folder,
-            hashes,
-            cfg,
-            cache,
-            progress,
-            paths,
-            rec,
-            dev,
-        }),
-        BackboneName::Resnet34 => Arch::ResNet34.dispatch(WithBackbone {
-            spec,
-            folder,
-            hashes,
-            cfg,
-            cache,
-            progress,
-            paths,
-            rec,
-            dev,
-        }),
-        BackboneName::EfficientnetLite0 => Arch::EfficientNetLite0.dispatch(WithBackbone {
-            spec,
-            folder,
-            hashes,
-            cfg,
-            cache,
-            progress,
-            paths,
-            rec,
-            dev,
-        }),
-    }
+    let Some(arch) = spec.backbone.name.arch() else {
+        let (h, w) = sample_size(folder, &transform)?;
+        let inputs = 3 * h * w;
+        let mut source = image_source(spec, folder, &transform);
+        // the pixel models (linear, mlp) have no convolutional architecture
+        return if spec.backbone.name == BackboneName::Linear {
+            let (outcome, model) = run(
+                &dev,
+                LinearModel::new(&dev, inputs, classes),
+                &mut source,
+                cfg,
+                progress,
+                paths,
+                rec,
+            )?;
+            finish(outcome, paths, || {
+                checkpoint::save_weights(paths.model, &model)
+            })
+        } else {
+            let model = MlpModel::new(&dev, inputs, MLP_HIDDEN, classes);
+            let (outcome, model) = run(&dev, model, &mut source, cfg, progress, paths, rec)?;
+            finish(outcome, paths, || {
+                checkpoint::save_weights(paths.model, &model)
+            })
+        };
+    };
+    arch.dispatch(WithBackbone {
+        spec,
+        folder,
+        hashes,
+        cfg,
+        cache,
+        progress,
+        paths,
+        rec,
+        dev,
+    })
 }
 
 /// Everything a convolutional run needs, carried to the code generic over its backbone type.
@@ -193,7 +147,7 @@ impl ArchVisitor for WithBackbone<'_> {
                 }
             );
         }
-        let transform = transforms(spec);
+        let transform = setup::transform(spec);
         match &spec.backbone.freeze {
             Freeze::No => {
                 let mut source = image_source(spec, folder, &transform);
@@ -268,55 +222,6 @@ impl ArchVisitor for WithBackbone<'_> {
     }
 }
 
-/// A classifier whose first `frozen` top-level blocks (`Backbone::BLOCKS`) do not train. Its
-/// tensors keep the classifier's names, so checkpoints and saved weights look the same.
-struct PartlyFrozen<B: Backbone> {
-    model: Classifier<B>,
-    frozen: usize,
-}
-
-impl<B: Backbone> TensorCollection<f32, Dev> for PartlyFrozen<B> {
-    /// A converted copy (`to_device`, …) is the plain classifier: the freeze belongs to training.
-    type To<E2: Dtype, D2: Device<E2>> = Classifier<B::To<E2, D2>, E2, D2>;
-    fn iter_tensors<V: ModuleVisitor<Self, f32, Dev>>(
-        v: &mut V,
-    ) -> Result<Option<Self::To<V::E2, V::D2>>, V::Err> {
-        v.visit_fields(Self::module("", |s| &s.model, |s| &mut s.model), |model| {
-            model
-        })
-    }
-}
-
-impl<B: Backbone> Net for PartlyFrozen<B> {
-    fn logits(&self, dev: &Dev, x: Inputs) -> Result<crate::train::Logits, TrainError> {
-        Ok(self.model.forward_eval(x.images(dev)?))
-    }
-    fn logits_train(
-        &mut self,
-        dev: &Dev,
-        x: Inputs,
-        grads: dfdx::prelude::Gradients<f32, Dev>,
-    ) -> Result<crate::train::Logits<dfdx::prelude::OwnedTape<f32, Dev>>, TrainError> {
-        Ok(self
-            .model
-            .forward_train_frozen(x.images(dev)?, self.frozen, grads))
-    }
-}
-
-impl<B: Backbone> Net for Classifier<B> {
-    fn logits(&self, dev: &Dev, x: Inputs) -> Result<crate::train::Logits, TrainError> {
-        Ok(self.forward_eval(x.images(dev)?))
-    }
-    fn logits_train(
-        &mut self,
-        dev: &Dev,
-        x: Inputs,
-        grads: dfdx::prelude::Gradients<f32, Dev>,
-    ) -> Result<crate::train::Logits<dfdx::prelude::OwnedTape<f32, Dev>>, TrainError> {
-        Ok(self.forward_train(x.images(dev)?.traced(grads)))
-    }
-}
-
 fn save_classifier<B: Backbone>(model: &Classifier<B>, path: &Path) -> Result<(), TrainError> {
     save_torchvision_weights(model, path).map_err(|e| TrainError::Store(e.to_string()))
 }
@@ -340,7 +245,7 @@ fn finish(
 fn run<M: Net>(
     dev: &Dev,
     mut model: M,
-    source: &mut dyn Source,
+    source: &mut dyn BatchSource,
     cfg: &FitConfig,
     progress: &Progress,
     paths: &Paths,
@@ -371,7 +276,7 @@ fn run<M: Net>(
             rec.resumed(0);
         }
     }
-    let batches = source.batches(crate::train::Split::Train, 1).size_hint().0;
+    let batches = source.batches(crate::train::Phase::Train, 1).size_hint().0;
     let outcome = fit(
         dev,
         &mut model,

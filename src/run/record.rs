@@ -1,15 +1,43 @@
 //! Bookkeeping of a run as it trains: metrics rows, the manifest, time per stage, and reading
 //! back a run an earlier invocation finished.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
-use super::model;
 use super::progress::Progress;
-use super::RunReport;
 use crate::results::schema::{self, ParamValue, RunKey};
 use crate::results::store::{Manifest, RunDir, Status};
 use crate::spec::expand::PlannedRun;
 use crate::train::{EpochMetrics, TrainError};
+
+/// What happened to one run, for the summary table.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    pub index: usize,
+    pub run_id: String,
+    pub dir: PathBuf,
+    pub swept: Vec<(String, ParamValue)>,
+    pub status: Status,
+    /// The epoch with the lowest val loss, and the last epoch.
+    pub best: Option<EpochMetrics>,
+    pub last: Option<EpochMetrics>,
+    pub seconds: f64,
+    pub error: Option<String>,
+    /// Already done before this invocation.
+    pub reused: bool,
+}
+
+/// What the generic part reports back to the run's bookkeeping.
+pub trait Recorder {
+    /// Training resumes after this completed epoch; rows after it are to be dropped.
+    fn resumed(&mut self, epoch: usize);
+    /// An epoch ended: record its metrics (before the checkpoint is written).
+    fn epoch(&mut self, m: &EpochMetrics) -> Result<(), TrainError>;
+    /// Epochs already recorded by an interrupted invocation of this run.
+    fn recorded(&self) -> usize;
+    /// Time spent in a stage of the run (accumulated per stage name).
+    fn stage(&mut self, name: &'static str, seconds: f64);
+}
 
 /// Records a run's epochs as they end: metrics.parquet with every row so far, then the
 /// manifest's epoch count.
@@ -32,7 +60,7 @@ impl Record<'_> {
     }
 }
 
-impl model::Recorder for Record<'_> {
+impl Recorder for Record<'_> {
     fn stage(&mut self, name: &'static str, seconds: f64) {
         self.add_stage(name, seconds);
     }

@@ -1,15 +1,15 @@
 //! `runner reproduce RUN_DIR`: train a recorded run again from its stored resolved spec, in a
 //! temporary results folder, and compare every per-epoch metric with the stored ones.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use comfy_table::{presets, Table};
 
 use super::{run_sweep, RunOptions};
 use crate::results::schema;
 use crate::results::store::{read_manifest, Status};
+use crate::spec;
 use crate::spec::expand::PlannedRun;
-use crate::spec::{self, LoadOptions};
 
 /// Columns that measure the machine, not the model: never compared.
 const TIMING: &[&str] = &["epoch_seconds", "images_per_second"];
@@ -86,86 +86,29 @@ impl Reproduction {
     }
 }
 
-/// The project folder a run belongs to: the nearest ancestor with `pipeline/defaults.toml`.
-pub fn project_of(run_dir: &Path) -> Option<PathBuf> {
-    let abs = std::fs::canonicalize(run_dir).ok()?;
-    abs.ancestors()
-        .find(|d| d.join("pipeline/defaults.toml").is_file())
-        .map(Path::to_path_buf)
-}
-
-/// A recorded run's manifest and its stored `spec.toml` loaded as an experiment, with the
-/// spec's relative paths (dataset, weights, cache) taken from `project` (default: found from
-/// the run folder).
-pub fn stored_spec(
-    run_dir: &Path,
-    project: Option<&Path>,
-) -> Result<
-    (
-        crate::results::store::Manifest,
-        spec::Experiment,
-        Option<PathBuf>,
-    ),
-    String,
-> {
-    let manifest = read_manifest(&run_dir.join("manifest.json")).map_err(|e| e.to_string())?;
-    let spec_path = run_dir.join("spec.toml");
-    let text = std::fs::read_to_string(&spec_path)
-        .map_err(|e| format!("cannot read {}: {e}", spec_path.display()))?;
-    let mut doc: toml::Table = text
-        .parse()
-        .map_err(|e| format!("{}: {e}", spec_path.display()))?;
-    // stored paths are relative to the project folder (so run ids do not depend on the
-    // checkout); make them absolute for loading from a temporary folder
-    let project = project
-        .map(Path::to_path_buf)
-        .or_else(|| project_of(run_dir));
-    if let Some(project) = &project {
-        for (section, key) in [
-            ("dataset", "root"),
-            ("backbone", "weights"),
-            ("cache", "dir"),
-        ] {
-            if let Some(toml::Value::String(p)) = doc.get_mut(section).and_then(|s| s.get_mut(key))
-            {
-                if !p.is_empty() && Path::new(p.as_str()).is_relative() {
-                    *p = project.join(&*p).display().to_string();
-                }
-            }
-        }
-    }
-    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let spec_file = tmp.path().join(format!("{}.toml", manifest.experiment));
-    std::fs::write(
-        &spec_file,
-        toml::to_string(&doc).expect("toml table serialises"),
-    )
-    .map_err(|e| e.to_string())?;
-    let opts = LoadOptions {
-        overrides: Vec::new(),
-        pipeline_dir: project.as_ref().map(|p| p.join("pipeline")),
-    };
-    let exp = spec::load(&spec_file, &opts).map_err(|e| e.to_string())?;
-    Ok((manifest, exp, project))
-}
-
 pub fn reproduce(
     run_dir: &Path,
     tolerance: f64,
     project: Option<&Path>,
 ) -> Result<Reproduction, String> {
-    let (manifest, exp, _) = stored_spec(run_dir, project)?;
+    let manifest = read_manifest(&run_dir.join("manifest.json")).map_err(|e| e.to_string())?;
+    // stored paths are relative to the project folder (so run ids do not depend on the
+    // checkout); they resolve against the project the run belongs to
+    let project = project
+        .map(Path::to_path_buf)
+        .or_else(|| crate::results::store::project_of(run_dir))
+        .ok_or_else(|| {
+            format!(
+                "{} is not inside a project (no pipeline/defaults.toml above it): pass --project",
+                run_dir.display()
+            )
+        })?;
+    let exp = spec::load_stored(&run_dir.join("spec.toml"), &project).map_err(|e| e.to_string())?;
     let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let swept = manifest
         .swept
         .iter()
-        .map(|(k, v)| {
-            (
-                k.clone(),
-                v.parse::<toml::Value>()
-                    .unwrap_or_else(|_| toml::Value::String(v.clone())),
-            )
-        })
+        .map(|(k, v)| (k.clone(), v.to_toml()))
         .collect();
     let planned = PlannedRun {
         index: manifest.index,

@@ -2,7 +2,7 @@
 //! backbone, or features computed once and kept in memory.
 
 use crate::data::{epoch_order, Loader};
-use crate::train::{Inputs, Source, Split, TrainError};
+use crate::train::{BatchSource, Inputs, Phase, TrainError};
 
 type Batches<'a> = Box<dyn Iterator<Item = Result<(Inputs, Vec<usize>), TrainError>> + 'a>;
 
@@ -16,12 +16,12 @@ pub struct ImageSource {
     pub extractor: Option<Extractor>,
 }
 
-impl Source for ImageSource {
-    fn batches(&mut self, split: Split, epoch: usize) -> Batches<'_> {
-        let (loader, epoch) = match split {
-            Split::Train => (&self.train, epoch),
+impl BatchSource for ImageSource {
+    fn batches(&mut self, phase: Phase, epoch: usize) -> Batches<'_> {
+        let (loader, epoch) = match phase {
+            Phase::Train => (&self.train, epoch),
             // val is deterministic: the same batches every epoch
-            Split::Val => (&self.val, 0),
+            Phase::Val => (&self.val, 0),
         };
         let extractor = self.extractor.as_ref();
         Box::new(loader.epoch(epoch).map(move |b| {
@@ -83,14 +83,14 @@ pub struct FeatureSource {
     pub seed: u64,
 }
 
-impl Source for FeatureSource {
-    fn batches(&mut self, split: Split, epoch: usize) -> Batches<'_> {
-        let (set, order) = match split {
-            Split::Train => (
+impl BatchSource for FeatureSource {
+    fn batches(&mut self, phase: Phase, epoch: usize) -> Batches<'_> {
+        let (set, order) = match phase {
+            Phase::Train => (
                 &self.train,
                 epoch_order(self.train.len(), self.seed, epoch, true),
             ),
-            Split::Val => (&self.val, epoch_order(self.val.len(), self.seed, 0, false)),
+            Phase::Val => (&self.val, epoch_order(self.val.len(), self.seed, 0, false)),
         };
         let batches: Vec<Vec<usize>> = order
             .chunks(self.batch_size)

@@ -7,9 +7,6 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Exit code for a bad spec: `EX_CONFIG` from sysexits.h.
-pub const EXIT_CONFIG: i32 = 78;
-
 /// One text a layer of the spec came from.
 #[derive(Debug)]
 pub struct Source {
@@ -249,25 +246,6 @@ pub enum SpecError {
 }
 
 impl SpecError {
-    /// The process exit code for any spec error (`EX_CONFIG`).
-    pub fn exit_code(&self) -> i32 {
-        EXIT_CONFIG
-    }
-
-    /// The findings behind this error (one, except for [`SpecError::Invalid`]).
-    pub fn diagnostics(&self) -> Vec<&Diagnostic> {
-        match self {
-            SpecError::Read { diag, .. }
-            | SpecError::Syntax(diag)
-            | SpecError::Schema(diag)
-            | SpecError::Preset(diag)
-            | SpecError::Override(diag)
-            | SpecError::Sweep(diag) => vec![diag],
-            SpecError::Invalid(all) => all.iter().collect(),
-            SpecError::Internal(_) => Vec::new(),
-        }
-    }
-
     /// Adds a note to every finding (e.g. which sweep point it is about).
     pub(crate) fn with_note(mut self, note: &str) -> Self {
         match &mut self {

@@ -20,11 +20,18 @@ pub struct Layer {
 impl Layer {
     /// Parses a source; relative paths in it are made absolute against its folder.
     pub fn parse(source: Arc<Source>) -> Result<Layer, SpecError> {
+        let base = source.base_dir();
+        Self::parse_in(source, &base)
+    }
+
+    /// Parses a source whose relative paths resolve against `base` rather than its own folder
+    /// (a run's stored spec, whose paths are relative to the project it ran in).
+    pub fn parse_in(source: Arc<Source>, base: &std::path::Path) -> Result<Layer, SpecError> {
         let doc = DeTable::parse(&source.text).map_err(|e| syntax_error(&e, &source))?;
         let sites = Sites::of_document(&source, doc.get_ref());
         let mut raw = RawSpec::deserialize(toml::de::Deserializer::from(doc))
             .map_err(|e| SpecError::Schema(Box::new(schema_error(&e, &source, &sites))))?;
-        raw.resolve_paths(&source.base_dir());
+        raw.resolve_paths(base);
         Ok(Layer { source, raw, sites })
     }
 }

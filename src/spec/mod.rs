@@ -16,19 +16,20 @@ mod resolved;
 mod sites;
 mod sweep;
 mod validate;
+mod values;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use error::{
-    display_path, Diagnostic, Severity, Snippet, Source, SourceKind, SpecError, EXIT_CONFIG,
-};
+pub use error::{display_path, Diagnostic, Severity, Snippet, Source, SourceKind, SpecError};
 pub use resolved::{
-    ApplyTo, Backbone, BackboneName, Cache, Dataset, Device, ExperimentInfo, Freeze, Head, Loss,
-    LossKind, OnBadImage, Optimizer, OptimizerKind, Regularization, RegularizationKind, RunSpec,
+    Backbone, Cache, Dataset, ExperimentInfo, Head, Loss, Optimizer, Regularization, RunSpec,
     Train, Transforms,
 };
-pub use sweep::{Axis, AxisKind, Sweep, SweptKey};
+pub use sweep::{Axis, Sweep, SweptKey};
+pub use values::{
+    ApplyTo, BackboneName, Device, Freeze, LossKind, OnBadImage, OptimizerKind, RegularizationKind,
+};
 
 use layer::Layer;
 use raw::{RawSpec, Update};
@@ -45,8 +46,8 @@ pub struct LoadOptions {
     pub pipeline_dir: Option<PathBuf>,
 }
 
-/// A loaded experiment: its base run and what its sweep varies. Every sweep point was resolved
-/// and checked by [`load`]; [`crate::spec::expand::expand`] lists them.
+/// A loaded experiment: its base run, what its sweep varies, and every run of the sweep, resolved
+/// and checked once by [`load`] (through [`crate::spec::expand::expand`]).
 #[derive(Debug, Clone)]
 pub struct Experiment {
     pub name: String,
@@ -61,6 +62,8 @@ pub struct Experiment {
     /// The run with every layer but the sweep applied.
     pub base: RunSpec,
     pub sweep: Sweep,
+    /// Every run of the sweep, in plan order.
+    pub runs: Vec<expand::PlannedRun>,
     /// Warnings about the base run, rendered.
     pub warnings: Vec<String>,
     /// Merged layers and where each key came from, for resolving sweep points.
@@ -83,8 +86,6 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Experiment, SpecError> {
         .unwrap_or(spec_dir)
         .to_path_buf();
 
-    let defaults = defaults_layer()?;
-    let known_keys = sweepable_keys(&defaults.sites);
     let file_layer = presets::read_layer(&path)?;
     let file = file_layer.source.clone();
     let mut layers = Vec::new();
@@ -92,6 +93,32 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Experiment, SpecError> {
     for arg in &opts.overrides {
         layers.push(overrides::parse(arg)?);
     }
+    assemble(path, pipeline_dir, project_dir, file, layers)
+}
+
+/// A run's stored `spec.toml` (every key, paths relative to the project it ran in) read back as
+/// a one-run experiment, with its paths resolved against `project`. Keys the defaults gained
+/// after the run was recorded take their default values.
+pub fn load_stored(path: &Path, project: &Path) -> Result<Experiment, SpecError> {
+    let path = raw::normalize(path);
+    let project = raw::normalize(project);
+    let source = presets::read_source(&path)?;
+    let layer = Layer::parse_in(source.clone(), &project)?;
+    let pipeline_dir = Some(project.join("pipeline")).filter(|p| p.is_dir());
+    assemble(path, pipeline_dir, project, source, vec![layer])
+}
+
+/// Applies `layers` over the embedded defaults, checks the base run, and expands and checks
+/// every sweep point. `file` is the experiment file, for locating errors.
+fn assemble(
+    path: PathBuf,
+    pipeline_dir: Option<PathBuf>,
+    project_dir: PathBuf,
+    file: Arc<Source>,
+    layers: Vec<Layer>,
+) -> Result<Experiment, SpecError> {
+    let defaults = defaults_layer()?;
+    let known_keys = sweepable_keys(&defaults.sites);
 
     let mut raw = RawSpec::default();
     let mut sites = Sites::default();
@@ -110,7 +137,7 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Experiment, SpecError> {
     let base = RunSpec::from_raw(&raw, &project_dir)?;
     let warnings = validate::check(&base, &sites, &file)?;
     let sweep = sweep_input.build(&known_keys.iter().map(String::as_str).collect::<Vec<_>>())?;
-    let exp = Experiment {
+    let mut exp = Experiment {
         name: base.experiment.name.clone(),
         source: path,
         pipeline_dir,
@@ -118,13 +145,15 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Experiment, SpecError> {
         files,
         base,
         sweep,
+        runs: Vec::new(),
         warnings: warnings.iter().map(ToString::to_string).collect(),
         raw,
         sites,
         file,
     };
-    // Check every sweep point now, so that a bad one stops the experiment before any run starts.
-    crate::spec::expand::expand(&exp)?;
+    // Every sweep point is resolved and checked now, so that a bad one stops the experiment
+    // before any run starts; the commands use these runs instead of expanding again.
+    exp.runs = expand::expand(&exp)?;
     Ok(exp)
 }
 

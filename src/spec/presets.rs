@@ -19,6 +19,11 @@ pub fn find_pipeline_dir(start: &Path) -> Option<PathBuf> {
 
 /// Reads and parses a spec or preset file.
 pub fn read_layer(path: &Path) -> Result<Layer, SpecError> {
+    Layer::parse(read_source(path)?)
+}
+
+/// A file's text as a spec source, or a located error saying why it cannot be read.
+pub fn read_source(path: &Path) -> Result<Arc<Source>, SpecError> {
     let text = std::fs::read_to_string(path).map_err(|source| {
         let diag = Diagnostic::error(format!("cannot read `{}`", display_path(path)))
             .label(source.to_string().to_lowercase());
@@ -27,7 +32,7 @@ pub fn read_layer(path: &Path) -> Result<Layer, SpecError> {
             source,
         }
     })?;
-    Layer::parse(Source::file(path.to_path_buf(), text))
+    Ok(Source::file(path.to_path_buf(), text))
 }
 
 /// The layers a file stands for: its presets (depth first, in order), then the file itself.

@@ -1,13 +1,15 @@
 //! Resolved domain types: what the program uses once every layer is applied. No field is optional
 //! where a default exists; paths are absolute.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::error::SpecError;
 use super::raw::RawSpec;
+use super::values::{
+    ApplyTo, BackboneName, Device, Freeze, LossKind, OnBadImage, OptimizerKind, RegularizationKind,
+};
 
 /// One run, fully resolved. `to_toml` gives its canonical text, which [`crate::spec::expand::run_id`] hashes.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -109,124 +111,6 @@ pub struct Cache {
     /// `None` = `<results dir>/.cache`.
     #[serde(serialize_with = "path_or_empty")]
     pub dir: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BackboneName {
-    Linear,
-    Mlp,
-    SmallCnn,
-    Resnet18,
-    Resnet34,
-    EfficientnetLite0,
-}
-
-impl BackboneName {
-    /// The convolutional architecture this names; `None` for the pixel models (linear, mlp).
-    pub fn arch(self) -> Option<crate::models::Arch> {
-        use crate::models::Arch;
-        match self {
-            BackboneName::Linear | BackboneName::Mlp => None,
-            BackboneName::SmallCnn => Some(Arch::SmallCnn),
-            BackboneName::Resnet18 => Some(Arch::ResNet18),
-            BackboneName::Resnet34 => Some(Arch::ResNet34),
-            BackboneName::EfficientnetLite0 => Some(Arch::EfficientNetLite0),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LossKind {
-    CrossEntropy,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OptimizerKind {
-    Sgd,
-    Adam,
-    /// Adam with decoupled weight decay (`regularization.kind = "decoupled"`).
-    Adamw,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RegularizationKind {
-    None,
-    /// λ‖w‖² added to the loss: the gradient gains 2λw.
-    L2,
-    /// λ‖w‖₁ added to the loss.
-    L1,
-    /// w ← w − lr·λ·w after each step.
-    Decoupled,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ApplyTo {
-    /// Conv and linear weights; not biases, not BatchNorm.
-    Weights,
-    /// Every trainable tensor.
-    All,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum OnBadImage {
-    Error,
-    Skip,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Device {
-    Cpu,
-    Cuda,
-}
-
-/// Which part of the backbone is frozen. Written `false`, `true` or `"until:<block>"`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Freeze {
-    No,
-    All,
-    /// Frozen up to and including the named block.
-    Until(String),
-}
-
-impl Serialize for Freeze {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Freeze::No => s.serialize_bool(false),
-            Freeze::All => s.serialize_bool(true),
-            Freeze::Until(block) => s.serialize_str(&format!("until:{block}")),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Freeze {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct FreezeVisitor;
-        impl serde::de::Visitor<'_> for FreezeVisitor {
-            type Value = Freeze;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("true, false or \"until:<block>\"")
-            }
-            fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Freeze, E> {
-                Ok(if v { Freeze::All } else { Freeze::No })
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Freeze, E> {
-                match v.strip_prefix("until:") {
-                    Some(block) if !block.trim().is_empty() => {
-                        Ok(Freeze::Until(block.trim().to_owned()))
-                    }
-                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
-                }
-            }
-        }
-        d.deserialize_any(FreezeVisitor)
-    }
 }
 
 fn path_or_empty<S: serde::Serializer>(path: &Option<PathBuf>, s: S) -> Result<S::Ok, S::Error> {
@@ -346,6 +230,7 @@ impl RunSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde::Deserialize;
 
     #[test]
     fn freeze_reads_both_forms() {

@@ -31,17 +31,9 @@ impl Sweep {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AxisKind {
-    Grid,
-    Zip,
-    Seeds,
-}
-
 /// Keys that take their `i`-th values together (one key, except in a zip group).
 #[derive(Debug, Clone)]
 pub struct Axis {
-    pub kind: AxisKind,
     pub keys: Vec<SweptKey>,
 }
 
@@ -99,10 +91,7 @@ impl SweepInput {
         if let Some((source, grid)) = self.grid {
             for (key, values) in in_file_order(grid) {
                 let swept = swept_key(&source, key, values, known)?;
-                axes.push(Axis {
-                    kind: AxisKind::Grid,
-                    keys: vec![swept],
-                });
+                axes.push(Axis { keys: vec![swept] });
             }
         }
         if let Some((source, groups)) = self.zip {
@@ -113,17 +102,13 @@ impl SweepInput {
                     .map(|(key, values)| swept_key(&source, key, values, known))
                     .collect::<Result<Vec<_>, _>>()?;
                 check_zip_group(&source, span, &keys)?;
-                axes.push(Axis {
-                    kind: AxisKind::Zip,
-                    keys,
-                });
+                axes.push(Axis { keys });
             }
         }
         if let Some((source, key, seeds)) = self.seeds {
             // `seeds = []` (the default) sweeps nothing, unlike an empty grid list.
             if !seeds.get_ref().is_empty() {
                 axes.push(Axis {
-                    kind: AxisKind::Seeds,
                     keys: vec![swept_key(&source, key, seeds, known)?],
                 });
             }

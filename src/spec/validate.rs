@@ -7,8 +7,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::error::{display_path, Diagnostic, Source, SpecError};
-use super::resolved::{OptimizerKind, RegularizationKind, RunSpec};
+use super::resolved::RunSpec;
 use super::sites::Sites;
+use super::values::{OptimizerKind, RegularizationKind};
 
 /// 2·lr·λ (or lr·λ for decoupled decay) at or above this warns: weights shrink fast per step.
 const SHRINK_WARN: f64 = 0.1;
@@ -265,7 +266,7 @@ impl Checker<'_> {
     }
 
     fn backbone(&mut self, spec: &RunSpec) {
-        if let super::resolved::Freeze::Until(block) = &spec.backbone.freeze {
+        if let super::values::Freeze::Until(block) = &spec.backbone.freeze {
             let arch = spec.backbone.name.arch();
             let why = match arch {
                 None => Some("until:<block> needs a convolutional backbone (small_cnn, resnet18, resnet34, efficientnet_lite0)".to_owned()),
@@ -285,7 +286,7 @@ impl Checker<'_> {
                     ),
                 ));
             }
-        } else if spec.backbone.freeze != super::resolved::Freeze::No {
+        } else if spec.backbone.freeze != super::values::Freeze::No {
             self.warnings.push(
                 self.warning(
                     "backbone.freeze",

@@ -6,73 +6,14 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use ::safetensors::tensor::{Dtype as SDtype, SafeTensors, TensorView};
-use dfdx::nn::tensor_collection::{
-    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
-    ViewTensorRef,
-};
-use dfdx::prelude::*;
+use dfdx::nn::tensor_collection::TensorCollection;
 
-use super::{Dev, Optimizer, OptimizerConfig, TrainError};
-use crate::results::store::write_atomic;
+use super::{Dev, OptimizerConfig, OptimizerState, TrainError};
+use crate::nn::tensors;
+use crate::results::tensor_file::{self, Data, Entry, TensorFile};
 
-/// Every tensor of `model` by its path, with its shape and values.
-fn tensors<M: TensorCollection<f32, Dev>>(model: &M) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    struct Collect(Vec<(String, Vec<usize>, Vec<f32>)>);
-    impl TensorVisitor<f32, Dev> for Collect {
-        type Viewer = (ViewTensorRef, ViewTensorName);
-        type Err = CpuError;
-        type E2 = f32;
-        type D2 = Dev;
-        fn visit<S: Shape>(
-            &mut self,
-            _: TensorOptions<S, f32, Dev>,
-            (t, name): (&Tensor<S, f32, Dev>, String),
-        ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
-            self.0
-                .push((name, t.shape().concrete().into_iter().collect(), t.as_vec()));
-            Ok(None)
-        }
-    }
-    let mut c = Collect(Vec::new());
-    M::iter_tensors(&mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut c,
-    })
-    .expect("walking tensors");
-    c.0
-}
-
-/// f32 values as safetensors' little-endian bytes (also used by the feature cache).
-pub(crate) fn bytes(v: &[f32]) -> Vec<u8> {
-    v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-/// The inverse of [`bytes`].
-pub(crate) fn floats(b: &[u8]) -> Vec<f32> {
-    b.chunks_exact(4)
-        .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-        .collect()
-}
-
-fn write(
-    path: &Path,
-    named: Vec<(String, Vec<usize>, Vec<u8>)>,
-    meta: HashMap<String, String>,
-) -> Result<(), TrainError> {
-    let views: Vec<(String, TensorView)> = named
-        .iter()
-        .map(|(n, shape, b)| {
-            (
-                n.clone(),
-                TensorView::new(SDtype::F32, shape.clone(), b).expect("consistent view"),
-            )
-        })
-        .collect();
-    let data = ::safetensors::tensor::serialize(views, &Some(meta))
-        .map_err(|e| TrainError::Store(format!("{e:?}")))?;
-    write_atomic(path, |f| std::io::Write::write_all(f, &data))
-        .map_err(|e| TrainError::Store(e.to_string()))
+fn write(path: &Path, entries: &[Entry], meta: HashMap<String, String>) -> Result<(), TrainError> {
+    tensor_file::write(path, entries, meta).map_err(|e| TrainError::Store(e.to_string()))
 }
 
 /// Saves the model's tensors under their module paths.
@@ -80,27 +21,41 @@ pub fn save_weights<M: TensorCollection<f32, Dev>>(
     path: &Path,
     model: &M,
 ) -> Result<(), TrainError> {
-    let named = tensors(model)
-        .into_iter()
-        .map(|(n, s, v)| (n, s, bytes(&v)))
+    let all = tensors::collect(model);
+    let entries: Vec<Entry> = all
+        .iter()
+        .map(|t| Entry {
+            name: t.name.clone(),
+            dims: t.dims.clone(),
+            data: Data::F32(&t.values),
+        })
         .collect();
-    write(path, named, HashMap::new())
+    write(path, &entries, HashMap::new())
 }
 
 /// Saves model, optimizer state and epoch.
 pub fn save<M: TensorCollection<f32, Dev>>(
     path: &Path,
     model: &M,
-    opt: &Optimizer,
+    opt: &OptimizerState,
     epoch: usize,
 ) -> Result<(), TrainError> {
-    let mut named: Vec<(String, Vec<usize>, Vec<u8>)> = tensors(model)
-        .into_iter()
-        .map(|(n, s, v)| (format!("model.{n}"), s, bytes(&v)))
+    let all = tensors::collect(model);
+    let mut entries: Vec<Entry> = all
+        .iter()
+        .map(|t| Entry {
+            name: format!("model.{}", t.name),
+            dims: t.dims.clone(),
+            data: Data::F32(&t.values),
+        })
         .collect();
     for (kind, states) in [("first", &opt.first), ("second", &opt.second)] {
         for (i, s) in states.iter().enumerate() {
-            named.push((format!("optim.{kind}.{i}"), vec![s.len()], bytes(s)));
+            entries.push(Entry {
+                name: format!("optim.{kind}.{i}"),
+                dims: vec![s.len()],
+                data: Data::F32(s),
+            });
         }
     }
     let meta = HashMap::from([
@@ -108,20 +63,19 @@ pub fn save<M: TensorCollection<f32, Dev>>(
         ("step".to_string(), opt.step.to_string()),
         ("optimizer".to_string(), format!("{:?}", opt.cfg)),
     ]);
-    write(path, named, meta)
+    write(path, &entries, meta)
 }
 
 /// Loads a checkpoint into `model`; returns the completed epoch and the optimizer state.
-/// A checkpoint of another model or optimizer is an error, never half-applied.
+/// A checkpoint of another model or optimizer, or one whose checksum does not match its data,
+/// is an error, never half-applied.
 pub fn load<M: TensorCollection<f32, Dev>>(
     path: &Path,
     model: &mut M,
     cfg: &OptimizerConfig,
-) -> Result<(usize, Optimizer), String> {
-    let data = std::fs::read(path).map_err(|e| e.to_string())?;
-    let st = SafeTensors::deserialize(&data).map_err(|e| format!("{e:?}"))?;
-    let (_, meta) = SafeTensors::read_metadata(&data).map_err(|e| format!("{e:?}"))?;
-    let meta = meta.metadata().clone().unwrap_or_default();
+) -> Result<(usize, OptimizerState), String> {
+    let file = TensorFile::read(path)?;
+    let meta = file.metadata();
     if meta.get("optimizer") != Some(&format!("{cfg:?}")) {
         return Err("it was written with another optimizer configuration".into());
     }
@@ -132,55 +86,29 @@ pub fn load<M: TensorCollection<f32, Dev>>(
     };
     let (epoch, step) = (num("epoch")? as usize, num("step")?);
     // check every tensor before changing any
-    let expected = tensors(model);
-    for (name, shape, _) in &expected {
-        let t = st
-            .tensor(&format!("model.{name}"))
-            .map_err(|_| format!("it has no tensor `{name}`"))?;
-        if t.shape() != shape.as_slice() {
+    let mut values = HashMap::new();
+    for t in tensors::collect(model) {
+        let (dims, v) = file.f32(&format!("model.{}", t.name))?;
+        if dims != t.dims {
             return Err(format!(
-                "`{name}` has shape {:?}, the model {:?}",
-                t.shape(),
-                shape
+                "`{}` has shape {dims:?}, the model {:?}",
+                t.name, t.dims
             ));
         }
+        values.insert(t.name, v);
     }
-    struct Apply<'a>(&'a SafeTensors<'a>);
-    impl TensorVisitor<f32, Dev> for Apply<'_> {
-        type Viewer = (ViewTensorMut, ViewTensorName);
-        type Err = CpuError;
-        type E2 = f32;
-        type D2 = Dev;
-        fn visit<S: Shape>(
-            &mut self,
-            _: TensorOptions<S, f32, Dev>,
-            (t, name): (&mut Tensor<S, f32, Dev>, String),
-        ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
-            let src = self
-                .0
-                .tensor(&format!("model.{name}"))
-                .expect("checked above");
-            t.copy_from(&floats(src.data()));
-            Ok(None)
-        }
-    }
-    M::iter_tensors(&mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut Apply(&st),
-    })
-    .expect("walking tensors");
+    tensors::for_each_mut(model, |t| -> Result<(), String> {
+        t.set_values(&values[t.name()]);
+        Ok(())
+    })?;
     let states = |kind: &str| -> Vec<Vec<f32>> {
         (0..)
-            .map_while(|i| {
-                st.tensor(&format!("optim.{kind}.{i}"))
-                    .ok()
-                    .map(|t| floats(t.data()))
-            })
+            .map_while(|i| file.f32(&format!("optim.{kind}.{i}")).ok().map(|t| t.1))
             .collect()
     };
     Ok((
         epoch,
-        Optimizer {
+        OptimizerState {
             cfg: cfg.clone(),
             step,
             first: states("first"),
@@ -193,6 +121,7 @@ pub fn load<M: TensorCollection<f32, Dev>>(
 mod tests {
     use super::*;
     use crate::nn::LinearHead;
+    use dfdx::prelude::{Backward, Module, SumTo, TensorFromVec, Trace, ZeroGrads};
 
     #[test]
     fn round_trips_model_and_optimizer_and_refuses_another_model() {
@@ -203,7 +132,7 @@ mod tests {
             betas: [0.9, 0.999],
             eps: 1e-8,
         };
-        let mut opt = Optimizer::new(cfg.clone());
+        let mut opt = OptimizerState::new(cfg.clone());
         let x = dev.tensor_from_vec(vec![1.0, -1.0, 0.5], (1usize, 3usize));
         let mut grads = l
             .forward(x.traced(l.alloc_grads()))

@@ -5,23 +5,24 @@ use std::time::Instant;
 use dfdx::prelude::*;
 
 use super::{
-    penalised_norm_except, Dev, Frozen, Inputs, Net, Optimizer, OptimizerConfig, Regularization,
+    penalised_norm_except, Dev, Frozen, Inputs, Net, OptimizerConfig, OptimizerState, Penalty,
     TrainError,
 };
+use crate::results::schema::EpochMetrics;
 
 /// Where a run's batches come from: images through the transforms, or cached features.
-pub trait Source {
+pub trait BatchSource {
     /// The training batches of `epoch` (1-based) with their labels, shuffled and augmented
     /// from the run's seed.
     fn batches(
         &mut self,
-        split: Split,
+        phase: Phase,
         epoch: usize,
     ) -> Box<dyn Iterator<Item = Result<(Inputs, Vec<usize>), TrainError>> + '_>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Split {
+pub enum Phase {
     Train,
     Val,
 }
@@ -30,33 +31,11 @@ pub enum Split {
 pub struct FitConfig {
     pub epochs: usize,
     pub optimizer: OptimizerConfig,
-    pub regularization: Regularization,
+    pub regularization: Penalty,
     pub num_classes: usize,
     /// Blocks of the model that do not train (`backbone.freeze = "until:<block>"`): no update,
     /// no penalty, not in the weight norm.
     pub frozen: Frozen,
-}
-
-/// One row of a run's metrics table.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EpochMetrics {
-    pub epoch: usize,
-    /// Mean cross-entropy over the epoch's training samples (the penalty is not included).
-    pub train_loss: f64,
-    pub train_acc: f64,
-    pub val_loss: f64,
-    pub val_acc: f64,
-    pub val_class_acc: Vec<f64>,
-    /// `confusion[true][predicted]` on val.
-    pub confusion: Vec<Vec<u64>>,
-    /// ‖w‖₂ of the tensors the penalty applies to, after the epoch.
-    pub weight_norm: f64,
-    pub lr: f64,
-    pub epoch_seconds: f64,
-    /// Training images per second of the training pass.
-    pub images_per_second: f64,
-    pub train_samples: usize,
-    pub skipped: usize,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -73,7 +52,10 @@ pub enum Outcome {
 #[derive(Debug, Clone)]
 pub enum Start {
     Fresh,
-    Resume { epoch: usize, optimizer: Optimizer },
+    Resume {
+        epoch: usize,
+        optimizer: OptimizerState,
+    },
 }
 
 /// Trains `model` up to `cfg.epochs`, calling `on_epoch` with each epoch's metrics, the model
@@ -82,21 +64,21 @@ pub enum Start {
 pub fn fit<M: Net>(
     dev: &Dev,
     model: &mut M,
-    source: &mut dyn Source,
+    source: &mut dyn BatchSource,
     cfg: &FitConfig,
     start: Start,
     on_batch: &mut dyn FnMut(usize, usize, f64),
-    on_epoch: &mut dyn FnMut(&EpochMetrics, &M, &Optimizer) -> Result<(), TrainError>,
+    on_epoch: &mut dyn FnMut(&EpochMetrics, &M, &OptimizerState) -> Result<(), TrainError>,
 ) -> Result<Outcome, TrainError> {
     let (first_epoch, mut opt) = match start {
-        Start::Fresh => (1, Optimizer::new(cfg.optimizer.clone())),
+        Start::Fresh => (1, OptimizerState::new(cfg.optimizer.clone())),
         Start::Resume { epoch, optimizer } => (epoch + 1, optimizer),
     };
     let lr = cfg.optimizer.lr();
     for epoch in first_epoch..=cfg.epochs {
         let start = Instant::now();
         let (mut loss_sum, mut correct, mut seen, mut skipped) = (0.0f64, 0usize, 0usize, 0usize);
-        for (i, batch) in source.batches(Split::Train, epoch).enumerate() {
+        for (i, batch) in source.batches(Phase::Train, epoch).enumerate() {
             let (x, labels) = batch?;
             if labels.is_empty() {
                 skipped += 1;
@@ -165,12 +147,12 @@ impl Evaluation {
 pub fn evaluate<M: Net + ?Sized>(
     dev: &Dev,
     model: &M,
-    source: &mut dyn Source,
+    source: &mut dyn BatchSource,
     classes: usize,
 ) -> Result<Evaluation, TrainError> {
     let mut confusion = vec![vec![0u64; classes]; classes];
     let (mut loss_sum, mut n) = (0.0f64, 0usize);
-    for batch in source.batches(Split::Val, 0) {
+    for batch in source.batches(Phase::Val, 0) {
         let (x, labels) = batch?;
         if labels.is_empty() {
             continue;

@@ -11,8 +11,9 @@ mod net;
 mod optim;
 mod regularize;
 
-pub use fit::{evaluate, fit, EpochMetrics, Evaluation, FitConfig, Outcome, Source, Split, Start};
-pub use frozen::Frozen;
+pub use crate::results::schema::EpochMetrics;
+pub use fit::{evaluate, fit, BatchSource, Evaluation, FitConfig, Outcome, Phase, Start};
+pub use frozen::{in_blocks, Frozen};
 pub use net::{Dev, Inputs, Logits, Net, TrainError};
-pub use optim::{Optimizer, OptimizerConfig};
-pub use regularize::{penalised_norm, penalised_norm_except, Regularization, RegularizationKind};
+pub use optim::{OptimizerConfig, OptimizerState};
+pub use regularize::{penalised_norm, penalised_norm_except, Penalty, RegularizationKind};

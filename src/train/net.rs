@@ -9,8 +9,6 @@ pub enum TrainError {
     Input(String),
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
-    #[error("device error: {0}")]
-    Device(String),
     #[error("cannot write results: {0}")]
     Store(String),
     #[error("another runner is training this run")]

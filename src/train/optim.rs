@@ -1,18 +1,19 @@
-//! SGD (momentum, Nesterov) and Adam with PyTorch's update rules, written as a tensor visitor.
+//! SGD (momentum, Nesterov) and Adam with PyTorch's update rules, applied tensor by tensor.
 //!
 //! dfdx has both, but keeps their state (velocities, moments) private, so a run could not be
 //! checkpointed and resumed to the same numbers. Here the state is plain vectors, one per
 //! trainable tensor in the model's visiting order, saved with the checkpoint.
-//! Weight penalties are not configured here: they live in [`super::Regularization`], because
+//! Weight penalties are not configured here: they live in [`super::Penalty`], because
 //! dfdx's weight decay applies to every tensor (biases and BatchNorm included) and uses λ·w,
 //! not the 2λ·w of a λ‖w‖² penalty.
 
-use dfdx::nn::tensor_collection::{
-    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
-};
+use std::convert::Infallible;
+
+use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::*;
 
 use super::{Dev, Frozen};
+use crate::nn::tensors::{self, TensorMut};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum OptimizerConfig {
@@ -38,7 +39,7 @@ impl OptimizerConfig {
 
 /// An optimizer and its state.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Optimizer {
+pub struct OptimizerState {
     pub cfg: OptimizerConfig,
     /// Steps taken (Adam's bias correction needs it).
     pub step: u64,
@@ -48,7 +49,7 @@ pub struct Optimizer {
     pub second: Vec<Vec<f32>>,
 }
 
-impl Optimizer {
+impl OptimizerState {
     pub fn new(cfg: OptimizerConfig) -> Self {
         Self {
             cfg,
@@ -76,46 +77,21 @@ impl Optimizer {
         frozen: &Frozen,
     ) {
         self.step += 1;
-        let mut v = Step {
-            opt: self,
-            grads,
-            frozen,
-            index: 0,
-        };
-        M::iter_tensors(&mut RecursiveWalker {
-            m: (model, String::new()),
-            f: &mut v,
-        })
-        .expect("walking the model's tensors");
+        let mut index = 0;
+        let _ = tensors::for_each_mut(model, |t| -> Result<(), Infallible> {
+            if t.trainable() && !frozen.holds(t.name()) {
+                self.step_tensor(index, t, grads);
+                index += 1;
+            }
+            Ok(())
+        });
     }
-}
 
-struct Step<'a> {
-    opt: &'a mut Optimizer,
-    grads: &'a mut Gradients<f32, Dev>,
-    frozen: &'a Frozen,
-    index: usize,
-}
-
-impl TensorVisitor<f32, Dev> for Step<'_> {
-    type Viewer = (ViewTensorMut, ViewTensorName);
-    type Err = CpuError;
-    type E2 = f32;
-    type D2 = Dev;
-
-    fn visit<S: Shape>(
-        &mut self,
-        opts: TensorOptions<S, f32, Dev>,
-        (t, name): (&mut Tensor<S, f32, Dev>, String),
-    ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
-        if !opts.do_gradient_update || self.frozen.holds(&name) {
-            return Ok(None);
-        }
-        let i = self.index;
-        self.index += 1;
-        let g: &[f32] = self.grads.get_or_alloc_mut(t)?;
-        let mut w = t.as_vec();
-        let opt = &mut *self.opt;
+    /// Updates the `i`-th trainable tensor (its optimizer state is kept under that index).
+    fn step_tensor(&mut self, i: usize, t: &mut dyn TensorMut, grads: &mut Gradients<f32, Dev>) {
+        let g: &[f32] = t.grad_mut(grads);
+        let mut w = t.values();
+        let opt = self;
         if opt.first.len() <= i {
             opt.first.resize(i + 1, Vec::new());
         }
@@ -163,8 +139,7 @@ impl TensorVisitor<f32, Dev> for Step<'_> {
                 }
             }
         }
-        t.copy_from(&w);
-        Ok(None)
+        t.set_values(&w);
     }
 }
 
@@ -179,7 +154,7 @@ mod tests {
         let mut l = LinearHead::new(&dev, 2, 1);
         l.weight.copy_from(&[1.0, 2.0]);
         l.bias.copy_from(&[0.0]);
-        let mut opt = Optimizer::new(cfg);
+        let mut opt = OptimizerState::new(cfg);
         for _ in 0..3 {
             let x = dev.tensor_from_vec(vec![1.0, 0.5], (1usize, 2usize));
             let loss = l.forward(x.traced(l.alloc_grads())).square().sum() * 0.5;

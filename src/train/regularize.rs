@@ -9,12 +9,13 @@
 //! BatchNorm scales and running statistics are left alone unless `apply_to_all`. Tensors in
 //! frozen blocks ([`Frozen`]) are never penalised, decayed or counted in the norm.
 
-use dfdx::nn::tensor_collection::{
-    RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut, ViewTensorName,
-};
+use std::convert::Infallible;
+
+use dfdx::nn::tensor_collection::TensorCollection;
 use dfdx::prelude::*;
 
 use super::{Dev, Frozen};
+use crate::nn::tensors;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegularizationKind {
@@ -25,20 +26,14 @@ pub enum RegularizationKind {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Regularization {
+pub struct Penalty {
     pub kind: RegularizationKind,
     pub lambda: f64,
     /// Every trainable tensor instead of only conv/linear weights.
     pub apply_to_all: bool,
 }
 
-impl Regularization {
-    pub const NONE: Self = Self {
-        kind: RegularizationKind::None,
-        lambda: 0.0,
-        apply_to_all: false,
-    };
-
+impl Penalty {
     /// Adds the penalty's gradient to `grads` (L2 and L1; nothing for the others).
     pub fn add_gradients<M: TensorCollection<f32, Dev>>(
         &self,
@@ -109,67 +104,42 @@ enum Action<'a> {
     SquaredNorm(&'a mut f64),
 }
 
-struct Walk<'a> {
-    all: bool,
-    frozen: &'a Frozen,
-    action: Action<'a>,
-}
-
-fn walk<'a, M: TensorCollection<f32, Dev>>(
+/// Applies `action` to every penalised tensor: trainable, outside `frozen`, and a conv or
+/// linear weight unless `all`.
+fn walk<M: TensorCollection<f32, Dev>>(
     model: &mut M,
     all: bool,
-    frozen: &'a Frozen,
-    action: Action<'a>,
+    frozen: &Frozen,
+    mut action: Action<'_>,
 ) {
-    let mut v = Walk {
-        all,
-        frozen,
-        action,
-    };
-    M::iter_tensors(&mut RecursiveWalker {
-        m: (model, String::new()),
-        f: &mut v,
-    })
-    .expect("walking the model's tensors");
-}
-
-impl TensorVisitor<f32, Dev> for Walk<'_> {
-    type Viewer = (ViewTensorMut, ViewTensorName);
-    type Err = CpuError;
-    type E2 = f32;
-    type D2 = Dev;
-
-    fn visit<S: Shape>(
-        &mut self,
-        opts: TensorOptions<S, f32, Dev>,
-        (t, name): (&mut Tensor<S, f32, Dev>, String),
-    ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
-        let is_weight = S::NUM_DIMS >= 2 && (name == "weight" || name.ends_with(".weight"));
-        if !opts.do_gradient_update || !(self.all || is_weight) || self.frozen.holds(&name) {
-            return Ok(None);
+    let _ = tensors::for_each_mut(model, |t| -> Result<(), Infallible> {
+        let name = t.name();
+        let is_weight = t.dims().len() >= 2 && (name == "weight" || name.ends_with(".weight"));
+        if !t.trainable() || !(all || is_weight) || frozen.holds(name) {
+            return Ok(());
         }
-        let w = t.as_vec();
-        match &mut self.action {
+        let w = t.values();
+        match &mut action {
             Action::L2Grad(grads, k) => {
-                for (g, w) in grads.get_or_alloc_mut(t)?.iter_mut().zip(&w) {
+                for (g, w) in t.grad_mut(grads).iter_mut().zip(&w) {
                     *g += *k * w;
                 }
             }
             Action::L1Grad(grads, k) => {
-                for (g, w) in grads.get_or_alloc_mut(t)?.iter_mut().zip(&w) {
+                for (g, w) in t.grad_mut(grads).iter_mut().zip(&w) {
                     *g += *k * sign(*w);
                 }
             }
             Action::Scale(k) => {
                 let scaled: Vec<f32> = w.iter().map(|w| w * *k).collect();
-                t.copy_from(&scaled);
+                t.set_values(&scaled);
             }
             Action::SquaredNorm(sum) => {
                 **sum += w.iter().map(|&w| (w as f64) * (w as f64)).sum::<f64>()
             }
         }
-        Ok(None)
-    }
+        Ok(())
+    });
 }
 
 fn sign(w: f32) -> f32 {
@@ -186,7 +156,7 @@ fn sign(w: f32) -> f32 {
 mod tests {
     use super::*;
     use crate::models::pixels::LinearModel;
-    use crate::train::{Optimizer, OptimizerConfig};
+    use crate::train::{OptimizerConfig, OptimizerState};
 
     /// One plain SGD step under an L2 penalty is exactly w ← (1 − 2αλ)·w − α·∂L/∂w.
     #[test]
@@ -210,12 +180,12 @@ mod tests {
         let dw = data_grads.get(&model.fc.weight).as_vec();
         let db = data_grads.get(&model.fc.bias).as_vec();
 
-        let reg = Regularization {
+        let reg = Penalty {
             kind: RegularizationKind::L2,
             lambda,
             apply_to_all: false,
         };
-        let mut opt = Optimizer::new(OptimizerConfig::Sgd {
+        let mut opt = OptimizerState::new(OptimizerConfig::Sgd {
             lr: alpha,
             momentum: 0.0,
             nesterov: false,
@@ -254,7 +224,7 @@ mod tests {
         assert!((n0 - expect).abs() < 1e-9);
         let with_bias = penalised_norm(&mut model, true);
         assert!(with_bias > n0);
-        let reg = Regularization {
+        let reg = Penalty {
             kind: RegularizationKind::Decoupled,
             lambda: 0.5,
             apply_to_all: false,

@@ -98,10 +98,10 @@ pub fn compare_runs(
     args: &CompareArgs,
     filters: &[Filter],
 ) -> Result<String, ViewError> {
-    let summaries: Vec<Summary> = runs.iter().map(|r| Summary::of(r, args.by)).collect();
+    let summaries: Vec<BestAndFinal> = runs.iter().map(|r| BestAndFinal::of(r, args.by)).collect();
     let keep = select(runs, &summaries, filters)?;
     let runs: Vec<&Run> = keep.iter().map(|&i| &runs[i]).collect();
-    let summaries: Vec<&Summary> = keep.iter().map(|&i| &summaries[i]).collect();
+    let summaries: Vec<&BestAndFinal> = keep.iter().map(|&i| &summaries[i]).collect();
     let mut table = Table::build(&runs, &summaries);
     if let Some(sort) = &args.sort {
         table.sort_by(sort)?;
@@ -122,14 +122,15 @@ pub fn compare_runs(
     })
 }
 
-/// One run's best epoch and final values; NaN where the run has no epochs.
+/// One run's best epoch and final values (what `compare` shows of it); NaN where the run has
+/// no epochs.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Summary {
+pub struct BestAndFinal {
     pub values: [f64; 6],
 }
 
-impl Summary {
-    pub fn of(run: &Run, by: BestBy) -> Summary {
+impl BestAndFinal {
+    pub fn of(run: &Run, by: BestBy) -> BestAndFinal {
         let e = &run.epochs;
         let best = match by {
             BestBy::ValLoss => best_index(&e.val_loss, |a, b| a < b),
@@ -137,7 +138,7 @@ impl Summary {
         };
         let at = |v: &[f64], i: Option<usize>| i.map_or(f64::NAN, |i| v[i]);
         let last = e.len().checked_sub(1);
-        Summary {
+        BestAndFinal {
             values: [
                 best.map_or(f64::NAN, |i| e.epoch[i] as f64),
                 at(&e.val_acc, best),
@@ -167,7 +168,7 @@ fn best_index(v: &[f64], better: impl Fn(f64, f64) -> bool) -> Option<usize> {
 
 fn select(
     runs: &[Run],
-    summaries: &[Summary],
+    summaries: &[BestAndFinal],
     filters: &[Filter],
 ) -> Result<Vec<usize>, ViewError> {
     if filters.is_empty() {
@@ -256,7 +257,7 @@ pub struct Table<'a> {
 }
 
 impl<'a> Table<'a> {
-    pub fn build(runs: &[&'a Run], summaries: &[&Summary]) -> Table<'a> {
+    pub fn build(runs: &[&'a Run], summaries: &[&BestAndFinal]) -> Table<'a> {
         let mut keys: Vec<String> = Vec::new();
         for r in runs {
             for (k, _) in &r.params {

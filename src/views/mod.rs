@@ -5,5 +5,5 @@ pub mod html_report;
 pub mod plot;
 pub mod predict;
 pub mod preview;
-pub mod report;
 pub mod summary;
+pub mod sweep_table;

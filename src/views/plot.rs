@@ -13,7 +13,7 @@ use plotters::prelude::*;
 use crate::results::scan::{self, Run, ViewError};
 use crate::results::schema::ParamValue;
 use crate::results::store;
-use crate::views::compare::{cmp_param, BestBy, Summary, SEED_KEY};
+use crate::views::compare::{cmp_param, BestAndFinal, BestBy, SEED_KEY};
 
 pub use chart::{Band, Series, XAxis};
 pub use font::{register as register_font, FAMILY as FONT_FAMILY};
@@ -178,9 +178,9 @@ pub fn figures(runs: &[&Run], curves: Curves) -> Vec<Figure> {
             .map(|r| as_f64(r.param(&key)).unwrap_or(f64::NAN))
             .collect();
         let axis = XAxis::for_values(&xs);
-        let summaries: Vec<Summary> = runs
+        let summaries: Vec<BestAndFinal> = runs
             .iter()
-            .map(|r| Summary::of(r, BestBy::ValLoss))
+            .map(|r| BestAndFinal::of(r, BestBy::ValLoss))
             .collect();
         let points = |m: usize| -> Vec<(f64, f64)> {
             xs.iter()
@@ -212,7 +212,7 @@ pub fn figures(runs: &[&Run], curves: Curves) -> Vec<Figure> {
 /// The `k` best runs by `by` (runs without a best epoch last), in the given order.
 fn top_runs<'a>(runs: &[&'a Run], k: usize, by: BestBy) -> Vec<&'a Run> {
     let key = |r: &Run| {
-        let s = Summary::of(r, by);
+        let s = BestAndFinal::of(r, by);
         match by {
             BestBy::ValLoss => s.values[2],
             BestBy::ValAcc => -s.values[1],

@@ -53,46 +53,23 @@ impl Predictor {
         let manifest = crate::results::store::read_manifest(&dir.join("manifest.json"))
             .map_err(|e| e.to_string())?;
         let spec_path = dir.join("spec.toml");
-        let text = std::fs::read_to_string(&spec_path)
-            .map_err(|e| format!("cannot read {}: {e}", spec_path.display()))?;
-        let doc: toml::Table = text
-            .parse()
-            .map_err(|e| format!("{}: {e}", spec_path.display()))?;
-        let get = |section: &str, key: &str| doc.get(section).and_then(|s| s.get(key)).cloned();
-        let name = get("backbone", "name")
-            .and_then(|v| v.as_str().map(String::from))
-            .unwrap_or_default();
-        let arch = Arch::from_name(&name).map_err(|e| {
+        let project = crate::results::store::project_of(dir).ok_or_else(|| {
             format!(
-                "{}: {e} (predict needs a convolutional backbone)",
+                "{} is not inside a project (no pipeline/defaults.toml above it)",
+                dir.display()
+            )
+        })?;
+        let spec = crate::spec::load_stored(&spec_path, &project)
+            .map_err(|e| e.to_string())?
+            .base;
+        let arch = spec.backbone.name.arch().ok_or_else(|| {
+            format!(
+                "{}: the run's backbone is a pixel model (linear or mlp); predict needs a convolutional backbone",
                 spec_path.display()
             )
         })?;
-        let size = |key: &str| {
-            get("transforms", key)
-                .and_then(|v| v.as_integer())
-                .filter(|&v| v > 0)
-                .map(|v| v as u32)
-        };
-        let triple = |key: &str, default: [f32; 3]| {
-            get("transforms", key)
-                .and_then(|v| v.as_array().cloned())
-                .and_then(|a| {
-                    a.iter()
-                        .map(|x| x.as_float().map(|f| f as f32))
-                        .collect::<Option<Vec<f32>>>()
-                })
-                .and_then(|v| v.try_into().ok())
-                .unwrap_or(default)
-        };
-        let transform = Transform {
-            resize: size("resize"),
-            crop: size("crop"),
-            random_crop: false,
-            hflip: 0.0,
-            mean: triple("mean", IMAGENET_MEAN),
-            std: triple("std", IMAGENET_STD),
-        };
+        // validation-side transforms: resize and center crop, no random parts
+        let transform = crate::setup::transform(&spec).deterministic();
         let weights = dir.join("model.safetensors");
         if !weights.exists() {
             return Err(format!(

@@ -9,16 +9,17 @@ use std::path::Path;
 
 use comfy_table::{presets, CellAlignment, Table};
 
-use crate::models::freeze::{frozen_prefix, in_blocks};
-use crate::models::summary::describe_classifier;
+use crate::models::describe::describe_classifier;
+use crate::models::freeze::frozen_prefix;
 use crate::models::{Arch, ArchVisitor, Backbone, Classifier, Dev};
 use crate::nn::describe::{Chw, ConvLayer, LayerRow};
 use crate::ops::Padding;
 use crate::spec::{Freeze, LoadOptions, RunSpec};
+use crate::train::in_blocks;
 
 /// A model's rows for one input, and which of its top-level blocks are frozen.
 #[derive(Debug, Clone)]
-pub struct Summary {
+pub struct ModelSummary {
     pub arch: Arch,
     pub input: Chw,
     pub classes: usize,
@@ -33,9 +34,14 @@ pub struct Summary {
 /// The smallest input side every backbone accepts (SmallCnn pools twice by 2).
 pub const MIN_SIDE: usize = 4;
 
-impl Summary {
+impl ModelSummary {
     /// Builds the model (random weights: the numbers do not depend on them) and walks it.
-    pub fn of(arch: Arch, input: Chw, classes: usize, freeze: &Freeze) -> Result<Summary, String> {
+    pub fn of(
+        arch: Arch,
+        input: Chw,
+        classes: usize,
+        freeze: &Freeze,
+    ) -> Result<ModelSummary, String> {
         if input.c != 3 {
             return Err(format!(
                 "the backbones take 3-channel (RGB) images, not {} channels",
@@ -72,7 +78,7 @@ impl Summary {
             }
         }
         let (rows, model_params) = arch.dispatch(Walk(input, classes));
-        Ok(Summary {
+        Ok(ModelSummary {
             arch,
             input,
             classes,
@@ -182,12 +188,15 @@ impl Summary {
 
 /// One summary per distinct model among a spec's runs (a sweep over learning rates has one
 /// model; a sweep over backbones or freezing has several), each headed by the runs it covers.
-pub fn for_spec(path: &Path, opts: &LoadOptions) -> Result<Vec<(Vec<usize>, Summary)>, String> {
+pub fn for_spec(
+    path: &Path,
+    opts: &LoadOptions,
+) -> Result<Vec<(Vec<usize>, ModelSummary)>, String> {
     let exp = crate::spec::load(path, opts).map_err(|e| e.to_string())?;
-    let runs = crate::spec::expand::expand(&exp).map_err(|e| e.to_string())?;
-    let mut out: Vec<(Vec<usize>, Summary)> = Vec::new();
+    let runs = &exp.runs;
+    let mut out: Vec<(Vec<usize>, ModelSummary)> = Vec::new();
     let mut keys: Vec<(Arch, Chw, usize, Freeze)> = Vec::new();
-    for run in &runs {
+    for run in runs {
         let (arch, input, classes) = model_of(&run.spec)?;
         let key = (arch, input, classes, run.spec.backbone.freeze.clone());
         match keys.iter().position(|k| *k == key) {
@@ -195,7 +204,7 @@ pub fn for_spec(path: &Path, opts: &LoadOptions) -> Result<Vec<(Vec<usize>, Summ
             None => {
                 out.push((
                     vec![run.index + 1],
-                    Summary::of(arch, input, classes, &key.3)?,
+                    ModelSummary::of(arch, input, classes, &key.3)?,
                 ));
                 keys.push(key);
             }
@@ -231,7 +240,7 @@ fn model_of(spec: &RunSpec) -> Result<(Arch, Chw, usize), String> {
             .ok_or("dataset.root: no training images")?;
         let (iw, ih) = image::image_dimensions(&first.path)
             .map_err(|e| format!("{}: {e}", first.path.display()))?;
-        let (h, w) = crate::run::transforms(spec).output_size(iw, ih);
+        let (h, w) = crate::setup::transform(spec).output_size(iw, ih);
         (h as usize, w as usize)
     };
     Ok((arch, Chw::new(3, h, w), folder.num_classes()))

@@ -10,7 +10,7 @@ use comfy_table::presets;
 use polars::prelude::*;
 
 use super::render::{comfy, csv_field, json_number, json_rows, json_string, sig4};
-use super::{BestBy, Format, Summary, Table};
+use super::{BestAndFinal, BestBy, Format, Table};
 use crate::results::scan::{Run, ViewError};
 
 /// One run's per-class metrics and confusion matrix at the epoch its files hold.
@@ -176,7 +176,10 @@ fn text(read: &[(&Run, Option<PerClass>)], format: Format, by: BestBy) -> String
         };
         out.push_str(&format!("\n{heading}{}, epoch {}\n", label(run), pc.epoch));
         if by == BestBy::ValAcc {
-            if let Some(best) = Summary::of(run, by).best_epoch().filter(|&e| e != pc.epoch) {
+            if let Some(best) = BestAndFinal::of(run, by)
+                .best_epoch()
+                .filter(|&e| e != pc.epoch)
+            {
                 out.push_str(&format!(
                     "(the best epoch by val_acc is {best}; per-class files hold epoch {}, the best by val_loss)\n",
                     pc.epoch

@@ -16,7 +16,7 @@ use rayon::prelude::*;
 use crate::results::scan::{self, Run, ViewError};
 use crate::results::store;
 use crate::results::stored_spec;
-use crate::views::compare::{per_class, BestBy, Summary, Table};
+use crate::views::compare::{per_class, BestAndFinal, BestBy, Table};
 use crate::views::plot::{self, Curves};
 use sections::RunFiles;
 
@@ -92,7 +92,7 @@ pub fn report(args: &ReportArgs) -> Result<PathBuf, ViewError> {
 
 /// The report of one experiment's runs as an HTML document.
 pub fn render(runs: &[Run], args: &ReportArgs) -> Result<String, ViewError> {
-    let summaries: Vec<Summary> = runs.iter().map(|r| Summary::of(r, args.by)).collect();
+    let summaries: Vec<BestAndFinal> = runs.iter().map(|r| BestAndFinal::of(r, args.by)).collect();
     let run_refs: Vec<&Run> = runs.iter().collect();
     let mut table = Table::build(&run_refs, &summaries.iter().collect::<Vec<_>>());
     if let Some(sort) = &args.sort {
@@ -199,13 +199,21 @@ fn preview_section(runs: &[&Run], project: Option<&Path>) -> String {
 }
 
 fn preview_png(run: &Run, project: Option<&Path>) -> Result<Vec<u8>, String> {
-    use crate::run::reproduce::{project_of, stored_spec};
+    use crate::results::store::project_of;
     // results kept outside the project (`--results /tmp/x`): the folder the user runs from
     let cwd = std::env::current_dir().ok();
-    let project = project.map(Path::to_path_buf).or_else(|| {
-        project_of(&run.dir).or(cwd.filter(|d| d.join("pipeline/defaults.toml").is_file()))
-    });
-    let (_, exp, _) = stored_spec(&run.dir, project.as_deref())?;
+    let project = project
+        .map(Path::to_path_buf)
+        .or_else(|| project_of(&run.dir))
+        .or(cwd.filter(|d| d.join("pipeline/defaults.toml").is_file()))
+        .ok_or_else(|| {
+            format!(
+                "{} is not inside a project (no pipeline/defaults.toml above it or in the current folder): pass --project",
+                run.dir.display()
+            )
+        })?;
+    let exp = crate::spec::load_stored(&run.dir.join("spec.toml"), &project)
+        .map_err(|e| e.to_string())?;
     let spec = &exp.base;
     let d = &spec.dataset;
     let folder = crate::data::ImageFolder::open(
@@ -218,7 +226,7 @@ fn preview_png(run: &Run, project: Option<&Path>) -> Result<Vec<u8>, String> {
     .map_err(|e| e.to_string())?;
     crate::views::preview::preview_png(
         &folder,
-        &crate::run::transforms(spec),
+        &crate::setup::transform(spec),
         PREVIEW_IMAGES,
         spec.experiment.seed,
     )

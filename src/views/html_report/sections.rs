@@ -194,7 +194,7 @@ pub fn run_details(
     files: &RunFiles,
     reference: Option<(&Run, &StoredSpec)>,
 ) -> String {
-    let s = crate::views::compare::Summary::of(run, crate::views::compare::BestBy::ValLoss);
+    let s = crate::views::compare::BestAndFinal::of(run, crate::views::compare::BestBy::ValLoss);
     let best = match s.best_epoch() {
         Some(e) => format!(
             "best epoch {e}: val loss {}, val acc {}",

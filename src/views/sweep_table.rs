@@ -1,4 +1,4 @@
-//! Terminal tables: the end-of-sweep summary.
+//! The table printed at the end of a sweep: one row per run of this invocation.
 
 use comfy_table::{presets, CellAlignment, Table};
 
@@ -6,7 +6,7 @@ use crate::run::RunReport;
 
 /// One row per run: its swept values, status, best epoch (lowest val loss) with its val
 /// accuracy and loss, the final ‖w‖, and time.
-pub fn summary(runs: &[RunReport]) -> String {
+pub fn render(runs: &[RunReport]) -> String {
     let mut keys: Vec<&str> = Vec::new();
     for r in runs {
         for (k, _) in &r.swept {

@@ -1,0 +1,230 @@
+//! The one walk over a model's named tensors. dfdx exposes a model's tensors through
+//! `TensorCollection` and a visitor generic over each tensor's shape; everything this crate does
+//! per tensor (optimizer steps, weight penalties, checkpoints, loading and saving weights,
+//! setting BatchNorm hyper-parameters) only needs a tensor's dotted name, its dimensions and its
+//! values, so the shape-generic visitor lives here once and hands out a shape-erased view.
+
+use dfdx::nn::tensor_collection::{
+    RecursiveWalker, ScalarOptions, TensorCollection, TensorOptions, TensorVisitor, ViewTensorMut,
+    ViewTensorName, ViewTensorRef,
+};
+use dfdx::prelude::*;
+
+type Dev = Cpu;
+
+/// One tensor of a model, seen through [`for_each_mut`].
+pub trait TensorMut {
+    /// Dotted path in the model (`layer1.0.conv1.weight`; dfdx names BatchNorm's γ `scale`).
+    fn name(&self) -> &str;
+    fn dims(&self) -> &[usize];
+    /// Whether the optimizer updates it (false for BatchNorm running statistics).
+    fn trainable(&self) -> bool;
+    fn values(&self) -> Vec<f32>;
+    /// Replaces the values; `values` has the tensor's length.
+    fn set_values(&mut self, values: &[f32]);
+    /// The tensor's gradient in `grads`, allocated as zeros when it has none yet.
+    fn grad_mut<'g>(&self, grads: &'g mut Gradients<f32, Dev>) -> &'g mut [f32];
+}
+
+/// One tensor of a model, seen through [`for_each`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedTensor {
+    pub name: String,
+    pub dims: Vec<usize>,
+    pub trainable: bool,
+    pub values: Vec<f32>,
+}
+
+struct View<'t, S: Shape> {
+    tensor: &'t mut Tensor<S, f32, Dev>,
+    name: String,
+    dims: Vec<usize>,
+    trainable: bool,
+}
+
+impl<S: Shape> TensorMut for View<'_, S> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn dims(&self) -> &[usize] {
+        &self.dims
+    }
+    fn trainable(&self) -> bool {
+        self.trainable
+    }
+    fn values(&self) -> Vec<f32> {
+        self.tensor.as_vec()
+    }
+    fn set_values(&mut self, values: &[f32]) {
+        self.tensor.copy_from(values);
+    }
+    fn grad_mut<'g>(&self, grads: &'g mut Gradients<f32, Dev>) -> &'g mut [f32] {
+        grads
+            .get_or_alloc_mut(self.tensor)
+            .expect("allocating a gradient on the CPU")
+    }
+}
+
+struct Mutating<F>(F);
+
+impl<E, F: FnMut(&mut dyn TensorMut) -> Result<(), E>> TensorVisitor<f32, Dev> for Mutating<F> {
+    type Viewer = (ViewTensorMut, ViewTensorName);
+    type Err = E;
+    type E2 = f32;
+    type D2 = Dev;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, Dev>,
+        (tensor, name): (&mut Tensor<S, f32, Dev>, String),
+    ) -> Result<Option<Tensor<S, f32, Dev>>, E> {
+        let dims = tensor.shape().concrete().into_iter().collect();
+        let mut view = View {
+            tensor,
+            name,
+            dims,
+            trainable: opts.do_gradient_update,
+        };
+        (self.0)(&mut view)?;
+        Ok(None)
+    }
+
+    fn visit_scalar<N: num_traits::NumCast>(
+        &mut self,
+        _: ScalarOptions<N>,
+        _: (&mut N, String),
+    ) -> Result<Option<N>, E> {
+        Ok(None)
+    }
+}
+
+/// Calls `f` on every tensor of `model`, in the model's order; the first error stops the walk.
+pub fn for_each_mut<M, E>(
+    model: &mut M,
+    f: impl FnMut(&mut dyn TensorMut) -> Result<(), E>,
+) -> Result<(), E>
+where
+    M: TensorCollection<f32, Dev>,
+{
+    M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut Mutating(f),
+    })
+    .map(|_| ())
+}
+
+struct Reading<F>(F);
+
+impl<F: FnMut(NamedTensor)> TensorVisitor<f32, Dev> for Reading<F> {
+    type Viewer = (ViewTensorRef, ViewTensorName);
+    type Err = std::convert::Infallible;
+    type E2 = f32;
+    type D2 = Dev;
+
+    fn visit<S: Shape>(
+        &mut self,
+        opts: TensorOptions<S, f32, Dev>,
+        (tensor, name): (&Tensor<S, f32, Dev>, String),
+    ) -> Result<Option<Tensor<S, f32, Dev>>, Self::Err> {
+        (self.0)(NamedTensor {
+            name,
+            dims: tensor.shape().concrete().into_iter().collect(),
+            trainable: opts.do_gradient_update,
+            values: tensor.as_vec(),
+        });
+        Ok(None)
+    }
+
+    fn visit_scalar<N: num_traits::NumCast>(
+        &mut self,
+        _: ScalarOptions<N>,
+        _: (&N, String),
+    ) -> Result<Option<N>, Self::Err> {
+        Ok(None)
+    }
+}
+
+/// Every tensor of `model` with its name, dimensions and values, in the model's order.
+pub fn collect<M: TensorCollection<f32, Dev>>(model: &M) -> Vec<NamedTensor> {
+    let mut out = Vec::new();
+    let Ok(_) = M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut Reading(|t| out.push(t)),
+    });
+    out
+}
+
+struct Scalars<F>(F);
+
+impl<F: FnMut(&str, &mut f64)> TensorVisitor<f32, Dev> for Scalars<F> {
+    type Viewer = (ViewTensorMut, ViewTensorName);
+    type Err = std::convert::Infallible;
+    type E2 = f32;
+    type D2 = Dev;
+
+    fn visit<S: Shape>(
+        &mut self,
+        _: TensorOptions<S, f32, Dev>,
+        _: (&mut Tensor<S, f32, Dev>, String),
+    ) -> Result<Option<Tensor<S, f32, Dev>>, Self::Err> {
+        Ok(None)
+    }
+
+    fn visit_scalar<N: num_traits::NumCast>(
+        &mut self,
+        _: ScalarOptions<N>,
+        (n, name): (&mut N, String),
+    ) -> Result<Option<N>, Self::Err> {
+        let mut v = n.to_f64().expect("module scalars are numbers");
+        (self.0)(&name, &mut v);
+        *n = N::from(v).expect("the scalar's own type holds the value set");
+        Ok(None)
+    }
+}
+
+/// Calls `f` on every scalar hyper-parameter of `model` (BatchNorm's `epsilon`, `momentum`) by
+/// its dotted name; what `f` leaves in the value is written back.
+pub fn for_each_scalar<M: TensorCollection<f32, Dev>>(
+    model: &mut M,
+    f: impl FnMut(&str, &mut f64),
+) {
+    let Ok(_) = M::iter_tensors(&mut RecursiveWalker {
+        m: (model, String::new()),
+        f: &mut Scalars(f),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nn::LinearHead;
+
+    #[test]
+    fn walks_name_shape_and_values_and_writes_back() {
+        let dev = Dev::seed_from_u64(0);
+        let mut l = LinearHead::new(&dev, 3, 2);
+        let seen = collect(&l);
+        let names: Vec<_> = seen
+            .iter()
+            .map(|t| (t.name.as_str(), t.dims.clone()))
+            .collect();
+        assert_eq!(names, vec![("weight", vec![2, 3]), ("bias", vec![2])]);
+        for_each_mut(&mut l, |t| -> Result<(), ()> {
+            let v: Vec<f32> = (0..t.dims().iter().product::<usize>())
+                .map(|i| i as f32)
+                .collect();
+            t.set_values(&v);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(l.bias.as_vec(), vec![0.0, 1.0]);
+        let stopped = for_each_mut(&mut l, |t| {
+            if t.name() == "weight" {
+                Err(t.name().to_string())
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(stopped, Err("weight".to_string()));
+    }
+}
