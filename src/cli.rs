@@ -100,6 +100,11 @@ enum Command {
     Plot(crate::views::plot::PlotArgs),
     /// A captioned grid of transformed training images (PNG).
     Preview(PreviewCmd),
+    /// One self-contained HTML page about an experiment: table, curves, images, every run.
+    Report(crate::views::html_report::ReportArgs),
+    /// Write results into another tool's format.
+    #[command(subcommand)]
+    Export(ExportCmd),
     /// Throughput of models, conv layers, matmul and image loading (vs PyTorch with BENCH_TORCH).
     Bench(BenchArgs),
     /// Write (and with --submit, submit) a Slurm job array: one task per sweep point.
@@ -123,6 +128,13 @@ struct SlurmArgs {
     results: PathBuf,
     #[command(flatten)]
     opts: crate::slurm::SlurmOptions,
+}
+
+#[derive(Debug, Subcommand)]
+enum ExportCmd {
+    /// Runs, params, tags and per-epoch metric histories as an MLflow file store
+    /// (`MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri DIR` shows them).
+    Mlflow(crate::export::mlflow::MlflowArgs),
 }
 
 #[derive(Debug, Args)]
@@ -331,6 +343,23 @@ pub fn main() -> ExitCode {
             })
             .map_err(Failure::failed),
         Command::Preview(a) => cmd_preview(a),
+        Command::Report(a) => crate::views::html_report::report(&a)
+            .map(|path| println!("{}", path.display()))
+            .map_err(Failure::failed),
+        Command::Export(ExportCmd::Mlflow(a)) => crate::export::mlflow::export(&a)
+            .map(|done| {
+                for e in done {
+                    println!(
+                        "{}: {} run(s) to MLflow experiment {} ({}) in {}",
+                        e.name,
+                        e.runs,
+                        e.experiment_id,
+                        if e.created { "new" } else { "updated" },
+                        e.dir.display()
+                    );
+                }
+            })
+            .map_err(Failure::failed),
         Command::Bench(a) => cmd_bench(a),
         Command::Slurm(a) => cmd_slurm(a),
         Command::Status(a) => crate::views::status::status(&a)

@@ -5,6 +5,7 @@
 pub mod bench;
 pub mod cli;
 pub mod data;
+pub mod export;
 pub mod models;
 pub mod nn;
 pub mod ops;

@@ -2,8 +2,10 @@
 //! results-tree scan.
 
 pub mod lock;
+pub mod parallel;
 pub mod plan;
 pub mod scan;
 pub mod schema;
 pub mod store;
+pub mod stored_spec;
 pub mod tensor_file;

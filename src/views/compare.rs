@@ -3,8 +3,8 @@
 //! norm, and the status.
 
 mod filter;
-mod per_class;
-mod render;
+pub mod per_class;
+pub mod render;
 
 use std::cmp::Ordering;
 use std::collections::HashMap;

@@ -15,7 +15,7 @@ use crate::results::schema::ParamValue;
 use crate::results::store;
 use crate::views::compare::{cmp_param, BestAndFinal, BestBy, SEED_KEY};
 
-pub use chart::{Series, XAxis};
+pub use chart::{Band, Series, XAxis};
 pub use font::{register as register_font, FAMILY as FONT_FAMILY};
 
 /// Figure sizes in pixels (PNG) and user units (SVG).
@@ -53,6 +53,36 @@ pub fn plot_runs(runs: &[&Run], out_dir: &Path) -> Result<Vec<PathBuf>, ViewErro
         path: out_dir.to_path_buf(),
         reason: e.to_string(),
     })?;
+    let mut written = Vec::new();
+    for figure in figures(runs, Curves::All) {
+        written.extend(write_figure(out_dir, &figure)?);
+    }
+    Ok(written)
+}
+
+/// Which runs get a line of their own in the per-epoch figures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Curves {
+    /// Every run.
+    All,
+    /// The `k` best runs by `by` (best val loss or val accuracy), plus a shaded band from the
+    /// per-epoch minimum to maximum over all runs, once there are more than `k`: a thousand
+    /// overlaid lines are neither readable nor quick to draw.
+    Top { k: usize, by: BestBy },
+}
+
+/// A figure: panels side by side, drawn the same way on a PNG or an SVG canvas.
+pub struct Figure {
+    /// File stem: `loss`, `val_acc`, `weight_norm`, `best_vs_<key>`.
+    pub name: String,
+    pub size: (u32, u32),
+    pub panels: Vec<Panel>,
+}
+
+/// The figures of a set of runs (normally one experiment's): loss, val accuracy and weight norm
+/// per epoch, and for a sweep over one numeric parameter the best val loss and accuracy against
+/// it.
+pub fn figures(runs: &[&Run], curves: Curves) -> Vec<Figure> {
     let experiment = runs.first().map_or("", |r| r.experiment.as_str());
     let differing = differing_keys(runs);
     // legend and colours in parameter order, not in run-id (hash) order
@@ -65,9 +95,30 @@ pub fn plot_runs(runs: &[&Run], out_dir: &Path) -> Result<Vec<PathBuf>, ViewErro
             .then_with(|| a.run_id.cmp(&b.run_id))
     });
     let runs = runs.as_slice();
-    let labels: Vec<String> = runs.iter().map(|r| legend_label(r, &differing)).collect();
-    let curves = |get: fn(&Run) -> &Vec<f64>| -> Vec<Series> {
-        runs.iter()
+    let (lined, note) = match curves {
+        Curves::Top { k, by } if runs.len() > k => {
+            let what = match by {
+                BestBy::ValLoss => "best val loss",
+                BestBy::ValAcc => "best val accuracy",
+            };
+            (
+                top_runs(runs, k, by),
+                Some((
+                    format!("min to max of all {} runs", runs.len()),
+                    format!(" ({k} runs with the {what} of {})", runs.len()),
+                )),
+            )
+        }
+        _ => (runs.to_vec(), None),
+    };
+    let (note, suffix) = match note {
+        Some((n, s)) => (Some(n), s),
+        None => (None, String::new()),
+    };
+    let labels: Vec<String> = lined.iter().map(|r| legend_label(r, &differing)).collect();
+    let curves = |get: fn(&Run) -> &Vec<f64>| -> (Vec<Series>, Option<Band>) {
+        let series = lined
+            .iter()
             .zip(&labels)
             .map(|(r, l)| Series {
                 label: l.clone(),
@@ -79,7 +130,9 @@ pub fn plot_runs(runs: &[&Run], out_dir: &Path) -> Result<Vec<PathBuf>, ViewErro
                     .map(|(&e, &y)| (e as f64, y))
                     .collect(),
             })
-            .collect()
+            .collect();
+        let band = note.as_ref().map(|n| Band::of(runs, get, n));
+        (series, band)
     };
     let (train, val) = (
         curves(|r| &r.epochs.train_loss),
@@ -88,37 +141,37 @@ pub fn plot_runs(runs: &[&Run], out_dir: &Path) -> Result<Vec<PathBuf>, ViewErro
     let acc = curves(|r| &r.epochs.val_acc);
     let norm = curves(|r| &r.epochs.weight_norm);
     let title = |what: &str| format!("{experiment}: {what}");
-    let epoch = XAxis::Epoch;
-    let lines = |t: &str, y: &'static str, series, legend| Panel::Lines {
-        title: title(t),
-        x_desc: "epoch".into(),
-        y_desc: y,
-        axis: &epoch,
-        series,
-        legend,
+    let lines = |t: &str, y: &'static str, (series, band): (Vec<Series>, Option<Band>), legend| {
+        Panel::Lines {
+            title: title(t) + &suffix,
+            x_desc: "epoch".into(),
+            y_desc: y,
+            axis: XAxis::Epoch,
+            series,
+            band,
+            legend,
+        }
     };
-    let mut written = Vec::new();
-    written.extend(write_figure(
-        out_dir,
-        "loss",
-        DOUBLE,
-        &[
-            lines("train loss", "train loss", &train, false),
-            lines("val loss", "val loss", &val, true),
-        ],
-    )?);
-    written.extend(write_figure(
-        out_dir,
-        "val_acc",
-        SINGLE,
-        &[lines("val accuracy", "val accuracy", &acc, true)],
-    )?);
-    written.extend(write_figure(
-        out_dir,
-        "weight_norm",
-        SINGLE,
-        &[lines("weight norm", "weight norm (L2)", &norm, true)],
-    )?);
+    let mut out = vec![
+        Figure {
+            name: "loss".into(),
+            size: DOUBLE,
+            panels: vec![
+                lines("train loss", "train loss", train, false),
+                lines("val loss", "val loss", val, true),
+            ],
+        },
+        Figure {
+            name: "val_acc".into(),
+            size: SINGLE,
+            panels: vec![lines("val accuracy", "val accuracy", acc, true)],
+        },
+        Figure {
+            name: "weight_norm".into(),
+            size: SINGLE,
+            panels: vec![lines("weight norm", "weight norm (L2)", norm, true)],
+        },
+    ];
     if let Some(key) = single_numeric_sweep(runs, &differing) {
         let xs: Vec<f64> = runs
             .iter()
@@ -141,39 +194,80 @@ pub fn plot_runs(runs: &[&Run], out_dir: &Path) -> Result<Vec<PathBuf>, ViewErro
             title: title(t),
             x_desc: x_desc.clone(),
             y_desc: y,
-            axis: &axis,
+            axis: axis.clone(),
             points,
         };
-        let name = format!("best_vs_{}", short_name(&key, &differing));
-        written.extend(write_figure(
-            out_dir,
-            &name,
-            DOUBLE,
-            &[
-                scatter("best val loss", "best val loss", &loss),
-                scatter("val accuracy at the best epoch", "val accuracy", &acc),
+        out.push(Figure {
+            name: format!("best_vs_{}", short_name(&key, &differing)),
+            size: DOUBLE,
+            panels: vec![
+                scatter("best val loss", "best val loss", loss),
+                scatter("val accuracy at the best epoch", "val accuracy", acc),
             ],
-        )?);
+        });
     }
-    Ok(written)
+    out
+}
+
+/// The `k` best runs by `by` (runs without a best epoch last), in the given order.
+fn top_runs<'a>(runs: &[&'a Run], k: usize, by: BestBy) -> Vec<&'a Run> {
+    let key = |r: &Run| {
+        let s = BestAndFinal::of(r, by);
+        match by {
+            BestBy::ValLoss => s.values[2],
+            BestBy::ValAcc => -s.values[1],
+        }
+    };
+    let keys: Vec<f64> = runs.iter().map(|r| key(r)).collect();
+    let mut idx: Vec<usize> = (0..runs.len()).collect();
+    idx.sort_by(|&a, &b| match (keys[a].is_nan(), keys[b].is_nan()) {
+        (false, false) => keys[a].total_cmp(&keys[b]),
+        (x, y) => x.cmp(&y),
+    });
+    idx.truncate(k);
+    idx.sort();
+    idx.into_iter().map(|i| runs[i]).collect()
+}
+
+impl Band {
+    /// Per epoch, the lowest and highest finite value over the runs.
+    fn of(runs: &[&Run], get: fn(&Run) -> &Vec<f64>, label: &str) -> Band {
+        let mut by_epoch: std::collections::BTreeMap<i64, (f64, f64)> = Default::default();
+        for r in runs {
+            for (&e, &y) in r.epochs.epoch.iter().zip(get(r)) {
+                if y.is_finite() {
+                    let b = by_epoch.entry(e).or_insert((y, y));
+                    *b = (b.0.min(y), b.1.max(y));
+                }
+            }
+        }
+        Band {
+            label: label.to_string(),
+            points: by_epoch
+                .into_iter()
+                .map(|(e, (lo, hi))| (e as f64, lo, hi))
+                .collect(),
+        }
+    }
 }
 
 /// One chart of a figure; a figure's panels sit side by side.
-enum Panel<'a> {
+pub enum Panel {
     Lines {
         title: String,
         x_desc: String,
         y_desc: &'static str,
-        axis: &'a XAxis,
-        series: &'a [Series],
+        axis: XAxis,
+        series: Vec<Series>,
+        band: Option<Band>,
         legend: bool,
     },
     ScatterMean {
         title: String,
         x_desc: String,
         y_desc: &'static str,
-        axis: &'a XAxis,
-        points: &'a [(f64, f64)],
+        axis: XAxis,
+        points: Vec<(f64, f64)>,
     },
 }
 
@@ -190,8 +284,18 @@ fn draw<DB: DrawingBackend>(
                 y_desc,
                 axis,
                 series,
+                band,
                 legend,
-            } => chart::lines(area, title, x_desc, y_desc, axis, series, *legend)?,
+            } => chart::lines(
+                area,
+                title,
+                x_desc,
+                y_desc,
+                axis,
+                series,
+                band.as_ref(),
+                *legend,
+            )?,
             Panel::ScatterMean {
                 title,
                 x_desc,
@@ -205,12 +309,8 @@ fn draw<DB: DrawingBackend>(
 }
 
 /// Draws one figure on a PNG and an SVG canvas and writes both atomically.
-fn write_figure(
-    out_dir: &Path,
-    name: &str,
-    size: (u32, u32),
-    panels: &[Panel],
-) -> Result<Vec<PathBuf>, ViewError> {
+fn write_figure(out_dir: &Path, figure: &Figure) -> Result<Vec<PathBuf>, ViewError> {
+    let (name, size) = (&figure.name, figure.size);
     font::register();
     let png_path = out_dir.join(format!("{name}.png"));
     let svg_path = out_dir.join(format!("{name}.svg"));
@@ -220,20 +320,27 @@ fn write_figure(
     let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
     draw(
         &BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area(),
-        panels,
+        &figure.panels,
     )
     .map_err(|e| failed(&png_path, e.to_string()))?;
     let png = encode_png(rgb, size).map_err(|e| failed(&png_path, e))?;
     write_file(&png_path, &png)?;
 
-    let mut svg = String::new();
-    draw(
-        &SVGBackend::with_string(&mut svg, size).into_drawing_area(),
-        panels,
-    )
-    .map_err(|e| failed(&svg_path, e.to_string()))?;
+    let svg = svg(figure).map_err(|e| failed(&svg_path, e))?;
     write_file(&svg_path, svg.as_bytes())?;
     Ok(vec![png_path, svg_path])
+}
+
+/// A figure as an SVG document (for a file, or inline in an HTML page).
+pub fn svg(figure: &Figure) -> Result<String, String> {
+    font::register();
+    let mut svg = String::new();
+    draw(
+        &SVGBackend::with_string(&mut svg, figure.size).into_drawing_area(),
+        &figure.panels,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(svg)
 }
 
 /// PNG bytes of an RGB buffer, through the `image` crate the data stage already uses.
@@ -253,7 +360,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ViewError> {
 }
 
 /// Swept keys whose value is not the same in every run, in first-seen order.
-fn differing_keys(runs: &[&Run]) -> Vec<String> {
+pub fn differing_keys(runs: &[&Run]) -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
     for r in runs {
         for (k, _) in &r.params {
@@ -284,7 +391,7 @@ fn short_name<'a>(key: &'a str, keys: &[String]) -> &'a str {
     }
 }
 
-fn legend_label(run: &Run, differing: &[String]) -> String {
+pub fn legend_label(run: &Run, differing: &[String]) -> String {
     if differing.is_empty() {
         return run.run_id.clone();
     }

@@ -51,6 +51,18 @@ pub fn preview(
     seed: u64,
     out: &Path,
 ) -> Result<PathBuf, ViewError> {
+    let png = preview_png(folder, transform, n, seed)?;
+    write_file(out, &png)?;
+    Ok(out.to_path_buf())
+}
+
+/// The PNG bytes of the grid [`preview`] writes.
+pub fn preview_png(
+    folder: &ImageFolder,
+    transform: &Transform,
+    n: usize,
+    seed: u64,
+) -> Result<Vec<u8>, ViewError> {
     if n == 0 {
         return Err(ViewError::Plot(
             "preview needs at least 1 image (n = 0)".into(),
@@ -84,10 +96,8 @@ pub fn preview(
     }
     let grid = make_grid(&images)?;
     let (w, h) = grid.dimensions();
-    let png = encode_png(grid.into_raw(), (w, h))
-        .map_err(|e| ViewError::Plot(format!("cannot encode {}: {e}", out.display())))?;
-    write_file(out, &png)?;
-    Ok(out.to_path_buf())
+    encode_png(grid.into_raw(), (w, h))
+        .map_err(|e| ViewError::Plot(format!("cannot encode the preview grid: {e}")))
 }
 
 /// CHW normalised values back to 8-bit RGB: v·std + mean, clamped to [0, 1].

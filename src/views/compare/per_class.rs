@@ -13,18 +13,20 @@ use super::render::{comfy, csv_field, json_number, json_rows, json_string, sig4}
 use super::{BestAndFinal, BestBy, Format, Table};
 use crate::results::scan::{Run, ViewError};
 
-struct PerClass {
-    epoch: i64,
-    class: Vec<String>,
-    accuracy: Vec<f64>,
-    precision: Vec<f64>,
-    recall: Vec<f64>,
-    support: Vec<i64>,
+/// One run's per-class metrics and confusion matrix at the epoch its files hold.
+pub struct PerClass {
+    pub epoch: i64,
+    pub class: Vec<String>,
+    pub accuracy: Vec<f64>,
+    pub precision: Vec<f64>,
+    pub recall: Vec<f64>,
+    pub support: Vec<i64>,
     /// confusion[true][pred], classes in `class` order.
-    confusion: Vec<Vec<i64>>,
+    pub confusion: Vec<Vec<i64>>,
 }
 
-fn read(run: &Run) -> Result<Option<PerClass>, ViewError> {
+/// Reads a run's `per_class.parquet` and `confusion.parquet`; `None` when it has neither.
+pub fn read(run: &Run) -> Result<Option<PerClass>, ViewError> {
     let pc_path = run.dir.join("per_class.parquet");
     let cm_path = run.dir.join("confusion.parquet");
     if !pc_path.is_file() || !cm_path.is_file() {

@@ -39,7 +39,30 @@ pub fn comfy(header: Vec<String>, rows: Vec<Vec<String>>, preset: &str, right: &
 }
 
 fn text_table(table: &Table, preset: &str) -> String {
-    let rows = table
+    let rows = text_rows(table);
+    // numbers right, text left: a parameter column is numeric when all its values are
+    let numeric = |p: usize| {
+        table.rows.iter().all(|r| {
+            matches!(
+                r.params[p],
+                None | Some(ParamValue::Int(_) | ParamValue::Float(_))
+            )
+        })
+    };
+    let mut right = vec![false, false];
+    right.extend((0..table.params.len()).map(numeric));
+    right.extend(std::iter::repeat_n(
+        true,
+        METRICS.len() + usize::from(table.aggregated),
+    ));
+    right.push(false);
+    comfy(table.columns(), rows, preset, &right)
+}
+
+/// The cells of the readable formats, one per [`Table::columns`] entry: 4 significant digits,
+/// `mean ± sd` for seed groups, `-` for a missing value.
+pub fn text_rows(table: &Table) -> Vec<Vec<String>> {
+    table
         .rows
         .iter()
         .map(|r| {
@@ -61,24 +84,7 @@ fn text_table(table: &Table, preset: &str) -> String {
             cells.push(r.status.clone());
             cells
         })
-        .collect();
-    // numbers right, text left: a parameter column is numeric when all its values are
-    let numeric = |p: usize| {
-        table.rows.iter().all(|r| {
-            matches!(
-                r.params[p],
-                None | Some(ParamValue::Int(_) | ParamValue::Float(_))
-            )
-        })
-    };
-    let mut right = vec![false, false];
-    right.extend((0..table.params.len()).map(numeric));
-    right.extend(std::iter::repeat_n(
-        true,
-        METRICS.len() + usize::from(table.aggregated),
-    ));
-    right.push(false);
-    comfy(table.columns(), rows, preset, &right)
+        .collect()
 }
 
 /// "a1b2c3d4e5f6" or "a1b2c3d4e5f6 +2" for a seed group.

@@ -17,6 +17,14 @@ pub struct Series {
     pub points: Vec<(f64, f64)>,
 }
 
+/// A shaded range per x (the spread of runs that have no line of their own).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Band {
+    pub label: String,
+    /// (x, low, high), sorted by x.
+    pub points: Vec<(f64, f64, f64)>,
+}
+
 /// How x values are placed.
 #[derive(Debug, Clone, PartialEq)]
 pub enum XAxis {
@@ -154,11 +162,23 @@ pub fn lines<DB: DrawingBackend>(
     y_desc: &str,
     axis: &XAxis,
     series: &[Series],
+    band: Option<&Band>,
     legend: bool,
 ) -> Res<DB> {
     let all = || series.iter().flat_map(|s| s.points.iter());
-    let (x0, x1) = range(all().map(|p| axis.map(p.0)), 0.02);
-    let (y0, y1) = range(all().map(|p| p.1), 0.05);
+    let band_points = || band.into_iter().flat_map(|b| b.points.iter());
+    let (x0, x1) = range(
+        all()
+            .map(|p| axis.map(p.0))
+            .chain(band_points().map(|p| axis.map(p.0))),
+        0.02,
+    );
+    let (y0, y1) = range(
+        all()
+            .map(|p| p.1)
+            .chain(band_points().flat_map(|p| [p.1, p.2])),
+        0.05,
+    );
     let mut chart = ChartBuilder::on(area)
         .caption(title, (FAMILY, 22))
         .margin(14)
@@ -175,6 +195,25 @@ pub fn lines<DB: DrawingBackend>(
         .axis_desc_style((FAMILY, 15))
         .light_line_style(RGBColor(235, 235, 235))
         .draw()?;
+    if let Some(b) = band.filter(|b| !b.points.is_empty()) {
+        // upper edge left to right, then the lower edge back
+        let outline: Vec<(f64, f64)> = b
+            .points
+            .iter()
+            .map(|&(x, _, hi)| (axis.map(x), hi))
+            .chain(b.points.iter().rev().map(|&(x, lo, _)| (axis.map(x), lo)))
+            .collect();
+        let grey = RGBColor(120, 120, 120);
+        let drawn = chart.draw_series(std::iter::once(Polygon::new(
+            outline,
+            grey.mix(0.25).filled(),
+        )))?;
+        if legend {
+            drawn.label(b.label.as_str()).legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 20, y + 5)], grey.mix(0.25).filled())
+            });
+        }
+    }
     for (i, s) in series.iter().enumerate() {
         let c = colour(i);
         let pts: Vec<(f64, f64)> = s.points.iter().map(|&(x, y)| (axis.map(x), y)).collect();
@@ -190,7 +229,7 @@ pub fn lines<DB: DrawingBackend>(
             }
         }
     }
-    if legend && !series.is_empty() {
+    if legend && (!series.is_empty() || band.is_some()) {
         chart
             .configure_series_labels()
             .position(legend_corner(series, axis, (x0, x1), (y0, y1)))

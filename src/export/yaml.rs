@@ -1,0 +1,88 @@
+//! The little YAML MLflow's file store keeps in `meta.yaml`: flat `key: scalar` maps. Written
+//! with JSON-quoted strings (valid YAML that PyYAML reads back exactly); read back leniently
+//! enough for what MLflow itself writes (plain, 'single' or "double" quoted scalars, long
+//! values folded onto indented continuation lines).
+
+/// A scalar of a flat YAML map.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Str(String),
+    Int(i64),
+    Null,
+    /// An empty list, `[]` (MLflow's legacy `tags` field of a run).
+    EmptyList,
+}
+
+/// `key: value` lines, in the given order.
+pub fn write(map: &[(&str, Scalar)]) -> String {
+    let mut out = String::new();
+    for (k, v) in map {
+        let v = match v {
+            Scalar::Str(s) => serde_json::to_string(s).expect("strings serialise"),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Null => "null".into(),
+            Scalar::EmptyList => "[]".into(),
+        };
+        out.push_str(&format!("{k}: {v}\n"));
+    }
+    out
+}
+
+/// The value of a top-level key, as text (`None` when absent, or written as `null` / `~`).
+pub fn get(text: &str, key: &str) -> Option<String> {
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some(rest) = line.strip_prefix(key).and_then(|r| r.strip_prefix(':')) else {
+            continue;
+        };
+        let mut value = rest.trim().to_string();
+        while let Some(next) = lines.peek().filter(|l| l.starts_with(' ')) {
+            value.push(' ');
+            value.push_str(next.trim());
+            lines.next();
+        }
+        return unquote(&value);
+    }
+    None
+}
+
+fn unquote(v: &str) -> Option<String> {
+    if v.starts_with('"') {
+        return serde_json::from_str(v).ok();
+    }
+    if let Some(inner) = v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
+        return Some(inner.replace("''", "'"));
+    }
+    match v {
+        "" | "null" | "~" => None,
+        v => Some(v.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_back_what_it_writes_and_what_mlflow_writes() {
+        let text = write(&[
+            ("name", Scalar::Str("a: \"b\" 'c'".into())),
+            ("experiment_id", Scalar::Str("12".into())),
+            ("start_time", Scalar::Int(5)),
+            ("end_time", Scalar::Null),
+        ]);
+        assert_eq!(get(&text, "name").as_deref(), Some("a: \"b\" 'c'"));
+        assert_eq!(get(&text, "experiment_id").as_deref(), Some("12"));
+        assert_eq!(get(&text, "start_time").as_deref(), Some("5"));
+        assert_eq!(get(&text, "end_time"), None);
+        assert_eq!(get(&text, "missing"), None);
+        // as PyYAML writes it
+        let mlflow = "experiment_id: '619718188370497206'\nlifecycle_stage: active\nname: it''s a\n  long name\n";
+        assert_eq!(
+            get(mlflow, "experiment_id").as_deref(),
+            Some("619718188370497206")
+        );
+        assert_eq!(get(mlflow, "lifecycle_stage").as_deref(), Some("active"));
+        assert_eq!(get(mlflow, "name").as_deref(), Some("it''s a long name"));
+    }
+}

@@ -1,0 +1,234 @@
+//! `runner report`: one self-contained HTML page about an experiment's runs: a header, the
+//! `runner compare` table (sortable), the `runner plot` figures as inline SVG, the preview grid
+//! of transformed training images, and one collapsible section per run with its per-class
+//! metrics, confusion matrix and resolved spec. No network, no server: it opens from disk.
+//!
+//! Big sweeps stay quick to open: past `--top` runs the per-epoch charts draw only the best
+//! runs and a min–max band of all of them.
+
+mod page;
+mod sections;
+
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+
+use crate::results::scan::{self, Run, ViewError};
+use crate::results::store;
+use crate::results::stored_spec;
+use crate::views::compare::{per_class, BestAndFinal, BestBy, Table};
+use crate::views::plot::{self, Curves};
+use sections::RunFiles;
+
+/// Images in the preview grid (one row of the grid's 8 columns, twice).
+pub const PREVIEW_IMAGES: usize = 16;
+
+/// `runner report` arguments.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ReportArgs {
+    /// An experiment's results folder (`results/<experiment>`).
+    pub experiment: PathBuf,
+    /// Output file (default: `<experiment folder>/report.html`).
+    #[arg(short, long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Which epoch of a run is its best (for the table, and which runs the charts of a big
+    /// sweep draw).
+    #[arg(long, value_enum, default_value_t = BestBy::ValLoss)]
+    pub by: BestBy,
+    /// Initial order of the table, as `runner compare --sort` (click a header to re-sort).
+    #[arg(long)]
+    pub sort: Option<String>,
+    /// Per-epoch charts draw a line for at most this many runs (the best by `--by`) and a
+    /// min–max band for all of them.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub top: u32,
+    /// The project folder the runs' relative dataset paths refer to, for the preview (default:
+    /// found from the run folder, else the current folder).
+    #[arg(long, value_name = "DIR")]
+    pub project: Option<PathBuf>,
+}
+
+impl ReportArgs {
+    pub fn new(experiment: PathBuf) -> Self {
+        Self {
+            experiment,
+            out: None,
+            by: BestBy::ValLoss,
+            sort: None,
+            top: 10,
+            project: None,
+        }
+    }
+}
+
+/// Reads the experiment's runs, writes the report atomically and returns its path.
+pub fn report(args: &ReportArgs) -> Result<PathBuf, ViewError> {
+    let dirs = scan::find_run_dirs(&[args.experiment.to_string_lossy()])?;
+    let runs = scan::load_runs(&dirs)?;
+    let mut experiments: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
+    experiments.sort();
+    experiments.dedup();
+    if experiments.len() > 1 {
+        return Err(ViewError::Column(format!(
+            "{} holds runs of {} experiments ({}); give one experiment's folder, e.g. {}",
+            args.experiment.display(),
+            experiments.len(),
+            experiments.join(", "),
+            args.experiment.join(experiments[0]).display()
+        )));
+    }
+    let out = match &args.out {
+        Some(p) => p.clone(),
+        None => runs[0]
+            .dir
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("report.html"),
+    };
+    let html = render(&runs, args)?;
+    plot::write_file(&out, html.as_bytes())?;
+    Ok(out)
+}
+
+/// The report of one experiment's runs as an HTML document.
+pub fn render(runs: &[Run], args: &ReportArgs) -> Result<String, ViewError> {
+    let summaries: Vec<BestAndFinal> = runs.iter().map(|r| BestAndFinal::of(r, args.by)).collect();
+    let run_refs: Vec<&Run> = runs.iter().collect();
+    let mut table = Table::build(&run_refs, &summaries.iter().collect::<Vec<_>>());
+    if let Some(sort) = &args.sort {
+        table.sort_by(sort)?;
+    }
+    // runs in table order: the details follow the table
+    let ordered: Vec<&Run> = table
+        .rows
+        .iter()
+        .flat_map(|r| r.runs.iter().copied())
+        .collect();
+    let files = crate::results::parallel::try_map(&ordered, |r| read_files(r))?;
+    let file_refs: Vec<&RunFiles> = files.iter().collect();
+    let experiment = ordered.first().map_or("", |r| r.experiment.as_str());
+
+    let mut body = sections::header(experiment, &ordered, &file_refs);
+    body.push_str("<h2>Runs</h2>\n<p class=\"note\">Click a column header to sort by it.</p>\n");
+    body.push_str(&sections::compare_table(&table));
+
+    body.push_str("<h2>Curves</h2>\n");
+    let curves = Curves::Top {
+        k: args.top as usize,
+        by: args.by,
+    };
+    let figures = plot::figures(&ordered, curves);
+    let svgs: Vec<String> = figures
+        .par_iter()
+        .map(|f| plot::svg(f).map_err(|e| ViewError::Plot(format!("cannot draw {}: {e}", f.name))))
+        .collect::<Result<_, _>>()?;
+    for (f, svg) in figures.iter().zip(&svgs) {
+        // one-panel figures two to a row, two-panel ones across the page
+        let class = if f.panels.len() == 1 { "half" } else { "full" };
+        body.push_str(&format!(
+            "<figure class=\"{class}\" id=\"fig-{}\">{}</figure>\n",
+            page::esc(&f.name),
+            page::inline_svg(svg)
+        ));
+    }
+
+    body.push_str("<h2>Training images</h2>\n");
+    body.push_str(&preview_section(&ordered, args.project.as_deref()));
+
+    body.push_str("<h2>Each run</h2>\n");
+    let differing = plot::differing_keys(&ordered);
+    let reference = ordered
+        .iter()
+        .zip(&files)
+        .find_map(|(r, f)| f.spec.as_ref().map(|s| (*r, s)));
+    let details: Vec<String> = ordered
+        .par_iter()
+        .zip(&files)
+        .map(|(r, f)| {
+            let label = plot::legend_label(r, &differing);
+            sections::run_details(r, &label, f, reference)
+        })
+        .collect();
+    for d in details {
+        body.push_str(&d);
+    }
+    Ok(page::document(
+        &format!("{experiment}: runner report"),
+        &body,
+    ))
+}
+
+fn read_files(run: &Run) -> Result<RunFiles, ViewError> {
+    let manifest_path = run.dir.join("manifest.json");
+    let manifest = if manifest_path.is_file() {
+        Some(
+            store::read_manifest(&manifest_path).map_err(|e| ViewError::Read {
+                path: manifest_path.clone(),
+                reason: e.to_string(),
+            })?,
+        )
+    } else {
+        None
+    };
+    Ok(RunFiles {
+        manifest,
+        spec: stored_spec::read(&run.dir)?,
+        per_class: per_class::read(run)?,
+    })
+}
+
+/// The grid of the first run's transformed training images, as `runner preview` draws it, or
+/// why there is none (a spec that no longer loads, a dataset that moved).
+fn preview_section(runs: &[&Run], project: Option<&Path>) -> String {
+    let Some(run) = runs.iter().find(|r| r.dir.join("spec.toml").is_file()) else {
+        return "<p class=\"note\">no run has a spec.toml, so there is nothing to preview</p>\n"
+            .into();
+    };
+    match preview_png(run, project) {
+        Ok(png) => format!(
+            "<p>The first {PREVIEW_IMAGES} training images of epoch 1 of run <code>{}</code>, after its transforms.</p>\n\
+             <figure><img alt=\"transformed training images\" src=\"{}\"></figure>\n",
+            page::esc(&run.run_id),
+            page::png_data_uri(&png)
+        ),
+        Err(e) => format!(
+            "<p class=\"note\">no preview: {}</p>\n",
+            page::esc(&e)
+        ),
+    }
+}
+
+fn preview_png(run: &Run, project: Option<&Path>) -> Result<Vec<u8>, String> {
+    use crate::results::store::project_of;
+    // results kept outside the project (`--results /tmp/x`): the folder the user runs from
+    let cwd = std::env::current_dir().ok();
+    let project = project
+        .map(Path::to_path_buf)
+        .or_else(|| project_of(&run.dir))
+        .or(cwd.filter(|d| d.join("pipeline/defaults.toml").is_file()))
+        .ok_or_else(|| {
+            format!(
+                "{} is not inside a project (no pipeline/defaults.toml above it or in the current folder): pass --project",
+                run.dir.display()
+            )
+        })?;
+    let exp = crate::spec::load_stored(&run.dir.join("spec.toml"), &project)
+        .map_err(|e| e.to_string())?;
+    let spec = &exp.base;
+    let d = &spec.dataset;
+    let folder = crate::data::ImageFolder::open(
+        &d.root,
+        &d.train_dir,
+        &d.val_dir,
+        d.train_per_class,
+        d.val_per_class,
+    )
+    .map_err(|e| e.to_string())?;
+    crate::views::preview::preview_png(
+        &folder,
+        &crate::setup::transform(spec),
+        PREVIEW_IMAGES,
+        spec.experiment.seed,
+    )
+    .map_err(|e| e.to_string())
+}
