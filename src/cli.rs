@@ -36,7 +36,7 @@ impl Failure {
             Failure::Spec(_) => 78,
             Failure::Usage(_) => 2,
             Failure::Failed(_) => 1,
-            Failure::Interrupted => run::interrupt::EXIT_INTERRUPTED,
+            Failure::Interrupted => crate::train::interrupt::EXIT_INTERRUPTED,
         }
     }
 
@@ -450,7 +450,7 @@ fn experiment_plan(exp: &spec::Experiment, ids: &[String], a: &SpecArgs) -> Expe
         experiment: exp.name.clone(),
         spec: exp.source.clone(),
         overrides: a.overrides.clone(),
-        planned_at: crate::run::provenance::now_utc(),
+        planned_at: crate::results::timestamp::now_utc(),
         points: exp
             .runs
             .iter()
@@ -510,7 +510,7 @@ fn cmd_run(a: RunArgs) -> Result<(), Failure> {
         rerun: a.rerun,
         progress: std::io::stderr().is_terminal(),
     };
-    if let Err(e) = run::interrupt::install() {
+    if let Err(e) = crate::train::interrupt::install() {
         tracing::warn!("cannot handle Ctrl-C ({e}): it stops the runner at once");
     }
     let reports = run::run_sweep_with(&exp, &runs, &opts, &mut ids);
@@ -546,7 +546,7 @@ fn cmd_run(a: RunArgs) -> Result<(), Failure> {
             r.error.as_deref().unwrap_or_default()
         );
     }
-    if count(Status::Interrupted) > 0 || run::interrupt::requested() {
+    if count(Status::Interrupted) > 0 || crate::train::interrupt::requested() {
         eprintln!(
             "{}: interrupted; run the same command again to resume",
             exp.name
@@ -738,7 +738,7 @@ fn cmd_slurm(a: SlurmArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::failed(format!("cannot find the runner binary: {e}")))?;
     let project = std::env::current_dir()
         .map_err(|e| Failure::failed(format!("cannot read the current folder: {e}")))?;
-    let written_at = crate::run::provenance::now_utc();
+    let written_at = crate::results::timestamp::now_utc();
     let job = crate::slurm::Job {
         experiment: &exp.name,
         runner: &runner,

@@ -21,7 +21,7 @@ pub fn transform(spec: &RunSpec) -> Transform {
         hflip: t.hflip as f32,
         mean: t.mean,
         std: t.std,
-        augment: crate::data::Augment::from_spec(t),
+        augment: augment(t),
     }
 }
 
@@ -109,5 +109,37 @@ pub fn bad_image_policy(spec: &RunSpec) -> BadImagePolicy {
     match spec.dataset.on_bad_image {
         spec::OnBadImage::Error => BadImagePolicy::Error,
         spec::OnBadImage::Skip => BadImagePolicy::Skip,
+    }
+}
+
+/// The random augmentations beyond crop and flip that `[transforms]` turns on.
+pub fn augment(t: &spec::Transforms) -> crate::data::Augment {
+    use crate::data::{Augment, ColorJitter, RandomResizedCrop};
+    let r = &t.random_resized_crop;
+    let j = &t.color_jitter;
+    Augment {
+        random_resized_crop: r.enabled.then_some(RandomResizedCrop {
+            scale: r.scale,
+            ratio: r.ratio,
+        }),
+        color_jitter: (j.brightness > 0.0 || j.contrast > 0.0 || j.saturation > 0.0).then_some(
+            ColorJitter {
+                brightness: j.brightness,
+                contrast: j.contrast,
+                saturation: j.saturation,
+            },
+        ),
+    }
+}
+
+/// The head `[head]` declares, its dropout masks seeded by `seed`.
+pub fn head_config(head: &spec::Head, seed: u64) -> crate::models::HeadConfig {
+    crate::models::HeadConfig {
+        widths: head.hidden_widths().to_vec(),
+        activation: head.activation,
+        dropout: head.dropout,
+        batch_norm: head.batch_norm,
+        pool: head.pool,
+        seed,
     }
 }

@@ -262,7 +262,7 @@ fn the_summary_counts_held_runs_apart_and_numbers_runs_from_one() {
     assert!(stderr.contains("run 1 ("), "{stderr}");
     assert!(!stderr.contains("run 0 ("), "{stderr}");
 
-    // a live process (pid 1) holds the failed run: it is neither done nor failed here
+    // a live process (this test) holds the failed run: it is neither done nor failed here
     let failed = run_dirs(&dir.path().join("results/rel"))
         .into_iter()
         .find(|d| {
@@ -271,7 +271,12 @@ fn the_summary_counts_held_runs_apart_and_numbers_runs_from_one() {
                 .contains("\"failed\"")
         })
         .unwrap();
-    std::fs::write(failed.join("lock"), "1").unwrap();
+    let run_dir = runner::results::store::RunDir {
+        path: failed.clone(),
+    };
+    let _held = runner::results::lock::RunLock::acquire(&run_dir)
+        .unwrap()
+        .expect("nobody else holds it");
     let out = runner(dir.path(), &["exp.toml"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(

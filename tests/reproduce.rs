@@ -7,12 +7,12 @@ use polars::prelude::*;
 
 fn reference_run() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/reference/ci_reference");
+    // the run's folder; `runner compare` on the experiment may have left its cache files beside it
     std::fs::read_dir(&root)
         .expect("the committed reference run")
-        .next()
-        .unwrap()
-        .unwrap()
-        .path()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_dir())
+        .expect("a run folder")
 }
 
 fn reproduce(run: &Path, extra: &[&str]) -> std::process::Output {

@@ -14,24 +14,6 @@ pub struct Augment {
 }
 
 impl Augment {
-    pub fn from_spec(t: &crate::spec::Transforms) -> Self {
-        let r = &t.random_resized_crop;
-        let j = &t.color_jitter;
-        Augment {
-            random_resized_crop: r.enabled.then_some(RandomResizedCrop {
-                scale: r.scale,
-                ratio: r.ratio,
-            }),
-            color_jitter: (j.brightness > 0.0 || j.contrast > 0.0 || j.saturation > 0.0).then_some(
-                ColorJitter {
-                    brightness: j.brightness,
-                    contrast: j.contrast,
-                    saturation: j.saturation,
-                },
-            ),
-        }
-    }
-
     pub fn is_none(&self) -> bool {
         self.random_resized_crop.is_none() && self.color_jitter.is_none()
     }

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 use super::yaml::{self, Scalar};
 use crate::results::scan::{self, Run, ViewError};
 use crate::results::store::{self, Manifest, Status};
+use crate::results::timestamp::parse_rfc3339;
 use crate::results::{schema, stored_spec};
-use crate::run::provenance::parse_rfc3339;
 use crate::views::plot;
 
 /// `runner export mlflow` arguments.

@@ -14,9 +14,9 @@ use super::{
     bn_act, eval_and_train, pool_features, set_batchnorm_hyper, staged, train_chain, Backbone, Dev,
     HeadName, Images, Rows, TrainTape,
 };
+use crate::nn::head_kinds::Pool;
 use crate::nn::{Conv2D, SAME};
 use crate::ops::batchnorm::Act;
-use crate::spec::Pool;
 
 /// Inverted residual block: 1×1 expand `I`→`X`, depthwise `K`×`K` stride `S`, 1×1 project `X`→`O`.
 #[derive(Debug, Clone)]

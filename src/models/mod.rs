@@ -65,7 +65,7 @@ pub trait Backbone:
     /// global average pooling.
     fn build(dev: &Dev) -> Self;
     /// The global pooling before the head (`head.pool`).
-    fn set_pool(&mut self, pool: crate::spec::Pool);
+    fn set_pool(&mut self, pool: crate::nn::head_kinds::Pool);
     /// Eval mode: BatchNorm on running statistics, no tape.
     fn forward_eval(&self, x: Images<3>) -> Rows;
     /// Train mode: BatchNorm on batch statistics, running statistics updated.
@@ -96,16 +96,16 @@ pub trait Backbone:
 /// maps tie at 6); other maps use dfdx's reduction.
 pub(crate) fn pool_features<const C: usize, T: Tape<f32, Dev>>(
     x: Images<C, T>,
-    pool: crate::spec::Pool,
+    pool: crate::nn::head_kinds::Pool,
 ) -> Rows<T> {
     let (n, _, h, w) = *x.shape();
     match pool {
-        crate::spec::Pool::Avg => x.mean::<(usize, Const<C>), Axes2<2, 3>>(),
-        crate::spec::Pool::Max if h == w => {
+        crate::nn::head_kinds::Pool::Avg => x.mean::<(usize, Const<C>), Axes2<2, 3>>(),
+        crate::nn::head_kinds::Pool::Max if h == w => {
             crate::ops::max_pool2d(x, h, 1, crate::ops::Padding::Symmetric(0))
                 .reshape_like(&(n, Const::<C>))
         }
-        crate::spec::Pool::Max => x.max::<(usize, Const<C>), Axes2<2, 3>>(),
+        crate::nn::head_kinds::Pool::Max => x.max::<(usize, Const<C>), Axes2<2, 3>>(),
     }
     .reshape_like(&(n, C))
 }
@@ -126,24 +126,14 @@ pub struct Classifier<B, E: Dtype = f32, D: Storage<E> = Cpu> {
 pub struct HeadConfig {
     /// Hidden widths; empty for a linear head.
     pub widths: Vec<usize>,
-    pub activation: crate::spec::Activation,
+    pub activation: crate::nn::head_kinds::Activation,
     pub dropout: f64,
     pub batch_norm: bool,
-    pub pool: crate::spec::Pool,
+    pub pool: crate::nn::head_kinds::Pool,
     pub seed: u64,
 }
 
 impl HeadConfig {
-    pub fn from_spec(head: &crate::spec::Head, seed: u64) -> Self {
-        HeadConfig {
-            widths: head.hidden_widths().to_vec(),
-            activation: head.activation,
-            dropout: head.dropout,
-            batch_norm: head.batch_norm,
-            pool: head.pool,
-            seed,
-        }
-    }
     /// The hidden layers on `features` inputs.
     pub fn layout(&self, features: usize) -> HiddenLayout {
         HiddenLayout {

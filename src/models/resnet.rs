@@ -9,10 +9,10 @@ use super::{
     bn_act, eval_and_train, pool_features, staged, train_chain, Backbone, Dev, HeadName, Images,
     Rows, TrainTape,
 };
+use crate::nn::head_kinds::Pool;
 use crate::nn::Conv2D;
 use crate::ops::batchnorm::Act;
 use crate::ops::{max_pool2d, Padding};
-use crate::spec::Pool;
 
 /// Basic residual block keeping `C` channels and the resolution: identity shortcut.
 #[derive(Debug, Clone)]

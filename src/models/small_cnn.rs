@@ -7,9 +7,9 @@ use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
 use super::{pool_features, staged, train_chain, Backbone, Dev, HeadName, Images, Rows, TrainTape};
+use crate::nn::head_kinds::Pool;
 use crate::nn::Conv2D;
 use crate::ops::{max_pool2d, Padding};
-use crate::spec::Pool;
 
 #[derive(Debug, Clone)]
 pub struct SmallCnn<E: Dtype = f32, D: Storage<E> = Cpu> {

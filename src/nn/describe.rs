@@ -258,7 +258,7 @@ impl Describe for AvgPoolGlobal {
 
 /// Global pooling to one value per channel, as `head.pool` chose it (PyTorch's
 /// `AdaptiveAvgPool2d(1)` / `AdaptiveMaxPool2d(1)`).
-pub struct GlobalPool(pub crate::spec::Pool);
+pub struct GlobalPool(pub crate::nn::head_kinds::Pool);
 
 impl Describe for GlobalPool {
     fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {
@@ -266,8 +266,8 @@ impl Describe for GlobalPool {
         rows.push(LayerRow {
             name: name.to_string(),
             kind: match self.0 {
-                crate::spec::Pool::Avg => "AdaptiveAvgPool2d",
-                crate::spec::Pool::Max => "AdaptiveMaxPool2d",
+                crate::nn::head_kinds::Pool::Avg => "AdaptiveAvgPool2d",
+                crate::nn::head_kinds::Pool::Max => "AdaptiveMaxPool2d",
             },
             output: out.dims(),
             params: 0,
@@ -302,8 +302,12 @@ impl Describe for super::HiddenLayers<f32, Cpu> {
                     ("Linear", i * o + o, (i * o) as u64)
                 }
                 TorchLayer::BatchNorm1d(c) => ("BatchNorm1d", 2 * c, 0),
-                TorchLayer::Activation(crate::spec::Activation::Relu, _) => ("ReLU", 0, 0),
-                TorchLayer::Activation(crate::spec::Activation::Gelu, _) => ("GELU", 0, 0),
+                TorchLayer::Activation(crate::nn::head_kinds::Activation::Relu, _) => {
+                    ("ReLU", 0, 0)
+                }
+                TorchLayer::Activation(crate::nn::head_kinds::Activation::Gelu, _) => {
+                    ("GELU", 0, 0)
+                }
             };
             rows.push(LayerRow {
                 name: join(name, &i.to_string()),

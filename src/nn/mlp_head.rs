@@ -17,7 +17,7 @@ use super::batchnorm1d::{batchnorm1d_eval, batchnorm1d_train};
 use super::dropout::{dropout, Step};
 use super::init::{linear_uniform, runtime_options, Symmetric};
 use super::values;
-use crate::spec::Activation;
+use crate::nn::head_kinds::Activation;
 
 /// What the hidden layers are; not tensors, so not part of the `TensorCollection`.
 #[derive(Debug, Clone, PartialEq, Default)]

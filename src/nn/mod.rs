@@ -12,6 +12,7 @@ pub mod conv;
 pub mod describe;
 pub mod dropout;
 pub mod head;
+pub mod head_kinds;
 pub mod init;
 pub mod mlp_head;
 pub mod pool;

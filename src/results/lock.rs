@@ -34,7 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::store::{RunDir, StoreError};
+use super::store::{hostname, RunDir, StoreError};
 
 /// How often a holder refreshes its heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -57,7 +57,7 @@ pub struct Holder {
 
 impl Holder {
     fn me(now: u64) -> Self {
-        let t = crate::run::provenance::rfc3339(now);
+        let t = crate::results::timestamp::rfc3339(now);
         Holder {
             host: hostname(),
             pid: std::process::id(),
@@ -86,16 +86,6 @@ impl Holder {
 /// This process as a lock names it: `pid 123 on node7 (slurm 55_2)`.
 pub fn this_process() -> String {
     Holder::me(0).describe()
-}
-
-/// This machine's short host name (what `hostname -s` prints).
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().split('.').next().unwrap_or("").to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".into())
 }
 
 /// The scheduler task this process runs as, for logs and lock files.
@@ -423,7 +413,7 @@ fn beat(file: &File) {
         return;
     };
     let now = unix_now();
-    h.heartbeat = crate::run::provenance::rfc3339(now);
+    h.heartbeat = crate::results::timestamp::rfc3339(now);
     h.heartbeat_unix = now;
     let line = h.line();
     let _ = file.write_all_at(line.as_bytes(), 0);
@@ -509,8 +499,8 @@ mod tests {
             host: host.into(),
             pid,
             task: None,
-            started: crate::run::provenance::rfc3339(t),
-            heartbeat: crate::run::provenance::rfc3339(t),
+            started: crate::results::timestamp::rfc3339(t),
+            heartbeat: crate::results::timestamp::rfc3339(t),
             heartbeat_unix: t,
         }
         .line()

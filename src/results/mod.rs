@@ -9,3 +9,4 @@ pub mod schema;
 pub mod store;
 pub mod stored_spec;
 pub mod tensor_file;
+pub mod timestamp;

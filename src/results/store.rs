@@ -11,8 +11,6 @@ use super::schema::ParamValue;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use super::lock::RunLock;
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("cannot write {path}: {source}")]
@@ -214,11 +212,7 @@ pub fn write_atomic(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     // unique across the hosts sharing the folder (pids repeat from one node to the next)
-    let tmp = dir.join(format!(
-        ".{name}.tmp{}.{}",
-        std::process::id(),
-        super::lock::hostname()
-    ));
+    let tmp = dir.join(format!(".{name}.tmp{}.{}", std::process::id(), hostname()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         write(&mut f)?;
@@ -238,6 +232,16 @@ pub fn project_of(run_dir: &Path) -> Option<PathBuf> {
     abs.ancestors()
         .find(|d| d.join("pipeline/defaults.toml").is_file())
         .map(Path::to_path_buf)
+}
+
+/// This machine's short host name (what `hostname -s` prints).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().split('.').next().unwrap_or("").to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into())
 }
 
 #[cfg(test)]

@@ -82,7 +82,7 @@ impl FeatureCache {
             );
             builder = Some(busy.describe());
         })
-        .map_err(|e| TrainError::Store(format!("cannot lock {}: {e}", lock_path.display())))?;
+        .map_err(|e| TrainError::Store(format!("cannot write {}: {e}", lock_path.display())))?;
         if builder.is_some() || path.exists() {
             if let Some(f) = self.read_usable(&path, key) {
                 tracing::info!(

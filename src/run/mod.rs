@@ -3,7 +3,6 @@
 
 mod cache;
 mod identity;
-pub mod interrupt;
 mod model;
 mod progress;
 pub mod provenance;
@@ -23,7 +22,7 @@ pub use sources::{Extractor, FeatureSet, FeatureSource, ImageSource};
 pub use record::RunReport;
 use record::{previous_done, Record};
 
-use crate::results::store::RunLock;
+use crate::results::lock::RunLock;
 
 use crate::results::schema::{self, ParamValue, RunKey};
 use crate::results::store::{Manifest, RunDir, Status};
@@ -88,7 +87,7 @@ pub fn run_sweep_with(
     schema::unify_types(&mut swept_all);
     let selected = swept_all.split_off(exp.runs.len());
     for (run, swept) in runs.iter().zip(selected) {
-        if interrupt::requested() {
+        if crate::train::interrupt::requested() {
             break;
         }
         let started = Instant::now();
@@ -238,9 +237,9 @@ fn execute(
         started_at: previous
             .as_ref()
             .map(|m| m.started_at.clone())
-            .unwrap_or_else(provenance::now_utc),
+            .unwrap_or_else(crate::results::timestamp::now_utc),
         finished_at: None,
-        host: Some(crate::results::lock::hostname()),
+        host: Some(crate::results::store::hostname()),
         pid: Some(std::process::id()),
         task: crate::results::lock::task_name(),
     };
@@ -295,7 +294,7 @@ fn execute(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    manifest.finished_at = Some(provenance::now_utc());
+    manifest.finished_at = Some(crate::results::timestamp::now_utc());
     let (status, error) = match &result {
         Ok(Outcome::Done) => (Status::Done, None),
         Ok(Outcome::Interrupted { epoch }) => {

@@ -14,7 +14,7 @@ use crate::models::freeze::not_a_block;
 use crate::models::pixels::{LinearModel, MlpModel};
 use crate::models::{
     load_torchvision_weights, save_torchvision_weights, ArchVisitor, Backbone, Classifier,
-    HeadConfig, PartlyFrozen,
+    PartlyFrozen,
 };
 use crate::setup::{self, bad_image_policy};
 use crate::spec::{BackboneName, Freeze, RunSpec};
@@ -127,7 +127,7 @@ impl ArchVisitor for WithBackbone<'_> {
             dev,
         } = self;
         let classes = folder.num_classes();
-        let head_config = HeadConfig::from_spec(&spec.head, spec.experiment.seed);
+        let head_config = setup::head_config(&spec.head, spec.experiment.seed);
         let mut model = Classifier::<B>::with_head(&dev, classes, &head_config);
         if let Some(w) = &spec.backbone.weights {
             let t = Instant::now();

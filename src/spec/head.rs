@@ -19,24 +19,7 @@ pub enum HeadKind {
     Mlp,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Activation {
-    #[default]
-    Relu,
-    /// PyTorch's default `nn.GELU()`: the exact x·Φ(x) with erf, not the tanh approximation.
-    Gelu,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Pool {
-    /// `AdaptiveAvgPool2d(1)`.
-    #[default]
-    Avg,
-    /// `AdaptiveMaxPool2d(1)`.
-    Max,
-}
+pub use crate::nn::head_kinds::{Activation, Pool};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -155,7 +155,7 @@ pub fn fit<M: Net>(
             loss_sum += loss_value * n as f64;
             seen += n;
             on_batch(epoch, i + 1, loss_sum / seen as f64);
-            if crate::run::interrupt::requested() {
+            if crate::train::interrupt::requested() {
                 return Ok(Outcome::Interrupted { epoch });
             }
         }

@@ -9,6 +9,7 @@ mod clip;
 pub mod early_stopping;
 mod fit;
 mod frozen;
+pub mod interrupt;
 mod loss;
 mod net;
 mod optim;

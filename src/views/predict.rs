@@ -87,7 +87,7 @@ impl Predictor {
             weights,
             classes: Some(manifest.classes),
             transform,
-            head: crate::models::HeadConfig::from_spec(&spec.head, 0),
+            head: crate::setup::head_config(&spec.head, 0),
         })
     }
 

@@ -133,7 +133,7 @@ pub fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> PointStatus 
         }
         (None, None) => State::Pending,
     };
-    st.updated = updated.map(crate::run::provenance::rfc3339);
+    st.updated = updated.map(crate::results::timestamp::rfc3339);
     st
 }
 

@@ -226,7 +226,7 @@ pub fn for_spec(
     for run in runs {
         let (arch, input, classes) = model_of(&run.spec)?;
         // the seed changes no row: runs differing only in it share a table
-        let head = HeadConfig::from_spec(&run.spec.head, 0);
+        let head = crate::setup::head_config(&run.spec.head, 0);
         let key = (arch, input, classes, run.spec.backbone.freeze.clone(), head);
         match keys.iter().position(|k| *k == key) {
             Some(i) => out[i].0.push(run.index + 1),
