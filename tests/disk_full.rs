@@ -140,8 +140,11 @@ fn run(spec: &Path, results: &Path) -> std::process::Output {
         .expect("runner starts")
 }
 
+/// A run's metric columns by name.
+type Columns = Vec<(String, Vec<f64>)>;
+
 /// Every metric of every run, timings aside, by run id.
-fn metrics(results: &Path) -> Vec<(String, Vec<(String, Vec<f64>)>)> {
+fn metrics(results: &Path) -> Vec<(String, Columns)> {
     let mut out = Vec::new();
     let exp = results.join("full");
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(&exp)

@@ -365,7 +365,7 @@ fn fuzz(inputs: usize, seed: u64) -> Tally {
         }
         std::fs::write(&on_disk, original).unwrap();
         tally.inputs += 1;
-        if tally.inputs % 20_000 == 0 {
+        if tally.inputs.is_multiple_of(20_000) {
             eprintln!(
                 "spec fuzz seed {seed}: {} inputs, {} failures, {:.0}s",
                 tally.inputs,
