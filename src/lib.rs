@@ -5,7 +5,9 @@
 pub mod bench;
 pub mod cli;
 pub mod data;
+pub mod draw;
 pub mod export;
+pub mod inspect;
 pub mod models;
 pub mod nn;
 pub mod ops;

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use runner::data::{ImageFolder, Transform};
-use runner::views::preview::{grid_size, preview, CAPTION, PADDING};
+use runner::inspect::preview::{grid_size, preview, CAPTION, PADDING};
 
 fn folder() -> ImageFolder {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny");

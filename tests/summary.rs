@@ -1,11 +1,11 @@
 //! `runner summary`: parameter and multiply-add counts of the backbones against published
 //! numbers and the embedded weights, table and single-layer snapshots.
 
+use runner::inspect::summary::{explain_conv, ModelSummary};
 use runner::models::Arch;
 use runner::nn::describe::{Chw, ConvLayer};
 use runner::ops::Padding;
 use runner::spec::Freeze;
-use runner::views::summary::{explain_conv, ModelSummary};
 
 fn imagenet(arch: Arch) -> ModelSummary {
     ModelSummary::of(arch, Chw::new(3, 224, 224), 1000, &Freeze::No).unwrap()

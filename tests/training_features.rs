@@ -192,7 +192,7 @@ fn restore_best_leaves_the_best_epochs_weights() {
     let val_loss = column(&run, "val_loss");
     let (at_best, last) = (val_loss[best - 1], *val_loss.last().unwrap());
     // the saved model's cross-entropy on val is the best epoch's, not the last one's
-    let predictor = runner::views::predict::Predictor::from_run(&run).unwrap();
+    let predictor = runner::inspect::predict::Predictor::from_run(&run).unwrap();
     let mut images = Vec::new();
     for (label, class) in ["cat", "dog"].iter().enumerate() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(fixture().join("val").join(class))

@@ -1,10 +1,8 @@
-//! What the user looks at: tables, charts, previews and summaries built from specs and results.
+//! What the user looks at of recorded results: the comparison table, the plots, where a sweep
+//! stands, and the HTML report. Everything here reads results trees; nothing trains or builds a
+//! model (that is `inspect`).
 
 pub mod compare;
-pub mod html_report;
 pub mod plot;
-pub mod predict;
-pub mod preview;
+pub mod report;
 pub mod status;
-pub mod summary;
-pub mod sweep_table;

@@ -3,7 +3,6 @@
 //! it. Each figure is written as PNG and SVG to `results/<experiment>/plots/`, atomically.
 
 mod chart;
-mod font;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,7 +15,6 @@ use crate::results::store;
 use crate::views::compare::{cmp_param, BestAndFinal, BestBy, SEED_KEY};
 
 pub use chart::{Band, Series, XAxis};
-pub use font::{register as register_font, FAMILY as FONT_FAMILY};
 
 /// Figure sizes in pixels (PNG) and user units (SVG).
 pub const SINGLE: (u32, u32) = (900, 600);
@@ -311,7 +309,7 @@ fn draw<DB: DrawingBackend>(
 /// Draws one figure on a PNG and an SVG canvas and writes both atomically.
 fn write_figure(out_dir: &Path, figure: &Figure) -> Result<Vec<PathBuf>, ViewError> {
     let (name, size) = (&figure.name, figure.size);
-    font::register();
+    crate::draw::font::register();
     let png_path = out_dir.join(format!("{name}.png"));
     let svg_path = out_dir.join(format!("{name}.svg"));
     let failed =
@@ -323,7 +321,7 @@ fn write_figure(out_dir: &Path, figure: &Figure) -> Result<Vec<PathBuf>, ViewErr
         &figure.panels,
     )
     .map_err(|e| failed(&png_path, e.to_string()))?;
-    let png = encode_png(rgb, size).map_err(|e| failed(&png_path, e))?;
+    let png = crate::draw::encode_png(rgb, size).map_err(|e| failed(&png_path, e))?;
     write_file(&png_path, &png)?;
 
     let svg = svg(figure).map_err(|e| failed(&svg_path, e))?;
@@ -333,7 +331,7 @@ fn write_figure(out_dir: &Path, figure: &Figure) -> Result<Vec<PathBuf>, ViewErr
 
 /// A figure as an SVG document (for a file, or inline in an HTML page).
 pub fn svg(figure: &Figure) -> Result<String, String> {
-    font::register();
+    crate::draw::font::register();
     let mut svg = String::new();
     draw(
         &SVGBackend::with_string(&mut svg, figure.size).into_drawing_area(),
@@ -341,15 +339,6 @@ pub fn svg(figure: &Figure) -> Result<String, String> {
     )
     .map_err(|e| e.to_string())?;
     Ok(svg)
-}
-
-/// PNG bytes of an RGB buffer, through the `image` crate the data stage already uses.
-pub fn encode_png(rgb: Vec<u8>, (w, h): (u32, u32)) -> Result<Vec<u8>, String> {
-    let img = image::RgbImage::from_raw(w, h, rgb).ok_or("buffer does not match the image size")?;
-    let mut bytes = std::io::Cursor::new(Vec::new());
-    img.write_to(&mut bytes, image::ImageFormat::Png)
-        .map_err(|e| e.to_string())?;
-    Ok(bytes.into_inner())
 }
 
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ViewError> {

@@ -5,7 +5,7 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::font::FAMILY;
+use crate::draw::font::FAMILY;
 
 /// Legend entries beyond this many would cover the chart; the rest are summarised in a note.
 pub const LEGEND_MAX: usize = 15;

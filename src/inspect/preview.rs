@@ -13,8 +13,9 @@ use image::{Rgb, RgbImage};
 use plotters::prelude::*;
 
 use crate::data::{BadImagePolicy, ImageFolder, Loader, Transform};
+use crate::draw::{encode_png, font};
 use crate::results::scan::ViewError;
-use crate::views::plot::{encode_png, write_file};
+use crate::views::plot::write_file;
 
 /// Grid columns at most (torchvision's `nrow` default).
 pub const COLUMNS: usize = 8;
@@ -154,12 +155,11 @@ fn make_grid(images: &[(RgbImage, String)]) -> Result<RgbImage, ViewError> {
         }
     }
     // captions, drawn with the bundled font over the same pixels
-    crate::views::plot::register_font();
+    font::register();
     let mut raw = grid.into_raw();
     {
         let area = BitMapBackend::with_buffer(&mut raw, (gw, gh)).into_drawing_area();
-        let style =
-            TextStyle::from((crate::views::plot::FONT_FAMILY, 14).into_font()).color(&BLACK);
+        let style = TextStyle::from((font::FAMILY, 14).into_font()).color(&BLACK);
         let err =
             |e: DrawingAreaErrorKind<_>| ViewError::Plot(format!("cannot draw captions: {e}"));
         for (k, (_, class)) in images.iter().enumerate() {

@@ -224,7 +224,7 @@ fn preview_png(run: &Run, project: Option<&Path>) -> Result<Vec<u8>, String> {
         d.val_per_class,
     )
     .map_err(|e| e.to_string())?;
-    crate::views::preview::preview_png(
+    crate::inspect::preview::preview_png(
         &folder,
         &crate::setup::transform(spec),
         PREVIEW_IMAGES,

@@ -13,6 +13,8 @@ use crate::run::{self, Identities, RunOptions};
 use crate::spec::expand;
 use crate::spec::{self, LoadOptions};
 
+pub mod sweep_table;
+
 /// Why a command did not succeed. This is the one place that decides exit codes: every
 /// command returns `Result<(), Failure>` and [`main`] maps it.
 #[derive(Debug)]
@@ -101,7 +103,7 @@ enum Command {
     /// A captioned grid of transformed training images (PNG).
     Preview(PreviewCmd),
     /// One self-contained HTML page about an experiment: table, curves, images, every run.
-    Report(crate::views::html_report::ReportArgs),
+    Report(crate::views::report::ReportArgs),
     /// Write results into another tool's format.
     #[command(subcommand)]
     Export(ExportCmd),
@@ -140,7 +142,7 @@ enum ExportCmd {
 #[derive(Debug, Args)]
 struct PreviewCmd {
     #[command(flatten)]
-    args: crate::views::preview::PreviewArgs,
+    args: crate::inspect::preview::PreviewArgs,
     /// Override a key of the spec: `--set transforms.hflip=1` (repeatable).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -343,7 +345,7 @@ pub fn main() -> ExitCode {
             })
             .map_err(Failure::failed),
         Command::Preview(a) => cmd_preview(a),
-        Command::Report(a) => crate::views::html_report::report(&a)
+        Command::Report(a) => crate::views::report::report(&a)
             .map(|path| println!("{}", path.display()))
             .map_err(Failure::failed),
         Command::Export(ExportCmd::Mlflow(a)) => crate::export::mlflow::export(&a)
@@ -514,7 +516,7 @@ fn cmd_run(a: RunArgs) -> Result<(), Failure> {
         tracing::warn!("cannot handle Ctrl-C ({e}): it stops the runner at once");
     }
     let reports = run::run_sweep_with(&exp, &runs, &opts, &mut ids);
-    println!("{}", crate::views::sweep_table::render(&reports));
+    println!("{}", sweep_table::render(&reports));
     let count = |status: Status| reports.iter().filter(|r| r.status == status).count();
     let (done, failed, diverged) = (
         count(Status::Done),
@@ -572,21 +574,21 @@ fn cmd_reproduce(a: ReproduceArgs) -> Result<(), Failure> {
 
 fn cmd_predict(a: PredictArgs) -> Result<(), Failure> {
     let predictor = match (&a.run, &a.model, &a.weights) {
-        (Some(run), _, _) => crate::views::predict::Predictor::from_run(run),
+        (Some(run), _, _) => crate::inspect::predict::Predictor::from_run(run),
         (None, Some(model), Some(weights)) => crate::models::Arch::from_name(model)
-            .map(|arch| crate::views::predict::Predictor::pretrained(arch, weights.clone()))
+            .map(|arch| crate::inspect::predict::Predictor::pretrained(arch, weights.clone()))
             .map_err(|e| e.to_string()),
         _ => Err("give --model and --weights, or --run".to_string()),
     };
     let preds = predictor
         .and_then(|p| p.predict(&a.images, a.top))
         .map_err(Failure::failed)?;
-    println!("{}", crate::views::predict::render(&preds));
+    println!("{}", crate::inspect::predict::render(&preds));
     Ok(())
 }
 
 fn cmd_summary(a: SummaryArgs) -> Result<(), Failure> {
-    use crate::views::summary::{explain_conv, for_spec, ModelSummary};
+    use crate::inspect::summary::{explain_conv, for_spec, ModelSummary};
     let text = if let Some(LayerKind::Conv) = a.layer {
         let layer = crate::nn::describe::ConvLayer {
             input: a.layer_in.expect("clap requires --in"),
@@ -684,7 +686,7 @@ fn cmd_preview(a: PreviewCmd) -> Result<(), Failure> {
     }
     let seed = p.seed.unwrap_or(spec.experiment.seed);
     let path =
-        crate::views::preview::preview(&folder, &crate::setup::transform(spec), p.n, seed, &out)
+        crate::inspect::preview::preview(&folder, &crate::setup::transform(spec), p.n, seed, &out)
             .map_err(Failure::failed)?;
     println!("{}", path.display());
     Ok(())

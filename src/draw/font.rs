@@ -6,7 +6,7 @@ use std::sync::Once;
 
 use plotters::style::{register_font, FontStyle};
 
-static DEJAVU_SANS: &[u8] = include_bytes!("../../../pipeline/fonts/DejaVuSans.ttf");
+static DEJAVU_SANS: &[u8] = include_bytes!("../../pipeline/fonts/DejaVuSans.ttf");
 
 /// The family name every chart asks for.
 pub const FAMILY: &str = "sans-serif";
