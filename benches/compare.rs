@@ -15,7 +15,7 @@ use runner::results::scan::{find_run_dirs, load_runs, read_fresh};
 use runner::results::schema::ParamValue;
 use runner::results::store::Status;
 use runner::testing::{write_run, SyntheticRun};
-use runner::views::compare::{compare, compare_runs, CompareArgs, Format};
+use runner::views::compare::{compare, compare_runs, CompareOptions, Format};
 
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -135,9 +135,10 @@ fn main() {
         "{:>4} {:>8} {:>9} {:>8} {:>9} {:>13} {:>6} {:>6}",
         "rep", "find ms", "fresh ms", "load ms", "render ms", "compare() ms", "rows", "runs"
     );
-    let args = CompareArgs {
+    let args = CompareOptions {
+        inputs: inputs.clone(),
         format: Format::Table,
-        ..CompareArgs::new(inputs.clone())
+        ..CompareOptions::default()
     };
     let mut totals = Vec::new();
     for rep in 1..=reps {

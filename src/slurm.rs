@@ -6,39 +6,21 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// `runner slurm` options that shape the script.
-#[derive(Debug, Clone, clap::Args)]
+/// What shapes the script (`runner slurm`'s options).
+#[derive(Debug, Clone, Default)]
 pub struct SlurmOptions {
-    /// Partition to submit to (`#SBATCH --partition`).
-    #[arg(long)]
+    /// `#SBATCH --partition`.
     pub partition: Option<String>,
     /// Time limit per task, in Slurm's format (`30`, `2:00:00`, `1-0`).
-    #[arg(long)]
     pub time: Option<String>,
     /// CPUs per task; also the runner's thread count inside the task.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub cpus_per_task: Option<u32>,
     /// Memory per node, in Slurm's format (`4G`).
-    #[arg(long)]
     pub mem: Option<String>,
     /// At most K tasks at once (`--array=…%K`).
-    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_parallel: Option<u32>,
-    /// `unfinished`: only the points whose run is not `done`.
-    #[arg(long, value_enum)]
-    pub only: Option<Only>,
-    /// Run `sbatch`, print the job id and return (without it: write the script and print the
-    /// command).
-    #[arg(long)]
-    pub submit: bool,
-    /// Further `sbatch` arguments, after `--` (e.g. `-- --dependency=afterok:123 --qos=low`).
-    #[arg(last = true, value_name = "SBATCH_ARGS")]
+    /// Further `sbatch` arguments.
     pub extra: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Only {
-    Unfinished,
 }
 
 /// Everything the script needs.
@@ -248,8 +230,6 @@ mod tests {
             cpus_per_task: Some(2),
             mem: None,
             max_parallel: Some(2),
-            only: None,
-            submit: false,
             extra: vec![],
         };
         let overrides = [

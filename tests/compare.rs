@@ -7,7 +7,7 @@ use runner::results::scan::{find_run_dirs, load_runs};
 use runner::results::schema::ParamValue;
 use runner::results::store::Status;
 use runner::testing::{write_run, SyntheticRun};
-use runner::views::compare::{compare, BestAndFinal, BestBy, CompareArgs, Format};
+use runner::views::compare::{compare, BestAndFinal, BestBy, CompareOptions, Format};
 
 fn run(
     experiment: &str,
@@ -60,16 +60,17 @@ fn fixture() -> tempfile::TempDir {
     dir
 }
 
-fn args(inputs: &[PathBuf]) -> CompareArgs {
-    CompareArgs::new(
-        inputs
+fn args(inputs: &[PathBuf]) -> CompareOptions {
+    CompareOptions {
+        inputs: inputs
             .iter()
             .map(|p| p.to_string_lossy().into_owned())
             .collect(),
-    )
+        ..CompareOptions::default()
+    }
 }
 
-fn with(mut a: CompareArgs, f: impl FnOnce(&mut CompareArgs)) -> CompareArgs {
+fn with(mut a: CompareOptions, f: impl FnOnce(&mut CompareOptions)) -> CompareOptions {
     f(&mut a);
     a
 }
@@ -165,7 +166,8 @@ fn filters_select_runs_by_short_name_status_and_metric() {
 fn filter_and_sort_errors_name_the_bad_token() {
     let t = fixture();
     let a = args(&[t.path().join("results")]);
-    let err = |f: &dyn Fn(&mut CompareArgs)| compare(&with(a.clone(), f)).unwrap_err().to_string();
+    let err =
+        |f: &dyn Fn(&mut CompareOptions)| compare(&with(a.clone(), f)).unwrap_err().to_string();
     assert_eq!(
         err(&|a| a.filter = vec!["lambda=>1".into()]),
         "bad filter 'lambda=>1': '=>' is not an operator (one of >=, <=, >, <, =, !=)"

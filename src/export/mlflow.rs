@@ -26,17 +26,6 @@ use crate::results::timestamp::parse_rfc3339;
 use crate::results::{schema, stored_spec};
 use crate::views::plot;
 
-/// `runner export mlflow` arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct MlflowArgs {
-    /// Results: an experiment folder (`results/<experiment>`), a results folder or run folders.
-    #[arg(required = true)]
-    pub results: Vec<String>,
-    /// The MLflow file store to write into (created if missing; `mlruns` is MLflow's default).
-    #[arg(long, value_name = "DIR")]
-    pub to: PathBuf,
-}
-
 /// What one experiment's export did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Exported {
@@ -61,15 +50,17 @@ fn mlflow_status(s: Option<Status>) -> i64 {
     }
 }
 
-pub fn export(args: &MlflowArgs) -> Result<Vec<Exported>, ViewError> {
-    let dirs = scan::find_run_dirs(&args.results)?;
+/// Exports the runs found under `results` (experiment folders, results folders or run folders)
+/// into the MLflow file store `to`, created if missing.
+pub fn export(results: &[String], to: &Path) -> Result<Vec<Exported>, ViewError> {
+    let dirs = scan::find_run_dirs(results)?;
     let runs = scan::load_runs(&dirs)?;
     let mut names: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
     names.sort();
     names.dedup();
-    mkdir(&args.to)?;
-    let root = std::fs::canonicalize(&args.to).map_err(|e| ViewError::Write {
-        path: args.to.clone(),
+    mkdir(to)?;
+    let root = std::fs::canonicalize(to).map_err(|e| ViewError::Write {
+        path: to.to_path_buf(),
         reason: e.to_string(),
     })?;
     ensure_default_experiment(&root)?;
@@ -372,14 +363,11 @@ mod tests {
         let results = tmp.path().join("results");
         sweep(&results);
         let to = tmp.path().join("mlruns");
-        let args = MlflowArgs {
-            results: vec![results.join("sweep").display().to_string()],
-            to: to.clone(),
-        };
-        let first = export(&args).unwrap();
+        let inputs = vec![results.join("sweep").display().to_string()];
+        let first = export(&inputs, &to).unwrap();
         assert_eq!(first.len(), 1);
         assert!(first[0].created);
-        let again = export(&args).unwrap();
+        let again = export(&inputs, &to).unwrap();
         assert!(!again[0].created);
         assert_eq!(again[0].experiment_id, first[0].experiment_id);
         let exp = to.join(&first[0].experiment_id);

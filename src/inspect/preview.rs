@@ -15,7 +15,7 @@ use plotters::prelude::*;
 use crate::data::{BadImagePolicy, ImageFolder, Loader, Transform};
 use crate::draw::{encode_png, font};
 use crate::results::scan::ViewError;
-use crate::views::plot::write_file;
+use crate::results::store;
 
 /// Grid columns at most (torchvision's `nrow` default).
 pub const COLUMNS: usize = 8;
@@ -25,23 +25,6 @@ pub const PADDING: u32 = 2;
 pub const CAPTION: u32 = 20;
 /// Images whose longer side is smaller than this are scaled up by a whole factor.
 pub const MIN_SIDE: u32 = 96;
-
-/// `runner preview` arguments (the caller resolves the spec into an `ImageFolder` and the train
-/// `Transform`, and picks the default output path and seed).
-#[derive(Debug, Clone, clap::Args)]
-pub struct PreviewArgs {
-    /// The experiment spec (TOML).
-    pub spec: PathBuf,
-    /// Number of images.
-    #[arg(short = 'n', long, default_value_t = 32)]
-    pub n: usize,
-    /// Seed of the sample and of the random transforms (default: the spec's seed).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Output PNG (default: next to the experiment's results).
-    #[arg(short, long)]
-    pub out: Option<PathBuf>,
-}
 
 /// Writes the grid of the first `n` images (fewer if the split is smaller) of epoch 1's order
 /// to `out` (atomically) and returns its path.
@@ -53,7 +36,12 @@ pub fn preview(
     out: &Path,
 ) -> Result<PathBuf, ViewError> {
     let png = preview_png(folder, transform, n, seed)?;
-    write_file(out, &png)?;
+    store::write_atomic(out, |f| std::io::Write::write_all(f, &png)).map_err(|e| {
+        ViewError::Write {
+            path: out.to_path_buf(),
+            reason: e.to_string(),
+        }
+    })?;
     Ok(out.to_path_buf())
 }
 

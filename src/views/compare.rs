@@ -28,62 +28,43 @@ pub const METRICS: [&str; 6] = [
     "final_weight_norm",
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Format {
+    #[default]
     Table,
     Markdown,
     Csv,
     Json,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum BestBy {
     /// Lowest val loss.
+    #[default]
     ValLoss,
     /// Highest val accuracy.
     ValAcc,
 }
 
-/// `runner compare` arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct CompareArgs {
-    /// Results folders, run folders, metrics.parquet files or (quoted) glob patterns.
-    #[arg(required = true)]
+/// What to compare and how to show it.
+#[derive(Debug, Clone, Default)]
+pub struct CompareOptions {
+    /// Results folders, run folders, metrics.parquet files or glob patterns.
     pub inputs: Vec<String>,
-    #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
     /// Which epoch of a run is its best.
-    #[arg(long, value_enum, default_value_t = BestBy::ValLoss)]
     pub by: BestBy,
-    /// Sort by this column (a short name matches a dotted key's last part); add `:desc`, or
-    /// start with `-` (`--sort=-val_acc@best`), for descending.
-    #[arg(long)]
+    /// Sort by this column; `name:desc` or `-name` for descending.
     pub sort: Option<String>,
-    /// Keep runs where COLUMN OP VALUE holds, e.g. `lambda>=1e-3`, `status=done` (ops: >=, <=,
-    /// >, <, =, !=). Repeat to combine with "and".
-    #[arg(long)]
+    /// `COLUMN OP VALUE` conditions a run must all meet.
     pub filter: Vec<String>,
-    /// Also show per-class accuracy, precision, recall and the confusion matrix of each run.
-    #[arg(long)]
+    /// Also show per-class metrics and the confusion matrix of each run.
     pub per_class: bool,
-}
-
-impl CompareArgs {
-    pub fn new(inputs: Vec<String>) -> Self {
-        Self {
-            inputs,
-            format: Format::Table,
-            by: BestBy::ValLoss,
-            sort: None,
-            filter: Vec::new(),
-            per_class: false,
-        }
-    }
 }
 
 /// Finds and reads the runs, then renders the comparison; any run that cannot be read is an
 /// error.
-pub fn compare(args: &CompareArgs) -> Result<String, ViewError> {
+pub fn compare(args: &CompareOptions) -> Result<String, ViewError> {
     let (out, unreadable) = compare_readable(args)?;
     match unreadable.into_iter().next() {
         Some(e) => Err(e),
@@ -93,7 +74,7 @@ pub fn compare(args: &CompareArgs) -> Result<String, ViewError> {
 
 /// Finds and reads the runs, then renders the comparison of those that could be read; the
 /// others come back with their errors (one corrupt metrics file must not hide the sweep).
-pub fn compare_readable(args: &CompareArgs) -> Result<(String, Vec<ViewError>), ViewError> {
+pub fn compare_readable(args: &CompareOptions) -> Result<(String, Vec<ViewError>), ViewError> {
     let filters = args
         .filter
         .iter()
@@ -113,7 +94,7 @@ pub fn compare_readable(args: &CompareArgs) -> Result<(String, Vec<ViewError>), 
 /// Renders already loaded runs (the part of `compare` the benchmark times separately).
 pub fn compare_runs(
     runs: &[Run],
-    args: &CompareArgs,
+    args: &CompareOptions,
     filters: &[Filter],
 ) -> Result<String, ViewError> {
     let summaries: Vec<BestAndFinal> = runs.iter().map(|r| BestAndFinal::of(r, args.by)).collect();

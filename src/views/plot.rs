@@ -20,14 +20,6 @@ pub use chart::{Band, Series, XAxis};
 pub const SINGLE: (u32, u32) = (900, 600);
 pub const DOUBLE: (u32, u32) = (1400, 600);
 
-/// `runner plot` arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct PlotArgs {
-    /// A results folder, an experiment folder or a run folder; plots go to each experiment's
-    /// `plots/` folder.
-    pub results: PathBuf,
-}
-
 /// Plots every experiment under `results` (a results root, an experiment folder or a run
 /// folder) and returns the written files, PNG then SVG per figure.
 pub fn plot(results: &Path) -> Result<Vec<PathBuf>, ViewError> {

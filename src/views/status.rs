@@ -2,7 +2,7 @@
 //! files alone (the experiment's plan in `<results>/.plans/`, each run's `manifest.json` and `lock`), so it
 //! works on a login node while the tasks run on other nodes.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::UNIX_EPOCH;
 
 use comfy_table::presets;
@@ -12,20 +12,12 @@ use crate::results::plan::{ExperimentPlan, PlannedPoint};
 use crate::results::scan::ViewError;
 use crate::results::store::{read_manifest, Status};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Format {
+    #[default]
     Table,
     Csv,
     Json,
-}
-
-/// `runner status` arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct StatusArgs {
-    /// An experiment's results folder: `<results>/<experiment>`.
-    pub experiment: PathBuf,
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
 }
 
 /// Where one planned point stands.
@@ -158,9 +150,10 @@ pub fn statuses(experiment_dir: &Path) -> Result<(ExperimentPlan, Vec<PointStatu
     Ok((plan, points))
 }
 
-pub fn status(args: &StatusArgs) -> Result<String, ViewError> {
-    let (plan, points) = statuses(&args.experiment)?;
-    Ok(render(&plan, &points, args.format))
+/// Where every planned point of the experiment in `experiment_dir` stands, rendered.
+pub fn status(experiment_dir: &Path, format: Format) -> Result<String, ViewError> {
+    let (plan, points) = statuses(experiment_dir)?;
+    Ok(render(&plan, &points, format))
 }
 
 fn keys(plan: &ExperimentPlan) -> Vec<String> {

@@ -23,35 +23,30 @@ use sections::RunFiles;
 /// Images in the preview grid (one row of the grid's 8 columns, twice).
 pub const PREVIEW_IMAGES: usize = 16;
 
-/// `runner report` arguments.
-#[derive(Debug, Clone, clap::Args)]
-pub struct ReportArgs {
+/// What to report on and how.
+#[derive(Debug, Clone)]
+pub struct ReportOptions {
     /// An experiment's results folder (`results/<experiment>`).
     pub experiment: PathBuf,
-    /// Output file (default: `<experiment folder>/report.html`).
-    #[arg(short, long, value_name = "FILE")]
+    /// Output file; `None`: `<experiment folder>/report.html`.
     pub out: Option<PathBuf>,
     /// Which epoch of a run is its best (for the table, and which runs the charts of a big
     /// sweep draw).
-    #[arg(long, value_enum, default_value_t = BestBy::ValLoss)]
     pub by: BestBy,
-    /// Initial order of the table, as `runner compare --sort` (click a header to re-sort).
-    #[arg(long)]
+    /// Initial order of the table, as `runner compare --sort`.
     pub sort: Option<String>,
-    /// Per-epoch charts draw a line for at most this many runs (the best by `--by`) and a
+    /// Per-epoch charts draw a line for at most this many runs (the best by `by`) and a
     /// min–max band for all of them.
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
-    pub top: u32,
-    /// The project folder the runs' relative dataset paths refer to, for the preview (default:
-    /// found from the run folder, else the current folder).
-    #[arg(long, value_name = "DIR")]
+    pub top: usize,
+    /// The project folder the runs' relative dataset paths refer to, for the preview; `None`:
+    /// found from the run folder, else the current folder.
     pub project: Option<PathBuf>,
 }
 
-impl ReportArgs {
-    pub fn new(experiment: PathBuf) -> Self {
+impl Default for ReportOptions {
+    fn default() -> Self {
         Self {
-            experiment,
+            experiment: PathBuf::new(),
             out: None,
             by: BestBy::ValLoss,
             sort: None,
@@ -62,7 +57,7 @@ impl ReportArgs {
 }
 
 /// Reads the experiment's runs, writes the report atomically and returns its path.
-pub fn report(args: &ReportArgs) -> Result<PathBuf, ViewError> {
+pub fn report(args: &ReportOptions) -> Result<PathBuf, ViewError> {
     let dirs = scan::find_run_dirs(&[args.experiment.to_string_lossy()])?;
     let runs = scan::load_runs(&dirs)?;
     let mut experiments: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
@@ -91,7 +86,7 @@ pub fn report(args: &ReportArgs) -> Result<PathBuf, ViewError> {
 }
 
 /// The report of one experiment's runs as an HTML document.
-pub fn render(runs: &[Run], args: &ReportArgs) -> Result<String, ViewError> {
+pub fn render(runs: &[Run], args: &ReportOptions) -> Result<String, ViewError> {
     let summaries: Vec<BestAndFinal> = runs.iter().map(|r| BestAndFinal::of(r, args.by)).collect();
     let run_refs: Vec<&Run> = runs.iter().collect();
     let mut table = Table::build(&run_refs, &summaries.iter().collect::<Vec<_>>());
@@ -114,7 +109,7 @@ pub fn render(runs: &[Run], args: &ReportArgs) -> Result<String, ViewError> {
 
     body.push_str("<h2>Curves</h2>\n");
     let curves = Curves::Top {
-        k: args.top as usize,
+        k: args.top,
         by: args.by,
     };
     let figures = plot::figures(&ordered, curves);

@@ -1,0 +1,160 @@
+//! `runner compare`, `plot`, `report`, `status` and `export`: the commands that read results
+//! trees. Each turns its arguments into the plain options of `crate::views` or `crate::export`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use super::Failure;
+use crate::views::compare::{BestBy, CompareOptions, Format};
+use crate::views::report::ReportOptions;
+
+#[derive(Debug, Args)]
+pub(super) struct CompareArgs {
+    /// Results folders, run folders, metrics.parquet files or (quoted) glob patterns.
+    #[arg(required = true)]
+    inputs: Vec<String>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+    /// Which epoch of a run is its best.
+    #[arg(long, value_enum, default_value_t = BestBy::ValLoss)]
+    by: BestBy,
+    /// Sort by this column (a short name matches a dotted key's last part); add `:desc`, or
+    /// start with `-` (`--sort=-val_acc@best`), for descending.
+    #[arg(long)]
+    sort: Option<String>,
+    /// Keep runs where COLUMN OP VALUE holds, e.g. `lambda>=1e-3`, `status=done` (ops: >=, <=,
+    /// >, <, =, !=). Repeat to combine with "and".
+    #[arg(long)]
+    filter: Vec<String>,
+    /// Also show per-class accuracy, precision, recall and the confusion matrix of each run.
+    #[arg(long)]
+    per_class: bool,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct PlotArgs {
+    /// A results folder, an experiment folder or a run folder; plots go to each experiment's
+    /// `plots/` folder.
+    results: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ReportArgs {
+    /// An experiment's results folder (`results/<experiment>`).
+    experiment: PathBuf,
+    /// Output file (default: `<experiment folder>/report.html`).
+    #[arg(short, long, value_name = "FILE")]
+    out: Option<PathBuf>,
+    /// Which epoch of a run is its best (for the table, and which runs the charts of a big
+    /// sweep draw).
+    #[arg(long, value_enum, default_value_t = BestBy::ValLoss)]
+    by: BestBy,
+    /// Initial order of the table, as `runner compare --sort` (click a header to re-sort).
+    #[arg(long)]
+    sort: Option<String>,
+    /// Per-epoch charts draw a line for at most this many runs (the best by `--by`) and a
+    /// min–max band for all of them.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    top: u32,
+    /// The project folder the runs' relative dataset paths refer to, for the preview (default:
+    /// found from the run folder, else the current folder).
+    #[arg(long, value_name = "DIR")]
+    project: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct StatusArgs {
+    /// An experiment's results folder: `<results>/<experiment>`.
+    experiment: PathBuf,
+    #[arg(long, value_enum, default_value_t = crate::views::status::Format::Table)]
+    format: crate::views::status::Format,
+}
+
+#[derive(Debug, Subcommand)]
+pub(super) enum ExportCmd {
+    /// Runs, params, tags and per-epoch metric histories as an MLflow file store
+    /// (`MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri DIR` shows them).
+    Mlflow(MlflowArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct MlflowArgs {
+    /// Results: an experiment folder (`results/<experiment>`), a results folder or run folders.
+    #[arg(required = true)]
+    results: Vec<String>,
+    /// The MLflow file store to write into (created if missing; `mlruns` is MLflow's default).
+    #[arg(long, value_name = "DIR")]
+    to: PathBuf,
+}
+
+/// The table of the readable runs on stdout; the unreadable ones, each with its error, on
+/// stderr (and exit status 1: the comparison is incomplete).
+pub(super) fn cmd_compare(a: CompareArgs) -> Result<(), Failure> {
+    let opts = CompareOptions {
+        inputs: a.inputs,
+        format: a.format,
+        by: a.by,
+        sort: a.sort,
+        filter: a.filter,
+        per_class: a.per_class,
+    };
+    let (out, unreadable) =
+        crate::views::compare::compare_readable(&opts).map_err(Failure::failed)?;
+    print!("{out}");
+    if unreadable.is_empty() {
+        return Ok(());
+    }
+    let n = unreadable.len();
+    let mut msg = format!(
+        "{n} run{} could not be read and {} left out:",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "is" } else { "are" }
+    );
+    for e in unreadable {
+        msg += &format!("\n  {e}");
+    }
+    Err(Failure::Failed(Some(msg)))
+}
+
+pub(super) fn cmd_plot(a: PlotArgs) -> Result<(), Failure> {
+    for p in crate::views::plot::plot(&a.results).map_err(Failure::failed)? {
+        println!("{}", p.display());
+    }
+    Ok(())
+}
+
+pub(super) fn cmd_report(a: ReportArgs) -> Result<(), Failure> {
+    let opts = ReportOptions {
+        experiment: a.experiment,
+        out: a.out,
+        by: a.by,
+        sort: a.sort,
+        top: a.top as usize,
+        project: a.project,
+    };
+    let path = crate::views::report::report(&opts).map_err(Failure::failed)?;
+    println!("{}", path.display());
+    Ok(())
+}
+
+pub(super) fn cmd_status(a: StatusArgs) -> Result<(), Failure> {
+    let out = crate::views::status::status(&a.experiment, a.format).map_err(Failure::failed)?;
+    print!("{out}");
+    Ok(())
+}
+
+pub(super) fn cmd_export(a: ExportCmd) -> Result<(), Failure> {
+    let ExportCmd::Mlflow(a) = a;
+    for e in crate::export::mlflow::export(&a.results, &a.to).map_err(Failure::failed)? {
+        println!(
+            "{}: {} run(s) to MLflow experiment {} ({}) in {}",
+            e.name,
+            e.runs,
+            e.experiment_id,
+            if e.created { "new" } else { "updated" },
+            e.dir.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! `runner slurm`: a sweep as a Slurm job array (see `crate::slurm` for the script).
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::sweep::{load_and_plan, SpecArgs};
+use super::Failure;
+use crate::run::Identities;
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Examples:\n  runner slurm experiments/lambda_sweep.toml --max-parallel 4 --submit\n  \
+    runner slurm experiments/lambda_sweep.toml --only unfinished --submit\n  \
+    runner slurm experiments/lambda_sweep.toml --submit -- --qos=low --account=lab"
+)]
+pub(super) struct SlurmArgs {
+    #[command(flatten)]
+    spec: SpecArgs,
+    /// Where results go (the script goes to `<DIR>/<experiment>/slurm/`).
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    results: PathBuf,
+    /// Partition to submit to (`#SBATCH --partition`).
+    #[arg(long)]
+    partition: Option<String>,
+    /// Time limit per task, in Slurm's format (`30`, `2:00:00`, `1-0`).
+    #[arg(long)]
+    time: Option<String>,
+    /// CPUs per task; also the runner's thread count inside the task.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    cpus_per_task: Option<u32>,
+    /// Memory per node, in Slurm's format (`4G`).
+    #[arg(long)]
+    mem: Option<String>,
+    /// At most K tasks at once (`--array=…%K`).
+    #[arg(long, value_name = "K", value_parser = clap::value_parser!(u32).range(1..))]
+    max_parallel: Option<u32>,
+    /// `unfinished`: only the points whose run is not `done`.
+    #[arg(long, value_enum)]
+    only: Option<Only>,
+    /// Run `sbatch`, print the job id and return (without it: write the script and print the
+    /// command).
+    #[arg(long)]
+    submit: bool,
+    /// Further `sbatch` arguments, after `--` (e.g. `-- --dependency=afterok:123 --qos=low`).
+    #[arg(last = true, value_name = "SBATCH_ARGS")]
+    extra: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Only {
+    Unfinished,
+}
+
+pub(super) fn cmd_slurm(a: SlurmArgs) -> Result<(), Failure> {
+    let mut ids = Identities::default();
+    let (exp, plan) = load_and_plan(&a.spec, &a.results, &mut ids)?;
+    let exp_dir = a.results.join(&exp.name);
+    let points: Vec<usize> = match a.only {
+        None => plan.points.iter().map(|p| p.number).collect(),
+        Some(Only::Unfinished) => plan
+            .points
+            .iter()
+            .map(|p| crate::views::status::point_status(&exp_dir, p))
+            .filter(|s| s.state != crate::views::status::State::Done)
+            .map(|s| s.point.number)
+            .collect(),
+    };
+    if points.is_empty() {
+        println!(
+            "{}: all {} points are done: nothing to submit",
+            exp.name,
+            plan.points.len()
+        );
+        return Ok(());
+    }
+    let runner = std::env::current_exe()
+        .map_err(|e| Failure::failed(format!("cannot find the runner binary: {e}")))?;
+    let project = std::env::current_dir()
+        .map_err(|e| Failure::failed(format!("cannot read the current folder: {e}")))?;
+    let written_at = crate::results::timestamp::now_utc();
+    let opts = crate::slurm::SlurmOptions {
+        partition: a.partition.clone(),
+        time: a.time.clone(),
+        cpus_per_task: a.cpus_per_task,
+        mem: a.mem.clone(),
+        max_parallel: a.max_parallel,
+        extra: a.extra.clone(),
+    };
+    let job = crate::slurm::Job {
+        experiment: &exp.name,
+        runner: &runner,
+        project: &project,
+        spec: &a.spec.spec,
+        overrides: &a.spec.overrides,
+        pipeline: a.spec.pipeline.as_deref(),
+        results: &a.results,
+        points: &points,
+        opts: &opts,
+        written_at: &written_at,
+    };
+    let script = crate::slurm::write_script(&job).map_err(Failure::failed)?;
+    let command: Vec<String> = std::iter::once("sbatch".to_string())
+        .chain(crate::slurm::sbatch_args(&script, &opts.extra))
+        .map(|w| crate::slurm::shell_quote(&w))
+        .collect();
+    println!(
+        "{}: {} of {} points as array {}, script {}",
+        exp.name,
+        points.len(),
+        plan.points.len(),
+        crate::slurm::array_ranges(&points),
+        script.display()
+    );
+    if !a.submit {
+        println!("submit with: {}", command.join(" "));
+        return Ok(());
+    }
+    println!("{}", command.join(" "));
+    let id = crate::slurm::submit(&script, &opts.extra).map_err(Failure::failed)?;
+    println!("submitted job {id}");
+    println!(
+        "follow with: squeue -j {id}; runner status {}",
+        exp_dir.display()
+    );
+    Ok(())
+}

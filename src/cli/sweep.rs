@@ -1,0 +1,234 @@
+//! `runner run`, `check`, `plan` and `reproduce`: the commands that read a spec, plan its sweep
+//! and train it.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use clap::Args;
+
+use super::Failure;
+use crate::results::plan::{ExperimentPlan, PlannedPoint};
+use crate::results::store::Status;
+use crate::run::{self, Identities, RunOptions};
+use crate::spec::expand;
+use crate::spec::{self, LoadOptions};
+
+#[derive(Debug, Args)]
+pub(super) struct SpecArgs {
+    /// The experiment spec (TOML).
+    pub(super) spec: PathBuf,
+    /// Override a key of the spec: `--set regularization.lambda=0.01` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(super) overrides: Vec<String>,
+    /// The folder of presets named in `use` (default: the nearest `pipeline/` above the spec).
+    #[arg(long, value_name = "DIR")]
+    pub(super) pipeline: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct RunArgs {
+    #[command(flatten)]
+    pub(super) spec: SpecArgs,
+    /// Where results go: `<DIR>/<experiment>/<run_id>/`.
+    #[arg(long, default_value = "results", value_name = "DIR")]
+    pub(super) results: PathBuf,
+    /// Train runs again even when their results are complete.
+    #[arg(long)]
+    pub(super) rerun: bool,
+    /// Train only sweep point I (numbered from 1, as `runner plan` prints), or `env`: the index
+    /// from SLURM_ARRAY_TASK_ID, else JOB_COMPLETION_INDEX (Kubernetes Indexed Jobs, from 0).
+    #[arg(long, value_name = "I|env", conflicts_with = "shard")]
+    pub(super) index: Option<spec::select::Selection>,
+    /// Train every N-th sweep point starting at I (`--shard 2/4`: points 2, 6, 10, …).
+    #[arg(long, value_name = "I/N", value_parser = spec::select::parse_shard)]
+    pub(super) shard: Option<spec::select::Selection>,
+}
+
+#[derive(Debug, Args)]
+pub(super) struct ReproduceArgs {
+    /// A run's folder: `results/<experiment>/<run_id>`.
+    pub(super) run: PathBuf,
+    /// Largest absolute difference allowed per metric value (timings are not compared).
+    #[arg(long, default_value_t = 1e-5)]
+    pub(super) tolerance: f64,
+    /// The project folder the run's relative paths refer to (default: found from the run folder).
+    #[arg(long, value_name = "DIR")]
+    pub(super) project: Option<PathBuf>,
+}
+
+pub(super) fn load(a: &SpecArgs) -> Result<spec::Experiment, Failure> {
+    let opts = LoadOptions {
+        overrides: a.overrides.clone(),
+        pipeline_dir: a.pipeline.clone(),
+    };
+    match spec::load(&a.spec, &opts) {
+        Ok(exp) => {
+            // a base warning repeats in every run: print each once
+            let mut seen = std::collections::HashSet::new();
+            for w in exp
+                .warnings
+                .iter()
+                .chain(exp.runs.iter().flat_map(|r| &r.warnings))
+            {
+                if seen.insert(w) {
+                    eprintln!("{w}");
+                }
+            }
+            Ok(exp)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn run_ids(runs: &[expand::PlannedRun]) -> Result<Vec<String>, Failure> {
+    let mut ids = Identities::default();
+    runs.iter()
+        .map(|r| ids.run_id(&r.spec))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Failure::Spec(format!("error: {e}")))
+}
+
+pub(super) fn cmd_check(a: SpecArgs) -> Result<(), Failure> {
+    let runs = load(&a)?.runs;
+    println!(
+        "{}: ok ({} run{})",
+        a.spec.display(),
+        runs.len(),
+        if runs.len() == 1 { "" } else { "s" }
+    );
+    Ok(())
+}
+
+pub(super) fn cmd_plan(a: SpecArgs) -> Result<(), Failure> {
+    let exp = load(&a)?;
+    let ids = run_ids(&exp.runs)?;
+    print!("{}", expand::render(&exp, &exp.runs, &ids));
+    Ok(())
+}
+
+/// The sweep as planned into a results folder, for `runner status`.
+fn experiment_plan(exp: &spec::Experiment, ids: &[String], a: &SpecArgs) -> ExperimentPlan {
+    ExperimentPlan {
+        experiment: exp.name.clone(),
+        spec: exp.source.clone(),
+        overrides: a.overrides.clone(),
+        planned_at: crate::results::timestamp::now_utc(),
+        points: exp
+            .runs
+            .iter()
+            .zip(ids)
+            .map(|(r, id)| PlannedPoint {
+                number: r.index + 1,
+                run_id: id.clone(),
+                swept: run::swept_values(r)
+                    .into_iter()
+                    .map(|(k, v)| (k, v.to_string()))
+                    .collect(),
+                epochs: r.spec.train.epochs as usize,
+            })
+            .collect(),
+    }
+}
+
+/// Loads the spec, computes every run id and records the plan under `results`.
+pub(super) fn load_and_plan(
+    a: &SpecArgs,
+    results: &Path,
+    ids: &mut Identities,
+) -> Result<(spec::Experiment, ExperimentPlan), Failure> {
+    let exp = load(a)?;
+    let run_ids = exp
+        .runs
+        .iter()
+        .map(|r| ids.run_id(&r.spec))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Failure::Spec(format!("error: {e}")))?;
+    let plan = experiment_plan(&exp, &run_ids, a);
+    plan.write(results).map_err(Failure::failed)?;
+    Ok((exp, plan))
+}
+
+pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
+    let start = Instant::now();
+    let mut ids = Identities::default();
+    let (exp, _) = load_and_plan(&a.spec, &a.results, &mut ids)?;
+    let mut runs = exp.runs.clone();
+    if let Some(sel) = a.index.as_ref().or(a.shard.as_ref()) {
+        let (picked, said) = spec::select::resolve(sel, runs.len(), |k| std::env::var(k).ok())
+            .map_err(Failure::Usage)?;
+        if let Some(said) = said {
+            tracing::info!("{said}");
+        }
+        runs.retain(|r| picked.contains(&r.index));
+    }
+    tracing::info!(
+        "{}: {} run(s), results in {}",
+        exp.name,
+        runs.len(),
+        a.results.join(&exp.name).display()
+    );
+    let opts = RunOptions {
+        results: a.results,
+        rerun: a.rerun,
+        progress: std::io::stderr().is_terminal(),
+    };
+    if let Err(e) = crate::train::interrupt::install() {
+        tracing::warn!("cannot handle Ctrl-C ({e}): it stops the runner at once");
+    }
+    let reports = run::run_sweep_with(&exp, &runs, &opts, &mut ids);
+    println!("{}", crate::cli::sweep_table::render(&reports));
+    let count = |status: Status| reports.iter().filter(|r| r.status == status).count();
+    let (done, failed, diverged) = (
+        count(Status::Done),
+        count(Status::Failed),
+        count(Status::Diverged),
+    );
+    // `Running` here means another process holds the run: neither done nor failed by us
+    let mut also = String::new();
+    for (n, what) in [
+        (count(Status::Running), "held by another process"),
+        (count(Status::Interrupted), "interrupted"),
+        (exp.runs.len() - reports.len(), "not started"),
+    ] {
+        if n > 0 {
+            also += &format!(", {n} {what}");
+        }
+    }
+    println!(
+        "{}: {done} done, {failed} failed, {diverged} diverged{also} in {:.1}s",
+        exp.name,
+        start.elapsed().as_secs_f64()
+    );
+    for r in reports.iter().filter(|r| r.error.is_some()) {
+        // numbered from 1, like the log and the summary table
+        eprintln!(
+            "run {} ({}) failed: {}",
+            r.index + 1,
+            r.run_id,
+            r.error.as_deref().unwrap_or_default()
+        );
+    }
+    if count(Status::Interrupted) > 0 || crate::train::interrupt::requested() {
+        eprintln!(
+            "{}: interrupted; run the same command again to resume",
+            exp.name
+        );
+        Err(Failure::Interrupted)
+    } else if failed + diverged > 0 {
+        Err(Failure::Failed(None))
+    } else {
+        Ok(())
+    }
+}
+
+pub(super) fn cmd_reproduce(a: ReproduceArgs) -> Result<(), Failure> {
+    let r = run::reproduce::reproduce(&a.run, a.tolerance, a.project.as_deref())
+        .map_err(Failure::failed)?;
+    print!("{}", r.render());
+    if r.passed() {
+        Ok(())
+    } else {
+        Err(Failure::Failed(None))
+    }
+}
