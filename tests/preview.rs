@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use runner::data::{ImageFolder, Transform};
-use runner::inspect::preview::{grid_size, preview, CAPTION, PADDING};
+use runner::data::{BadImagePolicy, ImageFolder, Transform};
+use runner::inspect::preview::{grid_size, preview, TrainingImages, CAPTION, PADDING};
 
 fn folder() -> ImageFolder {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny");
@@ -23,11 +23,19 @@ fn train_transform() -> Transform {
     }
 }
 
+fn images<'a>(folder: &'a ImageFolder, transform: &'a Transform) -> TrainingImages<'a> {
+    TrainingImages {
+        folder,
+        transform,
+        bad_images: BadImagePolicy::Error,
+    }
+}
+
 #[test]
 fn writes_a_captioned_grid_of_transformed_images() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("preview.png");
-    let written = preview(&folder(), &train_transform(), 10, 7, &out).unwrap();
+    let written = preview(&images(&folder(), &train_transform()), 10, 7, &out).unwrap();
     assert_eq!(written, out);
     if let Ok(keep) = std::env::var("PREVIEW_TEST_KEEP") {
         std::fs::copy(&out, Path::new(&keep).join("preview.png")).unwrap();
@@ -52,10 +60,10 @@ fn writes_a_captioned_grid_of_transformed_images() {
     assert!(dark > 20, "caption missing ({dark} dark pixels)");
     // the same seed gives the same grid; another seed another sample and augmentation
     let again = dir.path().join("again.png");
-    preview(&folder(), &train_transform(), 10, 7, &again).unwrap();
+    preview(&images(&folder(), &train_transform()), 10, 7, &again).unwrap();
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
     let other = dir.path().join("other.png");
-    preview(&folder(), &train_transform(), 10, 8, &other).unwrap();
+    preview(&images(&folder(), &train_transform()), 10, 8, &other).unwrap();
     assert_ne!(std::fs::read(&out).unwrap(), std::fs::read(&other).unwrap());
 }
 
@@ -68,13 +76,13 @@ fn fewer_images_than_asked_and_a_clear_error_for_zero() {
         hflip: 0.0,
         ..train_transform()
     };
-    preview(&folder(), &val_transform, 100, 0, &out).unwrap();
+    preview(&images(&folder(), &val_transform), 100, 0, &out).unwrap();
     // 16 training images: two full rows
     assert_eq!(
         image::open(&out).unwrap().to_rgb8().dimensions(),
         grid_size(16, (24, 24))
     );
-    let err = preview(&folder(), &val_transform, 0, 0, &out)
+    let err = preview(&images(&folder(), &val_transform), 0, 0, &out)
         .unwrap_err()
         .to_string();
     assert_eq!(err, "preview needs at least 1 image (n = 0)");

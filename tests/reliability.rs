@@ -122,6 +122,43 @@ fn a_corrupt_first_training_image_is_skipped_and_counted() {
     assert!(manifest.contains("\"skipped_images\": 1"), "{manifest}");
 }
 
+/// `runner preview` reads the training images as the run's training does: with
+/// `on_bad_image = "skip"` an undecodable image is left out of the grid (it once failed on a
+/// dataset that trains fine, because the preview always used the `error` policy).
+#[test]
+fn preview_skips_the_images_the_run_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = copy_tiny(dir.path());
+    std::fs::write(
+        data.join("train/cat/cat_02000.png"),
+        b"\x89PNG\r\n\x1a\n truncated",
+    )
+    .unwrap();
+    let skip = MLP.replace(
+        "train_per_class = 4",
+        "train_per_class = 4\non_bad_image = \"skip\"",
+    );
+    spec(dir.path(), &data, &skip);
+    let out = runner(dir.path(), &["preview", "exp.toml", "-n", "8"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let png = dir.path().join("results/rel/preview.png");
+    // 7 decodable training images of 16×16 (scaled ×6): one row of 7
+    let grid = image::open(&png).unwrap().to_rgb8();
+    assert_eq!(
+        grid.dimensions(),
+        runner::inspect::preview::grid_size(7, (16, 16))
+    );
+    // with the default policy the same dataset is an error, as training would be
+    spec(dir.path(), &data, MLP);
+    let out = runner(dir.path(), &["preview", "exp.toml", "-n", "8"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cat_02000.png"),
+        "{}",
+        text(&out)
+    );
+}
+
 /// Item 4: a hidden folder (Jupyter's) inside a split is no class for `check` nor the loader.
 #[test]
 fn hidden_folders_and_files_are_neither_classes_nor_images() {

@@ -10,7 +10,10 @@ fn load(spec: &str, overrides: &[&str]) -> Result<spec::Experiment, SpecError> {
         overrides: overrides.iter().map(|s| s.to_string()).collect(),
         pipeline_dir: None,
     };
-    spec::load(&Path::new("tests/specs").join(spec), &opts)
+    let exp = spec::load(&Path::new("tests/specs").join(spec), &opts)?;
+    // what `runner check` does after the spec: open the dataset and weights it names
+    runner::setup::Resolved::new(&exp)?;
+    Ok(exp)
 }
 
 /// The rendered error of a spec that must fail.

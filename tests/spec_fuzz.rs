@@ -282,7 +282,9 @@ fn check_one(project: &Project, experiment: &Path) -> Result<Verdict, String> {
     let path = project.dir.path().join(experiment);
     // `load` validates the base run and expands the sweep, validating every point
     let loaded = catch_unwind(AssertUnwindSafe(|| {
-        spec::load(&path, &LoadOptions::default())
+        let exp = spec::load(&path, &LoadOptions::default())?;
+        // then what `runner check` opens: the datasets and weights files the runs name
+        runner::setup::Resolved::new(&exp).map(|_| ())
     }));
     match loaded {
         Err(panic) => Err(format!(

@@ -15,7 +15,7 @@ use super::busy::BusyMeter;
 use super::Measure;
 use crate::results::store::Status;
 use crate::run::{self, RunOptions};
-use crate::spec::{self, expand, LoadOptions};
+use crate::spec::{self, LoadOptions};
 
 /// What a workload measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,14 +236,15 @@ pub fn measure(
         pipeline_dir: None,
     };
     let exp = spec::load(&spec_path, &opts).map_err(|e| e.to_string())?;
-    let runs = expand::expand(&exp).map_err(|e| e.to_string())?;
+    let resolved = crate::setup::Resolved::new(&exp).map_err(|e| e.to_string())?;
+    let every: Vec<usize> = (0..resolved.runs.len()).collect();
     let run_opts = RunOptions {
         results: root.join("results"),
         rerun: true,
         progress: false,
     };
     let meter = BusyMeter::start();
-    let reports = run::run_sweep(&exp, &runs, &run_opts);
+    let reports = run::run_sweep(&resolved, &every, &run_opts);
     let busy = meter.stop();
     let r = reports.first().ok_or("the bench spec planned no run")?;
     if r.status != Status::Done {

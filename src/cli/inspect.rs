@@ -5,10 +5,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::sweep::{load, SpecArgs};
+use super::sweep::{load, resolve, SpecArgs};
 use super::values::{parse_chw, parse_freeze, parse_padding};
 use super::Failure;
-use crate::spec::{self, LoadOptions};
+use crate::inspect::preview::TrainingImages;
+use crate::spec;
 
 /// `runner preview`: what the spec's training loader yields, as a captioned grid.
 #[derive(Debug, Args)]
@@ -122,7 +123,7 @@ pub(super) fn cmd_predict(a: PredictArgs) -> Result<(), Failure> {
 }
 
 pub(super) fn cmd_summary(a: SummaryArgs) -> Result<(), Failure> {
-    use crate::inspect::summary::{explain_conv, for_spec, ModelSummary};
+    use crate::inspect::summary::{explain_conv, for_runs, ModelSummary};
     let text = if let Some(LayerKind::Conv) = a.layer {
         let layer = crate::nn::describe::ConvLayer {
             input: a.layer_in.expect("clap requires --in"),
@@ -140,11 +141,12 @@ pub(super) fn cmd_summary(a: SummaryArgs) -> Result<(), Failure> {
             .and_then(|arch| ModelSummary::of(arch, a.input, a.classes, &a.freeze))
             .map(|s| s.render())
     } else if let Some(path) = &a.spec {
-        let opts = LoadOptions {
+        let exp = load(&SpecArgs {
+            spec: path.clone(),
             overrides: a.overrides.clone(),
-            pipeline_dir: a.pipeline.clone(),
-        };
-        for_spec(path, &opts).map(|all| {
+            pipeline: a.pipeline.clone(),
+        })?;
+        for_runs(&resolve(&exp)?).map(|all| {
             let many = all.len() > 1;
             all.iter()
                 .map(|(runs, s)| {
@@ -181,16 +183,9 @@ pub(super) fn cmd_preview(a: PreviewArgs) -> Result<(), Failure> {
         pipeline: None,
     };
     let exp = load(&spec_args)?;
-    let spec = &exp.base;
-    let d = &spec.dataset;
-    let folder = crate::data::ImageFolder::open(
-        &d.root,
-        &d.train_dir,
-        &d.val_dir,
-        d.train_per_class,
-        d.val_per_class,
-    )
-    .map_err(|e| Failure::Spec(format!("error: {e}")))?;
+    let resolved = resolve(&exp)?;
+    // what the sweep's first run trains on
+    let run = &resolved.runs[0];
     let out = p
         .out
         .clone()
@@ -198,10 +193,10 @@ pub(super) fn cmd_preview(a: PreviewArgs) -> Result<(), Failure> {
     if let Some(dir) = out.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
-    let seed = p.seed.unwrap_or(spec.experiment.seed);
+    let seed = p.seed.unwrap_or(run.spec().experiment.seed);
+    let images = TrainingImages::of(run);
     let path =
-        crate::inspect::preview::preview(&folder, &crate::setup::transform(spec), p.n, seed, &out)
-            .map_err(Failure::failed)?;
+        crate::inspect::preview::preview(&images, p.n, seed, &out).map_err(Failure::failed)?;
     println!("{}", path.display());
     Ok(())
 }

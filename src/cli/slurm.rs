@@ -4,9 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
-use super::sweep::{load_and_plan, SpecArgs};
+use super::sweep::{load, plan, resolve, SpecArgs};
 use super::Failure;
-use crate::run::Identities;
 
 #[derive(Debug, Args)]
 #[command(
@@ -53,8 +52,9 @@ enum Only {
 }
 
 pub(super) fn cmd_slurm(a: SlurmArgs) -> Result<(), Failure> {
-    let mut ids = Identities::default();
-    let (exp, plan) = load_and_plan(&a.spec, &a.results, &mut ids)?;
+    let exp = load(&a.spec)?;
+    let resolved = resolve(&exp)?;
+    let plan = plan(&exp, &resolved, &a.spec, &a.results)?;
     let exp_dir = a.results.join(&exp.name);
     let points: Vec<usize> = match a.only {
         None => plan.points.iter().map(|p| p.number).collect(),

@@ -7,10 +7,12 @@ use std::time::Instant;
 
 use clap::Args;
 
+use super::sweep_table;
 use super::Failure;
 use crate::results::plan::{ExperimentPlan, PlannedPoint};
 use crate::results::store::Status;
-use crate::run::{self, Identities, RunOptions};
+use crate::run::{self, RunOptions};
+use crate::setup::Resolved;
 use crate::spec::expand;
 use crate::spec::{self, LoadOptions};
 
@@ -57,52 +59,58 @@ pub(super) struct ReproduceArgs {
     pub(super) project: Option<PathBuf>,
 }
 
+/// Loads the spec (its warnings are printed by [`resolve`]).
 pub(super) fn load(a: &SpecArgs) -> Result<spec::Experiment, Failure> {
     let opts = LoadOptions {
         overrides: a.overrides.clone(),
         pipeline_dir: a.pipeline.clone(),
     };
-    match spec::load(&a.spec, &opts) {
-        Ok(exp) => {
-            // a base warning repeats in every run: print each once
-            let mut seen = std::collections::HashSet::new();
-            for w in exp
-                .warnings
-                .iter()
-                .chain(exp.runs.iter().flat_map(|r| &r.warnings))
-            {
-                if seen.insert(w) {
-                    eprintln!("{w}");
-                }
-            }
-            Ok(exp)
-        }
-        Err(e) => Err(e.into()),
-    }
+    Ok(spec::load(&a.spec, &opts)?)
 }
 
-fn run_ids(runs: &[expand::PlannedRun]) -> Result<Vec<String>, Failure> {
-    let mut ids = Identities::default();
-    runs.iter()
-        .map(|r| ids.run_id(&r.spec))
+/// Opens what the experiment's runs name (datasets, weights), checked, and prints every
+/// warning of the spec and of what it names, each once (a base warning repeats in every run).
+pub(super) fn resolve(exp: &spec::Experiment) -> Result<Resolved<'_>, Failure> {
+    let resolved = Resolved::new(exp)?;
+    let mut seen = std::collections::HashSet::new();
+    for w in exp
+        .warnings
+        .iter()
+        .chain(exp.runs.iter().flat_map(|r| &r.warnings))
+        .chain(&resolved.warnings)
+    {
+        if seen.insert(w) {
+            eprintln!("{w}");
+        }
+    }
+    Ok(resolved)
+}
+
+/// Every run's id, in plan order.
+fn run_ids(resolved: &Resolved) -> Result<Vec<String>, Failure> {
+    resolved
+        .runs
+        .iter()
+        .map(|r| r.run_id())
         .collect::<Result<_, _>>()
         .map_err(|e| Failure::Spec(format!("error: {e}")))
 }
 
 pub(super) fn cmd_check(a: SpecArgs) -> Result<(), Failure> {
-    let runs = load(&a)?.runs;
+    let exp = load(&a)?;
+    let runs = resolve(&exp)?.runs.len();
     println!(
         "{}: ok ({} run{})",
         a.spec.display(),
-        runs.len(),
-        if runs.len() == 1 { "" } else { "s" }
+        runs,
+        if runs == 1 { "" } else { "s" }
     );
     Ok(())
 }
 
 pub(super) fn cmd_plan(a: SpecArgs) -> Result<(), Failure> {
     let exp = load(&a)?;
-    let ids = run_ids(&exp.runs)?;
+    let ids = run_ids(&resolve(&exp)?)?;
     print!("{}", expand::render(&exp, &exp.runs, &ids));
     Ok(())
 }
@@ -131,41 +139,36 @@ fn experiment_plan(exp: &spec::Experiment, ids: &[String], a: &SpecArgs) -> Expe
     }
 }
 
-/// Loads the spec, computes every run id and records the plan under `results`.
-pub(super) fn load_and_plan(
+/// Computes every run id and records the plan under `results`.
+pub(super) fn plan(
+    exp: &spec::Experiment,
+    resolved: &Resolved,
     a: &SpecArgs,
     results: &Path,
-    ids: &mut Identities,
-) -> Result<(spec::Experiment, ExperimentPlan), Failure> {
-    let exp = load(a)?;
-    let run_ids = exp
-        .runs
-        .iter()
-        .map(|r| ids.run_id(&r.spec))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Failure::Spec(format!("error: {e}")))?;
-    let plan = experiment_plan(&exp, &run_ids, a);
+) -> Result<ExperimentPlan, Failure> {
+    let plan = experiment_plan(exp, &run_ids(resolved)?, a);
     plan.write(results).map_err(Failure::failed)?;
-    Ok((exp, plan))
+    Ok(plan)
 }
 
 pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
     let start = Instant::now();
-    let mut ids = Identities::default();
-    let (exp, _) = load_and_plan(&a.spec, &a.results, &mut ids)?;
-    let mut runs = exp.runs.clone();
+    let exp = load(&a.spec)?;
+    let resolved = resolve(&exp)?;
+    plan(&exp, &resolved, &a.spec, &a.results)?;
+    let mut selected: Vec<usize> = (0..resolved.runs.len()).collect();
     if let Some(sel) = a.index.as_ref().or(a.shard.as_ref()) {
-        let (picked, said) = spec::select::resolve(sel, runs.len(), |k| std::env::var(k).ok())
+        let (picked, said) = spec::select::resolve(sel, selected.len(), |k| std::env::var(k).ok())
             .map_err(Failure::Usage)?;
         if let Some(said) = said {
             tracing::info!("{said}");
         }
-        runs.retain(|r| picked.contains(&r.index));
+        selected.retain(|i| picked.contains(i));
     }
     tracing::info!(
         "{}: {} run(s), results in {}",
         exp.name,
-        runs.len(),
+        selected.len(),
         a.results.join(&exp.name).display()
     );
     let opts = RunOptions {
@@ -176,8 +179,8 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
     if let Err(e) = crate::train::interrupt::install() {
         tracing::warn!("cannot handle Ctrl-C ({e}): it stops the runner at once");
     }
-    let reports = run::run_sweep_with(&exp, &runs, &opts, &mut ids);
-    println!("{}", crate::cli::sweep_table::render(&reports));
+    let reports = run::run_sweep(&resolved, &selected, &opts);
+    println!("{}", sweep_table::render(&reports));
     let count = |status: Status| reports.iter().filter(|r| r.status == status).count();
     let (done, failed, diverged) = (
         count(Status::Done),

@@ -1,8 +1,6 @@
 //! ImageFolder scanning: `<root>/<split>/<class>/<image>`, classes sorted by name like torchvision.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
@@ -88,6 +86,18 @@ impl ImageFolder {
     ) -> Result<Self, DataError> {
         let train = scan_classes(&root.join(train_dir))?;
         let val = scan_classes(&root.join(val_dir))?;
+        Self::from_classes(root, train, val, train_per_class, val_per_class)
+    }
+
+    /// The dataset of two scanned splits (see [`scan_classes`]), with the same limits as
+    /// [`ImageFolder::open`].
+    pub fn from_classes(
+        root: &Path,
+        train: Vec<ClassFiles>,
+        val: Vec<ClassFiles>,
+        train_per_class: usize,
+        val_per_class: usize,
+    ) -> Result<Self, DataError> {
         let names = |s: &[ClassFiles]| s.iter().map(|c| c.name.clone()).collect::<Vec<_>>();
         let (train_classes, val_classes) = (names(&train), names(&val));
         if train_classes != val_classes {
@@ -152,8 +162,8 @@ pub struct ClassFiles {
 }
 
 /// The classes of a split folder: its non-hidden sub-folders sorted by name (torchvision's
-/// order), each with its non-hidden image files. The one scanner behind the loader and
-/// `runner check`, so both see the same classes. No class folder is [`DataError::NoClasses`];
+/// order), each with its non-hidden image files. The one scanner behind the loader and the
+/// checks of `runner check`, so both see the same classes. No class folder is [`DataError::NoClasses`];
 /// a class without images comes back with none (the caller says how that is wrong).
 pub fn scan_classes(split_root: &Path) -> Result<Vec<ClassFiles>, DataError> {
     let mut classes = Vec::new();
@@ -174,48 +184,6 @@ pub fn scan_classes(split_root: &Path) -> Result<Vec<ClassFiles>, DataError> {
     }
     if classes.is_empty() {
         return Err(DataError::NoClasses(split_root.to_path_buf()));
-    }
-    Ok(classes)
-}
-
-/// [`scan_classes`], remembered for the process for as long as the split folder and its class
-/// folders keep their modification times (adding, removing or renaming an image changes its
-/// folder's): checking a spec checks every point of its sweep, and each would otherwise list
-/// the same thousands of images again.
-pub fn scan_classes_cached(split_root: &Path) -> Result<Vec<ClassFiles>, DataError> {
-    type Stamps = Vec<(PathBuf, std::time::SystemTime)>;
-    type Memo = HashMap<PathBuf, (Stamps, Vec<ClassFiles>)>;
-    static MEMO: Mutex<Option<Memo>> = Mutex::new(None);
-    let stamps = || -> Option<Stamps> {
-        let mut v = vec![(
-            split_root.to_path_buf(),
-            std::fs::metadata(split_root).ok()?.modified().ok()?,
-        )];
-        for e in std::fs::read_dir(split_root).ok()? {
-            let path = e.ok()?.path();
-            let meta = std::fs::metadata(&path).ok()?;
-            if meta.is_dir() {
-                v.push((path, meta.modified().ok()?));
-            }
-        }
-        v.sort();
-        Some(v)
-    };
-    let before = stamps();
-    if let Some(stamps) = &before {
-        let memo = MEMO.lock().unwrap();
-        if let Some((s, classes)) = memo.as_ref().and_then(|m| m.get(split_root)) {
-            if s == stamps {
-                return Ok(classes.clone());
-            }
-        }
-    }
-    let classes = scan_classes(split_root)?;
-    if let Some(stamps) = before {
-        MEMO.lock()
-            .unwrap()
-            .get_or_insert_with(HashMap::new)
-            .insert(split_root.to_path_buf(), (stamps, classes.clone()));
     }
     Ok(classes)
 }

@@ -16,6 +16,7 @@ use crate::data::{BadImagePolicy, ImageFolder, Loader, Transform};
 use crate::draw::{encode_png, font};
 use crate::results::scan::ViewError;
 use crate::results::store;
+use crate::setup::ResolvedRun;
 
 /// Grid columns at most (torchvision's `nrow` default).
 pub const COLUMNS: usize = 8;
@@ -26,16 +27,35 @@ pub const CAPTION: u32 = 20;
 /// Images whose longer side is smaller than this are scaled up by a whole factor.
 pub const MIN_SIDE: u32 = 96;
 
+/// What a run's training loader reads: its images, its train transforms and what it does with
+/// an image it cannot decode.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainingImages<'a> {
+    pub folder: &'a ImageFolder,
+    pub transform: &'a Transform,
+    pub bad_images: BadImagePolicy,
+}
+
+impl<'a> TrainingImages<'a> {
+    /// Exactly what the run's training reads.
+    pub fn of(run: &'a ResolvedRun) -> Self {
+        TrainingImages {
+            folder: &run.dataset.folder,
+            transform: &run.transform,
+            bad_images: run.bad_images,
+        }
+    }
+}
+
 /// Writes the grid of the first `n` images (fewer if the split is smaller) of epoch 1's order
 /// to `out` (atomically) and returns its path.
 pub fn preview(
-    folder: &ImageFolder,
-    transform: &Transform,
+    images: &TrainingImages,
     n: usize,
     seed: u64,
     out: &Path,
 ) -> Result<PathBuf, ViewError> {
-    let png = preview_png(folder, transform, n, seed)?;
+    let png = preview_png(images, n, seed)?;
     store::write_atomic(out, |f| std::io::Write::write_all(f, &png)).map_err(|e| {
         ViewError::Write {
             path: out.to_path_buf(),
@@ -45,13 +65,10 @@ pub fn preview(
     Ok(out.to_path_buf())
 }
 
-/// The PNG bytes of the grid [`preview`] writes.
-pub fn preview_png(
-    folder: &ImageFolder,
-    transform: &Transform,
-    n: usize,
-    seed: u64,
-) -> Result<Vec<u8>, ViewError> {
+/// The PNG bytes of the grid [`preview`] writes. An image the run's policy skips in training is
+/// skipped here too.
+pub fn preview_png(images: &TrainingImages, n: usize, seed: u64) -> Result<Vec<u8>, ViewError> {
+    let (folder, transform) = (images.folder, images.transform);
     if n == 0 {
         return Err(ViewError::Plot(
             "preview needs at least 1 image (n = 0)".into(),
@@ -69,21 +86,33 @@ pub fn preview_png(
         1,
         seed,
         true,
-        BadImagePolicy::Error,
+        images.bad_images,
     );
-    let mut images = Vec::new();
-    for &i in loader.order(1).iter().take(n) {
+    let mut shown = Vec::new();
+    for &i in loader.order(1).iter() {
+        if shown.len() == n {
+            break;
+        }
         let b = loader
             .batch(1, &[i])
             .map_err(|e| ViewError::Plot(e.to_string()))?;
+        if b.n == 0 {
+            continue; // undecodable, and skipped as training skips it
+        }
         let class = folder
             .classes
             .get(b.labels[0])
             .cloned()
             .unwrap_or_else(|| b.labels[0].to_string());
-        images.push((to_rgb(&b.x, b.height, b.width, transform), class));
+        shown.push((to_rgb(&b.x, b.height, b.width, transform), class));
     }
-    let grid = make_grid(&images)?;
+    if shown.is_empty() {
+        return Err(ViewError::Plot(format!(
+            "no training image under {} could be decoded",
+            folder.root.display()
+        )));
+    }
+    let grid = make_grid(&shown)?;
     let (w, h) = grid.dimensions();
     encode_png(grid.into_raw(), (w, h))
         .map_err(|e| ViewError::Plot(format!("cannot encode the preview grid: {e}")))

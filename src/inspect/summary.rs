@@ -5,8 +5,6 @@
 //! counts are those of the tensors it trains; what counts as a multiply-add is documented in
 //! [`crate::nn::describe`].
 
-use std::path::Path;
-
 use comfy_table::{presets, CellAlignment, Table};
 
 use crate::models::describe::describe_classifier;
@@ -14,7 +12,8 @@ use crate::models::freeze::frozen_prefix;
 use crate::models::{Arch, ArchVisitor, Backbone, Classifier, Dev, HeadConfig};
 use crate::nn::describe::{Chw, ConvLayer, LayerRow};
 use crate::ops::Padding;
-use crate::spec::{Freeze, LoadOptions, RunSpec};
+use crate::setup::{Resolved, ResolvedRun};
+use crate::spec::Freeze;
 use crate::train::in_blocks;
 
 /// A model's rows for one input, and which of its top-level blocks are frozen.
@@ -215,24 +214,28 @@ impl ModelSummary {
 
 /// One summary per distinct model among a spec's runs (a sweep over learning rates has one
 /// model; a sweep over backbones or freezing has several), each headed by the runs it covers.
-pub fn for_spec(
-    path: &Path,
-    opts: &LoadOptions,
-) -> Result<Vec<(Vec<usize>, ModelSummary)>, String> {
-    let exp = crate::spec::load(path, opts).map_err(|e| e.to_string())?;
-    let runs = &exp.runs;
+pub fn for_runs(resolved: &Resolved) -> Result<Vec<(Vec<usize>, ModelSummary)>, String> {
     let mut out: Vec<(Vec<usize>, ModelSummary)> = Vec::new();
     let mut keys: Vec<(Arch, Chw, usize, Freeze, HeadConfig)> = Vec::new();
-    for run in runs {
-        let (arch, input, classes) = model_of(&run.spec)?;
+    for run in &resolved.runs {
+        let (arch, input, classes) = model_of(run)?;
         // the seed changes no row: runs differing only in it share a table
-        let head = crate::setup::head_config(&run.spec.head, 0);
-        let key = (arch, input, classes, run.spec.backbone.freeze.clone(), head);
+        let head = HeadConfig {
+            seed: 0,
+            ..run.head.clone()
+        };
+        let key = (
+            arch,
+            input,
+            classes,
+            run.spec().backbone.freeze.clone(),
+            head,
+        );
         match keys.iter().position(|k| *k == key) {
-            Some(i) => out[i].0.push(run.index + 1),
+            Some(i) => out[i].0.push(run.index() + 1),
             None => {
                 out.push((
-                    vec![run.index + 1],
+                    vec![run.index() + 1],
                     ModelSummary::with_head(arch, input, classes, &key.3, &key.4)?,
                 ));
                 keys.push(key);
@@ -243,20 +246,13 @@ pub fn for_spec(
 }
 
 /// The backbone, input size (after the transforms' resize and crop) and class count of a run.
-fn model_of(spec: &RunSpec) -> Result<(Arch, Chw, usize), String> {
+fn model_of(run: &ResolvedRun) -> Result<(Arch, Chw, usize), String> {
+    let spec = run.spec();
     let arch = spec.backbone.name.arch().ok_or(
         "summary describes the convolutional backbones (small_cnn, resnet18, resnet34, efficientnet_lite0); \
          backbone.name is a pixel model",
     )?;
-    let d = &spec.dataset;
-    let folder = crate::data::ImageFolder::open(
-        &d.root,
-        &d.train_dir,
-        &d.val_dir,
-        d.train_per_class,
-        d.val_per_class,
-    )
-    .map_err(|e| format!("dataset.root: {e}"))?;
+    let folder = &run.dataset.folder;
     let t = &spec.transforms;
     let (h, w) = if t.crop > 0 {
         (t.crop as usize, t.crop as usize)
@@ -269,7 +265,7 @@ fn model_of(spec: &RunSpec) -> Result<(Arch, Chw, usize), String> {
             .ok_or("dataset.root: no training images")?;
         let (iw, ih) = image::image_dimensions(&first.path)
             .map_err(|e| format!("{}: {e}", first.path.display()))?;
-        let (h, w) = crate::setup::transform(spec).output_size(iw, ih);
+        let (h, w) = run.transform.output_size(iw, ih);
         (h as usize, w as usize)
     };
     Ok((arch, Chw::new(3, h, w), folder.num_classes()))

@@ -29,7 +29,8 @@ pub use resnet::{ResNet18, ResNet34};
 pub use small_cnn::SmallCnn;
 pub use trainable::PartlyFrozen;
 pub use weights::{
-    load_torchvision_weights, save_torchvision_weights, LoadReport, Mismatch, WeightsError,
+    load_torchvision_file, load_torchvision_weights, save_torchvision_weights, LoadReport,
+    Mismatch, WeightsError,
 };
 
 use crate::nn::{HiddenLayers, HiddenLayout, LinearHead};

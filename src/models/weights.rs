@@ -178,11 +178,25 @@ pub fn load_torchvision_weights<B: Backbone>(
         path: path.clone(),
         source,
     })?;
+    let stored = TensorFile::from_bytes(bytes).map_err(|message| WeightsError::Format {
+        path: path.clone(),
+        message,
+    })?;
+    load_torchvision_file(model, &path, &stored, replace_head)
+}
+
+/// [`load_torchvision_weights`] from a file already read (`path` names it in messages).
+pub fn load_torchvision_file<B: Backbone>(
+    model: &mut Classifier<B>,
+    path: &Path,
+    stored: &TensorFile,
+    replace_head: bool,
+) -> Result<LoadReport, WeightsError> {
+    let path = path.to_path_buf();
     let format = |message: String| WeightsError::Format {
         path: path.clone(),
         message,
     };
-    let stored = TensorFile::from_bytes(bytes).map_err(format)?;
     let file = stored.tensors().map_err(format)?;
 
     let names = HeadNames::of(model);

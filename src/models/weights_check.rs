@@ -1,13 +1,13 @@
-//! `backbone.weights` checked when the spec is, not when a run starts: the file must be
-//! safetensors whose tensor names, shapes and dtypes are the backbone's (the head may differ in
-//! classes when it is replaced), so a wrong file is a spec error and no run folder is created.
+//! `backbone.weights` checked when the spec's runs are resolved, not when a run starts: the file
+//! must be safetensors whose tensor names, shapes and dtypes are the backbone's (the head may
+//! differ in classes when it is replaced), so a wrong file is a spec error and no run folder is
+//! created.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
-use super::weights::{load_torchvision_weights, WeightsError};
+use super::weights::{load_torchvision_file, WeightsError};
 use super::{Arch, ArchVisitor, Backbone, Classifier};
+use crate::results::tensor_file::TensorFile;
 use crate::train::Dev;
 
 /// Why a weights file does not fit: one line, and the details (at most [`SHOWN`] of them).
@@ -20,45 +20,37 @@ pub struct Unfit {
 /// Mismatches listed one by one; the rest are counted.
 const SHOWN: usize = 5;
 
-type Key = (
-    PathBuf,
-    Arch,
-    usize,
-    bool,
-    Option<(u64, std::time::SystemTime)>,
-);
-
-/// Checks `path` against `arch` with `classes` outputs by loading it into a fresh model, exactly
-/// as a run will. Every point of a sweep names the same file, so results are kept per file
-/// (and its size and modification time), per backbone, class count and `head.replace`.
+/// Checks the weights file at `path` (already read: `file`) against `arch` with `classes`
+/// outputs by loading it into a fresh model, exactly as a run will.
 pub fn check_weights(
     arch: Arch,
     path: &Path,
+    file: &TensorFile,
     classes: usize,
     replace_head: bool,
 ) -> Result<(), Unfit> {
-    static SEEN: Mutex<Option<HashMap<Key, Result<(), Unfit>>>> = Mutex::new(None);
-    let stamp = std::fs::metadata(path)
-        .ok()
-        .and_then(|m| Some((m.len(), m.modified().ok()?)));
-    let key = (path.to_path_buf(), arch, classes, replace_head, stamp);
-    if let Some(seen) = SEEN.lock().unwrap().as_ref().and_then(|m| m.get(&key)) {
-        return seen.clone();
-    }
-    let result = arch.dispatch(Check {
+    arch.dispatch(Check {
         path,
+        file,
         classes,
         replace_head,
-    });
-    SEEN.lock()
-        .unwrap()
-        .get_or_insert_with(HashMap::new)
-        .insert(key, result.clone());
-    result
+    })
+}
+
+/// Why a file is not safetensors at all.
+pub fn not_safetensors(message: &str) -> Unfit {
+    describe(
+        &WeightsError::Format {
+            path: PathBuf::new(),
+            message: message.to_string(),
+        },
+        "",
+    )
 }
 
 struct Check<'a> {
     path: &'a Path,
+    file: &'a TensorFile,
     classes: usize,
     replace_head: bool,
 }
@@ -68,7 +60,7 @@ impl ArchVisitor for Check<'_> {
 
     fn visit<B: Backbone>(self) -> Self::Output {
         let mut model = Classifier::<B>::new(&Dev::default(), self.classes.max(1));
-        match load_torchvision_weights(&mut model, self.path, self.replace_head) {
+        match load_torchvision_file(&mut model, self.path, self.file, self.replace_head) {
             Ok(_) => Ok(()),
             Err(e) => Err(describe(&e, B::NAME)),
         }

@@ -2,7 +2,6 @@
 //! train it with the generic loop, and record everything under `results/<experiment>/<run_id>/`.
 
 mod cache;
-mod identity;
 mod model;
 mod progress;
 pub mod provenance;
@@ -15,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 pub use cache::{FeatureCache, Lookup};
-pub use identity::Identities;
 pub use progress::Progress;
 pub use sources::{Extractor, FeatureSet, FeatureSource, ImageSource};
 
@@ -26,7 +24,7 @@ use crate::results::lock::RunLock;
 
 use crate::results::schema::{self, ParamValue, RunKey};
 use crate::results::store::{Manifest, RunDir, Status};
-use crate::setup;
+use crate::setup::{Resolved, ResolvedRun};
 use crate::spec::expand::{self, PlannedRun};
 use crate::spec::{Experiment, RunSpec};
 use crate::train::{Outcome, TrainError};
@@ -57,19 +55,11 @@ pub fn swept_values(run: &PlannedRun) -> Vec<(String, ParamValue)> {
         .collect()
 }
 
-/// Runs every planned run in order; a failing or diverging run is recorded and the sweep
-/// goes on.
-pub fn run_sweep(exp: &Experiment, runs: &[PlannedRun], opts: &RunOptions) -> Vec<RunReport> {
-    run_sweep_with(exp, runs, opts, &mut Identities::default())
-}
-
-/// [`run_sweep`] with identities already computed (for the plan) reused.
-pub fn run_sweep_with(
-    exp: &Experiment,
-    runs: &[PlannedRun],
-    opts: &RunOptions,
-    ids: &mut Identities,
-) -> Vec<RunReport> {
+/// Runs the resolved runs at positions `selected` (every run of the sweep, or those `--index`
+/// or `--shard` chose) in order; a failing or diverging run is recorded and the sweep goes on.
+pub fn run_sweep(resolved: &Resolved, selected: &[usize], opts: &RunOptions) -> Vec<RunReport> {
+    let exp = resolved.exp;
+    let runs: Vec<&ResolvedRun> = selected.iter().map(|&i| &resolved.runs[i]).collect();
     let cache_dir = |spec: &RunSpec| {
         spec.cache
             .dir
@@ -82,8 +72,12 @@ pub fn run_sweep_with(
     // and give each swept key one column type across the whole sweep (item: bool and string
     // values of one key become strings in every run, whichever runs this invocation trains)
     let total: usize = exp.sweep.axes.iter().map(|a| a.len()).product();
-    let mut swept_all: Vec<Vec<(String, ParamValue)>> =
-        exp.runs.iter().chain(runs).map(swept_values).collect();
+    let mut swept_all: Vec<Vec<(String, ParamValue)>> = exp
+        .runs
+        .iter()
+        .chain(runs.iter().map(|r| r.planned))
+        .map(swept_values)
+        .collect();
     schema::unify_types(&mut swept_all);
     let selected = swept_all.split_off(exp.runs.len());
     for (run, swept) in runs.iter().zip(selected) {
@@ -98,7 +92,7 @@ pub fn run_sweep_with(
             .join(" ");
         let head = format!(
             "run {}/{}{}",
-            run.index + 1,
+            run.index() + 1,
             total,
             if label.is_empty() {
                 String::new()
@@ -107,12 +101,12 @@ pub fn run_sweep_with(
             }
         );
         let cache = caches
-            .entry(cache_dir(&run.spec))
+            .entry(cache_dir(run.spec()))
             .or_insert_with_key(|d| FeatureCache::new(d.clone()));
-        let report = match execute(exp, run, &swept, &head, opts, ids, cache) {
+        let report = match execute(exp, run, &swept, &head, opts, cache) {
             Ok(r) => r,
             Err((run_id, dir, TrainError::Locked)) => RunReport {
-                index: run.index,
+                index: run.index(),
                 run_id,
                 dir,
                 swept: swept.clone(),
@@ -127,7 +121,7 @@ pub fn run_sweep_with(
             Err((run_id, dir, e)) => {
                 tracing::error!("{head}: failed: {e}");
                 RunReport {
-                    index: run.index,
+                    index: run.index(),
                     run_id,
                     dir,
                     swept: swept.clone(),
@@ -154,35 +148,34 @@ type RunFailure = (String, PathBuf, TrainError);
 
 fn execute(
     exp: &Experiment,
-    run: &PlannedRun,
+    run: &ResolvedRun,
     swept: &[(String, ParamValue)],
     head: &str,
     opts: &RunOptions,
-    ids: &mut Identities,
     cache: &mut FeatureCache,
 ) -> Result<RunReport, RunFailure> {
     let started = Instant::now();
-    let spec = &run.spec;
+    let spec = run.spec();
     let fail = |id: &str, dir: &Path| {
         let (id, dir) = (id.to_string(), dir.to_path_buf());
         move |e: TrainError| (id.clone(), dir.clone(), e)
     };
     let t0 = Instant::now();
-    let (folder, data_fp) = ids
-        .dataset(spec)
+    let folder = &run.dataset.folder;
+    let data_fp = run
+        .dataset
+        .fingerprint()
         .map_err(|e| fail("-", Path::new("-"))(e.into()))?;
-    let weights_hash = ids
-        .weights(spec)
-        .map_err(|e| fail("-", Path::new("-"))(e.into()))?;
-    let run_id = ids
-        .run_id(spec)
+    let weights_hash = run.weights.as_ref().map(|w| w.sha256.clone());
+    let run_id = run
+        .run_id()
         .map_err(|e| fail("-", Path::new("-"))(e.into()))?;
     let identify_secs = t0.elapsed().as_secs_f64();
     let dir = RunDir::new(&opts.results, &spec.experiment.name, &run_id);
     let fail = fail(&run_id, &dir.path);
 
     if !opts.rerun {
-        if let Some(done) = previous_done(&dir, swept, run) {
+        if let Some(done) = previous_done(&dir, swept, run.planned) {
             tracing::info!("{head}: {run_id} already done, skipping (--rerun to train it again)");
             return Ok(done);
         }
@@ -214,7 +207,7 @@ fn execute(
     let mut manifest = Manifest {
         experiment: spec.experiment.name.clone(),
         run_id: run_id.clone(),
-        index: run.index,
+        index: run.index(),
         swept: swept.to_vec(),
         spec_hash: expand::run_id(spec, ""),
         dataset_fingerprint: data_fp.clone(),
@@ -255,7 +248,7 @@ fn execute(
         swept,
         classes: &folder.classes,
     };
-    let cfg = setup::fit_config(spec, folder.num_classes());
+    let cfg = &run.fit;
     let progress = Progress::new(opts.progress, head, cfg.epochs);
     let mut rec = Record {
         dir: &dir,
@@ -271,13 +264,7 @@ fn execute(
         model: &dir.file("model.safetensors"),
         best: &dir.file(BEST_WEIGHTS),
     };
-    let hashes = model::Hashes {
-        dataset: &data_fp,
-        weights: weights_hash.as_deref(),
-    };
-    let result = model::train(
-        spec, &folder, &hashes, &cfg, cache, &progress, &paths, &mut rec,
-    );
+    let result = model::train(run, &data_fp, cache, &progress, &paths, &mut rec);
     progress.finish();
     let Record {
         mut manifest,
@@ -340,7 +327,7 @@ fn execute(
         let _ = std::fs::remove_file(dir.file(BEST_WEIGHTS));
     }
     Ok(RunReport {
-        index: run.index,
+        index: run.index(),
         run_id,
         dir: dir.path.clone(),
         swept: swept.to_vec(),

@@ -13,11 +13,11 @@ use crate::models::feature_head::FeatureHead;
 use crate::models::freeze::not_a_block;
 use crate::models::pixels::{LinearModel, MlpModel};
 use crate::models::{
-    load_torchvision_weights, save_torchvision_weights, ArchVisitor, Backbone, Classifier,
+    load_torchvision_file, save_torchvision_weights, ArchVisitor, Backbone, Classifier,
     PartlyFrozen,
 };
-use crate::setup::{self, bad_image_policy};
-use crate::spec::{BackboneName, Freeze, RunSpec};
+use crate::setup::ResolvedRun;
+use crate::spec::{BackboneName, Freeze};
 use crate::train::{
     checkpoint, fit, BatchSource, Dev, FitConfig, Frozen, Inputs, Net, Outcome, Start, TrainError,
 };
@@ -33,26 +33,17 @@ pub struct Paths<'a> {
 /// Hidden width of the `mlp` pixel model.
 const MLP_HIDDEN: usize = 256;
 
-/// Content hashes already computed for the run id, reused as feature-cache key parts.
-pub struct Hashes<'a> {
-    pub dataset: &'a str,
-    pub weights: Option<&'a str>,
-}
-
 /// Trains the run's model; the trained weights are saved to `paths.model` when it completes.
-// The per-run context goes down once, into the one generic trainer (`WithBackbone` carries the
-// same fields on to the code generic over the backbone).
-#[allow(clippy::too_many_arguments)]
+/// `fingerprint` is the dataset's content hash (a feature-cache key part).
 pub fn train(
-    spec: &RunSpec,
-    folder: &ImageFolder,
-    hashes: &Hashes,
-    cfg: &FitConfig,
+    run: &ResolvedRun,
+    fingerprint: &str,
     cache: &mut FeatureCache,
     progress: &Progress,
     paths: &Paths,
     rec: &mut dyn Recorder,
 ) -> Result<Outcome, TrainError> {
+    let (spec, folder, cfg) = (run.spec(), &run.dataset.folder, &run.fit);
     if spec.train.device == crate::spec::Device::Cuda {
         // dfdx's CUDA backend builds behind the `cuda` feature, but the project's own conv,
         // pooling and BatchNorm kernels exist for the CPU only so far
@@ -61,15 +52,14 @@ pub fn train(
         ));
     }
     let dev = Dev::seed_from_u64(spec.experiment.seed);
-    let transform = setup::transform(spec);
     let classes = folder.num_classes();
     let Some(arch) = spec.backbone.name.arch() else {
-        let (h, w) = sample_size(folder, &transform, bad_image_policy(spec))?;
+        let (h, w) = sample_size(folder, &run.transform, run.bad_images)?;
         let inputs = 3 * h * w;
-        let mut source = image_source(spec, folder, &transform);
+        let mut source = image_source(run);
         // the pixel models (linear, mlp) have no convolutional architecture
         return if spec.backbone.name == BackboneName::Linear {
-            let (outcome, model) = run(
+            let (outcome, model) = fit_resuming(
                 &dev,
                 LinearModel::new(&dev, inputs, classes),
                 &mut source,
@@ -81,15 +71,14 @@ pub fn train(
             finish(outcome, || checkpoint::save_weights(paths.model, &model))
         } else {
             let model = MlpModel::new(&dev, inputs, MLP_HIDDEN, classes);
-            let (outcome, model) = run(&dev, model, &mut source, cfg, progress, paths, rec)?;
+            let (outcome, model) =
+                fit_resuming(&dev, model, &mut source, cfg, progress, paths, rec)?;
             finish(outcome, || checkpoint::save_weights(paths.model, &model))
         };
     };
     arch.dispatch(WithBackbone {
-        spec,
-        folder,
-        hashes,
-        cfg,
+        run,
+        fingerprint,
         cache,
         progress,
         paths,
@@ -100,10 +89,8 @@ pub fn train(
 
 /// Everything a convolutional run needs, carried to the code generic over its backbone type.
 struct WithBackbone<'a> {
-    spec: &'a RunSpec,
-    folder: &'a ImageFolder,
-    hashes: &'a Hashes<'a>,
-    cfg: &'a FitConfig,
+    run: &'a ResolvedRun<'a>,
+    fingerprint: &'a str,
     cache: &'a mut FeatureCache,
     progress: &'a Progress,
     paths: &'a Paths<'a>,
@@ -116,22 +103,25 @@ impl ArchVisitor for WithBackbone<'_> {
 
     fn visit<B: Backbone>(self) -> Self::Output {
         let WithBackbone {
-            spec,
-            folder,
-            hashes,
-            cfg,
+            run,
+            fingerprint,
             cache,
             progress,
             paths,
             rec,
             dev,
         } = self;
+        let (spec, folder, cfg) = (run.spec(), &run.dataset.folder, &run.fit);
         let classes = folder.num_classes();
-        let head_config = setup::head_config(&spec.head, spec.experiment.seed);
-        let mut model = Classifier::<B>::with_head(&dev, classes, &head_config);
-        if let Some(w) = &spec.backbone.weights {
+        let head_config = &run.head;
+        let mut model = Classifier::<B>::with_head(&dev, classes, head_config);
+        if let Some(weights) = &run.weights {
             let t = Instant::now();
-            let report = load_torchvision_weights(&mut model, w, spec.head.replace)
+            let w = &weights.path;
+            let file = weights.file.as_ref().map_err(|e| {
+                TrainError::Input(format!("{} is not a safetensors file: {e}", w.display()))
+            })?;
+            let report = load_torchvision_file(&mut model, w, file, spec.head.replace)
                 .map_err(|e| TrainError::Input(e.to_string()))?;
             rec.stage("load weights", t.elapsed().as_secs_f64());
             tracing::info!(
@@ -150,11 +140,12 @@ impl ArchVisitor for WithBackbone<'_> {
                 }
             );
         }
-        let transform = setup::transform(spec);
+        let transform = &run.transform;
         match &spec.backbone.freeze {
             Freeze::No => {
-                let mut source = image_source(spec, folder, &transform);
-                let (outcome, model) = run(&dev, model, &mut source, cfg, progress, paths, rec)?;
+                let mut source = image_source(run);
+                let (outcome, model) =
+                    fit_resuming(&dev, model, &mut source, cfg, progress, paths, rec)?;
                 finish(outcome, || save_classifier(&model, paths.model))
             }
             Freeze::All => {
@@ -171,20 +162,12 @@ impl ArchVisitor for WithBackbone<'_> {
                         f: B::FEATURES,
                     })
                 };
-                let head = FeatureHead::new(&dev, B::FEATURES, classes, &head_config);
+                let head = FeatureHead::new(&dev, B::FEATURES, classes, head_config);
                 let (outcome, head) = if spec.cache.features && transform.is_deterministic() {
                     let t = Instant::now();
-                    let mut source = cached_features(
-                        spec,
-                        folder,
-                        hashes,
-                        &transform,
-                        cache,
-                        B::NAME,
-                        &extract,
-                    )?;
+                    let mut source = cached_features(run, fingerprint, cache, B::NAME, &extract)?;
                     rec.stage("features", t.elapsed().as_secs_f64());
-                    run(&dev, head, &mut source, cfg, progress, paths, rec)?
+                    fit_resuming(&dev, head, &mut source, cfg, progress, paths, rec)?
                 } else {
                     if spec.cache.features {
                         tracing::info!(
@@ -194,9 +177,9 @@ impl ArchVisitor for WithBackbone<'_> {
                     } else {
                         tracing::info!("feature cache off (cache.features = false): features are computed every epoch");
                     }
-                    let mut source = image_source(spec, folder, &transform);
+                    let mut source = image_source(run);
                     source.extractor = Some(Box::new(extract));
-                    run(&dev, head, &mut source, cfg, progress, paths, rec)?
+                    fit_resuming(&dev, head, &mut source, cfg, progress, paths, rec)?
                 };
                 // stored as one classifier, backbone and trained head, with PyTorch names
                 model.hidden = head.hidden;
@@ -217,8 +200,8 @@ impl ArchVisitor for WithBackbone<'_> {
                     frozen: Frozen(names),
                     ..cfg.clone()
                 };
-                let mut source = image_source(spec, folder, &transform);
-                let (outcome, net) = run(
+                let mut source = image_source(run);
+                let (outcome, net) = fit_resuming(
                     &dev,
                     PartlyFrozen { model, frozen },
                     &mut source,
@@ -252,7 +235,7 @@ fn finish(
 
 /// The generic part: resume from the checkpoint when there is a usable one, and fit with a
 /// checkpoint after every epoch. Returns the trained model.
-fn run<M: Net>(
+fn fit_resuming<M: Net>(
     dev: &Dev,
     mut model: M,
     source: &mut dyn BatchSource,
@@ -321,8 +304,9 @@ fn run<M: Net>(
     Ok((outcome, model))
 }
 
-fn image_source(spec: &RunSpec, folder: &ImageFolder, transform: &Transform) -> ImageSource {
-    let policy = bad_image_policy(spec);
+fn image_source(run: &ResolvedRun) -> ImageSource {
+    let (spec, folder, transform) = (run.spec(), &run.dataset.folder, &run.transform);
+    let policy = run.bad_images;
     let (bs, seed) = (spec.train.batch_size, spec.experiment.seed);
     ImageSource {
         train: Loader::new(
@@ -372,12 +356,11 @@ fn sample_size(
 
 /// Features of every train and val image through `extract`, in file order.
 pub fn extract_all(
-    spec: &RunSpec,
     folder: &ImageFolder,
     transform: &Transform,
+    policy: BadImagePolicy,
     extract: &dyn Fn(crate::train::Inputs) -> Result<crate::train::Inputs, TrainError>,
 ) -> Result<(FeatureSet, FeatureSet), TrainError> {
-    let policy = bad_image_policy(spec);
     let one = |split: &crate::data::Split| -> Result<FeatureSet, TrainError> {
         let loader = Loader::new(
             split.clone(),
@@ -423,21 +406,20 @@ pub fn extract_all(
 /// they depend on: the data's content, the (deterministic) transforms, the backbone and the
 /// hash of its weights and the global pooling.
 fn cached_features(
-    spec: &RunSpec,
-    folder: &ImageFolder,
-    hashes: &Hashes,
-    transform: &Transform,
+    run: &ResolvedRun,
+    fingerprint: &str,
     cache: &mut FeatureCache,
     backbone: &str,
     extract: &dyn Fn(crate::train::Inputs) -> Result<crate::train::Inputs, TrainError>,
 ) -> Result<FeatureSource, TrainError> {
-    let t = transform.deterministic();
-    let weights = match hashes.weights {
-        Some(h) => h.to_string(),
+    let spec = run.spec();
+    let t = run.transform.deterministic();
+    let weights = match &run.weights {
+        Some(w) => w.sha256.clone(),
         None => format!("random-init seed {}", spec.experiment.seed),
     };
     let key = cache::key(&[
-        ("dataset", hashes.dataset.to_string()),
+        ("dataset", fingerprint.to_string()),
         (
             "transforms",
             format!("{:?}/{:?}/{:?}/{:?}", t.resize, t.crop, t.mean, t.std),
@@ -447,7 +429,9 @@ fn cached_features(
         ("pool", format!("{:?}", spec.head.pool)),
     ]);
     let t = Instant::now();
-    let (f, lookup) = cache.get_or_build(&key, || extract_all(spec, folder, transform, extract))?;
+    let (f, lookup) = cache.get_or_build(&key, || {
+        extract_all(&run.dataset.folder, &run.transform, run.bad_images, extract)
+    })?;
     let what = match lookup {
         Lookup::Memory | Lookup::Disk => "hit",
         Lookup::Built => "miss (built)",

@@ -8,8 +8,8 @@ use comfy_table::{presets, Table};
 use super::{run_sweep, RunOptions};
 use crate::results::schema;
 use crate::results::store::{read_manifest, Status};
+use crate::setup::Resolved;
 use crate::spec;
-use crate::spec::expand::PlannedRun;
 
 /// Columns that measure the machine, not the model: never compared.
 const TIMING: &[&str] = &["epoch_seconds", "images_per_second"];
@@ -103,23 +103,22 @@ pub fn reproduce(
                 run_dir.display()
             )
         })?;
-    let exp = spec::load_stored(&run_dir.join("spec.toml"), &project).map_err(|e| e.to_string())?;
-    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let swept = manifest
+    let mut exp =
+        spec::load_stored(&run_dir.join("spec.toml"), &project).map_err(|e| e.to_string())?;
+    // the one run of the stored spec is the sweep point the manifest names
+    let run = &mut exp.runs[0];
+    run.index = manifest.index;
+    run.swept = manifest
         .swept
         .iter()
         .map(|(k, v)| (k.clone(), v.to_toml()))
         .collect();
-    let planned = PlannedRun {
-        index: manifest.index,
-        swept,
-        spec: exp.base.clone(),
-        warnings: Vec::new(),
-    };
+    let resolved = Resolved::new(&exp).map_err(|e| e.to_string())?;
+    let tmp = tempfile::tempdir().map_err(|e| e.to_string())?;
     let results = tmp.path().join("results");
     let report = run_sweep(
-        &exp,
-        &[planned],
+        &resolved,
+        &[0],
         &RunOptions {
             results,
             rerun: true,

@@ -15,6 +15,8 @@ pub struct PlannedRun {
     pub spec: RunSpec,
     /// Warnings about this run's spec, rendered.
     pub warnings: Vec<String>,
+    /// Where its keys were set, for findings about what they name on disk.
+    pub at: crate::spec::Locator,
 }
 
 /// Every run of the experiment: the cartesian product of the sweep axes, the first axis varying
@@ -31,6 +33,7 @@ pub fn expand(exp: &Experiment) -> Result<Vec<PlannedRun>, SpecError> {
             swept: point.swept,
             spec: point.spec,
             warnings: point.warnings,
+            at: point.at,
         });
     }
     Ok(runs)

@@ -12,6 +12,7 @@ pub mod expand;
 mod head;
 mod id_compat;
 mod layer;
+mod locate;
 mod overrides;
 mod presets;
 mod random_search;
@@ -29,6 +30,7 @@ use std::sync::Arc;
 
 pub use error::{display_path, Diagnostic, Severity, Snippet, Source, SourceKind, SpecError};
 pub use head::{Activation, HeadKind, Pool};
+pub use locate::Locator;
 pub use resolved::{
     Backbone, Cache, Dataset, ExperimentInfo, Head, Loss, Optimizer, Regularization, RunSpec,
     Train, Transforms,
@@ -144,7 +146,7 @@ fn assemble(
     }
 
     let base = RunSpec::from_raw(&raw, &project_dir)?;
-    let warnings = validate::check(&base, &sites, &file)?;
+    let warnings = validate::check(&base, &Locator::new(sites.clone(), file.clone(), &[]))?;
     let sweep = sweep_input.build(&known_keys.iter().map(String::as_str).collect::<Vec<_>>())?;
     let mut exp = Experiment {
         name: base.experiment.name.clone(),
@@ -172,9 +174,16 @@ pub struct Point {
     pub swept: Vec<(String, toml::Value)>,
     pub spec: RunSpec,
     pub warnings: Vec<String>,
+    /// Where its keys were set.
+    pub at: Locator,
 }
 
 impl Experiment {
+    /// Where the base run's keys were set (every layer but the sweep).
+    pub fn locator(&self) -> Locator {
+        Locator::new(self.sites.clone(), self.file.clone(), &[])
+    }
+
     /// Resolves the point that takes value `choice[i]` of axis `i`, and checks it.
     pub fn point(&self, choice: &[usize]) -> Result<Point, SpecError> {
         assert_eq!(
@@ -193,18 +202,14 @@ impl Experiment {
             }
         }
         let spec = RunSpec::from_raw(&raw, &self.project_dir)?;
-        let warnings = validate::check(&spec, &sites, &self.file).map_err(|e| {
-            let values = swept
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>();
-            e.with_note(&format!("in the sweep run with {}", values.join(", ")))
-        })?;
+        let at = Locator::new(sites, self.file.clone(), &swept);
+        let warnings = validate::check(&spec, &at)?;
         let warnings = warnings.iter().map(ToString::to_string).collect();
         Ok(Point {
             swept,
             spec,
             warnings,
+            at,
         })
     }
 }

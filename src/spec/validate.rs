@@ -1,14 +1,11 @@
 //! Semantic checks on one resolved run: what serde's types cannot say (ranges, relations between
-//! keys, the file system). Every failed check is collected so the user fixes them in one go; each
-//! points at the layer that set the offending key.
+//! keys). Every failed check is collected so the user fixes them in one go; each points at the
+//! layer that set the offending key. What the keys name on disk (the dataset's folders, the
+//! weights file) is checked by `crate::setup`, once per invocation.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-use std::sync::Arc;
-
-use super::error::{display_path, Diagnostic, Source, SpecError};
+use super::error::{Diagnostic, SpecError};
+use super::locate::Locator;
 use super::resolved::RunSpec;
-use super::sites::Sites;
 use super::values::{OptimizerKind, RegularizationKind};
 
 mod head;
@@ -19,17 +16,11 @@ const SHRINK_WARN: f64 = 0.1;
 const SHRINK_ERROR: f64 = 1.0;
 
 /// Checks a run; returns its warnings, or every error found.
-pub fn check(
-    spec: &RunSpec,
-    sites: &Sites,
-    file: &Arc<Source>,
-) -> Result<Vec<Diagnostic>, SpecError> {
+pub fn check(spec: &RunSpec, at: &Locator) -> Result<Vec<Diagnostic>, SpecError> {
     let mut c = Checker {
-        sites,
-        file,
+        at,
         errors: Vec::new(),
         warnings: Vec::new(),
-        classes: None,
     };
     c.experiment(spec);
     c.transforms(spec);
@@ -46,66 +37,34 @@ pub fn check(
     if c.errors.is_empty() {
         Ok(c.warnings)
     } else {
-        Err(SpecError::Invalid(c.errors))
+        Err(at.rejected(c.errors))
     }
 }
 
 pub(super) struct Checker<'a> {
-    sites: &'a Sites,
-    file: &'a Arc<Source>,
+    at: &'a Locator,
     pub(super) errors: Vec<Diagnostic>,
     pub(super) warnings: Vec<Diagnostic>,
-    /// The dataset's class count, once `dataset` found its folders (the head's size).
-    classes: Option<usize>,
 }
 
 impl Checker<'_> {
-    /// An error about `key`'s value, pointing where it was set.
     pub(super) fn invalid(&self, key: &str, label: String) -> Diagnostic {
-        self.locate(
-            Diagnostic::error(format!("invalid value for `{key}`")).label(label),
-            key,
-        )
+        self.at.invalid(key, label)
     }
 
     pub(super) fn warning(&self, key: &str, message: String, label: String) -> Diagnostic {
-        self.locate(Diagnostic::warning(message).label(label), key)
+        self.at.warning(key, message, label)
     }
 
-    /// A required string key left at its empty default: point at the experiment file.
-    fn missing(&mut self, key: &str, example: &str) {
-        let (table, leaf) = key.split_once('.').expect("dotted key");
-        let diag = Diagnostic::error(format!("missing `{key}`"))
-            .in_file(self.file.clone())
-            .label(format!("expected a value for `{leaf}` under [{table}]"))
-            .help(format!(
-                "add `{leaf} = \"{example}\"` under [{table}], or pass `--set {key}={example}`"
-            ));
-        self.errors.push(diag);
-    }
-
-    fn locate(&self, diag: Diagnostic, key: &str) -> Diagnostic {
-        match self.sites.value(key) {
-            Some(at) if !self.sites.is_default(key) => diag.at(Some(at)),
-            // Left at the embedded default: say so, rather than point into a file the user never saw.
-            at => diag.at(at).note(format!(
-                "`{key}` keeps its default from pipeline/defaults.toml"
-            )),
-        }
-    }
-
-    /// "set at file:line:col", for notes about a second key.
     pub(super) fn where_set(&self, key: &str) -> String {
-        match self.sites.value(key) {
-            Some(at) if !self.sites.is_default(key) => format!("`{key}` set at {}", at.location()),
-            _ => format!("`{key}` keeps its default from pipeline/defaults.toml"),
-        }
+        self.at.where_set(key)
     }
 
     fn experiment(&mut self, spec: &RunSpec) {
         let name = &spec.experiment.name;
-        if name.is_empty() && self.sites.is_default("experiment.name") {
-            self.missing("experiment.name", "my_experiment");
+        if name.is_empty() && self.at.is_default("experiment.name") {
+            self.errors
+                .push(self.at.missing("experiment.name", "my_experiment"));
         } else if name.is_empty()
             || !name
                 .chars()
@@ -313,34 +272,7 @@ impl Checker<'_> {
                 self.errors.push(self.invalid("backbone.freeze", why));
             }
         }
-        if let Some(weights) = &spec.backbone.weights {
-            if !weights.is_file() {
-                self.errors.push(self.invalid(
-                    "backbone.weights",
-                    format!(
-                        "expected a safetensors file, found no file {}",
-                        display_path(weights)
-                    ),
-                ));
-            } else if let (Some(arch), Some(classes)) = (spec.backbone.name.arch(), self.classes) {
-                // the file loaded as the run will load it: header, tensor names, shapes, dtypes
-                let fit = crate::models::weights_check::check_weights(
-                    arch,
-                    weights,
-                    classes,
-                    spec.head.replace,
-                );
-                if let Err(unfit) = fit {
-                    let mut diag = self
-                        .invalid("backbone.weights", unfit.summary)
-                        .note(format!("in {}", display_path(weights)));
-                    for d in unfit.details {
-                        diag = diag.note(d);
-                    }
-                    self.errors.push(diag);
-                }
-            }
-        } else if spec.backbone.freeze != super::values::Freeze::No {
+        if spec.backbone.weights.is_none() && spec.backbone.freeze != super::values::Freeze::No {
             self.warnings.push(
                 self.warning(
                     "backbone.freeze",
@@ -353,135 +285,10 @@ impl Checker<'_> {
     }
 
     fn dataset(&mut self, spec: &RunSpec) {
-        let d = &spec.dataset;
-        if d.root.as_os_str().is_empty() {
-            self.missing("dataset.root", "path/to/images");
-            return;
+        if spec.dataset.root.as_os_str().is_empty() {
+            self.errors
+                .push(self.at.missing("dataset.root", "path/to/images"));
         }
-        if !d.root.is_dir() {
-            self.errors.push(
-                self.invalid(
-                    "dataset.root",
-                    format!(
-                        "expected a folder, found nothing at {}",
-                        display_path(&d.root)
-                    ),
-                )
-                .help("relative paths resolve against the folder of the file that sets them"),
-            );
-            return;
-        }
-        let train = self.split(&d.root, &d.train_dir, "dataset.train_dir");
-        let val = self.split(&d.root, &d.val_dir, "dataset.val_dir");
-        let (Some(train), Some(val)) = (train, val) else {
-            return;
-        };
-        self.classes = Some(train.len());
-        if train.keys().ne(val.keys()) {
-            let only = |a: &BTreeMap<String, usize>, b: &BTreeMap<String, usize>| {
-                a.keys()
-                    .filter(|k| !b.contains_key(*k))
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            };
-            let (t, v) = (only(&train, &val), only(&val, &train));
-            let mut diag = self.invalid(
-                "dataset.root",
-                "expected the same class folders in train and val".to_owned(),
-            );
-            if !t.is_empty() {
-                diag = diag.note(format!("only in {}: {t}", d.train_dir));
-            }
-            if !v.is_empty() {
-                diag = diag.note(format!("only in {}: {v}", d.val_dir));
-            }
-            self.errors.push(diag);
-        }
-        for (split, counts, wanted, key) in [
-            (
-                &d.train_dir,
-                &train,
-                d.train_per_class,
-                "dataset.train_per_class",
-            ),
-            (&d.val_dir, &val, d.val_per_class, "dataset.val_per_class"),
-        ] {
-            let short: Vec<String> = counts
-                .iter()
-                .filter(|(_, n)| wanted > **n)
-                .map(|(c, n)| format!("{c} ({n})"))
-                .collect();
-            if wanted > 0 && !short.is_empty() {
-                self.warnings.push(self.warning(
-                    key,
-                    format!("fewer than {wanted} images per class in {split}"),
-                    format!("these classes have fewer: {}", short.join(", ")),
-                ));
-            }
-        }
-    }
-
-    /// Class folder → image count for one split; reports a missing split or an empty class.
-    fn split(&mut self, root: &Path, dir: &str, dir_key: &str) -> Option<BTreeMap<String, usize>> {
-        let path = root.join(dir);
-        // Point at the folder name when a file chose it, else at the root that holds it.
-        let key = if self.sites.is_default(dir_key) {
-            "dataset.root"
-        } else {
-            dir_key
-        };
-        // the loader's own scanner, so that check sees the classes a run will see
-        let scanned = match crate::data::scan_classes_cached(&path) {
-            Ok(scanned) => scanned,
-            Err(crate::data::DataError::NoClasses(_)) => {
-                self.errors.push(self.invalid(
-                    key,
-                    format!(
-                        "expected class folders in {}, found none",
-                        display_path(&path)
-                    ),
-                ));
-                return None;
-            }
-            Err(crate::data::DataError::Io { path: p, .. }) if p == path => {
-                self.errors.push(self.invalid(
-                    key,
-                    format!(
-                        "expected a folder, found nothing at {}",
-                        display_path(&path)
-                    ),
-                ));
-                return None;
-            }
-            Err(e) => {
-                self.errors.push(self.invalid(key, e.to_string()));
-                return None;
-            }
-        };
-        let classes: BTreeMap<String, usize> = scanned
-            .into_iter()
-            .map(|c| (c.name, c.images.len()))
-            .collect();
-        let empty: Vec<&str> = classes
-            .iter()
-            .filter(|(_, n)| **n == 0)
-            .map(|(c, _)| c.as_str())
-            .collect();
-        if !empty.is_empty() {
-            let empty = empty.join(", ");
-            self.errors.push(
-                self.invalid(
-                    key,
-                    format!("expected at least one image per class, found none in: {empty}"),
-                )
-                .note(format!(
-                    "images are .png, .jpg or .jpeg files in {}/<class>/",
-                    display_path(&path)
-                )),
-            );
-        }
-        Some(classes)
     }
 }
 

@@ -209,21 +209,9 @@ fn preview_png(run: &Run, project: Option<&Path>) -> Result<Vec<u8>, String> {
         })?;
     let exp = crate::spec::load_stored(&run.dir.join("spec.toml"), &project)
         .map_err(|e| e.to_string())?;
-    let spec = &exp.base;
-    let d = &spec.dataset;
-    let folder = crate::data::ImageFolder::open(
-        &d.root,
-        &d.train_dir,
-        &d.val_dir,
-        d.train_per_class,
-        d.val_per_class,
-    )
-    .map_err(|e| e.to_string())?;
-    crate::inspect::preview::preview_png(
-        &folder,
-        &crate::setup::transform(spec),
-        PREVIEW_IMAGES,
-        spec.experiment.seed,
-    )
-    .map_err(|e| e.to_string())
+    let resolved = crate::setup::Resolved::new(&exp).map_err(|e| e.to_string())?;
+    let run = &resolved.runs[0];
+    let images = crate::inspect::preview::TrainingImages::of(run);
+    crate::inspect::preview::preview_png(&images, PREVIEW_IMAGES, run.spec().experiment.seed)
+        .map_err(|e| e.to_string())
 }

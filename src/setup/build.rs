@@ -1,8 +1,6 @@
-//! From a resolved run spec to the objects the program runs: its transforms, its bad-image
-//! policy, its training configuration. This is the one factory of runtime objects (ripgrep's
-//! `HiArgs`): `run`, `views::summary`, `views::preview` and `views::predict` all build them here,
-//! so a spec key means the same thing in every command. (It sits beside `spec`, not in it, so
-//! that `spec` stays a leaf that depends on no runtime module.)
+//! From one run's spec to the objects the program runs: its transforms, its bad-image policy, its
+//! training configuration, its head. Pure functions of the spec: what needs the disk (the
+//! dataset, the weights) is in [`super::Resolved`], which builds every run's objects here.
 
 use crate::data::{BadImagePolicy, Transform};
 use crate::spec::{self, RunSpec};

@@ -1,0 +1,241 @@
+//! The datasets a spec's runs name: each split folder scanned once, checked where the spec set
+//! it, and the content fingerprint a run id needs computed once, on first use.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use crate::data::{fingerprint, scan_classes, ClassFiles, DataError, ImageFolder};
+use crate::spec::{display_path, Diagnostic, Locator};
+
+/// One run's images, and their content hash once asked for.
+#[derive(Debug)]
+pub struct Dataset {
+    pub folder: ImageFolder,
+    fingerprint: OnceLock<String>,
+}
+
+impl Dataset {
+    /// SHA-256 over every file's path, size and content (computed once).
+    pub fn fingerprint(&self) -> Result<String, DataError> {
+        if let Some(f) = self.fingerprint.get() {
+            return Ok(f.clone());
+        }
+        let f = fingerprint(&self.folder)?;
+        Ok(self.fingerprint.get_or_init(|| f).clone())
+    }
+}
+
+/// Why a split folder could not be scanned.
+#[derive(Debug, Clone)]
+enum ScanError {
+    NoClasses,
+    Missing,
+    Other(String),
+}
+
+/// What a run's dataset depends on: root, train and val folders, per-class limits.
+pub(super) type DatasetKey = (PathBuf, String, String, usize, usize);
+
+/// Every split folder scanned so far, by path.
+#[derive(Default)]
+pub(super) struct Scans {
+    splits: HashMap<PathBuf, Result<Vec<ClassFiles>, ScanError>>,
+}
+
+/// The findings of checking one run's dataset.
+pub(super) struct Checked {
+    pub folder: Option<ImageFolder>,
+    pub errors: Vec<Diagnostic>,
+    pub warnings: Vec<Diagnostic>,
+}
+
+impl Scans {
+    fn scan(&mut self, path: &Path) -> Result<Vec<ClassFiles>, ScanError> {
+        self.splits
+            .entry(path.to_path_buf())
+            .or_insert_with(|| match scan_classes(path) {
+                Ok(classes) => Ok(classes),
+                Err(DataError::NoClasses(_)) => Err(ScanError::NoClasses),
+                Err(DataError::Io { path: p, .. }) if p == path => Err(ScanError::Missing),
+                Err(e) => Err(ScanError::Other(e.to_string())),
+            })
+            .clone()
+    }
+
+    /// Scans (once per folder) and checks the dataset `d` names, reporting at the keys that
+    /// chose its folders: the folders exist, every class has images, train and val have the
+    /// same classes; fewer images than a per-class limit asks for is a warning.
+    pub(super) fn check(&mut self, d: &crate::spec::Dataset, at: &Locator) -> Checked {
+        let mut out = Checked {
+            folder: None,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+        };
+        if d.root.as_os_str().is_empty() {
+            return out; // the spec's own check says it is missing
+        }
+        if !d.root.is_dir() {
+            out.errors.push(
+                at.invalid(
+                    "dataset.root",
+                    format!(
+                        "expected a folder, found nothing at {}",
+                        display_path(&d.root)
+                    ),
+                )
+                .help("relative paths resolve against the folder of the file that sets them"),
+            );
+            return out;
+        }
+        let train = self.split(&d.root, &d.train_dir, "dataset.train_dir", at, &mut out);
+        let val = self.split(&d.root, &d.val_dir, "dataset.val_dir", at, &mut out);
+        let (Some((train, train_files)), Some((val, val_files))) = (train, val) else {
+            return out;
+        };
+        if train.keys().ne(val.keys()) {
+            let only = |a: &BTreeMap<String, usize>, b: &BTreeMap<String, usize>| {
+                a.keys()
+                    .filter(|k| !b.contains_key(*k))
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let (t, v) = (only(&train, &val), only(&val, &train));
+            let mut diag = at.invalid(
+                "dataset.root",
+                "expected the same class folders in train and val".to_owned(),
+            );
+            if !t.is_empty() {
+                diag = diag.note(format!("only in {}: {t}", d.train_dir));
+            }
+            if !v.is_empty() {
+                diag = diag.note(format!("only in {}: {v}", d.val_dir));
+            }
+            out.errors.push(diag);
+        }
+        for (split, counts, wanted, key) in [
+            (
+                &d.train_dir,
+                &train,
+                d.train_per_class,
+                "dataset.train_per_class",
+            ),
+            (&d.val_dir, &val, d.val_per_class, "dataset.val_per_class"),
+        ] {
+            let short: Vec<String> = counts
+                .iter()
+                .filter(|(_, n)| wanted > **n)
+                .map(|(c, n)| format!("{c} ({n})"))
+                .collect();
+            if wanted > 0 && !short.is_empty() {
+                out.warnings.push(at.warning(
+                    key,
+                    format!("fewer than {wanted} images per class in {split}"),
+                    format!("these classes have fewer: {}", short.join(", ")),
+                ));
+            }
+        }
+        if out.errors.is_empty() {
+            match ImageFolder::from_classes(
+                &d.root,
+                train_files,
+                val_files,
+                d.train_per_class,
+                d.val_per_class,
+            ) {
+                Ok(folder) => out.folder = Some(folder),
+                Err(e) => out.errors.push(at.invalid("dataset.root", e.to_string())),
+            }
+        }
+        out
+    }
+
+    /// Class folder → image count for one split (and its files); reports a missing split or an
+    /// empty class.
+    fn split(
+        &mut self,
+        root: &Path,
+        dir: &str,
+        dir_key: &str,
+        at: &Locator,
+        out: &mut Checked,
+    ) -> Option<(BTreeMap<String, usize>, Vec<ClassFiles>)> {
+        let path = root.join(dir);
+        // Point at the folder name when a file chose it, else at the root that holds it.
+        let key = if at.is_default(dir_key) {
+            "dataset.root"
+        } else {
+            dir_key
+        };
+        let scanned = match self.scan(&path) {
+            Ok(scanned) => scanned,
+            Err(ScanError::NoClasses) => {
+                out.errors.push(at.invalid(
+                    key,
+                    format!(
+                        "expected class folders in {}, found none",
+                        display_path(&path)
+                    ),
+                ));
+                return None;
+            }
+            Err(ScanError::Missing) => {
+                out.errors.push(at.invalid(
+                    key,
+                    format!(
+                        "expected a folder, found nothing at {}",
+                        display_path(&path)
+                    ),
+                ));
+                return None;
+            }
+            Err(ScanError::Other(e)) => {
+                out.errors.push(at.invalid(key, e));
+                return None;
+            }
+        };
+        let classes: BTreeMap<String, usize> = scanned
+            .iter()
+            .map(|c| (c.name.clone(), c.images.len()))
+            .collect();
+        let empty: Vec<&str> = classes
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(c, _)| c.as_str())
+            .collect();
+        if !empty.is_empty() {
+            let empty = empty.join(", ");
+            out.errors.push(
+                at.invalid(
+                    key,
+                    format!("expected at least one image per class, found none in: {empty}"),
+                )
+                .note(format!(
+                    "images are .png, .jpg or .jpeg files in {}/<class>/",
+                    display_path(&path)
+                )),
+            );
+        }
+        Some((classes, scanned))
+    }
+}
+
+/// A dataset ready for the runs that name it.
+pub(super) fn dataset(folder: ImageFolder) -> Dataset {
+    Dataset {
+        folder,
+        fingerprint: OnceLock::new(),
+    }
+}
+
+/// The key of the dataset a run names.
+pub(super) fn key(d: &crate::spec::Dataset) -> DatasetKey {
+    (
+        d.root.clone(),
+        d.train_dir.clone(),
+        d.val_dir.clone(),
+        d.train_per_class,
+        d.val_per_class,
+    )
+}

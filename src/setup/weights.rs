@@ -1,0 +1,100 @@
+//! The pretrained weights a spec's runs name: each file read once, hashed (for the run id) and
+//! checked against every backbone and class count that loads it, where the spec set it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::models::weights_check::{check_weights, not_safetensors, Unfit};
+use crate::models::Arch;
+use crate::results::tensor_file::TensorFile;
+use crate::spec::{display_path, Diagnostic, Locator};
+
+/// A weights file, read once for every run that loads it.
+pub struct Weights {
+    pub path: PathBuf,
+    /// SHA-256 of the file's bytes.
+    pub sha256: String,
+    /// The parsed file, or why it is not safetensors (only a convolutional backbone loads it).
+    pub file: Result<TensorFile, String>,
+}
+
+/// What one file gave: its contents, or why it cannot be read.
+type Read = Result<Arc<Weights>, Unfit>;
+
+/// Every weights file read so far, and every (backbone, classes, head.replace) it was checked
+/// against.
+#[derive(Default)]
+pub(super) struct WeightsFiles {
+    files: HashMap<PathBuf, Read>,
+    checked: HashMap<(PathBuf, Arch, usize, bool), Result<(), Unfit>>,
+}
+
+impl WeightsFiles {
+    fn read(&mut self, path: &Path) -> Read {
+        self.files
+            .entry(path.to_path_buf())
+            .or_insert_with(|| {
+                let bytes = std::fs::read(path).map_err(|e| Unfit {
+                    summary: format!("cannot read {}: {e}", display_path(path)),
+                    details: Vec::new(),
+                })?;
+                let sha256 = hex::encode(Sha256::digest(&bytes));
+                let file = TensorFile::from_bytes(bytes);
+                Ok(Arc::new(Weights {
+                    path: path.to_path_buf(),
+                    sha256,
+                    file,
+                }))
+            })
+            .clone()
+    }
+
+    /// The run's weights file, checked as the run will load it: into `arch` with `classes`
+    /// outputs (`None` for the pixel models, which load no weights). Errors point at
+    /// `backbone.weights`.
+    pub(super) fn check(
+        &mut self,
+        path: &Path,
+        arch: Option<Arch>,
+        classes: usize,
+        replace_head: bool,
+        at: &Locator,
+    ) -> Result<Arc<Weights>, Diagnostic> {
+        let unfit = |u: Unfit| {
+            let mut diag = at
+                .invalid("backbone.weights", u.summary)
+                .note(format!("in {}", display_path(path)));
+            for d in u.details {
+                diag = diag.note(d);
+            }
+            diag
+        };
+        if !path.is_file() {
+            return Err(at.invalid(
+                "backbone.weights",
+                format!(
+                    "expected a safetensors file, found no file {}",
+                    display_path(path)
+                ),
+            ));
+        }
+        let weights = self.read(path).map_err(unfit)?;
+        if let Some(arch) = arch {
+            let file = weights
+                .file
+                .as_ref()
+                .map_err(|e| unfit(not_safetensors(e)))?;
+            let key = (path.to_path_buf(), arch, classes, replace_head);
+            let fit = self
+                .checked
+                .entry(key)
+                .or_insert_with(|| check_weights(arch, path, file, classes, replace_head))
+                .clone();
+            fit.map_err(unfit)?;
+        }
+        Ok(weights)
+    }
+}
