@@ -4,7 +4,8 @@
 //! half-written that a later run trusts, and a rerun after space is freed must complete and equal
 //! an uninterrupted run.
 //!
-//! Needs root (mount); skipped with a message where mounting is not permitted.
+//! Needs root (mount): where mounting is not permitted the tests are reported as ignored, with
+//! the reason (a failure under `RUNNER_REQUIRE_TOOLS=1`).
 //! `cargo test --test disk_full -- --nocapture` prints each step.
 
 use std::path::{Path, PathBuf};
@@ -12,27 +13,47 @@ use std::process::Command;
 
 use polars::prelude::*;
 
+mod common;
+use common::tools;
+
+fn main() {
+    // a tmpfs that mounts and unmounts: what both tests do
+    let missing = Tmpfs::mount("1m").err();
+    tools::run(vec![
+        tools::needs(
+            "a_full_disk_during_each_kind_of_write_is_named_and_recovered_from",
+            missing.clone(),
+            a_full_disk_during_each_kind_of_write_is_named_and_recovered_from,
+        ),
+        tools::needs(
+            "a_read_only_results_folder_is_named_and_nothing_is_written",
+            missing,
+            a_read_only_results_folder_is_named_and_nothing_is_written,
+        ),
+    ]);
+}
+
 /// A tmpfs mounted on a temporary folder, unmounted on drop.
 struct Tmpfs {
     dir: tempfile::TempDir,
 }
 
 impl Tmpfs {
-    fn mount(size: &str) -> Option<Tmpfs> {
+    /// A tmpfs of `size`, or why none can be mounted here.
+    fn mount(size: &str) -> Result<Tmpfs, String> {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
             .arg(dir.path())
             .output()
-            .ok()?;
+            .map_err(|e| format!("cannot run mount ({e})"))?;
         if !out.status.success() {
-            eprintln!(
-                "skipping: cannot mount a tmpfs ({}); run the tests as root",
+            return Err(format!(
+                "cannot mount a tmpfs ({}); run the tests as root",
                 String::from_utf8_lossy(&out.stderr).trim()
-            );
-            return None;
+            ));
         }
-        Some(Tmpfs { dir })
+        Ok(Tmpfs { dir })
     }
 
     fn path(&self) -> &Path {
@@ -265,11 +286,8 @@ fn fill_up(fs: &Tmpfs, body: &str, step: u64) -> Vec<String> {
     named
 }
 
-#[test]
 fn a_full_disk_during_each_kind_of_write_is_named_and_recovered_from() {
-    let Some(fs) = Tmpfs::mount("8m") else {
-        return;
-    };
+    let fs = Tmpfs::mount("8m").unwrap();
     let mut named = fill_up(&fs, LINEAR, 4096);
     named.extend(fill_up(&fs, CACHED, 64 * 1024));
     named.sort();
@@ -298,11 +316,8 @@ fn a_full_disk_during_each_kind_of_write_is_named_and_recovered_from() {
     );
 }
 
-#[test]
 fn a_read_only_results_folder_is_named_and_nothing_is_written() {
-    let Some(fs) = Tmpfs::mount("8m") else {
-        return;
-    };
+    let fs = Tmpfs::mount("8m").unwrap();
     let work = tempfile::tempdir().unwrap();
     let spec = spec(work.path(), LINEAR);
     let results = fs.path().join("results");

@@ -2,7 +2,8 @@
 //! tests/support/mlflow_readback.py): the runs, params and metric histories must equal what
 //! `runner compare --format json` and the runs' Parquet files say. Needs a Python with mlflow:
 //! `RUNNER_MLFLOW_PYTHON`, else `target/mlflow-venv/bin/python` (what .ci/run creates); the
-//! test is skipped, saying so, when there is none.
+//! test is reported as ignored, with the reason, when there is none (a failure under
+//! `RUNNER_REQUIRE_TOOLS=1`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -12,6 +13,22 @@ use runner::results::schema::{self, ParamValue};
 use runner::results::store::Status;
 use runner::testing::{write_run, SyntheticRun};
 use serde_json::Value;
+
+mod common;
+use common::tools;
+
+fn main() {
+    let missing = python_with_mlflow().is_none().then(|| {
+        "no Python with mlflow (set RUNNER_MLFLOW_PYTHON, or: python3 -m venv \
+         target/mlflow-venv && target/mlflow-venv/bin/pip install mlflow-skinny==3.17.2)"
+            .to_string()
+    });
+    tools::run(vec![tools::needs(
+        "mlflow_reads_back_the_runs_params_and_metric_histories",
+        missing,
+        mlflow_reads_back_the_runs_params_and_metric_histories,
+    )]);
+}
 
 fn project() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -136,15 +153,8 @@ fn same(a: f64, b: f64) -> bool {
     a == b || (a.is_nan() && b.is_nan())
 }
 
-#[test]
 fn mlflow_reads_back_the_runs_params_and_metric_histories() {
-    let Some(python) = python_with_mlflow() else {
-        println!(
-            "SKIPPED: no Python with mlflow (set RUNNER_MLFLOW_PYTHON, or: python3 -m venv \
-             target/mlflow-venv && target/mlflow-venv/bin/pip install mlflow-skinny==3.17.2)"
-        );
-        return;
-    };
+    let python = python_with_mlflow().expect("main checked that there is one");
     let tmp = tempfile::tempdir().unwrap();
     let results = results(tmp.path());
     let store = tmp.path().join("mlruns");

@@ -11,6 +11,32 @@ use runner::results::store::Status;
 use runner::testing::{write_run, SyntheticRun};
 use scraper::{Html, Selector};
 
+mod common;
+use common::tools;
+
+fn main() {
+    let no_chromium = chromium()
+        .is_none()
+        .then(|| "no chromium (apt-get install chromium, or set RUNNER_CHROMIUM)".to_string());
+    tools::run(vec![
+        tools::plain(
+            "the_page_parses_names_every_run_and_loads_nothing_from_the_network",
+            the_page_parses_names_every_run_and_loads_nothing_from_the_network,
+        ),
+        tools::needs(
+            "renders_in_headless_chromium",
+            no_chromium,
+            renders_in_headless_chromium,
+        ),
+        // a timing to read, not a check: a 1,000-run tree takes a while to write
+        tools::opt_in("a_thousand_run_sweep", a_thousand_run_sweep),
+        tools::plain(
+            "bad_inputs_get_errors_naming_the_folder",
+            bad_inputs_get_errors_naming_the_folder,
+        ),
+    ]);
+}
+
 fn project() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
@@ -93,7 +119,6 @@ fn text(e: scraper::ElementRef) -> String {
     e.text().collect::<String>().trim().to_string()
 }
 
-#[test]
 fn the_page_parses_names_every_run_and_loads_nothing_from_the_network() {
     let tmp = tempfile::tempdir().unwrap();
     let results = tmp.path().join("results");
@@ -285,12 +310,8 @@ fn pixel_stats(png: &Path) -> (f64, f64, usize) {
     (mean, var, colours.len())
 }
 
-#[test]
 fn renders_in_headless_chromium() {
-    let Some(chromium) = chromium() else {
-        println!("SKIPPED: no chromium (apt-get install chromium, or set RUNNER_CHROMIUM)");
-        return;
-    };
+    let chromium = chromium().expect("main checked that there is one");
     let tmp = tempfile::tempdir().unwrap();
     let results = tmp.path().join("results");
     sweep(&results, &[0.0, 1e-4, 1e-3, 1e-2], &[1, 2], true);
@@ -313,8 +334,6 @@ fn renders_in_headless_chromium() {
 /// `cargo test --test report -- --ignored --nocapture`: a 1,000-run sweep, the time `runner
 /// report` takes and the time Chromium takes to load and screenshot it. Set
 /// RUNNER_REPORT_KEEP=DIR to keep the page and the screenshot.
-#[test]
-#[ignore = "a timing to read, not a check: a 1,000-run tree takes a while to write"]
 fn a_thousand_run_sweep() {
     let tmp = tempfile::tempdir().unwrap();
     // RUNNER_REPORT_TREE=DIR writes (and keeps) the results tree there instead
@@ -364,7 +383,6 @@ fn runner_fails(args: &[&str], tmp: &Path) -> String {
         .replace(&tmp.display().to_string(), "<tmp>")
 }
 
-#[test]
 fn bad_inputs_get_errors_naming_the_folder() {
     let tmp = tempfile::tempdir().unwrap();
     let results = tmp.path().join("results");

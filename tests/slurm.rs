@@ -2,13 +2,33 @@
 //! arrays with a parallelism limit, resubmitting unfinished points, and tasks that start together
 //! on a shared feature cache and on locks left by other hosts.
 //!
-//! Skips (with a message) when `sbatch` is not installed or no controller answers; as root it
-//! first starts one with `tests/slurm/start.sh`. CI sets `RUNNER_REQUIRE_SLURM=1`, which turns a
-//! skip into a failure.
+//! Needs a running single-node Slurm: `.ci/run` installs and starts one (`tests/slurm/start.sh`,
+//! as root; `tests/slurm/stop.sh` stops it). The tests never start daemons themselves: without a
+//! controller they are reported as ignored, with the reason, and `RUNNER_REQUIRE_TOOLS=1` (set by
+//! `.ci/run`) makes that a failure.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+mod common;
+use common::tools;
+
+fn main() {
+    let missing = slurm_missing();
+    tools::run(vec![
+        tools::needs(
+            "an_array_trains_every_point_once_and_resubmits_only_the_unfinished",
+            missing.clone(),
+            an_array_trains_every_point_once_and_resubmits_only_the_unfinished,
+        ),
+        tools::needs(
+            "tasks_share_one_feature_cache_and_judge_other_hosts_locks_by_heartbeat",
+            missing,
+            tasks_share_one_feature_cache_and_judge_other_hosts_locks_by_heartbeat,
+        ),
+    ]);
+}
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny")
@@ -34,38 +54,18 @@ fn exclusive() -> Exclusive {
     Exclusive(f)
 }
 
-/// Whether a Slurm can run jobs here (started by this test setup when we are root).
-fn slurm() -> bool {
-    static UP: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
-    let up = UP.get_or_init(|| {
-        if sh("sbatch", &["--version"]).is_none() {
-            return Err("sbatch is not on PATH (apt-get install slurm-wlm munge)".into());
-        }
-        if !controller_up() {
-            let start = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slurm/start.sh");
-            let out = Command::new(&start).output();
-            if !controller_up() {
-                return Err(format!(
-                    "no slurmctld answers `scontrol ping`, and {} could not start one: {}",
-                    start.display(),
-                    out.map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-                        .unwrap_or_else(|e| e.to_string())
-                ));
-            }
-        }
-        Ok(())
-    });
-    match up {
-        Ok(()) => true,
-        Err(why) => {
-            assert!(
-                std::env::var("RUNNER_REQUIRE_SLURM").as_deref() != Ok("1"),
-                "RUNNER_REQUIRE_SLURM=1 but: {why}"
-            );
-            eprintln!("SKIPPED: Slurm tests need a running Slurm: {why}");
-            false
-        }
+/// Why Slurm cannot run jobs here, if it cannot.
+fn slurm_missing() -> Option<String> {
+    if sh("sbatch", &["--version"]).is_none() {
+        return Some("sbatch is not on PATH (apt-get install slurm-wlm munge)".into());
     }
+    if !controller_up() {
+        return Some(
+            "no slurmctld answers `scontrol ping` (as root: tests/slurm/start.sh starts one)"
+                .into(),
+        );
+    }
+    None
 }
 
 fn runner(dir: &Path, args: &[&str]) -> std::process::Output {
@@ -189,11 +189,7 @@ fn logs(dir: &Path, exp: &str, job: &str, ext: &str) -> Vec<(String, String)> {
 
 /// Issue #11, first two scenarios: a 4-point sweep as an array of at most 2 tasks at once, then
 /// one point lost and resubmitted alone.
-#[test]
 fn an_array_trains_every_point_once_and_resubmits_only_the_unfinished() {
-    if !slurm() {
-        return;
-    }
     let _node = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -293,11 +289,7 @@ fn lock_record(host: &str, pid: u32, age: u64) -> String {
 /// Issue #11, third scenario: tasks started together on a frozen-backbone sweep build the
 /// feature cache once; a lock left by another host with an old heartbeat is taken over, a fresh
 /// one is respected.
-#[test]
 fn tasks_share_one_feature_cache_and_judge_other_hosts_locks_by_heartbeat() {
-    if !slurm() {
-        return;
-    }
     let _node = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
