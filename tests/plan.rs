@@ -244,3 +244,36 @@ fn settings_the_optimizer_ignores_warn_only_when_changed() {
     );
     assert!(exp.warnings.is_empty(), "{:?}", exp.warnings);
 }
+
+/// Run ids recorded before keys were added to the schema stay valid: the committed reference
+/// run is found under its folder's id with the same stored text, and the main job keeps the ids
+/// the README shows.
+#[test]
+fn existing_run_ids_and_the_reference_run_stay_valid() {
+    let ids = |spec: &str| -> Vec<String> {
+        let exp = load(spec, &[]);
+        let resolved = runner::setup::Resolved::new(&exp).unwrap();
+        resolved.runs.iter().map(|r| r.run_id().unwrap()).collect()
+    };
+    let reference = Path::new("results/reference/ci_reference");
+    let stored: Vec<String> = std::fs::read_dir(reference)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    assert_eq!(ids("experiments/ci_reference.toml"), stored);
+    let exp = load("experiments/ci_reference.toml", &[]);
+    let text = std::fs::read_to_string(reference.join(&stored[0]).join("spec.toml")).unwrap();
+    assert_eq!(exp.runs[0].spec.to_toml(), text);
+    assert_eq!(
+        ids("experiments/lambda_sweep.toml"),
+        [
+            "e17835fa1f44",
+            "42d594c356af",
+            "20fa6c5c49fa",
+            "afd4c1bed3c9",
+            "4ac2a18761c5",
+            "cc027d6ccc60"
+        ]
+    );
+}

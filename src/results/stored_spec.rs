@@ -41,6 +41,7 @@ pub fn read(run_dir: &Path) -> Result<Option<StoredSpec>, ViewError> {
     })?;
     let mut keys = Vec::new();
     flatten("", &table, &mut keys);
+    keys.sort();
     Ok(Some(StoredSpec { text, keys }))
 }
 
@@ -91,6 +92,7 @@ mod tests {
         let table: toml::Table = text.parse().unwrap();
         let mut keys = Vec::new();
         flatten("", &table, &mut keys);
+        keys.sort();
         StoredSpec {
             text: text.into(),
             keys,

@@ -44,13 +44,6 @@ pub fn train(
     rec: &mut dyn Recorder,
 ) -> Result<Outcome, TrainError> {
     let (spec, folder, cfg) = (run.spec(), &run.dataset.folder, &run.fit);
-    if spec.train.device == crate::spec::Device::Cuda {
-        // dfdx's CUDA backend builds behind the `cuda` feature, but the project's own conv,
-        // pooling and BatchNorm kernels exist for the CPU only so far
-        return Err(TrainError::Input(
-            "train.device = \"cuda\" is not supported yet: the conv, pooling and BatchNorm ops have CPU kernels only; use \"cpu\"".into(),
-        ));
-    }
     let dev = Dev::seed_from_u64(spec.experiment.seed);
     let classes = folder.num_classes();
     let Some(arch) = spec.backbone.name.arch() else {

@@ -42,7 +42,7 @@ impl Update for RawHead {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Head {
     pub replace: bool,
     pub kind: HeadKind,
@@ -80,62 +80,5 @@ impl Head {
             HeadKind::Linear => &[],
             HeadKind::Mlp => &self.hidden,
         }
-    }
-}
-
-/// The canonical form (hashed into run ids) leaves out what does not change the model: the MLP
-/// keys of a linear head, and `pool` at its default. A spec written before these keys existed
-/// therefore keeps its run id, and two specs that build the same model share one.
-impl Serialize for Head {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mlp = self.kind == HeadKind::Mlp;
-        let pool = self.pool != Pool::Avg;
-        let n = 1 + 5 * mlp as usize + pool as usize;
-        let mut t = s.serialize_struct("Head", n)?;
-        t.serialize_field("replace", &self.replace)?;
-        if mlp {
-            t.serialize_field("kind", &self.kind)?;
-            t.serialize_field("hidden", &self.hidden)?;
-            t.serialize_field("activation", &self.activation)?;
-            t.serialize_field("dropout", &self.dropout)?;
-            t.serialize_field("batch_norm", &self.batch_norm)?;
-        }
-        if pool {
-            t.serialize_field("pool", &self.pool)?;
-        }
-        t.end()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn head(kind: HeadKind, pool: Pool) -> Head {
-        Head {
-            replace: true,
-            kind,
-            hidden: vec![256],
-            activation: Activation::Relu,
-            dropout: 0.2,
-            batch_norm: false,
-            pool,
-        }
-    }
-
-    #[test]
-    fn canonical_form_omits_what_does_not_build_anything() {
-        let text = |h: &Head| toml::to_string(h).unwrap();
-        assert_eq!(text(&head(HeadKind::Linear, Pool::Avg)), "replace = true\n");
-        assert_eq!(
-            text(&head(HeadKind::Linear, Pool::Max)),
-            "replace = true\npool = \"max\"\n"
-        );
-        assert_eq!(
-            text(&head(HeadKind::Mlp, Pool::Avg)),
-            "replace = true\nkind = \"mlp\"\nhidden = [256]\nactivation = \"relu\"\ndropout = 0.2\nbatch_norm = false\n"
-        );
-        assert!(head(HeadKind::Linear, Pool::Avg).hidden_widths().is_empty());
     }
 }

@@ -7,10 +7,10 @@
 //! serde types (`raw.rs`) and every resolved run through the same checks (`validate.rs`).
 
 mod augment;
+mod canonical;
 mod error;
 pub mod expand;
 mod head;
-mod id_compat;
 mod layer;
 mod locate;
 mod overrides;

@@ -27,10 +27,8 @@ pub struct RunSpec {
     pub train: Train,
     pub cache: Cache,
     /// Keys added after run ids were first recorded are left out of the canonical text while
-    /// at their defaults (see `spec::id_compat`), so that older run ids stay valid.
-    #[serde(skip_serializing_if = "super::id_compat::omit_schedule")]
+    /// they change nothing (see `spec::canonical`), so that older run ids stay valid.
     pub schedule: Schedule,
-    #[serde(skip_serializing_if = "super::id_compat::omit_early_stopping")]
     pub early_stopping: EarlyStopping,
     /// The folder holding `pipeline/` (else the spec's folder): results go under it, and the
     /// canonical TOML writes paths relative to it so that run ids do not depend on where the
@@ -68,10 +66,8 @@ pub struct Transforms {
     pub mean: [f32; 3],
     pub std: [f32; 3],
     /// Train only; replaces resize + crop for training when enabled.
-    #[serde(skip_serializing_if = "super::id_compat::omit_random_resized_crop")]
     pub random_resized_crop: RandomResizedCrop,
     /// Train only.
-    #[serde(skip_serializing_if = "super::id_compat::omit_color_jitter")]
     pub color_jitter: ColorJitter,
 }
 
@@ -90,7 +86,6 @@ pub use super::head::Head;
 pub struct Loss {
     pub kind: LossKind,
     /// torch's CrossEntropyLoss(label_smoothing): the target is (1 − ε)·one-hot + ε/K.
-    #[serde(skip_serializing_if = "super::id_compat::omit_label_smoothing")]
     pub label_smoothing: f64,
 }
 
@@ -118,7 +113,6 @@ pub struct Train {
     pub batch_size: usize,
     pub device: Device,
     /// Clip the global L2 norm of the gradients to this; 0 = off.
-    #[serde(skip_serializing_if = "super::id_compat::omit_grad_clip_norm")]
     pub grad_clip_norm: f64,
 }
 
@@ -227,9 +221,9 @@ impl RunSpec {
         })
     }
 
-    /// Canonical TOML of this run: every key, in schema order, paths relative to the project
-    /// folder when inside it (so the text, and the run id hashed from it, are the same in every
-    /// checkout).
+    /// Canonical TOML of this run: every key in schema order (but the later keys that change
+    /// nothing, see `spec::canonical`), paths relative to the project folder when inside it, so
+    /// the text, and the run id hashed from it, are the same in every checkout.
     pub fn to_toml(&self) -> String {
         let mut portable = self.clone();
         let relative = |p: &mut PathBuf| {
@@ -244,8 +238,8 @@ impl RunSpec {
         relative(&mut portable.dataset.root);
         portable.backbone.weights.as_mut().map(relative);
         portable.cache.dir.as_mut().map(relative);
-        super::id_compat::canonical(|| toml::to_string(&portable))
-            .expect("a RunSpec always serializes to TOML")
+        let text = |spec: &RunSpec| toml::to_string(spec).expect("a RunSpec serialises to TOML");
+        super::canonical::canonical(&text(&portable), &text(super::default_spec()))
     }
 }
 
