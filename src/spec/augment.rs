@@ -1,11 +1,11 @@
 //! The random augmentations of `[transforms]` beyond crop and flip: `random_resized_crop` and
-//! `color_jitter` (torchvision's), their layer types, resolved types and checks.
+//! `color_jitter` (torchvision's), their layer types and resolved types (their checks are in
+//! `validate/augment.rs`).
 
 use serde::{Deserialize, Serialize};
 
 use super::error::SpecError;
-use super::raw::Update;
-use super::validate::Checker;
+use super::update::{update_leaves, Update};
 
 /// `transforms.random_resized_crop`. Writing the table in a file, `--set` or sweep turns it
 /// on unless that layer also says `enabled = false`: `random_resized_crop = { scale = [0.08, 1.0] }`
@@ -36,12 +36,11 @@ impl<'de> Deserialize<'de> for RawRandomResizedCrop {
     }
 }
 
-impl Update for RawRandomResizedCrop {
-    fn update(&mut self, o: Self) {
-        macro_rules! take { ($($f:ident),*) => { $(if o.$f.is_some() { self.$f = o.$f; })* } }
-        take!(enabled, scale, ratio);
-    }
-}
+update_leaves!(RawRandomResizedCrop {
+    enabled,
+    scale,
+    ratio
+});
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,12 +50,11 @@ pub struct RawColorJitter {
     pub saturation: Option<f64>,
 }
 
-impl Update for RawColorJitter {
-    fn update(&mut self, o: Self) {
-        macro_rules! take { ($($f:ident),*) => { $(if o.$f.is_some() { self.$f = o.$f; })* } }
-        take!(brightness, contrast, saturation);
-    }
-}
+update_leaves!(RawColorJitter {
+    brightness,
+    contrast,
+    saturation
+});
 
 /// torchvision's RandomResizedCrop to `crop`×`crop`: a random area fraction in `scale` and a
 /// random aspect ratio (log-uniform) in `ratio`.
@@ -104,60 +102,5 @@ impl ColorJitter {
             contrast: get(&r.contrast, "transforms.color_jitter.contrast")?,
             saturation: get(&r.saturation, "transforms.color_jitter.saturation")?,
         })
-    }
-}
-
-impl Checker<'_> {
-    pub(super) fn augment(&mut self, spec: &super::RunSpec) {
-        let t = &spec.transforms;
-        let r = &t.random_resized_crop;
-        if r.enabled {
-            if t.crop == 0 {
-                self.errors.push(
-                    self.invalid(
-                        "transforms.random_resized_crop",
-                        "expected transforms.crop > 0: the crop's output side".to_owned(),
-                    )
-                    .note(self.where_set("transforms.crop"))
-                    .help("set transforms.crop, e.g. 224 (val keeps resize + center crop)"),
-                );
-            }
-            if t.random_crop {
-                self.errors.push(
-                    self.invalid(
-                        "transforms.random_resized_crop",
-                        "expected random_crop = false: both choose the train crop".to_owned(),
-                    )
-                    .note(self.where_set("transforms.random_crop")),
-                );
-            }
-            let [lo, hi] = r.scale;
-            if !(lo > 0.0 && lo <= hi && hi <= 1.0) {
-                self.errors.push(self.invalid(
-                    "transforms.random_resized_crop.scale",
-                    format!("expected [min, max] with 0 < min <= max <= 1, found [{lo}, {hi}]"),
-                ));
-            }
-            let [lo, hi] = r.ratio;
-            if !(lo > 0.0 && lo <= hi && hi.is_finite()) {
-                self.errors.push(self.invalid(
-                    "transforms.random_resized_crop.ratio",
-                    format!("expected [min, max] with 0 < min <= max, found [{lo}, {hi}]"),
-                ));
-            }
-        }
-        let j = &t.color_jitter;
-        for (key, v) in [
-            ("transforms.color_jitter.brightness", j.brightness),
-            ("transforms.color_jitter.contrast", j.contrast),
-            ("transforms.color_jitter.saturation", j.saturation),
-        ] {
-            if !(v >= 0.0 && v.is_finite()) {
-                self.errors.push(
-                    self.invalid(key, format!("expected a number >= 0, found {v}"))
-                        .note("the factor is drawn uniformly from [max(0, 1 − x), 1 + x]"),
-                );
-            }
-        }
     }
 }

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::error::SpecError;
-use super::raw::Update;
+use super::update::{update_leaves, Update};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -33,14 +33,15 @@ pub struct RawHead {
     pub pool: Option<Pool>,
 }
 
-impl Update for RawHead {
-    fn update(&mut self, other: Self) {
-        macro_rules! take {
-            ($($f:ident),*) => { $(if other.$f.is_some() { self.$f = other.$f; })* };
-        }
-        take!(replace, kind, hidden, activation, dropout, batch_norm, pool);
-    }
-}
+update_leaves!(RawHead {
+    replace,
+    kind,
+    hidden,
+    activation,
+    dropout,
+    batch_norm,
+    pool
+});
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Head {

@@ -7,6 +7,7 @@
 //! serde types (`raw.rs`) and every resolved run through the same checks (`validate.rs`).
 
 mod augment;
+mod axes;
 mod canonical;
 mod error;
 pub mod expand;
@@ -16,12 +17,15 @@ mod locate;
 mod overrides;
 mod presets;
 mod random_search;
+mod random_space;
 mod raw;
 mod resolved;
 mod schedule;
 pub mod select;
 mod sites;
 mod sweep;
+mod sweep_lists;
+mod update;
 mod validate;
 mod values;
 
@@ -43,8 +47,9 @@ pub use values::{
 };
 
 use layer::Layer;
-use raw::{RawSpec, Update};
+use raw::RawSpec;
 use sites::Sites;
+use update::Update;
 
 /// The single source of defaults, documented key by key.
 pub const DEFAULTS_TOML: &str = include_str!("../../pipeline/defaults.toml");

@@ -2,41 +2,16 @@
 //! that layers can be stacked with `update`; every table denies unknown keys so that a typo is an
 //! error rather than a silently ignored setting.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::sweep_lists::{RawAxes, SweptValues};
+use super::update::{update_leaves, Update};
 use super::values::{
     ApplyTo, BackboneName, Device, Freeze, LossKind, OnBadImage, OptimizerKind, RegularizationKind,
 };
-
-/// Layers merge key by key: a key set in `other` replaces the one in `self`.
-pub trait Update {
-    fn update(&mut self, other: Self);
-}
-
-impl<T: Update> Update for Option<T> {
-    fn update(&mut self, other: Self) {
-        match (self.as_mut(), other) {
-            (Some(mine), Some(theirs)) => mine.update(theirs),
-            (None, Some(theirs)) => *self = Some(theirs),
-            (_, None) => {}
-        }
-    }
-}
-
-/// Implements [`Update`] for a table of leaf keys: each key set in `other` wins.
-macro_rules! update_leaves {
-    ($ty:ty { $($field:ident),* $(,)? }) => {
-        impl Update for $ty {
-            fn update(&mut self, other: Self) {
-                $(if other.$field.is_some() { self.$field = other.$field; })*
-            }
-        }
-    };
-}
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -159,18 +134,17 @@ pub struct RawTransforms {
     pub color_jitter: Option<super::augment::RawColorJitter>,
 }
 
-impl Update for RawTransforms {
-    fn update(&mut self, other: Self) {
-        let leaves = |mine: &mut Self, other: &Self| {
-            macro_rules! take { ($($f:ident),*) => { $(if other.$f.is_some() { mine.$f = other.$f; })* } }
-            take!(resize, crop, random_crop, hflip, mean, std);
-        };
-        leaves(self, &other);
-        // the augmentation tables merge key by key, like the top-level tables
-        self.random_resized_crop.update(other.random_resized_crop);
-        self.color_jitter.update(other.color_jitter);
-    }
-}
+update_leaves!(RawTransforms {
+    resize,
+    crop,
+    random_crop,
+    hflip,
+    mean,
+    std
+} tables {
+    random_resized_crop,
+    color_jitter
+});
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -255,55 +229,6 @@ pub struct RawCache {
 }
 update_leaves!(RawCache { features, dir });
 
-/// Swept key → its values, each with its place in the file. Keys come back sorted by name;
-/// their spans give the file order.
-pub type RawAxes = BTreeMap<Spanned<String>, Spanned<AxisEntry>>;
-
-/// The list of values swept for one key, each value with its span.
-pub type SweptValues = Spanned<Vec<Spanned<toml::Value>>>;
-
-/// What a sweep table holds under a key: the values, or, where the dotted key was written
-/// unquoted (`regularization.lambda = [...]` makes nested tables in TOML), entries one level down.
-/// A hand-written `Deserialize` (not `untagged`) so that other types fail with a clear expectation.
-#[derive(Debug, Clone)]
-pub enum AxisEntry {
-    Values(Vec<Spanned<toml::Value>>),
-    Nested(RawAxes),
-}
-
-impl<'de> Deserialize<'de> for AxisEntry {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct EntryVisitor;
-        impl<'de> serde::de::Visitor<'de> for EntryVisitor {
-            type Value = AxisEntry;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an array of values to sweep")
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(
-                self,
-                mut seq: A,
-            ) -> Result<AxisEntry, A::Error> {
-                let mut values = Vec::new();
-                while let Some(value) = seq.next_element()? {
-                    values.push(value);
-                }
-                Ok(AxisEntry::Values(values))
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<AxisEntry, A::Error> {
-                let mut nested = RawAxes::new();
-                while let Some((key, entry)) = map.next_entry()? {
-                    nested.insert(key, entry);
-                }
-                Ok(AxisEntry::Nested(nested))
-            }
-        }
-        d.deserialize_any(EntryVisitor)
-    }
-}
-
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSweep {
@@ -311,7 +236,7 @@ pub struct RawSweep {
     /// Swept as `experiment.seed`, so each value is checked like a seed.
     pub seeds: Option<SweptValues>,
     pub zip: Option<Vec<Spanned<RawAxes>>>,
-    pub random: Option<super::random_search::RawRandom>,
+    pub random: Option<super::random_space::RawRandom>,
 }
 
 #[cfg(test)]

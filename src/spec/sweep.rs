@@ -7,56 +7,12 @@ use std::sync::Arc;
 use serde::Deserialize;
 use toml::Spanned;
 
+pub use super::axes::{Axis, Sweep, SweptKey};
 use super::error::{did_you_mean, Diagnostic, Snippet, Source, SpecError};
 use super::layer::{describe_serde_error, Layer};
-use super::raw::{AxisEntry, RawAxes, RawSpec, RawSweep, SweptValues};
+use super::raw::{RawSpec, RawSweep};
 use super::sites::{Site, Sites};
-
-/// The swept keys, grouped into axes. Runs are the cartesian product of the axes, the first axis
-/// varying slowest: grid keys in file order, then zip groups, then random-search trials, then
-/// seeds.
-#[derive(Debug, Clone, Default)]
-pub struct Sweep {
-    pub axes: Vec<Axis>,
-}
-
-impl Sweep {
-    /// Number of runs: the product of the axis lengths (1 when nothing is swept).
-    pub fn len(&self) -> usize {
-        self.axes.iter().map(Axis::len).product()
-    }
-
-    /// True when nothing is swept (there is still the one base run).
-    pub fn is_empty(&self) -> bool {
-        self.axes.is_empty()
-    }
-}
-
-/// Keys that take their `i`-th values together (one key, except in a zip group).
-#[derive(Debug, Clone)]
-pub struct Axis {
-    pub keys: Vec<SweptKey>,
-}
-
-impl Axis {
-    pub fn len(&self) -> usize {
-        self.keys.first().map_or(0, |k| k.values.len())
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct SweptKey {
-    /// Dotted key, e.g. `regularization.lambda`.
-    pub key: String,
-    pub values: Vec<toml::Value>,
-    /// One parsed layer per value, setting just this key.
-    pub(crate) layers: Vec<Layer>,
-    pub(crate) key_at: Snippet,
-}
+use super::sweep_lists::{AxisEntry, RawAxes, SweptValues};
 
 /// The `[sweep]` tables as the layers set them: each of grid, seeds and zip comes whole from the
 /// last layer that set it, with that layer's source.

@@ -8,7 +8,9 @@ use super::locate::Locator;
 use super::resolved::RunSpec;
 use super::values::{OptimizerKind, RegularizationKind};
 
+mod augment;
 mod head;
+mod schedule;
 
 /// 2·lr·λ (or lr·λ for decoupled decay) at or above this warns: weights shrink fast per step.
 const SHRINK_WARN: f64 = 0.1;

@@ -4,6 +4,7 @@
 //! SIMD dispatch. The row-wise direct loops here are the reference in the tests.
 
 mod padded;
+mod phased;
 mod simd;
 
 use rayon::prelude::*;

@@ -3,7 +3,7 @@
 //! narrow planes on AVX2/AVX-512 machines) and plain scalar code (any CPU), each inside a
 //! `#[target_feature]` function chosen at run time.
 
-use super::padded::Phased;
+use super::phased::Phased;
 
 /// The widest vector unit of this CPU.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
