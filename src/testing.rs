@@ -40,11 +40,7 @@ pub fn run_id(experiment: &str, swept: &[(String, ParamValue)]) -> String {
     for (k, v) in swept {
         h.update(format!("\0{k}={v}").as_bytes());
     }
-    h.finalize()
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&h.finalize()[..6])
 }
 
 /// The metrics of epoch `e` (1-based) of a run whose regularisation strength is `lambda` and

@@ -229,11 +229,7 @@ pub fn fingerprint(folder: &ImageFolder) -> Result<String, DataError> {
             h.update(Sha256::digest(&bytes));
         }
     }
-    Ok(hex_digest(&h.finalize()))
-}
-
-pub fn hex_digest(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(hex::encode(h.finalize()))
 }
 
 #[cfg(test)]

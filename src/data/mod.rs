@@ -10,8 +10,7 @@ mod transform;
 
 pub use augment::{Augment, ColorJitter, CropBox, RandomResizedCrop};
 pub use folder::{
-    fingerprint, hex_digest, scan_classes, ClassFiles, DataError, ImageFolder, Sample, Split,
-    IMAGE_EXTENSIONS,
+    fingerprint, scan_classes, ClassFiles, DataError, ImageFolder, Sample, Split, IMAGE_EXTENSIONS,
 };
 pub use loader::{epoch_order, load_image, BadImagePolicy, Batch, BatchIter, Loader};
 pub use transform::{Transform, IMAGENET_MEAN, IMAGENET_STD};

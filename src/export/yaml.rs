@@ -1,7 +1,6 @@
 //! The little YAML MLflow's file store keeps in `meta.yaml`: flat `key: scalar` maps. Written
-//! with JSON-quoted strings (valid YAML that PyYAML reads back exactly); read back leniently
-//! enough for what MLflow itself writes (plain, 'single' or "double" quoted scalars, long
-//! values folded onto indented continuation lines).
+//! with JSON-quoted strings (valid YAML that PyYAML reads back exactly); read back with a YAML
+//! parser (yaml-rust2), which takes whatever MLflow itself writes.
 
 /// A scalar of a flat YAML map.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,34 +27,16 @@ pub fn write(map: &[(&str, Scalar)]) -> String {
     out
 }
 
-/// The value of a top-level key, as text (`None` when absent, or written as `null` / `~`).
+/// The value of a top-level key of a YAML map, as text (`None` when absent, `null`, or the
+/// text is not YAML).
 pub fn get(text: &str, key: &str) -> Option<String> {
-    let mut lines = text.lines().peekable();
-    while let Some(line) = lines.next() {
-        let Some(rest) = line.strip_prefix(key).and_then(|r| r.strip_prefix(':')) else {
-            continue;
-        };
-        let mut value = rest.trim().to_string();
-        while let Some(next) = lines.peek().filter(|l| l.starts_with(' ')) {
-            value.push(' ');
-            value.push_str(next.trim());
-            lines.next();
-        }
-        return unquote(&value);
-    }
-    None
-}
-
-fn unquote(v: &str) -> Option<String> {
-    if v.starts_with('"') {
-        return serde_json::from_str(v).ok();
-    }
-    if let Some(inner) = v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')) {
-        return Some(inner.replace("''", "'"));
-    }
-    match v {
-        "" | "null" | "~" => None,
-        v => Some(v.to_string()),
+    use yaml_rust2::{Yaml, YamlLoader};
+    let docs = YamlLoader::load_from_str(text).ok()?;
+    match &docs.first()?[key] {
+        Yaml::String(s) | Yaml::Real(s) => Some(s.clone()),
+        Yaml::Integer(i) => Some(i.to_string()),
+        Yaml::Boolean(b) => Some(b.to_string()),
+        _ => None,
     }
 }
 

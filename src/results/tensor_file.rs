@@ -56,7 +56,7 @@ pub fn write(
     for e in by_name {
         digest.update(&e.3);
     }
-    metadata.insert(CHECKSUM.into(), hex(&digest.finalize()));
+    metadata.insert(CHECKSUM.into(), hex::encode(digest.finalize()));
     let views = encoded
         .iter()
         .map(|(name, dtype, dims, bytes)| {
@@ -74,10 +74,6 @@ fn format_error(path: &Path, e: safetensors::SafeTensorError) -> StoreError {
         path: path.to_path_buf(),
         source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{e:?}")),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A safetensors file read into memory, its checksum (when it has one) verified.
@@ -105,7 +101,7 @@ impl TensorFile {
             for name in names {
                 digest.update(tensors.tensor(name).map_err(|e| format!("{e:?}"))?.data());
             }
-            if hex(&digest.finalize()) != *expected {
+            if hex::encode(digest.finalize()) != *expected {
                 return Err("its checksum does not match its content (the file is corrupt)".into());
             }
         }

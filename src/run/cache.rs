@@ -207,7 +207,7 @@ pub fn key(parts: &[(&str, String)]) -> String {
     for (k, v) in parts {
         h.update(format!("{k}={v}\n").as_bytes());
     }
-    crate::data::hex_digest(&h.finalize())
+    hex::encode(h.finalize())
 }
 
 #[cfg(test)]

@@ -56,12 +56,7 @@ pub fn run_id(spec: &RunSpec, salt: &str) -> String {
     hasher.update(spec.to_toml().as_bytes());
     hasher.update(b"\n");
     hasher.update(salt.as_bytes());
-    hasher
-        .finalize()
-        .iter()
-        .take(6)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&hasher.finalize()[..6])
 }
 
 /// What `runner plan` prints: a header, then one line per run with its index, id and swept values.

@@ -105,20 +105,19 @@ pub fn compare_runs(
     if let Some(sort) = &args.sort {
         table.sort_by(sort)?;
     }
+    if args.per_class && args.format == Format::Json {
+        // one JSON document: {"runs": [...], "per_class": [...]}
+        let read = per_class::read_all(&table)?;
+        return Ok(crate::views::format::json(&serde_json::json!({
+            "runs": render::json_value(&table),
+            "per_class": per_class::json_value(&read),
+        })));
+    }
     let out = render::render(&table, args.format);
     if !args.per_class {
         return Ok(out);
     }
-    let per_class = per_class::render(&table, args.format, args.by)?;
-    Ok(match args.format {
-        // one JSON document: {"runs": [...], "per_class": [...]}
-        Format::Json => format!(
-            "{{\"runs\": {},\n\"per_class\": {}}}\n",
-            out.trim_end(),
-            per_class.trim_end()
-        ),
-        _ => out + &per_class,
-    })
+    Ok(out + &per_class::render(&table, args.format, args.by)?)
 }
 
 /// One run's best epoch and final values (what `compare` shows of it); NaN where the run has

@@ -3,6 +3,7 @@
 //! model (that is `inspect`).
 
 pub mod compare;
+pub mod format;
 pub mod plot;
 pub mod report;
 pub mod status;

@@ -241,14 +241,6 @@ fn table(plan: &ExperimentPlan, points: &[PointStatus], keys: &[String]) -> Stri
     out
 }
 
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 fn csv(points: &[PointStatus], keys: &[String]) -> String {
     let mut header = vec!["index".to_string(), "run_id".to_string()];
     header.extend(keys.iter().cloned());
@@ -265,34 +257,26 @@ fn csv(points: &[PointStatus], keys: &[String]) -> String {
         ]
         .map(String::from),
     );
-    let mut out = header
+    let rows: Vec<Vec<String>> = points
         .iter()
-        .map(|h| csv_field(h))
-        .collect::<Vec<_>>()
-        .join(",")
-        + "\n";
-    for s in points {
-        let mut row = vec![s.point.number.to_string(), s.point.run_id.clone()];
-        row.extend(
-            keys.iter()
-                .map(|k| value(&s.point, k).unwrap_or("").to_string()),
-        );
-        row.push(s.state.name().into());
-        row.push(s.epochs_done.to_string());
-        row.push(s.point.epochs.to_string());
-        row.push(s.host.clone().unwrap_or_default());
-        row.push(s.pid.map(|p| p.to_string()).unwrap_or_default());
-        row.push(s.task.clone().unwrap_or_default());
-        row.push(s.updated.clone().unwrap_or_default());
-        row.push(s.detail.clone().unwrap_or_default());
-        out += &(row
-            .iter()
-            .map(|c| csv_field(c))
-            .collect::<Vec<_>>()
-            .join(",")
-            + "\n");
-    }
-    out
+        .map(|s| {
+            let mut row = vec![s.point.number.to_string(), s.point.run_id.clone()];
+            row.extend(
+                keys.iter()
+                    .map(|k| value(&s.point, k).unwrap_or("").to_string()),
+            );
+            row.push(s.state.name().into());
+            row.push(s.epochs_done.to_string());
+            row.push(s.point.epochs.to_string());
+            row.push(s.host.clone().unwrap_or_default());
+            row.push(s.pid.map(|p| p.to_string()).unwrap_or_default());
+            row.push(s.task.clone().unwrap_or_default());
+            row.push(s.updated.clone().unwrap_or_default());
+            row.push(s.detail.clone().unwrap_or_default());
+            row
+        })
+        .collect();
+    crate::views::format::csv(&header, &rows)
 }
 
 fn json(points: &[PointStatus], keys: &[String]) -> String {
@@ -318,5 +302,5 @@ fn json(points: &[PointStatus], keys: &[String]) -> String {
             })
         })
         .collect();
-    serde_json::to_string_pretty(&rows).expect("json") + "\n"
+    crate::views::format::json(&serde_json::Value::Array(rows))
 }

@@ -9,9 +9,10 @@ use std::path::Path;
 use comfy_table::presets;
 use polars::prelude::*;
 
-use super::render::{comfy, csv_field, json_number, json_rows, json_string, sig4};
+use super::render::{comfy, sig4};
 use super::{BestAndFinal, BestBy, Format, Table};
 use crate::results::scan::{Run, ViewError};
+use crate::views::format;
 
 /// One run's per-class metrics and confusion matrix at the epoch its files hold.
 pub struct PerClass {
@@ -142,19 +143,11 @@ fn label(run: &Run) -> String {
 }
 
 pub fn render(table: &Table, format: Format, by: BestBy) -> Result<String, ViewError> {
-    let runs: Vec<&Run> = table
-        .rows
-        .iter()
-        .flat_map(|r| r.runs.iter().copied())
-        .collect();
-    let read: Vec<(&Run, Option<PerClass>)> = runs
-        .into_iter()
-        .map(|r| Ok((r, read(r)?)))
-        .collect::<Result<_, ViewError>>()?;
+    let read = read_all(table)?;
     Ok(match format {
         Format::Table | Format::Markdown => text(&read, format, by),
         Format::Csv => csv(&read),
-        Format::Json => json(&read),
+        Format::Json => format::json(&json_value(&read)),
     })
 }
 
@@ -236,37 +229,59 @@ fn text(read: &[(&Run, Option<PerClass>)], format: Format, by: BestBy) -> String
 
 /// Long tables after a blank line: per-class rows, then confusion rows.
 fn csv(read: &[(&Run, Option<PerClass>)]) -> String {
-    let mut pcs =
-        String::from("\nexperiment,run_id,epoch,class,accuracy,precision,recall,support\n");
-    let mut cms = String::from("\nexperiment,run_id,epoch,true_class,pred_class,count\n");
+    let head = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+    let (mut pcs, mut cms) = (Vec::new(), Vec::new());
     for (run, pc) in read {
         let Some(pc) = pc else { continue };
-        let (e, id) = (csv_field(&run.experiment), csv_field(&run.run_id));
+        let key = [
+            run.experiment.clone(),
+            run.run_id.clone(),
+            pc.epoch.to_string(),
+        ];
         for i in 0..pc.class.len() {
-            pcs.push_str(&format!(
-                "{e},{id},{},{},{},{},{},{}\n",
-                pc.epoch,
-                csv_field(&pc.class[i]),
-                pc.accuracy[i],
-                pc.precision[i],
-                pc.recall[i],
-                pc.support[i]
-            ));
+            let mut row = key.to_vec();
+            row.extend([
+                pc.class[i].clone(),
+                pc.accuracy[i].to_string(),
+                pc.precision[i].to_string(),
+                pc.recall[i].to_string(),
+                pc.support[i].to_string(),
+            ]);
+            pcs.push(row);
             for (j, n) in pc.confusion[i].iter().enumerate() {
-                cms.push_str(&format!(
-                    "{e},{id},{},{},{},{n}\n",
-                    pc.epoch,
-                    csv_field(&pc.class[i]),
-                    csv_field(&pc.class[j])
-                ));
+                let mut row = key.to_vec();
+                row.extend([pc.class[i].clone(), pc.class[j].clone(), n.to_string()]);
+                cms.push(row);
             }
         }
     }
-    pcs + &cms
+    let pc_header = head(&[
+        "experiment",
+        "run_id",
+        "epoch",
+        "class",
+        "accuracy",
+        "precision",
+        "recall",
+        "support",
+    ]);
+    let cm_header = head(&[
+        "experiment",
+        "run_id",
+        "epoch",
+        "true_class",
+        "pred_class",
+        "count",
+    ]);
+    format!(
+        "\n{}\n{}",
+        format::csv(&pc_header, &pcs),
+        format::csv(&cm_header, &cms)
+    )
 }
 
-/// A second JSON array, one object per run with its per-class lists and confusion matrix.
-fn json(read: &[(&Run, Option<PerClass>)]) -> String {
+/// One object per run with its per-class lists and confusion matrix.
+pub fn json_value(read: &[(&Run, Option<PerClass>)]) -> serde_json::Value {
     let header: Vec<String> = [
         "experiment",
         "run_id",
@@ -280,28 +295,34 @@ fn json(read: &[(&Run, Option<PerClass>)]) -> String {
     ]
     .map(String::from)
     .to_vec();
-    let list = |v: Vec<String>| format!("[{}]", v.join(", "));
+    let numbers =
+        |v: &[f64]| serde_json::Value::Array(v.iter().map(|x| format::number(*x)).collect());
     let rows = read
         .iter()
         .filter_map(|(run, pc)| {
             let pc = pc.as_ref()?;
             Some(vec![
-                json_string(&run.experiment),
-                json_string(&run.run_id),
-                pc.epoch.to_string(),
-                list(pc.class.iter().map(|c| json_string(c)).collect()),
-                list(pc.accuracy.iter().map(|x| json_number(*x)).collect()),
-                list(pc.precision.iter().map(|x| json_number(*x)).collect()),
-                list(pc.recall.iter().map(|x| json_number(*x)).collect()),
-                list(pc.support.iter().map(|x| x.to_string()).collect()),
-                list(
-                    pc.confusion
-                        .iter()
-                        .map(|r| list(r.iter().map(|n| n.to_string()).collect()))
-                        .collect(),
-                ),
+                run.experiment.clone().into(),
+                run.run_id.clone().into(),
+                pc.epoch.into(),
+                pc.class.clone().into(),
+                numbers(&pc.accuracy),
+                numbers(&pc.precision),
+                numbers(&pc.recall),
+                pc.support.clone().into(),
+                pc.confusion.clone().into(),
             ])
         })
         .collect();
-    json_rows(&header, rows)
+    format::objects(&header, rows)
+}
+
+/// The per-class tables of the table's runs, read from their files.
+pub fn read_all<'a>(table: &Table<'a>) -> Result<Vec<(&'a Run, Option<PerClass>)>, ViewError> {
+    table
+        .rows
+        .iter()
+        .flat_map(|r| r.runs.iter().copied())
+        .map(|r| Ok((r, read(r)?)))
+        .collect()
 }

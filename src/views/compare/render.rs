@@ -8,6 +8,7 @@ use comfy_table::{presets, CellAlignment, ContentArrangement};
 
 use super::{Format, Row, Stat, Table, METRICS};
 use crate::results::schema::ParamValue;
+use crate::views::format;
 
 pub fn render(table: &Table, format: Format) -> String {
     match format {
@@ -194,91 +195,46 @@ fn flat(table: &Table) -> (Vec<String>, Vec<Vec<Value>>) {
     (header, rows)
 }
 
-pub fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 fn csv(table: &Table) -> String {
     let (header, rows) = flat(table);
-    let mut out = header
+    let rows: Vec<Vec<String>> = rows
         .iter()
-        .map(|h| csv_field(h))
-        .collect::<Vec<_>>()
-        .join(",")
-        + "\n";
-    for r in rows {
-        let cells: Vec<String> = r
-            .iter()
-            .map(|v| match v {
-                Value::Text(s) => csv_field(s),
-                Value::Param(p) => csv_field(&p.to_string()),
-                Value::Num(x) => format!("{x}"),
-                Value::Null => String::new(),
-            })
-            .collect();
-        out.push_str(&cells.join(","));
-        out.push('\n');
-    }
-    out
+        .map(|r| {
+            r.iter()
+                .map(|v| match v {
+                    Value::Text(s) => s.clone(),
+                    Value::Param(p) => p.to_string(),
+                    Value::Num(x) => format!("{x}"),
+                    Value::Null => String::new(),
+                })
+                .collect()
+        })
+        .collect();
+    format::csv(&header, &rows)
 }
 
-pub fn json_string(s: &str) -> String {
-    serde_json::to_string(s).expect("strings serialise")
-}
-
-/// One JSON object per line inside an array; keys in column order (serde_json's map would sort
-/// them).
-fn json(table: &Table) -> String {
+/// The rows as a JSON array of objects, keys in column order.
+pub fn json_value(table: &Table) -> serde_json::Value {
     let (header, rows) = flat(table);
-    json_rows(
+    format::objects(
         &header,
         rows.iter()
-            .map(|r| r.iter().map(json_value).collect())
+            .map(|r| r.iter().map(json_cell).collect())
             .collect(),
     )
 }
 
-pub fn json_rows(header: &[String], rows: Vec<Vec<String>>) -> String {
-    let lines: Vec<String> = rows
-        .iter()
-        .map(|r| {
-            let fields: Vec<String> = header
-                .iter()
-                .zip(r)
-                .map(|(h, v)| format!("{}: {v}", json_string(h)))
-                .collect();
-            format!("  {{{}}}", fields.join(", "))
-        })
-        .collect();
-    if lines.is_empty() {
-        "[]\n".into()
-    } else {
-        format!("[\n{}\n]\n", lines.join(",\n"))
-    }
+fn json(table: &Table) -> String {
+    format::json(&json_value(table))
 }
 
-fn json_value(v: &Value) -> String {
+fn json_cell(v: &Value) -> serde_json::Value {
     match v {
-        Value::Text(s) => json_string(s),
-        Value::Param(ParamValue::Str(s)) => json_string(s),
-        Value::Param(ParamValue::Float(f)) if f.is_finite() => json_number(*f),
-        Value::Param(ParamValue::Float(_)) => "null".into(),
-        Value::Param(p) => p.to_string(),
-        Value::Num(x) => json_number(*x),
-        Value::Null => "null".into(),
-    }
-}
-
-pub fn json_number(x: f64) -> String {
-    // Rust's f64 Display never uses exponents, so it is always a valid JSON number
-    if x.is_finite() {
-        format!("{x}")
-    } else {
-        "null".into()
+        Value::Text(s) | Value::Param(ParamValue::Str(s)) => s.clone().into(),
+        Value::Param(ParamValue::Float(f)) | Value::Num(f) => format::number(*f),
+        Value::Param(ParamValue::Int(i)) => (*i).into(),
+        Value::Param(ParamValue::Bool(b)) => (*b).into(),
+        Value::Null => serde_json::Value::Null,
     }
 }
 
@@ -298,8 +254,14 @@ mod tests {
 
     #[test]
     fn csv_quotes_only_when_needed() {
-        assert_eq!(csv_field("sgd"), "sgd");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        let header = ["kind".to_string(), "note".to_string()];
+        let rows = [
+            vec!["sgd".to_string(), "a,b".to_string()],
+            vec!["say \"hi\"".to_string(), "two\r\nlines".to_string()],
+        ];
+        assert_eq!(
+            crate::views::format::csv(&header, &rows),
+            "kind,note\nsgd,\"a,b\"\n\"say \"\"hi\"\"\",\"two\r\nlines\"\n"
+        );
     }
 }
