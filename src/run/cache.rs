@@ -68,8 +68,10 @@ impl FeatureCache {
         // Tasks of a sweep starting together on a shared folder: one builds, the others wait
         // for its lock and then read what it wrote (the write is atomic and checksummed, so
         // even where the lock does not reach, a reader only ever sees a whole file).
-        std::fs::create_dir_all(&self.dir)
-            .map_err(|e| TrainError::Store(format!("cannot create {}: {e}", self.dir.display())))?;
+        std::fs::create_dir_all(&self.dir).map_err(|source| StoreError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
         let lock_path = path.with_extension("safetensors.lock");
         let waited = Instant::now();
         let mut builder = None;
@@ -82,7 +84,10 @@ impl FeatureCache {
             );
             builder = Some(busy.describe());
         })
-        .map_err(|e| TrainError::Store(format!("cannot write {}: {e}", lock_path.display())))?;
+        .map_err(|source| StoreError::Io {
+            path: lock_path.clone(),
+            source,
+        })?;
         if builder.is_some() || path.exists() {
             if let Some(f) = self.read_usable(&path, key) {
                 tracing::info!(
@@ -96,7 +101,7 @@ impl FeatureCache {
             }
         }
         let f = Arc::new(build()?);
-        write(&path, key, &f).map_err(|e| TrainError::Store(e.to_string()))?;
+        write(&path, key, &f)?;
         tracing::info!(
             "feature cache {}: built by this task ({})",
             path.display(),

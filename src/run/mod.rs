@@ -180,10 +180,8 @@ fn execute(
             return Ok(done);
         }
     }
-    dir.create()
-        .map_err(|e| fail(TrainError::Store(e.to_string())))?;
-    let Some(_lock) = RunLock::acquire(&dir).map_err(|e| fail(TrainError::Store(e.to_string())))?
-    else {
+    dir.create().map_err(|e| fail(e.into()))?;
+    let Some(_lock) = RunLock::acquire(&dir).map_err(|e| fail(e.into()))? else {
         return Err(fail(TrainError::Locked));
     };
     dir.remove_stale_temp_files();
@@ -201,7 +199,7 @@ fn execute(
         let _ = std::fs::remove_file(dir.file(BEST_WEIGHTS));
     }
     dir.write_text("spec.toml", &spec.to_toml())
-        .map_err(|e| fail(TrainError::Store(e.to_string())))?;
+        .map_err(|e| fail(e.into()))?;
     let (git_commit, git_dirty) =
         provenance::git_state(exp.source.parent().unwrap_or(Path::new(".")));
     let mut manifest = Manifest {
@@ -239,8 +237,7 @@ fn execute(
     manifest
         .crate_versions
         .push(("rustc".into(), provenance::rustc_version().into()));
-    dir.write_manifest(&manifest)
-        .map_err(|e| fail(TrainError::Store(e.to_string())))?;
+    dir.write_manifest(&manifest).map_err(|e| fail(e.into()))?;
 
     let key = RunKey {
         experiment: &spec.experiment.name,
@@ -314,9 +311,7 @@ fn execute(
     };
     manifest.status = status;
     manifest.error = error.clone();
-    let written = dir
-        .write_manifest(&manifest)
-        .map_err(|e| TrainError::Store(e.to_string()));
+    let written = dir.write_manifest(&manifest).map_err(TrainError::from);
     // The first failure is the cause (a full disk fails every later write too): report it.
     if let Some(e) = result.err().or(written.err()) {
         return Err(fail(e));

@@ -12,10 +12,12 @@ use crate::data::{load_image, BadImagePolicy, ImageFolder, Loader, Transform};
 use crate::models::feature_head::FeatureHead;
 use crate::models::freeze::not_a_block;
 use crate::models::pixels::{LinearModel, MlpModel};
+use crate::models::WeightsError;
 use crate::models::{
     load_torchvision_file, save_torchvision_weights, ArchVisitor, Backbone, Classifier,
     PartlyFrozen,
 };
+use crate::results::store::StoreError;
 use crate::setup::ResolvedRun;
 use crate::spec::{BackboneName, Freeze};
 use crate::train::{
@@ -210,7 +212,10 @@ impl ArchVisitor for WithBackbone<'_> {
 }
 
 fn save_classifier<B: Backbone>(model: &Classifier<B>, path: &Path) -> Result<(), TrainError> {
-    save_torchvision_weights(model, path).map_err(|e| TrainError::Store(e.to_string()))
+    save_torchvision_weights(model, path).map_err(|e| match e {
+        WeightsError::Write { path, source } => StoreError::Io { path, source }.into(),
+        other => TrainError::Input(other.to_string()),
+    })
 }
 
 /// After a completed run: save the final weights. The checkpoint stays until the run's tables
@@ -286,11 +291,9 @@ fn fit_resuming<M: Net>(
         },
     )?;
     if keep_best && matches!(outcome, Outcome::Done | Outcome::Stopped(_)) {
-        checkpoint::load_weights(paths.best, &mut model).map_err(|why| {
-            TrainError::Store(format!(
-                "cannot restore the best epoch's weights from {}: {why}",
-                paths.best.display()
-            ))
+        checkpoint::load_weights(paths.best, &mut model).map_err(|why| StoreError::Read {
+            path: paths.best.to_path_buf(),
+            reason: format!("cannot restore the best epoch's weights: {why}"),
         })?;
         tracing::info!("restored the best epoch's weights (early_stopping.restore_best)");
     }

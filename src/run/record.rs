@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::progress::Progress;
 use crate::results::schema::{self, ParamValue, RunKey};
-use crate::results::store::{Manifest, RunDir, Status};
+use crate::results::store::{Manifest, RunDir, Status, StoreError};
 use crate::spec::expand::PlannedRun;
 use crate::train::{EpochMetrics, TrainError};
 
@@ -81,11 +81,13 @@ impl Recorder for Record<'_> {
         self.rows.retain(|r| r.epoch < m.epoch);
         self.rows.push(m.clone());
         self.progress.epoch(m, self.epochs);
-        let mut df = schema::epochs_frame(self.key, &self.rows)
-            .map_err(|e| TrainError::Store(e.to_string()))?;
-        self.dir
-            .write_parquet("metrics.parquet", &mut df)
-            .map_err(|e| TrainError::Store(e.to_string()))?;
+        let built = |name: &str| {
+            let path = self.dir.file(name);
+            move |source| StoreError::Polars { path, source }
+        };
+        let mut df =
+            schema::epochs_frame(self.key, &self.rows).map_err(built("metrics.parquet"))?;
+        self.dir.write_parquet("metrics.parquet", &mut df)?;
         // The per-class tables follow the best epoch as soon as it is found, so they are on
         // disk before the checkpoint of that epoch: a run resumed later (whose earlier epochs
         // come back from metrics.parquet without their confusion matrices) still has them.
@@ -94,19 +96,15 @@ impl Recorder for Record<'_> {
         {
             let write =
                 |name: &str, df: polars::prelude::PolarsResult<polars::prelude::DataFrame>| {
-                    let mut df = df.map_err(|e| TrainError::Store(e.to_string()))?;
-                    self.dir
-                        .write_parquet(name, &mut df)
-                        .map_err(|e| TrainError::Store(e.to_string()))
+                    let mut df = df.map_err(built(name))?;
+                    self.dir.write_parquet(name, &mut df)
                 };
             write("per_class.parquet", schema::per_class_frame(self.key, m))?;
             write("confusion.parquet", schema::confusion_frame(self.key, m))?;
         }
         self.manifest.epochs_done = m.epoch;
         self.manifest.skipped_images = m.skipped;
-        self.dir
-            .write_manifest(&self.manifest)
-            .map_err(|e| TrainError::Store(e.to_string()))?;
+        self.dir.write_manifest(&self.manifest)?;
         self.add_stage("record", t.elapsed().as_secs_f64());
         Ok(())
     }

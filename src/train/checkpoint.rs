@@ -13,7 +13,7 @@ use crate::nn::tensors;
 use crate::results::tensor_file::{self, Data, Entry, TensorFile};
 
 fn write(path: &Path, entries: &[Entry], meta: HashMap<String, String>) -> Result<(), TrainError> {
-    tensor_file::write(path, entries, meta).map_err(|e| TrainError::Store(e.to_string()))
+    Ok(tensor_file::write(path, entries, meta)?)
 }
 
 /// Saves the model's tensors under their module paths.

@@ -11,8 +11,10 @@ pub enum TrainError {
     Input(String),
     #[error(transparent)]
     Data(#[from] crate::data::DataError),
-    #[error("cannot write results: {0}")]
-    Store(String),
+    /// A result file could not be written (or read back): the error names the file and keeps
+    /// its cause.
+    #[error(transparent)]
+    Store(#[from] crate::results::store::StoreError),
     #[error("another runner is training this run")]
     Locked,
 }
