@@ -84,7 +84,7 @@ impl<'a> Resolved<'a> {
                             spec.head.replace,
                             at,
                         )
-                        .map_err(|e| at.rejected(vec![e]))?,
+                        .map_err(|e| at.rejected(vec![*e]))?,
                 ),
             };
             Ok((dataset, weights))

@@ -62,7 +62,7 @@ impl WeightsFiles {
         classes: usize,
         replace_head: bool,
         at: &Locator,
-    ) -> Result<Arc<Weights>, Diagnostic> {
+    ) -> Result<Arc<Weights>, Box<Diagnostic>> {
         let unfit = |u: Unfit| {
             let mut diag = at
                 .invalid("backbone.weights", u.summary)
@@ -70,16 +70,16 @@ impl WeightsFiles {
             for d in u.details {
                 diag = diag.note(d);
             }
-            diag
+            Box::new(diag)
         };
         if !path.is_file() {
-            return Err(at.invalid(
+            return Err(Box::new(at.invalid(
                 "backbone.weights",
                 format!(
                     "expected a safetensors file, found no file {}",
                     display_path(path)
                 ),
-            ));
+            )));
         }
         let weights = self.read(path).map_err(unfit)?;
         if let Some(arch) = arch {
