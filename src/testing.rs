@@ -152,6 +152,7 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         error: (run.status == Status::Failed).then(|| "synthetic failure".to_string()),
         classes: run.classes.clone(),
         device: "cpu".into(),
+        engine: None,
         threads: 1,
         git_commit: None,
         git_dirty: None,
@@ -217,6 +218,38 @@ pub fn fill_with_hash<B: Backbone>(model: &mut Classifier<B>) {
         t.set_values(&values);
         Ok(())
     });
+}
+
+/// Whether a test that needs a missing tool must fail instead of skipping (CI sets
+/// `RUNNER_REQUIRE_TOOLS=1`).
+pub fn tools_required() -> bool {
+    std::env::var("RUNNER_REQUIRE_TOOLS").as_deref() == Ok("1")
+}
+
+/// The engines a test runs its checks on: the built-in kernels, then oneDNN. Without a usable
+/// oneDNN the second is left out with a visible `SKIPPED` line, or the test fails when
+/// [`tools_required`].
+pub fn engines() -> Vec<(&'static str, crate::ops::engine::Engine)> {
+    use crate::ops::engine::Engine;
+    let mut out = vec![("built-in", Engine::Builtin)];
+    match Engine::onednn() {
+        Ok(e) => out.push(("oneDNN", e)),
+        Err(why) => {
+            assert!(
+                !tools_required(),
+                "RUNNER_REQUIRE_TOOLS=1 but oneDNN is unusable: {why}"
+            );
+            eprintln!("SKIPPED (the oneDNN half of this test): {why}");
+        }
+    }
+    out
+}
+
+/// Runs `check` once per engine of [`engines`] (on this thread), naming the engine.
+pub fn on_each_engine(mut check: impl FnMut(&str)) {
+    for (name, engine) in engines() {
+        crate::ops::engine::with(engine, || check(name));
+    }
 }
 
 #[cfg(test)]

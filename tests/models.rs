@@ -65,70 +65,73 @@ fn images(
 
 #[test]
 fn resnet18_matches_pytorch_golden() {
-    let g = read_all(RESNET_GOLDEN);
-    let dev = Dev::seed_from_u64(0);
-    let mut model = Classifier::<ResNet18>::new(&dev, 2);
-    fill_with_hash(&mut model);
+    runner::testing::on_each_engine(|engine| {
+        println!("engine: {engine}");
+        let g = read_all(RESNET_GOLDEN);
+        let dev = Dev::seed_from_u64(0);
+        let mut model = Classifier::<ResNet18>::new(&dev, 2);
+        fill_with_hash(&mut model);
 
-    // The fill reproduces PyTorch's probes.
-    let probe = |name: &str, ours: Vec<f32>| {
-        let (_, want) = &g[&format!("weights.{name}[:4]")];
-        let e = rel_err(&ours[..want.len()], want);
-        assert!(e < 1e-6, "probe {name}: rel err {e}");
-    };
-    probe("conv1.weight", model.backbone.conv1.weight.as_vec());
-    probe("fc.bias", model.head.bias.as_vec());
-    probe(
-        "layer1.0.bn1.running_var",
-        model.backbone.layer1.0.bn1.running_var.as_vec(),
-    );
-    probe(
-        "layer2.0.downsample.1.bias",
-        model.backbone.layer2.0.downsample.1.bias.as_vec(),
-    );
+        // The fill reproduces PyTorch's probes.
+        let probe = |name: &str, ours: Vec<f32>| {
+            let (_, want) = &g[&format!("weights.{name}[:4]")];
+            let e = rel_err(&ours[..want.len()], want);
+            assert!(e < 1e-6, "probe {name}: rel err {e}");
+        };
+        probe("conv1.weight", model.backbone.conv1.weight.as_vec());
+        probe("fc.bias", model.head.bias.as_vec());
+        probe(
+            "layer1.0.bn1.running_var",
+            model.backbone.layer1.0.bn1.running_var.as_vec(),
+        );
+        probe(
+            "layer2.0.downsample.1.bias",
+            model.backbone.layer2.0.downsample.1.bias.as_vec(),
+        );
 
-    let (in_shape, input) = g["input"].clone();
-    let x = images(&dev, &in_shape, input);
+        let (in_shape, input) = g["input"].clone();
+        let x = images(&dev, &in_shape, input);
 
-    // Eval mode: BatchNorm on running statistics.
-    let logits = model.forward_eval(x.clone());
-    let e = rel_err(&logits.as_vec(), &g["logits_eval"].1);
-    println!("resnet18 eval logits rel err {e:.3e}");
-    assert!(e < 1e-4, "eval logits rel err {e}");
+        // Eval mode: BatchNorm on running statistics.
+        let logits = model.forward_eval(x.clone());
+        let e = rel_err(&logits.as_vec(), &g["logits_eval"].1);
+        println!("resnet18 eval logits rel err {e:.3e}");
+        assert!(e < 1e-4, "eval logits rel err {e}");
 
-    // Train mode: batch statistics, mean cross-entropy, gradients.
-    let target = &g["target"].1;
-    let mut onehot = vec![0.0f32; 2 * target.len()];
-    for (i, t) in target.iter().enumerate() {
-        onehot[i * 2 + *t as usize] = 1.0;
-    }
-    let onehot = dev.tensor_from_vec(onehot, (target.len(), 2usize));
-    let grads = model.alloc_grads();
-    let logits = model.forward_train(x.traced(grads));
-    let e = rel_err(&logits.as_vec(), &g["logits_train"].1);
-    println!("resnet18 train logits rel err {e:.3e}");
-    assert!(e < 1e-4, "train logits rel err {e}");
-    let loss = cross_entropy_with_logits_loss(logits, onehot);
-    let (l, want) = (loss.array(), g["loss_train"].1[0]);
-    println!("resnet18 train loss {l} vs {want}");
-    assert!(((l - want) / want).abs() < 1e-4, "loss {l} vs {want}");
-    let grads = loss.backward();
+        // Train mode: batch statistics, mean cross-entropy, gradients.
+        let target = &g["target"].1;
+        let mut onehot = vec![0.0f32; 2 * target.len()];
+        for (i, t) in target.iter().enumerate() {
+            onehot[i * 2 + *t as usize] = 1.0;
+        }
+        let onehot = dev.tensor_from_vec(onehot, (target.len(), 2usize));
+        let grads = model.alloc_grads();
+        let logits = model.forward_train(x.traced(grads));
+        let e = rel_err(&logits.as_vec(), &g["logits_train"].1);
+        println!("resnet18 train logits rel err {e:.3e}");
+        assert!(e < 1e-4, "train logits rel err {e}");
+        let loss = cross_entropy_with_logits_loss(logits, onehot);
+        let (l, want) = (loss.array(), g["loss_train"].1[0]);
+        println!("resnet18 train loss {l} vs {want}");
+        assert!(((l - want) / want).abs() < 1e-4, "loss {l} vs {want}");
+        let grads = loss.backward();
 
-    let check = |name: &str, ours: Vec<f32>| {
-        let (_, want) = &g[&format!("grad.{name}")];
-        let e = rel_err(&ours[..want.len()], want);
-        println!("resnet18 grad {name} rel err {e:.3e}");
-        assert!(e < 1e-3, "grad {name}: rel err {e}");
-    };
-    let b = &model.backbone;
-    check("conv1.weight", grads.get(&b.conv1.weight).as_vec());
-    check("bn1.weight", grads.get(&b.bn1.scale).as_vec());
-    check(
-        "layer4.1.conv2.weight[:8]",
-        grads.get(&b.layer4.1.conv2.weight).as_vec(),
-    );
-    check("fc.weight", grads.get(&model.head.weight).as_vec());
-    check("fc.bias", grads.get(&model.head.bias).as_vec());
+        let check = |name: &str, ours: Vec<f32>| {
+            let (_, want) = &g[&format!("grad.{name}")];
+            let e = rel_err(&ours[..want.len()], want);
+            println!("resnet18 grad {name} rel err {e:.3e}");
+            assert!(e < 1e-3, "grad {name}: rel err {e}");
+        };
+        let b = &model.backbone;
+        check("conv1.weight", grads.get(&b.conv1.weight).as_vec());
+        check("bn1.weight", grads.get(&b.bn1.scale).as_vec());
+        check(
+            "layer4.1.conv2.weight[:8]",
+            grads.get(&b.layer4.1.conv2.weight).as_vec(),
+        );
+        check("fc.weight", grads.get(&model.head.weight).as_vec());
+        check("fc.bias", grads.get(&model.head.bias).as_vec());
+    });
 }
 
 fn top5(row: &[f32]) -> Vec<usize> {
@@ -140,30 +143,76 @@ fn top5(row: &[f32]) -> Vec<usize> {
 
 #[test]
 fn efficientnet_lite0_matches_pytorch_golden() {
+    runner::testing::on_each_engine(|engine| {
+        println!("engine: {engine}");
+        let g = read_all(LITE0_GOLDEN);
+        let dev = Dev::seed_from_u64(0);
+        let mut model = Classifier::<EfficientNetLite0>::new(&dev, 1000);
+        let report = load_torchvision_weights(&mut model, LITE0_WEIGHTS, false).unwrap();
+        assert!(!report.head_replaced);
+        assert_eq!(report.checkpoint_classes, Some(1000));
+        let (in_shape, input) = g["input"].clone();
+        let logits = model.forward_eval(images(&dev, &in_shape, input)).as_vec();
+        let want = &g["logits"].1;
+        let e = rel_err(&logits, want);
+        println!("efficientnet_lite0 logits rel err {e:.3e}");
+        assert!(e < 1e-3, "logits rel err {e}");
+        for i in 0..in_shape[0] {
+            let (ours, theirs) = (
+                top5(&logits[i * 1000..(i + 1) * 1000]),
+                top5(&want[i * 1000..(i + 1) * 1000]),
+            );
+            println!(
+                "image {i}: top-5 {ours:?} ({})",
+                imagenet_class_name(ours[0])
+            );
+            assert_eq!(ours, theirs, "top-5 of image {i}");
+        }
+        assert_eq!(top5(&logits[..1000])[..3], [285, 281, 282]);
+    });
+}
+
+/// The folded frozen-feature path (BatchNorm folded into the convolutions, ReLU6 and the
+/// residual adds fused) against the unfused eval-mode forward pass, on the ImageNet weights, for
+/// both poolings, the golden input and a batch of another size.
+#[test]
+fn folded_lite0_features_equal_the_unfused_ones() {
+    use runner::models::fold::FrozenFeatures;
+    use runner::spec::Pool;
     let g = read_all(LITE0_GOLDEN);
     let dev = Dev::seed_from_u64(0);
     let mut model = Classifier::<EfficientNetLite0>::new(&dev, 1000);
-    let report = load_torchvision_weights(&mut model, LITE0_WEIGHTS, false).unwrap();
-    assert!(!report.head_replaced);
-    assert_eq!(report.checkpoint_classes, Some(1000));
-    let (in_shape, input) = g["input"].clone();
-    let logits = model.forward_eval(images(&dev, &in_shape, input)).as_vec();
-    let want = &g["logits"].1;
-    let e = rel_err(&logits, want);
-    println!("efficientnet_lite0 logits rel err {e:.3e}");
-    assert!(e < 1e-3, "logits rel err {e}");
-    for i in 0..in_shape[0] {
-        let (ours, theirs) = (
-            top5(&logits[i * 1000..(i + 1) * 1000]),
-            top5(&want[i * 1000..(i + 1) * 1000]),
-        );
-        println!(
-            "image {i}: top-5 {ours:?} ({})",
-            imagenet_class_name(ours[0])
-        );
-        assert_eq!(ours, theirs, "top-5 of image {i}");
-    }
-    assert_eq!(top5(&logits[..1000])[..3], [285, 281, 282]);
+    load_torchvision_weights(&mut model, LITE0_WEIGHTS, false).unwrap();
+    let (shape, golden) = g["input"].clone();
+    let other: Vec<f32> = (0..3 * 3 * 96 * 96)
+        .map(|i| ((i * 7919 % 1000) as f32 / 500.0 - 1.0) * 2.0)
+        .collect();
+    let inputs = [
+        ((shape[0], shape[2], shape[3]), golden),
+        ((3, 96, 96), other),
+    ];
+    runner::testing::on_each_engine(|engine| {
+        for ((n, h, w), x) in &inputs {
+            for pool in [Pool::Avg, Pool::Max] {
+                let frozen = FrozenFeatures::new(model.backbone.clone(), pool);
+                assert!(frozen.is_folded());
+                let folded = frozen.features(&dev, x.clone(), *n, *h, *w);
+                let mut backbone = model.backbone.clone();
+                backbone.set_pool(pool);
+                let unfused = backbone
+                    .forward_eval(dev.tensor_from_vec(x.clone(), (*n, Const::<3>, *h, *w)))
+                    .as_vec();
+                assert_eq!(folded.len(), unfused.len());
+                let worst = folded
+                    .iter()
+                    .zip(&unfused)
+                    .map(|(a, b)| (a - b).abs() / b.abs().max(1.0))
+                    .fold(0.0f32, f32::max);
+                println!("{engine} {n}x{h}x{w} {pool:?}: worst difference {worst:.2e}");
+                assert!(worst <= 1e-4, "{engine} {n}x{h}x{w} {pool:?}: {worst}");
+            }
+        }
+    });
 }
 
 fn temp_path(name: &str) -> std::path::PathBuf {
@@ -300,36 +349,39 @@ fn weights_mismatch_lists_every_offending_tensor() {
 
 #[test]
 fn every_backbone_trains_one_step_on_small_inputs() {
-    // Shapes flow, gradients reach the first conv, the optimizer accepts every parameter.
-    fn step<B: Backbone>(size: usize) {
-        let dev = Dev::seed_from_u64(4);
-        let mut model = Classifier::<B>::new(&dev, 3);
-        let mut opt = Sgd::new(
-            &model,
-            SgdConfig {
-                lr: 0.01,
-                momentum: Some(Momentum::Classic(0.9)),
-                weight_decay: None,
-            },
-        );
-        let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> =
-            dev.sample_normal_like(&(2, Const, size, size));
-        let y = dev.tensor_from_vec(vec![1.0f32, 0.0, 0.0, 0.0, 0.0, 1.0], (2usize, 3usize));
-        let grads = model.alloc_grads();
-        let logits = model.forward_train(x.clone().traced(grads));
-        assert_eq!(logits.shape(), &(2, 3));
-        let loss = cross_entropy_with_logits_loss(logits, y);
-        assert!(loss.array().is_finite());
-        let grads = loss.backward();
-        opt.update(&mut model, &grads)
-            .expect("every parameter gets a gradient");
-        let eval = model.forward_eval(x);
-        assert!(eval.as_vec().iter().all(|v| v.is_finite()), "{}", B::NAME);
-    }
-    step::<SmallCnn>(28);
-    step::<SmallCnn>(64);
-    step::<ResNet18>(32);
-    step::<EfficientNetLite0>(32);
+    runner::testing::on_each_engine(|engine| {
+        println!("engine: {engine}");
+        // Shapes flow, gradients reach the first conv, the optimizer accepts every parameter.
+        fn step<B: Backbone>(size: usize) {
+            let dev = Dev::seed_from_u64(4);
+            let mut model = Classifier::<B>::new(&dev, 3);
+            let mut opt = Sgd::new(
+                &model,
+                SgdConfig {
+                    lr: 0.01,
+                    momentum: Some(Momentum::Classic(0.9)),
+                    weight_decay: None,
+                },
+            );
+            let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> =
+                dev.sample_normal_like(&(2, Const, size, size));
+            let y = dev.tensor_from_vec(vec![1.0f32, 0.0, 0.0, 0.0, 0.0, 1.0], (2usize, 3usize));
+            let grads = model.alloc_grads();
+            let logits = model.forward_train(x.clone().traced(grads));
+            assert_eq!(logits.shape(), &(2, 3));
+            let loss = cross_entropy_with_logits_loss(logits, y);
+            assert!(loss.array().is_finite());
+            let grads = loss.backward();
+            opt.update(&mut model, &grads)
+                .expect("every parameter gets a gradient");
+            let eval = model.forward_eval(x);
+            assert!(eval.as_vec().iter().all(|v| v.is_finite()), "{}", B::NAME);
+        }
+        step::<SmallCnn>(28);
+        step::<SmallCnn>(64);
+        step::<ResNet18>(32);
+        step::<EfficientNetLite0>(32);
+    });
 }
 
 #[test]
@@ -441,50 +493,53 @@ fn frozen_extremes<B: Backbone>(size: usize) {
 
 #[test]
 fn partial_freezing() {
-    frozen_extremes::<SmallCnn>(16);
-    frozen_extremes::<ResNet18>(32);
-    frozen_extremes::<EfficientNetLite0>(32);
+    runner::testing::on_each_engine(|engine| {
+        println!("engine: {engine}");
+        frozen_extremes::<SmallCnn>(16);
+        frozen_extremes::<ResNet18>(32);
+        frozen_extremes::<EfficientNetLite0>(32);
 
-    let dev = Dev::seed_from_u64(9);
-    let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> =
-        dev.sample_normal_like(&(2, Const, 32, 32));
-    let zero = |v: Vec<f32>| v.iter().all(|x| *x == 0.0);
+        let dev = Dev::seed_from_u64(9);
+        let x: Tensor<(usize, Const<3>, usize, usize), f32, Dev> =
+            dev.sample_normal_like(&(2, Const, 32, 32));
+        let zero = |v: Vec<f32>| v.iter().all(|x| *x == 0.0);
 
-    let mut m = Classifier::<ResNet18>::new(&dev, 3);
-    let k = ResNet18::frozen_blocks("layer2").unwrap();
-    assert_eq!(k, 4);
-    let (rm_frozen, rm_trained) = (
-        m.backbone.layer2.1.bn2.running_mean.as_vec(),
-        m.backbone.layer3.0.bn1.running_mean.as_vec(),
-    );
-    let grads = m.alloc_grads();
-    let grads = m
-        .forward_train_frozen(x.clone(), k, grads)
-        .square()
-        .mean()
-        .backward();
-    let b = &m.backbone;
-    assert!(
-        zero(grads.get(&b.layer2.1.conv2.weight).as_vec())
-            && zero(grads.get(&b.conv1.weight).as_vec())
-    );
-    assert!(
-        !zero(grads.get(&b.layer3.0.conv1.weight).as_vec())
-            && !zero(grads.get(&m.head.weight).as_vec())
-    );
-    assert_eq!(b.layer2.1.bn2.running_mean.as_vec(), rm_frozen);
-    assert_ne!(b.layer3.0.bn1.running_mean.as_vec(), rm_trained);
+        let mut m = Classifier::<ResNet18>::new(&dev, 3);
+        let k = ResNet18::frozen_blocks("layer2").unwrap();
+        assert_eq!(k, 4);
+        let (rm_frozen, rm_trained) = (
+            m.backbone.layer2.1.bn2.running_mean.as_vec(),
+            m.backbone.layer3.0.bn1.running_mean.as_vec(),
+        );
+        let grads = m.alloc_grads();
+        let grads = m
+            .forward_train_frozen(x.clone(), k, grads)
+            .square()
+            .mean()
+            .backward();
+        let b = &m.backbone;
+        assert!(
+            zero(grads.get(&b.layer2.1.conv2.weight).as_vec())
+                && zero(grads.get(&b.conv1.weight).as_vec())
+        );
+        assert!(
+            !zero(grads.get(&b.layer3.0.conv1.weight).as_vec())
+                && !zero(grads.get(&m.head.weight).as_vec())
+        );
+        assert_eq!(b.layer2.1.bn2.running_mean.as_vec(), rm_frozen);
+        assert_ne!(b.layer3.0.bn1.running_mean.as_vec(), rm_trained);
 
-    let mut m = Classifier::<EfficientNetLite0>::new(&dev, 3);
-    let k = EfficientNetLite0::frozen_blocks("_blocks.3").unwrap();
-    assert_eq!(k, 6);
-    let grads = m.alloc_grads();
-    let grads = m
-        .forward_train_frozen(x, k, grads)
-        .square()
-        .mean()
-        .backward();
-    let b = &m.backbone._blocks;
-    assert!(zero(grads.get(&b.b3._project_conv.weight).as_vec()));
-    assert!(!zero(grads.get(&b.b4._expand_conv.weight).as_vec()));
+        let mut m = Classifier::<EfficientNetLite0>::new(&dev, 3);
+        let k = EfficientNetLite0::frozen_blocks("_blocks.3").unwrap();
+        assert_eq!(k, 6);
+        let grads = m.alloc_grads();
+        let grads = m
+            .forward_train_frozen(x, k, grads)
+            .square()
+            .mean()
+            .backward();
+        let b = &m.backbone._blocks;
+        assert!(zero(grads.get(&b.b3._project_conv.weight).as_vec()));
+        assert!(!zero(grads.get(&b.b4._expand_conv.weight).as_vec()));
+    });
 }

@@ -4,7 +4,6 @@
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use runner::ops::conv::conv2d_forward;
 use runner::ops::pool::{avg_pool_forward, max_pool_forward, PoolGeom};
 use runner::ops::Conv2dGeom;
 use runner::ops::{avg_pool2d, conv2d, max_pool2d, relu6, Padding};
@@ -39,6 +38,13 @@ fn finite_diff(v: &[f32], eps: f32, mut loss: impl FnMut(&[f32]) -> f64) -> Vec<
             (up - down) / (2.0 * eps as f64)
         })
         .collect()
+}
+
+/// The forward pass of the engine this thread's ops run on (what the tape differentiates).
+fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>) -> Vec<f32> {
+    let mut out = vec![0.0; g.batch * g.c_out * g.oh * g.ow];
+    runner::ops::engine::conv_forward(g, x, w, bias, &mut out, false);
+    out
 }
 
 fn dot(a: &[f32], r: &[f32]) -> f64 {
@@ -91,49 +97,52 @@ fn check_conv<const I: usize, const O: usize, const K: usize>(
     with_bias: bool,
     expect_out: (usize, usize),
 ) {
-    let dev = Cpu::seed_from_u64(seed);
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let g = Conv2dGeom::new(n, I, h, w, O, K, stride, padding, groups);
-    assert_eq!((g.oh, g.ow), expect_out, "output size");
-    let x = random(&mut rng, n * I * h * w);
-    let wt = random(&mut rng, O * (I / groups) * K * K);
-    let b = random(&mut rng, O);
-    let r = random(&mut rng, n * O * g.oh * g.ow);
-    let bias = with_bias.then_some(&b[..]);
+    runner::testing::on_each_engine(|engine| {
+        println!("engine: {engine}");
+        let dev = Cpu::seed_from_u64(seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let g = Conv2dGeom::new(n, I, h, w, O, K, stride, padding, groups);
+        assert_eq!((g.oh, g.ow), expect_out, "output size");
+        let x = random(&mut rng, n * I * h * w);
+        let wt = random(&mut rng, O * (I / groups) * K * K);
+        let b = random(&mut rng, O);
+        let r = random(&mut rng, n * O * g.oh * g.ow);
+        let bias = with_bias.then_some(&b[..]);
 
-    // Forward against the direct f64 reference.
-    let fast = conv2d_forward(&g, &x, &wt, bias);
-    let reference = conv_reference(&g, &x, &wt, bias);
-    let e = rel_err(&fast, &reference);
-    assert!(e < 1e-5, "forward rel err {e}");
+        // Forward against the direct f64 reference.
+        let fast = conv2d_forward(&g, &x, &wt, bias);
+        let reference = conv_reference(&g, &x, &wt, bias);
+        let e = rel_err(&fast, &reference);
+        assert!(e < 1e-5, "forward rel err {e}");
 
-    // Backward through the tape.
-    let x_t = dev.tensor_from_vec(x.clone(), (n, Const::<I>, h, w));
-    let w_t = dev.tensor_from_vec(wt.clone(), (Const::<O>, I / groups, Const::<K>, Const::<K>));
-    let b_t = dev.tensor_from_vec(b.clone(), (Const::<O>,));
-    let r_t = dev.tensor_from_vec(r.clone(), (n, Const::<O>, g.oh, g.ow));
-    let out = conv2d(
-        x_t.clone().leaky_traced(),
-        &w_t,
-        with_bias.then_some(&b_t),
-        stride,
-        padding,
-        groups,
-    );
-    let grads = (out * r_t).sum().backward();
+        // Backward through the tape.
+        let x_t = dev.tensor_from_vec(x.clone(), (n, Const::<I>, h, w));
+        let w_t = dev.tensor_from_vec(wt.clone(), (Const::<O>, I / groups, Const::<K>, Const::<K>));
+        let b_t = dev.tensor_from_vec(b.clone(), (Const::<O>,));
+        let r_t = dev.tensor_from_vec(r.clone(), (n, Const::<O>, g.oh, g.ow));
+        let out = conv2d(
+            x_t.clone().leaky_traced(),
+            &w_t,
+            with_bias.then_some(&b_t),
+            stride,
+            padding,
+            groups,
+        );
+        let grads = (out * r_t).sum().backward();
 
-    let eps = 1e-2;
-    let fd_x = finite_diff(&x, eps, |p| dot(&conv2d_forward(&g, p, &wt, bias), &r));
-    let fd_w = finite_diff(&wt, eps, |p| dot(&conv2d_forward(&g, &x, p, bias), &r));
-    let ex = rel_err(&grads.get(&x_t).as_vec(), &fd_x);
-    let ew = rel_err(&grads.get(&w_t).as_vec(), &fd_w);
-    assert!(ex < 1e-3, "dx rel err {ex}");
-    assert!(ew < 1e-3, "dw rel err {ew}");
-    if with_bias {
-        let fd_b = finite_diff(&b, eps, |p| dot(&conv2d_forward(&g, &x, &wt, Some(p)), &r));
-        let eb = rel_err(&grads.get(&b_t).as_vec(), &fd_b);
-        assert!(eb < 1e-3, "db rel err {eb}");
-    }
+        let eps = 1e-2;
+        let fd_x = finite_diff(&x, eps, |p| dot(&conv2d_forward(&g, p, &wt, bias), &r));
+        let fd_w = finite_diff(&wt, eps, |p| dot(&conv2d_forward(&g, &x, p, bias), &r));
+        let ex = rel_err(&grads.get(&x_t).as_vec(), &fd_x);
+        let ew = rel_err(&grads.get(&w_t).as_vec(), &fd_w);
+        assert!(ex < 1e-3, "dx rel err {ex}");
+        assert!(ew < 1e-3, "dw rel err {ew}");
+        if with_bias {
+            let fd_b = finite_diff(&b, eps, |p| dot(&conv2d_forward(&g, &x, &wt, Some(p)), &r));
+            let eb = rel_err(&grads.get(&b_t).as_vec(), &fd_b);
+            assert!(eb < 1e-3, "db rel err {eb}");
+        }
+    });
 }
 
 #[test]
@@ -575,4 +584,42 @@ fn batchnorm_fused_activation_matches_unfused() {
             }
         }
     }
+}
+
+/// A network's first layer skips its input gradient and computes the same weight gradient.
+#[test]
+fn a_first_layer_conv_has_the_same_weight_gradient_and_no_input_gradient() {
+    use runner::ops::conv::conv2d_first_layer;
+    runner::testing::on_each_engine(|engine| {
+        let dev = Cpu::seed_from_u64(4);
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let (n, h) = (2, 19);
+        let x = random(&mut rng, n * 3 * h * h);
+        let wt = random(&mut rng, 8 * 3 * 7 * 7);
+        let g = Conv2dGeom::new(n, 3, h, h, 8, 7, 2, Padding::Symmetric(3), 1);
+        let r = random(&mut rng, n * 8 * g.oh * g.ow);
+        let w_t = dev.tensor_from_vec(wt, (Const::<8>, 3, Const::<7>, Const::<7>));
+        let r_t = dev.tensor_from_vec(r, (n, Const::<8>, g.oh, g.ow));
+        let weight_grad = |first: bool| {
+            let x_t = dev.tensor_from_vec(x.clone(), (n, Const::<3>, h, h));
+            let x_in = x_t.clone().leaky_traced();
+            let out = if first {
+                conv2d_first_layer(x_in, &w_t, None, 2, Padding::Symmetric(3), 1)
+            } else {
+                conv2d(x_in, &w_t, None, 2, Padding::Symmetric(3), 1)
+            };
+            let mut grads = (out * r_t.clone()).sum().backward();
+            // none was computed for the first layer's input: a fresh (zero) one is allocated
+            let dx = grads.get_or_alloc_mut(&x_t).unwrap();
+            let has_dx = dx.iter().any(|v| *v != 0.0);
+            (grads.get(&w_t).as_vec(), has_dx)
+        };
+        let (dw_first, dx_first) = weight_grad(true);
+        let (dw, dx) = weight_grad(false);
+        assert_eq!(dw_first, dw, "{engine}");
+        assert!(
+            dx && !dx_first,
+            "{engine}: input gradient {dx} / first layer {dx_first}"
+        );
+    });
 }

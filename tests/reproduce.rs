@@ -28,14 +28,22 @@ fn reproduce(run: &Path, extra: &[&str]) -> std::process::Output {
 #[test]
 fn the_reference_run_reproduces_and_an_edited_metric_is_caught() {
     let run = reference_run();
-    let out = reproduce(&run, &[]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains(": ok (tolerance"), "{stdout}");
+    // on each engine (the reference was recorded on the built-in one)
+    for (name, _) in runner::testing::engines() {
+        let flag = if name == "oneDNN" {
+            "onednn"
+        } else {
+            "builtin"
+        };
+        let out = reproduce(&run, &["--engine", flag]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{name}: {stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(": ok (tolerance"), "{name}: {stdout}");
+    }
 
     // a copy whose stored val loss of epoch 2 is off by 1e-3
     let dir = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@ use dfdx::prelude::*;
 use super::busy::timed;
 use super::Measure;
 use crate::models::Dev;
-use crate::ops::conv::{conv2d_backward, conv2d_forward_into};
+use crate::ops::engine;
 use crate::ops::gemm::{matmul, Mat, Parallelism};
 use crate::ops::Conv2dGeom;
 use crate::ops::Padding;
@@ -39,14 +39,16 @@ pub fn conv_layer(l: &ConvLayer, iters: usize) -> (Measure, Measure) {
     let mut out = vec![0.0f32; 4 * co * geom.oh * geom.ow];
     let (mut dx, mut dw) = (vec![0.0f32; x.len()], vec![0.0f32; w.len()]);
     let flop = 2.0 * geom.macs() as f64;
+    // through the engine the product uses (oneDNN or built-in, see the table's header)
     let (fwd, busy_f) = timed(1, iters, || {
-        out.fill(0.0);
-        conv2d_forward_into(&geom, &x, &w, None, &mut out);
+        engine::conv_forward(&geom, &x, &w, None, &mut out, false);
     });
+    let saved = engine::conv_forward(&geom, &x, &w, None, &mut out, true);
     let (bwd, busy_b) = timed(1, iters, || {
         dx.fill(0.0);
         dw.fill(0.0);
-        conv2d_backward(&geom, &x, &w, &out, Some(&mut dx), Some(&mut dw), None);
+        let (dx, dw) = (Some(&mut dx[..]), Some(&mut dw[..]));
+        engine::conv_backward(&geom, &saved, &x, &w, &out, dx, dw, None);
     });
     (
         Measure::new(flop / fwd / 1e9, busy_f),

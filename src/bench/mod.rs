@@ -74,6 +74,8 @@ struct Row {
 pub fn run(opts: &BenchOptions) -> Result<(), String> {
     let it = if opts.quick { 2 } else { 5 };
     let threads = rayon::current_num_threads();
+    let engine = crate::ops::engine::selected()?.describe();
+    eprintln!("runner bench: engine {engine}");
     eprintln!(
         "runner bench: {threads} threads, conv gemm kernels {}, {} iterations per row{}",
         if crate::ops::gemm::use_gemm015() {
@@ -185,6 +187,7 @@ pub fn run(opts: &BenchOptions) -> Result<(), String> {
             }
         })
         .collect();
+    println!("engine: {engine}");
     println!("{}", table(&rows, torch.as_ref()));
     Ok(())
 }

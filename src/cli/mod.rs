@@ -28,6 +28,10 @@ pub use failure::Failure;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// CPU engine under the convolutions: auto (oneDNN when libdnnl.so.2 loads, else
+    /// built-in), onednn or builtin [default: RUNNER_ENGINE, else auto]
+    #[arg(long, global = true, value_name = "ENGINE")]
+    engine: Option<crate::ops::engine::EngineChoice>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +72,9 @@ enum Command {
 pub fn main() -> ExitCode {
     init_logging();
     let cli = Cli::parse_from(with_default_command(std::env::args_os().collect()));
+    if let Err(why) = crate::ops::engine::choose(cli.engine) {
+        return failure::exit_status(Err(Failure::Usage(why)));
+    }
     failure::exit_status(match cli.command {
         Command::Run(a) => sweep::cmd_run(a),
         Command::Check(a) => sweep::cmd_check(a),

@@ -171,6 +171,7 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
         selected.len(),
         a.results.join(&exp.name).display()
     );
+    announce_engine()?;
     let opts = RunOptions {
         results: a.results,
         rerun: a.rerun,
@@ -225,7 +226,15 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
     }
 }
 
+/// Logs the engine the runs will use; fails when oneDNN was demanded and cannot be used.
+fn announce_engine() -> Result<(), Failure> {
+    let engine = crate::ops::engine::selected().map_err(|why| Failure::Usage(why.into()))?;
+    tracing::info!("engine: {}", engine.describe());
+    Ok(())
+}
+
 pub(super) fn cmd_reproduce(a: ReproduceArgs) -> Result<(), Failure> {
+    announce_engine()?;
     let r = run::reproduce::reproduce(&a.run, a.tolerance, a.project.as_deref())
         .map_err(Failure::failed)?;
     print!("{}", r.render());

@@ -110,36 +110,50 @@ impl Loader {
         }
     }
 
-    /// Decodes and transforms the given samples into one batch.
+    /// Decodes and transforms the given samples into one batch (in parallel on rayon's pool).
     pub fn batch(&self, epoch: usize, indices: &[usize]) -> Result<Batch, DataError> {
-        // per sample: its pixels, (height, width) and label, or None when skipped
-        type Decoded = Option<(Vec<f32>, (u32, u32), usize)>;
-        let decoded: Vec<Result<Decoded, DataError>> = indices
-            .par_iter()
-            .map(|&i| {
-                let s = &self.split.samples[i];
-                let img = match load_image(&s.path) {
-                    Ok(img) => img,
-                    Err(e) if self.policy == BadImagePolicy::Skip => {
-                        if self.reported.lock().unwrap().insert(s.path.clone()) {
-                            tracing::warn!("skipping bad image: {e}");
-                        }
-                        return Ok(None);
-                    }
-                    Err(e) => return Err(e),
-                };
-                let size = self.transform.output_size(img.width(), img.height());
-                let mut out = vec![0.0; 3 * size.0 as usize * size.1 as usize];
-                let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed, epoch as u64, i as u64));
-                self.transform
-                    .apply(&img, &mut rng, &mut out)
-                    .map_err(|reason| DataError::BadImage {
-                        path: s.path.clone(),
-                        reason,
-                    })?;
-                Ok(Some((out, size, s.label)))
-            })
-            .collect();
+        let decoded = indices.par_iter().map(|&i| self.decode(epoch, i)).collect();
+        self.assemble(decoded, indices)
+    }
+
+    /// [`Self::batch`] on the calling thread alone: for decoding the next batch while the
+    /// engine computes on the current one, without a second thread pool competing with the
+    /// engine's.
+    pub fn batch_sequential(&self, epoch: usize, indices: &[usize]) -> Result<Batch, DataError> {
+        let decoded = indices.iter().map(|&i| self.decode(epoch, i)).collect();
+        self.assemble(decoded, indices)
+    }
+
+    /// Sample `i`'s pixels, (height, width) and label, or None when it is skipped.
+    fn decode(&self, epoch: usize, i: usize) -> Result<Decoded, DataError> {
+        let s = &self.split.samples[i];
+        let img = match load_image(&s.path) {
+            Ok(img) => img,
+            Err(e) if self.policy == BadImagePolicy::Skip => {
+                if self.reported.lock().unwrap().insert(s.path.clone()) {
+                    tracing::warn!("skipping bad image: {e}");
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let size = self.transform.output_size(img.width(), img.height());
+        let mut out = vec![0.0; 3 * size.0 as usize * size.1 as usize];
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(self.seed, epoch as u64, i as u64));
+        self.transform
+            .apply(&img, &mut rng, &mut out)
+            .map_err(|reason| DataError::BadImage {
+                path: s.path.clone(),
+                reason,
+            })?;
+        Ok(Some((out, size, s.label)))
+    }
+
+    fn assemble(
+        &self,
+        decoded: Vec<Result<Decoded, DataError>>,
+        indices: &[usize],
+    ) -> Result<Batch, DataError> {
         let mut batch = Batch {
             x: Vec::new(),
             n: 0,
@@ -171,6 +185,9 @@ impl Loader {
         Ok(batch)
     }
 }
+
+/// A decoded sample: its pixels, (height, width) and label, or None when it was skipped.
+type Decoded = Option<(Vec<f32>, (u32, u32), usize)>;
 
 /// Walks an epoch's batches.
 pub struct BatchIter<'a> {

@@ -10,6 +10,7 @@ use crate::nn::BatchNorm2D;
 use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
+use super::fold::{fold, Layers};
 use super::{
     bn_act, eval_and_train, pool_features, set_batchnorm_hyper, staged, train_chain, Backbone, Dev,
     HeadName, Images, Rows, TrainTape,
@@ -17,6 +18,7 @@ use super::{
 use crate::nn::head_kinds::Pool;
 use crate::nn::{Conv2D, SAME};
 use crate::ops::batchnorm::Act;
+use crate::ops::frozen::Layer;
 
 /// Inverted residual block: 1×1 expand `I`→`X`, depthwise `K`×`K` stride `S`, 1×1 project `X`→`O`.
 #[derive(Debug, Clone)]
@@ -177,6 +179,37 @@ eval_and_train!(
     DwBlock<C, O, K, S, f32, Cpu>, (usize, Const<C>, usize, usize) => (usize, Const<O>, usize, usize), dw_body
 );
 
+impl<const I: usize, const X: usize, const O: usize, const K: usize, const S: usize>
+    MBConv<I, X, O, K, S, f32, Cpu>
+{
+    fn fold_into(&self, l: &mut Layers) {
+        let x = l.last();
+        let e = l.push(fold(&self._expand_conv, &self._bn0), x, None, Act::Relu6);
+        let d = l.push(fold(&self._depthwise_conv, &self._bn1), e, None, Act::Relu6);
+        let skip = (S == 1 && I == O).then_some(x);
+        l.push(
+            fold(&self._project_conv, &self._bn2),
+            d,
+            skip,
+            Act::Identity,
+        );
+    }
+}
+
+impl<const C: usize, const O: usize, const K: usize, const S: usize> DwBlock<C, O, K, S, f32, Cpu> {
+    fn fold_into(&self, l: &mut Layers) {
+        let x = l.last();
+        let d = l.push(fold(&self._depthwise_conv, &self._bn1), x, None, Act::Relu6);
+        let skip = (S == 1 && C == O).then_some(x);
+        l.push(
+            fold(&self._project_conv, &self._bn2),
+            d,
+            skip,
+            Act::Identity,
+        );
+    }
+}
+
 /// The 16 blocks of Lite0 (channels, expansion, kernel, stride read off the ImageNet weights;
 /// strides [1,2,1,2,1,2,1,1,1,1,1,2,1,1,1,1]).
 #[derive(Debug, Clone)]
@@ -307,7 +340,7 @@ impl<E: Dtype, D: Storage<E>> HeadName for EfficientNetLite0<E, D> {
 
 macro_rules! lite0_body {
     ($s:ident, $x:ident, $f:ident) => {{
-        let x = bn_act!($s._bn0, $f, $s._conv_stem.$f($x), Act::Relu6);
+        let x = bn_act!($s._bn0, $f, $s._conv_stem.forward_first($x), Act::Relu6);
         let x = $s._blocks.$f(x);
         pool_features(
             bn_act!($s._bn1, $f, $s._conv_head.$f(x), Act::Relu6),
@@ -319,7 +352,7 @@ macro_rules! lite0_body {
 // Stages for partial freezing, one per backbone entry of BLOCKS (ReLU6 goes with the BatchNorm).
 macro_rules! e_stem {
     ($s:ident, $x:expr, $f:ident) => {
-        $s._conv_stem.$f($x)
+        $s._conv_stem.forward_first($x)
     };
 }
 macro_rules! e_bn0 {
@@ -454,6 +487,30 @@ impl Backbone for EfficientNetLite0 {
     }
     fn forward_eval(&self, x: Images<3>) -> Rows {
         lite0_body!(self, x, forward)
+    }
+    fn frozen_layers(&self) -> Option<Vec<Layer>> {
+        let mut l = Layers::default();
+        l.push(fold(&self._conv_stem, &self._bn0), 0, None, Act::Relu6);
+        let b = &self._blocks;
+        b.b0.fold_into(&mut l);
+        b.b1.fold_into(&mut l);
+        b.b2.fold_into(&mut l);
+        b.b3.fold_into(&mut l);
+        b.b4.fold_into(&mut l);
+        b.b5.fold_into(&mut l);
+        b.b6.fold_into(&mut l);
+        b.b7.fold_into(&mut l);
+        b.b8.fold_into(&mut l);
+        b.b9.fold_into(&mut l);
+        b.b10.fold_into(&mut l);
+        b.b11.fold_into(&mut l);
+        b.b12.fold_into(&mut l);
+        b.b13.fold_into(&mut l);
+        b.b14.fold_into(&mut l);
+        b.b15.fold_into(&mut l);
+        let x = l.last();
+        l.push(fold(&self._conv_head, &self._bn1), x, None, Act::Relu6);
+        Some(l.0)
     }
     fn forward_train(&mut self, x: Images<3, TrainTape>) -> Rows<TrainTape> {
         lite0_body!(self, x, forward_mut)

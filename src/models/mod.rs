@@ -13,6 +13,7 @@ pub mod arch;
 pub mod describe;
 pub mod efficientnet;
 pub mod feature_head;
+pub mod fold;
 pub mod freeze;
 pub mod imagenet;
 pub mod pixels;
@@ -69,6 +70,12 @@ pub trait Backbone:
     fn set_pool(&mut self, pool: crate::nn::head_kinds::Pool);
     /// Eval mode: BatchNorm on running statistics, no tape.
     fn forward_eval(&self, x: Images<3>) -> Rows;
+    /// The backbone up to its global pooling as folded layers (BatchNorm folded into the
+    /// convolutions, activations and residual adds fused) for frozen feature extraction, when
+    /// it has them; the features equal [`Backbone::forward_eval`]'s within float rounding.
+    fn frozen_layers(&self) -> Option<Vec<crate::ops::frozen::Layer>> {
+        None
+    }
     /// Train mode: BatchNorm on batch statistics, running statistics updated.
     fn forward_train(&mut self, x: Images<3, TrainTape>) -> Rows<TrainTape>;
     /// The first `frozen` entries of [`Backbone::BLOCKS`] run in eval mode without a tape (no

@@ -210,7 +210,7 @@ const RESNET_BLOCKS: &[&str] = &["conv1", "bn1", "layer1", "layer2", "layer3", "
 
 macro_rules! resnet_body {
     ($s:ident, $x:ident, $f:ident) => {{
-        let x = bn_act!($s.bn1, $f, $s.conv1.$f($x), Act::Relu);
+        let x = bn_act!($s.bn1, $f, $s.conv1.forward_first($x), Act::Relu);
         let x = max_pool2d(x, 3, 2, Padding::Symmetric(1));
         let x = $s.layer2.$f($s.layer1.$f(x));
         let x = $s.layer4.$f($s.layer3.$f(x));
@@ -222,7 +222,7 @@ macro_rules! resnet_body {
 // go with bn1).
 macro_rules! r_conv1 {
     ($s:ident, $x:expr, $f:ident) => {
-        $s.conv1.$f($x)
+        $s.conv1.forward_first($x)
     };
 }
 macro_rules! r_bn1 {

@@ -56,7 +56,7 @@ impl<E: Dtype, D: Storage<E>> HeadName for SmallCnn<E, D> {
 
 macro_rules! small_body {
     ($s:ident, $x:ident, $f:ident) => {{
-        let x = $s.bn1.$f($s.conv1.$f($x)).relu();
+        let x = $s.bn1.$f($s.conv1.forward_first($x)).relu();
         let x = max_pool2d(x, 2, 2, Padding::Symmetric(0));
         let x = $s.bn2.$f($s.conv2.$f(x)).relu();
         let x = max_pool2d(x, 2, 2, Padding::Symmetric(0));
@@ -66,7 +66,7 @@ macro_rules! small_body {
 
 macro_rules! s_conv1 {
     ($s:ident, $x:expr, $f:ident) => {
-        $s.conv1.$f($x)
+        $s.conv1.forward_first($x)
     };
 }
 macro_rules! s_bn1 {

@@ -129,3 +129,22 @@ impl<
     > NonMutableModule for Conv2D<I, O, K, S, P, G, f32, Cpu>
 {
 }
+
+impl<
+        const I: usize,
+        const O: usize,
+        const K: usize,
+        const S: usize,
+        const P: usize,
+        const G: usize,
+    > Conv2D<I, O, K, S, P, G, f32, Cpu>
+{
+    /// The forward pass of a network's first layer: its input (the images) gets no gradient
+    /// (see [`crate::ops::conv::conv2d_first_layer`]).
+    pub fn forward_first<T: Tape<f32, Cpu>>(
+        &self,
+        x: Tensor<(usize, Const<I>, usize, usize), f32, Cpu, T>,
+    ) -> Tensor<(usize, Const<O>, usize, usize), f32, Cpu, T> {
+        crate::ops::conv::conv2d_first_layer(x, &self.weight, None, S, padding_of(P), G)
+    }
+}

@@ -22,6 +22,9 @@ pub trait TensorMut {
     fn values(&self) -> Vec<f32>;
     /// Replaces the values; `values` has the tensor's length.
     fn set_values(&mut self, values: &[f32]);
+    /// Replaces the tensor by one holding `values` (the tensor's length), moved in without a
+    /// copy. The tensor gets a new id: gradients allocated for the old one no longer apply.
+    fn replace_values(&mut self, values: Vec<f32>);
     /// The tensor's gradient in `grads`, allocated as zeros when it has none yet.
     fn grad_mut<'g>(&self, grads: &'g mut Gradients<f32, Dev>) -> &'g mut [f32];
 }
@@ -53,10 +56,24 @@ impl<S: Shape> TensorMut for View<'_, S> {
         self.trainable
     }
     fn values(&self) -> Vec<f32> {
-        super::values(self.tensor)
+        // A model's tensors are contiguous: their physical buffer is their logical contents,
+        // and `copy_into` is one memcpy where `as_vec` walks the strides element by element.
+        let mut v = vec![0.0; self.tensor.shape().num_elements()];
+        self.tensor.copy_into(&mut v);
+        v
     }
     fn set_values(&mut self, values: &[f32]) {
         self.tensor.copy_from(values);
+    }
+    fn replace_values(&mut self, values: Vec<f32>) {
+        assert_eq!(
+            values.len(),
+            self.tensor.shape().num_elements(),
+            "{}",
+            self.name
+        );
+        let shape = *self.tensor.shape();
+        *self.tensor = self.tensor.device().tensor_from_vec(values, shape);
     }
     fn grad_mut<'g>(&self, grads: &'g mut Gradients<f32, Dev>) -> &'g mut [f32] {
         grads

@@ -9,6 +9,8 @@
 pub mod activations;
 pub mod batchnorm;
 pub mod conv;
+pub mod engine;
+pub mod frozen;
 pub mod gelu;
 pub mod pool;
 mod tensor_io;

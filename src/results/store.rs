@@ -78,6 +78,11 @@ pub struct Manifest {
     pub error: Option<String>,
     pub classes: Vec<String>,
     pub device: String,
+    /// The CPU engine the run's ops ran on (`oneDNN 2.6.3 (avx512_core_amx, 2 OpenMP
+    /// threads)`, `built-in (…why)`); absent in manifests of older runners. Not part of the
+    /// run's identity: both engines give the same results within tolerance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
     pub threads: usize,
     pub git_commit: Option<String>,
     pub git_dirty: Option<bool>,

@@ -220,6 +220,7 @@ fn execute(
         error: None,
         classes: folder.classes.clone(),
         device: "cpu".into(),
+        engine: Some(crate::ops::engine::describe_current()),
         threads: rayon::current_num_threads(),
         git_commit,
         git_dirty,

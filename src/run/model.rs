@@ -10,6 +10,7 @@ use super::record::Recorder;
 use super::sources::{FeatureSet, FeatureSource, ImageSource};
 use crate::data::{load_image, BadImagePolicy, ImageFolder, Loader, Transform};
 use crate::models::feature_head::FeatureHead;
+use crate::models::fold::FrozenFeatures;
 use crate::models::freeze::not_a_block;
 use crate::models::pixels::{LinearModel, MlpModel};
 use crate::models::WeightsError;
@@ -145,14 +146,17 @@ impl ArchVisitor for WithBackbone<'_> {
             }
             Freeze::All => {
                 // The frozen backbone runs without a tape, in eval mode (BatchNorm running
-                // statistics untouched); only the head on its pooled features trains.
-                let backbone = model.backbone.clone();
+                // statistics untouched), through its folded layers where it has them; only the
+                // head on its pooled features trains.
+                let frozen = FrozenFeatures::new(model.backbone.clone(), head_config.pool);
                 let d = dev.clone();
                 let extract = move |x: Inputs| -> Result<Inputs, TrainError> {
                     let n = x.len();
-                    let f = backbone.forward_eval(x.images(&d)?);
+                    let Inputs::Images { x, h, w, .. } = x else {
+                        return Err(TrainError::Input("a backbone reads images".into()));
+                    };
                     Ok(Inputs::Features {
-                        x: f.as_vec(),
+                        x: frozen.features(&d, x, n, h, w),
                         n,
                         f: B::FEATURES,
                     })
@@ -350,7 +354,13 @@ fn sample_size(
     })
 }
 
-/// Features of every train and val image through `extract`, in file order.
+/// Images per feature-extraction batch: larger than the usual training batch (the frozen
+/// network has no gradients to keep, and fewer, larger calls keep the engine's cores busy).
+const EXTRACT_BATCH: usize = 32;
+
+/// Features of every train and val image through `extract`, in file order. The next batch is
+/// decoded on a thread of its own while `extract` computes the current one (sequentially, so
+/// that no second thread pool competes with the engine's).
 pub fn extract_all(
     folder: &ImageFolder,
     transform: &Transform,
@@ -361,7 +371,7 @@ pub fn extract_all(
         let loader = Loader::new(
             split.clone(),
             transform.deterministic(),
-            32,
+            EXTRACT_BATCH,
             0,
             false,
             policy,
@@ -372,27 +382,44 @@ pub fn extract_all(
             labels: Vec::new(),
             skipped: 0,
         };
-        for b in loader.epoch(0) {
-            let b = b?;
-            set.skipped += b.skipped;
-            if b.n == 0 {
-                continue;
-            }
-            let x = crate::train::Inputs::Images {
-                x: b.x,
-                n: b.n,
-                h: b.height,
-                w: b.width,
-            };
-            match extract(x)? {
-                crate::train::Inputs::Features { x, f, .. } => {
-                    set.width = f;
-                    set.x.extend_from_slice(&x);
+        let order = loader.order(0);
+        std::thread::scope(|scope| -> Result<(), TrainError> {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let loader = &loader;
+            let order = &order;
+            scope.spawn(move || {
+                for idx in order.chunks(EXTRACT_BATCH) {
+                    // a closed channel: the consumer stopped on an error
+                    if tx.send(loader.batch_sequential(0, idx)).is_err() {
+                        break;
+                    }
                 }
-                crate::train::Inputs::Images { .. } => unreachable!("extractors return features"),
+            });
+            for b in rx {
+                let b = b?;
+                set.skipped += b.skipped;
+                if b.n == 0 {
+                    continue;
+                }
+                let x = crate::train::Inputs::Images {
+                    x: b.x,
+                    n: b.n,
+                    h: b.height,
+                    w: b.width,
+                };
+                match extract(x)? {
+                    crate::train::Inputs::Features { x, f, .. } => {
+                        set.width = f;
+                        set.x.extend_from_slice(&x);
+                    }
+                    crate::train::Inputs::Images { .. } => {
+                        unreachable!("extractors return features")
+                    }
+                }
+                set.labels.extend(b.labels);
             }
-            set.labels.extend(b.labels);
-        }
+            Ok(())
+        })?;
         Ok(set)
     };
     Ok((one(&folder.train)?, one(&folder.val)?))

@@ -144,14 +144,17 @@ pub fn fit<M: Net>(
                 return Ok(Outcome::Diverged { epoch });
             }
             let mut grads = loss.backward();
-            cfg.regularization
-                .add_gradients_except(model, &mut grads, &cfg.frozen);
             if cfg.grad_clip_norm > 0.0 {
+                cfg.regularization
+                    .add_gradients_except(model, &mut grads, &cfg.frozen);
                 // after the penalty's gradient: the penalty is part of the loss
                 clip::clip_grad_norm(model, &mut grads, &cfg.frozen, cfg.grad_clip_norm);
+                cfg.regularization.decay_except(model, lr, &cfg.frozen);
+                opt.update_except(model, &mut grads, &cfg.frozen);
+            } else {
+                // the same arithmetic, one pass over the weights
+                opt.update_with_penalty(model, &mut grads, &cfg.frozen, &cfg.regularization);
             }
-            cfg.regularization.decay_except(model, lr, &cfg.frozen);
-            opt.update_except(model, &mut grads, &cfg.frozen);
             loss_sum += loss_value * n as f64;
             seen += n;
             on_batch(epoch, i + 1, loss_sum / seen as f64);

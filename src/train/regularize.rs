@@ -81,6 +81,44 @@ impl Penalty {
     }
 }
 
+impl Penalty {
+    /// Whether the penalty touches the trainable tensor `name` (outside frozen blocks): conv
+    /// and linear weights, or every tensor with `apply_to_all`.
+    pub(crate) fn applies_to(&self, name: &str, dims: &[usize]) -> bool {
+        self.kind != RegularizationKind::None && penalised(self.apply_to_all, name, dims)
+    }
+
+    /// The penalty's part of one tensor's optimizer step, as the separate passes compute it
+    /// ([`Self::add_gradients`], [`Self::decay`]): the L2/L1 gradient into `g`, the decoupled
+    /// decay of `w`. The optimizer applies it while it holds the tensor's values, which saves
+    /// the separate passes their copies of every weight.
+    pub(crate) fn fold_into_step(&self, w: &mut [f32], g: &mut [f32], lr: f64) {
+        match self.kind {
+            RegularizationKind::L2 => {
+                runner_kernels::optim::add_scaled(g, 2.0 * self.lambda as f32, w)
+            }
+            RegularizationKind::L1 => {
+                let k = self.lambda as f32;
+                for (g, w) in g.iter_mut().zip(w.iter()) {
+                    *g += k * sign(*w);
+                }
+            }
+            RegularizationKind::Decoupled if self.lambda > 0.0 => {
+                let k = (1.0 - lr * self.lambda) as f32;
+                w.iter_mut().for_each(|w| *w *= k);
+            }
+            RegularizationKind::Decoupled | RegularizationKind::None => {}
+        }
+    }
+}
+
+/// Whether a penalty applies to tensor `name`: a conv or linear weight (named `weight`, rank
+/// ≥ 2), or any tensor when `all`.
+fn penalised(all: bool, name: &str, dims: &[usize]) -> bool {
+    let is_weight = dims.len() >= 2 && (name == "weight" || name.ends_with(".weight"));
+    all || is_weight
+}
+
 /// ‖w‖₂ over the tensors a penalty applies to.
 pub fn penalised_norm<M: TensorCollection<f32, Dev>>(model: &mut M, apply_to_all: bool) -> f64 {
     penalised_norm_except(model, apply_to_all, &Frozen::none())
@@ -114,8 +152,7 @@ fn walk<M: TensorCollection<f32, Dev>>(
 ) {
     let _ = tensors::for_each_mut(model, |t| -> Result<(), Infallible> {
         let name = t.name();
-        let is_weight = t.dims().len() >= 2 && (name == "weight" || name.ends_with(".weight"));
-        if !t.trainable() || !(all || is_weight) || frozen.holds(name) {
+        if !t.trainable() || !penalised(all, name, t.dims()) || frozen.holds(name) {
             return Ok(());
         }
         let w = t.values();
@@ -202,6 +239,70 @@ mod tests {
         // the bias is not a weight: a plain step
         for ((b1, b0), db) in model.fc.bias.as_vec().iter().zip(&b0).zip(&db) {
             assert!((*b1 as f64 - (*b0 as f64 - alpha * *db as f64)).abs() < 1e-6);
+        }
+    }
+
+    /// The optimizer's fused pass gives bit for bit what the separate penalty passes and the
+    /// plain step give, for every penalty kind and both optimizers.
+    #[test]
+    fn penalty_folded_into_the_step_equals_the_separate_passes() {
+        let kinds = [
+            RegularizationKind::L2,
+            RegularizationKind::L1,
+            RegularizationKind::Decoupled,
+            RegularizationKind::None,
+        ];
+        let opts = [
+            OptimizerConfig::Sgd {
+                lr: 0.1,
+                momentum: 0.9,
+                nesterov: true,
+            },
+            OptimizerConfig::Adam {
+                lr: 0.01,
+                betas: [0.9, 0.999],
+                eps: 1e-8,
+            },
+        ];
+        for kind in kinds {
+            for cfg in &opts {
+                for all in [false, true] {
+                    let reg = Penalty {
+                        kind,
+                        lambda: 0.05,
+                        apply_to_all: all,
+                    };
+                    let run = |fused: bool| {
+                        let dev = Dev::seed_from_u64(7);
+                        let mut model = LinearModel::new(&dev, 4, 3);
+                        let mut opt = OptimizerState::new(cfg.clone());
+                        for step in 0..3 {
+                            let x = dev.tensor_from_vec(
+                                vec![0.5, -1.0, 2.0, 0.25, 1.5, 0.0, -0.5, step as f32],
+                                (2usize, 4usize),
+                            );
+                            let target = dev.tensor_from_vec(
+                                vec![1.0, 0.0, 0.0, 0.0, 0.0, 1.0],
+                                (2usize, 3usize),
+                            );
+                            let g = model.alloc_grads();
+                            let logits = model.fc.forward(x.traced(g));
+                            let mut grads =
+                                cross_entropy_with_logits_loss(logits, target).backward();
+                            let none = Frozen::none();
+                            if fused {
+                                opt.update_with_penalty(&mut model, &mut grads, &none, &reg);
+                            } else {
+                                reg.add_gradients(&mut model, &mut grads);
+                                reg.decay(&mut model, opt.lr);
+                                opt.update(&mut model, &mut grads);
+                            }
+                        }
+                        [model.fc.weight.as_vec(), model.fc.bias.as_vec()].concat()
+                    };
+                    assert_eq!(run(true), run(false), "{kind:?} {cfg:?} all={all}");
+                }
+            }
         }
     }
 
