@@ -149,6 +149,7 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         diverged_epoch: (run.status == Status::Diverged).then_some(done + 1),
         skipped_images: 0,
         stopped_early: None,
+        test: None,
         error: (run.status == Status::Failed).then(|| "synthetic failure".to_string()),
         classes: run.classes.clone(),
         device: "cpu".into(),

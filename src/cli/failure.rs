@@ -11,6 +11,9 @@ pub enum Failure {
     /// The spec, or a file or value it names, is wrong; nothing was written. The message is
     /// already rendered (spec diagnostics carry file:line:col).
     Spec(String),
+    /// A file or folder the command was given is not what it needs (a folder that is not a
+    /// run, a data folder with other classes); nothing was written.
+    Input(String),
     /// The command line is wrong in a way clap cannot see (clap itself exits 2 as well).
     Usage(String),
     /// The work ran and some of it failed: a run failed or diverged, a reproduction deviated,
@@ -24,7 +27,7 @@ impl Failure {
     /// 78 = sysexits' EX_CONFIG, 2 = usage (as clap), 1 = the work failed.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Failure::Spec(_) => 78,
+            Failure::Spec(_) | Failure::Input(_) => 78,
             Failure::Usage(_) => 2,
             Failure::Failed(_) => 1,
             Failure::Interrupted => crate::train::interrupt::EXIT_INTERRUPTED,
@@ -50,7 +53,9 @@ pub(super) fn exit_status(outcome: Result<(), Failure>) -> ExitCode {
             match &f {
                 // spec errors are rendered diagnostics that begin with their own `error:`
                 Failure::Spec(msg) => eprintln!("{msg}"),
-                Failure::Usage(msg) | Failure::Failed(Some(msg)) => eprintln!("error: {msg}"),
+                Failure::Input(msg) | Failure::Usage(msg) | Failure::Failed(Some(msg)) => {
+                    eprintln!("error: {msg}")
+                }
                 Failure::Failed(None) | Failure::Interrupted => {}
             }
             ExitCode::from(f.exit_code())

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod bench;
+mod evaluate;
 mod failure;
 mod inspect;
 mod results;
@@ -44,6 +45,8 @@ enum Command {
     Plan(sweep::SpecArgs),
     /// Train a recorded run again and compare every per-epoch metric with the stored ones.
     Reproduce(sweep::ReproduceArgs),
+    /// Score a finished run's model on another labelled folder, with the run's transforms.
+    Evaluate(evaluate::EvaluateArgs),
     /// Top classes of images under pretrained weights or a trained run.
     Predict(inspect::PredictArgs),
     /// Per-layer table of a model (output shapes, parameters, multiply-adds), or the arithmetic
@@ -80,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => sweep::cmd_check(a),
         Command::Plan(a) => sweep::cmd_plan(a),
         Command::Reproduce(a) => sweep::cmd_reproduce(a),
+        Command::Evaluate(a) => evaluate::cmd_evaluate(a),
         Command::Predict(a) => inspect::cmd_predict(a),
         Command::Summary(a) => inspect::cmd_summary(a),
         Command::Compare(a) => results::cmd_compare(a),

@@ -24,6 +24,11 @@ pub enum DataError {
         only_train: String,
         only_val: String,
     },
+    #[error("expected the classes [{}], found [{}]", expected.join(", "), found.join(", "))]
+    ClassesDiffer {
+        expected: Vec<String>,
+        found: Vec<String>,
+    },
     #[error("cannot decode image {path}: {reason}")]
     BadImage { path: PathBuf, reason: String },
     /// Decoded fine, but its size after the transforms differs from the batch's.
@@ -55,6 +60,20 @@ impl Split {
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
     }
+    /// Every image of a scanned split folder, labelled by the position of its class folder's
+    /// name in `classes`; the folder must have exactly these classes (in any order on disk they
+    /// sort the same), else [`DataError::ClassesDiffer`] lists both sides.
+    pub fn of_classes(scanned: Vec<ClassFiles>, classes: &[String]) -> Result<Split, DataError> {
+        let names: Vec<String> = scanned.iter().map(|c| c.name.clone()).collect();
+        if names != classes {
+            return Err(DataError::ClassesDiffer {
+                expected: classes.to_vec(),
+                found: names,
+            });
+        }
+        split_of(scanned, 0)
+    }
+
     /// How many samples each class has.
     pub fn class_counts(&self, n_classes: usize) -> Vec<usize> {
         let mut counts = vec![0; n_classes];
@@ -65,13 +84,16 @@ impl Split {
     }
 }
 
-/// A dataset of `train/<class>/*` and `val/<class>/*` image files.
+/// A dataset of `train/<class>/*` and `val/<class>/*` image files, and optionally a held-out
+/// `test/<class>/*` split.
 #[derive(Debug, Clone)]
 pub struct ImageFolder {
     pub root: PathBuf,
     pub classes: Vec<String>,
     pub train: Split,
     pub val: Split,
+    /// Scored once after training, never seen by it (`dataset.test_dir`).
+    pub test: Option<Split>,
 }
 
 impl ImageFolder {
@@ -118,7 +140,15 @@ impl ImageFolder {
             classes: train_classes,
             train: split_of(train, train_per_class)?,
             val: split_of(val, val_per_class)?,
+            test: None,
         })
+    }
+
+    /// Adds a held-out test split (every image of it), which must have the training classes.
+    pub fn with_test(mut self, test: Vec<ClassFiles>) -> Result<Self, DataError> {
+        let test = Split::of_classes(test, &self.classes)?;
+        self.test = Some(test);
+        Ok(self)
     }
 
     pub fn num_classes(&self) -> usize {
@@ -213,23 +243,37 @@ fn split_of(classes: Vec<ClassFiles>, per_class: usize) -> Result<Split, DataErr
 
 /// A content fingerprint of the files a run reads: relative path, size and SHA-256 of every
 /// file. Content rather than modification times, because a fresh clone rewrites every mtime.
+/// The train and val splits only: the features cached for them, and the runs trained on them,
+/// do not depend on a test split (see [`split_fingerprint`]).
 pub fn fingerprint(folder: &ImageFolder) -> Result<String, DataError> {
     let mut h = Sha256::new();
     for (split, name) in [(&folder.train, "train"), (&folder.val, "val")] {
-        h.update(name.as_bytes());
-        for s in &split.samples {
-            let bytes = std::fs::read(&s.path).map_err(|source| DataError::Io {
-                path: s.path.clone(),
-                source,
-            })?;
-            let rel = s.path.strip_prefix(&folder.root).unwrap_or(&s.path);
-            h.update(rel.to_string_lossy().as_bytes());
-            h.update(s.label.to_le_bytes());
-            h.update((bytes.len() as u64).to_le_bytes());
-            h.update(Sha256::digest(&bytes));
-        }
+        hash_split(&mut h, &folder.root, split, name)?;
     }
     Ok(hex::encode(h.finalize()))
+}
+
+/// The same content fingerprint of one split, its paths relative to `root`.
+pub fn split_fingerprint(root: &Path, split: &Split, name: &str) -> Result<String, DataError> {
+    let mut h = Sha256::new();
+    hash_split(&mut h, root, split, name)?;
+    Ok(hex::encode(h.finalize()))
+}
+
+fn hash_split(h: &mut Sha256, root: &Path, split: &Split, name: &str) -> Result<(), DataError> {
+    h.update(name.as_bytes());
+    for s in &split.samples {
+        let bytes = std::fs::read(&s.path).map_err(|source| DataError::Io {
+            path: s.path.clone(),
+            source,
+        })?;
+        let rel = s.path.strip_prefix(root).unwrap_or(&s.path);
+        h.update(rel.to_string_lossy().as_bytes());
+        h.update(s.label.to_le_bytes());
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(Sha256::digest(&bytes));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -269,6 +313,30 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "train and val have different classes: only in train: [dog], only in val: [cow]"
+        );
+    }
+
+    #[test]
+    fn a_test_split_must_have_the_training_classes() {
+        let f = ImageFolder::open(&tiny(), "train", "val", 0, 0).unwrap();
+        let with = f
+            .clone()
+            .with_test(scan_classes(&tiny().join("val")).unwrap())
+            .unwrap();
+        assert_eq!(with.test.unwrap().class_counts(2), vec![4, 4]);
+        // the train/val fingerprint does not see the test split
+        let plain = ImageFolder::open(&tiny(), "train", "val", 0, 0).unwrap();
+        assert_eq!(fingerprint(&plain).unwrap(), fingerprint(&f).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        for class in ["cat", "cow"] {
+            let d = dir.path().join(class);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::copy(tiny().join("train/cat/cat_02000.png"), d.join("a.png")).unwrap();
+        }
+        let err = f.with_test(scan_classes(dir.path()).unwrap()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "expected the classes [cat, dog], found [cat, cow]"
         );
     }
 

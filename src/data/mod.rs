@@ -10,7 +10,8 @@ mod transform;
 
 pub use augment::{Augment, ColorJitter, CropBox, RandomResizedCrop};
 pub use folder::{
-    fingerprint, scan_classes, ClassFiles, DataError, ImageFolder, Sample, Split, IMAGE_EXTENSIONS,
+    fingerprint, scan_classes, split_fingerprint, ClassFiles, DataError, ImageFolder, Sample,
+    Split, IMAGE_EXTENSIONS,
 };
 pub use loader::{epoch_order, load_image, BadImagePolicy, Batch, BatchIter, Loader};
 pub use transform::{Transform, IMAGENET_MEAN, IMAGENET_STD};

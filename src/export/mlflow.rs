@@ -235,6 +235,23 @@ fn export_run(exp_dir: &Path, exp_id: &str, run: &Run, label: &str) -> Result<()
         }
     }
 
+    // the kept model on the test split: one value per column, at the epoch of its weights
+    let test_path = run.dir.join("test_metrics.parquet");
+    if test_path.is_file() {
+        let (step, values) =
+            schema::read_score(&test_path, "test").map_err(|e| ViewError::Read {
+                path: test_path.clone(),
+                reason: e.to_string(),
+            })?;
+        let ts = end_ms.unwrap_or(start_ms);
+        for (key, v) in values {
+            write(
+                &dir.join("metrics").join(key),
+                format!("{ts} {v} {step}\n").as_bytes(),
+            )?;
+        }
+    }
+
     // every resolved spec key; the swept values alone for a run without spec.toml
     let params: Vec<(String, String)> = match &spec {
         Some(s) => s.keys.clone(),
@@ -265,6 +282,12 @@ fn export_run(exp_dir: &Path, exp_id: &str, run: &Run, label: &str) -> Result<()
         tags.push(("runner.version", m.runner_version.clone()));
         if let Some(e) = &m.error {
             tags.push(("runner.error", e.clone()));
+        }
+        if let Some(t) = &m.test {
+            tags.push((
+                "runner.test_model",
+                format!("{} (epoch {})", t.model, t.epoch),
+            ));
         }
     }
     for (k, v) in &tags {

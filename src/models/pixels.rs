@@ -5,6 +5,9 @@ use dfdx::prelude::*;
 use crate::nn::LinearHead;
 use crate::train::{Dev, Inputs, Logits, Net, TrainError};
 
+/// Hidden width of the `mlp` pixel model.
+pub const MLP_HIDDEN: usize = 256;
+
 /// Multinomial logistic regression on flattened pixels (or on any feature vector).
 #[derive(Debug, Clone)]
 pub struct LinearModel<E: Dtype = f32, D: Storage<E> = Cpu> {

@@ -86,6 +86,8 @@ pub struct Run {
     pub status: Option<Status>,
     /// The last epoch of a run that early stopping ended.
     pub stopped_early: Option<usize>,
+    /// (loss, accuracy) of the kept model on the run's test split, when it has one.
+    pub test: Option<(f64, f64)>,
     pub epochs: Epochs,
 }
 
@@ -326,6 +328,10 @@ fn read_each(dirs: &[PathBuf]) -> Vec<Result<Run, ViewError>> {
                 .as_ref()
                 .and_then(|m| m.stopped_early.as_ref())
                 .map(|s| s.epoch),
+            test: m
+                .as_ref()
+                .and_then(|m| m.test.as_ref())
+                .map(|t| (t.loss, t.acc)),
             epochs: Epochs::default(),
         })
         .collect();

@@ -213,14 +213,19 @@ pub fn best_epoch(rows: &[EpochMetrics]) -> Option<&EpochMetrics> {
 
 /// Per-class accuracy, precision and recall at one epoch, from its confusion matrix.
 pub fn per_class_frame(key: &RunKey, row: &EpochMetrics) -> PolarsResult<DataFrame> {
+    per_class_frame_of(key, row.epoch, &row.confusion)
+}
+
+/// [`per_class_frame`] of any confusion matrix (`confusion[true][predicted]`) of the model of
+/// `epoch`: val at the best epoch, the test split, `runner evaluate`.
+pub fn per_class_frame_of(key: &RunKey, epoch: usize, cm: &[Vec<u64>]) -> PolarsResult<DataFrame> {
     let k = key.classes.len();
-    let cm = &row.confusion;
     let support: Vec<u64> = cm.iter().map(|r| r.iter().sum()).collect();
     let predicted: Vec<u64> = (0..k).map(|p| cm.iter().map(|r| r[p]).sum()).collect();
     let recall: Vec<f64> = (0..k).map(|c| ratio(cm[c][c], support[c])).collect();
     let precision: Vec<f64> = (0..k).map(|c| ratio(cm[c][c], predicted[c])).collect();
     let mut cols = key_columns(key, k);
-    cols.push(Column::new(col::EPOCH.into(), vec![row.epoch as i64; k]));
+    cols.push(Column::new(col::EPOCH.into(), vec![epoch as i64; k]));
     cols.push(Column::new("class".into(), key.classes.to_vec()));
     // per-class accuracy in the torchvision-tutorial sense: correct / images of that class
     cols.push(Column::new("accuracy".into(), recall.clone()));
@@ -235,9 +240,18 @@ pub fn per_class_frame(key: &RunKey, row: &EpochMetrics) -> PolarsResult<DataFra
 
 /// The confusion matrix at one epoch as (true_class, pred_class, count) rows.
 pub fn confusion_frame(key: &RunKey, row: &EpochMetrics) -> PolarsResult<DataFrame> {
+    confusion_frame_of(key, row.epoch, &row.confusion)
+}
+
+/// [`confusion_frame`] of any confusion matrix of the model of `epoch`.
+pub fn confusion_frame_of(
+    key: &RunKey,
+    epoch: usize,
+    confusion: &[Vec<u64>],
+) -> PolarsResult<DataFrame> {
     let k = key.classes.len();
     let (mut t, mut p, mut c) = (Vec::new(), Vec::new(), Vec::new());
-    for (i, r) in row.confusion.iter().enumerate() {
+    for (i, r) in confusion.iter().enumerate() {
         for (j, &count) in r.iter().enumerate() {
             t.push(key.classes[i].clone());
             p.push(key.classes[j].clone());
@@ -245,14 +259,42 @@ pub fn confusion_frame(key: &RunKey, row: &EpochMetrics) -> PolarsResult<DataFra
         }
     }
     let mut cols = key_columns(key, k * k);
-    cols.push(Column::new(
-        col::EPOCH.into(),
-        vec![row.epoch as i64; k * k],
-    ));
+    cols.push(Column::new(col::EPOCH.into(), vec![epoch as i64; k * k]));
     cols.push(Column::new("true_class".into(), t));
     cols.push(Column::new("pred_class".into(), p));
     cols.push(Column::new("count".into(), c));
     DataFrame::new(k * k, cols)
+}
+
+/// A model scored once on a labelled split, as one row in the metrics table's conventions: the
+/// key and swept columns, `epoch` (whose weights were scored), `<split>_loss`, `<split>_acc`,
+/// `<split>_acc.<class>` per class, and `images` (the images scored). `split` is `test` for
+/// the run's test split (`test_metrics.parquet`), `eval` for `runner evaluate`.
+pub fn score_frame(
+    key: &RunKey,
+    split: &str,
+    epoch: usize,
+    loss: f64,
+    confusion: &[Vec<u64>],
+) -> PolarsResult<DataFrame> {
+    let images: u64 = confusion.iter().flatten().sum();
+    let correct: u64 = (0..confusion.len()).map(|c| confusion[c][c]).sum();
+    let mut cols = key_columns(key, 1);
+    cols.push(Column::new(col::EPOCH.into(), vec![epoch as i64]));
+    cols.push(Column::new(format!("{split}_loss").into(), vec![loss]));
+    cols.push(Column::new(
+        format!("{split}_acc").into(),
+        vec![ratio(correct, images)],
+    ));
+    for (c, class) in key.classes.iter().enumerate() {
+        let support = confusion[c].iter().sum();
+        cols.push(Column::new(
+            format!("{split}_acc.{class}").into(),
+            vec![ratio(confusion[c][c], support)],
+        ));
+    }
+    cols.push(Column::new("images".into(), vec![images as i64]));
+    DataFrame::new(1, cols)
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -314,6 +356,38 @@ pub fn read_frame(path: &std::path::Path) -> PolarsResult<MetricColumns> {
         columns.push((name, v));
     }
     Ok(MetricColumns { epochs, columns })
+}
+
+/// A score table read back (see [`score_frame`]): the scored model's epoch and every
+/// `<split>_*` column (loss, accuracy, per-class accuracies) by name, in file order.
+pub fn read_score(
+    path: &std::path::Path,
+    split: &str,
+) -> PolarsResult<(usize, Vec<(String, f64)>)> {
+    let file = std::fs::File::open(path).map_err(|e| PolarsError::IO {
+        error: e.into(),
+        msg: None,
+    })?;
+    let df = ParquetReader::new(file).finish()?;
+    let epoch = df
+        .column(col::EPOCH)?
+        .cast(&DataType::Int64)?
+        .i64()?
+        .get(0)
+        .unwrap_or(0) as usize;
+    let prefix = format!("{split}_");
+    let mut values = Vec::new();
+    for c in df.columns() {
+        if c.name().starts_with(&prefix) {
+            let v = c
+                .cast(&DataType::Float64)?
+                .f64()?
+                .get(0)
+                .unwrap_or(f64::NAN);
+            values.push((c.name().to_string(), v));
+        }
+    }
+    Ok((epoch, values))
 }
 
 /// Reads a run's metrics table back as rows (the confusion matrices are not in it and come

@@ -76,6 +76,11 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_early: Option<StoppedEarly>,
     pub error: Option<String>,
+    /// The kept model scored on the held-out test split (`dataset.test_dir`), once, after
+    /// training; its tables are `test_metrics.parquet`, `test_per_class.parquet` and
+    /// `test_confusion.parquet`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<TestScore>,
     pub classes: Vec<String>,
     pub device: String,
     /// The CPU engine the run's ops ran on (`oneDNN 2.6.3 (avx512_core_amx, 2 OpenMP
@@ -110,6 +115,37 @@ pub struct StoppedEarly {
     pub reason: String,
     /// model.safetensors holds the best epoch's weights (`early_stopping.restore_best`).
     pub restored_best: bool,
+}
+
+/// Which weights of a run `model.safetensors` holds, the one model its test split, `evaluate`
+/// and `export` use.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KeptModel {
+    /// The best epoch's weights, restored at the end (`early_stopping.restore_best`).
+    Best,
+    /// The last epoch's weights.
+    Final,
+}
+
+impl std::fmt::Display for KeptModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            KeptModel::Best => "best",
+            KeptModel::Final => "final",
+        })
+    }
+}
+
+/// A model's score on a labelled split.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TestScore {
+    /// The epoch whose weights were scored.
+    pub epoch: usize,
+    pub model: KeptModel,
+    pub images: usize,
+    pub loss: f64,
+    pub acc: f64,
 }
 
 /// One run's folder.

@@ -8,6 +8,7 @@ pub mod provenance;
 mod record;
 pub mod reproduce;
 mod sources;
+mod test_split;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -217,6 +218,7 @@ fn execute(
         diverged_epoch: None,
         skipped_images: 0,
         stopped_early: None,
+        test: None,
         error: None,
         classes: folder.classes.clone(),
         device: "cpu".into(),
@@ -270,6 +272,12 @@ fn execute(
         stages,
         ..
     } = rec;
+    let result = match result {
+        Ok(outcome @ (Outcome::Done | Outcome::Stopped(_))) => {
+            test_split::score(run, &dir, &mut manifest, &rows, head).map(|()| outcome)
+        }
+        other => other,
+    };
     let other = started.elapsed().as_secs_f64() - stages.iter().map(|(_, s)| s).sum::<f64>();
     tracing::info!(
         "{head}: time by stage: {}, other {other:.2}s",

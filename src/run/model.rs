@@ -12,7 +12,7 @@ use crate::data::{load_image, BadImagePolicy, ImageFolder, Loader, Transform};
 use crate::models::feature_head::FeatureHead;
 use crate::models::fold::FrozenFeatures;
 use crate::models::freeze::not_a_block;
-use crate::models::pixels::{LinearModel, MlpModel};
+use crate::models::pixels::{LinearModel, MlpModel, MLP_HIDDEN};
 use crate::models::WeightsError;
 use crate::models::{
     load_torchvision_file, save_torchvision_weights, ArchVisitor, Backbone, Classifier,
@@ -32,9 +32,6 @@ pub struct Paths<'a> {
     /// The best epoch's weights while training with early stopping and `restore_best`.
     pub best: &'a Path,
 }
-
-/// Hidden width of the `mlp` pixel model.
-const MLP_HIDDEN: usize = 256;
 
 /// Trains the run's model; the trained weights are saved to `paths.model` when it completes.
 /// `fingerprint` is the dataset's content hash (a feature-cache key part).

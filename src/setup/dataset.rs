@@ -5,7 +5,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use crate::data::{fingerprint, scan_classes, ClassFiles, DataError, ImageFolder};
+use crate::data::{
+    fingerprint, scan_classes, split_fingerprint, ClassFiles, DataError, ImageFolder,
+};
 use crate::spec::{display_path, Diagnostic, Locator};
 
 /// One run's images, and their content hash once asked for.
@@ -13,6 +15,7 @@ use crate::spec::{display_path, Diagnostic, Locator};
 pub struct Dataset {
     pub folder: ImageFolder,
     fingerprint: OnceLock<String>,
+    test_fingerprint: OnceLock<Option<String>>,
 }
 
 impl Dataset {
@@ -24,6 +27,18 @@ impl Dataset {
         let f = fingerprint(&self.folder)?;
         Ok(self.fingerprint.get_or_init(|| f).clone())
     }
+
+    /// The same hash of the test split, `None` without one (computed once).
+    pub fn test_fingerprint(&self) -> Result<Option<String>, DataError> {
+        if let Some(f) = self.test_fingerprint.get() {
+            return Ok(f.clone());
+        }
+        let f = match &self.folder.test {
+            Some(test) => Some(split_fingerprint(&self.folder.root, test, "test")?),
+            None => None,
+        };
+        Ok(self.test_fingerprint.get_or_init(|| f).clone())
+    }
 }
 
 /// Why a split folder could not be scanned.
@@ -34,8 +49,8 @@ enum ScanError {
     Other(String),
 }
 
-/// What a run's dataset depends on: root, train and val folders, per-class limits.
-pub(super) type DatasetKey = (PathBuf, String, String, usize, usize);
+/// What a run's dataset depends on: root, train, val and test folders, per-class limits.
+pub(super) type DatasetKey = (PathBuf, String, String, String, usize, usize);
 
 /// Every split folder scanned so far, by path.
 #[derive(Default)]
@@ -90,9 +105,31 @@ impl Scans {
         }
         let train = self.split(&d.root, &d.train_dir, "dataset.train_dir", at, &mut out);
         let val = self.split(&d.root, &d.val_dir, "dataset.val_dir", at, &mut out);
+        let test = (!d.test_dir.is_empty())
+            .then(|| self.split(&d.root, &d.test_dir, "dataset.test_dir", at, &mut out))
+            .flatten();
         let (Some((train, train_files)), Some((val, val_files))) = (train, val) else {
             return out;
         };
+        if let Some((test, _)) = &test {
+            if train.keys().ne(test.keys()) {
+                let mut diag = at.invalid(
+                    "dataset.test_dir",
+                    "expected the same class folders in test as in train".to_owned(),
+                );
+                for (a, b, name) in [(&train, test, &d.train_dir), (test, &train, &d.test_dir)] {
+                    let only: Vec<&str> = a
+                        .keys()
+                        .filter(|k| !b.contains_key(*k))
+                        .map(String::as_str)
+                        .collect();
+                    if !only.is_empty() {
+                        diag = diag.note(format!("only in {name}: {}", only.join(", ")));
+                    }
+                }
+                out.errors.push(diag);
+            }
+        }
         if train.keys().ne(val.keys()) {
             let only = |a: &BTreeMap<String, usize>, b: &BTreeMap<String, usize>| {
                 a.keys()
@@ -143,7 +180,11 @@ impl Scans {
                 val_files,
                 d.train_per_class,
                 d.val_per_class,
-            ) {
+            )
+            .and_then(|folder| match test {
+                Some((_, files)) => folder.with_test(files),
+                None => Ok(folder),
+            }) {
                 Ok(folder) => out.folder = Some(folder),
                 Err(e) => out.errors.push(at.invalid("dataset.root", e.to_string())),
             }
@@ -226,6 +267,7 @@ pub(super) fn dataset(folder: ImageFolder) -> Dataset {
     Dataset {
         folder,
         fingerprint: OnceLock::new(),
+        test_fingerprint: OnceLock::new(),
     }
 }
 
@@ -235,6 +277,7 @@ pub(super) fn key(d: &crate::spec::Dataset) -> DatasetKey {
         d.root.clone(),
         d.train_dir.clone(),
         d.val_dir.clone(),
+        d.test_dir.clone(),
         d.train_per_class,
         d.val_per_class,
     )

@@ -130,7 +130,12 @@ impl ResolvedRun<'_> {
         }
         let fp = self.dataset.fingerprint()?;
         let wh = self.weights.as_ref().map_or("", |w| w.sha256.as_str());
-        let id = expand::run_id(self.spec(), &format!("dataset={fp}\nweights={wh}"));
+        let mut extra = format!("dataset={fp}\nweights={wh}");
+        // only a run with a test split hashes it: the ids of runs without one stay as they were
+        if let Some(test) = self.dataset.test_fingerprint()? {
+            extra.push_str(&format!("\ntest={test}"));
+        }
+        let id = expand::run_id(self.spec(), &extra);
         Ok(self.run_id.get_or_init(|| id).clone())
     }
 }

@@ -27,6 +27,8 @@ const LATER_KEYS: &[(&str, Omit)] = &[
     ("head.dropout", Omit::While("head.kind", "linear")),
     ("head.batch_norm", Omit::While("head.kind", "linear")),
     ("head.pool", Omit::AtDefault),
+    // the held-out test split
+    ("dataset.test_dir", Omit::AtDefault),
 ];
 
 fn get<'t>(table: &'t toml::Table, key: &str) -> Option<&'t toml::Value> {

@@ -108,6 +108,7 @@ pub struct RawDataset {
     pub root: Option<PathBuf>,
     pub train_dir: Option<String>,
     pub val_dir: Option<String>,
+    pub test_dir: Option<String>,
     pub train_per_class: Option<usize>,
     pub val_per_class: Option<usize>,
     pub on_bad_image: Option<OnBadImage>,
@@ -116,6 +117,7 @@ update_leaves!(RawDataset {
     root,
     train_dir,
     val_dir,
+    test_dir,
     train_per_class,
     val_per_class,
     on_bad_image

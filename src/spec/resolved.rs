@@ -49,6 +49,8 @@ pub struct Dataset {
     pub root: PathBuf,
     pub train_dir: String,
     pub val_dir: String,
+    /// Subfolder of `root` with the held-out test images; "" = no test split.
+    pub test_dir: String,
     /// 0 = every image; N = the first N of each class, file names sorted.
     pub train_per_class: usize,
     pub val_per_class: usize,
@@ -167,6 +169,7 @@ impl RunSpec {
                 root: get(&d.root, "dataset.root")?,
                 train_dir: get(&d.train_dir, "dataset.train_dir")?,
                 val_dir: get(&d.val_dir, "dataset.val_dir")?,
+                test_dir: get(&d.test_dir, "dataset.test_dir")?,
                 train_per_class: get(&d.train_per_class, "dataset.train_per_class")?,
                 val_per_class: get(&d.val_per_class, "dataset.val_per_class")?,
                 on_bad_image: get(&d.on_bad_image, "dataset.on_bad_image")?,

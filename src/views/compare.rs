@@ -18,15 +18,21 @@ pub use render::comfy as comfy_table;
 /// The key whose runs are averaged when it is the only parameter that differs.
 pub const SEED_KEY: &str = "experiment.seed";
 
-/// The summary columns, in order.
-pub const METRICS: [&str; 6] = [
+/// The summary columns, in order; the last two (the kept model on the held-out test split)
+/// are shown only when some run has a test split.
+pub const METRICS: [&str; 8] = [
     "best_epoch",
     "val_acc@best",
     "val_loss@best",
     "final_train_loss",
     "final_val_loss",
     "final_weight_norm",
+    "test_acc",
+    "test_loss",
 ];
+
+/// Where the test split's columns start in [`METRICS`].
+const TEST_METRICS: usize = 6;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Format {
@@ -124,7 +130,7 @@ pub fn compare_runs(
 /// no epochs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BestAndFinal {
-    pub values: [f64; 6],
+    pub values: [f64; 8],
 }
 
 impl BestAndFinal {
@@ -144,6 +150,8 @@ impl BestAndFinal {
                 at(&e.train_loss, last),
                 at(&e.val_loss, last),
                 at(&e.weight_norm, last),
+                run.test.map_or(f64::NAN, |t| t.1),
+                run.test.map_or(f64::NAN, |t| t.0),
             ],
         }
     }
@@ -240,7 +248,7 @@ pub struct Row<'a> {
     pub run_ids: Vec<String>,
     /// One per `Table::params` column; `None` where this row's runs lack the key.
     pub params: Vec<Option<ParamValue>>,
-    pub stats: [Stat; 6],
+    pub stats: [Stat; 8],
     pub status: String,
 }
 
@@ -251,6 +259,8 @@ pub struct Table<'a> {
     pub params: Vec<String>,
     /// True when rows are groups over `experiment.seed` (shows n and ± sd).
     pub aggregated: bool,
+    /// True when some run has a test split: the test columns are shown.
+    pub test: bool,
     pub rows: Vec<Row<'a>>,
 }
 
@@ -341,10 +351,21 @@ impl<'a> Table<'a> {
                 })
                 .then_with(|| a.run_ids.cmp(&b.run_ids))
         });
+        let test = runs.iter().any(|r| r.test.is_some());
         Table {
             params: shown,
             aggregated,
+            test,
             rows,
+        }
+    }
+
+    /// The positions in [`METRICS`] (and in each row's `stats`) of the columns shown.
+    pub fn metrics(&self) -> std::ops::Range<usize> {
+        0..if self.test {
+            METRICS.len()
+        } else {
+            TEST_METRICS
         }
     }
 
@@ -355,7 +376,7 @@ impl<'a> Table<'a> {
         if self.aggregated {
             c.push("n".into());
         }
-        c.extend(METRICS.iter().map(|m| m.to_string()));
+        c.extend(self.metrics().map(|m| METRICS[m].to_string()));
         c.push("status".into());
         c
     }

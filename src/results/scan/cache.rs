@@ -96,6 +96,8 @@ fn read_inner(parent: &Path) -> Option<HashMap<String, Cached>> {
     // "" or the last epoch of an early-stopped run (a cache written before it was kept has no
     // such column and is read afresh)
     let stopped_early = s("stopped_early")?;
+    // "" or "<loss> <acc>" of the test split (likewise absent from older caches)
+    let test = s("test")?;
     let e = |c: &str| {
         epochs
             .column(c)
@@ -134,6 +136,7 @@ fn read_inner(parent: &Path) -> Option<HashMap<String, Cached>> {
             params: decode_params(params.get(r)?)?,
             status: decode_status(status.get(r)?),
             stopped_early: stopped_early.get(r)?.parse().ok(),
+            test: decode_test(test.get(r)?),
             epochs: Epochs {
                 epoch: epoch[a..a + n].to_vec(),
                 train_loss: tl[a..a + n].to_vec(),
@@ -146,6 +149,12 @@ fn read_inner(parent: &Path) -> Option<HashMap<String, Cached>> {
         out.insert(dir_name, Cached { stamps, run });
     }
     Some(out)
+}
+
+/// "<loss> <acc>" as written (`{:?}` keeps every bit of an f64), "" for none.
+fn decode_test(text: &str) -> Option<(f64, f64)> {
+    let (loss, acc) = text.split_once(' ')?;
+    Some((loss.parse().ok()?, acc.parse().ok()?))
 }
 
 /// Rewrites the cache of `parent` with these runs (all in `parent`). Errors are ignored: the
@@ -194,6 +203,14 @@ fn write_inner(parent: &Path, runs: &[&Cached]) -> Result<(), String> {
             Column::new(
                 "stopped_early".into(),
                 text(&|c| c.run.stopped_early.map_or(String::new(), |e| e.to_string())),
+            ),
+            Column::new(
+                "test".into(),
+                text(&|c| {
+                    c.run
+                        .test
+                        .map_or(String::new(), |(loss, acc)| format!("{loss:?} {acc:?}"))
+                }),
             ),
             Column::new("start".into(), start),
             Column::new("len".into(), len),
@@ -341,6 +358,7 @@ mod tests {
                         params: vec![("experiment.seed".into(), ParamValue::Int(i))],
                         status: Some(Status::Done),
                         stopped_early: (i == 3).then_some(40),
+                        test: (i == 2).then_some((0.1 + 0.2, 2.0 / 3.0)),
                         epochs: Epochs {
                             epoch: e.clone(),
                             train_loss: f(1.0),
@@ -355,7 +373,7 @@ mod tests {
         write_inner(dir.path(), &entries.iter().collect::<Vec<_>>()).unwrap();
         let back = read(dir.path());
         assert_eq!(back.len(), 3000);
-        for c in [&entries[0], &entries[1234], &entries[2999]] {
+        for c in [&entries[0], &entries[2], &entries[1234], &entries[2999]] {
             let got = &back[&c.run.run_id];
             assert_eq!((&got.stamps, &got.run), (&c.stamps, &c.run));
         }

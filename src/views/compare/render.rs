@@ -54,7 +54,7 @@ fn text_table(table: &Table, preset: &str) -> String {
     right.extend((0..table.params.len()).map(numeric));
     right.extend(std::iter::repeat_n(
         true,
-        METRICS.len() + usize::from(table.aggregated),
+        table.metrics().len() + usize::from(table.aggregated),
     ));
     right.push(false);
     comfy(table.columns(), rows, preset, &right)
@@ -76,12 +76,7 @@ pub fn text_rows(table: &Table) -> Vec<Vec<String>> {
             if table.aggregated {
                 cells.push(r.runs.len().to_string());
             }
-            cells.extend(
-                r.stats
-                    .iter()
-                    .enumerate()
-                    .map(|(m, s)| stat_text(s, m == 0)),
-            );
+            cells.extend(table.metrics().map(|m| stat_text(&r.stats[m], m == 0)));
             cells.push(r.status.clone());
             cells
         })
@@ -152,7 +147,7 @@ fn flat(table: &Table) -> (Vec<String>, Vec<Vec<Value>>) {
     if table.aggregated {
         header.push("n".into());
     }
-    for m in METRICS {
+    for m in table.metrics().map(|m| METRICS[m]) {
         header.push(m.to_string());
         if table.aggregated {
             header.push(format!("{m}_sd"));
@@ -182,7 +177,7 @@ fn flat(table: &Table) -> (Vec<String>, Vec<Vec<Value>>) {
             if table.aggregated {
                 v.push(Value::Param(ParamValue::Int(r.runs.len() as i64)));
             }
-            for s in &r.stats {
+            for s in &r.stats[table.metrics()] {
                 v.push(num(s.mean));
                 if table.aggregated {
                     v.push(num(s.sd));

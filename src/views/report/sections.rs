@@ -9,7 +9,7 @@ use crate::results::store::Manifest;
 use crate::results::stored_spec::{self, StoredSpec};
 use crate::views::compare::per_class::PerClass;
 use crate::views::compare::render::{sig4, text_rows};
-use crate::views::compare::{Table, METRICS};
+use crate::views::compare::Table;
 
 /// What is known about one run beyond `Run`: its manifest, stored spec and per-class files.
 pub struct RunFiles {
@@ -136,7 +136,8 @@ pub fn compare_table(table: &Table) -> String {
         out.push_str("<tr>");
         for (i, cell) in cells.iter().enumerate() {
             // numeric sort keys: metrics by mean, numeric params by value, n by count
-            let key: Option<f64> = if i >= first_metric && i < first_metric + METRICS.len() {
+            let key: Option<f64> = if i >= first_metric && i < first_metric + table.metrics().len()
+            {
                 Some(row.stats[i - first_metric].mean)
             } else if i >= 2 && i < 2 + table.params.len() {
                 match &row.params[i - 2] {
@@ -202,6 +203,10 @@ pub fn run_details(
             sig4(s.values[1])
         ),
         None => "no epochs".into(),
+    };
+    let best = match run.test {
+        Some((loss, acc)) => format!("{best}; test split: loss {}, acc {}", sig4(loss), sig4(acc)),
+        None => best,
     };
     let mut out = format!(
         "<details id=\"{}\"><summary><code>{}</code> {} · <span class=\"status-{2}\">{2}</span> · {}</summary>\n",

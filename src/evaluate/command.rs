@@ -1,0 +1,235 @@
+//! `runner evaluate RUN_DIR --data DIR`: a recorded run's kept model scored on another
+//! labelled folder (one sub-folder per class) with the run's own transforms; the tables are
+//! written next to the run, in `evaluate/<data>/`, a name made from the folder's path.
+
+use std::path::{Path, PathBuf};
+
+use super::render::{render, Format};
+use super::{KeptWeights, Score};
+use crate::data::{scan_classes, DataError, Split};
+use crate::results::schema::{self, RunKey};
+use crate::results::store::{self, KeptModel, Manifest, RunDir, Status};
+use crate::spec::display_path;
+
+/// What to evaluate, on what.
+#[derive(Debug, Clone)]
+pub struct EvaluateOptions {
+    pub run: PathBuf,
+    /// A folder with one sub-folder of images per class.
+    pub data: PathBuf,
+    pub format: Format,
+}
+
+/// The printed table and where the tables went.
+#[derive(Debug, Clone)]
+pub struct Evaluated {
+    pub text: String,
+    pub dir: PathBuf,
+    pub score: Score,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvaluateError {
+    /// The run folder or the data folder is not what the command needs; nothing was written.
+    #[error("{0}")]
+    Input(String),
+    /// Scoring or writing failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Scores the run's model on the folder and writes `metrics.parquet`, `per_class.parquet` and
+/// `confusion.parquet` (the test split's conventions, columns `eval_*`) to
+/// `<run>/evaluate/<data>/`.
+pub fn evaluate_run(opts: &EvaluateOptions) -> Result<Evaluated, EvaluateError> {
+    let input = EvaluateError::Input;
+    let run = &opts.run;
+    let manifest = store::read_manifest(&run.join("manifest.json"))
+        .map_err(|e| input(format!("{} is not a run folder: {e}", display_path(run))))?;
+    let weights = run.join("model.safetensors");
+    if manifest.status != Status::Done || !weights.is_file() {
+        return Err(input(format!(
+            "{} has no trained model (status {}; a run keeps model.safetensors once it is done)",
+            display_path(run),
+            manifest.status
+        )));
+    }
+    let project = store::project_of(run).ok_or_else(|| {
+        input(format!(
+            "{} is not inside a project (no pipeline/defaults.toml above it)",
+            display_path(run)
+        ))
+    })?;
+    let spec = crate::spec::load_stored(&run.join("spec.toml"), &project)
+        .map_err(|e| input(e.to_string()))?
+        .base;
+    let split = open_split(&opts.data, &manifest.classes)?;
+    let kept = KeptWeights::of_spec(&spec, manifest.classes.clone(), weights);
+    let score = kept
+        .score(&split)
+        .map_err(|e| EvaluateError::Failed(e.to_string()))?;
+    let (epoch, model) = kept_epoch(&manifest, &spec, run)?;
+    let dir = RunDir {
+        path: run.join("evaluate").join(slug(&opts.data, &project)),
+    };
+    write_tables(&dir, &manifest, "eval", epoch, &score)
+        .map_err(|e| EvaluateError::Failed(e.to_string()))?;
+    let mut text = String::new();
+    if matches!(opts.format, Format::Table | Format::Markdown) {
+        text.push_str(&format!(
+            "{} {} on {}: {} images, the {model} model (epoch {epoch})\n",
+            manifest.experiment,
+            manifest.run_id,
+            display_path(&opts.data),
+            score.images
+        ));
+    }
+    text.push_str(&render(&manifest.classes, &score, opts.format));
+    Ok(Evaluated {
+        text,
+        dir: dir.path,
+        score,
+    })
+}
+
+/// Every image of a folder of class folders, which must be the run's classes.
+fn open_split(data: &Path, classes: &[String]) -> Result<Split, EvaluateError> {
+    let input = EvaluateError::Input;
+    let scanned = scan_classes(data).map_err(|e| match e {
+        DataError::Io { path, .. } if path == data => input(format!(
+            "expected a folder of class folders, found nothing at {}",
+            display_path(data)
+        )),
+        other => input(other.to_string()),
+    })?;
+    let empty: Vec<&str> = scanned
+        .iter()
+        .filter(|c| c.images.is_empty())
+        .map(|c| c.name.as_str())
+        .collect();
+    if !empty.is_empty() {
+        return Err(input(format!(
+            "{}: expected at least one image per class, found none in: {}",
+            display_path(data),
+            empty.join(", ")
+        )));
+    }
+    Split::of_classes(scanned, classes).map_err(|e| match e {
+        DataError::ClassesDiffer { expected, found } => {
+            let data = display_path(data);
+            let mut msg = format!(
+                "the classes of {data} differ from the run's\n  the run's: {}\n  {data}: {}",
+                expected.join(", "),
+                found.join(", ")
+            );
+            for (a, b, side) in [(&expected, &found, "the run"), (&found, &expected, &data)] {
+                let only: Vec<&str> = a
+                    .iter()
+                    .filter(|c| !b.contains(c))
+                    .map(String::as_str)
+                    .collect();
+                if !only.is_empty() {
+                    msg += &format!("\n  only in {side}: {}", only.join(", "));
+                }
+            }
+            input(msg)
+        }
+        other => input(other.to_string()),
+    })
+}
+
+/// Which epoch's weights `model.safetensors` holds: the test split's record when the run has
+/// one, else the best epoch by early stopping's metric under `restore_best`, else the last.
+fn kept_epoch(
+    manifest: &Manifest,
+    spec: &crate::spec::RunSpec,
+    run: &Path,
+) -> Result<(usize, KeptModel), EvaluateError> {
+    if let Some(t) = &manifest.test {
+        return Ok((t.epoch, t.model));
+    }
+    let rows = schema::read_epochs(&run.join("metrics.parquet"), &manifest.classes)
+        .map_err(|e| EvaluateError::Failed(format!("{}: {e}", display_path(run))))?;
+    let fit = crate::setup::fit_config(spec, manifest.classes.len());
+    Ok(super::kept_model(fit.early_stopping.as_ref(), &rows))
+}
+
+/// Writes a score's three tables into `dir`: `<prefix>metrics.parquet`, `…per_class.parquet`,
+/// `…confusion.parquet` with columns named after `split` (`test`, `eval`).
+pub fn write_tables(
+    dir: &RunDir,
+    manifest: &Manifest,
+    split: &str,
+    epoch: usize,
+    score: &Score,
+) -> Result<(), store::StoreError> {
+    dir.create()?;
+    let prefix = if split == "test" { "test_" } else { "" };
+    let key = RunKey {
+        experiment: &manifest.experiment,
+        run_id: &manifest.run_id,
+        swept: &manifest.swept,
+        classes: &manifest.classes,
+    };
+    let frames = [
+        (
+            "metrics.parquet",
+            schema::score_frame(&key, split, epoch, score.loss, &score.confusion),
+        ),
+        (
+            "per_class.parquet",
+            schema::per_class_frame_of(&key, epoch, &score.confusion),
+        ),
+        (
+            "confusion.parquet",
+            schema::confusion_frame_of(&key, epoch, &score.confusion),
+        ),
+    ];
+    for (name, frame) in frames {
+        let name = format!("{prefix}{name}");
+        let mut df = frame.map_err(|source| store::StoreError::Polars {
+            path: dir.file(&name),
+            source,
+        })?;
+        dir.write_parquet(&name, &mut df)?;
+    }
+    Ok(())
+}
+
+/// A folder name for the data: its path relative to the project (else absolute), `/` as `-`,
+/// any other character but letters, digits, `.`, `_` and `-` as `_`.
+fn slug(data: &Path, project: &Path) -> String {
+    let abs = std::fs::canonicalize(data).unwrap_or_else(|_| data.to_path_buf());
+    let project = std::fs::canonicalize(project).unwrap_or_else(|_| project.to_path_buf());
+    let rel = abs.strip_prefix(&project).unwrap_or(&abs);
+    let text: String = rel
+        .to_string_lossy()
+        .chars()
+        .map(|c| match c {
+            '/' | '\\' => '-',
+            c if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') => c,
+            _ => '_',
+        })
+        .collect();
+    let text = text.trim_matches('-');
+    if text.is_empty() {
+        "data".into()
+    } else {
+        text.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_folder_name_says_which_data() {
+        let project = Path::new(env!("CARGO_MANIFEST_DIR"));
+        assert_eq!(
+            slug(&project.join("tests/fixtures/catdog-tiny/val"), project),
+            "tests-fixtures-catdog-tiny-val"
+        );
+        assert_eq!(slug(Path::new("/no/such place"), project), "no-such_place");
+    }
+}

@@ -1,0 +1,50 @@
+//! The held-out test split (`dataset.test_dir`): once a run has finished training, the model it
+//! keeps is scored on it, from `model.safetensors` as `runner evaluate` reads it. Nothing of
+//! the split reaches training, early stopping, the schedules or the choice of the best epoch:
+//! the loop never sees it, and it is read only here, after the loop has returned.
+
+use std::time::Instant;
+
+use crate::evaluate::{kept_model, write_tables, KeptWeights};
+use crate::results::store::{Manifest, RunDir, TestScore};
+use crate::setup::ResolvedRun;
+use crate::train::{EpochMetrics, TrainError};
+
+/// Scores the kept model on the run's test split, if it has one: writes `test_metrics.parquet`,
+/// `test_per_class.parquet` and `test_confusion.parquet`, and records the score and which
+/// model it was in the manifest (written by the caller).
+pub(super) fn score(
+    run: &ResolvedRun,
+    dir: &RunDir,
+    manifest: &mut Manifest,
+    rows: &[EpochMetrics],
+    head: &str,
+) -> Result<(), TrainError> {
+    let Some(test) = &run.dataset.folder.test else {
+        return Ok(());
+    };
+    let t = Instant::now();
+    let (epoch, model) = kept_model(run.fit.early_stopping.as_ref(), rows);
+    let kept = KeptWeights::of_spec(
+        run.spec(),
+        run.dataset.folder.classes.clone(),
+        dir.file("model.safetensors"),
+    );
+    let score = kept.score(test)?;
+    write_tables(dir, manifest, "test", epoch, &score)?;
+    tracing::info!(
+        "{head}: test split: {} images, loss {:.4}, accuracy {:.4} (the {model} model, epoch {epoch}) in {:.2}s",
+        score.images,
+        score.loss,
+        score.acc,
+        t.elapsed().as_secs_f64()
+    );
+    manifest.test = Some(TestScore {
+        epoch,
+        model,
+        images: score.images,
+        loss: score.loss,
+        acc: score.acc,
+    });
+    Ok(())
+}

@@ -1,0 +1,387 @@
+//! End-to-end: the held-out test split (`dataset.test_dir`) and `runner evaluate`, through the
+//! `runner` binary on copies of the tiny committed cat/dog images.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{runner, text, tiny};
+use polars::prelude::*;
+
+/// A dataset root with `train/` and `val/` of the tiny fixture, `test/` = a copy of its val
+/// images, and `swapped/` = the same images with the class folders swapped (every label wrong).
+fn dataset(root: &Path) {
+    let copy = |from: &Path, to: &Path| {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let p = e.unwrap().path();
+            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+        }
+    };
+    for class in ["cat", "dog"] {
+        let other = if class == "cat" { "dog" } else { "cat" };
+        copy(
+            &tiny().join("train").join(class),
+            &root.join("train").join(class),
+        );
+        copy(
+            &tiny().join("val").join(class),
+            &root.join("val").join(class),
+        );
+        copy(
+            &tiny().join("val").join(class),
+            &root.join("test").join(class),
+        );
+        copy(
+            &tiny().join("val").join(class),
+            &root.join("swapped").join(other),
+        );
+    }
+}
+
+fn write_spec(dir: &Path, body: &str) {
+    let data = dir.join("data");
+    dataset(&data);
+    std::fs::write(
+        dir.join("exp.toml"),
+        body.replace("@DATA@", &data.display().to_string()),
+    )
+    .unwrap();
+}
+
+fn run_dirs(results: &Path, experiment: &str) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(results.join(experiment))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+        .filter(|p| p.join("manifest.json").is_file())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+fn manifest(run: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap()
+}
+
+fn frame(path: &Path) -> DataFrame {
+    ParquetReader::new(std::fs::File::open(path).unwrap())
+        .finish()
+        .unwrap()
+}
+
+fn f64s(df: &DataFrame, name: &str) -> Vec<f64> {
+    df.column(name)
+        .unwrap()
+        .cast(&DataType::Float64)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
+}
+
+/// The columns of metrics.parquet that training computes (not the times).
+const TRAINED: [&str; 7] = [
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "weight_norm",
+    "lr",
+];
+
+const MLP: &str = r#"
+[experiment]
+name = "held_out"
+seed = 3
+
+[dataset]
+root = "@DATA@"
+
+[transforms]
+resize = 16
+crop = 16
+mean = [0.5, 0.5, 0.5]
+std = [0.5, 0.5, 0.5]
+
+[backbone]
+name = "mlp"
+
+[optimizer]
+kind = "sgd"
+lr = 0.1
+
+[train]
+batch_size = 4
+epochs = 12
+
+[early_stopping]
+patience = 2
+restore_best = true
+
+[sweep]
+grid = { "dataset.test_dir" = ["", "test", "swapped"] }
+"#;
+
+#[test]
+fn test_images_never_influence_training_and_the_kept_model_is_scored() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    write_spec(dir.path(), MLP);
+    let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let runs = run_dirs(&dir.path().join("r"), "held_out");
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    let by_test = |name: &str| {
+        runs.iter()
+            .find(|r| manifest(r)["swept"][0][1] == name)
+            .unwrap_or_else(|| panic!("no run with test_dir {name:?}"))
+            .clone()
+    };
+    let (none, test, swapped) = (by_test(""), by_test("test"), by_test("swapped"));
+
+    // the same epochs, losses, accuracies, weights and stopping point with any test split,
+    // also one whose every label is wrong
+    let plain = frame(&none.join("metrics.parquet"));
+    for run in [&test, &swapped] {
+        let df = frame(&run.join("metrics.parquet"));
+        for c in TRAINED {
+            assert_eq!(f64s(&df, c), f64s(&plain, c), "{c} of {}", run.display());
+        }
+        assert_eq!(
+            manifest(run)["stopped_early"],
+            manifest(&none)["stopped_early"]
+        );
+    }
+    assert!(manifest(&none).get("test").is_none());
+    assert!(!none.join("test_metrics.parquet").exists());
+
+    // the kept model is the best epoch's (restore_best), and the manifest says so
+    let m = manifest(&test);
+    let kept = &m["test"];
+    assert_eq!(kept["model"], "best");
+    let best = m["stopped_early"]["best_epoch"].clone();
+    let best = if best.is_null() {
+        // not stopped: the best by val loss over every epoch
+        let loss = f64s(&plain, "val_loss");
+        let i = (0..loss.len())
+            .min_by(|&a, &b| loss[a].total_cmp(&loss[b]))
+            .unwrap();
+        serde_json::json!(i + 1)
+    } else {
+        best
+    };
+    assert_eq!(kept["epoch"], best);
+    assert_eq!(kept["images"], 8);
+    // on the val images, the kept model scores what its val pass did at that epoch
+    let e = best.as_u64().unwrap() as usize;
+    let (val_loss, val_acc) = (
+        f64s(&plain, "val_loss")[e - 1],
+        f64s(&plain, "val_acc")[e - 1],
+    );
+    let (loss, acc) = (
+        kept["loss"].as_f64().unwrap(),
+        kept["acc"].as_f64().unwrap(),
+    );
+    assert!((loss - val_loss).abs() < 1e-6, "{loss} vs {val_loss}");
+    assert_eq!(acc, val_acc);
+    // two classes with every label swapped: the other images are right
+    let wrong = manifest(&swapped)["test"]["acc"].as_f64().unwrap();
+    assert_eq!(wrong, 1.0 - acc);
+
+    // the tables: the val tables' conventions
+    let t = frame(&test.join("test_metrics.parquet"));
+    assert_eq!(f64s(&t, "test_acc"), vec![acc]);
+    assert_eq!(f64s(&t, "epoch"), vec![e as f64]);
+    assert_eq!(
+        t.column("dataset.test_dir").unwrap().str().unwrap().get(0),
+        Some("test")
+    );
+    let pc = frame(&test.join("test_per_class.parquet"));
+    assert_eq!(f64s(&pc, "support"), vec![4.0, 4.0]);
+    let cm = frame(&test.join("test_confusion.parquet"));
+    assert_eq!(f64s(&cm, "count").iter().sum::<f64>(), 8.0);
+
+    // compare shows the test columns because some run has a test split
+    let out = runner(dir.path(), &["compare", "r/held_out", "--format", "csv"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let csv = String::from_utf8_lossy(&out.stdout).into_owned();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let at = header
+        .iter()
+        .position(|h| *h == "test_acc")
+        .expect("a test_acc column");
+    let row = csv
+        .lines()
+        .find(|l| l.contains(",test,"))
+        .expect("the run with test_dir = test");
+    assert_eq!(row.split(',').nth(at).unwrap().parse::<f64>().unwrap(), acc);
+
+    // the MLflow export carries them, at the kept model's epoch
+    let out = runner(
+        dir.path(),
+        &["export", "mlflow", "r/held_out", "--to", "mlruns"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let id = test.file_name().unwrap().to_string_lossy().into_owned();
+    let found: Vec<PathBuf> = glob::glob(&format!(
+        "{}/mlruns/*/{id}/metrics/test_acc",
+        dir.path().display()
+    ))
+    .unwrap()
+    .map(Result::unwrap)
+    .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let line = std::fs::read_to_string(&found[0]).unwrap();
+    let parts: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(parts[1].parse::<f64>().unwrap(), acc);
+    assert_eq!(parts[2], e.to_string());
+}
+
+const SMALL_CNN: &str = r#"
+[experiment]
+name = "scored"
+seed = 1
+
+[dataset]
+root = "@DATA@"
+test_dir = "test"
+
+[transforms]
+resize = 28
+crop = 28
+mean = [0.5, 0.5, 0.5]
+std = [0.5, 0.5, 0.5]
+
+[backbone]
+name = "small_cnn"
+freeze = true
+
+[optimizer]
+kind = "sgd"
+lr = 0.05
+
+[train]
+batch_size = 4
+epochs = 2
+"#;
+
+#[test]
+fn the_test_split_equals_runner_evaluate_on_the_same_folder() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    write_spec(dir.path(), SMALL_CNN);
+    let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run = run_dirs(&dir.path().join("r"), "scored").remove(0);
+    let kept = manifest(&run)["test"].clone();
+    assert_eq!(kept["model"], "final");
+    assert_eq!(kept["epoch"], 2);
+
+    let run_arg = run.display().to_string();
+    let data = dir.path().join("data/test").display().to_string();
+    let out = runner(
+        dir.path(),
+        &["evaluate", &run_arg, "--data", &data, "--format", "json"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let all = &json["classes"][2];
+    assert_eq!(all["class"], "all");
+    assert_eq!(all["accuracy"], kept["acc"]);
+    assert_eq!(all["loss"], kept["loss"]);
+    assert_eq!(all["images"], kept["images"]);
+    // the same confusion matrix as the test split's table
+    let cm = frame(&run.join("test_confusion.parquet"));
+    let counts: Vec<u64> = f64s(&cm, "count").iter().map(|&c| c as u64).collect();
+    let evaluated: Vec<u64> = json["confusion"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_array().unwrap().iter().map(|c| c.as_u64().unwrap()))
+        .collect();
+    assert_eq!(evaluated, counts);
+
+    // written next to the run, under a name that says which data
+    let written: Vec<PathBuf> = std::fs::read_dir(run.join("evaluate"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(written.len(), 1, "{written:?}");
+    let name = written[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(name.ends_with("-data-test"), "{name}");
+    let eval = frame(&written[0].join("metrics.parquet"));
+    let test = frame(&run.join("test_metrics.parquet"));
+    assert_eq!(f64s(&eval, "eval_acc"), f64s(&test, "test_acc"));
+    assert_eq!(f64s(&eval, "eval_loss"), f64s(&test, "test_loss"));
+    assert_eq!(
+        f64s(&frame(&written[0].join("per_class.parquet")), "precision"),
+        f64s(&frame(&run.join("test_per_class.parquet")), "precision")
+    );
+
+    // the readable table
+    let out = runner(dir.path(), &["evaluate", &run_arg, "--data", &data]);
+    assert!(out.status.success(), "{}", text(&out));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.contains("the final model (epoch 2)"), "{table}");
+    assert!(table.contains("│ all   ┆      8 ┆"), "{table}");
+
+    // other classes: an error that lists both sides, exit 78, nothing written
+    let mismatch = common::project()
+        .join("tests/fixtures/catdog-mismatch/val")
+        .display()
+        .to_string();
+    let out = runner(dir.path(), &["evaluate", &run_arg, "--data", &mismatch]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let stderr = String::from_utf8_lossy(&out.stderr).replace(&mismatch, "<DATA>");
+    insta::assert_snapshot!("evaluate_class_mismatch", stderr);
+    assert_eq!(std::fs::read_dir(run.join("evaluate")).unwrap().count(), 1);
+
+    // not a run folder
+    let out = runner(dir.path(), &["evaluate", &data, "--data", &data]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("is not a run folder"),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_test_split_with_other_classes_is_a_spec_error_at_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    dataset(&data);
+    std::fs::create_dir_all(data.join("other/cow")).unwrap();
+    std::fs::copy(
+        tiny().join("val/cat/cat_02800.png"),
+        data.join("other/cow/a.png"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(data.join("other/cat")).unwrap();
+    std::fs::copy(
+        tiny().join("val/cat/cat_02800.png"),
+        data.join("other/cat/b.png"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("exp.toml"),
+        MLP.replace("@DATA@", &data.display().to_string())
+            .replace(
+                "grid = { \"dataset.test_dir\" = [\"\", \"test\", \"swapped\"] }",
+                "",
+            )
+            .replace("[dataset]\n", "[dataset]\ntest_dir = \"other\"\n"),
+    )
+    .unwrap();
+    let out = runner(dir.path(), &["check", "exp.toml"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let stderr =
+        String::from_utf8_lossy(&out.stderr).replace(&data.display().to_string(), "<DATA>");
+    insta::assert_snapshot!("test_dir_other_classes", stderr);
+    assert!(!dir.path().join("results").exists());
+}
