@@ -13,39 +13,48 @@ pub use crate::views::compare::Format;
 
 const HEADER: [&str; 6] = ["class", "images", "accuracy", "precision", "recall", "loss"];
 
-/// Per class, then `all`: (name, images, accuracy, precision, recall, loss where known).
-fn rows(classes: &[String], s: &Score) -> Vec<(String, u64, f64, f64, f64, Option<f64>)> {
+/// One row of the table.
+struct Line {
+    name: String,
+    images: u64,
+    accuracy: f64,
+    precision: f64,
+    recall: f64,
+    /// Only for `all`.
+    loss: Option<f64>,
+}
+
+/// Per class, then `all`.
+fn rows(classes: &[String], s: &Score) -> Vec<Line> {
     let cm = &s.confusion;
     let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let mut out: Vec<_> = classes
+    let mut out: Vec<Line> = classes
         .iter()
         .enumerate()
         .map(|(c, name)| {
             let support: u64 = cm[c].iter().sum();
             let predicted: u64 = cm.iter().map(|r| r[c]).sum();
+            // per-class accuracy in the torchvision-tutorial sense: the class's recall
             let recall = ratio(cm[c][c], support);
-            (
-                name.clone(),
-                support,
+            Line {
+                name: name.clone(),
+                images: support,
+                accuracy: recall,
+                precision: ratio(cm[c][c], predicted),
                 recall,
-                ratio(cm[c][c], predicted),
-                recall,
-                None,
-            )
+                loss: None,
+            }
         })
         .collect();
     let k = classes.len().max(1) as f64;
-    let mean = |f: fn(&(String, u64, f64, f64, f64, Option<f64>)) -> f64| {
-        out.iter().map(f).sum::<f64>() / k
+    let all = Line {
+        name: "all".to_string(),
+        images: s.images as u64,
+        accuracy: s.acc,
+        precision: out.iter().map(|l| l.precision).sum::<f64>() / k,
+        recall: out.iter().map(|l| l.recall).sum::<f64>() / k,
+        loss: Some(s.loss),
     };
-    let all = (
-        "all".to_string(),
-        s.images as u64,
-        s.acc,
-        mean(|r| r.3),
-        mean(|r| r.4),
-        Some(s.loss),
-    );
     out.push(all);
     out
 }
@@ -64,14 +73,14 @@ pub fn render(classes: &[String], score: &Score, format: Format) -> String {
             };
             let cells = rows
                 .iter()
-                .map(|(name, n, acc, p, r, loss)| {
+                .map(|l| {
                     vec![
-                        name.clone(),
-                        n.to_string(),
-                        sig4(*acc),
-                        sig4(*p),
-                        sig4(*r),
-                        loss.map_or(String::new(), sig4),
+                        l.name.clone(),
+                        l.images.to_string(),
+                        sig4(l.accuracy),
+                        sig4(l.precision),
+                        sig4(l.recall),
+                        l.loss.map_or(String::new(), sig4),
                     ]
                 })
                 .collect();
@@ -81,14 +90,14 @@ pub fn render(classes: &[String], score: &Score, format: Format) -> String {
         Format::Csv => {
             let cells: Vec<Vec<String>> = rows
                 .iter()
-                .map(|(name, n, acc, p, r, loss)| {
+                .map(|l| {
                     vec![
-                        name.clone(),
-                        n.to_string(),
-                        acc.to_string(),
-                        p.to_string(),
-                        r.to_string(),
-                        loss.map_or(String::new(), |l| l.to_string()),
+                        l.name.clone(),
+                        l.images.to_string(),
+                        l.accuracy.to_string(),
+                        l.precision.to_string(),
+                        l.recall.to_string(),
+                        l.loss.map_or(String::new(), |x| x.to_string()),
                     ]
                 })
                 .collect();
@@ -97,14 +106,14 @@ pub fn render(classes: &[String], score: &Score, format: Format) -> String {
         Format::Json => {
             let objects = rows
                 .iter()
-                .map(|(name, n, acc, p, r, loss)| {
+                .map(|l| {
                     vec![
-                        name.clone().into(),
-                        (*n).into(),
-                        format::number(*acc),
-                        format::number(*p),
-                        format::number(*r),
-                        loss.map_or(serde_json::Value::Null, format::number),
+                        l.name.clone().into(),
+                        l.images.into(),
+                        format::number(l.accuracy),
+                        format::number(l.precision),
+                        format::number(l.recall),
+                        l.loss.map_or(serde_json::Value::Null, format::number),
                     ]
                 })
                 .collect();
