@@ -5,7 +5,8 @@ use comfy_table::{presets, CellAlignment, Table};
 use crate::run::RunReport;
 
 /// One row per run: its swept values, status, best epoch (lowest val loss) with its val
-/// accuracy and loss, the final ‖w‖, and time.
+/// accuracy and loss, the final ‖w‖, the kept model's test accuracy (when some run has a test
+/// split), and time.
 pub fn render(runs: &[RunReport]) -> String {
     let mut keys: Vec<&str> = Vec::new();
     for r in runs {
@@ -15,21 +16,16 @@ pub fn render(runs: &[RunReport]) -> String {
             }
         }
     }
+    let test = runs.iter().any(|r| r.test.is_some());
     let mut t = Table::new();
     t.load_preset(presets::UTF8_FULL_CONDENSED);
     let mut header = vec!["#".to_string(), "run".to_string()];
     header.extend(keys.iter().map(|k| k.to_string()));
-    header.extend(
-        [
-            "status",
-            "best epoch",
-            "val acc",
-            "val loss",
-            "final ‖w‖",
-            "time",
-        ]
-        .map(String::from),
-    );
+    header.extend(["status", "best epoch", "val acc", "val loss", "final ‖w‖"].map(String::from));
+    if test {
+        header.push("test acc".into());
+    }
+    header.push("time".into());
     t.set_header(header);
     for r in runs {
         let mut row = vec![(r.index + 1).to_string(), r.run_id.clone()];
@@ -66,6 +62,14 @@ pub fn render(runs: &[RunReport]) -> String {
                 .map(|l| format!("{:.4}", l.weight_norm))
                 .unwrap_or_else(|| "-".into()),
         );
+        if test {
+            row.push(
+                r.test
+                    .as_ref()
+                    .map(|t| format!("{:.4}", t.acc))
+                    .unwrap_or_else(|| "-".into()),
+            );
+        }
         row.push(if r.reused {
             "-".into()
         } else {

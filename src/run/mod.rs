@@ -114,6 +114,7 @@ pub fn run_sweep(resolved: &Resolved, selected: &[usize], opts: &RunOptions) -> 
                 status: Status::Running,
                 best: None,
                 last: None,
+                test: None,
                 seconds: 0.0,
                 error: None,
                 reused: false,
@@ -129,6 +130,7 @@ pub fn run_sweep(resolved: &Resolved, selected: &[usize], opts: &RunOptions) -> 
                     status: Status::Failed,
                     best: None,
                     last: None,
+                    test: None,
                     seconds: started.elapsed().as_secs_f64(),
                     error: Some(e.to_string()),
                     reused: false,
@@ -320,6 +322,7 @@ fn execute(
     };
     manifest.status = status;
     manifest.error = error.clone();
+    let manifest_test = manifest.test.clone();
     let written = dir.write_manifest(&manifest).map_err(TrainError::from);
     // The first failure is the cause (a full disk fails every later write too): report it.
     if let Some(e) = result.err().or(written.err()) {
@@ -338,6 +341,7 @@ fn execute(
         status,
         best: schema::best_epoch(&rows).cloned(),
         last: rows.last().cloned(),
+        test: manifest_test,
         seconds: started.elapsed().as_secs_f64(),
         error,
         reused: false,

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::progress::Progress;
 use crate::results::schema::{self, ParamValue, RunKey};
-use crate::results::store::{Manifest, RunDir, Status, StoreError};
+use crate::results::store::{Manifest, RunDir, Status, StoreError, TestScore};
 use crate::spec::expand::PlannedRun;
 use crate::train::{EpochMetrics, TrainError};
 
@@ -21,6 +21,8 @@ pub struct RunReport {
     /// The epoch with the lowest val loss, and the last epoch.
     pub best: Option<EpochMetrics>,
     pub last: Option<EpochMetrics>,
+    /// The kept model on the run's test split, when it has one.
+    pub test: Option<TestScore>,
     pub seconds: f64,
     pub error: Option<String>,
     /// Already done before this invocation.
@@ -137,6 +139,7 @@ pub(super) fn previous_done(
         status: Status::Done,
         best: schema::best_epoch(&rows).cloned(),
         last: rows.last().cloned(),
+        test: m.test.clone(),
         seconds: 0.0,
         error: None,
         reused: true,
