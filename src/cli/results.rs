@@ -76,6 +76,22 @@ pub(super) enum ExportCmd {
     /// Runs, params, tags and per-epoch metric histories as an MLflow file store
     /// (`MLFLOW_ALLOW_FILE_STORE=true mlflow ui --backend-store-uri DIR` shows them).
     Mlflow(MlflowArgs),
+    /// A finished run's kept model as an ONNX graph (opset 17, dynamic batch, class names in
+    /// the metadata), for onnxruntime and other runtimes.
+    Onnx(OnnxArgs),
+}
+
+#[derive(Debug, Args)]
+pub(super) struct OnnxArgs {
+    /// A finished run's folder (`results/<experiment>/<run_id>`).
+    run: PathBuf,
+    /// The .onnx file to write.
+    #[arg(long, value_name = "FILE")]
+    to: PathBuf,
+    /// Put the normalisation ((x − mean) / std) in the graph: the input is then RGB in [0, 1]
+    /// after resize and crop.
+    #[arg(long)]
+    with_preprocessing: bool,
 }
 
 #[derive(Debug, Args)]
@@ -145,7 +161,10 @@ pub(super) fn cmd_status(a: StatusArgs) -> Result<(), Failure> {
 }
 
 pub(super) fn cmd_export(a: ExportCmd) -> Result<(), Failure> {
-    let ExportCmd::Mlflow(a) = a;
+    let a = match a {
+        ExportCmd::Mlflow(a) => a,
+        ExportCmd::Onnx(a) => return cmd_export_onnx(a),
+    };
     for e in crate::export::mlflow::export(&a.results, &a.to).map_err(Failure::failed)? {
         println!(
             "{}: {} run(s) to MLflow experiment {} ({}) in {}",
@@ -156,5 +175,27 @@ pub(super) fn cmd_export(a: ExportCmd) -> Result<(), Failure> {
             e.dir.display()
         );
     }
+    Ok(())
+}
+
+fn cmd_export_onnx(a: OnnxArgs) -> Result<(), Failure> {
+    use crate::export::onnx::{export, OnnxError, OnnxOptions};
+    let opts = OnnxOptions {
+        run: a.run,
+        to: a.to,
+        with_preprocessing: a.with_preprocessing,
+    };
+    let done = export(&opts).map_err(|e| match e {
+        OnnxError::Input(msg) => Failure::Input(msg),
+        other => Failure::failed(other),
+    })?;
+    println!(
+        "{}: {} nodes, input (batch, 3, {}, {}), classes {}",
+        done.path.display(),
+        done.nodes,
+        done.input.0,
+        done.input.1,
+        done.classes.join(", ")
+    );
     Ok(())
 }

@@ -42,29 +42,9 @@ pub enum EvaluateError {
 /// `confusion.parquet` (the test split's conventions, columns `eval_*`) to
 /// `<run>/evaluate/<data>/`.
 pub fn evaluate_run(opts: &EvaluateOptions) -> Result<Evaluated, EvaluateError> {
-    let input = EvaluateError::Input;
+    let (manifest, spec, kept, project) = open_run(&opts.run)?;
     let run = &opts.run;
-    let manifest = store::read_manifest(&run.join("manifest.json"))
-        .map_err(|e| input(format!("{} is not a run folder: {e}", display_path(run))))?;
-    let weights = run.join("model.safetensors");
-    if manifest.status != Status::Done || !weights.is_file() {
-        return Err(input(format!(
-            "{} has no trained model (status {}; a run keeps model.safetensors once it is done)",
-            display_path(run),
-            manifest.status
-        )));
-    }
-    let project = store::project_of(run).ok_or_else(|| {
-        input(format!(
-            "{} is not inside a project (no pipeline/defaults.toml above it)",
-            display_path(run)
-        ))
-    })?;
-    let spec = crate::spec::load_stored(&run.join("spec.toml"), &project)
-        .map_err(|e| input(e.to_string()))?
-        .base;
     let split = open_split(&opts.data, &manifest.classes)?;
-    let kept = KeptWeights::of_spec(&spec, manifest.classes.clone(), weights);
     let score = kept
         .score(&split)
         .map_err(|e| EvaluateError::Failed(e.to_string()))?;
@@ -90,6 +70,34 @@ pub fn evaluate_run(opts: &EvaluateOptions) -> Result<Evaluated, EvaluateError> 
         dir: dir.path,
         score,
     })
+}
+
+/// A finished run's manifest, stored spec, kept weights and project folder.
+pub fn open_run(
+    run: &Path,
+) -> Result<(Manifest, crate::spec::RunSpec, KeptWeights, PathBuf), EvaluateError> {
+    let input = EvaluateError::Input;
+    let manifest = store::read_manifest(&run.join("manifest.json"))
+        .map_err(|e| input(format!("{} is not a run folder: {e}", display_path(run))))?;
+    let weights = run.join("model.safetensors");
+    if manifest.status != Status::Done || !weights.is_file() {
+        return Err(input(format!(
+            "{} has no trained model (status {}; a run keeps model.safetensors once it is done)",
+            display_path(run),
+            manifest.status
+        )));
+    }
+    let project = store::project_of(run).ok_or_else(|| {
+        input(format!(
+            "{} is not inside a project (no pipeline/defaults.toml above it)",
+            display_path(run)
+        ))
+    })?;
+    let spec = crate::spec::load_stored(&run.join("spec.toml"), &project)
+        .map_err(|e| input(e.to_string()))?
+        .base;
+    let kept = KeptWeights::of_spec(&spec, manifest.classes.clone(), weights);
+    Ok((manifest, spec, kept, project))
 }
 
 /// Every image of a folder of class folders, which must be the run's classes.

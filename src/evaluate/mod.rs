@@ -17,7 +17,7 @@ use crate::train::{checkpoint, evaluate, BatchSource, Batches, Dev, Inputs, Net,
 use crate::train::{EarlyStopping, EpochMetrics, Evaluation, TrainError};
 
 pub use command::write_tables;
-pub use command::{evaluate_run, EvaluateError, EvaluateOptions, Evaluated};
+pub use command::{evaluate_run, open_run, EvaluateError, EvaluateOptions, Evaluated};
 pub use render::Format;
 
 /// Which weights a finished run keeps: under `early_stopping.restore_best` the best epoch by
@@ -119,6 +119,67 @@ impl KeptWeights {
         })
     }
 
+    /// `images` through the validation transforms, as one batch: values, n, height, width.
+    pub fn batch(&self, images: &[PathBuf]) -> Result<(Vec<f32>, usize, usize, usize), TrainError> {
+        let mut x = Vec::new();
+        let mut size = (0, 0);
+        for path in images {
+            let img = load_image(path)?;
+            let (h, w) = self.transform.output_size(img.width(), img.height());
+            size = (h as usize, w as usize);
+            let mut one = vec![0.0; 3 * size.0 * size.1];
+            // deterministic transforms: the generator is never drawn from
+            let mut rng = <rand_chacha::ChaCha8Rng as rand::SeedableRng>::seed_from_u64(0);
+            self.transform
+                .apply(&img, &mut rng, &mut one)
+                .map_err(|e| TrainError::Input(format!("{}: {e}", path.display())))?;
+            x.extend(one);
+        }
+        Ok((x, images.len(), size.0, size.1))
+    }
+
+    /// The model's logits (batch × classes, row-major) for `x`, a batch of `n` transformed
+    /// images of `h` × `w`: the forward pass scoring uses, for comparing with other runtimes.
+    pub fn logits(
+        &self,
+        x: Vec<f32>,
+        n: usize,
+        h: usize,
+        w: usize,
+    ) -> Result<Vec<f32>, TrainError> {
+        let dev = Dev::default();
+        let classes = self.classes.len();
+        let inputs = Inputs::Images { x, n, h, w };
+        match self.backbone.arch() {
+            Some(arch) => arch.dispatch(LogitsConv {
+                kept: self,
+                dev: &dev,
+                inputs,
+            }),
+            None => {
+                let pixels = 3 * h * w;
+                if self.backbone == BackboneName::Linear {
+                    let model = LinearModel::new(&dev, pixels, classes);
+                    self.logits_loaded(&dev, model, inputs)
+                } else {
+                    let model = MlpModel::new(&dev, pixels, MLP_HIDDEN, classes);
+                    self.logits_loaded(&dev, model, inputs)
+                }
+            }
+        }
+    }
+
+    fn logits_loaded<M: Net>(
+        &self,
+        dev: &Dev,
+        mut model: M,
+        x: Inputs,
+    ) -> Result<Vec<f32>, TrainError> {
+        checkpoint::load_weights(&self.weights, &mut model)
+            .map_err(|why| TrainError::Input(format!("{}: {why}", self.weights.display())))?;
+        Ok(model.logits(dev, x)?.as_vec())
+    }
+
     /// A pixel model: its weights are stored with the runner's own names.
     fn score_loaded<M: Net>(
         &self,
@@ -147,6 +208,24 @@ impl ArchVisitor for ScoreConv<'_> {
         load_torchvision_weights(&mut model, &self.kept.weights, false)
             .map_err(|e| TrainError::Input(e.to_string()))?;
         evaluate(self.dev, &model, self.source, classes)
+    }
+}
+
+struct LogitsConv<'a> {
+    kept: &'a KeptWeights,
+    dev: &'a Dev,
+    inputs: Inputs,
+}
+
+impl ArchVisitor for LogitsConv<'_> {
+    type Output = Result<Vec<f32>, TrainError>;
+
+    fn visit<B: Backbone>(self) -> Self::Output {
+        let classes = self.kept.classes.len();
+        let mut model = Classifier::<B>::with_head(self.dev, classes, &self.kept.head);
+        load_torchvision_weights(&mut model, &self.kept.weights, false)
+            .map_err(|e| TrainError::Input(e.to_string()))?;
+        Ok(model.logits(self.dev, self.inputs)?.as_vec())
     }
 }
 

@@ -1,0 +1,146 @@
+//! `runner export onnx RUN_DIR --to model.onnx`: a finished run's kept model as an ONNX graph
+//! (opset 17, input `input` of shape (batch, 3, H, W) at the run's crop size with a dynamic
+//! batch, output `logits`), with the class names and the preprocessing in the model's metadata;
+//! `--with-preprocessing` puts the normalisation in the graph (the input is then RGB in [0, 1]).
+
+mod archs;
+mod graph;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use onnx_protobuf::Message;
+
+use crate::results::store::{self, Status};
+use crate::results::tensor_file::TensorFile;
+use crate::spec::display_path;
+
+/// What to export.
+#[derive(Debug, Clone)]
+pub struct OnnxOptions {
+    pub run: PathBuf,
+    pub to: PathBuf,
+    /// The (x − mean) / std normalisation as the graph's first nodes.
+    pub with_preprocessing: bool,
+}
+
+/// What was written.
+#[derive(Debug, Clone)]
+pub struct Exported {
+    pub path: PathBuf,
+    pub nodes: usize,
+    pub input: (usize, usize),
+    pub classes: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OnnxError {
+    /// The run folder is not one that can be exported; nothing was written.
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Write(#[from] store::StoreError),
+}
+
+pub fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
+    let input = OnnxError::Input;
+    let run = &opts.run;
+    let manifest = store::read_manifest(&run.join("manifest.json"))
+        .map_err(|e| input(format!("{} is not a run folder: {e}", display_path(run))))?;
+    let weights_path = run.join("model.safetensors");
+    if manifest.status != Status::Done || !weights_path.is_file() {
+        return Err(input(format!(
+            "{} has no trained model (status {})",
+            display_path(run),
+            manifest.status
+        )));
+    }
+    let project = store::project_of(run).ok_or_else(|| {
+        input(format!(
+            "{} is not inside a project (no pipeline/defaults.toml above it)",
+            display_path(run)
+        ))
+    })?;
+    let spec = crate::spec::load_stored(&run.join("spec.toml"), &project)
+        .map_err(|e| input(e.to_string()))?
+        .base;
+    let crop = spec.transforms.crop as usize;
+    if crop == 0 {
+        return Err(input(format!(
+            "{}: the run's transforms have no crop (transforms.crop = 0), so its input size depends on each image; ONNX export needs a fixed size",
+            display_path(&run.join("spec.toml"))
+        )));
+    }
+    let weights = TensorFile::read(&weights_path)
+        .map_err(|e| input(format!("{}: {e}", display_path(&weights_path))))?;
+    let head = crate::setup::head_config(&spec.head, spec.experiment.seed);
+    let mut g = graph::Graph::new(&weights);
+    let t = &spec.transforms;
+    let first = if opts.with_preprocessing {
+        let mean = g.constant("preprocess_mean", &[1, 3, 1, 1], t.mean.to_vec());
+        let std = g.constant("preprocess_std", &[1, 3, 1, 1], t.std.to_vec());
+        let centred = g.node("Sub", &["input", &mean], vec![]);
+        g.node("Div", &[&centred, &std], vec![])
+    } else {
+        "input".to_string()
+    };
+    let last = archs::build(&mut g, spec.backbone.name, &head, &first, (crop, crop))
+        .map_err(|e| input(format!("{}: {e}", display_path(&weights_path))))?;
+    let classes = manifest.classes.clone();
+    let list = |v: &[f32]| {
+        v.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let metadata = vec![
+        (
+            "classes".to_string(),
+            serde_json::to_string(&classes).expect("strings serialise"),
+        ),
+        ("runner.run_id".into(), manifest.run_id.clone()),
+        ("runner.experiment".into(), manifest.experiment.clone()),
+        (
+            "runner.backbone".into(),
+            format!("{:?}", spec.backbone.name),
+        ),
+        (
+            "preprocessing".into(),
+            format!(
+                "RGB scaled to [0, 1], resize {} (short side; 0 = none), center crop {crop}, {}",
+                t.resize,
+                if opts.with_preprocessing {
+                    "then normalised in the graph".to_string()
+                } else {
+                    format!(
+                        "then (x - mean) / std with mean [{}], std [{}]",
+                        list(&t.mean),
+                        list(&t.std)
+                    )
+                }
+            ),
+        ),
+        ("mean".into(), list(&t.mean)),
+        ("std".into(), list(&t.std)),
+        (
+            "input_normalised".into(),
+            (!opts.with_preprocessing).to_string(),
+        ),
+    ];
+    let model = g.finish(&last, (crop, crop), classes.len(), metadata);
+    let nodes = model.graph.node.len();
+    let bytes = model
+        .write_to_bytes()
+        .map_err(|e| input(format!("encoding the ONNX model: {e}")))?;
+    write_file(&opts.to, &bytes)?;
+    Ok(Exported {
+        path: opts.to.clone(),
+        nodes,
+        input: (crop, crop),
+        classes,
+    })
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), store::StoreError> {
+    store::write_atomic(path, |f| f.write_all(bytes))
+}
