@@ -64,13 +64,7 @@ pub fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
     let spec = crate::spec::load_stored(&run.join("spec.toml"), &project)
         .map_err(|e| input(e.to_string()))?
         .base;
-    let crop = spec.transforms.crop as usize;
-    if crop == 0 {
-        return Err(input(format!(
-            "{}: the run's transforms have no crop (transforms.crop = 0), so its input size depends on each image; ONNX export needs a fixed size",
-            display_path(&run.join("spec.toml"))
-        )));
-    }
+    let size = input_size(&spec).map_err(input)?;
     let weights = TensorFile::read(&weights_path)
         .map_err(|e| input(format!("{}: {e}", display_path(&weights_path))))?;
     let head = crate::setup::head_config(&spec.head, spec.experiment.seed);
@@ -84,7 +78,7 @@ pub fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
     } else {
         "input".to_string()
     };
-    let last = archs::build(&mut g, spec.backbone.name, &head, &first, (crop, crop))
+    let last = archs::build(&mut g, spec.backbone.name, &head, &first, size)
         .map_err(|e| input(format!("{}: {e}", display_path(&weights_path))))?;
     let classes = manifest.classes.clone();
     let list = |v: &[f32]| {
@@ -107,8 +101,9 @@ pub fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
         (
             "preprocessing".into(),
             format!(
-                "RGB scaled to [0, 1], resize {} (short side; 0 = none), center crop {crop}, {}",
+                "RGB scaled to [0, 1], resize {} (short side; 0 = none), center crop {} (0 = none), {}",
                 t.resize,
+                t.crop,
                 if opts.with_preprocessing {
                     "then normalised in the graph".to_string()
                 } else {
@@ -127,7 +122,7 @@ pub fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
             (!opts.with_preprocessing).to_string(),
         ),
     ];
-    let model = g.finish(&last, (crop, crop), classes.len(), metadata);
+    let model = g.finish(&last, size, classes.len(), metadata);
     let nodes = model.graph.node.len();
     let bytes = model
         .write_to_bytes()
@@ -136,9 +131,33 @@ pub fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
     Ok(Exported {
         path: opts.to.clone(),
         nodes,
-        input: (crop, crop),
+        input: size,
         classes,
     })
+}
+
+/// (height, width) of the model's input: the crop, else the first training image after the
+/// resize (the size the run trained on, as its training loop found it).
+fn input_size(spec: &crate::spec::RunSpec) -> Result<(usize, usize), String> {
+    let crop = spec.transforms.crop as usize;
+    if crop > 0 {
+        return Ok((crop, crop));
+    }
+    let train = spec.dataset.root.join(&spec.dataset.train_dir);
+    let first = crate::data::scan_classes(&train)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .flat_map(|c| c.images)
+        .next()
+        .ok_or_else(|| {
+            format!(
+                "no training image in {} to take the input size from (set transforms.crop)",
+                display_path(&train)
+            )
+        })?;
+    let img = crate::data::load_image(&first).map_err(|e| e.to_string())?;
+    let (h, w) = crate::setup::transform(spec).output_size(img.width(), img.height());
+    Ok((h as usize, w as usize))
 }
 
 fn write_file(path: &Path, bytes: &[u8]) -> Result<(), store::StoreError> {
