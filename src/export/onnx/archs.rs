@@ -355,3 +355,20 @@ pub fn build(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{pads, Pad};
+
+    #[test]
+    fn same_padding_puts_the_smaller_half_first_like_tensorflow() {
+        // 32 → 16 with a 3×3 stride-2 kernel: one row/column of padding in all, at the end
+        assert_eq!(pads(32, 32, 3, 2, Pad::Same), ([0, 0, 1, 1], 16, 16));
+        // 7 → 4 with 5×5 stride 2: 4 in all, split evenly
+        assert_eq!(pads(7, 7, 5, 2, Pad::Same), ([2, 2, 2, 2], 4, 4));
+        // stride 1 keeps the size
+        assert_eq!(pads(5, 6, 3, 1, Pad::Same), ([1, 1, 1, 1], 5, 6));
+        // PyTorch's symmetric padding: ResNet's max pool, 8 → 4
+        assert_eq!(pads(8, 8, 3, 2, Pad::Symmetric(1)), ([1, 1, 1, 1], 4, 4));
+    }
+}
