@@ -218,10 +218,12 @@ pub fn write_atomic(
         .unwrap_or_default();
     // unique across the hosts sharing the folder (pids repeat from one node to the next)
     let tmp = dir.join(format!(".{name}.tmp{}.{}", std::process::id(), hostname()));
+    let _whole = super::exit_guard::ExitGuard::hold();
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         write(&mut f)?;
         f.sync_all()?;
+        crate::fault::point_for("before-rename", &name);
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = result {

@@ -312,6 +312,8 @@ fn execute(
     };
     manifest.status = status;
     manifest.error = error.clone();
+    // the final manifest and the removal of the checkpoints belong together
+    let _whole = crate::results::exit_guard::ExitGuard::hold();
     let written = dir.write_manifest(&manifest).map_err(TrainError::from);
     // The first failure is the cause (a full disk fails every later write too): report it.
     if let Some(e) = result.err().or(written.err()) {
