@@ -8,6 +8,10 @@ use super::locate::Locator;
 use super::resolved::RunSpec;
 use super::values::{OptimizerKind, RegularizationKind};
 
+/// The largest `transforms.resize` and `transforms.crop`, in pixels: beyond, one batch of
+/// images and the activations over it take more memory than a machine has.
+pub const MAX_IMAGE_SIDE: u32 = 4096;
+
 mod augment;
 mod head;
 mod schedule;
@@ -84,6 +88,20 @@ impl Checker<'_> {
 
     fn transforms(&mut self, spec: &RunSpec) {
         let t = &spec.transforms;
+        for (key, side) in [("transforms.resize", t.resize), ("transforms.crop", t.crop)] {
+            if side > MAX_IMAGE_SIDE {
+                self.errors.push(
+                    self.invalid(
+                        key,
+                        format!("expected at most {MAX_IMAGE_SIDE} pixels, found {side}"),
+                    )
+                    .note(format!(
+                        "one {side}×{side} RGB image alone takes {} MiB as f32",
+                        (side as u64 * side as u64 * 12) >> 20
+                    )),
+                );
+            }
+        }
         if t.crop > 0 && t.resize > 0 && t.crop > t.resize {
             let note = self.where_set("transforms.resize");
             self.errors.push(
