@@ -52,9 +52,10 @@ fn mlflow_status(s: Option<Status>) -> i64 {
 
 /// Exports the runs found under `results` (experiment folders, results folders or run folders)
 /// into the MLflow file store `to`, created if missing.
-pub fn export(results: &[String], to: &Path) -> Result<Vec<Exported>, ViewError> {
+/// Also returns the runs that could not be read (not exported).
+pub fn export(results: &[String], to: &Path) -> Result<(Vec<Exported>, Vec<ViewError>), ViewError> {
     let dirs = scan::find_run_dirs(results)?;
-    let runs = scan::load_runs(&dirs)?;
+    let scan::Loaded { runs, unreadable } = scan::load_some_runs(&dirs)?;
     let mut names: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
     names.sort();
     names.dedup();
@@ -64,13 +65,14 @@ pub fn export(results: &[String], to: &Path) -> Result<Vec<Exported>, ViewError>
         reason: e.to_string(),
     })?;
     ensure_default_experiment(&root)?;
-    names
+    let exported = names
         .iter()
         .map(|name| {
             let of: Vec<&Run> = runs.iter().filter(|r| r.experiment == *name).collect();
             export_experiment(&root, name, &of)
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((exported, unreadable))
 }
 
 fn export_experiment(root: &Path, name: &str, runs: &[&Run]) -> Result<Exported, ViewError> {

@@ -201,6 +201,16 @@ pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
     }
 }
 
+/// Reads the given run folders, leaving out (and listing) the unreadable ones; fails only
+/// when none can be read, with the first one's error.
+pub fn load_some_runs(dirs: &[PathBuf]) -> Result<Loaded, ViewError> {
+    let mut loaded = load_readable_runs(dirs);
+    if loaded.runs.is_empty() && !loaded.unreadable.is_empty() {
+        return Err(loaded.unreadable.remove(0));
+    }
+    Ok(loaded)
+}
+
 /// Reads the manifests and metrics of the given run folders, in their order: from the cache
 /// next to them where it is still valid, afresh otherwise (then the cache is updated). A run
 /// whose files cannot be read is left out and listed with its error, so that one corrupt

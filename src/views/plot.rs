@@ -21,10 +21,11 @@ pub const SINGLE: (u32, u32) = (900, 600);
 pub const DOUBLE: (u32, u32) = (1400, 600);
 
 /// Plots every experiment under `results` (a results root, an experiment folder or a run
-/// folder) and returns the written files, PNG then SVG per figure.
-pub fn plot(results: &Path) -> Result<Vec<PathBuf>, ViewError> {
+/// folder) and returns the written files, PNG then SVG per figure, and the runs that could not
+/// be read (left out of the figures).
+pub fn plot(results: &Path) -> Result<(Vec<PathBuf>, Vec<ViewError>), ViewError> {
     let dirs = scan::find_run_dirs(&[results.to_string_lossy()])?;
-    let runs = scan::load_runs(&dirs)?;
+    let scan::Loaded { runs, unreadable } = scan::load_some_runs(&dirs)?;
     let mut experiments: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
     experiments.sort();
     experiments.dedup();
@@ -34,7 +35,7 @@ pub fn plot(results: &Path) -> Result<Vec<PathBuf>, ViewError> {
         let out = of[0].dir.parent().unwrap_or(Path::new(".")).join("plots");
         written.extend(plot_runs(&of, &out)?);
     }
-    Ok(written)
+    Ok((written, unreadable))
 }
 
 /// Plots the given runs (normally one experiment's) into `out_dir`, creating it.
