@@ -155,7 +155,7 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
     let start = Instant::now();
     let exp = load(&a.spec)?;
     let resolved = resolve(&exp)?;
-    plan(&exp, &resolved, &a.spec, &a.results)?;
+    // the arguments first: a command that fails on them writes nothing
     let mut selected: Vec<usize> = (0..resolved.runs.len()).collect();
     if let Some(sel) = a.index.as_ref().or(a.shard.as_ref()) {
         let (picked, said) = spec::select::resolve(sel, selected.len(), |k| std::env::var(k).ok())
@@ -164,6 +164,14 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
             tracing::info!("{said}");
         }
         selected.retain(|i| picked.contains(i));
+    }
+    // `runner status` reads the plan; not being able to record it (a read-only results tree)
+    // must not stand between the user and runs that are done, or that can be written elsewhere
+    let plan = experiment_plan(&exp, &run_ids(&resolved)?, &a.spec);
+    if let Err(e) = plan.write(&a.results) {
+        tracing::warn!(
+            "the plan is not recorded ({e}): `runner status` will not list this sweep's points"
+        );
     }
     tracing::info!(
         "{}: {} run(s), results in {}",
