@@ -190,9 +190,6 @@ pub(super) fn cmd_preview(a: PreviewArgs) -> Result<(), Failure> {
         .out
         .clone()
         .unwrap_or_else(|| a.results.join(&exp.name).join("preview.png"));
-    if let Some(dir) = out.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
     let seed = p.seed.unwrap_or(run.spec().experiment.seed);
     let images = TrainingImages::of(run);
     let path =

@@ -16,7 +16,6 @@
 //! exporting again updates the same runs in the same experiment instead of adding copies. Every
 //! file goes through the atomic write of `results::store`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::yaml::{self, Scalar};
@@ -330,10 +329,7 @@ fn mkdir(dir: &Path) -> Result<(), ViewError> {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), ViewError> {
-    store::write_atomic(path, |f| f.write_all(bytes)).map_err(|e| ViewError::Write {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+    Ok(store::write_file(path, bytes)?)
 }
 
 #[cfg(test)]

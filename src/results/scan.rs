@@ -36,6 +36,23 @@ pub enum ViewError {
     Plot(String),
 }
 
+impl From<store::StoreError> for ViewError {
+    /// The file named once: a store error already says which file it could not write.
+    fn from(e: store::StoreError) -> Self {
+        match e {
+            store::StoreError::Io { path, source } => ViewError::Write {
+                path,
+                reason: source.to_string(),
+            },
+            store::StoreError::Polars { path, source } => ViewError::Write {
+                path,
+                reason: source.to_string(),
+            },
+            store::StoreError::Read { path, reason } => ViewError::Read { path, reason },
+        }
+    }
+}
+
 /// One run's per-epoch series, sorted by epoch.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Epochs {

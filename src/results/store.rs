@@ -201,6 +201,21 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, StoreError> {
     })
 }
 
+/// Writes a file the user named (`report -o`, `preview -o`, an export): its missing folders
+/// are created first, as every command does for the files it writes; then [`write_atomic`].
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                e.kind(),
+                format!("cannot create its folder {}: {e}", dir.display()),
+            ),
+        })?;
+    }
+    write_atomic(path, |f| f.write_all(bytes))
+}
+
 /// Writes through a temporary file in the same folder, syncs it, then renames it over `path`.
 /// On any error the temporary file is removed and `path` keeps its previous content.
 pub fn write_atomic(

@@ -4,7 +4,6 @@
 
 mod chart;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
@@ -335,10 +334,7 @@ pub fn svg(figure: &Figure) -> Result<String, String> {
 }
 
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ViewError> {
-    store::write_atomic(path, |f| f.write_all(bytes)).map_err(|e| ViewError::Write {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+    Ok(store::write_file(path, bytes)?)
 }
 
 /// Swept keys whose value is not the same in every run, in first-seen order.
