@@ -121,8 +121,9 @@ fn indices_shards_and_env_train_the_chosen_points_and_status_shows_them() {
     assert!(out.contains("sel: 2 done"), "{out}");
     let (_, table, _) = runner(dir, &["status", "results/sel"], &[]);
     assert!(table.contains("4 done\n"), "{table}");
+    // a path that does not exist is a usage error, as for every command
     let (code, _, err) = runner(dir, &["status", "results/nope"], &[]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(
         err.contains("no such results folder or file: results/nope"),
         "{err}"

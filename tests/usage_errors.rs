@@ -67,3 +67,36 @@ fn an_index_past_the_sweep_and_an_unset_index_variable_write_nothing() {
         text(&out)
     );
 }
+
+#[test]
+fn a_path_that_does_not_exist_is_a_usage_error_for_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for args in [
+        "run nope.toml",
+        "check nope.toml",
+        "plan nope.toml",
+        "preview nope.toml",
+        "summary nope.toml",
+        "slurm nope.toml",
+        "reproduce results/x/nope",
+        "predict --run results/x/nope cat.png",
+        "predict --model resnet18 --weights nope.safetensors cat.png",
+        "status results/nope",
+        "compare results/nope",
+        "plot results/nope",
+        "report results/nope",
+        "export mlflow results/nope --to mlruns",
+    ] {
+        let argv: Vec<&str> = args.split(' ').collect();
+        let out = runner(dir.path(), &argv);
+        assert_eq!(out.status.code(), Some(2), "runner {args}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        seen.push(format!(
+            "runner {args}\n  {}",
+            err.lines().last().unwrap_or_default()
+        ));
+    }
+    assert_eq!(written(dir.path()), Vec::<String>::new());
+    insta::assert_snapshot!(seen.join("\n"));
+}

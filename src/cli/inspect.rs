@@ -108,6 +108,16 @@ pub(super) struct PredictArgs {
 }
 
 pub(super) fn cmd_predict(a: PredictArgs) -> Result<(), Failure> {
+    use super::failure::given;
+    if let Some(run) = &a.run {
+        given(run, "run folder")?;
+    }
+    if let Some(weights) = &a.weights {
+        given(weights, "weights file")?;
+    }
+    for image in &a.images {
+        given(image, "image")?;
+    }
     let predictor = match (&a.run, &a.model, &a.weights) {
         (Some(run), _, _) => crate::inspect::predict::Predictor::from_run(run),
         (None, Some(model), Some(weights)) => crate::models::Arch::from_name(model)

@@ -100,7 +100,7 @@ pub(super) fn cmd_compare(a: CompareArgs) -> Result<(), Failure> {
         per_class: a.per_class,
     };
     let (out, unreadable) =
-        crate::views::compare::compare_readable(&opts).map_err(Failure::failed)?;
+        crate::views::compare::compare_readable(&opts).map_err(Failure::view)?;
     print!("{out}");
     left_out(unreadable)
 }
@@ -124,7 +124,7 @@ fn left_out(unreadable: Vec<crate::results::scan::ViewError>) -> Result<(), Fail
 }
 
 pub(super) fn cmd_plot(a: PlotArgs) -> Result<(), Failure> {
-    let (written, unreadable) = crate::views::plot::plot(&a.results).map_err(Failure::failed)?;
+    let (written, unreadable) = crate::views::plot::plot(&a.results).map_err(Failure::view)?;
     for p in written {
         println!("{}", p.display());
     }
@@ -140,14 +140,14 @@ pub(super) fn cmd_report(a: ReportArgs) -> Result<(), Failure> {
         top: a.top as usize,
         project: a.project,
     };
-    let (path, unreadable) = crate::views::report::report(&opts).map_err(Failure::failed)?;
+    let (path, unreadable) = crate::views::report::report(&opts).map_err(Failure::view)?;
     println!("{}", path.display());
     left_out(unreadable)
 }
 
 pub(super) fn cmd_status(a: StatusArgs) -> Result<(), Failure> {
     use crate::views::status::{render, statuses, State};
-    let (plan, points) = statuses(&a.experiment).map_err(Failure::failed)?;
+    let (plan, points) = statuses(&a.experiment).map_err(Failure::view)?;
     print!("{}", render(&plan, &points, a.format));
     let damaged: Vec<_> = points
         .iter()
@@ -173,7 +173,7 @@ pub(super) fn cmd_status(a: StatusArgs) -> Result<(), Failure> {
 pub(super) fn cmd_export(a: ExportCmd) -> Result<(), Failure> {
     let ExportCmd::Mlflow(a) = a;
     let (exported, unreadable) =
-        crate::export::mlflow::export(&a.results, &a.to).map_err(Failure::failed)?;
+        crate::export::mlflow::export(&a.results, &a.to).map_err(Failure::view)?;
     for e in exported {
         println!(
             "{}: {} run(s) to MLflow experiment {} ({}) in {}",

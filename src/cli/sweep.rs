@@ -61,6 +61,10 @@ pub(super) struct ReproduceArgs {
 
 /// Loads the spec (its warnings are printed by [`resolve`]).
 pub(super) fn load(a: &SpecArgs) -> Result<spec::Experiment, Failure> {
+    super::failure::given(&a.spec, "spec file")?;
+    if let Some(dir) = &a.pipeline {
+        super::failure::given(dir, "--pipeline folder")?;
+    }
     let opts = LoadOptions {
         overrides: a.overrides.clone(),
         pipeline_dir: a.pipeline.clone(),
@@ -242,6 +246,7 @@ fn announce_engine() -> Result<(), Failure> {
 }
 
 pub(super) fn cmd_reproduce(a: ReproduceArgs) -> Result<(), Failure> {
+    super::failure::given(&a.run, "run folder")?;
     announce_engine()?;
     let r = run::reproduce::reproduce(&a.run, a.tolerance, a.project.as_deref())
         .map_err(Failure::failed)?;
