@@ -183,3 +183,9 @@ fn sizes_that_no_machine_can_hold_are_refused_before_anything_is_allocated() {
         ]
     ));
 }
+
+#[test]
+fn keys_that_another_key_switches_off_warn_at_their_line() {
+    let exp = load("switched_off_keys.toml", &[]).unwrap();
+    insta::assert_snapshot!(exp.warnings.join("\n"));
+}

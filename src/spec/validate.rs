@@ -115,6 +115,16 @@ impl Checker<'_> {
                 .note(note),
             );
         }
+        if t.random_crop && t.crop == 0 {
+            self.warnings.push(
+                self.warning(
+                    "transforms.random_crop",
+                    "`transforms.random_crop` has no effect".to_owned(),
+                    "ignored while transforms.crop = 0 (no crop)".to_owned(),
+                )
+                .help("set transforms.crop to the crop's side, e.g. 224"),
+            );
+        }
         if !(0.0..=1.0).contains(&t.hflip) {
             self.errors.push(self.invalid(
                 "transforms.hflip",
@@ -211,6 +221,24 @@ impl Checker<'_> {
                 )
                 .help("set regularization.kind = \"l2\" (or \"l1\", \"decoupled\")"),
             );
+        }
+        if r.kind == RegularizationKind::None {
+            let d = &super::default_spec().regularization;
+            for (key, changed) in [
+                ("regularization.apply_to", r.apply_to != d.apply_to),
+                (
+                    "regularization.allow_unstable",
+                    r.allow_unstable != d.allow_unstable,
+                ),
+            ] {
+                if changed {
+                    self.warnings.push(self.warning(
+                        key,
+                        format!("`{key}` has no effect"),
+                        "ignored while regularization.kind = \"none\"".to_owned(),
+                    ));
+                }
+            }
         }
         let (factor, formula) = match r.kind {
             RegularizationKind::L2 => (2.0 * lr * r.lambda, "2·lr·λ"),
