@@ -362,10 +362,11 @@ mod tests {
         sweep(&results);
         let to = tmp.path().join("mlruns");
         let inputs = vec![results.join("sweep").display().to_string()];
-        let first = export(&inputs, &to).unwrap();
+        let (first, unreadable) = export(&inputs, &to).unwrap();
+        assert!(unreadable.is_empty(), "{unreadable:?}");
         assert_eq!(first.len(), 1);
         assert!(first[0].created);
-        let again = export(&inputs, &to).unwrap();
+        let (again, _) = export(&inputs, &to).unwrap();
         assert!(!again[0].created);
         assert_eq!(again[0].experiment_id, first[0].experiment_id);
         let exp = to.join(&first[0].experiment_id);
