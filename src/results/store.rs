@@ -133,7 +133,8 @@ impl RunDir {
     }
 
     /// Removes temporary files that a killed writer left behind (only ever called while
-    /// holding the run's lock, so no live writer owns them).
+    /// holding the run's lock, so no live writer owns them). The lock's own private files are
+    /// `lock::remove_orphaned_private_files`'.
     pub fn remove_stale_temp_files(&self) {
         let Ok(entries) = std::fs::read_dir(&self.path) else {
             return;
@@ -141,18 +142,6 @@ impl RunDir {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') && name.contains(".tmp") {
-                let _ = std::fs::remove_file(e.path());
-            }
-            // a lock's private files (see `lock.rs`) live for microseconds; one a minute old was
-            // left by a process killed while taking the lock (a younger one may be in use)
-            let old = || {
-                e.metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age.as_secs() > 60)
-            };
-            if (name.starts_with("lock-new.") || name.starts_with("lock-stale.")) && old() {
                 let _ = std::fs::remove_file(e.path());
             }
         }

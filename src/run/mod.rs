@@ -185,6 +185,7 @@ fn execute(
         return Err(fail(TrainError::Locked));
     };
     dir.remove_stale_temp_files();
+    crate::results::lock::remove_orphaned_private_files(&dir.path);
     // an interrupted earlier invocation left epochs behind: keep them for resuming
     let previous = dir.read_manifest().ok();
     // --rerun starts over; otherwise the epochs of an unfinished earlier invocation are kept
