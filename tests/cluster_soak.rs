@@ -4,7 +4,7 @@
 //! started again. Afterwards every point is done, trained to the end by exactly one process,
 //! the cache was built once, no lock is left, and `runner status` agrees with the files.
 //!
-//! `cargo test --release --test cluster_soak -- --ignored --nocapture` prints the figures.
+//! `cargo test --test cluster_soak -- --ignored --nocapture` prints the figures.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -80,7 +80,7 @@ fn locks(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 #[test]
-#[ignore = "soak, minutes: cargo test --release --test cluster_soak -- --ignored --nocapture"]
+#[ignore = "soak, minutes: cargo test --test cluster_soak -- --ignored --nocapture"]
 fn two_hundred_index_processes_with_kills_train_every_point_exactly_once() {
     let parallel: usize = std::env::var("SOAK_PARALLEL")
         .ok()
