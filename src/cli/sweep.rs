@@ -173,8 +173,14 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
     // must not stand between the user and runs that are done, or that can be written elsewhere
     let plan = experiment_plan(&exp, &run_ids(&resolved)?, &a.spec);
     if let Err(e) = plan.write(&a.results) {
+        let earlier = ExperimentPlan::read(&a.results.join(&exp.name)).is_ok();
         tracing::warn!(
-            "the plan is not recorded ({e}): `runner status` will not list this sweep's points"
+            "the plan is not recorded ({e}): `runner status` {}",
+            if earlier {
+                "shows the plan recorded earlier"
+            } else {
+                "will not list this sweep's points"
+            }
         );
     }
     tracing::info!(

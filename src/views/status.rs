@@ -238,6 +238,7 @@ fn table(plan: &ExperimentPlan, points: &[PointStatus], keys: &[String]) -> Stri
         State::Stale,
         State::Failed,
         State::Diverged,
+        State::Damaged,
     ]
     .into_iter()
     .filter(|&st| count(st) > 0)
