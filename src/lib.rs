@@ -7,6 +7,7 @@ pub mod cli;
 pub mod data;
 pub mod draw;
 pub mod export;
+pub mod fault;
 pub mod inspect;
 pub mod models;
 pub mod nn;
