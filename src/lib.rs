@@ -8,6 +8,7 @@ pub mod data;
 pub mod draw;
 pub mod evaluate;
 pub mod export;
+pub mod fault;
 pub mod inspect;
 pub mod models;
 pub mod nn;

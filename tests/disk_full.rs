@@ -27,8 +27,13 @@ fn main() {
         ),
         tools::needs(
             "a_read_only_results_folder_is_named_and_nothing_is_written",
-            missing,
+            missing.clone(),
             a_read_only_results_folder_is_named_and_nothing_is_written,
+        ),
+        tools::needs(
+            "a_finished_sweep_on_a_read_only_results_folder_is_still_done",
+            missing,
+            a_finished_sweep_on_a_read_only_results_folder_is_still_done,
         ),
     ]);
 }
@@ -350,4 +355,34 @@ fn a_read_only_results_folder_is_named_and_nothing_is_written() {
     let out = run(&spec, &results);
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("done (earlier)"));
+}
+
+fn a_finished_sweep_on_a_read_only_results_folder_is_still_done() {
+    let fs = Tmpfs::mount("8m").unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let body = format!("{LINEAR}\n[sweep]\ngrid = {{ \"optimizer.lr\" = [0.01, 0.02, 0.03] }}\n");
+    let spec = spec(work.path(), &body);
+    let results = fs.path().join("results");
+    let out = run(&spec, &results);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // an archived tree: every run done, the folder read-only
+    fs.remount("ro");
+    let out = run(&spec, &results);
+    fs.remount("rw");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("read-only, all done: {}", stderr.trim());
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("3 done, 0 failed"), "{stdout}");
+    let plan = results.join(".plans/full.json").display().to_string();
+    assert!(
+        stderr.contains("the plan is not recorded")
+            && stderr.contains(&plan)
+            && stderr.contains("Read-only file system"),
+        "{stderr}"
+    );
 }

@@ -1,10 +1,13 @@
 //! Ctrl-C, end to end: the first SIGINT finishes the batch, writes the checkpoint and a manifest
 //! with status `interrupted` and exits 130; the next invocation resumes the run to the end. A
 //! second SIGINT exits at once, and leaves no file half-written either.
+//!
+//! The signals are sent by the runner to itself at named fault points (`runner::fault`, through
+//! `FAILPOINTS`), so each lands at the same batch or between the same two writes on any
+//! machine, however loaded: nothing here depends on timing.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
 
 use polars::prelude::*;
 
@@ -34,6 +37,9 @@ epochs = 200
 batch_size = 8
 "#;
 
+/// Training batches per epoch: 800 images in batches of 8.
+const BATCHES: usize = 100;
+
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline/data/animal-mnist-catdog");
@@ -45,45 +51,41 @@ fn setup() -> tempfile::TempDir {
     dir
 }
 
-fn start(dir: &Path) -> Child {
+/// `runner run exp.toml` with the fault points `failpoints` (`FAILPOINTS` syntax), to its end.
+fn run_with(dir: &Path, failpoints: &str) -> Output {
     Command::new(env!("CARGO_BIN_EXE_runner"))
         .current_dir(dir)
         .args(["run", "exp.toml"])
-        .env("RUNNER_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
+        .env("RUNNER_LOG", "info")
+        .env("FAILPOINTS", failpoints)
+        .output()
         .expect("runner starts")
 }
 
-fn run_dir(dir: &Path) -> Option<PathBuf> {
+/// Ctrl-C (`what`: `sigint` or `sigint-twice`) at training batch `n` (1-based, counted over
+/// the invocation's epochs).
+fn at_batch(n: usize, what: &str) -> String {
+    format!("after-batch={}*off->return({what})", n - 1)
+}
+
+fn run_dir(dir: &Path) -> PathBuf {
     std::fs::read_dir(dir.join("results/ctrlc"))
-        .ok()?
+        .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| p.is_dir())
+        .expect("a run folder")
 }
 
-/// Waits until the run has recorded an epoch.
-fn wait_for_first_epoch(dir: &Path, child: &mut Child) -> PathBuf {
-    let t = Instant::now();
-    loop {
-        if let Some(run) = run_dir(dir).filter(|r| r.join("metrics.parquet").exists()) {
-            return run;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "runner ended early");
-        assert!(t.elapsed() < Duration::from_secs(300), "no epoch recorded");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-fn sigint(child: &Child) {
-    // the shell's own `kill`: no procps needed
-    let ok = Command::new("sh")
-        .args(["-c", &format!("kill -INT {}", child.id())])
-        .status()
+fn leftovers(run: &Path) -> Vec<String> {
+    std::fs::read_dir(run)
         .unwrap()
-        .success();
-    assert!(ok);
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect()
 }
 
 fn manifest(run: &Path) -> serde_json::Value {
@@ -105,58 +107,103 @@ fn epochs(run: &Path) -> Vec<i64> {
 #[test]
 fn the_first_sigint_checkpoints_and_exits_130_and_a_rerun_resumes() {
     let dir = setup();
-    let mut child = start(dir.path());
-    let run = wait_for_first_epoch(dir.path(), &mut child);
-    sigint(&child);
-    let out = child.wait_with_output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted"), "{stderr}");
+    // half way through epoch 2
+    let out = run_with(dir.path(), &at_batch(BATCHES + BATCHES / 2, "sigint"));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("interrupted in epoch 2"),
+        "{}",
+        stderr(&out)
+    );
+    let run = run_dir(dir.path());
     let m = manifest(&run);
     assert_eq!(m["status"], "interrupted", "{m}");
-    let done = m["epochs_done"].as_u64().unwrap() as i64;
-    assert!((1..200).contains(&done), "{m}");
-    assert_eq!(epochs(&run), (1..=done).collect::<Vec<_>>());
+    assert_eq!(m["epochs_done"], 1, "{m}");
+    assert_eq!(epochs(&run), vec![1]);
     assert!(run.join("checkpoint.safetensors").exists());
     assert!(!run.join("lock").exists());
 
-    // the next invocation resumes after the last recorded epoch
-    let mut child = start(dir.path());
-    // let it resume, then stop it again and check that it went on from where it was
-    let t = Instant::now();
-    loop {
-        if manifest(&run)["epochs_done"].as_u64().unwrap() as i64 > done {
-            break;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "runner ended early");
-        assert!(t.elapsed() < Duration::from_secs(300), "did not resume");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    sigint(&child);
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(130));
-    let later = manifest(&run)["epochs_done"].as_u64().unwrap() as i64;
-    assert_eq!(epochs(&run), (1..=later).collect::<Vec<_>>());
+    // the next invocation resumes after epoch 1; stopped again in its second epoch (epoch 3)
+    let out = run_with(dir.path(), &at_batch(BATCHES + 10, "sigint"));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("resuming after epoch 1"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("interrupted in epoch 3"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(manifest(&run)["epochs_done"], 2);
+    assert_eq!(epochs(&run), vec![1, 2]);
 }
 
 #[test]
 fn a_second_sigint_exits_at_once_without_half_written_files() {
     let dir = setup();
-    let mut child = start(dir.path());
-    let run = wait_for_first_epoch(dir.path(), &mut child);
-    sigint(&child);
-    sigint(&child);
-    let t = Instant::now();
-    let out = child.wait_with_output().unwrap();
-    assert!(t.elapsed() < Duration::from_secs(5), "{:?}", t.elapsed());
-    assert_eq!(out.status.code(), Some(130));
-    // whatever was written is whole: the next invocation resumes or starts over, never fails
+    let out = run_with(dir.path(), &at_batch(BATCHES + BATCHES / 2, "sigint-twice"));
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    // at once: not after the batch, through the orderly stop, which would have recorded the run
+    // as interrupted; the manifest is still the one of epoch 1
+    assert!(
+        !stderr(&out).contains("interrupted in epoch"),
+        "{}",
+        stderr(&out)
+    );
+    let run = run_dir(dir.path());
     let m = manifest(&run);
-    let done = m["epochs_done"].as_u64().unwrap() as i64;
-    assert_eq!(epochs(&run), (1..=done).collect::<Vec<_>>());
-    let names: Vec<String> = std::fs::read_dir(&run)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    assert!(!names.iter().any(|n| n.contains(".tmp")), "{names:?}");
+    assert_eq!(m["status"], "running", "{m}");
+    assert_eq!(m["epochs_done"], 1, "{m}");
+    assert_eq!(epochs(&run), vec![1]);
+    assert_eq!(leftovers(&run), Vec::<String>::new());
+    // whatever was written is whole: the next invocation resumes
+    let out = run_with(dir.path(), &at_batch(BATCHES + 1, "sigint"));
+    assert!(
+        stderr(&out).contains("resuming after epoch 1"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+}
+
+#[test]
+fn a_second_sigint_between_the_metrics_and_the_manifest_waits_for_the_manifest() {
+    let dir = setup();
+    // epoch 2's metrics.parquet is written, its manifest not yet
+    let out = run_with(dir.path(), "after-metrics=1*off->return(sigint-twice)");
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let run = run_dir(dir.path());
+    let m = manifest(&run);
+    assert_eq!(epochs(&run), vec![1, 2], "{m}");
+    assert_eq!(
+        m["epochs_done"], 2,
+        "the manifest agrees with metrics.parquet: {m}"
+    );
+    assert_eq!(leftovers(&run), Vec::<String>::new());
+    // and the checkpoint of epoch 2 was written with them
+    let out = run_with(dir.path(), &at_batch(1, "sigint"));
+    assert!(
+        stderr(&out).contains("resuming after epoch 2"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_second_sigint_during_a_write_leaves_no_temporary_file() {
+    let dir = setup();
+    // the third manifest write (the run's first, then epoch 1's, then epoch 2's): its
+    // temporary file is complete, not yet renamed
+    let out = run_with(
+        dir.path(),
+        "before-rename:manifest.json=2*off->return(sigint-twice)",
+    );
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let run = run_dir(dir.path());
+    assert_eq!(leftovers(&run), Vec::<String>::new());
+    let m = manifest(&run);
+    assert_eq!(m["epochs_done"], 2, "{m}");
+    assert_eq!(epochs(&run), vec![1, 2]);
 }

@@ -91,14 +91,8 @@ fn indices_shards_and_env_train_the_chosen_points_and_status_shows_them() {
         "{err}"
     );
 
-    // nothing trained yet: every point pending (the plan was written by the failed runs)
-    insta::assert_snapshot!(status_csv(dir), @r"
-    index,run_id,optimizer.lr,state,epochs_done,epochs,host,pid,task,updated,detail
-    1,*,0.01,pending,0,2,,,,,
-    2,*,0.02,pending,0,2,,,,,
-    3,*,0.03,pending,0,2,,,,,
-    4,*,0.04,pending,0,2,,,,,
-    ");
+    // a command that fails on its arguments writes nothing, not even the plan
+    assert!(!dir.join("results").exists());
 
     let (code, out, _) = runner(dir, &["run", "exp.toml", "--index", "2"], &[]);
     assert_eq!(code, 0);
@@ -127,8 +121,9 @@ fn indices_shards_and_env_train_the_chosen_points_and_status_shows_them() {
     assert!(out.contains("sel: 2 done"), "{out}");
     let (_, table, _) = runner(dir, &["status", "results/sel"], &[]);
     assert!(table.contains("4 done\n"), "{table}");
+    // a path that does not exist is a usage error, as for every command
     let (code, _, err) = runner(dir, &["status", "results/nope"], &[]);
-    assert_eq!(code, 1);
+    assert_eq!(code, 2);
     assert!(
         err.contains("no such results folder or file: results/nope"),
         "{err}"

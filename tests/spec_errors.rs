@@ -151,3 +151,41 @@ fn sweep_value_not_a_list() {
 fn sweep_bad_seed() {
     insta::assert_snapshot!(error("valid.toml", &["sweep.seeds=[1, -2]"]));
 }
+
+#[test]
+fn a_random_search_of_a_billion_trials_is_refused_at_trials() {
+    insta::assert_snapshot!(error("huge_random_search.toml", &[]));
+}
+
+#[test]
+fn a_grid_of_a_million_points_is_refused_at_the_axis_that_passes_the_cap() {
+    insta::assert_snapshot!(error("huge_grid.toml", &[]));
+}
+
+#[test]
+fn sizes_that_no_machine_can_hold_are_refused_before_anything_is_allocated() {
+    insta::assert_snapshot!(error(
+        "valid.toml",
+        &[
+            "backbone.name=small_cnn",
+            "head.kind=mlp",
+            "head.hidden=[1000000000]",
+            "transforms.resize=1000000",
+            "transforms.crop=100000",
+        ]
+    ));
+    insta::assert_snapshot!(error(
+        "valid.toml",
+        &[
+            "backbone.name=small_cnn",
+            "head.kind=mlp",
+            "head.hidden=[60000, 60000]"
+        ]
+    ));
+}
+
+#[test]
+fn keys_that_another_key_switches_off_warn_at_their_line() {
+    let exp = load("switched_off_keys.toml", &[]).unwrap();
+    insta::assert_snapshot!(exp.warnings.join("\n"));
+}

@@ -336,20 +336,43 @@ fn fuzz(inputs: usize, seed: u64) -> Tally {
         failures: Vec::new(),
     };
     // quiet the default hook: a panic is counted and reported below, with its input
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    let _hooks = HOOK_USERS.lock().unwrap_or_else(|p| p.into_inner());
+    with_quiet_panics(|| {
+        fuzz_loop(
+            inputs,
+            seed,
+            started,
+            &project,
+            &experiments,
+            &mut rng,
+            &mut tally,
+        )
+    });
+    tally
+}
+
+#[allow(clippy::too_many_arguments)]
+fn fuzz_loop(
+    inputs: usize,
+    seed: u64,
+    started: Instant,
+    project: &Project,
+    experiments: &[&PathBuf],
+    rng: &mut ChaCha8Rng,
+    tally: &mut Tally,
+) {
     for _ in 0..inputs {
         let (file, original) = &project.files[rng.gen_range(0..project.files.len())];
-        let (what, mutated) = mutate(&mut rng, original);
+        let (what, mutated) = mutate(rng, original);
         let on_disk = project.dir.path().join(file);
         std::fs::write(&on_disk, &mutated).unwrap();
         // a mutated preset is read through an experiment that may use it
         let experiment = if file.starts_with("pipeline") {
-            experiments.choose(&mut rng).unwrap().as_path()
+            experiments.choose(rng).unwrap().as_path()
         } else {
             file.as_path()
         };
-        match check_one(&project, experiment) {
+        match check_one(project, experiment) {
             Ok(Verdict::Ok) => tally.ok += 1,
             Ok(Verdict::Error) => tally.errors += 1,
             Err(why) => {
@@ -376,8 +399,47 @@ fn fuzz(inputs: usize, seed: u64) -> Tally {
             );
         }
     }
+}
+
+/// Serialises the tests of this file that replace the process-wide panic hook.
+static HOOK_USERS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Runs `f` with the panic hook silenced, and puts the previous hook back afterwards, also when
+/// `f` itself panics (the hook is process-wide: a silenced one would hide every later panic).
+fn with_quiet_panics<T>(f: impl FnOnce() -> T) -> T {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    // caught, so that the hook is put back outside the panic (a panicking thread may not set
+    // it), then passed on
+    let result = catch_unwind(AssertUnwindSafe(f));
     std::panic::set_hook(hook);
-    tally
+    result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+#[test]
+fn the_panic_hook_comes_back_even_when_the_loop_panics() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static SEEN: AtomicUsize = AtomicUsize::new(0);
+    let _hooks = HOOK_USERS.lock().unwrap_or_else(|p| p.into_inner());
+    let before = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {
+        SEEN.fetch_add(1, Ordering::SeqCst);
+    }));
+    let inside = catch_unwind(|| with_quiet_panics(|| panic!("a bug inside the fuzz loop")));
+    assert!(inside.is_err());
+    assert_eq!(
+        SEEN.load(Ordering::SeqCst),
+        0,
+        "the loop's panic was silenced"
+    );
+    let after = catch_unwind(|| panic!("a later panic"));
+    assert!(after.is_err());
+    let seen = SEEN.load(Ordering::SeqCst);
+    std::panic::set_hook(before);
+    assert_eq!(
+        seen, 1,
+        "the hook in place before the loop sees later panics again"
+    );
 }
 
 fn report(t: &Tally, started: Instant) {

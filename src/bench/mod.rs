@@ -7,6 +7,7 @@
 //! comparable, so read comparisons only from quiet runs.
 
 mod busy;
+mod host;
 mod images;
 mod kernels;
 mod product;
@@ -75,6 +76,8 @@ pub fn run(opts: &BenchOptions) -> Result<(), String> {
     let it = if opts.quick { 2 } else { 5 };
     let threads = rayon::current_num_threads();
     let engine = crate::ops::engine::selected()?.describe();
+    let host = host::Host::read().describe();
+    eprintln!("runner bench: host {host}");
     eprintln!("runner bench: engine {engine}");
     eprintln!(
         "runner bench: {threads} threads, conv gemm kernels {}, {} iterations per row{}",
@@ -187,7 +190,11 @@ pub fn run(opts: &BenchOptions) -> Result<(), String> {
             }
         })
         .collect();
-    println!("engine: {engine}");
+    println!("host: {host}");
+    println!("runner engine: {engine}, {threads} threads");
+    if let Some(t) = &torch {
+        print!("{}", host::describe_torch(t));
+    }
     println!("{}", table(&rows, torch.as_ref()));
     Ok(())
 }

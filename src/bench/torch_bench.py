@@ -52,6 +52,14 @@ def timed(fn, iters, warmup=1):
     return times[len(times) // 2], busy_share(a, b)
 
 
+def mkldnn_version(torch):
+    """oneDNN's version as torch's build configuration names it ("MKL-DNN v3.x.y ..."), or None."""
+    for line in torch.__config__.show().splitlines():
+        if "MKL-DNN" in line or "oneDNN" in line:
+            return line.strip().lstrip("- ").strip()
+    return None
+
+
 def main():
     threads, quick, image_dir = int(sys.argv[1]), sys.argv[2] == "1", sys.argv[3]
     import torch
@@ -61,7 +69,14 @@ def main():
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    out = {"torch": torch.__version__, "threads": torch.get_num_threads()}
+    out = {
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        # What the table's PyTorch column ran on: its thread pools and its oneDNN build.
+        "parallel_info": torch.__config__.parallel_info(),
+        "mkldnn": torch.backends.mkldnn.is_available(),
+        "mkldnn_version": mkldnn_version(torch),
+    }
     it = 2 if quick else 5
 
     # The model rows: the homework loop on the files runner's rows used (same copies).

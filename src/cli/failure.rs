@@ -1,5 +1,6 @@
 //! Why a command did not succeed, and the one map from that to the process's exit code.
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use crate::spec;
@@ -36,6 +37,26 @@ impl Failure {
 
     pub(super) fn failed(e: impl std::fmt::Display) -> Self {
         Failure::Failed(Some(e.to_string()))
+    }
+
+    /// A reader's error: a results path that does not exist is the command line's fault.
+    pub(super) fn view(e: crate::results::scan::ViewError) -> Self {
+        match e {
+            crate::results::scan::ViewError::Missing(_) => Failure::Usage(e.to_string()),
+            other => Failure::failed(other),
+        }
+    }
+}
+
+/// The rule for every path given on the command line: one that does not exist is a usage
+/// error (exit 2), whatever the command; `what` says which argument it is.
+pub(super) fn given(path: &Path, what: &str) -> Result<(), Failure> {
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Failure::Usage(format!(
+            "{what} {} does not exist",
+            path.display()
+        ))),
+        _ => Ok(()),
     }
 }
 

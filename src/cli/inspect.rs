@@ -108,6 +108,16 @@ pub(super) struct PredictArgs {
 }
 
 pub(super) fn cmd_predict(a: PredictArgs) -> Result<(), Failure> {
+    use super::failure::given;
+    if let Some(run) = &a.run {
+        given(run, "run folder")?;
+    }
+    if let Some(weights) = &a.weights {
+        given(weights, "weights file")?;
+    }
+    for image in &a.images {
+        given(image, "image")?;
+    }
     let predictor = match (&a.run, &a.model, &a.weights) {
         (Some(run), _, _) => crate::inspect::predict::Predictor::from_run(run),
         (None, Some(model), Some(weights)) => crate::models::Arch::from_name(model)
@@ -190,9 +200,6 @@ pub(super) fn cmd_preview(a: PreviewArgs) -> Result<(), Failure> {
         .out
         .clone()
         .unwrap_or_else(|| a.results.join(&exp.name).join("preview.png"));
-    if let Some(dir) = out.parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
     let seed = p.seed.unwrap_or(run.spec().experiment.seed);
     let images = TrainingImages::of(run);
     let path =

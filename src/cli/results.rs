@@ -116,8 +116,14 @@ pub(super) fn cmd_compare(a: CompareArgs) -> Result<(), Failure> {
         per_class: a.per_class,
     };
     let (out, unreadable) =
-        crate::views::compare::compare_readable(&opts).map_err(Failure::failed)?;
+        crate::views::compare::compare_readable(&opts).map_err(Failure::view)?;
     print!("{out}");
+    left_out(unreadable)
+}
+
+/// After the output of the readable runs: the unreadable ones, each with its error, on stderr,
+/// and exit status 1 (the output is incomplete).
+fn left_out(unreadable: Vec<crate::results::scan::ViewError>) -> Result<(), Failure> {
     if unreadable.is_empty() {
         return Ok(());
     }
@@ -134,10 +140,11 @@ pub(super) fn cmd_compare(a: CompareArgs) -> Result<(), Failure> {
 }
 
 pub(super) fn cmd_plot(a: PlotArgs) -> Result<(), Failure> {
-    for p in crate::views::plot::plot(&a.results).map_err(Failure::failed)? {
+    let (written, unreadable) = crate::views::plot::plot(&a.results).map_err(Failure::view)?;
+    for p in written {
         println!("{}", p.display());
     }
-    Ok(())
+    left_out(unreadable)
 }
 
 pub(super) fn cmd_report(a: ReportArgs) -> Result<(), Failure> {
@@ -149,15 +156,34 @@ pub(super) fn cmd_report(a: ReportArgs) -> Result<(), Failure> {
         top: a.top as usize,
         project: a.project,
     };
-    let path = crate::views::report::report(&opts).map_err(Failure::failed)?;
+    let (path, unreadable) = crate::views::report::report(&opts).map_err(Failure::view)?;
     println!("{}", path.display());
-    Ok(())
+    left_out(unreadable)
 }
 
 pub(super) fn cmd_status(a: StatusArgs) -> Result<(), Failure> {
-    let out = crate::views::status::status(&a.experiment, a.format).map_err(Failure::failed)?;
-    print!("{out}");
-    Ok(())
+    use crate::views::status::{render, statuses, State};
+    let (plan, points) = statuses(&a.experiment).map_err(Failure::view)?;
+    print!("{}", render(&plan, &points, a.format));
+    let damaged: Vec<_> = points
+        .iter()
+        .filter(|p| p.state == State::Damaged)
+        .collect();
+    if damaged.is_empty() {
+        return Ok(());
+    }
+    let n = damaged.len();
+    let mut msg = format!(
+        "{n} run{} started but {} record cannot be read (rerun {} to train {} again):",
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "its" } else { "their" },
+        if n == 1 { "its point" } else { "those points" },
+        if n == 1 { "it" } else { "them" },
+    );
+    for p in damaged {
+        msg += &format!("\n  {}", p.detail.as_deref().unwrap_or_default());
+    }
+    Err(Failure::Failed(Some(msg)))
 }
 
 pub(super) fn cmd_export(a: ExportCmd) -> Result<(), Failure> {
@@ -165,7 +191,9 @@ pub(super) fn cmd_export(a: ExportCmd) -> Result<(), Failure> {
         ExportCmd::Mlflow(a) => a,
         ExportCmd::Onnx(a) => return cmd_export_onnx(a),
     };
-    for e in crate::export::mlflow::export(&a.results, &a.to).map_err(Failure::failed)? {
+    let (exported, unreadable) =
+        crate::export::mlflow::export(&a.results, &a.to).map_err(Failure::view)?;
+    for e in exported {
         println!(
             "{}: {} run(s) to MLflow experiment {} ({}) in {}",
             e.name,
@@ -175,7 +203,7 @@ pub(super) fn cmd_export(a: ExportCmd) -> Result<(), Failure> {
             e.dir.display()
         );
     }
-    Ok(())
+    left_out(unreadable)
 }
 
 fn cmd_export_onnx(a: OnnxArgs) -> Result<(), Failure> {

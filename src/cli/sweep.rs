@@ -61,6 +61,10 @@ pub(super) struct ReproduceArgs {
 
 /// Loads the spec (its warnings are printed by [`resolve`]).
 pub(super) fn load(a: &SpecArgs) -> Result<spec::Experiment, Failure> {
+    super::failure::given(&a.spec, "spec file")?;
+    if let Some(dir) = &a.pipeline {
+        super::failure::given(dir, "--pipeline folder")?;
+    }
     let opts = LoadOptions {
         overrides: a.overrides.clone(),
         pipeline_dir: a.pipeline.clone(),
@@ -155,7 +159,7 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
     let start = Instant::now();
     let exp = load(&a.spec)?;
     let resolved = resolve(&exp)?;
-    plan(&exp, &resolved, &a.spec, &a.results)?;
+    // the arguments first: a command that fails on them writes nothing
     let mut selected: Vec<usize> = (0..resolved.runs.len()).collect();
     if let Some(sel) = a.index.as_ref().or(a.shard.as_ref()) {
         let (picked, said) = spec::select::resolve(sel, selected.len(), |k| std::env::var(k).ok())
@@ -164,6 +168,20 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
             tracing::info!("{said}");
         }
         selected.retain(|i| picked.contains(i));
+    }
+    // `runner status` reads the plan; not being able to record it (a read-only results tree)
+    // must not stand between the user and runs that are done, or that can be written elsewhere
+    let plan = experiment_plan(&exp, &run_ids(&resolved)?, &a.spec);
+    if let Err(e) = plan.write(&a.results) {
+        let earlier = ExperimentPlan::read(&a.results.join(&exp.name)).is_ok();
+        tracing::warn!(
+            "the plan is not recorded ({e}): `runner status` {}",
+            if earlier {
+                "shows the plan recorded earlier"
+            } else {
+                "will not list this sweep's points"
+            }
+        );
     }
     tracing::info!(
         "{}: {} run(s), results in {}",
@@ -234,6 +252,7 @@ fn announce_engine() -> Result<(), Failure> {
 }
 
 pub(super) fn cmd_reproduce(a: ReproduceArgs) -> Result<(), Failure> {
+    super::failure::given(&a.run, "run folder")?;
     announce_engine()?;
     let r = run::reproduce::reproduce(&a.run, a.tolerance, a.project.as_deref())
         .map_err(Failure::failed)?;

@@ -16,7 +16,6 @@
 //! exporting again updates the same runs in the same experiment instead of adding copies. Every
 //! file goes through the atomic write of `results::store`.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::yaml::{self, Scalar};
@@ -52,9 +51,10 @@ fn mlflow_status(s: Option<Status>) -> i64 {
 
 /// Exports the runs found under `results` (experiment folders, results folders or run folders)
 /// into the MLflow file store `to`, created if missing.
-pub fn export(results: &[String], to: &Path) -> Result<Vec<Exported>, ViewError> {
+/// Also returns the runs that could not be read (not exported).
+pub fn export(results: &[String], to: &Path) -> Result<(Vec<Exported>, Vec<ViewError>), ViewError> {
     let dirs = scan::find_run_dirs(results)?;
-    let runs = scan::load_runs(&dirs)?;
+    let scan::Loaded { runs, unreadable } = scan::load_some_runs(&dirs)?;
     let mut names: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
     names.sort();
     names.dedup();
@@ -64,13 +64,14 @@ pub fn export(results: &[String], to: &Path) -> Result<Vec<Exported>, ViewError>
         reason: e.to_string(),
     })?;
     ensure_default_experiment(&root)?;
-    names
+    let exported = names
         .iter()
         .map(|name| {
             let of: Vec<&Run> = runs.iter().filter(|r| r.experiment == *name).collect();
             export_experiment(&root, name, &of)
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    Ok((exported, unreadable))
 }
 
 fn export_experiment(root: &Path, name: &str, runs: &[&Run]) -> Result<Exported, ViewError> {
@@ -351,10 +352,7 @@ fn mkdir(dir: &Path) -> Result<(), ViewError> {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), ViewError> {
-    store::write_atomic(path, |f| f.write_all(bytes)).map_err(|e| ViewError::Write {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+    Ok(store::write_file(path, bytes)?)
 }
 
 #[cfg(test)]
@@ -387,10 +385,11 @@ mod tests {
         sweep(&results);
         let to = tmp.path().join("mlruns");
         let inputs = vec![results.join("sweep").display().to_string()];
-        let first = export(&inputs, &to).unwrap();
+        let (first, unreadable) = export(&inputs, &to).unwrap();
+        assert!(unreadable.is_empty(), "{unreadable:?}");
         assert_eq!(first.len(), 1);
         assert!(first[0].created);
-        let again = export(&inputs, &to).unwrap();
+        let (again, _) = export(&inputs, &to).unwrap();
         assert!(!again[0].created);
         assert_eq!(again[0].experiment_id, first[0].experiment_id);
         let exp = to.join(&first[0].experiment_id);

@@ -56,12 +56,7 @@ pub fn preview(
     out: &Path,
 ) -> Result<PathBuf, ViewError> {
     let png = preview_png(images, n, seed)?;
-    store::write_atomic(out, |f| std::io::Write::write_all(f, &png)).map_err(|e| {
-        ViewError::Write {
-            path: out.to_path_buf(),
-            reason: e.to_string(),
-        }
-    })?;
+    store::write_file(out, &png)?;
     Ok(out.to_path_buf())
 }
 

@@ -462,6 +462,43 @@ impl RunLock {
     }
 }
 
+/// Removes the private files (`<lock>-new.<host>.<pid>.<n>`, `<lock>-stale.…`) that a process
+/// killed while taking or taking over a lock in `dir` left behind. They live for microseconds:
+/// one is an orphan when its process is gone (this host) or when it is a minute old (another
+/// host, whose processes cannot be seen from here; a younger one may be in use).
+pub fn remove_orphaned_private_files(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let here = hostname();
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(owner) = ["lock-new.", "lock-stale."]
+            .iter()
+            .find_map(|kind| name.split_once(kind).map(|(_, rest)| rest))
+        else {
+            continue;
+        };
+        // <host>.<pid>.<n>; the host may hold dots of its own
+        let mut parts = owner.rsplitn(3, '.');
+        let (_n, pid, host) = (parts.next(), parts.next(), parts.next());
+        let dead_here = host == Some(here.as_str())
+            && pid
+                .and_then(|p| p.parse::<u32>().ok())
+                .is_some_and(|pid| !process_alive(pid));
+        let old = || {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > 60)
+        };
+        if dead_here || old() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Whether a process with this pid exists on this host (a zombie counts as gone).
 pub fn process_alive(pid: u32) -> bool {
     let proc = Path::new("/proc");
@@ -513,6 +550,34 @@ mod tests {
             .unwrap()
             .set_modified(SystemTime::now() - Duration::from_secs(age_secs))
             .unwrap();
+    }
+
+    #[test]
+    fn private_files_of_dead_processes_go_and_those_of_live_or_unknown_ones_stay() {
+        let (_tmp, dir) = run_dir();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let here = hostname();
+        let names = [
+            format!("lock-new.{here}.{dead}.0"),
+            format!("lock-stale.{here}.{dead}.1"),
+            format!("features-ab.safetensors.lock-new.{here}.{dead}.2"),
+            format!("lock-new.{here}.{}.3", std::process::id()),
+            "lock-new.another-host.1.4".to_string(),
+        ];
+        for n in &names {
+            std::fs::write(dir.file(n), "").unwrap();
+        }
+        remove_orphaned_private_files(&dir.path);
+        let mut left: Vec<String> = std::fs::read_dir(&dir.path)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut kept = vec![names[3].clone(), names[4].clone()];
+        kept.sort();
+        assert_eq!(left, kept);
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! What a run leaves on disk and how it is read back: the result files, their schema, the
 //! results-tree scan.
 
+pub mod exit_guard;
 pub mod lock;
 pub mod parallel;
 pub mod plan;

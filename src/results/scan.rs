@@ -36,6 +36,23 @@ pub enum ViewError {
     Plot(String),
 }
 
+impl From<store::StoreError> for ViewError {
+    /// The file named once: a store error already says which file it could not write.
+    fn from(e: store::StoreError) -> Self {
+        match e {
+            store::StoreError::Io { path, source } => ViewError::Write {
+                path,
+                reason: source.to_string(),
+            },
+            store::StoreError::Polars { path, source } => ViewError::Write {
+                path,
+                reason: source.to_string(),
+            },
+            store::StoreError::Read { path, reason } => ViewError::Read { path, reason },
+        }
+    }
+}
+
 /// One run's per-epoch series, sorted by epoch.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Epochs {
@@ -201,6 +218,16 @@ pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
         Some(e) => Err(e),
         None => Ok(loaded.runs),
     }
+}
+
+/// Reads the given run folders, leaving out (and listing) the unreadable ones; fails only
+/// when none can be read, with the first one's error.
+pub fn load_some_runs(dirs: &[PathBuf]) -> Result<Loaded, ViewError> {
+    let mut loaded = load_readable_runs(dirs);
+    if loaded.runs.is_empty() && !loaded.unreadable.is_empty() {
+        return Err(loaded.unreadable.remove(0));
+    }
+    Ok(loaded)
 }
 
 /// Reads the manifests and metrics of the given run folders, in their order: from the cache

@@ -169,7 +169,8 @@ impl RunDir {
     }
 
     /// Removes temporary files that a killed writer left behind (only ever called while
-    /// holding the run's lock, so no live writer owns them).
+    /// holding the run's lock, so no live writer owns them). The lock's own private files are
+    /// `lock::remove_orphaned_private_files`'.
     pub fn remove_stale_temp_files(&self) {
         let Ok(entries) = std::fs::read_dir(&self.path) else {
             return;
@@ -177,18 +178,6 @@ impl RunDir {
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
             if name.starts_with('.') && name.contains(".tmp") {
-                let _ = std::fs::remove_file(e.path());
-            }
-            // a lock's private files (see `lock.rs`) live for microseconds; one a minute old was
-            // left by a process killed while taking the lock (a younger one may be in use)
-            let old = || {
-                e.metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.elapsed().ok())
-                    .is_some_and(|age| age.as_secs() > 60)
-            };
-            if (name.starts_with("lock-new.") || name.starts_with("lock-stale.")) && old() {
                 let _ = std::fs::remove_file(e.path());
             }
         }
@@ -237,6 +226,21 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, StoreError> {
     })
 }
 
+/// Writes a file the user named (`report -o`, `preview -o`, an export): its missing folders
+/// are created first, as every command does for the files it writes; then [`write_atomic`].
+pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::new(
+                e.kind(),
+                format!("cannot create its folder {}: {e}", dir.display()),
+            ),
+        })?;
+    }
+    write_atomic(path, |f| f.write_all(bytes))
+}
+
 /// Writes through a temporary file in the same folder, syncs it, then renames it over `path`.
 /// On any error the temporary file is removed and `path` keeps its previous content.
 pub fn write_atomic(
@@ -254,10 +258,12 @@ pub fn write_atomic(
         .unwrap_or_default();
     // unique across the hosts sharing the folder (pids repeat from one node to the next)
     let tmp = dir.join(format!(".{name}.tmp{}.{}", std::process::id(), hostname()));
+    let _whole = super::exit_guard::ExitGuard::hold();
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         write(&mut f)?;
         f.sync_all()?;
+        crate::fault::point_for("before-rename", &name);
         std::fs::rename(&tmp, path)
     })();
     if let Err(e) = result {

@@ -88,6 +88,7 @@ impl FeatureCache {
             path: lock_path.clone(),
             source,
         })?;
+        crate::results::lock::remove_orphaned_private_files(&self.dir);
         if builder.is_some() || path.exists() {
             if let Some(f) = self.read_usable(&path, key) {
                 tracing::info!(

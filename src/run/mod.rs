@@ -188,6 +188,7 @@ fn execute(
         return Err(fail(TrainError::Locked));
     };
     dir.remove_stale_temp_files();
+    crate::results::lock::remove_orphaned_private_files(&dir.path);
     // an interrupted earlier invocation left epochs behind: keep them for resuming
     let previous = dir.read_manifest().ok();
     // --rerun starts over; otherwise the epochs of an unfinished earlier invocation are kept
@@ -323,6 +324,8 @@ fn execute(
     manifest.status = status;
     manifest.error = error.clone();
     let manifest_test = manifest.test.clone();
+    // the final manifest and the removal of the checkpoints belong together
+    let _whole = crate::results::exit_guard::ExitGuard::hold();
     let written = dir.write_manifest(&manifest).map_err(TrainError::from);
     // The first failure is the cause (a full disk fails every later write too): report it.
     if let Some(e) = result.err().or(written.err()) {

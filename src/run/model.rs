@@ -282,6 +282,8 @@ fn fit_resuming<M: Net>(
         start,
         &mut |epoch, batch, loss| progress.batch(epoch, batch, batches, loss),
         &mut |m, model, opt, state| {
+            // the epoch's files belong together: a second Ctrl-C waits until they are written
+            let _whole = crate::results::exit_guard::ExitGuard::hold();
             rec.epoch(m)?;
             if keep_best && state.stop.best_epoch == m.epoch {
                 // before the checkpoint that names this epoch the best: a kill between the two

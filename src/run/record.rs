@@ -90,6 +90,7 @@ impl Recorder for Record<'_> {
         let mut df =
             schema::epochs_frame(self.key, &self.rows).map_err(built("metrics.parquet"))?;
         self.dir.write_parquet("metrics.parquet", &mut df)?;
+        crate::fault::point("after-metrics");
         // The per-class tables follow the best epoch as soon as it is found, so they are on
         // disk before the checkpoint of that epoch: a run resumed later (whose earlier epochs
         // come back from metrics.parquet without their confusion matrices) still has them.

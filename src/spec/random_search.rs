@@ -40,6 +40,11 @@ impl RandomInput {
         }
     }
 
+    /// `trials` as written, and where.
+    pub fn trials(&self) -> Option<(&Arc<Source>, &Spanned<u32>)> {
+        self.trials.as_ref().map(|(source, t)| (source, t))
+    }
+
     /// The random-search axis, or `None` when `trials = 0` and the space is empty.
     pub fn build(
         self,

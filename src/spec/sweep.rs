@@ -66,6 +66,25 @@ impl SweepInput {
                 axes.push(Axis { keys });
             }
         }
+        // checked before the trials are sampled: their values take memory in proportion
+        let seeds = self
+            .seeds
+            .as_ref()
+            .map_or(1, |(_, _, seeds)| seeds.get_ref().len().max(1));
+        if let Some((source, trials)) = self.random.trials() {
+            let points = axes
+                .iter()
+                .map(Axis::len)
+                .chain([seeds, *trials.get_ref() as usize])
+                .fold(1usize, usize::saturating_mul);
+            if points > MAX_POINTS {
+                let at = Snippet {
+                    source: source.clone(),
+                    span: trials.span(),
+                };
+                return Err(too_many_points(at, points, &axes, seeds, *trials.get_ref()));
+            }
+        }
         if let Some(axis) = self.random.build(known, swept_key)? {
             axes.push(axis);
         }
@@ -78,8 +97,73 @@ impl SweepInput {
             }
         }
         check_disjoint(&axes)?;
+        check_points(&axes)?;
         Ok(Sweep { axes })
     }
+}
+
+/// The most points one sweep may have (grid × zip × random trials × seeds): each is planned,
+/// listed and numbered before anything trains.
+pub const MAX_POINTS: usize = 100_000;
+
+/// The product of the axes stays within [`MAX_POINTS`]; the error points at the key whose axis
+/// takes the product over it.
+fn check_points(axes: &[Axis]) -> Result<(), SpecError> {
+    let mut points = 1usize;
+    for axis in axes {
+        points = points.saturating_mul(axis.len());
+        if points > MAX_POINTS {
+            let total = axes
+                .iter()
+                .map(Axis::len)
+                .fold(1usize, usize::saturating_mul);
+            let at = axis.keys[0].key_at.clone();
+            let factors = axes
+                .iter()
+                .map(|a| format!("{} (`{}`)", a.len(), a.keys[0].key))
+                .collect::<Vec<_>>();
+            return Err(sweep_error(
+                Diagnostic::error(format!(
+                    "too many sweep points: {total}, at most {MAX_POINTS}"
+                ))
+                .at(Some(at))
+                .label(format!("this axis takes the sweep to {points} points"))
+                .note(format!("points = {}", factors.join(" × ")))
+                .help(format!(
+                    "sweep fewer values, or split the sweep into experiments of at most {MAX_POINTS} points"
+                )),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn too_many_points(
+    at: Snippet,
+    points: usize,
+    axes: &[Axis],
+    seeds: usize,
+    trials: u32,
+) -> SpecError {
+    let mut factors: Vec<String> = axes
+        .iter()
+        .map(|a| format!("{} (`{}`)", a.len(), a.keys[0].key))
+        .collect();
+    factors.push(format!("{trials} trials"));
+    if seeds > 1 {
+        factors.push(format!("{seeds} seeds"));
+    }
+    sweep_error(
+        Diagnostic::error(format!(
+            "too many sweep points: {points}, at most {MAX_POINTS}"
+        ))
+        .at(Some(at))
+        .label(format!("{trials} trials make {points} points"))
+        .note(format!("points = {}", factors.join(" × ")))
+        .help(format!(
+            "lower `trials`, or split the search into experiments of at most {MAX_POINTS} points"
+        )),
+    )
 }
 
 /// Dotted key → values, in the order the user wrote them (serde hands map keys back sorted by

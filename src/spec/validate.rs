@@ -8,6 +8,10 @@ use super::locate::Locator;
 use super::resolved::RunSpec;
 use super::values::{OptimizerKind, RegularizationKind};
 
+/// The largest `transforms.resize` and `transforms.crop`, in pixels: beyond, one batch of
+/// images and the activations over it take more memory than a machine has.
+pub const MAX_IMAGE_SIDE: u32 = 4096;
+
 mod augment;
 mod head;
 mod schedule;
@@ -84,6 +88,20 @@ impl Checker<'_> {
 
     fn transforms(&mut self, spec: &RunSpec) {
         let t = &spec.transforms;
+        for (key, side) in [("transforms.resize", t.resize), ("transforms.crop", t.crop)] {
+            if side > MAX_IMAGE_SIDE {
+                self.errors.push(
+                    self.invalid(
+                        key,
+                        format!("expected at most {MAX_IMAGE_SIDE} pixels, found {side}"),
+                    )
+                    .note(format!(
+                        "one {side}×{side} RGB image alone takes {} MiB as f32",
+                        (side as u64 * side as u64 * 12) >> 20
+                    )),
+                );
+            }
+        }
         if t.crop > 0 && t.resize > 0 && t.crop > t.resize {
             let note = self.where_set("transforms.resize");
             self.errors.push(
@@ -95,6 +113,16 @@ impl Checker<'_> {
                     ),
                 )
                 .note(note),
+            );
+        }
+        if t.random_crop && t.crop == 0 {
+            self.warnings.push(
+                self.warning(
+                    "transforms.random_crop",
+                    "`transforms.random_crop` has no effect".to_owned(),
+                    "ignored while transforms.crop = 0 (no crop)".to_owned(),
+                )
+                .help("set transforms.crop to the crop's side, e.g. 224"),
             );
         }
         if !(0.0..=1.0).contains(&t.hflip) {
@@ -193,6 +221,24 @@ impl Checker<'_> {
                 )
                 .help("set regularization.kind = \"l2\" (or \"l1\", \"decoupled\")"),
             );
+        }
+        if r.kind == RegularizationKind::None {
+            let d = &super::default_spec().regularization;
+            for (key, changed) in [
+                ("regularization.apply_to", r.apply_to != d.apply_to),
+                (
+                    "regularization.allow_unstable",
+                    r.allow_unstable != d.allow_unstable,
+                ),
+            ] {
+                if changed {
+                    self.warnings.push(self.warning(
+                        key,
+                        format!("`{key}` has no effect"),
+                        "ignored while regularization.kind = \"none\"".to_owned(),
+                    ));
+                }
+            }
         }
         let (factor, formula) = match r.kind {
             RegularizationKind::L2 => (2.0 * lr * r.lambda, "2·lr·λ"),

@@ -158,6 +158,7 @@ pub fn fit<M: Net>(
             loss_sum += loss_value * n as f64;
             seen += n;
             on_batch(epoch, i + 1, loss_sum / seen as f64);
+            crate::fault::point("after-batch");
             if crate::train::interrupt::requested() {
                 return Ok(Outcome::Interrupted { epoch });
             }

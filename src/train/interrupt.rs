@@ -8,13 +8,18 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 
-/// Installs the handlers. The exit-at-once handler goes first, so it only fires once the flag
-/// is already set, i.e. on the second signal. Files are written atomically, so even that exit
-/// leaves at most a temporary file, which the next run's lock holder removes.
+/// Installs the handler: the first signal sets the flag, the second exits — at once, or, while
+/// files are being written, as soon as they are whole (`results::exit_guard`): an epoch's
+/// metrics never stay on disk without its manifest, nor a write as a temporary file.
 pub fn install() -> std::io::Result<()> {
     use signal_hook::consts::SIGINT;
-    signal_hook::flag::register_conditional_shutdown(SIGINT, EXIT_INTERRUPTED as i32, &REQUESTED)?;
-    signal_hook::flag::register(SIGINT, &REQUESTED)?;
+    let on_sigint = || {
+        if REQUESTED.swap(true, Ordering::SeqCst) {
+            crate::results::exit_guard::exit_when_whole(EXIT_INTERRUPTED as i32);
+        }
+    };
+    // SAFETY: the handler only touches atomics and calls `_exit`, both async-signal-safe.
+    unsafe { signal_hook::low_level::register(SIGINT, on_sigint) }?;
     Ok(())
 }
 

@@ -4,7 +4,6 @@
 
 mod chart;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
@@ -21,10 +20,11 @@ pub const SINGLE: (u32, u32) = (900, 600);
 pub const DOUBLE: (u32, u32) = (1400, 600);
 
 /// Plots every experiment under `results` (a results root, an experiment folder or a run
-/// folder) and returns the written files, PNG then SVG per figure.
-pub fn plot(results: &Path) -> Result<Vec<PathBuf>, ViewError> {
+/// folder) and returns the written files, PNG then SVG per figure, and the runs that could not
+/// be read (left out of the figures).
+pub fn plot(results: &Path) -> Result<(Vec<PathBuf>, Vec<ViewError>), ViewError> {
     let dirs = scan::find_run_dirs(&[results.to_string_lossy()])?;
-    let runs = scan::load_runs(&dirs)?;
+    let scan::Loaded { runs, unreadable } = scan::load_some_runs(&dirs)?;
     let mut experiments: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
     experiments.sort();
     experiments.dedup();
@@ -34,7 +34,7 @@ pub fn plot(results: &Path) -> Result<Vec<PathBuf>, ViewError> {
         let out = of[0].dir.parent().unwrap_or(Path::new(".")).join("plots");
         written.extend(plot_runs(&of, &out)?);
     }
-    Ok(written)
+    Ok((written, unreadable))
 }
 
 /// Plots the given runs (normally one experiment's) into `out_dir`, creating it.
@@ -334,10 +334,7 @@ pub fn svg(figure: &Figure) -> Result<String, String> {
 }
 
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ViewError> {
-    store::write_atomic(path, |f| f.write_all(bytes)).map_err(|e| ViewError::Write {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+    Ok(store::write_file(path, bytes)?)
 }
 
 /// Swept keys whose value is not the same in every run, in first-seen order.

@@ -33,6 +33,9 @@ pub enum State {
     /// Started, not finished, and nobody holds it any more: the process is gone (this host),
     /// its heartbeat is too old (another host), or it left no lock.
     Stale,
+    /// Started, but its manifest cannot be read (cut short, overwritten, unreadable): what
+    /// happened to it is unknown until it is rerun.
+    Damaged,
 }
 
 impl State {
@@ -44,6 +47,7 @@ impl State {
             State::Failed => "failed",
             State::Diverged => "diverged",
             State::Stale => "stale",
+            State::Damaged => "damaged",
         }
     }
 }
@@ -71,7 +75,13 @@ fn mtime(path: &Path) -> Option<u64> {
 /// The state of one planned point, read from its run folder.
 pub fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> PointStatus {
     let dir = experiment_dir.join(&point.run_id);
-    let manifest = read_manifest(&dir.join("manifest.json")).ok();
+    let manifest_path = dir.join("manifest.json");
+    // a missing manifest: never started; one that is there but unreadable: damaged
+    let (manifest, damage) = match read_manifest(&manifest_path) {
+        Ok(m) => (Some(m), None),
+        Err(_) if !manifest_path.exists() => (None, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
     let seen = lock::inspect(&dir.join("lock"));
     let mut st = PointStatus {
         point: point.clone(),
@@ -93,6 +103,10 @@ pub fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> PointStatus 
         Status::Running | Status::Interrupted => None,
     });
     st.state = match (finished, &seen) {
+        _ if damage.is_some() => {
+            st.detail = damage;
+            State::Damaged
+        }
         // final (a `--rerun` rewrites the manifest as running before it trains)
         (Some(state), _) => state,
         (None, Some(seen)) => {
@@ -224,6 +238,7 @@ fn table(plan: &ExperimentPlan, points: &[PointStatus], keys: &[String]) -> Stri
         State::Stale,
         State::Failed,
         State::Diverged,
+        State::Damaged,
     ]
     .into_iter()
     .filter(|&st| count(st) > 0)

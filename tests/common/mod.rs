@@ -25,6 +25,19 @@ pub fn runner(dir: &Path, args: &[&str]) -> Output {
         .expect("runner starts")
 }
 
+/// `runner ARGS` in `dir` with environment changes: `Some(value)` sets, `None` removes.
+pub fn runner_env(dir: &Path, args: &[&str], env: &[(&str, Option<&str>)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
+    cmd.current_dir(dir).args(args).env("RUNNER_LOG", "warn");
+    for (key, value) in env {
+        match value {
+            Some(v) => cmd.env(key, v),
+            None => cmd.env_remove(key),
+        };
+    }
+    cmd.output().expect("runner starts")
+}
+
 /// Exit status, stdout and stderr, for assertion messages.
 pub fn text(out: &Output) -> String {
     format!(

@@ -5,6 +5,12 @@ use crate::spec::resolved::RunSpec;
 use crate::spec::BackboneName;
 use crate::spec::{HeadKind, Pool};
 
+/// The widest hidden layer of an MLP head.
+pub const MAX_HIDDEN_WIDTH: usize = 65_536;
+/// The most weights between an MLP head's hidden layers (2²⁸, 1 GiB as f32, before gradients
+/// and optimizer state).
+pub const MAX_HIDDEN_WEIGHTS: u64 = 1 << 28;
+
 impl Checker<'_> {
     pub(super) fn head(&mut self, spec: &RunSpec) {
         let h = &spec.head;
@@ -33,6 +39,28 @@ impl Checker<'_> {
                         "head.hidden",
                         format!("expected widths >= 1, found 0 at position {}", i + 1),
                     ));
+                } else if let Some(i) = h.hidden.iter().position(|w| *w > MAX_HIDDEN_WIDTH) {
+                    self.errors.push(self.invalid(
+                        "head.hidden",
+                        format!(
+                            "expected widths of at most {MAX_HIDDEN_WIDTH}, found {} at position {}",
+                            h.hidden[i],
+                            i + 1
+                        ),
+                    ));
+                } else {
+                    let weights: u64 = h.hidden.windows(2).map(|w| w[0] as u64 * w[1] as u64).sum();
+                    if weights > MAX_HIDDEN_WEIGHTS {
+                        self.errors.push(
+                            self.invalid(
+                                "head.hidden",
+                                format!(
+                                    "expected at most {MAX_HIDDEN_WEIGHTS} weights between the hidden layers, found {weights}"
+                                ),
+                            )
+                            .note("each pair of neighbouring widths a, b holds a × b weights"),
+                        );
+                    }
                 }
             }
             HeadKind::Linear => {

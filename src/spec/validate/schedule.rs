@@ -100,6 +100,30 @@ impl Checker<'_> {
 
     pub(super) fn early_stopping(&mut self, spec: &RunSpec) {
         let e = &spec.early_stopping;
+        if e.patience == 0 {
+            // patience 0 turns early stopping off: the other keys of the table then do nothing
+            let d = &crate::spec::default_spec().early_stopping;
+            for (key, changed) in [
+                ("early_stopping.metric", e.metric != d.metric),
+                ("early_stopping.min_delta", e.min_delta != d.min_delta),
+                (
+                    "early_stopping.restore_best",
+                    e.restore_best != d.restore_best,
+                ),
+            ] {
+                if changed {
+                    self.warnings.push(
+                        self.warning(
+                            key,
+                            format!("`{key}` has no effect"),
+                            "ignored while early_stopping.patience = 0 (early stopping off)"
+                                .to_owned(),
+                        )
+                        .help("set early_stopping.patience, e.g. 3, to stop after 3 epochs without improvement"),
+                    );
+                }
+            }
+        }
         if !(e.min_delta >= 0.0 && e.min_delta.is_finite()) {
             self.errors.push(self.invalid(
                 "early_stopping.min_delta",

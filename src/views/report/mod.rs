@@ -56,10 +56,11 @@ impl Default for ReportOptions {
     }
 }
 
-/// Reads the experiment's runs, writes the report atomically and returns its path.
-pub fn report(args: &ReportOptions) -> Result<PathBuf, ViewError> {
+/// Reads the experiment's runs, writes the report atomically and returns its path, and the
+/// runs that could not be read (left out of the page).
+pub fn report(args: &ReportOptions) -> Result<(PathBuf, Vec<ViewError>), ViewError> {
     let dirs = scan::find_run_dirs(&[args.experiment.to_string_lossy()])?;
-    let runs = scan::load_runs(&dirs)?;
+    let scan::Loaded { runs, unreadable } = scan::load_some_runs(&dirs)?;
     let mut experiments: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
     experiments.sort();
     experiments.dedup();
@@ -82,7 +83,7 @@ pub fn report(args: &ReportOptions) -> Result<PathBuf, ViewError> {
     };
     let html = render(&runs, args)?;
     plot::write_file(&out, html.as_bytes())?;
-    Ok(out)
+    Ok((out, unreadable))
 }
 
 /// The report of one experiment's runs as an HTML document.

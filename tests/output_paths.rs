@@ -1,0 +1,70 @@
+//! Files the user names on the command line: their missing folders are created (one rule for
+//! every command), and a write that fails names the file once.
+
+mod common;
+
+use common::{runner, text, tiny};
+
+fn trained() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = format!(
+        r#"[experiment]
+name = "out"
+
+[dataset]
+root = "{}"
+train_per_class = 4
+val_per_class = 2
+
+[transforms]
+resize = 16
+crop = 16
+
+[backbone]
+name = "linear"
+
+[train]
+epochs = 1
+"#,
+        tiny().display()
+    );
+    std::fs::write(dir.path().join("exp.toml"), spec).unwrap();
+    let out = runner(dir.path(), &["run", "exp.toml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    dir
+}
+
+#[test]
+fn report_preview_and_export_create_the_folders_of_the_paths_they_are_given() {
+    let dir = trained();
+    for (args, file) in [
+        (
+            vec!["report", "results/out", "-o", "a/b/report.html"],
+            "a/b/report.html",
+        ),
+        (
+            vec!["preview", "exp.toml", "-o", "c/d/grid.png"],
+            "c/d/grid.png",
+        ),
+        (
+            vec!["export", "mlflow", "results/out", "--to", "e/f/mlruns"],
+            "e/f/mlruns/0/meta.yaml",
+        ),
+    ] {
+        let out = runner(dir.path(), &args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        assert!(dir.path().join(file).is_file(), "{args:?}: no {file}");
+    }
+}
+
+#[test]
+fn a_file_that_cannot_be_written_is_named_once() {
+    let dir = trained();
+    // a folder in the path is a file
+    let out = runner(
+        dir.path(),
+        &["report", "results/out", "-o", "exp.toml/report.html"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr));
+}

@@ -1,0 +1,102 @@
+//! A command that fails on its arguments exits 2 and writes nothing.
+
+mod common;
+
+use std::path::Path;
+
+use common::{runner, text, tiny};
+
+fn two_point_sweep(dir: &Path) {
+    let spec = format!(
+        r#"[experiment]
+name = "usage"
+
+[dataset]
+root = "{}"
+train_per_class = 4
+val_per_class = 2
+
+[transforms]
+resize = 16
+crop = 16
+
+[backbone]
+name = "linear"
+
+[train]
+epochs = 1
+
+[sweep]
+grid = {{ "optimizer.lr" = [0.01, 0.02] }}
+"#,
+        tiny().display()
+    );
+    std::fs::write(dir.join("exp.toml"), spec).unwrap();
+}
+
+/// Everything in `dir` but the spec.
+fn written(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "exp.toml")
+        .collect()
+}
+
+#[test]
+fn an_index_past_the_sweep_and_an_unset_index_variable_write_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    two_point_sweep(dir.path());
+    let out = runner(dir.path(), &["run", "exp.toml", "--index", "3"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(written(dir.path()), Vec::<String>::new(), "{}", text(&out));
+    let out = common::runner_env(
+        dir.path(),
+        &["run", "exp.toml", "--index", "env"],
+        &[
+            ("SLURM_ARRAY_TASK_ID", None),
+            ("JOB_COMPLETION_INDEX", None),
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_eq!(written(dir.path()), Vec::<String>::new(), "{}", text(&out));
+    let out = runner(dir.path(), &["run", "exp.toml", "--shard", "2/2"]);
+    assert!(
+        out.status.success(),
+        "a valid selection still trains: {}",
+        text(&out)
+    );
+}
+
+#[test]
+fn a_path_that_does_not_exist_is_a_usage_error_for_every_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for args in [
+        "run nope.toml",
+        "check nope.toml",
+        "plan nope.toml",
+        "preview nope.toml",
+        "summary nope.toml",
+        "slurm nope.toml",
+        "reproduce results/x/nope",
+        "predict --run results/x/nope cat.png",
+        "predict --model resnet18 --weights nope.safetensors cat.png",
+        "status results/nope",
+        "compare results/nope",
+        "plot results/nope",
+        "report results/nope",
+        "export mlflow results/nope --to mlruns",
+    ] {
+        let argv: Vec<&str> = args.split(' ').collect();
+        let out = runner(dir.path(), &argv);
+        assert_eq!(out.status.code(), Some(2), "runner {args}: {}", text(&out));
+        let err = String::from_utf8_lossy(&out.stderr);
+        seen.push(format!(
+            "runner {args}\n  {}",
+            err.lines().last().unwrap_or_default()
+        ));
+    }
+    assert_eq!(written(dir.path()), Vec::<String>::new());
+    insta::assert_snapshot!(seen.join("\n"));
+}
