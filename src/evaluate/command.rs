@@ -8,7 +8,7 @@ use super::render::{render, Format};
 use super::{KeptWeights, Score};
 use crate::data::{scan_classes, DataError, Split};
 use crate::results::schema::{self, RunKey};
-use crate::results::store::{self, KeptModel, Manifest, RunDir, Status};
+use crate::results::store::{self, KeptModel, Manifest, RunDir};
 use crate::spec::display_path;
 
 /// What to evaluate, on what.
@@ -76,28 +76,9 @@ pub fn evaluate_run(opts: &EvaluateOptions) -> Result<Evaluated, EvaluateError> 
 pub fn open_run(
     run: &Path,
 ) -> Result<(Manifest, crate::spec::RunSpec, KeptWeights, PathBuf), EvaluateError> {
-    let input = EvaluateError::Input;
-    let manifest = store::read_manifest(&run.join("manifest.json"))
-        .map_err(|e| input(format!("{} is not a run folder: {e}", display_path(run))))?;
-    let weights = run.join("model.safetensors");
-    if manifest.status != Status::Done || !weights.is_file() {
-        return Err(input(format!(
-            "{} has no trained model (status {}; a run keeps model.safetensors once it is done)",
-            display_path(run),
-            manifest.status
-        )));
-    }
-    let project = store::project_of(run).ok_or_else(|| {
-        input(format!(
-            "{} is not inside a project (no pipeline/defaults.toml above it)",
-            display_path(run)
-        ))
-    })?;
-    let spec = crate::spec::load_stored(&run.join("spec.toml"), &project)
-        .map_err(|e| input(e.to_string()))?
-        .base;
-    let kept = KeptWeights::of_spec(&spec, manifest.classes.clone(), weights);
-    Ok((manifest, spec, kept, project))
+    let r = crate::setup::FinishedRun::open(run).map_err(EvaluateError::Input)?;
+    let kept = KeptWeights::of_spec(&r.spec, r.manifest.classes.clone(), r.weights);
+    Ok((r.manifest, r.spec, kept, r.project))
 }
 
 /// Every image of a folder of class folders, which must be the run's classes.

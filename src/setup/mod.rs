@@ -10,6 +10,7 @@
 
 mod build;
 mod dataset;
+mod finished_run;
 mod weights;
 
 use std::collections::HashMap;
@@ -17,6 +18,7 @@ use std::sync::{Arc, OnceLock};
 
 pub use build::{augment, bad_image_policy, fit_config, head_config, transform};
 pub use dataset::Dataset;
+pub use finished_run::FinishedRun;
 pub use weights::Weights;
 
 use crate::data::{BadImagePolicy, DataError, Transform};

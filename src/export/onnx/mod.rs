@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use onnx_protobuf::Message;
 
-use crate::results::store::{self, Status};
+use crate::results::store;
 use crate::results::tensor_file::TensorFile;
 use crate::spec::display_path;
 
@@ -45,25 +45,12 @@ pub enum OnnxError {
 pub fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
     let input = OnnxError::Input;
     let run = &opts.run;
-    let manifest = store::read_manifest(&run.join("manifest.json"))
-        .map_err(|e| input(format!("{} is not a run folder: {e}", display_path(run))))?;
-    let weights_path = run.join("model.safetensors");
-    if manifest.status != Status::Done || !weights_path.is_file() {
-        return Err(input(format!(
-            "{} has no trained model (status {})",
-            display_path(run),
-            manifest.status
-        )));
-    }
-    let project = store::project_of(run).ok_or_else(|| {
-        input(format!(
-            "{} is not inside a project (no pipeline/defaults.toml above it)",
-            display_path(run)
-        ))
-    })?;
-    let spec = crate::spec::load_stored(&run.join("spec.toml"), &project)
-        .map_err(|e| input(e.to_string()))?
-        .base;
+    let crate::setup::FinishedRun {
+        manifest,
+        spec,
+        weights: weights_path,
+        ..
+    } = crate::setup::FinishedRun::open(run).map_err(input)?;
     let size = input_size(&spec).map_err(input)?;
     let weights = TensorFile::read(&weights_path)
         .map_err(|e| input(format!("{}: {e}", display_path(&weights_path))))?;
