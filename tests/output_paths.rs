@@ -3,31 +3,11 @@
 
 mod common;
 
-use common::{runner, text, tiny};
+use common::{runner, text, tiny_linear_spec};
 
 fn trained() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let spec = format!(
-        r#"[experiment]
-name = "out"
-
-[dataset]
-root = "{}"
-train_per_class = 4
-val_per_class = 2
-
-[transforms]
-resize = 16
-crop = 16
-
-[backbone]
-name = "linear"
-
-[train]
-epochs = 1
-"#,
-        tiny().display()
-    );
+    let spec = tiny_linear_spec("out", "");
     std::fs::write(dir.path().join("exp.toml"), spec).unwrap();
     let out = runner(dir.path(), &["run", "exp.toml"]);
     assert!(out.status.success(), "{}", text(&out));

@@ -4,32 +4,15 @@ mod common;
 
 use std::path::Path;
 
-use common::{runner, text, tiny};
+use common::{runner, text, tiny_linear_spec};
 
 fn two_point_sweep(dir: &Path) {
-    let spec = format!(
-        r#"[experiment]
-name = "usage"
-
-[dataset]
-root = "{}"
-train_per_class = 4
-val_per_class = 2
-
-[transforms]
-resize = 16
-crop = 16
-
-[backbone]
-name = "linear"
-
-[train]
-epochs = 1
-
+    let spec = tiny_linear_spec(
+        "usage",
+        r#"
 [sweep]
-grid = {{ "optimizer.lr" = [0.01, 0.02] }}
+grid = { "optimizer.lr" = [0.01, 0.02] }
 "#,
-        tiny().display()
     );
     std::fs::write(dir.join("exp.toml"), spec).unwrap();
 }

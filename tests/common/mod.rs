@@ -15,6 +15,32 @@ pub fn tiny() -> PathBuf {
     project().join("tests/fixtures/catdog-tiny")
 }
 
+/// A one-epoch spec of a linear pixel model on [`tiny`] (4 train and 2 val images per class at
+/// 16 px), experiment `name`, with `extra` TOML appended (a `[sweep]` table, say).
+pub fn tiny_linear_spec(name: &str, extra: &str) -> String {
+    format!(
+        r#"[experiment]
+name = "{name}"
+
+[dataset]
+root = "{}"
+train_per_class = 4
+val_per_class = 2
+
+[transforms]
+resize = 16
+crop = 16
+
+[backbone]
+name = "linear"
+
+[train]
+epochs = 1
+{extra}"#,
+        tiny().display()
+    )
+}
+
 /// `runner ARGS` in `dir`, logging warnings only.
 pub fn runner(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_runner"))
