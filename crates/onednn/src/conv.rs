@@ -123,6 +123,25 @@ impl Move {
         drop(o);
         Ok(Some(out))
     }
+    /// `src` (in layout `from`) into `dst` (in the move's destination layout), accumulating
+    /// where the move was made to; for moves that were needed when created.
+    fn run_into(
+        &self,
+        dnnl: &Dnnl,
+        from: &Desc,
+        src: &[f32],
+        dst: &mut [f32],
+    ) -> Result<(), Error> {
+        let p = self
+            .prim
+            .as_ref()
+            .expect("a needed (or accumulating) reorder");
+        let (i, o) = (
+            Mem::input(dnnl, from, src)?,
+            Mem::output(dnnl, &self.to, dst)?,
+        );
+        p.execute(dnnl, &[(sys::ARG_FROM, &i), (sys::ARG_TO, &o)])
+    }
 }
 
 struct Prims {
@@ -357,12 +376,7 @@ impl Dnnl {
                     ],
                 )?;
             }
-            let (i, o) = (
-                Mem::input(self, &p.dst, &dst_b)?,
-                Mem::output(self, &p.user_dst, out)?,
-            );
-            let r = p.dst_out.prim.as_ref().expect("needed");
-            r.execute(self, &[(sys::ARG_FROM, &i), (sys::ARG_TO, &o)])?;
+            p.dst_out.run_into(self, &p.dst, &dst_b, out)?;
         } else {
             let dst = Mem::output(self, &p.dst, out)?;
             p.fwd.execute(
@@ -441,12 +455,7 @@ impl Dnnl {
                     ],
                 )?;
             }
-            let (i, o) = (
-                Mem::input(self, &b.data_dx, &dx_b)?,
-                Mem::output(self, &p.user_src, dx)?,
-            );
-            let r = b.dx_out.prim.as_ref().expect("accumulating reorder");
-            r.execute(self, &[(sys::ARG_FROM, &i), (sys::ARG_TO, &o)])?;
+            b.dx_out.run_into(self, &b.data_dx, &dx_b, dx)?;
         }
         if let Some(dw) = dw {
             assert_eq!(
@@ -488,12 +497,7 @@ impl Dnnl {
                     ],
                 )?;
             }
-            let (i, o) = (
-                Mem::input(self, &b.wt_dw, &dw_b)?,
-                Mem::output(self, &p.user_weights, dw)?,
-            );
-            let r = b.dw_out.prim.as_ref().expect("accumulating reorder");
-            r.execute(self, &[(sys::ARG_FROM, &i), (sys::ARG_TO, &o)])?;
+            b.dw_out.run_into(self, &b.wt_dw, &dw_b, dw)?;
         }
         Ok(())
     }
