@@ -20,6 +20,8 @@ pub(super) struct EvaluateArgs {
 
 /// The table on stdout; where the tables were written on stderr.
 pub(super) fn cmd_evaluate(a: EvaluateArgs) -> Result<(), Failure> {
+    super::failure::given_folder(&a.run, "run folder")?;
+    super::failure::given_folder(&a.data, "--data folder")?;
     let opts = EvaluateOptions {
         run: a.run,
         data: a.data,

@@ -60,6 +60,18 @@ pub(super) fn given(path: &Path, what: &str) -> Result<(), Failure> {
     }
 }
 
+/// [`given`] for a path that must be a folder: a file there is a usage error too.
+pub(super) fn given_folder(path: &Path, what: &str) -> Result<(), Failure> {
+    given(path, what)?;
+    if path.is_dir() {
+        return Ok(());
+    }
+    Err(Failure::Usage(format!(
+        "{what} {} is a file, not a folder",
+        path.display()
+    )))
+}
+
 impl From<spec::SpecError> for Failure {
     fn from(e: spec::SpecError) -> Self {
         Failure::Spec(e.to_string())

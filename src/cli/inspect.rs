@@ -110,7 +110,7 @@ pub(super) struct PredictArgs {
 pub(super) fn cmd_predict(a: PredictArgs) -> Result<(), Failure> {
     use super::failure::given;
     if let Some(run) = &a.run {
-        given(run, "run folder")?;
+        super::failure::given_folder(run, "run folder")?;
     }
     if let Some(weights) = &a.weights {
         given(weights, "weights file")?;

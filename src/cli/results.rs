@@ -148,6 +148,9 @@ pub(super) fn cmd_plot(a: PlotArgs) -> Result<(), Failure> {
 }
 
 pub(super) fn cmd_report(a: ReportArgs) -> Result<(), Failure> {
+    if let Some(project) = &a.project {
+        super::failure::given_folder(project, "--project folder")?;
+    }
     let opts = ReportOptions {
         experiment: a.experiment,
         out: a.out,
@@ -208,6 +211,7 @@ pub(super) fn cmd_export(a: ExportCmd) -> Result<(), Failure> {
 
 fn cmd_export_onnx(a: OnnxArgs) -> Result<(), Failure> {
     use crate::export::onnx::{export, OnnxError, OnnxOptions};
+    super::failure::given_folder(&a.run, "run folder")?;
     let opts = OnnxOptions {
         run: a.run,
         to: a.to,

@@ -63,7 +63,7 @@ pub(super) struct ReproduceArgs {
 pub(super) fn load(a: &SpecArgs) -> Result<spec::Experiment, Failure> {
     super::failure::given(&a.spec, "spec file")?;
     if let Some(dir) = &a.pipeline {
-        super::failure::given(dir, "--pipeline folder")?;
+        super::failure::given_folder(dir, "--pipeline folder")?;
     }
     let opts = LoadOptions {
         overrides: a.overrides.clone(),
@@ -252,7 +252,10 @@ fn announce_engine() -> Result<(), Failure> {
 }
 
 pub(super) fn cmd_reproduce(a: ReproduceArgs) -> Result<(), Failure> {
-    super::failure::given(&a.run, "run folder")?;
+    super::failure::given_folder(&a.run, "run folder")?;
+    if let Some(project) = &a.project {
+        super::failure::given_folder(project, "--project folder")?;
+    }
     announce_engine()?;
     let r = run::reproduce::reproduce(&a.run, a.tolerance, a.project.as_deref())
         .map_err(Failure::failed)?;
