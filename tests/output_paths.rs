@@ -5,8 +5,9 @@ mod common;
 
 use common::{runner, text, tiny_linear_spec};
 
+/// A trained one-run experiment `out`, inside the project (where a run folder can be reopened).
 fn trained() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let spec = tiny_linear_spec("out", "");
     std::fs::write(dir.path().join("exp.toml"), spec).unwrap();
     let out = runner(dir.path(), &["run", "exp.toml"]);
@@ -14,9 +15,21 @@ fn trained() -> tempfile::TempDir {
     dir
 }
 
+/// The folder of the one run of `trained`, relative to it.
+fn the_run(dir: &std::path::Path) -> String {
+    let runs: Vec<String> = std::fs::read_dir(dir.join("results/out"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.') && dir.join("results/out").join(n).is_dir())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    format!("results/out/{}", runs[0])
+}
+
 #[test]
 fn report_preview_and_export_create_the_folders_of_the_paths_they_are_given() {
     let dir = trained();
+    let run = the_run(dir.path());
     for (args, file) in [
         (
             vec!["report", "results/out", "-o", "a/b/report.html"],
@@ -29,6 +42,10 @@ fn report_preview_and_export_create_the_folders_of_the_paths_they_are_given() {
         (
             vec!["export", "mlflow", "results/out", "--to", "e/f/mlruns"],
             "e/f/mlruns/0/meta.yaml",
+        ),
+        (
+            vec!["export", "onnx", &run, "--to", "g/h/model.onnx"],
+            "g/h/model.onnx",
         ),
     ] {
         let out = runner(dir.path(), &args);

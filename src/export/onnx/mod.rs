@@ -6,8 +6,7 @@
 mod archs;
 mod graph;
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use onnx_protobuf::Message;
 
@@ -114,7 +113,7 @@ pub fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
     let bytes = model
         .write_to_bytes()
         .map_err(|e| input(format!("encoding the ONNX model: {e}")))?;
-    write_file(&opts.to, &bytes)?;
+    store::write_file(&opts.to, &bytes)?;
     Ok(Exported {
         path: opts.to.clone(),
         nodes,
@@ -145,8 +144,4 @@ fn input_size(spec: &crate::spec::RunSpec) -> Result<(usize, usize), String> {
     let img = crate::data::load_image(&first).map_err(|e| e.to_string())?;
     let (h, w) = crate::setup::transform(spec).output_size(img.width(), img.height());
     Ok((h as usize, w as usize))
-}
-
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), store::StoreError> {
-    store::write_atomic(path, |f| f.write_all(bytes))
 }
