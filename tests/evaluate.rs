@@ -385,3 +385,64 @@ fn a_test_split_with_other_classes_is_a_spec_error_at_its_key() {
     insta::assert_snapshot!("test_dir_other_classes", stderr);
     assert!(!dir.path().join("results").exists());
 }
+
+/// A file where a folder is expected (`dataset.test_dir`, `dataset.root`, `--data`, the run
+/// folder): the message says a file is there, not that nothing is.
+#[test]
+fn a_file_where_a_folder_is_expected_is_called_a_file() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let data = dir.path().join("data");
+    dataset(&data);
+    std::fs::write(data.join("test.txt"), "a list of test images\n").unwrap();
+    let spec = MLP
+        .replace("@DATA@", &data.display().to_string())
+        .replace(
+            "grid = { \"dataset.test_dir\" = [\"\", \"test\", \"swapped\"] }",
+            "",
+        )
+        .replace("epochs = 12", "epochs = 1");
+    let with_test = spec.replace("[dataset]\n", "[dataset]\ntest_dir = \"test.txt\"\n");
+    std::fs::write(dir.path().join("exp.toml"), &with_test).unwrap();
+    let out = runner(dir.path(), &["check", "exp.toml"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let stderr =
+        String::from_utf8_lossy(&out.stderr).replace(&data.display().to_string(), "<DATA>");
+    insta::assert_snapshot!("test_dir_is_a_file", stderr);
+
+    let file_root = data.join("test.txt").display().to_string();
+    std::fs::write(
+        dir.path().join("exp.toml"),
+        spec.replace(&data.display().to_string(), &file_root),
+    )
+    .unwrap();
+    let out = runner(dir.path(), &["check", "exp.toml"]);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let stderr =
+        String::from_utf8_lossy(&out.stderr).replace(&data.display().to_string(), "<DATA>");
+    assert!(
+        stderr.contains("expected a folder, found a file at data/test.txt"),
+        "{stderr}"
+    );
+
+    // on the command line (`runner evaluate RUN --data FILE`, a file for the run folder): a
+    // usage error that says so
+    std::fs::write(dir.path().join("exp.toml"), &spec).unwrap();
+    let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let run = run_dirs(&dir.path().join("r"), "held_out").remove(0);
+    let run = run.strip_prefix(dir.path()).unwrap().display().to_string();
+    for (args, said) in [
+        (
+            vec!["evaluate", &run, "--data", "data/test.txt"],
+            "error: --data folder data/test.txt is a file, not a folder".to_string(),
+        ),
+        (
+            vec!["evaluate", "exp.toml", "--data", "data/test"],
+            "error: run folder exp.toml is a file, not a folder".to_string(),
+        ),
+    ] {
+        let out = runner(dir.path(), &args);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end(), said);
+    }
+}

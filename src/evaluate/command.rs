@@ -86,8 +86,8 @@ fn open_split(data: &Path, classes: &[String]) -> Result<Split, EvaluateError> {
     let input = EvaluateError::Input;
     let scanned = scan_classes(data).map_err(|e| match e {
         DataError::Io { path, .. } if path == data => input(format!(
-            "expected a folder of class folders, found nothing at {}",
-            display_path(data)
+            "expected a folder of class folders, found {}",
+            crate::spec::found_instead_of_folder(data)
         )),
         other => input(other.to_string()),
     })?;

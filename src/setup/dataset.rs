@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use crate::data::{
     fingerprint, scan_classes, split_fingerprint, ClassFiles, DataError, ImageFolder,
 };
-use crate::spec::{display_path, Diagnostic, Locator};
+use crate::spec::{display_path, found_instead_of_folder, Diagnostic, Locator};
 
 /// One run's images, and their content hash once asked for.
 #[derive(Debug)]
@@ -95,8 +95,8 @@ impl Scans {
                 at.invalid(
                     "dataset.root",
                     format!(
-                        "expected a folder, found nothing at {}",
-                        display_path(&d.root)
+                        "expected a folder, found {}",
+                        found_instead_of_folder(&d.root)
                     ),
                 )
                 .help("relative paths resolve against the folder of the file that sets them"),
@@ -225,8 +225,8 @@ impl Scans {
                 out.errors.push(at.invalid(
                     key,
                     format!(
-                        "expected a folder, found nothing at {}",
-                        display_path(&path)
+                        "expected a folder, found {}",
+                        found_instead_of_folder(&path)
                     ),
                 ));
                 return None;

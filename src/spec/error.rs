@@ -302,6 +302,18 @@ pub fn did_you_mean<'a>(
         .map(|(_, c)| c)
 }
 
+/// What is at a path that should have been a folder, for "expected a folder, found …": `a file
+/// at PATH`, `nothing at PATH`, ….
+pub fn found_instead_of_folder(path: &Path) -> String {
+    let what = match std::fs::metadata(path) {
+        Ok(m) if m.is_file() => "a file",
+        Ok(m) if !m.is_dir() => "something that is not a folder",
+        Ok(_) => "a folder it cannot read",
+        Err(_) => "nothing",
+    };
+    format!("{what} at {}", display_path(path))
+}
+
 /// A path for messages: relative to the current folder when under it, so output is stable.
 pub fn display_path(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();

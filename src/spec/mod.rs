@@ -32,7 +32,10 @@ mod values;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use error::{display_path, Diagnostic, Severity, Snippet, Source, SourceKind, SpecError};
+pub use error::{
+    display_path, found_instead_of_folder, Diagnostic, Severity, Snippet, Source, SourceKind,
+    SpecError,
+};
 pub use head::{Activation, HeadKind, Pool};
 pub use locate::Locator;
 pub use resolved::{
