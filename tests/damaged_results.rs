@@ -147,3 +147,117 @@ fn plot_report_and_export_name_the_damaged_run_and_keep_the_others() {
     assert!(dir.path().join("results/damaged/report.html").is_file());
     assert!(dir.path().join("results/damaged/plots").is_dir());
 }
+
+/// The first point of a two-point sweep (lr = 0.01) and the second, trained.
+fn two_point_sweep() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = SPEC
+        .replace("@DATA@", &tiny().display().to_string())
+        .replace("[0.01, 0.02, 0.03]", "[0.01, 0.02]");
+    std::fs::write(dir.path().join("exp.toml"), spec).unwrap();
+    let out = runner(dir.path(), &["run", "exp.toml"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let second = second_run(dir.path());
+    let first = std::fs::read_dir(dir.path().join("results/damaged"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.join("manifest.json").is_file() && *p != second)
+        .expect("the first run");
+    (dir, first, second)
+}
+
+/// Cuts a file to a third of its length.
+fn cut(file: &Path) {
+    let whole = std::fs::read(file).unwrap();
+    std::fs::write(file, &whole[..whole.len() / 3]).unwrap();
+}
+
+/// MLflow's name of each exported run, by run id: the `mlflow.runName` tag and meta.yaml's
+/// `run_name`.
+fn mlflow_names(mlruns: &Path) -> Vec<(String, String, String)> {
+    let mut names = Vec::new();
+    for exp in std::fs::read_dir(mlruns).unwrap() {
+        let exp = exp.unwrap().path();
+        if exp.file_name().unwrap() == "0" || !exp.is_dir() {
+            continue;
+        }
+        for run in std::fs::read_dir(&exp).unwrap() {
+            let run = run.unwrap().path();
+            if !run.is_dir() {
+                continue;
+            }
+            let tag = std::fs::read_to_string(run.join("tags/mlflow.runName")).unwrap();
+            let meta = std::fs::read_to_string(run.join("meta.yaml")).unwrap();
+            let line = meta
+                .lines()
+                .find(|l| l.starts_with("run_name:"))
+                .unwrap()
+                .to_string();
+            names.push((run.file_name().unwrap().to_string_lossy().into(), tag, line));
+        }
+    }
+    names.sort();
+    names
+}
+
+/// A run's display name comes from its own sweep point and the plan: damaging the other run of
+/// a two-point sweep does not rename it in MLflow, in the plot legends or in the report.
+#[test]
+fn a_run_keeps_its_name_when_another_run_is_damaged() {
+    let (dir, first, second) = two_point_sweep();
+    let id = first.file_name().unwrap().to_string_lossy().into_owned();
+    let out = runner(
+        dir.path(),
+        &["export", "mlflow", "results/damaged", "--to", "mlruns"],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let before: Vec<_> = mlflow_names(&dir.path().join("mlruns"))
+        .into_iter()
+        .filter(|(run, ..)| *run == id)
+        .collect();
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].1, "lr=0.01");
+
+    cut(&second.join("metrics.parquet"));
+    let out = runner(
+        dir.path(),
+        &["export", "mlflow", "results/damaged", "--to", "mlruns"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let after: Vec<_> = mlflow_names(&dir.path().join("mlruns"))
+        .into_iter()
+        .filter(|(run, ..)| *run == id)
+        .collect();
+    assert_eq!(after, before, "the healthy run's MLflow name and meta.yaml");
+
+    let out = runner(
+        dir.path(),
+        &["compare", "results/damaged", "--format", "csv"],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let csv = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (header, row) = csv.split_once('\n').unwrap();
+    let lr = header.split(',').position(|c| c.ends_with("lr"));
+    assert_eq!(
+        lr.map(|i| row.split(',').nth(i).unwrap()),
+        Some("0.01"),
+        "the row says which point it is: {csv}"
+    );
+    let out = runner(dir.path(), &["plot", "results/damaged"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let legend =
+        std::fs::read_to_string(dir.path().join("results/damaged/plots/loss.svg")).unwrap();
+    assert!(
+        legend.contains("lr=0.01"),
+        "the legend names the healthy run by its lr"
+    );
+    let out = runner(dir.path(), &["report", "results/damaged"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let page = std::fs::read_to_string(dir.path().join("results/damaged/report.html")).unwrap();
+    let section = page
+        .split(&format!("<details id=\"run-damaged-{id}\">"))
+        .nth(1)
+        .and_then(|s| s.split("</details>").next())
+        .expect("the run's section");
+    assert!(section.contains("<p>lr=0.01</p>"), "{section}");
+}

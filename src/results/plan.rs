@@ -53,6 +53,28 @@ impl ExperimentPlan {
         write_atomic(&path, |f| std::io::Write::write_all(f, json.as_bytes()))
     }
 
+    /// The swept keys whose value differs between the planned points, in plan order.
+    pub fn varying_keys(&self) -> Vec<String> {
+        let value = |p: &PlannedPoint, k: &str| {
+            p.swept
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
+        let mut keys: Vec<String> = Vec::new();
+        for p in &self.points {
+            for (k, _) in &p.swept {
+                if !keys.contains(k) {
+                    keys.push(k.clone());
+                }
+            }
+        }
+        if let Some(first) = self.points.first() {
+            keys.retain(|k| self.points.iter().any(|p| value(p, k) != value(first, k)));
+        }
+        keys
+    }
+
     /// Reads the plan of the experiment whose results are in `experiment_dir`
     /// (`<results>/<experiment>`).
     pub fn read(experiment_dir: &Path) -> Result<Self, StoreError> {

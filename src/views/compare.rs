@@ -304,9 +304,18 @@ impl<'a> Table<'a> {
             });
             groups.get_mut(&id).unwrap().push(i);
         }
+        // a key the runs' plans sweep is shown even where the rows agree on it (one run left
+        // of a sweep whose others cannot be read, or a filter): a row says which point it is
+        let experiments: std::collections::BTreeSet<&std::path::Path> =
+            runs.iter().filter_map(|r| r.dir.parent()).collect();
+        let planned: Vec<String> = experiments
+            .into_iter()
+            .filter_map(|dir| crate::results::plan::ExperimentPlan::read(dir).ok())
+            .flat_map(|plan| plan.varying_keys())
+            .collect();
         let shown: Vec<String> = group_keys
             .into_iter()
-            .filter(|k| differs(k, runs))
+            .filter(|k| differs(k, runs) || planned.contains(k))
             .collect();
         let mut rows: Vec<Row> = order
             .iter()

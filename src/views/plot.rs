@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
+use crate::results::plan::ExperimentPlan;
 use crate::results::scan::{self, Run, ViewError};
 use crate::results::schema::ParamValue;
 use crate::results::store;
@@ -337,20 +338,33 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ViewError> {
     Ok(store::write_file(path, bytes)?)
 }
 
-/// Swept keys whose value is not the same in every run, in first-seen order.
+/// The swept keys that name runs (legends, MLflow run names, the report's sections), in
+/// first-seen order: those whose value differs between the points of each run's experiment
+/// plan (`results/.plans/<experiment>.json`), or, for a run without a readable plan, every key
+/// its own sweep point sets. Never the keys that differ among the runs given, so that a run
+/// keeps its name when another run of its sweep cannot be read.
 pub fn differing_keys(runs: &[&Run]) -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
+    let mut plans: std::collections::HashMap<PathBuf, Option<Vec<String>>> = Default::default();
     for r in runs {
-        for (k, _) in &r.params {
-            if !keys.contains(k) {
-                keys.push(k.clone());
+        let experiment_dir = r.dir.parent().unwrap_or(Path::new("."));
+        let planned = plans
+            .entry(experiment_dir.to_path_buf())
+            .or_insert_with(|| {
+                ExperimentPlan::read(experiment_dir)
+                    .ok()
+                    .map(|p| p.varying_keys())
+            });
+        let of_run: Vec<String> = match planned {
+            Some(p) => p.clone(),
+            None => r.params.iter().map(|(k, _)| k.clone()).collect(),
+        };
+        for k in of_run {
+            if !keys.contains(&k) {
+                keys.push(k);
             }
         }
     }
-    keys.retain(|k| {
-        let first = runs[0].param(k);
-        runs.iter().any(|r| r.param(k) != first)
-    });
     keys
 }
 
