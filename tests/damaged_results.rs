@@ -261,3 +261,91 @@ fn a_run_keeps_its_name_when_another_run_is_damaged() {
         .expect("the run's section");
     assert!(section.contains("<p>lr=0.01</p>"), "{section}");
 }
+
+/// A report that leaves out an unreadable run says so on the page, with the file and the
+/// error, and keeps the complete report it replaces beside it.
+#[test]
+fn a_partial_report_names_what_it_left_out_and_keeps_the_complete_one() {
+    let (dir, _, second) = two_point_sweep();
+    let out = runner(dir.path(), &["report", "results/damaged"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report = dir.path().join("results/damaged/report.html");
+    let complete = std::fs::read_to_string(&report).unwrap();
+    assert!(!complete.contains("could not be read"));
+
+    let metrics = second.join("metrics.parquet");
+    cut(&metrics);
+    let rel = metrics
+        .strip_prefix(dir.path())
+        .unwrap()
+        .display()
+        .to_string();
+    let out = runner(dir.path(), &["report", "results/damaged"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let kept = dir.path().join("results/damaged/report.last-complete.html");
+    assert_eq!(
+        std::fs::read_to_string(&kept).unwrap(),
+        complete,
+        "the complete report is kept"
+    );
+    assert!(
+        stderr(&out).contains(
+            "the last complete report is kept as results/damaged/report.last-complete.html"
+        ),
+        "{}",
+        text(&out)
+    );
+    let page = std::fs::read_to_string(&report).unwrap();
+    let banner = page
+        .split("<div class=\"banner\"")
+        .nth(1)
+        .and_then(|b| b.split("</div>").next())
+        .expect("a banner on the page");
+    assert!(
+        banner.contains("1 run could not be read and is left out of this page"),
+        "{banner}"
+    );
+    assert!(banner.contains(&format!("cannot read {rel}")), "{banner}");
+    assert!(
+        banner.contains("href=\"report.last-complete.html\""),
+        "{banner}"
+    );
+
+    // again: the page is partial, the complete one stays as it was
+    let out = runner(dir.path(), &["report", "results/damaged"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(&kept).unwrap(), complete);
+}
+
+/// A damaged file other than the metrics (the stored spec): `report` and `export mlflow` leave
+/// that run out and name the file, as for damaged metrics, instead of failing altogether.
+#[test]
+fn a_damaged_spec_leaves_its_run_out_of_the_report_and_the_export() {
+    let (dir, first, second) = two_point_sweep();
+    let spec = second.join("spec.toml");
+    std::fs::write(&spec, "[optimizer\nlr = 0.02\n").unwrap();
+    let rel = spec.strip_prefix(dir.path()).unwrap().display().to_string();
+    for args in [
+        vec!["report", "results/damaged"],
+        vec!["export", "mlflow", "results/damaged", "--to", "mlruns"],
+    ] {
+        let out = runner(dir.path(), &args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+        let err = stderr(&out);
+        assert!(
+            err.contains("1 run could not be read and is left out")
+                && err.contains(&format!("cannot read {rel}")),
+            "{args:?}: {err}"
+        );
+        assert!(!out.stdout.is_empty(), "{args:?}: {}", text(&out));
+    }
+    let id = |run: &Path| run.file_name().unwrap().to_string_lossy().into_owned();
+    let page = std::fs::read_to_string(dir.path().join("results/damaged/report.html")).unwrap();
+    assert!(page.contains(&format!("details id=\"run-damaged-{}\"", id(&first))));
+    assert!(!page.contains(&format!("details id=\"run-damaged-{}\"", id(&second))));
+    let exported: Vec<String> = mlflow_names(&dir.path().join("mlruns"))
+        .into_iter()
+        .map(|(run, ..)| run)
+        .collect();
+    assert_eq!(exported, vec![id(&first)]);
+}

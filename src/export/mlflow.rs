@@ -64,31 +64,45 @@ pub fn export(results: &[String], to: &Path) -> Result<(Vec<Exported>, Vec<ViewE
         reason: e.to_string(),
     })?;
     ensure_default_experiment(&root)?;
+    let mut unreadable = unreadable;
     let exported = names
         .iter()
         .map(|name| {
             let of: Vec<&Run> = runs.iter().filter(|r| r.experiment == *name).collect();
-            export_experiment(&root, name, &of)
+            export_experiment(&root, name, &of, &mut unreadable)
         })
         .collect::<Result<_, _>>()?;
     Ok((exported, unreadable))
 }
 
-fn export_experiment(root: &Path, name: &str, runs: &[&Run]) -> Result<Exported, ViewError> {
+/// Exports one experiment's runs; a run with a file that cannot be read (its spec, its test
+/// split's table) is left out and added to `unreadable`, as one whose metrics cannot be read.
+fn export_experiment(
+    root: &Path,
+    name: &str,
+    runs: &[&Run],
+    unreadable: &mut Vec<ViewError>,
+) -> Result<Exported, ViewError> {
     let (id, created) = match find_experiment(root, name)? {
         Some(id) => (id, false),
         None => (new_experiment(root, name)?, true),
     };
     let exp_dir = root.join(&id);
     let differing = plot::differing_keys(runs);
-    crate::results::parallel::try_map(runs, |r| {
-        export_run(&exp_dir, &id, r, &plot::legend_label(r, &differing))
+    let done = crate::results::parallel::try_map(runs, |r| {
+        match export_run(&exp_dir, &id, r, &plot::legend_label(r, &differing)) {
+            Err(e @ ViewError::Read { .. }) => Ok(Some(e)),
+            other => other.map(|()| None),
+        }
     })?;
+    let left_out: Vec<ViewError> = done.into_iter().flatten().collect();
+    let exported = runs.len() - left_out.len();
+    unreadable.extend(left_out);
     Ok(Exported {
         name: name.to_string(),
         experiment_id: id,
         created,
-        runs: runs.len(),
+        runs: exported,
         dir: exp_dir,
     })
 }
@@ -187,6 +201,19 @@ fn export_run(exp_dir: &Path, exp_id: &str, run: &Run, label: &str) -> Result<()
     } else {
         None
     };
+    // the kept model on the test split: one value per column, at the epoch of its weights
+    let test_path = run.dir.join("test_metrics.parquet");
+    let test = if test_path.is_file() {
+        Some(
+            schema::read_score(&test_path, "test").map_err(|e| ViewError::Read {
+                path: test_path.clone(),
+                reason: e.to_string(),
+            })?,
+        )
+    } else {
+        None
+    };
+    // every file is read: from here on only writes
     let dir = exp_dir.join(&run.run_id);
     for sub in ["metrics", "params", "tags", "artifacts"] {
         mkdir(&dir.join(sub))?;
@@ -236,14 +263,7 @@ fn export_run(exp_dir: &Path, exp_id: &str, run: &Run, label: &str) -> Result<()
         }
     }
 
-    // the kept model on the test split: one value per column, at the epoch of its weights
-    let test_path = run.dir.join("test_metrics.parquet");
-    if test_path.is_file() {
-        let (step, values) =
-            schema::read_score(&test_path, "test").map_err(|e| ViewError::Read {
-                path: test_path.clone(),
-                reason: e.to_string(),
-            })?;
+    if let Some((step, values)) = test {
         let ts = end_ms.unwrap_or(start_ms);
         for (key, v) in values {
             write(

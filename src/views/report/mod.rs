@@ -60,7 +60,28 @@ impl Default for ReportOptions {
 /// runs that could not be read (left out of the page).
 pub fn report(args: &ReportOptions) -> Result<(PathBuf, Vec<ViewError>), ViewError> {
     let dirs = scan::find_run_dirs(&[args.experiment.to_string_lossy()])?;
-    let scan::Loaded { runs, unreadable } = scan::load_some_runs(&dirs)?;
+    let scan::Loaded {
+        runs,
+        mut unreadable,
+    } = scan::load_some_runs(&dirs)?;
+    // a run whose spec or per-class tables cannot be read is left out like one whose metrics
+    // cannot: named on the page, the others shown
+    let read = crate::results::parallel::try_map(&runs, |r| Ok::<_, ()>(read_files(r)))
+        .expect("read_files errors are values");
+    let (mut shown, mut files) = (Vec::new(), Vec::new());
+    for (run, f) in runs.into_iter().zip(read) {
+        match f {
+            Ok(f) => {
+                shown.push(run);
+                files.push(f);
+            }
+            Err(e) => unreadable.push(e),
+        }
+    }
+    let runs = shown;
+    if runs.is_empty() {
+        return Err(unreadable.remove(0));
+    }
     let mut experiments: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
     experiments.sort();
     experiments.dedup();
@@ -81,13 +102,49 @@ pub fn report(args: &ReportOptions) -> Result<(PathBuf, Vec<ViewError>), ViewErr
             .unwrap_or(Path::new("."))
             .join("report.html"),
     };
-    let html = render(&runs, args)?;
+    let kept = (!unreadable.is_empty())
+        .then(|| keep_complete(&out))
+        .transpose()?
+        .flatten();
+    let html = render(&runs, &files, &unreadable, kept.as_deref(), args)?;
     plot::write_file(&out, html.as_bytes())?;
+    if let Some(kept) = &kept {
+        tracing::warn!(
+            "the last complete report is kept as {}",
+            crate::spec::display_path(kept)
+        );
+    }
     Ok((out, unreadable))
 }
 
-/// The report of one experiment's runs as an HTML document.
-pub fn render(runs: &[Run], args: &ReportOptions) -> Result<String, ViewError> {
+/// Marks a page that leaves out runs it could not read (what [`keep_complete`] looks for).
+pub(super) const PARTIAL: &str = "data-runner-left-out";
+
+/// Before a page that leaves out runs replaces `out`: a complete page there is copied to
+/// `<stem>.last-complete.html` beside it (the last record of the runs now unreadable). Returns
+/// that file's path when there is one (kept now or by an earlier partial report).
+fn keep_complete(out: &Path) -> Result<Option<PathBuf>, ViewError> {
+    let stem = out.file_stem().unwrap_or_default().to_string_lossy();
+    let kept = out.with_file_name(format!("{stem}.last-complete.html"));
+    match std::fs::read_to_string(out) {
+        Ok(page) if !page.contains(PARTIAL) => {
+            plot::write_file(&kept, page.as_bytes())?;
+            Ok(Some(kept))
+        }
+        _ => Ok(kept.is_file().then_some(kept)),
+    }
+}
+
+/// The report of one experiment's runs (`files[i]` read from `runs[i]`'s folder) as an HTML
+/// document; `left_out` (runs that could not be read) is named in a banner at the top, with
+/// `kept`, the last complete report, if any.
+fn render(
+    runs: &[Run],
+    files: &[RunFiles],
+    left_out: &[ViewError],
+    kept: Option<&Path>,
+    args: &ReportOptions,
+) -> Result<String, ViewError> {
     let summaries: Vec<BestAndFinal> = runs.iter().map(|r| BestAndFinal::of(r, args.by)).collect();
     let run_refs: Vec<&Run> = runs.iter().collect();
     let mut table = Table::build(&run_refs, &summaries.iter().collect::<Vec<_>>());
@@ -100,11 +157,19 @@ pub fn render(runs: &[Run], args: &ReportOptions) -> Result<String, ViewError> {
         .iter()
         .flat_map(|r| r.runs.iter().copied())
         .collect();
-    let files = crate::results::parallel::try_map(&ordered, |r| read_files(r))?;
-    let file_refs: Vec<&RunFiles> = files.iter().collect();
+    let file_refs: Vec<&RunFiles> = ordered
+        .iter()
+        .map(|r| {
+            let i = runs.iter().position(|x| std::ptr::eq(x, *r));
+            &files[i.expect("a run of the table is one of `runs`")]
+        })
+        .collect();
     let experiment = ordered.first().map_or("", |r| r.experiment.as_str());
 
     let mut body = sections::header(experiment, &ordered, &file_refs);
+    if !left_out.is_empty() {
+        body.push_str(&sections::left_out_banner(left_out, kept));
+    }
     body.push_str("<h2>Runs</h2>\n<p class=\"note\">Click a column header to sort by it.</p>\n");
     body.push_str(&sections::compare_table(&table));
 
@@ -135,11 +200,11 @@ pub fn render(runs: &[Run], args: &ReportOptions) -> Result<String, ViewError> {
     let differing = plot::differing_keys(&ordered);
     let reference = ordered
         .iter()
-        .zip(&files)
+        .zip(&file_refs)
         .find_map(|(r, f)| f.spec.as_ref().map(|s| (*r, s)));
     let details: Vec<String> = ordered
         .par_iter()
-        .zip(&files)
+        .zip(&file_refs)
         .map(|(r, f)| {
             let label = plot::legend_label(r, &differing);
             sections::run_details(r, &label, f, reference)

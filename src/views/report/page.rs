@@ -73,6 +73,8 @@ details > summary { cursor: pointer; }
 details[open] > summary { margin-bottom: 0.5em; }
 pre { background: #f7f7f7; padding: 0.5em; overflow-x: auto; font-size: 0.85em; }
 .note { color: #666; font-style: italic; }
+.banner { border: 2px solid #c62828; background: #fdecea; border-radius: 4px; padding: 0.2em 1em; margin: 1em 0; }
+.banner code { white-space: pre-wrap; }
 .status-done { color: #1a7f37; } .status-diverged, .status-failed { color: #c62828; } .status-running { color: #9a6700; }
 "#;
 

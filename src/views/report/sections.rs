@@ -116,6 +116,35 @@ pub fn header(experiment: &str, runs: &[&Run], files: &[&RunFiles]) -> String {
     out
 }
 
+/// The runs a page leaves out because they could not be read, each with its file and error,
+/// and where the last complete page is.
+pub fn left_out_banner(
+    left_out: &[crate::results::scan::ViewError],
+    kept: Option<&std::path::Path>,
+) -> String {
+    let n = left_out.len();
+    let mut out = format!(
+        "<div class=\"banner\" role=\"alert\" {}=\"{n}\">\n<p><strong>{n} run{} could not be read and {} left out of this page:</strong></p>\n<ul>\n",
+        super::PARTIAL,
+        if n == 1 { "" } else { "s" },
+        if n == 1 { "is" } else { "are" }
+    );
+    for e in left_out {
+        let _ = writeln!(out, "<li><code>{}</code></li>", esc(&e.to_string()));
+    }
+    out.push_str("</ul>\n");
+    if let Some(kept) = kept {
+        let name = kept.file_name().unwrap_or_default().to_string_lossy();
+        let _ = writeln!(
+            out,
+            "<p>The last complete report is <a href=\"{0}\">{0}</a>, beside this file.</p>",
+            esc(&name)
+        );
+    }
+    out.push_str("</div>\n");
+    out
+}
+
 /// The `runner compare` table (same rows, columns and cell text), sortable in the page.
 pub fn compare_table(table: &Table) -> String {
     let columns = table.columns();
