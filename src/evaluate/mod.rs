@@ -9,8 +9,9 @@ use std::path::PathBuf;
 
 use crate::data::{load_image, BadImagePolicy, Loader, Split, Transform};
 use crate::models::pixels::{LinearModel, MlpModel, MLP_HIDDEN};
-use crate::models::{load_torchvision_weights, ArchVisitor, Backbone, Classifier, HeadConfig};
+use crate::models::{load_torchvision_file, ArchVisitor, Backbone, Classifier, HeadConfig};
 use crate::results::store::KeptModel;
+use crate::results::tensor_file::TensorFile;
 use crate::spec::{BackboneName, RunSpec};
 use crate::train::early_stopping::StopState;
 use crate::train::{checkpoint, evaluate, BatchSource, Batches, Dev, Inputs, Net, Phase};
@@ -175,8 +176,7 @@ impl KeptWeights {
         mut model: M,
         x: Inputs,
     ) -> Result<Vec<f32>, TrainError> {
-        checkpoint::load_weights(&self.weights, &mut model)
-            .map_err(|why| TrainError::Input(format!("{}: {why}", self.weights.display())))?;
+        self.load_pixel_model(&mut model)?;
         Ok(model.logits(dev, x)?.as_vec())
     }
 
@@ -187,9 +187,26 @@ impl KeptWeights {
         mut model: M,
         source: &mut SplitSource,
     ) -> Result<Evaluation, TrainError> {
-        checkpoint::load_weights(&self.weights, &mut model)
-            .map_err(|why| TrainError::Input(format!("{}: {why}", self.weights.display())))?;
+        self.load_pixel_model(&mut model)?;
         evaluate(dev, &model, source, self.classes.len())
+    }
+
+    /// The weights file, read and checked: a damaged one is named as such.
+    fn read_weights(&self) -> Result<TensorFile, TrainError> {
+        Ok(TensorFile::read_run_file(&self.weights)?)
+    }
+
+    fn load_pixel_model<M: Net>(&self, model: &mut M) -> Result<(), TrainError> {
+        checkpoint::load_weights_from(&self.read_weights()?, model)
+            .map_err(|why| TrainError::Input(format!("{}: {why}", self.weights.display())))
+    }
+
+    /// A convolutional classifier with this run's head and weights.
+    fn conv_model<B: Backbone>(&self, dev: &Dev) -> Result<Classifier<B>, TrainError> {
+        let mut model = Classifier::<B>::with_head(dev, self.classes.len(), &self.head);
+        load_torchvision_file(&mut model, &self.weights, &self.read_weights()?, false)
+            .map_err(|e| TrainError::Input(e.to_string()))?;
+        Ok(model)
     }
 }
 
@@ -203,11 +220,8 @@ impl ArchVisitor for ScoreConv<'_> {
     type Output = Result<Evaluation, TrainError>;
 
     fn visit<B: Backbone>(self) -> Self::Output {
-        let classes = self.kept.classes.len();
-        let mut model = Classifier::<B>::with_head(self.dev, classes, &self.kept.head);
-        load_torchvision_weights(&mut model, &self.kept.weights, false)
-            .map_err(|e| TrainError::Input(e.to_string()))?;
-        evaluate(self.dev, &model, self.source, classes)
+        let model = self.kept.conv_model::<B>(self.dev)?;
+        evaluate(self.dev, &model, self.source, self.kept.classes.len())
     }
 }
 
@@ -221,10 +235,7 @@ impl ArchVisitor for LogitsConv<'_> {
     type Output = Result<Vec<f32>, TrainError>;
 
     fn visit<B: Backbone>(self) -> Self::Output {
-        let classes = self.kept.classes.len();
-        let mut model = Classifier::<B>::with_head(self.dev, classes, &self.kept.head);
-        load_torchvision_weights(&mut model, &self.kept.weights, false)
-            .map_err(|e| TrainError::Input(e.to_string()))?;
+        let model = self.kept.conv_model::<B>(self.dev)?;
         Ok(model.logits(self.dev, self.inputs)?.as_vec())
     }
 }

@@ -63,9 +63,7 @@ impl Predictor {
                 dir.display()
             )
         })?;
-        let spec = crate::spec::load_stored(&spec_path, &project)
-            .map_err(|e| e.to_string())?
-            .base;
+        let spec = crate::spec::load_run_spec(dir, &project)?.base;
         let arch = spec.backbone.name.arch().ok_or_else(|| {
             format!(
                 "{}: the run's backbone is a pixel model (linear or mlp); predict needs a convolutional backbone",

@@ -167,7 +167,7 @@ fn dtype_name(d: SafeDtype) -> String {
 /// nothing else (`num_batches_tracked` counters aside); otherwise the error lists each
 /// offending tensor and the model is left untouched. When the checkpoint's head has a different
 /// class count, `replace_head = true` keeps a freshly initialised head (reported in
-/// [`LoadReport::head_replaced`] and logged); without it that is an error.
+/// [`LoadReport::head_replaced`], for the caller to say); without it that is an error.
 pub fn load_torchvision_weights<B: Backbone>(
     model: &mut Classifier<B>,
     path: impl AsRef<Path>,
@@ -324,14 +324,9 @@ pub fn load_torchvision_file<B: Backbone>(
         model.hidden = hidden;
     }
     if replace {
+        // said once, by the caller that trains (`LoadReport::head_replaced`): this also runs
+        // when a spec's weights are checked
         model.head.reset_params();
-        tracing::info!(
-            file = %path.display(),
-            checkpoint_classes = ?checkpoint_classes,
-            classes = expected_head[0],
-            "re-initialised the classification head `{}` instead of loading it",
-            B::HEAD
-        );
     }
     Ok(LoadReport {
         path,

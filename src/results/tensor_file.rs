@@ -89,6 +89,17 @@ impl TensorFile {
         Self::from_bytes(bytes)
     }
 
+    /// Reads a file a run wrote (its `model.safetensors`): the error names the file, and one
+    /// that is there but does not parse or fails its checksum is called damaged.
+    pub fn read_run_file(path: &Path) -> Result<Self, StoreError> {
+        let failed = |reason: String| StoreError::Read {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let bytes = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
+        Self::from_bytes(bytes).map_err(|e| failed(format!("the file is damaged ({e})")))
+    }
+
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, String> {
         let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| format!("{e:?}"))?;
         let metadata = header.metadata().clone().unwrap_or_default();

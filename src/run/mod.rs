@@ -267,7 +267,8 @@ fn execute(
         model: &dir.file("model.safetensors"),
         best: &dir.file(BEST_WEIGHTS),
     };
-    let result = model::train(run, &data_fp, cache, &progress, &paths, &mut rec);
+    let result = test_split::check_images(run)
+        .and_then(|()| model::train(run, &data_fp, cache, &progress, &paths, &mut rec));
     progress.finish();
     let Record {
         mut manifest,

@@ -103,8 +103,7 @@ pub fn reproduce(
                 run_dir.display()
             )
         })?;
-    let mut exp =
-        spec::load_stored(&run_dir.join("spec.toml"), &project).map_err(|e| e.to_string())?;
+    let mut exp = spec::load_run_spec(run_dir, &project)?;
     // the one run of the stored spec is the sweep point the manifest names
     let run = &mut exp.runs[0];
     run.index = manifest.index;

@@ -1,14 +1,40 @@
 //! The held-out test split (`dataset.test_dir`): once a run has finished training, the model it
 //! keeps is scored on it, from `model.safetensors` as `runner evaluate` reads it. Nothing of
 //! the split reaches training, early stopping, the schedules or the choice of the best epoch:
-//! the loop never sees it, and it is read only here, after the loop has returned.
+//! the loop never sees it: before training its images are only decoded (and dropped), to find
+//! a damaged one when the run starts, and they are read only here, after the loop has returned.
 
 use std::time::Instant;
 
+use rayon::prelude::*;
+
+use crate::data::{load_image, BadImagePolicy};
 use crate::evaluate::{kept_model, write_tables, KeptWeights};
 use crate::results::store::{Manifest, RunDir, TestScore};
 use crate::setup::ResolvedRun;
 use crate::train::{EpochMetrics, TrainError};
+
+/// Decodes every image of the run's test split, if it has one, under `on_bad_image = "error"`:
+/// an image that does not decode fails the run when it starts, as a training image does in the
+/// first epoch, instead of after the last epoch. The first such image in the split's order is
+/// named. Nothing decoded here is kept.
+pub(super) fn check_images(run: &ResolvedRun) -> Result<(), TrainError> {
+    let Some(test) = &run.dataset.folder.test else {
+        return Ok(());
+    };
+    if run.bad_images == BadImagePolicy::Skip {
+        return Ok(()); // skipped and counted when the split is scored
+    }
+    let bad: Vec<_> = test
+        .samples
+        .par_iter()
+        .map(|s| load_image(&s.path).err())
+        .collect();
+    match bad.into_iter().flatten().next() {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
 
 /// Scores the kept model on the run's test split, if it has one: writes `test_metrics.parquet`,
 /// `test_per_class.parquet` and `test_confusion.parquet`, and records the score and which

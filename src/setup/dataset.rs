@@ -78,6 +78,21 @@ impl Scans {
             .clone()
     }
 
+    /// [`Self::check`], as the dataset or the spec error at `at`; the warnings go to `warnings`.
+    pub(super) fn open(
+        &mut self,
+        d: &crate::spec::Dataset,
+        at: &Locator,
+        warnings: &mut Vec<String>,
+    ) -> Result<Dataset, crate::spec::SpecError> {
+        let checked = self.check(d, at);
+        warnings.extend(checked.warnings.iter().map(ToString::to_string));
+        match checked.folder.filter(|_| checked.errors.is_empty()) {
+            Some(folder) => Ok(dataset(folder)),
+            None => Err(at.rejected(checked.errors)),
+        }
+    }
+
     /// Scans (once per folder) and checks the dataset `d` names, reporting at the keys that
     /// chose its folders: the folders exist, every class has images, train and val have the
     /// same classes; fewer images than a per-class limit asks for is a warning.

@@ -18,8 +18,12 @@ pub struct FinishedRun {
 impl FinishedRun {
     /// Why not, as a sentence naming the folder, when `run` is not a finished run of a project.
     pub fn open(run: &Path) -> Result<FinishedRun, String> {
-        let manifest = store::read_manifest(&run.join("manifest.json"))
-            .map_err(|e| format!("{} is not a run folder: {e}", display_path(run)))?;
+        let path = run.join("manifest.json");
+        let manifest = store::read_manifest(&path).map_err(|e| match path.is_file() {
+            // a run folder whose record is damaged: the error names the file and the fault
+            true => e.to_string(),
+            false => format!("{} is not a run folder: {e}", display_path(run)),
+        })?;
         let weights = run.join("model.safetensors");
         if manifest.status != Status::Done || !weights.is_file() {
             return Err(format!(
@@ -34,9 +38,7 @@ impl FinishedRun {
                 display_path(run)
             )
         })?;
-        let spec = crate::spec::load_stored(&run.join("spec.toml"), &project)
-            .map_err(|e| e.to_string())?
-            .base;
+        let spec = crate::spec::load_run_spec(run, &project)?.base;
         Ok(FinishedRun {
             manifest,
             spec,

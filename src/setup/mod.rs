@@ -65,12 +65,7 @@ impl<'a> Resolved<'a> {
             let dataset = match datasets.get(&key) {
                 Some(d) => d.clone(),
                 None => {
-                    let checked = scans.check(&spec.dataset, at);
-                    warnings.extend(checked.warnings.iter().map(ToString::to_string));
-                    let Some(folder) = checked.folder.filter(|_| checked.errors.is_empty()) else {
-                        return Err(at.rejected(checked.errors));
-                    };
-                    let d = Arc::new(dataset::dataset(folder));
+                    let d = Arc::new(scans.open(&spec.dataset, at, warnings)?);
                     datasets.insert(key, d.clone());
                     d
                 }
@@ -113,6 +108,12 @@ impl<'a> Resolved<'a> {
             warnings,
         })
     }
+}
+
+/// The base run's dataset, opened and checked as [`Resolved::new`] does, without its weights:
+/// for what needs the images alone (the report's preview builds no model).
+pub fn base_dataset(exp: &Experiment) -> Result<Dataset, SpecError> {
+    dataset::Scans::default().open(&exp.base.dataset, &exp.locator(), &mut Vec::new())
 }
 
 impl ResolvedRun<'_> {

@@ -115,6 +115,19 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Experiment, SpecError> {
     assemble(path, pipeline_dir, project_dir, file, layers)
 }
 
+/// [`load_stored`] of the `spec.toml` in `run_dir`, for a command that reopens a run: the error
+/// as one message to print after `error: ` (the rendered diagnostics, which name the file and
+/// line, without their own leading `error: `).
+pub fn load_run_spec(run_dir: &Path, project: &Path) -> Result<Experiment, String> {
+    load_stored(&run_dir.join("spec.toml"), project).map_err(|e| {
+        let text = e.to_string();
+        format!(
+            "cannot load the spec the run was trained with: {}",
+            text.strip_prefix("error: ").unwrap_or(&text)
+        )
+    })
+}
+
 /// A run's stored `spec.toml` (every key, paths relative to the project it ran in) read back as
 /// a one-run experiment, with its paths resolved against `project`. Keys the defaults gained
 /// after the run was recorded take their default values.

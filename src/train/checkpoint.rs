@@ -119,7 +119,15 @@ pub fn load_weights<M: TensorCollection<f32, Dev>>(
     path: &Path,
     model: &mut M,
 ) -> Result<(), String> {
-    apply(&TensorFile::read(path)?, "", model)
+    load_weights_from(&TensorFile::read(path)?, model)
+}
+
+/// [`load_weights`] from a file already read.
+pub fn load_weights_from<M: TensorCollection<f32, Dev>>(
+    file: &TensorFile,
+    model: &mut M,
+) -> Result<(), String> {
+    apply(file, "", model)
 }
 
 /// Copies the tensors named `<prefix><path>` of `file` into `model`, after checking them all.

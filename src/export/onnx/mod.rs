@@ -51,8 +51,7 @@ pub fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
         ..
     } = crate::setup::FinishedRun::open(run).map_err(input)?;
     let size = input_size(&spec).map_err(input)?;
-    let weights = TensorFile::read(&weights_path)
-        .map_err(|e| input(format!("{}: {e}", display_path(&weights_path))))?;
+    let weights = TensorFile::read_run_file(&weights_path).map_err(|e| input(e.to_string()))?;
     let head = crate::setup::head_config(&spec.head, spec.experiment.seed);
     let mut g = graph::Graph::new(&weights);
     let t = &spec.transforms;

@@ -273,11 +273,15 @@ fn preview_png(run: &Run, project: Option<&Path>) -> Result<Vec<u8>, String> {
                 run.dir.display()
             )
         })?;
-    let exp = crate::spec::load_stored(&run.dir.join("spec.toml"), &project)
-        .map_err(|e| e.to_string())?;
-    let resolved = crate::setup::Resolved::new(&exp).map_err(|e| e.to_string())?;
-    let run = &resolved.runs[0];
-    let images = crate::inspect::preview::TrainingImages::of(run);
-    crate::inspect::preview::preview_png(&images, PREVIEW_IMAGES, run.spec().experiment.seed)
+    let exp = crate::spec::load_run_spec(&run.dir, &project)?;
+    // the images alone: no weights file is read and no model built to draw them
+    let dataset = crate::setup::base_dataset(&exp).map_err(|e| e.to_string())?;
+    let spec = &exp.base;
+    let images = crate::inspect::preview::TrainingImages {
+        folder: &dataset.folder,
+        transform: &crate::setup::transform(spec),
+        bad_images: crate::setup::bad_image_policy(spec),
+    };
+    crate::inspect::preview::preview_png(&images, PREVIEW_IMAGES, spec.experiment.seed)
         .map_err(|e| e.to_string())
 }
