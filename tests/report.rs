@@ -34,6 +34,10 @@ fn main() {
             "bad_inputs_get_errors_naming_the_folder",
             bad_inputs_get_errors_naming_the_folder,
         ),
+        tools::plain(
+            "the_curve_panels_share_one_text_size_and_the_header_names_the_engine",
+            the_curve_panels_share_one_text_size_and_the_header_names_the_engine,
+        ),
     ]);
 }
 
@@ -417,5 +421,63 @@ fn bad_inputs_get_errors_naming_the_folder() {
     insta::assert_snapshot!(
         runner_fails(&["export", "mlflow", sweep_dir.to_str().unwrap(), "--to", file.to_str().unwrap()], tmp.path()),
         @"error: cannot write <tmp>/file: File exists (os error 17)"
+    );
+}
+
+/// The four per-epoch panels (train and val loss side by side, then val accuracy and weight
+/// norm two to a row) are shown at one scale, so their text has one size on the page; the
+/// header names the engine the runs recorded.
+fn the_curve_panels_share_one_text_size_and_the_header_names_the_engine() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("exp.toml"),
+        common::tiny_linear_spec("sizes", ""),
+    )
+    .unwrap();
+    let out = common::runner(dir.path(), &["run", "exp.toml"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let out = common::runner(dir.path(), &["report", "results/sizes"]);
+    assert!(out.status.success(), "{}", common::text(&out));
+    let page = std::fs::read_to_string(dir.path().join("results/sizes/report.html")).unwrap();
+    let doc = Html::parse_document(&page);
+
+    // the share of the page's width a figure of each class takes, from the style sheet
+    let width_of = |class: &str| -> f64 {
+        let rule = page
+            .split(&format!("figure.{class} {{"))
+            .nth(1)
+            .map(|r| r.split('}').next().unwrap().to_string())
+            .unwrap_or_default();
+        match rule.split("width:").nth(1) {
+            Some(w) => w.split('%').next().unwrap().trim().parse::<f64>().unwrap() / 100.0,
+            None => 1.0,
+        }
+    };
+    let scales: Vec<(String, f64)> = ["fig-loss", "fig-val_acc", "fig-weight_norm"]
+        .iter()
+        .map(|id| {
+            let fig = doc.select(&sel(&format!("figure#{id}"))).next().unwrap();
+            let class = fig.value().attr("class").unwrap_or("");
+            let svg = fig.select(&sel("svg")).next().unwrap();
+            let pixels: f64 = svg.value().attr("width").unwrap().parse().unwrap();
+            (id.to_string(), width_of(class) / pixels)
+        })
+        .collect();
+    for (id, scale) in &scales {
+        assert!(
+            (scale / scales[0].1 - 1.0).abs() < 0.03,
+            "{id} is drawn at another scale than the loss panels: {scales:?}"
+        );
+    }
+
+    let meta: Vec<String> = doc.select(&sel("dl.meta > *")).map(text).collect();
+    let device = meta
+        .iter()
+        .position(|t| t == "device")
+        .map(|i| meta[i + 1].clone())
+        .expect("a device entry");
+    assert!(
+        device.starts_with("cpu (") && device.contains("engine "),
+        "{device}"
     );
 }

@@ -16,8 +16,10 @@ use crate::views::compare::{cmp_param, BestAndFinal, BestBy, SEED_KEY};
 
 pub use chart::{Band, Series, XAxis};
 
-/// Figure sizes in pixels (PNG) and user units (SVG).
-pub const SINGLE: (u32, u32) = (900, 600);
+/// Figure sizes in pixels (PNG) and user units (SVG): a one-panel figure is as wide as one panel
+/// of a two-panel one, so that every panel's text has one size where figures are scaled to the
+/// page (the report shows one-panel figures two to a row).
+pub const SINGLE: (u32, u32) = (700, 600);
 pub const DOUBLE: (u32, u32) = (1400, 600);
 
 /// Plots every experiment under `results` (a results root, an experiment folder or a run

@@ -73,7 +73,10 @@ pub fn header(experiment: &str, runs: &[&Run], files: &[&RunFiles]) -> String {
         .max();
     let devices: Vec<String> = manifests
         .iter()
-        .map(|m| format!("{} ({} threads)", m.device, m.threads))
+        .map(|m| match &m.engine {
+            Some(engine) => format!("{} ({} threads), engine {engine}", m.device, m.threads),
+            None => format!("{} ({} threads)", m.device, m.threads),
+        })
         .collect();
     let devices = distinct(devices.iter().map(String::as_str));
     let states = {
