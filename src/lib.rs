@@ -18,7 +18,7 @@ pub mod run;
 pub mod setup;
 pub mod slurm;
 pub mod spec;
-#[cfg(any(test, feature = "test-support"))]
+#[doc(hidden)]
 pub mod testing;
 pub mod train;
 pub mod views;

@@ -116,16 +116,10 @@ pub fn read(run: &Run) -> Result<Option<PerClass>, ViewError> {
 }
 
 fn scan(path: &Path, columns: &[&str]) -> Result<DataFrame, ViewError> {
-    let err = |e: PolarsError| ViewError::Read {
+    crate::results::schema::read_parquet(path, Some(columns)).map_err(|e| ViewError::Read {
         path: path.to_path_buf(),
         reason: e.to_string(),
-    };
-    let p = path.to_string_lossy();
-    LazyFrame::scan_parquet(PlRefPath::new(p.as_ref()), ScanArgsParquet::default())
-        .map_err(err)?
-        .select(columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
-        .collect()
-        .map_err(err)
+    })
 }
 
 fn label(run: &Run) -> String {
