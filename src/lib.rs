@@ -12,6 +12,7 @@ pub mod fault;
 pub mod inspect;
 pub mod models;
 pub mod nn;
+pub mod number;
 pub mod ops;
 pub mod results;
 pub mod run;

@@ -9,8 +9,9 @@ use std::path::Path;
 use comfy_table::presets;
 use polars::prelude::*;
 
-use super::render::{comfy, sig4};
+use super::render::comfy;
 use super::{BestAndFinal, BestBy, Format, Table};
+use crate::number::metric;
 use crate::results::scan::{Run, ViewError};
 use crate::views::format;
 
@@ -180,9 +181,9 @@ fn text(read: &[(&Run, Option<PerClass>)], format: Format, by: BestBy) -> String
             .map(|i| {
                 vec![
                     pc.class[i].clone(),
-                    sig4(pc.accuracy[i]),
-                    sig4(pc.precision[i]),
-                    sig4(pc.recall[i]),
+                    metric(pc.accuracy[i]),
+                    metric(pc.precision[i]),
+                    metric(pc.recall[i]),
                     pc.support[i].to_string(),
                 ]
             })

@@ -3,12 +3,13 @@
 use std::fmt::Write;
 
 use super::page::{esc, run_anchor};
+use crate::number::metric;
 use crate::results::scan::Run;
 use crate::results::schema::ParamValue;
 use crate::results::store::Manifest;
 use crate::results::stored_spec::{self, StoredSpec};
 use crate::views::compare::per_class::PerClass;
-use crate::views::compare::render::{sig4, text_rows};
+use crate::views::compare::render::text_rows;
 use crate::views::compare::Table;
 
 /// What is known about one run beyond `Run`: its manifest, stored spec and per-class files.
@@ -199,13 +200,17 @@ pub fn run_details(
     let best = match s.best_epoch() {
         Some(e) => format!(
             "best epoch {e}: val loss {}, val acc {}",
-            sig4(s.values[2]),
-            sig4(s.values[1])
+            metric(s.values[2]),
+            metric(s.values[1])
         ),
         None => "no epochs".into(),
     };
     let best = match run.test {
-        Some((loss, acc)) => format!("{best}; test split: loss {}, acc {}", sig4(loss), sig4(acc)),
+        Some((loss, acc)) => format!(
+            "{best}; test split: loss {}, acc {}",
+            metric(loss),
+            metric(acc)
+        ),
         None => best,
     };
     let mut out = format!(
@@ -286,9 +291,9 @@ fn per_class_table(pc: &PerClass) -> String {
             out,
             "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             esc(&pc.class[i]),
-            sig4(pc.accuracy[i]),
-            sig4(pc.precision[i]),
-            sig4(pc.recall[i]),
+            metric(pc.accuracy[i]),
+            metric(pc.precision[i]),
+            metric(pc.recall[i]),
             pc.support[i]
         );
     }
