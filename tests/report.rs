@@ -201,6 +201,20 @@ fn the_page_parses_names_every_run_and_loads_nothing_from_the_network() {
         }
     }
 
+    // a seed group is one row, its first run and `+N` as in the terminal, which opens to the
+    // group's other runs
+    let groups: Vec<String> = doc
+        .select(&sel("table.compare td details.group > summary"))
+        .map(text)
+        .collect();
+    let md_groups: Vec<String> = md_rows[1..]
+        .iter()
+        .map(|r| r[header.iter().position(|h| h == "run_id").unwrap()].clone())
+        .filter(|id| id.contains(" +"))
+        .collect();
+    assert!(!groups.is_empty());
+    assert_eq!(groups, md_groups);
+
     // the plot figures, the best-vs-λ one on a log axis with 0 marked
     let figures: Vec<String> = doc
         .select(&sel("figure[id^=fig-]"))

@@ -66,8 +66,7 @@ pub fn report(args: &ReportOptions) -> Result<(PathBuf, Vec<ViewError>), ViewErr
     } = scan::load_some_runs(&dirs)?;
     // a run whose spec or per-class tables cannot be read is left out like one whose metrics
     // cannot: named on the page, the others shown
-    let read = crate::results::parallel::try_map(&runs, |r| Ok::<_, ()>(read_files(r)))
-        .expect("read_files errors are values");
+    let read = crate::results::parallel::map(&runs, read_files);
     let (mut shown, mut files) = (Vec::new(), Vec::new());
     for (run, f) in runs.into_iter().zip(read) {
         match f {
@@ -202,13 +201,12 @@ fn render(
         .iter()
         .zip(&file_refs)
         .find_map(|(r, f)| f.spec.as_ref().map(|s| (*r, s)));
+    let labels = plot::readable_labels(&ordered, &differing);
     let details: Vec<String> = ordered
         .par_iter()
         .zip(&file_refs)
-        .map(|(r, f)| {
-            let label = plot::legend_label(r, &differing);
-            sections::run_details(r, &label, f, reference)
-        })
+        .zip(&labels)
+        .map(|((r, f), label)| sections::run_details(r, label, f, reference))
         .collect();
     for d in details {
         body.push_str(&d);
