@@ -46,8 +46,7 @@ fn damaged_tree() -> (tempfile::TempDir, PathBuf) {
     let out = runner(dir.path(), &["run", "exp.toml"]);
     assert!(out.status.success(), "{}", text(&out));
     let manifest = second_run(dir.path()).join("manifest.json");
-    let whole = std::fs::read(&manifest).unwrap();
-    std::fs::write(&manifest, &whole[..whole.len() / 3]).unwrap();
+    common::cut_to_a_third(&manifest);
     (dir, manifest)
 }
 
@@ -113,6 +112,27 @@ fn status_shows_a_cut_manifest_as_damaged_and_exits_1() {
     );
 }
 
+/// `runner ARGS` in `dir` exits 1, names the unreadable file `rel` and writes the other runs'
+/// output.
+fn shows_the_others_and_names(dir: &Path, args: &[&str], rel: &str) {
+    let out = runner(dir, args);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("1 run could not be read and is left out"),
+        "{args:?}: {err}"
+    );
+    assert!(
+        err.contains(&format!("cannot read {rel}")),
+        "{args:?}: {err}"
+    );
+    assert!(
+        !out.stdout.is_empty(),
+        "{args:?}: the other runs' output: {}",
+        text(&out)
+    );
+}
+
 #[test]
 fn plot_report_and_export_name_the_damaged_run_and_keep_the_others() {
     let (dir, manifest) = damaged_tree();
@@ -127,22 +147,7 @@ fn plot_report_and_export_name_the_damaged_run_and_keep_the_others() {
         vec!["report", "results/damaged"],
         vec!["export", "mlflow", "results/damaged", "--to", "mlruns"],
     ] {
-        let out = runner(dir.path(), &args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
-        let err = stderr(&out);
-        assert!(
-            err.contains("1 run could not be read and is left out"),
-            "{args:?}: {err}"
-        );
-        assert!(
-            err.contains(&format!("cannot read {rel}")),
-            "{args:?}: {err}"
-        );
-        assert!(
-            !out.stdout.is_empty(),
-            "{args:?}: the other runs' output: {}",
-            text(&out)
-        );
+        shows_the_others_and_names(dir.path(), &args, &rel);
     }
     assert!(dir.path().join("results/damaged/report.html").is_file());
     assert!(dir.path().join("results/damaged/plots").is_dir());
@@ -164,12 +169,6 @@ fn two_point_sweep() -> (tempfile::TempDir, PathBuf, PathBuf) {
         .find(|p| p.join("manifest.json").is_file() && *p != second)
         .expect("the first run");
     (dir, first, second)
-}
-
-/// Cuts a file to a third of its length.
-fn cut(file: &Path) {
-    let whole = std::fs::read(file).unwrap();
-    std::fs::write(file, &whole[..whole.len() / 3]).unwrap();
 }
 
 /// MLflow's name of each exported run, by run id: the `mlflow.runName` tag and meta.yaml's
@@ -218,7 +217,7 @@ fn a_run_keeps_its_name_when_another_run_is_damaged() {
     assert_eq!(before.len(), 1);
     assert_eq!(before[0].1, "lr=0.01");
 
-    cut(&second.join("metrics.parquet"));
+    common::cut_to_a_third(&second.join("metrics.parquet"));
     let out = runner(
         dir.path(),
         &["export", "mlflow", "results/damaged", "--to", "mlruns"],
@@ -274,7 +273,7 @@ fn a_partial_report_names_what_it_left_out_and_keeps_the_complete_one() {
     assert!(!complete.contains("could not be read"));
 
     let metrics = second.join("metrics.parquet");
-    cut(&metrics);
+    common::cut_to_a_third(&metrics);
     let rel = metrics
         .strip_prefix(dir.path())
         .unwrap()
@@ -329,15 +328,7 @@ fn a_damaged_spec_leaves_its_run_out_of_the_report_and_the_export() {
         vec!["report", "results/damaged"],
         vec!["export", "mlflow", "results/damaged", "--to", "mlruns"],
     ] {
-        let out = runner(dir.path(), &args);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
-        let err = stderr(&out);
-        assert!(
-            err.contains("1 run could not be read and is left out")
-                && err.contains(&format!("cannot read {rel}")),
-            "{args:?}: {err}"
-        );
-        assert!(!out.stdout.is_empty(), "{args:?}: {}", text(&out));
+        shows_the_others_and_names(dir.path(), &args, &rel);
     }
     let id = |run: &Path| run.file_name().unwrap().to_string_lossy().into_owned();
     let page = std::fs::read_to_string(dir.path().join("results/damaged/report.html")).unwrap();

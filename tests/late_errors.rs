@@ -98,8 +98,7 @@ fn a_damaged_test_image_fails_the_run_before_training() {
 fn a_damaged_model_file_is_called_damaged() {
     let (dir, run) = trained();
     let model = dir.path().join(&run).join("model.safetensors");
-    let whole = std::fs::read(&model).unwrap();
-    std::fs::write(&model, &whole[..whole.len() / 3]).unwrap();
+    common::cut_to_a_third(&model);
     let val = tiny().join("val").display().to_string();
     let mut seen = Vec::new();
     for args in [
@@ -199,8 +198,7 @@ fn a_replaced_head_is_announced_once_and_not_by_the_report() {
 fn a_damaged_manifest_is_named_not_called_a_missing_run() {
     let (dir, run) = trained();
     let manifest = dir.path().join(&run).join("manifest.json");
-    let whole = std::fs::read(&manifest).unwrap();
-    std::fs::write(&manifest, &whole[..whole.len() / 3]).unwrap();
+    common::cut_to_a_third(&manifest);
     let val = tiny().join("val").display().to_string();
     let out = runner(dir.path(), &["evaluate", &run, "--data", &val]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));

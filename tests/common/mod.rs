@@ -64,6 +64,13 @@ pub fn runner_env(dir: &Path, args: &[&str], env: &[(&str, Option<&str>)]) -> Ou
     cmd.output().expect("runner starts")
 }
 
+/// Cuts a file to a third of its length: a damaged result file, as a full disk or a killed
+/// copy leaves it.
+pub fn cut_to_a_third(file: &Path) {
+    let whole = std::fs::read(file).unwrap();
+    std::fs::write(file, &whole[..whole.len() / 3]).unwrap();
+}
+
 /// Exit status, stdout and stderr, for assertion messages.
 pub fn text(out: &Output) -> String {
     format!(
