@@ -150,6 +150,11 @@ fn the_page_parses_names_every_run_and_loads_nothing_from_the_network() {
         ids.len(),
         "one section per run"
     );
+    // each section's body waits in a template until it is opened
+    assert_eq!(
+        doc.select(&sel("body > details > template")).count(),
+        ids.len()
+    );
 
     // nothing is fetched: no remote src/href, no external script or style sheet
     for e in doc.select(&sel("[src], [href]")) {
@@ -345,18 +350,19 @@ fn renders_in_headless_chromium() {
     assert!(colours > 100, "{colours} distinct colours");
 }
 
-/// `cargo test --test report -- --ignored --nocapture`: a 1,000-run sweep, the time `runner
-/// report` takes and the time Chromium takes to load and screenshot it. Set
-/// RUNNER_REPORT_KEEP=DIR to keep the page and the screenshot.
+/// `cargo test --test report -- --ignored --nocapture`: a 1,000-run sweep (RUNNER_REPORT_RUNS
+/// sets another count), the time `runner report` takes and the time Chromium takes to load and
+/// screenshot it. Set RUNNER_REPORT_KEEP=DIR to keep the page and the screenshot.
 fn a_thousand_run_sweep() {
     let tmp = tempfile::tempdir().unwrap();
     // RUNNER_REPORT_TREE=DIR writes (and keeps) the results tree there instead
     let results = std::env::var("RUNNER_REPORT_TREE")
         .map(PathBuf::from)
         .unwrap_or_else(|_| tmp.path().join("results"));
-    let lambdas: Vec<f64> = (0..1000).map(|i| i as f64 / 1e4).collect();
+    let count: usize = std::env::var("RUNNER_REPORT_RUNS").map_or(1000, |n| n.parse().unwrap());
+    let lambdas: Vec<f64> = (0..count).map(|i| i as f64 / (10 * count) as f64).collect();
     let ids = sweep(&results, &lambdas, &[1], true);
-    assert_eq!(ids.len(), 1000);
+    assert_eq!(ids.len(), count);
     let exp = results.join("sweep");
     let start = Instant::now();
     runner(&["report", exp.to_str().unwrap()]);
@@ -364,10 +370,10 @@ fn a_thousand_run_sweep() {
     let page = exp.join("report.html");
     let bytes = std::fs::metadata(&page).unwrap().len();
     let doc = Html::parse_document(&std::fs::read_to_string(&page).unwrap());
-    assert_eq!(doc.select(&sel("body > details")).count(), 1000);
+    assert_eq!(doc.select(&sel("body > details")).count(), count);
     // ten lines per per-epoch chart, not a thousand
     println!(
-        "1000 runs: runner report {report_secs:.1}s (dev build), page {:.1} MB",
+        "{count} runs: runner report {report_secs:.1}s (dev build), page {:.1} MB",
         bytes as f64 / 1e6
     );
     if let Some(chromium) = chromium() {

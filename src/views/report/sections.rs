@@ -202,8 +202,10 @@ pub fn run_details(
         ),
         None => best,
     };
+    // the body sits in a <template> until the section is opened (the page's script moves it
+    // in): thousands of runs' tables then cost the browser parsing only, not style and layout
     let mut out = format!(
-        "<details id=\"{}\"><summary><code>{}</code> {} · <span class=\"status-{2}\">{2}</span> · {}</summary>\n",
+        "<details id=\"{}\"><summary><code>{}</code> {} · <span class=\"status-{2}\">{2}</span> · {}</summary><template>\n",
         run_anchor(&run.experiment, &run.run_id),
         esc(&run.run_id),
         esc(run.status_str()),
@@ -266,7 +268,7 @@ pub fn run_details(
         }
         None => out.push_str("<p class=\"note\">no spec.toml in this run's folder</p>\n"),
     }
-    out.push_str("</details>\n");
+    out.push_str("</template></details>\n");
     out
 }
 
