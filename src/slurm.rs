@@ -80,7 +80,9 @@ pub fn array_ranges(points: &[usize]) -> String {
 
 /// The experiment's Slurm folder: scripts, and `logs/` for the tasks' output.
 pub fn slurm_dir(results: &Path, experiment: &str) -> PathBuf {
-    results.join(experiment).join("slurm")
+    crate::results::layout::ResultsRoot::new(results)
+        .experiment(experiment)
+        .slurm()
 }
 
 /// The sbatch script.

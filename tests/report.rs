@@ -13,6 +13,7 @@ use scraper::{Html, Selector};
 
 mod common;
 use common::tools;
+use runner::results::layout::{ExperimentDir, RunDir};
 
 fn main() {
     let no_chromium = chromium()
@@ -62,9 +63,9 @@ fn reference_spec() -> String {
     let run = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.join("spec.toml").is_file())
+        .find(|p| RunDir::at(&p).spec().is_file())
         .expect("the committed reference run");
-    std::fs::read_to_string(run.join("spec.toml")).unwrap()
+    std::fs::read_to_string(RunDir::at(&run).spec()).unwrap()
 }
 
 /// A λ sweep over two seeds (rows of the table are seed groups), with a diverged and a failed
@@ -103,9 +104,15 @@ fn sweep(results: &Path, lambdas: &[f64], seeds: &[i64], with_spec: bool) -> Vec
                     .replace("lambda = 0.001", &format!("lambda = {lambda:?}"))
                     .replace("seed = 42", &format!("seed = {seed}"))
                     .replace("name = \"ci_reference\"", "name = \"sweep\"");
-                std::fs::write(dir.file("spec.toml"), text).unwrap();
+                std::fs::write(dir.spec(), text).unwrap();
             }
-            ids.push(dir.path.file_name().unwrap().to_string_lossy().into_owned());
+            ids.push(
+                dir.path()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
     }
     ids
@@ -317,7 +324,7 @@ fn renders_in_headless_chromium() {
     sweep(&results, &[0.0, 1e-4, 1e-3, 1e-2], &[1, 2], true);
     let exp = results.join("sweep");
     runner(&["report", exp.to_str().unwrap()]);
-    let page = exp.join("report.html");
+    let page = ExperimentDir::at(&exp).report_html();
     let png = tmp.path().join("shot.png");
     screenshot(&chromium, &page, &png);
     if let Ok(keep) = std::env::var("RUNNER_REPORT_KEEP") {
@@ -347,7 +354,7 @@ fn a_thousand_run_sweep() {
     let start = Instant::now();
     runner(&["report", exp.to_str().unwrap()]);
     let report_secs = start.elapsed().as_secs_f64();
-    let page = exp.join("report.html");
+    let page = ExperimentDir::at(&exp).report_html();
     let bytes = std::fs::metadata(&page).unwrap().len();
     let doc = Html::parse_document(&std::fs::read_to_string(&page).unwrap());
     assert_eq!(doc.select(&sel("body > details")).count(), 1000);

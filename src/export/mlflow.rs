@@ -19,6 +19,7 @@
 use std::path::{Path, PathBuf};
 
 use super::yaml::{self, Scalar};
+use crate::results::layout::RunDir;
 use crate::results::scan::{self, Run, ViewError};
 use crate::results::store::{self, Manifest, Status};
 use crate::results::timestamp::parse_rfc3339;
@@ -176,7 +177,7 @@ fn ensure_default_experiment(root: &Path) -> Result<(), ViewError> {
 fn export_run(exp_dir: &Path, exp_id: &str, run: &Run, label: &str) -> Result<(), ViewError> {
     let manifest = read_manifest(run)?;
     let spec = stored_spec::read(&run.dir)?;
-    let metrics_path = run.dir.join("metrics.parquet");
+    let metrics_path = RunDir::at(&run.dir).metrics();
     let metrics = if metrics_path.is_file() {
         Some(
             schema::read_frame(&metrics_path).map_err(|e| ViewError::Read {
@@ -237,7 +238,7 @@ fn export_run(exp_dir: &Path, exp_id: &str, run: &Run, label: &str) -> Result<()
     }
 
     // the kept model on the test split: one value per column, at the epoch of its weights
-    let test_path = run.dir.join("test_metrics.parquet");
+    let test_path = RunDir::at(&run.dir).test_tables().metrics;
     if test_path.is_file() {
         let (step, values) =
             schema::read_score(&test_path, "test").map_err(|e| ViewError::Read {
@@ -322,7 +323,7 @@ fn export_run(exp_dir: &Path, exp_id: &str, run: &Run, label: &str) -> Result<()
 }
 
 fn read_manifest(run: &Run) -> Result<Option<Manifest>, ViewError> {
-    let path = run.dir.join("manifest.json");
+    let path = RunDir::at(&run.dir).manifest();
     if !path.is_file() {
         return Ok(None);
     }

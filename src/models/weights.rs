@@ -379,7 +379,7 @@ mod tests {
     fn saved_weights_replace_the_file_atomically() {
         // a hard link sees writes into the old file but not a rename over it
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("model.safetensors");
+        let path = dir.path().join("weights.safetensors");
         let other = dir.path().join("earlier.safetensors");
         std::fs::write(&path, b"earlier weights").unwrap();
         std::fs::hard_link(&path, &other).unwrap();

@@ -34,7 +34,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::store::{hostname, RunDir, StoreError};
+use super::layout::RunDir;
+use super::store::{hostname, StoreError};
 
 /// How often a holder refreshes its heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -446,13 +447,13 @@ pub struct RunLock {
 impl RunLock {
     /// `Ok(None)` when another live process holds the run.
     pub fn acquire(dir: &RunDir) -> Result<Option<Self>, StoreError> {
-        let path = dir.file("lock");
+        let path = dir.lock();
         match FileLock::try_acquire(&path) {
             Ok(Ok(lock)) => Ok(Some(Self { _lock: lock })),
             Ok(Err(busy)) => {
                 tracing::info!(
                     "{} is being trained by {}: moving on",
-                    dir.path.display(),
+                    dir.path().display(),
                     busy.describe()
                 );
                 Ok(None)
@@ -524,9 +525,7 @@ mod tests {
 
     fn run_dir() -> (tempfile::TempDir, RunDir) {
         let dir = tempfile::tempdir().unwrap();
-        let run = RunDir {
-            path: dir.path().to_path_buf(),
-        };
+        let run = RunDir::at(dir.path());
         (dir, run)
     }
 
@@ -567,10 +566,10 @@ mod tests {
             "lock-new.another-host.1.4".to_string(),
         ];
         for n in &names {
-            std::fs::write(dir.file(n), "").unwrap();
+            std::fs::write(dir.path().join(n), "").unwrap();
         }
-        remove_orphaned_private_files(&dir.path);
-        let mut left: Vec<String> = std::fs::read_dir(&dir.path)
+        remove_orphaned_private_files(dir.path());
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
@@ -584,16 +583,16 @@ mod tests {
     fn a_lock_is_complete_from_its_first_instant_and_removed_on_release() {
         let (_t, run) = run_dir();
         let lock = RunLock::acquire(&run).unwrap().unwrap();
-        let seen = inspect(&run.file("lock")).unwrap();
+        let seen = inspect(&run.lock()).unwrap();
         let h = seen.holder.unwrap();
         assert_eq!((h.host, h.pid), (hostname(), std::process::id()));
         // held: a second acquirer in the same process (another open file) is refused
         assert!(RunLock::acquire(&run).unwrap().is_none());
         drop(lock);
-        assert!(!run.file("lock").exists());
+        assert!(!run.lock().exists());
         assert!(RunLock::acquire(&run).unwrap().is_some());
         // no private files left behind
-        let names: Vec<_> = std::fs::read_dir(&run.path).unwrap().flatten().collect();
+        let names: Vec<_> = std::fs::read_dir(run.path()).unwrap().flatten().collect();
         assert_eq!(names.len(), 0);
     }
 
@@ -609,7 +608,7 @@ mod tests {
         ] {
             let (_t, run) = run_dir();
             if let Some(content) = &stale {
-                std::fs::write(run.file("lock"), content).unwrap();
+                std::fs::write(run.lock(), content).unwrap();
             }
             let holding = Arc::new(AtomicUsize::new(0));
             let most = Arc::new(AtomicUsize::new(0));
@@ -652,7 +651,7 @@ mod tests {
     #[test]
     fn another_hosts_lock_is_respected_while_its_heartbeat_is_fresh() {
         let (_t, run) = run_dir();
-        let path = run.file("lock");
+        let path = run.lock();
         std::fs::write(&path, record("node-elsewhere", 1234, 5)).unwrap();
         assert!(RunLock::acquire(&run).unwrap().is_none());
         assert!(inspect(&path).unwrap().stale().is_none());
@@ -674,7 +673,7 @@ mod tests {
     #[test]
     fn this_hosts_lock_is_stale_once_nobody_holds_its_flock() {
         let (_t, run) = run_dir();
-        let path = run.file("lock");
+        let path = run.lock();
         // a legacy lock (bare pid) of a process that is gone, and a record with a live pid but
         // no flock (pid 1 is always alive, but holds no lock here)
         for content in ["4294967".to_string(), record(&hostname(), 1, 0)] {
@@ -691,7 +690,7 @@ mod tests {
     fn the_heartbeat_rewrites_the_record_in_place() {
         let (_t, run) = run_dir();
         let lock = RunLock::acquire(&run).unwrap().unwrap();
-        let path = run.file("lock");
+        let path = run.lock();
         let before = std::fs::read_to_string(&path).unwrap();
         beat(&lock._lock.file);
         let after = std::fs::read_to_string(&path).unwrap();

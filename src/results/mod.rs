@@ -2,6 +2,7 @@
 //! results-tree scan.
 
 pub mod exit_guard;
+pub mod layout;
 pub mod lock;
 pub mod parallel;
 pub mod plan;

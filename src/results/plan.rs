@@ -11,9 +11,6 @@ use serde::{Deserialize, Serialize};
 
 use super::store::{write_atomic, StoreError};
 
-/// The folder of plans, under the results root.
-pub const DIR: &str = ".plans";
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExperimentPlan {
@@ -37,7 +34,7 @@ pub struct PlannedPoint {
 
 impl ExperimentPlan {
     pub fn path(results: &Path, experiment: &str) -> PathBuf {
-        results.join(DIR).join(format!("{experiment}.json"))
+        super::layout::ResultsRoot::new(results).plan(experiment)
     }
 
     /// Writes it atomically (tasks starting together write the same plan).

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use rayon::prelude::*;
 
+use crate::results::layout::RunDir;
 use crate::results::schema::{col, ParamValue};
 use crate::results::store::{self, Manifest, Status};
 
@@ -179,14 +180,11 @@ fn add_path(p: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), ViewError> {
 }
 
 fn is_run_file(p: &Path) -> bool {
-    matches!(
-        p.file_name().and_then(|n| n.to_str()),
-        Some("metrics.parquet" | "manifest.json")
-    )
+    RunDir::is_marker(p)
 }
 
 fn walk(dir: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), ViewError> {
-    if dir.join("metrics.parquet").is_file() || dir.join("manifest.json").is_file() {
+    if RunDir::at(dir).looks_like_run() {
         dirs.push(dir.to_path_buf());
         return Ok(());
     }
@@ -312,7 +310,7 @@ fn read_each(dirs: &[PathBuf]) -> Vec<Result<Run, ViewError>> {
     let manifests: Vec<Option<Manifest>> = dirs
         .par_iter()
         .map(|d| {
-            let path = d.join("manifest.json");
+            let path = RunDir::at(d).manifest();
             if !path.is_file() {
                 return Ok(None);
             }
@@ -367,7 +365,7 @@ fn read_each(dirs: &[PathBuf]) -> Vec<Result<Run, ViewError>> {
     // run without manifest is a group of its own.
     let has_metrics: Vec<bool> = dirs
         .par_iter()
-        .map(|d| d.join("metrics.parquet").is_file())
+        .map(|d| RunDir::at(d).metrics().is_file())
         .collect();
     let mut groups: HashMap<(Vec<String>, Vec<String>, usize), Vec<usize>> = HashMap::new();
     for (i, m) in manifests.iter().enumerate() {
@@ -430,9 +428,8 @@ fn read_group(runs: &mut [Run], group: &[usize]) -> Result<(), ViewError> {
     let paths: Vec<String> = group
         .iter()
         .map(|&i| {
-            runs[i]
-                .dir
-                .join("metrics.parquet")
+            RunDir::at(&runs[i].dir)
+                .metrics()
                 .to_string_lossy()
                 .into_owned()
         })
@@ -621,7 +618,7 @@ mod tests {
         let run = dir.path().join("exp/abc");
         std::fs::create_dir_all(&run).unwrap();
         std::fs::create_dir_all(dir.path().join("exp/plots")).unwrap();
-        std::fs::write(run.join("manifest.json"), "{}").unwrap();
+        std::fs::write(RunDir::at(&run).manifest(), "{}").unwrap();
         let root = dir.path().to_string_lossy().into_owned();
         assert_eq!(find_run_dirs(&[root.as_str()]).unwrap(), vec![run.clone()]);
         let empty = dir.path().join("exp/plots").to_string_lossy().into_owned();
@@ -635,7 +632,7 @@ mod tests {
         assert!(
             err.starts_with(&format!(
                 "cannot read {}: missing field",
-                run.join("manifest.json").display()
+                RunDir::at(&run).manifest().display()
             )),
             "{err}"
         );

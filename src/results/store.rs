@@ -1,5 +1,5 @@
-//! The results tree: `results/<experiment>/<run_id>/{metrics.parquet, per_class.parquet,
-//! confusion.parquet, spec.toml, manifest.json, model.safetensors}`.
+//! What a run's folder holds and how it is written: the manifest, the run's status, the atomic
+//! writes (the folder's paths are `layout`'s).
 //!
 //! Every file is written to a temporary sibling and renamed into place, so a reader (or a
 //! runner killed at any instant) only ever sees complete files.
@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::layout::RunDir;
 use super::schema::ParamValue;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -148,22 +149,11 @@ pub struct TestScore {
     pub acc: f64,
 }
 
-/// One run's folder.
-#[derive(Debug, Clone)]
-pub struct RunDir {
-    pub path: PathBuf,
-}
-
+/// What a run folder's files are read and written with (its paths are [`RunDir`]'s).
 impl RunDir {
-    pub fn new(results: &Path, experiment: &str, run_id: &str) -> Self {
-        Self {
-            path: results.join(experiment).join(run_id),
-        }
-    }
-
     pub fn create(&self) -> Result<(), StoreError> {
-        std::fs::create_dir_all(&self.path).map_err(|source| StoreError::Io {
-            path: self.path.clone(),
+        std::fs::create_dir_all(self.path()).map_err(|source| StoreError::Io {
+            path: self.path().to_path_buf(),
             source,
         })
     }
@@ -172,7 +162,7 @@ impl RunDir {
     /// holding the run's lock, so no live writer owns them). The lock's own private files are
     /// `lock::remove_orphaned_private_files`'.
     pub fn remove_stale_temp_files(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.path) else {
+        let Ok(entries) = std::fs::read_dir(self.path()) else {
             return;
         };
         for e in entries.flatten() {
@@ -183,36 +173,33 @@ impl RunDir {
         }
     }
 
-    pub fn file(&self, name: &str) -> PathBuf {
-        self.path.join(name)
-    }
-
-    pub fn write_text(&self, name: &str, text: &str) -> Result<(), StoreError> {
-        write_atomic(&self.file(name), |f| f.write_all(text.as_bytes()))
-    }
-
     pub fn write_manifest(&self, m: &Manifest) -> Result<(), StoreError> {
         let json = serde_json::to_string_pretty(m).expect("manifest serialises");
-        self.write_text("manifest.json", &(json + "\n"))
+        write_text(&self.manifest(), &(json + "\n"))
     }
 
     pub fn read_manifest(&self) -> Result<Manifest, StoreError> {
-        read_manifest(&self.file("manifest.json"))
+        read_manifest(&self.manifest())
     }
+}
 
-    pub fn write_parquet(&self, name: &str, df: &mut DataFrame) -> Result<(), StoreError> {
-        let path = self.file(name);
-        // Encoded in memory first (a run's tables are small): writing straight to the file,
-        // polars' writer turns a full disk into "Invalid thrift: transport error".
-        let mut bytes = Vec::new();
-        ParquetWriter::new(&mut bytes)
-            .finish(df)
-            .map_err(|source| StoreError::Polars {
-                path: path.clone(),
-                source,
-            })?;
-        write_atomic(&path, |f| f.write_all(&bytes))
-    }
+/// Writes `text` to `path` atomically.
+pub fn write_text(path: &Path, text: &str) -> Result<(), StoreError> {
+    write_atomic(path, |f| f.write_all(text.as_bytes()))
+}
+
+/// Writes a table to `path` atomically.
+pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), StoreError> {
+    // Encoded in memory first (a run's tables are small): writing straight to the file,
+    // polars' writer turns a full disk into "Invalid thrift: transport error".
+    let mut bytes = Vec::new();
+    ParquetWriter::new(&mut bytes)
+        .finish(df)
+        .map_err(|source| StoreError::Polars {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    write_atomic(path, |f| f.write_all(&bytes))
 }
 
 pub fn read_manifest(path: &Path) -> Result<Manifest, StoreError> {
@@ -271,14 +258,6 @@ pub fn write_atomic(
         return Err(io(e));
     }
     Ok(())
-}
-
-/// The project folder a run belongs to: the nearest ancestor with `pipeline/defaults.toml`.
-pub fn project_of(run_dir: &Path) -> Option<PathBuf> {
-    let abs = std::fs::canonicalize(run_dir).ok()?;
-    abs.ancestors()
-        .find(|d| d.join("pipeline/defaults.toml").is_file())
-        .map(Path::to_path_buf)
 }
 
 /// This machine's short host name (what `hostname -s` prints).

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::results::layout::RunDir;
 use crate::results::scan::ViewError;
 
 /// The resolved spec of a run: its text and every leaf key, sorted by key.
@@ -26,7 +27,7 @@ impl StoredSpec {
 /// Reads `<run_dir>/spec.toml`; `None` when the run has none (a run folder written by hand or
 /// by an older runner).
 pub fn read(run_dir: &Path) -> Result<Option<StoredSpec>, ViewError> {
-    let path = run_dir.join("spec.toml");
+    let path = RunDir::at(run_dir).spec();
     if !path.is_file() {
         return Ok(None);
     }
@@ -131,10 +132,14 @@ mod tests {
     #[test]
     fn a_bad_spec_names_the_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("spec.toml"), "[a]\nb = \n").unwrap();
+        let spec = RunDir::at(dir.path()).spec();
+        std::fs::write(&spec, "[a]\nb = \n").unwrap();
         let e = read(dir.path()).unwrap_err().to_string();
         assert!(e.starts_with("cannot read "), "{e}");
-        assert!(e.contains("spec.toml") && e.contains("line 2"), "{e}");
+        assert!(
+            e.contains(&spec.display().to_string()) && e.contains("line 2"),
+            "{e}"
+        );
         assert_eq!(read(&dir.path().join("none")).unwrap(), None);
     }
 }

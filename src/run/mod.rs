@@ -23,8 +23,9 @@ use record::{previous_done, Record};
 
 use crate::results::lock::RunLock;
 
+use crate::results::layout::{ResultsRoot, RunDir};
 use crate::results::schema::{self, ParamValue, RunKey};
-use crate::results::store::{Manifest, RunDir, Status};
+use crate::results::store::{Manifest, Status};
 use crate::setup::{Resolved, ResolvedRun};
 use crate::spec::expand::{self, PlannedRun};
 use crate::spec::{Experiment, RunSpec};
@@ -65,7 +66,7 @@ pub fn run_sweep(resolved: &Resolved, selected: &[usize], opts: &RunOptions) -> 
         spec.cache
             .dir
             .clone()
-            .unwrap_or_else(|| opts.results.join(".cache"))
+            .unwrap_or_else(|| ResultsRoot::new(&opts.results).cache())
     };
     let mut caches: HashMap<PathBuf, FeatureCache> = HashMap::new();
     let mut reports = Vec::new();
@@ -175,7 +176,7 @@ fn execute(
         .map_err(|e| fail("-", Path::new("-"))(e.into()))?;
     let identify_secs = t0.elapsed().as_secs_f64();
     let dir = RunDir::new(&opts.results, &spec.experiment.name, &run_id);
-    let fail = fail(&run_id, &dir.path);
+    let fail = fail(&run_id, dir.path());
 
     if !opts.rerun {
         if let Some(done) = previous_done(&dir, swept, run.planned) {
@@ -188,22 +189,21 @@ fn execute(
         return Err(fail(TrainError::Locked));
     };
     dir.remove_stale_temp_files();
-    crate::results::lock::remove_orphaned_private_files(&dir.path);
+    crate::results::lock::remove_orphaned_private_files(dir.path());
     // an interrupted earlier invocation left epochs behind: keep them for resuming
     let previous = dir.read_manifest().ok();
     // --rerun starts over; otherwise the epochs of an unfinished earlier invocation are kept
     let prior_rows = match &previous {
         Some(m) if m.status != Status::Done && !opts.rerun => {
-            schema::read_epochs(&dir.file("metrics.parquet"), &m.classes).unwrap_or_default()
+            schema::read_epochs(&dir.metrics(), &m.classes).unwrap_or_default()
         }
         _ => Vec::new(),
     };
     if opts.rerun {
-        let _ = std::fs::remove_file(dir.file(CHECKPOINT));
-        let _ = std::fs::remove_file(dir.file(BEST_WEIGHTS));
+        let _ = std::fs::remove_file(dir.checkpoint());
+        let _ = std::fs::remove_file(dir.best_weights());
     }
-    dir.write_text("spec.toml", &spec.to_toml())
-        .map_err(|e| fail(e.into()))?;
+    crate::results::store::write_text(&dir.spec(), &spec.to_toml()).map_err(|e| fail(e.into()))?;
     let (git_commit, git_dirty) =
         provenance::git_state(exp.source.parent().unwrap_or(Path::new(".")));
     let mut manifest = Manifest {
@@ -263,9 +263,9 @@ fn execute(
         stages: vec![("identify", identify_secs)],
     };
     let paths = model::Paths {
-        checkpoint: &dir.file(CHECKPOINT),
-        model: &dir.file("model.safetensors"),
-        best: &dir.file(BEST_WEIGHTS),
+        checkpoint: &dir.checkpoint(),
+        model: &dir.model(),
+        best: &dir.best_weights(),
     };
     let result = model::train(run, &data_fp, cache, &progress, &paths, &mut rec);
     progress.finish();
@@ -333,13 +333,13 @@ fn execute(
     }
     if status == Status::Done {
         // everything of the run is recorded: its checkpoints are no longer needed
-        let _ = std::fs::remove_file(dir.file(CHECKPOINT));
-        let _ = std::fs::remove_file(dir.file(BEST_WEIGHTS));
+        let _ = std::fs::remove_file(dir.checkpoint());
+        let _ = std::fs::remove_file(dir.best_weights());
     }
     Ok(RunReport {
         index: run.index(),
         run_id,
-        dir: dir.path.clone(),
+        dir: dir.path().to_path_buf(),
         swept: swept.to_vec(),
         status,
         best: schema::best_epoch(&rows).cloned(),
@@ -351,8 +351,3 @@ fn execute(
         stages,
     })
 }
-
-/// The checkpoint file of an unfinished run.
-pub const CHECKPOINT: &str = "checkpoint.safetensors";
-/// The best epoch's weights of an unfinished run with early stopping and `restore_best`.
-pub const BEST_WEIGHTS: &str = "checkpoint-best.safetensors";

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::progress::Progress;
+use crate::results::layout::RunDir;
 use crate::results::schema::{self, ParamValue, RunKey};
-use crate::results::store::{Manifest, RunDir, Status, StoreError, TestScore};
+use crate::results::store::{self, Manifest, Status, StoreError, TestScore};
 use crate::spec::expand::PlannedRun;
 use crate::train::{EpochMetrics, TrainError};
 
@@ -83,13 +84,13 @@ impl Recorder for Record<'_> {
         self.rows.retain(|r| r.epoch < m.epoch);
         self.rows.push(m.clone());
         self.progress.epoch(m, self.epochs);
-        let built = |name: &str| {
-            let path = self.dir.file(name);
+        let tables = self.dir.tables();
+        let built = |path: &std::path::Path| {
+            let path = path.to_path_buf();
             move |source| StoreError::Polars { path, source }
         };
-        let mut df =
-            schema::epochs_frame(self.key, &self.rows).map_err(built("metrics.parquet"))?;
-        self.dir.write_parquet("metrics.parquet", &mut df)?;
+        let mut df = schema::epochs_frame(self.key, &self.rows).map_err(built(&tables.metrics))?;
+        store::write_parquet(&tables.metrics, &mut df)?;
         crate::fault::point("after-metrics");
         // The per-class tables follow the best epoch as soon as it is found, so they are on
         // disk before the checkpoint of that epoch: a run resumed later (whose earlier epochs
@@ -98,12 +99,13 @@ impl Recorder for Record<'_> {
             && !m.confusion.is_empty()
         {
             let write =
-                |name: &str, df: polars::prelude::PolarsResult<polars::prelude::DataFrame>| {
-                    let mut df = df.map_err(built(name))?;
-                    self.dir.write_parquet(name, &mut df)
+                |path: &std::path::Path,
+                 df: polars::prelude::PolarsResult<polars::prelude::DataFrame>| {
+                    let mut df = df.map_err(built(path))?;
+                    store::write_parquet(path, &mut df)
                 };
-            write("per_class.parquet", schema::per_class_frame(self.key, m))?;
-            write("confusion.parquet", schema::confusion_frame(self.key, m))?;
+            write(&tables.per_class, schema::per_class_frame(self.key, m))?;
+            write(&tables.confusion, schema::confusion_frame(self.key, m))?;
         }
         self.manifest.epochs_done = m.epoch;
         self.manifest.skipped_images = m.skipped;
@@ -123,7 +125,7 @@ pub(super) fn previous_done(
     if m.status != Status::Done {
         return None;
     }
-    let rows = schema::read_epochs(&dir.file("metrics.parquet"), &m.classes).ok()?;
+    let rows = schema::read_epochs(&dir.metrics(), &m.classes).ok()?;
     // an early-stopped run is complete with fewer epochs than asked for
     let complete = match &m.stopped_early {
         Some(stopped) => stopped.epoch,
@@ -135,7 +137,7 @@ pub(super) fn previous_done(
     Some(RunReport {
         index: run.index,
         run_id: m.run_id,
-        dir: dir.path.clone(),
+        dir: dir.path().to_path_buf(),
         swept: swept.to_vec(),
         status: Status::Done,
         best: schema::best_epoch(&rows).cloned(),

@@ -6,10 +6,10 @@ use std::path::Path;
 use comfy_table::{presets, Table};
 
 use super::{run_sweep, RunOptions};
+use crate::results::layout::RunDir;
 use crate::results::schema;
-use crate::results::store::{read_manifest, Status};
-use crate::setup::Resolved;
-use crate::spec;
+use crate::results::store::Status;
+use crate::setup::{FinishedRun, Opening, ProjectFrom, Resolved};
 
 /// Columns that measure the machine, not the model: never compared.
 const TIMING: &[&str] = &["epoch_seconds", "images_per_second"];
@@ -91,20 +91,18 @@ pub fn reproduce(
     tolerance: f64,
     project: Option<&Path>,
 ) -> Result<Reproduction, String> {
-    let manifest = read_manifest(&run_dir.join("manifest.json")).map_err(|e| e.to_string())?;
     // stored paths are relative to the project folder (so run ids do not depend on the
     // checkout); they resolve against the project the run belongs to
-    let project = project
-        .map(Path::to_path_buf)
-        .or_else(|| crate::results::store::project_of(run_dir))
-        .ok_or_else(|| {
-            format!(
-                "{} is not inside a project (no pipeline/defaults.toml above it): pass --project",
-                run_dir.display()
-            )
-        })?;
-    let mut exp =
-        spec::load_stored(&run_dir.join("spec.toml"), &project).map_err(|e| e.to_string())?;
+    let how = Opening {
+        project: ProjectFrom::Flag(project),
+        needs_model: false,
+    };
+    let FinishedRun {
+        dir,
+        manifest,
+        experiment: mut exp,
+        ..
+    } = FinishedRun::open(&RunDir::at(run_dir), how).map_err(|e| e.brief())?;
     // the one run of the stored spec is the sweep point the manifest names
     let run = &mut exp.runs[0];
     run.index = manifest.index;
@@ -130,9 +128,9 @@ pub fn reproduce(
     if let Some(e) = &report.error {
         return Err(format!("the reproduction failed: {e}"));
     }
-    let stored = schema::read_frame(&run_dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
+    let stored = schema::read_frame(&dir.metrics()).map_err(|e| e.to_string())?;
     let fresh =
-        schema::read_frame(&report.dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
+        schema::read_frame(&RunDir::at(&report.dir).metrics()).map_err(|e| e.to_string())?;
     let mut deviations = Vec::new();
     for (name, a) in &stored.columns {
         if TIMING.contains(&name.as_str()) {

@@ -31,7 +31,7 @@ pub fn plot(results: &Path) -> Result<(Vec<PathBuf>, Vec<ViewError>), ViewError>
     let mut written = Vec::new();
     for e in experiments {
         let of: Vec<&Run> = runs.iter().filter(|r| r.experiment == e).collect();
-        let out = of[0].dir.parent().unwrap_or(Path::new(".")).join("plots");
+        let out = crate::results::layout::ExperimentDir::of_run(&of[0].dir).plots();
         written.extend(plot_runs(&of, &out)?);
     }
     Ok((written, unreadable))

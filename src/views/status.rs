@@ -7,6 +7,7 @@ use std::time::UNIX_EPOCH;
 
 use comfy_table::presets;
 
+use crate::results::layout::ExperimentDir;
 use crate::results::lock;
 use crate::results::plan::{ExperimentPlan, PlannedPoint};
 use crate::results::scan::ViewError;
@@ -74,15 +75,15 @@ fn mtime(path: &Path) -> Option<u64> {
 
 /// The state of one planned point, read from its run folder.
 pub fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> PointStatus {
-    let dir = experiment_dir.join(&point.run_id);
-    let manifest_path = dir.join("manifest.json");
+    let dir = ExperimentDir::at(experiment_dir).run(&point.run_id);
+    let manifest_path = dir.manifest();
     // a missing manifest: never started; one that is there but unreadable: damaged
     let (manifest, damage) = match read_manifest(&manifest_path) {
         Ok(m) => (Some(m), None),
         Err(_) if !manifest_path.exists() => (None, None),
         Err(e) => (None, Some(e.to_string())),
     };
-    let seen = lock::inspect(&dir.join("lock"));
+    let seen = lock::inspect(&dir.lock());
     let mut st = PointStatus {
         point: point.clone(),
         state: State::Pending,
@@ -93,7 +94,7 @@ pub fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> PointStatus 
         updated: None,
         detail: manifest.as_ref().and_then(|m| m.error.clone()),
     };
-    let mut updated = mtime(&dir.join("manifest.json"));
+    let mut updated = mtime(&manifest_path);
     let finished = manifest.as_ref().and_then(|m| match m.status {
         Status::Done => Some(State::Done),
         Status::Failed => Some(State::Failed),

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use onnx_protobuf::Message;
 
+use crate::results::layout::RunDir;
 use crate::results::store;
 use crate::results::tensor_file::TensorFile;
 use crate::spec::display_path;
@@ -45,12 +46,19 @@ pub enum OnnxError {
 pub fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
     let input = OnnxError::Input;
     let run = &opts.run;
+    let how = crate::setup::Opening {
+        project: crate::setup::ProjectFrom::Run,
+        needs_model: true,
+    };
+    let finished =
+        crate::setup::FinishedRun::open(&RunDir::at(run), how).map_err(|e| input(e.explain()))?;
+    let weights_path = finished.weights();
     let crate::setup::FinishedRun {
         manifest,
-        spec,
-        weights: weights_path,
+        experiment,
         ..
-    } = crate::setup::FinishedRun::open(run).map_err(input)?;
+    } = finished;
+    let spec = experiment.base;
     let size = input_size(&spec).map_err(input)?;
     let weights = TensorFile::read(&weights_path)
         .map_err(|e| input(format!("{}: {e}", display_path(&weights_path))))?;

@@ -15,11 +15,9 @@ use std::time::UNIX_EPOCH;
 use polars::prelude::*;
 
 use super::{Epochs, Run};
+use crate::results::layout::{ExperimentDir, RunDir};
 use crate::results::schema::ParamValue;
 use crate::results::store::{self, Status};
-
-const RUNS: &str = ".compare-cache.runs.parquet";
-const EPOCHS: &str = ".compare-cache.epochs.parquet";
 
 /// "mtime_ns:size" of a file, or "" when it does not exist.
 pub fn stamp(path: &Path) -> String {
@@ -39,8 +37,8 @@ pub fn stamp(path: &Path) -> String {
 /// The stamps of a run folder's manifest and metrics.
 pub fn run_stamps(dir: &Path) -> (String, String) {
     (
-        stamp(&dir.join("manifest.json")),
-        stamp(&dir.join("metrics.parquet")),
+        stamp(&RunDir::at(dir).manifest()),
+        stamp(&RunDir::at(dir).metrics()),
     )
 }
 
@@ -60,8 +58,8 @@ fn read_inner(parent: &Path) -> Option<HashMap<String, Cached>> {
     if parent.as_os_str().is_empty() {
         return None;
     }
-    let runs_path = parent.join(RUNS);
-    let epochs_path = parent.join(EPOCHS);
+    let runs_path = ExperimentDir::at(parent).compare_cache_runs();
+    let epochs_path = ExperimentDir::at(parent).compare_cache_epochs();
     if !runs_path.is_file() || !epochs_path.is_file() {
         return None;
     }
@@ -242,8 +240,9 @@ fn write_inner(parent: &Path, runs: &[&Cached]) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     // epochs first: a reader that sees the new runs file also sees its epochs
-    write_parquet(&parent.join(EPOCHS), &mut epochs_df)?;
-    write_parquet(&parent.join(RUNS), &mut runs_df)
+    let experiment = ExperimentDir::at(parent);
+    write_parquet(&experiment.compare_cache_epochs(), &mut epochs_df)?;
+    write_parquet(&experiment.compare_cache_runs(), &mut runs_df)
 }
 
 fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), String> {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::results::layout::{self, ExperimentDir, NotInProject, RunDir};
 use crate::results::scan::{self, Run, ViewError};
 use crate::results::store;
 use crate::results::stored_spec;
@@ -75,11 +76,7 @@ pub fn report(args: &ReportOptions) -> Result<(PathBuf, Vec<ViewError>), ViewErr
     }
     let out = match &args.out {
         Some(p) => p.clone(),
-        None => runs[0]
-            .dir
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("report.html"),
+        None => ExperimentDir::of_run(&runs[0].dir).report_html(),
     };
     let html = render(&runs, args)?;
     plot::write_file(&out, html.as_bytes())?;
@@ -155,7 +152,7 @@ pub fn render(runs: &[Run], args: &ReportOptions) -> Result<String, ViewError> {
 }
 
 fn read_files(run: &Run) -> Result<RunFiles, ViewError> {
-    let manifest_path = run.dir.join("manifest.json");
+    let manifest_path = RunDir::at(&run.dir).manifest();
     let manifest = if manifest_path.is_file() {
         Some(
             store::read_manifest(&manifest_path).map_err(|e| ViewError::Read {
@@ -176,7 +173,7 @@ fn read_files(run: &Run) -> Result<RunFiles, ViewError> {
 /// The grid of the first run's transformed training images, as `runner preview` draws it, or
 /// why there is none (a spec that no longer loads, a dataset that moved).
 fn preview_section(runs: &[&Run], project: Option<&Path>) -> String {
-    let Some(run) = runs.iter().find(|r| r.dir.join("spec.toml").is_file()) else {
+    let Some(run) = runs.iter().find(|r| RunDir::at(&r.dir).spec().is_file()) else {
         return "<p class=\"note\">no run has a spec.toml, so there is nothing to preview</p>\n"
             .into();
     };
@@ -195,20 +192,21 @@ fn preview_section(runs: &[&Run], project: Option<&Path>) -> String {
 }
 
 fn preview_png(run: &Run, project: Option<&Path>) -> Result<Vec<u8>, String> {
-    use crate::results::store::project_of;
     // results kept outside the project (`--results /tmp/x`): the folder the user runs from
     let cwd = std::env::current_dir().ok();
     let project = project
         .map(Path::to_path_buf)
-        .or_else(|| project_of(&run.dir))
-        .or(cwd.filter(|d| d.join("pipeline/defaults.toml").is_file()))
+        .or_else(|| layout::project_of(&run.dir))
+        .or(cwd.filter(|d| layout::is_project(d)))
         .ok_or_else(|| {
-            format!(
-                "{} is not inside a project (no pipeline/defaults.toml above it or in the current folder): pass --project",
-                run.dir.display()
-            )
+            NotInProject {
+                dir: run.dir.display().to_string(),
+                searched_cwd: true,
+                flag: true,
+            }
+            .to_string()
         })?;
-    let exp = crate::spec::load_stored(&run.dir.join("spec.toml"), &project)
+    let exp = crate::spec::load_stored(&RunDir::at(&run.dir).spec(), &project)
         .map_err(|e| e.to_string())?;
     let resolved = crate::setup::Resolved::new(&exp).map_err(|e| e.to_string())?;
     let run = &resolved.runs[0];

@@ -46,7 +46,7 @@ pub fn header(experiment: &str, runs: &[&Run], files: &[&RunFiles]) -> String {
         .unwrap_or("");
     let spec_file = runs
         .iter()
-        .map(|r| r.dir.join("spec.toml"))
+        .map(|r| crate::results::layout::RunDir::at(&r.dir).spec())
         .find(|p| p.is_file())
         .map_or("(no run has a spec.toml)".to_string(), |p| {
             format!("{} (resolved; one per run)", p.display())
