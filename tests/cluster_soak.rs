@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
+use runner::results::layout::RunDir;
 
 const POINTS: usize = 200;
 
@@ -156,7 +157,7 @@ fn two_hundred_index_processes_with_kills_train_every_point_exactly_once() {
         .unwrap()
         .flatten()
         .filter(|e| {
-            std::fs::read_to_string(e.path().join("manifest.json"))
+            std::fs::read_to_string(RunDir::at(&e.path()).manifest())
                 .is_ok_and(|m| m.contains("\"status\": \"done\""))
         })
         .count();

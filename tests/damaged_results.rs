@@ -45,7 +45,7 @@ fn damaged_tree() -> (tempfile::TempDir, PathBuf) {
     std::fs::write(dir.path().join("exp.toml"), spec).unwrap();
     let out = runner(dir.path(), &["run", "exp.toml"]);
     assert!(out.status.success(), "{}", text(&out));
-    let manifest = second_run(dir.path()).join("manifest.json");
+    let manifest = runner::results::layout::RunDir::at(second_run(dir.path())).manifest();
     let whole = std::fs::read(&manifest).unwrap();
     std::fs::write(&manifest, &whole[..whole.len() / 3]).unwrap();
     (dir, manifest)
@@ -144,6 +144,8 @@ fn plot_report_and_export_name_the_damaged_run_and_keep_the_others() {
             text(&out)
         );
     }
-    assert!(dir.path().join("results/damaged/report.html").is_file());
-    assert!(dir.path().join("results/damaged/plots").is_dir());
+    let damaged =
+        runner::results::layout::ResultsRoot::new(dir.path().join("results")).experiment("damaged");
+    assert!(damaged.report_html().is_file());
+    assert!(damaged.plots().is_dir());
 }

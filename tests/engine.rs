@@ -1,6 +1,7 @@
 //! Choosing the CPU engine end to end: `--engine` / `RUNNER_ENGINE` pick it, the run's log and
 //! manifest name it, a run's id does not depend on it, and a bad choice is a clear error.
 
+use runner::results::layout::RunDir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -49,7 +50,7 @@ fn the_run(results: &Path) -> (String, serde_json::Value) {
         .map(|e| e.unwrap().path())
         .find(|p| p.is_dir())
         .expect("a run folder");
-    let manifest = std::fs::read_to_string(run.join("manifest.json")).unwrap();
+    let manifest = std::fs::read_to_string(RunDir::at(&run).manifest()).unwrap();
     let id = run.file_name().unwrap().to_string_lossy().into_owned();
     (id, serde_json::from_str(&manifest).unwrap())
 }

@@ -2,6 +2,7 @@
 //! head trained on cached features, and a fine-tuned network with an MLP head; the saved
 //! weights carry PyTorch `nn.Sequential` names and the run reproduces exactly.
 
+use runner::results::layout::RunDir;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -81,7 +82,7 @@ fn run_dir(dir: &Path) -> PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.join("manifest.json").exists())
+        .find(|p| RunDir::at(&p).manifest().exists())
         .expect("a run folder")
 }
 
@@ -104,7 +105,7 @@ fn mlp_heads_train_save_torch_names_and_reproduce() {
         assert!(stdout.contains("1 done, 0 failed"), "{stdout}");
 
         let run = run_dir(dir.path());
-        let names = tensors(&run.join("model.safetensors"));
+        let names = tensors(&RunDir::at(&run).model());
         let head: Vec<(String, Vec<usize>)> = names
             .into_iter()
             .filter(|(n, _)| n.starts_with("fc."))

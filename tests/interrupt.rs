@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use polars::prelude::*;
+use runner::results::layout::RunDir;
 
 const SPEC: &str = r#"
 [experiment]
@@ -89,11 +90,11 @@ fn leftovers(run: &Path) -> Vec<String> {
 }
 
 fn manifest(run: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(RunDir::at(&run).manifest()).unwrap()).unwrap()
 }
 
 fn epochs(run: &Path) -> Vec<i64> {
-    let df = ParquetReader::new(std::fs::File::open(run.join("metrics.parquet")).unwrap())
+    let df = ParquetReader::new(std::fs::File::open(RunDir::at(&run).metrics()).unwrap())
         .finish()
         .expect("readable parquet");
     df.column("epoch")
@@ -120,8 +121,8 @@ fn the_first_sigint_checkpoints_and_exits_130_and_a_rerun_resumes() {
     assert_eq!(m["status"], "interrupted", "{m}");
     assert_eq!(m["epochs_done"], 1, "{m}");
     assert_eq!(epochs(&run), vec![1]);
-    assert!(run.join("checkpoint.safetensors").exists());
-    assert!(!run.join("lock").exists());
+    assert!(RunDir::at(&run).checkpoint().exists());
+    assert!(!RunDir::at(&run).lock().exists());
 
     // the next invocation resumes after epoch 1; stopped again in its second epoch (epoch 3)
     let out = run_with(dir.path(), &at_batch(BATCHES + 10, "sigint"));

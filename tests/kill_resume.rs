@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use polars::prelude::*;
 use rand::{Rng, SeedableRng};
+use runner::results::layout::RunDir;
 
 const SPEC: &str = r#"
 [experiment]
@@ -103,8 +104,8 @@ fn recorded_epochs(root: &Path) -> Vec<usize> {
     run_dirs(root)
         .iter()
         .map(|d| {
-            if d.join("metrics.parquet").exists() {
-                table(&d.join("metrics.parquet")).height()
+            if RunDir::at(&d).metrics().exists() {
+                table(&RunDir::at(&d).metrics()).height()
             } else {
                 0
             }
@@ -225,10 +226,10 @@ fn assert_same_sweeps(clean: &Path, killed: &Path) {
     };
     assert_eq!(names(&clean), names(&killed), "same run ids");
     for (a, b) in clean.iter().zip(&killed) {
-        let manifest = std::fs::read_to_string(b.join("manifest.json")).unwrap();
+        let manifest = std::fs::read_to_string(RunDir::at(&b).manifest()).unwrap();
         assert!(manifest.contains("\"status\": \"done\""), "{manifest}");
         let json = |dir: &Path| -> serde_json::Value {
-            serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
+            serde_json::from_str(&std::fs::read_to_string(RunDir::at(&dir).manifest()).unwrap())
                 .unwrap()
         };
         let (ma, mb) = (json(a), json(b));
@@ -241,8 +242,8 @@ fn assert_same_sweeps(clean: &Path, killed: &Path) {
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
         let (ta, tb) = (
-            table(&a.join("metrics.parquet")),
-            table(&b.join("metrics.parquet")),
+            table(&RunDir::at(&a).metrics()),
+            table(&RunDir::at(&b).metrics()),
         );
         let epochs: Vec<i64> = tb
             .column("epoch")

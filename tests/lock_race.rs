@@ -3,6 +3,7 @@
 //! in 40 let two runners train the same run: one read the lock file between its creation and
 //! the write of the pid, took it for stale and removed it).
 
+use runner::results::layout::RunDir;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
@@ -76,12 +77,16 @@ fn forty_simultaneous_runners_train_one_run_once() {
     let run = std::fs::read_dir(dir.join("results/race"))
         .unwrap()
         .flatten()
-        .find(|e| e.path().join("manifest.json").exists())
+        .find(|e| RunDir::at(&e.path()).manifest().exists())
         .unwrap()
         .path();
     let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(RunDir::at(&run).manifest()).unwrap())
+            .unwrap();
     assert_eq!(manifest["status"], "done");
     assert_eq!(manifest["epochs_done"], 2);
-    assert!(!run.join("lock").exists(), "the lock outlived its holder");
+    assert!(
+        !RunDir::at(&run).lock().exists(),
+        "the lock outlived its holder"
+    );
 }

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use runner::results::layout::ResultsRoot;
 use runner::results::schema::ParamValue;
 use runner::results::store::Status;
 use runner::testing::{write_run, SyntheticRun};
@@ -118,7 +119,7 @@ fn writes_every_figure_as_png_and_svg_next_to_the_results() {
             "best_vs_lambda.svg"
         ]
     );
-    let plots = results.join("lambda/plots");
+    let plots = ResultsRoot::new(&results).experiment("lambda").plots();
     if let Ok(keep) = std::env::var("PLOT_TEST_KEEP") {
         for p in &written {
             std::fs::copy(p, Path::new(&keep).join(p.file_name().unwrap())).unwrap();
@@ -184,5 +185,6 @@ fn no_parameter_plot_without_a_single_numeric_sweep() {
     assert!(unreadable.is_empty(), "{unreadable:?}");
     assert_eq!(names(&written).len(), 6);
     // one epoch per run: a point each, still not blank
-    check_png(&results.join("optim/plots/val_acc.png"), SINGLE, 50);
+    let plots = ResultsRoot::new(&results).experiment("optim").plots();
+    check_png(&plots.join("val_acc.png"), SINGLE, 50);
 }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use polars::prelude::*;
+use runner::results::layout::RunDir;
 
 fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny")
@@ -38,7 +39,7 @@ fn only_run(results: &Path, experiment: &str) -> PathBuf {
 }
 
 fn column(run: &Path, name: &str) -> Vec<f64> {
-    let df = ParquetReader::new(std::fs::File::open(run.join("metrics.parquet")).unwrap())
+    let df = ParquetReader::new(std::fs::File::open(RunDir::at(&run).metrics()).unwrap())
         .finish()
         .unwrap();
     df.column(name)
@@ -117,7 +118,8 @@ fn early_stopped_run_is_done_and_says_why() {
     );
     let run = only_run(&dir.path().join("r"), "feat");
     let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(RunDir::at(&run).manifest()).unwrap())
+            .unwrap();
     assert_eq!(m["status"], "done");
     let stopped = &m["stopped_early"];
     let epoch = stopped["epoch"].as_u64().expect("stopped early") as usize;
@@ -134,8 +136,8 @@ fn early_stopped_run_is_done_and_says_why() {
         "{stderr}"
     );
     // no leftovers, and a second invocation sees it as done
-    assert!(!run.join("checkpoint.safetensors").exists());
-    assert!(!run.join("checkpoint-best.safetensors").exists());
+    assert!(!RunDir::at(&run).checkpoint().exists());
+    assert!(!RunDir::at(&run).best_weights().exists());
     let again = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
     assert!(String::from_utf8_lossy(&again.stderr).contains("already done"));
     let compare = runner(dir.path(), &["compare", "r/feat"]);
@@ -185,7 +187,8 @@ fn restore_best_leaves_the_best_epochs_weights() {
     );
     let run = only_run(&dir.path().join("r"), "feat");
     let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(RunDir::at(&run).manifest()).unwrap())
+            .unwrap();
     let best = m["stopped_early"]["best_epoch"]
         .as_u64()
         .expect("stopped early") as usize;
