@@ -6,6 +6,7 @@ pub mod bench;
 pub mod cli;
 pub mod data;
 pub mod draw;
+pub mod durable;
 pub mod evaluate;
 pub mod export;
 pub mod fault;

@@ -176,7 +176,7 @@ pub fn write_script(job: &Job) -> Result<PathBuf, String> {
         n += 1;
         path = dir.join(format!("{base}-{n}.sbatch"));
     }
-    crate::results::store::write_atomic(&path, |f| {
+    crate::durable::write_atomic(&path, |f| {
         std::io::Write::write_all(f, script(job).as_bytes())
     })
     .map_err(|e| e.to_string())?;

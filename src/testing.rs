@@ -12,12 +12,14 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::durable;
+use crate::durable::StoreError;
 use crate::models::weights::torch_name;
 use crate::models::{Backbone, Classifier};
 use crate::nn::tensors;
 use crate::results::layout::RunDir;
 use crate::results::schema::{self, ParamValue, RunKey};
-use crate::results::store::{self, Manifest, Status, StoreError};
+use crate::results::store::{self, Manifest, Status};
 use crate::train::EpochMetrics;
 use std::convert::Infallible;
 
@@ -125,7 +127,7 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
             path: path.clone(),
             source,
         })?;
-        store::write_parquet(&path, &mut df)
+        durable::write_parquet(&path, &mut df)
     };
     if !rows.is_empty() {
         parquet(dir.metrics(), schema::epochs_frame(&key, &rows))?;

@@ -309,7 +309,7 @@ fn the_summary_counts_held_runs_apart_and_numbers_runs_from_one() {
         })
         .unwrap();
     let run_dir = RunDir::at(&failed);
-    let _held = runner::results::lock::RunLock::acquire(&run_dir)
+    let _held = runner::results::store::RunLock::acquire(&run_dir)
         .unwrap()
         .expect("nobody else holds it");
     let out = runner(dir.path(), &["exp.toml"]);

@@ -125,7 +125,7 @@ fn experiment_plan(exp: &spec::Experiment, ids: &[String], a: &SpecArgs) -> Expe
         experiment: exp.name.clone(),
         spec: exp.source.clone(),
         overrides: a.overrides.clone(),
-        planned_at: crate::results::timestamp::now_utc(),
+        planned_at: crate::durable::timestamp::now_utc(),
         points: exp
             .runs
             .iter()

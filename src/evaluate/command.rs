@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use super::render::{render, Format};
 use super::{KeptWeights, Score};
 use crate::data::{scan_classes, DataError, Split};
+use crate::durable;
 use crate::results::layout::{RunDir, Tables};
 use crate::results::schema::{self, RunKey};
 use crate::results::store::{self, KeptModel, Manifest};
@@ -157,7 +158,7 @@ pub fn write_tables(
     split: &str,
     epoch: usize,
     score: &Score,
-) -> Result<(), store::StoreError> {
+) -> Result<(), durable::StoreError> {
     RunDir::at(dir).create()?;
     let key = RunKey {
         experiment: &manifest.experiment,
@@ -180,11 +181,11 @@ pub fn write_tables(
         ),
     ];
     for (path, frame) in frames {
-        let mut df = frame.map_err(|source| store::StoreError::Polars {
+        let mut df = frame.map_err(|source| durable::StoreError::Polars {
             path: path.clone(),
             source,
         })?;
-        store::write_parquet(path, &mut df)?;
+        durable::write_parquet(path, &mut df)?;
     }
     Ok(())
 }

@@ -19,10 +19,11 @@
 use std::path::{Path, PathBuf};
 
 use super::yaml::{self, Scalar};
+use crate::durable;
+use crate::durable::timestamp::parse_rfc3339;
 use crate::results::layout::RunDir;
 use crate::results::scan::{self, Run, ViewError};
 use crate::results::store::{self, Manifest, Status};
-use crate::results::timestamp::parse_rfc3339;
 use crate::results::{schema, stored_spec};
 use crate::views::plot;
 
@@ -82,7 +83,7 @@ fn export_experiment(root: &Path, name: &str, runs: &[&Run]) -> Result<Exported,
     };
     let exp_dir = root.join(&id);
     let differing = plot::differing_keys(runs);
-    crate::results::parallel::try_map(runs, |r| {
+    crate::durable::parallel::try_map(runs, |r| {
         export_run(&exp_dir, &id, r, &plot::legend_label(r, &differing))
     })?;
     Ok(Exported {
@@ -353,7 +354,7 @@ fn mkdir(dir: &Path) -> Result<(), ViewError> {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), ViewError> {
-    Ok(store::write_file(path, bytes)?)
+    Ok(durable::write_file(path, bytes)?)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use plotters::prelude::*;
 
 use crate::data::{BadImagePolicy, ImageFolder, Loader, Transform};
 use crate::draw::{encode_png, font};
+use crate::durable;
 use crate::results::scan::ViewError;
 use crate::results::store;
 use crate::setup::ResolvedRun;
@@ -56,7 +57,7 @@ pub fn preview(
     out: &Path,
 ) -> Result<PathBuf, ViewError> {
     let png = preview_png(images, n, seed)?;
-    store::write_file(out, &png)?;
+    durable::write_file(out, &png)?;
     Ok(out.to_path_buf())
 }
 

@@ -12,8 +12,8 @@ use ::safetensors::Dtype as SafeDtype;
 use dfdx::prelude::*;
 
 use super::{Backbone, Classifier};
+use crate::durable::tensor_file::{self, Data, Entry, TensorFile};
 use crate::nn::tensors;
-use crate::results::tensor_file::{self, Data, Entry, TensorFile};
 
 /// One way a checkpoint disagrees with the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -363,9 +363,7 @@ pub fn save_torchvision_weights<B: Backbone>(
         })
         .collect();
     tensor_file::write(path.as_ref(), &entries, Default::default()).map_err(|e| match e {
-        crate::results::store::StoreError::Io { path, source } => {
-            WeightsError::Write { path, source }
-        }
+        crate::durable::StoreError::Io { path, source } => WeightsError::Write { path, source },
         other => WeightsError::Format {
             path: path.as_ref().to_path_buf(),
             message: other.to_string(),

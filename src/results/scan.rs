@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use rayon::prelude::*;
 
+use crate::durable;
 use crate::results::layout::RunDir;
 use crate::results::schema::{col, ParamValue};
 use crate::results::store::{self, Manifest, Status};
@@ -37,19 +38,19 @@ pub enum ViewError {
     Plot(String),
 }
 
-impl From<store::StoreError> for ViewError {
+impl From<durable::StoreError> for ViewError {
     /// The file named once: a store error already says which file it could not write.
-    fn from(e: store::StoreError) -> Self {
+    fn from(e: durable::StoreError) -> Self {
         match e {
-            store::StoreError::Io { path, source } => ViewError::Write {
+            durable::StoreError::Io { path, source } => ViewError::Write {
                 path,
                 reason: source.to_string(),
             },
-            store::StoreError::Polars { path, source } => ViewError::Write {
+            durable::StoreError::Polars { path, source } => ViewError::Write {
                 path,
                 reason: source.to_string(),
             },
-            store::StoreError::Read { path, reason } => ViewError::Read { path, reason },
+            durable::StoreError::Read { path, reason } => ViewError::Read { path, reason },
         }
     }
 }
@@ -414,9 +415,9 @@ fn read_each(dirs: &[PathBuf]) -> Vec<Result<Run, ViewError>> {
         .collect()
 }
 
-fn source_reason(e: &store::StoreError) -> String {
+fn source_reason(e: &durable::StoreError) -> String {
     match e {
-        store::StoreError::Read { reason, .. } => reason.clone(),
+        durable::StoreError::Read { reason, .. } => reason.clone(),
         other => other.to_string(),
     }
 }

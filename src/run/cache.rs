@@ -15,9 +15,9 @@ use sha2::{Digest, Sha256};
 
 use super::sources::FeatureSet;
 use crate::data::IMAGE_EXTENSIONS;
-use crate::results::lock::{this_process, FileLock};
-use crate::results::store::StoreError;
-use crate::results::tensor_file::{self, Data, Entry, TensorFile};
+use crate::durable::lock::{this_process, FileLock};
+use crate::durable::tensor_file::{self, Data, Entry, TensorFile};
+use crate::durable::StoreError;
 use crate::train::TrainError;
 
 pub type Features = Arc<(FeatureSet, FeatureSet)>;
@@ -88,7 +88,7 @@ impl FeatureCache {
             path: lock_path.clone(),
             source,
         })?;
-        crate::results::lock::remove_orphaned_private_files(&self.dir);
+        crate::durable::lock::remove_orphaned_private_files(&self.dir);
         if builder.is_some() || path.exists() {
             if let Some(f) = self.read_usable(&path, key) {
                 tracing::info!(

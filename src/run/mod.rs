@@ -21,7 +21,7 @@ pub use sources::{Extractor, FeatureSet, FeatureSource, ImageSource};
 pub use record::RunReport;
 use record::{previous_done, Record};
 
-use crate::results::lock::RunLock;
+use crate::results::store::RunLock;
 
 use crate::results::layout::{ResultsRoot, RunDir};
 use crate::results::schema::{self, ParamValue, RunKey};
@@ -189,7 +189,7 @@ fn execute(
         return Err(fail(TrainError::Locked));
     };
     dir.remove_stale_temp_files();
-    crate::results::lock::remove_orphaned_private_files(dir.path());
+    crate::durable::lock::remove_orphaned_private_files(dir.path());
     // an interrupted earlier invocation left epochs behind: keep them for resuming
     let previous = dir.read_manifest().ok();
     // --rerun starts over; otherwise the epochs of an unfinished earlier invocation are kept
@@ -203,7 +203,7 @@ fn execute(
         let _ = std::fs::remove_file(dir.checkpoint());
         let _ = std::fs::remove_file(dir.best_weights());
     }
-    crate::results::store::write_text(&dir.spec(), &spec.to_toml()).map_err(|e| fail(e.into()))?;
+    crate::durable::write_text(&dir.spec(), &spec.to_toml()).map_err(|e| fail(e.into()))?;
     let (git_commit, git_dirty) =
         provenance::git_state(exp.source.parent().unwrap_or(Path::new(".")));
     let mut manifest = Manifest {
@@ -234,11 +234,11 @@ fn execute(
         started_at: previous
             .as_ref()
             .map(|m| m.started_at.clone())
-            .unwrap_or_else(crate::results::timestamp::now_utc),
+            .unwrap_or_else(crate::durable::timestamp::now_utc),
         finished_at: None,
-        host: Some(crate::results::store::hostname()),
+        host: Some(crate::durable::hostname()),
         pid: Some(std::process::id()),
-        task: crate::results::lock::task_name(),
+        task: crate::durable::lock::task_name(),
     };
     manifest
         .crate_versions
@@ -290,7 +290,7 @@ fn execute(
             .collect::<Vec<_>>()
             .join(", ")
     );
-    manifest.finished_at = Some(crate::results::timestamp::now_utc());
+    manifest.finished_at = Some(crate::durable::timestamp::now_utc());
     let (status, error) = match &result {
         Ok(Outcome::Done) => (Status::Done, None),
         Ok(Outcome::Interrupted { epoch }) => {
@@ -325,7 +325,7 @@ fn execute(
     manifest.error = error.clone();
     let manifest_test = manifest.test.clone();
     // the final manifest and the removal of the checkpoints belong together
-    let _whole = crate::results::exit_guard::ExitGuard::hold();
+    let _whole = crate::durable::exit_guard::ExitGuard::hold();
     let written = dir.write_manifest(&manifest).map_err(TrainError::from);
     // The first failure is the cause (a full disk fails every later write too): report it.
     if let Some(e) = result.err().or(written.err()) {

@@ -9,6 +9,7 @@ use super::progress::Progress;
 use super::record::Recorder;
 use super::sources::{FeatureSet, FeatureSource, ImageSource};
 use crate::data::{load_image, BadImagePolicy, ImageFolder, Loader, Transform};
+use crate::durable::StoreError;
 use crate::models::feature_head::FeatureHead;
 use crate::models::fold::FrozenFeatures;
 use crate::models::freeze::not_a_block;
@@ -18,7 +19,6 @@ use crate::models::{
     load_torchvision_file, save_torchvision_weights, ArchVisitor, Backbone, Classifier,
     PartlyFrozen,
 };
-use crate::results::store::StoreError;
 use crate::setup::ResolvedRun;
 use crate::spec::{BackboneName, Freeze};
 use crate::train::{
@@ -283,7 +283,7 @@ fn fit_resuming<M: Net>(
         &mut |epoch, batch, loss| progress.batch(epoch, batch, batches, loss),
         &mut |m, model, opt, state| {
             // the epoch's files belong together: a second Ctrl-C waits until they are written
-            let _whole = crate::results::exit_guard::ExitGuard::hold();
+            let _whole = crate::durable::exit_guard::ExitGuard::hold();
             rec.epoch(m)?;
             if keep_best && state.stop.best_epoch == m.epoch {
                 // before the checkpoint that names this epoch the best: a kill between the two

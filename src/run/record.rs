@@ -5,9 +5,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::progress::Progress;
+use crate::durable;
+use crate::durable::StoreError;
 use crate::results::layout::RunDir;
 use crate::results::schema::{self, ParamValue, RunKey};
-use crate::results::store::{self, Manifest, Status, StoreError, TestScore};
+use crate::results::store::{self, Manifest, Status, TestScore};
 use crate::spec::expand::PlannedRun;
 use crate::train::{EpochMetrics, TrainError};
 
@@ -90,7 +92,7 @@ impl Recorder for Record<'_> {
             move |source| StoreError::Polars { path, source }
         };
         let mut df = schema::epochs_frame(self.key, &self.rows).map_err(built(&tables.metrics))?;
-        store::write_parquet(&tables.metrics, &mut df)?;
+        durable::write_parquet(&tables.metrics, &mut df)?;
         crate::fault::point("after-metrics");
         // The per-class tables follow the best epoch as soon as it is found, so they are on
         // disk before the checkpoint of that epoch: a run resumed later (whose earlier epochs
@@ -102,7 +104,7 @@ impl Recorder for Record<'_> {
                 |path: &std::path::Path,
                  df: polars::prelude::PolarsResult<polars::prelude::DataFrame>| {
                     let mut df = df.map_err(built(path))?;
-                    store::write_parquet(path, &mut df)
+                    durable::write_parquet(path, &mut df)
                 };
             write(&tables.per_class, schema::per_class_frame(self.key, m))?;
             write(&tables.confusion, schema::confusion_frame(self.key, m))?;

@@ -4,8 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::durable::StoreError;
 use crate::results::layout::{self, NotInProject, RunDir};
-use crate::results::store::{Manifest, Status, StoreError};
+use crate::results::store::{Manifest, Status};
 use crate::spec::{display_path, Experiment, RunSpec, SpecError};
 
 pub struct FinishedRun {

@@ -7,12 +7,12 @@ use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::early_stopping::{EarlyStopping, StopState, Stopped};
+use super::metrics::EpochMetrics;
 use super::schedule::{LrSchedule, ScheduleState};
 use super::{
     clip, loss, penalised_norm_except, Dev, Frozen, Inputs, Net, OptimizerConfig, OptimizerState,
     Penalty, TrainError,
 };
-use crate::results::schema::EpochMetrics;
 
 /// A phase's batches: inputs and their labels.
 pub type Batches<'a> = Box<dyn Iterator<Item = Result<(Inputs, Vec<usize>), TrainError>> + 'a>;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
+use crate::durable;
 use crate::results::scan::{self, Run, ViewError};
 use crate::results::schema::ParamValue;
 use crate::results::store;
@@ -334,7 +335,7 @@ pub fn svg(figure: &Figure) -> Result<String, String> {
 }
 
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ViewError> {
-    Ok(store::write_file(path, bytes)?)
+    Ok(durable::write_file(path, bytes)?)
 }
 
 /// Swept keys whose value is not the same in every run, in first-seen order.

@@ -7,8 +7,8 @@ use std::time::UNIX_EPOCH;
 
 use comfy_table::presets;
 
+use crate::durable::lock;
 use crate::results::layout::ExperimentDir;
-use crate::results::lock;
 use crate::results::plan::{ExperimentPlan, PlannedPoint};
 use crate::results::scan::ViewError;
 use crate::results::store::{read_manifest, Status};
@@ -140,7 +140,7 @@ pub fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> PointStatus 
         }
         (None, None) => State::Pending,
     };
-    st.updated = updated.map(crate::results::timestamp::rfc3339);
+    st.updated = updated.map(crate::durable::timestamp::rfc3339);
     st
 }
 
@@ -149,9 +149,7 @@ pub fn statuses(experiment_dir: &Path) -> Result<(ExperimentPlan, Vec<PointStatu
     // a sweep that is planned but has no run folder yet has a plan and no experiment folder
     let plan = ExperimentPlan::read(experiment_dir).map_err(|e| match e {
         _ if !experiment_dir.is_dir() => ViewError::Missing(experiment_dir.to_path_buf()),
-        crate::results::store::StoreError::Read { path, reason } => {
-            ViewError::Read { path, reason }
-        }
+        crate::durable::StoreError::Read { path, reason } => ViewError::Read { path, reason },
         other => ViewError::Read {
             path: experiment_dir.to_path_buf(),
             reason: other.to_string(),

@@ -9,7 +9,7 @@ use onnx_protobuf::{
     StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
-use crate::results::tensor_file::TensorFile;
+use crate::durable::tensor_file::TensorFile;
 
 /// The opset the graphs are written for (every operator used exists unchanged since).
 pub const OPSET: i64 = 17;

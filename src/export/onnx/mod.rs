@@ -11,9 +11,10 @@ use std::path::{Path, PathBuf};
 
 use onnx_protobuf::Message;
 
+use crate::durable;
+use crate::durable::tensor_file::TensorFile;
 use crate::results::layout::RunDir;
 use crate::results::store;
-use crate::results::tensor_file::TensorFile;
 use crate::spec::display_path;
 
 /// What to export.
@@ -40,7 +41,7 @@ pub enum OnnxError {
     #[error("{0}")]
     Input(String),
     #[error(transparent)]
-    Write(#[from] store::StoreError),
+    Write(#[from] durable::StoreError),
 }
 
 pub fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
@@ -155,6 +156,6 @@ fn input_size(spec: &crate::spec::RunSpec) -> Result<(usize, usize), String> {
     Ok((h as usize, w as usize))
 }
 
-fn write_file(path: &Path, bytes: &[u8]) -> Result<(), store::StoreError> {
-    store::write_atomic(path, |f| f.write_all(bytes))
+fn write_file(path: &Path, bytes: &[u8]) -> Result<(), durable::StoreError> {
+    durable::write_atomic(path, |f| f.write_all(bytes))
 }

@@ -15,6 +15,7 @@ use std::time::UNIX_EPOCH;
 use polars::prelude::*;
 
 use super::{Epochs, Run};
+use crate::durable;
 use crate::results::layout::{ExperimentDir, RunDir};
 use crate::results::schema::ParamValue;
 use crate::results::store::{self, Status};
@@ -247,7 +248,7 @@ fn write_inner(parent: &Path, runs: &[&Cached]) -> Result<(), String> {
 
 fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), String> {
     let mut err = None;
-    store::write_atomic(path, |f| {
+    durable::write_atomic(path, |f| {
         // lz4 reads back faster than the default zstd; the cache is rewritten often, read more
         ParquetWriter::new(f)
             .with_compression(ParquetCompression::Lz4Raw)

@@ -97,7 +97,7 @@ pub fn render(runs: &[Run], args: &ReportOptions) -> Result<String, ViewError> {
         .iter()
         .flat_map(|r| r.runs.iter().copied())
         .collect();
-    let files = crate::results::parallel::try_map(&ordered, |r| read_files(r))?;
+    let files = crate::durable::parallel::try_map(&ordered, |r| read_files(r))?;
     let file_refs: Vec<&RunFiles> = files.iter().collect();
     let experiment = ordered.first().map_or("", |r| r.experiment.as_str());
 

@@ -34,8 +34,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::layout::RunDir;
-use super::store::{hostname, StoreError};
+use super::host::hostname;
 
 /// How often a holder refreshes its heartbeat.
 pub const HEARTBEAT: Duration = Duration::from_secs(10);
@@ -58,7 +57,7 @@ pub struct Holder {
 
 impl Holder {
     fn me(now: u64) -> Self {
-        let t = crate::results::timestamp::rfc3339(now);
+        let t = super::timestamp::rfc3339(now);
         Holder {
             host: hostname(),
             pid: std::process::id(),
@@ -414,7 +413,7 @@ fn beat(file: &File) {
         return;
     };
     let now = unix_now();
-    h.heartbeat = crate::results::timestamp::rfc3339(now);
+    h.heartbeat = super::timestamp::rfc3339(now);
     h.heartbeat_unix = now;
     let line = h.line();
     let _ = file.write_all_at(line.as_bytes(), 0);
@@ -434,31 +433,6 @@ impl Drop for FileLock {
             if same_file(&ours, &now) {
                 let _ = std::fs::remove_file(&self.path);
             }
-        }
-    }
-}
-
-/// A run folder's lock (`<run>/lock`), held while the run trains.
-#[derive(Debug)]
-pub struct RunLock {
-    _lock: FileLock,
-}
-
-impl RunLock {
-    /// `Ok(None)` when another live process holds the run.
-    pub fn acquire(dir: &RunDir) -> Result<Option<Self>, StoreError> {
-        let path = dir.lock();
-        match FileLock::try_acquire(&path) {
-            Ok(Ok(lock)) => Ok(Some(Self { _lock: lock })),
-            Ok(Err(busy)) => {
-                tracing::info!(
-                    "{} is being trained by {}: moving on",
-                    dir.path().display(),
-                    busy.describe()
-                );
-                Ok(None)
-            }
-            Err(source) => Err(StoreError::Io { path, source }),
         }
     }
 }
@@ -521,6 +495,9 @@ pub fn process_alive(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // the run lock is the lock every run takes: tested here with the machinery it rests on
+    use crate::results::layout::RunDir;
+    use crate::results::store::RunLock;
     use std::sync::atomic::AtomicUsize;
 
     fn run_dir() -> (tempfile::TempDir, RunDir) {
@@ -535,8 +512,8 @@ mod tests {
             host: host.into(),
             pid,
             task: None,
-            started: crate::results::timestamp::rfc3339(t),
-            heartbeat: crate::results::timestamp::rfc3339(t),
+            started: crate::durable::timestamp::rfc3339(t),
+            heartbeat: crate::durable::timestamp::rfc3339(t),
             heartbeat_unix: t,
         }
         .line()
