@@ -85,7 +85,10 @@ fn conv_reference(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>) ->
     out
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a gradient check's shapes, inputs and tolerances"
+)]
 fn check_conv<const I: usize, const O: usize, const K: usize>(
     seed: u64,
     n: usize,
@@ -213,7 +216,10 @@ fn distinct_values(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     v
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a gradient check's shapes, inputs and tolerances"
+)]
 fn check_pool(
     max: bool,
     n: usize,
@@ -341,7 +347,10 @@ fn seed_network_gradients_by_hand() {
 }
 
 /// f64 batch norm over NCHW `x` with batch statistics (train) or given statistics (eval).
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a gradient check's shapes, inputs and tolerances"
+)]
 fn bn_reference(
     n: usize,
     c: usize,

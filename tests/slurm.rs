@@ -47,7 +47,13 @@ fn controller_up() -> bool {
 
 /// The node to ourselves: the tests here run one at a time (also across nextest's processes),
 /// since the feature-cache scenario needs two of its tasks to start together.
-struct Exclusive(#[allow(dead_code)] std::fs::File);
+struct Exclusive(
+    #[expect(
+        dead_code,
+        reason = "held for its lock while the test runs, never read"
+    )]
+    std::fs::File,
+);
 
 fn exclusive() -> Exclusive {
     let f = std::fs::File::create(std::env::temp_dir().join("runner-slurm-tests.lock")).unwrap();

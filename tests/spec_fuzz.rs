@@ -351,7 +351,10 @@ fn fuzz(inputs: usize, seed: u64) -> Tally {
     tally
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the fuzz loop's project, generator and budgets"
+)]
 fn fuzz_loop(
     inputs: usize,
     seed: u64,

@@ -279,13 +279,15 @@ fn draw<DB: DrawingBackend>(
                 legend,
             } => chart::lines(
                 area,
-                title,
-                x_desc,
-                y_desc,
-                axis,
-                series,
-                band.as_ref(),
-                *legend,
+                &chart::Lines {
+                    title,
+                    x_desc,
+                    y_desc,
+                    axis,
+                    series,
+                    band: band.as_ref(),
+                    legend: *legend,
+                },
             )?,
             Panel::ScatterMean {
                 title,

@@ -1,6 +1,9 @@
 //! What the integration tests share: starting `runner` in a folder, the fixtures, and tests
 //! that need a tool the machine may lack (Chromium, an mlflow venv, `mount`, Slurm).
-#![allow(dead_code)] // each test file uses a part
+#![allow(
+    dead_code,
+    reason = "each test file uses a part; an `expect` would fail in the files that use it all"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -154,17 +154,28 @@ fn segments(points: &[(f64, f64)]) -> Vec<Vec<(f64, f64)>> {
     out
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn lines<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    title: &str,
-    x_desc: &str,
-    y_desc: &str,
-    axis: &XAxis,
-    series: &[Series],
-    band: Option<&Band>,
-    legend: bool,
-) -> Res<DB> {
+/// A panel of lines over epochs or a swept value: what [`lines`] draws.
+pub struct Lines<'a> {
+    pub title: &'a str,
+    pub x_desc: &'a str,
+    pub y_desc: &'a str,
+    pub axis: &'a XAxis,
+    pub series: &'a [Series],
+    /// The min–max band of the runs not drawn as lines.
+    pub band: Option<&'a Band>,
+    pub legend: bool,
+}
+
+pub fn lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Lines) -> Res<DB> {
+    let Lines {
+        title,
+        x_desc,
+        y_desc,
+        axis,
+        series,
+        band,
+        legend,
+    } = *panel;
     let all = || series.iter().flat_map(|s| s.points.iter());
     let band_points = || band.into_iter().flat_map(|b| b.points.iter());
     let (x0, x1) = range(
