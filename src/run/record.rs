@@ -46,16 +46,43 @@ pub trait Recorder {
     fn stage(&mut self, name: &'static str, seconds: f64);
 }
 
+impl RunReport {
+    /// The report of a run that trained no epoch in this invocation; the other fields are set
+    /// with struct update syntax by those who know more.
+    pub(super) fn new(
+        index: usize,
+        run_id: String,
+        dir: PathBuf,
+        swept: Vec<(String, ParamValue)>,
+        status: Status,
+    ) -> Self {
+        RunReport {
+            index,
+            run_id,
+            dir,
+            swept,
+            status,
+            best: None,
+            last: None,
+            test: None,
+            seconds: 0.0,
+            error: None,
+            reused: false,
+            stages: Vec::new(),
+        }
+    }
+}
+
 /// Records a run's epochs as they end: metrics.parquet with every row so far, then the
-/// manifest's epoch count.
+/// manifest's epoch count. It writes into what the run's life owns.
 pub(super) struct Record<'a> {
     pub dir: &'a RunDir,
     pub key: &'a RunKey<'a>,
-    pub manifest: Manifest,
-    pub rows: Vec<EpochMetrics>,
+    pub manifest: &'a mut Manifest,
+    pub rows: &'a mut Vec<EpochMetrics>,
     pub progress: &'a Progress,
     pub epochs: usize,
-    pub stages: Vec<(&'static str, f64)>,
+    pub stages: &'a mut Vec<(&'static str, f64)>,
 }
 
 impl Record<'_> {
@@ -111,7 +138,7 @@ impl Recorder for Record<'_> {
         }
         self.manifest.epochs_done = m.epoch;
         self.manifest.skipped_images = m.skipped;
-        self.dir.write_manifest(&self.manifest)?;
+        self.dir.write_manifest(self.manifest)?;
         self.add_stage("record", t.elapsed().as_secs_f64());
         Ok(())
     }
@@ -137,17 +164,16 @@ pub(super) fn previous_done(
         return None;
     }
     Some(RunReport {
-        index: run.index,
-        run_id: m.run_id,
-        dir: dir.path().to_path_buf(),
-        swept: swept.to_vec(),
-        status: Status::Done,
         best: schema::best_epoch(&rows).cloned(),
         last: rows.last().cloned(),
         test: m.test.clone(),
-        seconds: 0.0,
-        error: None,
         reused: true,
-        stages: Vec::new(),
+        ..RunReport::new(
+            run.index,
+            m.run_id,
+            dir.path().to_path_buf(),
+            swept.to_vec(),
+            Status::Done,
+        )
     })
 }
