@@ -1,33 +1,12 @@
 //! End-to-end: the `runner` binary on tiny real data, read back through polars.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::{runner, runner_logged, write_spec};
 use polars::prelude::*;
 use runner::results::layout::RunDir;
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny")
-}
-
-fn runner(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(dir)
-        .args(args)
-        .env("RUNNER_LOG", "warn")
-        .output()
-        .expect("runner starts")
-}
-
-fn write_spec(dir: &Path, body: &str) -> PathBuf {
-    let path = dir.join("exp.toml");
-    std::fs::write(
-        &path,
-        body.replace("@DATA@", &fixture().display().to_string()),
-    )
-    .unwrap();
-    path
-}
 
 const SWEEP: &str = r#"
 [experiment]
@@ -243,15 +222,6 @@ batch_size = 8
 [sweep]
 grid = { "regularization.lambda" = [0, 0.5] }
 "#;
-
-fn runner_logged(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(dir)
-        .args(args)
-        .env("RUNNER_LOG", "info")
-        .output()
-        .expect("runner starts")
-}
 
 #[test]
 fn a_frozen_backbone_builds_its_features_once_and_reuses_them_across_runs_and_invocations() {

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use rand::{Rng, SeedableRng};
 use runner::results::layout::RunDir;
 
@@ -58,10 +60,8 @@ grid = {{ "optimizer.lr" = [{}] }}
 }
 
 fn runner(dir: &Path, index: usize) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_runner"));
-    c.current_dir(dir)
-        .args(["run", "exp.toml", "--index", &index.to_string()])
-        .env("RUNNER_LOG", "info")
+    let mut c = common::command(dir, &["run", "exp.toml", "--index", &index.to_string()]);
+    c.env("RUNNER_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c

@@ -1,9 +1,11 @@
 //! Choosing the CPU engine end to end: `--engine` / `RUNNER_ENGINE` pick it, the run's log and
 //! manifest name it, a run's id does not depend on it, and a bad choice is a clear error.
 
+mod common;
+
+use common::{command, write_spec};
 use runner::results::layout::RunDir;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const SPEC: &str = r#"
 [experiment]
@@ -26,16 +28,11 @@ batch_size = 8
 "#;
 
 fn project(dir: &Path) -> PathBuf {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny");
-    let spec = dir.join("exp.toml");
-    std::fs::write(&spec, SPEC.replace("@DATA@", &data.display().to_string())).unwrap();
-    spec
+    write_spec(dir, SPEC)
 }
 
 fn runner(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(dir)
-        .args(args)
+    command(dir, args)
         .env("RUNNER_LOG", "info")
         .env_remove("RUNNER_ENGINE")
         .envs(env.iter().copied())

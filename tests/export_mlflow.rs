@@ -31,23 +31,11 @@ fn main() {
     )]);
 }
 
-fn project() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::project;
 
+/// `runner ARGS` in the project folder, which must succeed: its stdout.
 fn runner(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(project())
-        .args(args)
-        .env("RUNNER_LOG", "warn")
-        .output()
-        .expect("runner starts");
-    assert!(
-        out.status.success(),
-        "runner {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::ok(&common::runner(project(), args))
 }
 
 fn python_with_mlflow() -> Option<PathBuf> {

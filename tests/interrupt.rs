@@ -6,57 +6,30 @@
 //! `FAILPOINTS`), so each lands at the same batch or between the same two writes on any
 //! machine, however loaded: nothing here depends on timing.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use common::{animal_mnist, command, Spec};
 use polars::prelude::*;
 use runner::results::layout::RunDir;
-
-const SPEC: &str = r#"
-[experiment]
-name = "ctrlc"
-seed = 5
-
-[dataset]
-root = "@DATA@"
-train_per_class = 400
-val_per_class = 50
-
-[transforms]
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "mlp"
-
-[optimizer]
-kind = "sgd"
-lr = 0.01
-
-[train]
-epochs = 200
-batch_size = 8
-"#;
 
 /// Training batches per epoch: 800 images in batches of 8.
 const BATCHES: usize = 100;
 
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline/data/animal-mnist-catdog");
-    std::fs::write(
-        dir.path().join("exp.toml"),
-        SPEC.replace("@DATA@", &data.display().to_string()),
-    )
-    .unwrap();
+    Spec::tiny("ctrlc", 5)
+        .table("dataset", &["train_per_class = 400", "val_per_class = 50"])
+        .table("train", &["epochs = 200", "batch_size = 8"])
+        .write_on(dir.path(), &animal_mnist());
     dir
 }
 
 /// `runner run exp.toml` with the fault points `failpoints` (`FAILPOINTS` syntax), to its end.
 fn run_with(dir: &Path, failpoints: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(dir)
-        .args(["run", "exp.toml"])
+    command(dir, &["run", "exp.toml"])
         .env("RUNNER_LOG", "info")
         .env("FAILPOINTS", failpoints)
         .output()

@@ -38,23 +38,11 @@ fn main() {
     ]);
 }
 
-fn project() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::project;
 
+/// `runner ARGS` in the project folder, which must succeed: its stdout.
 fn runner(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(project())
-        .args(args)
-        .env("RUNNER_LOG", "warn")
-        .output()
-        .expect("runner starts");
-    assert!(
-        out.status.success(),
-        "runner {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::ok(&common::runner(project(), args))
 }
 
 /// The reference run's resolved spec, for runs that need one.
@@ -378,12 +366,7 @@ fn a_thousand_run_sweep() {
 }
 
 fn runner_fails(args: &[&str], tmp: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(project())
-        .args(args)
-        .env("RUNNER_LOG", "warn")
-        .output()
-        .expect("runner starts");
+    let out = common::runner(project(), args);
     assert!(!out.status.success(), "runner {args:?} should fail");
     String::from_utf8(out.stderr)
         .unwrap()

@@ -1,32 +1,13 @@
 //! End-to-end (issue #14): schedules, early stopping and augmentation through the `runner`
 //! binary on the tiny committed fixture, read back from metrics.parquet and manifest.json.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::{runner_logged as runner, write_spec, Spec};
 use polars::prelude::*;
 use runner::results::layout::RunDir;
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny")
-}
-
-fn runner(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(dir)
-        .args(args)
-        .env("RUNNER_LOG", "info")
-        .output()
-        .expect("runner starts")
-}
-
-fn write_spec(dir: &Path, body: &str) {
-    std::fs::write(
-        dir.join("exp.toml"),
-        body.replace("@DATA@", &fixture().display().to_string()),
-    )
-    .unwrap();
-}
 
 fn only_run(results: &Path, experiment: &str) -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(results.join(experiment))
@@ -52,30 +33,14 @@ fn column(run: &Path, name: &str) -> Vec<f64> {
         .collect()
 }
 
-const BASE: &str = r#"
-[experiment]
-name = "feat"
-seed = 5
-
-[dataset]
-root = "@DATA@"
-
-[transforms]
-resize = 20
-crop = 16
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "mlp"
-
-[optimizer]
-kind = "sgd"
-lr = 0.1
-
-[train]
-batch_size = 4
-"#;
+/// An MLP on 20→16 px images at lr 0.1; a test appends the rest of `[train]` and its tables.
+fn base() -> String {
+    Spec::tiny("feat", 5)
+        .table("transforms", &["resize = 20", "crop = 16"])
+        .set("optimizer", "lr = 0.1")
+        .set("train", "batch_size = 4")
+        .text()
+}
 
 #[test]
 fn cosine_with_warmup_is_the_lr_column() {
@@ -83,8 +48,9 @@ fn cosine_with_warmup_is_the_lr_column() {
     write_spec(
         dir.path(),
         &format!(
-            "{BASE}epochs = 5\ngrad_clip_norm = 1.0\n[loss]\nlabel_smoothing = 0.1\n\
-             [schedule]\nkind = \"cosine\"\nwarmup_epochs = 2\nmin_lr = 0.01\n"
+            "{}epochs = 5\ngrad_clip_norm = 1.0\n[loss]\nlabel_smoothing = 0.1\n\
+             [schedule]\nkind = \"cosine\"\nwarmup_epochs = 2\nmin_lr = 0.01\n",
+            base()
         ),
     );
     let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
@@ -108,7 +74,7 @@ fn early_stopped_run_is_done_and_says_why() {
     // 16 training images: val loss stops improving long before 40 epochs
     write_spec(
         dir.path(),
-        &format!("{BASE}epochs = 40\n[early_stopping]\npatience = 1\n"),
+        &format!("{}epochs = 40\n[early_stopping]\npatience = 1\n", base()),
     );
     let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
     assert!(
@@ -151,7 +117,7 @@ fn early_stopped_run_is_done_and_says_why() {
 #[test]
 fn random_train_transforms_skip_the_feature_cache() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = BASE
+    let spec = base()
         .replace("name = \"mlp\"", "name = \"small_cnn\"\nfreeze = true")
         .replace(
             "crop = 16",
@@ -171,7 +137,7 @@ fn random_train_transforms_skip_the_feature_cache() {
 fn restore_best_leaves_the_best_epochs_weights() {
     // inside the project (target/tmp), so that the run can be loaded back for prediction
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let spec = BASE
+    let spec = base()
         .replace("name = \"mlp\"", "name = \"small_cnn\"")
         .replace("resize = 20\ncrop = 16", "resize = 28\ncrop = 28")
         .replace("lr = 0.1", "lr = 0.05");
@@ -198,7 +164,7 @@ fn restore_best_leaves_the_best_epochs_weights() {
     let predictor = runner::inspect::predict::Predictor::from_run(&run).unwrap();
     let mut images = Vec::new();
     for (label, class) in ["cat", "dog"].iter().enumerate() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(fixture().join("val").join(class))
+        let mut files: Vec<PathBuf> = std::fs::read_dir(common::tiny().join("val").join(class))
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();

@@ -8,6 +8,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod grad;
+
 /// The project's root (where `pipeline/` and `tests/fixtures/` are).
 pub fn project() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -44,20 +46,126 @@ epochs = 1
     )
 }
 
+/// A spec on [`tiny`] as the tests write it, one table at a time: [`Spec::tiny`] is an MLP
+/// trained with SGD on 0.5-normalised images; [`Spec::set`] adds or replaces one `key = value`
+/// line of a table. [`Spec::text`] keeps `@DATA@` for the data folder; [`Spec::write`] puts
+/// the fixture's path there and writes `exp.toml`.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    tables: Vec<(String, Vec<String>)>,
+}
+
+impl Spec {
+    pub fn tiny(name: &str, seed: u64) -> Spec {
+        Spec { tables: Vec::new() }
+            .set("experiment", &format!("name = \"{name}\""))
+            .set("experiment", &format!("seed = {seed}"))
+            .set("dataset", "root = \"@DATA@\"")
+            .set("transforms", "mean = [0.5, 0.5, 0.5]")
+            .set("transforms", "std = [0.5, 0.5, 0.5]")
+            .set("backbone", "name = \"mlp\"")
+            .set("optimizer", "kind = \"sgd\"")
+            .set("optimizer", "lr = 0.01")
+    }
+
+    /// `line` (`key = value`) in `table`: in place of the table's line with that key, else last.
+    pub fn set(mut self, table: &str, line: &str) -> Spec {
+        let key = |l: &str| l.split('=').next().unwrap_or("").trim().to_string();
+        let lines = match self.tables.iter_mut().find(|(t, _)| t == table) {
+            Some((_, lines)) => lines,
+            None => {
+                self.tables.push((table.to_string(), Vec::new()));
+                &mut self.tables.last_mut().expect("pushed").1
+            }
+        };
+        match lines.iter_mut().find(|l| key(l) == key(line)) {
+            Some(l) => *l = line.to_string(),
+            None => lines.push(line.to_string()),
+        }
+        self
+    }
+
+    /// Several lines of one table.
+    pub fn table(self, table: &str, lines: &[&str]) -> Spec {
+        lines.iter().fold(self, |spec, l| spec.set(table, l))
+    }
+
+    /// The TOML, tables in the order they were first set; `@DATA@` for the data folder.
+    pub fn text(&self) -> String {
+        let mut out = String::new();
+        for (table, lines) in &self.tables {
+            out += &format!("\n[{table}]\n");
+            for l in lines {
+                out += l;
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Writes `dir/exp.toml` on [`tiny`] and returns its path.
+    pub fn write(&self, dir: &Path) -> PathBuf {
+        write_spec(dir, &self.text())
+    }
+
+    /// Writes `dir/exp.toml` on the image folder `data`.
+    pub fn write_on(&self, dir: &Path, data: &Path) -> PathBuf {
+        write_spec_on(dir, &self.text(), data)
+    }
+}
+
+/// The embedded 28×28 cat/dog set (`pipeline/data/animal-mnist-catdog`): more images than
+/// [`tiny`], for the tests that need many batches.
+pub fn animal_mnist() -> PathBuf {
+    project().join("pipeline/data/animal-mnist-catdog")
+}
+
+/// Writes `body` to `dir/exp.toml`, `@DATA@` replaced by [`tiny`]'s path, and returns the path.
+pub fn write_spec(dir: &Path, body: &str) -> PathBuf {
+    write_spec_on(dir, body, &tiny())
+}
+
+/// Writes `body` to `dir/exp.toml`, `@DATA@` replaced by `data`, and returns the path.
+pub fn write_spec_on(dir: &Path, body: &str, data: &Path) -> PathBuf {
+    let path = dir.join("exp.toml");
+    std::fs::write(&path, body.replace("@DATA@", &data.display().to_string())).unwrap();
+    path
+}
+
+/// The runner binary in `dir` with `args`, logging warnings only; to be run by the caller.
+pub fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
+    cmd.current_dir(dir).args(args).env("RUNNER_LOG", "warn");
+    cmd
+}
+
 /// `runner ARGS` in `dir`, logging warnings only.
 pub fn runner(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(dir)
-        .args(args)
-        .env("RUNNER_LOG", "warn")
+    command(dir, args).output().expect("runner starts")
+}
+
+/// `runner ARGS` in `dir`, logging at info (the tests that read the log).
+pub fn runner_logged(dir: &Path, args: &[&str]) -> Output {
+    command(dir, args)
+        .env("RUNNER_LOG", "info")
         .output()
         .expect("runner starts")
 }
 
+/// The stdout of a run that must succeed.
+pub fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// `runner ARGS` in `dir` with environment changes: `Some(value)` sets, `None` removes.
 pub fn runner_env(dir: &Path, args: &[&str], env: &[(&str, Option<&str>)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
-    cmd.current_dir(dir).args(args).env("RUNNER_LOG", "warn");
+    let mut cmd = command(dir, args);
     for (key, value) in env {
         match value {
             Some(v) => cmd.env(key, v),
@@ -123,5 +231,33 @@ pub mod tools {
     /// Runs the trials with the usual test-binary arguments and exits.
     pub fn run(trials: Vec<Trial>) -> ! {
         libtest_mimic::run(&Arguments::from_args(), trials).exit()
+    }
+}
+
+/// The spec files of tests/specs/ and their rendered errors.
+pub mod specs {
+    use std::path::Path;
+
+    use runner::spec::{self, Experiment, LoadOptions, SpecError};
+
+    /// `tests/specs/<spec>` with `--set` `overrides`, no pipeline folder.
+    pub fn load(spec: &str, overrides: &[&str]) -> Result<Experiment, SpecError> {
+        let opts = LoadOptions {
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            pipeline_dir: None,
+        };
+        spec::load(&Path::new("tests/specs").join(spec), &opts)
+    }
+
+    /// The rendered error of `spec`, which must have failed with `runner check`'s exit code.
+    pub fn error_of<T>(spec: &str, loaded: Result<T, SpecError>) -> String {
+        match loaded {
+            Ok(_) => panic!("{spec} loaded, expected an error"),
+            Err(err) => {
+                let rendered = err.to_string();
+                assert_eq!(runner::cli::Failure::from(err).exit_code(), 78);
+                rendered
+            }
+        }
     }
 }
