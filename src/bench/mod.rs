@@ -72,6 +72,7 @@ struct Row {
 }
 
 /// Runs every workload, prints the table; an error only when PyTorch was asked for and failed.
+// Long: one block per workload of the benchmark table, in the table's order.
 pub fn run(opts: &BenchOptions) -> Result<(), String> {
     let it = if opts.quick { 2 } else { 5 };
     let threads = rayon::current_num_threads();

@@ -199,7 +199,16 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
         tracing::warn!("cannot handle Ctrl-C ({e}): it stops the runner at once");
     }
     let reports = run::run_sweep(&resolved, &selected, &opts);
-    println!("{}", sweep_table::render(&reports));
+    summarise(&exp, &reports, start)
+}
+
+/// Prints the end of a sweep (the table, the counts, each failure) and its exit status.
+fn summarise(
+    exp: &spec::Experiment,
+    reports: &[run::RunReport],
+    start: Instant,
+) -> Result<(), Failure> {
+    println!("{}", sweep_table::render(reports));
     let count = |status: Status| reports.iter().filter(|r| r.status == status).count();
     let (done, failed, diverged) = (
         count(Status::Done),

@@ -76,13 +76,9 @@ pub fn evaluate_run(opts: &EvaluateOptions) -> Result<Evaluated, EvaluateError> 
 pub fn open_run(
     run: &Path,
 ) -> Result<(Manifest, crate::spec::RunSpec, KeptWeights, PathBuf), EvaluateError> {
-    use crate::setup::{FinishedRun, Opening, ProjectFrom};
-    let how = Opening {
-        project: ProjectFrom::Run,
-        needs_model: true,
-    };
-    let r =
-        FinishedRun::open(&RunDir::at(run), how).map_err(|e| EvaluateError::Input(e.explain()))?;
+    use crate::setup::{FinishedRun, Opening};
+    let r = FinishedRun::open(&RunDir::at(run), Opening::FINISHED)
+        .map_err(|e| EvaluateError::Input(e.explain()))?;
     let kept = KeptWeights::of_spec(r.spec(), r.manifest.classes.clone(), r.weights());
     Ok((r.manifest, r.experiment.base, kept, r.project))
 }

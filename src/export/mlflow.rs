@@ -175,6 +175,8 @@ fn ensure_default_experiment(root: &Path) -> Result<(), ViewError> {
     write_experiment_meta(root, "0", "Default")
 }
 
+// Long: one run's files of the MLflow file store, written in order (metrics, test score, params,
+// tags, artifacts, meta.yaml last).
 fn export_run(exp_dir: &Path, exp_id: &str, run: &Run, label: &str) -> Result<(), ViewError> {
     let manifest = read_manifest(run)?;
     let spec = stored_spec::read(&run.dir)?;

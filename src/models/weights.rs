@@ -186,6 +186,8 @@ pub fn load_torchvision_weights<B: Backbone>(
 }
 
 /// [`load_torchvision_weights`] from a file already read (`path` names it in messages).
+// Long: the checks of a weights file against the model (names, shapes, the head's classes,
+// `replace`) and then the copy, in the order their messages are reported.
 pub fn load_torchvision_file<B: Backbone>(
     model: &mut Classifier<B>,
     path: &Path,

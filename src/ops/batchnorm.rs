@@ -70,6 +70,8 @@ pub fn batchnorm2d_train<const C: usize, T: Tape<f32, Cpu>>(
     clippy::too_many_arguments,
     reason = "a BatchNorm2D module's tensors and settings, passed as the module holds them, plus the fused residual and activation"
 )]
+// Long: the fused forward pass and the backward closure it puts on the tape (the slice kernels are
+// in runner-kernels).
 pub fn batchnorm2d_train_act<const C: usize, T: Tape<f32, Cpu>>(
     x: Img<C, T>,
     scale: &Vector<C>,

@@ -73,6 +73,8 @@ struct WithBackbone<'a, 'f> {
 impl ArchVisitor for WithBackbone<'_, '_> {
     type Output = Result<Outcome, TrainError>;
 
+    // Long: one arm per freeze mode, each building its model and batch source; what they share is
+    // already in functions (image_source, cached_features, finish, Fitting).
     fn visit<B: Backbone>(self) -> Self::Output {
         let WithBackbone {
             run,

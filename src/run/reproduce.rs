@@ -131,6 +131,18 @@ pub fn reproduce(
     let stored = schema::read_frame(&dir.metrics()).map_err(|e| e.to_string())?;
     let fresh =
         schema::read_frame(&RunDir::at(&report.dir).metrics()).map_err(|e| e.to_string())?;
+    Ok(Reproduction {
+        run_id: manifest.run_id,
+        new_run_id: report.run_id,
+        epochs: (stored.epochs.len(), fresh.epochs.len()),
+        deviations: deviations(&stored, &fresh),
+        tolerance,
+        status: report.status,
+    })
+}
+
+/// The largest difference of each stored metric column from the reproduced one, and where.
+fn deviations(stored: &schema::MetricColumns, fresh: &schema::MetricColumns) -> Vec<Deviation> {
     let mut deviations = Vec::new();
     for (name, a) in &stored.columns {
         if TIMING.contains(&name.as_str()) {
@@ -163,12 +175,5 @@ pub fn reproduce(
             epoch: stored.epochs.get(at).copied().unwrap_or(0),
         });
     }
-    Ok(Reproduction {
-        run_id: manifest.run_id,
-        new_run_id: report.run_id,
-        epochs: (stored.epochs.len(), fresh.epochs.len()),
-        deviations,
-        tolerance,
-        status: report.status,
-    })
+    deviations
 }

@@ -35,6 +35,14 @@ pub struct Opening<'a> {
     pub needs_model: bool,
 }
 
+impl Opening<'static> {
+    /// A done run with its kept model, in the project above it (`evaluate`, `export`).
+    pub const FINISHED: Opening<'static> = Opening {
+        project: ProjectFrom::Run,
+        needs_model: true,
+    };
+}
+
 /// Why a folder cannot be opened as a finished run, checked in this order.
 #[derive(Debug)]
 pub enum OpenError {

@@ -98,6 +98,8 @@ pub type OnEpoch<'a, M> =
 /// Trains `model` up to `cfg.epochs` (or until early stopping), calling `on_epoch` with each
 /// epoch's metrics, the model, the optimizer and the loop state as soon as the epoch ends (to
 /// record and checkpoint), and `on_batch` with (epoch, batch, running loss) for progress display.
+// Long: the training loop itself (resume state, epochs, batches, evaluation, schedules, early
+// stopping), read top to bottom.
 pub fn fit<M: Net>(
     dev: &Dev,
     model: &mut M,

@@ -73,6 +73,7 @@ pub struct Figure {
 /// The figures of a set of runs (normally one experiment's): loss, val accuracy and weight norm
 /// per epoch, and for a sweep over one numeric parameter the best val loss and accuracy against
 /// it.
+// Long: one block per figure, in the order the plots and the report show them.
 pub fn figures(runs: &[&Run], curves: Curves) -> Vec<Figure> {
     let experiment = runs.first().map_or("", |r| r.experiment.as_str());
     let differing = differing_keys(runs);

@@ -15,6 +15,7 @@ use crate::durable;
 use crate::durable::tensor_file::TensorFile;
 use crate::results::layout::RunDir;
 use crate::results::store;
+use crate::setup::{FinishedRun, Opening};
 use crate::spec::display_path;
 
 /// What to export.
@@ -47,19 +48,10 @@ pub enum OnnxError {
 pub fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
     let input = OnnxError::Input;
     let run = &opts.run;
-    let how = crate::setup::Opening {
-        project: crate::setup::ProjectFrom::Run,
-        needs_model: true,
-    };
     let finished =
-        crate::setup::FinishedRun::open(&RunDir::at(run), how).map_err(|e| input(e.explain()))?;
+        FinishedRun::open(&RunDir::at(run), Opening::FINISHED).map_err(|e| input(e.explain()))?;
     let weights_path = finished.weights();
-    let crate::setup::FinishedRun {
-        manifest,
-        experiment,
-        ..
-    } = finished;
-    let spec = experiment.base;
+    let (manifest, spec) = (finished.manifest, finished.experiment.base);
     let size = input_size(&spec).map_err(input)?;
     let weights = TensorFile::read(&weights_path)
         .map_err(|e| input(format!("{}: {e}", display_path(&weights_path))))?;

@@ -12,6 +12,7 @@ pub const MAX_HIDDEN_WIDTH: usize = 65_536;
 pub const MAX_HIDDEN_WEIGHTS: u64 = 1 << 28;
 
 impl Checker<'_> {
+    // Long: one check per `[head]` key, each with its located message.
     pub(super) fn head(&mut self, spec: &RunSpec) {
         let h = &spec.head;
         if !(0.0..1.0).contains(&h.dropout) {

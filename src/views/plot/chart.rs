@@ -166,6 +166,7 @@ pub struct Lines<'a> {
     pub legend: bool,
 }
 
+// Long: one plotters chart (ranges, mesh, band, series, legend) in drawing order.
 pub fn lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Lines) -> Res<DB> {
     let Lines {
         title,

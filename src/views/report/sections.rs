@@ -189,6 +189,7 @@ pub fn compare_table(table: &Table) -> String {
 }
 
 /// One run's collapsible section: per-class metrics, confusion heat map, spec diff, spec.
+// Long: the run's HTML section written in page order.
 pub fn run_details(
     run: &Run,
     label: &str,
