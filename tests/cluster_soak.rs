@@ -19,44 +19,19 @@ use runner::results::layout::RunDir;
 
 const POINTS: usize = 200;
 
-fn spec(data: &Path) -> String {
+fn spec() -> common::Spec {
     let lrs: Vec<String> = (1..=POINTS)
         .map(|i| format!("{}", i as f64 * 1e-4))
         .collect();
-    format!(
-        r#"[experiment]
-name = "soak"
-seed = 3
-
-[dataset]
-root = "{}"
-train_per_class = 8
-val_per_class = 4
-
-[transforms]
-resize = 32
-crop = 32
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "small_cnn"
-freeze = true
-
-[optimizer]
-kind = "sgd"
-lr = 0.01
-
-[train]
-epochs = 2
-batch_size = 4
-
-[sweep]
-grid = {{ "optimizer.lr" = [{}] }}
-"#,
-        data.display(),
-        lrs.join(", ")
-    )
+    common::Spec::tiny("soak", 3)
+        .table("dataset", &["train_per_class = 8", "val_per_class = 4"])
+        .table("transforms", &["resize = 32", "crop = 32"])
+        .table("backbone", &["name = \"small_cnn\"", "freeze = true"])
+        .table("train", &["epochs = 2", "batch_size = 4"])
+        .set(
+            "sweep",
+            &format!("grid = {{ \"optimizer.lr\" = [{}] }}", lrs.join(", ")),
+        )
 }
 
 fn runner(dir: &Path, index: usize) -> Command {
@@ -89,8 +64,7 @@ fn two_hundred_index_processes_with_kills_train_every_point_exactly_once() {
         .unwrap_or(2);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny");
-    std::fs::write(dir.join("exp.toml"), spec(&data)).unwrap();
+    spec().write(dir);
 
     let started = Instant::now();
     let next = AtomicUsize::new(1);

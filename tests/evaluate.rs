@@ -5,7 +5,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{runner, text, tiny};
+use common::{f64s, runner, text, tiny};
 use polars::prelude::*;
 use runner::results::layout::RunDir;
 
@@ -69,17 +69,6 @@ fn frame(path: &Path) -> DataFrame {
     ParquetReader::new(std::fs::File::open(path).unwrap())
         .finish()
         .unwrap()
-}
-
-fn f64s(df: &DataFrame, name: &str) -> Vec<f64> {
-    df.column(name)
-        .unwrap()
-        .cast(&DataType::Float64)
-        .unwrap()
-        .f64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect()
 }
 
 /// The columns of metrics.parquet that training computes (not the times).

@@ -1,6 +1,8 @@
 //! `plot` on synthetic results trees: every figure is written as a PNG of the expected size
 //! that is not blank and as an SVG with its curves and text.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
 use runner::results::layout::ResultsRoot;
@@ -46,12 +48,7 @@ fn check_png(path: &Path, size: (u32, u32), min_coloured: usize) {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .to_rgb8();
     assert_eq!(img.dimensions(), size, "{}", path.display());
-    let lum: Vec<f64> = img
-        .pixels()
-        .map(|p| p.0.iter().map(|&c| c as f64).sum::<f64>() / 3.0)
-        .collect();
-    let mean = lum.iter().sum::<f64>() / lum.len() as f64;
-    let var = lum.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / lum.len() as f64;
+    let (_, var) = common::luminance(&img);
     assert!(
         var > 50.0,
         "{} looks blank (variance {var})",

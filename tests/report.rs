@@ -293,12 +293,7 @@ fn screenshot(chromium: &Path, page: &Path, png: &Path) -> f64 {
 /// Mean and variance of the luminance, and how many distinct colours there are.
 fn pixel_stats(png: &Path) -> (f64, f64, usize) {
     let img = image::open(png).unwrap().to_rgb8();
-    let lum: Vec<f64> = img
-        .pixels()
-        .map(|p| p.0.iter().map(|&c| c as f64).sum::<f64>() / 3.0)
-        .collect();
-    let mean = lum.iter().sum::<f64>() / lum.len() as f64;
-    let var = lum.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / lum.len() as f64;
+    let (mean, var) = common::luminance(&img);
     let mut colours: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
     colours.sort();
     colours.dedup();

@@ -20,17 +20,10 @@ fn only_run(results: &Path, experiment: &str) -> PathBuf {
 }
 
 fn column(run: &Path, name: &str) -> Vec<f64> {
-    let df = ParquetReader::new(std::fs::File::open(RunDir::at(&run).metrics()).unwrap())
+    let df = ParquetReader::new(std::fs::File::open(RunDir::at(run).metrics()).unwrap())
         .finish()
         .unwrap();
-    df.column(name)
-        .unwrap()
-        .cast(&DataType::Float64)
-        .unwrap()
-        .f64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect()
+    common::f64s(&df, name)
 }
 
 /// An MLP on 20→16 px images at lr 0.1; a test appends the rest of `[train]` and its tables.

@@ -175,6 +175,30 @@ pub fn runner_env(dir: &Path, args: &[&str], env: &[(&str, Option<&str>)]) -> Ou
     cmd.output().expect("runner starts")
 }
 
+/// Mean and variance of an image's luminance (a blank figure has almost none).
+pub fn luminance(img: &image::RgbImage) -> (f64, f64) {
+    let lum: Vec<f64> = img
+        .pixels()
+        .map(|p| p.0.iter().map(|&c| c as f64).sum::<f64>() / 3.0)
+        .collect();
+    let mean = lum.iter().sum::<f64>() / lum.len() as f64;
+    let var = lum.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / lum.len() as f64;
+    (mean, var)
+}
+
+/// A column of a table as f64s (integers cast).
+pub fn f64s(df: &polars::prelude::DataFrame, name: &str) -> Vec<f64> {
+    use polars::prelude::DataType;
+    df.column(name)
+        .unwrap()
+        .cast(&DataType::Float64)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
+}
+
 /// Exit status, stdout and stderr, for assertion messages.
 pub fn text(out: &Output) -> String {
     format!(
