@@ -229,38 +229,21 @@ fn test_images_never_influence_training_and_the_kept_model_is_scored() {
     assert_eq!(parts[2], e.to_string());
 }
 
-const SMALL_CNN: &str = r#"
-[experiment]
-name = "scored"
-seed = 1
-
-[dataset]
-root = "@DATA@"
-test_dir = "test"
-
-[transforms]
-resize = 28
-crop = 28
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "small_cnn"
-freeze = true
-
-[optimizer]
-kind = "sgd"
-lr = 0.05
-
-[train]
-batch_size = 4
-epochs = 2
-"#;
+/// A frozen small CNN scored on the `test` split.
+fn small_cnn() -> String {
+    common::Spec::tiny("scored", 1)
+        .set("dataset", "test_dir = \"test\"")
+        .table("transforms", &["resize = 28", "crop = 28"])
+        .table("backbone", &["name = \"small_cnn\"", "freeze = true"])
+        .set("optimizer", "lr = 0.05")
+        .table("train", &["batch_size = 4", "epochs = 2"])
+        .text()
+}
 
 #[test]
 fn the_test_split_equals_runner_evaluate_on_the_same_folder() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    write_spec(dir.path(), SMALL_CNN);
+    write_spec(dir.path(), &small_cnn());
     let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
     assert!(out.status.success(), "{}", text(&out));
     let run = run_dirs(&dir.path().join("r"), "scored").remove(0);
