@@ -4,6 +4,7 @@
 mod cache;
 mod life;
 mod model;
+pub mod plan;
 mod progress;
 pub mod provenance;
 mod record;
