@@ -71,15 +71,16 @@ impl Spec {
     /// `line` (`key = value`) in `table`: in place of the table's line with that key, else last.
     pub fn set(mut self, table: &str, line: &str) -> Spec {
         let key = |l: &str| l.split('=').next().unwrap_or("").trim().to_string();
-        let lines = match self.tables.iter_mut().find(|(t, _)| t == table) {
-            Some((_, lines)) => lines,
+        let t = match self.tables.iter().position(|(t, _)| t == table) {
+            Some(t) => t,
             None => {
                 self.tables.push((table.to_string(), Vec::new()));
-                &mut self.tables.last_mut().expect("pushed").1
+                self.tables.len() - 1
             }
         };
-        match lines.iter_mut().find(|l| key(l) == key(line)) {
-            Some(l) => *l = line.to_string(),
+        let lines = &mut self.tables[t].1;
+        match lines.iter().position(|l| key(l.as_str()) == key(line)) {
+            Some(i) => lines[i] = line.to_string(),
             None => lines.push(line.to_string()),
         }
         self
