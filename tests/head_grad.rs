@@ -5,7 +5,7 @@ mod common;
 
 use common::grad::{dot, finite_diff, random};
 use dfdx::prelude::*;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use runner::nn::batchnorm1d::{batchnorm1d_eval, batchnorm1d_train};
 use runner::nn::dropout::{dropout, Step};
