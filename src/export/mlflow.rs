@@ -14,7 +14,7 @@
 //!
 //! MLflow's run id is the runner's run id, and an experiment is found again by its name, so
 //! exporting again updates the same runs in the same experiment instead of adding copies. Every
-//! file goes through the atomic write of `results::store`.
+//! file goes through the atomic write of `durable`.
 
 use std::path::{Path, PathBuf};
 
@@ -23,7 +23,7 @@ use crate::durable;
 use crate::durable::timestamp::parse_rfc3339;
 use crate::results::layout::RunDir;
 use crate::results::scan::{self, Run, ViewError};
-use crate::results::store::{self, Manifest, Status};
+use crate::results::store::Status;
 use crate::results::{schema, stored_spec};
 use crate::views::plot;
 
@@ -178,7 +178,7 @@ fn ensure_default_experiment(root: &Path) -> Result<(), ViewError> {
 // Long: one run's files of the MLflow file store, written in order (metrics, test score, params,
 // tags, artifacts, meta.yaml last).
 fn export_run(exp_dir: &Path, exp_id: &str, run: &Run, label: &str) -> Result<(), ViewError> {
-    let manifest = read_manifest(run)?;
+    let manifest = crate::views::manifest_of(run)?;
     let spec = stored_spec::read(&run.dir)?;
     let metrics_path = RunDir::at(&run.dir).metrics();
     let metrics = if metrics_path.is_file() {
@@ -323,19 +323,6 @@ fn export_run(exp_dir: &Path, exp_id: &str, run: &Run, label: &str) -> Result<()
     ]);
     // meta.yaml last: a run MLflow can list has all its files
     write(&dir.join("meta.yaml"), meta.as_bytes())
-}
-
-fn read_manifest(run: &Run) -> Result<Option<Manifest>, ViewError> {
-    let path = RunDir::at(&run.dir).manifest();
-    if !path.is_file() {
-        return Ok(None);
-    }
-    store::read_manifest(&path)
-        .map(Some)
-        .map_err(|e| ViewError::Read {
-            path,
-            reason: e.to_string(),
-        })
 }
 
 fn file_uri(path: &Path) -> String {

@@ -15,7 +15,6 @@ use rayon::prelude::*;
 
 use crate::results::layout::{self, ExperimentDir, NotInProject, RunDir};
 use crate::results::scan::{self, Run, ViewError};
-use crate::results::store;
 use crate::results::stored_spec;
 use crate::views::compare::{per_class, BestAndFinal, BestBy, Table};
 use crate::views::plot::{self, Curves};
@@ -152,19 +151,8 @@ pub fn render(runs: &[Run], args: &ReportOptions) -> Result<String, ViewError> {
 }
 
 fn read_files(run: &Run) -> Result<RunFiles, ViewError> {
-    let manifest_path = RunDir::at(&run.dir).manifest();
-    let manifest = if manifest_path.is_file() {
-        Some(
-            store::read_manifest(&manifest_path).map_err(|e| ViewError::Read {
-                path: manifest_path.clone(),
-                reason: e.to_string(),
-            })?,
-        )
-    } else {
-        None
-    };
     Ok(RunFiles {
-        manifest,
+        manifest: crate::views::manifest_of(run)?,
         spec: stored_spec::read(&run.dir)?,
         per_class: per_class::read(run)?,
     })
