@@ -19,7 +19,7 @@ use crate::models::{Backbone, Classifier};
 use crate::nn::tensors;
 use crate::results::layout::RunDir;
 use crate::results::schema::{self, ParamValue, RunKey};
-use crate::results::store::{self, Manifest, Status};
+use crate::results::store::{Manifest, Status};
 use crate::train::EpochMetrics;
 use std::convert::Infallible;
 

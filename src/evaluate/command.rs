@@ -10,7 +10,7 @@ use crate::data::{scan_classes, DataError, Split};
 use crate::durable;
 use crate::results::layout::{RunDir, Tables};
 use crate::results::schema::{self, RunKey};
-use crate::results::store::{self, KeptModel, Manifest};
+use crate::results::store::{KeptModel, Manifest};
 use crate::spec::display_path;
 
 /// What to evaluate, on what.

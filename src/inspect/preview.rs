@@ -16,7 +16,6 @@ use crate::data::{BadImagePolicy, ImageFolder, Loader, Transform};
 use crate::draw::{encode_png, font};
 use crate::durable;
 use crate::results::scan::ViewError;
-use crate::results::store;
 use crate::setup::ResolvedRun;
 
 /// Grid columns at most (torchvision's `nrow` default).

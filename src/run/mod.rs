@@ -14,7 +14,7 @@ mod sources;
 mod test_split;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
 pub use cache::{FeatureCache, Lookup};

@@ -20,9 +20,7 @@ use crate::models::{
 };
 use crate::setup::ResolvedRun;
 use crate::spec::{BackboneName, Freeze};
-use crate::train::{
-    checkpoint, fit, BatchSource, Dev, FitConfig, Frozen, Inputs, Net, Outcome, Start, TrainError,
-};
+use crate::train::{checkpoint, Dev, FitConfig, Frozen, Inputs, Outcome, TrainError};
 
 /// Trains the run's model through `fitting` (which resumes it from its checkpoint); the trained
 /// weights are saved to `fitting.paths.model` when it completes. `fingerprint` is the dataset's

@@ -9,7 +9,7 @@ use crate::durable;
 use crate::durable::StoreError;
 use crate::results::layout::RunDir;
 use crate::results::schema::{self, ParamValue, RunKey};
-use crate::results::store::{self, Manifest, Status, TestScore};
+use crate::results::store::{Manifest, Status, TestScore};
 use crate::spec::expand::PlannedRun;
 use crate::train::{EpochMetrics, TrainError};
 

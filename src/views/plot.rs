@@ -11,7 +11,6 @@ use plotters::prelude::*;
 use crate::durable;
 use crate::results::scan::{self, Run, ViewError};
 use crate::results::schema::ParamValue;
-use crate::results::store;
 use crate::views::compare::{cmp_param, BestAndFinal, BestBy, SEED_KEY};
 
 pub use chart::{Band, Series, XAxis};

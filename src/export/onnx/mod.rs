@@ -14,7 +14,6 @@ use onnx_protobuf::Message;
 use crate::durable;
 use crate::durable::tensor_file::TensorFile;
 use crate::results::layout::RunDir;
-use crate::results::store;
 use crate::setup::{FinishedRun, Opening};
 use crate::spec::display_path;
 

@@ -18,7 +18,7 @@ use super::{Epochs, Run};
 use crate::durable;
 use crate::results::layout::{ExperimentDir, RunDir};
 use crate::results::schema::ParamValue;
-use crate::results::store::{self, Status};
+use crate::results::store::Status;
 
 /// "mtime_ns:size" of a file, or "" when it does not exist.
 pub fn stamp(path: &Path) -> String {
