@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use super::cache::{self, FeatureCache, Lookup};
 use super::resume::Fitting;
-use super::sources::{FeatureSet, FeatureSource, ImageSource};
+use super::sources::{Extractor, FeatureSet, FeatureSource, ImageSource};
 use crate::data::{load_image, BadImagePolicy, ImageFolder, Loader, Transform};
 use crate::durable::StoreError;
 use crate::models::feature_head::FeatureHead;
@@ -18,9 +18,9 @@ use crate::models::{
     load_torchvision_file, save_torchvision_weights, ArchVisitor, Backbone, Classifier,
     PartlyFrozen,
 };
-use crate::setup::ResolvedRun;
+use crate::setup::{ResolvedRun, Weights};
 use crate::spec::{BackboneName, Freeze};
-use crate::train::{checkpoint, Dev, FitConfig, Frozen, Inputs, Outcome, TrainError};
+use crate::train::{checkpoint, BatchSource, Dev, FitConfig, Frozen, Inputs, Outcome, TrainError};
 
 /// Trains the run's model through `fitting` (which resumes it from its checkpoint); the trained
 /// weights are saved to `fitting.paths.model` when it completes. `fingerprint` is the dataset's
@@ -71,8 +71,6 @@ struct WithBackbone<'a, 'f> {
 impl ArchVisitor for WithBackbone<'_, '_> {
     type Output = Result<Outcome, TrainError>;
 
-    // Long: one arm per freeze mode, each building its model and batch source; what they share is
-    // already in functions (image_source, cached_features, finish, Fitting).
     fn visit<B: Backbone>(self) -> Self::Output {
         let WithBackbone {
             run,
@@ -88,30 +86,9 @@ impl ArchVisitor for WithBackbone<'_, '_> {
         let mut model = Classifier::<B>::with_head(&dev, classes, head_config);
         if let Some(weights) = &run.weights {
             let t = Instant::now();
-            let w = &weights.path;
-            let file = weights.file.as_ref().map_err(|e| {
-                TrainError::Input(format!("{} is not a safetensors file: {e}", w.display()))
-            })?;
-            let report = load_torchvision_file(&mut model, w, file, spec.head.replace)
-                .map_err(|e| TrainError::Input(e.to_string()))?;
+            load_pretrained(&mut model, weights, spec.head.replace)?;
             fitting.rec.stage("load weights", t.elapsed().as_secs_f64());
-            tracing::info!(
-                "loaded {} tensors of {} from {} in {:.2}s{}",
-                report.tensors_loaded,
-                B::NAME,
-                w.display(),
-                t.elapsed().as_secs_f64(),
-                if report.head_replaced {
-                    format!(
-                        "; its {}-class head was replaced by a new {classes}-class head (head.replace = true)",
-                        report.checkpoint_classes.unwrap_or(0)
-                    )
-                } else {
-                    String::new()
-                }
-            );
         }
-        let transform = &run.transform;
         match &spec.backbone.freeze {
             Freeze::No => {
                 let mut source = image_source(run);
@@ -136,24 +113,9 @@ impl ArchVisitor for WithBackbone<'_, '_> {
                     })
                 };
                 let head = FeatureHead::new(&dev, B::FEATURES, classes, head_config);
-                let (outcome, head) = if spec.cache.features && transform.is_deterministic() {
-                    let t = Instant::now();
-                    let mut source = cached_features(run, fingerprint, cache, B::NAME, &extract)?;
-                    fitting.rec.stage("features", t.elapsed().as_secs_f64());
-                    fitting.fit(&dev, head, &mut source)?
-                } else {
-                    if spec.cache.features {
-                        tracing::info!(
-                            "feature cache skipped: the train transforms are random ({}), so features are computed every epoch",
-                            transform.random_parts().join(", ")
-                        );
-                    } else {
-                        tracing::info!("feature cache off (cache.features = false): features are computed every epoch");
-                    }
-                    let mut source = image_source(run);
-                    source.extractor = Some(Box::new(extract));
-                    fitting.fit(&dev, head, &mut source)?
-                };
+                let mut source =
+                    feature_source(run, fingerprint, cache, fitting, B::NAME, Box::new(extract))?;
+                let (outcome, head) = fitting.fit(&dev, head, &mut *source)?;
                 // stored as one classifier, backbone and trained head, with PyTorch names
                 model.hidden = head.hidden;
                 model.head = head.fc;
@@ -180,6 +142,70 @@ impl ArchVisitor for WithBackbone<'_, '_> {
             }
         }
     }
+}
+
+/// The batches of a frozen backbone's features: from the feature cache when the train transforms
+/// are deterministic and `cache.features` is on, else `extract`ed from the images every epoch.
+fn feature_source(
+    run: &ResolvedRun,
+    fingerprint: &str,
+    cache: &mut FeatureCache,
+    fitting: &mut Fitting,
+    backbone: &str,
+    extract: Extractor,
+) -> Result<Box<dyn BatchSource>, TrainError> {
+    let (spec, transform) = (run.spec(), &run.transform);
+    if spec.cache.features && transform.is_deterministic() {
+        let t = Instant::now();
+        let source = cached_features(run, fingerprint, cache, backbone, &extract)?;
+        fitting.rec.stage("features", t.elapsed().as_secs_f64());
+        return Ok(Box::new(source));
+    }
+    if spec.cache.features {
+        tracing::info!(
+            "feature cache skipped: the train transforms are random ({}), so features are computed every epoch",
+            transform.random_parts().join(", ")
+        );
+    } else {
+        tracing::info!(
+            "feature cache off (cache.features = false): features are computed every epoch"
+        );
+    }
+    let mut source = image_source(run);
+    source.extractor = Some(extract);
+    Ok(Box::new(source))
+}
+
+/// Loads the run's pretrained weights into `model` and logs what it loaded.
+fn load_pretrained<B: Backbone>(
+    model: &mut Classifier<B>,
+    weights: &Weights,
+    replace_head: bool,
+) -> Result<(), TrainError> {
+    let t = Instant::now();
+    let classes = model.classes();
+    let w = &weights.path;
+    let file = weights.file.as_ref().map_err(|e| {
+        TrainError::Input(format!("{} is not a safetensors file: {e}", w.display()))
+    })?;
+    let report = load_torchvision_file(model, w, file, replace_head)
+        .map_err(|e| TrainError::Input(e.to_string()))?;
+    tracing::info!(
+        "loaded {} tensors of {} from {} in {:.2}s{}",
+        report.tensors_loaded,
+        B::NAME,
+        w.display(),
+        t.elapsed().as_secs_f64(),
+        if report.head_replaced {
+            format!(
+                "; its {}-class head was replaced by a new {classes}-class head (head.replace = true)",
+                report.checkpoint_classes.unwrap_or(0)
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
 }
 
 fn save_classifier<B: Backbone>(model: &Classifier<B>, path: &Path) -> Result<(), TrainError> {
