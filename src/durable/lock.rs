@@ -666,10 +666,10 @@ mod tests {
     #[test]
     fn the_heartbeat_rewrites_the_record_in_place() {
         let (_t, run) = run_dir();
-        let lock = RunLock::acquire(&run).unwrap().unwrap();
         let path = run.lock();
+        let lock = FileLock::try_acquire(&path).unwrap().unwrap();
         let before = std::fs::read_to_string(&path).unwrap();
-        beat(&lock._lock.file);
+        beat(&lock.file);
         let after = std::fs::read_to_string(&path).unwrap();
         assert_eq!(before.len(), after.len());
         assert!(parse(&after).is_some());
