@@ -376,7 +376,7 @@ grid = { "optimizer.lr" = [0.01, 0.5] }
 
 /// Tensors of a saved model by name.
 fn saved(run: &Path) -> std::collections::BTreeMap<String, Vec<f32>> {
-    let bytes = std::fs::read(RunDir::at(&run).model()).unwrap();
+    let bytes = std::fs::read(RunDir::at(run).model()).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     st.tensors()
         .into_iter()

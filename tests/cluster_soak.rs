@@ -131,7 +131,7 @@ fn two_hundred_index_processes_with_kills_train_every_point_exactly_once() {
         .unwrap()
         .flatten()
         .filter(|e| {
-            std::fs::read_to_string(RunDir::at(&e.path()).manifest())
+            std::fs::read_to_string(RunDir::at(e.path()).manifest())
                 .is_ok_and(|m| m.contains("\"status\": \"done\""))
         })
         .count();

@@ -287,7 +287,7 @@ fn a_cache_next_to_the_runs_is_used_until_a_run_changes() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| {
-            std::fs::read_to_string(RunDir::at(&p).manifest()).is_ok_and(|m| m.contains("\"sgd\""))
+            std::fs::read_to_string(RunDir::at(p).manifest()).is_ok_and(|m| m.contains("\"sgd\""))
         })
         .unwrap();
     let metrics = RunDir::at(&sgd).metrics();

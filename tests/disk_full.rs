@@ -300,10 +300,7 @@ fn a_full_disk_during_each_kind_of_write_is_named_and_recovered_from() {
     let run = RunDir::at("");
     let name = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
     for kind in [run.metrics(), run.manifest(), run.checkpoint(), run.model()].map(name) {
-        assert!(
-            named.iter().any(|n| *n == kind),
-            "{kind} never failed: {named:?}"
-        );
+        assert!(named.contains(&kind), "{kind} never failed: {named:?}");
     }
     let per_class = [run.per_class(), run.confusion()].map(name);
     assert!(

@@ -55,14 +55,14 @@ fn run_dirs(results: &Path, experiment: &str) -> Vec<PathBuf> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .filter(|p| RunDir::at(&p).manifest().is_file())
+        .filter(|p| RunDir::at(p).manifest().is_file())
         .collect();
     dirs.sort();
     dirs
 }
 
 fn manifest(run: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(RunDir::at(&run).manifest()).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(RunDir::at(run).manifest()).unwrap()).unwrap()
 }
 
 fn frame(path: &Path) -> DataFrame {
@@ -135,7 +135,7 @@ fn test_images_never_influence_training_and_the_kept_model_is_scored() {
     // also one whose every label is wrong
     let plain = frame(&RunDir::at(&none).metrics());
     for run in [&test, &swapped] {
-        let df = frame(&RunDir::at(&run).metrics());
+        let df = frame(&RunDir::at(run).metrics());
         for c in TRAINED {
             assert_eq!(f64s(&df, c), f64s(&plain, c), "{c} of {}", run.display());
         }

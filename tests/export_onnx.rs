@@ -174,7 +174,7 @@ fn onnxruntime_gives_the_runners_logits_for_every_architecture_and_head() {
     let mut runs: Vec<PathBuf> = std::fs::read_dir(dir.path().join("r/onnx"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| RunDir::at(&p).model().is_file())
+        .filter(|p| RunDir::at(p).model().is_file())
         .collect();
     runs.sort();
     assert_eq!(runs.len(), CASES.len());

@@ -61,7 +61,7 @@ fn run_dir(dir: &Path) -> PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| RunDir::at(&p).manifest().exists())
+        .find(|p| RunDir::at(p).manifest().exists())
         .expect("a run folder")
 }
 

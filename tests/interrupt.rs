@@ -63,11 +63,11 @@ fn leftovers(run: &Path) -> Vec<String> {
 }
 
 fn manifest(run: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(RunDir::at(&run).manifest()).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(RunDir::at(run).manifest()).unwrap()).unwrap()
 }
 
 fn epochs(run: &Path) -> Vec<i64> {
-    let df = ParquetReader::new(std::fs::File::open(RunDir::at(&run).metrics()).unwrap())
+    let df = ParquetReader::new(std::fs::File::open(RunDir::at(run).metrics()).unwrap())
         .finish()
         .expect("readable parquet");
     df.column("epoch")

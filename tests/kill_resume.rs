@@ -77,8 +77,8 @@ fn recorded_epochs(root: &Path) -> Vec<usize> {
     run_dirs(root)
         .iter()
         .map(|d| {
-            if RunDir::at(&d).metrics().exists() {
-                table(&RunDir::at(&d).metrics()).height()
+            if RunDir::at(d).metrics().exists() {
+                table(&RunDir::at(d).metrics()).height()
             } else {
                 0
             }
@@ -199,10 +199,10 @@ fn assert_same_sweeps(clean: &Path, killed: &Path) {
     };
     assert_eq!(names(&clean), names(&killed), "same run ids");
     for (a, b) in clean.iter().zip(&killed) {
-        let manifest = std::fs::read_to_string(RunDir::at(&b).manifest()).unwrap();
+        let manifest = std::fs::read_to_string(RunDir::at(b).manifest()).unwrap();
         assert!(manifest.contains("\"status\": \"done\""), "{manifest}");
         let json = |dir: &Path| -> serde_json::Value {
-            serde_json::from_str(&std::fs::read_to_string(RunDir::at(&dir).manifest()).unwrap())
+            serde_json::from_str(&std::fs::read_to_string(RunDir::at(dir).manifest()).unwrap())
                 .unwrap()
         };
         let (ma, mb) = (json(a), json(b));
@@ -215,8 +215,8 @@ fn assert_same_sweeps(clean: &Path, killed: &Path) {
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
         let (ta, tb) = (
-            table(&RunDir::at(&a).metrics()),
-            table(&RunDir::at(&b).metrics()),
+            table(&RunDir::at(a).metrics()),
+            table(&RunDir::at(b).metrics()),
         );
         let epochs: Vec<i64> = tb
             .column("epoch")

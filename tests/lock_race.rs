@@ -49,7 +49,7 @@ fn forty_simultaneous_runners_train_one_run_once() {
     let run = std::fs::read_dir(dir.join("results/race"))
         .unwrap()
         .flatten()
-        .find(|e| RunDir::at(&e.path()).manifest().exists())
+        .find(|e| RunDir::at(e.path()).manifest().exists())
         .unwrap()
         .path();
     let manifest: serde_json::Value =

@@ -230,7 +230,7 @@ fn a_swept_key_has_one_column_type_across_runs() {
             let c = df.column("backbone.freeze").unwrap();
             assert_eq!(c.dtype(), &DataType::String, "{}", file.display());
         }
-        let df = table(&RunDir::at(&r).metrics());
+        let df = table(&RunDir::at(r).metrics());
         let c = df.column("backbone.freeze").unwrap();
         values.push(c.str().unwrap().get(0).unwrap().to_string());
     }
@@ -238,7 +238,7 @@ fn a_swept_key_has_one_column_type_across_runs() {
     assert_eq!(values, ["false", "true", "until:conv2"]);
 
     // item 7: predict with the run's 2-class head names its classes, not ImageNet's
-    let weights = runs.iter().map(|r| RunDir::at(&r).model()).next().unwrap();
+    let weights = runs.iter().map(|r| RunDir::at(r).model()).next().unwrap();
     let img = tiny().join("val/dog/dog_04800.png");
     let out = runner(
         dir.path(),
@@ -283,7 +283,7 @@ fn the_summary_counts_held_runs_apart_and_numbers_runs_from_one() {
     let failed = run_dirs(&dir.path().join("results/rel"))
         .into_iter()
         .find(|d| {
-            std::fs::read_to_string(RunDir::at(&d).manifest())
+            std::fs::read_to_string(RunDir::at(d).manifest())
                 .unwrap()
                 .contains("\"failed\"")
         })

@@ -51,7 +51,7 @@ fn reference_spec() -> String {
     let run = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| RunDir::at(&p).spec().is_file())
+        .find(|p| RunDir::at(p).spec().is_file())
         .expect("the committed reference run");
     std::fs::read_to_string(RunDir::at(&run).spec()).unwrap()
 }

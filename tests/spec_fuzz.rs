@@ -351,10 +351,6 @@ fn fuzz(inputs: usize, seed: u64) -> Tally {
     tally
 }
 
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the fuzz loop's project, generator and budgets"
-)]
 fn fuzz_loop(
     inputs: usize,
     seed: u64,

@@ -53,6 +53,10 @@ impl Identity {
 }
 
 /// What opening a run folder found.
+#[expect(
+    clippy::large_enum_variant,
+    reason = "one value per run, matched at once: boxing would only add an allocation"
+)]
 pub(super) enum Opened {
     /// An earlier invocation finished the run: its report, read back.
     Done(RunReport),

@@ -118,13 +118,13 @@ impl Recorder for Record<'_> {
             let path = path.to_path_buf();
             move |source| StoreError::Polars { path, source }
         };
-        let mut df = schema::epochs_frame(self.key, &self.rows).map_err(built(&tables.metrics))?;
+        let mut df = schema::epochs_frame(self.key, self.rows).map_err(built(&tables.metrics))?;
         durable::write_parquet(&tables.metrics, &mut df)?;
         crate::fault::point("after-metrics");
         // The per-class tables follow the best epoch as soon as it is found, so they are on
         // disk before the checkpoint of that epoch: a run resumed later (whose earlier epochs
         // come back from metrics.parquet without their confusion matrices) still has them.
-        if schema::best_epoch(&self.rows).map(|b| b.epoch) == Some(m.epoch)
+        if schema::best_epoch(self.rows).map(|b| b.epoch) == Some(m.epoch)
             && !m.confusion.is_empty()
         {
             let write =

@@ -212,10 +212,6 @@ pub fn add_into(dst: &mut [f32], src: &[f32]) {
 }
 
 /// Train mode, backward: (dβ, dγ) per channel, dβ = Σ dy, dγ = Σ dy·x̂.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the slices and per-channel vectors of one fused BatchNorm pass"
-)]
 pub fn train_param_grads(
     n: usize,
     c: usize,

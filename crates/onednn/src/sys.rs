@@ -124,10 +124,6 @@ pub struct Api {
         unsafe extern "C" fn(*mut Memory, *const MemoryDesc, Engine, *mut c_void) -> Status,
     pub memory_get_data_handle: unsafe extern "C" fn(Memory, *mut *mut c_void) -> Status,
     pub memory_destroy: unsafe extern "C" fn(Memory) -> Status,
-    #[expect(
-        clippy::type_complexity,
-        reason = "the C signature as oneDNN's header declares it"
-    )]
     pub convolution_forward_desc_init: unsafe extern "C" fn(
         *mut ConvolutionDesc,
         c_int,
@@ -140,10 +136,6 @@ pub struct Api {
         *const Dim,
         *const Dim,
     ) -> Status,
-    #[expect(
-        clippy::type_complexity,
-        reason = "the C signature as oneDNN's header declares it"
-    )]
     pub convolution_backward_data_desc_init: unsafe extern "C" fn(
         *mut ConvolutionDesc,
         c_int,
@@ -154,10 +146,6 @@ pub struct Api {
         *const Dim,
         *const Dim,
     ) -> Status,
-    #[expect(
-        clippy::type_complexity,
-        reason = "the C signature as oneDNN's header declares it"
-    )]
     pub convolution_backward_weights_desc_init: unsafe extern "C" fn(
         *mut ConvolutionDesc,
         c_int,
