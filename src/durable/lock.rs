@@ -37,15 +37,15 @@ use serde::{Deserialize, Serialize};
 use super::host::hostname;
 
 /// How often a holder refreshes its heartbeat.
-pub const HEARTBEAT: Duration = Duration::from_secs(10);
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(10);
 /// A lock from another host whose heartbeat (and mtime) is older than this is stale: twelve
 /// missed heartbeats, well above NFS attribute caching (60 s at most by default).
-pub const STALE_AFTER: Duration = Duration::from_secs(120);
+pub(crate) const STALE_AFTER: Duration = Duration::from_secs(120);
 
 /// Who holds a lock, as recorded in its file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Holder {
+pub(crate) struct Holder {
     pub host: String,
     pub pid: u32,
     /// The scheduler's name for the task (`slurm 123_4`, `k8s index 3`), if any.
@@ -73,7 +73,7 @@ impl Holder {
     }
 
     /// `pid 123 on node7 (slurm 55_2)`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let task = self
             .task
             .as_ref()
@@ -84,12 +84,12 @@ impl Holder {
 }
 
 /// This process as a lock names it: `pid 123 on node7 (slurm 55_2)`.
-pub fn this_process() -> String {
+pub(crate) fn this_process() -> String {
     Holder::me(0).describe()
 }
 
 /// The scheduler task this process runs as, for logs and lock files.
-pub fn task_name() -> Option<String> {
+pub(crate) fn task_name() -> Option<String> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if let (Some(job), Some(task)) = (var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID")) {
         return Some(format!("slurm {job}_{task}"));
@@ -109,7 +109,7 @@ fn unix_now() -> u64 {
 
 /// What the lock file at a path says, as read by someone who does not hold it.
 #[derive(Debug, Clone)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// `None`: the content is not a lock record (a lock from an older runner holding a bare
     /// pid is read as this host's).
     pub holder: Option<Holder>,
@@ -144,7 +144,7 @@ impl Seen {
 
     /// Why the lock is stale as seen from outside (by `runner status`, without taking the
     /// `flock`): a holder on this host whose process is gone, or a heartbeat that is too old.
-    pub fn stale(&self) -> Option<String> {
+    pub(crate) fn stale(&self) -> Option<String> {
         match &self.holder {
             Some(h) if h.host == hostname() && !process_alive(h.pid) => {
                 Some(format!("{} is gone", h.describe()))
@@ -156,7 +156,7 @@ impl Seen {
 }
 
 /// Reads a lock file without touching it. `None` when there is none.
-pub fn inspect(path: &Path) -> Option<Seen> {
+pub(crate) fn inspect(path: &Path) -> Option<Seen> {
     let mut f = File::open(path).ok()?;
     Some(read_seen(&mut f))
 }
@@ -210,12 +210,12 @@ fn parse(text: &str) -> Option<Holder> {
 /// Why a lock could not be taken: someone else holds it (as far as we can tell: `None` when a
 /// process on this host holds the `flock`, which is also the case while it inspects the file).
 #[derive(Debug, Clone)]
-pub struct Busy {
+pub(crate) struct Busy {
     pub seen: Option<Seen>,
 }
 
 impl Busy {
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self.seen.as_ref().and_then(|s| s.holder.as_ref()) {
             Some(h) => h.describe(),
             None => "another process".into(),
@@ -225,7 +225,7 @@ impl Busy {
 
 /// A held lock. Dropping it removes the file and releases the `flock`.
 #[derive(Debug)]
-pub struct FileLock {
+pub(crate) struct FileLock {
     path: PathBuf,
     file: File,
     heartbeat: Option<Heartbeat>,
@@ -265,7 +265,7 @@ enum Attempt {
 impl FileLock {
     /// Takes the lock at `path` if nobody holds it (a stale lock is taken over), without
     /// waiting. The lock's folder must exist.
-    pub fn try_acquire(path: &Path) -> std::io::Result<Result<FileLock, Busy>> {
+    pub(crate) fn try_acquire(path: &Path) -> std::io::Result<Result<FileLock, Busy>> {
         // every retry means the file changed under us (released, taken over): a few suffice
         for _ in 0..50 {
             match Self::attempt(path)? {
@@ -281,7 +281,7 @@ impl FileLock {
 
     /// Takes the lock at `path`, waiting for its holder to release it; `waiting` is called
     /// once, when the lock is first found busy.
-    pub fn acquire_waiting(
+    pub(crate) fn acquire_waiting(
         path: &Path,
         mut waiting: impl FnMut(&Busy),
     ) -> std::io::Result<FileLock> {
@@ -370,10 +370,6 @@ impl FileLock {
             Err(e) => Err(e),
         }
     }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 impl Heartbeat {
@@ -441,7 +437,7 @@ impl Drop for FileLock {
 /// killed while taking or taking over a lock in `dir` left behind. They live for microseconds:
 /// one is an orphan when its process is gone (this host) or when it is a minute old (another
 /// host, whose processes cannot be seen from here; a younger one may be in use).
-pub fn remove_orphaned_private_files(dir: &Path) {
+pub(crate) fn remove_orphaned_private_files(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -475,7 +471,7 @@ pub fn remove_orphaned_private_files(dir: &Path) {
 }
 
 /// Whether a process with this pid exists on this host (a zombie counts as gone).
-pub fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     let proc = Path::new("/proc");
     if proc.is_dir() {
         return std::fs::read_to_string(proc.join(pid.to_string()).join("stat"))

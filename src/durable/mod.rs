@@ -5,12 +5,12 @@
 
 mod atomic;
 mod error;
-pub mod exit_guard;
+pub(crate) mod exit_guard;
 mod host;
-pub mod lock;
-pub mod parallel;
+pub(crate) mod lock;
+pub(crate) mod parallel;
 pub mod tensor_file;
-pub mod timestamp;
+pub(crate) mod timestamp;
 
 pub use atomic::{write_atomic, write_file, write_parquet, write_text};
 pub use error::StoreError;

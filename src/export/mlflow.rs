@@ -29,7 +29,7 @@ use crate::views::plot;
 
 /// What one experiment's export did.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Exported {
+pub(crate) struct Exported {
     pub name: String,
     pub experiment_id: String,
     /// False when the store already had an experiment of this name (its runs were updated).
@@ -54,7 +54,10 @@ fn mlflow_status(s: Option<Status>) -> i64 {
 /// Exports the runs found under `results` (experiment folders, results folders or run folders)
 /// into the MLflow file store `to`, created if missing.
 /// Also returns the runs that could not be read (not exported).
-pub fn export(results: &[String], to: &Path) -> Result<(Vec<Exported>, Vec<ViewError>), ViewError> {
+pub(crate) fn export(
+    results: &[String],
+    to: &Path,
+) -> Result<(Vec<Exported>, Vec<ViewError>), ViewError> {
     let dirs = scan::find_run_dirs(results)?;
     let scan::Loaded { runs, unreadable } = scan::load_some_runs(&dirs)?;
     let mut names: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();

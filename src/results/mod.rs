@@ -2,8 +2,8 @@
 //! files and their schema, the results-tree scan. How files are written safely is `durable`'s.
 
 pub mod layout;
-pub mod plan;
+pub(crate) mod plan;
 pub mod scan;
 pub mod schema;
 pub mod store;
-pub mod stored_spec;
+pub(crate) mod stored_spec;

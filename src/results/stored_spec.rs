@@ -8,7 +8,7 @@ use crate::results::scan::ViewError;
 
 /// The resolved spec of a run: its text and every leaf key, sorted by key.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredSpec {
+pub(crate) struct StoredSpec {
     pub text: String,
     /// `section.key` → value; strings without quotes, anything else as TOML writes it
     /// (`[0.5, 0.5, 0.5]`, `1e-3` as `0.001`).
@@ -16,7 +16,7 @@ pub struct StoredSpec {
 }
 
 impl StoredSpec {
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.keys
             .iter()
             .find(|(k, _)| k == key)
@@ -26,7 +26,7 @@ impl StoredSpec {
 
 /// Reads `<run_dir>/spec.toml`; `None` when the run has none (a run folder written by hand or
 /// by an older runner).
-pub fn read(run_dir: &Path) -> Result<Option<StoredSpec>, ViewError> {
+pub(crate) fn read(run_dir: &Path) -> Result<Option<StoredSpec>, ViewError> {
     let path = RunDir::at(run_dir).spec();
     if !path.is_file() {
         return Ok(None);
@@ -47,7 +47,7 @@ pub fn read(run_dir: &Path) -> Result<Option<StoredSpec>, ViewError> {
 }
 
 /// Leaf values under dotted keys; arrays (including arrays of tables) stay one value.
-pub fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) {
+pub(crate) fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) {
     for (k, v) in table {
         let key = if prefix.is_empty() {
             k.clone()
@@ -64,7 +64,7 @@ pub fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)
 
 /// The keys whose value differs between two specs, in `a`'s order then `b`'s extra keys:
 /// (key, value in `a`, value in `b`), `None` where a spec lacks the key.
-pub fn diff<'a>(
+pub(crate) fn diff<'a>(
     a: &'a StoredSpec,
     b: &'a StoredSpec,
 ) -> Vec<(&'a str, Option<&'a str>, Option<&'a str>)> {

@@ -40,7 +40,7 @@ pub(super) struct Identity {
 
 impl Identity {
     /// Hashes the run's dataset (once per dataset) and computes its id.
-    pub fn of(run: &ResolvedRun) -> Result<Identity, TrainError> {
+    pub(super) fn of(run: &ResolvedRun) -> Result<Identity, TrainError> {
         let t = Instant::now();
         let fingerprint = run.dataset.fingerprint()?;
         let run_id = run.run_id()?;
@@ -80,7 +80,7 @@ pub(super) struct RunLife {
 impl RunLife {
     /// Opens the run's folder `dir` and, unless it is done or held, starts the run. With
     /// `rerun` a done run trains again and an unfinished one starts over.
-    pub fn open(
+    pub(super) fn open(
         exp: &Experiment,
         run: &ResolvedRun,
         id: &Identity,
@@ -127,7 +127,7 @@ impl RunLife {
 
     /// Trains the run's model, recording each epoch, and scores the kept model on the test
     /// split when training completed.
-    pub fn train(
+    pub(super) fn train(
         &mut self,
         run: &ResolvedRun,
         id: &Identity,
@@ -182,7 +182,7 @@ impl RunLife {
     /// Records how the run ended in its manifest (the first failure is the cause: a full disk
     /// fails every later write too), drops its checkpoints once it is done, releases its lock
     /// and reports it.
-    pub fn finish(
+    pub(super) fn finish(
         mut self,
         result: Result<Outcome, TrainError>,
         run: &ResolvedRun,

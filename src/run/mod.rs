@@ -4,11 +4,11 @@
 mod cache;
 mod life;
 mod model;
-pub mod plan;
+pub(crate) mod plan;
 mod progress;
-pub mod provenance;
+pub(crate) mod provenance;
 mod record;
-pub mod reproduce;
+pub(crate) mod reproduce;
 mod resume;
 mod sources;
 mod test_split;
@@ -17,12 +17,11 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
-pub use cache::{FeatureCache, Lookup};
-pub use progress::Progress;
-pub use sources::{Extractor, FeatureSet, FeatureSource, ImageSource};
+pub(crate) use cache::FeatureCache;
+pub(crate) use progress::Progress;
 
 use life::{Identity, Opened, RunLife};
-pub use record::RunReport;
+pub(crate) use record::RunReport;
 
 use crate::results::layout::{ResultsRoot, RunDir};
 use crate::results::schema::{self, ParamValue};
@@ -34,7 +33,7 @@ use crate::train::TrainError;
 
 /// How to execute a sweep.
 #[derive(Debug, Clone)]
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     /// The results root: runs go to `<results>/<experiment>/<run_id>/`.
     pub results: PathBuf,
     /// Train runs whose status is already `done` again.
@@ -45,7 +44,7 @@ pub struct RunOptions {
 
 /// The swept parameters of a run, typed by the resolved spec field they set (so λ is a float
 /// column in every run even when the sweep wrote `0`).
-pub fn swept_values(run: &PlannedRun) -> Vec<(String, ParamValue)> {
+pub(crate) fn swept_values(run: &PlannedRun) -> Vec<(String, ParamValue)> {
     let resolved = toml::Value::try_from(&run.spec).ok();
     run.swept
         .iter()
@@ -60,7 +59,11 @@ pub fn swept_values(run: &PlannedRun) -> Vec<(String, ParamValue)> {
 
 /// Runs the resolved runs at positions `selected` (every run of the sweep, or those `--index`
 /// or `--shard` chose) in order; a failing or diverging run is recorded and the sweep goes on.
-pub fn run_sweep(resolved: &Resolved, selected: &[usize], opts: &RunOptions) -> Vec<RunReport> {
+pub(crate) fn run_sweep(
+    resolved: &Resolved,
+    selected: &[usize],
+    opts: &RunOptions,
+) -> Vec<RunReport> {
     let exp = resolved.exp;
     let runs: Vec<&ResolvedRun> = selected.iter().map(|&i| &resolved.runs[i]).collect();
     let cache_dir = |spec: &RunSpec| {

@@ -285,7 +285,7 @@ const EXTRACT_BATCH: usize = 32;
 /// Features of every train and val image through `extract`, in file order. The next batch is
 /// decoded on a thread of its own while `extract` computes the current one (sequentially, so
 /// that no second thread pool competes with the engine's).
-pub fn extract_all(
+pub(super) fn extract_all(
     folder: &ImageFolder,
     transform: &Transform,
     policy: BadImagePolicy,

@@ -10,7 +10,7 @@ use crate::results::plan::{ExperimentPlan, PlannedPoint};
 use crate::spec::Experiment;
 
 /// The plan of `exp`'s runs, whose ids are `ids` (in plan order), with its `--set` overrides.
-pub fn of(exp: &Experiment, ids: &[String], overrides: &[String]) -> ExperimentPlan {
+pub(crate) fn of(exp: &Experiment, ids: &[String], overrides: &[String]) -> ExperimentPlan {
     ExperimentPlan {
         experiment: exp.name.clone(),
         spec: exp.source.clone(),
@@ -36,7 +36,7 @@ pub fn of(exp: &Experiment, ids: &[String], overrides: &[String]) -> ExperimentP
 /// Records `plan` under `results`. `runner status` reads it, but not being able to record it (a
 /// read-only results tree) must not stand between the user and runs that are done, or that can
 /// be written elsewhere: then it says what `runner status` will show instead, and goes on.
-pub fn record_or_warn(plan: &ExperimentPlan, results: &Path) {
+pub(crate) fn record_or_warn(plan: &ExperimentPlan, results: &Path) {
     if let Err(e) = plan.write(results) {
         let experiment = ResultsRoot::new(results).experiment(&plan.experiment);
         let earlier = ExperimentPlan::read(experiment.path()).is_ok();

@@ -35,7 +35,7 @@ pub struct RunReport {
 }
 
 /// What the generic part reports back to the run's bookkeeping.
-pub trait Recorder {
+pub(super) trait Recorder {
     /// Training resumes after this completed epoch; rows after it are to be dropped.
     fn resumed(&mut self, epoch: usize);
     /// An epoch ended: record its metrics (before the checkpoint is written).

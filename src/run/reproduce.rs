@@ -15,14 +15,14 @@ use crate::setup::{FinishedRun, Opening, ProjectFrom, Resolved};
 const TIMING: &[&str] = &["epoch_seconds", "images_per_second"];
 
 #[derive(Debug)]
-pub struct Deviation {
+pub(crate) struct Deviation {
     pub metric: String,
     pub max_abs: f64,
     pub epoch: usize,
 }
 
 #[derive(Debug)]
-pub struct Reproduction {
+pub(crate) struct Reproduction {
     pub run_id: String,
     pub new_run_id: String,
     pub epochs: (usize, usize),
@@ -32,13 +32,13 @@ pub struct Reproduction {
 }
 
 impl Reproduction {
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.status == Status::Done
             && self.epochs.0 == self.epochs.1
             && self.deviations.iter().all(|d| d.max_abs <= self.tolerance)
     }
 
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut t = Table::new();
         t.load_preset(presets::UTF8_FULL_CONDENSED);
         t.set_header(vec![
@@ -86,7 +86,7 @@ impl Reproduction {
     }
 }
 
-pub fn reproduce(
+pub(crate) fn reproduce(
     run_dir: &Path,
     tolerance: f64,
     project: Option<&Path>,

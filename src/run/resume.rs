@@ -31,7 +31,7 @@ pub(super) struct Fitting<'a> {
 impl Fitting<'_> {
     /// Fits `model` on `source`, resuming from the checkpoint when it can; returns the trained
     /// model.
-    pub fn fit<M: Net>(
+    pub(super) fn fit<M: Net>(
         &mut self,
         dev: &Dev,
         model: M,
@@ -42,7 +42,7 @@ impl Fitting<'_> {
     }
 
     /// [`Fitting::fit`] with another fit config (frozen blocks).
-    pub fn fit_with<M: Net>(
+    pub(super) fn fit_with<M: Net>(
         &mut self,
         cfg: &FitConfig,
         dev: &Dev,

@@ -92,7 +92,7 @@ pub enum Start {
 
 /// What [`fit`] calls after each epoch: metrics, model, optimizer and loop state, to record and
 /// checkpoint them.
-pub type OnEpoch<'a, M> =
+pub(super) type OnEpoch<'a, M> =
     dyn FnMut(&EpochMetrics, &M, &OptimizerState, &LoopState) -> Result<(), TrainError> + 'a;
 
 /// Trains `model` up to `cfg.epochs` (or until early stopping), calling `on_epoch` with each

@@ -3,10 +3,10 @@
 //! model (that is `inspect`).
 
 pub mod compare;
-pub mod format;
+pub(crate) mod format;
 pub mod plot;
-pub mod report;
-pub mod status;
+pub(crate) mod report;
+pub(crate) mod status;
 
 use crate::results::layout::RunDir;
 use crate::results::scan::{Run, ViewError};

@@ -14,7 +14,7 @@ use crate::results::scan::ViewError;
 use crate::results::store::{read_manifest, Status};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     #[default]
     Table,
     Csv,
@@ -23,7 +23,7 @@ pub enum Format {
 
 /// Where one planned point stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     /// No run folder (or no manifest and no lock) yet.
     Pending,
     /// Locked by a live process (on this host) or one with a fresh heartbeat (another host).
@@ -40,7 +40,7 @@ pub enum State {
 }
 
 impl State {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             State::Pending => "pending",
             State::Running => "running",
@@ -54,7 +54,7 @@ impl State {
 }
 
 #[derive(Debug, Clone)]
-pub struct PointStatus {
+pub(crate) struct PointStatus {
     pub point: PlannedPoint,
     pub state: State,
     pub epochs_done: usize,
@@ -74,7 +74,7 @@ fn mtime(path: &Path) -> Option<u64> {
 }
 
 /// The state of one planned point, read from its run folder.
-pub fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> PointStatus {
+pub(crate) fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> PointStatus {
     let dir = ExperimentDir::at(experiment_dir).run(&point.run_id);
     let manifest_path = dir.manifest();
     // a missing manifest: never started; one that is there but unreadable: damaged
@@ -145,7 +145,9 @@ pub fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> PointStatus 
 }
 
 /// Every planned point of the experiment whose results are in `experiment_dir`.
-pub fn statuses(experiment_dir: &Path) -> Result<(ExperimentPlan, Vec<PointStatus>), ViewError> {
+pub(crate) fn statuses(
+    experiment_dir: &Path,
+) -> Result<(ExperimentPlan, Vec<PointStatus>), ViewError> {
     // a sweep that is planned but has no run folder yet has a plan and no experiment folder
     let plan = ExperimentPlan::read(experiment_dir).map_err(|e| match e {
         _ if !experiment_dir.is_dir() => ViewError::Missing(experiment_dir.to_path_buf()),
@@ -161,12 +163,6 @@ pub fn statuses(experiment_dir: &Path) -> Result<(ExperimentPlan, Vec<PointStatu
         .map(|p| point_status(experiment_dir, p))
         .collect();
     Ok((plan, points))
-}
-
-/// Where every planned point of the experiment in `experiment_dir` stands, rendered.
-pub fn status(experiment_dir: &Path, format: Format) -> Result<String, ViewError> {
-    let (plan, points) = statuses(experiment_dir)?;
-    Ok(render(&plan, &points, format))
 }
 
 fn keys(plan: &ExperimentPlan) -> Vec<String> {
@@ -188,7 +184,7 @@ fn value<'a>(p: &'a PlannedPoint, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-pub fn render(plan: &ExperimentPlan, points: &[PointStatus], format: Format) -> String {
+pub(crate) fn render(plan: &ExperimentPlan, points: &[PointStatus], format: Format) -> String {
     let keys = keys(plan);
     match format {
         Format::Table => table(plan, points, &keys),

@@ -19,7 +19,7 @@ use crate::spec::display_path;
 
 /// What to export.
 #[derive(Debug, Clone)]
-pub struct OnnxOptions {
+pub(crate) struct OnnxOptions {
     pub run: PathBuf,
     pub to: PathBuf,
     /// The (x − mean) / std normalisation as the graph's first nodes.
@@ -28,7 +28,7 @@ pub struct OnnxOptions {
 
 /// What was written.
 #[derive(Debug, Clone)]
-pub struct Exported {
+pub(crate) struct Exported {
     pub path: PathBuf,
     pub nodes: usize,
     pub input: (usize, usize),
@@ -36,7 +36,7 @@ pub struct Exported {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum OnnxError {
+pub(crate) enum OnnxError {
     /// The run folder is not one that can be exported; nothing was written.
     #[error("{0}")]
     Input(String),
@@ -44,7 +44,7 @@ pub enum OnnxError {
     Write(#[from] durable::StoreError),
 }
 
-pub fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
+pub(crate) fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
     let input = OnnxError::Input;
     let run = &opts.run;
     let finished =

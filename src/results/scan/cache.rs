@@ -21,7 +21,7 @@ use crate::results::schema::ParamValue;
 use crate::results::store::Status;
 
 /// "mtime_ns:size" of a file, or "" when it does not exist.
-pub fn stamp(path: &Path) -> String {
+pub(super) fn stamp(path: &Path) -> String {
     match std::fs::metadata(path) {
         Ok(m) => {
             let t = m
@@ -36,7 +36,7 @@ pub fn stamp(path: &Path) -> String {
 }
 
 /// The stamps of a run folder's manifest and metrics.
-pub fn run_stamps(dir: &Path) -> (String, String) {
+pub(super) fn run_stamps(dir: &Path) -> (String, String) {
     (
         stamp(&RunDir::at(dir).manifest()),
         stamp(&RunDir::at(dir).metrics()),
@@ -45,13 +45,13 @@ pub fn run_stamps(dir: &Path) -> (String, String) {
 
 /// A run as cached, by folder name.
 #[derive(Debug, Clone)]
-pub struct Cached {
+pub(super) struct Cached {
     pub stamps: (String, String),
     pub run: Run,
 }
 
 /// The cached runs of one parent folder (empty when there is no usable cache).
-pub fn read(parent: &Path) -> HashMap<String, Cached> {
+pub(super) fn read(parent: &Path) -> HashMap<String, Cached> {
     read_inner(parent).unwrap_or_default()
 }
 
@@ -158,7 +158,7 @@ fn decode_test(text: &str) -> Option<(f64, f64)> {
 
 /// Rewrites the cache of `parent` with these runs (all in `parent`). Errors are ignored: the
 /// cache only saves time.
-pub fn write(parent: &Path, runs: &[&Cached]) {
+pub(super) fn write(parent: &Path, runs: &[&Cached]) {
     if parent.as_os_str().is_empty() {
         return;
     }
@@ -303,7 +303,7 @@ fn decode_status(s: &str) -> Option<Status> {
 }
 
 /// Folder → (folder name, parent) for grouping runs by cache.
-pub fn split(dir: &Path) -> (String, PathBuf) {
+pub(super) fn split(dir: &Path) -> (String, PathBuf) {
     let name = dir
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())

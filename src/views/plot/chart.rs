@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use crate::draw::font::FAMILY;
 
 /// Legend entries beyond this many would cover the chart; the rest are summarised in a note.
-pub const LEGEND_MAX: usize = 15;
+pub(super) const LEGEND_MAX: usize = 15;
 
 /// One run's curve.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,7 +101,7 @@ fn trim(v: f64) -> String {
 }
 
 /// tab10, then plotters' 99-colour palette.
-pub fn colour(i: usize) -> RGBColor {
+pub(super) fn colour(i: usize) -> RGBColor {
     const TAB10: [(u8, u8, u8); 10] = [
         (31, 119, 180),
         (255, 127, 14),
@@ -155,7 +155,7 @@ fn segments(points: &[(f64, f64)]) -> Vec<Vec<(f64, f64)>> {
 }
 
 /// A panel of lines over epochs or a swept value: what [`lines`] draws.
-pub struct Lines<'a> {
+pub(super) struct Lines<'a> {
     pub title: &'a str,
     pub x_desc: &'a str,
     pub y_desc: &'a str,
@@ -167,7 +167,7 @@ pub struct Lines<'a> {
 }
 
 // Long: one plotters chart (ranges, mesh, band, series, legend) in drawing order.
-pub fn lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Lines) -> Res<DB> {
+pub(super) fn lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Lines) -> Res<DB> {
     let Lines {
         title,
         x_desc,
@@ -294,7 +294,7 @@ fn legend_corner(
 }
 
 /// Every run as a point, and the mean over runs (seeds) at each x as a line.
-pub fn scatter_mean<DB: DrawingBackend>(
+pub(super) fn scatter_mean<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     title: &str,
     x_desc: &str,

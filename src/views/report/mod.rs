@@ -21,11 +21,11 @@ use crate::views::plot::{self, Curves};
 use sections::RunFiles;
 
 /// Images in the preview grid (one row of the grid's 8 columns, twice).
-pub const PREVIEW_IMAGES: usize = 16;
+pub(crate) const PREVIEW_IMAGES: usize = 16;
 
 /// What to report on and how.
 #[derive(Debug, Clone)]
-pub struct ReportOptions {
+pub(crate) struct ReportOptions {
     /// An experiment's results folder (`results/<experiment>`).
     pub experiment: PathBuf,
     /// Output file; `None`: `<experiment folder>/report.html`.
@@ -58,7 +58,7 @@ impl Default for ReportOptions {
 
 /// Reads the experiment's runs, writes the report atomically and returns its path, and the
 /// runs that could not be read (left out of the page).
-pub fn report(args: &ReportOptions) -> Result<(PathBuf, Vec<ViewError>), ViewError> {
+pub(crate) fn report(args: &ReportOptions) -> Result<(PathBuf, Vec<ViewError>), ViewError> {
     let dirs = scan::find_run_dirs(&[args.experiment.to_string_lossy()])?;
     let scan::Loaded { runs, unreadable } = scan::load_some_runs(&dirs)?;
     let mut experiments: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
@@ -83,7 +83,7 @@ pub fn report(args: &ReportOptions) -> Result<(PathBuf, Vec<ViewError>), ViewErr
 }
 
 /// The report of one experiment's runs as an HTML document.
-pub fn render(runs: &[Run], args: &ReportOptions) -> Result<String, ViewError> {
+pub(crate) fn render(runs: &[Run], args: &ReportOptions) -> Result<String, ViewError> {
     let summaries: Vec<BestAndFinal> = runs.iter().map(|r| BestAndFinal::of(r, args.by)).collect();
     let run_refs: Vec<&Run> = runs.iter().collect();
     let mut table = Table::build(&run_refs, &summaries.iter().collect::<Vec<_>>());
