@@ -13,6 +13,7 @@ use scraper::{Html, Selector};
 
 mod common;
 use common::tools;
+use runner::results::layout::{ExperimentDir, RunDir};
 
 fn main() {
     let no_chromium = chromium()
@@ -37,23 +38,11 @@ fn main() {
     ]);
 }
 
-fn project() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::project;
 
+/// `runner ARGS` in the project folder, which must succeed: its stdout.
 fn runner(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(project())
-        .args(args)
-        .env("RUNNER_LOG", "warn")
-        .output()
-        .expect("runner starts");
-    assert!(
-        out.status.success(),
-        "runner {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::ok(&common::runner(project(), args))
 }
 
 /// The reference run's resolved spec, for runs that need one.
@@ -62,9 +51,9 @@ fn reference_spec() -> String {
     let run = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.join("spec.toml").is_file())
+        .find(|p| RunDir::at(p).spec().is_file())
         .expect("the committed reference run");
-    std::fs::read_to_string(run.join("spec.toml")).unwrap()
+    std::fs::read_to_string(RunDir::at(&run).spec()).unwrap()
 }
 
 /// A λ sweep over two seeds (rows of the table are seed groups), with a diverged and a failed
@@ -103,9 +92,15 @@ fn sweep(results: &Path, lambdas: &[f64], seeds: &[i64], with_spec: bool) -> Vec
                     .replace("lambda = 0.001", &format!("lambda = {lambda:?}"))
                     .replace("seed = 42", &format!("seed = {seed}"))
                     .replace("name = \"ci_reference\"", "name = \"sweep\"");
-                std::fs::write(dir.file("spec.toml"), text).unwrap();
+                std::fs::write(dir.spec(), text).unwrap();
             }
-            ids.push(dir.path.file_name().unwrap().to_string_lossy().into_owned());
+            ids.push(
+                dir.path()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
     }
     ids
@@ -317,12 +312,7 @@ fn screenshot(chromium: &Path, page: &Path, png: &Path) -> f64 {
 /// Mean and variance of the luminance, and how many distinct colours there are.
 fn pixel_stats(png: &Path) -> (f64, f64, usize) {
     let img = image::open(png).unwrap().to_rgb8();
-    let lum: Vec<f64> = img
-        .pixels()
-        .map(|p| p.0.iter().map(|&c| c as f64).sum::<f64>() / 3.0)
-        .collect();
-    let mean = lum.iter().sum::<f64>() / lum.len() as f64;
-    let var = lum.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / lum.len() as f64;
+    let (mean, var) = common::luminance(&img);
     let mut colours: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
     colours.sort();
     colours.dedup();
@@ -336,7 +326,7 @@ fn renders_in_headless_chromium() {
     sweep(&results, &[0.0, 1e-4, 1e-3, 1e-2], &[1, 2], true);
     let exp = results.join("sweep");
     runner(&["report", exp.to_str().unwrap()]);
-    let page = exp.join("report.html");
+    let page = ExperimentDir::at(&exp).report_html();
     let png = tmp.path().join("shot.png");
     screenshot(&chromium, &page, &png);
     if let Ok(keep) = std::env::var("RUNNER_REPORT_KEEP") {
@@ -367,7 +357,7 @@ fn a_thousand_run_sweep() {
     let start = Instant::now();
     runner(&["report", exp.to_str().unwrap()]);
     let report_secs = start.elapsed().as_secs_f64();
-    let page = exp.join("report.html");
+    let page = ExperimentDir::at(&exp).report_html();
     let bytes = std::fs::metadata(&page).unwrap().len();
     let doc = Html::parse_document(&std::fs::read_to_string(&page).unwrap());
     assert_eq!(doc.select(&sel("body > details")).count(), count);
@@ -391,12 +381,7 @@ fn a_thousand_run_sweep() {
 }
 
 fn runner_fails(args: &[&str], tmp: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(project())
-        .args(args)
-        .env("RUNNER_LOG", "warn")
-        .output()
-        .expect("runner starts");
+    let out = common::runner(project(), args);
     assert!(!out.status.success(), "runner {args:?} should fail");
     String::from_utf8(out.stderr)
         .unwrap()
