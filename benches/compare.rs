@@ -184,11 +184,12 @@ fn remove_caches(dirs: &[PathBuf]) {
     let mut parents: Vec<&Path> = dirs.iter().filter_map(|d| d.parent()).collect();
     parents.dedup();
     for p in parents {
+        let experiment = runner::results::layout::ExperimentDir::at(p);
         for f in [
-            ".compare-cache.runs.parquet",
-            ".compare-cache.epochs.parquet",
+            experiment.compare_cache_runs(),
+            experiment.compare_cache_epochs(),
         ] {
-            let _ = std::fs::remove_file(p.join(f));
+            let _ = std::fs::remove_file(f);
         }
     }
 }

@@ -2,12 +2,13 @@
 
 /// `runner bench` (cargo feature `bench`: benchmark code does not ship in every binary).
 #[cfg(feature = "bench")]
-pub mod bench;
+pub(crate) mod bench;
 pub mod cli;
 pub mod data;
-pub mod draw;
+pub(crate) mod draw;
+pub mod durable;
 pub mod evaluate;
-pub mod export;
+pub(crate) mod export;
 pub mod fault;
 pub mod inspect;
 pub mod models;
@@ -15,9 +16,9 @@ pub mod nn;
 pub mod number;
 pub mod ops;
 pub mod results;
-pub mod run;
+pub(crate) mod run;
 pub mod setup;
-pub mod slurm;
+pub(crate) mod slurm;
 pub mod spec;
 #[doc(hidden)]
 pub mod testing;

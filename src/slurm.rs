@@ -8,7 +8,7 @@ use std::process::Command;
 
 /// What shapes the script (`runner slurm`'s options).
 #[derive(Debug, Clone, Default)]
-pub struct SlurmOptions {
+pub(crate) struct SlurmOptions {
     /// `#SBATCH --partition`.
     pub partition: Option<String>,
     /// Time limit per task, in Slurm's format (`30`, `2:00:00`, `1-0`).
@@ -25,7 +25,7 @@ pub struct SlurmOptions {
 
 /// Everything the script needs.
 #[derive(Debug, Clone)]
-pub struct Job<'a> {
+pub(crate) struct Job<'a> {
     pub experiment: &'a str,
     /// The runner binary, absolute.
     pub runner: &'a Path,
@@ -43,7 +43,7 @@ pub struct Job<'a> {
 }
 
 /// A word for bash, single-quoted unless plainly safe.
-pub fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     let safe = !s.is_empty()
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || "-_./=:,@%+".contains(c));
@@ -55,7 +55,7 @@ pub fn shell_quote(s: &str) -> String {
 }
 
 /// `1-4`, `2,5-7`: sorted point numbers as Slurm's `--array` ranges.
-pub fn array_ranges(points: &[usize]) -> String {
+pub(crate) fn array_ranges(points: &[usize]) -> String {
     let mut sorted = points.to_vec();
     sorted.sort_unstable();
     sorted.dedup();
@@ -79,12 +79,14 @@ pub fn array_ranges(points: &[usize]) -> String {
 }
 
 /// The experiment's Slurm folder: scripts, and `logs/` for the tasks' output.
-pub fn slurm_dir(results: &Path, experiment: &str) -> PathBuf {
-    results.join(experiment).join("slurm")
+pub(crate) fn slurm_dir(results: &Path, experiment: &str) -> PathBuf {
+    crate::results::layout::ResultsRoot::new(results)
+        .experiment(experiment)
+        .slurm()
 }
 
 /// The sbatch script.
-pub fn script(job: &Job) -> String {
+pub(crate) fn script(job: &Job) -> String {
     let o = job.opts;
     let logs = slurm_dir(job.results, job.experiment).join("logs");
     let mut array = array_ranges(job.points);
@@ -158,12 +160,12 @@ pub fn script(job: &Job) -> String {
 }
 
 /// `20261201T101500Z` from an RFC 3339 time, for file names.
-pub fn stamp(rfc3339: &str) -> String {
+pub(crate) fn stamp(rfc3339: &str) -> String {
     rfc3339.replace(['-', ':'], "")
 }
 
 /// Writes the script under `results/<experiment>/slurm/` (and creates `logs/` next to it).
-pub fn write_script(job: &Job) -> Result<PathBuf, String> {
+pub(crate) fn write_script(job: &Job) -> Result<PathBuf, String> {
     let dir = slurm_dir(job.results, job.experiment);
     let logs = dir.join("logs");
     std::fs::create_dir_all(&logs).map_err(|e| format!("cannot create {}: {e}", logs.display()))?;
@@ -174,7 +176,7 @@ pub fn write_script(job: &Job) -> Result<PathBuf, String> {
         n += 1;
         path = dir.join(format!("{base}-{n}.sbatch"));
     }
-    crate::results::store::write_atomic(&path, |f| {
+    crate::durable::write_atomic(&path, |f| {
         std::io::Write::write_all(f, script(job).as_bytes())
     })
     .map_err(|e| e.to_string())?;
@@ -182,7 +184,7 @@ pub fn write_script(job: &Job) -> Result<PathBuf, String> {
 }
 
 /// The `sbatch` command line for a script.
-pub fn sbatch_args(script: &Path, extra: &[String]) -> Vec<String> {
+pub(crate) fn sbatch_args(script: &Path, extra: &[String]) -> Vec<String> {
     let mut args = vec!["--parsable".to_string()];
     args.extend(extra.iter().cloned());
     args.push(script.to_string_lossy().into_owned());
@@ -190,7 +192,7 @@ pub fn sbatch_args(script: &Path, extra: &[String]) -> Vec<String> {
 }
 
 /// Runs `sbatch` (fire and forget) and returns the job id.
-pub fn submit(script: &Path, extra: &[String]) -> Result<String, String> {
+pub(crate) fn submit(script: &Path, extra: &[String]) -> Result<String, String> {
     let out = Command::new("sbatch")
         .args(sbatch_args(script, extra))
         .output()

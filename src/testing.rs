@@ -8,16 +8,19 @@
 //! views' tests and the `compare` benchmark. The curves are smooth made-up functions of the run's
 //! parameters, so a test can predict which epoch is best.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
+use crate::durable;
+use crate::durable::StoreError;
 use crate::models::weights::torch_name;
 use crate::models::{Backbone, Classifier};
 use crate::nn::tensors;
+use crate::results::layout::RunDir;
 use crate::results::schema::{self, ParamValue, RunKey};
-use crate::results::store::{Manifest, RunDir, Status, StoreError};
+use crate::results::store::{Manifest, Status};
 use crate::train::EpochMetrics;
 use std::convert::Infallible;
 
@@ -120,19 +123,19 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         classes: &run.classes,
     };
     // through the runner's own atomic writes: a generator killed mid-way leaves whole files
-    let parquet = |name: &str, df: PolarsResult<DataFrame>| -> Result<(), StoreError> {
+    let parquet = |path: PathBuf, df: PolarsResult<DataFrame>| -> Result<(), StoreError> {
         let mut df = df.map_err(|source| StoreError::Polars {
-            path: dir.file(name),
+            path: path.clone(),
             source,
         })?;
-        dir.write_parquet(name, &mut df)
+        durable::write_parquet(&path, &mut df)
     };
     if !rows.is_empty() {
-        parquet("metrics.parquet", schema::epochs_frame(&key, &rows))?;
+        parquet(dir.metrics(), schema::epochs_frame(&key, &rows))?;
         if run.per_class {
             let best = schema::best_epoch(&rows).expect("rows");
-            parquet("per_class.parquet", schema::per_class_frame(&key, best))?;
-            parquet("confusion.parquet", schema::confusion_frame(&key, best))?;
+            parquet(dir.per_class(), schema::per_class_frame(&key, best))?;
+            parquet(dir.confusion(), schema::confusion_frame(&key, best))?;
         }
     }
     let manifest = Manifest {

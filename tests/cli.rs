@@ -1,32 +1,12 @@
 //! End-to-end: the `runner` binary on tiny real data, read back through polars.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::{runner, runner_logged, write_spec};
 use polars::prelude::*;
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny")
-}
-
-fn runner(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(dir)
-        .args(args)
-        .env("RUNNER_LOG", "warn")
-        .output()
-        .expect("runner starts")
-}
-
-fn write_spec(dir: &Path, body: &str) -> PathBuf {
-    let path = dir.join("exp.toml");
-    std::fs::write(
-        &path,
-        body.replace("@DATA@", &fixture().display().to_string()),
-    )
-    .unwrap();
-    path
-}
+use runner::results::layout::RunDir;
 
 const SWEEP: &str = r#"
 [experiment]
@@ -76,14 +56,14 @@ fn a_two_epoch_sweep_writes_one_parquet_per_run_with_one_row_per_epoch() {
         "{stdout}"
     );
 
-    let files: Vec<PathBuf> = std::fs::read_dir(dir.path().join("results/tiny"))
+    let runs: Vec<RunDir> = std::fs::read_dir(dir.path().join("results/tiny"))
         .unwrap()
-        .map(|e| e.unwrap().path().join("metrics.parquet"))
+        .map(|e| RunDir::at(e.unwrap().path()))
         .collect();
-    assert_eq!(files.len(), 2);
+    assert_eq!(runs.len(), 2);
     let mut lambdas = Vec::new();
-    for f in &files {
-        let df = ParquetReader::new(std::fs::File::open(f).unwrap())
+    for run in &runs {
+        let df = ParquetReader::new(std::fs::File::open(run.metrics()).unwrap())
             .finish()
             .unwrap();
         let epochs: Vec<i64> = df
@@ -111,16 +91,13 @@ fn a_two_epoch_sweep_writes_one_parquet_per_run_with_one_row_per_epoch() {
         let lambda = df.column("regularization.lambda").unwrap().f64().unwrap();
         assert_eq!(lambda.n_unique().unwrap(), 1);
         lambdas.push(lambda.get(0).unwrap());
-        let run_id = f.parent().unwrap().file_name().unwrap().to_str().unwrap();
+        let run_id = run.path().file_name().unwrap().to_str().unwrap();
         let ids = df.column("run_id").unwrap();
         assert_eq!(ids.str().unwrap().get(0), Some(run_id));
         // the resolved spec and the manifest sit next to the metrics
-        let manifest = std::fs::read_to_string(f.with_file_name("manifest.json")).unwrap();
+        let manifest = std::fs::read_to_string(run.manifest()).unwrap();
         assert!(manifest.contains("\"status\": \"done\""), "{manifest}");
-        assert!(
-            f.with_file_name("spec.toml").exists()
-                && f.with_file_name("per_class.parquet").exists()
-        );
+        assert!(run.spec().exists() && run.per_class().exists());
     }
     lambdas.sort_by(f64::total_cmp);
     assert_eq!(lambdas, vec![0.0, 0.1]);
@@ -246,15 +223,6 @@ batch_size = 8
 grid = { "regularization.lambda" = [0, 0.5] }
 "#;
 
-fn runner_logged(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(dir)
-        .args(args)
-        .env("RUNNER_LOG", "info")
-        .output()
-        .expect("runner starts")
-}
-
 #[test]
 fn a_frozen_backbone_builds_its_features_once_and_reuses_them_across_runs_and_invocations() {
     let dir = tempfile::tempdir().unwrap();
@@ -292,7 +260,7 @@ fn a_frozen_backbone_builds_its_features_once_and_reuses_them_across_runs_and_in
         .unwrap()
         .unwrap()
         .path();
-    let bytes = std::fs::read(run.join("model.safetensors")).unwrap();
+    let bytes = std::fs::read(RunDir::at(&run).model()).unwrap();
     let names = safetensors::SafeTensors::deserialize(&bytes)
         .unwrap()
         .names()
@@ -305,12 +273,14 @@ fn a_frozen_backbone_builds_its_features_once_and_reuses_them_across_runs_and_in
     );
 
     // a corrupt cache file is detected and rebuilt
-    let cache = std::fs::read_dir(dir.path().join("results/.cache"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let cache = std::fs::read_dir(
+        runner::results::layout::ResultsRoot::new(dir.path().join("results")).cache(),
+    )
+    .unwrap()
+    .next()
+    .unwrap()
+    .unwrap()
+    .path();
     let len = std::fs::metadata(&cache).unwrap().len();
     std::fs::write(&cache, vec![7u8; len as usize / 2]).unwrap();
     let third = runner_logged(dir.path(), &["exp.toml", "--rerun"]);
@@ -406,7 +376,7 @@ grid = { "optimizer.lr" = [0.01, 0.5] }
 
 /// Tensors of a saved model by name.
 fn saved(run: &Path) -> std::collections::BTreeMap<String, Vec<f32>> {
-    let bytes = std::fs::read(run.join("model.safetensors")).unwrap();
+    let bytes = std::fs::read(RunDir::at(run).model()).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
     st.tensors()
         .into_iter()

@@ -12,55 +12,31 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+mod common;
+
 use rand::{Rng, SeedableRng};
+use runner::results::layout::RunDir;
 
 const POINTS: usize = 200;
 
-fn spec(data: &Path) -> String {
+fn spec() -> common::Spec {
     let lrs: Vec<String> = (1..=POINTS)
         .map(|i| format!("{}", i as f64 * 1e-4))
         .collect();
-    format!(
-        r#"[experiment]
-name = "soak"
-seed = 3
-
-[dataset]
-root = "{}"
-train_per_class = 8
-val_per_class = 4
-
-[transforms]
-resize = 32
-crop = 32
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "small_cnn"
-freeze = true
-
-[optimizer]
-kind = "sgd"
-lr = 0.01
-
-[train]
-epochs = 2
-batch_size = 4
-
-[sweep]
-grid = {{ "optimizer.lr" = [{}] }}
-"#,
-        data.display(),
-        lrs.join(", ")
-    )
+    common::Spec::tiny("soak", 3)
+        .table("dataset", &["train_per_class = 8", "val_per_class = 4"])
+        .table("transforms", &["resize = 32", "crop = 32"])
+        .table("backbone", &["name = \"small_cnn\"", "freeze = true"])
+        .table("train", &["epochs = 2", "batch_size = 4"])
+        .set(
+            "sweep",
+            &format!("grid = {{ \"optimizer.lr\" = [{}] }}", lrs.join(", ")),
+        )
 }
 
 fn runner(dir: &Path, index: usize) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_runner"));
-    c.current_dir(dir)
-        .args(["run", "exp.toml", "--index", &index.to_string()])
-        .env("RUNNER_LOG", "info")
+    let mut c = common::command(dir, &["run", "exp.toml", "--index", &index.to_string()]);
+    c.env("RUNNER_LOG", "info")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     c
@@ -88,8 +64,7 @@ fn two_hundred_index_processes_with_kills_train_every_point_exactly_once() {
         .unwrap_or(2);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny");
-    std::fs::write(dir.join("exp.toml"), spec(&data)).unwrap();
+    spec().write(dir);
 
     let started = Instant::now();
     let next = AtomicUsize::new(1);
@@ -156,7 +131,7 @@ fn two_hundred_index_processes_with_kills_train_every_point_exactly_once() {
         .unwrap()
         .flatten()
         .filter(|e| {
-            std::fs::read_to_string(e.path().join("manifest.json"))
+            std::fs::read_to_string(RunDir::at(e.path()).manifest())
                 .is_ok_and(|m| m.contains("\"status\": \"done\""))
         })
         .count();

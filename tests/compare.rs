@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use runner::results::layout::{ExperimentDir, RunDir};
 use runner::results::scan::{find_run_dirs, load_runs};
 use runner::results::schema::ParamValue;
 use runner::results::store::Status;
@@ -278,7 +279,7 @@ fn a_cache_next_to_the_runs_is_used_until_a_run_changes() {
     let a = args(&[t.path().join("results")]);
     let first = compare(&a).unwrap();
     let optim = exp(t.path(), "optim");
-    assert!(optim.join(".compare-cache.runs.parquet").is_file());
+    assert!(ExperimentDir::at(&optim).compare_cache_runs().is_file());
     assert_eq!(compare(&a).unwrap(), first);
 
     // same size and time, other bytes: only a cache hit keeps compare working
@@ -286,10 +287,10 @@ fn a_cache_next_to_the_runs_is_used_until_a_run_changes() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| {
-            std::fs::read_to_string(p.join("manifest.json")).is_ok_and(|m| m.contains("\"sgd\""))
+            std::fs::read_to_string(RunDir::at(p).manifest()).is_ok_and(|m| m.contains("\"sgd\""))
         })
         .unwrap();
-    let metrics = sgd.join("metrics.parquet");
+    let metrics = RunDir::at(&sgd).metrics();
     let meta = std::fs::metadata(&metrics).unwrap();
     std::fs::write(&metrics, vec![0u8; meta.len() as usize]).unwrap();
     std::fs::File::options()
@@ -322,7 +323,11 @@ fn a_cache_next_to_the_runs_is_used_until_a_run_changes() {
     assert_eq!(v[2]["best_epoch"].as_f64(), Some(2.0));
 
     // a broken cache is ignored and replaced
-    std::fs::write(optim.join(".compare-cache.runs.parquet"), b"not parquet").unwrap();
+    std::fs::write(
+        ExperimentDir::at(&optim).compare_cache_runs(),
+        b"not parquet",
+    )
+    .unwrap();
     assert_eq!(
         compare(&with(args(&[optim]), |a| a.format = Format::Json)).unwrap(),
         after

@@ -5,47 +5,24 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{runner, text, tiny};
+use common::{runner, text, Spec};
 
-const SPEC: &str = r#"
-[experiment]
-name = "damaged"
-seed = 1
-
-[dataset]
-root = "@DATA@"
-train_per_class = 4
-val_per_class = 2
-
-[transforms]
-resize = 16
-crop = 16
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "linear"
-
-[optimizer]
-kind = "sgd"
-lr = 0.01
-
-[train]
-epochs = 1
-batch_size = 4
-
-[sweep]
-grid = { "optimizer.lr" = [0.01, 0.02, 0.03] }
-"#;
+fn spec() -> Spec {
+    Spec::tiny("damaged", 1)
+        .table("dataset", &["train_per_class = 4", "val_per_class = 2"])
+        .table("transforms", &["resize = 16", "crop = 16"])
+        .set("backbone", "name = \"linear\"")
+        .table("train", &["epochs = 1", "batch_size = 4"])
+        .set("sweep", r#"grid = { "optimizer.lr" = [0.01, 0.02, 0.03] }"#)
+}
 
 /// The sweep trained, then the second run's manifest cut to a third of its length.
 fn damaged_tree() -> (tempfile::TempDir, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let spec = SPEC.replace("@DATA@", &tiny().display().to_string());
-    std::fs::write(dir.path().join("exp.toml"), spec).unwrap();
+    spec().write(dir.path());
     let out = runner(dir.path(), &["run", "exp.toml"]);
     assert!(out.status.success(), "{}", text(&out));
-    let manifest = second_run(dir.path()).join("manifest.json");
+    let manifest = runner::results::layout::RunDir::at(second_run(dir.path())).manifest();
     common::cut_to_a_third(&manifest);
     (dir, manifest)
 }
@@ -149,17 +126,18 @@ fn plot_report_and_export_name_the_damaged_run_and_keep_the_others() {
     ] {
         shows_the_others_and_names(dir.path(), &args, &rel);
     }
-    assert!(dir.path().join("results/damaged/report.html").is_file());
-    assert!(dir.path().join("results/damaged/plots").is_dir());
+    let damaged =
+        runner::results::layout::ResultsRoot::new(dir.path().join("results")).experiment("damaged");
+    assert!(damaged.report_html().is_file());
+    assert!(damaged.plots().is_dir());
 }
 
 /// The first point of a two-point sweep (lr = 0.01) and the second, trained.
 fn two_point_sweep() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let dir = tempfile::tempdir().unwrap();
-    let spec = SPEC
-        .replace("@DATA@", &tiny().display().to_string())
-        .replace("[0.01, 0.02, 0.03]", "[0.01, 0.02]");
-    std::fs::write(dir.path().join("exp.toml"), spec).unwrap();
+    spec()
+        .set("sweep", r#"grid = { "optimizer.lr" = [0.01, 0.02] }"#)
+        .write(dir.path());
     let out = runner(dir.path(), &["run", "exp.toml"]);
     assert!(out.status.success(), "{}", text(&out));
     let second = second_run(dir.path());

@@ -15,6 +15,7 @@ use polars::prelude::*;
 
 mod common;
 use common::tools;
+use runner::results::layout::RunDir;
 
 fn main() {
     // a tmpfs that mounts and unmounts: what both tests do
@@ -180,7 +181,7 @@ fn metrics(results: &Path) -> Vec<(String, Columns)> {
         .collect();
     dirs.sort();
     for d in dirs {
-        let df = ParquetReader::new(std::fs::File::open(d.join("metrics.parquet")).unwrap())
+        let df = ParquetReader::new(std::fs::File::open(RunDir::at(&d).metrics()).unwrap())
             .finish()
             .unwrap();
         let mut cols = Vec::new();
@@ -195,16 +196,13 @@ fn metrics(results: &Path) -> Vec<(String, Columns)> {
                 }
             }
         }
-        let manifest = std::fs::read_to_string(d.join("manifest.json")).unwrap();
+        let manifest = std::fs::read_to_string(RunDir::at(&d).manifest()).unwrap();
         assert!(manifest.contains("\"status\": \"done\""), "{manifest}");
-        for table in [
-            "per_class.parquet",
-            "confusion.parquet",
-            "model.safetensors",
-        ] {
-            assert!(d.join(table).is_file(), "{} has no {table}", d.display());
+        let run = RunDir::at(&d);
+        for table in [run.per_class(), run.confusion(), run.model()] {
+            assert!(table.is_file(), "no {}", table.display());
         }
-        assert!(!d.join("checkpoint.safetensors").exists());
+        assert!(!RunDir::at(&d).checkpoint().exists());
         out.push((d.file_name().unwrap().to_string_lossy().into_owned(), cols));
     }
     out
@@ -298,21 +296,15 @@ fn a_full_disk_during_each_kind_of_write_is_named_and_recovered_from() {
     named.sort();
     named.dedup();
     println!("writes that hit the full disk: {named:?}");
-    for kind in [
-        "metrics.parquet",
-        "manifest.json",
-        "checkpoint.safetensors",
-        "model.safetensors",
-    ] {
-        assert!(
-            named.iter().any(|n| n == kind),
-            "{kind} never failed: {named:?}"
-        );
+    // the file names alone
+    let run = RunDir::at("");
+    let name = |p: std::path::PathBuf| p.to_string_lossy().into_owned();
+    for kind in [run.metrics(), run.manifest(), run.checkpoint(), run.model()].map(name) {
+        assert!(named.contains(&kind), "{kind} never failed: {named:?}");
     }
+    let per_class = [run.per_class(), run.confusion()].map(name);
     assert!(
-        named
-            .iter()
-            .any(|n| n == "per_class.parquet" || n == "confusion.parquet"),
+        named.iter().any(|n| per_class.contains(n)),
         "the per-class tables never failed: {named:?}"
     );
     assert!(
@@ -378,7 +370,10 @@ fn a_finished_sweep_on_a_read_only_results_folder_is_still_done() {
     println!("read-only, all done: {}", stderr.trim());
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
     assert!(stdout.contains("3 done, 0 failed"), "{stdout}");
-    let plan = results.join(".plans/full.json").display().to_string();
+    let plan = runner::results::layout::ResultsRoot::new(&results)
+        .plan("full")
+        .display()
+        .to_string();
     assert!(
         stderr.contains("the plan is not recorded")
             && stderr.contains(&plan)

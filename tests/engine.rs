@@ -1,8 +1,11 @@
 //! Choosing the CPU engine end to end: `--engine` / `RUNNER_ENGINE` pick it, the run's log and
 //! manifest name it, a run's id does not depend on it, and a bad choice is a clear error.
 
+mod common;
+
+use common::{command, write_spec};
+use runner::results::layout::RunDir;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const SPEC: &str = r#"
 [experiment]
@@ -25,16 +28,11 @@ batch_size = 8
 "#;
 
 fn project(dir: &Path) -> PathBuf {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny");
-    let spec = dir.join("exp.toml");
-    std::fs::write(&spec, SPEC.replace("@DATA@", &data.display().to_string())).unwrap();
-    spec
+    write_spec(dir, SPEC)
 }
 
 fn runner(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(dir)
-        .args(args)
+    command(dir, args)
         .env("RUNNER_LOG", "info")
         .env_remove("RUNNER_ENGINE")
         .envs(env.iter().copied())
@@ -49,7 +47,7 @@ fn the_run(results: &Path) -> (String, serde_json::Value) {
         .map(|e| e.unwrap().path())
         .find(|p| p.is_dir())
         .expect("a run folder");
-    let manifest = std::fs::read_to_string(run.join("manifest.json")).unwrap();
+    let manifest = std::fs::read_to_string(RunDir::at(&run).manifest()).unwrap();
     let id = run.file_name().unwrap().to_string_lossy().into_owned();
     (id, serde_json::from_str(&manifest).unwrap())
 }

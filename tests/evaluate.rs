@@ -5,8 +5,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{runner, text, tiny};
+use common::{f64s, runner, text, tiny};
 use polars::prelude::*;
+use runner::results::layout::RunDir;
 
 /// A dataset root with `train/` and `val/` of the tiny fixture, `test/` = a copy of its val
 /// images, and `swapped/` = the same images with the class folders swapped (every label wrong).
@@ -54,31 +55,20 @@ fn run_dirs(results: &Path, experiment: &str) -> Vec<PathBuf> {
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .filter(|p| p.join("manifest.json").is_file())
+        .filter(|p| RunDir::at(p).manifest().is_file())
         .collect();
     dirs.sort();
     dirs
 }
 
 fn manifest(run: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(RunDir::at(run).manifest()).unwrap()).unwrap()
 }
 
 fn frame(path: &Path) -> DataFrame {
     ParquetReader::new(std::fs::File::open(path).unwrap())
         .finish()
         .unwrap()
-}
-
-fn f64s(df: &DataFrame, name: &str) -> Vec<f64> {
-    df.column(name)
-        .unwrap()
-        .cast(&DataType::Float64)
-        .unwrap()
-        .f64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect()
 }
 
 /// The columns of metrics.parquet that training computes (not the times).
@@ -143,9 +133,9 @@ fn test_images_never_influence_training_and_the_kept_model_is_scored() {
 
     // the same epochs, losses, accuracies, weights and stopping point with any test split,
     // also one whose every label is wrong
-    let plain = frame(&none.join("metrics.parquet"));
+    let plain = frame(&RunDir::at(&none).metrics());
     for run in [&test, &swapped] {
-        let df = frame(&run.join("metrics.parquet"));
+        let df = frame(&RunDir::at(run).metrics());
         for c in TRAINED {
             assert_eq!(f64s(&df, c), f64s(&plain, c), "{c} of {}", run.display());
         }
@@ -155,7 +145,7 @@ fn test_images_never_influence_training_and_the_kept_model_is_scored() {
         );
     }
     assert!(manifest(&none).get("test").is_none());
-    assert!(!none.join("test_metrics.parquet").exists());
+    assert!(!RunDir::at(&none).test_tables().metrics.exists());
 
     // the kept model is the best epoch's (restore_best), and the manifest says so
     let m = manifest(&test);
@@ -191,16 +181,16 @@ fn test_images_never_influence_training_and_the_kept_model_is_scored() {
     assert_eq!(wrong, 1.0 - acc);
 
     // the tables: the val tables' conventions
-    let t = frame(&test.join("test_metrics.parquet"));
+    let t = frame(&RunDir::at(&test).test_tables().metrics);
     assert_eq!(f64s(&t, "test_acc"), vec![acc]);
     assert_eq!(f64s(&t, "epoch"), vec![e as f64]);
     assert_eq!(
         t.column("dataset.test_dir").unwrap().str().unwrap().get(0),
         Some("test")
     );
-    let pc = frame(&test.join("test_per_class.parquet"));
+    let pc = frame(&RunDir::at(&test).test_tables().per_class);
     assert_eq!(f64s(&pc, "support"), vec![4.0, 4.0]);
-    let cm = frame(&test.join("test_confusion.parquet"));
+    let cm = frame(&RunDir::at(&test).test_tables().confusion);
     assert_eq!(f64s(&cm, "count").iter().sum::<f64>(), 8.0);
 
     // compare shows the test columns because some run has a test split
@@ -239,38 +229,21 @@ fn test_images_never_influence_training_and_the_kept_model_is_scored() {
     assert_eq!(parts[2], e.to_string());
 }
 
-const SMALL_CNN: &str = r#"
-[experiment]
-name = "scored"
-seed = 1
-
-[dataset]
-root = "@DATA@"
-test_dir = "test"
-
-[transforms]
-resize = 28
-crop = 28
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "small_cnn"
-freeze = true
-
-[optimizer]
-kind = "sgd"
-lr = 0.05
-
-[train]
-batch_size = 4
-epochs = 2
-"#;
+/// A frozen small CNN scored on the `test` split.
+fn small_cnn() -> String {
+    common::Spec::tiny("scored", 1)
+        .set("dataset", "test_dir = \"test\"")
+        .table("transforms", &["resize = 28", "crop = 28"])
+        .table("backbone", &["name = \"small_cnn\"", "freeze = true"])
+        .set("optimizer", "lr = 0.05")
+        .table("train", &["batch_size = 4", "epochs = 2"])
+        .text()
+}
 
 #[test]
 fn the_test_split_equals_runner_evaluate_on_the_same_folder() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    write_spec(dir.path(), SMALL_CNN);
+    write_spec(dir.path(), &small_cnn());
     let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
     assert!(out.status.success(), "{}", text(&out));
     let run = run_dirs(&dir.path().join("r"), "scored").remove(0);
@@ -292,7 +265,7 @@ fn the_test_split_equals_runner_evaluate_on_the_same_folder() {
     assert_eq!(all["loss"], kept["loss"]);
     assert_eq!(all["images"], kept["images"]);
     // the same confusion matrix as the test split's table
-    let cm = frame(&run.join("test_confusion.parquet"));
+    let cm = frame(&RunDir::at(&run).test_tables().confusion);
     let counts: Vec<u64> = f64s(&cm, "count").iter().map(|&c| c as u64).collect();
     let evaluated: Vec<u64> = json["confusion"]
         .as_array()
@@ -303,7 +276,7 @@ fn the_test_split_equals_runner_evaluate_on_the_same_folder() {
     assert_eq!(evaluated, counts);
 
     // written next to the run, under a name that says which data
-    let written: Vec<PathBuf> = std::fs::read_dir(run.join("evaluate"))
+    let written: Vec<PathBuf> = std::fs::read_dir(RunDir::at(&run).evaluations())
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
@@ -314,13 +287,16 @@ fn the_test_split_equals_runner_evaluate_on_the_same_folder() {
         .to_string_lossy()
         .into_owned();
     assert!(name.ends_with("-data-test"), "{name}");
-    let eval = frame(&written[0].join("metrics.parquet"));
-    let test = frame(&run.join("test_metrics.parquet"));
+    let eval = frame(&RunDir::at(&written[0]).metrics());
+    let test = frame(&RunDir::at(&run).test_tables().metrics);
     assert_eq!(f64s(&eval, "eval_acc"), f64s(&test, "test_acc"));
     assert_eq!(f64s(&eval, "eval_loss"), f64s(&test, "test_loss"));
     assert_eq!(
-        f64s(&frame(&written[0].join("per_class.parquet")), "precision"),
-        f64s(&frame(&run.join("test_per_class.parquet")), "precision")
+        f64s(&frame(&RunDir::at(&written[0]).per_class()), "precision"),
+        f64s(
+            &frame(&RunDir::at(&run).test_tables().per_class),
+            "precision"
+        )
     );
 
     // the readable table
@@ -339,7 +315,12 @@ fn the_test_split_equals_runner_evaluate_on_the_same_folder() {
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr).replace(&mismatch, "<DATA>");
     insta::assert_snapshot!("evaluate_class_mismatch", stderr);
-    assert_eq!(std::fs::read_dir(run.join("evaluate")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(RunDir::at(&run).evaluations())
+            .unwrap()
+            .count(),
+        1
+    );
 
     // not a run folder
     let out = runner(dir.path(), &["evaluate", &data, "--data", &data]);

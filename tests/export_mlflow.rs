@@ -16,6 +16,7 @@ use serde_json::Value;
 
 mod common;
 use common::tools;
+use runner::results::layout::RunDir;
 
 fn main() {
     let missing = python_with_mlflow().is_none().then(|| {
@@ -30,23 +31,11 @@ fn main() {
     )]);
 }
 
-fn project() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::project;
 
+/// `runner ARGS` in the project folder, which must succeed: its stdout.
 fn runner(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(project())
-        .args(args)
-        .env("RUNNER_LOG", "warn")
-        .output()
-        .expect("runner starts");
-    assert!(
-        out.status.success(),
-        "runner {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::ok(&common::runner(project(), args))
 }
 
 fn python_with_mlflow() -> Option<PathBuf> {
@@ -69,7 +58,9 @@ fn copy_dir(from: &Path, to: &Path) {
     for e in std::fs::read_dir(from).unwrap() {
         let e = e.unwrap();
         let name = e.file_name();
-        if name.to_string_lossy().starts_with('.') || name == "model.safetensors" {
+        if name.to_string_lossy().starts_with('.')
+            || Some(&*name) == RunDir::at(from).model().file_name()
+        {
             continue;
         }
         if e.file_type().unwrap().is_dir() {
@@ -226,7 +217,7 @@ fn mlflow_reads_back_the_runs_params_and_metric_histories() {
 
         // every metric column of the Parquet is a history, step = epoch
         let dir = results.join(experiment).join(id);
-        let frame = schema::read_frame(&dir.join("metrics.parquet")).unwrap();
+        let frame = schema::read_frame(&RunDir::at(&dir).metrics()).unwrap();
         let metrics = run["metrics"].as_object().unwrap();
         let mut keys: Vec<&String> = metrics.keys().collect();
         keys.sort();
@@ -297,16 +288,17 @@ fn mlflow_reads_back_the_runs_params_and_metric_histories() {
             .iter()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
             .collect();
-        let spec = dir.join("spec.toml");
+        let spec = RunDir::at(&dir).spec();
         if spec.is_file() {
             let table: toml::Table = std::fs::read_to_string(&spec).unwrap().parse().unwrap();
             let mut want = BTreeMap::new();
             flat("", &table, &mut want);
             assert_eq!(params, want);
             assert!(params.len() > 30, "{}", params.len());
-            let manifest: Value =
-                serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
-                    .unwrap();
+            let manifest: Value = serde_json::from_str(
+                &std::fs::read_to_string(RunDir::at(&dir).manifest()).unwrap(),
+            )
+            .unwrap();
             assert_eq!(tags["mlflow.source.git.commit"], manifest["git_commit"]);
         } else {
             let lambda: f64 = params["regularization.lambda"].parse().unwrap();

@@ -12,6 +12,7 @@ use std::time::Instant;
 
 mod common;
 use common::{runner, text, tools};
+use runner::results::layout::RunDir;
 
 fn main() {
     let missing = python_with_onnx().is_none().then(|| {
@@ -173,7 +174,7 @@ fn onnxruntime_gives_the_runners_logits_for_every_architecture_and_head() {
     let mut runs: Vec<PathBuf> = std::fs::read_dir(dir.path().join("r/onnx"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.join("model.safetensors").is_file())
+        .filter(|p| RunDir::at(p).model().is_file())
         .collect();
     runs.sort();
     assert_eq!(runs.len(), CASES.len());

@@ -2,31 +2,11 @@
 //! head trained on cached features, and a fine-tuned network with an MLP head; the saved
 //! weights carry PyTorch `nn.Sequential` names and the run reproduces exactly.
 
+mod common;
+
+use common::{ok, runner, tiny as fixture};
+use runner::results::layout::RunDir;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny")
-}
-
-fn runner(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(dir)
-        .args(args)
-        .env("RUNNER_LOG", "warn")
-        .output()
-        .expect("runner starts")
-}
-
-fn ok(out: &std::process::Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 const SPEC: &str = r#"
 [experiment]
@@ -81,7 +61,7 @@ fn run_dir(dir: &Path) -> PathBuf {
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .find(|p| p.join("manifest.json").exists())
+        .find(|p| RunDir::at(p).manifest().exists())
         .expect("a run folder")
 }
 
@@ -104,7 +84,7 @@ fn mlp_heads_train_save_torch_names_and_reproduce() {
         assert!(stdout.contains("1 done, 0 failed"), "{stdout}");
 
         let run = run_dir(dir.path());
-        let names = tensors(&run.join("model.safetensors"));
+        let names = tensors(&RunDir::at(&run).model());
         let head: Vec<(String, Vec<usize>)> = names
             .into_iter()
             .filter(|(n, _)| n.starts_with("fc."))

@@ -1,48 +1,20 @@
 //! Finite-difference checks of the MLP head's layers: BatchNorm1d (train and eval mode),
 //! dropout, GELU, and the whole hidden stack w.r.t. its flat parameter buffers and its input.
 
+mod common;
+
+use common::grad::{dot, finite_diff, random};
 use dfdx::prelude::*;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use runner::nn::batchnorm1d::{batchnorm1d_eval, batchnorm1d_train};
 use runner::nn::dropout::{dropout, Step};
 use runner::nn::{HiddenLayers, HiddenLayout};
 use runner::spec::Activation;
 
-fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
-}
-
 /// ‖a − b‖ / ‖b‖ (‖b‖ floored at 1e-3).
 fn rel_err(a: &[f32], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let num: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64 - y).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
-    num / den.max(1e-3)
-}
-
-/// Central differences of `loss` w.r.t. every element of `v`.
-fn finite_diff(v: &[f32], eps: f32, mut loss: impl FnMut(&[f32]) -> f64) -> Vec<f64> {
-    let mut p = v.to_vec();
-    (0..v.len())
-        .map(|i| {
-            p[i] = v[i] + eps;
-            let up = loss(&p);
-            p[i] = v[i] - eps;
-            let down = loss(&p);
-            p[i] = v[i];
-            (up - down) / (2.0 * eps as f64)
-        })
-        .collect()
-}
-
-fn dot(a: &[f32], r: &[f32]) -> f64 {
-    a.iter().zip(r).map(|(x, y)| *x as f64 * *y as f64).sum()
+    common::grad::rel_err(a, b, 1e-3)
 }
 
 const TOL: f64 = 1e-3;

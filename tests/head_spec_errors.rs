@@ -1,27 +1,12 @@
 //! Snapshots of `[head]` errors and warnings: each names the file, line:column and key, and
 //! what was expected. Spec files live in tests/specs/.
 
-use std::path::Path;
+mod common;
 
-use runner::spec::{self, LoadOptions, SpecError};
-
-fn load(spec: &str, overrides: &[&str]) -> Result<spec::Experiment, SpecError> {
-    let opts = LoadOptions {
-        overrides: overrides.iter().map(|s| s.to_string()).collect(),
-        pipeline_dir: None,
-    };
-    spec::load(&Path::new("tests/specs").join(spec), &opts)
-}
+use common::specs::load;
 
 fn error(spec: &str, overrides: &[&str]) -> String {
-    match load(spec, overrides) {
-        Ok(_) => panic!("{spec} loaded, expected an error"),
-        Err(err) => {
-            let rendered = err.to_string();
-            assert_eq!(runner::cli::Failure::from(err).exit_code(), 78);
-            rendered
-        }
-    }
+    common::specs::error_of(spec, load(spec, overrides))
 }
 
 #[test]

@@ -6,56 +6,30 @@
 //! `RUNNER_FAILPOINTS`), so each lands at the same batch or between the same two writes on any
 //! machine, however loaded: nothing here depends on timing.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
+use common::{animal_mnist, command, Spec};
 use polars::prelude::*;
-
-const SPEC: &str = r#"
-[experiment]
-name = "ctrlc"
-seed = 5
-
-[dataset]
-root = "@DATA@"
-train_per_class = 400
-val_per_class = 50
-
-[transforms]
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "mlp"
-
-[optimizer]
-kind = "sgd"
-lr = 0.01
-
-[train]
-epochs = 200
-batch_size = 8
-"#;
+use runner::results::layout::RunDir;
 
 /// Training batches per epoch: 800 images in batches of 8.
 const BATCHES: usize = 100;
 
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline/data/animal-mnist-catdog");
-    std::fs::write(
-        dir.path().join("exp.toml"),
-        SPEC.replace("@DATA@", &data.display().to_string()),
-    )
-    .unwrap();
+    Spec::tiny("ctrlc", 5)
+        .table("dataset", &["train_per_class = 400", "val_per_class = 50"])
+        .table("train", &["epochs = 200", "batch_size = 8"])
+        .write_on(dir.path(), &animal_mnist());
     dir
 }
 
 /// `runner run exp.toml` with the fault points `failpoints` (`RUNNER_FAILPOINTS` syntax), to its end.
 fn run_with(dir: &Path, failpoints: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(dir)
-        .args(["run", "exp.toml"])
+    command(dir, &["run", "exp.toml"])
         .env("RUNNER_LOG", "info")
         .env("RUNNER_FAILPOINTS", failpoints)
         .output()
@@ -89,11 +63,11 @@ fn leftovers(run: &Path) -> Vec<String> {
 }
 
 fn manifest(run: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap()
+    serde_json::from_str(&std::fs::read_to_string(RunDir::at(run).manifest()).unwrap()).unwrap()
 }
 
 fn epochs(run: &Path) -> Vec<i64> {
-    let df = ParquetReader::new(std::fs::File::open(run.join("metrics.parquet")).unwrap())
+    let df = ParquetReader::new(std::fs::File::open(RunDir::at(run).metrics()).unwrap())
         .finish()
         .expect("readable parquet");
     df.column("epoch")
@@ -120,8 +94,8 @@ fn the_first_sigint_checkpoints_and_exits_130_and_a_rerun_resumes() {
     assert_eq!(m["status"], "interrupted", "{m}");
     assert_eq!(m["epochs_done"], 1, "{m}");
     assert_eq!(epochs(&run), vec![1]);
-    assert!(run.join("checkpoint.safetensors").exists());
-    assert!(!run.join("lock").exists());
+    assert!(RunDir::at(&run).checkpoint().exists());
+    assert!(!RunDir::at(&run).lock().exists());
 
     // the next invocation resumes after epoch 1; stopped again in its second epoch (epoch 3)
     let out = run_with(dir.path(), &at_batch(BATCHES + 10, "sigint"));

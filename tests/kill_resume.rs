@@ -14,59 +14,38 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod common;
+
+use common::{animal_mnist, command, Spec};
 use polars::prelude::*;
 use rand::{Rng, SeedableRng};
+use runner::results::layout::RunDir;
 
-const SPEC: &str = r#"
-[experiment]
-name = "crash"
-seed = 11
-
-[dataset]
-root = "@DATA@"
-train_per_class = 150
-val_per_class = 50
-
-[transforms]
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "mlp"
-
-[optimizer]
-kind = "sgd"
-lr = 0.01
-momentum = 0.9
-
-[regularization]
-kind = "l2"
-
-[train]
-epochs = 5
-batch_size = 16
-
-[schedule]
-kind = "plateau"
-warmup_epochs = 1
-patience = 0
-factor = 0.5
-
-[early_stopping]
-metric = "val_acc"
-patience = 2
-
-[sweep]
-grid = { "regularization.lambda" = [0, 0.01, 0.1] }
-"#;
+fn spec() -> Spec {
+    Spec::tiny("crash", 11)
+        .table("dataset", &["train_per_class = 150", "val_per_class = 50"])
+        .set("optimizer", "momentum = 0.9")
+        .set("regularization", "kind = \"l2\"")
+        .table("train", &["epochs = 5", "batch_size = 16"])
+        .table(
+            "schedule",
+            &[
+                "kind = \"plateau\"",
+                "warmup_epochs = 1",
+                "patience = 0",
+                "factor = 0.5",
+            ],
+        )
+        .table("early_stopping", &["metric = \"val_acc\"", "patience = 2"])
+        .set(
+            "sweep",
+            r#"grid = { "regularization.lambda" = [0, 0.01, 0.1] }"#,
+        )
+}
 
 fn runner(dir: &Path, results: &str) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_runner"));
-    c.current_dir(dir)
-        .args(["run", "exp.toml", "--results", results])
-        .env("RUNNER_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
+    let mut c = command(dir, &["run", "exp.toml", "--results", results]);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
     c
 }
 
@@ -90,12 +69,7 @@ fn table(path: &Path) -> DataFrame {
 
 fn setup() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipeline/data/animal-mnist-catdog");
-    std::fs::write(
-        dir.path().join("exp.toml"),
-        SPEC.replace("@DATA@", &data.display().to_string()),
-    )
-    .unwrap();
+    spec().write_on(dir.path(), &animal_mnist());
     dir
 }
 
@@ -103,8 +77,8 @@ fn recorded_epochs(root: &Path) -> Vec<usize> {
     run_dirs(root)
         .iter()
         .map(|d| {
-            if d.join("metrics.parquet").exists() {
-                table(&d.join("metrics.parquet")).height()
+            if RunDir::at(d).metrics().exists() {
+                table(&RunDir::at(d).metrics()).height()
             } else {
                 0
             }
@@ -225,10 +199,10 @@ fn assert_same_sweeps(clean: &Path, killed: &Path) {
     };
     assert_eq!(names(&clean), names(&killed), "same run ids");
     for (a, b) in clean.iter().zip(&killed) {
-        let manifest = std::fs::read_to_string(b.join("manifest.json")).unwrap();
+        let manifest = std::fs::read_to_string(RunDir::at(b).manifest()).unwrap();
         assert!(manifest.contains("\"status\": \"done\""), "{manifest}");
         let json = |dir: &Path| -> serde_json::Value {
-            serde_json::from_str(&std::fs::read_to_string(dir.join("manifest.json")).unwrap())
+            serde_json::from_str(&std::fs::read_to_string(RunDir::at(dir).manifest()).unwrap())
                 .unwrap()
         };
         let (ma, mb) = (json(a), json(b));
@@ -241,8 +215,8 @@ fn assert_same_sweeps(clean: &Path, killed: &Path) {
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
         let (ta, tb) = (
-            table(&a.join("metrics.parquet")),
-            table(&b.join("metrics.parquet")),
+            table(&RunDir::at(a).metrics()),
+            table(&RunDir::at(b).metrics()),
         );
         let epochs: Vec<i64> = tb
             .column("epoch")

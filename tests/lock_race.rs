@@ -3,49 +3,22 @@
 //! in 40 let two runners train the same run: one read the lock file between its creation and
 //! the write of the pid, took it for stale and removed it).
 
-use std::path::Path;
-use std::process::{Command, Stdio};
+mod common;
 
-const SPEC: &str = r#"
-[experiment]
-name = "race"
-seed = 1
-
-[dataset]
-root = "@DATA@"
-
-[transforms]
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "mlp"
-
-[optimizer]
-kind = "sgd"
-lr = 0.01
-
-[train]
-epochs = 2
-batch_size = 4
-"#;
+use common::{command, Spec};
+use runner::results::layout::RunDir;
+use std::process::Stdio;
 
 #[test]
 fn forty_simultaneous_runners_train_one_run_once() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny");
-    std::fs::write(
-        dir.join("exp.toml"),
-        SPEC.replace("@DATA@", &data.display().to_string()),
-    )
-    .unwrap();
+    Spec::tiny("race", 1)
+        .table("train", &["epochs = 2", "batch_size = 4"])
+        .write(dir);
     let children: Vec<_> = (0..40)
         .map(|_| {
-            Command::new(env!("CARGO_BIN_EXE_runner"))
-                .current_dir(dir)
-                .args(["run", "exp.toml"])
-                .env("RUNNER_LOG", "warn")
+            command(dir, &["run", "exp.toml"])
                 .env("RAYON_NUM_THREADS", "1")
                 .stdout(Stdio::piped())
                 .stderr(Stdio::null())
@@ -76,12 +49,16 @@ fn forty_simultaneous_runners_train_one_run_once() {
     let run = std::fs::read_dir(dir.join("results/race"))
         .unwrap()
         .flatten()
-        .find(|e| e.path().join("manifest.json").exists())
+        .find(|e| RunDir::at(e.path()).manifest().exists())
         .unwrap()
         .path();
     let manifest: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(RunDir::at(&run).manifest()).unwrap())
+            .unwrap();
     assert_eq!(manifest["status"], "done");
     assert_eq!(manifest["epochs_done"], 2);
-    assert!(!run.join("lock").exists(), "the lock outlived its holder");
+    assert!(
+        !RunDir::at(&run).lock().exists(),
+        "the lock outlived its holder"
+    );
 }

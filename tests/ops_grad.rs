@@ -1,6 +1,9 @@
 //! Finite-difference and reference checks of the conv / pool / activation ops, and the
 //! hand-derived "seed network" gradients through dfdx's autodiff.
 
+mod common;
+
+use common::grad::{dot, finite_diff, random};
 use dfdx::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -8,36 +11,9 @@ use runner::ops::pool::{avg_pool_forward, max_pool_forward, PoolGeom};
 use runner::ops::Conv2dGeom;
 use runner::ops::{avg_pool2d, conv2d, max_pool2d, relu6, Padding};
 
-fn random(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
-    (0..n).map(|_| rng.gen_range(-1.0f32..1.0)).collect()
-}
-
 /// ‖a − b‖ / ‖b‖ (with a floor on ‖b‖ so exact zeros compare absolutely).
 fn rel_err(a: &[f32], b: &[f64]) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let num: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64 - y).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
-    num / den.max(1e-6)
-}
-
-/// Central differences of `loss` w.r.t. every element of `v`, in f64 around f32 inputs.
-fn finite_diff(v: &[f32], eps: f32, mut loss: impl FnMut(&[f32]) -> f64) -> Vec<f64> {
-    let mut p = v.to_vec();
-    (0..v.len())
-        .map(|i| {
-            p[i] = v[i] + eps;
-            let up = loss(&p);
-            p[i] = v[i] - eps;
-            let down = loss(&p);
-            p[i] = v[i];
-            (up - down) / (2.0 * eps as f64)
-        })
-        .collect()
+    common::grad::rel_err(a, b, 1e-6)
 }
 
 /// The forward pass of the engine this thread's ops run on (what the tape differentiates).
@@ -45,10 +21,6 @@ fn conv2d_forward(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>) ->
     let mut out = vec![0.0; g.batch * g.c_out * g.oh * g.ow];
     runner::ops::engine::conv_forward(g, x, w, bias, &mut out, false);
     out
-}
-
-fn dot(a: &[f32], r: &[f32]) -> f64 {
-    a.iter().zip(r).map(|(x, y)| *x as f64 * *y as f64).sum()
 }
 
 /// Direct f64 convolution, independent of the library's im2col/gemm/depthwise code.
@@ -85,7 +57,10 @@ fn conv_reference(g: &Conv2dGeom, x: &[f32], w: &[f32], bias: Option<&[f32]>) ->
     out
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a gradient check's shapes, inputs and tolerances"
+)]
 fn check_conv<const I: usize, const O: usize, const K: usize>(
     seed: u64,
     n: usize,
@@ -213,7 +188,10 @@ fn distinct_values(rng: &mut ChaCha8Rng, n: usize) -> Vec<f32> {
     v
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a gradient check's shapes, inputs and tolerances"
+)]
 fn check_pool(
     max: bool,
     n: usize,
@@ -341,7 +319,10 @@ fn seed_network_gradients_by_hand() {
 }
 
 /// f64 batch norm over NCHW `x` with batch statistics (train) or given statistics (eval).
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a gradient check's shapes, inputs and tolerances"
+)]
 fn bn_reference(
     n: usize,
     c: usize,

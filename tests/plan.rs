@@ -263,7 +263,8 @@ fn existing_run_ids_and_the_reference_run_stay_valid() {
         .collect();
     assert_eq!(ids("experiments/ci_reference.toml"), stored);
     let exp = load("experiments/ci_reference.toml", &[]);
-    let text = std::fs::read_to_string(reference.join(&stored[0]).join("spec.toml")).unwrap();
+    let stored_run = runner::results::layout::ExperimentDir::at(reference).run(&stored[0]);
+    let text = std::fs::read_to_string(stored_run.spec()).unwrap();
     assert_eq!(exp.runs[0].spec.to_toml(), text);
     assert_eq!(
         ids("experiments/lambda_sweep.toml"),

@@ -1,8 +1,11 @@
 //! `plot` on synthetic results trees: every figure is written as a PNG of the expected size
 //! that is not blank and as an SVG with its curves and text.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 
+use runner::results::layout::ResultsRoot;
 use runner::results::schema::ParamValue;
 use runner::results::store::Status;
 use runner::testing::{write_run, SyntheticRun};
@@ -45,12 +48,7 @@ fn check_png(path: &Path, size: (u32, u32), min_coloured: usize) {
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
         .to_rgb8();
     assert_eq!(img.dimensions(), size, "{}", path.display());
-    let lum: Vec<f64> = img
-        .pixels()
-        .map(|p| p.0.iter().map(|&c| c as f64).sum::<f64>() / 3.0)
-        .collect();
-    let mean = lum.iter().sum::<f64>() / lum.len() as f64;
-    let var = lum.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / lum.len() as f64;
+    let (_, var) = common::luminance(&img);
     assert!(
         var > 50.0,
         "{} looks blank (variance {var})",
@@ -118,7 +116,7 @@ fn writes_every_figure_as_png_and_svg_next_to_the_results() {
             "best_vs_lambda.svg"
         ]
     );
-    let plots = results.join("lambda/plots");
+    let plots = ResultsRoot::new(&results).experiment("lambda").plots();
     if let Ok(keep) = std::env::var("PLOT_TEST_KEEP") {
         for p in &written {
             std::fs::copy(p, Path::new(&keep).join(p.file_name().unwrap())).unwrap();
@@ -184,5 +182,6 @@ fn no_parameter_plot_without_a_single_numeric_sweep() {
     assert!(unreadable.is_empty(), "{unreadable:?}");
     assert_eq!(names(&written).len(), 6);
     // one epoch per run: a point each, still not blank
-    check_png(&results.join("optim/plots/val_acc.png"), SINGLE, 50);
+    let plots = ResultsRoot::new(&results).experiment("optim").plots();
+    check_png(&plots.join("val_acc.png"), SINGLE, 50);
 }

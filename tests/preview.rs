@@ -1,6 +1,8 @@
 //! `preview` on the tiny cat/dog fixture: a PNG grid of the expected size, not blank, with
 //! captions, the same for the same seed.
 
+mod common;
+
 use std::path::Path;
 
 use runner::data::{BadImagePolicy, ImageFolder, Transform};
@@ -44,12 +46,7 @@ fn writes_a_captioned_grid_of_transformed_images() {
     // 24×24 crops scaled ×4, 8 columns, 2 rows
     assert_eq!(img.dimensions(), grid_size(10, (24, 24)));
     assert_eq!(img.dimensions(), (2 + 8 * 98, 2 + 2 * 118));
-    let lum: Vec<f64> = img
-        .pixels()
-        .map(|p| p.0.iter().map(|&c| c as f64).sum::<f64>() / 3.0)
-        .collect();
-    let mean = lum.iter().sum::<f64>() / lum.len() as f64;
-    let var = lum.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / lum.len() as f64;
+    let (_, var) = common::luminance(&img);
     assert!(var > 100.0, "blank grid (variance {var})");
     // the first caption strip has text in it (dark pixels on white)
     let strip_y = PADDING + 96..PADDING + 96 + CAPTION;

@@ -1,31 +1,12 @@
 //! Bad input and faults, end to end (issue #12): each test is a case that once went wrong.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::{runner, text, tiny};
 use polars::prelude::*;
-
-fn tiny() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny")
-}
-
-fn runner(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(dir)
-        .args(args)
-        .env("RUNNER_LOG", "warn")
-        .output()
-        .expect("runner starts")
-}
-
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
+use runner::results::layout::RunDir;
 
 /// A copy of catdog-tiny in `dir/data` that a test may damage.
 fn copy_tiny(dir: &Path) -> PathBuf {
@@ -109,7 +90,7 @@ fn a_corrupt_first_training_image_is_skipped_and_counted() {
     assert!(out.status.success(), "{}", text(&out));
     let runs = run_dirs(&dir.path().join("results/rel"));
     assert_eq!(runs.len(), 1);
-    let df = table(&runs[0].join("metrics.parquet"));
+    let df = table(&RunDir::at(&runs[0]).metrics());
     let skipped: Vec<i64> = df
         .column("skipped_images")
         .expect("a skipped_images column")
@@ -118,7 +99,7 @@ fn a_corrupt_first_training_image_is_skipped_and_counted() {
         .into_no_null_iter()
         .collect();
     assert_eq!(skipped, vec![1, 1]);
-    let manifest = std::fs::read_to_string(runs[0].join("manifest.json")).unwrap();
+    let manifest = std::fs::read_to_string(RunDir::at(&runs[0]).manifest()).unwrap();
     assert!(manifest.contains("\"skipped_images\": 1"), "{manifest}");
 }
 
@@ -141,7 +122,9 @@ fn preview_skips_the_images_the_run_skips() {
     spec(dir.path(), &data, &skip);
     let out = runner(dir.path(), &["preview", "exp.toml", "-n", "8"]);
     assert!(out.status.success(), "{}", text(&out));
-    let png = dir.path().join("results/rel/preview.png");
+    let png = runner::results::layout::ResultsRoot::new(dir.path().join("results"))
+        .experiment("rel")
+        .preview_png();
     // 7 decodable training images of 16×16 (scaled ×6): one row of 7
     let grid = image::open(&png).unwrap().to_rgb8();
     assert_eq!(
@@ -241,12 +224,13 @@ fn a_swept_key_has_one_column_type_across_runs() {
     assert_eq!(runs.len(), 3);
     let mut values = Vec::new();
     for r in &runs {
-        for file in ["metrics.parquet", "per_class.parquet", "confusion.parquet"] {
-            let df = table(&r.join(file));
+        let run = RunDir::at(r);
+        for file in [run.metrics(), run.per_class(), run.confusion()] {
+            let df = table(&file);
             let c = df.column("backbone.freeze").unwrap();
-            assert_eq!(c.dtype(), &DataType::String, "{}", r.join(file).display());
+            assert_eq!(c.dtype(), &DataType::String, "{}", file.display());
         }
-        let df = table(&r.join("metrics.parquet"));
+        let df = table(&RunDir::at(r).metrics());
         let c = df.column("backbone.freeze").unwrap();
         values.push(c.str().unwrap().get(0).unwrap().to_string());
     }
@@ -254,11 +238,7 @@ fn a_swept_key_has_one_column_type_across_runs() {
     assert_eq!(values, ["false", "true", "until:conv2"]);
 
     // item 7: predict with the run's 2-class head names its classes, not ImageNet's
-    let weights = runs
-        .iter()
-        .map(|r| r.join("model.safetensors"))
-        .next()
-        .unwrap();
+    let weights = runs.iter().map(|r| RunDir::at(r).model()).next().unwrap();
     let img = tiny().join("val/dog/dog_04800.png");
     let out = runner(
         dir.path(),
@@ -303,15 +283,13 @@ fn the_summary_counts_held_runs_apart_and_numbers_runs_from_one() {
     let failed = run_dirs(&dir.path().join("results/rel"))
         .into_iter()
         .find(|d| {
-            std::fs::read_to_string(d.join("manifest.json"))
+            std::fs::read_to_string(RunDir::at(d).manifest())
                 .unwrap()
                 .contains("\"failed\"")
         })
         .unwrap();
-    let run_dir = runner::results::store::RunDir {
-        path: failed.clone(),
-    };
-    let _held = runner::results::lock::RunLock::acquire(&run_dir)
+    let run_dir = RunDir::at(&failed);
+    let _held = runner::results::store::RunLock::acquire(&run_dir)
         .unwrap()
         .expect("nobody else holds it");
     let out = runner(dir.path(), &["exp.toml"]);
@@ -362,9 +340,9 @@ fn compare_lists_a_corrupt_run_apart_and_shows_the_others() {
             status: Status::Done,
             per_class: false,
         };
-        dirs.push(write_run(&results, &run).unwrap().path);
+        dirs.push(write_run(&results, &run).unwrap().path().to_path_buf());
     }
-    let bad = dirs[1].join("metrics.parquet");
+    let bad = RunDir::at(&dirs[1]).metrics();
     let mut bytes = std::fs::read(&bad).unwrap();
     bytes.truncate(bytes.len() / 2);
     std::fs::write(&bad, bytes).unwrap();

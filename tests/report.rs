@@ -13,6 +13,7 @@ use scraper::{Html, Selector};
 
 mod common;
 use common::tools;
+use runner::results::layout::{ExperimentDir, RunDir};
 
 fn main() {
     let no_chromium = chromium()
@@ -41,23 +42,11 @@ fn main() {
     ]);
 }
 
-fn project() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
+use common::project;
 
+/// `runner ARGS` in the project folder, which must succeed: its stdout.
 fn runner(args: &[&str]) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(project())
-        .args(args)
-        .env("RUNNER_LOG", "warn")
-        .output()
-        .expect("runner starts");
-    assert!(
-        out.status.success(),
-        "runner {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    common::ok(&common::runner(project(), args))
 }
 
 /// The reference run's resolved spec, for runs that need one.
@@ -66,9 +55,9 @@ fn reference_spec() -> String {
     let run = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.join("spec.toml").is_file())
+        .find(|p| RunDir::at(p).spec().is_file())
         .expect("the committed reference run");
-    std::fs::read_to_string(run.join("spec.toml")).unwrap()
+    std::fs::read_to_string(RunDir::at(&run).spec()).unwrap()
 }
 
 /// A λ sweep over two seeds (rows of the table are seed groups), with a diverged and a failed
@@ -107,9 +96,15 @@ fn sweep(results: &Path, lambdas: &[f64], seeds: &[i64], with_spec: bool) -> Vec
                     .replace("lambda = 0.001", &format!("lambda = {lambda:?}"))
                     .replace("seed = 42", &format!("seed = {seed}"))
                     .replace("name = \"ci_reference\"", "name = \"sweep\"");
-                std::fs::write(dir.file("spec.toml"), text).unwrap();
+                std::fs::write(dir.spec(), text).unwrap();
             }
-            ids.push(dir.path.file_name().unwrap().to_string_lossy().into_owned());
+            ids.push(
+                dir.path()
+                    .file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
     }
     ids
@@ -153,6 +148,11 @@ fn the_page_parses_names_every_run_and_loads_nothing_from_the_network() {
         doc.select(&sel("body > details")).count(),
         ids.len(),
         "one section per run"
+    );
+    // each section's body waits in a template until it is opened
+    assert_eq!(
+        doc.select(&sel("body > details > template")).count(),
+        ids.len()
     );
 
     // nothing is fetched: no remote src/href, no external script or style sheet
@@ -316,12 +316,7 @@ fn screenshot(chromium: &Path, page: &Path, png: &Path) -> f64 {
 /// Mean and variance of the luminance, and how many distinct colours there are.
 fn pixel_stats(png: &Path) -> (f64, f64, usize) {
     let img = image::open(png).unwrap().to_rgb8();
-    let lum: Vec<f64> = img
-        .pixels()
-        .map(|p| p.0.iter().map(|&c| c as f64).sum::<f64>() / 3.0)
-        .collect();
-    let mean = lum.iter().sum::<f64>() / lum.len() as f64;
-    let var = lum.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / lum.len() as f64;
+    let (mean, var) = common::luminance(&img);
     let mut colours: Vec<[u8; 3]> = img.pixels().map(|p| p.0).collect();
     colours.sort();
     colours.dedup();
@@ -335,7 +330,7 @@ fn renders_in_headless_chromium() {
     sweep(&results, &[0.0, 1e-4, 1e-3, 1e-2], &[1, 2], true);
     let exp = results.join("sweep");
     runner(&["report", exp.to_str().unwrap()]);
-    let page = exp.join("report.html");
+    let page = ExperimentDir::at(&exp).report_html();
     let png = tmp.path().join("shot.png");
     screenshot(&chromium, &page, &png);
     if let Ok(keep) = std::env::var("RUNNER_REPORT_KEEP") {
@@ -349,29 +344,30 @@ fn renders_in_headless_chromium() {
     assert!(colours > 100, "{colours} distinct colours");
 }
 
-/// `cargo test --test report -- --ignored --nocapture`: a 1,000-run sweep, the time `runner
-/// report` takes and the time Chromium takes to load and screenshot it. Set
-/// RUNNER_REPORT_KEEP=DIR to keep the page and the screenshot.
+/// `cargo test --test report -- --ignored --nocapture`: a 1,000-run sweep (RUNNER_REPORT_RUNS
+/// sets another count), the time `runner report` takes and the time Chromium takes to load and
+/// screenshot it. Set RUNNER_REPORT_KEEP=DIR to keep the page and the screenshot.
 fn a_thousand_run_sweep() {
     let tmp = tempfile::tempdir().unwrap();
     // RUNNER_REPORT_TREE=DIR writes (and keeps) the results tree there instead
     let results = std::env::var("RUNNER_REPORT_TREE")
         .map(PathBuf::from)
         .unwrap_or_else(|_| tmp.path().join("results"));
-    let lambdas: Vec<f64> = (0..1000).map(|i| i as f64 / 1e4).collect();
+    let count: usize = std::env::var("RUNNER_REPORT_RUNS").map_or(1000, |n| n.parse().unwrap());
+    let lambdas: Vec<f64> = (0..count).map(|i| i as f64 / (10 * count) as f64).collect();
     let ids = sweep(&results, &lambdas, &[1], true);
-    assert_eq!(ids.len(), 1000);
+    assert_eq!(ids.len(), count);
     let exp = results.join("sweep");
     let start = Instant::now();
     runner(&["report", exp.to_str().unwrap()]);
     let report_secs = start.elapsed().as_secs_f64();
-    let page = exp.join("report.html");
+    let page = ExperimentDir::at(&exp).report_html();
     let bytes = std::fs::metadata(&page).unwrap().len();
     let doc = Html::parse_document(&std::fs::read_to_string(&page).unwrap());
-    assert_eq!(doc.select(&sel("body > details")).count(), 1000);
+    assert_eq!(doc.select(&sel("body > details")).count(), count);
     // ten lines per per-epoch chart, not a thousand
     println!(
-        "1000 runs: runner report {report_secs:.1}s (dev build), page {:.1} MB",
+        "{count} runs: runner report {report_secs:.1}s (dev build), page {:.1} MB",
         bytes as f64 / 1e6
     );
     if let Some(chromium) = chromium() {
@@ -389,12 +385,7 @@ fn a_thousand_run_sweep() {
 }
 
 fn runner_fails(args: &[&str], tmp: &Path) -> String {
-    let out = Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(project())
-        .args(args)
-        .env("RUNNER_LOG", "warn")
-        .output()
-        .expect("runner starts");
+    let out = common::runner(project(), args);
     assert!(!out.status.success(), "runner {args:?} should fail");
     String::from_utf8(out.stderr)
         .unwrap()

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use polars::prelude::*;
+use runner::results::layout::RunDir;
 
 fn reference_run() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("results/reference/ci_reference");
@@ -49,10 +50,11 @@ fn the_reference_run_reproduces_and_an_edited_metric_is_caught() {
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join(run.file_name().unwrap());
     std::fs::create_dir(&copy).unwrap();
-    for f in ["spec.toml", "manifest.json", "metrics.parquet"] {
-        std::fs::copy(run.join(f), copy.join(f)).unwrap();
+    let (from, to) = (RunDir::at(&run), RunDir::at(&copy));
+    for f in [RunDir::spec, RunDir::manifest, RunDir::metrics] {
+        std::fs::copy(f(&from), f(&to)).unwrap();
     }
-    let mut df = ParquetReader::new(std::fs::File::open(copy.join("metrics.parquet")).unwrap())
+    let mut df = ParquetReader::new(std::fs::File::open(RunDir::at(&copy).metrics()).unwrap())
         .finish()
         .unwrap();
     let edited: Vec<f64> = df
@@ -66,7 +68,7 @@ fn the_reference_run_reproduces_and_an_edited_metric_is_caught() {
         .collect();
     df.replace("val_loss", Column::new("val_loss".into(), edited))
         .unwrap();
-    ParquetWriter::new(std::fs::File::create(copy.join("metrics.parquet")).unwrap())
+    ParquetWriter::new(std::fs::File::create(RunDir::at(&copy).metrics()).unwrap())
         .finish(&mut df)
         .unwrap();
 

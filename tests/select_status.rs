@@ -1,40 +1,13 @@
 //! `runner run --index/--shard` and `runner status` without a scheduler: which points a
 //! selection trains, its usage errors, and the status of every planned point from the files.
 
+mod common;
+
+use common::{command, Spec};
 use std::path::Path;
-use std::process::Command;
-
-const SPEC: &str = r#"
-[experiment]
-name = "sel"
-seed = 2
-
-[dataset]
-root = "@DATA@"
-
-[transforms]
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "mlp"
-
-[optimizer]
-kind = "sgd"
-lr = 0.01
-
-[train]
-epochs = 2
-batch_size = 4
-
-[sweep]
-grid = { "optimizer.lr" = [0.01, 0.02, 0.03, 0.04] }
-"#;
 
 fn runner(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(dir)
-        .args(args)
+    let out = command(dir, args)
         .env("RUNNER_LOG", "info")
         .env_remove("SLURM_ARRAY_TASK_ID")
         .env_remove("JOB_COMPLETION_INDEX")
@@ -71,12 +44,13 @@ fn status_csv(dir: &Path) -> String {
 fn indices_shards_and_env_train_the_chosen_points_and_status_shows_them() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny");
-    std::fs::write(
-        dir.join("exp.toml"),
-        SPEC.replace("@DATA@", &data.display().to_string()),
-    )
-    .unwrap();
+    Spec::tiny("sel", 2)
+        .table("train", &["epochs = 2", "batch_size = 4"])
+        .set(
+            "sweep",
+            r#"grid = { "optimizer.lr" = [0.01, 0.02, 0.03, 0.04] }"#,
+        )
+        .write(dir);
 
     let (code, _, err) = runner(dir, &["run", "exp.toml", "--index", "5"], &[]);
     assert_eq!(code, 2);

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod common;
 use common::tools;
+use runner::results::layout::RunDir;
 
 fn main() {
     let missing = slurm_missing();
@@ -46,7 +47,13 @@ fn controller_up() -> bool {
 
 /// The node to ourselves: the tests here run one at a time (also across nextest's processes),
 /// since the feature-cache scenario needs two of its tasks to start together.
-struct Exclusive(#[allow(dead_code)] std::fs::File);
+struct Exclusive(
+    #[expect(
+        dead_code,
+        reason = "held for its lock while the test runs, never read"
+    )]
+    std::fs::File,
+);
 
 fn exclusive() -> Exclusive {
     let f = std::fs::File::create(std::env::temp_dir().join("runner-slurm-tests.lock")).unwrap();
@@ -312,11 +319,11 @@ fn tasks_share_one_feature_cache_and_judge_other_hosts_locks_by_heartbeat() {
     for (id, host, age) in [(&ids[0], "node-gone", 3600), (&ids[2], "node-busy", 0)] {
         let run = dir.join(format!("results/frozen/{id}"));
         std::fs::create_dir_all(&run).unwrap();
-        std::fs::write(run.join("lock"), lock_record(host, 4242, age)).unwrap();
+        std::fs::write(RunDir::at(&run).lock(), lock_record(host, 4242, age)).unwrap();
         let when = SystemTime::now() - Duration::from_secs(age);
         std::fs::File::options()
             .write(true)
-            .open(run.join("lock"))
+            .open(RunDir::at(&run).lock())
             .unwrap()
             .set_modified(when)
             .unwrap();

@@ -1,16 +1,12 @@
 //! Snapshots of rendered spec errors: each names the file, line:column, key path and what was
 //! expected. Spec files live in tests/specs/; paths print relative to the package root.
 
-use std::path::Path;
+mod common;
 
-use runner::spec::{self, LoadOptions, SpecError};
+use runner::spec::{self, SpecError};
 
 fn load(spec: &str, overrides: &[&str]) -> Result<spec::Experiment, SpecError> {
-    let opts = LoadOptions {
-        overrides: overrides.iter().map(|s| s.to_string()).collect(),
-        pipeline_dir: None,
-    };
-    let exp = spec::load(&Path::new("tests/specs").join(spec), &opts)?;
+    let exp = common::specs::load(spec, overrides)?;
     // what `runner check` does after the spec: open the dataset and weights it names
     runner::setup::Resolved::new(&exp)?;
     Ok(exp)
@@ -18,14 +14,7 @@ fn load(spec: &str, overrides: &[&str]) -> Result<spec::Experiment, SpecError> {
 
 /// The rendered error of a spec that must fail.
 fn error(spec: &str, overrides: &[&str]) -> String {
-    match load(spec, overrides) {
-        Ok(_) => panic!("{spec} loaded, expected an error"),
-        Err(err) => {
-            let rendered = err.to_string();
-            assert_eq!(runner::cli::Failure::from(err).exit_code(), 78);
-            rendered
-        }
-    }
+    common::specs::error_of(spec, load(spec, overrides))
 }
 
 #[test]

@@ -2,27 +2,13 @@
 //! loss.label_smoothing, train.grad_clip_norm, [sweep.random]): snapshots of their errors, like
 //! tests/spec_errors.rs, and the plan of a random search.
 
-use std::path::Path;
+mod common;
 
-use runner::spec::{self, LoadOptions, SpecError};
-
-fn load(spec: &str, overrides: &[&str]) -> Result<spec::Experiment, SpecError> {
-    let opts = LoadOptions {
-        overrides: overrides.iter().map(|s| s.to_string()).collect(),
-        pipeline_dir: None,
-    };
-    spec::load(&Path::new("tests/specs").join(spec), &opts)
-}
+use common::specs::load;
+use runner::spec;
 
 fn error(spec: &str, overrides: &[&str]) -> String {
-    match load(spec, overrides) {
-        Ok(_) => panic!("{spec} loaded, expected an error"),
-        Err(err) => {
-            let rendered = err.to_string();
-            assert_eq!(runner::cli::Failure::from(err).exit_code(), 78);
-            rendered
-        }
-    }
+    common::specs::error_of(spec, load(spec, overrides))
 }
 
 #[test]

@@ -351,7 +351,6 @@ fn fuzz(inputs: usize, seed: u64) -> Tally {
     tally
 }
 
-#[allow(clippy::too_many_arguments)]
 fn fuzz_loop(
     inputs: usize,
     seed: u64,

@@ -1,31 +1,13 @@
 //! End-to-end (issue #14): schedules, early stopping and augmentation through the `runner`
 //! binary on the tiny committed fixture, read back from metrics.parquet and manifest.json.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
+use common::{runner_logged as runner, write_spec, Spec};
 use polars::prelude::*;
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny")
-}
-
-fn runner(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(dir)
-        .args(args)
-        .env("RUNNER_LOG", "info")
-        .output()
-        .expect("runner starts")
-}
-
-fn write_spec(dir: &Path, body: &str) {
-    std::fs::write(
-        dir.join("exp.toml"),
-        body.replace("@DATA@", &fixture().display().to_string()),
-    )
-    .unwrap();
-}
+use runner::results::layout::RunDir;
 
 fn only_run(results: &Path, experiment: &str) -> PathBuf {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(results.join(experiment))
@@ -38,43 +20,20 @@ fn only_run(results: &Path, experiment: &str) -> PathBuf {
 }
 
 fn column(run: &Path, name: &str) -> Vec<f64> {
-    let df = ParquetReader::new(std::fs::File::open(run.join("metrics.parquet")).unwrap())
+    let df = ParquetReader::new(std::fs::File::open(RunDir::at(run).metrics()).unwrap())
         .finish()
         .unwrap();
-    df.column(name)
-        .unwrap()
-        .cast(&DataType::Float64)
-        .unwrap()
-        .f64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect()
+    common::f64s(&df, name)
 }
 
-const BASE: &str = r#"
-[experiment]
-name = "feat"
-seed = 5
-
-[dataset]
-root = "@DATA@"
-
-[transforms]
-resize = 20
-crop = 16
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "mlp"
-
-[optimizer]
-kind = "sgd"
-lr = 0.1
-
-[train]
-batch_size = 4
-"#;
+/// An MLP on 20→16 px images at lr 0.1; a test appends the rest of `[train]` and its tables.
+fn base() -> String {
+    Spec::tiny("feat", 5)
+        .table("transforms", &["resize = 20", "crop = 16"])
+        .set("optimizer", "lr = 0.1")
+        .set("train", "batch_size = 4")
+        .text()
+}
 
 #[test]
 fn cosine_with_warmup_is_the_lr_column() {
@@ -82,8 +41,9 @@ fn cosine_with_warmup_is_the_lr_column() {
     write_spec(
         dir.path(),
         &format!(
-            "{BASE}epochs = 5\ngrad_clip_norm = 1.0\n[loss]\nlabel_smoothing = 0.1\n\
-             [schedule]\nkind = \"cosine\"\nwarmup_epochs = 2\nmin_lr = 0.01\n"
+            "{}epochs = 5\ngrad_clip_norm = 1.0\n[loss]\nlabel_smoothing = 0.1\n\
+             [schedule]\nkind = \"cosine\"\nwarmup_epochs = 2\nmin_lr = 0.01\n",
+            base()
         ),
     );
     let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
@@ -107,7 +67,7 @@ fn early_stopped_run_is_done_and_says_why() {
     // 16 training images: val loss stops improving long before 40 epochs
     write_spec(
         dir.path(),
-        &format!("{BASE}epochs = 40\n[early_stopping]\npatience = 1\n"),
+        &format!("{}epochs = 40\n[early_stopping]\npatience = 1\n", base()),
     );
     let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
     assert!(
@@ -117,7 +77,8 @@ fn early_stopped_run_is_done_and_says_why() {
     );
     let run = only_run(&dir.path().join("r"), "feat");
     let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(RunDir::at(&run).manifest()).unwrap())
+            .unwrap();
     assert_eq!(m["status"], "done");
     let stopped = &m["stopped_early"];
     let epoch = stopped["epoch"].as_u64().expect("stopped early") as usize;
@@ -134,8 +95,8 @@ fn early_stopped_run_is_done_and_says_why() {
         "{stderr}"
     );
     // no leftovers, and a second invocation sees it as done
-    assert!(!run.join("checkpoint.safetensors").exists());
-    assert!(!run.join("checkpoint-best.safetensors").exists());
+    assert!(!RunDir::at(&run).checkpoint().exists());
+    assert!(!RunDir::at(&run).best_weights().exists());
     let again = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
     assert!(String::from_utf8_lossy(&again.stderr).contains("already done"));
     let compare = runner(dir.path(), &["compare", "r/feat"]);
@@ -149,7 +110,7 @@ fn early_stopped_run_is_done_and_says_why() {
 #[test]
 fn random_train_transforms_skip_the_feature_cache() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = BASE
+    let spec = base()
         .replace("name = \"mlp\"", "name = \"small_cnn\"\nfreeze = true")
         .replace(
             "crop = 16",
@@ -169,7 +130,7 @@ fn random_train_transforms_skip_the_feature_cache() {
 fn restore_best_leaves_the_best_epochs_weights() {
     // inside the project (target/tmp), so that the run can be loaded back for prediction
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let spec = BASE
+    let spec = base()
         .replace("name = \"mlp\"", "name = \"small_cnn\"")
         .replace("resize = 20\ncrop = 16", "resize = 28\ncrop = 28")
         .replace("lr = 0.1", "lr = 0.05");
@@ -185,7 +146,8 @@ fn restore_best_leaves_the_best_epochs_weights() {
     );
     let run = only_run(&dir.path().join("r"), "feat");
     let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(run.join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(RunDir::at(&run).manifest()).unwrap())
+            .unwrap();
     let best = m["stopped_early"]["best_epoch"]
         .as_u64()
         .expect("stopped early") as usize;
@@ -195,7 +157,7 @@ fn restore_best_leaves_the_best_epochs_weights() {
     let predictor = runner::inspect::predict::Predictor::from_run(&run).unwrap();
     let mut images = Vec::new();
     for (label, class) in ["cat", "dog"].iter().enumerate() {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(fixture().join("val").join(class))
+        let mut files: Vec<PathBuf> = std::fs::read_dir(common::tiny().join("val").join(class))
             .unwrap()
             .map(|e| e.unwrap().path())
             .collect();

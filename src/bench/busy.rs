@@ -38,14 +38,14 @@ fn read_sample() -> Option<CpuSample> {
 const USER_HZ: f64 = 100.0;
 
 /// Measures the share of the machine that other processes used between `start` and `stop`.
-pub struct BusyMeter(Option<CpuSample>);
+pub(super) struct BusyMeter(Option<CpuSample>);
 
 impl BusyMeter {
-    pub fn start() -> Self {
+    pub(super) fn start() -> Self {
         BusyMeter(read_sample())
     }
     /// Other processes' CPU time since `start`, in % of all cores' time (`None` without /proc).
-    pub fn stop(&self) -> Option<f64> {
+    pub(super) fn stop(&self) -> Option<f64> {
         let (a, b) = (self.0?, read_sample()?);
         let wall = (b.at - a.at).as_secs_f64().max(1e-9);
         let others = (b.machine_busy - a.machine_busy).saturating_sub(b.own - a.own) as f64;
@@ -60,7 +60,7 @@ const MIN_WINDOW_S: f64 = 0.5;
 
 /// Median seconds per call of `f` over at least `iters` calls (more for short calls, up to
 /// [`MIN_WINDOW_S`]) after `warmup` calls, and the busy share over the timed calls.
-pub fn timed(warmup: usize, iters: usize, mut f: impl FnMut()) -> (f64, Option<f64>) {
+pub(super) fn timed(warmup: usize, iters: usize, mut f: impl FnMut()) -> (f64, Option<f64>) {
     for _ in 0..warmup {
         f();
     }

@@ -16,7 +16,7 @@ const FLAGS_OF_INTEREST: &[&str] = &[
     "amx_bf16",
 ];
 
-pub struct Host {
+pub(super) struct Host {
     pub cpu: String,
     pub flags: Vec<&'static str>,
     pub cpus: usize,
@@ -24,7 +24,7 @@ pub struct Host {
 
 impl Host {
     /// Read from /proc/cpuinfo (Linux); "unknown" and no flags elsewhere.
-    pub fn read() -> Host {
+    pub(super) fn read() -> Host {
         let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         Host::parse(&info)
     }
@@ -54,7 +54,7 @@ impl Host {
         }
     }
 
-    pub fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         let flags = if self.flags.is_empty() {
             "none of avx2/avx512/amx".to_string()
         } else {
@@ -66,7 +66,7 @@ impl Host {
 
 /// The PyTorch side's build and thread pools, from the script's JSON: oneDNN version, then
 /// `torch.__config__.parallel_info()` indented under it.
-pub fn describe_torch(torch: &Value) -> String {
+pub(super) fn describe_torch(torch: &Value) -> String {
     let mut out = String::new();
     if let Some(v) = torch.get("mkldnn_version").and_then(Value::as_str) {
         out.push_str(&format!("PyTorch oneDNN: {v}\n"));

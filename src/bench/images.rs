@@ -12,7 +12,7 @@ use super::Measure;
 use crate::data::{load_image, Transform, IMAGENET_MEAN, IMAGENET_STD, IMAGE_EXTENSIONS};
 
 /// Image files under `dir`, recursively, sorted (the PyTorch script walks the same tree).
-pub fn image_files(dir: &Path) -> Vec<PathBuf> {
+pub(super) fn image_files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -34,7 +34,7 @@ pub fn image_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Images per second over all files in `dir`, or `None` when it holds none.
-pub fn load_throughput(dir: &Path, iters: usize) -> Option<Measure> {
+pub(super) fn load_throughput(dir: &Path, iters: usize) -> Option<Measure> {
     let files = image_files(dir);
     if files.is_empty() {
         return None;

@@ -13,9 +13,9 @@ use crate::ops::Padding;
 
 /// A conv layer at batch 4: (name, c_in, c_out, k, stride, groups, input size). The PyTorch
 /// script receives this list, so both sides run the same shapes.
-pub type ConvLayer = (&'static str, usize, usize, usize, usize, usize, usize);
+pub(super) type ConvLayer = (&'static str, usize, usize, usize, usize, usize, usize);
 
-pub const CONV_LAYERS: &[ConvLayer] = &[
+pub(super) const CONV_LAYERS: &[ConvLayer] = &[
     ("resnet stem 7x7/2 @224", 3, 64, 7, 2, 1, 224),
     ("resnet layer1 3x3 @56", 64, 64, 3, 1, 1, 56),
     ("resnet layer2 3x3 @28", 128, 128, 3, 1, 1, 28),
@@ -26,7 +26,7 @@ pub const CONV_LAYERS: &[ConvLayer] = &[
 ];
 
 /// Forward and backward GFLOP/s of one layer (backward = ∂x and ∂w, twice the forward FLOPs).
-pub fn conv_layer(l: &ConvLayer, iters: usize) -> (Measure, Measure) {
+pub(super) fn conv_layer(l: &ConvLayer, iters: usize) -> (Measure, Measure) {
     let &(_, ci, co, k, s, g, hw) = l;
     // Symmetric k/2 padding, as in the PyTorch script (same shapes as SAME at stride 1).
     let geom = Conv2dGeom::new(4, ci, hw, hw, co, k, s, Padding::Symmetric(k / 2), g);
@@ -59,7 +59,7 @@ pub fn conv_layer(l: &ConvLayer, iters: usize) -> (Measure, Measure) {
 const MATMUL_N: usize = 2048;
 
 /// GFLOP/s of a 2048² matmul through the conv ops' gemm (0.19, AVX-512 where available).
-pub fn matmul_conv_gemm(iters: usize) -> Measure {
+pub(super) fn matmul_conv_gemm(iters: usize) -> Measure {
     let n = MATMUL_N;
     let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
     let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 * 0.1).collect();
@@ -76,7 +76,7 @@ pub fn matmul_conv_gemm(iters: usize) -> Measure {
 }
 
 /// GFLOP/s of a 2048² matmul through dfdx's tensor matmul (gemm 0.15, AVX2).
-pub fn matmul_dfdx(iters: usize) -> Measure {
+pub(super) fn matmul_dfdx(iters: usize) -> Measure {
     let dev = Dev::seed_from_u64(0);
     let n = MATMUL_N;
     let a: Tensor<(usize, usize), f32, Dev> = dev.sample_normal_like(&(n, n));

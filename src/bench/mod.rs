@@ -20,7 +20,7 @@ use serde_json::Value;
 
 /// One measured value and how busy the machine was meanwhile (% of all cores used by others).
 #[derive(Clone, Copy, Debug)]
-pub struct Measure {
+pub(crate) struct Measure {
     pub value: f64,
     pub busy: Option<f64>,
 }
@@ -39,7 +39,7 @@ impl Measure {
     }
 }
 
-pub struct BenchOptions {
+pub(crate) struct BenchOptions {
     /// Fewer timed iterations (2 instead of 5) so the whole run takes a couple of minutes.
     pub quick: bool,
     /// Folder of images for the loading benchmark.
@@ -72,7 +72,8 @@ struct Row {
 }
 
 /// Runs every workload, prints the table; an error only when PyTorch was asked for and failed.
-pub fn run(opts: &BenchOptions) -> Result<(), String> {
+// Long: one block per workload of the benchmark table, in the table's order.
+pub(crate) fn run(opts: &BenchOptions) -> Result<(), String> {
     let it = if opts.quick { 2 } else { 5 };
     let threads = rayon::current_num_threads();
     let engine = crate::ops::engine::selected()?.describe();

@@ -19,7 +19,7 @@ use crate::spec::{self, LoadOptions};
 
 /// What a workload measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(super) enum Kind {
     /// Full fine-tuning: images/s of the training pass.
     Train,
     /// Frozen backbone: images/s of the feature extraction.
@@ -28,7 +28,7 @@ pub enum Kind {
 
 /// One model workload; the PyTorch script receives the same list (as JSON).
 #[derive(Clone, Copy, Debug)]
-pub struct Workload {
+pub(super) struct Workload {
     pub key: &'static str,
     pub what: &'static str,
     pub kind: Kind,
@@ -41,7 +41,7 @@ pub struct Workload {
     pub val_per_class: usize,
 }
 
-pub const WORKLOADS: &[Workload] = &[
+pub(super) const WORKLOADS: &[Workload] = &[
     Workload {
         key: "resnet34_fit",
         what: "ResNet-34 @224 b4 fine-tune (runner SPEC loop)",
@@ -90,7 +90,7 @@ pub const WORKLOADS: &[Workload] = &[
 
 impl Workload {
     /// Fewer images with `--quick`, at least two batches of training.
-    pub fn scaled(&self, quick: bool) -> Workload {
+    pub(super) fn scaled(&self, quick: bool) -> Workload {
         if !quick {
             return *self;
         }
@@ -101,7 +101,7 @@ impl Workload {
             ..*self
         }
     }
-    pub fn to_json(self) -> serde_json::Value {
+    pub(super) fn to_json(self) -> serde_json::Value {
         serde_json::json!({
             "key": self.key,
             "kind": match self.kind { Kind::Train => "train", Kind::Features => "features" },
@@ -116,8 +116,8 @@ impl Workload {
 
 /// The learning rate and L2 strength of the training rows (PyTorch: weight_decay = 2λ, the
 /// same gradient; see `regularization.kind = "l2"` in pipeline/defaults.toml).
-pub const LR: f64 = 0.01;
-pub const L2: f64 = 5e-5;
+pub(super) const LR: f64 = 0.01;
+pub(super) const L2: f64 = 5e-5;
 
 /// Copies the first `n` files (sorted) of every class folder of `src` into `dst`.
 fn copy_split(src: &Path, dst: &Path, n: usize) -> Result<usize, String> {
@@ -150,7 +150,7 @@ fn copy_split(src: &Path, dst: &Path, n: usize) -> Result<usize, String> {
 
 /// The workload's dataset (`train/` and `val/` with the first files of each class of `data`),
 /// under `root/<key>`. Returns (its path, train images, val images).
-pub fn prepare_data(
+pub(super) fn prepare_data(
     w: &Workload,
     data: &Path,
     root: &Path,
@@ -220,7 +220,7 @@ dir = {cache:?}
 }
 
 /// Runs the workload as `runner SPEC` would, in `root`; images/s and the busy share.
-pub fn measure(
+pub(super) fn measure(
     w: &Workload,
     data: &Path,
     images: (usize, usize),

@@ -13,7 +13,7 @@ use super::product::{Workload, L2, LR};
 const SCRIPT: &str = include_str!("torch_bench.py");
 
 /// Runs the script with `python` at `threads` threads; the parsed JSON, or why not.
-pub fn run(
+pub(super) fn run(
     python: &str,
     threads: usize,
     quick: bool,

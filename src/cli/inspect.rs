@@ -196,10 +196,11 @@ pub(super) fn cmd_preview(a: PreviewArgs) -> Result<(), Failure> {
     let resolved = resolve(&exp)?;
     // what the sweep's first run trains on
     let run = &resolved.runs[0];
-    let out = p
-        .out
-        .clone()
-        .unwrap_or_else(|| a.results.join(&exp.name).join("preview.png"));
+    let out = p.out.clone().unwrap_or_else(|| {
+        crate::results::layout::ResultsRoot::new(&a.results)
+            .experiment(&exp.name)
+            .preview_png()
+    });
     let seed = p.seed.unwrap_or(run.spec().experiment.seed);
     let images = TrainingImages::of(run);
     let path =

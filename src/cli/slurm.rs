@@ -78,7 +78,7 @@ pub(super) fn cmd_slurm(a: SlurmArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::failed(format!("cannot find the runner binary: {e}")))?;
     let project = std::env::current_dir()
         .map_err(|e| Failure::failed(format!("cannot read the current folder: {e}")))?;
-    let written_at = crate::results::timestamp::now_utc();
+    let written_at = crate::durable::timestamp::now_utc();
     let opts = crate::slurm::SlurmOptions {
         partition: a.partition.clone(),
         time: a.time.clone(),

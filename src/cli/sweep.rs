@@ -9,7 +9,8 @@ use clap::Args;
 
 use super::sweep_table;
 use super::Failure;
-use crate::results::plan::{ExperimentPlan, PlannedPoint};
+use crate::results::layout::ResultsRoot;
+use crate::results::plan::ExperimentPlan;
 use crate::results::store::Status;
 use crate::run::{self, RunOptions};
 use crate::setup::Resolved;
@@ -119,30 +120,6 @@ pub(super) fn cmd_plan(a: SpecArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The sweep as planned into a results folder, for `runner status`.
-fn experiment_plan(exp: &spec::Experiment, ids: &[String], a: &SpecArgs) -> ExperimentPlan {
-    ExperimentPlan {
-        experiment: exp.name.clone(),
-        spec: exp.source.clone(),
-        overrides: a.overrides.clone(),
-        planned_at: crate::results::timestamp::now_utc(),
-        points: exp
-            .runs
-            .iter()
-            .zip(ids)
-            .map(|(r, id)| PlannedPoint {
-                number: r.index + 1,
-                run_id: id.clone(),
-                swept: run::swept_values(r)
-                    .into_iter()
-                    .map(|(k, v)| (k, v.to_string()))
-                    .collect(),
-                epochs: r.spec.train.epochs as usize,
-            })
-            .collect(),
-    }
-}
-
 /// Computes every run id and records the plan under `results`.
 pub(super) fn plan(
     exp: &spec::Experiment,
@@ -150,7 +127,7 @@ pub(super) fn plan(
     a: &SpecArgs,
     results: &Path,
 ) -> Result<ExperimentPlan, Failure> {
-    let plan = experiment_plan(exp, &run_ids(resolved)?, a);
+    let plan = run::plan::of(exp, &run_ids(resolved)?, &a.overrides);
     plan.write(results).map_err(Failure::failed)?;
     Ok(plan)
 }
@@ -169,25 +146,16 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
         }
         selected.retain(|i| picked.contains(i));
     }
-    // `runner status` reads the plan; not being able to record it (a read-only results tree)
-    // must not stand between the user and runs that are done, or that can be written elsewhere
-    let plan = experiment_plan(&exp, &run_ids(&resolved)?, &a.spec);
-    if let Err(e) = plan.write(&a.results) {
-        let earlier = ExperimentPlan::read(&a.results.join(&exp.name)).is_ok();
-        tracing::warn!(
-            "the plan is not recorded ({e}): `runner status` {}",
-            if earlier {
-                "shows the plan recorded earlier"
-            } else {
-                "will not list this sweep's points"
-            }
-        );
-    }
+    let plan = run::plan::of(&exp, &run_ids(&resolved)?, &a.spec.overrides);
+    run::plan::record_or_warn(&plan, &a.results);
     tracing::info!(
         "{}: {} run(s), results in {}",
         exp.name,
         selected.len(),
-        a.results.join(&exp.name).display()
+        ResultsRoot::new(&a.results)
+            .experiment(&exp.name)
+            .path()
+            .display()
     );
     announce_engine()?;
     let opts = RunOptions {
@@ -199,7 +167,16 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
         tracing::warn!("cannot handle Ctrl-C ({e}): it stops the runner at once");
     }
     let reports = run::run_sweep(&resolved, &selected, &opts);
-    println!("{}", sweep_table::render(&reports));
+    summarise(&exp, &reports, start)
+}
+
+/// Prints the end of a sweep (the table, the counts, each failure) and its exit status.
+fn summarise(
+    exp: &spec::Experiment,
+    reports: &[run::RunReport],
+    start: Instant,
+) -> Result<(), Failure> {
+    println!("{}", sweep_table::render(reports));
     let count = |status: Status| reports.iter().filter(|r| r.status == status).count();
     let (done, failed, diverged) = (
         count(Status::Done),

@@ -9,9 +9,9 @@ use plotters::style::{register_font, FontStyle};
 static DEJAVU_SANS: &[u8] = include_bytes!("../../pipeline/fonts/DejaVuSans.ttf");
 
 /// The family name every chart asks for.
-pub const FAMILY: &str = "sans-serif";
+pub(crate) const FAMILY: &str = "sans-serif";
 
-pub fn register() {
+pub(crate) fn register() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         // other styles fall back to Normal in plotters' ab_glyph font map

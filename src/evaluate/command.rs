@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use super::render::{render, Format};
 use super::{KeptWeights, Score};
 use crate::data::{scan_classes, DataError, Split};
+use crate::durable;
+use crate::results::layout::{RunDir, Tables};
 use crate::results::schema::{self, RunKey};
-use crate::results::store::{self, KeptModel, Manifest, RunDir};
+use crate::results::store::{KeptModel, Manifest};
 use crate::spec::display_path;
 
 /// What to evaluate, on what.
@@ -49,10 +51,8 @@ pub fn evaluate_run(opts: &EvaluateOptions) -> Result<Evaluated, EvaluateError> 
         .score(&split)
         .map_err(|e| EvaluateError::Failed(e.to_string()))?;
     let (epoch, model) = kept_epoch(&manifest, &spec, run)?;
-    let dir = RunDir {
-        path: run.join("evaluate").join(slug(&opts.data, &project)),
-    };
-    write_tables(&dir, &manifest, "eval", epoch, &score)
+    let dir = RunDir::at(run).evaluate(&slug(&opts.data, &project));
+    write_tables(dir.path(), &dir.tables(), &manifest, "eval", epoch, &score)
         .map_err(|e| EvaluateError::Failed(e.to_string()))?;
     let mut text = String::new();
     if matches!(opts.format, Format::Table | Format::Markdown) {
@@ -67,7 +67,7 @@ pub fn evaluate_run(opts: &EvaluateOptions) -> Result<Evaluated, EvaluateError> 
     text.push_str(&render(&manifest.classes, &score, opts.format));
     Ok(Evaluated {
         text,
-        dir: dir.path,
+        dir: dir.path().to_path_buf(),
         score,
     })
 }
@@ -76,9 +76,11 @@ pub fn evaluate_run(opts: &EvaluateOptions) -> Result<Evaluated, EvaluateError> 
 pub fn open_run(
     run: &Path,
 ) -> Result<(Manifest, crate::spec::RunSpec, KeptWeights, PathBuf), EvaluateError> {
-    let r = crate::setup::FinishedRun::open(run).map_err(EvaluateError::Input)?;
-    let kept = KeptWeights::of_spec(&r.spec, r.manifest.classes.clone(), r.weights);
-    Ok((r.manifest, r.spec, kept, r.project))
+    use crate::setup::{FinishedRun, Opening};
+    let r = FinishedRun::open(&RunDir::at(run), Opening::FINISHED)
+        .map_err(|e| EvaluateError::Input(e.explain()))?;
+    let kept = KeptWeights::of_spec(r.spec(), r.manifest.classes.clone(), r.weights());
+    Ok((r.manifest, r.experiment.base, kept, r.project))
 }
 
 /// Every image of a folder of class folders, which must be the run's classes.
@@ -137,23 +139,23 @@ fn kept_epoch(
     if let Some(t) = &manifest.test {
         return Ok((t.epoch, t.model));
     }
-    let rows = schema::read_epochs(&run.join("metrics.parquet"), &manifest.classes)
+    let rows = schema::read_epochs(&RunDir::at(run).metrics(), &manifest.classes)
         .map_err(|e| EvaluateError::Failed(format!("{}: {e}", display_path(run))))?;
     let fit = crate::setup::fit_config(spec, manifest.classes.len());
     Ok(super::kept_model(fit.early_stopping.as_ref(), &rows))
 }
 
-/// Writes a score's three tables into `dir`: `<prefix>metrics.parquet`, `…per_class.parquet`,
-/// `…confusion.parquet` with columns named after `split` (`test`, `eval`).
+/// Writes a score's three tables (in `dir`, created first) with columns named after `split`
+/// (`test`, `eval`).
 pub fn write_tables(
-    dir: &RunDir,
+    dir: &Path,
+    tables: &Tables,
     manifest: &Manifest,
     split: &str,
     epoch: usize,
     score: &Score,
-) -> Result<(), store::StoreError> {
-    dir.create()?;
-    let prefix = if split == "test" { "test_" } else { "" };
+) -> Result<(), durable::StoreError> {
+    RunDir::at(dir).create()?;
     let key = RunKey {
         experiment: &manifest.experiment,
         run_id: &manifest.run_id,
@@ -162,25 +164,24 @@ pub fn write_tables(
     };
     let frames = [
         (
-            "metrics.parquet",
+            &tables.metrics,
             schema::score_frame(&key, split, epoch, score.loss, &score.confusion),
         ),
         (
-            "per_class.parquet",
+            &tables.per_class,
             schema::per_class_frame_of(&key, epoch, &score.confusion),
         ),
         (
-            "confusion.parquet",
+            &tables.confusion,
             schema::confusion_frame_of(&key, epoch, &score.confusion),
         ),
     ];
-    for (name, frame) in frames {
-        let name = format!("{prefix}{name}");
-        let mut df = frame.map_err(|source| store::StoreError::Polars {
-            path: dir.file(&name),
+    for (path, frame) in frames {
+        let mut df = frame.map_err(|source| durable::StoreError::Polars {
+            path: path.clone(),
             source,
         })?;
-        dir.write_parquet(&name, &mut df)?;
+        durable::write_parquet(path, &mut df)?;
     }
     Ok(())
 }

@@ -8,10 +8,10 @@ mod render;
 use std::path::PathBuf;
 
 use crate::data::{load_image, BadImagePolicy, Loader, Split, Transform};
+use crate::durable::tensor_file::TensorFile;
 use crate::models::pixels::{LinearModel, MlpModel, MLP_HIDDEN};
 use crate::models::{load_torchvision_file, ArchVisitor, Backbone, Classifier, HeadConfig};
 use crate::results::store::KeptModel;
-use crate::results::tensor_file::TensorFile;
 use crate::spec::{BackboneName, RunSpec};
 use crate::train::early_stopping::StopState;
 use crate::train::{checkpoint, evaluate, BatchSource, Batches, Dev, Inputs, Net, Phase};

@@ -61,7 +61,7 @@ fn rows(classes: &[String], s: &Score) -> Vec<Line> {
 
 /// The score as `format`: tables with 4 significant digits, CSV and JSON at full precision
 /// (JSON also carries the confusion matrix).
-pub fn render(classes: &[String], score: &Score, format: Format) -> String {
+pub(super) fn render(classes: &[String], score: &Score, format: Format) -> String {
     let rows = rows(classes, score);
     let header: Vec<String> = HEADER.iter().map(|h| h.to_string()).collect();
     match format {

@@ -14,20 +14,22 @@
 //!
 //! MLflow's run id is the runner's run id, and an experiment is found again by its name, so
 //! exporting again updates the same runs in the same experiment instead of adding copies. Every
-//! file goes through the atomic write of `results::store`.
+//! file goes through the atomic write of `durable`.
 
 use std::path::{Path, PathBuf};
 
 use super::yaml::{self, Scalar};
+use crate::durable;
+use crate::durable::timestamp::parse_rfc3339;
+use crate::results::layout::RunDir;
 use crate::results::scan::{self, Run, ViewError};
-use crate::results::store::{self, Manifest, Status};
-use crate::results::timestamp::parse_rfc3339;
+use crate::results::store::Status;
 use crate::results::{schema, stored_spec};
 use crate::views::plot;
 
 /// What one experiment's export did.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Exported {
+pub(crate) struct Exported {
     pub name: String,
     pub experiment_id: String,
     /// False when the store already had an experiment of this name (its runs were updated).
@@ -52,7 +54,10 @@ fn mlflow_status(s: Option<Status>) -> i64 {
 /// Exports the runs found under `results` (experiment folders, results folders or run folders)
 /// into the MLflow file store `to`, created if missing.
 /// Also returns the runs that could not be read (not exported).
-pub fn export(results: &[String], to: &Path) -> Result<(Vec<Exported>, Vec<ViewError>), ViewError> {
+pub(crate) fn export(
+    results: &[String],
+    to: &Path,
+) -> Result<(Vec<Exported>, Vec<ViewError>), ViewError> {
     let dirs = scan::find_run_dirs(results)?;
     let scan::Loaded { runs, unreadable } = scan::load_some_runs(&dirs)?;
     let mut names: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
@@ -89,7 +94,7 @@ fn export_experiment(
     };
     let exp_dir = root.join(&id);
     let differing = plot::differing_keys(runs);
-    let done = crate::results::parallel::try_map(runs, |r| {
+    let done = crate::durable::parallel::try_map(runs, |r| {
         match export_run(&exp_dir, &id, r, &plot::legend_label(r, &differing)) {
             Err(e @ ViewError::Read { .. }) => Ok(Some(e)),
             other => other.map(|()| None),
@@ -187,10 +192,12 @@ fn ensure_default_experiment(root: &Path) -> Result<(), ViewError> {
     write_experiment_meta(root, "0", "Default")
 }
 
+// Long: one run's files of the MLflow file store, written in order (metrics, test score, params,
+// tags, artifacts, meta.yaml last).
 fn export_run(exp_dir: &Path, exp_id: &str, run: &Run, label: &str) -> Result<(), ViewError> {
-    let manifest = read_manifest(run)?;
+    let manifest = crate::views::manifest_of(run)?;
     let spec = stored_spec::read(&run.dir)?;
-    let metrics_path = run.dir.join("metrics.parquet");
+    let metrics_path = RunDir::at(&run.dir).metrics();
     let metrics = if metrics_path.is_file() {
         Some(
             schema::read_frame(&metrics_path).map_err(|e| ViewError::Read {
@@ -202,7 +209,7 @@ fn export_run(exp_dir: &Path, exp_id: &str, run: &Run, label: &str) -> Result<()
         None
     };
     // the kept model on the test split: one value per column, at the epoch of its weights
-    let test_path = run.dir.join("test_metrics.parquet");
+    let test_path = RunDir::at(&run.dir).test_tables().metrics;
     let test = if test_path.is_file() {
         Some(
             schema::read_score(&test_path, "test").map_err(|e| ViewError::Read {
@@ -341,19 +348,6 @@ fn export_run(exp_dir: &Path, exp_id: &str, run: &Run, label: &str) -> Result<()
     write(&dir.join("meta.yaml"), meta.as_bytes())
 }
 
-fn read_manifest(run: &Run) -> Result<Option<Manifest>, ViewError> {
-    let path = run.dir.join("manifest.json");
-    if !path.is_file() {
-        return Ok(None);
-    }
-    store::read_manifest(&path)
-        .map(Some)
-        .map_err(|e| ViewError::Read {
-            path,
-            reason: e.to_string(),
-        })
-}
-
 fn file_uri(path: &Path) -> String {
     format!("file://{}", path.display())
 }
@@ -372,7 +366,7 @@ fn mkdir(dir: &Path) -> Result<(), ViewError> {
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), ViewError> {
-    Ok(store::write_file(path, bytes)?)
+    Ok(durable::write_file(path, bytes)?)
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
 //! Results written in other tools' formats, for looking at them there.
 
-pub mod mlflow;
-pub mod onnx;
+pub(crate) mod mlflow;
+pub(crate) mod onnx;
 mod yaml;

@@ -4,7 +4,7 @@
 
 /// A scalar of a flat YAML map.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Scalar {
+pub(super) enum Scalar {
     Str(String),
     Int(i64),
     Null,
@@ -13,7 +13,7 @@ pub enum Scalar {
 }
 
 /// `key: value` lines, in the given order.
-pub fn write(map: &[(&str, Scalar)]) -> String {
+pub(super) fn write(map: &[(&str, Scalar)]) -> String {
     let mut out = String::new();
     for (k, v) in map {
         let v = match v {
@@ -29,7 +29,7 @@ pub fn write(map: &[(&str, Scalar)]) -> String {
 
 /// The value of a top-level key of a YAML map, as text (`None` when absent, `null`, or the
 /// text is not YAML).
-pub fn get(text: &str, key: &str) -> Option<String> {
+pub(super) fn get(text: &str, key: &str) -> Option<String> {
     use yaml_rust2::{Yaml, YamlLoader};
     let docs = YamlLoader::load_from_str(text).ok()?;
     match &docs.first()?[key] {

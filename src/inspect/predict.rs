@@ -10,6 +10,8 @@ use crate::data::{load_image, Transform, IMAGENET_MEAN, IMAGENET_STD};
 use crate::models::{
     imagenet_class_name, load_torchvision_weights, Arch, ArchVisitor, Backbone, Classifier,
 };
+use crate::results::layout::RunDir;
+use crate::setup::{FinishedRun, Opening, ProjectFrom};
 use crate::train::Dev;
 
 /// One image's top classes: (class index, class name, probability).
@@ -54,16 +56,19 @@ impl Predictor {
     /// A trained run: its backbone and validation transforms from `spec.toml`, its classes from
     /// `manifest.json`, its weights from `model.safetensors`.
     pub fn from_run(dir: &Path) -> Result<Self, String> {
-        let manifest = crate::results::store::read_manifest(&dir.join("manifest.json"))
-            .map_err(|e| e.to_string())?;
-        let spec_path = dir.join("spec.toml");
-        let project = crate::results::store::project_of(dir).ok_or_else(|| {
-            format!(
-                "{} is not inside a project (no pipeline/defaults.toml above it)",
-                dir.display()
-            )
-        })?;
-        let spec = crate::spec::load_run_spec(dir, &project)?.base;
+        let how = Opening {
+            project: ProjectFrom::Run,
+            needs_model: false,
+        };
+        let run = FinishedRun::open(&RunDir::at(dir), how).map_err(|e| e.brief())?;
+        let spec_path = run.dir.spec();
+        let weights = run.weights();
+        let FinishedRun {
+            manifest,
+            experiment,
+            ..
+        } = run;
+        let spec = experiment.base;
         let arch = spec.backbone.name.arch().ok_or_else(|| {
             format!(
                 "{}: the run's backbone is a pixel model (linear or mlp); predict needs a convolutional backbone",
@@ -72,7 +77,6 @@ impl Predictor {
         })?;
         // validation-side transforms: resize and center crop, no random parts
         let transform = crate::setup::transform(&spec).deterministic();
-        let weights = dir.join("model.safetensors");
         if !weights.exists() {
             return Err(format!(
                 "{} has no trained weights (status {})",
@@ -158,8 +162,8 @@ impl Names {
     /// `model.safetensors` with as many classes, ImageNet's for exactly 1000 outputs, else
     /// indices (a 2-class head has nothing to do with ImageNet's first two classes).
     fn for_head(weights: &Path, classes: usize) -> Names {
-        let manifest = weights.with_file_name("manifest.json");
-        if let Ok(m) = crate::results::store::read_manifest(&manifest) {
+        let run = RunDir::at(weights.parent().unwrap_or(Path::new("")));
+        if let Ok(m) = run.read_manifest() {
             if m.classes.len() == classes {
                 return Names::Given(m.classes);
             }

@@ -14,8 +14,8 @@ use plotters::prelude::*;
 
 use crate::data::{BadImagePolicy, ImageFolder, Loader, Transform};
 use crate::draw::{encode_png, font};
+use crate::durable;
 use crate::results::scan::ViewError;
-use crate::results::store;
 use crate::setup::ResolvedRun;
 
 /// Grid columns at most (torchvision's `nrow` default).
@@ -56,7 +56,7 @@ pub fn preview(
     out: &Path,
 ) -> Result<PathBuf, ViewError> {
     let png = preview_png(images, n, seed)?;
-    store::write_file(out, &png)?;
+    durable::write_file(out, &png)?;
     Ok(out.to_path_buf())
 }
 

@@ -123,6 +123,7 @@ impl ModelSummary {
     }
 
     /// The table and its totals.
+    // Long: the summary table's columns and totals, in display order.
     pub fn render(&self) -> String {
         let mut t = Table::new();
         t.load_preset(presets::UTF8_FULL_CONDENSED);

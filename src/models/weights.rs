@@ -12,8 +12,8 @@ use ::safetensors::Dtype as SafeDtype;
 use dfdx::prelude::*;
 
 use super::{Backbone, Classifier};
+use crate::durable::tensor_file::{self, Data, Entry, TensorFile};
 use crate::nn::tensors;
-use crate::results::tensor_file::{self, Data, Entry, TensorFile};
 
 /// One way a checkpoint disagrees with the model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -186,6 +186,8 @@ pub fn load_torchvision_weights<B: Backbone>(
 }
 
 /// [`load_torchvision_weights`] from a file already read (`path` names it in messages).
+// Long: the checks of a weights file against the model (names, shapes, the head's classes,
+// `replace`) and then the copy, in the order their messages are reported.
 pub fn load_torchvision_file<B: Backbone>(
     model: &mut Classifier<B>,
     path: &Path,
@@ -358,9 +360,7 @@ pub fn save_torchvision_weights<B: Backbone>(
         })
         .collect();
     tensor_file::write(path.as_ref(), &entries, Default::default()).map_err(|e| match e {
-        crate::results::store::StoreError::Io { path, source } => {
-            WeightsError::Write { path, source }
-        }
+        crate::durable::StoreError::Io { path, source } => WeightsError::Write { path, source },
         other => WeightsError::Format {
             path: path.as_ref().to_path_buf(),
             message: other.to_string(),
@@ -374,7 +374,7 @@ mod tests {
     fn saved_weights_replace_the_file_atomically() {
         // a hard link sees writes into the old file but not a rename over it
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("model.safetensors");
+        let path = dir.path().join("weights.safetensors");
         let other = dir.path().join("earlier.safetensors");
         std::fs::write(&path, b"earlier weights").unwrap();
         std::fs::hard_link(&path, &other).unwrap();

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use super::weights::{load_torchvision_file, WeightsError};
 use super::{Arch, ArchVisitor, Backbone, Classifier};
-use crate::results::tensor_file::TensorFile;
+use crate::durable::tensor_file::TensorFile;
 use crate::train::Dev;
 
 /// Why a weights file does not fit: one line, and the details (at most [`SHOWN`] of them).

@@ -93,7 +93,10 @@ pub fn runtime_options<S: Shape, E: Dtype, D: Device<E>>(
 mod tests {
     use super::*;
 
-    #[allow(dead_code)]
+    #[expect(
+        dead_code,
+        reason = "only the struct's size is compared; its fields are never read"
+    )]
     struct Mirror<S: Shape> {
         do_gradient_update: bool,
         reset: fn(&mut Tensor<S, f32, Cpu>) -> Result<(), CpuError>,

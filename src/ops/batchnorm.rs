@@ -66,7 +66,12 @@ pub fn batchnorm2d_train<const C: usize, T: Tape<f32, Cpu>>(
 
 /// `act(batchnorm2d_train(x) + residual)`, fused. The residual's gradient is accumulated by
 /// tensor id, like dfdx's `+` does for a tape-less operand (ResNet's shortcut).
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a BatchNorm2D module's tensors and settings, passed as the module holds them, plus the fused residual and activation"
+)]
+// Long: the fused forward pass and the backward closure it puts on the tape (the slice kernels are
+// in runner-kernels).
 pub fn batchnorm2d_train_act<const C: usize, T: Tape<f32, Cpu>>(
     x: Img<C, T>,
     scale: &Vector<C>,
@@ -172,7 +177,10 @@ pub fn batchnorm2d_eval<const C: usize, T: Tape<f32, Cpu>>(
 }
 
 /// `act(batchnorm2d_eval(x) + residual)`, fused (see [`batchnorm2d_train_act`]).
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a BatchNorm2D module's tensors and settings, passed as the module holds them, plus the fused residual and activation"
+)]
 pub fn batchnorm2d_eval_act<const C: usize, T: Tape<f32, Cpu>>(
     x: Img<C, T>,
     scale: &Vector<C>,

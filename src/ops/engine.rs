@@ -315,7 +315,10 @@ fn bias_grad(g: &Conv2dGeom, gout: &[f32], db: &mut [f32]) {
 
 /// Adds ∂L/∂x, ∂L/∂w and ∂L/∂bias into those given, on the engine the forward pass ran on.
 /// `x` may be empty when `saved` does not [need it](ConvSaved::needs_input).
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the backward pass's saved state, its three inputs and its three optional outputs, as the built-in kernel takes them"
+)]
 pub fn conv_backward(
     g: &Conv2dGeom,
     saved: &ConvSaved,

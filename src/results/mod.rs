@@ -1,13 +1,9 @@
-//! What a run leaves on disk and how it is read back: the result files, their schema, the
-//! results-tree scan.
+//! What a run leaves on disk and how it is read back: where each file is (`layout`), the result
+//! files and their schema, the results-tree scan. How files are written safely is `durable`'s.
 
-pub mod exit_guard;
-pub mod lock;
-pub mod parallel;
-pub mod plan;
+pub mod layout;
+pub(crate) mod plan;
 pub mod scan;
 pub mod schema;
 pub mod store;
-pub mod stored_spec;
-pub mod tensor_file;
-pub mod timestamp;
+pub(crate) mod stored_spec;

@@ -9,14 +9,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::store::{write_atomic, StoreError};
-
-/// The folder of plans, under the results root.
-pub const DIR: &str = ".plans";
+use crate::durable::{write_atomic, StoreError};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ExperimentPlan {
+pub(crate) struct ExperimentPlan {
     pub experiment: String,
     /// The spec file, absolute, and the `--set` overrides it was planned with.
     pub spec: PathBuf,
@@ -27,7 +24,7 @@ pub struct ExperimentPlan {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PlannedPoint {
+pub(crate) struct PlannedPoint {
     /// From 1, as `runner plan` numbers it.
     pub number: usize,
     pub run_id: String,
@@ -36,12 +33,12 @@ pub struct PlannedPoint {
 }
 
 impl ExperimentPlan {
-    pub fn path(results: &Path, experiment: &str) -> PathBuf {
-        results.join(DIR).join(format!("{experiment}.json"))
+    pub(crate) fn path(results: &Path, experiment: &str) -> PathBuf {
+        super::layout::ResultsRoot::new(results).plan(experiment)
     }
 
     /// Writes it atomically (tasks starting together write the same plan).
-    pub fn write(&self, results: &Path) -> Result<(), StoreError> {
+    pub(crate) fn write(&self, results: &Path) -> Result<(), StoreError> {
         let path = Self::path(results, &self.experiment);
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
@@ -54,7 +51,7 @@ impl ExperimentPlan {
     }
 
     /// The swept keys whose value differs between the planned points, in plan order.
-    pub fn varying_keys(&self) -> Vec<String> {
+    pub(crate) fn varying_keys(&self) -> Vec<String> {
         let value = |p: &PlannedPoint, k: &str| {
             p.swept
                 .iter()
@@ -77,7 +74,7 @@ impl ExperimentPlan {
 
     /// Reads the plan of the experiment whose results are in `experiment_dir`
     /// (`<results>/<experiment>`).
-    pub fn read(experiment_dir: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn read(experiment_dir: &Path) -> Result<Self, StoreError> {
         let name = experiment_dir
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

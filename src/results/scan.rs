@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use rayon::prelude::*;
 
+use crate::durable;
+use crate::results::layout::RunDir;
 use crate::results::schema::{col, ParamValue};
 use crate::results::store::{self, Status};
 
@@ -35,19 +37,19 @@ pub enum ViewError {
     Plot(String),
 }
 
-impl From<store::StoreError> for ViewError {
+impl From<durable::StoreError> for ViewError {
     /// The file named once: a store error already says which file it could not write.
-    fn from(e: store::StoreError) -> Self {
+    fn from(e: durable::StoreError) -> Self {
         match e {
-            store::StoreError::Io { path, source } => ViewError::Write {
+            durable::StoreError::Io { path, source } => ViewError::Write {
                 path,
                 reason: source.to_string(),
             },
-            store::StoreError::Polars { path, source } => ViewError::Write {
+            durable::StoreError::Polars { path, source } => ViewError::Write {
                 path,
                 reason: source.to_string(),
             },
-            store::StoreError::Read { path, reason } => ViewError::Read { path, reason },
+            durable::StoreError::Read { path, reason } => ViewError::Read { path, reason },
         }
     }
 }
@@ -178,14 +180,11 @@ fn add_path(p: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), ViewError> {
 }
 
 fn is_run_file(p: &Path) -> bool {
-    matches!(
-        p.file_name().and_then(|n| n.to_str()),
-        Some("metrics.parquet" | "manifest.json")
-    )
+    RunDir::is_marker(p)
 }
 
 fn walk(dir: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), ViewError> {
-    if dir.join("metrics.parquet").is_file() || dir.join("manifest.json").is_file() {
+    if RunDir::at(dir).looks_like_run() {
         dirs.push(dir.to_path_buf());
         return Ok(());
     }
@@ -308,13 +307,13 @@ pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
 /// Reads run folders without the cache: each run, or why it cannot be read. Each run on its
 /// own, the runs in parallel (one file's error names that file and touches no other run).
 fn read_each(dirs: &[PathBuf]) -> Vec<Result<Run, ViewError>> {
-    crate::results::parallel::map(dirs, |dir| read_run(dir))
+    durable::parallel::map(dirs, |dir| read_run(dir))
 }
 
 /// One run folder: its manifest when it has one, then the columns of `metrics.parquet` the
 /// views use, when it has that.
 fn read_run(dir: &Path) -> Result<Run, ViewError> {
-    let manifest_path = dir.join("manifest.json");
+    let manifest_path = RunDir::at(dir).manifest();
     let manifest = match manifest_path.is_file() {
         true => Some(
             store::read_manifest(&manifest_path).map_err(|e| ViewError::Read {
@@ -335,7 +334,7 @@ fn read_run(dir: &Path) -> Result<Run, ViewError> {
         test: m.and_then(|m| m.test.as_ref()).map(|t| (t.loss, t.acc)),
         epochs: Epochs::default(),
     };
-    let metrics = dir.join("metrics.parquet");
+    let metrics = RunDir::at(dir).metrics();
     if metrics.is_file() {
         read_metrics(&metrics, &mut run).map_err(|e| ViewError::Read {
             path: metrics,
@@ -345,9 +344,9 @@ fn read_run(dir: &Path) -> Result<Run, ViewError> {
     Ok(run)
 }
 
-fn source_reason(e: &store::StoreError) -> String {
+fn source_reason(e: &durable::StoreError) -> String {
     match e {
-        store::StoreError::Read { reason, .. } => reason.clone(),
+        durable::StoreError::Read { reason, .. } => reason.clone(),
         other => other.to_string(),
     }
 }
@@ -469,7 +468,7 @@ mod tests {
         let run = dir.path().join("exp/abc");
         std::fs::create_dir_all(&run).unwrap();
         std::fs::create_dir_all(dir.path().join("exp/plots")).unwrap();
-        std::fs::write(run.join("manifest.json"), "{}").unwrap();
+        std::fs::write(RunDir::at(&run).manifest(), "{}").unwrap();
         let root = dir.path().to_string_lossy().into_owned();
         assert_eq!(find_run_dirs(&[root.as_str()]).unwrap(), vec![run.clone()]);
         let empty = dir.path().join("exp/plots").to_string_lossy().into_owned();
@@ -483,7 +482,7 @@ mod tests {
         assert!(
             err.starts_with(&format!(
                 "cannot read {}: missing field",
-                run.join("manifest.json").display()
+                RunDir::at(&run).manifest().display()
             )),
             "{err}"
         );

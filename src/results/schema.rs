@@ -1,6 +1,7 @@
 //! Per-epoch metrics as polars tables: one row per epoch, one column per metric, the swept
 //! parameters as columns of their own so a glob over `results/**/metrics.parquet` compares runs.
 
+use crate::train::EpochMetrics;
 use polars::prelude::*;
 
 /// The column names of the results tables, in one place: every writer and reader of
@@ -50,28 +51,6 @@ pub mod col {
             || METRICS.contains(&name)
             || name.starts_with(CLASS_ACC_PREFIX)
     }
-}
-
-/// One row of a run's metrics table (`metrics.parquet`), as the training loop produces it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EpochMetrics {
-    pub epoch: usize,
-    /// Mean cross-entropy over the epoch's training samples (the penalty is not included).
-    pub train_loss: f64,
-    pub train_acc: f64,
-    pub val_loss: f64,
-    pub val_acc: f64,
-    pub val_class_acc: Vec<f64>,
-    /// `confusion[true][predicted]` on val.
-    pub confusion: Vec<Vec<u64>>,
-    /// ‖w‖₂ of the tensors the penalty applies to, after the epoch.
-    pub weight_norm: f64,
-    pub lr: f64,
-    pub epoch_seconds: f64,
-    /// Training images per second of the training pass.
-    pub images_per_second: f64,
-    pub train_samples: usize,
-    pub skipped: usize,
 }
 
 /// A swept parameter's value for a run, typed like the resolved spec field it sets. The same

@@ -1,33 +1,13 @@
-//! The results tree: `results/<experiment>/<run_id>/{metrics.parquet, per_class.parquet,
-//! confusion.parquet, spec.toml, manifest.json, model.safetensors}`.
-//!
-//! Every file is written to a temporary sibling and renamed into place, so a reader (or a
-//! runner killed at any instant) only ever sees complete files.
+//! What a run's folder holds: the manifest and the run's status, its lock, and reading and
+//! writing them (the folder's paths are `layout`'s; every write is `durable`'s atomic one).
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use super::layout::RunDir;
 use super::schema::ParamValue;
-use polars::prelude::*;
+use crate::durable::lock::FileLock;
+use crate::durable::{write_text, StoreError};
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("cannot write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot write {path}: {source}")]
-    Polars {
-        path: PathBuf,
-        #[source]
-        source: PolarsError,
-    },
-    #[error("cannot read {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
-}
 
 /// How a run ended (or that it has not).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,31 +128,20 @@ pub struct TestScore {
     pub acc: f64,
 }
 
-/// One run's folder.
-#[derive(Debug, Clone)]
-pub struct RunDir {
-    pub path: PathBuf,
-}
-
+/// What a run folder's files are read and written with (its paths are [`RunDir`]'s).
 impl RunDir {
-    pub fn new(results: &Path, experiment: &str, run_id: &str) -> Self {
-        Self {
-            path: results.join(experiment).join(run_id),
-        }
-    }
-
     pub fn create(&self) -> Result<(), StoreError> {
-        std::fs::create_dir_all(&self.path).map_err(|source| StoreError::Io {
-            path: self.path.clone(),
+        std::fs::create_dir_all(self.path()).map_err(|source| StoreError::Io {
+            path: self.path().to_path_buf(),
             source,
         })
     }
 
     /// Removes temporary files that a killed writer left behind (only ever called while
     /// holding the run's lock, so no live writer owns them). The lock's own private files are
-    /// `lock::remove_orphaned_private_files`'.
+    /// `durable::lock::remove_orphaned_private_files`'.
     pub fn remove_stale_temp_files(&self) {
-        let Ok(entries) = std::fs::read_dir(&self.path) else {
+        let Ok(entries) = std::fs::read_dir(self.path()) else {
             return;
         };
         for e in entries.flatten() {
@@ -183,35 +152,13 @@ impl RunDir {
         }
     }
 
-    pub fn file(&self, name: &str) -> PathBuf {
-        self.path.join(name)
-    }
-
-    pub fn write_text(&self, name: &str, text: &str) -> Result<(), StoreError> {
-        write_atomic(&self.file(name), |f| f.write_all(text.as_bytes()))
-    }
-
     pub fn write_manifest(&self, m: &Manifest) -> Result<(), StoreError> {
         let json = serde_json::to_string_pretty(m).expect("manifest serialises");
-        self.write_text("manifest.json", &(json + "\n"))
+        write_text(&self.manifest(), &(json + "\n"))
     }
 
     pub fn read_manifest(&self) -> Result<Manifest, StoreError> {
-        read_manifest(&self.file("manifest.json"))
-    }
-
-    pub fn write_parquet(&self, name: &str, df: &mut DataFrame) -> Result<(), StoreError> {
-        let path = self.file(name);
-        // Encoded in memory first (a run's tables are small): writing straight to the file,
-        // polars' writer turns a full disk into "Invalid thrift: transport error".
-        let mut bytes = Vec::new();
-        ParquetWriter::new(&mut bytes)
-            .finish(df)
-            .map_err(|source| StoreError::Polars {
-                path: path.clone(),
-                source,
-            })?;
-        write_atomic(&path, |f| f.write_all(&bytes))
+        read_manifest(&self.manifest())
     }
 }
 
@@ -226,90 +173,27 @@ pub fn read_manifest(path: &Path) -> Result<Manifest, StoreError> {
     })
 }
 
-/// Writes a file the user named (`report -o`, `preview -o`, an export): its missing folders
-/// are created first, as every command does for the files it writes; then [`write_atomic`].
-pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(
-                e.kind(),
-                format!("cannot create its folder {}: {e}", dir.display()),
-            ),
-        })?;
-    }
-    write_atomic(path, |f| f.write_all(bytes))
+/// A run folder's lock (`<run>/lock`), held while the run trains.
+#[derive(Debug)]
+pub struct RunLock {
+    _lock: FileLock,
 }
 
-/// Writes through a temporary file in the same folder, syncs it, then renames it over `path`.
-/// On any error the temporary file is removed and `path` keeps its previous content.
-pub fn write_atomic(
-    path: &Path,
-    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
-) -> Result<(), StoreError> {
-    let io = |source| StoreError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // unique across the hosts sharing the folder (pids repeat from one node to the next)
-    let tmp = dir.join(format!(".{name}.tmp{}.{}", std::process::id(), hostname()));
-    let _whole = super::exit_guard::ExitGuard::hold();
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        write(&mut f)?;
-        f.sync_all()?;
-        crate::fault::point_for("before-rename", &name);
-        std::fs::rename(&tmp, path)
-    })();
-    if let Err(e) = result {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(io(e));
-    }
-    Ok(())
-}
-
-/// The project folder a run belongs to: the nearest ancestor with `pipeline/defaults.toml`.
-pub fn project_of(run_dir: &Path) -> Option<PathBuf> {
-    let abs = std::fs::canonicalize(run_dir).ok()?;
-    abs.ancestors()
-        .find(|d| d.join("pipeline/defaults.toml").is_file())
-        .map(Path::to_path_buf)
-}
-
-/// This machine's short host name (what `hostname -s` prints).
-pub fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .map(|h| h.trim().split('.').next().unwrap_or("").to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "unknown-host".into())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn atomic_write_replaces_whole_files_and_cleans_up_on_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("a.txt");
-        write_atomic(&p, |f| f.write_all(b"one")).unwrap();
-        let err = write_atomic(&p, |f| {
-            f.write_all(b"partial")?;
-            Err(std::io::Error::other("disk full"))
-        });
-        assert!(err.unwrap_err().to_string().contains("disk full"));
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "one");
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("a.txt")]);
+impl RunLock {
+    /// `Ok(None)` when another live process holds the run.
+    pub fn acquire(dir: &RunDir) -> Result<Option<Self>, StoreError> {
+        let path = dir.lock();
+        match FileLock::try_acquire(&path) {
+            Ok(Ok(lock)) => Ok(Some(Self { _lock: lock })),
+            Ok(Err(busy)) => {
+                tracing::info!(
+                    "{} is being trained by {}: moving on",
+                    dir.path().display(),
+                    busy.describe()
+                );
+                Ok(None)
+            }
+            Err(source) => Err(StoreError::Io { path, source }),
+        }
     }
 }

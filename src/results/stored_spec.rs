@@ -3,11 +3,12 @@
 
 use std::path::Path;
 
+use crate::results::layout::RunDir;
 use crate::results::scan::ViewError;
 
 /// The resolved spec of a run: its text and every leaf key, sorted by key.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StoredSpec {
+pub(crate) struct StoredSpec {
     pub text: String,
     /// `section.key` → value; strings without quotes, anything else as TOML writes it
     /// (`[0.5, 0.5, 0.5]`, `1e-3` as `0.001`).
@@ -15,7 +16,7 @@ pub struct StoredSpec {
 }
 
 impl StoredSpec {
-    pub fn get(&self, key: &str) -> Option<&str> {
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.keys
             .iter()
             .find(|(k, _)| k == key)
@@ -25,8 +26,8 @@ impl StoredSpec {
 
 /// Reads `<run_dir>/spec.toml`; `None` when the run has none (a run folder written by hand or
 /// by an older runner).
-pub fn read(run_dir: &Path) -> Result<Option<StoredSpec>, ViewError> {
-    let path = run_dir.join("spec.toml");
+pub(crate) fn read(run_dir: &Path) -> Result<Option<StoredSpec>, ViewError> {
+    let path = RunDir::at(run_dir).spec();
     if !path.is_file() {
         return Ok(None);
     }
@@ -46,7 +47,7 @@ pub fn read(run_dir: &Path) -> Result<Option<StoredSpec>, ViewError> {
 }
 
 /// Leaf values under dotted keys; arrays (including arrays of tables) stay one value.
-pub fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) {
+pub(crate) fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)>) {
     for (k, v) in table {
         let key = if prefix.is_empty() {
             k.clone()
@@ -63,7 +64,7 @@ pub fn flatten(prefix: &str, table: &toml::Table, out: &mut Vec<(String, String)
 
 /// The keys whose value differs between two specs, in `a`'s order then `b`'s extra keys:
 /// (key, value in `a`, value in `b`), `None` where a spec lacks the key.
-pub fn diff<'a>(
+pub(crate) fn diff<'a>(
     a: &'a StoredSpec,
     b: &'a StoredSpec,
 ) -> Vec<(&'a str, Option<&'a str>, Option<&'a str>)> {
@@ -131,10 +132,14 @@ mod tests {
     #[test]
     fn a_bad_spec_names_the_file_and_line() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("spec.toml"), "[a]\nb = \n").unwrap();
+        let spec = RunDir::at(dir.path()).spec();
+        std::fs::write(&spec, "[a]\nb = \n").unwrap();
         let e = read(dir.path()).unwrap_err().to_string();
         assert!(e.starts_with("cannot read "), "{e}");
-        assert!(e.contains("spec.toml") && e.contains("line 2"), "{e}");
+        assert!(
+            e.contains(&spec.display().to_string()) && e.contains("line 2"),
+            "{e}"
+        );
         assert_eq!(read(&dir.path().join("none")).unwrap(), None);
     }
 }

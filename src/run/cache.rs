@@ -15,35 +15,35 @@ use sha2::{Digest, Sha256};
 
 use super::sources::FeatureSet;
 use crate::data::IMAGE_EXTENSIONS;
-use crate::results::lock::{this_process, FileLock};
-use crate::results::store::StoreError;
-use crate::results::tensor_file::{self, Data, Entry, TensorFile};
+use crate::durable::lock::{this_process, FileLock};
+use crate::durable::tensor_file::{self, Data, Entry, TensorFile};
+use crate::durable::StoreError;
 use crate::train::TrainError;
 
-pub type Features = Arc<(FeatureSet, FeatureSet)>;
+pub(super) type Features = Arc<(FeatureSet, FeatureSet)>;
 
 /// Whether the features came from memory, disk, or were computed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Lookup {
+pub(crate) enum Lookup {
     Memory,
     Disk,
     Built,
 }
 
-pub struct FeatureCache {
+pub(crate) struct FeatureCache {
     dir: PathBuf,
     memory: HashMap<String, Features>,
 }
 
 impl FeatureCache {
-    pub fn new(dir: PathBuf) -> Self {
+    pub(crate) fn new(dir: PathBuf) -> Self {
         Self {
             dir,
             memory: HashMap::new(),
         }
     }
 
-    pub fn path(&self, key: &str) -> PathBuf {
+    pub(crate) fn path(&self, key: &str) -> PathBuf {
         self.dir.join(format!(
             "features-{}.safetensors",
             &key[..16.min(key.len())]
@@ -51,7 +51,7 @@ impl FeatureCache {
     }
 
     /// The features for `key`, building (and storing) them with `build` on a miss.
-    pub fn get_or_build(
+    pub(crate) fn get_or_build(
         &mut self,
         key: &str,
         build: impl FnOnce() -> Result<(FeatureSet, FeatureSet), TrainError>,
@@ -88,7 +88,7 @@ impl FeatureCache {
             path: lock_path.clone(),
             source,
         })?;
-        crate::results::lock::remove_orphaned_private_files(&self.dir);
+        crate::durable::lock::remove_orphaned_private_files(&self.dir);
         if builder.is_some() || path.exists() {
             if let Some(f) = self.read_usable(&path, key) {
                 tracing::info!(
@@ -206,7 +206,7 @@ fn read(path: &Path, key: &str) -> Result<(FeatureSet, FeatureSet), String> {
 }
 
 /// The cache key: everything the features depend on.
-pub fn key(parts: &[(&str, String)]) -> String {
+pub(super) fn key(parts: &[(&str, String)]) -> String {
     let mut h = Sha256::new();
     h.update(b"runner-features-v1\n");
     h.update(IMAGE_EXTENSIONS.join(",").as_bytes());

@@ -2,37 +2,38 @@
 //! train it with the generic loop, and record everything under `results/<experiment>/<run_id>/`.
 
 mod cache;
+mod life;
 mod model;
+pub(crate) mod plan;
 mod progress;
-pub mod provenance;
+pub(crate) mod provenance;
 mod record;
-pub mod reproduce;
+pub(crate) mod reproduce;
+mod resume;
 mod sources;
 mod test_split;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Instant;
 
-pub use cache::{FeatureCache, Lookup};
-pub use progress::Progress;
-pub use sources::{Extractor, FeatureSet, FeatureSource, ImageSource};
+pub(crate) use cache::FeatureCache;
+pub(crate) use progress::Progress;
 
-pub use record::RunReport;
-use record::{previous_done, Record};
+use life::{Identity, Opened, RunLife};
+pub(crate) use record::RunReport;
 
-use crate::results::lock::RunLock;
-
-use crate::results::schema::{self, ParamValue, RunKey};
-use crate::results::store::{Manifest, RunDir, Status};
+use crate::results::layout::{ResultsRoot, RunDir};
+use crate::results::schema::{self, ParamValue};
+use crate::results::store::Status;
 use crate::setup::{Resolved, ResolvedRun};
-use crate::spec::expand::{self, PlannedRun};
+use crate::spec::expand::PlannedRun;
 use crate::spec::{Experiment, RunSpec};
-use crate::train::{Outcome, TrainError};
+use crate::train::TrainError;
 
 /// How to execute a sweep.
 #[derive(Debug, Clone)]
-pub struct RunOptions {
+pub(crate) struct RunOptions {
     /// The results root: runs go to `<results>/<experiment>/<run_id>/`.
     pub results: PathBuf,
     /// Train runs whose status is already `done` again.
@@ -43,7 +44,7 @@ pub struct RunOptions {
 
 /// The swept parameters of a run, typed by the resolved spec field they set (so λ is a float
 /// column in every run even when the sweep wrote `0`).
-pub fn swept_values(run: &PlannedRun) -> Vec<(String, ParamValue)> {
+pub(crate) fn swept_values(run: &PlannedRun) -> Vec<(String, ParamValue)> {
     let resolved = toml::Value::try_from(&run.spec).ok();
     run.swept
         .iter()
@@ -58,14 +59,18 @@ pub fn swept_values(run: &PlannedRun) -> Vec<(String, ParamValue)> {
 
 /// Runs the resolved runs at positions `selected` (every run of the sweep, or those `--index`
 /// or `--shard` chose) in order; a failing or diverging run is recorded and the sweep goes on.
-pub fn run_sweep(resolved: &Resolved, selected: &[usize], opts: &RunOptions) -> Vec<RunReport> {
+pub(crate) fn run_sweep(
+    resolved: &Resolved,
+    selected: &[usize],
+    opts: &RunOptions,
+) -> Vec<RunReport> {
     let exp = resolved.exp;
     let runs: Vec<&ResolvedRun> = selected.iter().map(|&i| &resolved.runs[i]).collect();
     let cache_dir = |spec: &RunSpec| {
         spec.cache
             .dir
             .clone()
-            .unwrap_or_else(|| opts.results.join(".cache"))
+            .unwrap_or_else(|| ResultsRoot::new(&opts.results).cache())
     };
     let mut caches: HashMap<PathBuf, FeatureCache> = HashMap::new();
     let mut reports = Vec::new();
@@ -106,35 +111,16 @@ pub fn run_sweep(resolved: &Resolved, selected: &[usize], opts: &RunOptions) -> 
             .or_insert_with_key(|d| FeatureCache::new(d.clone()));
         let report = match execute(exp, run, &swept, &head, opts, cache) {
             Ok(r) => r,
-            Err((run_id, dir, TrainError::Locked)) => RunReport {
-                index: run.index(),
-                run_id,
-                dir,
-                swept: swept.clone(),
-                status: Status::Running,
-                best: None,
-                last: None,
-                test: None,
-                seconds: 0.0,
-                error: None,
-                reused: false,
-                stages: Vec::new(),
-            },
+            // another process holds it: neither done nor failed here
+            Err((run_id, dir, TrainError::Locked)) => {
+                RunReport::new(run.index(), run_id, dir, swept.clone(), Status::Running)
+            }
             Err((run_id, dir, e)) => {
                 tracing::error!("{head}: failed: {e}");
                 RunReport {
-                    index: run.index(),
-                    run_id,
-                    dir,
-                    swept: swept.clone(),
-                    status: Status::Failed,
-                    best: None,
-                    last: None,
-                    test: None,
                     seconds: started.elapsed().as_secs_f64(),
                     error: Some(e.to_string()),
-                    reused: false,
-                    stages: Vec::new(),
+                    ..RunReport::new(run.index(), run_id, dir, swept.clone(), Status::Failed)
                 }
             }
         };
@@ -149,6 +135,7 @@ pub fn run_sweep(resolved: &Resolved, selected: &[usize], opts: &RunOptions) -> 
 
 type RunFailure = (String, PathBuf, TrainError);
 
+/// One run's life, step by step (`life.rs` owns the run's folder, lock and manifest throughout).
 fn execute(
     exp: &Experiment,
     run: &ResolvedRun,
@@ -158,202 +145,20 @@ fn execute(
     cache: &mut FeatureCache,
 ) -> Result<RunReport, RunFailure> {
     let started = Instant::now();
-    let spec = run.spec();
-    let fail = |id: &str, dir: &Path| {
-        let (id, dir) = (id.to_string(), dir.to_path_buf());
-        move |e: TrainError| (id.clone(), dir.clone(), e)
-    };
-    let t0 = Instant::now();
-    let folder = &run.dataset.folder;
-    let data_fp = run
-        .dataset
-        .fingerprint()
-        .map_err(|e| fail("-", Path::new("-"))(e.into()))?;
-    let weights_hash = run.weights.as_ref().map(|w| w.sha256.clone());
-    let run_id = run
-        .run_id()
-        .map_err(|e| fail("-", Path::new("-"))(e.into()))?;
-    let identify_secs = t0.elapsed().as_secs_f64();
-    let dir = RunDir::new(&opts.results, &spec.experiment.name, &run_id);
-    let fail = fail(&run_id, &dir.path);
-
-    if !opts.rerun {
-        if let Some(done) = previous_done(&dir, swept, run.planned) {
+    let id = Identity::of(run).map_err(|e| ("-".to_string(), PathBuf::from("-"), e))?;
+    let dir = RunDir::new(&opts.results, &run.spec().experiment.name, &id.run_id);
+    let fail = |e| (id.run_id.clone(), dir.path().to_path_buf(), e);
+    let opened = RunLife::open(exp, run, &id, swept, dir.clone(), opts.rerun).map_err(fail)?;
+    let mut life = match opened {
+        Opened::Done(report) => {
+            let run_id = &id.run_id;
             tracing::info!("{head}: {run_id} already done, skipping (--rerun to train it again)");
-            return Ok(done);
+            return Ok(report);
         }
-    }
-    dir.create().map_err(|e| fail(e.into()))?;
-    let Some(_lock) = RunLock::acquire(&dir).map_err(|e| fail(e.into()))? else {
-        return Err(fail(TrainError::Locked));
+        Opened::Held => return Err(fail(TrainError::Locked)),
+        Opened::Ready(life) => life,
     };
-    dir.remove_stale_temp_files();
-    crate::results::lock::remove_orphaned_private_files(&dir.path);
-    // an interrupted earlier invocation left epochs behind: keep them for resuming
-    let previous = dir.read_manifest().ok();
-    // --rerun starts over; otherwise the epochs of an unfinished earlier invocation are kept
-    let prior_rows = match &previous {
-        Some(m) if m.status != Status::Done && !opts.rerun => {
-            schema::read_epochs(&dir.file("metrics.parquet"), &m.classes).unwrap_or_default()
-        }
-        _ => Vec::new(),
-    };
-    if opts.rerun {
-        let _ = std::fs::remove_file(dir.file(CHECKPOINT));
-        let _ = std::fs::remove_file(dir.file(BEST_WEIGHTS));
-    }
-    dir.write_text("spec.toml", &spec.to_toml())
-        .map_err(|e| fail(e.into()))?;
-    let (git_commit, git_dirty) =
-        provenance::git_state(exp.source.parent().unwrap_or(Path::new(".")));
-    let mut manifest = Manifest {
-        experiment: spec.experiment.name.clone(),
-        run_id: run_id.clone(),
-        index: run.index(),
-        swept: swept.to_vec(),
-        spec_hash: expand::run_id(spec, ""),
-        dataset_fingerprint: data_fp.clone(),
-        weights_hash: weights_hash.clone(),
-        seed: spec.experiment.seed,
-        status: Status::Running,
-        epochs_done: prior_rows.len(),
-        epochs: spec.train.epochs as usize,
-        diverged_epoch: None,
-        skipped_images: 0,
-        stopped_early: None,
-        test: None,
-        error: None,
-        classes: folder.classes.clone(),
-        device: "cpu".into(),
-        engine: Some(crate::ops::engine::describe_current()),
-        threads: rayon::current_num_threads(),
-        git_commit,
-        git_dirty,
-        runner_version: env!("CARGO_PKG_VERSION").into(),
-        crate_versions: provenance::crate_versions(),
-        started_at: previous
-            .as_ref()
-            .map(|m| m.started_at.clone())
-            .unwrap_or_else(crate::results::timestamp::now_utc),
-        finished_at: None,
-        host: Some(crate::results::store::hostname()),
-        pid: Some(std::process::id()),
-        task: crate::results::lock::task_name(),
-    };
-    manifest
-        .crate_versions
-        .push(("rustc".into(), provenance::rustc_version().into()));
-    dir.write_manifest(&manifest).map_err(|e| fail(e.into()))?;
-
-    let key = RunKey {
-        experiment: &spec.experiment.name,
-        run_id: &run_id,
-        swept,
-        classes: &folder.classes,
-    };
-    let cfg = &run.fit;
-    let progress = Progress::new(opts.progress, head, cfg.epochs);
-    let mut rec = Record {
-        dir: &dir,
-        key: &key,
-        manifest,
-        rows: prior_rows,
-        progress: &progress,
-        epochs: cfg.epochs,
-        stages: vec![("identify", identify_secs)],
-    };
-    let paths = model::Paths {
-        checkpoint: &dir.file(CHECKPOINT),
-        model: &dir.file("model.safetensors"),
-        best: &dir.file(BEST_WEIGHTS),
-    };
-    let result = test_split::check_images(run)
-        .and_then(|()| model::train(run, &data_fp, cache, &progress, &paths, &mut rec));
-    progress.finish();
-    let Record {
-        mut manifest,
-        rows,
-        stages,
-        ..
-    } = rec;
-    let result = match result {
-        Ok(outcome @ (Outcome::Done | Outcome::Stopped(_))) => {
-            test_split::score(run, &dir, &mut manifest, &rows, head).map(|()| outcome)
-        }
-        other => other,
-    };
-    let other = started.elapsed().as_secs_f64() - stages.iter().map(|(_, s)| s).sum::<f64>();
-    tracing::info!(
-        "{head}: time by stage: {}, other {other:.2}s",
-        stages
-            .iter()
-            .map(|(n, s)| format!("{n} {s:.2}s"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    manifest.finished_at = Some(crate::results::timestamp::now_utc());
-    let (status, error) = match &result {
-        Ok(Outcome::Done) => (Status::Done, None),
-        Ok(Outcome::Interrupted { epoch }) => {
-            tracing::warn!(
-                "{head}: interrupted in epoch {epoch}; the next invocation resumes after epoch {}",
-                epoch - 1
-            );
-            (Status::Interrupted, None)
-        }
-        Ok(Outcome::Stopped(stopped)) => {
-            tracing::info!(
-                "{head}: stopped early after epoch {}: {}",
-                stopped.epoch,
-                stopped.reason
-            );
-            manifest.stopped_early = Some(crate::results::store::StoppedEarly {
-                epoch: stopped.epoch,
-                best_epoch: stopped.best_epoch,
-                reason: stopped.reason.clone(),
-                restored_best: cfg.early_stopping.as_ref().is_some_and(|e| e.restore_best),
-            });
-            (Status::Done, None)
-        }
-        Ok(Outcome::Diverged { epoch }) => {
-            manifest.diverged_epoch = Some(*epoch);
-            tracing::warn!("{head}: diverged in epoch {epoch} (non-finite loss)");
-            (Status::Diverged, None)
-        }
-        Err(e) => (Status::Failed, Some(e.to_string())),
-    };
-    manifest.status = status;
-    manifest.error = error.clone();
-    let manifest_test = manifest.test.clone();
-    // the final manifest and the removal of the checkpoints belong together
-    let _whole = crate::results::exit_guard::ExitGuard::hold();
-    let written = dir.write_manifest(&manifest).map_err(TrainError::from);
-    // The first failure is the cause (a full disk fails every later write too): report it.
-    if let Some(e) = result.err().or(written.err()) {
-        return Err(fail(e));
-    }
-    if status == Status::Done {
-        // everything of the run is recorded: its checkpoints are no longer needed
-        let _ = std::fs::remove_file(dir.file(CHECKPOINT));
-        let _ = std::fs::remove_file(dir.file(BEST_WEIGHTS));
-    }
-    Ok(RunReport {
-        index: run.index(),
-        run_id,
-        dir: dir.path.clone(),
-        swept: swept.to_vec(),
-        status,
-        best: schema::best_epoch(&rows).cloned(),
-        last: rows.last().cloned(),
-        test: manifest_test,
-        seconds: started.elapsed().as_secs_f64(),
-        error,
-        reused: false,
-        stages,
-    })
+    let progress = Progress::new(opts.progress, head, run.fit.epochs);
+    let trained = life.train(run, &id, cache, &progress, head);
+    life.finish(trained, run, head, started).map_err(fail)
 }
-
-/// The checkpoint file of an unfinished run.
-pub const CHECKPOINT: &str = "checkpoint.safetensors";
-/// The best epoch's weights of an unfinished run with early stopping and `restore_best`.
-pub const BEST_WEIGHTS: &str = "checkpoint-best.safetensors";

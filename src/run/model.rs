@@ -5,10 +5,10 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::cache::{self, FeatureCache, Lookup};
-use super::progress::Progress;
-use super::record::Recorder;
-use super::sources::{FeatureSet, FeatureSource, ImageSource};
+use super::resume::Fitting;
+use super::sources::{Extractor, FeatureSet, FeatureSource, ImageSource};
 use crate::data::{load_image, BadImagePolicy, ImageFolder, Loader, Transform};
+use crate::durable::StoreError;
 use crate::models::feature_head::FeatureHead;
 use crate::models::fold::FrozenFeatures;
 use crate::models::freeze::not_a_block;
@@ -18,32 +18,21 @@ use crate::models::{
     load_torchvision_file, save_torchvision_weights, ArchVisitor, Backbone, Classifier,
     PartlyFrozen,
 };
-use crate::results::store::StoreError;
-use crate::setup::ResolvedRun;
+use crate::setup::{ResolvedRun, Weights};
 use crate::spec::{BackboneName, Freeze};
-use crate::train::{
-    checkpoint, fit, BatchSource, Dev, FitConfig, Frozen, Inputs, Net, Outcome, Start, TrainError,
-};
+use crate::train::{checkpoint, BatchSource, Dev, FitConfig, Frozen, Inputs, Outcome, TrainError};
 
-/// Where a run keeps its checkpoint and final weights.
-pub struct Paths<'a> {
-    pub checkpoint: &'a Path,
-    pub model: &'a Path,
-    /// The best epoch's weights while training with early stopping and `restore_best`.
-    pub best: &'a Path,
-}
-
-/// Trains the run's model; the trained weights are saved to `paths.model` when it completes.
-/// `fingerprint` is the dataset's content hash (a feature-cache key part).
-pub fn train(
+/// Trains the run's model through `fitting` (which resumes it from its checkpoint); the trained
+/// weights are saved to `fitting.paths.model` when it completes. `fingerprint` is the dataset's
+/// content hash (a feature-cache key part).
+pub(super) fn train(
     run: &ResolvedRun,
     fingerprint: &str,
     cache: &mut FeatureCache,
-    progress: &Progress,
-    paths: &Paths,
-    rec: &mut dyn Recorder,
+    fitting: &mut Fitting,
 ) -> Result<Outcome, TrainError> {
-    let (spec, folder, cfg) = (run.spec(), &run.dataset.folder, &run.fit);
+    let (spec, folder) = (run.spec(), &run.dataset.folder);
+    let paths = fitting.paths;
     let dev = Dev::seed_from_u64(spec.experiment.seed);
     let classes = folder.num_classes();
     let Some(arch) = spec.backbone.name.arch() else {
@@ -52,20 +41,12 @@ pub fn train(
         let mut source = image_source(run);
         // the pixel models (linear, mlp) have no convolutional architecture
         return if spec.backbone.name == BackboneName::Linear {
-            let (outcome, model) = fit_resuming(
-                &dev,
-                LinearModel::new(&dev, inputs, classes),
-                &mut source,
-                cfg,
-                progress,
-                paths,
-                rec,
-            )?;
+            let model = LinearModel::new(&dev, inputs, classes);
+            let (outcome, model) = fitting.fit(&dev, model, &mut source)?;
             finish(outcome, || checkpoint::save_weights(paths.model, &model))
         } else {
             let model = MlpModel::new(&dev, inputs, MLP_HIDDEN, classes);
-            let (outcome, model) =
-                fit_resuming(&dev, model, &mut source, cfg, progress, paths, rec)?;
+            let (outcome, model) = fitting.fit(&dev, model, &mut source)?;
             finish(outcome, || checkpoint::save_weights(paths.model, &model))
         };
     };
@@ -73,25 +54,21 @@ pub fn train(
         run,
         fingerprint,
         cache,
-        progress,
-        paths,
-        rec,
+        fitting,
         dev,
     })
 }
 
 /// Everything a convolutional run needs, carried to the code generic over its backbone type.
-struct WithBackbone<'a> {
+struct WithBackbone<'a, 'f> {
     run: &'a ResolvedRun<'a>,
     fingerprint: &'a str,
     cache: &'a mut FeatureCache,
-    progress: &'a Progress,
-    paths: &'a Paths<'a>,
-    rec: &'a mut dyn Recorder,
+    fitting: &'a mut Fitting<'f>,
     dev: Dev,
 }
 
-impl ArchVisitor for WithBackbone<'_> {
+impl ArchVisitor for WithBackbone<'_, '_> {
     type Output = Result<Outcome, TrainError>;
 
     fn visit<B: Backbone>(self) -> Self::Output {
@@ -99,46 +76,23 @@ impl ArchVisitor for WithBackbone<'_> {
             run,
             fingerprint,
             cache,
-            progress,
-            paths,
-            rec,
+            fitting,
             dev,
         } = self;
+        let paths = fitting.paths;
         let (spec, folder, cfg) = (run.spec(), &run.dataset.folder, &run.fit);
         let classes = folder.num_classes();
         let head_config = &run.head;
         let mut model = Classifier::<B>::with_head(&dev, classes, head_config);
         if let Some(weights) = &run.weights {
             let t = Instant::now();
-            let w = &weights.path;
-            let file = weights.file.as_ref().map_err(|e| {
-                TrainError::Input(format!("{} is not a safetensors file: {e}", w.display()))
-            })?;
-            let report = load_torchvision_file(&mut model, w, file, spec.head.replace)
-                .map_err(|e| TrainError::Input(e.to_string()))?;
-            rec.stage("load weights", t.elapsed().as_secs_f64());
-            tracing::info!(
-                "loaded {} tensors of {} from {} in {:.2}s{}",
-                report.tensors_loaded,
-                B::NAME,
-                w.display(),
-                t.elapsed().as_secs_f64(),
-                if report.head_replaced {
-                    format!(
-                        "; its {}-class head was replaced by a new {classes}-class head (head.replace = true)",
-                        report.checkpoint_classes.unwrap_or(0)
-                    )
-                } else {
-                    String::new()
-                }
-            );
+            load_pretrained(&mut model, weights, spec.head.replace)?;
+            fitting.rec.stage("load weights", t.elapsed().as_secs_f64());
         }
-        let transform = &run.transform;
         match &spec.backbone.freeze {
             Freeze::No => {
                 let mut source = image_source(run);
-                let (outcome, model) =
-                    fit_resuming(&dev, model, &mut source, cfg, progress, paths, rec)?;
+                let (outcome, model) = fitting.fit(&dev, model, &mut source)?;
                 finish(outcome, || save_classifier(&model, paths.model))
             }
             Freeze::All => {
@@ -159,24 +113,9 @@ impl ArchVisitor for WithBackbone<'_> {
                     })
                 };
                 let head = FeatureHead::new(&dev, B::FEATURES, classes, head_config);
-                let (outcome, head) = if spec.cache.features && transform.is_deterministic() {
-                    let t = Instant::now();
-                    let mut source = cached_features(run, fingerprint, cache, B::NAME, &extract)?;
-                    rec.stage("features", t.elapsed().as_secs_f64());
-                    fit_resuming(&dev, head, &mut source, cfg, progress, paths, rec)?
-                } else {
-                    if spec.cache.features {
-                        tracing::info!(
-                            "feature cache skipped: the train transforms are random ({}), so features are computed every epoch",
-                            transform.random_parts().join(", ")
-                        );
-                    } else {
-                        tracing::info!("feature cache off (cache.features = false): features are computed every epoch");
-                    }
-                    let mut source = image_source(run);
-                    source.extractor = Some(Box::new(extract));
-                    fit_resuming(&dev, head, &mut source, cfg, progress, paths, rec)?
-                };
+                let mut source =
+                    feature_source(run, fingerprint, cache, fitting, B::NAME, Box::new(extract))?;
+                let (outcome, head) = fitting.fit(&dev, head, &mut *source)?;
                 // stored as one classifier, backbone and trained head, with PyTorch names
                 model.hidden = head.hidden;
                 model.head = head.fc;
@@ -197,19 +136,76 @@ impl ArchVisitor for WithBackbone<'_> {
                     ..cfg.clone()
                 };
                 let mut source = image_source(run);
-                let (outcome, net) = fit_resuming(
-                    &dev,
-                    PartlyFrozen { model, frozen },
-                    &mut source,
-                    &cfg,
-                    progress,
-                    paths,
-                    rec,
-                )?;
+                let net = PartlyFrozen { model, frozen };
+                let (outcome, net) = fitting.fit_with(&cfg, &dev, net, &mut source)?;
                 finish(outcome, || save_classifier(&net.model, paths.model))
             }
         }
     }
+}
+
+/// The batches of a frozen backbone's features: from the feature cache when the train transforms
+/// are deterministic and `cache.features` is on, else `extract`ed from the images every epoch.
+fn feature_source(
+    run: &ResolvedRun,
+    fingerprint: &str,
+    cache: &mut FeatureCache,
+    fitting: &mut Fitting,
+    backbone: &str,
+    extract: Extractor,
+) -> Result<Box<dyn BatchSource>, TrainError> {
+    let (spec, transform) = (run.spec(), &run.transform);
+    if spec.cache.features && transform.is_deterministic() {
+        let t = Instant::now();
+        let source = cached_features(run, fingerprint, cache, backbone, &extract)?;
+        fitting.rec.stage("features", t.elapsed().as_secs_f64());
+        return Ok(Box::new(source));
+    }
+    if spec.cache.features {
+        tracing::info!(
+            "feature cache skipped: the train transforms are random ({}), so features are computed every epoch",
+            transform.random_parts().join(", ")
+        );
+    } else {
+        tracing::info!(
+            "feature cache off (cache.features = false): features are computed every epoch"
+        );
+    }
+    let mut source = image_source(run);
+    source.extractor = Some(extract);
+    Ok(Box::new(source))
+}
+
+/// Loads the run's pretrained weights into `model` and logs what it loaded.
+fn load_pretrained<B: Backbone>(
+    model: &mut Classifier<B>,
+    weights: &Weights,
+    replace_head: bool,
+) -> Result<(), TrainError> {
+    let t = Instant::now();
+    let classes = model.classes();
+    let w = &weights.path;
+    let file = weights.file.as_ref().map_err(|e| {
+        TrainError::Input(format!("{} is not a safetensors file: {e}", w.display()))
+    })?;
+    let report = load_torchvision_file(model, w, file, replace_head)
+        .map_err(|e| TrainError::Input(e.to_string()))?;
+    tracing::info!(
+        "loaded {} tensors of {} from {} in {:.2}s{}",
+        report.tensors_loaded,
+        B::NAME,
+        w.display(),
+        t.elapsed().as_secs_f64(),
+        if report.head_replaced {
+            format!(
+                "; its {}-class head was replaced by a new {classes}-class head (head.replace = true)",
+                report.checkpoint_classes.unwrap_or(0)
+            )
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
 }
 
 fn save_classifier<B: Backbone>(model: &Classifier<B>, path: &Path) -> Result<(), TrainError> {
@@ -230,77 +226,6 @@ fn finish(
         save()?;
     }
     Ok(outcome)
-}
-
-/// The generic part: resume from the checkpoint when there is a usable one, and fit with a
-/// checkpoint after every epoch. Returns the trained model.
-fn fit_resuming<M: Net>(
-    dev: &Dev,
-    mut model: M,
-    source: &mut dyn BatchSource,
-    cfg: &FitConfig,
-    progress: &Progress,
-    paths: &Paths,
-    rec: &mut dyn Recorder,
-) -> Result<(Outcome, M), TrainError> {
-    let mut start = Start::Fresh;
-    if paths.checkpoint.exists() {
-        match checkpoint::load(paths.checkpoint, &mut model, &cfg.optimizer) {
-            Ok((epoch, optimizer, state)) if epoch <= rec.recorded() => {
-                tracing::info!(
-                    "resuming after epoch {epoch} from {}",
-                    paths.checkpoint.display()
-                );
-                rec.resumed(epoch);
-                start = Start::Resume {
-                    epoch,
-                    optimizer,
-                    state: Box::new(state),
-                };
-            }
-            Ok((epoch, _, _)) => tracing::warn!(
-                "checkpoint {} is at epoch {epoch} but only {} epochs are recorded: starting over",
-                paths.checkpoint.display(),
-                rec.recorded()
-            ),
-            Err(why) => tracing::warn!(
-                "checkpoint {} is unusable ({why}): starting over",
-                paths.checkpoint.display()
-            ),
-        }
-        if matches!(start, Start::Fresh) {
-            rec.resumed(0);
-        }
-    }
-    let batches = source.batches(crate::train::Phase::Train, 1).size_hint().0;
-    let keep_best = cfg.early_stopping.as_ref().is_some_and(|e| e.restore_best);
-    let outcome = fit(
-        dev,
-        &mut model,
-        source,
-        cfg,
-        start,
-        &mut |epoch, batch, loss| progress.batch(epoch, batch, batches, loss),
-        &mut |m, model, opt, state| {
-            // the epoch's files belong together: a second Ctrl-C waits until they are written
-            let _whole = crate::results::exit_guard::ExitGuard::hold();
-            rec.epoch(m)?;
-            if keep_best && state.stop.best_epoch == m.epoch {
-                // before the checkpoint that names this epoch the best: a kill between the two
-                // resumes before this epoch, which is trained again to the same weights
-                checkpoint::save_weights(paths.best, model)?;
-            }
-            checkpoint::save(paths.checkpoint, model, opt, m.epoch, state)
-        },
-    )?;
-    if keep_best && matches!(outcome, Outcome::Done | Outcome::Stopped(_)) {
-        checkpoint::load_weights(paths.best, &mut model).map_err(|why| StoreError::Read {
-            path: paths.best.to_path_buf(),
-            reason: format!("cannot restore the best epoch's weights: {why}"),
-        })?;
-        tracing::info!("restored the best epoch's weights (early_stopping.restore_best)");
-    }
-    Ok((outcome, model))
 }
 
 fn image_source(run: &ResolvedRun) -> ImageSource {
@@ -360,7 +285,7 @@ const EXTRACT_BATCH: usize = 32;
 /// Features of every train and val image through `extract`, in file order. The next batch is
 /// decoded on a thread of its own while `extract` computes the current one (sequentially, so
 /// that no second thread pool competes with the engine's).
-pub fn extract_all(
+pub(super) fn extract_all(
     folder: &ImageFolder,
     transform: &Transform,
     policy: BadImagePolicy,

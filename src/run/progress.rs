@@ -3,7 +3,7 @@
 use crate::train::EpochMetrics;
 
 /// A progress bar per run on a terminal; plain log lines per epoch otherwise.
-pub struct Progress {
+pub(crate) struct Progress {
     bar: Option<indicatif::ProgressBar>,
     head: String,
 }
@@ -28,7 +28,7 @@ impl Progress {
     }
 
     /// Called after every training batch with the epoch's running loss.
-    pub fn batch(&self, epoch: usize, batch: usize, batches: usize, loss: f64) {
+    pub(crate) fn batch(&self, epoch: usize, batch: usize, batches: usize, loss: f64) {
         if let Some(bar) = &self.bar {
             bar.set_message(format!(
                 "(epoch {epoch}: batch {batch}/{batches}, loss {loss:.4})"

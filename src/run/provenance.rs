@@ -5,7 +5,7 @@ use std::process::Command;
 
 /// Versions of the crates that decide the numbers, read from the Cargo.lock this binary was
 /// built with.
-pub fn crate_versions() -> Vec<(String, String)> {
+pub(crate) fn crate_versions() -> Vec<(String, String)> {
     const LOCK: &str = include_str!("../../Cargo.lock");
     const CRATES: &[&str] = &["dfdx", "gemm", "polars", "image", "safetensors"];
     let mut out = vec![("runner".to_string(), env!("CARGO_PKG_VERSION").to_string())];
@@ -23,13 +23,13 @@ pub fn crate_versions() -> Vec<(String, String)> {
     out
 }
 
-pub fn rustc_version() -> &'static str {
+pub(crate) fn rustc_version() -> &'static str {
     env!("RUNNER_RUSTC_VERSION")
 }
 
 /// The git commit of the folder holding the spec and whether the work tree has changes, when
 /// it is in a git repository and git is installed.
-pub fn git_state(dir: &Path) -> (Option<String>, Option<bool>) {
+pub(crate) fn git_state(dir: &Path) -> (Option<String>, Option<bool>) {
     let git = |args: &[&str]| {
         Command::new("git")
             .arg("-C")

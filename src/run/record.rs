@@ -5,8 +5,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::progress::Progress;
+use crate::durable;
+use crate::durable::StoreError;
+use crate::results::layout::RunDir;
 use crate::results::schema::{self, ParamValue, RunKey};
-use crate::results::store::{Manifest, RunDir, Status, StoreError, TestScore};
+use crate::results::store::{Manifest, Status, TestScore};
 use crate::spec::expand::PlannedRun;
 use crate::train::{EpochMetrics, TrainError};
 
@@ -32,7 +35,7 @@ pub struct RunReport {
 }
 
 /// What the generic part reports back to the run's bookkeeping.
-pub trait Recorder {
+pub(super) trait Recorder {
     /// Training resumes after this completed epoch; rows after it are to be dropped.
     fn resumed(&mut self, epoch: usize);
     /// An epoch ended: record its metrics (before the checkpoint is written).
@@ -43,16 +46,43 @@ pub trait Recorder {
     fn stage(&mut self, name: &'static str, seconds: f64);
 }
 
+impl RunReport {
+    /// The report of a run that trained no epoch in this invocation; the other fields are set
+    /// with struct update syntax by those who know more.
+    pub(super) fn new(
+        index: usize,
+        run_id: String,
+        dir: PathBuf,
+        swept: Vec<(String, ParamValue)>,
+        status: Status,
+    ) -> Self {
+        RunReport {
+            index,
+            run_id,
+            dir,
+            swept,
+            status,
+            best: None,
+            last: None,
+            test: None,
+            seconds: 0.0,
+            error: None,
+            reused: false,
+            stages: Vec::new(),
+        }
+    }
+}
+
 /// Records a run's epochs as they end: metrics.parquet with every row so far, then the
-/// manifest's epoch count.
+/// manifest's epoch count. It writes into what the run's life owns.
 pub(super) struct Record<'a> {
     pub dir: &'a RunDir,
     pub key: &'a RunKey<'a>,
-    pub manifest: Manifest,
-    pub rows: Vec<EpochMetrics>,
+    pub manifest: &'a mut Manifest,
+    pub rows: &'a mut Vec<EpochMetrics>,
     pub progress: &'a Progress,
     pub epochs: usize,
-    pub stages: Vec<(&'static str, f64)>,
+    pub stages: &'a mut Vec<(&'static str, f64)>,
 }
 
 impl Record<'_> {
@@ -83,31 +113,32 @@ impl Recorder for Record<'_> {
         self.rows.retain(|r| r.epoch < m.epoch);
         self.rows.push(m.clone());
         self.progress.epoch(m, self.epochs);
-        let built = |name: &str| {
-            let path = self.dir.file(name);
+        let tables = self.dir.tables();
+        let built = |path: &std::path::Path| {
+            let path = path.to_path_buf();
             move |source| StoreError::Polars { path, source }
         };
-        let mut df =
-            schema::epochs_frame(self.key, &self.rows).map_err(built("metrics.parquet"))?;
-        self.dir.write_parquet("metrics.parquet", &mut df)?;
+        let mut df = schema::epochs_frame(self.key, self.rows).map_err(built(&tables.metrics))?;
+        durable::write_parquet(&tables.metrics, &mut df)?;
         crate::fault::point("after-metrics");
         // The per-class tables follow the best epoch as soon as it is found, so they are on
         // disk before the checkpoint of that epoch: a run resumed later (whose earlier epochs
         // come back from metrics.parquet without their confusion matrices) still has them.
-        if schema::best_epoch(&self.rows).map(|b| b.epoch) == Some(m.epoch)
+        if schema::best_epoch(self.rows).map(|b| b.epoch) == Some(m.epoch)
             && !m.confusion.is_empty()
         {
             let write =
-                |name: &str, df: polars::prelude::PolarsResult<polars::prelude::DataFrame>| {
-                    let mut df = df.map_err(built(name))?;
-                    self.dir.write_parquet(name, &mut df)
+                |path: &std::path::Path,
+                 df: polars::prelude::PolarsResult<polars::prelude::DataFrame>| {
+                    let mut df = df.map_err(built(path))?;
+                    durable::write_parquet(path, &mut df)
                 };
-            write("per_class.parquet", schema::per_class_frame(self.key, m))?;
-            write("confusion.parquet", schema::confusion_frame(self.key, m))?;
+            write(&tables.per_class, schema::per_class_frame(self.key, m))?;
+            write(&tables.confusion, schema::confusion_frame(self.key, m))?;
         }
         self.manifest.epochs_done = m.epoch;
         self.manifest.skipped_images = m.skipped;
-        self.dir.write_manifest(&self.manifest)?;
+        self.dir.write_manifest(self.manifest)?;
         self.add_stage("record", t.elapsed().as_secs_f64());
         Ok(())
     }
@@ -123,7 +154,7 @@ pub(super) fn previous_done(
     if m.status != Status::Done {
         return None;
     }
-    let rows = schema::read_epochs(&dir.file("metrics.parquet"), &m.classes).ok()?;
+    let rows = schema::read_epochs(&dir.metrics(), &m.classes).ok()?;
     // an early-stopped run is complete with fewer epochs than asked for
     let complete = match &m.stopped_early {
         Some(stopped) => stopped.epoch,
@@ -133,17 +164,16 @@ pub(super) fn previous_done(
         return None;
     }
     Some(RunReport {
-        index: run.index,
-        run_id: m.run_id,
-        dir: dir.path.clone(),
-        swept: swept.to_vec(),
-        status: Status::Done,
         best: schema::best_epoch(&rows).cloned(),
         last: rows.last().cloned(),
         test: m.test.clone(),
-        seconds: 0.0,
-        error: None,
         reused: true,
-        stages: Vec::new(),
+        ..RunReport::new(
+            run.index,
+            m.run_id,
+            dir.path().to_path_buf(),
+            swept.to_vec(),
+            Status::Done,
+        )
     })
 }

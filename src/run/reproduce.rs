@@ -6,23 +6,23 @@ use std::path::Path;
 use comfy_table::{presets, Table};
 
 use super::{run_sweep, RunOptions};
+use crate::results::layout::RunDir;
 use crate::results::schema;
-use crate::results::store::{read_manifest, Status};
-use crate::setup::Resolved;
-use crate::spec;
+use crate::results::store::Status;
+use crate::setup::{FinishedRun, Opening, ProjectFrom, Resolved};
 
 /// Columns that measure the machine, not the model: never compared.
 const TIMING: &[&str] = &["epoch_seconds", "images_per_second"];
 
 #[derive(Debug)]
-pub struct Deviation {
+pub(crate) struct Deviation {
     pub metric: String,
     pub max_abs: f64,
     pub epoch: usize,
 }
 
 #[derive(Debug)]
-pub struct Reproduction {
+pub(crate) struct Reproduction {
     pub run_id: String,
     pub new_run_id: String,
     pub epochs: (usize, usize),
@@ -32,13 +32,13 @@ pub struct Reproduction {
 }
 
 impl Reproduction {
-    pub fn passed(&self) -> bool {
+    pub(crate) fn passed(&self) -> bool {
         self.status == Status::Done
             && self.epochs.0 == self.epochs.1
             && self.deviations.iter().all(|d| d.max_abs <= self.tolerance)
     }
 
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut t = Table::new();
         t.load_preset(presets::UTF8_FULL_CONDENSED);
         t.set_header(vec![
@@ -86,24 +86,23 @@ impl Reproduction {
     }
 }
 
-pub fn reproduce(
+pub(crate) fn reproduce(
     run_dir: &Path,
     tolerance: f64,
     project: Option<&Path>,
 ) -> Result<Reproduction, String> {
-    let manifest = read_manifest(&run_dir.join("manifest.json")).map_err(|e| e.to_string())?;
     // stored paths are relative to the project folder (so run ids do not depend on the
     // checkout); they resolve against the project the run belongs to
-    let project = project
-        .map(Path::to_path_buf)
-        .or_else(|| crate::results::store::project_of(run_dir))
-        .ok_or_else(|| {
-            format!(
-                "{} is not inside a project (no pipeline/defaults.toml above it): pass --project",
-                run_dir.display()
-            )
-        })?;
-    let mut exp = spec::load_run_spec(run_dir, &project)?;
+    let how = Opening {
+        project: ProjectFrom::Flag(project),
+        needs_model: false,
+    };
+    let FinishedRun {
+        dir,
+        manifest,
+        experiment: mut exp,
+        ..
+    } = FinishedRun::open(&RunDir::at(run_dir), how).map_err(|e| e.brief())?;
     // the one run of the stored spec is the sweep point the manifest names
     let run = &mut exp.runs[0];
     run.index = manifest.index;
@@ -129,9 +128,21 @@ pub fn reproduce(
     if let Some(e) = &report.error {
         return Err(format!("the reproduction failed: {e}"));
     }
-    let stored = schema::read_frame(&run_dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
+    let stored = schema::read_frame(&dir.metrics()).map_err(|e| e.to_string())?;
     let fresh =
-        schema::read_frame(&report.dir.join("metrics.parquet")).map_err(|e| e.to_string())?;
+        schema::read_frame(&RunDir::at(&report.dir).metrics()).map_err(|e| e.to_string())?;
+    Ok(Reproduction {
+        run_id: manifest.run_id,
+        new_run_id: report.run_id,
+        epochs: (stored.epochs.len(), fresh.epochs.len()),
+        deviations: deviations(&stored, &fresh),
+        tolerance,
+        status: report.status,
+    })
+}
+
+/// The largest difference of each stored metric column from the reproduced one, and where.
+fn deviations(stored: &schema::MetricColumns, fresh: &schema::MetricColumns) -> Vec<Deviation> {
     let mut deviations = Vec::new();
     for (name, a) in &stored.columns {
         if TIMING.contains(&name.as_str()) {
@@ -164,12 +175,5 @@ pub fn reproduce(
             epoch: stored.epochs.get(at).copied().unwrap_or(0),
         });
     }
-    Ok(Reproduction {
-        run_id: manifest.run_id,
-        new_run_id: report.run_id,
-        epochs: (stored.epochs.len(), fresh.epochs.len()),
-        deviations,
-        tolerance,
-        status: report.status,
-    })
+    deviations
 }

@@ -5,10 +5,10 @@ use crate::data::{epoch_order, Loader};
 use crate::train::{BatchSource, Batches, Inputs, Phase, TrainError};
 
 /// Turns a batch of images into model inputs (a frozen backbone's forward pass).
-pub type Extractor = Box<dyn Fn(Inputs) -> Result<Inputs, TrainError>>;
+pub(crate) type Extractor = Box<dyn Fn(Inputs) -> Result<Inputs, TrainError>>;
 
 /// Decoded, transformed images; with an extractor, its features instead.
-pub struct ImageSource {
+pub(crate) struct ImageSource {
     pub train: Loader,
     pub val: Loader,
     pub extractor: Option<Extractor>,
@@ -45,7 +45,7 @@ impl BatchSource for ImageSource {
 
 /// Feature vectors of one split, row-major `[n, width]`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct FeatureSet {
+pub(crate) struct FeatureSet {
     pub x: Vec<f32>,
     pub width: usize,
     pub labels: Vec<usize>,
@@ -55,12 +55,8 @@ pub struct FeatureSet {
 }
 
 impl FeatureSet {
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.labels.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
     }
 
     fn rows(&self, idx: &[usize]) -> (Inputs, Vec<usize>) {
@@ -81,7 +77,7 @@ impl FeatureSet {
 }
 
 /// Precomputed features, batched in the same seeded order an image loader would use.
-pub struct FeatureSource {
+pub(crate) struct FeatureSource {
     pub train: FeatureSet,
     pub val: FeatureSet,
     pub batch_size: usize,

@@ -10,7 +10,8 @@ use rayon::prelude::*;
 
 use crate::data::{load_image, BadImagePolicy};
 use crate::evaluate::{kept_model, write_tables, KeptWeights};
-use crate::results::store::{Manifest, RunDir, TestScore};
+use crate::results::layout::RunDir;
+use crate::results::store::{Manifest, TestScore};
 use crate::setup::ResolvedRun;
 use crate::train::{EpochMetrics, TrainError};
 
@@ -51,13 +52,16 @@ pub(super) fn score(
     };
     let t = Instant::now();
     let (epoch, model) = kept_model(run.fit.early_stopping.as_ref(), rows);
-    let kept = KeptWeights::of_spec(
-        run.spec(),
-        run.dataset.folder.classes.clone(),
-        dir.file("model.safetensors"),
-    );
+    let kept = KeptWeights::of_spec(run.spec(), run.dataset.folder.classes.clone(), dir.model());
     let score = kept.score(test)?;
-    write_tables(dir, manifest, "test", epoch, &score)?;
+    write_tables(
+        dir.path(),
+        &dir.test_tables(),
+        manifest,
+        "test",
+        epoch,
+        &score,
+    )?;
     tracing::info!(
         "{head}: test split: {} images, loss {:.4}, accuracy {:.4} (the {model} model, epoch {epoch}) in {:.2}s",
         score.images,

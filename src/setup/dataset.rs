@@ -96,6 +96,8 @@ impl Scans {
     /// Scans (once per folder) and checks the dataset `d` names, reporting at the keys that
     /// chose its folders: the folders exist, every class has images, train and val have the
     /// same classes; fewer images than a per-class limit asks for is a warning.
+    // Long: each check of a dataset's folders with its located message, in the order the messages
+    // are reported.
     pub(super) fn check(&mut self, d: &crate::spec::Dataset, at: &Locator) -> Checked {
         let mut out = Checked {
             folder: None,

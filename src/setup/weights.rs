@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::durable::tensor_file::TensorFile;
 use crate::models::weights_check::{check_weights, not_safetensors, Unfit};
 use crate::models::Arch;
-use crate::results::tensor_file::TensorFile;
 use crate::spec::{display_path, Diagnostic, Locator};
 
 /// A weights file, read once for every run that loads it.

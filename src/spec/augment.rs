@@ -11,7 +11,7 @@ use super::update::{update_leaves, Update};
 /// on unless that layer also says `enabled = false`: `random_resized_crop = { scale = [0.08, 1.0] }`
 /// means "on, with this scale" (the defaults set `enabled = false`).
 #[derive(Debug, Clone, Default)]
-pub struct RawRandomResizedCrop {
+pub(crate) struct RawRandomResizedCrop {
     pub enabled: Option<bool>,
     pub scale: Option<[f64; 2]>,
     pub ratio: Option<[f64; 2]>,
@@ -44,7 +44,7 @@ update_leaves!(RawRandomResizedCrop {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawColorJitter {
+pub(crate) struct RawColorJitter {
     pub brightness: Option<f64>,
     pub contrast: Option<f64>,
     pub saturation: Option<f64>,

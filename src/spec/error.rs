@@ -290,7 +290,7 @@ fn render_all(diags: &[Diagnostic]) -> String {
 }
 
 /// The nearest candidate to a misspelt word, if any is close enough to be a likely typo.
-pub fn did_you_mean<'a>(
+pub(super) fn did_you_mean<'a>(
     word: &str,
     candidates: impl IntoIterator<Item = &'a str>,
 ) -> Option<&'a str> {

@@ -23,7 +23,7 @@ pub use crate::nn::head_kinds::{Activation, Pool};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawHead {
+pub(crate) struct RawHead {
     pub replace: Option<bool>,
     pub kind: Option<HeadKind>,
     pub hidden: Option<Vec<usize>>,

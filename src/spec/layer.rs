@@ -11,7 +11,7 @@ use super::raw::RawSpec;
 use super::sites::Sites;
 
 #[derive(Debug, Clone)]
-pub struct Layer {
+pub(crate) struct Layer {
     pub source: Arc<Source>,
     pub raw: RawSpec,
     pub sites: Sites,
@@ -19,14 +19,17 @@ pub struct Layer {
 
 impl Layer {
     /// Parses a source; relative paths in it are made absolute against its folder.
-    pub fn parse(source: Arc<Source>) -> Result<Layer, SpecError> {
+    pub(crate) fn parse(source: Arc<Source>) -> Result<Layer, SpecError> {
         let base = source.base_dir();
         Self::parse_in(source, &base)
     }
 
     /// Parses a source whose relative paths resolve against `base` rather than its own folder
     /// (a run's stored spec, whose paths are relative to the project it ran in).
-    pub fn parse_in(source: Arc<Source>, base: &std::path::Path) -> Result<Layer, SpecError> {
+    pub(crate) fn parse_in(
+        source: Arc<Source>,
+        base: &std::path::Path,
+    ) -> Result<Layer, SpecError> {
         let doc = DeTable::parse(&source.text).map_err(|e| syntax_error(&e, &source))?;
         let sites = Sites::of_document(&source, doc.get_ref());
         let mut raw = RawSpec::deserialize(toml::de::Deserializer::from(doc))
@@ -61,7 +64,11 @@ fn syntax_error(err: &toml::de::Error, source: &Arc<Source>) -> SpecError {
 
 /// Turns a serde message ("unknown field `lamda`, expected one of `kind`, `lambda`") into a
 /// diagnostic naming the dotted key, with a suggestion for a misspelt key or variant.
-pub fn schema_error(err: &toml::de::Error, source: &Arc<Source>, sites: &Sites) -> Diagnostic {
+pub(super) fn schema_error(
+    err: &toml::de::Error,
+    source: &Arc<Source>,
+    sites: &Sites,
+) -> Diagnostic {
     let span = err.span();
     let key = span
         .as_ref()
@@ -75,7 +82,7 @@ pub fn schema_error(err: &toml::de::Error, source: &Arc<Source>, sites: &Sites) 
 }
 
 /// Shared by files, `--set` and sweep values, which all fail in serde's words.
-pub fn describe_serde_error(
+pub(super) fn describe_serde_error(
     message: &str,
     key: Option<&str>,
     at: Option<Snippet>,

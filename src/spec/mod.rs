@@ -119,13 +119,16 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Experiment, SpecError> {
 /// as one message to print after `error: ` (the rendered diagnostics, which name the file and
 /// line, without their own leading `error: `).
 pub fn load_run_spec(run_dir: &Path, project: &Path) -> Result<Experiment, String> {
-    load_stored(&run_dir.join("spec.toml"), project).map_err(|e| {
-        let text = e.to_string();
-        format!(
-            "cannot load the spec the run was trained with: {}",
-            text.strip_prefix("error: ").unwrap_or(&text)
-        )
-    })
+    load_stored(&run_dir.join("spec.toml"), project).map_err(|e| stored_spec_error(&e))
+}
+
+/// Why a run's stored spec does not load, as one message to print after `error: `.
+pub fn stored_spec_error(e: &SpecError) -> String {
+    let text = e.to_string();
+    format!(
+        "cannot load the spec the run was trained with: {}",
+        text.strip_prefix("error: ").unwrap_or(&text)
+    )
 }
 
 /// A run's stored `spec.toml` (every key, paths relative to the project it ran in) read back as

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use super::error::{Diagnostic, Source, SourceKind, SpecError};
 use super::layer::Layer;
 
-pub fn parse(arg: &str) -> Result<Layer, SpecError> {
+pub(super) fn parse(arg: &str) -> Result<Layer, SpecError> {
     let bad = |label: &str| {
         let source = Arc::new(Source {
             kind: SourceKind::Override(arg.to_owned()),

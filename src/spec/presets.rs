@@ -10,7 +10,7 @@ use super::error::{did_you_mean, display_path, Diagnostic, Snippet, Source, Spec
 use super::layer::Layer;
 
 /// The first `pipeline/` folder found walking up from `start`.
-pub fn find_pipeline_dir(start: &Path) -> Option<PathBuf> {
+pub(super) fn find_pipeline_dir(start: &Path) -> Option<PathBuf> {
     start
         .ancestors()
         .map(|dir| dir.join("pipeline"))
@@ -18,12 +18,12 @@ pub fn find_pipeline_dir(start: &Path) -> Option<PathBuf> {
 }
 
 /// Reads and parses a spec or preset file.
-pub fn read_layer(path: &Path) -> Result<Layer, SpecError> {
+pub(super) fn read_layer(path: &Path) -> Result<Layer, SpecError> {
     Layer::parse(read_source(path)?)
 }
 
 /// A file's text as a spec source, or a located error saying why it cannot be read.
-pub fn read_source(path: &Path) -> Result<Arc<Source>, SpecError> {
+pub(super) fn read_source(path: &Path) -> Result<Arc<Source>, SpecError> {
     let bytes = std::fs::read(path).map_err(|source| {
         let diag = Diagnostic::error(format!("cannot read `{}`", display_path(path)))
             .in_file(Source::file(path.to_path_buf(), String::new()))
@@ -53,7 +53,7 @@ pub fn read_source(path: &Path) -> Result<Arc<Source>, SpecError> {
 }
 
 /// The layers a file stands for: its presets (depth first, in order), then the file itself.
-pub fn with_presets(
+pub(super) fn with_presets(
     layer: Layer,
     pipeline: Option<&Path>,
     out: &mut Vec<Layer>,

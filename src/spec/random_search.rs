@@ -28,7 +28,7 @@ pub(crate) struct RandomInput {
 }
 
 impl RandomInput {
-    pub fn update(&mut self, source: &Arc<Source>, raw: RawRandom) {
+    pub(super) fn update(&mut self, source: &Arc<Source>, raw: RawRandom) {
         if let Some(t) = raw.trials {
             self.trials = Some((source.clone(), t));
         }
@@ -41,12 +41,12 @@ impl RandomInput {
     }
 
     /// `trials` as written, and where.
-    pub fn trials(&self) -> Option<(&Arc<Source>, &Spanned<u32>)> {
+    pub(super) fn trials(&self) -> Option<(&Arc<Source>, &Spanned<u32>)> {
         self.trials.as_ref().map(|(source, t)| (source, t))
     }
 
     /// The random-search axis, or `None` when `trials = 0` and the space is empty.
-    pub fn build(
+    pub(super) fn build(
         self,
         known: &[&str],
         swept_key: impl Fn(

@@ -7,11 +7,11 @@ use serde::de::{Error as _, MapAccess, Visitor};
 use serde::Deserialize;
 use toml::Spanned;
 
-pub const DISTRIBUTIONS: [&str; 4] = ["uniform", "log_uniform", "int_uniform", "choice"];
+pub(super) const DISTRIBUTIONS: [&str; 4] = ["uniform", "log_uniform", "int_uniform", "choice"];
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRandom {
+pub(crate) struct RawRandom {
     /// Number of sampled points; 0 = no random search.
     pub trials: Option<Spanned<u32>>,
     pub seed: Option<u64>,
@@ -19,16 +19,16 @@ pub struct RawRandom {
 }
 
 /// Dotted key → its distribution; unquoted dotted keys come as nested tables.
-pub type RawSpace = BTreeMap<Spanned<String>, Spanned<SpaceEntry>>;
+pub(super) type RawSpace = BTreeMap<Spanned<String>, Spanned<SpaceEntry>>;
 
 #[derive(Debug, Clone)]
-pub enum SpaceEntry {
+pub(crate) enum SpaceEntry {
     Dist(Distribution),
     Nested(RawSpace),
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum Distribution {
+pub(crate) enum Distribution {
     Uniform([f64; 2]),
     LogUniform([f64; 2]),
     IntUniform([i64; 2]),

@@ -15,7 +15,7 @@ use super::values::{
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSpec {
+pub(crate) struct RawSpec {
     /// Presets this file builds on. Applied when the file is read, never merged.
     #[serde(rename = "use")]
     pub use_: Option<Vec<Spanned<String>>>,
@@ -55,7 +55,7 @@ impl Update for RawSpec {
 impl RawSpec {
     /// Makes the relative paths this layer set absolute, against `base` (the folder of the file
     /// that set them), so that a preset's `root = "../data/x"` means the same from any experiment.
-    pub fn resolve_paths(&mut self, base: &Path) {
+    pub(crate) fn resolve_paths(&mut self, base: &Path) {
         let fix = |p: &mut Option<PathBuf>| {
             if let Some(p) = p.as_mut().filter(|p| !p.as_os_str().is_empty()) {
                 *p = normalize(&base.join(&*p));
@@ -74,7 +74,7 @@ impl RawSpec {
 }
 
 /// `base/../x` → `x`, lexically, so that paths print cleanly whether or not they exist.
-pub fn normalize(path: &Path) -> PathBuf {
+pub(super) fn normalize(path: &Path) -> PathBuf {
     let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
     let mut out = PathBuf::new();
     for part in absolute.components() {
@@ -91,7 +91,7 @@ pub fn normalize(path: &Path) -> PathBuf {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawExperiment {
+pub(crate) struct RawExperiment {
     pub name: Option<String>,
     pub description: Option<String>,
     pub seed: Option<u64>,
@@ -104,7 +104,7 @@ update_leaves!(RawExperiment {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawDataset {
+pub(crate) struct RawDataset {
     pub root: Option<PathBuf>,
     pub train_dir: Option<String>,
     pub val_dir: Option<String>,
@@ -125,7 +125,7 @@ update_leaves!(RawDataset {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTransforms {
+pub(crate) struct RawTransforms {
     pub resize: Option<u32>,
     pub crop: Option<u32>,
     pub random_crop: Option<bool>,
@@ -150,7 +150,7 @@ update_leaves!(RawTransforms {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawBackbone {
+pub(crate) struct RawBackbone {
     pub name: Option<BackboneName>,
     pub weights: Option<PathBuf>,
     pub freeze: Option<Freeze>,
@@ -161,11 +161,11 @@ update_leaves!(RawBackbone {
     freeze
 });
 
-pub use super::head::RawHead;
+pub(super) use super::head::RawHead;
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawLoss {
+pub(crate) struct RawLoss {
     pub kind: Option<LossKind>,
     pub label_smoothing: Option<f64>,
 }
@@ -176,7 +176,7 @@ update_leaves!(RawLoss {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawOptimizer {
+pub(crate) struct RawOptimizer {
     pub kind: Option<OptimizerKind>,
     pub lr: Option<f64>,
     pub momentum: Option<f64>,
@@ -195,7 +195,7 @@ update_leaves!(RawOptimizer {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawRegularization {
+pub(crate) struct RawRegularization {
     pub kind: Option<RegularizationKind>,
     pub lambda: Option<f64>,
     pub apply_to: Option<ApplyTo>,
@@ -210,7 +210,7 @@ update_leaves!(RawRegularization {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawTrain {
+pub(crate) struct RawTrain {
     pub epochs: Option<u32>,
     pub batch_size: Option<usize>,
     pub device: Option<Device>,
@@ -225,7 +225,7 @@ update_leaves!(RawTrain {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawCache {
+pub(crate) struct RawCache {
     pub features: Option<bool>,
     pub dir: Option<PathBuf>,
 }
@@ -233,7 +233,7 @@ update_leaves!(RawCache { features, dir });
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSweep {
+pub(crate) struct RawSweep {
     pub grid: Option<RawAxes>,
     /// Swept as `experiment.seed`, so each value is checked like a seed.
     pub seeds: Option<SweptValues>,

@@ -136,6 +136,7 @@ fn path_or_empty<S: serde::Serializer>(path: &Option<PathBuf>, s: S) -> Result<S
 impl RunSpec {
     /// Builds the run from merged layers. Every key has a value because `defaults.toml` sets them
     /// all; a missing one is a bug in that file, reported as [`SpecError::Internal`].
+    // Long: one field per key of the resolved spec, read from the merged layers.
     pub(crate) fn from_raw(raw: &RawSpec, project_dir: &Path) -> Result<RunSpec, SpecError> {
         fn get<T: Clone>(value: &Option<T>, key: &str) -> Result<T, SpecError> {
             value

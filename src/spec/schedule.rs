@@ -27,7 +27,7 @@ pub enum ScheduleKind {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSchedule {
+pub(crate) struct RawSchedule {
     pub kind: Option<ScheduleKind>,
     pub warmup_epochs: Option<u32>,
     pub step_size: Option<u32>,
@@ -51,7 +51,7 @@ update_leaves!(RawSchedule {
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawEarlyStopping {
+pub(crate) struct RawEarlyStopping {
     pub metric: Option<Metric>,
     pub patience: Option<u32>,
     pub min_delta: Option<f64>,

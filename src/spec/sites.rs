@@ -11,20 +11,20 @@ use toml::de::{DeTable, DeValue};
 use super::error::{Snippet, Source, SourceKind};
 
 #[derive(Debug, Clone)]
-pub struct Site {
+pub(crate) struct Site {
     pub source: Arc<Source>,
     pub key: Range<usize>,
     pub value: Range<usize>,
 }
 
 #[derive(Debug, Clone, Default)]
-pub struct Sites {
+pub(crate) struct Sites {
     by_key: HashMap<String, Site>,
 }
 
 impl Sites {
     /// Records every key of a parsed document, tables and leaves alike.
-    pub fn of_document(source: &Arc<Source>, doc: &DeTable<'_>) -> Sites {
+    pub(crate) fn of_document(source: &Arc<Source>, doc: &DeTable<'_>) -> Sites {
         let mut sites = Sites::default();
         sites.walk(source, "", doc);
         sites
@@ -45,21 +45,21 @@ impl Sites {
         }
     }
 
-    pub fn insert(&mut self, key: String, site: Site) {
+    pub(crate) fn insert(&mut self, key: String, site: Site) {
         self.by_key.insert(key, site);
     }
 
     /// Keys set in `other` now come from there.
-    pub fn update(&mut self, other: Sites) {
+    pub(crate) fn update(&mut self, other: Sites) {
         self.by_key.extend(other.by_key);
     }
 
-    pub fn get(&self, key: &str) -> Option<&Site> {
+    pub(crate) fn get(&self, key: &str) -> Option<&Site> {
         self.by_key.get(key)
     }
 
     /// The value a key was given, for pointing at it.
-    pub fn value(&self, key: &str) -> Option<Snippet> {
+    pub(crate) fn value(&self, key: &str) -> Option<Snippet> {
         self.get(key).map(|s| Snippet {
             source: s.source.clone(),
             span: s.value.clone(),
@@ -67,14 +67,14 @@ impl Sites {
     }
 
     /// True when no file, `--set` or sweep set the key: the value is the embedded default.
-    pub fn is_default(&self, key: &str) -> bool {
+    pub(crate) fn is_default(&self, key: &str) -> bool {
         self.get(key)
             .is_none_or(|s| s.source.kind == SourceKind::Defaults)
     }
 
     /// The dotted key an error span falls on: the key whose name is exactly that span, else the
     /// innermost key whose value holds it.
-    pub fn key_at(&self, span: &Range<usize>) -> Option<&str> {
+    pub(crate) fn key_at(&self, span: &Range<usize>) -> Option<&str> {
         if let Some((key, _)) = self.by_key.iter().find(|(_, s)| s.key == *span) {
             return Some(key);
         }
@@ -86,7 +86,7 @@ impl Sites {
     }
 
     /// Every dotted key, sorted.
-    pub fn keys(&self) -> Vec<&str> {
+    pub(crate) fn keys(&self) -> Vec<&str> {
         let mut keys: Vec<&str> = self.by_key.keys().map(String::as_str).collect();
         keys.sort_unstable();
         keys
@@ -94,7 +94,7 @@ impl Sites {
 }
 
 /// `prefix.key`, quoting a key that is not a bare TOML key (sweep keys hold dots).
-pub fn join_key(prefix: &str, key: &str) -> String {
+pub(super) fn join_key(prefix: &str, key: &str) -> String {
     let bare = !key.is_empty()
         && key
             .chars()

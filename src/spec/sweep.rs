@@ -26,7 +26,7 @@ pub(crate) struct SweepInput {
 }
 
 impl SweepInput {
-    pub fn update(&mut self, layer: &Layer, sweep: RawSweep) {
+    pub(super) fn update(&mut self, layer: &Layer, sweep: RawSweep) {
         if let Some(grid) = sweep.grid {
             self.grid = Some((layer.source.clone(), grid));
         }
@@ -47,7 +47,7 @@ impl SweepInput {
     }
 
     /// Checks keys and values and builds the axes. `known` lists every dotted key a sweep may set.
-    pub fn build(self, known: &[&str]) -> Result<Sweep, SpecError> {
+    pub(super) fn build(self, known: &[&str]) -> Result<Sweep, SpecError> {
         let mut axes = Vec::new();
         if let Some((source, grid)) = self.grid {
             for (key, values) in in_file_order(grid) {
@@ -104,7 +104,7 @@ impl SweepInput {
 
 /// The most points one sweep may have (grid × zip × random trials × seeds): each is planned,
 /// listed and numbered before anything trains.
-pub const MAX_POINTS: usize = 100_000;
+pub(super) const MAX_POINTS: usize = 100_000;
 
 /// The product of the axes stays within [`MAX_POINTS`]; the error points at the key whose axis
 /// takes the product over it.

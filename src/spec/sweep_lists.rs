@@ -8,16 +8,16 @@ use toml::Spanned;
 
 /// Swept key → its values, each with its place in the file. Keys come back sorted by name;
 /// their spans give the file order.
-pub type RawAxes = BTreeMap<Spanned<String>, Spanned<AxisEntry>>;
+pub(super) type RawAxes = BTreeMap<Spanned<String>, Spanned<AxisEntry>>;
 
 /// The list of values swept for one key, each value with its span.
-pub type SweptValues = Spanned<Vec<Spanned<toml::Value>>>;
+pub(super) type SweptValues = Spanned<Vec<Spanned<toml::Value>>>;
 
 /// What a sweep table holds under a key: the values, or, where the dotted key was written
 /// unquoted (`regularization.lambda = [...]` makes nested tables in TOML), entries one level down.
 /// A hand-written `Deserialize` (not `untagged`) so that other types fail with a clear expectation.
 #[derive(Debug, Clone)]
-pub enum AxisEntry {
+pub(crate) enum AxisEntry {
     Values(Vec<Spanned<toml::Value>>),
     Nested(RawAxes),
 }

@@ -2,7 +2,7 @@
 //! macro for every table.
 
 /// Layers merge key by key: a key set in `other` replaces the one in `self`.
-pub trait Update {
+pub(super) trait Update {
     fn update(&mut self, other: Self);
 }
 

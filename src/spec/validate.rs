@@ -10,7 +10,7 @@ use super::values::{OptimizerKind, RegularizationKind};
 
 /// The largest `transforms.resize` and `transforms.crop`, in pixels: beyond, one batch of
 /// images and the activations over it take more memory than a machine has.
-pub const MAX_IMAGE_SIDE: u32 = 4096;
+pub(super) const MAX_IMAGE_SIDE: u32 = 4096;
 
 mod augment;
 mod head;
@@ -22,7 +22,7 @@ const SHRINK_WARN: f64 = 0.1;
 const SHRINK_ERROR: f64 = 1.0;
 
 /// Checks a run; returns its warnings, or every error found.
-pub fn check(spec: &RunSpec, at: &Locator) -> Result<Vec<Diagnostic>, SpecError> {
+pub(super) fn check(spec: &RunSpec, at: &Locator) -> Result<Vec<Diagnostic>, SpecError> {
     let mut c = Checker {
         at,
         errors: Vec::new(),

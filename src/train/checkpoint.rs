@@ -9,8 +9,8 @@ use std::path::Path;
 use dfdx::nn::tensor_collection::TensorCollection;
 
 use super::{Dev, LoopState, OptimizerConfig, OptimizerState, TrainError};
+use crate::durable::tensor_file::{self, Data, Entry, TensorFile};
 use crate::nn::tensors;
-use crate::results::tensor_file::{self, Data, Entry, TensorFile};
 
 fn write(path: &Path, entries: &[Entry], meta: HashMap<String, String>) -> Result<(), TrainError> {
     Ok(tensor_file::write(path, entries, meta)?)

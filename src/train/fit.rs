@@ -7,12 +7,12 @@ use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::early_stopping::{EarlyStopping, StopState, Stopped};
+use super::metrics::EpochMetrics;
 use super::schedule::{LrSchedule, ScheduleState};
 use super::{
     clip, loss, penalised_norm_except, Dev, Frozen, Inputs, Net, OptimizerConfig, OptimizerState,
     Penalty, TrainError,
 };
-use crate::results::schema::EpochMetrics;
 
 /// A phase's batches: inputs and their labels.
 pub type Batches<'a> = Box<dyn Iterator<Item = Result<(Inputs, Vec<usize>), TrainError>> + 'a>;
@@ -92,12 +92,14 @@ pub enum Start {
 
 /// What [`fit`] calls after each epoch: metrics, model, optimizer and loop state, to record and
 /// checkpoint them.
-pub type OnEpoch<'a, M> =
+pub(super) type OnEpoch<'a, M> =
     dyn FnMut(&EpochMetrics, &M, &OptimizerState, &LoopState) -> Result<(), TrainError> + 'a;
 
 /// Trains `model` up to `cfg.epochs` (or until early stopping), calling `on_epoch` with each
 /// epoch's metrics, the model, the optimizer and the loop state as soon as the epoch ends (to
 /// record and checkpoint), and `on_batch` with (epoch, batch, running loss) for progress display.
+// Long: the training loop itself (resume state, epochs, batches, evaluation, schedules, early
+// stopping), read top to bottom.
 pub fn fit<M: Net>(
     dev: &Dev,
     model: &mut M,

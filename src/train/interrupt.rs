@@ -9,13 +9,13 @@ pub const EXIT_INTERRUPTED: u8 = 130;
 static REQUESTED: AtomicBool = AtomicBool::new(false);
 
 /// Installs the handler: the first signal sets the flag, the second exits — at once, or, while
-/// files are being written, as soon as they are whole (`results::exit_guard`): an epoch's
+/// files are being written, as soon as they are whole (`durable::exit_guard`): an epoch's
 /// metrics never stay on disk without its manifest, nor a write as a temporary file.
 pub fn install() -> std::io::Result<()> {
     use signal_hook::consts::SIGINT;
     let on_sigint = || {
         if REQUESTED.swap(true, Ordering::SeqCst) {
-            crate::results::exit_guard::exit_when_whole(EXIT_INTERRUPTED as i32);
+            crate::durable::exit_guard::exit_when_whole(EXIT_INTERRUPTED as i32);
         }
     };
     // SAFETY: the handler only touches atomics and calls `_exit`, both async-signal-safe.

@@ -7,7 +7,7 @@ use dfdx::prelude::*;
 use super::Dev;
 
 /// The target distribution of a batch, `labels.len()` × `classes`.
-pub fn targets(
+pub(super) fn targets(
     dev: &Dev,
     labels: &[usize],
     classes: usize,

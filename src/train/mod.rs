@@ -11,18 +11,19 @@ mod fit;
 mod frozen;
 pub mod interrupt;
 mod loss;
+mod metrics;
 mod net;
 mod optim;
 mod regularize;
 pub mod schedule;
 
-pub use crate::results::schema::EpochMetrics;
 pub use clip::clip_grad_norm;
 pub use early_stopping::{EarlyStopping, Stopped};
 pub use fit::{
     evaluate, fit, BatchSource, Batches, Evaluation, FitConfig, LoopState, Outcome, Phase, Start,
 };
 pub use frozen::{in_blocks, Frozen};
+pub use metrics::EpochMetrics;
 pub use net::{Dev, ImageBatch, Inputs, Logits, Net, TrainError};
 pub use optim::{OptimizerConfig, OptimizerState};
 pub use regularize::{penalised_norm, penalised_norm_except, Penalty, RegularizationKind};

@@ -14,7 +14,7 @@ pub enum TrainError {
     /// A result file could not be written (or read back): the error names the file and keeps
     /// its cause.
     #[error(transparent)]
-    Store(#[from] crate::results::store::StoreError),
+    Store(#[from] crate::durable::StoreError),
     #[error("another runner is training this run")]
     Locked,
 }

@@ -159,8 +159,14 @@ impl OptimizerState {
                 let step = (lr / c1) as f32;
                 let c2_sqrt = c2.sqrt() as f32;
                 let (m, v) = (&mut opt.first[i], &mut opt.second[i]);
-                let eps = eps as f32;
-                runner_kernels::optim::adam_step(w, g, m, v, b1, b2, step, c2_sqrt, eps);
+                let adam = runner_kernels::optim::Adam {
+                    b1,
+                    b2,
+                    step,
+                    c2_sqrt,
+                    eps: eps as f32,
+                };
+                runner_kernels::optim::adam_step(w, g, m, v, &adam);
             }
         }
     }

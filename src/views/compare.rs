@@ -265,6 +265,7 @@ pub struct Table<'a> {
 }
 
 impl<'a> Table<'a> {
+    // Long: the table's columns built in display order.
     pub fn build(runs: &[&'a Run], summaries: &[&BestAndFinal]) -> Table<'a> {
         let mut keys: Vec<String> = Vec::new();
         for r in runs {

@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 /// A header and rows as CSV, one record per line.
-pub fn csv(header: &[String], rows: &[Vec<String>]) -> String {
+pub(crate) fn csv(header: &[String], rows: &[Vec<String>]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
     let records = std::iter::once(header).chain(rows.iter().map(Vec::as_slice));
     for record in records {
@@ -14,7 +14,7 @@ pub fn csv(header: &[String], rows: &[Vec<String>]) -> String {
 }
 
 /// Rows as a JSON array of objects, keys in column order.
-pub fn objects(header: &[String], rows: Vec<Vec<Value>>) -> Value {
+pub(crate) fn objects(header: &[String], rows: Vec<Vec<Value>>) -> Value {
     Value::Array(
         rows.into_iter()
             .map(|r| Value::Object(header.iter().cloned().zip(r).collect()))
@@ -23,11 +23,11 @@ pub fn objects(header: &[String], rows: Vec<Vec<Value>>) -> Value {
 }
 
 /// A JSON document, pretty printed, with a final newline.
-pub fn json(value: &Value) -> String {
+pub(crate) fn json(value: &Value) -> String {
     serde_json::to_string_pretty(value).expect("JSON values serialise") + "\n"
 }
 
 /// A number, or null where JSON has none (NaN, ±inf).
-pub fn number(x: f64) -> Value {
+pub(crate) fn number(x: f64) -> Value {
     serde_json::Number::from_f64(x).map_or(Value::Null, Value::Number)
 }

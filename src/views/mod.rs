@@ -3,7 +3,26 @@
 //! model (that is `inspect`).
 
 pub mod compare;
-pub mod format;
+pub(crate) mod format;
 pub mod plot;
-pub mod report;
-pub mod status;
+pub(crate) mod report;
+pub(crate) mod status;
+
+use crate::results::layout::RunDir;
+use crate::results::scan::{Run, ViewError};
+use crate::results::store::{self, Manifest};
+
+/// A run's manifest when it has one (a folder with metrics alone is a run too), or why it
+/// cannot be read.
+pub fn manifest_of(run: &Run) -> Result<Option<Manifest>, ViewError> {
+    let path = RunDir::at(&run.dir).manifest();
+    if !path.is_file() {
+        return Ok(None);
+    }
+    store::read_manifest(&path)
+        .map(Some)
+        .map_err(|e| ViewError::Read {
+            path,
+            reason: e.to_string(),
+        })
+}

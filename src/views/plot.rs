@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
+use crate::durable;
 use crate::number;
 use crate::results::plan::ExperimentPlan;
 use crate::results::scan::{self, Run, ViewError};
 use crate::results::schema::ParamValue;
-use crate::results::store;
 use crate::views::compare::{cmp_param, BestAndFinal, BestBy, SEED_KEY};
 
 pub use chart::{Band, Series, XAxis};
@@ -35,7 +35,7 @@ pub fn plot(results: &Path) -> Result<(Vec<PathBuf>, Vec<ViewError>), ViewError>
     let mut written = Vec::new();
     for e in experiments {
         let of: Vec<&Run> = runs.iter().filter(|r| r.experiment == e).collect();
-        let out = of[0].dir.parent().unwrap_or(Path::new(".")).join("plots");
+        let out = crate::results::layout::ExperimentDir::of_run(&of[0].dir).plots();
         written.extend(plot_runs(&of, &out)?);
     }
     Ok((written, unreadable))
@@ -76,6 +76,7 @@ pub struct Figure {
 /// The figures of a set of runs (normally one experiment's): loss, val accuracy and weight norm
 /// per epoch, and for a sweep over one numeric parameter the best val loss and accuracy against
 /// it.
+// Long: one block per figure, in the order the plots and the report show them.
 pub fn figures(runs: &[&Run], curves: Curves) -> Vec<Figure> {
     let experiment = runs.first().map_or("", |r| r.experiment.as_str());
     let differing = differing_keys(runs);
@@ -282,13 +283,15 @@ fn draw<DB: DrawingBackend>(
                 legend,
             } => chart::lines(
                 area,
-                title,
-                x_desc,
-                y_desc,
-                axis,
-                series,
-                band.as_ref(),
-                *legend,
+                &chart::Lines {
+                    title,
+                    x_desc,
+                    y_desc,
+                    axis,
+                    series,
+                    band: band.as_ref(),
+                    legend: *legend,
+                },
             )?,
             Panel::ScatterMean {
                 title,
@@ -338,7 +341,7 @@ pub fn svg(figure: &Figure) -> Result<String, String> {
 }
 
 pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ViewError> {
-    Ok(store::write_file(path, bytes)?)
+    Ok(durable::write_file(path, bytes)?)
 }
 
 /// The swept keys that name runs (legends, MLflow run names, the report's sections), in

@@ -7,14 +7,15 @@ use std::time::UNIX_EPOCH;
 
 use comfy_table::presets;
 
+use crate::durable::lock;
 use crate::number::ColumnFormat;
-use crate::results::lock;
+use crate::results::layout::ExperimentDir;
 use crate::results::plan::{ExperimentPlan, PlannedPoint};
 use crate::results::scan::ViewError;
 use crate::results::store::{read_manifest, Status};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     #[default]
     Table,
     Csv,
@@ -23,7 +24,7 @@ pub enum Format {
 
 /// Where one planned point stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     /// No run folder (or no manifest and no lock) yet.
     Pending,
     /// Locked by a live process (on this host) or one with a fresh heartbeat (another host).
@@ -40,7 +41,7 @@ pub enum State {
 }
 
 impl State {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             State::Pending => "pending",
             State::Running => "running",
@@ -54,7 +55,7 @@ impl State {
 }
 
 #[derive(Debug, Clone)]
-pub struct PointStatus {
+pub(crate) struct PointStatus {
     pub point: PlannedPoint,
     pub state: State,
     pub epochs_done: usize,
@@ -74,16 +75,16 @@ fn mtime(path: &Path) -> Option<u64> {
 }
 
 /// The state of one planned point, read from its run folder.
-pub fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> PointStatus {
-    let dir = experiment_dir.join(&point.run_id);
-    let manifest_path = dir.join("manifest.json");
+pub(crate) fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> PointStatus {
+    let dir = ExperimentDir::at(experiment_dir).run(&point.run_id);
+    let manifest_path = dir.manifest();
     // a missing manifest: never started; one that is there but unreadable: damaged
     let (manifest, damage) = match read_manifest(&manifest_path) {
         Ok(m) => (Some(m), None),
         Err(_) if !manifest_path.exists() => (None, None),
         Err(e) => (None, Some(e.to_string())),
     };
-    let seen = lock::inspect(&dir.join("lock"));
+    let seen = lock::inspect(&dir.lock());
     let mut st = PointStatus {
         point: point.clone(),
         state: State::Pending,
@@ -94,7 +95,7 @@ pub fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> PointStatus 
         updated: None,
         detail: manifest.as_ref().and_then(|m| m.error.clone()),
     };
-    let mut updated = mtime(&dir.join("manifest.json"));
+    let mut updated = mtime(&manifest_path);
     let finished = manifest.as_ref().and_then(|m| match m.status {
         Status::Done => Some(State::Done),
         Status::Failed => Some(State::Failed),
@@ -140,18 +141,18 @@ pub fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> PointStatus 
         }
         (None, None) => State::Pending,
     };
-    st.updated = updated.map(crate::results::timestamp::rfc3339);
+    st.updated = updated.map(crate::durable::timestamp::rfc3339);
     st
 }
 
 /// Every planned point of the experiment whose results are in `experiment_dir`.
-pub fn statuses(experiment_dir: &Path) -> Result<(ExperimentPlan, Vec<PointStatus>), ViewError> {
+pub(crate) fn statuses(
+    experiment_dir: &Path,
+) -> Result<(ExperimentPlan, Vec<PointStatus>), ViewError> {
     // a sweep that is planned but has no run folder yet has a plan and no experiment folder
     let plan = ExperimentPlan::read(experiment_dir).map_err(|e| match e {
         _ if !experiment_dir.is_dir() => ViewError::Missing(experiment_dir.to_path_buf()),
-        crate::results::store::StoreError::Read { path, reason } => {
-            ViewError::Read { path, reason }
-        }
+        crate::durable::StoreError::Read { path, reason } => ViewError::Read { path, reason },
         other => ViewError::Read {
             path: experiment_dir.to_path_buf(),
             reason: other.to_string(),
@@ -163,12 +164,6 @@ pub fn statuses(experiment_dir: &Path) -> Result<(ExperimentPlan, Vec<PointStatu
         .map(|p| point_status(experiment_dir, p))
         .collect();
     Ok((plan, points))
-}
-
-/// Where every planned point of the experiment in `experiment_dir` stands, rendered.
-pub fn status(experiment_dir: &Path, format: Format) -> Result<String, ViewError> {
-    let (plan, points) = statuses(experiment_dir)?;
-    Ok(render(&plan, &points, format))
 }
 
 fn keys(plan: &ExperimentPlan) -> Vec<String> {
@@ -210,7 +205,7 @@ fn readable_column<'a>(values: impl Iterator<Item = &'a str>) -> Box<dyn Fn(&str
     })
 }
 
-pub fn render(plan: &ExperimentPlan, points: &[PointStatus], format: Format) -> String {
+pub(crate) fn render(plan: &ExperimentPlan, points: &[PointStatus], format: Format) -> String {
     let keys = keys(plan);
     match format {
         Format::Table => table(plan, points, &keys),

@@ -1,23 +1,28 @@
 //! What the integration tests share: starting `runner` in a folder, the fixtures, and tests
 //! that need a tool the machine may lack (Chromium, an mlflow venv, `mount`, Slurm).
-#![allow(dead_code)] // each test file uses a part
+#![allow(
+    dead_code,
+    reason = "each test file uses a part; an `expect` would fail in the files that use it all"
+)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub(crate) mod grad;
+
 /// The project's root (where `pipeline/` and `tests/fixtures/` are).
-pub fn project() -> &'static Path {
+pub(crate) fn project() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 /// The tiny cat/dog image folder (8 train and 4 val images per class).
-pub fn tiny() -> PathBuf {
+pub(crate) fn tiny() -> PathBuf {
     project().join("tests/fixtures/catdog-tiny")
 }
 
 /// A one-epoch spec of a linear pixel model on [`tiny`] (4 train and 2 val images per class at
 /// 16 px), experiment `name`, with `extra` TOML appended (a `[sweep]` table, say).
-pub fn tiny_linear_spec(name: &str, extra: &str) -> String {
+pub(crate) fn tiny_linear_spec(name: &str, extra: &str) -> String {
     format!(
         r#"[experiment]
 name = "{name}"
@@ -41,20 +46,127 @@ epochs = 1
     )
 }
 
+/// A spec on [`tiny`] as the tests write it, one table at a time: [`Spec::tiny`] is an MLP
+/// trained with SGD on 0.5-normalised images; [`Spec::set`] adds or replaces one `key = value`
+/// line of a table. [`Spec::text`] keeps `@DATA@` for the data folder; [`Spec::write`] puts
+/// the fixture's path there and writes `exp.toml`.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    tables: Vec<(String, Vec<String>)>,
+}
+
+impl Spec {
+    pub(crate) fn tiny(name: &str, seed: u64) -> Spec {
+        Spec { tables: Vec::new() }
+            .set("experiment", &format!("name = \"{name}\""))
+            .set("experiment", &format!("seed = {seed}"))
+            .set("dataset", "root = \"@DATA@\"")
+            .set("transforms", "mean = [0.5, 0.5, 0.5]")
+            .set("transforms", "std = [0.5, 0.5, 0.5]")
+            .set("backbone", "name = \"mlp\"")
+            .set("optimizer", "kind = \"sgd\"")
+            .set("optimizer", "lr = 0.01")
+    }
+
+    /// `line` (`key = value`) in `table`: in place of the table's line with that key, else last.
+    pub(crate) fn set(mut self, table: &str, line: &str) -> Spec {
+        let key = |l: &str| l.split('=').next().unwrap_or("").trim().to_string();
+        let t = match self.tables.iter().position(|(t, _)| t == table) {
+            Some(t) => t,
+            None => {
+                self.tables.push((table.to_string(), Vec::new()));
+                self.tables.len() - 1
+            }
+        };
+        let lines = &mut self.tables[t].1;
+        match lines.iter().position(|l| key(l.as_str()) == key(line)) {
+            Some(i) => lines[i] = line.to_string(),
+            None => lines.push(line.to_string()),
+        }
+        self
+    }
+
+    /// Several lines of one table.
+    pub(crate) fn table(self, table: &str, lines: &[&str]) -> Spec {
+        lines.iter().fold(self, |spec, l| spec.set(table, l))
+    }
+
+    /// The TOML, tables in the order they were first set; `@DATA@` for the data folder.
+    pub(crate) fn text(&self) -> String {
+        let mut out = String::new();
+        for (table, lines) in &self.tables {
+            out += &format!("\n[{table}]\n");
+            for l in lines {
+                out += l;
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Writes `dir/exp.toml` on [`tiny`] and returns its path.
+    pub(crate) fn write(&self, dir: &Path) -> PathBuf {
+        write_spec(dir, &self.text())
+    }
+
+    /// Writes `dir/exp.toml` on the image folder `data`.
+    pub(crate) fn write_on(&self, dir: &Path, data: &Path) -> PathBuf {
+        write_spec_on(dir, &self.text(), data)
+    }
+}
+
+/// The embedded 28×28 cat/dog set (`pipeline/data/animal-mnist-catdog`): more images than
+/// [`tiny`], for the tests that need many batches.
+pub(crate) fn animal_mnist() -> PathBuf {
+    project().join("pipeline/data/animal-mnist-catdog")
+}
+
+/// Writes `body` to `dir/exp.toml`, `@DATA@` replaced by [`tiny`]'s path, and returns the path.
+pub(crate) fn write_spec(dir: &Path, body: &str) -> PathBuf {
+    write_spec_on(dir, body, &tiny())
+}
+
+/// Writes `body` to `dir/exp.toml`, `@DATA@` replaced by `data`, and returns the path.
+pub(crate) fn write_spec_on(dir: &Path, body: &str, data: &Path) -> PathBuf {
+    let path = dir.join("exp.toml");
+    std::fs::write(&path, body.replace("@DATA@", &data.display().to_string())).unwrap();
+    path
+}
+
+/// The runner binary in `dir` with `args`, logging warnings only; to be run by the caller.
+pub(crate) fn command(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
+    cmd.current_dir(dir).args(args).env("RUNNER_LOG", "warn");
+    cmd
+}
+
 /// `runner ARGS` in `dir`, logging warnings only.
-pub fn runner(dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_runner"))
-        .current_dir(dir)
-        .args(args)
-        .env("RUNNER_LOG", "warn")
+pub(crate) fn runner(dir: &Path, args: &[&str]) -> Output {
+    command(dir, args).output().expect("runner starts")
+}
+
+/// `runner ARGS` in `dir`, logging at info (the tests that read the log).
+pub(crate) fn runner_logged(dir: &Path, args: &[&str]) -> Output {
+    command(dir, args)
+        .env("RUNNER_LOG", "info")
         .output()
         .expect("runner starts")
 }
 
+/// The stdout of a run that must succeed.
+pub(crate) fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
 /// `runner ARGS` in `dir` with environment changes: `Some(value)` sets, `None` removes.
-pub fn runner_env(dir: &Path, args: &[&str], env: &[(&str, Option<&str>)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_runner"));
-    cmd.current_dir(dir).args(args).env("RUNNER_LOG", "warn");
+pub(crate) fn runner_env(dir: &Path, args: &[&str], env: &[(&str, Option<&str>)]) -> Output {
+    let mut cmd = command(dir, args);
     for (key, value) in env {
         match value {
             Some(v) => cmd.env(key, v),
@@ -64,15 +176,39 @@ pub fn runner_env(dir: &Path, args: &[&str], env: &[(&str, Option<&str>)]) -> Ou
     cmd.output().expect("runner starts")
 }
 
+/// Mean and variance of an image's luminance (a blank figure has almost none).
+pub(crate) fn luminance(img: &image::RgbImage) -> (f64, f64) {
+    let lum: Vec<f64> = img
+        .pixels()
+        .map(|p| p.0.iter().map(|&c| c as f64).sum::<f64>() / 3.0)
+        .collect();
+    let mean = lum.iter().sum::<f64>() / lum.len() as f64;
+    let var = lum.iter().map(|l| (l - mean).powi(2)).sum::<f64>() / lum.len() as f64;
+    (mean, var)
+}
+
+/// A column of a table as f64s (integers cast).
+pub(crate) fn f64s(df: &polars::prelude::DataFrame, name: &str) -> Vec<f64> {
+    use polars::prelude::DataType;
+    df.column(name)
+        .unwrap()
+        .cast(&DataType::Float64)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
+}
+
 /// Cuts a file to a third of its length: a damaged result file, as a full disk or a killed
 /// copy leaves it.
-pub fn cut_to_a_third(file: &Path) {
+pub(crate) fn cut_to_a_third(file: &Path) {
     let whole = std::fs::read(file).unwrap();
     std::fs::write(file, &whole[..whole.len() / 3]).unwrap();
 }
 
 /// Exit status, stdout and stderr, for assertion messages.
-pub fn text(out: &Output) -> String {
+pub(crate) fn text(out: &Output) -> String {
     format!(
         "status {:?}\n--- stdout\n{}\n--- stderr\n{}",
         out.status.code(),
@@ -85,18 +221,18 @@ pub fn text(out: &Output) -> String {
 /// list (`test [skipped: no chromium …] name ... ignored`), so that `cargo test` shows it;
 /// with `RUNNER_REQUIRE_TOOLS=1` (what `.ci/run` sets) it fails instead, naming what is missing.
 /// The files that hold such tests run on `libtest-mimic` (`harness = false` in Cargo.toml).
-pub mod tools {
+pub(crate) mod tools {
     use libtest_mimic::{Arguments, Failed, Trial};
 
     /// The one switch: every tool-dependent test must run.
-    pub const REQUIRE: &str = "RUNNER_REQUIRE_TOOLS";
+    pub(crate) const REQUIRE: &str = "RUNNER_REQUIRE_TOOLS";
 
     fn required() -> bool {
         std::env::var(REQUIRE).as_deref() == Ok("1")
     }
 
     /// A test that needs nothing.
-    pub fn plain(name: &'static str, test: fn()) -> Trial {
+    pub(crate) fn plain(name: &'static str, test: fn()) -> Trial {
         Trial::test(name, move || {
             test();
             Ok(())
@@ -104,7 +240,7 @@ pub mod tools {
     }
 
     /// A test that needs a tool; `missing` says why it cannot run here (`None`: it can).
-    pub fn needs(name: &'static str, missing: Option<String>, test: fn()) -> Trial {
+    pub(crate) fn needs(name: &'static str, missing: Option<String>, test: fn()) -> Trial {
         match missing {
             None => plain(name, test),
             Some(why) if required() => Trial::test(name, move || {
@@ -120,12 +256,40 @@ pub mod tools {
     }
 
     /// A test that only runs when asked for (`-- --ignored`), like `#[ignore]`.
-    pub fn opt_in(name: &'static str, test: fn()) -> Trial {
+    pub(crate) fn opt_in(name: &'static str, test: fn()) -> Trial {
         plain(name, test).with_ignored_flag(true)
     }
 
     /// Runs the trials with the usual test-binary arguments and exits.
-    pub fn run(trials: Vec<Trial>) -> ! {
+    pub(crate) fn run(trials: Vec<Trial>) -> ! {
         libtest_mimic::run(&Arguments::from_args(), trials).exit()
+    }
+}
+
+/// The spec files of tests/specs/ and their rendered errors.
+pub(crate) mod specs {
+    use std::path::Path;
+
+    use runner::spec::{self, Experiment, LoadOptions, SpecError};
+
+    /// `tests/specs/<spec>` with `--set` `overrides`, no pipeline folder.
+    pub(crate) fn load(spec: &str, overrides: &[&str]) -> Result<Experiment, SpecError> {
+        let opts = LoadOptions {
+            overrides: overrides.iter().map(|s| s.to_string()).collect(),
+            pipeline_dir: None,
+        };
+        spec::load(&Path::new("tests/specs").join(spec), &opts)
+    }
+
+    /// The rendered error of `spec`, which must have failed with `runner check`'s exit code.
+    pub(crate) fn error_of<T>(spec: &str, loaded: Result<T, SpecError>) -> String {
+        match loaded {
+            Ok(_) => panic!("{spec} loaded, expected an error"),
+            Err(err) => {
+                let rendered = err.to_string();
+                assert_eq!(runner::cli::Failure::from(err).exit_code(), 78);
+                rendered
+            }
+        }
     }
 }

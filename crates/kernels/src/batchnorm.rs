@@ -63,7 +63,10 @@ impl Act {
 
 /// The output gradient through the activation: `gout` where the pre-activation
 /// `x·a_c + b_c (+ r)` passes, 0 elsewhere (recomputed exactly as the forward pass computed it).
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the slices and per-channel vectors of one fused BatchNorm pass"
+)]
 pub fn act_backward(
     act: Act,
     c: usize,
@@ -114,7 +117,10 @@ pub fn train_coefficients(
 }
 
 /// Train-mode statistics and output: returns (y, mean, inv_std, biased var).
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the slices and per-channel vectors of one fused BatchNorm pass"
+)]
 pub fn train_forward(
     n: usize,
     c: usize,
@@ -169,7 +175,10 @@ pub fn eval_coefficients(
 }
 
 /// y = act(x·a_c + b_c (+ r)), plane by plane.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the slices and per-channel vectors of one fused BatchNorm pass"
+)]
 pub fn affine(
     c: usize,
     hw: usize,
@@ -203,7 +212,6 @@ pub fn add_into(dst: &mut [f32], src: &[f32]) {
 }
 
 /// Train mode, backward: (dβ, dγ) per channel, dβ = Σ dy, dγ = Σ dy·x̂.
-#[allow(clippy::too_many_arguments)]
 pub fn train_param_grads(
     n: usize,
     c: usize,
@@ -238,7 +246,10 @@ pub fn train_param_grads(
 }
 
 /// Train mode, backward: dx += γ·σ⁻¹/M · (M·dy − dβ − x̂·dγ).
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the slices and per-channel vectors of one fused BatchNorm pass"
+)]
 pub fn train_input_grad(
     c: usize,
     hw: usize,
@@ -265,7 +276,10 @@ pub fn train_input_grad(
 }
 
 /// Eval mode, backward: (dβ, dγ) per channel with the running statistics.
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the slices and per-channel vectors of one fused BatchNorm pass"
+)]
 pub fn eval_param_grads(
     n: usize,
     c: usize,

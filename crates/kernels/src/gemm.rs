@@ -61,7 +61,10 @@ pub fn use_gemm015() -> bool {
     *OLD.get_or_init(|| std::env::var("RUNNER_CONV_GEMM").is_ok_and(|v| v == "0.15"))
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "BLAS-style: the three sizes, the destination, the accumulate flag, both operands and the thread policy"
+)]
 /// `dst[m×n] (+)= a[m×k] · b[k×n]`, `dst` row-major with row stride `n`.
 /// With `accumulate` the product is added to `dst`, otherwise it overwrites it.
 pub fn matmul(

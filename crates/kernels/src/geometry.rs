@@ -71,7 +71,10 @@ pub struct Conv2dGeom {
 }
 
 impl Conv2dGeom {
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "one argument per dimension of a convolution"
+    )]
     pub fn new(
         batch: usize,
         c_in: usize,

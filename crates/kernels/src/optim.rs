@@ -27,20 +27,26 @@ pub fn sgd_step(
     }
 }
 
-/// One Adam step with bias corrections folded into `step` = lr / (1 − β₁ᵗ) and
+/// The constants of one Adam step, bias corrections folded into `step` = lr / (1 − β₁ᵗ) and
 /// `c2_sqrt` = √(1 − β₂ᵗ).
-#[allow(clippy::too_many_arguments)]
-pub fn adam_step(
-    w: &mut [f32],
-    g: &[f32],
-    m: &mut [f32],
-    v: &mut [f32],
-    b1: f32,
-    b2: f32,
-    step: f32,
-    c2_sqrt: f32,
-    eps: f32,
-) {
+#[derive(Debug, Clone, Copy)]
+pub struct Adam {
+    pub b1: f32,
+    pub b2: f32,
+    pub step: f32,
+    pub c2_sqrt: f32,
+    pub eps: f32,
+}
+
+/// One Adam step of weights `w` with gradient `g` and moments `m`, `v`.
+pub fn adam_step(w: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32], adam: &Adam) {
+    let Adam {
+        b1,
+        b2,
+        step,
+        c2_sqrt,
+        eps,
+    } = *adam;
     for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
         *m = b1 * *m + (1.0 - b1) * g;
         *v = b2 * *v + (1.0 - b2) * g * g;

@@ -198,6 +198,10 @@ impl Prims {
         let any_dst = Desc::new(dnnl, &s.dst_dims(), sys::TAG_ANY)?;
         let any_w = s.any_weights(dnnl)?;
         let mut cd = sys::ConvolutionDesc { bytes: [0; 5976] };
+        // SAFETY: `cd` is a live local of the size of `dnnl_convolution_desc_t` that the call
+        // writes; the memory descriptors are initialised and borrowed for the call (a null bias
+        // means none); strides and paddings are 2-element arrays that live until the call returns,
+        // as 4-D descriptors need.
         crate::check("dnnl_convolution_forward_desc_init", unsafe {
             (dnnl.api.convolution_forward_desc_init)(
                 &mut cd,
@@ -212,6 +216,7 @@ impl Prims {
                 s.pad_r().as_ptr(),
             )
         })?;
+        // SAFETY: `cd` was initialised by the successful call above.
         let fwd =
             unsafe { Prim::new(dnnl, (&cd as *const sys::ConvolutionDesc).cast(), &[], None)? };
         let src = fwd.desc(dnnl, sys::QUERY_SRC_MD);
@@ -249,6 +254,10 @@ impl Bwd {
         let any_dst = Desc::new(dnnl, &s.dst_dims(), sys::TAG_ANY)?;
         let any_w = s.any_weights(dnnl)?;
         let mut cd = sys::ConvolutionDesc { bytes: [0; 5976] };
+        // SAFETY: `cd` is a live local of the size of `dnnl_convolution_desc_t` that the call
+        // writes; the memory descriptors are initialised and borrowed for the call (a null bias
+        // means none); strides and paddings are 2-element arrays that live until the call returns,
+        // as 4-D descriptors need.
         crate::check("dnnl_convolution_backward_data_desc_init", unsafe {
             (dnnl.api.convolution_backward_data_desc_init)(
                 &mut cd,
@@ -261,6 +270,7 @@ impl Bwd {
                 s.pad_r().as_ptr(),
             )
         })?;
+        // SAFETY: `cd` was initialised by the successful call above.
         let data = unsafe {
             Prim::new(
                 dnnl,
@@ -270,6 +280,10 @@ impl Bwd {
             )?
         };
         let mut cd = sys::ConvolutionDesc { bytes: [0; 5976] };
+        // SAFETY: `cd` is a live local of the size of `dnnl_convolution_desc_t` that the call
+        // writes; the memory descriptors are initialised and borrowed for the call (a null bias
+        // means none); strides and paddings are 2-element arrays that live until the call returns,
+        // as 4-D descriptors need.
         crate::check("dnnl_convolution_backward_weights_desc_init", unsafe {
             (dnnl.api.convolution_backward_weights_desc_init)(
                 &mut cd,
@@ -283,6 +297,7 @@ impl Bwd {
                 s.pad_r().as_ptr(),
             )
         })?;
+        // SAFETY: `cd` was initialised by the successful call above.
         let weights = unsafe {
             Prim::new(
                 dnnl,
@@ -403,7 +418,10 @@ impl Dnnl {
     /// Adds ∂L/∂x into `dx` and ∂L/∂w into `dw` (those given) for the output gradient `gout`
     /// (NCHW). `x` (NCHW) is read for `dw` unless `saved` holds it, `w` (OIHW) for `dx` unless
     /// `saved` holds it in the layout backward-data wants.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the convolution, its saved state, its three inputs and its two optional outputs"
+    )]
     pub fn conv_backward(
         &self,
         s: &ConvSpec,

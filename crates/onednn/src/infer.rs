@@ -36,6 +36,10 @@ impl InferConv {
         let bias_md = Desc::new(dnnl, &[s.c_out], sys::TAG_A)?;
         assert_eq!(bias.len(), s.c_out, "bias size");
         let mut cd = sys::ConvolutionDesc { bytes: [0; 5976] };
+        // SAFETY: `cd` is a live local of the size of `dnnl_convolution_desc_t` that the call
+        // writes; the memory descriptors are initialised and borrowed for the call (a null bias
+        // means none); strides and paddings are 2-element arrays that live until the call returns,
+        // as 4-D descriptors need.
         crate::check("dnnl_convolution_forward_desc_init", unsafe {
             (dnnl.api.convolution_forward_desc_init)(
                 &mut cd,
@@ -50,6 +54,7 @@ impl InferConv {
                 s.pad_r().as_ptr(),
             )
         })?;
+        // SAFETY: `cd` was initialised by the successful call above.
         let prim = unsafe {
             Prim::new(
                 dnnl,

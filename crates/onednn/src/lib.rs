@@ -69,9 +69,13 @@ pub struct Dnnl {
     pub(crate) convs: Mutex<conv::Cache>,
 }
 
-// The engine handle is used from many threads: oneDNN's engines and primitives may be shared
-// between threads (primitive execution is thread-safe); streams are per thread (`with_stream`).
+// SAFETY: after `open` nothing of a `Dnnl` is mutated but its conv cache, behind a Mutex; the
+// engine handle and the function pointers are plain values, and oneDNN's CPU engine may be used
+// (primitives created and executed) from many threads at once. Streams, which may not, are
+// per thread (`with_stream`) and never stored here.
 unsafe impl Send for Dnnl {}
+// SAFETY: as for Send: shared use is the engine's documented thread-safe use; the only state
+// changed through `&Dnnl` is the Mutex-guarded conv cache and thread-local streams.
 unsafe impl Sync for Dnnl {}
 
 static LOADED: OnceLock<Result<Dnnl, String>> = OnceLock::new();
@@ -110,9 +114,13 @@ impl Dnnl {
                 v.major, v.minor, v.patch
             ));
         }
+        // SAFETY: a non-null `hash` of dnnl_version's static struct is a static NUL-terminated string.
         let _hash = (!v.hash.is_null()).then(|| unsafe { CStr::from_ptr(v.hash) });
+        // SAFETY: dnnl_get_effective_cpu_isa takes no arguments and only reads the library's state.
         let isa = isa_name(unsafe { (api.get_effective_cpu_isa)() });
         let mut engine = std::ptr::null_mut();
+        // SAFETY: `engine` is a live local the call writes the new handle to; index 0 of the CPU
+        // engine kind is the host CPU, which always exists.
         check("dnnl_engine_create", unsafe {
             (api.engine_create)(&mut engine, sys::ENGINE_CPU, 0)
         })
@@ -167,6 +175,8 @@ impl Dnnl {
             let mut s = s.borrow_mut();
             if s.is_none() {
                 let mut h = std::ptr::null_mut();
+                // SAFETY: `h` is a live local the call writes the handle to; `self.engine` lives as long as
+                // `self`, which is the process's static `Dnnl`.
                 check("dnnl_stream_create", unsafe {
                     (self.api.stream_create)(&mut h, self.engine, sys::STREAM_DEFAULT_FLAGS)
                 })?;
@@ -174,6 +184,7 @@ impl Dnnl {
             }
             let h = s.as_ref().expect("created above").0;
             let r = f(h)?;
+            // SAFETY: `h` is this thread's stream, created above and destroyed only when the thread ends.
             check("dnnl_stream_wait", unsafe { (self.api.stream_wait)(h) })?;
             Ok(r)
         })
@@ -188,6 +199,8 @@ struct StreamHandle(
 
 impl Drop for StreamHandle {
     fn drop(&mut self) {
+        // SAFETY: the stream came from dnnl_stream_create and is destroyed once, here, as the thread
+        // that alone used it ends.
         unsafe { (self.1)(self.0) };
     }
 }

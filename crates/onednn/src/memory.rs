@@ -15,10 +15,16 @@ impl Desc {
     /// f32 with dimensions `dims` in layout `tag` (`sys::TAG_*`).
     pub fn new(dnnl: &Dnnl, dims: &[usize], tag: i32) -> Result<Desc, Error> {
         let mut d = [0i64; 12];
+        assert!(
+            dims.len() <= d.len(),
+            "oneDNN descriptors have at most 12 dimensions"
+        );
         for (o, v) in d.iter_mut().zip(dims) {
             *o = *v as i64;
         }
         let mut md = sys::MemoryDesc { bytes: [0; 696] };
+        // SAFETY: `md` is a live local of the size of `dnnl_memory_desc_t` that the call writes; it
+        // reads `dims.len()` (≤ 12, asserted above) entries of `d`.
         check("dnnl_memory_desc_init_by_tag", unsafe {
             (dnnl.api.memory_desc_init_by_tag)(
                 &mut md,
@@ -33,6 +39,7 @@ impl Desc {
 
     /// Bytes a buffer of this layout needs (blocked layouts pad channels).
     pub fn bytes(&self, dnnl: &Dnnl) -> usize {
+        // SAFETY: `self.0` is an initialised descriptor, borrowed for the call, which only reads it.
         unsafe { (dnnl.api.memory_desc_get_size)(&self.0) }
     }
 
@@ -42,6 +49,7 @@ impl Desc {
     }
 
     pub fn same(&self, other: &Desc, dnnl: &Dnnl) -> bool {
+        // SAFETY: both are initialised descriptors, borrowed for the call, which only reads them.
         unsafe { (dnnl.api.memory_desc_equal)(&self.0, &other.0) != 0 }
     }
 }
@@ -75,6 +83,9 @@ impl<'a> Mem<'a> {
 
     fn over(dnnl: &Dnnl, desc: &Desc, ptr: *mut f32) -> Result<Mem<'a>, Error> {
         let mut handle = std::ptr::null_mut();
+        // SAFETY: `desc.0` is initialised; `ptr` is the start of a buffer of at least `desc.floats()`
+        // floats (asserted by `input` and `output`) that outlives the memory object (`'a`), and oneDNN
+        // does not take ownership of a user buffer; `handle` is a live local the call writes.
         check("dnnl_memory_create", unsafe {
             (dnnl.api.memory_create)(&mut handle, &desc.0, dnnl.engine, ptr.cast())
         })?;
@@ -88,6 +99,8 @@ impl<'a> Mem<'a> {
 
 impl Drop for Mem<'_> {
     fn drop(&mut self) {
+        // SAFETY: `handle` came from dnnl_memory_create and is destroyed once, here; the buffer it
+        // points into is not freed by it.
         unsafe { (self.destroy)(self.handle) };
     }
 }

@@ -17,9 +17,12 @@ pub struct Prim {
     destroy: unsafe extern "C" fn(sys::Primitive) -> sys::Status,
 }
 
-// oneDNN primitives are immutable once created and may be executed from several threads at
-// once (each with its own stream); the descriptor is only queried.
+// SAFETY: oneDNN primitives are immutable once created and may be executed from several
+// threads at once (each with its own stream); the descriptor is only queried; the function
+// pointers are plain values.
 unsafe impl Send for Prim {}
+// SAFETY: as for Send: `&Prim` only executes the primitive and queries its descriptor, which
+// oneDNN allows from many threads at once.
 unsafe impl Sync for Prim {}
 
 impl Prim {
@@ -51,15 +54,21 @@ impl Prim {
 
     fn from_pd(dnnl: &Dnnl, pd: sys::PrimitiveDesc) -> Result<Prim, Error> {
         let mut prim = std::ptr::null_mut();
+        // SAFETY: `pd` is the live descriptor the caller just created; `prim` is a live local the
+        // call writes.
         let made = check("dnnl_primitive_create", unsafe {
             (dnnl.api.primitive_create)(&mut prim, pd)
         });
         if let Err(e) = made {
+            // SAFETY: no primitive was made, so `pd` is owned by nothing else; it is destroyed once.
             unsafe { (dnnl.api.primitive_desc_destroy)(pd) };
             return Err(e);
         }
+        // SAFETY: `pd` is live; the call returns a pointer into `pd` or null, which is read below
+        // only when non-null, while `pd` lives.
         let scratch =
             unsafe { (dnnl.api.primitive_desc_query_md)(pd, sys::QUERY_SCRATCHPAD_MD, 0) };
+        // SAFETY: non-null, so it points to an initialised descriptor owned by `pd`; copied out.
         let scratch = (!scratch.is_null())
             .then(|| Desc(unsafe { *scratch }))
             .filter(|d| d.bytes(dnnl) > 0);
@@ -77,6 +86,8 @@ impl Prim {
     pub fn reorder(dnnl: &Dnnl, from: &Desc, to: &Desc, accumulate: bool) -> Result<Prim, Error> {
         let attr = Attr::new(dnnl, if accumulate { &[PostOp::Sum] } else { &[] })?;
         let mut pd = std::ptr::null_mut();
+        // SAFETY: `from.0` and `to.0` are initialised descriptors and `attr.handle` a live attribute,
+        // all borrowed for the call (which copies what it keeps); `pd` is a live local it writes.
         check("dnnl_reorder_primitive_desc_create", unsafe {
             (dnnl.api.reorder_primitive_desc_create)(
                 &mut pd,
@@ -92,8 +103,10 @@ impl Prim {
 
     /// The layout the primitive chose for one of its arguments (`sys::QUERY_*_MD`).
     pub fn desc(&self, dnnl: &Dnnl, what: c_int) -> Desc {
+        // SAFETY: `self.pd` lives as long as `self`; the result is checked for null before it is read.
         let md = unsafe { (dnnl.api.primitive_desc_query_md)(self.pd, what, 0) };
         assert!(!md.is_null(), "primitive has no memory argument {what}");
+        // SAFETY: non-null (asserted above): an initialised descriptor owned by `self.pd`; copied out.
         Desc(unsafe { *md })
     }
 
@@ -101,6 +114,8 @@ impl Prim {
     /// `ONEDNN_VERBOSE` prints it.
     pub fn implementation(&self, dnnl: &Dnnl) -> String {
         let mut s: *const std::ffi::c_char = std::ptr::null();
+        // SAFETY: `self.pd` is live; for QUERY_IMPL_INFO_STR the call writes one `const char *` to the
+        // out-pointer, which is `s`, a live local of that type.
         let ok = unsafe {
             (dnnl.api.primitive_desc_query)(
                 self.pd,
@@ -112,6 +127,8 @@ impl Prim {
         if ok != sys::SUCCESS || s.is_null() {
             return "unknown".into();
         }
+        // SAFETY: on success `s` is a NUL-terminated string owned by `self.pd`, which outlives this
+        // copy.
         unsafe { CStr::from_ptr(s) }.to_string_lossy().into_owned()
     }
 
@@ -137,6 +154,10 @@ impl Prim {
             });
         }
         dnnl.with_stream(|stream| {
+            // SAFETY: `self.prim` is live; `stream` is this thread's stream; every handle in `args` is a
+            // memory object that lives until this function returns (the caller's `Mem`s and `scratch`),
+            // and `with_stream` waits for the stream before returning, so the primitive is done with
+            // them; `args.len()` is the length of the array passed.
             check("dnnl_primitive_execute", unsafe {
                 (dnnl.api.primitive_execute)(self.prim, stream, args.len() as c_int, args.as_ptr())
             })
@@ -146,6 +167,8 @@ impl Prim {
 
 impl Drop for Prim {
     fn drop(&mut self) {
+        // SAFETY: both handles were created in `from_pd`, are owned by this value alone and are
+        // destroyed once, the primitive before the descriptor it was made from.
         unsafe {
             (self.destroy)(self.prim);
             (self.destroy_pd)(self.pd);
@@ -177,6 +200,7 @@ impl Attr {
     pub fn new(dnnl: &Dnnl, post_ops: &[PostOp]) -> Result<Attr, Error> {
         let api = &dnnl.api;
         let mut handle = std::ptr::null_mut();
+        // SAFETY: `handle` is a live local the call writes.
         check("dnnl_primitive_attr_create", unsafe {
             (api.primitive_attr_create)(&mut handle)
         })?;
@@ -184,13 +208,16 @@ impl Attr {
             handle,
             destroy: api.primitive_attr_destroy,
         };
+        // SAFETY: `handle` is the live attribute created above (owned by `attr`).
         check("dnnl_primitive_attr_set_scratchpad_mode", unsafe {
             (api.primitive_attr_set_scratchpad_mode)(handle, sys::SCRATCHPAD_MODE_USER)
         })?;
         let mut ops = std::ptr::null_mut();
+        // SAFETY: `ops` is a live local the call writes.
         check("dnnl_post_ops_create", unsafe {
             (api.post_ops_create)(&mut ops)
         })?;
+        // SAFETY: `ops` is the live post-ops list created above; the other arguments are values.
         let appended = post_ops.iter().try_for_each(|op| unsafe {
             match *op {
                 PostOp::Sum => check(
@@ -208,11 +235,13 @@ impl Attr {
             }
         });
         let set = appended.and_then(|_| {
+            // SAFETY: `attr.handle` and `ops` are live; the attribute copies the post-ops.
             check("dnnl_primitive_attr_set_post_ops", unsafe {
                 (api.primitive_attr_set_post_ops)(attr.handle, ops)
             })
         });
-        // the attribute keeps its own copy of the post-ops
+        // SAFETY: `ops` was created above and is not used after this (the attribute keeps its own
+        // copy of the post-ops); it is destroyed once.
         unsafe { (api.post_ops_destroy)(ops) };
         set.map(|_| attr)
     }
@@ -220,6 +249,7 @@ impl Attr {
 
 impl Drop for Attr {
     fn drop(&mut self) {
+        // SAFETY: `handle` came from dnnl_primitive_attr_create and is destroyed once, here.
         unsafe { (self.destroy)(self.handle) };
     }
 }

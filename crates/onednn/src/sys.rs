@@ -124,7 +124,6 @@ pub struct Api {
         unsafe extern "C" fn(*mut Memory, *const MemoryDesc, Engine, *mut c_void) -> Status,
     pub memory_get_data_handle: unsafe extern "C" fn(Memory, *mut *mut c_void) -> Status,
     pub memory_destroy: unsafe extern "C" fn(Memory) -> Status,
-    #[allow(clippy::type_complexity)]
     pub convolution_forward_desc_init: unsafe extern "C" fn(
         *mut ConvolutionDesc,
         c_int,
@@ -137,7 +136,6 @@ pub struct Api {
         *const Dim,
         *const Dim,
     ) -> Status,
-    #[allow(clippy::type_complexity)]
     pub convolution_backward_data_desc_init: unsafe extern "C" fn(
         *mut ConvolutionDesc,
         c_int,
@@ -148,7 +146,6 @@ pub struct Api {
         *const Dim,
         *const Dim,
     ) -> Status,
-    #[allow(clippy::type_complexity)]
     pub convolution_backward_weights_desc_init: unsafe extern "C" fn(
         *mut ConvolutionDesc,
         c_int,

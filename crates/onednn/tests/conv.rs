@@ -68,7 +68,10 @@ fn close(a: &[f32], b: &[f32], what: &str) {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one argument per dimension of the convolution under test"
+)]
 fn spec(
     batch: usize,
     c_in: usize,

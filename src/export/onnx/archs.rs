@@ -203,7 +203,8 @@ impl Net<'_, '_> {
 }
 
 /// The nodes from `input` (normalised images of `size`) to the logits; returns the last output.
-pub fn build(
+// Long: one match arm per backbone, each that architecture's graph in the order of its layers.
+pub(super) fn build(
     g: &mut Graph,
     backbone: BackboneName,
     head: &HeadConfig,

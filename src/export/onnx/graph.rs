@@ -9,15 +9,15 @@ use onnx_protobuf::{
     StringStringEntryProto, TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 
-use crate::results::tensor_file::TensorFile;
+use crate::durable::tensor_file::TensorFile;
 
 /// The opset the graphs are written for (every operator used exists unchanged since).
-pub const OPSET: i64 = 17;
+pub(super) const OPSET: i64 = 17;
 /// ONNX IR version 8 goes with opset 17 (onnx's VERSIONS_TABLE, release 1.12).
 const IR_VERSION: i64 = 8;
 
 /// A graph under construction: nodes in order, their weights as initializers.
-pub struct Graph<'w> {
+pub(super) struct Graph<'w> {
     weights: &'w TensorFile,
     nodes: Vec<NodeProto>,
     initializers: Vec<TensorProto>,
@@ -25,14 +25,14 @@ pub struct Graph<'w> {
 }
 
 /// A node attribute.
-pub enum Attr {
+pub(super) enum Attr {
     Int(i64),
     Ints(Vec<i64>),
     Float(f32),
 }
 
 impl<'w> Graph<'w> {
-    pub fn new(weights: &'w TensorFile) -> Self {
+    pub(super) fn new(weights: &'w TensorFile) -> Self {
         Self {
             weights,
             nodes: Vec::new(),
@@ -42,7 +42,7 @@ impl<'w> Graph<'w> {
     }
 
     /// A weight of the run's file, by its state-dict name, as an initializer of that name.
-    pub fn weight(&mut self, name: &str) -> Result<String, String> {
+    pub(super) fn weight(&mut self, name: &str) -> Result<String, String> {
         if !self.initializers.iter().any(|t| t.name == name) {
             let (dims, values) = self.weights.f32(name)?;
             self.constant(name, &dims, values);
@@ -51,17 +51,17 @@ impl<'w> Graph<'w> {
     }
 
     /// Whether an initializer of this name was added.
-    pub fn has_initializer(&self, name: &str) -> bool {
+    pub(super) fn has_initializer(&self, name: &str) -> bool {
         self.initializers.iter().any(|t| t.name == name)
     }
 
     /// Whether the file has a tensor of this name.
-    pub fn has(&self, name: &str) -> bool {
+    pub(super) fn has(&self, name: &str) -> bool {
         self.weights.f32(name).is_ok()
     }
 
     /// An f32 initializer.
-    pub fn constant(&mut self, name: &str, dims: &[usize], values: Vec<f32>) -> String {
+    pub(super) fn constant(&mut self, name: &str, dims: &[usize], values: Vec<f32>) -> String {
         let mut t = TensorProto::new();
         t.name = name.to_string();
         t.dims = dims.iter().map(|&d| d as i64).collect();
@@ -72,7 +72,7 @@ impl<'w> Graph<'w> {
     }
 
     /// Appends a node; returns the name of its (first) output.
-    pub fn node(&mut self, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
+    pub(super) fn node(&mut self, op: &str, inputs: &[&str], attrs: Vec<(&str, Attr)>) -> String {
         self.next += 1;
         let out = format!("{}_{}", op.to_lowercase(), self.next);
         let mut n = NodeProto::new();
@@ -105,7 +105,7 @@ impl<'w> Graph<'w> {
 
     /// The model: input `input` of shape (batch, 3, h, w), output `logits` (batch, classes),
     /// the batch a named dynamic dimension; `metadata` as the model's metadata_props.
-    pub fn finish(
+    pub(super) fn finish(
         mut self,
         last: &str,
         input: (usize, usize),

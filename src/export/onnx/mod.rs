@@ -10,13 +10,15 @@ use std::path::PathBuf;
 
 use onnx_protobuf::Message;
 
-use crate::results::store;
-use crate::results::tensor_file::TensorFile;
+use crate::durable;
+use crate::durable::tensor_file::TensorFile;
+use crate::results::layout::RunDir;
+use crate::setup::{FinishedRun, Opening};
 use crate::spec::display_path;
 
 /// What to export.
 #[derive(Debug, Clone)]
-pub struct OnnxOptions {
+pub(crate) struct OnnxOptions {
     pub run: PathBuf,
     pub to: PathBuf,
     /// The (x − mean) / std normalisation as the graph's first nodes.
@@ -25,7 +27,7 @@ pub struct OnnxOptions {
 
 /// What was written.
 #[derive(Debug, Clone)]
-pub struct Exported {
+pub(crate) struct Exported {
     pub path: PathBuf,
     pub nodes: usize,
     pub input: (usize, usize),
@@ -33,23 +35,21 @@ pub struct Exported {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum OnnxError {
+pub(crate) enum OnnxError {
     /// The run folder is not one that can be exported; nothing was written.
     #[error("{0}")]
     Input(String),
     #[error(transparent)]
-    Write(#[from] store::StoreError),
+    Write(#[from] durable::StoreError),
 }
 
-pub fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
+pub(crate) fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
     let input = OnnxError::Input;
     let run = &opts.run;
-    let crate::setup::FinishedRun {
-        manifest,
-        spec,
-        weights: weights_path,
-        ..
-    } = crate::setup::FinishedRun::open(run).map_err(input)?;
+    let finished =
+        FinishedRun::open(&RunDir::at(run), Opening::FINISHED).map_err(|e| input(e.explain()))?;
+    let weights_path = finished.weights();
+    let (manifest, spec) = (finished.manifest, finished.experiment.base);
     let size = input_size(&spec).map_err(input)?;
     let weights = TensorFile::read_run_file(&weights_path).map_err(|e| input(e.to_string()))?;
     let head = crate::setup::head_config(&spec.head, spec.experiment.seed);
@@ -112,7 +112,7 @@ pub fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
     let bytes = model
         .write_to_bytes()
         .map_err(|e| input(format!("encoding the ONNX model: {e}")))?;
-    store::write_file(&opts.to, &bytes)?;
+    durable::write_file(&opts.to, &bytes)?;
     Ok(Exported {
         path: opts.to.clone(),
         nodes,

@@ -15,14 +15,13 @@ use std::time::UNIX_EPOCH;
 use polars::prelude::*;
 
 use super::{Epochs, Run};
+use crate::durable;
+use crate::results::layout::{ExperimentDir, RunDir};
 use crate::results::schema::ParamValue;
-use crate::results::store::{self, Status};
-
-const RUNS: &str = ".compare-cache.runs.parquet";
-const EPOCHS: &str = ".compare-cache.epochs.parquet";
+use crate::results::store::Status;
 
 /// "mtime_ns:size" of a file, or "" when it does not exist.
-pub fn stamp(path: &Path) -> String {
+pub(super) fn stamp(path: &Path) -> String {
     match std::fs::metadata(path) {
         Ok(m) => {
             let t = m
@@ -37,22 +36,22 @@ pub fn stamp(path: &Path) -> String {
 }
 
 /// The stamps of a run folder's manifest and metrics.
-pub fn run_stamps(dir: &Path) -> (String, String) {
+pub(super) fn run_stamps(dir: &Path) -> (String, String) {
     (
-        stamp(&dir.join("manifest.json")),
-        stamp(&dir.join("metrics.parquet")),
+        stamp(&RunDir::at(dir).manifest()),
+        stamp(&RunDir::at(dir).metrics()),
     )
 }
 
 /// A run as cached, by folder name.
 #[derive(Debug, Clone)]
-pub struct Cached {
+pub(super) struct Cached {
     pub stamps: (String, String),
     pub run: Run,
 }
 
 /// The cached runs of one parent folder (empty when there is no usable cache).
-pub fn read(parent: &Path) -> HashMap<String, Cached> {
+pub(super) fn read(parent: &Path) -> HashMap<String, Cached> {
     read_inner(parent).unwrap_or_default()
 }
 
@@ -60,8 +59,8 @@ fn read_inner(parent: &Path) -> Option<HashMap<String, Cached>> {
     if parent.as_os_str().is_empty() {
         return None;
     }
-    let runs_path = parent.join(RUNS);
-    let epochs_path = parent.join(EPOCHS);
+    let runs_path = ExperimentDir::at(parent).compare_cache_runs();
+    let epochs_path = ExperimentDir::at(parent).compare_cache_epochs();
     if !runs_path.is_file() || !epochs_path.is_file() {
         return None;
     }
@@ -154,7 +153,7 @@ fn decode_test(text: &str) -> Option<(f64, f64)> {
 
 /// Rewrites the cache of `parent` with these runs (all in `parent`). Errors are ignored: the
 /// cache only saves time.
-pub fn write(parent: &Path, runs: &[&Cached]) {
+pub(super) fn write(parent: &Path, runs: &[&Cached]) {
     if parent.as_os_str().is_empty() {
         return;
     }
@@ -237,13 +236,14 @@ fn write_inner(parent: &Path, runs: &[&Cached]) -> Result<(), String> {
     )
     .map_err(|e| e.to_string())?;
     // epochs first: a reader that sees the new runs file also sees its epochs
-    write_parquet(&parent.join(EPOCHS), &mut epochs_df)?;
-    write_parquet(&parent.join(RUNS), &mut runs_df)
+    let experiment = ExperimentDir::at(parent);
+    write_parquet(&experiment.compare_cache_epochs(), &mut epochs_df)?;
+    write_parquet(&experiment.compare_cache_runs(), &mut runs_df)
 }
 
 fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), String> {
     let mut err = None;
-    store::write_atomic(path, |f| {
+    durable::write_atomic(path, |f| {
         // lz4 reads back faster than the default zstd; the cache is rewritten often, read more
         ParquetWriter::new(f)
             .with_compression(ParquetCompression::Lz4Raw)
@@ -298,7 +298,7 @@ fn decode_status(s: &str) -> Option<Status> {
 }
 
 /// Folder → (folder name, parent) for grouping runs by cache.
-pub fn split(dir: &Path) -> (String, PathBuf) {
+pub(super) fn split(dir: &Path) -> (String, PathBuf) {
     let name = dir
         .file_name()
         .map(|s| s.to_string_lossy().into_owned())

@@ -6,12 +6,13 @@ use crate::spec::BackboneName;
 use crate::spec::{HeadKind, Pool};
 
 /// The widest hidden layer of an MLP head.
-pub const MAX_HIDDEN_WIDTH: usize = 65_536;
+pub(super) const MAX_HIDDEN_WIDTH: usize = 65_536;
 /// The most weights between an MLP head's hidden layers (2²⁸, 1 GiB as f32, before gradients
 /// and optimizer state).
-pub const MAX_HIDDEN_WEIGHTS: u64 = 1 << 28;
+pub(super) const MAX_HIDDEN_WEIGHTS: u64 = 1 << 28;
 
 impl Checker<'_> {
+    // Long: one check per `[head]` key, each with its located message.
     pub(super) fn head(&mut self, spec: &RunSpec) {
         let h = &spec.head;
         if !(0.0..1.0).contains(&h.dropout) {

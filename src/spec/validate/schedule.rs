@@ -5,6 +5,7 @@ use crate::spec::resolved::RunSpec;
 use crate::spec::schedule::ScheduleKind;
 
 impl Checker<'_> {
+    // Long: one check per `[schedule]` key, each with its located message.
     pub(super) fn schedule(&mut self, spec: &RunSpec) {
         let s = &spec.schedule;
         let lr = spec.optimizer.lr;

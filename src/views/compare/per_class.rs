@@ -12,6 +12,7 @@ use polars::prelude::*;
 use super::render::comfy;
 use super::{BestAndFinal, BestBy, Format, Table};
 use crate::number::metric;
+use crate::results::layout::RunDir;
 use crate::results::scan::{Run, ViewError};
 use crate::views::format;
 
@@ -29,8 +30,8 @@ pub struct PerClass {
 
 /// Reads a run's `per_class.parquet` and `confusion.parquet`; `None` when it has neither.
 pub fn read(run: &Run) -> Result<Option<PerClass>, ViewError> {
-    let pc_path = run.dir.join("per_class.parquet");
-    let cm_path = run.dir.join("confusion.parquet");
+    let files = RunDir::at(&run.dir);
+    let (pc_path, cm_path) = (files.per_class(), files.confusion());
     if !pc_path.is_file() || !cm_path.is_file() {
         return Ok(None);
     }

@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use crate::draw::font::FAMILY;
 
 /// Legend entries beyond this many would cover the chart; the rest are summarised in a note.
-pub const LEGEND_MAX: usize = 15;
+pub(super) const LEGEND_MAX: usize = 15;
 
 /// One run's curve.
 #[derive(Debug, Clone, PartialEq)]
@@ -101,7 +101,7 @@ fn trim(v: f64) -> String {
 }
 
 /// tab10, then plotters' 99-colour palette.
-pub fn colour(i: usize) -> RGBColor {
+pub(super) fn colour(i: usize) -> RGBColor {
     const TAB10: [(u8, u8, u8); 10] = [
         (31, 119, 180),
         (255, 127, 14),
@@ -154,17 +154,29 @@ fn segments(points: &[(f64, f64)]) -> Vec<Vec<(f64, f64)>> {
     out
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn lines<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    title: &str,
-    x_desc: &str,
-    y_desc: &str,
-    axis: &XAxis,
-    series: &[Series],
-    band: Option<&Band>,
-    legend: bool,
-) -> Res<DB> {
+/// A panel of lines over epochs or a swept value: what [`lines`] draws.
+pub(super) struct Lines<'a> {
+    pub title: &'a str,
+    pub x_desc: &'a str,
+    pub y_desc: &'a str,
+    pub axis: &'a XAxis,
+    pub series: &'a [Series],
+    /// The min–max band of the runs not drawn as lines.
+    pub band: Option<&'a Band>,
+    pub legend: bool,
+}
+
+// Long: one plotters chart (ranges, mesh, band, series, legend) in drawing order.
+pub(super) fn lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &Lines) -> Res<DB> {
+    let Lines {
+        title,
+        x_desc,
+        y_desc,
+        axis,
+        series,
+        band,
+        legend,
+    } = *panel;
     let all = || series.iter().flat_map(|s| s.points.iter());
     let band_points = || band.into_iter().flat_map(|b| b.points.iter());
     let (x0, x1) = range(
@@ -282,7 +294,7 @@ fn legend_corner(
 }
 
 /// Every run as a point, and the mean over runs (seeds) at each x as a line.
-pub fn scatter_mean<DB: DrawingBackend>(
+pub(super) fn scatter_mean<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     title: &str,
     x_desc: &str,

@@ -13,19 +13,19 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::results::layout::{self, ExperimentDir, NotInProject, RunDir};
 use crate::results::scan::{self, Run, ViewError};
-use crate::results::store;
 use crate::results::stored_spec;
 use crate::views::compare::{per_class, BestAndFinal, BestBy, Table};
 use crate::views::plot::{self, Curves};
 use sections::RunFiles;
 
 /// Images in the preview grid (one row of the grid's 8 columns, twice).
-pub const PREVIEW_IMAGES: usize = 16;
+pub(crate) const PREVIEW_IMAGES: usize = 16;
 
 /// What to report on and how.
 #[derive(Debug, Clone)]
-pub struct ReportOptions {
+pub(crate) struct ReportOptions {
     /// An experiment's results folder (`results/<experiment>`).
     pub experiment: PathBuf,
     /// Output file; `None`: `<experiment folder>/report.html`.
@@ -58,7 +58,7 @@ impl Default for ReportOptions {
 
 /// Reads the experiment's runs, writes the report atomically and returns its path, and the
 /// runs that could not be read (left out of the page).
-pub fn report(args: &ReportOptions) -> Result<(PathBuf, Vec<ViewError>), ViewError> {
+pub(crate) fn report(args: &ReportOptions) -> Result<(PathBuf, Vec<ViewError>), ViewError> {
     let dirs = scan::find_run_dirs(&[args.experiment.to_string_lossy()])?;
     let scan::Loaded {
         runs,
@@ -66,7 +66,7 @@ pub fn report(args: &ReportOptions) -> Result<(PathBuf, Vec<ViewError>), ViewErr
     } = scan::load_some_runs(&dirs)?;
     // a run whose spec or per-class tables cannot be read is left out like one whose metrics
     // cannot: named on the page, the others shown
-    let read = crate::results::parallel::map(&runs, read_files);
+    let read = crate::durable::parallel::map(&runs, read_files);
     let (mut shown, mut files) = (Vec::new(), Vec::new());
     for (run, f) in runs.into_iter().zip(read) {
         match f {
@@ -95,11 +95,7 @@ pub fn report(args: &ReportOptions) -> Result<(PathBuf, Vec<ViewError>), ViewErr
     }
     let out = match &args.out {
         Some(p) => p.clone(),
-        None => runs[0]
-            .dir
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("report.html"),
+        None => ExperimentDir::of_run(&runs[0].dir).report_html(),
     };
     let kept = (!unreadable.is_empty())
         .then(|| keep_complete(&out))
@@ -218,19 +214,8 @@ fn render(
 }
 
 fn read_files(run: &Run) -> Result<RunFiles, ViewError> {
-    let manifest_path = run.dir.join("manifest.json");
-    let manifest = if manifest_path.is_file() {
-        Some(
-            store::read_manifest(&manifest_path).map_err(|e| ViewError::Read {
-                path: manifest_path.clone(),
-                reason: e.to_string(),
-            })?,
-        )
-    } else {
-        None
-    };
     Ok(RunFiles {
-        manifest,
+        manifest: crate::views::manifest_of(run)?,
         spec: stored_spec::read(&run.dir)?,
         per_class: per_class::read(run)?,
     })
@@ -239,7 +224,7 @@ fn read_files(run: &Run) -> Result<RunFiles, ViewError> {
 /// The grid of the first run's transformed training images, as `runner preview` draws it, or
 /// why there is none (a spec that no longer loads, a dataset that moved).
 fn preview_section(runs: &[&Run], project: Option<&Path>) -> String {
-    let Some(run) = runs.iter().find(|r| r.dir.join("spec.toml").is_file()) else {
+    let Some(run) = runs.iter().find(|r| RunDir::at(&r.dir).spec().is_file()) else {
         return "<p class=\"note\">no run has a spec.toml, so there is nothing to preview</p>\n"
             .into();
     };
@@ -258,18 +243,19 @@ fn preview_section(runs: &[&Run], project: Option<&Path>) -> String {
 }
 
 fn preview_png(run: &Run, project: Option<&Path>) -> Result<Vec<u8>, String> {
-    use crate::results::store::project_of;
     // results kept outside the project (`--results /tmp/x`): the folder the user runs from
     let cwd = std::env::current_dir().ok();
     let project = project
         .map(Path::to_path_buf)
-        .or_else(|| project_of(&run.dir))
-        .or(cwd.filter(|d| d.join("pipeline/defaults.toml").is_file()))
+        .or_else(|| layout::project_of(&run.dir))
+        .or(cwd.filter(|d| layout::is_project(d)))
         .ok_or_else(|| {
-            format!(
-                "{} is not inside a project (no pipeline/defaults.toml above it or in the current folder): pass --project",
-                run.dir.display()
-            )
+            NotInProject {
+                dir: run.dir.display().to_string(),
+                searched_cwd: true,
+                flag: true,
+            }
+            .to_string()
         })?;
     let exp = crate::spec::load_run_spec(&run.dir, &project)?;
     // the images alone: no weights file is read and no model built to draw them

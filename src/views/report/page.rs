@@ -2,7 +2,7 @@
 //! Everything is inline so the file opens from disk with no network and no server.
 
 /// Text for an HTML element or a quoted attribute.
-pub fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -18,7 +18,7 @@ pub fn esc(s: &str) -> String {
 }
 
 /// An element id for a run (ids are hex, but the experiment part may be anything).
-pub fn run_anchor(experiment: &str, run_id: &str) -> String {
+pub(super) fn run_anchor(experiment: &str, run_id: &str) -> String {
     let clean = |s: &str| -> String {
         s.chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
@@ -28,7 +28,7 @@ pub fn run_anchor(experiment: &str, run_id: &str) -> String {
 }
 
 /// A `data:` URI of PNG bytes.
-pub fn png_data_uri(png: &[u8]) -> String {
+pub(super) fn png_data_uri(png: &[u8]) -> String {
     use base64::Engine;
     format!(
         "data:image/png;base64,{}",
@@ -38,11 +38,11 @@ pub fn png_data_uri(png: &[u8]) -> String {
 
 /// An SVG document as an inline element: plotters writes a bare `<svg …>` with fixed
 /// width/height; the style sheet scales it to the page.
-pub fn inline_svg(svg: &str) -> &str {
+pub(super) fn inline_svg(svg: &str) -> &str {
     svg.find("<svg").map_or(svg, |i| &svg[i..])
 }
 
-pub fn document(title: &str, body: &str) -> String {
+pub(super) fn document(title: &str, body: &str) -> String {
     format!(
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
@@ -78,9 +78,21 @@ pre { background: #f7f7f7; padding: 0.5em; overflow-x: auto; font-size: 0.85em; 
 .status-done { color: #1a7f37; } .status-diverged, .status-failed { color: #c62828; } .status-running { color: #9a6700; }
 "#;
 
+/// A run's section is filled from its `<template>` when it is first opened, by a click or by a
+/// link to it (`#run-…`).
 /// Click a column header to sort by it, again to reverse. Cells with `data-v` sort as numbers,
 /// the others as text; empty and `-` cells last either way.
 const SCRIPT: &str = r#"
+document.addEventListener("toggle", function (e) {
+  var d = e.target, t = d.open && d.querySelector(":scope > template");
+  if (t) { d.replaceChild(t.content, t); }
+}, true);
+function openTarget() {
+  var d = location.hash && document.getElementById(location.hash.slice(1));
+  if (d && d.tagName === "DETAILS") { d.open = true; }
+}
+window.addEventListener("hashchange", openTarget);
+openTarget();
 document.querySelectorAll("table.sortable").forEach(function (t) {
   var heads = t.tHead.rows[0].cells;
   Array.prototype.forEach.call(heads, function (th, i) {

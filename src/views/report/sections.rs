@@ -13,7 +13,7 @@ use crate::views::compare::render::text_rows;
 use crate::views::compare::Table;
 
 /// What is known about one run beyond `Run`: its manifest, stored spec and per-class files.
-pub struct RunFiles {
+pub(super) struct RunFiles {
     pub manifest: Option<Manifest>,
     pub spec: Option<StoredSpec>,
     pub per_class: Option<PerClass>,
@@ -38,7 +38,7 @@ fn list_or(values: &[&str], none: &str) -> String {
     }
 }
 
-pub fn header(experiment: &str, runs: &[&Run], files: &[&RunFiles]) -> String {
+pub(super) fn header(experiment: &str, runs: &[&Run], files: &[&RunFiles]) -> String {
     let manifests: Vec<&Manifest> = files.iter().filter_map(|f| f.manifest.as_ref()).collect();
     let description = files
         .iter()
@@ -47,7 +47,7 @@ pub fn header(experiment: &str, runs: &[&Run], files: &[&RunFiles]) -> String {
         .unwrap_or("");
     let spec_file = runs
         .iter()
-        .map(|r| r.dir.join("spec.toml"))
+        .map(|r| crate::results::layout::RunDir::at(&r.dir).spec())
         .find(|p| p.is_file())
         .map_or("(no run has a spec.toml)".to_string(), |p| {
             format!("{} (resolved; one per run)", p.display())
@@ -122,7 +122,7 @@ pub fn header(experiment: &str, runs: &[&Run], files: &[&RunFiles]) -> String {
 
 /// The runs a page leaves out because they could not be read, each with its file and error,
 /// and where the last complete page is.
-pub fn left_out_banner(
+pub(super) fn left_out_banner(
     left_out: &[crate::results::scan::ViewError],
     kept: Option<&std::path::Path>,
 ) -> String {
@@ -150,7 +150,7 @@ pub fn left_out_banner(
 }
 
 /// The `runner compare` table (same rows, columns and cell text), sortable in the page.
-pub fn compare_table(table: &Table) -> String {
+pub(super) fn compare_table(table: &Table) -> String {
     let columns = table.columns();
     let text = text_rows(table);
     // a long table scrolls in its own box, so the charts stay near the top of the page
@@ -211,7 +211,8 @@ pub fn compare_table(table: &Table) -> String {
 }
 
 /// One run's collapsible section: per-class metrics, confusion heat map, spec diff, spec.
-pub fn run_details(
+// Long: the run's HTML section written in page order.
+pub(super) fn run_details(
     run: &Run,
     label: &str,
     files: &RunFiles,
@@ -234,8 +235,10 @@ pub fn run_details(
         ),
         None => best,
     };
+    // the body sits in a <template> until the section is opened (the page's script moves it
+    // in): thousands of runs' tables then cost the browser parsing only, not style and layout
     let mut out = format!(
-        "<details id=\"{}\"><summary><code>{}</code> {} · <span class=\"status-{2}\">{2}</span> · {}</summary>\n",
+        "<details id=\"{}\"><summary><code>{}</code> {} · <span class=\"status-{2}\">{2}</span> · {}</summary><template>\n",
         run_anchor(&run.experiment, &run.run_id),
         esc(&run.run_id),
         esc(run.status_str()),
@@ -298,7 +301,7 @@ pub fn run_details(
         }
         None => out.push_str("<p class=\"note\">no spec.toml in this run's folder</p>\n"),
     }
-    out.push_str("</details>\n");
+    out.push_str("</template></details>\n");
     out
 }
 

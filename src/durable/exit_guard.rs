@@ -13,10 +13,10 @@ static PENDING: AtomicI32 = AtomicI32::new(0);
 
 /// While one is alive, a signal's exit waits.
 #[must_use = "the exit is held back only while the guard lives"]
-pub struct ExitGuard(());
+pub(crate) struct ExitGuard(());
 
 impl ExitGuard {
-    pub fn hold() -> Self {
+    pub(crate) fn hold() -> Self {
         HELD.fetch_add(1, SeqCst);
         ExitGuard(())
     }
@@ -37,7 +37,7 @@ impl Drop for ExitGuard {
 
 /// Exits with `code` now, or as soon as the last guard is dropped. Async-signal-safe (atomics
 /// and `_exit` only), for signal handlers.
-pub fn exit_when_whole(code: i32) {
+pub(crate) fn exit_when_whole(code: i32) {
     PENDING.store(code, SeqCst);
     if HELD.load(SeqCst) == 0 {
         signal_hook::low_level::exit(code);

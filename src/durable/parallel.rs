@@ -4,7 +4,7 @@
 ///
 /// Not on rayon's pool: polars blocks inside its Parquet reads, and a rayon worker that blocks
 /// steals further items onto its own stack, which overflowed with a thousand runs.
-pub fn try_map<I: Sync, T: Send, E: Send>(
+pub(crate) fn try_map<I: Sync, T: Send, E: Send>(
     items: &[I],
     f: impl Fn(&I) -> Result<T, E> + Sync,
 ) -> Result<Vec<T>, E> {

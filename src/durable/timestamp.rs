@@ -6,12 +6,12 @@ use jiff::Timestamp;
 const FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
 
 /// The current time as RFC 3339 UTC, e.g. `2026-11-26T17:21:45Z`.
-pub fn now_utc() -> String {
+pub(crate) fn now_utc() -> String {
     Timestamp::now().strftime(FORMAT).to_string()
 }
 
 /// Seconds since the Unix epoch as RFC 3339 UTC.
-pub fn rfc3339(secs: u64) -> String {
+pub(crate) fn rfc3339(secs: u64) -> String {
     i64::try_from(secs)
         .ok()
         .and_then(|s| Timestamp::from_second(s).ok())
@@ -22,7 +22,7 @@ pub fn rfc3339(secs: u64) -> String {
 
 /// Seconds since the Unix epoch of a time written by [`now_utc`] (`YYYY-MM-DDTHH:MM:SSZ`);
 /// `None` for anything else.
-pub fn parse_rfc3339(s: &str) -> Option<u64> {
+pub(crate) fn parse_rfc3339(s: &str) -> Option<u64> {
     // the `Z` is a literal of the format: read a civil time, then place it in UTC
     let civil = jiff::civil::DateTime::strptime(FORMAT, s).ok()?;
     let t = civil

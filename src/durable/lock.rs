@@ -34,18 +34,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
-use super::store::{hostname, RunDir, StoreError};
+use super::host::hostname;
 
 /// How often a holder refreshes its heartbeat.
-pub const HEARTBEAT: Duration = Duration::from_secs(10);
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(10);
 /// A lock from another host whose heartbeat (and mtime) is older than this is stale: twelve
 /// missed heartbeats, well above NFS attribute caching (60 s at most by default).
-pub const STALE_AFTER: Duration = Duration::from_secs(120);
+pub(crate) const STALE_AFTER: Duration = Duration::from_secs(120);
 
 /// Who holds a lock, as recorded in its file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Holder {
+pub(crate) struct Holder {
     pub host: String,
     pub pid: u32,
     /// The scheduler's name for the task (`slurm 123_4`, `k8s index 3`), if any.
@@ -57,7 +57,7 @@ pub struct Holder {
 
 impl Holder {
     fn me(now: u64) -> Self {
-        let t = crate::results::timestamp::rfc3339(now);
+        let t = super::timestamp::rfc3339(now);
         Holder {
             host: hostname(),
             pid: std::process::id(),
@@ -73,7 +73,7 @@ impl Holder {
     }
 
     /// `pid 123 on node7 (slurm 55_2)`.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         let task = self
             .task
             .as_ref()
@@ -84,12 +84,12 @@ impl Holder {
 }
 
 /// This process as a lock names it: `pid 123 on node7 (slurm 55_2)`.
-pub fn this_process() -> String {
+pub(crate) fn this_process() -> String {
     Holder::me(0).describe()
 }
 
 /// The scheduler task this process runs as, for logs and lock files.
-pub fn task_name() -> Option<String> {
+pub(crate) fn task_name() -> Option<String> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if let (Some(job), Some(task)) = (var("SLURM_ARRAY_JOB_ID"), var("SLURM_ARRAY_TASK_ID")) {
         return Some(format!("slurm {job}_{task}"));
@@ -109,7 +109,7 @@ fn unix_now() -> u64 {
 
 /// What the lock file at a path says, as read by someone who does not hold it.
 #[derive(Debug, Clone)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// `None`: the content is not a lock record (a lock from an older runner holding a bare
     /// pid is read as this host's).
     pub holder: Option<Holder>,
@@ -144,7 +144,7 @@ impl Seen {
 
     /// Why the lock is stale as seen from outside (by `runner status`, without taking the
     /// `flock`): a holder on this host whose process is gone, or a heartbeat that is too old.
-    pub fn stale(&self) -> Option<String> {
+    pub(crate) fn stale(&self) -> Option<String> {
         match &self.holder {
             Some(h) if h.host == hostname() && !process_alive(h.pid) => {
                 Some(format!("{} is gone", h.describe()))
@@ -156,7 +156,7 @@ impl Seen {
 }
 
 /// Reads a lock file without touching it. `None` when there is none.
-pub fn inspect(path: &Path) -> Option<Seen> {
+pub(crate) fn inspect(path: &Path) -> Option<Seen> {
     let mut f = File::open(path).ok()?;
     Some(read_seen(&mut f))
 }
@@ -210,12 +210,12 @@ fn parse(text: &str) -> Option<Holder> {
 /// Why a lock could not be taken: someone else holds it (as far as we can tell: `None` when a
 /// process on this host holds the `flock`, which is also the case while it inspects the file).
 #[derive(Debug, Clone)]
-pub struct Busy {
+pub(crate) struct Busy {
     pub seen: Option<Seen>,
 }
 
 impl Busy {
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self.seen.as_ref().and_then(|s| s.holder.as_ref()) {
             Some(h) => h.describe(),
             None => "another process".into(),
@@ -225,7 +225,7 @@ impl Busy {
 
 /// A held lock. Dropping it removes the file and releases the `flock`.
 #[derive(Debug)]
-pub struct FileLock {
+pub(crate) struct FileLock {
     path: PathBuf,
     file: File,
     heartbeat: Option<Heartbeat>,
@@ -265,7 +265,7 @@ enum Attempt {
 impl FileLock {
     /// Takes the lock at `path` if nobody holds it (a stale lock is taken over), without
     /// waiting. The lock's folder must exist.
-    pub fn try_acquire(path: &Path) -> std::io::Result<Result<FileLock, Busy>> {
+    pub(crate) fn try_acquire(path: &Path) -> std::io::Result<Result<FileLock, Busy>> {
         // every retry means the file changed under us (released, taken over): a few suffice
         for _ in 0..50 {
             match Self::attempt(path)? {
@@ -281,7 +281,7 @@ impl FileLock {
 
     /// Takes the lock at `path`, waiting for its holder to release it; `waiting` is called
     /// once, when the lock is first found busy.
-    pub fn acquire_waiting(
+    pub(crate) fn acquire_waiting(
         path: &Path,
         mut waiting: impl FnMut(&Busy),
     ) -> std::io::Result<FileLock> {
@@ -370,10 +370,6 @@ impl FileLock {
             Err(e) => Err(e),
         }
     }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 impl Heartbeat {
@@ -413,7 +409,7 @@ fn beat(file: &File) {
         return;
     };
     let now = unix_now();
-    h.heartbeat = crate::results::timestamp::rfc3339(now);
+    h.heartbeat = super::timestamp::rfc3339(now);
     h.heartbeat_unix = now;
     let line = h.line();
     let _ = file.write_all_at(line.as_bytes(), 0);
@@ -437,36 +433,11 @@ impl Drop for FileLock {
     }
 }
 
-/// A run folder's lock (`<run>/lock`), held while the run trains.
-#[derive(Debug)]
-pub struct RunLock {
-    _lock: FileLock,
-}
-
-impl RunLock {
-    /// `Ok(None)` when another live process holds the run.
-    pub fn acquire(dir: &RunDir) -> Result<Option<Self>, StoreError> {
-        let path = dir.file("lock");
-        match FileLock::try_acquire(&path) {
-            Ok(Ok(lock)) => Ok(Some(Self { _lock: lock })),
-            Ok(Err(busy)) => {
-                tracing::info!(
-                    "{} is being trained by {}: moving on",
-                    dir.path.display(),
-                    busy.describe()
-                );
-                Ok(None)
-            }
-            Err(source) => Err(StoreError::Io { path, source }),
-        }
-    }
-}
-
 /// Removes the private files (`<lock>-new.<host>.<pid>.<n>`, `<lock>-stale.…`) that a process
 /// killed while taking or taking over a lock in `dir` left behind. They live for microseconds:
 /// one is an orphan when its process is gone (this host) or when it is a minute old (another
 /// host, whose processes cannot be seen from here; a younger one may be in use).
-pub fn remove_orphaned_private_files(dir: &Path) {
+pub(crate) fn remove_orphaned_private_files(dir: &Path) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
@@ -500,7 +471,7 @@ pub fn remove_orphaned_private_files(dir: &Path) {
 }
 
 /// Whether a process with this pid exists on this host (a zombie counts as gone).
-pub fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     let proc = Path::new("/proc");
     if proc.is_dir() {
         return std::fs::read_to_string(proc.join(pid.to_string()).join("stat"))
@@ -520,13 +491,14 @@ pub fn process_alive(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    // the run lock is the lock every run takes: tested here with the machinery it rests on
+    use crate::results::layout::RunDir;
+    use crate::results::store::RunLock;
     use std::sync::atomic::AtomicUsize;
 
     fn run_dir() -> (tempfile::TempDir, RunDir) {
         let dir = tempfile::tempdir().unwrap();
-        let run = RunDir {
-            path: dir.path().to_path_buf(),
-        };
+        let run = RunDir::at(dir.path());
         (dir, run)
     }
 
@@ -536,8 +508,8 @@ mod tests {
             host: host.into(),
             pid,
             task: None,
-            started: crate::results::timestamp::rfc3339(t),
-            heartbeat: crate::results::timestamp::rfc3339(t),
+            started: crate::durable::timestamp::rfc3339(t),
+            heartbeat: crate::durable::timestamp::rfc3339(t),
             heartbeat_unix: t,
         }
         .line()
@@ -567,10 +539,10 @@ mod tests {
             "lock-new.another-host.1.4".to_string(),
         ];
         for n in &names {
-            std::fs::write(dir.file(n), "").unwrap();
+            std::fs::write(dir.path().join(n), "").unwrap();
         }
-        remove_orphaned_private_files(&dir.path);
-        let mut left: Vec<String> = std::fs::read_dir(&dir.path)
+        remove_orphaned_private_files(dir.path());
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
@@ -584,16 +556,16 @@ mod tests {
     fn a_lock_is_complete_from_its_first_instant_and_removed_on_release() {
         let (_t, run) = run_dir();
         let lock = RunLock::acquire(&run).unwrap().unwrap();
-        let seen = inspect(&run.file("lock")).unwrap();
+        let seen = inspect(&run.lock()).unwrap();
         let h = seen.holder.unwrap();
         assert_eq!((h.host, h.pid), (hostname(), std::process::id()));
         // held: a second acquirer in the same process (another open file) is refused
         assert!(RunLock::acquire(&run).unwrap().is_none());
         drop(lock);
-        assert!(!run.file("lock").exists());
+        assert!(!run.lock().exists());
         assert!(RunLock::acquire(&run).unwrap().is_some());
         // no private files left behind
-        let names: Vec<_> = std::fs::read_dir(&run.path).unwrap().flatten().collect();
+        let names: Vec<_> = std::fs::read_dir(run.path()).unwrap().flatten().collect();
         assert_eq!(names.len(), 0);
     }
 
@@ -609,7 +581,7 @@ mod tests {
         ] {
             let (_t, run) = run_dir();
             if let Some(content) = &stale {
-                std::fs::write(run.file("lock"), content).unwrap();
+                std::fs::write(run.lock(), content).unwrap();
             }
             let holding = Arc::new(AtomicUsize::new(0));
             let most = Arc::new(AtomicUsize::new(0));
@@ -652,7 +624,7 @@ mod tests {
     #[test]
     fn another_hosts_lock_is_respected_while_its_heartbeat_is_fresh() {
         let (_t, run) = run_dir();
-        let path = run.file("lock");
+        let path = run.lock();
         std::fs::write(&path, record("node-elsewhere", 1234, 5)).unwrap();
         assert!(RunLock::acquire(&run).unwrap().is_none());
         assert!(inspect(&path).unwrap().stale().is_none());
@@ -674,7 +646,7 @@ mod tests {
     #[test]
     fn this_hosts_lock_is_stale_once_nobody_holds_its_flock() {
         let (_t, run) = run_dir();
-        let path = run.file("lock");
+        let path = run.lock();
         // a legacy lock (bare pid) of a process that is gone, and a record with a live pid but
         // no flock (pid 1 is always alive, but holds no lock here)
         for content in ["4294967".to_string(), record(&hostname(), 1, 0)] {
@@ -690,10 +662,10 @@ mod tests {
     #[test]
     fn the_heartbeat_rewrites_the_record_in_place() {
         let (_t, run) = run_dir();
-        let lock = RunLock::acquire(&run).unwrap().unwrap();
-        let path = run.file("lock");
+        let path = run.lock();
+        let lock = FileLock::try_acquire(&path).unwrap().unwrap();
         let before = std::fs::read_to_string(&path).unwrap();
-        beat(&lock._lock.file);
+        beat(&lock.file);
         let after = std::fs::read_to_string(&path).unwrap();
         assert_eq!(before.len(), after.len());
         assert!(parse(&after).is_some());

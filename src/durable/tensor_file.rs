@@ -11,7 +11,7 @@ use std::path::Path;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use sha2::{Digest, Sha256};
 
-use super::store::{write_atomic, StoreError};
+use super::{write_atomic, StoreError};
 
 /// Metadata key of the checksum over every tensor's bytes, in name order.
 const CHECKSUM: &str = "sha256";
