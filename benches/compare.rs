@@ -5,8 +5,10 @@
 //!     cargo bench --bench compare -- results/      # times an existing tree instead
 //!
 //! Generating the tree is not timed (and is reused by later runs); each compare is timed
-//! end to end (find the run folders, read manifests + one lazy Parquet scan, summarise,
-//! render), plus its parts, over several repetitions.
+//! end to end (find the run folders, read manifests + each run's Parquet columns, summarise,
+//! render), plus its parts, over several repetitions. Then a cold `compare()` (no cache, as on a
+//! tree seen for the first time) and, where `duckdb` imports in `COMPARE_BENCH_PYTHON` (default
+//! `python3`), DuckDB computing the same per-run summary over the same files, for the ratio.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -113,22 +115,14 @@ fn main() {
     let reps = env_usize("COMPARE_BENCH_REPS", 5);
     // start without caches so the first repetition shows the cold path (read + write the cache)
     let dirs = find_run_dirs(&inputs).expect("find runs");
-    let mut parents: Vec<&Path> = dirs.iter().filter_map(|d| d.parent()).collect();
-    parents.dedup();
-    for p in parents {
-        let experiment = runner::results::layout::ExperimentDir::at(p);
-        for f in [
-            experiment.compare_cache_runs(),
-            experiment.compare_cache_epochs(),
-        ] {
-            let _ = std::fs::remove_file(f);
-        }
-    }
+    remove_caches(&dirs);
     println!(
         "compare benchmark: {label}, {} rayon threads, {reps} repetitions",
         rayon::current_num_threads()
     );
-    println!("  find: walk the tree; fresh: manifests + lazy Parquet scans, no cache; load: with the cache");
+    println!(
+        "  find: walk the tree; fresh: manifests + Parquet columns, no cache; load: with the cache"
+    );
     println!(
         "  (rep 1 builds it); render: summarise + table; compare(): the whole public call, cached"
     );
@@ -169,7 +163,72 @@ fn main() {
         ms(totals[totals.len() / 2]),
         ms(totals[0])
     );
+    remove_caches(&dirs);
+    let (_, cold) = time(|| compare(&args).expect("compare"));
+    println!("cold compare() (no cache, writes it): {} ms", ms(cold));
+    match duckdb(&inputs) {
+        Ok(d) => println!(
+            "DuckDB, the same summary over the same files (2 threads, Python start included): {} ms; runner cold / DuckDB = {:.2}",
+            ms(d),
+            cold.as_secs_f64() / d.as_secs_f64()
+        ),
+        Err(why) => println!("DuckDB: not measured ({why})"),
+    }
     if !given.is_empty() {
         print!("{}", compare(&args).expect("compare"));
     }
+}
+
+/// Removes the compare caches next to these runs.
+fn remove_caches(dirs: &[PathBuf]) {
+    let mut parents: Vec<&Path> = dirs.iter().filter_map(|d| d.parent()).collect();
+    parents.dedup();
+    for p in parents {
+        let experiment = runner::results::layout::ExperimentDir::at(p);
+        for f in [
+            experiment.compare_cache_runs(),
+            experiment.compare_cache_epochs(),
+        ] {
+            let _ = std::fs::remove_file(f);
+        }
+    }
+}
+
+/// What `compare` computes per run, in one DuckDB query: the best epoch by val loss and the val
+/// accuracy there, the final losses and weight norm. Timed as a process, Python's start included.
+const DUCKDB_SUMMARY: &str = r#"
+import sys, duckdb
+con = duckdb.connect()
+con.execute("SET threads = 2")
+files = [f"{root}/**/metrics.parquet" for root in sys.argv[1:]]
+rows = con.execute("""
+    SELECT run_id, experiment,
+           arg_min(epoch, val_loss) AS best_epoch, min(val_loss) AS best_val_loss,
+           arg_min(val_acc, val_loss) AS best_val_acc,
+           arg_max(train_loss, epoch) AS final_train_loss, arg_max(val_loss, epoch) AS final_val_loss,
+           arg_max(weight_norm, epoch) AS final_weight_norm
+    FROM read_parquet(?, union_by_name = true)
+    GROUP BY run_id, experiment
+""", [files]).fetchall()
+print(len(rows))
+"#;
+
+fn duckdb(inputs: &[String]) -> Result<Duration, String> {
+    let python = std::env::var("COMPARE_BENCH_PYTHON").unwrap_or_else(|_| "python3".into());
+    let t = Instant::now();
+    let out = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(DUCKDB_SUMMARY)
+        .args(inputs)
+        .output()
+        .map_err(|e| format!("cannot run {python}: {e}"))?;
+    let took = t.elapsed();
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        return Err(format!(
+            "{python}: {}",
+            err.lines().last().unwrap_or("failed")
+        ));
+    }
+    Ok(took)
 }

@@ -1,49 +1,61 @@
 //! Named fault points: places where the crash tests kill the process (as SIGKILL would) or send
-//! it Ctrl-C, at a chosen moment instead of after a guessed sleep. Configured through the `fail`
-//! crate's `FAILPOINTS` variable, e.g. `FAILPOINTS='after-batch=5*off->return(kill)'` (the sixth
-//! batch kills); the action's argument says what happens: `kill`, `sigint` (one Ctrl-C) or
-//! `sigint-twice`. Compiled in only with the `failpoints` feature, which only the tests enable:
-//! in the product binary every point is an empty inline function.
+//! it Ctrl-C, at a chosen moment instead of after a guessed sleep. Armed only through the
+//! `RUNNER_FAILPOINTS` variable, in the `fail` crate's `FAILPOINTS` syntax, e.g.
+//! `RUNNER_FAILPOINTS='after-batch=5*off->return(kill)'` (the sixth batch kills); the action's
+//! argument says what happens: `kill`, `sigint` (one Ctrl-C) or `sigint-twice`. Without the
+//! variable a point is one relaxed atomic load.
+//!
+//! They are in every build, the binary a user runs included: the tests run the very binary that
+//! `cargo run` builds, so that `cargo test` after `cargo run` compiles no crate twice. The
+//! variable is runner's own, so a `FAILPOINTS` meant for another program arms nothing here.
 //!
 //! The points: `after-batch` (each training batch, after its update), `after-metrics`
 //! (metrics.parquet of an epoch written, its manifest not yet), and `before-rename:<file>`
 //! (an atomic write's temporary file complete, not yet renamed over `<file>`).
 
-/// Keeps the points configured for the life of the process.
-#[cfg(feature = "failpoints")]
-pub struct Faults(#[allow(dead_code)] fail::FailScenario<'static>);
-#[cfg(not(feature = "failpoints"))]
-pub struct Faults;
+use std::sync::atomic::{AtomicBool, Ordering};
 
-/// Reads `FAILPOINTS` (a no-op without the feature).
-pub fn setup() -> Faults {
-    #[cfg(feature = "failpoints")]
-    return Faults(fail::FailScenario::setup());
-    #[cfg(not(feature = "failpoints"))]
-    Faults
+/// The variable that arms the points.
+pub const VARIABLE: &str = "RUNNER_FAILPOINTS";
+
+/// Whether any point is configured: the points cost nothing more than this load otherwise.
+static ARMED: AtomicBool = AtomicBool::new(false);
+
+/// Arms the points `RUNNER_FAILPOINTS` names (`name=actions`, separated by `;`); a malformed
+/// entry is an error naming it.
+pub fn setup() -> Result<(), String> {
+    let Ok(text) = std::env::var(VARIABLE) else {
+        return Ok(());
+    };
+    for entry in text.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, actions) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("{VARIABLE}: `{entry}` is not `name=actions`"))?;
+        fail::cfg(name.trim(), actions.trim())
+            .map_err(|e| format!("{VARIABLE}: `{entry}`: {e}"))?;
+        ARMED.store(true, Ordering::Relaxed);
+    }
+    Ok(())
 }
 
 /// The point `name`.
 #[inline(always)]
 pub fn point(name: &str) {
-    #[cfg(feature = "failpoints")]
-    if let Some(action) = fail::eval(name, |arg| arg.unwrap_or_default()) {
-        act(name, &action);
+    if ARMED.load(Ordering::Relaxed) {
+        if let Some(action) = fail::eval(name, |arg| arg.unwrap_or_default()) {
+            act(name, &action);
+        }
     }
-    #[cfg(not(feature = "failpoints"))]
-    let _ = name;
 }
 
-/// The point `<name>:<file>` (its name is only built when fault points are compiled in).
+/// The point `<name>:<file>` (its name is only built when some point is armed).
 #[inline(always)]
 pub fn point_for(name: &str, file: &str) {
-    #[cfg(feature = "failpoints")]
-    point(&format!("{name}:{file}"));
-    #[cfg(not(feature = "failpoints"))]
-    let _ = (name, file);
+    if ARMED.load(Ordering::Relaxed) {
+        point(&format!("{name}:{file}"));
+    }
 }
 
-#[cfg(feature = "failpoints")]
 fn act(name: &str, action: &str) {
     use signal_hook::consts::{SIGINT, SIGKILL};
     use signal_hook::low_level::raise;

@@ -13,13 +13,14 @@ pub mod fault;
 pub mod inspect;
 pub mod models;
 pub mod nn;
+pub mod number;
 pub mod ops;
 pub mod results;
 pub(crate) mod run;
 pub mod setup;
 pub(crate) mod slurm;
 pub mod spec;
-#[cfg(any(test, feature = "test-support"))]
+#[doc(hidden)]
 pub mod testing;
 pub mod train;
 pub mod views;

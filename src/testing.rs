@@ -1,6 +1,7 @@
-//! Test fixtures, compiled only for tests (`cfg(test)`) and, through the `test-support` feature,
-//! for the integration tests and benches: the golden tests' hash weight fill, and synthetic
-//! results trees.
+//! Test fixtures for the unit and integration tests and the benches: the golden tests' hash
+//! weight fill, and synthetic results trees. Compiled in every build (hidden from the docs), so
+//! that the tests link the very library `cargo run` built; the binary leaves them out, as it
+//! calls none of them.
 //!
 //! Synthetic results trees, laid out and typed exactly like the runner's (through
 //! `schema::epochs_frame`, `per_class_frame`, `confusion_frame` and `store::Manifest`), for the

@@ -370,3 +370,38 @@ fn integer_and_float_values_of_one_key_compare_together() {
         .collect();
     assert_eq!(lambdas, ["0", "0.001", "1"]);
 }
+
+/// A random search's values as people read them in the table and Markdown (4 significant
+/// digits, scientific below 1e-3, more digits only where two values would read the same), and
+/// in full in CSV.
+#[test]
+fn a_random_search_reads_at_four_digits_and_keeps_full_precision_in_csv() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let points = [
+        (0.0028951731, 0.0),
+        (0.00017288737, 1.0115794542598985e-6),
+        (0.013949512, 1.0115794542598985e-3),
+        (0.00010274301, 1.0116e-3),
+    ];
+    for (lr, lambda) in points {
+        let swept = vec![
+            ("optimizer.lr", ParamValue::Float(lr)),
+            ("regularization.lambda", ParamValue::Float(lambda)),
+        ];
+        write_run(
+            &results,
+            &run("random", swept, &["cat", "dog"], 3, Status::Done),
+        )
+        .unwrap();
+    }
+    let a = args(&[results]);
+    for (name, format) in [
+        ("random_search_table", Format::Table),
+        ("random_search_markdown", Format::Markdown),
+        ("random_search_csv", Format::Csv),
+    ] {
+        let out = compare(&with(a.clone(), |a| a.format = format)).unwrap();
+        insta::assert_snapshot!(name, out);
+    }
+}

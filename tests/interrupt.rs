@@ -3,7 +3,7 @@
 //! second SIGINT exits at once, and leaves no file half-written either.
 //!
 //! The signals are sent by the runner to itself at named fault points (`runner::fault`, through
-//! `FAILPOINTS`), so each lands at the same batch or between the same two writes on any
+//! `RUNNER_FAILPOINTS`), so each lands at the same batch or between the same two writes on any
 //! machine, however loaded: nothing here depends on timing.
 
 mod common;
@@ -27,11 +27,11 @@ fn setup() -> tempfile::TempDir {
     dir
 }
 
-/// `runner run exp.toml` with the fault points `failpoints` (`FAILPOINTS` syntax), to its end.
+/// `runner run exp.toml` with the fault points `failpoints` (`RUNNER_FAILPOINTS` syntax), to its end.
 fn run_with(dir: &Path, failpoints: &str) -> Output {
     command(dir, &["run", "exp.toml"])
         .env("RUNNER_LOG", "info")
-        .env("FAILPOINTS", failpoints)
+        .env("RUNNER_FAILPOINTS", failpoints)
         .output()
         .expect("runner starts")
 }

@@ -5,7 +5,7 @@
 //! `lr` column and where a run stops early are compared too).
 //!
 //! The test that always runs kills at named fault points (`runner::fault`, through
-//! `FAILPOINTS`): after a given batch, while the checkpoint is written, between an epoch's
+//! `RUNNER_FAILPOINTS`): after a given batch, while the checkpoint is written, between an epoch's
 //! metrics and its manifest, … — the same moments on any machine. The random-timing soak is
 //! opt-in: `cargo test --test kill_resume -- --ignored --nocapture`.
 
@@ -87,7 +87,7 @@ fn recorded_epochs(root: &Path) -> Vec<usize> {
 }
 
 /// Where the kills land, in order, each in a fresh invocation that resumes what the one before
-/// left (`FAILPOINTS` syntax: `N*off->return(kill)` kills at the point's N+1-th pass). Each
+/// left (`RUNNER_FAILPOINTS` syntax: `N*off->return(kill)` kills at the point's N+1-th pass). Each
 /// training epoch has 19 batches (300 images in batches of 16).
 const KILLS: &[&str] = &[
     // in the middle of run 1's epoch 2
@@ -115,7 +115,7 @@ fn killed_at_named_points_the_sweep_still_matches_an_uninterrupted_one() {
     assert!(runner(dir.path(), "clean").status().unwrap().success());
     for (i, point) in KILLS.iter().enumerate() {
         let out = runner(dir.path(), "killed")
-            .env("FAILPOINTS", point)
+            .env("RUNNER_FAILPOINTS", point)
             .stderr(Stdio::piped())
             .output()
             .unwrap();

@@ -144,7 +144,7 @@ fn writes_every_figure_as_png_and_svg_next_to_the_results() {
         [
             "lambda=0, seed=1",
             "lambda=0, seed=2",
-            "lambda=0.0001, seed=1"
+            "lambda=1e-4, seed=1"
         ],
         "in parameter order"
     );

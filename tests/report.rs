@@ -145,6 +145,11 @@ fn the_page_parses_names_every_run_and_loads_nothing_from_the_network() {
         ids.len(),
         "one section per run"
     );
+    // each section's body waits in a template until it is opened
+    assert_eq!(
+        doc.select(&sel("body > details > template")).count(),
+        ids.len()
+    );
 
     // nothing is fetched: no remote src/href, no external script or style sheet
     for e in doc.select(&sel("[src], [href]")) {
@@ -191,6 +196,20 @@ fn the_page_parses_names_every_run_and_loads_nothing_from_the_network() {
             }
         }
     }
+
+    // a seed group is one row, its first run and `+N` as in the terminal, which opens to the
+    // group's other runs
+    let groups: Vec<String> = doc
+        .select(&sel("table.compare td details.group > summary"))
+        .map(text)
+        .collect();
+    let md_groups: Vec<String> = md_rows[1..]
+        .iter()
+        .map(|r| r[header.iter().position(|h| h == "run_id").unwrap()].clone())
+        .filter(|id| id.contains(" +"))
+        .collect();
+    assert!(!groups.is_empty());
+    assert_eq!(groups, md_groups);
 
     // the plot figures, the best-vs-λ one on a log axis with 0 marked
     let figures: Vec<String> = doc
@@ -321,18 +340,19 @@ fn renders_in_headless_chromium() {
     assert!(colours > 100, "{colours} distinct colours");
 }
 
-/// `cargo test --test report -- --ignored --nocapture`: a 1,000-run sweep, the time `runner
-/// report` takes and the time Chromium takes to load and screenshot it. Set
-/// RUNNER_REPORT_KEEP=DIR to keep the page and the screenshot.
+/// `cargo test --test report -- --ignored --nocapture`: a 1,000-run sweep (RUNNER_REPORT_RUNS
+/// sets another count), the time `runner report` takes and the time Chromium takes to load and
+/// screenshot it. Set RUNNER_REPORT_KEEP=DIR to keep the page and the screenshot.
 fn a_thousand_run_sweep() {
     let tmp = tempfile::tempdir().unwrap();
     // RUNNER_REPORT_TREE=DIR writes (and keeps) the results tree there instead
     let results = std::env::var("RUNNER_REPORT_TREE")
         .map(PathBuf::from)
         .unwrap_or_else(|_| tmp.path().join("results"));
-    let lambdas: Vec<f64> = (0..1000).map(|i| i as f64 / 1e4).collect();
+    let count: usize = std::env::var("RUNNER_REPORT_RUNS").map_or(1000, |n| n.parse().unwrap());
+    let lambdas: Vec<f64> = (0..count).map(|i| i as f64 / (10 * count) as f64).collect();
     let ids = sweep(&results, &lambdas, &[1], true);
-    assert_eq!(ids.len(), 1000);
+    assert_eq!(ids.len(), count);
     let exp = results.join("sweep");
     let start = Instant::now();
     runner(&["report", exp.to_str().unwrap()]);
@@ -340,10 +360,10 @@ fn a_thousand_run_sweep() {
     let page = ExperimentDir::at(&exp).report_html();
     let bytes = std::fs::metadata(&page).unwrap().len();
     let doc = Html::parse_document(&std::fs::read_to_string(&page).unwrap());
-    assert_eq!(doc.select(&sel("body > details")).count(), 1000);
+    assert_eq!(doc.select(&sel("body > details")).count(), count);
     // ten lines per per-epoch chart, not a thousand
     println!(
-        "1000 runs: runner report {report_secs:.1}s (dev build), page {:.1} MB",
+        "{count} runs: runner report {report_secs:.1}s (dev build), page {:.1} MB",
         bytes as f64 / 1e6
     );
     if let Some(chromium) = chromium() {

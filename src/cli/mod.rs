@@ -74,8 +74,10 @@ enum Command {
 
 pub fn main() -> ExitCode {
     init_logging();
-    let _faults = crate::fault::setup();
     let cli = Cli::parse_from(with_default_command(std::env::args_os().collect()));
+    if let Err(why) = crate::fault::setup() {
+        return failure::exit_status(Err(Failure::Usage(why)));
+    }
     if let Err(why) = crate::ops::engine::choose(cli.engine) {
         return failure::exit_status(Err(Failure::Usage(why)));
     }

@@ -2,6 +2,7 @@
 
 use comfy_table::{presets, CellAlignment, Table};
 
+use crate::number::{self, metric};
 use crate::run::RunReport;
 
 /// One row per run: its swept values, status, best epoch (lowest val loss) with its val
@@ -27,6 +28,7 @@ pub fn render(runs: &[RunReport]) -> String {
     }
     header.push("time".into());
     t.set_header(header);
+    let swept = number::param_columns(runs.iter().map(|r| r.swept.as_slice()));
     for r in runs {
         let mut row = vec![(r.index + 1).to_string(), r.run_id.clone()];
         for k in &keys {
@@ -34,7 +36,7 @@ pub fn render(runs: &[RunReport]) -> String {
                 r.swept
                     .iter()
                     .find(|(s, _)| s == k)
-                    .map(|(_, v)| v.to_string())
+                    .map(|(k, v)| swept(k, v))
                     .unwrap_or_default(),
             );
         }
@@ -49,24 +51,24 @@ pub fn render(runs: &[RunReport]) -> String {
                 .unwrap_or_else(|| "-".into()),
         );
         row.push(
-            best.map(|b| format!("{:.4}", b.val_acc))
+            best.map(|b| metric(b.val_acc))
                 .unwrap_or_else(|| "-".into()),
         );
         row.push(
-            best.map(|b| format!("{:.4}", b.val_loss))
+            best.map(|b| metric(b.val_loss))
                 .unwrap_or_else(|| "-".into()),
         );
         row.push(
             r.last
                 .as_ref()
-                .map(|l| format!("{:.4}", l.weight_norm))
+                .map(|l| metric(l.weight_norm))
                 .unwrap_or_else(|| "-".into()),
         );
         if test {
             row.push(
                 r.test
                     .as_ref()
-                    .map(|t| format!("{:.4}", t.acc))
+                    .map(|t| metric(t.acc))
                     .unwrap_or_else(|| "-".into()),
             );
         }

@@ -5,8 +5,8 @@
 use comfy_table::presets;
 
 use super::Score;
+use crate::number::metric;
 use crate::views::compare::comfy_table;
-use crate::views::compare::render::sig4;
 use crate::views::format;
 
 pub use crate::views::compare::Format;
@@ -77,10 +77,10 @@ pub(super) fn render(classes: &[String], score: &Score, format: Format) -> Strin
                     vec![
                         l.name.clone(),
                         l.images.to_string(),
-                        sig4(l.accuracy),
-                        sig4(l.precision),
-                        sig4(l.recall),
-                        l.loss.map_or(String::new(), sig4),
+                        metric(l.accuracy),
+                        metric(l.precision),
+                        metric(l.recall),
+                        l.loss.map_or(String::new(), metric),
                     ]
                 })
                 .collect();

@@ -1,9 +1,8 @@
 //! Finding and reading the runs of results trees, for the views (`compare`, `plot`).
 //!
-//! Runs are read with one polars lazy scan per *schema group* — runs whose manifests name the
-//! same swept keys and classes, so their `metrics.parquet` files have the same columns — which
-//! lets polars read thousands of small files in parallel and read only the needed columns. Runs
-//! from several experiments, folders or machines end up in one list.
+//! Each run is read on its own — its manifest, then only the columns of `metrics.parquet` the
+//! views use — and thousands of runs in parallel across files, each file decoded on one thread.
+//! Runs from several experiments, folders or machines end up in one list.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +13,7 @@ use rayon::prelude::*;
 use crate::durable;
 use crate::results::layout::RunDir;
 use crate::results::schema::{col, ParamValue};
-use crate::results::store::{self, Manifest, Status};
+use crate::results::store::{self, Status};
 
 mod cache;
 
@@ -305,114 +304,44 @@ pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
     read_each(dirs).into_iter().collect()
 }
 
-/// Reads run folders without the cache: each run, or why it cannot be read.
+/// Reads run folders without the cache: each run, or why it cannot be read. Each run on its
+/// own, the runs in parallel (one file's error names that file and touches no other run).
 fn read_each(dirs: &[PathBuf]) -> Vec<Result<Run, ViewError>> {
-    let mut failed: Vec<Option<ViewError>> = Vec::new();
-    let manifests: Vec<Option<Manifest>> = dirs
-        .par_iter()
-        .map(|d| {
-            let path = RunDir::at(d).manifest();
-            if !path.is_file() {
-                return Ok(None);
-            }
-            store::read_manifest(&path)
-                .map(Some)
-                .map_err(|e| ViewError::Read {
-                    path,
-                    reason: source_reason(&e),
-                })
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .map(|m| match m {
-            Ok(m) => {
-                failed.push(None);
-                m
-            }
-            Err(e) => {
-                failed.push(Some(e));
-                None
-            }
-        })
-        .collect();
-    let mut runs: Vec<Run> = dirs
-        .iter()
-        .zip(&manifests)
-        .map(|(dir, m)| Run {
-            dir: dir.clone(),
-            experiment: m
-                .as_ref()
-                .map(|m| m.experiment.clone())
-                .unwrap_or_else(|| parent_name(dir)),
-            run_id: m
-                .as_ref()
-                .map(|m| m.run_id.clone())
-                .unwrap_or_else(|| file_name(dir)),
-            params: m.as_ref().map(|m| m.swept.clone()).unwrap_or_default(),
-            status: m.as_ref().map(|m| m.status),
-            stopped_early: m
-                .as_ref()
-                .and_then(|m| m.stopped_early.as_ref())
-                .map(|s| s.epoch),
-            test: m
-                .as_ref()
-                .and_then(|m| m.test.as_ref())
-                .map(|t| (t.loss, t.acc)),
-            epochs: Epochs::default(),
-        })
-        .collect();
+    crate::durable::parallel::map(dirs, |dir| read_run(dir))
+}
 
-    // Group the runs that have metrics by schema: (swept keys, classes) from the manifest; a
-    // run without manifest is a group of its own.
-    let has_metrics: Vec<bool> = dirs
-        .par_iter()
-        .map(|d| RunDir::at(d).metrics().is_file())
-        .collect();
-    let mut groups: HashMap<(Vec<String>, Vec<String>, usize), Vec<usize>> = HashMap::new();
-    for (i, m) in manifests.iter().enumerate() {
-        if !has_metrics[i] || failed[i].is_some() {
-            continue;
-        }
-        let key = match m {
-            // key and value type, as the manifest records them: runs of one group have the
-            // same Parquet schema and are scanned together
-            Some(m) => (
-                m.swept
-                    .iter()
-                    .map(|(k, v)| format!("{k}:{}", type_tag(v)))
-                    .collect(),
-                m.classes.clone(),
-                usize::MAX,
-            ),
-            None => (Vec::new(), Vec::new(), i),
-        };
-        groups.entry(key).or_default().push(i);
+/// One run folder: its manifest when it has one, then the columns of `metrics.parquet` the
+/// views use, when it has that.
+fn read_run(dir: &Path) -> Result<Run, ViewError> {
+    let manifest_path = RunDir::at(dir).manifest();
+    let manifest = match manifest_path.is_file() {
+        true => Some(
+            store::read_manifest(&manifest_path).map_err(|e| ViewError::Read {
+                reason: source_reason(&e),
+                path: manifest_path,
+            })?,
+        ),
+        false => None,
+    };
+    let m = manifest.as_ref();
+    let mut run = Run {
+        dir: dir.to_path_buf(),
+        experiment: m.map_or_else(|| parent_name(dir), |m| m.experiment.clone()),
+        run_id: m.map_or_else(|| file_name(dir), |m| m.run_id.clone()),
+        params: m.map(|m| m.swept.clone()).unwrap_or_default(),
+        status: m.map(|m| m.status),
+        stopped_early: m.and_then(|m| m.stopped_early.as_ref()).map(|s| s.epoch),
+        test: m.and_then(|m| m.test.as_ref()).map(|t| (t.loss, t.acc)),
+        epochs: Epochs::default(),
+    };
+    let metrics = RunDir::at(dir).metrics();
+    if metrics.is_file() {
+        read_metrics(&metrics, &mut run).map_err(|e| ViewError::Read {
+            path: metrics,
+            reason: e.to_string(),
+        })?;
     }
-    let mut groups: Vec<Vec<usize>> = groups.into_values().collect();
-    groups.sort();
-    for group in groups {
-        if let Err(e) = read_group(&mut runs, &group) {
-            if group.len() == 1 {
-                failed[group[0]] = Some(e);
-                continue;
-            }
-            // a file of the group is unreadable: one by one, so the error names it
-            tracing::debug!("scanning {} runs one by one: {e}", group.len());
-            for &i in &group {
-                runs[i].epochs = Epochs::default();
-                if let Err(e) = read_group(&mut runs, &[i]) {
-                    failed[i] = Some(e);
-                }
-            }
-        }
-    }
-    runs.into_iter()
-        .zip(failed)
-        .map(|(run, e)| match e {
-            Some(e) => Err(e),
-            None => Ok(run),
-        })
-        .collect()
+    Ok(run)
 }
 
 fn source_reason(e: &durable::StoreError) -> String {
@@ -422,121 +351,50 @@ fn source_reason(e: &durable::StoreError) -> String {
     }
 }
 
-const FILE_COLUMN: &str = "__runner_file";
-
-/// One lazy scan over the metrics files of runs with the same columns.
-fn read_group(runs: &mut [Run], group: &[usize]) -> Result<(), ViewError> {
-    let paths: Vec<String> = group
-        .iter()
-        .map(|&i| {
-            RunDir::at(&runs[i].dir)
-                .metrics()
-                .to_string_lossy()
-                .into_owned()
-        })
-        .collect();
-    // polars names the failing file in most of its messages; a single-file scan names it here
-    let err_path = match paths.as_slice() {
-        [one] => PathBuf::from(one),
-        _ => runs[group[0]]
-            .dir
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("*/metrics.parquet"),
-    };
-    let err = |e: PolarsError| ViewError::Read {
-        path: err_path.clone(),
-        reason: e.to_string(),
-    };
-    let args = ScanArgsParquet {
-        include_file_paths: Some(FILE_COLUMN.into()),
-        glob: false,
-        ..Default::default()
-    };
-    let sources = ScanSources::Paths(paths.iter().map(|p| PlRefPath::new(p.as_str())).collect());
-    let mut lf = LazyFrame::scan_parquet_sources(sources, args).map_err(err)?;
-    let schema = lf.collect_schema().map_err(err)?;
-    let params: Vec<String> = schema
-        .iter_names()
-        .map(|n| n.to_string())
-        .filter(|n| !col::is_fixed(n) && n != FILE_COLUMN)
-        .collect();
-    let wanted = [
+/// The per-epoch series of one `metrics.parquet` into `run`, and its swept parameters, typed as
+/// the file stores them (they replace the manifest's strings) when the file has a row.
+fn read_metrics(path: &Path, run: &mut Run) -> PolarsResult<()> {
+    const SERIES: [&str; 5] = [
         col::EPOCH,
         col::TRAIN_LOSS,
         col::VAL_LOSS,
         col::VAL_ACC,
         col::WEIGHT_NORM,
     ];
-    let mut select: Vec<Expr> = vec![col(FILE_COLUMN)];
-    select.extend(wanted.iter().map(|c| col(*c)));
-    select.extend(params.iter().map(|c| col(c.as_str())));
-    let mut df = lf.select(select).collect().map_err(err)?;
-    // one chunk per column: row access into a frame of thousands of file-sized chunks is a
-    // search over the chunks, which made 10,000 runs take minutes instead of seconds
-    df.rechunk_mut_par();
-
-    let by_path: HashMap<&str, usize> = paths
-        .iter()
-        .map(|p| p.as_str())
-        .zip(group.iter().copied())
+    let file = std::fs::File::open(path).map_err(|e| PolarsError::IO {
+        error: e.into(),
+        msg: None,
+    })?;
+    let mut reader = ParquetReader::new(file).read_parallel(ParallelStrategy::None);
+    let params: Vec<String> = reader
+        .schema()?
+        .iter_names()
+        .filter(|n| !col::is_fixed(n))
+        .map(|n| n.to_string())
         .collect();
-    let files = df.column(FILE_COLUMN).and_then(|c| c.str()).map_err(err)?;
-    let epoch = df
-        .column(col::EPOCH)
-        .and_then(|c| c.cast(&DataType::Int64))
-        .map_err(err)?;
-    let epoch = epoch.i64().map_err(err)?;
-    let f64_col = |name: &str| -> Result<Float64Chunked, ViewError> {
-        let c = df
-            .column(name)
-            .and_then(|c| c.cast(&DataType::Float64))
-            .map_err(err)?;
-        Ok(c.f64().map_err(err)?.clone())
-    };
-    let (train_loss, val_loss, val_acc, weight_norm) = (
-        f64_col(col::TRAIN_LOSS)?,
-        f64_col(col::VAL_LOSS)?,
-        f64_col(col::VAL_ACC)?,
-        f64_col(col::WEIGHT_NORM)?,
-    );
-    let param_cols: Vec<&Column> = params
+    let columns = SERIES
         .iter()
-        .map(|p| df.column(p))
-        .collect::<Result<_, _>>()
-        .map_err(err)?;
-
-    let mut current: Option<(&str, usize)> = None;
-    for row in 0..df.height() {
-        let file = files.get(row).unwrap_or("");
-        let run = match current {
-            Some((f, r)) if f == file => r,
-            _ => {
-                let Some(&r) = by_path.get(file) else {
-                    continue;
-                };
-                current = Some((file, r));
-                if runs[r].epochs.is_empty() {
-                    // the Parquet columns are typed: they replace the manifest's strings
-                    runs[r].params = params
-                        .iter()
-                        .zip(&param_cols)
-                        .map(|(k, c)| Ok((k.clone(), any_to_param(c.get(row).map_err(err)?))))
-                        .collect::<Result<_, ViewError>>()?;
-                }
-                r
-            }
-        };
-        let e = &mut runs[run].epochs;
-        e.epoch.push(epoch.get(row).unwrap_or(0));
-        let nan = |v: Option<f64>| v.unwrap_or(f64::NAN);
-        e.train_loss.push(nan(train_loss.get(row)));
-        e.val_loss.push(nan(val_loss.get(row)));
-        e.val_acc.push(nan(val_acc.get(row)));
-        e.weight_norm.push(nan(weight_norm.get(row)));
-    }
-    for &i in group {
-        runs[i].epochs.sort();
+        .map(|c| c.to_string())
+        .chain(params.iter().cloned());
+    let df = reader.with_columns(Some(columns.collect())).finish()?;
+    let f64s = |name: &str| -> PolarsResult<Vec<f64>> {
+        let c = df.column(name)?.cast(&DataType::Float64)?;
+        Ok(c.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+    };
+    let epoch = df.column(col::EPOCH)?.cast(&DataType::Int64)?;
+    run.epochs = Epochs {
+        epoch: epoch.i64()?.iter().map(|e| e.unwrap_or(0)).collect(),
+        train_loss: f64s(col::TRAIN_LOSS)?,
+        val_loss: f64s(col::VAL_LOSS)?,
+        val_acc: f64s(col::VAL_ACC)?,
+        weight_norm: f64s(col::WEIGHT_NORM)?,
+    };
+    run.epochs.sort();
+    if df.height() > 0 {
+        run.params = params
+            .iter()
+            .map(|k| Ok((k.clone(), any_to_param(df.column(k)?.get(0)?))))
+            .collect::<PolarsResult<_>>()?;
     }
     Ok(())
 }
@@ -553,15 +411,6 @@ fn any_to_param(v: AnyValue) -> ParamValue {
             Some(i) => ParamValue::Int(i),
             None => ParamValue::Str(other.to_string()),
         },
-    }
-}
-
-fn type_tag(v: &ParamValue) -> char {
-    match v {
-        ParamValue::Int(_) => 'i',
-        ParamValue::Float(_) => 'f',
-        ParamValue::Bool(_) => 'b',
-        ParamValue::Str(_) => 's',
     }
 }
 

@@ -284,6 +284,21 @@ fn ratio(a: u64, b: u64) -> f64 {
     }
 }
 
+/// The one reader of a results Parquet file: the named columns (all of them for `None`) of
+/// `path`, decoded on the calling thread. The views read thousands of small files, in parallel
+/// across files, where polars' own parallelism inside a file only adds hand-offs; without the
+/// lazy engine, too, which would pull in polars' cloud and HTTP stack.
+pub fn read_parquet(path: &std::path::Path, columns: Option<&[&str]>) -> PolarsResult<DataFrame> {
+    let file = std::fs::File::open(path).map_err(|e| PolarsError::IO {
+        error: e.into(),
+        msg: None,
+    })?;
+    ParquetReader::new(file)
+        .read_parallel(ParallelStrategy::None)
+        .with_columns(columns.map(|c| c.iter().map(|c| c.to_string()).collect()))
+        .finish()
+}
+
 /// A run's metrics table read back: the epoch of each row and every metric column (the fixed
 /// metrics, then the per-class accuracies) by name. The one reader of a single
 /// `metrics.parquet`; `scan` reads many at once for the views.
@@ -305,11 +320,7 @@ impl MetricColumns {
 /// Reads a metrics table: [`col::METRICS`] and the `val_acc.<class>` columns, as f64 (a
 /// missing value as NaN).
 pub fn read_frame(path: &std::path::Path) -> PolarsResult<MetricColumns> {
-    let file = std::fs::File::open(path).map_err(|e| PolarsError::IO {
-        error: e.into(),
-        msg: None,
-    })?;
-    let df = ParquetReader::new(file).finish()?;
+    let df = read_parquet(path, None)?;
     let epochs = df
         .column(col::EPOCH)?
         .cast(&DataType::Int64)?
@@ -343,11 +354,7 @@ pub fn read_score(
     path: &std::path::Path,
     split: &str,
 ) -> PolarsResult<(usize, Vec<(String, f64)>)> {
-    let file = std::fs::File::open(path).map_err(|e| PolarsError::IO {
-        error: e.into(),
-        msg: None,
-    })?;
-    let df = ParquetReader::new(file).finish()?;
+    let df = read_parquet(path, None)?;
     let epoch = df
         .column(col::EPOCH)?
         .cast(&DataType::Int64)?

@@ -2,6 +2,8 @@
 
 use sha2::{Digest, Sha256};
 
+use crate::number;
+use crate::results::schema::ParamValue;
 use crate::spec::{display_path, Experiment, RunSpec, SpecError};
 
 /// One run of an experiment.
@@ -69,11 +71,22 @@ pub fn render(exp: &Experiment, runs: &[PlannedRun], ids: &[String]) -> String {
         display_path(&exp.source)
     );
     let width = runs.len().to_string().len();
-    for (run, id) in runs.iter().zip(ids) {
-        let swept = run
-            .swept
+    let values: Vec<Vec<(String, ParamValue)>> = runs
+        .iter()
+        .map(|r| {
+            let typed = r
+                .swept
+                .iter()
+                .map(|(k, v)| (k.clone(), ParamValue::from_toml(v)));
+            typed.collect()
+        })
+        .collect();
+    // each key's values with the digits that keep them apart
+    let write = number::param_columns(values.iter().map(|v| v.as_slice()));
+    for ((run, id), values) in runs.iter().zip(ids).zip(&values) {
+        let swept = values
             .iter()
-            .map(|(k, v)| format!("{k}={v}"))
+            .map(|(k, v)| format!("{k}={}", write(k, v)))
             .collect::<Vec<_>>();
         let swept = if swept.is_empty() {
             "(base)".to_owned()

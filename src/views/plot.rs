@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 
 use crate::durable;
+use crate::number;
 use crate::results::scan::{self, Run, ViewError};
 use crate::results::schema::ParamValue;
 use crate::views::compare::{cmp_param, BestAndFinal, BestBy, SEED_KEY};
@@ -106,7 +107,7 @@ pub fn figures(runs: &[&Run], curves: Curves) -> Vec<Figure> {
         Some((n, s)) => (Some(n), s),
         None => (None, String::new()),
     };
-    let labels: Vec<String> = lined.iter().map(|r| legend_label(r, &differing)).collect();
+    let labels = readable_labels(&lined, &differing);
     let curves = |get: fn(&Run) -> &Vec<f64>| -> (Vec<Series>, Option<Band>) {
         let series = lined
             .iter()
@@ -372,7 +373,26 @@ fn short_name<'a>(key: &'a str, keys: &[String]) -> &'a str {
     }
 }
 
+/// `lambda=0.0001, seed=3`: the keys in which the runs differ, values at full precision (the
+/// names of exported runs).
 pub fn legend_label(run: &Run, differing: &[String]) -> String {
+    label_with(run, differing, &|_, v| v.to_string())
+}
+
+/// The legend labels of these runs as a person reads them: each key's values with the digits
+/// that keep them apart across the runs (`lambda=1.012e-6`, see `views::number`).
+pub fn readable_labels(runs: &[&Run], differing: &[String]) -> Vec<String> {
+    let write = number::param_columns(runs.iter().map(|r| r.params.as_slice()));
+    runs.iter()
+        .map(|r| label_with(r, differing, &write))
+        .collect()
+}
+
+fn label_with(
+    run: &Run,
+    differing: &[String],
+    write: &dyn Fn(&str, &ParamValue) -> String,
+) -> String {
     if differing.is_empty() {
         return run.run_id.clone();
     }
@@ -382,7 +402,7 @@ pub fn legend_label(run: &Run, differing: &[String]) -> String {
             format!(
                 "{}={}",
                 short_name(k, differing),
-                run.param(k).map_or("-".into(), |v| v.to_string())
+                run.param(k).map_or("-".into(), |v| write(k, v))
             )
         })
         .collect::<Vec<_>>()

@@ -8,6 +8,7 @@ use std::time::UNIX_EPOCH;
 use comfy_table::presets;
 
 use crate::durable::lock;
+use crate::number::ColumnFormat;
 use crate::results::layout::ExperimentDir;
 use crate::results::plan::{ExperimentPlan, PlannedPoint};
 use crate::results::scan::ViewError;
@@ -184,6 +185,29 @@ fn value<'a>(p: &'a PlannedPoint, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
+/// How the table writes one key's values (the plan stores them as text): a column of floats as
+/// numbers with the digits that keep them apart (`views`' one number format), anything else as
+/// written.
+/// How one column's values are written.
+type Readable = Box<dyn Fn(&str) -> String>;
+
+fn readable_column<'a>(values: impl Iterator<Item = &'a str>) -> Readable {
+    let is_float = |v: &str| v.contains(['.', 'e', 'E']) && v.parse::<f64>().is_ok();
+    let values: Vec<&str> = values.collect();
+    if values.is_empty()
+        || !values
+            .iter()
+            .all(|v| is_float(v) || v.parse::<i64>().is_ok())
+    {
+        return Box::new(str::to_string);
+    }
+    let format = ColumnFormat::for_values(values.iter().filter_map(|v| v.parse().ok()));
+    Box::new(move |v: &str| match v.parse::<f64>() {
+        Ok(x) if is_float(v) => format.number(x),
+        _ => v.to_string(),
+    })
+}
+
 pub(crate) fn render(plan: &ExperimentPlan, points: &[PointStatus], format: Format) -> String {
     let keys = keys(plan);
     match format {
@@ -197,13 +221,18 @@ fn table(plan: &ExperimentPlan, points: &[PointStatus], keys: &[String]) -> Stri
     let mut header = vec!["#".to_string(), "run".to_string()];
     header.extend(keys.iter().cloned());
     header.extend(["state", "epochs", "host", "pid", "updated"].map(String::from));
+    let readable: Vec<Readable> = keys
+        .iter()
+        .map(|k| readable_column(points.iter().filter_map(|s| value(&s.point, k))))
+        .collect();
     let rows = points
         .iter()
         .map(|s| {
             let mut row = vec![s.point.number.to_string(), s.point.run_id.clone()];
             row.extend(
                 keys.iter()
-                    .map(|k| value(&s.point, k).unwrap_or("-").to_string()),
+                    .zip(&readable)
+                    .map(|(k, write)| value(&s.point, k).map_or("-".into(), write)),
             );
             row.push(s.state.name().to_string());
             row.push(format!("{}/{}", s.epochs_done, s.point.epochs));

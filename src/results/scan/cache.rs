@@ -65,12 +65,7 @@ fn read_inner(parent: &Path) -> Option<HashMap<String, Cached>> {
         return None;
     }
     let scan = |p: &Path| {
-        let p = p.to_string_lossy();
-        let mut df =
-            LazyFrame::scan_parquet(PlRefPath::new(p.as_ref()), ScanArgsParquet::default())
-                .ok()?
-                .collect()
-                .ok()?;
+        let mut df = crate::results::schema::read_parquet(p, None).ok()?;
         // a large file can come back in several chunks; the slices below need one
         df.rechunk_mut_par();
         Some(df)

@@ -9,8 +9,9 @@ use std::path::Path;
 use comfy_table::presets;
 use polars::prelude::*;
 
-use super::render::{comfy, sig4};
+use super::render::comfy;
 use super::{BestAndFinal, BestBy, Format, Table};
+use crate::number::metric;
 use crate::results::layout::RunDir;
 use crate::results::scan::{Run, ViewError};
 use crate::views::format;
@@ -117,16 +118,10 @@ pub fn read(run: &Run) -> Result<Option<PerClass>, ViewError> {
 }
 
 fn scan(path: &Path, columns: &[&str]) -> Result<DataFrame, ViewError> {
-    let err = |e: PolarsError| ViewError::Read {
+    crate::results::schema::read_parquet(path, Some(columns)).map_err(|e| ViewError::Read {
         path: path.to_path_buf(),
         reason: e.to_string(),
-    };
-    let p = path.to_string_lossy();
-    LazyFrame::scan_parquet(PlRefPath::new(p.as_ref()), ScanArgsParquet::default())
-        .map_err(err)?
-        .select(columns.iter().map(|c| col(*c)).collect::<Vec<_>>())
-        .collect()
-        .map_err(err)
+    })
 }
 
 fn label(run: &Run) -> String {
@@ -187,9 +182,9 @@ fn text(read: &[(&Run, Option<PerClass>)], format: Format, by: BestBy) -> String
             .map(|i| {
                 vec![
                     pc.class[i].clone(),
-                    sig4(pc.accuracy[i]),
-                    sig4(pc.precision[i]),
-                    sig4(pc.recall[i]),
+                    metric(pc.accuracy[i]),
+                    metric(pc.precision[i]),
+                    metric(pc.recall[i]),
                     pc.support[i].to_string(),
                 ]
             })

@@ -7,6 +7,7 @@
 use comfy_table::{presets, CellAlignment, ContentArrangement};
 
 use super::{Format, Row, Stat, Table, METRICS};
+use crate::number::{metric, ColumnFormat};
 use crate::results::schema::ParamValue;
 use crate::views::format;
 
@@ -63,6 +64,10 @@ fn text_table(table: &Table, preset: &str) -> String {
 /// The cells of the readable formats, one per [`Table::columns`] entry: 4 significant digits,
 /// `mean ± sd` for seed groups, `-` for a missing value.
 pub fn text_rows(table: &Table) -> Vec<Vec<String>> {
+    // each parameter column with the digits that keep its values apart
+    let formats: Vec<ColumnFormat> = (0..table.params.len())
+        .map(|p| ColumnFormat::for_params(table.rows.iter().filter_map(|r| r.params[p].as_ref())))
+        .collect();
     table
         .rows
         .iter()
@@ -71,7 +76,8 @@ pub fn text_rows(table: &Table) -> Vec<Vec<String>> {
             cells.extend(
                 r.params
                     .iter()
-                    .map(|p| p.as_ref().map_or("-".into(), |v| v.to_string())),
+                    .zip(&formats)
+                    .map(|(p, f)| p.as_ref().map_or("-".into(), |v| f.param(v))),
             );
             if table.aggregated {
                 cells.push(r.runs.len().to_string());
@@ -97,7 +103,7 @@ fn stat_text(s: &Stat, integer: bool) -> String {
         if integer && x.fract() == 0.0 {
             format!("{x}")
         } else {
-            sig4(x)
+            metric(x)
         }
     };
     if s.n == 0 || (s.mean.is_nan() && s.n == 1) {
@@ -106,30 +112,8 @@ fn stat_text(s: &Stat, integer: bool) -> String {
     if s.sd.is_nan() {
         f(s.mean)
     } else {
-        format!("{} ± {}", f(s.mean), sig4(s.sd))
+        format!("{} ± {}", f(s.mean), metric(s.sd))
     }
-}
-
-/// Four significant digits, scientific outside [1e-3, 1e5).
-pub fn sig4(x: f64) -> String {
-    if !x.is_finite() {
-        return if x.is_nan() {
-            "NaN".into()
-        } else if x > 0.0 {
-            "inf".into()
-        } else {
-            "-inf".into()
-        };
-    }
-    let a = x.abs();
-    if a == 0.0 {
-        return "0".into();
-    }
-    if !(1e-3..1e5).contains(&a) {
-        return format!("{x:.3e}");
-    }
-    let digits = (3 - a.log10().floor() as i32).clamp(0, 6) as usize;
-    format!("{x:.digits$}")
 }
 
 /// Column names and cells for the script formats: metrics as numbers (None = null), `n` and
@@ -235,18 +219,6 @@ fn json_cell(v: &Value) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    #[test]
-    fn four_significant_digits() {
-        assert_eq!(sig4(0.123456), "0.1235");
-        assert_eq!(sig4(12.3456), "12.35");
-        assert_eq!(sig4(0.0001234), "1.234e-4");
-        assert_eq!(sig4(0.0), "0");
-        assert_eq!(sig4(f64::NAN), "NaN");
-        assert_eq!(sig4(1234.6), "1235");
-    }
-
     #[test]
     fn csv_quotes_only_when_needed() {
         let header = ["kind".to_string(), "note".to_string()];

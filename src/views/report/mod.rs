@@ -133,13 +133,12 @@ pub(crate) fn render(runs: &[Run], args: &ReportOptions) -> Result<String, ViewE
         .iter()
         .zip(&files)
         .find_map(|(r, f)| f.spec.as_ref().map(|s| (*r, s)));
+    let labels = plot::readable_labels(&ordered, &differing);
     let details: Vec<String> = ordered
         .par_iter()
         .zip(&files)
-        .map(|(r, f)| {
-            let label = plot::legend_label(r, &differing);
-            sections::run_details(r, &label, f, reference)
-        })
+        .zip(&labels)
+        .map(|((r, f), label)| sections::run_details(r, label, f, reference))
         .collect();
     for d in details {
         body.push_str(&d);

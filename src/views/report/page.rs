@@ -76,9 +76,21 @@ pre { background: #f7f7f7; padding: 0.5em; overflow-x: auto; font-size: 0.85em; 
 .status-done { color: #1a7f37; } .status-diverged, .status-failed { color: #c62828; } .status-running { color: #9a6700; }
 "#;
 
+/// A run's section is filled from its `<template>` when it is first opened, by a click or by a
+/// link to it (`#run-…`).
 /// Click a column header to sort by it, again to reverse. Cells with `data-v` sort as numbers,
 /// the others as text; empty and `-` cells last either way.
 const SCRIPT: &str = r#"
+document.addEventListener("toggle", function (e) {
+  var d = e.target, t = d.open && d.querySelector(":scope > template");
+  if (t) { d.replaceChild(t.content, t); }
+}, true);
+function openTarget() {
+  var d = location.hash && document.getElementById(location.hash.slice(1));
+  if (d && d.tagName === "DETAILS") { d.open = true; }
+}
+window.addEventListener("hashchange", openTarget);
+openTarget();
 document.querySelectorAll("table.sortable").forEach(function (t) {
   var heads = t.tHead.rows[0].cells;
   Array.prototype.forEach.call(heads, function (th, i) {

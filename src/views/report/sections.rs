@@ -3,12 +3,13 @@
 use std::fmt::Write;
 
 use super::page::{esc, run_anchor};
+use crate::number::metric;
 use crate::results::scan::Run;
 use crate::results::schema::ParamValue;
 use crate::results::store::Manifest;
 use crate::results::stored_spec::{self, StoredSpec};
 use crate::views::compare::per_class::PerClass;
-use crate::views::compare::render::{sig4, text_rows};
+use crate::views::compare::render::text_rows;
 use crate::views::compare::Table;
 
 /// What is known about one run beyond `Run`: its manifest, stored spec and per-class files.
@@ -151,18 +152,7 @@ pub(super) fn compare_table(table: &Table) -> String {
                 None
             };
             let body = if i == 1 {
-                // run ids link to their details below
-                row.runs
-                    .iter()
-                    .map(|r| {
-                        format!(
-                            "<a href=\"#{}\">{}</a>",
-                            run_anchor(&r.experiment, &r.run_id),
-                            esc(&r.run_id)
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join(" ")
+                run_links(&row.runs)
             } else if i == columns.len() - 1 {
                 format!("<span class=\"status-{0}\">{0}</span>", esc(cell))
             } else {
@@ -200,17 +190,23 @@ pub(super) fn run_details(
     let best = match s.best_epoch() {
         Some(e) => format!(
             "best epoch {e}: val loss {}, val acc {}",
-            sig4(s.values[2]),
-            sig4(s.values[1])
+            metric(s.values[2]),
+            metric(s.values[1])
         ),
         None => "no epochs".into(),
     };
     let best = match run.test {
-        Some((loss, acc)) => format!("{best}; test split: loss {}, acc {}", sig4(loss), sig4(acc)),
+        Some((loss, acc)) => format!(
+            "{best}; test split: loss {}, acc {}",
+            metric(loss),
+            metric(acc)
+        ),
         None => best,
     };
+    // the body sits in a <template> until the section is opened (the page's script moves it
+    // in): thousands of runs' tables then cost the browser parsing only, not style and layout
     let mut out = format!(
-        "<details id=\"{}\"><summary><code>{}</code> {} · <span class=\"status-{2}\">{2}</span> · {}</summary>\n",
+        "<details id=\"{}\"><summary><code>{}</code> {} · <span class=\"status-{2}\">{2}</span> · {}</summary><template>\n",
         run_anchor(&run.experiment, &run.run_id),
         esc(&run.run_id),
         esc(run.status_str()),
@@ -273,7 +269,7 @@ pub(super) fn run_details(
         }
         None => out.push_str("<p class=\"note\">no spec.toml in this run's folder</p>\n"),
     }
-    out.push_str("</details>\n");
+    out.push_str("</template></details>\n");
     out
 }
 
@@ -287,9 +283,9 @@ fn per_class_table(pc: &PerClass) -> String {
             out,
             "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
             esc(&pc.class[i]),
-            sig4(pc.accuracy[i]),
-            sig4(pc.precision[i]),
-            sig4(pc.recall[i]),
+            metric(pc.accuracy[i]),
+            metric(pc.precision[i]),
+            metric(pc.recall[i]),
             pc.support[i]
         );
     }
@@ -328,4 +324,26 @@ fn confusion_table(pc: &PerClass) -> String {
     }
     out.push_str("</tbody></table>\n");
     out
+}
+
+/// The run ids of a row, each linking to its details below; a seed group as its first run and
+/// `+N`, which opens to the others on click (`<details>`: no script), like the terminal's
+/// `214480ec4e9d +9`.
+fn run_links(runs: &[&Run]) -> String {
+    let link = |r: &&Run| {
+        format!(
+            "<a href=\"#{}\">{}</a>",
+            run_anchor(&r.experiment, &r.run_id),
+            esc(&r.run_id)
+        )
+    };
+    match runs {
+        [first, rest @ ..] if !rest.is_empty() => format!(
+            "<details class=\"group\"><summary>{} +{}</summary>{}</details>",
+            link(first),
+            rest.len(),
+            rest.iter().map(link).collect::<Vec<_>>().join(" ")
+        ),
+        _ => runs.iter().map(link).collect::<Vec<_>>().join(" "),
+    }
 }

@@ -1,0 +1,84 @@
+//! What the build compiles, read from `cargo tree` (offline, from Cargo.lock):
+//! - `cargo test` after `cargo run` compiles only the test targets: no crate of the binary's
+//!   tree gets another feature set from the dev-dependencies, so cargo reuses every compiled
+//!   crate (a crate with other features is compiled again, with everything above it);
+//! - the binary's tree holds no HTTP or TLS client: runner never touches the network.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+/// Each compiled instance of a package in the workspace's tree over these dependency kinds:
+/// `name version [features]`. A package built for the host (proc macros, build scripts) with
+/// other features than for the target is listed once per feature set.
+fn instances(edges: &str) -> BTreeSet<String> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "tree",
+            "--locked",
+            "--offline",
+            "--workspace",
+            "--no-dedupe",
+        ])
+        .args(["--prefix", "none", "--format", "{p} [{f}]", "-e", edges])
+        .output()
+        .expect("cargo runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "cargo tree -e {edges} failed: {stderr}"
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.replace(" (*)", "").trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+#[test]
+fn the_tests_build_every_crate_of_the_binary_with_the_same_features() {
+    let tests = instances("normal,build,dev");
+    let rebuilt: Vec<String> = instances("normal,build")
+        .into_iter()
+        .filter(|instance| !tests.contains(instance))
+        .map(|instance| {
+            let name = instance.split(' ').next().unwrap_or("");
+            let prefix = format!("{name} ");
+            let there: Vec<&String> = tests.iter().filter(|t| t.starts_with(&prefix)).collect();
+            format!("{instance}, which the tests build as {there:?}")
+        })
+        .collect();
+    assert!(
+        rebuilt.is_empty(),
+        "these crates would be compiled again for `cargo test` after `cargo run` (give the \
+         binary's build the same features, see Cargo.toml):\n{}",
+        rebuilt.join("\n")
+    );
+}
+
+#[test]
+fn the_binary_has_no_http_or_tls_client() {
+    const NETWORK: &[&str] = &[
+        "hyper",
+        "hyper-util",
+        "reqwest",
+        "h2",
+        "http",
+        "rustls",
+        "ring",
+        "native-tls",
+        "openssl",
+        "object_store",
+        "url",
+    ];
+    let found: Vec<String> = instances("normal")
+        .into_iter()
+        .filter(|p| NETWORK.contains(&p.split(' ').next().unwrap_or("")))
+        .collect();
+    assert!(
+        found.is_empty(),
+        "the binary's tree pulls in {found:?} (`cargo tree -e normal -i NAME` says through what)"
+    );
+}
