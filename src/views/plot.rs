@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use plotters::prelude::*;
 
-use crate::number;
 use crate::durable;
+use crate::number;
 use crate::results::scan::{self, Run, ViewError};
 use crate::results::schema::ParamValue;
 use crate::views::compare::{cmp_param, BestAndFinal, BestBy, SEED_KEY};
