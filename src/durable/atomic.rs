@@ -20,9 +20,9 @@ pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), StoreError> 
     // Encoded in memory first (a run's tables are small): writing straight to the file,
     // polars' writer turns a full disk into "Invalid thrift: transport error".
     let mut bytes = Vec::new();
-    // Uncompressed: a run's table is a few kB, which compression hardly shrinks, while every
-    // reader of it pays for a decompression context per column (zstd's set-up was a quarter of
-    // `compare`'s time over 10,000 runs).
+    // Uncompressed: a run's table is a few kB, which compression hardly shrinks, while
+    // every reader of it pays for a decompression context per column (zstd's set-up was a
+    // quarter of `compare`'s time over 10,000 runs).
     ParquetWriter::new(&mut bytes)
         .with_compression(ParquetCompression::Uncompressed)
         .finish(df)

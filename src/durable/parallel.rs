@@ -12,7 +12,7 @@ pub(crate) fn try_map<I: Sync, T: Send, E: Send>(
 }
 
 /// `f` over `items` on a few plain threads (as [`try_map`]), every result in order.
-pub fn map<I: Sync, T: Send>(items: &[I], f: impl Fn(&I) -> T + Sync) -> Vec<T> {
+pub(crate) fn map<I: Sync, T: Send>(items: &[I], f: impl Fn(&I) -> T + Sync) -> Vec<T> {
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get().min(8));
     let chunk = items.len().div_ceil(threads).max(1);
     let f = &f;

@@ -307,7 +307,7 @@ pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
 /// Reads run folders without the cache: each run, or why it cannot be read. Each run on its
 /// own, the runs in parallel (one file's error names that file and touches no other run).
 fn read_each(dirs: &[PathBuf]) -> Vec<Result<Run, ViewError>> {
-    durable::parallel::map(dirs, |dir| read_run(dir))
+    crate::durable::parallel::map(dirs, |dir| read_run(dir))
 }
 
 /// One run folder: its manifest when it has one, then the columns of `metrics.parquet` the

@@ -188,7 +188,10 @@ fn value<'a>(p: &'a PlannedPoint, key: &str) -> Option<&'a str> {
 /// How the table writes one key's values (the plan stores them as text): a column of floats as
 /// numbers with the digits that keep them apart (`views`' one number format), anything else as
 /// written.
-fn readable_column<'a>(values: impl Iterator<Item = &'a str>) -> Box<dyn Fn(&str) -> String> {
+/// How one column's values are written.
+type Readable = Box<dyn Fn(&str) -> String>;
+
+fn readable_column<'a>(values: impl Iterator<Item = &'a str>) -> Readable {
     let is_float = |v: &str| v.contains(['.', 'e', 'E']) && v.parse::<f64>().is_ok();
     let values: Vec<&str> = values.collect();
     if values.is_empty()
@@ -218,7 +221,7 @@ fn table(plan: &ExperimentPlan, points: &[PointStatus], keys: &[String]) -> Stri
     let mut header = vec!["#".to_string(), "run".to_string()];
     header.extend(keys.iter().cloned());
     header.extend(["state", "epochs", "host", "pid", "updated"].map(String::from));
-    let readable: Vec<Box<dyn Fn(&str) -> String>> = keys
+    let readable: Vec<Readable> = keys
         .iter()
         .map(|k| readable_column(points.iter().filter_map(|s| value(&s.point, k))))
         .collect();

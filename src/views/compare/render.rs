@@ -219,8 +219,6 @@ fn json_cell(v: &Value) -> serde_json::Value {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn csv_quotes_only_when_needed() {
         let header = ["kind".to_string(), "note".to_string()];
