@@ -71,11 +71,14 @@ pub fn param(v: &ParamValue) -> String {
 }
 
 /// A metric (loss, accuracy, norm): 4 significant digits with trailing zeros kept, so that a
-/// column of them lines up (`0.9200`, `0.1235`); scientific outside [1e-3, 1e5) as [`number`].
+/// column of them lines up (`0.9200`, `0.1235`, `5.470e-5`); scientific outside [1e-3, 1e5).
 pub fn metric(x: f64) -> String {
     let a = x.abs();
-    if !x.is_finite() || a == 0.0 || !(1e-3..1e5).contains(&a) {
+    if !x.is_finite() || a == 0.0 {
         return number(x);
+    }
+    if !(1e-3..1e5).contains(&a) {
+        return format!("{:.*e}", DIGITS - 1, x);
     }
     let decimals = (DIGITS as i32 - 1 - a.log10().floor() as i32).clamp(0, 6) as usize;
     format!("{x:.decimals$}")
@@ -185,7 +188,8 @@ mod tests {
         assert_eq!(metric(0.123456), "0.1235");
         assert_eq!(metric(12.0), "12.00");
         assert_eq!(metric(0.0), "0");
-        assert_eq!(metric(2.5e-6), "2.5e-6");
+        assert_eq!(metric(2.5e-6), "2.500e-6");
+        assert_eq!(metric(5.47e-5), "5.470e-5");
         assert_eq!(metric(12.3456), "12.35");
         assert_eq!(metric(0.0001234), "1.234e-4");
         assert_eq!(metric(1234.6), "1235");

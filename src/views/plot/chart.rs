@@ -6,6 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::draw::font::FAMILY;
+use crate::number;
 
 /// Legend entries beyond this many would cover the chart; the rest are summarised in a note.
 pub(super) const LEGEND_MAX: usize = 15;
@@ -80,23 +81,13 @@ impl XAxis {
         match self {
             XAxis::Epoch if whole => format!("{}", v.round()),
             XAxis::Epoch => String::new(),
-            XAxis::Linear => trim(v),
+            XAxis::Linear => number::number(v),
             XAxis::Log { zero_at } if whole && zero_at.is_some_and(|z| (z - v).abs() < 1e-9) => {
                 "0".into()
             }
             XAxis::Log { .. } if whole => format!("1e{}", v.round()),
             XAxis::Log { .. } => String::new(),
         }
-    }
-}
-
-fn trim(v: f64) -> String {
-    let s = format!("{v:.4}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s == "-0" {
-        "0".into()
-    } else {
-        s.to_string()
     }
 }
 
@@ -203,6 +194,7 @@ pub(super) fn lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &L
         .x_desc(x_desc)
         .y_desc(y_desc)
         .x_label_formatter(&fmt)
+        .y_label_formatter(&|v: &f64| number::number(*v))
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 15))
         .light_line_style(RGBColor(235, 235, 235))
@@ -333,6 +325,7 @@ pub(super) fn scatter_mean<DB: DrawingBackend>(
             10
         })
         .x_label_formatter(&fmt)
+        .y_label_formatter(&|v: &f64| number::number(*v))
         .label_style((FAMILY, 14))
         .axis_desc_style((FAMILY, 13))
         .light_line_style(RGBColor(235, 235, 235))
