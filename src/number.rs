@@ -65,11 +65,6 @@ pub fn number(x: f64) -> String {
     ColumnFormat::default().number(x)
 }
 
-/// One parameter value on its own, as [`number`] writes floats.
-pub fn param(v: &ParamValue) -> String {
-    ColumnFormat::default().param(v)
-}
-
 /// A metric (loss, accuracy, norm): 4 significant digits with trailing zeros kept, so that a
 /// column of them lines up (`0.9200`, `0.1235`, `5.470e-5`); scientific outside [1e-3, 1e5).
 pub fn metric(x: f64) -> String {

@@ -361,11 +361,7 @@ fn read_metrics(path: &Path, run: &mut Run) -> PolarsResult<()> {
         col::VAL_ACC,
         col::WEIGHT_NORM,
     ];
-    let file = std::fs::File::open(path).map_err(|e| PolarsError::IO {
-        error: e.into(),
-        msg: None,
-    })?;
-    let mut reader = ParquetReader::new(file).read_parallel(ParallelStrategy::None);
+    let mut reader = crate::results::schema::parquet_reader(path)?;
     let params: Vec<String> = reader
         .schema()?
         .iter_names()

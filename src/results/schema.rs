@@ -289,14 +289,19 @@ fn ratio(a: u64, b: u64) -> f64 {
 /// across files, where polars' own parallelism inside a file only adds hand-offs; without the
 /// lazy engine, too, which would pull in polars' cloud and HTTP stack.
 pub fn read_parquet(path: &std::path::Path, columns: Option<&[&str]>) -> PolarsResult<DataFrame> {
+    parquet_reader(path)?
+        .with_columns(columns.map(|c| c.iter().map(|c| c.to_string()).collect()))
+        .finish()
+}
+
+/// A reader of `path` that decodes on the calling thread (see [`read_parquet`]), for a reader
+/// that picks its columns from the file's schema first.
+pub(crate) fn parquet_reader(path: &std::path::Path) -> PolarsResult<ParquetReader<std::fs::File>> {
     let file = std::fs::File::open(path).map_err(|e| PolarsError::IO {
         error: e.into(),
         msg: None,
     })?;
-    ParquetReader::new(file)
-        .read_parallel(ParallelStrategy::None)
-        .with_columns(columns.map(|c| c.iter().map(|c| c.to_string()).collect()))
-        .finish()
+    Ok(ParquetReader::new(file).read_parallel(ParallelStrategy::None))
 }
 
 /// A run's metrics table read back: the epoch of each row and every metric column (the fixed
