@@ -38,6 +38,8 @@ const CONFUSION: &str = "confusion.parquet";
 /// The prefix of the test split's tables.
 const TEST: &str = "test_";
 const SPEC: &str = "spec.toml";
+/// Which image went to which split, for a dataset from a manifest or a split made from fractions.
+const SPLIT_LIST: &str = "split.csv";
 const MANIFEST: &str = "manifest.json";
 const MODEL: &str = "model.safetensors";
 const CHECKPOINT: &str = "checkpoint.safetensors";
@@ -224,6 +226,12 @@ impl RunDir {
 
     pub fn manifest(&self) -> PathBuf {
         self.path.join(MANIFEST)
+    }
+
+    /// `path,label,split` of every image the run uses, when its dataset is a manifest or its
+    /// split was made from fractions (`manifest.json`'s `split_sha256` is its hash).
+    pub fn split_list(&self) -> PathBuf {
+        self.path.join(SPLIT_LIST)
     }
 
     /// The model the run keeps once it is done.

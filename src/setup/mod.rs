@@ -11,6 +11,7 @@
 mod build;
 mod dataset;
 mod finished_run;
+mod listed;
 mod weights;
 
 use std::collections::HashMap;
@@ -138,7 +139,10 @@ impl ResolvedRun<'_> {
         if let Some(test) = self.dataset.test_fingerprint()? {
             extra.push_str(&format!("\ntest={test}"));
         }
-        let id = expand::run_id(self.spec(), &extra);
+        if let Some(classes) = self.dataset.classes_salt() {
+            extra.push_str(&format!("\nclasses={classes}"));
+        }
+        let id = expand::run_id(&self.dataset.identity_spec(self.spec()), &extra);
         Ok(self.run_id.get_or_init(|| id).clone())
     }
 }

@@ -39,7 +39,7 @@ pub use error::{
 pub use head::{Activation, HeadKind, Pool};
 pub use locate::Locator;
 pub use resolved::{
-    Backbone, Cache, Dataset, ExperimentInfo, Head, Loss, Optimizer, Regularization, RunSpec,
+    Backbone, Cache, Dataset, DatasetSplit, ExperimentInfo, Head, Loss, Optimizer, Regularization, RunSpec,
     Train, Transforms,
 };
 // issue #14: schedules, early stopping, augmentation
@@ -239,7 +239,7 @@ impl Experiment {
 }
 
 /// The run the embedded defaults alone describe, for checks that compare against a default.
-fn default_spec() -> &'static RunSpec {
+pub(crate) fn default_spec() -> &'static RunSpec {
     static DEFAULTS: std::sync::OnceLock<RunSpec> = std::sync::OnceLock::new();
     DEFAULTS.get_or_init(|| {
         let layer = defaults_layer().expect("the embedded defaults parse (tested)");

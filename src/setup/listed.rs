@@ -1,0 +1,218 @@
+//! Datasets from a list: a manifest the spec names, or a folder's images split by
+//! `[dataset.split]`'s fractions. The problems `crate::data` finds in a manifest are rendered
+//! at their file and line (the CSV line under a caret, as for the spec's own errors), with a
+//! note on where the spec named the manifest.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use super::dataset::Checked;
+use crate::data::{
+    is_parquet, open_listed, read_manifest, rows_of_classes, ClassFiles, Columns, Cut, Fractions,
+    Issue, Listed, Where,
+};
+use crate::spec::{display_path, Diagnostic, Locator, Snippet, Source};
+
+/// At most this many problems of one manifest are shown; the rest are counted.
+const MAX_SHOWN: usize = 20;
+
+/// The key a problem of the fractions is reported at.
+const FRACTIONS_KEY: &str = "dataset.split.val";
+
+/// The spec's `[dataset.split]` as the data stage takes it.
+pub(super) fn fractions(d: &crate::spec::Dataset) -> Fractions {
+    Fractions {
+        val: d.split.val,
+        test: d.split.test,
+        seed: d.split.seed,
+        stratify: d.split.stratify,
+    }
+}
+
+/// Reads and checks the manifest `file`; its dataset or its problems go to `out`.
+pub(super) fn check_manifest(
+    d: &crate::spec::Dataset,
+    file: &Path,
+    at: &Locator,
+    out: &mut Checked,
+) {
+    if !file.is_file() {
+        let what = if file.exists() {
+            "something that is not a file"
+        } else {
+            "nothing"
+        };
+        out.errors.push(
+            at.invalid(
+                "dataset.manifest",
+                format!(
+                    "expected a CSV or Parquet file, found {what} at {}",
+                    display_path(file)
+                ),
+            )
+            .help("relative paths resolve against the folder of the file that sets them"),
+        );
+        return;
+    }
+    let columns = Columns {
+        path: d.path_column.clone(),
+        label: d.label_column.clone(),
+        split: d.split_column.clone(),
+        split_required: !at.is_default("dataset.split_column"),
+    };
+    let manifest = match read_manifest(file, &columns) {
+        Ok(m) => m,
+        Err(issues) => {
+            let source = Source::file(file.to_path_buf(), String::new());
+            out.errors.extend(render(issues, &source, at));
+            return;
+        }
+    };
+    let source = Source::file(file.to_path_buf(), manifest.text.clone().unwrap_or_default());
+    let fractions = fractions(d);
+    let cut = Cut {
+        fractions: (!manifest.has_split).then_some(&fractions),
+        fractions_key: FRACTIONS_KEY,
+        train_per_class: d.train_per_class,
+        val_per_class: d.val_per_class,
+    };
+    let base = file.parent().unwrap_or(Path::new(""));
+    match open_listed(base, &manifest.rows, &cut) {
+        Ok(listed) => accept(listed, out),
+        Err(issues) => out.errors.extend(render(issues, &source, at)),
+    }
+}
+
+/// A folder without a validation folder: its training images split by the fractions (the
+/// test folder, when the spec names one, stays the test split).
+pub(super) fn split_folder(
+    d: &crate::spec::Dataset,
+    train: Vec<ClassFiles>,
+    test: Option<Vec<ClassFiles>>,
+    at: &Locator,
+    out: &mut Checked,
+) {
+    if test.is_some() && d.split.test > 0.0 {
+        out.errors.push(
+            at.invalid(
+                "dataset.split.test",
+                "expected 0: `dataset.test_dir` holds the test images".to_owned(),
+            )
+            .note(at.where_set("dataset.test_dir")),
+        );
+    }
+    if !out.errors.is_empty() {
+        return;
+    }
+    let rows = rows_of_classes(&d.root, &train);
+    let fractions = fractions(d);
+    let cut = Cut {
+        fractions: Some(&fractions),
+        fractions_key: FRACTIONS_KEY,
+        train_per_class: d.train_per_class,
+        val_per_class: d.val_per_class,
+    };
+    let no_file = Source::file(d.root.clone(), String::new());
+    match open_listed(&d.root, &rows, &cut) {
+        Ok(mut listed) => {
+            if let Some(test) = test {
+                match listed.folder.with_test(test) {
+                    Ok(folder) => listed.folder = folder,
+                    Err(e) => {
+                        out.errors.push(at.invalid("dataset.test_dir", e.to_string()));
+                        return;
+                    }
+                }
+                listed.layout.test_dir = d.test_dir.clone();
+            }
+            accept(listed, out);
+        }
+        Err(issues) => out.errors.extend(render(issues, &no_file, at)),
+    }
+}
+
+fn accept(listed: Listed, out: &mut Checked) {
+    out.folder = Some(listed.folder);
+    out.listed = Some(listed.layout);
+}
+
+/// Each issue as a diagnostic at its place, at most [`MAX_SHOWN`] of them.
+fn render(issues: Vec<Issue>, source: &Arc<Source>, at: &Locator) -> Vec<Diagnostic> {
+    let total = issues.len();
+    let mut out: Vec<Diagnostic> = issues
+        .into_iter()
+        .take(MAX_SHOWN)
+        .map(|issue| diagnostic(issue, source, at))
+        .collect();
+    if total > MAX_SHOWN {
+        out.push(
+            Diagnostic::error(format!(
+                "{} more problems in {}",
+                total - MAX_SHOWN,
+                source.name()
+            ))
+            .in_file(source.clone())
+            .label("the first problems are shown above"),
+        );
+    }
+    out
+}
+
+fn diagnostic(issue: Issue, source: &Arc<Source>, at: &Locator) -> Diagnostic {
+    let Issue {
+        at: place,
+        message,
+        label,
+        notes,
+    } = issue;
+    // a problem at a key says where the key was set; one in the manifest, where it was named
+    let in_manifest = !matches!(place, Where::Key(_));
+    let mut diag = match place {
+        Where::Key(key) => {
+            let mut d = at.invalid(key, label);
+            d.message = message;
+            d
+        }
+        Where::File => Diagnostic::error(message)
+            .in_file(source.clone())
+            .label(label),
+        Where::Row { line, span } if !source.text.is_empty() => {
+            let span = span.unwrap_or_else(|| line_span(&source.text, line));
+            Diagnostic::error(message)
+                .at(Some(Snippet {
+                    source: source.clone(),
+                    span,
+                }))
+                .label(label)
+        }
+        Where::Row { line, .. } => {
+            let row = if is_parquet(source.path.as_deref().unwrap_or(Path::new(""))) {
+                "row"
+            } else {
+                "line"
+            };
+            Diagnostic::error(message)
+                .in_file(source.clone())
+                .label(format!("{row} {line}: {label}"))
+        }
+    };
+    for note in notes {
+        diag = diag.note(note);
+    }
+    if in_manifest {
+        diag = diag.note(at.where_set("dataset.manifest"));
+    }
+    diag
+}
+
+/// The byte range of 1-based `line` in `text` (its end when past the last line).
+fn line_span(text: &str, line: usize) -> std::ops::Range<usize> {
+    let start = text
+        .split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum::<usize>()
+        .min(text.len());
+    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    start..end
+}
