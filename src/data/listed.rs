@@ -362,7 +362,9 @@ fn empty_classes(
                         format!("no row of label `{class}` has split `{}`", part.name()),
                     )
                     .note(format!(
-                        "every class needs `train` and `val` rows; `{class}` has {n}, all in other splits"
+                        "every class needs `train` and `val` rows; `{class}` has {n} row{}, none `{}`",
+                        if n == 1 { "" } else { "s" },
+                        part.name()
                     ))
                 }
             };

@@ -33,6 +33,9 @@ pub struct ManifestFile {
     pub path_column: String,
     /// The file has the split column.
     pub has_split: bool,
+    /// Records that could not be read (a wrong number of fields, text that is not UTF-8): each
+    /// an issue at its line, its row left out, so the rows' own problems are found too.
+    pub bad_records: Vec<Issue>,
 }
 
 /// One row of a manifest: the cells as written, trimmed.
@@ -179,6 +182,7 @@ fn read_csv(file: &Path, columns: &Columns) -> Result<ManifestFile, Vec<Issue>> 
     })?;
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
+        .flexible(true)
         .from_reader(text.as_bytes());
     let header_at = Where::Row {
         line: 1,
@@ -211,6 +215,21 @@ fn read_csv(file: &Path, columns: &Columns) -> Result<ManifestFile, Vec<Issue>> 
         };
         let pos = record.position().expect("the csv reader records positions");
         let spans = field_spans(&text, pos.byte() as usize);
+        if record.len() != names.len() {
+            issues.push(Issue::new(
+                Where::Row {
+                    line: pos.line() as usize,
+                    span: None,
+                },
+                "cannot read this manifest row",
+                format!(
+                    "expected {} fields like the header, found {}",
+                    names.len(),
+                    record.len()
+                ),
+            ));
+            continue;
+        }
         let cell = |i: usize| record.get(i).unwrap_or("").trim().to_owned();
         rows.push(Row {
             line: pos.line() as usize,
@@ -224,15 +243,13 @@ fn read_csv(file: &Path, columns: &Columns) -> Result<ManifestFile, Vec<Issue>> 
             },
         });
     }
-    if !issues.is_empty() {
-        return Err(issues);
-    }
     Ok(ManifestFile {
         file: file.to_path_buf(),
         text: Some(text),
         rows,
         path_column,
         has_split: split_i.is_some(),
+        bad_records: issues,
     })
 }
 
@@ -319,6 +336,7 @@ fn read_parquet(file: &Path, columns: &Columns) -> Result<ManifestFile, Vec<Issu
         rows,
         path_column,
         has_split: split_i.is_some(),
+        bad_records: Vec::new(),
     })
 }
 
@@ -369,7 +387,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("labels.csv");
         std::fs::write(&file, "path,label,split\na.png,cat,train\nb.png,dog\n").unwrap();
-        let issues = read(&file, &columns()).unwrap_err();
+        let issues = read(&file, &columns()).unwrap().bad_records;
         assert_eq!(issues.len(), 1);
         assert_eq!(
             issues[0].at,

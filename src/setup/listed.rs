@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use super::dataset::Checked;
 use crate::data::{
-    is_parquet, open_listed, read_manifest, rows_of_classes, ClassFiles, Columns, Cut, Fractions,
-    Issue, Listed, Where,
+    is_parquet, open_listed, read_manifest, rows_of_classes, split_of_rows, ClassFiles, Columns,
+    Cut, Fractions, Issue, Listed, Part, Split, Where,
 };
 use crate::spec::{display_path, Diagnostic, Locator, Snippet, Source};
 
@@ -63,8 +63,8 @@ pub(super) fn check_manifest(
     let manifest = match read_manifest(file, &columns) {
         Ok(m) => m,
         Err(issues) => {
-            let source = Source::file(file.to_path_buf(), String::new());
-            out.errors.extend(render(issues, &source, at));
+            out.errors
+                .extend(render(issues, &unread_source(file), Some(at)));
             return;
         }
     };
@@ -77,10 +77,65 @@ pub(super) fn check_manifest(
         val_per_class: d.val_per_class,
     };
     let base = file.parent().unwrap_or(Path::new(""));
+    let mut issues = manifest.bad_records;
     match open_listed(base, &manifest.rows, &cut) {
-        Ok(listed) => accept(listed, out),
-        Err(issues) => out.errors.extend(render(issues, &source, at)),
+        Ok(listed) if issues.is_empty() => return accept(listed, out),
+        Ok(_) => {}
+        Err(more) => issues.extend(more),
     }
+    issues.sort_by_key(|i| match i.at {
+        Where::Row { line, .. } => line,
+        _ => usize::MAX,
+    });
+    out.errors.extend(render(issues, &source, Some(at)));
+}
+
+/// The rows of the manifest `file` that `runner evaluate` scores, read with the column names
+/// of the run's `[dataset]`: those of split `part`, by default `test` where the file has test
+/// rows, else every row; each label one of the run's `classes`. Returns the images and which
+/// rows they are (`split test`, `every row`); a problem comes back rendered at its line.
+pub fn evaluation_rows(
+    file: &Path,
+    d: &crate::spec::Dataset,
+    classes: &[String],
+    part: Option<Part>,
+) -> Result<(Split, String), String> {
+    let columns = Columns {
+        path: d.path_column.clone(),
+        label: d.label_column.clone(),
+        split: d.split_column.clone(),
+        split_required: part.is_some(),
+    };
+    let rendered = |issues: Vec<Issue>, source: &Arc<Source>| {
+        render(issues, source, None)
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let manifest =
+        read_manifest(file, &columns).map_err(|issues| rendered(issues, &unread_source(file)))?;
+    let source = Source::file(file.to_path_buf(), manifest.text.clone().unwrap_or_default());
+    let has_test = manifest
+        .rows
+        .iter()
+        .any(|r| r.split.as_deref() == Some(Part::Test.name()));
+    let part = part.or((manifest.has_split && has_test).then_some(Part::Test));
+    let base = file.parent().unwrap_or(Path::new(""));
+    if !manifest.bad_records.is_empty() {
+        return Err(rendered(manifest.bad_records, &source));
+    }
+    let split = split_of_rows(base, &manifest.rows, classes, part)
+        .map_err(|issues| rendered(issues, &source))?;
+    if split.is_empty() {
+        let which = part.map_or("", Part::name);
+        return Err(Diagnostic::error(format!("no `{which}` rows to score"))
+            .in_file(source)
+            .label(format!("expected rows whose `{}` is `{which}`", d.split_column))
+            .to_string());
+    }
+    let rows = part.map_or("every row".to_owned(), |p| format!("split {}", p.name()));
+    Ok((split, rows))
 }
 
 /// A folder without a validation folder: its training images split by the fractions (the
@@ -127,8 +182,19 @@ pub(super) fn split_folder(
             }
             accept(listed, out);
         }
-        Err(issues) => out.errors.extend(render(issues, &no_file, at)),
+        Err(issues) => out.errors.extend(render(issues, &no_file, Some(at))),
     }
+}
+
+/// The source of a manifest that could not be read into rows: its text when it is CSV text
+/// (a missing column is shown at the header line), else none.
+fn unread_source(file: &Path) -> Arc<Source> {
+    let text = if is_parquet(file) {
+        String::new()
+    } else {
+        std::fs::read_to_string(file).unwrap_or_default()
+    };
+    Source::file(file.to_path_buf(), text)
 }
 
 fn accept(listed: Listed, out: &mut Checked) {
@@ -137,7 +203,7 @@ fn accept(listed: Listed, out: &mut Checked) {
 }
 
 /// Each issue as a diagnostic at its place, at most [`MAX_SHOWN`] of them.
-fn render(issues: Vec<Issue>, source: &Arc<Source>, at: &Locator) -> Vec<Diagnostic> {
+fn render(issues: Vec<Issue>, source: &Arc<Source>, at: Option<&Locator>) -> Vec<Diagnostic> {
     let total = issues.len();
     let mut out: Vec<Diagnostic> = issues
         .into_iter()
@@ -158,7 +224,7 @@ fn render(issues: Vec<Issue>, source: &Arc<Source>, at: &Locator) -> Vec<Diagnos
     out
 }
 
-fn diagnostic(issue: Issue, source: &Arc<Source>, at: &Locator) -> Diagnostic {
+fn diagnostic(issue: Issue, source: &Arc<Source>, at: Option<&Locator>) -> Diagnostic {
     let Issue {
         at: place,
         message,
@@ -169,7 +235,10 @@ fn diagnostic(issue: Issue, source: &Arc<Source>, at: &Locator) -> Diagnostic {
     let in_manifest = !matches!(place, Where::Key(_));
     let mut diag = match place {
         Where::Key(key) => {
-            let mut d = at.invalid(key, label);
+            let mut d = match at {
+                Some(at) => at.invalid(key, label),
+                None => Diagnostic::error("").label(label),
+            };
             d.message = message;
             d
         }
@@ -199,7 +268,7 @@ fn diagnostic(issue: Issue, source: &Arc<Source>, at: &Locator) -> Diagnostic {
     for note in notes {
         diag = diag.note(note);
     }
-    if in_manifest {
+    if let Some(at) = at.filter(|_| in_manifest) {
         diag = diag.note(at.where_set("dataset.manifest"));
     }
     diag

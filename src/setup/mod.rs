@@ -20,6 +20,7 @@ use std::sync::{Arc, OnceLock};
 pub use build::{augment, bad_image_policy, fit_config, head_config, transform};
 pub use dataset::Dataset;
 pub use finished_run::{FinishedRun, OpenError, Opening, ProjectFrom};
+pub use listed::evaluation_rows;
 pub use weights::Weights;
 
 use crate::data::{BadImagePolicy, DataError, Transform};
