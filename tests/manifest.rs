@@ -33,7 +33,11 @@ fn listing(root: &Path) -> Vec<(String, String, String)> {
         for class in ["cat", "dog"] {
             for e in std::fs::read_dir(root.join(split).join(class)).unwrap() {
                 let name = e.unwrap().file_name().to_string_lossy().into_owned();
-                rows.push((format!("{split}/{class}/{name}"), class.into(), split.into()));
+                rows.push((
+                    format!("{split}/{class}/{name}"),
+                    class.into(),
+                    split.into(),
+                ));
             }
         }
     }
@@ -52,8 +56,8 @@ fn csv(header: &str, rows: impl IntoIterator<Item = String>) -> String {
 
 /// The one-epoch linear spec of `common`, on `dataset` (TOML lines of `[dataset]`).
 fn spec(dir: &Path, name: &str, dataset: &str) -> PathBuf {
-    let body = tiny_linear_spec(name, "")
-        .replace(&format!("root = \"{}\"\n", tiny().display()), dataset);
+    let body =
+        tiny_linear_spec(name, "").replace(&format!("root = \"{}\"\n", tiny().display()), dataset);
     let path = dir.join(format!("{name}.toml"));
     std::fs::write(&path, body).unwrap();
     path
@@ -137,8 +141,18 @@ fn a_manifest_of_a_folders_files_trains_the_folders_run() {
     }
     assert_eq!(ids[0], ids[1]);
     assert_eq!(ids[0], ids[2]);
-    assert!(metrics[0].equals(&metrics[1]), "{:?}\n{:?}", metrics[0], metrics[1]);
-    assert!(metrics[0].equals(&metrics[2]), "{:?}\n{:?}", metrics[0], metrics[2]);
+    assert!(
+        metrics[0].equals(&metrics[1]),
+        "{:?}\n{:?}",
+        metrics[0],
+        metrics[1]
+    );
+    assert!(
+        metrics[0].equals(&metrics[2]),
+        "{:?}\n{:?}",
+        metrics[0],
+        metrics[2]
+    );
 }
 
 /// The split a manifest without a split column gets: per-class counts within one image of the
@@ -152,7 +166,10 @@ fn a_split_made_from_fractions_is_seeded_and_recorded() {
     let rows = listing(&data);
     std::fs::write(
         data.join("labels.csv"),
-        csv("path,label", rows.iter().map(|(p, l, _)| format!("{p},{l}"))),
+        csv(
+            "path,label",
+            rows.iter().map(|(p, l, _)| format!("{p},{l}")),
+        ),
     )
     .unwrap();
     let split_of = |seed: u64, results: &str| {
@@ -168,7 +185,10 @@ fn a_split_made_from_fractions_is_seeded_and_recorded() {
         ok(&runner(dir.path(), &[&spec_arg, "--results", results]));
         let run = runs(&dir.path().join(results), "split").pop().unwrap();
         let list = std::fs::read_to_string(RunDir::at(&run).split_list()).unwrap();
-        let recorded = manifest_json(&run)["split_sha256"].as_str().unwrap().to_owned();
+        let recorded = manifest_json(&run)["split_sha256"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert_eq!(recorded, hex::encode(Sha256::digest(&list)));
         (run.file_name().unwrap().to_owned(), list)
     };
@@ -206,7 +226,11 @@ fn a_split_made_from_fractions_is_seeded_and_recorded() {
     let run = runs(&dir.path().join("d"), "folder").pop().unwrap();
     let list = std::fs::read_to_string(RunDir::at(&run).split_list()).unwrap();
     // 8 images per class: val round(1.6) = 2
-    assert_eq!(list.lines().filter(|l| l.ends_with(",val")).count(), 4, "{list}");
+    assert_eq!(
+        list.lines().filter(|l| l.ends_with(",val")).count(),
+        4,
+        "{list}"
+    );
     assert_eq!(list.lines().filter(|l| l.ends_with(",train")).count(), 12);
 }
 
@@ -324,12 +348,21 @@ fn evaluate_scores_a_manifests_rows() {
         &["evaluate", &run_arg, "--data", "data/labels.csv"],
     ));
     assert!(
-        out.starts_with(&format!("eval {id} on data/labels.csv (split test): 4 images")),
+        out.starts_with(&format!(
+            "eval {id} on data/labels.csv (split test): 4 images"
+        )),
         "{out}"
     );
     let out = ok(&runner(
         dir.path(),
-        &["evaluate", &run_arg, "--data", "data/labels.csv", "--split", "val"],
+        &[
+            "evaluate",
+            &run_arg,
+            "--data",
+            "data/labels.csv",
+            "--split",
+            "val",
+        ],
     ));
     assert!(
         out.contains(&format!("(split val): {val_rows} images")),
@@ -347,7 +380,14 @@ fn evaluate_scores_a_manifests_rows() {
 
     let out = runner(
         dir.path(),
-        &["evaluate", &run_arg, "--data", "data/labels.csv", "--split", "valid"],
+        &[
+            "evaluate",
+            &run_arg,
+            "--data",
+            "data/labels.csv",
+            "--split",
+            "valid",
+        ],
     );
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 
@@ -356,7 +396,10 @@ fn evaluate_scores_a_manifests_rows() {
         "path,label\ntrain/cat/cat_02000.png,cow\n",
     )
     .unwrap();
-    let out = runner(dir.path(), &["evaluate", &run_arg, "--data", "data/cows.csv"]);
+    let out = runner(
+        dir.path(),
+        &["evaluate", &run_arg, "--data", "data/cows.csv"],
+    );
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     insta::assert_snapshot!(
         "evaluate_label_not_a_class",

@@ -27,7 +27,22 @@ pub(super) struct EvaluateArgs {
 /// The table on stdout; where the tables were written on stderr.
 pub(super) fn cmd_evaluate(a: EvaluateArgs) -> Result<(), Failure> {
     super::failure::given_folder(&a.run, "run folder")?;
-    super::failure::given(&a.data, "--data")?;
+    let is_manifest = |p: &std::path::Path| {
+        p.extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("parquet"))
+    };
+    let what = if is_manifest(&a.data) {
+        "--data manifest"
+    } else {
+        "--data folder"
+    };
+    super::failure::given(&a.data, what)?;
+    if !a.data.is_dir() && !is_manifest(&a.data) {
+        return Err(Failure::Usage(format!(
+            "--data {} is a file, not a folder or a manifest (.csv, .parquet)",
+            a.data.display()
+        )));
+    }
     let split = match a.split.as_deref() {
         None => None,
         Some(_) if a.data.is_dir() => {

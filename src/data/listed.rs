@@ -94,7 +94,10 @@ fn normalize(path: &Path) -> PathBuf {
 /// A path for messages: relative to the current folder when under it.
 fn shown(path: &Path) -> String {
     let cwd = std::env::current_dir().unwrap_or_default();
-    path.strip_prefix(&cwd).unwrap_or(path).display().to_string()
+    path.strip_prefix(&cwd)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 /// The dataset of `rows` (paths relative to `base`, or absolute), cut as `cut` says. Every
@@ -124,11 +127,17 @@ pub fn open_listed(base: &Path, rows: &[Row], cut: &Cut) -> Result<Listed, Vec<I
         .enumerate()
         .map(|(i, c)| (c.as_str(), i))
         .collect();
-    let labels: Vec<usize> = checked.iter().map(|c| index[c.row.label.as_str()]).collect();
+    let labels: Vec<usize> = checked
+        .iter()
+        .map(|c| index[c.row.label.as_str()])
+        .collect();
     let parts: Vec<Part> = match cut.fractions {
         None => checked
             .iter()
-            .map(|c| c.part.expect("checked rows with a split column have a split"))
+            .map(|c| {
+                c.part
+                    .expect("checked rows with a split column have a split")
+            })
             .collect(),
         Some(fractions) => {
             let items: Vec<(&str, usize)> = checked
@@ -604,7 +613,11 @@ mod tests {
         // 8 cats keep one training image; 2 dogs give one to val and one to test
         let rows: Vec<Row> = tiny_rows()
             .into_iter()
-            .filter(|r| r.path.starts_with("train/cat/") || r.path.ends_with("dog_04000.png") || r.path.ends_with("dog_04001.png"))
+            .filter(|r| {
+                r.path.starts_with("train/cat/")
+                    || r.path.ends_with("dog_04000.png")
+                    || r.path.ends_with("dog_04001.png")
+            })
             .map(|r| Row { split: None, ..r })
             .collect();
         let cut = Cut {

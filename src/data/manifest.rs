@@ -64,7 +64,10 @@ pub enum Where {
     /// The file as a whole.
     File,
     /// A row (its line; for CSV the span of the cell at fault, else of the whole line).
-    Row { line: usize, span: Option<Range<usize>> },
+    Row {
+        line: usize,
+        span: Option<Range<usize>>,
+    },
     /// A spec key, e.g. `dataset.split.val` for a fraction that leaves a class no image.
     Key(&'static str),
 }
@@ -396,7 +399,10 @@ mod tests {
                 span: None
             }
         );
-        assert_eq!(issues[0].label, "expected 3 fields like the header, found 2");
+        assert_eq!(
+            issues[0].label,
+            "expected 3 fields like the header, found 2"
+        );
     }
 
     #[test]
@@ -415,7 +421,11 @@ mod tests {
         let m = read(&file, &columns()).unwrap();
         assert!(m.has_split && m.text.is_none());
         assert_eq!(
-            (m.rows[1].line, m.rows[1].label.as_str(), m.rows[1].split.as_deref()),
+            (
+                m.rows[1].line,
+                m.rows[1].label.as_str(),
+                m.rows[1].split.as_deref()
+            ),
             (2, "1", Some("val"))
         );
     }

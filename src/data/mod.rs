@@ -19,6 +19,8 @@ pub use folder::{
 };
 pub use listed::{open_listed, rows_of_classes, split_list, split_of_rows, Cut, Layout, Listed};
 pub use loader::{epoch_order, load_image, BadImagePolicy, Batch, BatchIter, Loader};
-pub use manifest::{is_parquet, read as read_manifest, Cells, Columns, Issue, ManifestFile, Row, Where};
+pub use manifest::{
+    is_parquet, read as read_manifest, Cells, Columns, Issue, ManifestFile, Row, Where,
+};
 pub use split::{assign as assign_split, Fractions, Part};
 pub use transform::{Transform, IMAGENET_MEAN, IMAGENET_STD};

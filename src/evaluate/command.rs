@@ -54,13 +54,9 @@ pub fn evaluate_run(opts: &EvaluateOptions) -> Result<Evaluated, EvaluateError> 
     let (manifest, spec, kept, project) = open_run(&opts.run)?;
     let run = &opts.run;
     let (split, rows) = if opts.data.is_file() {
-        let (split, rows) = crate::setup::evaluation_rows(
-            &opts.data,
-            &spec.dataset,
-            &manifest.classes,
-            opts.split,
-        )
-        .map_err(EvaluateError::Manifest)?;
+        let (split, rows) =
+            crate::setup::evaluation_rows(&opts.data, &spec.dataset, &manifest.classes, opts.split)
+                .map_err(EvaluateError::Manifest)?;
         (split, format!(" ({rows})"))
     } else {
         (open_split(&opts.data, &manifest.classes)?, String::new())

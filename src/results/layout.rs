@@ -343,6 +343,7 @@ mod tests {
             run.evaluate("val").tables().per_class,
             Path::new("results/e/abc/evaluate/val/per_class.parquet")
         );
+        assert_eq!(run.split_list(), Path::new("results/e/abc/split.csv"));
         assert!(RunDir::is_marker(&run.manifest()));
         assert!(!RunDir::is_marker(&run.spec()));
         assert_eq!(

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use super::listed;
 use crate::data::{
     fingerprint, scan_classes, split_fingerprint, split_list, ClassFiles, DataError, ImageFolder,
-    Layout,
+    Layout, Listed,
 };
 use crate::spec::{display_path, found_instead_of_folder, Diagnostic, Locator, RunSpec};
 
@@ -112,6 +112,19 @@ pub(super) struct Checked {
     pub warnings: Vec<Diagnostic>,
 }
 
+impl Checked {
+    /// A listed dataset, or its problems.
+    fn take(&mut self, found: Result<Listed, Vec<Diagnostic>>) {
+        match found {
+            Ok(listed) => {
+                self.folder = Some(listed.folder);
+                self.listed = Some(listed.layout);
+            }
+            Err(errors) => self.errors.extend(errors),
+        }
+    }
+}
+
 impl Scans {
     fn scan(&mut self, path: &Path) -> Result<Vec<ClassFiles>, ScanError> {
         self.splits
@@ -156,7 +169,7 @@ impl Scans {
             warnings: Vec::new(),
         };
         if let Some(manifest) = &d.manifest {
-            listed::check_manifest(d, manifest, at, &mut out);
+            out.take(listed::check_manifest(d, manifest, at));
             return out;
         }
         if d.root.as_os_str().is_empty() {
@@ -182,8 +195,8 @@ impl Scans {
             let test = (!d.test_dir.is_empty())
                 .then(|| self.split(&d.root, &d.test_dir, "dataset.test_dir", at, &mut out))
                 .flatten();
-            if let Some((_, train_files)) = train {
-                listed::split_folder(d, train_files, test.map(|t| t.1), at, &mut out);
+            if let Some((_, train_files)) = train.filter(|_| out.errors.is_empty()) {
+                out.take(listed::split_folder(d, train_files, test.map(|t| t.1), at));
             }
             return out;
         }

@@ -6,7 +6,6 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::dataset::Checked;
 use crate::data::{
     is_parquet, open_listed, read_manifest, rows_of_classes, split_of_rows, ClassFiles, Columns,
     Cut, Fractions, Issue, Listed, Part, Split, Where,
@@ -29,30 +28,29 @@ pub(super) fn fractions(d: &crate::spec::Dataset) -> Fractions {
     }
 }
 
-/// Reads and checks the manifest `file`; its dataset or its problems go to `out`.
+/// Reads and checks the manifest `file`: its dataset, or its problems.
 pub(super) fn check_manifest(
     d: &crate::spec::Dataset,
     file: &Path,
     at: &Locator,
-    out: &mut Checked,
-) {
+) -> Result<Listed, Vec<Diagnostic>> {
     if !file.is_file() {
         let what = if file.exists() {
             "something that is not a file"
         } else {
             "nothing"
         };
-        out.errors.push(
-            at.invalid(
+        return Err(vec![at
+            .invalid(
                 "dataset.manifest",
                 format!(
                     "expected a CSV or Parquet file, found {what} at {}",
                     display_path(file)
                 ),
             )
-            .help("relative paths resolve against the folder of the file that sets them"),
-        );
-        return;
+            .help(
+                "relative paths resolve against the folder of the file that sets them",
+            )]);
     }
     let columns = Columns {
         path: d.path_column.clone(),
@@ -60,15 +58,12 @@ pub(super) fn check_manifest(
         split: d.split_column.clone(),
         split_required: !at.is_default("dataset.split_column"),
     };
-    let manifest = match read_manifest(file, &columns) {
-        Ok(m) => m,
-        Err(issues) => {
-            out.errors
-                .extend(render(issues, &unread_source(file), Some(at)));
-            return;
-        }
-    };
-    let source = Source::file(file.to_path_buf(), manifest.text.clone().unwrap_or_default());
+    let manifest = read_manifest(file, &columns)
+        .map_err(|issues| render(issues, &unread_source(file), Some(at)))?;
+    let source = Source::file(
+        file.to_path_buf(),
+        manifest.text.clone().unwrap_or_default(),
+    );
     let fractions = fractions(d);
     let cut = Cut {
         fractions: (!manifest.has_split).then_some(&fractions),
@@ -79,7 +74,7 @@ pub(super) fn check_manifest(
     let base = file.parent().unwrap_or(Path::new(""));
     let mut issues = manifest.bad_records;
     match open_listed(base, &manifest.rows, &cut) {
-        Ok(listed) if issues.is_empty() => return accept(listed, out),
+        Ok(listed) if issues.is_empty() => return Ok(listed),
         Ok(_) => {}
         Err(more) => issues.extend(more),
     }
@@ -87,7 +82,7 @@ pub(super) fn check_manifest(
         Where::Row { line, .. } => line,
         _ => usize::MAX,
     });
-    out.errors.extend(render(issues, &source, Some(at)));
+    Err(render(issues, &source, Some(at)))
 }
 
 /// The rows of the manifest `file` that `runner evaluate` scores, read with the column names
@@ -115,7 +110,10 @@ pub fn evaluation_rows(
     };
     let manifest =
         read_manifest(file, &columns).map_err(|issues| rendered(issues, &unread_source(file)))?;
-    let source = Source::file(file.to_path_buf(), manifest.text.clone().unwrap_or_default());
+    let source = Source::file(
+        file.to_path_buf(),
+        manifest.text.clone().unwrap_or_default(),
+    );
     let has_test = manifest
         .rows
         .iter()
@@ -131,7 +129,10 @@ pub fn evaluation_rows(
         let which = part.map_or("", Part::name);
         return Err(Diagnostic::error(format!("no `{which}` rows to score"))
             .in_file(source)
-            .label(format!("expected rows whose `{}` is `{which}`", d.split_column))
+            .label(format!(
+                "expected rows whose `{}` is `{which}`",
+                d.split_column
+            ))
             .to_string());
     }
     let rows = part.map_or("every row".to_owned(), |p| format!("split {}", p.name()));
@@ -145,19 +146,14 @@ pub(super) fn split_folder(
     train: Vec<ClassFiles>,
     test: Option<Vec<ClassFiles>>,
     at: &Locator,
-    out: &mut Checked,
-) {
+) -> Result<Listed, Vec<Diagnostic>> {
     if test.is_some() && d.split.test > 0.0 {
-        out.errors.push(
-            at.invalid(
+        return Err(vec![at
+            .invalid(
                 "dataset.split.test",
                 "expected 0: `dataset.test_dir` holds the test images".to_owned(),
             )
-            .note(at.where_set("dataset.test_dir")),
-        );
-    }
-    if !out.errors.is_empty() {
-        return;
+            .note(at.where_set("dataset.test_dir"))]);
     }
     let rows = rows_of_classes(&d.root, &train);
     let fractions = fractions(d);
@@ -168,22 +164,16 @@ pub(super) fn split_folder(
         val_per_class: d.val_per_class,
     };
     let no_file = Source::file(d.root.clone(), String::new());
-    match open_listed(&d.root, &rows, &cut) {
-        Ok(mut listed) => {
-            if let Some(test) = test {
-                match listed.folder.with_test(test) {
-                    Ok(folder) => listed.folder = folder,
-                    Err(e) => {
-                        out.errors.push(at.invalid("dataset.test_dir", e.to_string()));
-                        return;
-                    }
-                }
-                listed.layout.test_dir = d.test_dir.clone();
-            }
-            accept(listed, out);
-        }
-        Err(issues) => out.errors.extend(render(issues, &no_file, Some(at))),
+    let mut listed =
+        open_listed(&d.root, &rows, &cut).map_err(|issues| render(issues, &no_file, Some(at)))?;
+    if let Some(test) = test {
+        listed.folder = listed
+            .folder
+            .with_test(test)
+            .map_err(|e| vec![at.invalid("dataset.test_dir", e.to_string())])?;
+        listed.layout.test_dir = d.test_dir.clone();
     }
+    Ok(listed)
 }
 
 /// The source of a manifest that could not be read into rows: its text when it is CSV text
@@ -195,11 +185,6 @@ fn unread_source(file: &Path) -> Arc<Source> {
         std::fs::read_to_string(file).unwrap_or_default()
     };
     Source::file(file.to_path_buf(), text)
-}
-
-fn accept(listed: Listed, out: &mut Checked) {
-    out.folder = Some(listed.folder);
-    out.listed = Some(listed.layout);
 }
 
 /// Each issue as a diagnostic at its place, at most [`MAX_SHOWN`] of them.

@@ -39,8 +39,8 @@ pub use error::{
 pub use head::{Activation, HeadKind, Pool};
 pub use locate::Locator;
 pub use resolved::{
-    Backbone, Cache, Dataset, DatasetSplit, ExperimentInfo, Head, Loss, Optimizer, Regularization, RunSpec,
-    Train, Transforms,
+    Backbone, Cache, Dataset, DatasetSplit, ExperimentInfo, Head, Loss, Optimizer, Regularization,
+    RunSpec, Train, Transforms,
 };
 // issue #14: schedules, early stopping, augmentation
 pub use resolved::{ColorJitter, EarlyStopping, Metric, RandomResizedCrop, Schedule, ScheduleKind};

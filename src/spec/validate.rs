@@ -361,10 +361,9 @@ impl Checker<'_> {
         let s = &d.split;
         for (key, value) in [("dataset.split.val", s.val), ("dataset.split.test", s.test)] {
             if !(0.0..1.0).contains(&value) {
-                self.errors.push(self.invalid(
-                    key,
-                    format!("expected a fraction in [0, 1), found {value}"),
-                ));
+                self.errors.push(
+                    self.invalid(key, format!("expected a fraction in [0, 1), found {value}")),
+                );
             }
         }
         if s.val + s.test >= 1.0 && s.val < 1.0 && s.test < 1.0 {
