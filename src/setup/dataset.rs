@@ -189,9 +189,10 @@ impl Scans {
             return out;
         }
         let train = self.split(&d.root, &d.train_dir, "dataset.train_dir", at, &mut out);
-        // A folder without a validation folder (at its default name) gets a split made from
-        // [dataset.split]'s fractions.
-        if at.is_default("dataset.val_dir") && !d.root.join(&d.val_dir).exists() {
+        // A folder without a validation folder (of the default name, `val`) gets a split made
+        // from [dataset.split]'s fractions.
+        let default_val = crate::spec::default_spec().dataset.val_dir == d.val_dir;
+        if default_val && !d.root.join(&d.val_dir).exists() {
             let test = (!d.test_dir.is_empty())
                 .then(|| self.split(&d.root, &d.test_dir, "dataset.test_dir", at, &mut out))
                 .flatten();

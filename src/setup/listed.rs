@@ -166,6 +166,15 @@ pub(super) fn split_folder(
     let no_file = Source::file(d.root.clone(), String::new());
     let mut listed =
         open_listed(&d.root, &rows, &cut).map_err(|issues| render(issues, &no_file, Some(at)))?;
+    tracing::info!(
+        "{} has no {}/: its {} images split by [dataset.split] (val {}, test {}, seed {})",
+        display_path(&d.root),
+        d.val_dir,
+        rows.len(),
+        d.split.val,
+        d.split.test,
+        d.split.seed
+    );
     if let Some(test) = test {
         listed.folder = listed
             .folder
