@@ -155,6 +155,35 @@ fn a_manifest_of_a_folders_files_trains_the_folders_run() {
     );
 }
 
+/// The committed Animal-MNIST images listed in a manifest plan the main job's runs under the
+/// ids the folder gives them (the README's).
+#[test]
+fn a_manifest_of_the_committed_images_plans_the_main_jobs_run_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = common::animal_mnist();
+    let mut lines = Vec::new();
+    for split in ["val", "train"] {
+        for class in ["dog", "cat"] {
+            for e in std::fs::read_dir(root.join(split).join(class)).unwrap() {
+                let path = e.unwrap().path();
+                lines.push(format!("{},{class},{split}", path.display()));
+            }
+        }
+    }
+    let manifest = dir.path().join("catdog.csv");
+    std::fs::write(&manifest, csv("path,label,split", lines)).unwrap();
+    let spec = common::project().join("experiments/lambda_sweep.toml");
+    let spec = spec.display().to_string();
+    let folder = ok(&runner(dir.path(), &["plan", &spec]));
+    let set = format!("dataset.manifest={}", manifest.display());
+    let listed = ok(&runner(
+        dir.path(),
+        &["plan", &spec, "--set", "dataset.root=", "--set", &set],
+    ));
+    assert_eq!(folder, listed);
+    assert!(folder.contains("e17835fa1f44"), "{folder}");
+}
+
 /// The split a manifest without a split column gets: per-class counts within one image of the
 /// fractions, the same files for the same seed, others for another seed; `split.csv` lists
 /// them and the manifest holds its hash; a folder without `val/` is split the same way.
@@ -311,6 +340,21 @@ fn bad_manifests_are_named_at_their_rows() {
     insta::assert_snapshot!(
         "no_manifest_file",
         check("missing", "manifest = \"data/nope.csv\"\n")
+    );
+
+    // a Parquet manifest's rows are named by their row number
+    let mut df = df!(
+        "path" => ["train/cat/cat_02000.png", "val/cat/cat_02800.png"],
+        "label" => ["cat", "cat"],
+        "split" => ["train", "validation"],
+    )
+    .unwrap();
+    ParquetWriter::new(std::fs::File::create(data.join("bad.parquet")).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    insta::assert_snapshot!(
+        "parquet_row",
+        check("parquet", "manifest = \"data/bad.parquet\"\n")
     );
 }
 

@@ -261,11 +261,16 @@ fn check_rows<'r>(
             Some(name) => match Part::parse(name) {
                 Some(p) => Some(p),
                 None => {
-                    issues.push(Issue::new(
+                    let mut issue = Issue::new(
                         at_cell(row, row.spans.split.clone()),
                         format!("unknown split `{name}`"),
                         "expected `train`, `val` or `test`",
-                    ));
+                    );
+                    // other tools' names for the validation split
+                    if ["valid", "validation", "dev"].contains(&name.to_lowercase().as_str()) {
+                        issue = issue.note("the validation split is called `val`");
+                    }
+                    issues.push(issue);
                     continue;
                 }
             },
