@@ -106,15 +106,15 @@ fn shown(path: &Path) -> String {
 /// validation images.
 pub fn open_listed(base: &Path, rows: &[Row], cut: &Cut) -> Result<Listed, Vec<Issue>> {
     let (checked, mut issues) = check_rows(base, rows, cut.fractions.is_none());
+    if !issues.is_empty() {
+        return Err(issues);
+    }
     let classes: Vec<String> = checked
         .iter()
         .map(|c| c.row.label.clone())
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    if !issues.is_empty() {
-        return Err(issues);
-    }
     if classes.is_empty() {
         return Err(vec![Issue::new(
             Where::File,

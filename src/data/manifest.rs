@@ -198,7 +198,11 @@ fn read_csv(file: &Path, columns: &Columns) -> Result<ManifestFile, Vec<Issue>> 
             e.to_string(),
         )]
     })?;
-    let names: Vec<String> = headers.iter().map(|h| h.trim().to_owned()).collect();
+    // spreadsheet programs start their CSV exports with a byte-order mark
+    let names: Vec<String> = headers
+        .iter()
+        .map(|h| h.trim_start_matches('\u{feff}').trim().to_owned())
+        .collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let (path_i, path_column, label_i, split_i) = find_columns(&names, columns, header_at)?;
     let mut rows = Vec::new();
@@ -270,6 +274,12 @@ fn csv_reason(e: &csv::Error) -> String {
 /// The byte ranges of the fields of the CSV record starting at `start` (quotes respected).
 fn field_spans(text: &str, start: usize) -> Vec<Range<usize>> {
     let bytes = text.as_bytes();
+    // after a `\r\n` line end the reader's record may start at its `\n`
+    let start = start
+        + bytes[start.min(bytes.len())..]
+            .iter()
+            .take_while(|b| matches!(b, b'\r' | b'\n'))
+            .count();
     let (mut spans, mut field_start, mut quoted, mut i) = (Vec::new(), start, false, start);
     while i < bytes.len() {
         match bytes[i] {
@@ -368,6 +378,20 @@ mod tests {
         let text = m.text.unwrap();
         assert_eq!(&text[m.rows[1].spans.label.clone().unwrap()], "dog");
         assert_eq!(&text[m.rows[1].spans.path.clone().unwrap()], "\"b,c.png\"");
+    }
+
+    #[test]
+    fn a_byte_order_mark_and_crlf_line_ends_are_read_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("export.csv");
+        std::fs::write(&file, "\u{feff}path,label\r\na.png,cat\r\n").unwrap();
+        let m = read(&file, &columns()).unwrap();
+        assert_eq!(
+            (m.rows[0].path.as_str(), m.rows[0].label.as_str()),
+            ("a.png", "cat")
+        );
+        let text = m.text.unwrap();
+        assert_eq!(&text[m.rows[0].spans.label.clone().unwrap()], "cat");
     }
 
     #[test]
