@@ -2,6 +2,7 @@
 //! train it with the generic loop, and record everything under `results/<experiment>/<run_id>/`.
 
 mod cache;
+mod frozen;
 mod life;
 mod model;
 pub(crate) mod plan;
