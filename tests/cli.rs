@@ -253,23 +253,31 @@ fn a_frozen_backbone_builds_its_features_once_and_reuses_them_across_runs_and_in
     );
     assert!(!log.contains("miss"), "{log}");
 
-    // the trained weights are one classifier: frozen backbone + trained head, PyTorch names
-    let run = std::fs::read_dir(dir.path().join("results/frozen"))
+    // the trained weights are one classifier, PyTorch names: each run keeps its trained head,
+    // and the frozen backbone they share is stored once in the experiment
+    let experiment = dir.path().join("results/frozen");
+    let runs = common::run_folders(&experiment);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let names = |path: &Path| {
+        let bytes = std::fs::read(path).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut names: Vec<String> = st.names().iter().map(|s| s.to_string()).collect();
+        names.sort();
+        names
+    };
+    for run in &runs {
+        assert_eq!(names(&RunDir::at(run).model()), ["fc.bias", "fc.weight"]);
+    }
+    let store = runner::results::layout::ExperimentDir::at(&experiment).backbones();
+    let stored: Vec<PathBuf> = std::fs::read_dir(&store)
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let bytes = std::fs::read(RunDir::at(&run).model()).unwrap();
-    let names = safetensors::SafeTensors::deserialize(&bytes)
-        .unwrap()
-        .names()
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>();
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let backbone = names(&stored[0]);
     assert!(
-        names.iter().any(|n| n == "fc.weight") && names.len() > 4,
-        "{names:?}"
+        backbone.len() > 4 && backbone.iter().all(|n| !n.starts_with("fc.")),
+        "{backbone:?}"
     );
 
     // a corrupt cache file is detected and rebuilt

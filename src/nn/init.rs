@@ -14,8 +14,9 @@ thread_local! {
     static DRAWS_ONLY: Cell<bool> = const { Cell::new(false) };
 }
 
-/// While alive, the initialisers of this module (every random one the models use) fill their
-/// tensors with zeros but draw exactly the numbers they would have drawn. For a model whose
+/// While alive, the initialisers of this module ([`kaiming_normal_fan_out`], [`linear_uniform`]:
+/// those of every backbone) leave their tensors as they are (zeros, as built) but draw exactly
+/// the numbers they would have drawn. For a model whose
 /// every tensor is about to be replaced by a checkpoint's: building it costs no Box–Muller
 /// transforms (most of the time of building an initialised EfficientNet or ResNet), and
 /// whatever is drawn after it (a new head) is the same as without the guard.
@@ -41,6 +42,44 @@ fn draws_only() -> bool {
     DRAWS_ONLY.with(Cell::get)
 }
 
+/// Draws, from `t`'s device generator, what filling `t` with a distribution that takes
+/// `u64s` values per element draws, without filling it. The generator hands out 32-bit words
+/// in order, a `u64` being two of them, and `fill_bytes` takes them in the same order: so a
+/// few bulk `fill_bytes` leave it exactly where the per-element draws would.
+fn skip_draws<S: Shape, E: Dtype, D: Device<E>>(
+    t: &Tensor<S, E, D>,
+    u64s: usize,
+) -> Result<(), D::Err> {
+    let bytes = t.shape().num_elements() * u64s * 8;
+    let (chunks, rest) = (bytes / SKIP_CHUNK, bytes % SKIP_CHUNK);
+    let dev = t.device();
+    if chunks > 0 {
+        let mut scratch: Tensor<(usize,), E, D> = dev.try_zeros_like(&(chunks,))?;
+        scratch.try_fill_with_distr(Skip { bytes: SKIP_CHUNK })?;
+    }
+    if rest > 0 {
+        let mut scratch: Tensor<(usize,), E, D> = dev.try_zeros_like(&(1,))?;
+        scratch.try_fill_with_distr(Skip { bytes: rest })?;
+    }
+    Ok(())
+}
+
+/// Bytes of generator output one [`Skip`] sample takes (a multiple of 8).
+const SKIP_CHUNK: usize = 4096;
+
+/// Takes `bytes` of generator output (a multiple of 4) and yields 0.
+struct Skip {
+    bytes: usize,
+}
+
+impl<E: FromPrimitive> Distribution<E> for Skip {
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> E {
+        let mut buf = [0u8; SKIP_CHUNK];
+        rng.fill_bytes(&mut buf[..self.bytes]);
+        E::from_f64(0.0).unwrap()
+    }
+}
+
 /// Normal distribution N(0, std²) by Box–Muller (rand_distr is not a dependency).
 #[derive(Clone, Copy, Debug)]
 pub struct Normal {
@@ -49,12 +88,6 @@ pub struct Normal {
 
 impl<E: FromPrimitive> Distribution<E> for Normal {
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> E {
-        if draws_only() {
-            // what the two `gen::<f64>()` below draw: one u64 each
-            rng.next_u64();
-            rng.next_u64();
-            return E::from_f64(0.0).unwrap();
-        }
         let u1: f64 = 1.0 - rng.gen::<f64>(); // (0, 1]: ln is finite
         let u2: f64 = rng.gen();
         let z = (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos();
@@ -70,10 +103,6 @@ pub struct Symmetric {
 
 impl<E: FromPrimitive> Distribution<E> for Symmetric {
     fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> E {
-        if draws_only() {
-            rng.next_u64(); // what `gen::<f64>()` draws
-            return E::from_f64(0.0).unwrap();
-        }
         E::from_f64((2.0 * rng.gen::<f64>() - 1.0) * self.bound).unwrap()
     }
 }
@@ -90,6 +119,10 @@ pub fn kaiming_normal_fan_out<S: Shape, E: Dtype, D: Device<E>>(
         .filter(|(i, _)| *i != 1)
         .map(|(_, d)| d)
         .product::<usize>();
+    if draws_only() {
+        // a Box–Muller sample draws two `f64`s
+        return skip_draws(t, 2);
+    }
     t.try_fill_with_distr(Normal {
         std: (2.0 / fan_out.max(1) as f64).sqrt(),
     })
@@ -101,6 +134,9 @@ pub fn linear_uniform<S: Shape, E: Dtype, D: Device<E>>(
 ) -> Result<(), D::Err> {
     let dims = t.shape().concrete();
     let fan_in = dims.into_iter().last().unwrap_or(1).max(1);
+    if draws_only() {
+        return skip_draws(t, 1);
+    }
     t.try_fill_with_distr(Symmetric {
         bound: 1.0 / (fan_in as f64).sqrt(),
     })
@@ -153,7 +189,7 @@ mod tests {
         let draw_after = |guarded: bool| {
             let dev = Cpu::seed_from_u64(7);
             let mut t: Tensor<(usize, usize, usize, usize), f32, Cpu> =
-                dev.zeros_like(&(8, 3, 3, 3));
+                dev.zeros_like(&(64, 33, 3, 3));
             let mut l: Tensor<(usize, usize), f32, Cpu> = dev.zeros_like(&(5, 7));
             let guard = guarded.then(DrawsOnly::start);
             kaiming_normal_fan_out(&mut t).unwrap();

@@ -31,7 +31,7 @@ const PLOTS: &str = "plots";
 const REPORT: &str = "report.html";
 const PREVIEW: &str = "preview.png";
 const SLURM: &str = "slurm";
-const BACKBONES: &str = "backbones";
+const BACKBONES: &str = ".backbones";
 
 const METRICS: &str = "metrics.parquet";
 const PER_CLASS: &str = "per_class.parquet";

@@ -10,7 +10,8 @@ use std::time::Instant;
 use dfdx::nn::ResetParams;
 
 use super::cache::{self, FeatureCache, Lookup};
-use super::model::{image_source, load_pretrained, save_error};
+use super::pretrained::{load_pretrained, save_error};
+use super::sources::image_source;
 use super::resume::Fitting;
 use super::sources::{FeatureSet, FeatureSource};
 use crate::data::{BadImagePolicy, ImageFolder, Loader, Transform};

@@ -6,6 +6,7 @@ mod frozen;
 mod life;
 mod model;
 pub(crate) mod plan;
+mod pretrained;
 mod progress;
 pub(crate) mod provenance;
 mod record;

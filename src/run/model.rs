@@ -6,17 +6,16 @@ use std::time::Instant;
 
 use super::cache::FeatureCache;
 use super::resume::Fitting;
-use super::sources::ImageSource;
-use crate::data::{load_image, BadImagePolicy, ImageFolder, Loader, Transform};
-use crate::durable::StoreError;
+use super::pretrained::{load_pretrained, save_error};
+use super::sources::image_source;
+use crate::data::{load_image, BadImagePolicy, ImageFolder, Transform};
 use crate::models::freeze::not_a_block;
 use crate::models::pixels::{LinearModel, MlpModel, MLP_HIDDEN};
-use crate::models::WeightsError;
 use crate::models::{
-    load_torchvision_file, save_torchvision_weights, ArchVisitor, Backbone, Classifier,
+    save_torchvision_weights, ArchVisitor, Backbone, Classifier,
     PartlyFrozen,
 };
-use crate::setup::{ResolvedRun, Weights};
+use crate::setup::ResolvedRun;
 use crate::spec::{BackboneName, Freeze};
 use crate::train::{checkpoint, Dev, FitConfig, Frozen, Outcome, TrainError};
 
@@ -124,48 +123,8 @@ impl ArchVisitor for WithBackbone<'_, '_> {
     }
 }
 
-/// Loads the run's pretrained weights into `model` and logs what it loaded.
-pub(super) fn load_pretrained<B: Backbone>(
-    model: &mut Classifier<B>,
-    weights: &Weights,
-    replace_head: bool,
-) -> Result<(), TrainError> {
-    let t = Instant::now();
-    let classes = model.classes();
-    let w = &weights.path;
-    let file = weights.file.as_ref().map_err(|e| {
-        TrainError::Input(format!("{} is not a safetensors file: {e}", w.display()))
-    })?;
-    let report = load_torchvision_file(model, w, file, replace_head)
-        .map_err(|e| TrainError::Input(e.to_string()))?;
-    tracing::info!(
-        "loaded {} tensors of {} from {} in {:.2}s{}",
-        report.tensors_loaded,
-        B::NAME,
-        w.display(),
-        t.elapsed().as_secs_f64(),
-        if report.head_replaced {
-            format!(
-                "; its {}-class head was replaced by a new {classes}-class head (head.replace = true)",
-                report.checkpoint_classes.unwrap_or(0)
-            )
-        } else {
-            String::new()
-        }
-    );
-    Ok(())
-}
-
 fn save_classifier<B: Backbone>(model: &Classifier<B>, path: &Path) -> Result<(), TrainError> {
     save_torchvision_weights(model, path).map_err(save_error)
-}
-
-/// A failed write of a model file: a write error is the disk's, anything else the input's.
-pub(super) fn save_error(e: WeightsError) -> TrainError {
-    match e {
-        WeightsError::Write { path, source } => StoreError::Io { path, source }.into(),
-        other => TrainError::Input(other.to_string()),
-    }
 }
 
 /// After a completed run: save the final weights. The checkpoint stays until the run's tables
@@ -179,31 +138,6 @@ fn finish(
         save()?;
     }
     Ok(outcome)
-}
-
-pub(super) fn image_source(run: &ResolvedRun) -> ImageSource {
-    let (spec, folder, transform) = (run.spec(), &run.dataset.folder, &run.transform);
-    let policy = run.bad_images;
-    let (bs, seed) = (spec.train.batch_size, spec.experiment.seed);
-    ImageSource {
-        train: Loader::new(
-            folder.train.clone(),
-            transform.clone(),
-            bs,
-            seed,
-            true,
-            policy,
-        ),
-        val: Loader::new(
-            folder.val.clone(),
-            transform.deterministic(),
-            bs,
-            seed,
-            false,
-            policy,
-        ),
-        extractor: None,
-    }
 }
 
 /// (height, width) after the transforms of the first training image that decodes, under the

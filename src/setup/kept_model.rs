@@ -24,7 +24,8 @@ pub fn join_shared(path: &Path, file: TensorFile) -> Result<TensorFile, StoreErr
     let Some(name) = file.metadata().get(BACKBONE_FILE).cloned() else {
         return Ok(file);
     };
-    let stored = store_of(path).join(&name);
+    let store = store_of(path);
+    let stored = store.join(&name);
     let failed = |reason: String| StoreError::Read {
         path: stored.clone(),
         reason,
@@ -32,9 +33,9 @@ pub fn join_shared(path: &Path, file: TensorFile) -> Result<TensorFile, StoreErr
     if !stored.is_file() {
         return Err(failed(format!(
             "it is missing: {} keeps only the trained head, and its frozen backbone is stored once \
-             for all the runs of its experiment, in that folder (copy the experiment's `backbones` \
-             folder along with a run folder)",
-            display_path(path)
+             for all the runs of its experiment, in {} (copy that folder along with a run folder)",
+            display_path(path),
+            display_path(&store)
         )));
     }
     let backbone = TensorFile::read(&stored).map_err(|e| failed(format!("the file is damaged ({e})")))?;
