@@ -503,3 +503,30 @@ fn summary_of_one_layer_spells_out_the_formulas() {
     assert!(stdout.contains("3·3·10/1·20 + 20 = 1,820"), "{stdout}");
     assert!(stdout.contains("46·62·20·3·3·10/1 = 5,133,600"), "{stdout}");
 }
+
+/// A frozen backbone with pretrained weights is read only when something needs its values:
+/// the first run of a sweep (features to compute, the backbone to store); the second run and a
+/// later invocation train their heads on cached features without reading the checkpoint.
+#[test]
+fn a_cached_frozen_run_never_reads_its_pretrained_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(dir.path(), FROZEN);
+    let out = runner(dir.path(), &["exp.toml"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // a trained run's kept model (its head, joined with the stored backbone) as weights
+    let trained = common::run_folders(&dir.path().join("results/frozen")).remove(0);
+    let weights = RunDir::at(&trained).model().display().to_string();
+    let pre = FROZEN
+        .replace("name = \"frozen\"", "name = \"pretrained\"")
+        .replace("freeze = true", &format!("freeze = true\nweights = \"{weights}\""))
+        .replace("@DATA@", &common::tiny().display().to_string());
+    std::fs::write(dir.path().join("pre.toml"), pre).unwrap();
+    let loads = |args: &[&str]| {
+        let out = runner_logged(dir.path(), args);
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{log}");
+        log.matches("tensors of small_cnn from").count()
+    };
+    assert_eq!(loads(&["pre.toml"]), 1);
+    assert_eq!(loads(&["pre.toml", "--rerun"]), 0);
+}
