@@ -512,13 +512,20 @@ fn a_cached_frozen_run_never_reads_its_pretrained_weights() {
     let dir = tempfile::tempdir().unwrap();
     write_spec(dir.path(), FROZEN);
     let out = runner(dir.path(), &["exp.toml"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // a trained run's kept model (its head, joined with the stored backbone) as weights
     let trained = common::run_folders(&dir.path().join("results/frozen")).remove(0);
     let weights = RunDir::at(&trained).model().display().to_string();
     let pre = FROZEN
         .replace("name = \"frozen\"", "name = \"pretrained\"")
-        .replace("freeze = true", &format!("freeze = true\nweights = \"{weights}\""))
+        .replace(
+            "freeze = true",
+            &format!("freeze = true\nweights = \"{weights}\""),
+        )
         .replace("@DATA@", &common::tiny().display().to_string());
     std::fs::write(dir.path().join("pre.toml"), pre).unwrap();
     let loads = |args: &[&str]| {

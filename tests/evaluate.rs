@@ -434,7 +434,10 @@ fn a_file_where_a_folder_is_expected_is_called_a_file() {
 #[test]
 fn frozen_runs_share_one_stored_backbone() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let spec = format!("{}\n[sweep]\ngrid = {{ \"optimizer.lr\" = [0.05, 0.1] }}\n", small_cnn());
+    let spec = format!(
+        "{}\n[sweep]\ngrid = {{ \"optimizer.lr\" = [0.05, 0.1] }}\n",
+        small_cnn()
+    );
     write_spec(dir.path(), &spec);
     let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -446,7 +449,11 @@ fn frozen_runs_share_one_stored_backbone() {
         .map(|e| e.unwrap().path())
         .collect();
     assert_eq!(stored.len(), 1, "{stored:?}");
-    let stored_name = stored[0].file_name().unwrap().to_string_lossy().into_owned();
+    let stored_name = stored[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     assert!(stored_name.starts_with("small_cnn-"), "{stored_name}");
     for run in &runs {
         let kept = safetensors_names(&RunDir::at(run).model());

@@ -234,7 +234,9 @@ impl TensorFile {
             let mut values = vec![0f32; t.data().len() / 4];
             bytemuck::cast_slice_mut::<f32, u8>(&mut values).copy_from_slice(t.data());
             if cfg!(target_endian = "big") {
-                values.iter_mut().for_each(|x| *x = f32::from_bits(x.to_bits().swap_bytes()));
+                values
+                    .iter_mut()
+                    .for_each(|x| *x = f32::from_bits(x.to_bits().swap_bytes()));
             }
             (t.shape().to_vec(), values)
         })

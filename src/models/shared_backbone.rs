@@ -105,7 +105,11 @@ mod tests {
         crate::models::save_torchvision_weights(&model, &whole).unwrap();
         let stored = dir.path().join("store").join(file_name("resnet18", "abc"));
         let sha = store_backbone(&model, &stored).unwrap();
-        assert_eq!(store_backbone(&model, &stored).unwrap(), sha, "written once");
+        assert_eq!(
+            store_backbone(&model, &stored).unwrap(),
+            sha,
+            "written once"
+        );
         let head = dir.path().join("model.safetensors");
         save_head(&model, &head, "x", &sha).unwrap();
 
@@ -116,14 +120,21 @@ mod tests {
         let whole = TensorFile::read(&whole).unwrap();
         assert_eq!(joined.names(), whole.names());
         for name in whole.names() {
-            assert_eq!(joined.f32(name).unwrap(), whole.f32(name).unwrap(), "{name}");
+            assert_eq!(
+                joined.f32(name).unwrap(),
+                whole.f32(name).unwrap(),
+                "{name}"
+            );
         }
     }
 
     #[test]
     fn the_file_name_depends_on_the_architecture_and_the_source() {
         let a = file_name("resnet18", "abc");
-        assert!(a.starts_with("resnet18-") && a.ends_with(".safetensors"), "{a}");
+        assert!(
+            a.starts_with("resnet18-") && a.ends_with(".safetensors"),
+            "{a}"
+        );
         assert_eq!(a, file_name("resnet18", "abc"));
         assert_ne!(a, file_name("resnet34", "abc"));
         assert_ne!(a, file_name("resnet18", "abd"));

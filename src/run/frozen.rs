@@ -11,8 +11,8 @@ use dfdx::nn::ResetParams;
 
 use super::cache::{self, FeatureCache, Lookup};
 use super::pretrained::{load_pretrained, save_error};
-use super::sources::image_source;
 use super::resume::Fitting;
+use super::sources::image_source;
 use super::sources::{FeatureSet, FeatureSource};
 use crate::data::{BadImagePolicy, ImageFolder, Loader, Transform};
 use crate::models::feature_head::FeatureHead;
@@ -40,7 +40,10 @@ pub(super) fn train_head<B: Backbone>(
         // checkpoint's has another class count: draw that now, as a load here always did, so
         // the trained head below starts from the same numbers whether or not the checkpoint
         // is ever read.
-        let file = weights.file.as_ref().map_err(|e| not_safetensors(weights, e))?;
+        let file = weights
+            .file
+            .as_ref()
+            .map_err(|e| not_safetensors(weights, e))?;
         if replaces_head(&model, file, spec.head.replace) {
             model.head.reset_params();
         }
@@ -70,7 +73,9 @@ pub(super) fn train_head<B: Backbone>(
         };
         shared_backbone::save_head(&model, fitting.paths.model, &file, &sha).map_err(save_error)?;
         let loaded_now = backbone.seconds - loading;
-        fitting.rec.stage("save model", t.elapsed().as_secs_f64() - loaded_now);
+        fitting
+            .rec
+            .stage("save model", t.elapsed().as_secs_f64() - loaded_now);
     }
     if backbone.seconds > 0.0 {
         fitting.rec.stage("load weights", backbone.seconds);
@@ -158,7 +163,9 @@ fn feature_source<B: Backbone>(
         let t = Instant::now();
         let source = cached_features(run, fingerprint, cache, backbone, model)?;
         let loading = backbone.seconds;
-        fitting.rec.stage("features", t.elapsed().as_secs_f64() - loading);
+        fitting
+            .rec
+            .stage("features", t.elapsed().as_secs_f64() - loading);
         return Ok(Box::new(source));
     }
     if spec.cache.features {
@@ -201,7 +208,12 @@ fn cached_features<B: Backbone>(
     let t = Instant::now();
     let (f, lookup) = cache.get_or_build(&key, || {
         let extract = backbone.extractor(model)?;
-        extract_all(&run.dataset.folder, &run.transform, run.bad_images, &extract)
+        extract_all(
+            &run.dataset.folder,
+            &run.transform,
+            run.bad_images,
+            &extract,
+        )
     })?;
     let what = match lookup {
         Lookup::Memory | Lookup::Disk => "hit",
@@ -292,4 +304,3 @@ pub(super) fn extract_all(
     };
     Ok((one(&folder.train)?, one(&folder.val)?))
 }
-

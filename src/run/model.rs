@@ -5,16 +5,13 @@ use std::path::Path;
 use std::time::Instant;
 
 use super::cache::FeatureCache;
-use super::resume::Fitting;
 use super::pretrained::{load_pretrained, save_error};
+use super::resume::Fitting;
 use super::sources::image_source;
 use crate::data::{load_image, BadImagePolicy, ImageFolder, Transform};
 use crate::models::freeze::not_a_block;
 use crate::models::pixels::{LinearModel, MlpModel, MLP_HIDDEN};
-use crate::models::{
-    save_torchvision_weights, ArchVisitor, Backbone, Classifier,
-    PartlyFrozen,
-};
+use crate::models::{save_torchvision_weights, ArchVisitor, Backbone, Classifier, PartlyFrozen};
 use crate::setup::ResolvedRun;
 use crate::spec::{BackboneName, Freeze};
 use crate::train::{checkpoint, Dev, FitConfig, Frozen, Outcome, TrainError};
@@ -164,4 +161,3 @@ fn sample_size(
         None => TrainError::Input("no training images".into()),
     })
 }
-

@@ -48,4 +48,3 @@ pub(super) fn save_error(e: WeightsError) -> TrainError {
         other => TrainError::Input(other.to_string()),
     }
 }
-

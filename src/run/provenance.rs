@@ -1,8 +1,8 @@
 //! Where a run came from: code version, toolchain, crate versions, machine.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::process::Command;
+use std::sync::Mutex;
 
 /// Versions of the crates that decide the numbers, read from the Cargo.lock this binary was
 /// built with.

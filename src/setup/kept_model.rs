@@ -38,7 +38,8 @@ pub fn join_shared(path: &Path, file: TensorFile) -> Result<TensorFile, StoreErr
             display_path(&store)
         )));
     }
-    let backbone = TensorFile::read(&stored).map_err(|e| failed(format!("the file is damaged ({e})")))?;
+    let backbone =
+        TensorFile::read(&stored).map_err(|e| failed(format!("the file is damaged ({e})")))?;
     let expected = file.metadata().get(BACKBONE_SHA256);
     if backbone.metadata().get(tensor_file::CHECKSUM) != expected {
         return Err(failed(format!(

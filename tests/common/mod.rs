@@ -16,7 +16,9 @@ pub(crate) fn run_folders(experiment: &Path) -> Vec<PathBuf> {
     let mut runs: Vec<PathBuf> = std::fs::read_dir(experiment)
         .map(|d| {
             d.map(|e| e.unwrap().path())
-                .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
+                .filter(|p| {
+                    p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+                })
                 .collect()
         })
         .unwrap_or_default();
