@@ -253,23 +253,31 @@ fn a_frozen_backbone_builds_its_features_once_and_reuses_them_across_runs_and_in
     );
     assert!(!log.contains("miss"), "{log}");
 
-    // the trained weights are one classifier: frozen backbone + trained head, PyTorch names
-    let run = std::fs::read_dir(dir.path().join("results/frozen"))
+    // the trained weights are one classifier, PyTorch names: each run keeps its trained head,
+    // and the frozen backbone they share is stored once in the experiment
+    let experiment = dir.path().join("results/frozen");
+    let runs = common::run_folders(&experiment);
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let names = |path: &Path| {
+        let bytes = std::fs::read(path).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        let mut names: Vec<String> = st.names().iter().map(|s| s.to_string()).collect();
+        names.sort();
+        names
+    };
+    for run in &runs {
+        assert_eq!(names(&RunDir::at(run).model()), ["fc.bias", "fc.weight"]);
+    }
+    let store = runner::results::layout::ExperimentDir::at(&experiment).backbones();
+    let stored: Vec<PathBuf> = std::fs::read_dir(&store)
         .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
-    let bytes = std::fs::read(RunDir::at(&run).model()).unwrap();
-    let names = safetensors::SafeTensors::deserialize(&bytes)
-        .unwrap()
-        .names()
-        .iter()
-        .map(|s| s.to_string())
-        .collect::<Vec<_>>();
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let backbone = names(&stored[0]);
     assert!(
-        names.iter().any(|n| n == "fc.weight") && names.len() > 4,
-        "{names:?}"
+        backbone.len() > 4 && backbone.iter().all(|n| !n.starts_with("fc.")),
+        "{backbone:?}"
     );
 
     // a corrupt cache file is detected and rebuilt
@@ -494,4 +502,38 @@ fn summary_of_one_layer_spells_out_the_formulas() {
     assert!(stdout.contains("Cout×H′×W′ = 20×46×62"), "{stdout}");
     assert!(stdout.contains("3·3·10/1·20 + 20 = 1,820"), "{stdout}");
     assert!(stdout.contains("46·62·20·3·3·10/1 = 5,133,600"), "{stdout}");
+}
+
+/// A frozen backbone with pretrained weights is read only when something needs its values:
+/// the first run of a sweep (features to compute, the backbone to store); the second run and a
+/// later invocation train their heads on cached features without reading the checkpoint.
+#[test]
+fn a_cached_frozen_run_never_reads_its_pretrained_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(dir.path(), FROZEN);
+    let out = runner(dir.path(), &["exp.toml"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // a trained run's kept model (its head, joined with the stored backbone) as weights
+    let trained = common::run_folders(&dir.path().join("results/frozen")).remove(0);
+    let weights = RunDir::at(&trained).model().display().to_string();
+    let pre = FROZEN
+        .replace("name = \"frozen\"", "name = \"pretrained\"")
+        .replace(
+            "freeze = true",
+            &format!("freeze = true\nweights = \"{weights}\""),
+        )
+        .replace("@DATA@", &common::tiny().display().to_string());
+    std::fs::write(dir.path().join("pre.toml"), pre).unwrap();
+    let loads = |args: &[&str]| {
+        let out = runner_logged(dir.path(), args);
+        let log = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{log}");
+        log.matches("tensors of small_cnn from").count()
+    };
+    assert_eq!(loads(&["pre.toml"]), 1);
+    assert_eq!(loads(&["pre.toml", "--rerun"]), 0);
 }

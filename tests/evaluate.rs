@@ -428,3 +428,60 @@ fn a_file_where_a_folder_is_expected_is_called_a_file() {
         assert_eq!(String::from_utf8_lossy(&out.stderr).trim_end(), said);
     }
 }
+
+/// Runs of a sweep on one frozen backbone keep their heads and share the backbone, stored once
+/// in the experiment; evaluating a run reads the two as one model, and says what is missing
+/// when the experiment's store is not there.
+#[test]
+fn frozen_runs_share_one_stored_backbone() {
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let spec = format!(
+        "{}\n[sweep]\ngrid = {{ \"optimizer.lr\" = [0.05, 0.1] }}\n",
+        small_cnn()
+    );
+    write_spec(dir.path(), &spec);
+    let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let runs = run_dirs(&dir.path().join("r"), "scored");
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let store = runner::results::layout::ExperimentDir::of_run(&runs[0]).backbones();
+    let stored: Vec<PathBuf> = std::fs::read_dir(&store)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    let stored_name = stored[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert!(stored_name.starts_with("small_cnn-"), "{stored_name}");
+    for run in &runs {
+        let kept = safetensors_names(&RunDir::at(run).model());
+        assert!(kept.iter().all(|n| n.starts_with("fc.")), "{kept:?}");
+        let data = dir.path().join("data/test").display().to_string();
+        let out = runner(
+            dir.path(),
+            &["evaluate", &run.display().to_string(), "--data", &data],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+
+    std::fs::rename(&store, dir.path().join("moved")).unwrap();
+    let data = dir.path().join("data/test").display().to_string();
+    let run = runs[0].display().to_string();
+    let out = runner(dir.path(), &["evaluate", &run, "--data", &data]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&stored_name) && err.contains("it is missing") && err.contains(".backbones"),
+        "{err}"
+    );
+}
+
+/// The tensor names of a safetensors file.
+fn safetensors_names(path: &Path) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.names().into_iter().map(|n| n.to_string()).collect()
+}

@@ -50,15 +50,7 @@ fn runner(dir: &Path, results: &str) -> Command {
 }
 
 fn run_dirs(root: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(root.join("crash"))
-        .map(|d| {
-            d.map(|e| e.unwrap().path())
-                .filter(|p| p.is_dir())
-                .collect()
-        })
-        .unwrap_or_default();
-    v.sort();
-    v
+    common::run_folders(&root.join("crash"))
 }
 
 fn table(path: &Path) -> DataFrame {

@@ -61,13 +61,7 @@ fn table(path: &Path) -> DataFrame {
 }
 
 fn run_dirs(results: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(results)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .collect();
-    v.sort();
-    v
+    common::run_folders(results)
 }
 
 /// Item 3 and the skipped-image count of item 7: the first training image is corrupt and the

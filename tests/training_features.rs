@@ -10,11 +10,7 @@ use polars::prelude::*;
 use runner::results::layout::RunDir;
 
 fn only_run(results: &Path, experiment: &str) -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(results.join(experiment))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
+    let mut dirs = common::run_folders(&results.join(experiment));
     assert_eq!(dirs.len(), 1, "{dirs:?}");
     dirs.pop().unwrap()
 }

@@ -10,6 +10,7 @@ mod busy;
 mod host;
 mod images;
 mod kernels;
+mod main_job;
 mod product;
 mod torch;
 
@@ -97,8 +98,8 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<(), String> {
     let mut rows: Vec<Pending> = Vec::new();
     let mut add = |what: &str, unit, m: Measure, key, sub: Option<&'static str>, field| {
         eprintln!(
-            "  {what}: {:.1} {unit} (busy {})",
-            m.value,
+            "  {what}: {} {unit} (busy {})",
+            value(m.value, unit),
             fmt_busy(m.busy)
         );
         rows.push((what.to_string(), unit, m, key, sub, field));
@@ -122,6 +123,21 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<(), String> {
         let m = product::measure(&w, &dir, (n_train, n_val), &lite0_weights, tmp.path())?;
         add(w.what, "img/s", m, w.key, None, "img_s");
         workloads.push((w, dir));
+    }
+    if std::path::Path::new(main_job::SPEC).is_file() {
+        let job = main_job::measure(tmp.path())?;
+        let n = job.runs;
+        let what = format!("main job ({n} runs), features computed: wall time");
+        add(&what, "s", job.cold, "", None, "");
+        let what = format!("main job ({n} runs), features cached: wall time");
+        add(&what, "s", job.cached, "", None, "");
+        let what = "main job, features cached: per-run time beyond training";
+        add(what, "s", job.overhead, "", None, "");
+    } else {
+        eprintln!(
+            "  main job: skipped ({} not found: run `runner bench` in the project folder)",
+            main_job::SPEC
+        );
     }
     for l in kernels::CONV_LAYERS {
         let (f, b) = kernels::conv_layer(l, it);
@@ -200,6 +216,14 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<(), String> {
     Ok(())
 }
 
+/// A throughput to one decimal; seconds (the main job's rows) at four significant digits.
+fn value(x: f64, unit: &str) -> String {
+    match unit {
+        "s" => crate::number::number(x),
+        _ => format!("{x:.1}"),
+    }
+}
+
 fn fmt_busy(b: Option<f64>) -> String {
     b.map_or("?".into(), |b| format!("{b:.0}%"))
 }
@@ -225,7 +249,7 @@ fn table(rows: &[Row], torch: Option<&Value>) -> Table {
         let mut cells = vec![
             r.what.clone(),
             r.unit.to_string(),
-            format!("{:.1}", r.ours.value),
+            value(r.ours.value, r.unit),
             fmt_busy(r.ours.busy),
         ];
         if torch.is_some() {

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::{write_atomic, StoreError};
 
 /// Metadata key of the checksum over every tensor's bytes, in name order.
-const CHECKSUM: &str = "sha256";
+pub const CHECKSUM: &str = "sha256";
 
 /// A tensor to write.
 pub struct Entry<'a> {
@@ -31,6 +31,10 @@ pub enum Data<'a> {
 impl Entry<'_> {
     fn bytes(&self) -> (Dtype, Vec<u8>) {
         match self.data {
+            // one copy, not a per-value loop (this runs at opt-level 1 in the dev profile)
+            Data::F32(v) if cfg!(target_endian = "little") => {
+                (Dtype::F32, bytemuck::cast_slice(v).to_vec())
+            }
             Data::F32(v) => (Dtype::F32, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
             Data::I64(v) => (Dtype::I64, v.iter().flat_map(|x| x.to_le_bytes()).collect()),
         }
@@ -76,10 +80,44 @@ fn format_error(path: &Path, e: safetensors::SafeTensorError) -> StoreError {
     }
 }
 
-/// A safetensors file read into memory, its checksum (when it has one) verified.
+/// The checksum a file written by [`write`] carries, read from its header alone (`None` for a
+/// file without one); the error says why the header cannot be read.
+pub fn read_checksum(path: &Path) -> Result<Option<String>, String> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let mut len = [0u8; 8];
+    f.read_exact(&mut len).map_err(|e| e.to_string())?;
+    let len = usize::try_from(u64::from_le_bytes(len)).map_err(|e| e.to_string())?;
+    if len > 100_000_000 {
+        return Err(format!("its header claims {len} bytes"));
+    }
+    let mut header = vec![0u8; len];
+    f.read_exact(&mut header).map_err(|e| e.to_string())?;
+    let header: serde_json::Value = serde_json::from_slice(&header).map_err(|e| e.to_string())?;
+    Ok(header
+        .get("__metadata__")
+        .and_then(|m| m.get(CHECKSUM))
+        .and_then(|s| s.as_str())
+        .map(str::to_string))
+}
+
+/// A safetensors file read into memory, its checksum (when it has one) verified, its header
+/// parsed once into an index. It may also hold the tensors of a second file it was
+/// [joined](TensorFile::joined) with (a run's kept head and the frozen backbone its experiment
+/// shares).
 pub struct TensorFile {
-    bytes: Vec<u8>,
+    /// The bytes of each file joined, in order.
+    parts: Vec<Vec<u8>>,
+    index: HashMap<String, Located>,
     metadata: HashMap<String, String>,
+}
+
+/// Where a tensor's bytes are: which part, and the byte range in it.
+struct Located {
+    part: usize,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    bytes: std::ops::Range<usize>,
 }
 
 impl TensorFile {
@@ -101,41 +139,105 @@ impl TensorFile {
     }
 
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, String> {
-        let (_, header) = SafeTensors::read_metadata(&bytes).map_err(|e| format!("{e:?}"))?;
+        // `read_metadata` checks every offset against the buffer: the index below is in bounds
+        let (n, header) = SafeTensors::read_metadata(&bytes).map_err(|e| format!("{e:?}"))?;
         let metadata = header.metadata().clone().unwrap_or_default();
-        let file = TensorFile { bytes, metadata };
-        let tensors = file.tensors()?;
+        let start = 8 + n;
+        let index: HashMap<String, Located> = header
+            .tensors()
+            .into_iter()
+            .map(|(name, info)| {
+                let (from, to) = info.data_offsets;
+                let located = Located {
+                    part: 0,
+                    dtype: info.dtype,
+                    shape: info.shape.clone(),
+                    bytes: start + from..start + to,
+                };
+                (name, located)
+            })
+            .collect();
+        let file = TensorFile {
+            parts: vec![bytes],
+            index,
+            metadata,
+        };
         if let Some(expected) = file.metadata.get(CHECKSUM) {
-            let mut names = tensors.names();
-            names.sort();
-            let mut digest = Sha256::new();
-            for name in names {
-                digest.update(tensors.tensor(name).map_err(|e| format!("{e:?}"))?.data());
-            }
-            if hex::encode(digest.finalize()) != *expected {
+            if file.checksum() != *expected {
                 return Err("its checksum does not match its content (the file is corrupt)".into());
             }
         }
         Ok(file)
     }
 
+    /// SHA-256 over every tensor's bytes in name order (what [`write`] stores under `sha256`).
+    fn checksum(&self) -> String {
+        let mut digest = Sha256::new();
+        for name in self.names() {
+            let at = &self.index[name];
+            digest.update(&self.parts[at.part][at.bytes.clone()]);
+        }
+        hex::encode(digest.finalize())
+    }
+
+    /// This file's tensors and those of `shared`, as one file with this file's metadata. A name
+    /// in both is an error (naming it).
+    pub fn joined(mut self, shared: TensorFile) -> Result<TensorFile, String> {
+        let part = self.parts.len();
+        for (name, mut at) in shared.index {
+            if self.index.contains_key(&name) {
+                return Err(format!("both files hold a tensor `{name}`"));
+            }
+            at.part += part;
+            self.index.insert(name, at);
+        }
+        self.parts.extend(shared.parts);
+        Ok(self)
+    }
+
     pub fn metadata(&self) -> &HashMap<String, String> {
         &self.metadata
     }
 
-    /// The parsed tensors, for names, shapes and dtypes.
-    pub fn tensors(&self) -> Result<SafeTensors<'_>, String> {
-        SafeTensors::deserialize(&self.bytes).map_err(|e| format!("{e:?}"))
+    /// Every tensor's name, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.index.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The tensor `name`: its dtype, shape and bytes.
+    pub fn tensor(&self, name: &str) -> Result<TensorView<'_>, String> {
+        let at = self
+            .index
+            .get(name)
+            .ok_or_else(|| format!("it has no tensor `{name}`"))?;
+        TensorView::new(
+            at.dtype,
+            at.shape.clone(),
+            &self.parts[at.part][at.bytes.clone()],
+        )
+        .map_err(|e| format!("tensor `{name}`: {e:?}"))
+    }
+
+    /// Every tensor, in name order.
+    pub fn views(&self) -> Result<Vec<(&str, TensorView<'_>)>, String> {
+        self.names()
+            .into_iter()
+            .map(|name| Ok((name, self.tensor(name)?)))
+            .collect()
     }
 
     /// The f32 tensor `name`: its dimensions and values.
     pub fn f32(&self, name: &str) -> Result<(Vec<usize>, Vec<f32>), String> {
         self.with_view(name, Dtype::F32, |t| {
-            let values = t
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().expect("4 bytes")))
-                .collect();
+            let mut values = vec![0f32; t.data().len() / 4];
+            bytemuck::cast_slice_mut::<f32, u8>(&mut values).copy_from_slice(t.data());
+            if cfg!(target_endian = "big") {
+                values
+                    .iter_mut()
+                    .for_each(|x| *x = f32::from_bits(x.to_bits().swap_bytes()));
+            }
             (t.shape().to_vec(), values)
         })
     }
@@ -158,10 +260,7 @@ impl TensorFile {
         dtype: Dtype,
         f: impl FnOnce(&TensorView) -> R,
     ) -> Result<R, String> {
-        let tensors = self.tensors()?;
-        let t = tensors
-            .tensor(name)
-            .map_err(|_| format!("it has no tensor `{name}`"))?;
+        let t = self.tensor(name)?;
         if t.dtype() != dtype {
             return Err(format!("`{name}` is {:?}, not {dtype:?}", t.dtype()));
         }

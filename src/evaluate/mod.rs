@@ -193,7 +193,7 @@ impl KeptWeights {
 
     /// The weights file, read and checked: a damaged one is named as such.
     fn read_weights(&self) -> Result<TensorFile, TrainError> {
-        Ok(TensorFile::read_run_file(&self.weights)?)
+        Ok(crate::setup::kept_model::read(&self.weights)?)
     }
 
     fn load_pixel_model<M: Net>(&self, model: &mut M) -> Result<(), TrainError> {
@@ -203,7 +203,7 @@ impl KeptWeights {
 
     /// A convolutional classifier with this run's head and weights.
     fn conv_model<B: Backbone>(&self, dev: &Dev) -> Result<Classifier<B>, TrainError> {
-        let mut model = Classifier::<B>::with_head(dev, self.classes.len(), &self.head);
+        let mut model = Classifier::<B>::to_load(dev, self.classes.len(), &self.head);
         load_torchvision_file(&mut model, &self.weights, &self.read_weights()?, false)
             .map_err(|e| TrainError::Input(e.to_string()))?;
         Ok(model)

@@ -8,7 +8,7 @@ use dfdx::prelude::*;
 
 use crate::data::{load_image, Transform, IMAGENET_MEAN, IMAGENET_STD};
 use crate::models::{
-    imagenet_class_name, load_torchvision_weights, Arch, ArchVisitor, Backbone, Classifier,
+    imagenet_class_name, load_torchvision_file, Arch, ArchVisitor, Backbone, Classifier,
 };
 use crate::results::layout::RunDir;
 use crate::setup::{FinishedRun, Opening, ProjectFrom};
@@ -116,8 +116,10 @@ impl ArchVisitor for Predict<'_> {
                 (n, Names::for_head(&self.p.weights, n))
             }
         };
-        let mut model = Classifier::<B>::with_head(&dev, classes, &self.p.head);
-        load_torchvision_weights(&mut model, &self.p.weights, false).map_err(|e| e.to_string())?;
+        let mut model = Classifier::<B>::to_load(&dev, classes, &self.p.head);
+        let file = crate::setup::kept_model::read(&self.p.weights).map_err(|e| e.to_string())?;
+        load_torchvision_file(&mut model, &self.p.weights, &file, false)
+            .map_err(|e| e.to_string())?;
         let mut out = Vec::new();
         for path in self.images {
             let img = load_image(path).map_err(|e| e.to_string())?;

@@ -18,6 +18,7 @@ pub mod freeze;
 pub mod imagenet;
 pub mod pixels;
 pub mod resnet;
+pub mod shared_backbone;
 pub mod small_cnn;
 pub mod trainable;
 pub mod weights;
@@ -34,6 +35,7 @@ pub use weights::{
     Mismatch, WeightsError,
 };
 
+use crate::nn::init::DrawsOnly;
 use crate::nn::{HiddenLayers, HiddenLayout, LinearHead};
 
 /// The device every model runs on.
@@ -179,6 +181,30 @@ impl<B: Backbone> Classifier<B> {
             hidden,
             head: last,
         }
+    }
+    /// [`Self::with_head`] for a backbone about to be replaced by pretrained weights: its
+    /// initialisation draws what it would draw without computing it ([`DrawsOnly`]), so the
+    /// head, and whatever is drawn after, is the same as with [`Self::with_head`].
+    pub fn with_head_for_pretrained(dev: &Dev, classes: usize, head: &HeadConfig) -> Self {
+        let mut backbone = {
+            let _draws = DrawsOnly::start();
+            B::build(dev)
+        };
+        backbone.set_pool(head.pool);
+        let hidden = HiddenLayers::new(dev, head.layout(B::FEATURES));
+        let last = LinearHead::new(dev, hidden.layout.output(), classes);
+        Classifier {
+            backbone,
+            hidden,
+            head: last,
+        }
+    }
+    /// A classifier every tensor of which is about to be loaded from a file (a kept model to
+    /// score or export, a file to check): zeros where [`Self::with_head`] computes random
+    /// values, the same numbers drawn.
+    pub fn to_load(dev: &Dev, classes: usize, head: &HeadConfig) -> Self {
+        let _draws = DrawsOnly::start();
+        Self::with_head(dev, classes, head)
     }
     /// The next training forward pass is batch `batch` (0-based) of `epoch` (its dropout masks).
     pub fn begin_batch(&mut self, epoch: usize, batch: usize) {

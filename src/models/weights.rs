@@ -199,13 +199,11 @@ pub fn load_torchvision_file<B: Backbone>(
         path: path.clone(),
         message,
     };
-    let file = stored.tensors().map_err(format)?;
+    let file = stored;
 
     let names = HeadNames::of(model);
     // the head's last linear layer (its only one for a linear head)
-    let head_weight = format!("{}.weight", model.hidden.layout.last_linear(B::HEAD));
-    let expected_head = [model.head.classes(), model.head.features()];
-    let file_head = file.tensor(&head_weight).ok().map(|v| v.shape().to_vec());
+    let (head_weight, expected_head, file_head) = head_shapes(model, file);
     // the checkpoint's own head: our last layer's name, else a bare linear head's
     let checkpoint_classes = [head_weight.clone(), format!("{}.weight", B::HEAD)]
         .iter()
@@ -216,7 +214,7 @@ pub fn load_torchvision_file<B: Backbone>(
     let other_classes = file_head
         .as_ref()
         .is_some_and(|s| s.len() == 2 && s[1] == expected_head[1] && s[0] != expected_head[0]);
-    let replace = replace_head && file_head.as_deref() != Some(&expected_head[..]);
+    let replace = replaces_head(model, file, replace_head);
     let skip_head = replace || other_classes;
 
     let head_prefix = format!("{}.", B::HEAD);
@@ -273,14 +271,15 @@ pub fn load_torchvision_file<B: Backbone>(
         }
     }
     let mut extra: Vec<Mismatch> = file
-        .tensors()
+        .views()
+        .map_err(format)?
         .into_iter()
         .filter(|(name, _)| {
-            let known = seen.contains(name) || name.ends_with("num_batches_tracked");
+            let known = seen.contains(*name) || name.ends_with("num_batches_tracked");
             !(known || skipped(name))
         })
         .map(|(name, v)| Mismatch::Unexpected {
-            name,
+            name: name.to_string(),
             found: v.shape().to_vec(),
         })
         .collect();
@@ -338,6 +337,28 @@ pub fn load_torchvision_file<B: Backbone>(
     })
 }
 
+/// The name of the head's last weight, its shape in `model` and in `file`.
+fn head_shapes<B: Backbone>(
+    model: &Classifier<B>,
+    file: &TensorFile,
+) -> (String, [usize; 2], Option<Vec<usize>>) {
+    let head_weight = format!("{}.weight", model.hidden.layout.last_linear(B::HEAD));
+    let expected_head = [model.head.classes(), model.head.features()];
+    let file_head = file.tensor(&head_weight).ok().map(|v| v.shape().to_vec());
+    (head_weight, expected_head, file_head)
+}
+
+/// Whether loading `file` into `model` re-initialises the model's head instead of loading it
+/// (`replace_head` and a checkpoint head of another shape), as [`load_torchvision_file`] does.
+pub fn replaces_head<B: Backbone>(
+    model: &Classifier<B>,
+    file: &TensorFile,
+    replace_head: bool,
+) -> bool {
+    let (_, expected, found) = head_shapes(model, file);
+    replace_head && found.as_deref() != Some(&expected[..])
+}
+
 /// Writes `model` as a safetensors file with PyTorch state-dict names (BatchNorm γ as
 /// `weight`), loadable by [`load_torchvision_weights`] and by PyTorch; atomically, like every
 /// result file.
@@ -345,12 +366,27 @@ pub fn save_torchvision_weights<B: Backbone>(
     model: &Classifier<B>,
     path: impl AsRef<Path>,
 ) -> Result<(), WeightsError> {
+    write_entries(path.as_ref(), &torch_entries(model), Default::default())
+}
+
+/// Every tensor of `model` under its PyTorch name: (name, dimensions, values).
+pub(crate) fn torch_entries<B: Backbone>(
+    model: &Classifier<B>,
+) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let names = HeadNames::of(model);
-    let all: Vec<(String, Vec<usize>, Vec<f32>)> = tensors::collect(model)
+    tensors::collect(model)
         .into_iter()
         .filter_map(|t| Some((names.torch(&t.name)?, t.dims, t.values)))
         .chain(model.hidden.torch_tensors(B::HEAD))
-        .collect();
+        .collect()
+}
+
+/// Writes named tensors (see [`torch_entries`]) and `metadata` as a safetensors file.
+pub(crate) fn write_entries(
+    path: &Path,
+    all: &[(String, Vec<usize>, Vec<f32>)],
+    metadata: std::collections::HashMap<String, String>,
+) -> Result<(), WeightsError> {
     let entries: Vec<Entry> = all
         .iter()
         .map(|(name, dims, values)| Entry {
@@ -359,10 +395,10 @@ pub fn save_torchvision_weights<B: Backbone>(
             data: Data::F32(values),
         })
         .collect();
-    tensor_file::write(path.as_ref(), &entries, Default::default()).map_err(|e| match e {
+    tensor_file::write(path, &entries, metadata).map_err(|e| match e {
         crate::durable::StoreError::Io { path, source } => WeightsError::Write { path, source },
         other => WeightsError::Format {
-            path: path.as_ref().to_path_buf(),
+            path: path.to_path_buf(),
             message: other.to_string(),
         },
     })

@@ -59,7 +59,8 @@ impl ArchVisitor for Check<'_> {
     type Output = Result<(), Unfit>;
 
     fn visit<B: Backbone>(self) -> Self::Output {
-        let mut model = Classifier::<B>::new(&Dev::default(), self.classes.max(1));
+        let mut model =
+            Classifier::<B>::to_load(&Dev::default(), self.classes.max(1), &Default::default());
         match load_torchvision_file(&mut model, self.path, self.file, self.replace_head) {
             Ok(_) => Ok(()),
             Err(e) => Err(describe(&e, B::NAME)),

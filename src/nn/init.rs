@@ -1,11 +1,84 @@
 //! Parameter initialisation, and tensor options for tensors whose shape is only known at run
 //! time.
 
+use std::cell::Cell;
+
 use dfdx::nn::tensor_collection::TensorOptions;
 use dfdx::prelude::*;
 use num_traits::FromPrimitive;
 use rand::distributions::Distribution;
 use rand::Rng;
+
+thread_local! {
+    /// Set by [`DrawsOnly`]: the initialisers below draw from the generator without computing.
+    static DRAWS_ONLY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// While alive, the initialisers of this module ([`kaiming_normal_fan_out`], [`linear_uniform`]:
+/// those of every backbone) leave their tensors as they are (zeros, as built) but draw exactly
+/// the numbers they would have drawn. For a model whose
+/// every tensor is about to be replaced by a checkpoint's: building it costs no Box–Muller
+/// transforms (most of the time of building an initialised EfficientNet or ResNet), and
+/// whatever is drawn after it (a new head) is the same as without the guard.
+pub struct DrawsOnly {
+    before: bool,
+}
+
+impl DrawsOnly {
+    pub fn start() -> Self {
+        DrawsOnly {
+            before: DRAWS_ONLY.with(|d| d.replace(true)),
+        }
+    }
+}
+
+impl Drop for DrawsOnly {
+    fn drop(&mut self) {
+        DRAWS_ONLY.with(|d| d.set(self.before));
+    }
+}
+
+fn draws_only() -> bool {
+    DRAWS_ONLY.with(Cell::get)
+}
+
+/// Draws, from `t`'s device generator, what filling `t` with a distribution that takes
+/// `u64s` values per element draws, without filling it. The generator hands out 32-bit words
+/// in order, a `u64` being two of them, and `fill_bytes` takes them in the same order: so a
+/// few bulk `fill_bytes` leave it exactly where the per-element draws would.
+fn skip_draws<S: Shape, E: Dtype, D: Device<E>>(
+    t: &Tensor<S, E, D>,
+    u64s: usize,
+) -> Result<(), D::Err> {
+    let bytes = t.shape().num_elements() * u64s * 8;
+    let (chunks, rest) = (bytes / SKIP_CHUNK, bytes % SKIP_CHUNK);
+    let dev = t.device();
+    if chunks > 0 {
+        let mut scratch: Tensor<(usize,), E, D> = dev.try_zeros_like(&(chunks,))?;
+        scratch.try_fill_with_distr(Skip { bytes: SKIP_CHUNK })?;
+    }
+    if rest > 0 {
+        let mut scratch: Tensor<(usize,), E, D> = dev.try_zeros_like(&(1,))?;
+        scratch.try_fill_with_distr(Skip { bytes: rest })?;
+    }
+    Ok(())
+}
+
+/// Bytes of generator output one [`Skip`] sample takes (a multiple of 8).
+const SKIP_CHUNK: usize = 4096;
+
+/// Takes `bytes` of generator output (a multiple of 4) and yields 0.
+struct Skip {
+    bytes: usize,
+}
+
+impl<E: FromPrimitive> Distribution<E> for Skip {
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> E {
+        let mut buf = [0u8; SKIP_CHUNK];
+        rng.fill_bytes(&mut buf[..self.bytes]);
+        E::from_f64(0.0).unwrap()
+    }
+}
 
 /// Normal distribution N(0, std²) by Box–Muller (rand_distr is not a dependency).
 #[derive(Clone, Copy, Debug)]
@@ -46,6 +119,10 @@ pub fn kaiming_normal_fan_out<S: Shape, E: Dtype, D: Device<E>>(
         .filter(|(i, _)| *i != 1)
         .map(|(_, d)| d)
         .product::<usize>();
+    if draws_only() {
+        // a Box–Muller sample draws two `f64`s
+        return skip_draws(t, 2);
+    }
     t.try_fill_with_distr(Normal {
         std: (2.0 / fan_out.max(1) as f64).sqrt(),
     })
@@ -57,6 +134,9 @@ pub fn linear_uniform<S: Shape, E: Dtype, D: Device<E>>(
 ) -> Result<(), D::Err> {
     let dims = t.shape().concrete();
     let fan_in = dims.into_iter().last().unwrap_or(1).max(1);
+    if draws_only() {
+        return skip_draws(t, 1);
+    }
     t.try_fill_with_distr(Symmetric {
         bound: 1.0 / (fan_in as f64).sqrt(),
     })
@@ -101,6 +181,29 @@ mod tests {
         do_gradient_update: bool,
         reset: fn(&mut Tensor<S, f32, Cpu>) -> Result<(), CpuError>,
         shape: S,
+    }
+
+    /// A model built under [`DrawsOnly`] leaves the generator where a real build leaves it.
+    #[test]
+    fn draws_only_draws_what_the_initialisers_draw() {
+        let draw_after = |guarded: bool| {
+            let dev = Cpu::seed_from_u64(7);
+            let mut t: Tensor<(usize, usize, usize, usize), f32, Cpu> =
+                dev.zeros_like(&(64, 33, 3, 3));
+            let mut l: Tensor<(usize, usize), f32, Cpu> = dev.zeros_like(&(5, 7));
+            let guard = guarded.then(DrawsOnly::start);
+            kaiming_normal_fan_out(&mut t).unwrap();
+            linear_uniform(&mut l).unwrap();
+            drop(guard);
+            let next: Tensor<(usize,), f32, Cpu> = dev.sample_uniform_like(&(3,));
+            (t.as_vec(), next.as_vec())
+        };
+        let (real, after_real) = draw_after(false);
+        let (zeros, after_guarded) = draw_after(true);
+        assert_eq!(after_real, after_guarded);
+        assert!(zeros.iter().all(|&x| x == 0.0));
+        assert!(real.iter().any(|&x| x != 0.0));
+        assert!(!draws_only(), "the guard is undone when dropped");
     }
 
     /// Guards `runtime_options`: a hidden field added to `TensorOptions` would change its size.

@@ -31,6 +31,7 @@ const PLOTS: &str = "plots";
 const REPORT: &str = "report.html";
 const PREVIEW: &str = "preview.png";
 const SLURM: &str = "slurm";
+const BACKBONES: &str = ".backbones";
 
 const METRICS: &str = "metrics.parquet";
 const PER_CLASS: &str = "per_class.parquet";
@@ -125,6 +126,12 @@ impl ExperimentDir {
     /// `runner slurm`'s scripts, and `logs/` for the tasks' output.
     pub fn slurm(&self) -> PathBuf {
         self.path.join(SLURM)
+    }
+
+    /// The frozen backbones its runs share, one file each: a run that trained only a head on
+    /// a frozen backbone keeps the head and names its backbone's file here.
+    pub fn backbones(&self) -> PathBuf {
+        self.path.join(BACKBONES)
     }
 
     /// The compare cache: one row per run.

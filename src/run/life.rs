@@ -24,7 +24,7 @@ use super::resume::{Fitting, Paths};
 use super::test_split;
 use crate::durable::exit_guard::ExitGuard;
 use crate::durable::{self, timestamp};
-use crate::results::layout::RunDir;
+use crate::results::layout::{ExperimentDir, RunDir};
 use crate::results::schema::{self, ParamValue, RunKey};
 use crate::results::store::{Manifest, RunLock, Status, StoppedEarly};
 use crate::setup::ResolvedRun;
@@ -153,10 +153,12 @@ impl RunLife {
             self.dir.model(),
             self.dir.best_weights(),
         );
+        let backbones = ExperimentDir::of_run(self.dir.path()).backbones();
         let paths = Paths {
             checkpoint: &checkpoint,
             model: &model,
             best: &best,
+            backbones: &backbones,
         };
         let result = {
             let mut rec = Record {

@@ -2,9 +2,11 @@
 //! train it with the generic loop, and record everything under `results/<experiment>/<run_id>/`.
 
 mod cache;
+mod frozen;
 mod life;
 mod model;
 pub(crate) mod plan;
+mod pretrained;
 mod progress;
 pub(crate) mod provenance;
 mod record;

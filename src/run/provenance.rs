@@ -1,7 +1,8 @@
 //! Where a run came from: code version, toolchain, crate versions, machine.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Mutex;
 
 /// Versions of the crates that decide the numbers, read from the Cargo.lock this binary was
 /// built with.
@@ -28,8 +29,23 @@ pub(crate) fn rustc_version() -> &'static str {
 }
 
 /// The git commit of the folder holding the spec and whether the work tree has changes, when
-/// it is in a git repository and git is installed.
+/// it is in a git repository and git is installed. Asked once per folder and process: a
+/// sweep records the state of the code it started from in each of its runs, without two `git`
+/// processes per run.
 pub(crate) fn git_state(dir: &Path) -> (Option<String>, Option<bool>) {
+    static SEEN: Mutex<Vec<(PathBuf, GitState)>> = Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some((_, state)) = seen.iter().find(|(d, _)| d == dir) {
+        return state.clone();
+    }
+    let state = ask_git(dir);
+    seen.push((dir.to_path_buf(), state.clone()));
+    state
+}
+
+type GitState = (Option<String>, Option<bool>);
+
+fn ask_git(dir: &Path) -> GitState {
     let git = |args: &[&str]| {
         Command::new("git")
             .arg("-C")

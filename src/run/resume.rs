@@ -17,6 +17,8 @@ pub(super) struct Paths<'a> {
     pub model: &'a Path,
     /// The best epoch's weights while training with early stopping and `restore_best`.
     pub best: &'a Path,
+    /// The experiment's store of frozen backbones its runs share.
+    pub backbones: &'a Path,
 }
 
 /// What a run's model is fitted with: the fit config, the progress display, the run's files and

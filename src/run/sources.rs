@@ -2,6 +2,7 @@
 //! backbone, or features computed once and kept in memory.
 
 use crate::data::{epoch_order, Loader};
+use crate::setup::ResolvedRun;
 use crate::train::{BatchSource, Batches, Inputs, Phase, TrainError};
 
 /// Turns a batch of images into model inputs (a frozen backbone's forward pass).
@@ -102,5 +103,31 @@ impl BatchSource for FeatureSource {
             .map(<[usize]>::to_vec)
             .collect();
         Box::new(batches.into_iter().map(move |idx| Ok(set.rows(&idx))))
+    }
+}
+
+/// The run's train and val images through its transforms, batched.
+pub(super) fn image_source(run: &ResolvedRun) -> ImageSource {
+    let (spec, folder, transform) = (run.spec(), &run.dataset.folder, &run.transform);
+    let policy = run.bad_images;
+    let (bs, seed) = (spec.train.batch_size, spec.experiment.seed);
+    ImageSource {
+        train: Loader::new(
+            folder.train.clone(),
+            transform.clone(),
+            bs,
+            seed,
+            true,
+            policy,
+        ),
+        val: Loader::new(
+            folder.val.clone(),
+            transform.deterministic(),
+            bs,
+            seed,
+            false,
+            policy,
+        ),
+        extractor: None,
     }
 }

@@ -11,6 +11,7 @@
 mod build;
 mod dataset;
 mod finished_run;
+pub mod kept_model;
 mod listed;
 mod weights;
 

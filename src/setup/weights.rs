@@ -42,7 +42,10 @@ impl WeightsFiles {
                     details: Vec::new(),
                 })?;
                 let sha256 = hex::encode(Sha256::digest(&bytes));
-                let file = TensorFile::from_bytes(bytes);
+                // a frozen run's kept model: its head, joined with the backbone it names
+                let file = TensorFile::from_bytes(bytes).and_then(|f| {
+                    super::kept_model::join_shared(path, f).map_err(|e| e.to_string())
+                });
                 Ok(Arc::new(Weights {
                     path: path.to_path_buf(),
                     sha256,

@@ -10,6 +10,22 @@ use std::process::{Command, Output};
 
 pub(crate) mod grad;
 
+/// The run folders of an experiment folder, sorted: its folders but the hidden ones (the
+/// experiment's `.backbones`); none when it does not exist.
+pub(crate) fn run_folders(experiment: &Path) -> Vec<PathBuf> {
+    let mut runs: Vec<PathBuf> = std::fs::read_dir(experiment)
+        .map(|d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| {
+                    p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.')
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    runs.sort();
+    runs
+}
+
 /// The project's root (where `pipeline/` and `tests/fixtures/` are).
 pub(crate) fn project() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -11,7 +11,6 @@ use std::path::PathBuf;
 use onnx_protobuf::Message;
 
 use crate::durable;
-use crate::durable::tensor_file::TensorFile;
 use crate::results::layout::RunDir;
 use crate::setup::{FinishedRun, Opening};
 use crate::spec::display_path;
@@ -51,7 +50,8 @@ pub(crate) fn export(opts: &OnnxOptions) -> Result<Exported, OnnxError> {
     let weights_path = finished.weights();
     let (manifest, spec) = (finished.manifest, finished.experiment.base);
     let size = input_size(&spec).map_err(input)?;
-    let weights = TensorFile::read_run_file(&weights_path).map_err(|e| input(e.to_string()))?;
+    let weights =
+        crate::setup::kept_model::read(&weights_path).map_err(|e| input(e.to_string()))?;
     let head = crate::setup::head_config(&spec.head, spec.experiment.seed);
     let mut g = graph::Graph::new(&weights);
     let t = &spec.transforms;
