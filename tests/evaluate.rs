@@ -445,16 +445,12 @@ fn frozen_runs_share_one_stored_backbone() {
     let runs = run_dirs(&dir.path().join("r"), "scored");
     assert_eq!(runs.len(), 2, "{runs:?}");
     let store = runner::results::layout::ExperimentDir::of_run(&runs[0]).backbones();
-    let stored: Vec<PathBuf> = std::fs::read_dir(&store)
+    let stored: Vec<String> = std::fs::read_dir(&store)
         .unwrap()
-        .map(|e| e.unwrap().path())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(stored.len(), 1, "{stored:?}");
-    let stored_name = stored[0]
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let stored_name = stored[0].clone();
     assert!(stored_name.starts_with("small_cnn-"), "{stored_name}");
     for run in &runs {
         let kept = safetensors_names(&RunDir::at(run).model());

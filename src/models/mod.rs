@@ -172,7 +172,10 @@ impl<B: Backbone> Classifier<B> {
     /// A randomly initialised backbone with the declared head. The generator is drawn in
     /// the order backbone, hidden layers, last layer (a linear head draws what it always did).
     pub fn with_head(dev: &Dev, classes: usize, head: &HeadConfig) -> Self {
-        let mut backbone = B::build(dev);
+        Self::on_backbone(B::build(dev), dev, classes, head)
+    }
+    /// `backbone` (just built from `dev`) with the declared head drawn after it.
+    fn on_backbone(mut backbone: B, dev: &Dev, classes: usize, head: &HeadConfig) -> Self {
         backbone.set_pool(head.pool);
         let hidden = HiddenLayers::new(dev, head.layout(B::FEATURES));
         let last = LinearHead::new(dev, hidden.layout.output(), classes);
@@ -186,18 +189,11 @@ impl<B: Backbone> Classifier<B> {
     /// initialisation draws what it would draw without computing it ([`DrawsOnly`]), so the
     /// head, and whatever is drawn after, is the same as with [`Self::with_head`].
     pub fn with_head_for_pretrained(dev: &Dev, classes: usize, head: &HeadConfig) -> Self {
-        let mut backbone = {
+        let backbone = {
             let _draws = DrawsOnly::start();
             B::build(dev)
         };
-        backbone.set_pool(head.pool);
-        let hidden = HiddenLayers::new(dev, head.layout(B::FEATURES));
-        let last = LinearHead::new(dev, hidden.layout.output(), classes);
-        Classifier {
-            backbone,
-            hidden,
-            head: last,
-        }
+        Self::on_backbone(backbone, dev, classes, head)
     }
     /// A classifier every tensor of which is about to be loaded from a file (a kept model to
     /// score or export, a file to check): zeros where [`Self::with_head`] computes random
