@@ -15,6 +15,9 @@ pub fn write_text(path: &Path, text: &str) -> Result<(), StoreError> {
     write_atomic(path, |f| f.write_all(text.as_bytes()))
 }
 
+/// Tables up to this many cells are encoded on the calling thread.
+const SERIAL_CELLS: usize = 4096;
+
 /// Writes a table to `path` atomically.
 pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), StoreError> {
     // Encoded in memory first (a run's tables are small): writing straight to the file,
@@ -23,8 +26,13 @@ pub fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), StoreError> 
     // Uncompressed: a run's table is a few kB, which compression hardly shrinks, while
     // every reader of it pays for a decompression context per column (zstd's set-up was a
     // quarter of `compare`'s time over 10,000 runs).
+    // Serial below a few thousand cells (a run's tables, rewritten every epoch): polars'
+    // parallel column encoding wakes its thread pool for each write, which costs more than
+    // encoding a few hundred values (measured: the main job's recording, see performance.md).
+    let parallel = df.height() * df.width() > SERIAL_CELLS;
     ParquetWriter::new(&mut bytes)
         .with_compression(ParquetCompression::Uncompressed)
+        .set_parallel(parallel)
         .finish(df)
         .map_err(|source| StoreError::Polars {
             path: path.to_path_buf(),
