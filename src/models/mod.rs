@@ -10,6 +10,7 @@ use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
 pub mod arch;
+pub mod checkpoint;
 pub mod describe;
 pub mod efficientnet;
 pub mod feature_head;

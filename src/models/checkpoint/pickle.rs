@@ -1,0 +1,682 @@
+//! An allow-list reader of the pickles `torch.save` writes for a state dict. It interprets the
+//! opcodes into plain values and never imports or calls anything: the few globals a state dict
+//! uses (`collections.OrderedDict`, `torch._utils._rebuild_tensor_v2`, `_rebuild_parameter`,
+//! the storage types) are recognised by name and rebuilt here; any other global is refused, by
+//! its name, before anything after it is read.
+//!
+//! Dicts and lists live in an arena and values refer to them by index, so a memoised container
+//! that is filled after it was memoised (`EMPTY_DICT BINPUT … SETITEMS`) is the same container
+//! wherever the pickle fetches it again, as in Python.
+
+use std::collections::HashMap;
+
+use super::dtype::TorchDtype;
+
+/// A pickled value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Value {
+    None,
+    Bool(bool),
+    Int(i64),
+    /// An integer wider than 64 bits, as pickle's little-endian two's complement bytes.
+    BigInt(Vec<u8>),
+    Float(f64),
+    Str(String),
+    Bytes(Vec<u8>),
+    Tuple(Vec<Value>),
+    /// A list in the arena.
+    List(usize),
+    /// A dict (or OrderedDict) in the arena.
+    Dict(usize),
+    Global(Global),
+    /// A storage a tensor views, named by the persistent id the file gives it.
+    Storage(Box<StorageRef>),
+    Tensor(Box<TensorRef>),
+}
+
+impl Value {
+    /// What the value is, for messages.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Value::None => "None",
+            Value::Bool(_) => "bool",
+            Value::Int(_) | Value::BigInt(_) => "int",
+            Value::Float(_) => "float",
+            Value::Str(_) => "str",
+            Value::Bytes(_) => "bytes",
+            Value::Tuple(_) => "tuple",
+            Value::List(_) => "list",
+            Value::Dict(_) => "dict",
+            Value::Global(_) => "class or function",
+            Value::Storage(_) => "storage",
+            Value::Tensor(_) => "tensor",
+        }
+    }
+}
+
+/// The globals a state dict's pickle may name.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Global {
+    OrderedDict,
+    RebuildTensorV2,
+    /// `torch._utils._rebuild_tensor`, the pre-1.0 form without `requires_grad`.
+    RebuildTensor,
+    /// `torch._utils._rebuild_parameter` and `_rebuild_parameter_with_state`: a Parameter is its
+    /// data.
+    RebuildParameter,
+    Storage(TorchDtype),
+}
+
+/// The globals [`Global`] accepts, as the refusal message lists them.
+pub(crate) const ALLOWED: &str = "collections.OrderedDict, torch._utils._rebuild_tensor_v2, \
+     torch._utils._rebuild_parameter and the torch.*Storage types";
+
+fn global(module: &str, name: &str) -> Option<Global> {
+    Some(match (module, name) {
+        ("collections", "OrderedDict") => Global::OrderedDict,
+        ("torch._utils", "_rebuild_tensor_v2") => Global::RebuildTensorV2,
+        ("torch._utils", "_rebuild_tensor") => Global::RebuildTensor,
+        ("torch._utils", "_rebuild_parameter" | "_rebuild_parameter_with_state") => {
+            Global::RebuildParameter
+        }
+        ("torch", storage) => Global::Storage(TorchDtype::of_storage(storage)?),
+        _ => return None,
+    })
+}
+
+/// A storage's persistent id: `('storage', type, key, location, numel[, view])`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct StorageRef {
+    pub dtype: TorchDtype,
+    pub key: String,
+    /// Elements of the storage (of the view, for a legacy view storage).
+    pub numel: usize,
+    /// A legacy view storage: (root key, element offset into it, its own size).
+    pub view: Option<(String, usize, usize)>,
+}
+
+/// A tensor: a strided view of a storage.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct TensorRef {
+    pub storage: StorageRef,
+    pub offset: usize,
+    pub shape: Vec<usize>,
+    pub stride: Vec<usize>,
+}
+
+/// Why a pickle cannot be read.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum PickleError {
+    #[error(
+        "its pickle refers to `{module}.{name}`, which a state dict does not use; only \
+         {ALLOWED} are read (nothing in the file was run)"
+    )]
+    Refused { module: String, name: String },
+    #[error("its pickle is damaged at byte {at}: {why}")]
+    Damaged { at: usize, why: String },
+}
+
+/// The pickle's value and the arena its containers live in.
+pub(crate) struct Unpickled {
+    pub root: Value,
+    pub arena: Arena,
+}
+
+/// Dicts (key–value pairs in insertion order) and lists.
+#[derive(Default)]
+pub(crate) struct Arena {
+    containers: Vec<Container>,
+}
+
+enum Container {
+    Dict(Vec<(Value, Value)>),
+    List(Vec<Value>),
+}
+
+impl Arena {
+    pub(crate) fn dict(&self, id: usize) -> &[(Value, Value)] {
+        match &self.containers[id] {
+            Container::Dict(items) => items,
+            Container::List(_) => &[],
+        }
+    }
+
+    pub(crate) fn list(&self, id: usize) -> &[Value] {
+        match &self.containers[id] {
+            Container::List(items) => items,
+            Container::Dict(_) => &[],
+        }
+    }
+
+    /// Calls `f` on every value in every container, and on the values inside their tuples.
+    pub(crate) fn each_value(&self, f: &mut impl FnMut(&Value)) {
+        fn walk(v: &Value, f: &mut impl FnMut(&Value)) {
+            f(v);
+            if let Value::Tuple(items) = v {
+                items.iter().for_each(|i| walk(i, f));
+            }
+        }
+        for c in &self.containers {
+            match c {
+                Container::Dict(items) => items.iter().for_each(|(k, v)| {
+                    walk(k, f);
+                    walk(v, f);
+                }),
+                Container::List(items) => items.iter().for_each(|v| walk(v, f)),
+            }
+        }
+    }
+
+    fn new_dict(&mut self) -> Value {
+        self.containers.push(Container::Dict(Vec::new()));
+        Value::Dict(self.containers.len() - 1)
+    }
+
+    fn new_list(&mut self, items: Vec<Value>) -> Value {
+        self.containers.push(Container::List(items));
+        Value::List(self.containers.len() - 1)
+    }
+}
+
+/// Reads one pickle from the start of `bytes`; returns it and the length it took (up to and
+/// including STOP), for the legacy format's consecutive pickles.
+pub(crate) fn unpickle(bytes: &[u8]) -> Result<(Unpickled, usize), PickleError> {
+    let mut m = Machine {
+        input: bytes,
+        pos: 0,
+        stack: Vec::new(),
+        marks: Vec::new(),
+        memo: HashMap::new(),
+        arena: Arena::default(),
+    };
+    let root = m.run()?;
+    Ok((
+        Unpickled {
+            root,
+            arena: m.arena,
+        },
+        m.pos,
+    ))
+}
+
+struct Machine<'a> {
+    input: &'a [u8],
+    pos: usize,
+    stack: Vec<Value>,
+    /// Stack lengths at each MARK.
+    marks: Vec<usize>,
+    memo: HashMap<u64, Value>,
+    arena: Arena,
+}
+
+impl Machine<'_> {
+    fn damaged(&self, why: impl Into<String>) -> PickleError {
+        PickleError::Damaged {
+            at: self.pos,
+            why: why.into(),
+        }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&[u8], PickleError> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.input.len())
+            .ok_or_else(|| self.damaged(format!("it ends inside a {n}-byte field")))?;
+        let out = &self.input[self.pos..end];
+        self.pos = end;
+        Ok(out)
+    }
+
+    fn u8(&mut self) -> Result<u8, PickleError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn le<const N: usize>(&mut self) -> Result<[u8; N], PickleError> {
+        Ok(self.take(N)?.try_into().expect("N bytes"))
+    }
+
+    fn len_u32(&mut self) -> Result<usize, PickleError> {
+        Ok(u32::from_le_bytes(self.le()?) as usize)
+    }
+
+    fn len_u64(&mut self) -> Result<usize, PickleError> {
+        usize::try_from(u64::from_le_bytes(self.le()?)).map_err(|_| self.damaged("a huge length"))
+    }
+
+    /// A text line (protocol 0's arguments), without its newline.
+    fn line(&mut self) -> Result<String, PickleError> {
+        let rest = &self.input[self.pos..];
+        let n = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .ok_or_else(|| self.damaged("a text argument without its newline"))?;
+        let text = String::from_utf8_lossy(&rest[..n]).into_owned();
+        self.pos += n + 1;
+        Ok(text)
+    }
+
+    fn utf8(&mut self, n: usize) -> Result<Value, PickleError> {
+        let raw = self.take(n)?.to_vec();
+        String::from_utf8(raw)
+            .map(Value::Str)
+            .map_err(|_| self.damaged("a string that is not UTF-8"))
+    }
+
+    fn pop(&mut self) -> Result<Value, PickleError> {
+        self.stack
+            .pop()
+            .ok_or_else(|| self.damaged("an opcode found the stack empty"))
+    }
+
+    fn top(&mut self) -> Result<&mut Value, PickleError> {
+        let at = self.pos;
+        self.stack.last_mut().ok_or(PickleError::Damaged {
+            at,
+            why: "an opcode found the stack empty".into(),
+        })
+    }
+
+    /// The values pushed since the last MARK, which is removed.
+    fn pop_mark(&mut self) -> Result<Vec<Value>, PickleError> {
+        let mark = self
+            .marks
+            .pop()
+            .ok_or_else(|| self.damaged("an opcode that needs a MARK found none"))?;
+        if mark > self.stack.len() {
+            return Err(self.damaged("a MARK above the stack"));
+        }
+        Ok(self.stack.split_off(mark))
+    }
+
+    fn memo_get(&self, key: u64) -> Result<Value, PickleError> {
+        self.memo
+            .get(&key)
+            .cloned()
+            .ok_or_else(|| self.damaged(format!("memo entry {key} was never stored")))
+    }
+
+    fn memo_put(&mut self, key: u64) -> Result<(), PickleError> {
+        let v = self.top()?.clone();
+        self.memo.insert(key, v);
+        Ok(())
+    }
+
+    fn push_global(&mut self, module: &str, name: &str) -> Result<(), PickleError> {
+        let g = global(module, name).ok_or_else(|| PickleError::Refused {
+            module: module.to_string(),
+            name: name.to_string(),
+        })?;
+        self.stack.push(Value::Global(g));
+        Ok(())
+    }
+
+    /// Items into the dict or list under them on the stack.
+    fn extend(&mut self, items: Vec<Value>, pairs: bool) -> Result<(), PickleError> {
+        let target = self.top()?.clone();
+        let container = match target {
+            Value::Dict(id) | Value::List(id) => &mut self.arena.containers[id],
+            other => {
+                return Err(self.damaged(format!("items added to a {}", other.kind())));
+            }
+        };
+        match (container, pairs) {
+            (Container::Dict(d), true) => {
+                if items.len() % 2 != 0 {
+                    return Err(self.damaged("a dict item without its value"));
+                }
+                let mut it = items.into_iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    match d.iter_mut().find(|(key, _)| *key == k) {
+                        Some(slot) => slot.1 = v,
+                        None => d.push((k, v)),
+                    }
+                }
+            }
+            (Container::List(l), false) => l.extend(items),
+            _ => return Err(self.damaged("dict items added to a list, or list items to a dict")),
+        }
+        Ok(())
+    }
+
+    // Long: one arm per opcode, each a few lines, as the pickle format lists them.
+    fn run(&mut self) -> Result<Value, PickleError> {
+        loop {
+            let op = self.u8()?;
+            match op {
+                0x80 => {
+                    self.u8()?; // PROTO n: every protocol's opcodes are read alike
+                }
+                0x95 => {
+                    self.take(8)?; // FRAME: a length hint
+                }
+                b'.' => return self.pop(), // STOP
+                b'(' => self.marks.push(self.stack.len()),
+                b'0' => {
+                    self.pop()?;
+                }
+                b'1' => {
+                    self.pop_mark()?;
+                }
+                b'2' => {
+                    let v = self.top()?.clone();
+                    self.stack.push(v);
+                }
+                b'N' => self.stack.push(Value::None),
+                0x88 => self.stack.push(Value::Bool(true)),
+                0x89 => self.stack.push(Value::Bool(false)),
+                b'J' => {
+                    let v = i32::from_le_bytes(self.le()?);
+                    self.stack.push(Value::Int(v.into()));
+                }
+                b'K' => {
+                    let v = self.u8()?;
+                    self.stack.push(Value::Int(v.into()));
+                }
+                b'M' => {
+                    let v = u16::from_le_bytes(self.le()?);
+                    self.stack.push(Value::Int(v.into()));
+                }
+                0x8a | 0x8b => {
+                    let n = if op == 0x8a {
+                        self.u8()? as usize
+                    } else {
+                        self.len_u32()?
+                    };
+                    let raw = self.take(n)?.to_vec();
+                    self.stack.push(long(raw));
+                }
+                b'I' | b'L' => {
+                    let text = self.line()?;
+                    let text = text.trim_end_matches('L');
+                    let v = match text {
+                        "00" => Value::Bool(false),
+                        "01" => Value::Bool(true),
+                        t => Value::Int(t.parse().map_err(|_| self.damaged("a bad INT"))?),
+                    };
+                    self.stack.push(v);
+                }
+                b'G' => {
+                    let v = f64::from_be_bytes(self.le()?);
+                    self.stack.push(Value::Float(v));
+                }
+                b'F' => {
+                    let text = self.line()?;
+                    let v = text.parse().map_err(|_| self.damaged("a bad FLOAT"))?;
+                    self.stack.push(Value::Float(v));
+                }
+                b'X' => {
+                    let n = self.len_u32()?;
+                    let v = self.utf8(n)?;
+                    self.stack.push(v);
+                }
+                0x8c => {
+                    let n = self.u8()? as usize;
+                    let v = self.utf8(n)?;
+                    self.stack.push(v);
+                }
+                0x8d => {
+                    let n = self.len_u64()?;
+                    let v = self.utf8(n)?;
+                    self.stack.push(v);
+                }
+                // BINSTRING, SHORT_BINSTRING (Python 2 str), BINBYTES, SHORT_BINBYTES, BINBYTES8
+                b'T' | b'U' | b'B' | b'C' | 0x8e => {
+                    let n = match op {
+                        b'U' | b'C' => self.u8()? as usize,
+                        0x8e => self.len_u64()?,
+                        _ => self.len_u32()?,
+                    };
+                    let raw = self.take(n)?.to_vec();
+                    let v = if matches!(op, b'T' | b'U') {
+                        String::from_utf8(raw)
+                            .map_or_else(|e| Value::Bytes(e.into_bytes()), Value::Str)
+                    } else {
+                        Value::Bytes(raw)
+                    };
+                    self.stack.push(v);
+                }
+                b')' => self.stack.push(Value::Tuple(Vec::new())),
+                b't' => {
+                    let items = self.pop_mark()?;
+                    self.stack.push(Value::Tuple(items));
+                }
+                0x85..=0x87 => {
+                    let n = (op - 0x84) as usize;
+                    if self.stack.len() < n {
+                        return Err(self.damaged("a TUPLE opcode found too few values"));
+                    }
+                    let items = self.stack.split_off(self.stack.len() - n);
+                    self.stack.push(Value::Tuple(items));
+                }
+                b']' => {
+                    let v = self.arena.new_list(Vec::new());
+                    self.stack.push(v);
+                }
+                b'l' => {
+                    let items = self.pop_mark()?;
+                    let v = self.arena.new_list(items);
+                    self.stack.push(v);
+                }
+                // EMPTY_SET: a set's items are read like a list's
+                0x8f => {
+                    let v = self.arena.new_list(Vec::new());
+                    self.stack.push(v);
+                }
+                b'}' => {
+                    let v = self.arena.new_dict();
+                    self.stack.push(v);
+                }
+                b'd' => {
+                    let items = self.pop_mark()?;
+                    let v = self.arena.new_dict();
+                    self.stack.push(v);
+                    self.extend(items, true)?;
+                }
+                b'a' => {
+                    let v = self.pop()?;
+                    self.extend(vec![v], false)?;
+                }
+                b'e' | 0x90 => {
+                    let items = self.pop_mark()?;
+                    self.extend(items, false)?;
+                }
+                b's' => {
+                    let v = self.pop()?;
+                    let k = self.pop()?;
+                    self.extend(vec![k, v], true)?;
+                }
+                b'u' => {
+                    let items = self.pop_mark()?;
+                    self.extend(items, true)?;
+                }
+                b'q' => {
+                    let k = self.u8()?;
+                    self.memo_put(k.into())?;
+                }
+                b'r' => {
+                    let k = self.len_u32()?;
+                    self.memo_put(k as u64)?;
+                }
+                0x94 => {
+                    let k = self.memo.len() as u64;
+                    self.memo_put(k)?;
+                }
+                b'p' => {
+                    let k = self.line()?;
+                    let k = k.parse().map_err(|_| self.damaged("a bad PUT"))?;
+                    self.memo_put(k)?;
+                }
+                b'h' => {
+                    let k = self.u8()?;
+                    let v = self.memo_get(k.into())?;
+                    self.stack.push(v);
+                }
+                b'j' => {
+                    let k = self.len_u32()?;
+                    let v = self.memo_get(k as u64)?;
+                    self.stack.push(v);
+                }
+                b'g' => {
+                    let k = self.line()?;
+                    let k = k.parse().map_err(|_| self.damaged("a bad GET"))?;
+                    let v = self.memo_get(k)?;
+                    self.stack.push(v);
+                }
+                b'c' => {
+                    let module = self.line()?;
+                    let name = self.line()?;
+                    self.push_global(&module, &name)?;
+                }
+                0x93 => {
+                    let name = self.pop()?;
+                    let module = self.pop()?;
+                    match (module, name) {
+                        (Value::Str(module), Value::Str(name)) => {
+                            self.push_global(&module, &name)?
+                        }
+                        _ => return Err(self.damaged("STACK_GLOBAL without two strings")),
+                    }
+                }
+                b'Q' => {
+                    let pid = self.pop()?;
+                    let v = self.storage(pid)?;
+                    self.stack.push(v);
+                }
+                b'R' => {
+                    let args = self.pop()?;
+                    let f = self.pop()?;
+                    let v = self.call(f, args)?;
+                    self.stack.push(v);
+                }
+                0x81 => {
+                    let args = self.pop()?;
+                    let cls = self.pop()?;
+                    let v = self.call(cls, args)?;
+                    self.stack.push(v);
+                }
+                b'b' => {
+                    // BUILD: an OrderedDict's `_metadata` attribute (the modules' versions) or a
+                    // Parameter's state; neither changes a tensor's values
+                    let _state = self.pop()?;
+                    match self.top()? {
+                        Value::Dict(_) | Value::Tensor(_) => {}
+                        other => {
+                            let kind = other.kind();
+                            return Err(self.damaged(format!("BUILD on a {kind}")));
+                        }
+                    }
+                }
+                other => {
+                    return Err(self.damaged(format!(
+                        "opcode 0x{other:02x} is not one a state dict's pickle uses"
+                    )))
+                }
+            }
+        }
+    }
+
+    /// What a persistent id names: a storage, in both of torch's formats.
+    fn storage(&self, pid: Value) -> Result<Value, PickleError> {
+        let bad = || self.damaged("a persistent id that is not a torch storage");
+        let Value::Tuple(parts) = pid else {
+            return Err(bad());
+        };
+        match parts.as_slice() {
+            [Value::Str(tag), Value::Global(Global::Storage(dtype)), Value::Str(key), _location, Value::Int(numel), rest @ ..]
+                if tag == "storage" && rest.len() <= 1 =>
+            {
+                let numel = usize::try_from(*numel).map_err(|_| bad())?;
+                let view = match rest.first() {
+                    None | Some(Value::None) => None,
+                    Some(Value::Tuple(v)) => match v.as_slice() {
+                        [Value::Str(root), Value::Int(offset), Value::Int(size)] => Some((
+                            root.clone(),
+                            usize::try_from(*offset).map_err(|_| bad())?,
+                            usize::try_from(*size).map_err(|_| bad())?,
+                        )),
+                        _ => return Err(bad()),
+                    },
+                    Some(_) => return Err(bad()),
+                };
+                Ok(Value::Storage(Box::new(StorageRef {
+                    dtype: *dtype,
+                    key: key.clone(),
+                    numel,
+                    view,
+                })))
+            }
+            _ => Err(bad()),
+        }
+    }
+
+    /// REDUCE and NEWOBJ: only the allowed globals, rebuilt here.
+    fn call(&mut self, f: Value, args: Value) -> Result<Value, PickleError> {
+        let Value::Tuple(args) = args else {
+            return Err(self.damaged("a call whose arguments are not a tuple"));
+        };
+        match f {
+            Value::Global(Global::OrderedDict) => {
+                let d = self.arena.new_dict();
+                // OrderedDict(items): a list of pairs (protocol 2 writes `()` and SETITEMS)
+                if let [Value::List(id)] = args.as_slice() {
+                    let pairs: Vec<Value> = self.arena.list(*id).to_vec();
+                    self.stack.push(d.clone());
+                    for p in pairs {
+                        match p {
+                            Value::Tuple(kv) if kv.len() == 2 => self.extend(kv, true)?,
+                            _ => return Err(self.damaged("OrderedDict of something not pairs")),
+                        }
+                    }
+                    self.pop()?;
+                }
+                Ok(d)
+            }
+            Value::Global(Global::RebuildTensorV2 | Global::RebuildTensor) => {
+                let bad = |why: &str| self.damaged(format!("a tensor whose {why}"));
+                let [Value::Storage(storage), Value::Int(offset), size, stride, ..] =
+                    args.as_slice()
+                else {
+                    return Err(bad("arguments are not (storage, offset, size, stride, …)"));
+                };
+                let dims = |v: &Value, what: &str| match v {
+                    Value::Tuple(items) => items
+                        .iter()
+                        .map(|i| match i {
+                            Value::Int(n) => usize::try_from(*n).ok(),
+                            _ => None,
+                        })
+                        .collect::<Option<Vec<usize>>>()
+                        .ok_or_else(|| bad(&format!("{what} is not a tuple of sizes"))),
+                    _ => Err(bad(&format!("{what} is not a tuple"))),
+                };
+                Ok(Value::Tensor(Box::new(TensorRef {
+                    storage: (**storage).clone(),
+                    offset: usize::try_from(*offset).map_err(|_| bad("offset is negative"))?,
+                    shape: dims(size, "size")?,
+                    stride: dims(stride, "stride")?,
+                })))
+            }
+            Value::Global(Global::RebuildParameter) => match args.into_iter().next() {
+                Some(t @ Value::Tensor(_)) => Ok(t),
+                _ => Err(self.damaged("a Parameter without its tensor")),
+            },
+            other => Err(self.damaged(format!("a call of a {}", other.kind()))),
+        }
+    }
+}
+
+/// LONG1/LONG4's little-endian two's complement, as an i64 when it fits.
+fn long(raw: Vec<u8>) -> Value {
+    if raw.len() > 8 {
+        return Value::BigInt(raw);
+    }
+    let negative = raw.last().is_some_and(|b| b & 0x80 != 0);
+    let mut bytes = [if negative { 0xff } else { 0 }; 8];
+    bytes[..raw.len()].copy_from_slice(&raw);
+    Value::Int(i64::from_le_bytes(bytes))
+}
+
+#[cfg(test)]
+#[path = "pickle_tests.rs"]
+mod tests;
