@@ -23,6 +23,7 @@ pub mod small_cnn;
 pub mod trainable;
 pub mod weights;
 pub mod weights_check;
+pub mod weights_file;
 
 pub use arch::{Arch, ArchVisitor, UnknownArch};
 pub use efficientnet::EfficientNetLite0;

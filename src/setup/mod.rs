@@ -12,6 +12,7 @@ mod build;
 mod dataset;
 mod finished_run;
 mod weights;
+mod weights_source;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};

@@ -39,8 +39,8 @@ pub use error::{
 pub use head::{Activation, HeadKind, Pool};
 pub use locate::Locator;
 pub use resolved::{
-    Backbone, Cache, Dataset, ExperimentInfo, Head, Loss, Optimizer, Regularization, RunSpec,
-    Train, Transforms,
+    names_a_weights_cache, Backbone, Cache, Dataset, ExperimentInfo, Head, Loss, Optimizer,
+    Regularization, RunSpec, Train, Transforms, HF_WEIGHTS_PREFIX, TORCHVISION_WEIGHTS,
 };
 // issue #14: schedules, early stopping, augmentation
 pub use resolved::{ColorJitter, EarlyStopping, Metric, RandomResizedCrop, Schedule, ScheduleKind};

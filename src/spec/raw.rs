@@ -65,7 +65,13 @@ impl RawSpec {
             fix(&mut d.root);
         }
         if let Some(b) = &mut self.backbone {
-            fix(&mut b.weights);
+            if !b
+                .weights
+                .as_deref()
+                .is_some_and(super::resolved::names_a_weights_cache)
+            {
+                fix(&mut b.weights);
+            }
         }
         if let Some(c) = &mut self.cache {
             fix(&mut c.dir);
