@@ -119,7 +119,10 @@ fn from_pickle<'a>(
     unpickled: &Unpickled,
     storage: impl Fn(&str) -> Result<&'a [u8], CheckpointError>,
 ) -> Result<Checkpoint, CheckpointError> {
-    let (nested_under, entries) = state_dict(&unpickled.root, &unpickled.arena)?;
+    let StateDict {
+        nested_under,
+        entries,
+    } = state_dict(&unpickled.root, &unpickled.arena)?;
     let mut tensors = Vec::with_capacity(entries.len());
     for (name, t) in entries {
         let fail = |why: String| CheckpointError::Tensor {
@@ -146,12 +149,15 @@ fn from_pickle<'a>(
     })
 }
 
-/// The (name, tensor) pairs of the state dict: the root dict when it holds tensors, else the
-/// dict under the first of [`NESTED_KEYS`] that holds one.
-fn state_dict<'a>(
-    root: &'a Value,
-    arena: &'a Arena,
-) -> Result<(Option<String>, Vec<(String, &'a TensorRef)>), CheckpointError> {
+/// A state dict found in a pickle: its tensors by name, and the key it was under.
+struct StateDict<'a> {
+    nested_under: Option<String>,
+    entries: Vec<(String, &'a TensorRef)>,
+}
+
+/// The state dict: the root dict when it holds tensors, else the dict under the first of
+/// [`NESTED_KEYS`] that holds one.
+fn state_dict<'a>(root: &'a Value, arena: &'a Arena) -> Result<StateDict<'a>, CheckpointError> {
     let Value::Dict(id) = root else {
         return Err(CheckpointError::StateDict(format!(
             "it holds a {}, not a state dict (a dict of tensors)",
@@ -209,7 +215,10 @@ fn state_dict<'a>(
             }
         }
     }
-    Ok((nested, out))
+    Ok(StateDict {
+        nested_under: nested,
+        entries: out,
+    })
 }
 
 /// The tensor's elements, row-major, from its storage's bytes (`base` elements in, for a legacy

@@ -322,7 +322,7 @@ impl Machine<'_> {
         };
         match (container, pairs) {
             (Container::Dict(d), true) => {
-                if items.len() % 2 != 0 {
+                if !items.len().is_multiple_of(2) {
                     return Err(self.damaged("a dict item without its value"));
                 }
                 let mut it = items.into_iter();
