@@ -38,9 +38,10 @@ pub use error::{
 };
 pub use head::{Activation, HeadKind, Pool};
 pub use locate::Locator;
+pub use raw::{names_a_weights_cache, HF_WEIGHTS_PREFIX, TORCHVISION_WEIGHTS};
 pub use resolved::{
-    names_a_weights_cache, Backbone, Cache, Dataset, ExperimentInfo, Head, Loss, Optimizer,
-    Regularization, RunSpec, Train, Transforms, HF_WEIGHTS_PREFIX, TORCHVISION_WEIGHTS,
+    Backbone, Cache, Dataset, ExperimentInfo, Head, Loss, Optimizer, Regularization, RunSpec,
+    Train, Transforms,
 };
 // issue #14: schedules, early stopping, augmentation
 pub use resolved::{ColorJitter, EarlyStopping, Metric, RandomResizedCrop, Schedule, ScheduleKind};

@@ -73,18 +73,6 @@ pub struct Transforms {
     pub color_jitter: ColorJitter,
 }
 
-/// `backbone.weights` naming torchvision's cached ImageNet weights of the backbone.
-pub const TORCHVISION_WEIGHTS: &str = "torchvision";
-/// `backbone.weights = "hf:<org>/<model>"`: a model in the local Hugging Face hub cache.
-pub const HF_WEIGHTS_PREFIX: &str = "hf:";
-
-/// Whether a `backbone.weights` value names a cache ([`TORCHVISION_WEIGHTS`], `hf:…`) rather
-/// than a file: such a value is kept as written, not made absolute.
-pub fn names_a_weights_cache(value: &Path) -> bool {
-    let text = value.to_string_lossy();
-    text == TORCHVISION_WEIGHTS || text.starts_with(HF_WEIGHTS_PREFIX)
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Backbone {
     pub name: BackboneName,

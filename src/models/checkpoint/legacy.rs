@@ -63,7 +63,7 @@ pub(super) fn open(bytes: &[u8]) -> Result<LegacyFile<'_>, CheckpointError> {
     let info = next("system information")?;
     if let Value::Dict(id) = info.root {
         let little = info.arena.dict(id).iter().find_map(|(k, v)| match (k, v) {
-            (Value::Str(k), Value::Bool(b)) if k == "little_endian" => Some(*b),
+            (Value::Str(k), Value::Bool(b)) if &**k == "little_endian" => Some(*b),
             _ => None,
         });
         if little == Some(false) {
@@ -80,7 +80,7 @@ pub(super) fn open(bytes: &[u8]) -> Result<LegacyFile<'_>, CheckpointError> {
             .list(id)
             .iter()
             .map(|k| match k {
-                Value::Str(s) => Ok(s.clone()),
+                Value::Str(s) => Ok(s.to_string()),
                 other => Err(damaged(format!("a storage key is a {}", other.kind()))),
             })
             .collect::<Result<_, _>>()?,

@@ -172,8 +172,10 @@ fn state_dict<'a>(root: &'a Value, arena: &'a Arena) -> Result<StateDict<'a>, Ch
     } else {
         let nested = NESTED_KEYS.iter().find_map(|key| {
             items.iter().find_map(|(k, v)| match (k, v) {
-                (Value::Str(k), Value::Dict(d)) if k == key && holds_tensors(arena.dict(*d)) => {
-                    Some((k.clone(), arena.dict(*d)))
+                (Value::Str(k), Value::Dict(d))
+                    if &**k == *key && holds_tensors(arena.dict(*d)) =>
+                {
+                    Some((k.to_string(), arena.dict(*d)))
                 }
                 _ => None,
             })
@@ -206,7 +208,7 @@ fn state_dict<'a>(root: &'a Value, arena: &'a Arena) -> Result<StateDict<'a>, Ch
             )));
         };
         match v {
-            Value::Tensor(t) => out.push((name.clone(), &**t)),
+            Value::Tensor(t) => out.push((name.to_string(), &**t)),
             other => {
                 return Err(CheckpointError::StateDict(format!(
                     "its state dict's `{name}` is a {}, not a tensor",
@@ -221,6 +223,11 @@ fn state_dict<'a>(root: &'a Value, arena: &'a Arena) -> Result<StateDict<'a>, Ch
     })
 }
 
+/// The most elements a tensor may have beyond its storage's (a view that repeats elements
+/// through a zero stride): enough for any buffer a state dict broadcasts, and no more, so that
+/// a small file cannot ask for a huge allocation.
+const MAX_BROADCAST: usize = 1 << 24;
+
 /// The tensor's elements, row-major, from its storage's bytes (`base` elements in, for a legacy
 /// view storage): any strides whose elements lie within the storage are read.
 fn strided(t: &TensorRef, bytes: &[u8], base: usize) -> Result<Values, String> {
@@ -233,7 +240,17 @@ fn strided(t: &TensorRef, bytes: &[u8], base: usize) -> Result<Values, String> {
         ));
     }
     let available = bytes.len() / size;
-    let count: usize = t.shape.iter().product();
+    let count = t
+        .shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= available.max(MAX_BROADCAST))
+        .ok_or_else(|| {
+            format!(
+                "its shape {:?} has more elements than its storage of {available} holds",
+                t.shape
+            )
+        })?;
     if count > 0 {
         // the furthest element the view reaches, which must be inside the storage
         let last = t

@@ -9,29 +9,32 @@
 //! wherever the pickle fetches it again, as in Python.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use super::dtype::TorchDtype;
 
-/// A pickled value.
+/// A pickled value. Strings, byte strings, tuples and tensors are shared (`Rc`), so that DUP
+/// and memo fetches cost the same whatever they copy: a small file cannot make the reader copy
+/// a large value many times over.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Value {
     None,
     Bool(bool),
     Int(i64),
     /// An integer wider than 64 bits, as pickle's little-endian two's complement bytes.
-    BigInt(Vec<u8>),
+    BigInt(Rc<[u8]>),
     Float(f64),
-    Str(String),
-    Bytes(Vec<u8>),
-    Tuple(Vec<Value>),
+    Str(Rc<str>),
+    Bytes(Rc<[u8]>),
+    Tuple(Rc<[Value]>),
     /// A list in the arena.
     List(usize),
     /// A dict (or OrderedDict) in the arena.
     Dict(usize),
     Global(Global),
     /// A storage a tensor views, named by the persistent id the file gives it.
-    Storage(Box<StorageRef>),
-    Tensor(Box<TensorRef>),
+    Storage(Rc<StorageRef>),
+    Tensor(Rc<TensorRef>),
 }
 
 impl Value {
@@ -259,7 +262,7 @@ impl Machine<'_> {
     fn utf8(&mut self, n: usize) -> Result<Value, PickleError> {
         let raw = self.take(n)?.to_vec();
         String::from_utf8(raw)
-            .map(Value::Str)
+            .map(|s| Value::Str(s.into()))
             .map_err(|_| self.damaged("a string that is not UTF-8"))
     }
 
@@ -429,17 +432,19 @@ impl Machine<'_> {
                     };
                     let raw = self.take(n)?.to_vec();
                     let v = if matches!(op, b'T' | b'U') {
-                        String::from_utf8(raw)
-                            .map_or_else(|e| Value::Bytes(e.into_bytes()), Value::Str)
+                        String::from_utf8(raw).map_or_else(
+                            |e| Value::Bytes(e.into_bytes().into()),
+                            |s| Value::Str(s.into()),
+                        )
                     } else {
-                        Value::Bytes(raw)
+                        Value::Bytes(raw.into())
                     };
                     self.stack.push(v);
                 }
-                b')' => self.stack.push(Value::Tuple(Vec::new())),
+                b')' => self.stack.push(Value::Tuple(Rc::from([]))),
                 b't' => {
                     let items = self.pop_mark()?;
-                    self.stack.push(Value::Tuple(items));
+                    self.stack.push(Value::Tuple(items.into()));
                 }
                 0x85..=0x87 => {
                     let n = (op - 0x84) as usize;
@@ -447,7 +452,7 @@ impl Machine<'_> {
                         return Err(self.damaged("a TUPLE opcode found too few values"));
                     }
                     let items = self.stack.split_off(self.stack.len() - n);
-                    self.stack.push(Value::Tuple(items));
+                    self.stack.push(Value::Tuple(items.into()));
                 }
                 b']' => {
                     let v = self.arena.new_list(Vec::new());
@@ -582,16 +587,16 @@ impl Machine<'_> {
         let Value::Tuple(parts) = pid else {
             return Err(bad());
         };
-        match parts.as_slice() {
+        match &parts[..] {
             [Value::Str(tag), Value::Global(Global::Storage(dtype)), Value::Str(key), _location, Value::Int(numel), rest @ ..]
-                if tag == "storage" && rest.len() <= 1 =>
+                if &**tag == "storage" && rest.len() <= 1 =>
             {
                 let numel = usize::try_from(*numel).map_err(|_| bad())?;
                 let view = match rest.first() {
                     None | Some(Value::None) => None,
-                    Some(Value::Tuple(v)) => match v.as_slice() {
+                    Some(Value::Tuple(v)) => match &v[..] {
                         [Value::Str(root), Value::Int(offset), Value::Int(size)] => Some((
-                            root.clone(),
+                            root.to_string(),
                             usize::try_from(*offset).map_err(|_| bad())?,
                             usize::try_from(*size).map_err(|_| bad())?,
                         )),
@@ -599,9 +604,9 @@ impl Machine<'_> {
                     },
                     Some(_) => return Err(bad()),
                 };
-                Ok(Value::Storage(Box::new(StorageRef {
+                Ok(Value::Storage(Rc::new(StorageRef {
                     dtype: *dtype,
-                    key: key.clone(),
+                    key: key.to_string(),
                     numel,
                     view,
                 })))
@@ -616,26 +621,12 @@ impl Machine<'_> {
             return Err(self.damaged("a call whose arguments are not a tuple"));
         };
         match f {
-            Value::Global(Global::OrderedDict) => {
-                let d = self.arena.new_dict();
-                // OrderedDict(items): a list of pairs (protocol 2 writes `()` and SETITEMS)
-                if let [Value::List(id)] = args.as_slice() {
-                    let pairs: Vec<Value> = self.arena.list(*id).to_vec();
-                    self.stack.push(d.clone());
-                    for p in pairs {
-                        match p {
-                            Value::Tuple(kv) if kv.len() == 2 => self.extend(kv, true)?,
-                            _ => return Err(self.damaged("OrderedDict of something not pairs")),
-                        }
-                    }
-                    self.pop()?;
-                }
-                Ok(d)
-            }
+            // protocol 2 pickles an OrderedDict as OrderedDict() and then SETITEMS; taking no
+            // other form keeps every call O(1)
+            Value::Global(Global::OrderedDict) if args.is_empty() => Ok(self.arena.new_dict()),
             Value::Global(Global::RebuildTensorV2 | Global::RebuildTensor) => {
                 let bad = |why: &str| self.damaged(format!("a tensor whose {why}"));
-                let [Value::Storage(storage), Value::Int(offset), size, stride, ..] =
-                    args.as_slice()
+                let [Value::Storage(storage), Value::Int(offset), size, stride, ..] = &args[..]
                 else {
                     return Err(bad("arguments are not (storage, offset, size, stride, …)"));
                 };
@@ -650,14 +641,14 @@ impl Machine<'_> {
                         .ok_or_else(|| bad(&format!("{what} is not a tuple of sizes"))),
                     _ => Err(bad(&format!("{what} is not a tuple"))),
                 };
-                Ok(Value::Tensor(Box::new(TensorRef {
+                Ok(Value::Tensor(Rc::new(TensorRef {
                     storage: (**storage).clone(),
                     offset: usize::try_from(*offset).map_err(|_| bad("offset is negative"))?,
                     shape: dims(size, "size")?,
                     stride: dims(stride, "stride")?,
                 })))
             }
-            Value::Global(Global::RebuildParameter) => match args.into_iter().next() {
+            Value::Global(Global::RebuildParameter) => match args.first().cloned() {
                 Some(t @ Value::Tensor(_)) => Ok(t),
                 _ => Err(self.damaged("a Parameter without its tensor")),
             },
@@ -669,7 +660,7 @@ impl Machine<'_> {
 /// LONG1/LONG4's little-endian two's complement, as an i64 when it fits.
 fn long(raw: Vec<u8>) -> Value {
     if raw.len() > 8 {
-        return Value::BigInt(raw);
+        return Value::BigInt(raw.into());
     }
     let negative = raw.last().is_some_and(|b| b & 0x80 != 0);
     let mut bytes = [if negative { 0xff } else { 0 }; 8];

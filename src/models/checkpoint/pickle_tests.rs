@@ -45,12 +45,15 @@ fn integers_floats_and_wide_longs() {
     let u = read(p).unwrap();
     assert_eq!(
         u.root,
-        Value::Tuple(vec![
-            Value::Int(-2),
-            Value::Int(300),
-            Value::Float(2.5),
-            Value::BigInt(vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
-        ])
+        Value::Tuple(
+            vec![
+                Value::Int(-2),
+                Value::Int(300),
+                Value::Float(2.5),
+                Value::BigInt(vec![0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1].into()),
+            ]
+            .into()
+        )
     );
     assert_eq!(long(vec![0xff]), Value::Int(-1));
     assert_eq!(long(vec![0x00, 0x01]), Value::Int(256));
@@ -75,7 +78,7 @@ fn a_tensor_is_rebuilt_from_its_storage_reference() {
     let u = read(&p).unwrap();
     assert_eq!(
         u.root,
-        Value::Tensor(Box::new(TensorRef {
+        Value::Tensor(Rc::new(TensorRef {
             storage: StorageRef {
                 dtype: TorchDtype::Float,
                 key: "0".into(),
@@ -86,5 +89,27 @@ fn a_tensor_is_rebuilt_from_its_storage_reference() {
             shape: vec![2, 2],
             stride: vec![2, 1],
         }))
+    );
+}
+
+#[test]
+fn copying_a_large_value_many_times_costs_nothing() {
+    // a 1 MiB string, then DUP 200 000 times: with values copied, 200 GiB
+    let mut p = b"\x80\x02X\x00\x00\x10\x00".to_vec();
+    p.extend(std::iter::repeat_n(b'a', 1 << 20));
+    p.extend(std::iter::repeat_n(b'2', 200_000));
+    p.push(b'.');
+    let u = read(&p).unwrap();
+    assert!(matches!(&u.root, Value::Str(s) if s.len() == 1 << 20));
+}
+
+#[test]
+fn an_ordered_dict_of_a_list_is_not_taken() {
+    // OrderedDict([]): not what torch writes, and a copy per call if it were taken
+    let p = b"\x80\x02ccollections\nOrderedDict\n]\x85R.";
+    let err = read(p).err().unwrap();
+    assert!(
+        err.to_string().contains("a call of a class or function"),
+        "{err}"
     );
 }

@@ -114,8 +114,23 @@ fn a_view_past_its_storage_is_refused_with_its_geometry() {
         err,
         "its view (offset 1, shape [2, 2], stride [2, 1]) reaches past the end of its storage of 4 float32 elements"
     );
-    let ok = TensorRef { offset: 0, ..t };
+    let ok = TensorRef {
+        offset: 0,
+        ..t.clone()
+    };
     assert!(strided(&ok, &[0u8; 16], 0).is_ok());
+    // a zero stride repeats elements, but not into a huge allocation
+    let broadcast = TensorRef {
+        offset: 0,
+        shape: vec![1 << 30, 1 << 30],
+        stride: vec![0, 0],
+        ..t
+    };
+    let err = strided(&broadcast, &[0u8; 16], 0).unwrap_err();
+    assert!(
+        err.contains("more elements than its storage of 4 holds"),
+        "{err}"
+    );
 }
 
 #[test]

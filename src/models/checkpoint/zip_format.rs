@@ -47,7 +47,8 @@ pub(super) fn open(bytes: &[u8]) -> Result<ZipCheckpoint, CheckpointError> {
         let mut entry = archive
             .by_name(name)
             .map_err(|e| unreadable(format!("{name}: {e}")))?;
-        let mut out = Vec::with_capacity(entry.size() as usize);
+        // the entry's own size, but never more than the file: its header may lie
+        let mut out = Vec::with_capacity((entry.size() as usize).min(bytes.len()));
         entry
             .read_to_end(&mut out)
             .map_err(|e| unreadable(format!("{name}: {e}")))?;
