@@ -53,7 +53,7 @@ pub fn inspect_weights(path: &Path) -> Result<String, String> {
             .into_iter()
             .map(|(name, v)| Listed {
                 name,
-                dtype: format!("{:?}", v.dtype()).to_lowercase(),
+                dtype: torch_dtype_name(v.dtype()),
                 shape: v.shape().to_vec(),
             })
             .collect();
@@ -95,6 +95,24 @@ pub fn inspect_weights(path: &Path) -> Result<String, String> {
     out.push('\n');
     out.push_str(&fit_text(&listed));
     Ok(out)
+}
+
+/// A safetensors dtype by torch's name, as checkpoints' tensors are listed.
+fn torch_dtype_name(d: ::safetensors::Dtype) -> String {
+    use ::safetensors::Dtype;
+    match d {
+        Dtype::F32 => "float32".into(),
+        Dtype::F16 => "float16".into(),
+        Dtype::BF16 => "bfloat16".into(),
+        Dtype::F64 => "float64".into(),
+        Dtype::I64 => "int64".into(),
+        Dtype::I32 => "int32".into(),
+        Dtype::I16 => "int16".into(),
+        Dtype::I8 => "int8".into(),
+        Dtype::U8 => "uint8".into(),
+        Dtype::BOOL => "bool".into(),
+        other => format!("{other:?}").to_lowercase(),
+    }
 }
 
 /// How the file's tensors compare with one backbone.
