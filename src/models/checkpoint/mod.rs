@@ -9,6 +9,7 @@
 mod dtype;
 mod legacy;
 mod pickle;
+mod value;
 mod zip_format;
 
 use std::collections::HashMap;

@@ -1,4 +1,5 @@
 use super::*;
+use crate::models::checkpoint::TorchDtype;
 
 fn read(bytes: &[u8]) -> Result<Unpickled, PickleError> {
     unpickle(bytes).map(|(u, _)| u)
