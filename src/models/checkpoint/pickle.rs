@@ -15,11 +15,35 @@ pub(crate) use super::value::{Arena, StorageRef, TensorRef, Value};
 pub(crate) enum PickleError {
     #[error(
         "its pickle refers to `{module}.{name}`, which a state dict does not use; only \
-         {ALLOWED} are read (nothing in the file was run)"
+         {ALLOWED} are read (nothing in the file was run){}",
+        whole_model_hint(module)
     )]
     Refused { module: String, name: String },
     #[error("its pickle is damaged at byte {at}: {why}")]
     Damaged { at: usize, why: String },
+}
+
+/// What to do instead, when the refused global says what the file is: a TorchScript archive, or
+/// a whole model pickled by `torch.save(model)`.
+fn whole_model_hint(module: &str) -> &'static str {
+    let under = |root: &str| module == root || module.starts_with(&format!("{root}."));
+    if under("__torch__") {
+        "; it is a TorchScript archive (torch.jit.save): save the model's state_dict() with \
+         torch.save instead"
+    } else if [
+        "torch.nn",
+        "torchvision",
+        "timm",
+        "efficientnet_pytorch",
+        "__main__",
+    ]
+    .iter()
+    .any(|r| under(r))
+    {
+        "; it pickles a whole model object (torch.save(model)): save model.state_dict() instead"
+    } else {
+        ""
+    }
 }
 
 /// The pickle's value and the arena its containers live in.

@@ -83,6 +83,14 @@ fn a_pickle_that_would_run_a_command_is_refused() {
 }
 
 #[test]
+fn a_whole_pickled_model_is_refused_with_what_to_save_instead() {
+    let err = read_checkpoint(&fixture("whole_model.pth")).unwrap_err();
+    let err = err.to_string();
+    assert!(err.contains("`torch.nn.modules.linear.Linear`"), "{err}");
+    assert!(err.contains("save model.state_dict() instead"), "{err}");
+}
+
+#[test]
 fn a_truncated_zip_is_named_as_such() {
     let bytes = fixture("tiny_zip.pth");
     for cut in [bytes.len() - 10, bytes.len() / 2, 100] {
