@@ -100,6 +100,25 @@ fn a_truncated_zip_is_named_as_such() {
 }
 
 #[test]
+fn a_compressed_zip_entry_is_named_as_such() {
+    // every entry marked deflated (method 8) in its local and central headers
+    let mut bytes = fixture("tiny_zip.pth");
+    for (signature, at) in [(b"PK\x03\x04", 8), (b"PK\x01\x02", 10)] {
+        let starts: Vec<usize> = bytes
+            .windows(4)
+            .enumerate()
+            .filter(|(_, w)| w == signature)
+            .map(|(i, _)| i)
+            .collect();
+        for i in starts {
+            bytes[i + at] = 8;
+        }
+    }
+    let err = read_checkpoint(&bytes).unwrap_err().to_string();
+    assert!(err.contains("re-zipped with compression"), "{err}");
+}
+
+#[test]
 fn a_truncated_legacy_file_is_named_as_such() {
     let bytes = fixture("tiny_legacy.pth");
     let err = read_checkpoint(&bytes[..bytes.len() - 3]).unwrap_err();

@@ -44,9 +44,14 @@ pub(super) fn open(bytes: &[u8]) -> Result<ZipCheckpoint, CheckpointError> {
             ))
         })?;
     let mut read = |name: &str| -> Result<Vec<u8>, CheckpointError> {
-        let mut entry = archive
-            .by_name(name)
-            .map_err(|e| unreadable(format!("{name}: {e}")))?;
+        let mut entry = archive.by_name(name).map_err(|e| match e {
+            zip::result::ZipError::UnsupportedArchive(why) => CheckpointError::Container(format!(
+                "its zip entry {name} is not stored as torch.save stores it ({why}): \
+                         a file re-zipped with compression; save the state dict again with \
+                         torch.save"
+            )),
+            other => unreadable(format!("{name}: {other}")),
+        })?;
         // the entry's own size, but never more than the file: its header may lie
         let mut out = Vec::with_capacity((entry.size() as usize).min(bytes.len()));
         entry
