@@ -145,6 +145,7 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         swept: run.swept.clone(),
         spec_hash: "0".repeat(12),
         dataset_fingerprint: "0".repeat(64),
+        split_sha256: None,
         weights_hash: None,
         seed: 0,
         status: run.status,

@@ -415,7 +415,8 @@ fn a_file_where_a_folder_is_expected_is_called_a_file() {
     for (args, said) in [
         (
             vec!["evaluate", &run, "--data", "data/test.txt"],
-            "error: --data folder data/test.txt is a file, not a folder".to_string(),
+            "error: --data data/test.txt is a file, not a folder or a manifest (.csv, .parquet)"
+                .to_string(),
         ),
         (
             vec!["evaluate", "exp.toml", "--data", "data/test"],

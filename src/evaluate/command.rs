@@ -1,12 +1,13 @@
-//! `runner evaluate RUN_DIR --data DIR`: a recorded run's kept model scored on another
-//! labelled folder (one sub-folder per class) with the run's own transforms; the tables are
-//! written next to the run, in `evaluate/<data>/`, a name made from the folder's path.
+//! `runner evaluate RUN_DIR --data DIR|MANIFEST`: a recorded run's kept model scored on another
+//! labelled folder (one sub-folder per class) or a manifest's rows with the run's own
+//! transforms; the tables are written next to the run, in `evaluate/<data>/`, a name made from
+//! the data's path (and `--split`).
 
 use std::path::{Path, PathBuf};
 
 use super::render::{render, Format};
 use super::{KeptWeights, Score};
-use crate::data::{scan_classes, DataError, Split};
+use crate::data::{scan_classes, DataError, Part, Split};
 use crate::durable;
 use crate::results::layout::{RunDir, Tables};
 use crate::results::schema::{self, RunKey};
@@ -19,6 +20,9 @@ pub struct EvaluateOptions {
     pub run: PathBuf,
     /// A folder with one sub-folder of images per class.
     pub data: PathBuf,
+    /// For a manifest: the split whose rows are scored (`None`: `test` where there is one,
+    /// else every row).
+    pub split: Option<Part>,
     pub format: Format,
 }
 
@@ -38,6 +42,9 @@ pub enum EvaluateError {
     /// Scoring or writing failed.
     #[error("{0}")]
     Failed(String),
+    /// A manifest's problems, rendered at their lines; nothing was written.
+    #[error("{0}")]
+    Manifest(String),
 }
 
 /// Scores the run's model on the folder and writes `metrics.parquet`, `per_class.parquet` and
@@ -46,18 +53,29 @@ pub enum EvaluateError {
 pub fn evaluate_run(opts: &EvaluateOptions) -> Result<Evaluated, EvaluateError> {
     let (manifest, spec, kept, project) = open_run(&opts.run)?;
     let run = &opts.run;
-    let split = open_split(&opts.data, &manifest.classes)?;
+    let (split, rows) = if opts.data.is_file() {
+        let (split, rows) =
+            crate::setup::evaluation_rows(&opts.data, &spec.dataset, &manifest.classes, opts.split)
+                .map_err(EvaluateError::Manifest)?;
+        (split, format!(" ({rows})"))
+    } else {
+        (open_split(&opts.data, &manifest.classes)?, String::new())
+    };
     let score = kept
         .score(&split)
         .map_err(|e| EvaluateError::Failed(e.to_string()))?;
     let (epoch, model) = kept_epoch(&manifest, &spec, run)?;
-    let dir = RunDir::at(run).evaluate(&slug(&opts.data, &project));
+    let mut name = slug(&opts.data, &project);
+    if let Some(part) = opts.split {
+        name = format!("{name}-{}", part.name());
+    }
+    let dir = RunDir::at(run).evaluate(&name);
     write_tables(dir.path(), &dir.tables(), &manifest, "eval", epoch, &score)
         .map_err(|e| EvaluateError::Failed(e.to_string()))?;
     let mut text = String::new();
     if matches!(opts.format, Format::Table | Format::Markdown) {
         text.push_str(&format!(
-            "{} {} on {}: {} images, the {model} model (epoch {epoch})\n",
+            "{} {} on {}{rows}: {} images, the {model} model (epoch {epoch})\n",
             manifest.experiment,
             manifest.run_id,
             display_path(&opts.data),

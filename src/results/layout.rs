@@ -38,6 +38,8 @@ const CONFUSION: &str = "confusion.parquet";
 /// The prefix of the test split's tables.
 const TEST: &str = "test_";
 const SPEC: &str = "spec.toml";
+/// Which image went to which split, for a dataset from a manifest or a split made from fractions.
+const SPLIT_LIST: &str = "split.csv";
 const MANIFEST: &str = "manifest.json";
 const MODEL: &str = "model.safetensors";
 const CHECKPOINT: &str = "checkpoint.safetensors";
@@ -226,6 +228,12 @@ impl RunDir {
         self.path.join(MANIFEST)
     }
 
+    /// `path,label,split` of every image the run uses, when its dataset is a manifest or its
+    /// split was made from fractions (`manifest.json`'s `split_sha256` is its hash).
+    pub fn split_list(&self) -> PathBuf {
+        self.path.join(SPLIT_LIST)
+    }
+
     /// The model the run keeps once it is done.
     pub fn model(&self) -> PathBuf {
         self.path.join(MODEL)
@@ -335,6 +343,7 @@ mod tests {
             run.evaluate("val").tables().per_class,
             Path::new("results/e/abc/evaluate/val/per_class.parquet")
         );
+        assert_eq!(run.split_list(), Path::new("results/e/abc/split.csv"));
         assert!(RunDir::is_marker(&run.manifest()));
         assert!(!RunDir::is_marker(&run.spec()));
         assert_eq!(

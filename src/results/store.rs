@@ -43,6 +43,10 @@ pub struct Manifest {
     pub swept: Vec<(String, ParamValue)>,
     pub spec_hash: String,
     pub dataset_fingerprint: String,
+    /// SHA-256 of `split.csv`, which lists the split of every image, for a dataset from a
+    /// manifest or with a split made from fractions (absent otherwise, and in older manifests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split_sha256: Option<String>,
     pub weights_hash: Option<String>,
     pub seed: u64,
     pub status: Status,

@@ -13,6 +13,8 @@
 use std::path::Path;
 use std::time::Instant;
 
+use sha2::{Digest, Sha256};
+
 use super::cache::FeatureCache;
 use super::model;
 use super::progress::Progress;
@@ -113,8 +115,13 @@ impl RunLife {
             let _ = std::fs::remove_file(dir.best_weights());
         }
         durable::write_text(&dir.spec(), &run.spec().to_toml())?;
+        let split_list = run.dataset.split_list();
+        if let Some(list) = &split_list {
+            durable::write_text(&dir.split_list(), list)?;
+        }
         let started_at = previous.map(|m| m.started_at);
-        let manifest = running_manifest(exp, run, id, swept, rows.len(), started_at);
+        let mut manifest = running_manifest(exp, run, id, swept, rows.len(), started_at);
+        manifest.split_sha256 = split_list.map(|list| hex::encode(Sha256::digest(list)));
         dir.write_manifest(&manifest)?;
         Ok(Opened::Ready(RunLife {
             dir,
@@ -260,6 +267,7 @@ fn running_manifest(
         swept: swept.to_vec(),
         spec_hash: expand::run_id(spec, ""),
         dataset_fingerprint: id.fingerprint.clone(),
+        split_sha256: None,
         weights_hash: run.weights.as_ref().map(|w| w.sha256.clone()),
         seed: spec.experiment.seed,
         status: Status::Running,

@@ -5,20 +5,64 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+use super::listed;
 use crate::data::{
-    fingerprint, scan_classes, split_fingerprint, ClassFiles, DataError, ImageFolder,
+    fingerprint, scan_classes, split_fingerprint, split_list, ClassFiles, DataError, ImageFolder,
+    Layout, Listed,
 };
-use crate::spec::{display_path, found_instead_of_folder, Diagnostic, Locator};
+use crate::spec::{display_path, found_instead_of_folder, Diagnostic, Locator, RunSpec};
 
 /// One run's images, and their content hash once asked for.
 #[derive(Debug)]
 pub struct Dataset {
     pub folder: ImageFolder,
+    /// Where the files of a listed dataset lie (a manifest, or a split made from fractions);
+    /// `None` for a folder with its own splits.
+    pub listed: Option<Layout>,
     fingerprint: OnceLock<String>,
     test_fingerprint: OnceLock<Option<String>>,
 }
 
 impl Dataset {
+    /// Which file went to which split (`split.csv`), for a listed dataset.
+    pub fn split_list(&self) -> Option<String> {
+        self.listed.as_ref().map(|_| split_list(&self.folder))
+    }
+
+    /// The spec a run id hashes. A listed dataset is named by what it holds, not by how the
+    /// spec found it: its `[dataset]` becomes the folder spelling of its files (root, split
+    /// folders, the per-class limits), the manifest keys their defaults. So a manifest of an
+    /// image folder's files trains the run the folder trains, under the same id; the files,
+    /// labels and splits themselves are in the content fingerprint.
+    pub fn identity_spec(&self, spec: &RunSpec) -> RunSpec {
+        let mut spec = spec.clone();
+        if let Some(layout) = &self.listed {
+            let defaults = &crate::spec::default_spec().dataset;
+            spec.dataset = crate::spec::Dataset {
+                root: layout.root.clone(),
+                train_dir: layout.train_dir.clone(),
+                val_dir: layout.val_dir.clone(),
+                test_dir: layout.test_dir.clone(),
+                manifest: None,
+                path_column: defaults.path_column.clone(),
+                label_column: defaults.label_column.clone(),
+                split_column: defaults.split_column.clone(),
+                split: defaults.split.clone(),
+                ..spec.dataset
+            };
+        }
+        spec
+    }
+
+    /// What a run id must hash beyond the content fingerprint: the class names, when the
+    /// files' folders do not say them (the fingerprint has each image's class index only).
+    pub fn classes_salt(&self) -> Option<String> {
+        self.listed
+            .as_ref()
+            .filter(|l| !l.labels_in_paths)
+            .map(|_| self.folder.classes.join("\n"))
+    }
+
     /// SHA-256 over every file's path, size and content (computed once).
     pub fn fingerprint(&self) -> Result<String, DataError> {
         if let Some(f) = self.fingerprint.get() {
@@ -49,8 +93,9 @@ enum ScanError {
     Other(String),
 }
 
-/// What a run's dataset depends on: root, train, val and test folders, per-class limits.
-pub(super) type DatasetKey = (PathBuf, String, String, String, usize, usize);
+/// What a run's dataset depends on: root, train, val and test folders, per-class limits, and
+/// the manifest, its columns and the split's fractions (in their debug text).
+pub(super) type DatasetKey = (PathBuf, String, String, String, usize, usize, String);
 
 /// Every split folder scanned so far, by path.
 #[derive(Default)]
@@ -61,8 +106,23 @@ pub(super) struct Scans {
 /// The findings of checking one run's dataset.
 pub(super) struct Checked {
     pub folder: Option<ImageFolder>,
+    /// Where a listed dataset's files lie (see [`Dataset::listed`]).
+    pub listed: Option<Layout>,
     pub errors: Vec<Diagnostic>,
     pub warnings: Vec<Diagnostic>,
+}
+
+impl Checked {
+    /// A listed dataset, or its problems.
+    fn take(&mut self, found: Result<Listed, Vec<Diagnostic>>) {
+        match found {
+            Ok(listed) => {
+                self.folder = Some(listed.folder);
+                self.listed = Some(listed.layout);
+            }
+            Err(errors) => self.errors.extend(errors),
+        }
+    }
 }
 
 impl Scans {
@@ -88,7 +148,10 @@ impl Scans {
         let checked = self.check(d, at);
         warnings.extend(checked.warnings.iter().map(ToString::to_string));
         match checked.folder.filter(|_| checked.errors.is_empty()) {
-            Some(folder) => Ok(dataset(folder)),
+            Some(folder) => Ok(Dataset {
+                listed: checked.listed,
+                ..dataset(folder)
+            }),
             None => Err(at.rejected(checked.errors)),
         }
     }
@@ -101,9 +164,14 @@ impl Scans {
     pub(super) fn check(&mut self, d: &crate::spec::Dataset, at: &Locator) -> Checked {
         let mut out = Checked {
             folder: None,
+            listed: None,
             errors: Vec::new(),
             warnings: Vec::new(),
         };
+        if let Some(manifest) = &d.manifest {
+            out.take(listed::check_manifest(d, manifest, at));
+            return out;
+        }
         if d.root.as_os_str().is_empty() {
             return out; // the spec's own check says it is missing
         }
@@ -121,6 +189,18 @@ impl Scans {
             return out;
         }
         let train = self.split(&d.root, &d.train_dir, "dataset.train_dir", at, &mut out);
+        // A folder without a validation folder (of the default name, `val`) gets a split made
+        // from [dataset.split]'s fractions.
+        let default_val = crate::spec::default_spec().dataset.val_dir == d.val_dir;
+        if default_val && !d.root.join(&d.val_dir).exists() {
+            let test = (!d.test_dir.is_empty())
+                .then(|| self.split(&d.root, &d.test_dir, "dataset.test_dir", at, &mut out))
+                .flatten();
+            if let Some((_, train_files)) = train.filter(|_| out.errors.is_empty()) {
+                out.take(listed::split_folder(d, train_files, test.map(|t| t.1), at));
+            }
+            return out;
+        }
         let val = self.split(&d.root, &d.val_dir, "dataset.val_dir", at, &mut out);
         let test = (!d.test_dir.is_empty())
             .then(|| self.split(&d.root, &d.test_dir, "dataset.test_dir", at, &mut out))
@@ -283,6 +363,7 @@ impl Scans {
 pub(super) fn dataset(folder: ImageFolder) -> Dataset {
     Dataset {
         folder,
+        listed: None,
         fingerprint: OnceLock::new(),
         test_fingerprint: OnceLock::new(),
     }
@@ -297,5 +378,9 @@ pub(super) fn key(d: &crate::spec::Dataset) -> DatasetKey {
         d.test_dir.clone(),
         d.train_per_class,
         d.val_per_class,
+        format!(
+            "{:?} {:?} {:?} {:?} {:?}",
+            d.manifest, d.path_column, d.label_column, d.split_column, d.split
+        ),
     )
 }

@@ -11,6 +11,7 @@
 mod build;
 mod dataset;
 mod finished_run;
+mod listed;
 mod weights;
 mod weights_source;
 
@@ -20,6 +21,7 @@ use std::sync::{Arc, OnceLock};
 pub use build::{augment, bad_image_policy, fit_config, head_config, transform};
 pub use dataset::Dataset;
 pub use finished_run::{FinishedRun, OpenError, Opening, ProjectFrom};
+pub use listed::evaluation_rows;
 pub use weights::Weights;
 
 use crate::data::{BadImagePolicy, DataError, Transform};
@@ -139,7 +141,10 @@ impl ResolvedRun<'_> {
         if let Some(test) = self.dataset.test_fingerprint()? {
             extra.push_str(&format!("\ntest={test}"));
         }
-        let id = expand::run_id(self.spec(), &extra);
+        if let Some(classes) = self.dataset.classes_salt() {
+            extra.push_str(&format!("\nclasses={classes}"));
+        }
+        let id = expand::run_id(&self.dataset.identity_spec(self.spec()), &extra);
         Ok(self.run_id.get_or_init(|| id).clone())
     }
 }

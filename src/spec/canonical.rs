@@ -29,6 +29,12 @@ const LATER_KEYS: &[(&str, Omit)] = &[
     ("head.pool", Omit::AtDefault),
     // the held-out test split
     ("dataset.test_dir", Omit::AtDefault),
+    // datasets from a manifest, and the split made when the data has none
+    ("dataset.manifest", Omit::AtDefault),
+    ("dataset.path_column", Omit::AtDefault),
+    ("dataset.label_column", Omit::AtDefault),
+    ("dataset.split_column", Omit::AtDefault),
+    ("dataset.split", Omit::AtDefault),
 ];
 
 fn get<'t>(table: &'t toml::Table, key: &str) -> Option<&'t toml::Value> {

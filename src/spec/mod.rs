@@ -40,8 +40,8 @@ pub use head::{Activation, HeadKind, Pool};
 pub use locate::Locator;
 pub use raw::{names_a_weights_cache, HF_WEIGHTS_PREFIX, TORCHVISION_WEIGHTS};
 pub use resolved::{
-    Backbone, Cache, Dataset, ExperimentInfo, Head, Loss, Optimizer, Regularization, RunSpec,
-    Train, Transforms,
+    Backbone, Cache, Dataset, DatasetSplit, ExperimentInfo, Head, Loss, Optimizer, Regularization,
+    RunSpec, Train, Transforms,
 };
 // issue #14: schedules, early stopping, augmentation
 pub use resolved::{ColorJitter, EarlyStopping, Metric, RandomResizedCrop, Schedule, ScheduleKind};
@@ -240,7 +240,7 @@ impl Experiment {
 }
 
 /// The run the embedded defaults alone describe, for checks that compare against a default.
-fn default_spec() -> &'static RunSpec {
+pub(crate) fn default_spec() -> &'static RunSpec {
     static DEFAULTS: std::sync::OnceLock<RunSpec> = std::sync::OnceLock::new();
     DEFAULTS.get_or_init(|| {
         let layer = defaults_layer().expect("the embedded defaults parse (tested)");

@@ -75,6 +75,7 @@ impl RawSpec {
         };
         if let Some(d) = &mut self.dataset {
             fix(&mut d.root);
+            fix(&mut d.manifest);
         }
         if let Some(b) = &mut self.backbone {
             if !b.weights.as_deref().is_some_and(names_a_weights_cache) {
@@ -126,6 +127,11 @@ pub(crate) struct RawDataset {
     pub train_per_class: Option<usize>,
     pub val_per_class: Option<usize>,
     pub on_bad_image: Option<OnBadImage>,
+    pub manifest: Option<PathBuf>,
+    pub path_column: Option<String>,
+    pub label_column: Option<String>,
+    pub split_column: Option<String>,
+    pub split: Option<RawDatasetSplit>,
 }
 update_leaves!(RawDataset {
     root,
@@ -134,7 +140,27 @@ update_leaves!(RawDataset {
     test_dir,
     train_per_class,
     val_per_class,
-    on_bad_image
+    on_bad_image,
+    manifest,
+    path_column,
+    label_column,
+    split_column
+} tables { split });
+
+/// `[dataset.split]`: the split made when the data does not say.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDatasetSplit {
+    pub val: Option<f64>,
+    pub test: Option<f64>,
+    pub seed: Option<u64>,
+    pub stratify: Option<bool>,
+}
+update_leaves!(RawDatasetSplit {
+    val,
+    test,
+    seed,
+    stratify
 });
 
 #[derive(Debug, Clone, Default, Deserialize)]

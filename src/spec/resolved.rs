@@ -55,6 +55,24 @@ pub struct Dataset {
     pub train_per_class: usize,
     pub val_per_class: usize,
     pub on_bad_image: OnBadImage,
+    /// A CSV or Parquet file of images and labels instead of `root`'s folders; `None` = none.
+    #[serde(serialize_with = "path_or_empty")]
+    pub manifest: Option<PathBuf>,
+    pub path_column: String,
+    pub label_column: String,
+    pub split_column: String,
+    /// The split made when the data does not say (no split column, no `val_dir` folder).
+    pub split: DatasetSplit,
+}
+
+/// `[dataset.split]`: fractions of each class (or of all images when not `stratify`), and the
+/// seed that decides which images they are.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DatasetSplit {
+    pub val: f64,
+    pub test: f64,
+    pub seed: u64,
+    pub stratify: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -174,6 +192,19 @@ impl RunSpec {
                 train_per_class: get(&d.train_per_class, "dataset.train_per_class")?,
                 val_per_class: get(&d.val_per_class, "dataset.val_per_class")?,
                 on_bad_image: get(&d.on_bad_image, "dataset.on_bad_image")?,
+                manifest: path(get(&d.manifest, "dataset.manifest")?),
+                path_column: get(&d.path_column, "dataset.path_column")?,
+                label_column: get(&d.label_column, "dataset.label_column")?,
+                split_column: get(&d.split_column, "dataset.split_column")?,
+                split: {
+                    let s = section(&d.split, "dataset.split")?;
+                    DatasetSplit {
+                        val: get(&s.val, "dataset.split.val")?,
+                        test: get(&s.test, "dataset.split.test")?,
+                        seed: get(&s.seed, "dataset.split.seed")?,
+                        stratify: get(&s.stratify, "dataset.split.stratify")?,
+                    }
+                },
             },
             transforms: Transforms {
                 resize: get(&t.resize, "transforms.resize")?,
@@ -240,6 +271,7 @@ impl RunSpec {
             }
         };
         relative(&mut portable.dataset.root);
+        portable.dataset.manifest.as_mut().map(relative);
         portable.backbone.weights.as_mut().map(relative);
         portable.cache.dir.as_mut().map(relative);
         let text = |spec: &RunSpec| toml::to_string(spec).expect("a RunSpec serialises to TOML");

@@ -333,9 +333,50 @@ impl Checker<'_> {
     }
 
     fn dataset(&mut self, spec: &RunSpec) {
-        if spec.dataset.root.as_os_str().is_empty() {
-            self.errors
-                .push(self.at.missing("dataset.root", "path/to/images"));
+        let d = &spec.dataset;
+        match (d.root.as_os_str().is_empty(), &d.manifest) {
+            (true, None) => self
+                .errors
+                .push(self.at.missing("dataset.root", "path/to/images")),
+            (false, Some(_)) => self.errors.push(
+                self.invalid(
+                    "dataset.manifest",
+                    "expected either `dataset.root` or `dataset.manifest`, not both".to_owned(),
+                )
+                .note(self.where_set("dataset.root"))
+                .help("set `dataset.root = \"\"` where the manifest is set"),
+            ),
+            _ => {}
+        }
+        for (key, name) in [
+            ("dataset.path_column", &d.path_column),
+            ("dataset.label_column", &d.label_column),
+            ("dataset.split_column", &d.split_column),
+        ] {
+            if name.is_empty() {
+                self.errors
+                    .push(self.invalid(key, "expected a column name".to_owned()));
+            }
+        }
+        let s = &d.split;
+        for (key, value) in [("dataset.split.val", s.val), ("dataset.split.test", s.test)] {
+            if !(0.0..1.0).contains(&value) {
+                self.errors.push(
+                    self.invalid(key, format!("expected a fraction in [0, 1), found {value}")),
+                );
+            }
+        }
+        if s.val + s.test >= 1.0 && s.val < 1.0 && s.test < 1.0 {
+            self.errors.push(
+                self.invalid(
+                    "dataset.split.val",
+                    format!(
+                        "expected val + test < 1 so that training keeps images, found {} + {}",
+                        s.val, s.test
+                    ),
+                )
+                .note(self.where_set("dataset.split.test")),
+            );
         }
     }
 }
