@@ -16,6 +16,7 @@ mod slurm;
 mod sweep;
 pub mod sweep_table;
 mod values;
+mod weights;
 
 pub use failure::Failure;
 
@@ -70,6 +71,10 @@ enum Command {
     /// Where every planned point of an experiment stands: pending, running, done, failed,
     /// diverged or stale, with epochs, last writer and last update (from the files alone).
     Status(results::StatusArgs),
+    /// Pretrained weights files: list what one holds and what a run loads from it, or convert a
+    /// PyTorch checkpoint to safetensors.
+    #[command(subcommand)]
+    Weights(weights::WeightsCmd),
 }
 
 pub fn main() -> ExitCode {
@@ -97,6 +102,7 @@ pub fn main() -> ExitCode {
         Command::Bench(a) => bench::cmd_bench(a),
         Command::Slurm(a) => slurm::cmd_slurm(a),
         Command::Status(a) => results::cmd_status(a),
+        Command::Weights(a) => weights::cmd_weights(a),
     })
 }
 

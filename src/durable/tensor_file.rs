@@ -45,8 +45,17 @@ impl Entry<'_> {
 pub fn write(
     path: &Path,
     entries: &[Entry],
-    mut metadata: HashMap<String, String>,
+    metadata: HashMap<String, String>,
 ) -> Result<(), StoreError> {
+    let data = encode(entries, metadata).map_err(|message| StoreError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, message),
+    })?;
+    write_atomic(path, |f| std::io::Write::write_all(f, &data))
+}
+
+/// The bytes [`write`] writes: `entries` and `metadata` plus the checksum, as safetensors.
+pub fn encode(entries: &[Entry], mut metadata: HashMap<String, String>) -> Result<Vec<u8>, String> {
     let encoded: Vec<(&str, Dtype, &[usize], Vec<u8>)> = entries
         .iter()
         .map(|e| {
@@ -67,17 +76,8 @@ pub fn write(
             TensorView::new(*dtype, dims.to_vec(), bytes).map(|v| (*name, v))
         })
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format_error(path, e))?;
-    let data = safetensors::tensor::serialize(views, &Some(metadata))
-        .map_err(|e| format_error(path, e))?;
-    write_atomic(path, |f| std::io::Write::write_all(f, &data))
-}
-
-fn format_error(path: &Path, e: safetensors::SafeTensorError) -> StoreError {
-    StoreError::Io {
-        path: path.to_path_buf(),
-        source: std::io::Error::new(std::io::ErrorKind::InvalidData, format!("{e:?}")),
-    }
+        .map_err(|e| format!("{e:?}"))?;
+    safetensors::tensor::serialize(views, &Some(metadata)).map_err(|e| format!("{e:?}"))
 }
 
 /// The checksum a file written by [`write`] carries, read from its header alone (`None` for a

@@ -5,3 +5,4 @@
 pub mod predict;
 pub mod preview;
 pub mod summary;
+pub mod weights;

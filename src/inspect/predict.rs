@@ -186,17 +186,14 @@ impl Names {
     }
 }
 
-/// The class count of a checkpoint's head (`fc.weight` / `_fc.weight` rows).
+/// The class count of a weights file's head (`fc.weight` / `_fc.weight` rows), safetensors or
+/// a PyTorch checkpoint.
 fn head_classes(path: &Path, head: &str) -> Result<usize, String> {
     let bytes = std::fs::read(path)
         .map_err(|e| format!("cannot read weights file {}: {e}", path.display()))?;
-    let st = ::safetensors::SafeTensors::deserialize(&bytes).map_err(|e| {
-        format!(
-            "weights file {} is not a valid safetensors file: {e:?}",
-            path.display()
-        )
-    })?;
-    let t = st.tensor(&format!("{head}.weight")).map_err(|_| {
+    let file = crate::models::weights_file::parse_weights(bytes)
+        .map_err(|e| format!("weights file {}: {e}", path.display()))?;
+    let t = file.tensors.tensor(&format!("{head}.weight")).map_err(|_| {
         format!(
             "weights file {} has no head `{head}.weight`",
             path.display()

@@ -10,6 +10,7 @@ use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
 pub mod arch;
+pub mod checkpoint;
 pub mod describe;
 pub mod efficientnet;
 pub mod feature_head;
@@ -23,6 +24,7 @@ pub mod small_cnn;
 pub mod trainable;
 pub mod weights;
 pub mod weights_check;
+pub mod weights_file;
 
 pub use arch::{Arch, ArchVisitor, UnknownArch};
 pub use efficientnet::EfficientNetLite0;

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use ::safetensors::Dtype as SafeDtype;
 use dfdx::prelude::*;
 
+use super::weights_file::parse_weights;
 use super::{Backbone, Classifier};
 use crate::durable::tensor_file::{self, Data, Entry, TensorFile};
 use crate::nn::tensors;
@@ -82,7 +83,7 @@ pub enum WeightsError {
         #[source]
         source: std::io::Error,
     },
-    #[error("weights file {} is not a valid safetensors file: {message}", path.display())]
+    #[error("cannot read weights file {}: {message}", path.display())]
     Format { path: PathBuf, message: String },
     #[error("weights file {} does not match the {arch} model ({} problems):{}", path.display(), problems.len(), list(problems))]
     Mismatch {
@@ -161,7 +162,7 @@ fn dtype_name(d: SafeDtype) -> String {
     format!("{d:?}")
 }
 
-/// Loads a safetensors checkpoint with PyTorch state-dict names into `model`.
+/// Loads a safetensors file or a PyTorch checkpoint with state-dict names into `model`.
 ///
 /// Every model tensor must be in the file with the same shape (f32), and the file must hold
 /// nothing else (`num_batches_tracked` counters aside); otherwise the error lists each
@@ -178,11 +179,11 @@ pub fn load_torchvision_weights<B: Backbone>(
         path: path.clone(),
         source,
     })?;
-    let stored = TensorFile::from_bytes(bytes).map_err(|message| WeightsError::Format {
+    let stored = parse_weights(bytes).map_err(|message| WeightsError::Format {
         path: path.clone(),
         message,
     })?;
-    load_torchvision_file(model, &path, &stored, replace_head)
+    load_torchvision_file(model, &path, &stored.tensors, replace_head)
 }
 
 /// [`load_torchvision_weights`] from a file already read (`path` names it in messages).

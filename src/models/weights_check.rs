@@ -1,9 +1,9 @@
-//! `backbone.weights` checked when the spec's runs are resolved, not when a run starts: the file
-//! must be safetensors whose tensor names, shapes and dtypes are the backbone's (the head may
-//! differ in classes when it is replaced), so a wrong file is a spec error and no run folder is
-//! created.
+//! `backbone.weights` checked when the spec's runs are resolved, not when a run starts: the
+//! file's tensors (safetensors, or a PyTorch checkpoint's state dict) must have the backbone's
+//! names, shapes and dtypes (the head may differ in classes when it is replaced), so a wrong
+//! file is a spec error and no run folder is created.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use super::weights::{load_torchvision_file, WeightsError};
 use super::{Arch, ArchVisitor, Backbone, Classifier};
@@ -37,17 +37,6 @@ pub fn check_weights(
     })
 }
 
-/// Why a file is not safetensors at all.
-pub fn not_safetensors(message: &str) -> Unfit {
-    describe(
-        &WeightsError::Format {
-            path: PathBuf::new(),
-            message: message.to_string(),
-        },
-        "",
-    )
-}
-
 struct Check<'a> {
     path: &'a Path,
     file: &'a TensorFile,
@@ -71,7 +60,7 @@ impl ArchVisitor for Check<'_> {
 fn describe(e: &WeightsError, arch: &str) -> Unfit {
     match e {
         WeightsError::Format { message, .. } => Unfit {
-            summary: format!("expected a safetensors file, found one that is not ({message})"),
+            summary: message.clone(),
             details: Vec::new(),
         },
         WeightsError::Mismatch { problems, .. } => {

@@ -43,7 +43,7 @@ pub(super) fn train_head<B: Backbone>(
         let file = weights
             .file
             .as_ref()
-            .map_err(|e| not_safetensors(weights, e))?;
+            .map_err(|e| unreadable(weights, e))?;
         if replaces_head(&model, file, spec.head.replace) {
             model.head.reset_params();
         }
@@ -92,11 +92,8 @@ fn backbone_source(run: &ResolvedRun) -> String {
     }
 }
 
-fn not_safetensors(weights: &crate::setup::Weights, e: &str) -> TrainError {
-    TrainError::Input(format!(
-        "{} is not a safetensors file: {e}",
-        weights.path.display()
-    ))
+fn unreadable(weights: &crate::setup::Weights, e: &str) -> TrainError {
+    TrainError::Input(format!("weights file {}: {e}", weights.path.display()))
 }
 
 /// The frozen backbone's pretrained weights, read into the classifier on first need.

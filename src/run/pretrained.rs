@@ -18,16 +18,21 @@ pub(super) fn load_pretrained<B: Backbone>(
     let t = Instant::now();
     let classes = model.classes();
     let w = &weights.path;
-    let file = weights.file.as_ref().map_err(|e| {
-        TrainError::Input(format!("{} is not a safetensors file: {e}", w.display()))
-    })?;
+    let file = weights
+        .file
+        .as_ref()
+        .map_err(|e| TrainError::Input(format!("weights file {}: {e}", w.display())))?;
     let report = load_torchvision_file(model, w, file, replace_head)
         .map_err(|e| TrainError::Input(e.to_string()))?;
     tracing::info!(
-        "loaded {} tensors of {} from {} in {:.2}s{}",
+        "loaded {} tensors of {} from {}{} in {:.2}s{}",
         report.tensors_loaded,
         B::NAME,
         w.display(),
+        weights
+            .origin
+            .as_ref()
+            .map_or(String::new(), |o| format!(" ({o})")),
         t.elapsed().as_secs_f64(),
         if report.head_replaced {
             format!(

@@ -14,6 +14,7 @@ mod finished_run;
 pub mod kept_model;
 mod listed;
 mod weights;
+mod weights_source;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};

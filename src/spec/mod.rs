@@ -38,6 +38,7 @@ pub use error::{
 };
 pub use head::{Activation, HeadKind, Pool};
 pub use locate::Locator;
+pub use raw::{names_a_weights_cache, HF_WEIGHTS_PREFIX, TORCHVISION_WEIGHTS};
 pub use resolved::{
     Backbone, Cache, Dataset, DatasetSplit, ExperimentInfo, Head, Loss, Optimizer, Regularization,
     RunSpec, Train, Transforms,

@@ -52,6 +52,18 @@ impl Update for RawSpec {
     }
 }
 
+/// `backbone.weights` naming torchvision's cached ImageNet weights of the backbone.
+pub const TORCHVISION_WEIGHTS: &str = "torchvision";
+/// `backbone.weights = "hf:<org>/<model>"`: a model in the local Hugging Face hub cache.
+pub const HF_WEIGHTS_PREFIX: &str = "hf:";
+
+/// Whether a `backbone.weights` value names a cache ([`TORCHVISION_WEIGHTS`], `hf:…`) rather
+/// than a file: such a value is kept as written, not made absolute.
+pub fn names_a_weights_cache(value: &Path) -> bool {
+    let text = value.to_string_lossy();
+    text == TORCHVISION_WEIGHTS || text.starts_with(HF_WEIGHTS_PREFIX)
+}
+
 impl RawSpec {
     /// Makes the relative paths this layer set absolute, against `base` (the folder of the file
     /// that set them), so that a preset's `root = "../data/x"` means the same from any experiment.
@@ -66,7 +78,9 @@ impl RawSpec {
             fix(&mut d.manifest);
         }
         if let Some(b) = &mut self.backbone {
-            fix(&mut b.weights);
+            if !b.weights.as_deref().is_some_and(names_a_weights_cache) {
+                fix(&mut b.weights);
+            }
         }
         if let Some(c) = &mut self.cache {
             fix(&mut c.dir);

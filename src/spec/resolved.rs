@@ -94,7 +94,7 @@ pub struct Transforms {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Backbone {
     pub name: BackboneName,
-    /// `None` = random init.
+    /// `None` = random init; a file, or a cache name ([`names_a_weights_cache`]).
     #[serde(serialize_with = "path_or_empty")]
     pub weights: Option<PathBuf>,
     pub freeze: Freeze,
