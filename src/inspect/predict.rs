@@ -193,12 +193,15 @@ fn head_classes(path: &Path, head: &str) -> Result<usize, String> {
         .map_err(|e| format!("cannot read weights file {}: {e}", path.display()))?;
     let file = crate::models::weights_file::parse_weights(bytes)
         .map_err(|e| format!("weights file {}: {e}", path.display()))?;
-    let t = file.tensors.tensor(&format!("{head}.weight")).map_err(|_| {
-        format!(
-            "weights file {} has no head `{head}.weight`",
-            path.display()
-        )
-    })?;
+    let t = file
+        .tensors
+        .tensor(&format!("{head}.weight"))
+        .map_err(|_| {
+            format!(
+                "weights file {} has no head `{head}.weight`",
+                path.display()
+            )
+        })?;
     Ok(t.shape()[0])
 }
 

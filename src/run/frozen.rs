@@ -40,10 +40,7 @@ pub(super) fn train_head<B: Backbone>(
         // checkpoint's has another class count: draw that now, as a load here always did, so
         // the trained head below starts from the same numbers whether or not the checkpoint
         // is ever read.
-        let file = weights
-            .file
-            .as_ref()
-            .map_err(|e| unreadable(weights, e))?;
+        let file = weights.file.as_ref().map_err(|e| unreadable(weights, e))?;
         if replaces_head(&model, file, spec.head.replace) {
             model.head.reset_params();
         }
