@@ -192,7 +192,7 @@ pub fn load_torchvision_weights<B: Backbone>(
 pub fn load_torchvision_file<B: Backbone>(
     model: &mut Classifier<B>,
     path: &Path,
-    stored: &TensorFile,
+    file: &TensorFile,
     replace_head: bool,
 ) -> Result<LoadReport, WeightsError> {
     let path = path.to_path_buf();
@@ -200,7 +200,6 @@ pub fn load_torchvision_file<B: Backbone>(
         path: path.clone(),
         message,
     };
-    let file = stored;
 
     let names = HeadNames::of(model);
     // the head's last linear layer (its only one for a linear head)
@@ -215,7 +214,7 @@ pub fn load_torchvision_file<B: Backbone>(
     let other_classes = file_head
         .as_ref()
         .is_some_and(|s| s.len() == 2 && s[1] == expected_head[1] && s[0] != expected_head[0]);
-    let replace = replaces_head(model, file, replace_head);
+    let replace = head_replaced(replace_head, &expected_head, file_head.as_deref());
     let skip_head = replace || other_classes;
 
     let head_prefix = format!("{}.", B::HEAD);
@@ -315,7 +314,7 @@ pub fn load_torchvision_file<B: Backbone>(
             return Ok(());
         };
         if !skipped(&name) {
-            let (_, values) = stored.f32(&name).map_err(format)?;
+            let (_, values) = file.f32(&name).map_err(format)?;
             t.set_values(&values);
             loaded += 1;
         }
@@ -357,7 +356,13 @@ pub fn replaces_head<B: Backbone>(
     replace_head: bool,
 ) -> bool {
     let (_, expected, found) = head_shapes(model, file);
-    replace_head && found.as_deref() != Some(&expected[..])
+    head_replaced(replace_head, &expected, found.as_deref())
+}
+
+/// A load replaces the head (rather than loading it) when asked to and the checkpoint's head
+/// has another shape, or none.
+fn head_replaced(replace_head: bool, expected: &[usize], found: Option<&[usize]>) -> bool {
+    replace_head && found != Some(expected)
 }
 
 /// Writes `model` as a safetensors file with PyTorch state-dict names (BatchNorm γ as

@@ -10,7 +10,7 @@ use std::time::Instant;
 use dfdx::nn::ResetParams;
 
 use super::cache::{self, FeatureCache, Lookup};
-use super::pretrained::{load_pretrained, save_error};
+use super::pretrained::{load_pretrained, save_error, tensors_of};
 use super::resume::Fitting;
 use super::sources::image_source;
 use super::sources::{FeatureSet, FeatureSource};
@@ -40,7 +40,7 @@ pub(super) fn train_head<B: Backbone>(
         // checkpoint's has another class count: draw that now, as a load here always did, so
         // the trained head below starts from the same numbers whether or not the checkpoint
         // is ever read.
-        let file = weights.file.as_ref().map_err(|e| unreadable(weights, e))?;
+        let file = tensors_of(weights)?;
         if replaces_head(&model, file, spec.head.replace) {
             model.head.reset_params();
         }
@@ -58,21 +58,20 @@ pub(super) fn train_head<B: Backbone>(
     model.hidden = head.hidden;
     model.head = head.fc;
     if matches!(outcome, Outcome::Done | Outcome::Stopped(_)) {
-        let (t, loading) = (Instant::now(), backbone.seconds);
         let file = shared_backbone::file_name(B::NAME, &backbone_source(run));
         let stored = fitting.paths.backbones.join(&file);
-        let sha = match shared_backbone::stored_checksum(&stored) {
+        let known = shared_backbone::stored_checksum(&stored);
+        if known.is_none() {
+            // the experiment does not store this backbone yet: this run writes it
+            backbone.load(&mut model)?;
+        }
+        let t = Instant::now();
+        let sha = match known {
             Some(sha) => sha,
-            None => {
-                backbone.load(&mut model)?;
-                shared_backbone::store_backbone(&model, &stored).map_err(save_error)?
-            }
+            None => shared_backbone::store_backbone(&model, &stored).map_err(save_error)?,
         };
         shared_backbone::save_head(&model, fitting.paths.model, &file, &sha).map_err(save_error)?;
-        let loaded_now = backbone.seconds - loading;
-        fitting
-            .rec
-            .stage("save model", t.elapsed().as_secs_f64() - loaded_now);
+        fitting.rec.stage("save model", t.elapsed().as_secs_f64());
     }
     if backbone.seconds > 0.0 {
         fitting.rec.stage("load weights", backbone.seconds);
@@ -87,10 +86,6 @@ fn backbone_source(run: &ResolvedRun) -> String {
         Some(w) => w.sha256.clone(),
         None => format!("random-init seed {}", run.spec().experiment.seed),
     }
-}
-
-fn unreadable(weights: &crate::setup::Weights, e: &str) -> TrainError {
-    TrainError::Input(format!("weights file {}: {e}", weights.path.display()))
 }
 
 /// The frozen backbone's pretrained weights, read into the classifier on first need.

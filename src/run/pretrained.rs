@@ -3,11 +3,20 @@
 
 use std::time::Instant;
 
+use crate::durable::tensor_file::TensorFile;
 use crate::durable::StoreError;
 use crate::models::WeightsError;
 use crate::models::{load_torchvision_file, Backbone, Classifier};
 use crate::setup::Weights;
 use crate::train::TrainError;
+
+/// The tensors of the run's weights file, or why it could not be read (said when it is loaded).
+pub(super) fn tensors_of(weights: &Weights) -> Result<&TensorFile, TrainError> {
+    weights
+        .file
+        .as_ref()
+        .map_err(|e| TrainError::Input(format!("weights file {}: {e}", weights.path.display())))
+}
 
 /// Loads the run's pretrained weights into `model` and logs what it loaded.
 pub(super) fn load_pretrained<B: Backbone>(
@@ -18,10 +27,7 @@ pub(super) fn load_pretrained<B: Backbone>(
     let t = Instant::now();
     let classes = model.classes();
     let w = &weights.path;
-    let file = weights
-        .file
-        .as_ref()
-        .map_err(|e| TrainError::Input(format!("weights file {}: {e}", w.display())))?;
+    let file = tensors_of(weights)?;
     let report = load_torchvision_file(model, w, file, replace_head)
         .map_err(|e| TrainError::Input(e.to_string()))?;
     tracing::info!(
