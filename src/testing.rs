@@ -159,6 +159,7 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         classes: run.classes.clone(),
         device: "cpu".into(),
         engine: None,
+        precision: None,
         threads: 1,
         git_commit: None,
         git_dirty: None,

@@ -13,6 +13,7 @@ use runner::models::{
 use runner::testing::fill_with_hash;
 
 const RESNET_GOLDEN: &str = "tests/fixtures/reference/resnet18_golden_io.safetensors";
+const RESNET_BF16_GOLDEN: &str = "tests/fixtures/reference/resnet18_bf16_autocast.safetensors";
 const LITE0_GOLDEN: &str = "tests/fixtures/reference/efficientnet_lite0_golden.safetensors";
 const LITE0_WEIGHTS: &str = "pipeline/weights/efficientnet_lite0_imagenet.safetensors";
 
@@ -63,14 +64,96 @@ fn images(
     dev.tensor_from_vec(data, (shape[0], Const::<3>, shape[2], shape[3]))
 }
 
+/// The golden ResNet-18 (hash-filled) on the golden input, in eval and train mode: eval logits,
+/// train logits, the mean cross-entropy and the gradients the golden files store, by name.
+struct Resnet18Outputs {
+    logits_eval: Vec<f32>,
+    logits_train: Vec<f32>,
+    loss: f32,
+    grads: Vec<(&'static str, Vec<f32>)>,
+}
+
+fn resnet18_outputs(
+    model: &mut Classifier<ResNet18>,
+    g: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+) -> Resnet18Outputs {
+    let dev = Dev::seed_from_u64(0);
+    let (in_shape, input) = g["input"].clone();
+    let x = images(&dev, &in_shape, input);
+    // eval mode: BatchNorm on running statistics
+    let logits_eval = model.forward_eval(x.clone()).as_vec();
+    // train mode: batch statistics, mean cross-entropy, gradients
+    let target = &g["target"].1;
+    let mut onehot = vec![0.0f32; 2 * target.len()];
+    for (i, t) in target.iter().enumerate() {
+        onehot[i * 2 + *t as usize] = 1.0;
+    }
+    let onehot = dev.tensor_from_vec(onehot, (target.len(), 2usize));
+    let grads = model.alloc_grads();
+    let logits = model.forward_train(x.traced(grads));
+    let logits_train = logits.as_vec();
+    let loss = cross_entropy_with_logits_loss(logits, onehot);
+    let l = loss.array();
+    let grads = loss.backward();
+    let b = &model.backbone;
+    Resnet18Outputs {
+        logits_eval,
+        logits_train,
+        loss: l,
+        grads: vec![
+            ("conv1.weight", grads.get(&b.conv1.weight).as_vec()),
+            ("bn1.weight", grads.get(&b.bn1.scale).as_vec()),
+            (
+                "layer4.1.conv2.weight[:8]",
+                grads.get(&b.layer4.1.conv2.weight).as_vec(),
+            ),
+            ("fc.weight", grads.get(&model.head.weight).as_vec()),
+            ("fc.bias", grads.get(&model.head.bias).as_vec()),
+        ],
+    }
+}
+
+/// The relative errors of `ours` against a golden file's outputs: eval logits, train logits,
+/// loss, then each gradient (compared over the golden's length), printed with `what`.
+fn golden_errors(
+    what: &str,
+    ours: &Resnet18Outputs,
+    g: &HashMap<String, (Vec<usize>, Vec<f32>)>,
+) -> (f64, f64, f64, Vec<(&'static str, f64)>) {
+    let eval = rel_err(&ours.logits_eval, &g["logits_eval"].1);
+    let train = rel_err(&ours.logits_train, &g["logits_train"].1);
+    let want = g["loss_train"].1[0];
+    let loss = ((ours.loss - want) / want).abs() as f64;
+    println!(
+        "{what}: eval logits rel err {eval:.3e}, train logits {train:.3e}, loss {} vs {want} ({loss:.3e})",
+        ours.loss
+    );
+    let grads = ours
+        .grads
+        .iter()
+        .map(|(name, v)| {
+            let (_, want) = &g[&format!("grad.{name}")];
+            let e = rel_err(&v[..want.len()], want);
+            println!("{what}: grad {name} rel err {e:.3e}");
+            (*name, e)
+        })
+        .collect();
+    (eval, train, loss, grads)
+}
+
+fn hash_filled_resnet18() -> Classifier<ResNet18> {
+    let dev = Dev::seed_from_u64(0);
+    let mut model = Classifier::<ResNet18>::new(&dev, 2);
+    fill_with_hash(&mut model);
+    model
+}
+
 #[test]
 fn resnet18_matches_pytorch_golden() {
     runner::testing::on_each_engine(|engine| {
         println!("engine: {engine}");
         let g = read_all(RESNET_GOLDEN);
-        let dev = Dev::seed_from_u64(0);
-        let mut model = Classifier::<ResNet18>::new(&dev, 2);
-        fill_with_hash(&mut model);
+        let mut model = hash_filled_resnet18();
 
         // The fill reproduces PyTorch's probes.
         let probe = |name: &str, ours: Vec<f32>| {
@@ -89,50 +172,75 @@ fn resnet18_matches_pytorch_golden() {
             model.backbone.layer2.0.downsample.1.bias.as_vec(),
         );
 
-        let (in_shape, input) = g["input"].clone();
-        let x = images(&dev, &in_shape, input);
-
-        // Eval mode: BatchNorm on running statistics.
-        let logits = model.forward_eval(x.clone());
-        let e = rel_err(&logits.as_vec(), &g["logits_eval"].1);
-        println!("resnet18 eval logits rel err {e:.3e}");
-        assert!(e < 1e-4, "eval logits rel err {e}");
-
-        // Train mode: batch statistics, mean cross-entropy, gradients.
-        let target = &g["target"].1;
-        let mut onehot = vec![0.0f32; 2 * target.len()];
-        for (i, t) in target.iter().enumerate() {
-            onehot[i * 2 + *t as usize] = 1.0;
-        }
-        let onehot = dev.tensor_from_vec(onehot, (target.len(), 2usize));
-        let grads = model.alloc_grads();
-        let logits = model.forward_train(x.traced(grads));
-        let e = rel_err(&logits.as_vec(), &g["logits_train"].1);
-        println!("resnet18 train logits rel err {e:.3e}");
-        assert!(e < 1e-4, "train logits rel err {e}");
-        let loss = cross_entropy_with_logits_loss(logits, onehot);
-        let (l, want) = (loss.array(), g["loss_train"].1[0]);
-        println!("resnet18 train loss {l} vs {want}");
-        assert!(((l - want) / want).abs() < 1e-4, "loss {l} vs {want}");
-        let grads = loss.backward();
-
-        let check = |name: &str, ours: Vec<f32>| {
-            let (_, want) = &g[&format!("grad.{name}")];
-            let e = rel_err(&ours[..want.len()], want);
-            println!("resnet18 grad {name} rel err {e:.3e}");
+        let ours = resnet18_outputs(&mut model, &g);
+        let (eval, train, loss, grads) = golden_errors("resnet18", &ours, &g);
+        assert!(eval < 1e-4, "eval logits rel err {eval}");
+        assert!(train < 1e-4, "train logits rel err {train}");
+        assert!(loss < 1e-4, "loss rel err {loss}");
+        for (name, e) in grads {
             assert!(e < 1e-3, "grad {name}: rel err {e}");
-        };
-        let b = &model.backbone;
-        check("conv1.weight", grads.get(&b.conv1.weight).as_vec());
-        check("bn1.weight", grads.get(&b.bn1.scale).as_vec());
-        check(
-            "layer4.1.conv2.weight[:8]",
-            grads.get(&b.layer4.1.conv2.weight).as_vec(),
-        );
-        check("fc.weight", grads.get(&model.head.weight).as_vec());
-        check("fc.bias", grads.get(&model.head.bias).as_vec());
+        }
     });
 }
+
+/// `train.precision = "bf16-mixed"` against PyTorch's `torch.autocast("cpu", torch.bfloat16)` on
+/// the golden ResNet-18. bf16 keeps 8 bits of mantissa, and the golden's train mode (BatchNorm
+/// over a batch of two 64×64 images) amplifies rounding: autocast's own early-layer gradients
+/// are 45–55% from f32's. So bf16's tolerance is PyTorch's own distance: every output (logits,
+/// loss, each gradient) is at most [`BF16_TOLERANCE`] times as far from f32 as autocast's (plus
+/// 1e-3), and
+/// measurably not f32 (the test fails if the convolutions silently ran in f32).
+#[test]
+#[cfg_attr(
+    not(bf16_cpu),
+    ignore = "this CPU has neither avx512_bf16 nor AMX: oneDNN has no bf16 kernels for it"
+)]
+fn resnet18_bf16_mixed_is_as_close_to_f32_as_pytorch_autocast() {
+    use runner::ops::engine::{self, Engine};
+    let engine = Engine::onednn().expect("bf16 runs on oneDNN: install libdnnl");
+    let f32_golden = read_all(RESNET_GOLDEN);
+    let autocast = read_all(RESNET_BF16_GOLDEN);
+    let ours = engine::with(engine, || {
+        engine::with_conv_precision(runner_onednn::DataType::Bf16, || {
+            resnet18_outputs(&mut hash_filled_resnet18(), &f32_golden)
+        })
+    });
+    let flat = |e: (f64, f64, f64, Vec<(&'static str, f64)>)| {
+        let mut v = vec![("eval logits", e.0), ("train logits", e.1), ("loss", e.2)];
+        v.extend(e.3);
+        v
+    };
+    let torch = Resnet18Outputs {
+        logits_eval: autocast["logits_eval"].1.clone(),
+        logits_train: autocast["logits_train"].1.clone(),
+        loss: autocast["loss_train"].1[0],
+        grads: ours
+            .grads
+            .iter()
+            .map(|(name, _)| (*name, autocast[&format!("grad.{name}")].1.clone()))
+            .collect(),
+    };
+    golden_errors("runner bf16 vs autocast", &ours, &autocast);
+    let theirs = flat(golden_errors("autocast vs f32", &torch, &f32_golden));
+    let mine = flat(golden_errors("runner bf16 vs f32", &ours, &f32_golden));
+    for ((name, e), (_, bound)) in mine.iter().zip(&theirs) {
+        assert!(
+            *e <= BF16_TOLERANCE * bound + 1e-3,
+            "{name}: runner's bf16 is {e:.3e} from f32, autocast {bound:.3e}"
+        );
+    }
+    assert!(
+        mine[0].1 > 1e-5,
+        "eval logits within {:.1e} of f32: not computed in bf16",
+        mine[0].1
+    );
+}
+
+/// How much farther from f32 than PyTorch's autocast runner's bf16-mixed may be. Measured on
+/// avx512_core_bf16: the gradients are 0.7–1.5× autocast's distance, the train logits 1.0×, the
+/// loss 2.5× and the eval logits 3.8× (four logits of two classes near zero: one rounding moves
+/// such a ratio a lot).
+const BF16_TOLERANCE: f64 = 4.0;
 
 fn top5(row: &[f32]) -> Vec<usize> {
     let mut idx: Vec<usize> = (0..row.len()).collect();

@@ -117,8 +117,13 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<(), String> {
         .tempdir()
         .map_err(|e| format!("temporary folder: {e}"))?;
     let mut workloads = Vec::new();
+    let bf16 = crate::ops::engine::bf16_support();
     for w in product::WORKLOADS {
         let w = w.scaled(opts.quick);
+        if let (true, Err(why)) = (w.is_bf16(), &bf16) {
+            eprintln!("  {}: skipped ({why})", w.what);
+            continue;
+        }
         let (dir, n_train, n_val) = product::prepare_data(&w, &data, tmp.path())?;
         let m = product::measure(&w, &dir, (n_train, n_val), &lite0_weights, tmp.path())?;
         add(w.what, "img/s", m, w.key, None, "img_s");
@@ -213,6 +218,17 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<(), String> {
         print!("{}", host::describe_torch(t));
     }
     println!("{}", table(&rows, torch.as_ref()));
+    if let Some(t) = &torch {
+        // the PyTorch training rows are the faster of NCHW and channels_last
+        let formats: Vec<String> = workloads
+            .iter()
+            .filter_map(|(w, _)| {
+                let f = t.get(w.key)?.get("memory_format")?.as_str()?;
+                Some(format!("{} {f}", w.key))
+            })
+            .collect();
+        println!("PyTorch's memory format per model row (the faster of NCHW and channels_last for training): {}", formats.join(", "));
+    }
     Ok(())
 }
 

@@ -39,6 +39,8 @@ pub(super) struct Workload {
     /// Images per class copied for training (and, for feature rows, the val images too).
     pub train_per_class: usize,
     pub val_per_class: usize,
+    /// `train.precision`: "32", or "bf16-mixed" (against PyTorch's bf16 autocast).
+    pub precision: &'static str,
 }
 
 pub(super) const WORKLOADS: &[Workload] = &[
@@ -52,6 +54,7 @@ pub(super) const WORKLOADS: &[Workload] = &[
         batch: 4,
         train_per_class: 12,
         val_per_class: 2,
+        precision: "32",
     },
     Workload {
         key: "resnet18_fit",
@@ -63,6 +66,7 @@ pub(super) const WORKLOADS: &[Workload] = &[
         batch: 16,
         train_per_class: 80,
         val_per_class: 8,
+        precision: "32",
     },
     Workload {
         key: "lite0_features96",
@@ -74,6 +78,7 @@ pub(super) const WORKLOADS: &[Workload] = &[
         batch: 16,
         train_per_class: 160,
         val_per_class: 40,
+        precision: "32",
     },
     Workload {
         key: "lite0_features224",
@@ -85,10 +90,50 @@ pub(super) const WORKLOADS: &[Workload] = &[
         batch: 16,
         train_per_class: 32,
         val_per_class: 8,
+        precision: "32",
+    },
+    Workload {
+        key: "resnet34_fit_bf16",
+        what: "ResNet-34 @224 b4 fine-tune, bf16-mixed",
+        kind: Kind::Train,
+        backbone: "resnet34",
+        resize: 256,
+        crop: 224,
+        batch: 4,
+        train_per_class: 12,
+        val_per_class: 2,
+        precision: "bf16-mixed",
+    },
+    Workload {
+        key: "resnet18_fit_bf16",
+        what: "ResNet-18 @64 b16 fine-tune, bf16-mixed",
+        kind: Kind::Train,
+        backbone: "resnet18",
+        resize: 64,
+        crop: 64,
+        batch: 16,
+        train_per_class: 80,
+        val_per_class: 8,
+        precision: "bf16-mixed",
+    },
+    Workload {
+        key: "lite0_features96_bf16",
+        what: "Lite0 @96 frozen features, bf16-mixed",
+        kind: Kind::Features,
+        backbone: "efficientnet_lite0",
+        resize: 96,
+        crop: 96,
+        batch: 16,
+        train_per_class: 160,
+        val_per_class: 40,
+        precision: "bf16-mixed",
     },
 ];
 
 impl Workload {
+    pub(super) fn is_bf16(&self) -> bool {
+        self.precision == "bf16-mixed"
+    }
     /// Fewer images with `--quick`, at least two batches of training.
     pub(super) fn scaled(&self, quick: bool) -> Workload {
         if !quick {
@@ -110,6 +155,7 @@ impl Workload {
             "crop": self.crop,
             "batch": self.batch,
             "data": self.key,
+            "precision": self.precision,
         })
     }
 }
@@ -205,6 +251,7 @@ apply_to = "all"
 [train]
 epochs = 1
 batch_size = {batch}
+precision = "{precision}"
 
 [cache]
 features = true
@@ -215,6 +262,7 @@ dir = {cache:?}
         resize = w.resize,
         crop = w.crop,
         batch = w.batch,
+        precision = w.precision,
         cache = cache.display().to_string(),
     )
 }

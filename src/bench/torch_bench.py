@@ -117,42 +117,59 @@ def main():
 def homework(w, torch, nn, torchvision):
     """The 40-line PyTorch script a user would write: ImageFolder -> DataLoader -> model ->
     CrossEntropyLoss -> SGD for one epoch over train (kind "train"), or the frozen backbone in
-    eval mode over train and val (kind "features"). Images/s of that pass, like runner's row."""
+    eval mode over train and val (kind "features"). Images/s of that pass, like runner's row.
+    Precision "bf16-mixed" runs the forward pass under torch.autocast("cpu", torch.bfloat16),
+    as Lightning's precision="bf16-mixed" does. Training rows run in both memory formats (NCHW
+    and channels_last) and report the faster: PyTorch's best on this CPU."""
     from torchvision import datasets, transforms as T
 
     tf = T.Compose([T.Resize(w["resize"]), T.CenterCrop(w["crop"]), T.ToTensor(),
                     T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
     root = w["data"]
+    bf16 = w.get("precision") == "bf16-mixed"
+    autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16)
+    if w["kind"] == "train":
+        best = None
+        for fmt in (torch.contiguous_format, torch.channels_last):
+            torch.manual_seed(0)
+            train = datasets.ImageFolder(os.path.join(root, "train"), tf)
+            loader = torch.utils.data.DataLoader(train, batch_size=w["batch"], shuffle=True)
+            model = getattr(torchvision.models, w["backbone"])(num_classes=len(train.classes))
+            model = model.to(memory_format=fmt)
+            model.train()
+            loss_fn = nn.CrossEntropyLoss()
+            opt = torch.optim.SGD(model.parameters(), lr=float(os.environ["BENCH_LR"]),
+                                  momentum=0.9,
+                                  weight_decay=float(os.environ["BENCH_WEIGHT_DECAY"]))
+            a = cpu_sample()
+            start = time.monotonic()
+            n = 0
+            for x, y in loader:
+                opt.zero_grad()
+                with autocast():
+                    loss = loss_fn(model(x.to(memory_format=fmt)), y)
+                loss.backward()
+                opt.step()
+                n += len(y)
+            s = time.monotonic() - start
+            row = {"img_s": n / s, "busy": busy_share(a, cpu_sample()),
+                   "memory_format": "channels_last" if fmt == torch.channels_last else "NCHW"}
+            if best is None or row["img_s"] > best["img_s"]:
+                best = row
+        return best
+    model = lite0(nn)[:-1]  # the backbone up to the pooled features, no head
+    model.eval()
     a = cpu_sample()
     start = time.monotonic()
-    if w["kind"] == "train":
-        train = datasets.ImageFolder(os.path.join(root, "train"), tf)
-        loader = torch.utils.data.DataLoader(train, batch_size=w["batch"], shuffle=True)
-        model = getattr(torchvision.models, w["backbone"])(num_classes=len(train.classes))
-        model.train()
-        loss_fn = nn.CrossEntropyLoss()
-        opt = torch.optim.SGD(model.parameters(), lr=float(os.environ["BENCH_LR"]), momentum=0.9,
-                              weight_decay=float(os.environ["BENCH_WEIGHT_DECAY"]))
-        a = cpu_sample()
-        start = time.monotonic()
-        n = 0
-        for x, y in loader:
-            opt.zero_grad()
-            loss_fn(model(x), y).backward()
-            opt.step()
-            n += len(y)
-    else:
-        model = lite0(nn)[:-1]  # the backbone up to the pooled features, no head
-        model.eval()
-        n = 0
-        for split in ("train", "val"):
-            ds = datasets.ImageFolder(os.path.join(root, split), tf)
-            with torch.no_grad():
-                for x, _ in torch.utils.data.DataLoader(ds, batch_size=32):
-                    model(x)
-                    n += len(x)
+    n = 0
+    for split in ("train", "val"):
+        ds = datasets.ImageFolder(os.path.join(root, split), tf)
+        with torch.no_grad(), autocast():
+            for x, _ in torch.utils.data.DataLoader(ds, batch_size=32):
+                model(x)
+                n += len(x)
     s = time.monotonic() - start
-    return {"img_s": n / s, "busy": busy_share(a, cpu_sample())}
+    return {"img_s": n / s, "busy": busy_share(a, cpu_sample()), "memory_format": "NCHW"}
 
 
 def load_images(image_dir, iters):

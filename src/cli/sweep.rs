@@ -146,6 +146,7 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
         }
         selected.retain(|i| picked.contains(i));
     }
+    refuse_unsupported_precision(&a.spec.spec, &resolved, &selected)?;
     let plan = run::plan::of(&exp, &run_ids(&resolved)?, &a.spec.overrides);
     run::plan::record_or_warn(&plan, &a.results);
     tracing::info!(
@@ -226,6 +227,30 @@ fn announce_engine() -> Result<(), Failure> {
     let engine = crate::ops::engine::selected().map_err(|why| Failure::Usage(why.into()))?;
     tracing::info!("engine: {}", engine.describe());
     Ok(())
+}
+
+/// Refuses, before anything is written, runs whose `train.precision` this process's engine
+/// cannot compute (bf16 without oneDNN's bf16 kernels): no run may train in f32 while recording
+/// bf16.
+fn refuse_unsupported_precision(
+    spec_file: &Path,
+    resolved: &Resolved,
+    selected: &[usize],
+) -> Result<(), Failure> {
+    let wants_bf16 = selected
+        .iter()
+        .any(|&i| resolved.runs[i].spec().train.precision == spec::Precision::Bf16Mixed);
+    if !wants_bf16 {
+        return Ok(());
+    }
+    crate::ops::engine::selected().map_err(|why| Failure::Usage(why.into()))?;
+    match crate::ops::engine::bf16_support() {
+        Ok(_) => Ok(()),
+        Err(why) => Err(Failure::Spec(format!(
+            "error: {}: train.precision = \"bf16-mixed\" cannot run on this machine: {why}\n  = help: set train.precision = \"32\" (or --set train.precision=32) to train in f32",
+            spec_file.display()
+        ))),
+    }
 }
 
 pub(super) fn cmd_reproduce(a: ReproduceArgs) -> Result<(), Failure> {

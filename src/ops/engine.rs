@@ -33,7 +33,7 @@ use std::sync::OnceLock;
 
 use runner_kernels::conv::{conv2d_backward, conv2d_forward_into};
 use runner_kernels::geometry::Conv2dGeom;
-use runner_onednn::{ConvSpec, Dnnl, Saved};
+use runner_onednn::{ConvSpec, DataType, Dnnl, Saved};
 
 /// The engine a spec or the environment asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -115,6 +115,7 @@ static SELECTED: OnceLock<Result<Selected, String>> = OnceLock::new();
 
 thread_local! {
     static OVERRIDE: Cell<Option<Engine>> = const { Cell::new(None) };
+    static CONV_PRECISION: Cell<DataType> = const { Cell::new(DataType::F32) };
 }
 
 fn resolve(choice: EngineChoice, source: &str) -> Result<Selected, String> {
@@ -208,8 +209,53 @@ pub fn with<R>(engine: Engine, f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// oneDNN's view of a convolution's geometry (explicit bottom/right padding).
-pub(crate) fn conv_spec(g: &Conv2dGeom) -> ConvSpec {
+/// Runs `f` with this thread's dense convolutions in `precision` (bf16: inputs and weights
+/// rounded to bf16, f32 accumulation and results). A run sets it for its whole life; every
+/// other op, the depthwise convolutions and everything on the built-in engine stay f32.
+///
+/// Panics with bf16 when the current engine cannot compute it ([`bf16_support`]): callers
+/// check first, so that no run records bf16 while computing f32.
+pub fn with_conv_precision<R>(precision: DataType, f: impl FnOnce() -> R) -> R {
+    if precision == DataType::Bf16 {
+        if let Err(why) = bf16_support() {
+            panic!("bf16 convolutions asked for where they cannot run: {why}");
+        }
+    }
+    struct Restore(DataType);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            CONV_PRECISION.with(|p| p.set(self.0));
+        }
+    }
+    let _restore = Restore(CONV_PRECISION.with(|p| p.replace(precision)));
+    f()
+}
+
+/// The precision of this thread's dense convolutions ([`with_conv_precision`]).
+pub fn conv_precision() -> DataType {
+    CONV_PRECISION.with(Cell::get)
+}
+
+/// The instruction set bf16 convolutions run on with the current engine (`avx512_core_bf16`,
+/// `avx512_core_amx`), or what is missing for them, in words.
+pub fn bf16_support() -> Result<&'static str, String> {
+    match current() {
+        Engine::OneDnn(d) if d.has_bf16() => Ok(d.isa()),
+        Engine::OneDnn(d) => Err(format!(
+            "bf16 needs oneDNN's avx512_core_bf16 or avx512_core_amx kernels (a CPU with avx512_bf16 or AMX); {} runs {} on this CPU",
+            d.describe(),
+            d.isa()
+        )),
+        Engine::Builtin => Err(format!(
+            "bf16 convolutions run on oneDNN only, and this process's engine is {}",
+            describe_current()
+        )),
+    }
+}
+
+/// oneDNN's view of a convolution's geometry (explicit bottom/right padding), computed in
+/// `precision`.
+pub(crate) fn conv_spec(g: &Conv2dGeom, precision: DataType) -> ConvSpec {
     let pad_end = |out: usize, input: usize, start: usize| {
         ((out.saturating_sub(1)) * g.stride + g.k).saturating_sub(input + start)
     };
@@ -228,6 +274,7 @@ pub(crate) fn conv_spec(g: &Conv2dGeom) -> ConvSpec {
         groups: g.groups,
         oh: g.oh,
         ow: g.ow,
+        precision,
     }
 }
 
@@ -238,6 +285,8 @@ fn is_depthwise(g: &Conv2dGeom) -> bool {
 /// What a convolution's forward pass keeps for its backward pass on its engine.
 pub struct ConvSaved {
     engine: Engine,
+    /// What the forward pass computed in; the backward pass computes in the same.
+    precision: DataType,
     onednn: Option<Saved>,
 }
 
@@ -273,10 +322,14 @@ pub fn conv_forward(
         Engine::OneDnn(_) if is_depthwise(g) => Engine::Builtin,
         e => e,
     };
+    let precision = match engine {
+        Engine::OneDnn(_) => conv_precision(),
+        Engine::Builtin => DataType::F32,
+    };
     let onednn = match engine {
         Engine::OneDnn(d) if g.batch > 0 => {
             let saved = d
-                .conv_forward(&conv_spec(g), x, w, out, keep)
+                .conv_forward(&conv_spec(g, precision), x, w, out, keep)
                 .unwrap_or_else(|e| failed(e));
             if let Some(b) = bias {
                 add_bias(g, b, out);
@@ -289,7 +342,11 @@ pub fn conv_forward(
             None
         }
     };
-    ConvSaved { engine, onednn }
+    ConvSaved {
+        engine,
+        precision,
+        onednn,
+    }
 }
 
 fn add_bias(g: &Conv2dGeom, b: &[f32], out: &mut [f32]) {
@@ -345,7 +402,7 @@ pub fn conv_backward(
         (dx, None)
     };
     d.conv_backward(
-        &conv_spec(g),
+        &conv_spec(g, saved.precision),
         saved.onednn.as_ref(),
         x,
         w,

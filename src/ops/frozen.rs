@@ -18,7 +18,7 @@ use runner_kernels::geometry::{Conv2dGeom, Padding};
 use runner_onednn::infer::{self, InferConv};
 use runner_onednn::memory::{Block, Desc};
 use runner_onednn::primitive::PostOp;
-use runner_onednn::Dnnl;
+use runner_onednn::{DataType, Dnnl};
 
 use super::engine::{self, conv_spec, Engine};
 
@@ -71,10 +71,14 @@ pub fn fold_batchnorm(
     (weight, bias)
 }
 
-/// A frozen network of folded layers on the engine current when it was built.
+/// A frozen network of folded layers on the engine (and in the convolution precision) current
+/// when it was built.
 pub struct FrozenNet {
     layers: Vec<Layer>,
     engine: Engine,
+    /// The precision of its convolutions with oneDNN: bf16 keeps activations bf16 between
+    /// layers too.
+    precision: DataType,
     /// oneDNN's primitives and packed weights per input shape (n, h, w).
     plans: Mutex<HashMap<(usize, usize, usize), Arc<Plan>>>,
 }
@@ -98,6 +102,7 @@ impl FrozenNet {
         FrozenNet {
             layers,
             engine: engine::current(),
+            precision: engine::conv_precision(),
             plans: Mutex::new(HashMap::new()),
         }
     }
@@ -148,7 +153,7 @@ impl FrozenNet {
                 Act::Relu => post.push(PostOp::Relu),
                 Act::Relu6 => post.push(PostOp::Clip(0.0, 6.0)),
             }
-            let (c, s) = (&l.conv, conv_spec(g));
+            let (c, s) = (&l.conv, conv_spec(g, self.precision));
             let from = layouts[l.input];
             // the previous layer's layout where this primitive accepts it, else its own choice
             let conv = from

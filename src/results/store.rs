@@ -72,6 +72,10 @@ pub struct Manifest {
     /// run's identity: both engines give the same results within tolerance.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
+    /// What the convolutions computed in: `32`, or `bf16-mixed (avx512_core_bf16)` with the
+    /// instruction set oneDNN ran them on; absent in manifests of older runners (all `32`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
     pub threads: usize,
     pub git_commit: Option<String>,
     pub git_dirty: Option<bool>,

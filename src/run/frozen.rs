@@ -21,6 +21,7 @@ use crate::models::shared_backbone;
 use crate::models::weights::replaces_head;
 use crate::models::{Backbone, Classifier};
 use crate::setup::ResolvedRun;
+use crate::spec::Precision;
 use crate::train::{BatchSource, Dev, Inputs, Outcome, TrainError};
 
 /// Trains the head of `model` (built, not yet loaded) on the frozen backbone's pooled
@@ -178,7 +179,7 @@ fn feature_source<B: Backbone>(
 
 /// Features of the frozen backbone from the cache, built on a miss. The key holds everything
 /// they depend on: the data's content, the (deterministic) transforms, the backbone and the
-/// hash of its weights and the global pooling.
+/// hash of its weights, the global pooling and the precision.
 fn cached_features<B: Backbone>(
     run: &ResolvedRun,
     fingerprint: &str,
@@ -188,7 +189,7 @@ fn cached_features<B: Backbone>(
 ) -> Result<FeatureSource, TrainError> {
     let spec = run.spec();
     let t = run.transform.deterministic();
-    let key = cache::key(&[
+    let mut parts = vec![
         ("dataset", fingerprint.to_string()),
         (
             "transforms",
@@ -197,7 +198,12 @@ fn cached_features<B: Backbone>(
         ("backbone", B::NAME.to_string()),
         ("weights", backbone_source(run)),
         ("pool", format!("{:?}", spec.head.pool)),
-    ]);
+    ];
+    // bf16 features differ from f32 ones; f32 keys stay what they were before precision existed
+    if spec.train.precision != Precision::Full {
+        parts.push(("precision", spec.train.precision.to_string()));
+    }
+    let key = cache::key(&parts);
     let t = Instant::now();
     let (f, lookup) = cache.get_or_build(&key, || {
         let extract = backbone.extractor(model)?;

@@ -13,6 +13,7 @@
 use std::path::Path;
 use std::time::Instant;
 
+use runner_onednn::DataType;
 use sha2::{Digest, Sha256};
 
 use super::cache::FeatureCache;
@@ -24,12 +25,13 @@ use super::resume::{Fitting, Paths};
 use super::test_split;
 use crate::durable::exit_guard::ExitGuard;
 use crate::durable::{self, timestamp};
+use crate::ops::engine;
 use crate::results::layout::{ExperimentDir, RunDir};
 use crate::results::schema::{self, ParamValue, RunKey};
 use crate::results::store::{Manifest, RunLock, Status, StoppedEarly};
 use crate::setup::ResolvedRun;
 use crate::spec::expand;
-use crate::spec::Experiment;
+use crate::spec::{Experiment, Precision};
 use crate::train::{EpochMetrics, Outcome, TrainError};
 
 /// Who a run is: its id and what the id was computed from, and how long that took.
@@ -176,14 +178,22 @@ impl RunLife {
                 paths: &paths,
                 rec: &mut rec,
             };
-            test_split::check_images(run)
-                .and_then(|()| model::train(run, &id.fingerprint, cache, &mut fitting))
+            conv_precision(run).and_then(|precision| {
+                engine::with_conv_precision(precision, || {
+                    test_split::check_images(run)
+                        .and_then(|()| model::train(run, &id.fingerprint, cache, &mut fitting))
+                })
+            })
         };
         progress.finish();
         match result {
             Ok(outcome @ (Outcome::Done | Outcome::Stopped(_))) => {
-                test_split::score(run, &self.dir, &mut self.manifest, &self.rows, head)
-                    .map(|()| outcome)
+                // the kept model is scored in the precision it was trained in
+                let precision = conv_precision(run)?;
+                engine::with_conv_precision(precision, || {
+                    test_split::score(run, &self.dir, &mut self.manifest, &self.rows, head)
+                })
+                .map(|()| outcome)
             }
             other => other,
         }
@@ -248,6 +258,28 @@ impl RunLife {
     }
 }
 
+/// The precision of the run's convolutions on this process's engine; an error, before anything
+/// is trained, where `train.precision` asks for what the engine cannot compute (a run never
+/// computes in f32 while recording bf16).
+fn conv_precision(run: &ResolvedRun) -> Result<DataType, TrainError> {
+    match run.spec().train.precision {
+        Precision::Full => Ok(DataType::F32),
+        Precision::Bf16Mixed => engine::bf16_support()
+            .map(|_| DataType::Bf16)
+            .map_err(|why| {
+                TrainError::Unsupported(format!("train.precision = \"bf16-mixed\": {why}"))
+            }),
+    }
+}
+
+/// `32`, or `bf16-mixed (avx512_core_bf16)`: the precision with the instruction set it ran on.
+fn precision_label(precision: Precision) -> String {
+    match (precision, engine::bf16_support()) {
+        (Precision::Bf16Mixed, Ok(isa)) => format!("{precision} ({isa})"),
+        _ => precision.to_string(),
+    }
+}
+
 /// The manifest of a run as it starts: what it is, where it runs, and its epochs so far.
 fn running_manifest(
     exp: &Experiment,
@@ -283,6 +315,7 @@ fn running_manifest(
         classes: run.dataset.folder.classes.clone(),
         device: "cpu".into(),
         engine: Some(crate::ops::engine::describe_current()),
+        precision: Some(precision_label(spec.train.precision)),
         threads: rayon::current_num_threads(),
         git_commit,
         git_dirty,

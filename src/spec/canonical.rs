@@ -35,6 +35,8 @@ const LATER_KEYS: &[(&str, Omit)] = &[
     ("dataset.label_column", Omit::AtDefault),
     ("dataset.split_column", Omit::AtDefault),
     ("dataset.split", Omit::AtDefault),
+    // mixed precision
+    ("train.precision", Omit::AtDefault),
 ];
 
 fn get<'t>(table: &'t toml::Table, key: &str) -> Option<&'t toml::Value> {

@@ -47,7 +47,8 @@ pub use resolved::{
 pub use resolved::{ColorJitter, EarlyStopping, Metric, RandomResizedCrop, Schedule, ScheduleKind};
 pub use sweep::{Axis, Sweep, SweptKey};
 pub use values::{
-    ApplyTo, BackboneName, Device, Freeze, LossKind, OnBadImage, OptimizerKind, RegularizationKind,
+    ApplyTo, BackboneName, Device, Freeze, LossKind, OnBadImage, OptimizerKind, Precision,
+    RegularizationKind,
 };
 
 use layer::Layer;

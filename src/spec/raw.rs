@@ -10,7 +10,8 @@ use toml::Spanned;
 use super::sweep_lists::{RawAxes, SweptValues};
 use super::update::{update_leaves, Update};
 use super::values::{
-    ApplyTo, BackboneName, Device, Freeze, LossKind, OnBadImage, OptimizerKind, RegularizationKind,
+    ApplyTo, BackboneName, Device, Freeze, LossKind, OnBadImage, OptimizerKind, Precision,
+    RegularizationKind,
 };
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -255,12 +256,14 @@ pub(crate) struct RawTrain {
     pub batch_size: Option<usize>,
     pub device: Option<Device>,
     pub grad_clip_norm: Option<f64>,
+    pub precision: Option<Precision>,
 }
 update_leaves!(RawTrain {
     epochs,
     batch_size,
     device,
-    grad_clip_norm
+    grad_clip_norm,
+    precision
 });
 
 #[derive(Debug, Clone, Default, Deserialize)]

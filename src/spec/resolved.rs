@@ -10,7 +10,8 @@ use super::error::SpecError;
 use super::raw::RawSpec;
 pub use super::schedule::{EarlyStopping, Metric, Schedule, ScheduleKind};
 use super::values::{
-    ApplyTo, BackboneName, Device, Freeze, LossKind, OnBadImage, OptimizerKind, RegularizationKind,
+    ApplyTo, BackboneName, Device, Freeze, LossKind, OnBadImage, OptimizerKind, Precision,
+    RegularizationKind,
 };
 
 /// One run, fully resolved. `to_toml` gives its canonical text, which [`crate::spec::expand::run_id`] hashes.
@@ -134,6 +135,7 @@ pub struct Train {
     pub device: Device,
     /// Clip the global L2 norm of the gradients to this; 0 = off.
     pub grad_clip_norm: f64,
+    pub precision: Precision,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -245,6 +247,7 @@ impl RunSpec {
                 batch_size: get(&tr.batch_size, "train.batch_size")?,
                 device: get(&tr.device, "train.device")?,
                 grad_clip_norm: get(&tr.grad_clip_norm, "train.grad_clip_norm")?,
+                precision: get(&tr.precision, "train.precision")?,
             },
             cache: Cache {
                 features: get(&c.features, "cache.features")?,

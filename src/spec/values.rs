@@ -81,6 +81,63 @@ pub enum Device {
     Cuda,
 }
 
+/// What the convolutions compute in, named as Lightning's `precision` names it: `"32"` (f32
+/// throughout) or `"bf16-mixed"` (convolutions read bf16 inputs and weights and accumulate in
+/// f32; master weights, BatchNorm, the loss and the optimizer stay f32).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    #[default]
+    Full,
+    Bf16Mixed,
+}
+
+impl Precision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Precision::Full => "32",
+            Precision::Bf16Mixed => "bf16-mixed",
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for Precision {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Precision {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct PrecisionVisitor;
+        impl serde::de::Visitor<'_> for PrecisionVisitor {
+            type Value = Precision;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"32\" or \"bf16-mixed\"")
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Precision, E> {
+                match v {
+                    32 => Ok(Precision::Full),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Signed(v), &self)),
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Precision, E> {
+                match v {
+                    "32" | "32-true" => Ok(Precision::Full),
+                    "bf16-mixed" => Ok(Precision::Bf16Mixed),
+                    _ => Err(E::invalid_value(serde::de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(PrecisionVisitor)
+    }
+}
+
 /// Which part of the backbone is frozen. Written `false`, `true` or `"until:<block>"`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Freeze {

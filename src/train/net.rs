@@ -17,6 +17,9 @@ pub enum TrainError {
     Store(#[from] crate::durable::StoreError),
     #[error("another runner is training this run")]
     Locked,
+    /// The spec asks for what this machine cannot do (bf16 without a bf16 engine).
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 /// A batch of model inputs as plain values; each [`Net`] turns it into its tensor type.

@@ -16,7 +16,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
-use crate::memory::{Block, Desc, Mem};
+use crate::memory::{Block, DataType, Desc, Mem};
 use crate::primitive::Prim;
 use crate::{sys, Dnnl, Error};
 
@@ -38,6 +38,10 @@ pub struct ConvSpec {
     pub groups: usize,
     pub oh: usize,
     pub ow: usize,
+    /// The type the convolution reads its input, weights and output gradient in: with bf16 they
+    /// are rounded to bf16 on the way into the primitive, which accumulates in f32 and writes
+    /// f32 outputs and gradients (oneDNN's mixed-precision training convolutions).
+    pub precision: DataType,
 }
 
 impl ConvSpec {
@@ -57,14 +61,22 @@ impl ConvSpec {
             Desc::new(dnnl, &dims, sys::TAG_GOIHW)
         }
     }
-    pub(crate) fn any_weights(&self, dnnl: &Dnnl) -> Result<Desc, Error> {
+    /// Weights (or their gradient) of type `t` in the layout a primitive chooses.
+    pub(crate) fn any_weights(&self, dnnl: &Dnnl, t: DataType) -> Result<Desc, Error> {
         let (g, k) = (self.groups, self.k);
         if g == 1 {
-            Desc::new(dnnl, &[self.c_out, self.c_in, k, k], sys::TAG_ANY)
+            Desc::typed(dnnl, &[self.c_out, self.c_in, k, k], sys::TAG_ANY, t)
         } else {
             let dims = [g, self.c_out / g, self.c_in / g, k, k];
-            Desc::new(dnnl, &dims, sys::TAG_ANY)
+            Desc::typed(dnnl, &dims, sys::TAG_ANY, t)
         }
+    }
+    /// The input (or output) of type `t` in the layout a primitive chooses.
+    pub(crate) fn any_src(&self, dnnl: &Dnnl, t: DataType) -> Result<Desc, Error> {
+        Desc::typed(dnnl, &self.src_dims(), sys::TAG_ANY, t)
+    }
+    pub(crate) fn any_dst(&self, dnnl: &Dnnl, t: DataType) -> Result<Desc, Error> {
+        Desc::typed(dnnl, &self.dst_dims(), sys::TAG_ANY, t)
     }
     pub(crate) fn strides(&self) -> [i64; 12] {
         dims2(self.stride, self.stride)
@@ -194,9 +206,9 @@ impl Saved {
 
 impl Prims {
     fn new(dnnl: &Dnnl, s: &ConvSpec) -> Result<Prims, Error> {
-        let any_src = Desc::new(dnnl, &s.src_dims(), sys::TAG_ANY)?;
-        let any_dst = Desc::new(dnnl, &s.dst_dims(), sys::TAG_ANY)?;
-        let any_w = s.any_weights(dnnl)?;
+        let any_src = s.any_src(dnnl, s.precision)?;
+        let any_dst = s.any_dst(dnnl, DataType::F32)?;
+        let any_w = s.any_weights(dnnl, s.precision)?;
         let mut cd = sys::ConvolutionDesc { bytes: [0; 5976] };
         // SAFETY: `cd` is a live local of the size of `dnnl_convolution_desc_t` that the call
         // writes; the memory descriptors are initialised and borrowed for the call (a null bias
@@ -250,9 +262,13 @@ impl Prims {
 
 impl Bwd {
     fn new(dnnl: &Dnnl, s: &ConvSpec, f: &Prims) -> Result<Bwd, Error> {
-        let any_src = Desc::new(dnnl, &s.src_dims(), sys::TAG_ANY)?;
-        let any_dst = Desc::new(dnnl, &s.dst_dims(), sys::TAG_ANY)?;
-        let any_w = s.any_weights(dnnl)?;
+        // gradients out in f32, what the primitives read in the convolution's precision
+        let p = s.precision;
+        let (any_dx, any_gout, any_w) = (
+            s.any_src(dnnl, DataType::F32)?,
+            s.any_dst(dnnl, p)?,
+            s.any_weights(dnnl, p)?,
+        );
         let mut cd = sys::ConvolutionDesc { bytes: [0; 5976] };
         // SAFETY: `cd` is a live local of the size of `dnnl_convolution_desc_t` that the call
         // writes; the memory descriptors are initialised and borrowed for the call (a null bias
@@ -262,9 +278,9 @@ impl Bwd {
             (dnnl.api.convolution_backward_data_desc_init)(
                 &mut cd,
                 sys::CONVOLUTION_DIRECT,
-                &any_src.0,
+                &any_dx.0,
                 &any_w.0,
-                &any_dst.0,
+                &any_gout.0,
                 s.strides().as_ptr(),
                 s.pad_l().as_ptr(),
                 s.pad_r().as_ptr(),
@@ -279,6 +295,7 @@ impl Bwd {
                 Some(&f.fwd),
             )?
         };
+        let (any_src, any_dw) = (s.any_src(dnnl, p)?, s.any_weights(dnnl, DataType::F32)?);
         let mut cd = sys::ConvolutionDesc { bytes: [0; 5976] };
         // SAFETY: `cd` is a live local of the size of `dnnl_convolution_desc_t` that the call
         // writes; the memory descriptors are initialised and borrowed for the call (a null bias
@@ -289,9 +306,9 @@ impl Bwd {
                 &mut cd,
                 sys::CONVOLUTION_DIRECT,
                 &any_src.0,
-                &any_w.0,
+                &any_dw.0,
                 std::ptr::null(),
-                &any_dst.0,
+                &any_gout.0,
                 s.strides().as_ptr(),
                 s.pad_l().as_ptr(),
                 s.pad_r().as_ptr(),

@@ -3,7 +3,7 @@
 //! output (the residual add as a sum post-op, then ReLU or ReLU6), activations kept in the
 //! blocked layouts the primitives choose from one layer to the next.
 
-use crate::memory::{Block, Desc, Mem};
+use crate::memory::{Block, DataType, Desc, Mem};
 use crate::primitive::{PostOp, Prim};
 use crate::{sys, ConvSpec, Dnnl, Error};
 
@@ -30,9 +30,10 @@ impl InferConv {
         bias: &[f32],
         post_ops: &[PostOp],
     ) -> Result<InferConv, Error> {
-        let src_any = Desc::new(dnnl, &[s.batch, s.c_in, s.h, s.w], sys::TAG_ANY)?;
-        let dst_any = Desc::new(dnnl, &[s.batch, s.c_out, s.oh, s.ow], sys::TAG_ANY)?;
-        let w_any = s.any_weights(dnnl)?;
+        // with bf16, activations stay bf16 from one layer to the next (the bias is f32)
+        let src_any = s.any_src(dnnl, s.precision)?;
+        let dst_any = s.any_dst(dnnl, s.precision)?;
+        let w_any = s.any_weights(dnnl, s.precision)?;
         let bias_md = Desc::new(dnnl, &[s.c_out], sys::TAG_A)?;
         assert_eq!(bias.len(), s.c_out, "bias size");
         let mut cd = sys::ConvolutionDesc { bytes: [0; 5976] };
@@ -137,7 +138,7 @@ pub fn reorder_into(
     r.execute(dnnl, &[(sys::ARG_FROM, &i), (sys::ARG_TO, &o)])
 }
 
-/// The plain NCHW layout of an activation.
+/// The plain NCHW layout of an f32 activation.
 pub fn nchw(dnnl: &Dnnl, dims: [usize; 4]) -> Result<Desc, Error> {
-    Desc::new(dnnl, &dims, sys::TAG_NCHW)
+    Desc::typed(dnnl, &dims, sys::TAG_NCHW, DataType::F32)
 }

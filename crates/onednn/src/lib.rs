@@ -25,6 +25,7 @@ use std::ffi::CStr;
 use std::sync::{Mutex, OnceLock};
 
 pub use conv::{ConvSpec, Saved};
+pub use memory::DataType;
 
 /// A failed oneDNN call: which entry point and its status.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +148,12 @@ impl Dnnl {
     /// The instruction set oneDNN's kernels use on this CPU (`dnnl_get_effective_cpu_isa`).
     pub fn isa(&self) -> &'static str {
         self.isa
+    }
+
+    /// Whether oneDNN computes bf16 natively on this CPU (`avx512_core_bf16`, AMX); below that
+    /// it would emulate bf16, slower than f32, so runner does not offer bf16 there.
+    pub fn has_bf16(&self) -> bool {
+        matches!(self.isa, "avx512_core_bf16" | "avx512_core_amx")
     }
 
     /// OpenMP threads oneDNN runs on.

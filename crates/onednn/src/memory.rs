@@ -6,6 +6,24 @@ use std::sync::Mutex;
 
 use crate::{check, sys, Dnnl, Error};
 
+/// The element types runner's tensors take in oneDNN: its own tensors are f32; bf16 (bfloat16:
+/// f32's exponent, 8 bits of mantissa) is what bf16 convolutions read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum DataType {
+    #[default]
+    F32,
+    Bf16,
+}
+
+impl DataType {
+    fn code(self) -> i32 {
+        match self {
+            DataType::F32 => sys::F32,
+            DataType::Bf16 => sys::BF16,
+        }
+    }
+}
+
 /// A memory descriptor: dimensions, data type, layout (a plain tag, a blocked layout chosen by
 /// a primitive, or "any" for a primitive to choose).
 #[derive(Clone, Copy)]
@@ -14,6 +32,16 @@ pub struct Desc(pub(crate) sys::MemoryDesc);
 impl Desc {
     /// f32 with dimensions `dims` in layout `tag` (`sys::TAG_*`).
     pub fn new(dnnl: &Dnnl, dims: &[usize], tag: i32) -> Result<Desc, Error> {
+        Desc::typed(dnnl, dims, tag, DataType::F32)
+    }
+
+    /// Elements of `data_type` with dimensions `dims` in layout `tag` (`sys::TAG_*`).
+    pub fn typed(
+        dnnl: &Dnnl,
+        dims: &[usize],
+        tag: i32,
+        data_type: DataType,
+    ) -> Result<Desc, Error> {
         let mut d = [0i64; 12];
         assert!(
             dims.len() <= d.len(),
@@ -30,7 +58,7 @@ impl Desc {
                 &mut md,
                 dims.len() as i32,
                 d.as_ptr(),
-                sys::F32,
+                data_type.code(),
                 tag,
             )
         })?;
@@ -43,7 +71,8 @@ impl Desc {
         unsafe { (dnnl.api.memory_desc_get_size)(&self.0) }
     }
 
-    /// Floats a buffer of this layout needs.
+    /// Floats a buffer of this layout needs (a bf16 tensor packs two values into each: runner's
+    /// buffers are `f32` slices whatever they hold).
     pub fn floats(&self, dnnl: &Dnnl) -> usize {
         self.bytes(dnnl).div_ceil(4)
     }

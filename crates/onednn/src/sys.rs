@@ -66,6 +66,7 @@ pub const ENGINE_CPU: c_int = 1;
 // dnnl_stream_flags_t
 pub const STREAM_DEFAULT_FLAGS: c_uint = 1;
 // dnnl_data_type_t
+pub const BF16: c_int = 2;
 pub const F32: c_int = 3;
 // dnnl_format_tag_t
 pub const TAG_ANY: c_int = 1;

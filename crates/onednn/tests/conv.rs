@@ -1,7 +1,7 @@
 //! The binding against a naive convolution, on the installed libdnnl.so.2. Without oneDNN the
 //! tests say they skip; with RUNNER_REQUIRE_TOOLS=1 (CI) they fail instead.
 
-use runner_onednn::{ConvSpec, Dnnl};
+use runner_onednn::{ConvSpec, DataType, Dnnl};
 
 fn dnnl() -> Option<&'static Dnnl> {
     match Dnnl::load(2) {
@@ -98,6 +98,7 @@ fn spec(
         groups,
         oh,
         ow: oh,
+        precision: DataType::F32,
     }
 }
 
@@ -183,5 +184,69 @@ fn a_primitive_created_on_one_thread_runs_on_another() {
         close(&second.0, &out, "out");
         close(&second.1, &dx, "dx");
         close(&second.2, &dw, "dw");
+    }
+}
+
+/// `v` rounded to the nearest bfloat16 (ties to even), as oneDNN's reorders round.
+fn bf16(v: &[f32]) -> Vec<f32> {
+    v.iter()
+        .map(|x| {
+            let b = x.to_bits();
+            f32::from_bits((b + 0x7fff + ((b >> 16) & 1)) & 0xffff_0000)
+        })
+        .collect()
+}
+
+/// A bf16 convolution reads its input, weights and output gradient rounded to bf16 and computes
+/// in f32: its results are a naive f32 convolution's on the rounded values, to f32 accuracy.
+#[test]
+#[cfg_attr(
+    not(bf16_cpu),
+    ignore = "this CPU has neither avx512_bf16 nor AMX: oneDNN has no bf16 kernels for it"
+)]
+fn bf16_convolutions_compute_in_f32_on_bf16_rounded_values() {
+    let Some(d) = dnnl() else { return };
+    assert!(
+        d.has_bf16(),
+        "{}: the CPU has bf16, oneDNN does not use it",
+        d.describe()
+    );
+    let cases = [
+        spec(2, 3, 11, 16, 7, 2, (3, 3), 1),
+        spec(2, 16, 9, 32, 3, 1, (1, 1), 1),
+        spec(1, 24, 8, 48, 1, 1, (0, 0), 1),
+        spec(2, 8, 10, 8, 3, 2, (0, 1), 1),
+        spec(1, 16, 7, 32, 3, 1, (1, 1), 4),
+    ];
+    for s in cases {
+        let s = ConvSpec {
+            precision: DataType::Bf16,
+            ..s
+        };
+        let what = format!("{s:?}");
+        let x = data(s.batch * s.c_in * s.h * s.w, 1);
+        let w = data(s.c_out * (s.c_in / s.groups) * s.k * s.k, 2);
+        let go = data(s.batch * s.c_out * s.oh * s.ow, 3);
+        let [out, dx, dw] = naive(&s, &bf16(&x), &bf16(&w), &bf16(&go));
+        let [out32, ..] = naive(&s, &x, &w, &go);
+        let mut got = vec![f32::NAN; out.len()];
+        let saved = d.conv_forward(&s, &x, &w, &mut got, true).unwrap();
+        close(&got, &out, &format!("out {what}"));
+        assert_ne!(got, out32, "{what}: the f32 result, not bf16's");
+        let (mut gx, mut gw) = (vec![0.0f32; x.len()], vec![0.0f32; w.len()]);
+        d.conv_backward(
+            &s,
+            saved.as_ref(),
+            &x,
+            &w,
+            &go,
+            Some(&mut gx),
+            Some(&mut gw),
+        )
+        .unwrap();
+        close(&gx, &dx, &format!("dx {what}"));
+        close(&gw, &dw, &format!("dw {what}"));
+        let [f, bd, bw] = d.conv_implementations(&s).unwrap();
+        println!("{what}: {f} / {bd} / {bw}");
     }
 }
