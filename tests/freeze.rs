@@ -6,7 +6,9 @@ use dfdx::nn::tensor_collection::{
     RecursiveWalker, TensorCollection, TensorOptions, TensorVisitor, ViewTensorName, ViewTensorRef,
 };
 use dfdx::prelude::*;
-use runner::models::{Backbone, Classifier, Dev, EfficientNetLite0, ResNet18, ResNet34, SmallCnn};
+use runner::models::{
+    Backbone, Classifier, Dev, EfficientNetLite0, ResNet18, ResNet34, ResNet50, SmallCnn,
+};
 use runner::train::{Frozen, OptimizerConfig, OptimizerState, Penalty, RegularizationKind};
 
 /// Every tensor of a model by name (parameters and BatchNorm running statistics).
@@ -160,6 +162,7 @@ fn every_split_point_of_every_backbone_starts_the_tape_at_the_right_block() {
     check::<SmallCnn>(16);
     check::<ResNet18>(64);
     check::<ResNet34>(64);
+    check::<ResNet50>(64);
     check::<EfficientNetLite0>(64);
 }
 

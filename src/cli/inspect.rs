@@ -48,7 +48,7 @@ pub(super) struct SummaryArgs {
     /// The folder of presets named in `use` (default: the nearest `pipeline/` above the spec).
     #[arg(long, value_name = "DIR", requires = "spec")]
     pipeline: Option<PathBuf>,
-    /// A backbone instead of a spec: resnet18, resnet34, efficientnet_lite0, small_cnn.
+    /// A backbone instead of a spec: resnet18, resnet34, resnet50, efficientnet_lite0, small_cnn.
     #[arg(long, conflicts_with = "layer")]
     model: Option<String>,
     /// Input size for `--model`.
@@ -92,7 +92,7 @@ pub(super) struct PredictArgs {
     /// Images (JPEG or PNG).
     #[arg(required = true)]
     images: Vec<PathBuf>,
-    /// Architecture of `--weights`: resnet18, resnet34, efficientnet_lite0, small_cnn.
+    /// Architecture of `--weights`: resnet18, resnet34, resnet50, efficientnet_lite0, small_cnn.
     #[arg(long, requires = "weights", conflicts_with = "run")]
     model: Option<String>,
     /// Safetensors weights with torchvision / efficientnet_pytorch names (a 1000-class head

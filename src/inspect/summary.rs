@@ -250,7 +250,7 @@ pub fn for_runs(resolved: &Resolved) -> Result<Vec<(Vec<usize>, ModelSummary)>, 
 fn model_of(run: &ResolvedRun) -> Result<(Arch, Chw, usize), String> {
     let spec = run.spec();
     let arch = spec.backbone.name.arch().ok_or(
-        "summary describes the convolutional backbones (small_cnn, resnet18, resnet34, efficientnet_lite0); \
+        "summary describes the convolutional backbones (small_cnn, resnet18, resnet34, resnet50, efficientnet_lite0); \
          backbone.name is a pixel model",
     )?;
     let folder = &run.dataset.folder;

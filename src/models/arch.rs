@@ -1,18 +1,19 @@
 //! Choosing a backbone by name at run time, and dispatching generic code on it.
 
-use super::{Backbone, EfficientNetLite0, ResNet18, ResNet34, SmallCnn};
+use super::{Backbone, EfficientNetLite0, ResNet18, ResNet34, ResNet50, SmallCnn};
 
 /// The architectures a spec can name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Arch {
     ResNet18,
     ResNet34,
+    ResNet50,
     EfficientNetLite0,
     SmallCnn,
 }
 
 #[derive(Debug, thiserror::Error)]
-#[error("unknown architecture `{0}` (expected one of resnet18, resnet34, efficientnet_lite0, small_cnn)")]
+#[error("unknown architecture `{0}` (expected one of resnet18, resnet34, resnet50, efficientnet_lite0, small_cnn)")]
 pub struct UnknownArch(pub String);
 
 /// Generic code to run with the backbone type an [`Arch`] stands for:
@@ -23,9 +24,10 @@ pub trait ArchVisitor {
 }
 
 impl Arch {
-    pub const ALL: [Arch; 4] = [
+    pub const ALL: [Arch; 5] = [
         Arch::ResNet18,
         Arch::ResNet34,
+        Arch::ResNet50,
         Arch::EfficientNetLite0,
         Arch::SmallCnn,
     ];
@@ -36,6 +38,7 @@ impl Arch {
         match n.as_str() {
             "resnet18" | "resnet_18" => Ok(Arch::ResNet18),
             "resnet34" | "resnet_34" => Ok(Arch::ResNet34),
+            "resnet50" | "resnet_50" => Ok(Arch::ResNet50),
             "efficientnet_lite0" | "efficientnetlite0" => Ok(Arch::EfficientNetLite0),
             "small_cnn" | "smallcnn" => Ok(Arch::SmallCnn),
             _ => Err(UnknownArch(name.to_string())),
@@ -46,6 +49,7 @@ impl Arch {
         match self {
             Arch::ResNet18 => v.visit::<ResNet18>(),
             Arch::ResNet34 => v.visit::<ResNet34>(),
+            Arch::ResNet50 => v.visit::<ResNet50>(),
             Arch::EfficientNetLite0 => v.visit::<EfficientNetLite0>(),
             Arch::SmallCnn => v.visit::<SmallCnn>(),
         }

@@ -5,6 +5,7 @@
 
 use dfdx::prelude::*;
 
+use super::bottleneck::{Bottleneck, DownBottleneck};
 use super::efficientnet::{DwBlock, LiteBlocks, MBConv};
 use super::resnet::{BasicBlock, DownBlock, ResNet};
 use super::{Backbone, Classifier, EfficientNetLite0, SmallCnn};
@@ -68,6 +69,47 @@ impl<const I: usize, const O: usize> Describe for DownBlock<I, O, f32, Cpu> {
         let x = ReLU.describe(&join(name, "relu"), x, rows);
         let x = self.conv2.describe(&join(name, "conv2"), x, rows);
         let x = self.bn2.describe(&join(name, "bn2"), x, rows);
+        let s = self
+            .downsample
+            .0
+            .describe(&join(name, "downsample.0"), input, rows);
+        let s = self
+            .downsample
+            .1
+            .describe(&join(name, "downsample.1"), s, rows);
+        assert_eq!(s, x, "{name}: shortcut and main branch shapes differ");
+        ReLU.describe(&join(name, "relu"), x, rows)
+    }
+}
+
+/// torchvision's `Bottleneck`, like its `BasicBlock`, applies its one `relu` module after
+/// each of its first two BatchNorms and after the residual add.
+impl<const C: usize, const W: usize> Describe for Bottleneck<C, W, f32, Cpu> {
+    fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {
+        let x = self.conv1.describe(&join(name, "conv1"), input, rows);
+        let x = self.bn1.describe(&join(name, "bn1"), x, rows);
+        let x = ReLU.describe(&join(name, "relu"), x, rows);
+        let x = self.conv2.describe(&join(name, "conv2"), x, rows);
+        let x = self.bn2.describe(&join(name, "bn2"), x, rows);
+        let x = ReLU.describe(&join(name, "relu"), x, rows);
+        let x = self.conv3.describe(&join(name, "conv3"), x, rows);
+        let x = self.bn3.describe(&join(name, "bn3"), x, rows);
+        ReLU.describe(&join(name, "relu"), x, rows)
+    }
+}
+
+impl<const I: usize, const W: usize, const O: usize, const S: usize> Describe
+    for DownBottleneck<I, W, O, S, f32, Cpu>
+{
+    fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {
+        let x = self.conv1.describe(&join(name, "conv1"), input, rows);
+        let x = self.bn1.describe(&join(name, "bn1"), x, rows);
+        let x = ReLU.describe(&join(name, "relu"), x, rows);
+        let x = self.conv2.describe(&join(name, "conv2"), x, rows);
+        let x = self.bn2.describe(&join(name, "bn2"), x, rows);
+        let x = ReLU.describe(&join(name, "relu"), x, rows);
+        let x = self.conv3.describe(&join(name, "conv3"), x, rows);
+        let x = self.bn3.describe(&join(name, "bn3"), x, rows);
         let s = self
             .downsample
             .0

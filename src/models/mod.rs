@@ -1,4 +1,4 @@
-//! Backbones (ResNet-18/34 in torchvision's layout, EfficientNet-Lite0 in efficientnet_pytorch's,
+//! Backbones (ResNet-18/34/50 in torchvision's layout, EfficientNet-Lite0 in efficientnet_pytorch's,
 //! a small CNN), the classifier that puts a run-time-sized linear head on them, loading of
 //! pretrained safetensors by torchvision names, and ImageNet class names.
 //!
@@ -10,6 +10,7 @@ use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
 pub mod arch;
+pub mod bottleneck;
 pub mod checkpoint;
 pub mod describe;
 pub mod efficientnet;
@@ -29,7 +30,7 @@ pub mod weights_file;
 pub use arch::{Arch, ArchVisitor, UnknownArch};
 pub use efficientnet::EfficientNetLite0;
 pub use imagenet::{imagenet_class_name, IMAGENET_CLASSES};
-pub use resnet::{ResNet18, ResNet34};
+pub use resnet::{ResNet18, ResNet34, ResNet50};
 pub use small_cnn::SmallCnn;
 pub use trainable::PartlyFrozen;
 pub use weights::{
@@ -60,7 +61,8 @@ pub trait Backbone:
     + Sync
     + 'static
 {
-    /// Length of the pooled feature vector (512 for ResNets, 1280 for EfficientNet-Lite0).
+    /// Length of the pooled feature vector (512 for ResNet-18/34, 2048 for ResNet-50, 1280 for
+    /// EfficientNet-Lite0).
     const FEATURES: usize;
     /// Architecture name as written in specs (`resnet18`, …).
     const NAME: &'static str;

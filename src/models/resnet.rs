@@ -1,10 +1,12 @@
-//! ResNet-18 and ResNet-34 in torchvision's layout (`conv1`, `bn1`, `layer1.0.conv1`, …,
-//! `layer2.0.downsample.{0,1}`), so torchvision checkpoints load by name.
+//! ResNet-18, ResNet-34 and ResNet-50 in torchvision's layout (`conv1`, `bn1`,
+//! `layer1.0.conv1`, …, `layer2.0.downsample.{0,1}`), so torchvision checkpoints load by name.
+//! ResNet-50's bottleneck blocks are in [`super::bottleneck`].
 
 use crate::nn::BatchNorm2D;
 use dfdx::nn::tensor_collection::{ModuleVisitor, TensorCollection};
 use dfdx::prelude::*;
 
+use super::bottleneck::{Bottleneck, DownBottleneck};
 use super::{
     bn_act, eval_and_train, pool_features, staged, train_chain, Backbone, Dev, HeadName, Images,
     Rows, TrainTape,
@@ -206,6 +208,37 @@ pub type ResNet34<E = f32, D = Cpu> = ResNet<
     D,
 >;
 
+/// torchvision `resnet50`: stages of [3, 4, 6, 3] bottleneck blocks of widths 64, 128, 256,
+/// 512 (4× that out), the stride on the 3×3 conv of each stage's first block.
+pub type ResNet50<E = f32, D = Cpu> = ResNet<
+    (
+        DownBottleneck<64, 64, 256, 1, E, D>,
+        Bottleneck<256, 64, E, D>,
+        Bottleneck<256, 64, E, D>,
+    ),
+    (
+        DownBottleneck<256, 128, 512, 2, E, D>,
+        Bottleneck<512, 128, E, D>,
+        Bottleneck<512, 128, E, D>,
+        Bottleneck<512, 128, E, D>,
+    ),
+    (
+        DownBottleneck<512, 256, 1024, 2, E, D>,
+        Bottleneck<1024, 256, E, D>,
+        Bottleneck<1024, 256, E, D>,
+        Bottleneck<1024, 256, E, D>,
+        Bottleneck<1024, 256, E, D>,
+        Bottleneck<1024, 256, E, D>,
+    ),
+    (
+        DownBottleneck<1024, 512, 2048, 2, E, D>,
+        Bottleneck<2048, 512, E, D>,
+        Bottleneck<2048, 512, E, D>,
+    ),
+    E,
+    D,
+>;
+
 const RESNET_BLOCKS: &[&str] = &["conv1", "bn1", "layer1", "layer2", "layer3", "layer4", "fc"];
 
 macro_rules! resnet_body {
@@ -257,9 +290,9 @@ macro_rules! r_layer4 {
 }
 
 macro_rules! resnet_backbone {
-    ($ty:ty, $name:literal) => {
+    ($ty:ty, $name:literal, $features:literal) => {
         impl Backbone for $ty {
-            const FEATURES: usize = 512;
+            const FEATURES: usize = $features;
             const NAME: &'static str = $name;
             const BLOCKS: &'static [&'static str] = RESNET_BLOCKS;
             fn build(dev: &Dev) -> Self {
@@ -280,5 +313,6 @@ macro_rules! resnet_backbone {
         }
     };
 }
-resnet_backbone!(ResNet18, "resnet18");
-resnet_backbone!(ResNet34, "resnet34");
+resnet_backbone!(ResNet18, "resnet18", 512);
+resnet_backbone!(ResNet34, "resnet34", 512);
+resnet_backbone!(ResNet50, "resnet50", 2048);

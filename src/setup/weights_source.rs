@@ -18,6 +18,7 @@ fn torchvision_file(arch: Arch) -> Option<(&'static str, &'static str)> {
     match arch {
         Arch::ResNet18 => Some(("resnet18-f37072fd.pth", "ResNet18_Weights.IMAGENET1K_V1")),
         Arch::ResNet34 => Some(("resnet34-b627a593.pth", "ResNet34_Weights.IMAGENET1K_V1")),
+        Arch::ResNet50 => Some(("resnet50-0676ba61.pth", "ResNet50_Weights.IMAGENET1K_V1")),
         Arch::EfficientNetLite0 | Arch::SmallCnn => None,
     }
 }
@@ -67,7 +68,7 @@ pub(crate) fn locate(weights: &Path, arch: Option<Arch>) -> Result<PathBuf, Unfi
 fn torchvision(arch: Option<Arch>) -> Result<PathBuf, Unfit> {
     let Some((file, enum_name)) = arch.and_then(torchvision_file) else {
         return Err(plain(format!(
-            "expected a backbone torchvision publishes ImageNet weights for (resnet18, resnet34) \
+            "expected a backbone torchvision publishes ImageNet weights for (resnet18, resnet34, resnet50) \
              with backbone.weights = \"{TORCHVISION_WEIGHTS}\", found {}",
             arch.map_or("a pixel model", Arch::name)
         )));

@@ -313,7 +313,7 @@ impl Checker<'_> {
         if let super::values::Freeze::Until(block) = &spec.backbone.freeze {
             let arch = spec.backbone.name.arch();
             let why = match arch {
-                None => Some("until:<block> needs a convolutional backbone (small_cnn, resnet18, resnet34, efficientnet_lite0)".to_owned()),
+                None => Some("until:<block> needs a convolutional backbone (small_cnn, resnet18, resnet34, resnet50, efficientnet_lite0)".to_owned()),
                 Some(arch) => crate::models::freeze::frozen_prefix(arch, block).err(),
             };
             if let Some(why) = why {

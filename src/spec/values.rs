@@ -14,6 +14,7 @@ pub enum BackboneName {
     SmallCnn,
     Resnet18,
     Resnet34,
+    Resnet50,
     EfficientnetLite0,
 }
 
@@ -26,6 +27,7 @@ impl BackboneName {
             BackboneName::SmallCnn => Some(Arch::SmallCnn),
             BackboneName::Resnet18 => Some(Arch::ResNet18),
             BackboneName::Resnet34 => Some(Arch::ResNet34),
+            BackboneName::Resnet50 => Some(Arch::ResNet50),
             BackboneName::EfficientnetLite0 => Some(Arch::EfficientNetLite0),
         }
     }

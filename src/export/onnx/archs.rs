@@ -253,49 +253,9 @@ pub(super) fn build(
             let f = n.global_pool(&y, head.pool);
             n.head(&f, "fc", head, 128)
         }
-        BackboneName::Resnet18 | BackboneName::Resnet34 => {
-            let blocks: [usize; 4] = if backbone == BackboneName::Resnet18 {
-                [2, 2, 2, 2]
-            } else {
-                [3, 4, 6, 3]
-            };
-            let y = n.conv_bn(&x, "conv1", "bn1", (7, 2, Pad::Symmetric(3), 1))?;
-            let y = n.relu(&y);
-            let mut y = n.max_pool(&y, 3, 2, 1);
-            for (l, &count) in blocks.iter().enumerate() {
-                for b in 0..count {
-                    let at = format!("layer{}.{b}", l + 1);
-                    let stride = if l > 0 && b == 0 { 2 } else { 1 };
-                    let z = n.conv_bn(
-                        &y,
-                        &format!("{at}.conv1"),
-                        &format!("{at}.bn1"),
-                        (3, stride, Pad::Symmetric(1), 1),
-                    )?;
-                    let z = n.relu(&z);
-                    let z = n.conv_bn(
-                        &z,
-                        &format!("{at}.conv2"),
-                        &format!("{at}.bn2"),
-                        (3, 1, Pad::Symmetric(1), 1),
-                    )?;
-                    let shortcut = if stride == 2 {
-                        n.conv_bn(
-                            &y,
-                            &format!("{at}.downsample.0"),
-                            &format!("{at}.downsample.1"),
-                            (1, 2, Pad::Symmetric(0), 1),
-                        )?
-                    } else {
-                        y.clone()
-                    };
-                    let sum = n.add(&z, &shortcut);
-                    y = n.relu(&sum);
-                }
-            }
-            let f = n.global_pool(&y, head.pool);
-            n.head(&f, "fc", head, 512)
-        }
+        BackboneName::Resnet18 => resnet(&mut n, &x, head, Blocks::Basic([2, 2, 2, 2])),
+        BackboneName::Resnet34 => resnet(&mut n, &x, head, Blocks::Basic([3, 4, 6, 3])),
+        BackboneName::Resnet50 => resnet(&mut n, &x, head, Blocks::Bottleneck([3, 4, 6, 3])),
         BackboneName::EfficientnetLite0 => {
             let y = n.conv_bn(&x, "_conv_stem", "_bn0", (3, 2, Pad::Same, 1))?;
             let mut y = n.relu6(&y);
@@ -355,6 +315,67 @@ pub(super) fn build(
             n.head(&f, "_fc", head, 1280)
         }
     }
+}
+
+/// The blocks of a torchvision ResNet's four stages, and how many of them each stage has.
+#[derive(Clone, Copy)]
+enum Blocks {
+    /// Two 3×3 convs (ResNet-18/34), 512 features.
+    Basic([usize; 4]),
+    /// 1×1 → 3×3 → 1×1 with the stride on the 3×3 (ResNet-50), 2048 features.
+    Bottleneck([usize; 4]),
+}
+
+/// A torchvision ResNet: stem, four stages (the first block of stages 2–4 at stride 2, with a
+/// 1×1 conv + BN shortcut wherever the shape changes), global pool, head.
+fn resnet(n: &mut Net, x: &Map, head: &HeadConfig, blocks: Blocks) -> Result<String, String> {
+    let y = n.conv_bn(x, "conv1", "bn1", (7, 2, Pad::Symmetric(3), 1))?;
+    let y = n.relu(&y);
+    let mut y = n.max_pool(&y, 3, 2, 1);
+    let (counts, features) = match blocks {
+        Blocks::Basic(c) => (c, 512),
+        Blocks::Bottleneck(c) => (c, 2048),
+    };
+    for (l, &count) in counts.iter().enumerate() {
+        for b in 0..count {
+            let at = format!("layer{}.{b}", l + 1);
+            let stride = if l > 0 && b == 0 { 2 } else { 1 };
+            let conv = |i: usize| (format!("{at}.conv{i}"), format!("{at}.bn{i}"));
+            let (c1, b1) = conv(1);
+            let (c2, b2) = conv(2);
+            let z = match blocks {
+                Blocks::Basic(_) => {
+                    let z = n.conv_bn(&y, &c1, &b1, (3, stride, Pad::Symmetric(1), 1))?;
+                    let z = n.relu(&z);
+                    n.conv_bn(&z, &c2, &b2, (3, 1, Pad::Symmetric(1), 1))?
+                }
+                Blocks::Bottleneck(_) => {
+                    let (c3, b3) = conv(3);
+                    let z = n.conv_bn(&y, &c1, &b1, (1, 1, Pad::Symmetric(0), 1))?;
+                    let z = n.relu(&z);
+                    let z = n.conv_bn(&z, &c2, &b2, (3, stride, Pad::Symmetric(1), 1))?;
+                    let z = n.relu(&z);
+                    n.conv_bn(&z, &c3, &b3, (1, 1, Pad::Symmetric(0), 1))?
+                }
+            };
+            // a bottleneck stage's first block changes the channels even at stride 1 (layer1)
+            let downsample = b == 0 && (l > 0 || matches!(blocks, Blocks::Bottleneck(_)));
+            let shortcut = if downsample {
+                n.conv_bn(
+                    &y,
+                    &format!("{at}.downsample.0"),
+                    &format!("{at}.downsample.1"),
+                    (1, stride, Pad::Symmetric(0), 1),
+                )?
+            } else {
+                y.clone()
+            };
+            let sum = n.add(&z, &shortcut);
+            y = n.relu(&sum);
+        }
+    }
+    let f = n.global_pool(&y, head.pool);
+    n.head(&f, "fc", head, features)
 }
 
 #[cfg(test)]
