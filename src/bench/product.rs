@@ -3,8 +3,8 @@
 //! [`run::run_sweep`] (the project's loader on the committed images, its optimizer, L2 penalty,
 //! BatchNorm, recording and checkpointing through `train::fit`) into a temporary results tree.
 //!
-//! Training rows read the training pass's images/s that the run recorded for its epoch
-//! (`metrics.parquet`'s `images_per_second`); feature rows read the run's "features" stage
+//! Training rows read the training pass's images/s that the run recorded for its second epoch
+//! (`metrics.parquet`'s `images_per_second`; the first warms up, on both sides); feature rows read the run's "features" stage
 //! (frozen backbone over every train and val image, the feature cache starting empty).
 //! The PyTorch script runs the homework loop (ImageFolder → DataLoader → model →
 //! CrossEntropyLoss → SGD) on the same copied files with the same transforms.
@@ -134,6 +134,15 @@ impl Workload {
     pub(super) fn is_bf16(&self) -> bool {
         self.precision == "bf16-mixed"
     }
+
+    /// Training rows time their second epoch, on both sides: the first creates every
+    /// primitive (oneDNN JIT-compiles a kernel per layer shape and pass) and warms the caches.
+    pub(super) fn epochs(&self) -> usize {
+        match self.kind {
+            Kind::Train => 2,
+            Kind::Features => 1,
+        }
+    }
     /// Fewer images with `--quick`, at least two batches of training.
     pub(super) fn scaled(&self, quick: bool) -> Workload {
         if !quick {
@@ -154,6 +163,7 @@ impl Workload {
             "resize": self.resize,
             "crop": self.crop,
             "batch": self.batch,
+            "epochs": self.epochs(),
             "data": self.key,
             "precision": self.precision,
         })
@@ -249,7 +259,7 @@ lambda = {L2}
 apply_to = "all"
 
 [train]
-epochs = 1
+epochs = {epochs}
 batch_size = {batch}
 precision = "{precision}"
 
@@ -262,6 +272,7 @@ dir = {cache:?}
         resize = w.resize,
         crop = w.crop,
         batch = w.batch,
+        epochs = w.epochs(),
         precision = w.precision,
         cache = cache.display().to_string(),
     )
