@@ -9,8 +9,9 @@ pub mod render;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use crate::results::scan::{self, Run, ViewError};
+use crate::results::scan::{self, Run};
 use crate::results::schema::ParamValue;
+use crate::views::ViewError;
 
 pub use filter::{resolve_column, Cell, Filter, Op};
 pub use render::comfy as comfy_table;
@@ -89,11 +90,11 @@ pub fn compare_readable(args: &CompareOptions) -> Result<(String, Vec<ViewError>
     let dirs = scan::find_run_dirs(&args.inputs)?;
     let mut loaded = scan::load_readable_runs(&dirs);
     if loaded.runs.is_empty() && !loaded.unreadable.is_empty() {
-        return Err(loaded.unreadable.remove(0));
+        return Err(loaded.unreadable.remove(0).into());
     }
     Ok((
         compare_runs(&loaded.runs, args, &filters)?,
-        loaded.unreadable,
+        loaded.unreadable.into_iter().map(ViewError::from).collect(),
     ))
 }
 

@@ -3,13 +3,16 @@
 //! model (that is `inspect`).
 
 pub mod compare;
+mod error;
 pub(crate) mod format;
 pub mod plot;
 pub(crate) mod report;
 pub(crate) mod status;
 
+pub use error::ViewError;
+
 use crate::results::layout::RunDir;
-use crate::results::scan::{Run, ViewError};
+use crate::results::scan::Run;
 use crate::results::store::{self, Manifest};
 
 /// A run's manifest when it has one (a folder with metrics alone is a run too), or why it

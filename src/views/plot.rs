@@ -11,9 +11,10 @@ use plotters::prelude::*;
 use crate::durable;
 use crate::number;
 use crate::results::plan::ExperimentPlan;
-use crate::results::scan::{self, Run, ViewError};
+use crate::results::scan::{self, Run};
 use crate::results::schema::ParamValue;
 use crate::views::compare::{cmp_param, BestAndFinal, BestBy, SEED_KEY};
+use crate::views::ViewError;
 
 pub use chart::{Band, Series, XAxis};
 
@@ -29,6 +30,7 @@ pub const DOUBLE: (u32, u32) = (1400, 600);
 pub fn plot(results: &Path) -> Result<(Vec<PathBuf>, Vec<ViewError>), ViewError> {
     let dirs = scan::find_run_dirs(&[results.to_string_lossy()])?;
     let scan::Loaded { runs, unreadable } = scan::load_some_runs(&dirs)?;
+    let unreadable = unreadable.into_iter().map(ViewError::from).collect();
     let mut experiments: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
     experiments.sort();
     experiments.dedup();

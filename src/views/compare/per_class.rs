@@ -13,8 +13,9 @@ use super::render::comfy;
 use super::{BestAndFinal, BestBy, Format, Table};
 use crate::number::metric;
 use crate::results::layout::RunDir;
-use crate::results::scan::{Run, ViewError};
+use crate::results::scan::Run;
 use crate::views::format;
+use crate::views::ViewError;
 
 /// One run's per-class metrics and confusion matrix at the epoch its files hold.
 pub struct PerClass {

@@ -123,7 +123,7 @@ pub(super) fn header(experiment: &str, runs: &[&Run], files: &[&RunFiles]) -> St
 /// The runs a page leaves out because they could not be read, each with its file and error,
 /// and where the last complete page is.
 pub(super) fn left_out_banner(
-    left_out: &[crate::results::scan::ViewError],
+    left_out: &[crate::views::ViewError],
     kept: Option<&std::path::Path>,
 ) -> String {
     let n = left_out.len();
