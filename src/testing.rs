@@ -138,9 +138,15 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
             parquet(dir.confusion(), schema::confusion_frame(&key, best))?;
         }
     }
-    let manifest = Manifest {
+    dir.write_manifest(&synthetic_manifest(run, &id, done))?;
+    Ok(dir)
+}
+
+/// The manifest of a synthetic run `id` that recorded `done` epochs.
+fn synthetic_manifest(run: &SyntheticRun, id: &str, done: usize) -> Manifest {
+    Manifest {
         experiment: run.experiment.clone(),
-        run_id: id.clone(),
+        run_id: id.to_string(),
         index: 0,
         swept: run.swept.clone(),
         spec_hash: "0".repeat(12),
@@ -169,9 +175,7 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         host: None,
         pid: None,
         task: None,
-    };
-    dir.write_manifest(&manifest)?;
-    Ok(dir)
+    }
 }
 
 // ---- the golden tests' weight fill (see ../shared/README of the golden files) ----

@@ -206,34 +206,46 @@ fn fit_text(listed: &[Listed]) -> String {
         .iter()
         .map(|a| a.dispatch(Compare { file: &file }))
         .collect();
+    match fits.iter().find(|f| f.matches()) {
+        Some(fit) => match_text(fit, &file, counters),
+        None => closest_text(&fits),
+    }
+}
+
+/// For a file that matches no backbone: the closest one, and what the file lacks or adds.
+fn closest_text(fits: &[Fit]) -> String {
     let mut out = String::new();
-    let Some(fit) = fits.iter().find(|f| f.matches()) else {
-        let best = fits
-            .iter()
-            .max_by_key(|f| f.present)
-            .expect("at least one backbone");
-        let _ = writeln!(
-            out,
-            "matches no backbone; the closest is {}, with {} of its {} tensors",
-            best.arch.name(),
-            best.present,
-            best.needed()
-        );
-        for (what, names) in [
-            ("missing", &best.missing),
-            ("of another shape", &best.other_shape),
-            (&*format!("not in {}", best.arch.name()), &best.extra),
-        ] {
-            if !names.is_empty() {
-                let _ = writeln!(out, "  {what}: {}", some(names));
-            }
+    let best = fits
+        .iter()
+        .max_by_key(|f| f.present)
+        .expect("at least one backbone");
+    let _ = writeln!(
+        out,
+        "matches no backbone; the closest is {}, with {} of its {} tensors",
+        best.arch.name(),
+        best.present,
+        best.needed()
+    );
+    for (what, names) in [
+        ("missing", &best.missing),
+        ("of another shape", &best.other_shape),
+        (&*format!("not in {}", best.arch.name()), &best.extra),
+    ] {
+        if !names.is_empty() {
+            let _ = writeln!(out, "  {what}: {}", some(names));
         }
-        let _ = writeln!(
-            out,
-            "a run with backbone.weights set to this file is refused"
-        );
-        return out;
-    };
+    }
+    let _ = writeln!(
+        out,
+        "a run with backbone.weights set to this file is refused"
+    );
+    out
+}
+
+/// For a file that matches a backbone: what a run with it loads, and what it does with the
+/// file's head (`counters`: how many BatchNorm counters the file holds).
+fn match_text(fit: &Fit, file: &HashMap<&str, &[usize]>, counters: usize) -> String {
+    let mut out = String::new();
     let name = fit.arch.name();
     let _ = writeln!(
         out,
