@@ -110,7 +110,7 @@ mod tests {
             sha,
             "written once"
         );
-        let head = dir.path().join("model.safetensors");
+        let head = dir.path().join("head.safetensors");
         save_head(&model, &head, "x", &sha).unwrap();
 
         let head = TensorFile::read(&head).unwrap();

@@ -116,11 +116,11 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Experiment, SpecError> {
     assemble(path, pipeline_dir, project_dir, file, layers)
 }
 
-/// [`load_stored`] of the `spec.toml` in `run_dir`, for a command that reopens a run: the error
-/// as one message to print after `error: ` (the rendered diagnostics, which name the file and
-/// line, without their own leading `error: `).
-pub fn load_run_spec(run_dir: &Path, project: &Path) -> Result<Experiment, String> {
-    load_stored(&run_dir.join("spec.toml"), project).map_err(|e| stored_spec_error(&e))
+/// [`load_stored`] of a run's stored spec (`results::layout::RunDir::spec`), for a command that
+/// reopens a run: the error as one message to print after `error: ` (the rendered diagnostics,
+/// which name the file and line, without their own leading `error: `).
+pub fn load_run_spec(stored: &Path, project: &Path) -> Result<Experiment, String> {
+    load_stored(stored, project).map_err(|e| stored_spec_error(&e))
 }
 
 /// Why a run's stored spec does not load, as one message to print after `error: `.

@@ -256,7 +256,7 @@ fn preview_png(run: &Run, project: Option<&Path>) -> Result<Vec<u8>, String> {
             }
             .to_string()
         })?;
-    let exp = crate::spec::load_run_spec(&run.dir, &project)?;
+    let exp = crate::spec::load_run_spec(&RunDir::at(&run.dir).spec(), &project)?;
     // the images alone: no weights file is read and no model built to draw them
     let dataset = crate::setup::base_dataset(&exp).map_err(|e| e.to_string())?;
     let spec = &exp.base;
