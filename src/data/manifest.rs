@@ -92,7 +92,7 @@ impl Issue {
         }
     }
 
-    pub fn note(mut self, note: impl Into<String>) -> Issue {
+    pub(crate) fn note(mut self, note: impl Into<String>) -> Issue {
         self.notes.push(note.into());
         self
     }

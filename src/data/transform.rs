@@ -37,12 +37,12 @@ impl Transform {
         }
     }
 
-    pub fn is_deterministic(&self) -> bool {
+    pub(crate) fn is_deterministic(&self) -> bool {
         self.random_parts().is_empty()
     }
 
     /// The spec keys of the random parts, for messages.
-    pub fn random_parts(&self) -> Vec<&'static str> {
+    pub(crate) fn random_parts(&self) -> Vec<&'static str> {
         let mut parts = Vec::new();
         if self.random_crop {
             parts.push("random_crop");
@@ -60,7 +60,7 @@ impl Transform {
     }
 
     /// Output (height, width) for an input of the given size.
-    pub fn output_size(&self, width: u32, height: u32) -> (u32, u32) {
+    pub(crate) fn output_size(&self, width: u32, height: u32) -> (u32, u32) {
         if let (Some(c), Some(_)) = (self.crop, &self.augment.random_resized_crop) {
             return (c, c);
         }
@@ -82,7 +82,12 @@ impl Transform {
 
     /// Applies the pipeline and writes the normalised CHW values into `out`
     /// (length 3·H·W for the output size). Errors when the crop is larger than the image.
-    pub fn apply(&self, img: &RgbImage, rng: &mut impl Rng, out: &mut [f32]) -> Result<(), String> {
+    pub(crate) fn apply(
+        &self,
+        img: &RgbImage,
+        rng: &mut impl Rng,
+        out: &mut [f32],
+    ) -> Result<(), String> {
         let (w0, h0) = img.dimensions();
         let resized;
         let (img, (w, h), crop) = match (&self.augment.random_resized_crop, self.crop) {

@@ -27,13 +27,13 @@ pub enum PreviewError {
 }
 
 /// Grid columns at most (torchvision's `nrow` default).
-pub const COLUMNS: usize = 8;
+pub(crate) const COLUMNS: usize = 8;
 /// Pixels between images and around the grid (torchvision's `padding` default).
 pub const PADDING: u32 = 2;
 /// Height of the caption strip under each image.
 pub const CAPTION: u32 = 20;
 /// Images whose longer side is smaller than this are scaled up by a whole factor.
-pub const MIN_SIDE: u32 = 96;
+pub(crate) const MIN_SIDE: u32 = 96;
 
 /// What a run's training loader reads: its images, its train transforms and what it does with
 /// an image it cannot decode.
@@ -122,7 +122,7 @@ pub fn preview_png(images: &TrainingImages, n: usize, seed: u64) -> Result<Vec<u
 }
 
 /// CHW normalised values back to 8-bit RGB: v·std + mean, clamped to [0, 1].
-pub fn to_rgb(chw: &[f32], height: usize, width: usize, t: &Transform) -> RgbImage {
+pub(crate) fn to_rgb(chw: &[f32], height: usize, width: usize, t: &Transform) -> RgbImage {
     let plane = height * width;
     RgbImage::from_fn(width as u32, height as u32, |x, y| {
         let i = y as usize * width + x as usize;

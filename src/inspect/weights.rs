@@ -21,7 +21,7 @@ struct Listed {
 }
 
 /// The text `runner weights inspect FILE` prints; the error names what is wrong with the file.
-pub fn inspect_weights(path: &Path) -> Result<String, String> {
+pub(crate) fn inspect_weights(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let (origin, listed) = if looks_like_checkpoint(&bytes) {
         let c = read_checkpoint(&bytes).map_err(|e| {
@@ -293,14 +293,14 @@ fn match_text(fit: &Fit, file: &HashMap<&str, &[usize]>, counters: usize) -> Str
 }
 
 /// What `runner weights convert` did.
-pub struct Converted {
+pub(crate) struct Converted {
     pub tensors: usize,
     pub origin: String,
 }
 
 /// Writes the PyTorch checkpoint at `from` as safetensors at `to` (atomically: `to` is either
 /// the old file or the whole new one).
-pub fn convert_weights(from: &Path, to: &Path) -> Result<Converted, String> {
+pub(crate) fn convert_weights(from: &Path, to: &Path) -> Result<Converted, String> {
     let bytes = std::fs::read(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
     if !looks_like_checkpoint(&bytes) {
         return Err(match parse_weights(bytes) {

@@ -13,7 +13,7 @@ use dfdx::prelude::*;
 type Dev = Cpu;
 
 /// One tensor of a model, seen through [`for_each_mut`].
-pub trait TensorMut {
+pub(crate) trait TensorMut {
     /// Dotted path in the model (`layer1.0.conv1.weight`; dfdx names BatchNorm's γ `scale`).
     fn name(&self) -> &str;
     fn dims(&self) -> &[usize];
@@ -116,7 +116,7 @@ impl<E, F: FnMut(&mut dyn TensorMut) -> Result<(), E>> TensorVisitor<f32, Dev> f
 }
 
 /// Calls `f` on every tensor of `model`, in the model's order; the first error stops the walk.
-pub fn for_each_mut<M, E>(
+pub(crate) fn for_each_mut<M, E>(
     model: &mut M,
     f: impl FnMut(&mut dyn TensorMut) -> Result<(), E>,
 ) -> Result<(), E>
@@ -201,7 +201,7 @@ impl<F: FnMut(&str, &mut f64)> TensorVisitor<f32, Dev> for Scalars<F> {
 
 /// Calls `f` on every scalar hyper-parameter of `model` (BatchNorm's `epsilon`, `momentum`) by
 /// its dotted name; what `f` leaves in the value is written back.
-pub fn for_each_scalar<M: TensorCollection<f32, Dev>>(
+pub(crate) fn for_each_scalar<M: TensorCollection<f32, Dev>>(
     model: &mut M,
     f: impl FnMut(&str, &mut f64),
 ) {

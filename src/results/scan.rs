@@ -92,14 +92,14 @@ impl Run {
     }
 
     /// The status as `compare` shows it: "done, stopped early at epoch 7" for an early stop.
-    pub fn status_label(&self) -> String {
+    pub(crate) fn status_label(&self) -> String {
         match self.stopped_early {
             Some(epoch) => format!("{}, stopped early at epoch {epoch}", self.status_str()),
             None => self.status_str().to_owned(),
         }
     }
 
-    pub fn status_str(&self) -> &'static str {
+    pub(crate) fn status_str(&self) -> &'static str {
         match self.status {
             Some(Status::Running) => "running",
             Some(Status::Done) => "done",
@@ -181,7 +181,7 @@ fn walk(dir: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), ScanError> {
 
 /// The runs that could be read, in their order, and why the others could not.
 #[derive(Debug, Default)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub runs: Vec<Run>,
     pub unreadable: Vec<ScanError>,
 }
@@ -197,7 +197,7 @@ pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<Run>, ScanError> {
 
 /// Reads the given run folders, leaving out (and listing) the unreadable ones; fails only
 /// when none can be read, with the first one's error.
-pub fn load_some_runs(dirs: &[PathBuf]) -> Result<Loaded, ScanError> {
+pub(crate) fn load_some_runs(dirs: &[PathBuf]) -> Result<Loaded, ScanError> {
     let mut loaded = load_readable_runs(dirs);
     if loaded.runs.is_empty() && !loaded.unreadable.is_empty() {
         return Err(loaded.unreadable.remove(0));
@@ -209,7 +209,7 @@ pub fn load_some_runs(dirs: &[PathBuf]) -> Result<Loaded, ScanError> {
 /// next to them where it is still valid, afresh otherwise (then the cache is updated). A run
 /// whose files cannot be read is left out and listed with its error, so that one corrupt
 /// file does not hide every other run.
-pub fn load_readable_runs(dirs: &[PathBuf]) -> Loaded {
+pub(crate) fn load_readable_runs(dirs: &[PathBuf]) -> Loaded {
     // stamps first: a file replaced while we read it shows as changed next time
     let stamps: Vec<(String, String)> = dirs.par_iter().map(|d| cache::run_stamps(d)).collect();
     let mut by_parent: HashMap<PathBuf, Vec<usize>> = HashMap::new();

@@ -17,7 +17,7 @@ use crate::results::store::{self, Manifest};
 
 /// A run's manifest when it has one (a folder with metrics alone is a run too), or why it
 /// cannot be read.
-pub fn manifest_of(run: &Run) -> Result<Option<Manifest>, ViewError> {
+pub(crate) fn manifest_of(run: &Run) -> Result<Option<Manifest>, ViewError> {
     let path = RunDir::at(&run.dir).manifest();
     if !path.is_file() {
         return Ok(None);

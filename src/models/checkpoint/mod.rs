@@ -64,7 +64,7 @@ const NESTED_KEYS: [&str; 4] = ["state_dict", "model", "model_state_dict", "modu
 
 /// Whether `bytes` look like a PyTorch checkpoint of either format (or the tar format before
 /// PyTorch 0.4, which [`read_checkpoint`] names and refuses).
-pub fn looks_like_checkpoint(bytes: &[u8]) -> bool {
+pub(crate) fn looks_like_checkpoint(bytes: &[u8]) -> bool {
     bytes.starts_with(b"PK\x03\x04") || legacy::is_legacy(bytes) || is_tar(bytes)
 }
 
@@ -330,11 +330,11 @@ fn is_contiguous(shape: &[usize], stride: &[usize]) -> bool {
 impl Checkpoint {
     /// The state dict as safetensors bytes (f32 and i64 tensors under their state-dict names),
     /// the form every weights file is loaded from.
-    pub fn to_safetensors(&self) -> Result<Vec<u8>, String> {
+    pub(crate) fn to_safetensors(&self) -> Result<Vec<u8>, String> {
         tensor_file::encode(&self.entries(), HashMap::new())
     }
 
-    pub fn to_tensor_file(&self) -> Result<TensorFile, String> {
+    pub(crate) fn to_tensor_file(&self) -> Result<TensorFile, String> {
         TensorFile::from_bytes(self.to_safetensors()?)
     }
 

@@ -298,7 +298,7 @@ fn csv(read: &[(&Run, Option<PerClass>)]) -> String {
 }
 
 /// One object per run with its per-class lists and confusion matrix.
-pub fn json_value(read: &[(&Run, Option<PerClass>)]) -> serde_json::Value {
+pub(crate) fn json_value(read: &[(&Run, Option<PerClass>)]) -> serde_json::Value {
     let header: Vec<String> = [
         "experiment",
         "run_id",
