@@ -16,7 +16,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// The variable that arms the points.
-pub const VARIABLE: &str = "RUNNER_FAILPOINTS";
+pub(crate) const VARIABLE: &str = "RUNNER_FAILPOINTS";
 
 /// Whether any point is configured: the points cost nothing more than this load otherwise.
 static ARMED: AtomicBool = AtomicBool::new(false);
@@ -50,7 +50,7 @@ pub fn point(name: &str) {
 
 /// The point `<name>:<file>` (its name is only built when some point is armed).
 #[inline(always)]
-pub fn point_for(name: &str, file: &str) {
+pub(crate) fn point_for(name: &str, file: &str) {
     if ARMED.load(Ordering::Relaxed) {
         point(&format!("{name}:{file}"));
     }

@@ -13,7 +13,7 @@ const MAX_DIGITS: usize = 17;
 
 /// How the values of one column are written: the digits that keep them apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ColumnFormat {
+pub(crate) struct ColumnFormat {
     digits: usize,
 }
 
@@ -25,7 +25,7 @@ impl Default for ColumnFormat {
 
 impl ColumnFormat {
     /// The fewest digits, at least 4, that write every two different `values` differently.
-    pub fn for_values(values: impl IntoIterator<Item = f64>) -> Self {
+    pub(crate) fn for_values(values: impl IntoIterator<Item = f64>) -> Self {
         let mut distinct: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
         distinct.sort_by(f64::total_cmp);
         distinct.dedup();
@@ -40,19 +40,19 @@ impl ColumnFormat {
     }
 
     /// The digits of the values of these parameters that are numbers.
-    pub fn for_params<'a>(values: impl IntoIterator<Item = &'a ParamValue>) -> Self {
+    pub(crate) fn for_params<'a>(values: impl IntoIterator<Item = &'a ParamValue>) -> Self {
         Self::for_values(values.into_iter().filter_map(|v| match v {
             ParamValue::Float(f) => Some(*f),
             _ => None,
         }))
     }
 
-    pub fn number(&self, x: f64) -> String {
+    pub(crate) fn number(&self, x: f64) -> String {
         write(x, self.digits)
     }
 
     /// A parameter's value: floats as numbers of this column, the rest as they are.
-    pub fn param(&self, v: &ParamValue) -> String {
+    pub(crate) fn param(&self, v: &ParamValue) -> String {
         match v {
             ParamValue::Float(f) => self.number(*f),
             other => other.to_string(),
@@ -81,7 +81,7 @@ pub fn metric(x: f64) -> String {
 
 /// Each of `values` as its column writes it: `key=value` lists (plan lines, legends, labels)
 /// where the same key's values across runs must stay apart.
-pub fn param_columns<'a>(
+pub(crate) fn param_columns<'a>(
     runs: impl IntoIterator<Item = &'a [(String, ParamValue)]>,
 ) -> impl Fn(&str, &ParamValue) -> String {
     let mut by_key: Vec<(String, Vec<f64>)> = Vec::new();

@@ -50,7 +50,7 @@ pub fn run_id(experiment: &str, swept: &[(String, ParamValue)]) -> String {
 /// The metrics of epoch `e` (1-based) of a run whose regularisation strength is `lambda` and
 /// whose seed-like jitter is `h` in [0, 1). Val loss falls, then rises (overfitting) from about
 /// epoch ln(45 / (1 - h·0.5)) / 0.4 ≈ 9.5; a larger lambda lowers the weight norm.
-pub fn epoch_metrics(e: usize, lambda: f64, h: f64, classes: usize) -> EpochMetrics {
+pub(crate) fn epoch_metrics(e: usize, lambda: f64, h: f64, classes: usize) -> EpochMetrics {
     let ef = e as f64;
     let val_loss = 0.25 + 0.45 * (-0.4 * ef).exp() + 0.004 * ef * (1.0 - 0.5 * h) + 0.02 * h;
     let val_acc = (1.0 - val_loss / 1.5).clamp(0.0, 1.0);
@@ -138,9 +138,15 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
             parquet(dir.confusion(), schema::confusion_frame(&key, best))?;
         }
     }
-    let manifest = Manifest {
+    dir.write_manifest(&synthetic_manifest(run, &id, done))?;
+    Ok(dir)
+}
+
+/// The manifest of a synthetic run `id` that recorded `done` epochs.
+fn synthetic_manifest(run: &SyntheticRun, id: &str, done: usize) -> Manifest {
+    Manifest {
         experiment: run.experiment.clone(),
-        run_id: id.clone(),
+        run_id: id.to_string(),
         index: 0,
         swept: run.swept.clone(),
         spec_hash: "0".repeat(12),
@@ -170,22 +176,20 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
         host: None,
         pid: None,
         task: None,
-    };
-    dir.write_manifest(&manifest)?;
-    Ok(dir)
+    }
 }
 
 // ---- the golden tests' weight fill (see ../shared/README of the golden files) ----
 
 /// FNV-1a 32-bit hash of the UTF-8 bytes of `s`.
-pub fn fnv1a32(s: &str) -> u32 {
+pub(crate) fn fnv1a32(s: &str) -> u32 {
     s.bytes()
         .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619))
 }
 
 /// The counter-based uniform numbers u ∈ [0, 1) of the golden tests' weight fill for the
 /// tensor called `name`: element j hashes `fnv1a32(name) + j·0x9E3779B9` with murmur3's finaliser.
-pub fn hash_uniforms(name: &str, len: usize) -> impl Iterator<Item = f64> {
+pub(crate) fn hash_uniforms(name: &str, len: usize) -> impl Iterator<Item = f64> {
     let seed = fnv1a32(name);
     (0..len).map(move |j| {
         let mut h = seed.wrapping_add((j as u32).wrapping_mul(0x9E37_79B9));
@@ -229,7 +233,7 @@ pub fn fill_with_hash<B: Backbone>(model: &mut Classifier<B>) {
 
 /// Whether a test that needs a missing tool must fail instead of skipping (CI sets
 /// `RUNNER_REQUIRE_TOOLS=1`).
-pub fn tools_required() -> bool {
+pub(crate) fn tools_required() -> bool {
     std::env::var("RUNNER_REQUIRE_TOOLS").as_deref() == Ok("1")
 }
 

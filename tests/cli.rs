@@ -4,53 +4,43 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{runner, runner_logged, write_spec};
+use common::{runner, runner_logged, write_spec, Spec};
 use polars::prelude::*;
 use runner::results::layout::RunDir;
 
-const SWEEP: &str = r#"
-[experiment]
-name = "tiny"
-seed = 3
+/// The two-run MLP sweep over `regularization.lambda`.
+fn sweep() -> String {
+    common::spec_fixture("sweep.toml")
+}
 
-[dataset]
-root = "@DATA@"
+/// A random small CNN, frozen, under a two-run sweep: its features are computed once.
+fn frozen() -> Spec {
+    Spec::bare("frozen")
+        .table("transforms", &["resize = 32", "crop = 32"])
+        .table("backbone", &["name = \"small_cnn\"", "freeze = true"])
+        .set("regularization", "kind = \"l2\"")
+        .table("train", &["epochs = 2", "batch_size = 8"])
+        .set("sweep", r#"grid = { "regularization.lambda" = [0, 0.5] }"#)
+}
 
-[transforms]
-resize = 20
-crop = 16
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "mlp"
-
-[optimizer]
-kind = "sgd"
-lr = 0.01
-
-[regularization]
-kind = "l2"
-
-[train]
-epochs = 2
-batch_size = 4
-
-[sweep]
-grid = { "regularization.lambda" = [0, 0.1] }
-"#;
+/// A ResNet-18 frozen up to `layer3`, two learning rates.
+fn until() -> Spec {
+    Spec::named("until", 5)
+        .table("transforms", &["resize = 32", "crop = 32"])
+        .table(
+            "backbone",
+            &["name = \"resnet18\"", "freeze = \"until:layer3\""],
+        )
+        .table("train", &["epochs = 1", "batch_size = 8"])
+        .set("sweep", r#"grid = { "optimizer.lr" = [0.01, 0.5] }"#)
+}
 
 #[test]
 fn a_two_epoch_sweep_writes_one_parquet_per_run_with_one_row_per_epoch() {
     let dir = tempfile::tempdir().unwrap();
-    write_spec(dir.path(), SWEEP);
+    write_spec(dir.path(), &sweep());
     let out = runner(dir.path(), &["exp.toml"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::ok(&out);
     assert!(
         stdout.contains("regularization.lambda") && stdout.contains("2 done, 0 failed"),
         "{stdout}"
@@ -66,14 +56,7 @@ fn a_two_epoch_sweep_writes_one_parquet_per_run_with_one_row_per_epoch() {
         let df = ParquetReader::new(std::fs::File::open(run.metrics()).unwrap())
             .finish()
             .unwrap();
-        let epochs: Vec<i64> = df
-            .column("epoch")
-            .unwrap()
-            .i64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
-        assert_eq!(epochs, vec![1, 2]);
+        assert_eq!(common::i64s(&df, "epoch"), vec![1, 2]);
         for col in ["train_loss", "val_loss", "weight_norm", "epoch_seconds"] {
             let v = df.column(col).unwrap().f64().unwrap();
             assert!(
@@ -159,7 +142,7 @@ fn a_misspelt_key_fails_with_its_place_and_a_suggestion_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     write_spec(
         dir.path(),
-        &SWEEP.replace("kind = \"l2\"", "kind = \"l2\"\nlamda = 0.1"),
+        &sweep().replace("kind = \"l2\"", "kind = \"l2\"\nlamda = 0.1"),
     );
     let out = runner(dir.path(), &["exp.toml"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -175,14 +158,9 @@ fn a_misspelt_key_fails_with_its_place_and_a_suggestion_and_writes_nothing() {
 #[test]
 fn plan_lists_every_run_with_its_swept_value() {
     let dir = tempfile::tempdir().unwrap();
-    write_spec(dir.path(), SWEEP);
+    write_spec(dir.path(), &sweep());
     let out = runner(dir.path(), &["plan", "exp.toml"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::ok(&out);
     assert!(
         stdout.contains("regularization.lambda=0\n") || stdout.contains("regularization.lambda=0 "),
         "{stdout}"
@@ -197,36 +175,10 @@ fn plan_lists_every_run_with_its_swept_value() {
     assert_eq!(usage.status.code(), Some(2));
 }
 
-const FROZEN: &str = r#"
-[experiment]
-name = "frozen"
-
-[dataset]
-root = "@DATA@"
-
-[transforms]
-resize = 32
-crop = 32
-
-[backbone]
-name = "small_cnn"
-freeze = true
-
-[regularization]
-kind = "l2"
-
-[train]
-epochs = 2
-batch_size = 8
-
-[sweep]
-grid = { "regularization.lambda" = [0, 0.5] }
-"#;
-
 #[test]
 fn a_frozen_backbone_builds_its_features_once_and_reuses_them_across_runs_and_invocations() {
     let dir = tempfile::tempdir().unwrap();
-    write_spec(dir.path(), FROZEN);
+    frozen().write(dir.path());
     let out = runner_logged(dir.path(), &["exp.toml"]);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
@@ -302,17 +254,12 @@ fn a_frozen_backbone_builds_its_features_once_and_reuses_them_across_runs_and_in
 #[test]
 fn a_small_cnn_fine_tunes_end_to_end() {
     let dir = tempfile::tempdir().unwrap();
-    let spec = FROZEN
-        .replace("freeze = true", "freeze = false")
-        .replace("[0, 0.5]", "[0.01]");
-    write_spec(dir.path(), &spec);
+    frozen()
+        .set("backbone", "freeze = false")
+        .set("sweep", r#"grid = { "regularization.lambda" = [0.01] }"#)
+        .write(dir.path());
     let out = runner(dir.path(), &["exp.toml"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::ok(&out);
     assert!(stdout.contains("1 done, 0 failed"), "{stdout}");
 }
 
@@ -332,12 +279,7 @@ fn predict_names_chelsea_a_cat_with_the_embedded_efficientnet() {
             "pipeline/data/catdog-photos/val/cat/skimage_chelsea.png",
         ],
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::ok(&out);
     // the top 3 in any order: Egyptian cat, tabby, tiger cat
     let top: Vec<&str> = stdout
         .lines()
@@ -357,30 +299,6 @@ fn predict_names_chelsea_a_cat_with_the_embedded_efficientnet() {
         );
     }
 }
-
-const UNTIL: &str = r#"
-[experiment]
-name = "until"
-seed = 5
-
-[dataset]
-root = "@DATA@"
-
-[transforms]
-resize = 32
-crop = 32
-
-[backbone]
-name = "resnet18"
-freeze = "until:layer3"
-
-[train]
-epochs = 1
-batch_size = 8
-
-[sweep]
-grid = { "optimizer.lr" = [0.01, 0.5] }
-"#;
 
 /// Tensors of a saved model by name.
 fn saved(run: &Path) -> std::collections::BTreeMap<String, Vec<f32>> {
@@ -404,14 +322,9 @@ fn saved(run: &Path) -> std::collections::BTreeMap<String, Vec<f32>> {
 #[test]
 fn freezing_until_layer3_trains_only_layer4_and_the_head() {
     let dir = tempfile::tempdir().unwrap();
-    write_spec(dir.path(), UNTIL);
+    until().write(dir.path());
     let out = runner(dir.path(), &["exp.toml"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::ok(&out);
     assert!(stdout.contains("2 done, 0 failed"), "{stdout}");
 
     // same seed, different learning rates: the frozen blocks are the same (their random
@@ -446,12 +359,7 @@ fn freezing_until_layer3_trains_only_layer4_and_the_head() {
 
     // the summary of the same spec counts the frozen part apart
     let out = runner(dir.path(), &["summary", "exp.toml"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::ok(&out);
     assert!(
         stdout.contains("resnet18 on one 3×32×32 image, 2 classes"),
         "{stdout}"
@@ -466,7 +374,9 @@ fn freezing_until_layer3_trains_only_layer4_and_the_head() {
 #[test]
 fn check_rejects_an_unknown_freeze_block_and_names_the_valid_ones() {
     let dir = tempfile::tempdir().unwrap();
-    write_spec(dir.path(), &UNTIL.replace("until:layer3", "until:layer9"));
+    until()
+        .set("backbone", "freeze = \"until:layer9\"")
+        .write(dir.path());
     let out = runner(dir.path(), &["check", "exp.toml"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{stderr}");
@@ -493,12 +403,7 @@ fn summary_of_one_layer_spells_out_the_formulas() {
             "3",
         ],
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = common::ok(&out);
     assert!(stdout.contains("Cout×H′×W′ = 20×46×62"), "{stdout}");
     assert!(stdout.contains("3·3·10/1·20 + 20 = 1,820"), "{stdout}");
     assert!(stdout.contains("46·62·20·3·3·10/1 = 5,133,600"), "{stdout}");
@@ -510,24 +415,21 @@ fn summary_of_one_layer_spells_out_the_formulas() {
 #[test]
 fn a_cached_frozen_run_never_reads_its_pretrained_weights() {
     let dir = tempfile::tempdir().unwrap();
-    write_spec(dir.path(), FROZEN);
+    frozen().write(dir.path());
     let out = runner(dir.path(), &["exp.toml"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ok(&out);
     // a trained run's kept model (its head, joined with the stored backbone) as weights
     let trained = common::run_folders(&dir.path().join("results/frozen")).remove(0);
     let weights = RunDir::at(&trained).model().display().to_string();
-    let pre = FROZEN
-        .replace("name = \"frozen\"", "name = \"pretrained\"")
-        .replace(
-            "freeze = true",
-            &format!("freeze = true\nweights = \"{weights}\""),
-        )
-        .replace("@DATA@", &common::tiny().display().to_string());
-    std::fs::write(dir.path().join("pre.toml"), pre).unwrap();
+    let pre = frozen()
+        .set("experiment", "name = \"pretrained\"")
+        .set("backbone", &format!("weights = \"{weights}\""));
+    std::fs::write(
+        dir.path().join("pre.toml"),
+        pre.text()
+            .replace("@DATA@", &common::tiny().display().to_string()),
+    )
+    .unwrap();
     let loads = |args: &[&str]| {
         let out = runner_logged(dir.path(), args);
         let log = String::from_utf8_lossy(&out.stderr).into_owned();

@@ -6,6 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{runner, text, Spec};
+use runner::results::layout::RunDir;
 
 fn spec() -> Spec {
     Spec::tiny("damaged", 1)
@@ -22,7 +23,7 @@ fn damaged_tree() -> (tempfile::TempDir, PathBuf) {
     spec().write(dir.path());
     let out = runner(dir.path(), &["run", "exp.toml"]);
     assert!(out.status.success(), "{}", text(&out));
-    let manifest = runner::results::layout::RunDir::at(second_run(dir.path())).manifest();
+    let manifest = RunDir::at(second_run(dir.path())).manifest();
     common::cut_to_a_third(&manifest);
     (dir, manifest)
 }
@@ -144,7 +145,7 @@ fn two_point_sweep() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let first = std::fs::read_dir(dir.path().join("results/damaged"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.join("manifest.json").is_file() && *p != second)
+        .find(|p| RunDir::at(p).manifest().is_file() && *p != second)
         .expect("the first run");
     (dir, first, second)
 }
@@ -195,7 +196,7 @@ fn a_run_keeps_its_name_when_another_run_is_damaged() {
     assert_eq!(before.len(), 1);
     assert_eq!(before[0].1, "lr=0.01");
 
-    common::cut_to_a_third(&second.join("metrics.parquet"));
+    common::cut_to_a_third(&RunDir::at(&second).metrics());
     let out = runner(
         dir.path(),
         &["export", "mlflow", "results/damaged", "--to", "mlruns"],
@@ -250,7 +251,7 @@ fn a_partial_report_names_what_it_left_out_and_keeps_the_complete_one() {
     let complete = std::fs::read_to_string(&report).unwrap();
     assert!(!complete.contains("could not be read"));
 
-    let metrics = second.join("metrics.parquet");
+    let metrics = RunDir::at(&second).metrics();
     common::cut_to_a_third(&metrics);
     let rel = metrics
         .strip_prefix(dir.path())
@@ -299,7 +300,7 @@ fn a_partial_report_names_what_it_left_out_and_keeps_the_complete_one() {
 #[test]
 fn a_damaged_spec_leaves_its_run_out_of_the_report_and_the_export() {
     let (dir, first, second) = two_point_sweep();
-    let spec = second.join("spec.toml");
+    let spec = RunDir::at(&second).spec();
     std::fs::write(&spec, "[optimizer\nlr = 0.02\n").unwrap();
     let rel = spec.strip_prefix(dir.path()).unwrap().display().to_string();
     for args in [

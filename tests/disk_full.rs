@@ -8,13 +8,13 @@
 //! the reason (a failure under `RUNNER_REQUIRE_TOOLS=1`).
 //! `cargo test --test disk_full -- --nocapture` prints each step.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use polars::prelude::*;
 
 mod common;
-use common::tools;
+use common::{tools, Spec};
 use runner::results::layout::RunDir;
 
 fn main() {
@@ -102,58 +102,21 @@ impl Drop for Tmpfs {
     }
 }
 
-fn spec(dir: &Path, body: &str) -> PathBuf {
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny");
-    let path = dir.join("exp.toml");
-    std::fs::write(
-        &path,
-        format!(
-            "[experiment]\nname = \"full\"\nseed = 4\n\n[dataset]\nroot = \"{}\"\n{body}",
-            data.display()
-        ),
-    )
-    .unwrap();
-    path
+/// A linear model trained 3 epochs with momentum.
+fn linear() -> Spec {
+    Spec::tiny("full", 4)
+        .table("transforms", &["resize = 16", "crop = 16"])
+        .set("backbone", "name = \"linear\"")
+        .set("optimizer", "momentum = 0.9")
+        .table("train", &["epochs = 3", "batch_size = 4"])
 }
 
-const LINEAR: &str = r#"
-[transforms]
-resize = 16
-crop = 16
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "linear"
-
-[optimizer]
-kind = "sgd"
-lr = 0.01
-momentum = 0.9
-
-[train]
-epochs = 3
-batch_size = 4
-"#;
-
 /// A frozen (random) small CNN: its features go through the feature cache.
-const CACHED: &str = r#"
-[transforms]
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "small_cnn"
-freeze = true
-
-[optimizer]
-kind = "sgd"
-lr = 0.01
-
-[train]
-epochs = 2
-batch_size = 4
-"#;
+fn cached() -> Spec {
+    Spec::tiny("full", 4)
+        .table("backbone", &["name = \"small_cnn\"", "freeze = true"])
+        .table("train", &["epochs = 2", "batch_size = 4"])
+}
 
 fn run(spec: &Path, results: &Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_runner"))
@@ -165,6 +128,12 @@ fn run(spec: &Path, results: &Path) -> std::process::Output {
         .env("RUNNER_LOG", "warn")
         .output()
         .expect("runner starts")
+}
+
+/// [`run`], which must succeed.
+fn run_ok(spec: &Path, results: &Path) {
+    let out = run(spec, results);
+    common::ok(&out);
 }
 
 /// A run's metric columns by name.
@@ -213,19 +182,14 @@ fn no_temp_files(dir: &Path) {
     }
 }
 
-/// Runs `body` with 0, 4, 8, … KiB free until a run completes; after each failure checks the
+/// Runs `spec` with 0, 4, 8, … KiB free until a run completes; after each failure checks the
 /// error and reruns with the space freed. Returns the files named by the failures.
-fn fill_up(fs: &Tmpfs, body: &str, step: u64) -> Vec<String> {
+fn fill_up(fs: &Tmpfs, spec: Spec, step: u64) -> Vec<String> {
     let work = tempfile::tempdir().unwrap();
-    let spec = spec(work.path(), body);
+    let spec = spec.write(work.path());
     // the reference: an uninterrupted run with space to spare
     let reference_dir = work.path().join("reference");
-    let out = run(&spec, &reference_dir);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&spec, &reference_dir);
     let reference = metrics(&reference_dir);
 
     let results = fs.path().join("results");
@@ -285,8 +249,8 @@ fn fill_up(fs: &Tmpfs, body: &str, step: u64) -> Vec<String> {
 
 fn a_full_disk_during_each_kind_of_write_is_named_and_recovered_from() {
     let fs = Tmpfs::mount("8m").unwrap();
-    let mut named = fill_up(&fs, LINEAR, 4096);
-    named.extend(fill_up(&fs, CACHED, 64 * 1024));
+    let mut named = fill_up(&fs, linear(), 4096);
+    named.extend(fill_up(&fs, cached(), 64 * 1024));
     named.sort();
     named.dedup();
     println!("writes that hit the full disk: {named:?}");
@@ -318,15 +282,10 @@ fn a_full_disk_during_each_kind_of_write_is_named_and_recovered_from() {
 fn a_read_only_results_folder_is_named_and_nothing_is_written() {
     let fs = Tmpfs::mount("8m").unwrap();
     let work = tempfile::tempdir().unwrap();
-    let spec = spec(work.path(), LINEAR);
+    let spec = linear().write(work.path());
     let results = fs.path().join("results");
     // a first run completes; then the folder turns read-only under a rerun
-    let out = run(&spec, &results);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&spec, &results);
     let reference = metrics(&results);
     fs.remount("ro");
     let out = Command::new(env!("CARGO_BIN_EXE_runner"))
@@ -354,15 +313,11 @@ fn a_read_only_results_folder_is_named_and_nothing_is_written() {
 fn a_finished_sweep_on_a_read_only_results_folder_is_still_done() {
     let fs = Tmpfs::mount("8m").unwrap();
     let work = tempfile::tempdir().unwrap();
-    let body = format!("{LINEAR}\n[sweep]\ngrid = {{ \"optimizer.lr\" = [0.01, 0.02, 0.03] }}\n");
-    let spec = spec(work.path(), &body);
+    let spec = linear()
+        .set("sweep", r#"grid = { "optimizer.lr" = [0.01, 0.02, 0.03] }"#)
+        .write(work.path());
     let results = fs.path().join("results");
-    let out = run(&spec, &results);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(&spec, &results);
     // an archived tree: every run done, the folder read-only
     fs.remount("ro");
     let out = run(&spec, &results);

@@ -3,32 +3,16 @@
 
 mod common;
 
-use common::{command, write_spec};
+use common::{command, Spec};
 use runner::results::layout::RunDir;
 use std::path::{Path, PathBuf};
 
-const SPEC: &str = r#"
-[experiment]
-name = "engines"
-seed = 5
-
-[dataset]
-root = "@DATA@"
-
-[transforms]
-resize = 20
-crop = 16
-
-[backbone]
-name = "small_cnn"
-
-[train]
-epochs = 1
-batch_size = 8
-"#;
-
 fn project(dir: &Path) -> PathBuf {
-    write_spec(dir, SPEC)
+    Spec::named("engines", 5)
+        .table("transforms", &["resize = 20", "crop = 16"])
+        .set("backbone", "name = \"small_cnn\"")
+        .table("train", &["epochs = 1", "batch_size = 8"])
+        .write(dir)
 }
 
 fn runner(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::manifest;
+
 use std::path::{Path, PathBuf};
 
 use common::{f64s, runner, text, tiny};
@@ -12,31 +14,19 @@ use runner::results::layout::RunDir;
 /// A dataset root with `train/` and `val/` of the tiny fixture, `test/` = a copy of its val
 /// images, and `swapped/` = the same images with the class folders swapped (every label wrong).
 fn dataset(root: &Path) {
-    let copy = |from: &Path, to: &Path| {
-        std::fs::create_dir_all(to).unwrap();
-        for e in std::fs::read_dir(from).unwrap() {
-            let p = e.unwrap().path();
-            std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
-        }
-    };
     for class in ["cat", "dog"] {
         let other = if class == "cat" { "dog" } else { "cat" };
-        copy(
-            &tiny().join("train").join(class),
-            &root.join("train").join(class),
-        );
-        copy(
-            &tiny().join("val").join(class),
-            &root.join("val").join(class),
-        );
-        copy(
-            &tiny().join("val").join(class),
-            &root.join("test").join(class),
-        );
-        copy(
-            &tiny().join("val").join(class),
-            &root.join("swapped").join(other),
-        );
+        for (from, to, as_class) in [
+            ("train", "train", class),
+            ("val", "val", class),
+            ("val", "test", class),
+            ("val", "swapped", other),
+        ] {
+            common::copy_folder(
+                &tiny().join(from).join(class),
+                &root.join(to).join(as_class),
+            );
+        }
     }
 }
 
@@ -50,19 +40,15 @@ fn write_spec(dir: &Path, body: &str) {
     .unwrap();
 }
 
-fn run_dirs(results: &Path, experiment: &str) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(results.join(experiment))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir() && !p.file_name().unwrap().to_string_lossy().starts_with('.'))
-        .filter(|p| RunDir::at(p).manifest().is_file())
-        .collect();
-    dirs.sort();
-    dirs
+/// Trains `dir/exp.toml` into `dir/r`, which must succeed: the run folders of `experiment`.
+fn train(dir: &Path, experiment: &str) -> Vec<PathBuf> {
+    let out = runner(dir, &["run", "exp.toml", "--results", "r"]);
+    assert!(out.status.success(), "{}", text(&out));
+    run_dirs(&dir.join("r"), experiment)
 }
 
-fn manifest(run: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(RunDir::at(run).manifest()).unwrap()).unwrap()
+fn run_dirs(results: &Path, experiment: &str) -> Vec<PathBuf> {
+    common::recorded_runs(&results.join(experiment))
 }
 
 fn frame(path: &Path) -> DataFrame {
@@ -82,46 +68,17 @@ const TRAINED: [&str; 7] = [
     "lr",
 ];
 
-const MLP: &str = r#"
-[experiment]
-name = "held_out"
-seed = 3
-
-[dataset]
-root = "@DATA@"
-
-[transforms]
-resize = 16
-crop = 16
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "mlp"
-
-[optimizer]
-kind = "sgd"
-lr = 0.1
-
-[train]
-batch_size = 4
-epochs = 12
-
-[early_stopping]
-patience = 2
-restore_best = true
-
-[sweep]
-grid = { "dataset.test_dir" = ["", "test", "swapped"] }
-"#;
+/// An MLP swept over `dataset.test_dir`: none, a copy of the val images, the same images with
+/// every label wrong.
+fn held_out() -> String {
+    common::spec_fixture("held_out.toml")
+}
 
 #[test]
 fn test_images_never_influence_training_and_the_kept_model_is_scored() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    write_spec(dir.path(), MLP);
-    let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let runs = run_dirs(&dir.path().join("r"), "held_out");
+    write_spec(dir.path(), &held_out());
+    let runs = train(dir.path(), "held_out");
     assert_eq!(runs.len(), 3, "{runs:?}");
     let by_test = |name: &str| {
         runs.iter()
@@ -244,9 +201,7 @@ fn small_cnn() -> String {
 fn the_test_split_equals_runner_evaluate_on_the_same_folder() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     write_spec(dir.path(), &small_cnn());
-    let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let run = run_dirs(&dir.path().join("r"), "scored").remove(0);
+    let run = train(dir.path(), "scored").remove(0);
     let kept = manifest(&run)["test"].clone();
     assert_eq!(kept["model"], "final");
     assert_eq!(kept["epoch"], 2);
@@ -325,11 +280,7 @@ fn the_test_split_equals_runner_evaluate_on_the_same_folder() {
     // not a run folder
     let out = runner(dir.path(), &["evaluate", &data, "--data", &data]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("is not a run folder"),
-        "{}",
-        text(&out)
-    );
+    common::stderr_says(&out, "is not a run folder");
 }
 
 #[test]
@@ -351,7 +302,8 @@ fn a_test_split_with_other_classes_is_a_spec_error_at_its_key() {
     .unwrap();
     std::fs::write(
         dir.path().join("exp.toml"),
-        MLP.replace("@DATA@", &data.display().to_string())
+        held_out()
+            .replace("@DATA@", &data.display().to_string())
             .replace(
                 "grid = { \"dataset.test_dir\" = [\"\", \"test\", \"swapped\"] }",
                 "",
@@ -375,7 +327,7 @@ fn a_file_where_a_folder_is_expected_is_called_a_file() {
     let data = dir.path().join("data");
     dataset(&data);
     std::fs::write(data.join("test.txt"), "a list of test images\n").unwrap();
-    let spec = MLP
+    let spec = held_out()
         .replace("@DATA@", &data.display().to_string())
         .replace(
             "grid = { \"dataset.test_dir\" = [\"\", \"test\", \"swapped\"] }",
@@ -408,9 +360,7 @@ fn a_file_where_a_folder_is_expected_is_called_a_file() {
     // on the command line (`runner evaluate RUN --data FILE`, a file for the run folder): a
     // usage error that says so
     std::fs::write(dir.path().join("exp.toml"), &spec).unwrap();
-    let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let run = run_dirs(&dir.path().join("r"), "held_out").remove(0);
+    let run = train(dir.path(), "held_out").remove(0);
     let run = run.strip_prefix(dir.path()).unwrap().display().to_string();
     for (args, said) in [
         (
@@ -440,9 +390,7 @@ fn frozen_runs_share_one_stored_backbone() {
         small_cnn()
     );
     write_spec(dir.path(), &spec);
-    let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let runs = run_dirs(&dir.path().join("r"), "scored");
+    let runs = train(dir.path(), "scored");
     assert_eq!(runs.len(), 2, "{runs:?}");
     let store = runner::results::layout::ExperimentDir::of_run(&runs[0]).backbones();
     let stored: Vec<String> = std::fs::read_dir(&store)

@@ -171,11 +171,7 @@ fn mlflow_reads_back_the_runs_params_and_metric_histories() {
         .arg(&store)
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::ok(&out);
     let experiments: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     let mut names: Vec<&str> = experiments
         .iter()

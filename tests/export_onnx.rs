@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Instant;
 
 mod common;
-use common::{runner, text, tools};
+use common::{runner, text, tools, Spec};
 use runner::results::layout::RunDir;
 
 fn main() {
@@ -61,49 +61,28 @@ const CASES: &[Case] = &[
     ("efficientnet_lite0", "mlp", "true", 32),
 ];
 
-fn spec(data: &Path) -> String {
+fn spec() -> Spec {
     let list = |f: &dyn Fn(&Case) -> String| CASES.iter().map(f).collect::<Vec<_>>().join(", ");
-    format!(
-        r#"
-[experiment]
-name = "onnx"
-seed = 2
-
-[dataset]
-root = "{}"
-
-[transforms]
-resize = 64
-crop = 32
-mean = [0.5, 0.45, 0.4]
-std = [0.25, 0.2, 0.3]
-
-[backbone]
-name = "small_cnn"
-
-[head]
-# an MLP head with every layer kind: BatchNorm1d and the exact GELU
-hidden = [24]
-activation = "gelu"
-batch_norm = true
-
-[optimizer]
-kind = "sgd"
-lr = 0.01
-
-[train]
-batch_size = 4
-epochs = 1
-
-[sweep]
-zip = [{{ "backbone.name" = [{}], "head.kind" = [{}], "backbone.freeze" = [{}], "transforms.crop" = [{}] }}]
-"#,
-        data.display(),
-        list(&|c| format!("\"{}\"", c.0)),
-        list(&|c| format!("\"{}\"", c.1)),
-        list(&|c| c.2.to_string()),
-        list(&|c| c.3.to_string()),
-    )
+    Spec::named("onnx", 2)
+        .table(
+            "transforms",
+            &["resize = 64", "crop = 32", "mean = [0.5, 0.45, 0.4]", "std = [0.25, 0.2, 0.3]"],
+        )
+        .set("backbone", "name = \"small_cnn\"")
+        // an MLP head with every layer kind: BatchNorm1d and the exact GELU
+        .table("head", &["hidden = [24]", "activation = \"gelu\"", "batch_norm = true"])
+        .table("optimizer", &["kind = \"sgd\"", "lr = 0.01"])
+        .table("train", &["batch_size = 4", "epochs = 1"])
+        .set(
+            "sweep",
+            &format!(
+                r#"zip = [{{ "backbone.name" = [{}], "head.kind" = [{}], "backbone.freeze" = [{}], "transforms.crop" = [{}] }}]"#,
+                list(&|c| format!("\"{}\"", c.0)),
+                list(&|c| format!("\"{}\"", c.1)),
+                list(&|c| c.2.to_string()),
+                list(&|c| c.3.to_string()),
+            ),
+        )
 }
 
 struct Checked {
@@ -156,6 +135,15 @@ fn onnxruntime(
     }
 }
 
+/// `runner export onnx RUN --to TO FLAGS` in `dir`, which must succeed.
+fn export(dir: &Path, run: &Path, to: &Path, flags: &[&str]) {
+    let (run, to) = (run.display().to_string(), to.display().to_string());
+    let mut args = vec!["export", "onnx", &run, "--to", &to];
+    args.extend_from_slice(flags);
+    let out = runner(dir, &args);
+    assert!(out.status.success(), "{}", text(&out));
+}
+
 fn max_abs(a: &[f32], b: &[f64]) -> f64 {
     assert_eq!(a.len(), b.len());
     a.iter()
@@ -166,7 +154,7 @@ fn max_abs(a: &[f32], b: &[f64]) -> f64 {
 
 fn onnxruntime_gives_the_runners_logits_for_every_architecture_and_head() {
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    std::fs::write(dir.path().join("exp.toml"), spec(&common::tiny())).unwrap();
+    spec().write(dir.path());
     let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
     assert!(out.status.success(), "{}", text(&out));
     let mut images: Vec<PathBuf> = ["cat", "dog"]
@@ -191,17 +179,7 @@ fn onnxruntime_gives_the_runners_logits_for_every_architecture_and_head() {
         let ours = kept.logits(x.clone(), n, h, w).unwrap();
         let our_seconds = t.elapsed().as_secs_f64();
         let plain = run.join("model.onnx");
-        let out = runner(
-            dir.path(),
-            &[
-                "export",
-                "onnx",
-                &run.display().to_string(),
-                "--to",
-                &plain.display().to_string(),
-            ],
-        );
-        assert!(out.status.success(), "{}", text(&out));
+        export(dir.path(), run, &plain, &[]);
         let theirs = onnxruntime(&plain, &x, (n, h, w), 5);
         assert_eq!(theirs.shape, vec![n, 2]);
         assert!(theirs.opset >= 17);
@@ -210,18 +188,7 @@ fn onnxruntime_gives_the_runners_logits_for_every_architecture_and_head() {
         let d = max_abs(&ours, &theirs.logits);
         // with the normalisation in the graph, the input is the image in [0, 1]
         let pre = run.join("model-pre.onnx");
-        let out = runner(
-            dir.path(),
-            &[
-                "export",
-                "onnx",
-                &run.display().to_string(),
-                "--to",
-                &pre.display().to_string(),
-                "--with-preprocessing",
-            ],
-        );
-        assert!(out.status.success(), "{}", text(&out));
+        export(dir.path(), run, &pre, &["--with-preprocessing"]);
         let t = &spec.transforms;
         let raw: Vec<f32> = x
             .iter()

@@ -11,31 +11,63 @@ use runner::models::{
 };
 use runner::train::{Frozen, OptimizerConfig, OptimizerState, Penalty, RegularizationKind};
 
-/// Every tensor of a model by name (parameters and BatchNorm running statistics).
-fn tensors<M: TensorCollection<f32, Dev>>(model: &M) -> Vec<(String, Vec<f32>)> {
-    struct Collect(Vec<(String, Vec<f32>)>);
-    impl TensorVisitor<f32, Dev> for Collect {
+/// One tensor of a model: its name, its values, and Σ|g| of its gradient (0 without one).
+struct Seen {
+    name: String,
+    values: Vec<f32>,
+    gradient_norm: f32,
+}
+
+/// Every tensor of a model in its order (parameters and BatchNorm running statistics), with
+/// its gradient's norm in `grads` when given.
+fn walk<M: TensorCollection<f32, Dev>>(
+    model: &M,
+    grads: Option<&Gradients<f32, Dev>>,
+) -> Vec<Seen> {
+    struct Collect<'a>(Option<&'a Gradients<f32, Dev>>, Vec<Seen>);
+    impl TensorVisitor<f32, Dev> for Collect<'_> {
         type Viewer = (ViewTensorRef, ViewTensorName);
         type Err = CpuError;
         type E2 = f32;
         type D2 = Dev;
         fn visit<S: Shape>(
             &mut self,
-            _: TensorOptions<S, f32, Dev>,
+            opts: TensorOptions<S, f32, Dev>,
             (t, name): (&Tensor<S, f32, Dev>, String),
         ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
+            // running statistics have no gradient slot
+            let gradient_norm = match self.0 {
+                Some(grads) if opts.do_gradient_update => runner::nn::values(&grads.get(t))
+                    .iter()
+                    .map(|g| g.abs())
+                    .sum(),
+                _ => 0.0,
+            };
             // `values`: a linear head's hidden-layer buffers are empty (dfdx's as_vec panics)
-            self.0.push((name, runner::nn::values(t)));
+            let values = runner::nn::values(t);
+            self.1.push(Seen {
+                name,
+                values,
+                gradient_norm,
+            });
             Ok(None)
         }
     }
-    let mut c = Collect(Vec::new());
+    let mut c = Collect(grads, Vec::new());
     M::iter_tensors(&mut RecursiveWalker {
         m: (model, String::new()),
         f: &mut c,
     })
     .unwrap();
-    c.0
+    c.1
+}
+
+/// Every tensor of a model by name (parameters and BatchNorm running statistics).
+fn tensors<M: TensorCollection<f32, Dev>>(model: &M) -> Vec<(String, Vec<f32>)> {
+    walk(model, None)
+        .into_iter()
+        .map(|t| (t.name, t.values))
+        .collect()
 }
 
 type Images = Tensor<(usize, Const<3>, usize, usize), f32, Dev>;
@@ -171,37 +203,10 @@ fn gradient_norms<M: TensorCollection<f32, Dev>>(
     model: &M,
     grads: &Gradients<f32, Dev>,
 ) -> Vec<f32> {
-    struct Norms<'a>(&'a Gradients<f32, Dev>, Vec<f32>);
-    impl TensorVisitor<f32, Dev> for Norms<'_> {
-        type Viewer = ViewTensorRef;
-        type Err = CpuError;
-        type E2 = f32;
-        type D2 = Dev;
-        fn visit<S: Shape>(
-            &mut self,
-            opts: TensorOptions<S, f32, Dev>,
-            t: &Tensor<S, f32, Dev>,
-        ) -> Result<Option<Tensor<S, f32, Dev>>, CpuError> {
-            // running statistics have no gradient slot
-            let norm = if opts.do_gradient_update {
-                runner::nn::values(&self.0.get(t))
-                    .iter()
-                    .map(|g| g.abs())
-                    .sum()
-            } else {
-                0.0
-            };
-            self.1.push(norm);
-            Ok(None)
-        }
-    }
-    let mut v = Norms(grads, Vec::new());
-    M::iter_tensors(&mut RecursiveWalker {
-        m: model,
-        f: &mut v,
-    })
-    .unwrap();
-    v.1
+    walk(model, Some(grads))
+        .into_iter()
+        .map(|t| t.gradient_norm)
+        .collect()
 }
 
 /// With every backbone block frozen the logits are exactly eval mode's.

@@ -4,44 +4,40 @@
 
 mod common;
 
-use common::{ok, runner, tiny as fixture};
+use common::{ok, runner, tiny as fixture, Spec};
 use runner::results::layout::RunDir;
 use std::path::{Path, PathBuf};
 
-const SPEC: &str = r#"
-[experiment]
-name = "mlp_head"
-seed = 5
-
-[dataset]
-root = "@DATA@"
-
-[transforms]
-resize = 20
-crop = 16
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "small_cnn"
-freeze = @FREEZE@
-
-[head]
-kind = "mlp"
-hidden = [8]
-activation = "gelu"
-dropout = 0.5
-batch_norm = true
-pool = "max"
-
-[regularization]
-kind = "l2"
-lambda = 0.01
-
-[train]
-epochs = 2
-batch_size = 4
-"#;
+/// A small CNN with an MLP head of every layer kind; `freeze` is `true` or `false`.
+fn spec(freeze: &str) -> Spec {
+    Spec::named("mlp_head", 5)
+        .table(
+            "transforms",
+            &[
+                "resize = 20",
+                "crop = 16",
+                "mean = [0.5, 0.5, 0.5]",
+                "std = [0.5, 0.5, 0.5]",
+            ],
+        )
+        .table(
+            "backbone",
+            &["name = \"small_cnn\"", &format!("freeze = {freeze}")],
+        )
+        .table(
+            "head",
+            &[
+                "kind = \"mlp\"",
+                "hidden = [8]",
+                "activation = \"gelu\"",
+                "dropout = 0.5",
+                "batch_norm = true",
+                "pool = \"max\"",
+            ],
+        )
+        .table("regularization", &["kind = \"l2\"", "lambda = 0.01"])
+        .table("train", &["epochs = 2", "batch_size = 4"])
+}
 
 /// Names and shapes of a safetensors file.
 fn tensors(path: &Path) -> Vec<(String, Vec<usize>)> {
@@ -69,10 +65,7 @@ fn run_dir(dir: &Path) -> PathBuf {
 fn mlp_heads_train_save_torch_names_and_reproduce() {
     for freeze in ["true", "false"] {
         let dir = tempfile::tempdir().unwrap();
-        let body = SPEC
-            .replace("@DATA@", &fixture().display().to_string())
-            .replace("@FREEZE@", freeze);
-        std::fs::write(dir.path().join("exp.toml"), body).unwrap();
+        spec(freeze).write(dir.path());
         // reproduce and predict find the project by its pipeline/defaults.toml
         std::fs::create_dir(dir.path().join("pipeline")).unwrap();
         std::fs::copy(
@@ -131,10 +124,7 @@ fn mlp_heads_train_save_torch_names_and_reproduce() {
 #[test]
 fn summary_lists_the_head_layers() {
     let dir = tempfile::tempdir().unwrap();
-    let body = SPEC
-        .replace("@DATA@", &fixture().display().to_string())
-        .replace("@FREEZE@", "true");
-    std::fs::write(dir.path().join("exp.toml"), body).unwrap();
+    spec("true").write(dir.path());
     let out = ok(&runner(dir.path(), &["summary", "exp.toml"]));
     let rows: Vec<&str> = out.lines().filter(|l| l.contains(" fc.")).collect();
     assert_eq!(rows.len(), 6, "{out}");

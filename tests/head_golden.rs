@@ -2,6 +2,8 @@
 //! torch's `nn.Sequential` state dict by its names, and its eval-mode logits, train-mode
 //! logits (same dropout masks), loss, gradients and updated BatchNorm statistics match.
 
+mod common;
+
 use ::safetensors::SafeTensors;
 use dfdx::prelude::*;
 use runner::models::feature_head::FeatureHead;
@@ -30,15 +32,7 @@ fn rel_err(a: &[f32], b: &[f32]) -> f64 {
 
 /// ‖a − b‖ / max(‖b‖, floor).
 fn rel_err_floor(a: &[f32], b: &[f32], floor: f64) -> f64 {
-    assert_eq!(a.len(), b.len());
-    let num: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum::<f64>().sqrt();
-    num / den.max(floor)
+    common::grad::rel_err(a, b, floor)
 }
 
 #[test]

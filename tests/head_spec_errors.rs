@@ -3,11 +3,7 @@
 
 mod common;
 
-use common::specs::load;
-
-fn error(spec: &str, overrides: &[&str]) -> String {
-    common::specs::error_of(spec, load(spec, overrides))
-}
+use common::specs::{error, load};
 
 #[test]
 fn empty_hidden_and_dropout_one() {

@@ -8,6 +8,8 @@
 
 mod common;
 
+use common::manifest;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
@@ -54,6 +56,20 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// That the log of `out` says `text`.
+fn says(out: &Output, text: &str) {
+    assert!(stderr(out).contains(text), "{}", stderr(out));
+}
+
+/// That the run's manifest says `status` after `epochs_done` epochs, as many as its metrics
+/// hold.
+fn recorded(run: &Path, status: &str, epochs_done: i64) {
+    let m = manifest(run);
+    assert_eq!(m["status"], status, "{m}");
+    assert_eq!(m["epochs_done"], epochs_done, "{m}");
+    assert_eq!(epochs(run), (1..=epochs_done).collect::<Vec<_>>());
+}
+
 fn leftovers(run: &Path) -> Vec<String> {
     std::fs::read_dir(run)
         .unwrap()
@@ -62,20 +78,11 @@ fn leftovers(run: &Path) -> Vec<String> {
         .collect()
 }
 
-fn manifest(run: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(RunDir::at(run).manifest()).unwrap()).unwrap()
-}
-
 fn epochs(run: &Path) -> Vec<i64> {
     let df = ParquetReader::new(std::fs::File::open(RunDir::at(run).metrics()).unwrap())
         .finish()
         .expect("readable parquet");
-    df.column("epoch")
-        .unwrap()
-        .i64()
-        .unwrap()
-        .into_no_null_iter()
-        .collect()
+    common::i64s(&df, "epoch")
 }
 
 #[test]
@@ -84,32 +91,17 @@ fn the_first_sigint_checkpoints_and_exits_130_and_a_rerun_resumes() {
     // half way through epoch 2
     let out = run_with(dir.path(), &at_batch(BATCHES + BATCHES / 2, "sigint"));
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("interrupted in epoch 2"),
-        "{}",
-        stderr(&out)
-    );
+    says(&out, "interrupted in epoch 2");
     let run = run_dir(dir.path());
-    let m = manifest(&run);
-    assert_eq!(m["status"], "interrupted", "{m}");
-    assert_eq!(m["epochs_done"], 1, "{m}");
-    assert_eq!(epochs(&run), vec![1]);
+    recorded(&run, "interrupted", 1);
     assert!(RunDir::at(&run).checkpoint().exists());
     assert!(!RunDir::at(&run).lock().exists());
 
     // the next invocation resumes after epoch 1; stopped again in its second epoch (epoch 3)
     let out = run_with(dir.path(), &at_batch(BATCHES + 10, "sigint"));
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("resuming after epoch 1"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("interrupted in epoch 3"),
-        "{}",
-        stderr(&out)
-    );
+    says(&out, "resuming after epoch 1");
+    says(&out, "interrupted in epoch 3");
     assert_eq!(manifest(&run)["epochs_done"], 2);
     assert_eq!(epochs(&run), vec![1, 2]);
 }
@@ -127,18 +119,11 @@ fn a_second_sigint_exits_at_once_without_half_written_files() {
         stderr(&out)
     );
     let run = run_dir(dir.path());
-    let m = manifest(&run);
-    assert_eq!(m["status"], "running", "{m}");
-    assert_eq!(m["epochs_done"], 1, "{m}");
-    assert_eq!(epochs(&run), vec![1]);
+    recorded(&run, "running", 1);
     assert_eq!(leftovers(&run), Vec::<String>::new());
     // whatever was written is whole: the next invocation resumes
     let out = run_with(dir.path(), &at_batch(BATCHES + 1, "sigint"));
-    assert!(
-        stderr(&out).contains("resuming after epoch 1"),
-        "{}",
-        stderr(&out)
-    );
+    says(&out, "resuming after epoch 1");
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
 }
 
@@ -158,11 +143,7 @@ fn a_second_sigint_between_the_metrics_and_the_manifest_waits_for_the_manifest()
     assert_eq!(leftovers(&run), Vec::<String>::new());
     // and the checkpoint of epoch 2 was written with them
     let out = run_with(dir.path(), &at_batch(1, "sigint"));
-    assert!(
-        stderr(&out).contains("resuming after epoch 2"),
-        "{}",
-        stderr(&out)
-    );
+    says(&out, "resuming after epoch 2");
 }
 
 #[test]

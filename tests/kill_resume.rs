@@ -210,13 +210,7 @@ fn assert_same_sweeps(clean: &Path, killed: &Path) {
             table(&RunDir::at(a).metrics()),
             table(&RunDir::at(b).metrics()),
         );
-        let epochs: Vec<i64> = tb
-            .column("epoch")
-            .unwrap()
-            .i64()
-            .unwrap()
-            .into_no_null_iter()
-            .collect();
+        let epochs = common::i64s(&tb, "epoch");
         assert_eq!(epochs, (1..=epochs_done).collect::<Vec<_>>());
         if ma["stopped_early"].is_null() {
             assert_eq!(epochs_done, 5);

@@ -7,6 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{runner, runner_env, text, tiny, tiny_linear_spec};
+use runner::results::layout::RunDir;
 
 /// Copies the class folders of `from` into `to`.
 fn copy_classes(from: &Path, to: &Path, classes: &[(&str, &str)]) {
@@ -22,13 +23,7 @@ fn copy_classes(from: &Path, to: &Path, classes: &[(&str, &str)]) {
 
 /// The run folders of `experiment` under `dir/results`, sorted.
 fn runs(dir: &Path, experiment: &str) -> Vec<PathBuf> {
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(dir.join("results").join(experiment))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.join("manifest.json").is_file())
-        .collect();
-    runs.sort();
-    runs
+    common::recorded_runs(&dir.join("results").join(experiment))
 }
 
 /// A trained one-run experiment `late` inside the project (where a run can be reopened), and
@@ -41,6 +36,15 @@ fn trained() -> (tempfile::TempDir, String) {
     let run = runs(dir.path(), "late").remove(0);
     let rel = run.strip_prefix(dir.path()).unwrap().display().to_string();
     (dir, rel)
+}
+
+/// A [`trained`] run with one of its files (`file` of its folder) cut to a third: the project,
+/// the run folder relative to it, and the tiny fixture's val folder to evaluate it on.
+fn trained_with_a_cut(file: fn(&RunDir) -> PathBuf) -> (tempfile::TempDir, String, String) {
+    let (dir, run) = trained();
+    common::cut_to_a_third(&file(&RunDir::at(dir.path().join(&run))));
+    let val = tiny().join("val").display().to_string();
+    (dir, run, val)
 }
 
 /// stderr, the run folder written as `<run>`.
@@ -85,21 +89,18 @@ fn a_damaged_test_image_fails_the_run_before_training() {
     );
     let run = runs(dir.path(), "late").remove(0);
     assert!(
-        !run.join("metrics.parquet").exists(),
+        !RunDir::at(&run).metrics().exists(),
         "no epoch trained: {}",
         text(&out)
     );
-    let manifest = std::fs::read_to_string(run.join("manifest.json")).unwrap();
+    let manifest = std::fs::read_to_string(RunDir::at(&run).manifest()).unwrap();
     assert!(manifest.contains("\"status\": \"failed\""), "{manifest}");
 }
 
 /// A cut `model.safetensors`: `evaluate` and `export onnx` say the file is damaged and which.
 #[test]
 fn a_damaged_model_file_is_called_damaged() {
-    let (dir, run) = trained();
-    let model = dir.path().join(&run).join("model.safetensors");
-    common::cut_to_a_third(&model);
-    let val = tiny().join("val").display().to_string();
+    let (dir, run, val) = trained_with_a_cut(RunDir::model);
     let mut seen = Vec::new();
     for args in [
         vec!["evaluate", &run, "--data", &val],
@@ -122,7 +123,7 @@ fn a_damaged_model_file_is_called_damaged() {
 fn a_damaged_stored_spec_is_one_error_naming_the_file() {
     let (dir, run) = trained();
     std::fs::write(
-        dir.path().join(&run).join("spec.toml"),
+        RunDir::at(dir.path().join(&run)).spec(),
         "[experiment\nname = \"late\"\n",
     )
     .unwrap();
@@ -154,7 +155,7 @@ fn a_replaced_head_is_announced_once_and_not_by_the_report() {
     std::fs::write(dir.path().join("two.toml"), two).unwrap();
     let out = runner(dir.path(), &["run", "two.toml"]);
     assert!(out.status.success(), "{}", text(&out));
-    let weights = runs(dir.path(), "two").remove(0).join("model.safetensors");
+    let weights = RunDir::at(runs(dir.path(), "two").remove(0)).model();
 
     // three classes: the third a copy of the cats
     let data = dir.path().join("data");
@@ -196,10 +197,7 @@ fn a_replaced_head_is_announced_once_and_not_by_the_report() {
 /// A cut `manifest.json`: `evaluate` names the file and the fault, not "is not a run folder".
 #[test]
 fn a_damaged_manifest_is_named_not_called_a_missing_run() {
-    let (dir, run) = trained();
-    let manifest = dir.path().join(&run).join("manifest.json");
-    common::cut_to_a_third(&manifest);
-    let val = tiny().join("val").display().to_string();
+    let (dir, run, val) = trained_with_a_cut(RunDir::manifest);
     let out = runner(dir.path(), &["evaluate", &run, "--data", &val]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     let err = stderr_of(&out, &run);

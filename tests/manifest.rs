@@ -6,24 +6,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{ok, runner, text, tiny, tiny_linear_spec};
+use common::{copy_tiny, ok, runner, text, tiny, tiny_linear_spec};
 use polars::prelude::*;
 use runner::results::layout::RunDir;
 use sha2::{Digest, Sha256};
-
-/// A copy of the tiny fixture's `train/` and `val/` at `root`.
-fn copy_tiny(root: &Path, splits: &[&str]) {
-    for split in splits {
-        for class in ["cat", "dog"] {
-            let to = root.join(split).join(class);
-            std::fs::create_dir_all(&to).unwrap();
-            for e in std::fs::read_dir(tiny().join(split).join(class)).unwrap() {
-                let p = e.unwrap().path();
-                std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
-            }
-        }
-    }
-}
 
 /// `(path relative to root, label, split)` of every image of the copy, in a scrambled order
 /// (the order of a manifest's rows does not matter).
@@ -45,13 +31,39 @@ fn listing(root: &Path) -> Vec<(String, String, String)> {
     rows
 }
 
-fn csv(header: &str, rows: impl IntoIterator<Item = String>) -> String {
+/// `dir/data`, a copy of the tiny fixture's `train/` and `val/`, and its [`listing`].
+fn listed_copy(dir: &Path) -> (PathBuf, Vec<(String, String, String)>) {
+    let data = dir.join("data");
+    copy_tiny(&data, &["train", "val"]);
+    let rows = listing(&data);
+    (data, rows)
+}
+
+/// [`listed_copy`] with a CSV manifest of it, `data/<file>`: a row per image, its path (relative
+/// to `data`) and label, and its split when `header` names three columns.
+fn listed_copy_with_csv(
+    dir: &Path,
+    file: &str,
+    header: &str,
+) -> (PathBuf, Vec<(String, String, String)>) {
+    let (data, rows) = listed_copy(dir);
+    let with_split = header.split(',').count() == 3;
+    let line = |(p, l, s): &(String, String, String)| match with_split {
+        true => format!("{p},{l},{s}"),
+        false => format!("{p},{l}"),
+    };
+    write_csv(&data.join(file), header, rows.iter().map(line));
+    (data, rows)
+}
+
+/// Writes a CSV manifest at `path`: the `header` line, then one line per row.
+fn write_csv(path: &Path, header: &str, rows: impl IntoIterator<Item = String>) {
     let mut out = format!("{header}\n");
     for r in rows {
         out += &r;
         out.push('\n');
     }
-    out
+    std::fs::write(path, out).unwrap();
 }
 
 /// The one-epoch linear spec of `common`, on `dataset` (TOML lines of `[dataset]`).
@@ -65,13 +77,7 @@ fn spec(dir: &Path, name: &str, dataset: &str) -> PathBuf {
 
 /// The run folders under `results/<experiment>/`.
 fn runs(results: &Path, experiment: &str) -> Vec<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::fs::read_dir(results.join(experiment))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| RunDir::at(p).manifest().is_file())
-        .collect();
-    dirs.sort();
-    dirs
+    common::recorded_runs(&results.join(experiment))
 }
 
 fn trained_metrics(run: &Path) -> DataFrame {
@@ -82,27 +88,13 @@ fn trained_metrics(run: &Path) -> DataFrame {
         .unwrap()
 }
 
-fn manifest_json(run: &Path) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(RunDir::at(run).manifest()).unwrap()).unwrap()
-}
-
 /// A folder, a CSV manifest of its files (relative paths, Hugging Face's `file_name` column,
 /// rows in any order) and a Parquet manifest of them (absolute paths, elsewhere) train the
 /// same run: the same id and the same metrics.
 #[test]
 fn a_manifest_of_a_folders_files_trains_the_folders_run() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    copy_tiny(&data, &["train", "val"]);
-    let rows = listing(&data);
-    std::fs::write(
-        data.join("metadata.csv"),
-        csv(
-            "file_name,label,split",
-            rows.iter().map(|(p, l, s)| format!("{p},{l},{s}")),
-        ),
-    )
-    .unwrap();
+    let (data, rows) = listed_copy_with_csv(dir.path(), "metadata.csv", "file_name,label,split");
     let lists = dir.path().join("lists");
     std::fs::create_dir_all(&lists).unwrap();
     let absolute: Vec<String> = rows
@@ -171,7 +163,7 @@ fn a_manifest_of_the_committed_images_plans_the_main_jobs_run_ids() {
         }
     }
     let manifest = dir.path().join("catdog.csv");
-    std::fs::write(&manifest, csv("path,label,split", lines)).unwrap();
+    write_csv(&manifest, "path,label,split", lines);
     let spec = common::project().join("experiments/lambda_sweep.toml");
     let spec = spec.display().to_string();
     let folder = ok(&runner(dir.path(), &["plan", &spec]));
@@ -190,17 +182,7 @@ fn a_manifest_of_the_committed_images_plans_the_main_jobs_run_ids() {
 #[test]
 fn a_split_made_from_fractions_is_seeded_and_recorded() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    copy_tiny(&data, &["train", "val"]);
-    let rows = listing(&data);
-    std::fs::write(
-        data.join("labels.csv"),
-        csv(
-            "path,label",
-            rows.iter().map(|(p, l, _)| format!("{p},{l}")),
-        ),
-    )
-    .unwrap();
+    listed_copy_with_csv(dir.path(), "labels.csv", "path,label");
     let split_of = |seed: u64, results: &str| {
         let body = format!(
             "manifest = \"data/labels.csv\"\n\n[dataset.split]\nval = 0.25\ntest = 0.2\nseed = {seed}\n"
@@ -214,7 +196,7 @@ fn a_split_made_from_fractions_is_seeded_and_recorded() {
         ok(&runner(dir.path(), &[&spec_arg, "--results", results]));
         let run = runs(&dir.path().join(results), "split").pop().unwrap();
         let list = std::fs::read_to_string(RunDir::at(&run).split_list()).unwrap();
-        let recorded = manifest_json(&run)["split_sha256"]
+        let recorded = common::manifest(&run)["split_sha256"]
             .as_str()
             .unwrap()
             .to_owned();
@@ -363,9 +345,7 @@ fn bad_manifests_are_named_at_their_rows() {
 fn evaluate_scores_a_manifests_rows() {
     // inside the project: `evaluate` finds a run's project above it
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let data = dir.path().join("data");
-    copy_tiny(&data, &["train", "val"]);
-    let rows = listing(&data);
+    let (data, rows) = listed_copy(dir.path());
     // the last two rows of each class are the test split
     let mut seen = std::collections::HashMap::new();
     let lines: Vec<String> = rows
@@ -378,7 +358,7 @@ fn evaluate_scores_a_manifests_rows() {
         })
         .collect();
     let val_rows = lines.iter().filter(|l| l.ends_with(",val")).count();
-    std::fs::write(data.join("labels.csv"), csv("path,label,split", lines)).unwrap();
+    write_csv(&data.join("labels.csv"), "path,label,split", lines);
     let spec = spec(dir.path(), "eval", "manifest = \"data/labels.csv\"\n");
     let spec_arg = spec.display().to_string();
     let out = ok(&runner(dir.path(), &[&spec_arg, "--results", "results"]));
@@ -387,27 +367,20 @@ fn evaluate_scores_a_manifests_rows() {
     let run_arg = run.display().to_string();
     let id = run.file_name().unwrap().to_string_lossy().into_owned();
 
-    let out = ok(&runner(
-        dir.path(),
-        &["evaluate", &run_arg, "--data", "data/labels.csv"],
-    ));
+    // `runner evaluate RUN --data ARGS`
+    let evaluate = |args: &[&str]| {
+        let mut argv = vec!["evaluate", run_arg.as_str(), "--data"];
+        argv.extend_from_slice(args);
+        runner(dir.path(), &argv)
+    };
+    let out = ok(&evaluate(&["data/labels.csv"]));
     assert!(
         out.starts_with(&format!(
             "eval {id} on data/labels.csv (split test): 4 images"
         )),
         "{out}"
     );
-    let out = ok(&runner(
-        dir.path(),
-        &[
-            "evaluate",
-            &run_arg,
-            "--data",
-            "data/labels.csv",
-            "--split",
-            "val",
-        ],
-    ));
+    let out = ok(&evaluate(&["data/labels.csv", "--split", "val"]));
     assert!(
         out.contains(&format!("(split val): {val_rows} images")),
         "{out}"
@@ -422,17 +395,7 @@ fn evaluate_scores_a_manifests_rows() {
         "{evaluated:?}"
     );
 
-    let out = runner(
-        dir.path(),
-        &[
-            "evaluate",
-            &run_arg,
-            "--data",
-            "data/labels.csv",
-            "--split",
-            "valid",
-        ],
-    );
+    let out = evaluate(&["data/labels.csv", "--split", "valid"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 
     std::fs::write(
@@ -440,10 +403,7 @@ fn evaluate_scores_a_manifests_rows() {
         "path,label\ntrain/cat/cat_02000.png,cow\n",
     )
     .unwrap();
-    let out = runner(
-        dir.path(),
-        &["evaluate", &run_arg, "--data", "data/cows.csv"],
-    );
+    let out = evaluate(&["data/cows.csv"]);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     insta::assert_snapshot!(
         "evaluate_label_not_a_class",

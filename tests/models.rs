@@ -1,6 +1,8 @@
 //! Golden tests against PyTorch (ResNet-18 and ResNet-50 with hash-filled weights,
 //! EfficientNet-Lite0 with the embedded ImageNet weights) and checks of weight loading.
 
+mod common;
+
 use std::collections::HashMap;
 use std::convert::Infallible;
 
@@ -46,15 +48,7 @@ fn read_all(path: &str) -> HashMap<String, (Vec<usize>, Vec<f32>)> {
 
 /// ‖a − b‖ / ‖b‖.
 fn rel_err(a: &[f32], b: &[f32]) -> f64 {
-    assert_eq!(a.len(), b.len(), "length");
-    let num: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (*x as f64 - *y as f64).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let den: f64 = b.iter().map(|y| (*y as f64).powi(2)).sum::<f64>().sqrt();
-    num / den
+    common::grad::rel_err(a, b, 0.0)
 }
 
 /// max |a − b|.

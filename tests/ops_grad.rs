@@ -358,21 +358,6 @@ fn f64s(v: &[f32]) -> Vec<f64> {
     v.iter().map(|x| *x as f64).collect()
 }
 
-/// Central differences of an f64 function of f64 inputs.
-fn finite_diff64(v: &[f64], eps: f64, mut loss: impl FnMut(&[f64]) -> f64) -> Vec<f64> {
-    let mut p = v.to_vec();
-    (0..v.len())
-        .map(|i| {
-            p[i] = v[i] + eps;
-            let up = loss(&p);
-            p[i] = v[i] - eps;
-            let down = loss(&p);
-            p[i] = v[i];
-            (up - down) / (2.0 * eps)
-        })
-        .collect()
-}
-
 #[test]
 fn batchnorm_train_and_frozen_gradients() {
     use runner::ops::{batchnorm2d_eval, batchnorm2d_train};
@@ -438,9 +423,9 @@ fn batchnorm_train_and_frozen_gradients() {
                 .sum()
         };
         let (xd, gd, bd) = (f64s(&x), f64s(&gamma), f64s(&beta));
-        let fd_x = finite_diff64(&xd, 1e-6, |p| lossf(p, &gd, &bd));
-        let fd_g = finite_diff64(&gd, 1e-6, |p| lossf(&xd, p, &bd));
-        let fd_b = finite_diff64(&bd, 1e-6, |p| lossf(&xd, &gd, p));
+        let fd_x = finite_diff(&xd, 1e-6, |p| lossf(p, &gd, &bd));
+        let fd_g = finite_diff(&gd, 1e-6, |p| lossf(&xd, p, &bd));
+        let fd_b = finite_diff(&bd, 1e-6, |p| lossf(&xd, &gd, p));
         for (what, ours, fd) in [
             ("dx", grads.get(&x_t).as_vec(), fd_x),
             ("dgamma", grads.get(&g_t).as_vec(), fd_g),

@@ -11,48 +11,19 @@ use runner::results::layout::RunDir;
 /// A copy of catdog-tiny in `dir/data` that a test may damage.
 fn copy_tiny(dir: &Path) -> PathBuf {
     let data = dir.join("data");
-    for split in ["train", "val"] {
-        for class in ["cat", "dog"] {
-            let from = tiny().join(split).join(class);
-            let to = data.join(split).join(class);
-            std::fs::create_dir_all(&to).unwrap();
-            for f in std::fs::read_dir(&from).unwrap() {
-                let f = f.unwrap().path();
-                std::fs::copy(&f, to.join(f.file_name().unwrap())).unwrap();
-            }
-        }
-    }
+    common::copy_tiny(&data, &["train", "val"]);
     data
 }
 
-fn spec(dir: &Path, data: &Path, body: &str) {
-    let head = format!(
-        "[experiment]\nname = \"rel\"\nseed = 1\n\n[dataset]\nroot = \"{}\"\n",
-        data.display()
-    );
-    std::fs::write(dir.join("exp.toml"), head + body).unwrap();
+/// Writes `dir/exp.toml`: `text` (a [`linear_spec`], changed) on the image folder `data`.
+fn spec(dir: &Path, data: &Path, text: &str) {
+    common::write_spec_on(dir, text, data);
 }
 
-const MLP: &str = r#"train_per_class = 4
-val_per_class = 2
-
-[transforms]
-resize = 16
-crop = 16
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-[backbone]
-name = "linear"
-
-[optimizer]
-kind = "sgd"
-lr = 0.01
-
-[train]
-epochs = 2
-batch_size = 4
-"#;
+/// A linear model, 4 train and 2 val images per class, two epochs (the tests name its lines).
+fn linear_spec() -> String {
+    common::spec_fixture("reliability.toml")
+}
 
 fn table(path: &Path) -> DataFrame {
     ParquetReader::new(std::fs::File::open(path).unwrap())
@@ -75,7 +46,7 @@ fn a_corrupt_first_training_image_is_skipped_and_counted() {
     spec(
         dir.path(),
         &data,
-        &MLP.replace(
+        &linear_spec().replace(
             "train_per_class = 4",
             "train_per_class = 4\non_bad_image = \"skip\"",
         ),
@@ -109,7 +80,7 @@ fn preview_skips_the_images_the_run_skips() {
         b"\x89PNG\r\n\x1a\n truncated",
     )
     .unwrap();
-    let skip = MLP.replace(
+    let skip = linear_spec().replace(
         "train_per_class = 4",
         "train_per_class = 4\non_bad_image = \"skip\"",
     );
@@ -126,14 +97,10 @@ fn preview_skips_the_images_the_run_skips() {
         runner::inspect::preview::grid_size(7, (16, 16))
     );
     // with the default policy the same dataset is an error, as training would be
-    spec(dir.path(), &data, MLP);
+    spec(dir.path(), &data, &linear_spec());
     let out = runner(dir.path(), &["preview", "exp.toml", "-n", "8"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("cat_02000.png"),
-        "{}",
-        text(&out)
-    );
+    common::stderr_says(&out, "cat_02000.png");
 }
 
 /// Item 4: a hidden folder (Jupyter's) inside a split is no class for `check` nor the loader.
@@ -145,7 +112,7 @@ fn hidden_folders_and_files_are_neither_classes_nor_images() {
     std::fs::create_dir_all(data.join("val/.ipynb_checkpoints")).unwrap();
     // a macOS resource fork next to the images: not an image either
     std::fs::write(data.join("train/dog/._dog_03000.png"), b"\0\x05\x16\x07").unwrap();
-    spec(dir.path(), &data, MLP);
+    spec(dir.path(), &data, &linear_spec());
     let check = runner(dir.path(), &["check", "exp.toml"]);
     assert!(check.status.success(), "{}", text(&check));
     let out = runner(dir.path(), &["exp.toml"]);
@@ -159,7 +126,7 @@ fn bad_weights_files_and_cuda_are_spec_errors_at_check_time() {
     let dir = tempfile::tempdir().unwrap();
     let image = tiny().join("train/cat/cat_02000.png");
     std::fs::copy(&image, dir.path().join("photo.safetensors")).unwrap();
-    let cnn = MLP.replace(
+    let cnn = linear_spec().replace(
         "name = \"linear\"",
         "name = \"small_cnn\"\nweights = \"photo.safetensors\"",
     );
@@ -176,7 +143,7 @@ fn bad_weights_files_and_cuda_are_spec_errors_at_check_time() {
     // a valid safetensors file of another architecture: names and shapes are checked too
     let other = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("pipeline/weights/efficientnet_lite0_imagenet.safetensors");
-    let cnn = MLP.replace(
+    let cnn = linear_spec().replace(
         "name = \"linear\"",
         &format!("name = \"small_cnn\"\nweights = \"{}\"", other.display()),
     );
@@ -189,7 +156,7 @@ fn bad_weights_files_and_cuda_are_spec_errors_at_check_time() {
         "{stderr}"
     );
 
-    let cuda = MLP.replace("epochs = 2", "epochs = 2\ndevice = \"cuda\"");
+    let cuda = linear_spec().replace("epochs = 2", "epochs = 2\ndevice = \"cuda\"");
     spec(dir.path(), &tiny(), &cuda);
     for cmd in ["check", "run"] {
         let out = runner(dir.path(), &[cmd, "exp.toml"]);
@@ -207,7 +174,7 @@ fn bad_weights_files_and_cuda_are_spec_errors_at_check_time() {
 #[test]
 fn a_swept_key_has_one_column_type_across_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let body = MLP
+    let body = linear_spec()
         .replace("name = \"linear\"", "name = \"small_cnn\"")
         .replace("epochs = 2", "epochs = 1")
         + "\n[sweep]\ngrid = { \"backbone.freeze\" = [true, false, \"until:conv2\"] }\n";
@@ -260,8 +227,8 @@ fn the_summary_counts_held_runs_apart_and_numbers_runs_from_one() {
     let dir = tempfile::tempdir().unwrap();
     let data = copy_tiny(dir.path());
     std::fs::write(data.join("train/dog/dog_03000.png"), b"not an image").unwrap();
-    let body = MLP.to_string()
-        + "\n[sweep]\ngrid = { \"dataset.on_bad_image\" = [\"error\", \"skip\"] }\n";
+    let body =
+        linear_spec() + "\n[sweep]\ngrid = { \"dataset.on_bad_image\" = [\"error\", \"skip\"] }\n";
     spec(dir.path(), &data, &body);
     let out = runner(dir.path(), &["exp.toml"]);
     let (stdout, stderr) = (
@@ -302,7 +269,7 @@ fn an_image_of_another_size_is_not_called_undecodable() {
     let data = copy_tiny(dir.path());
     let big = image::RgbImage::from_pixel(40, 30, image::Rgb([9, 9, 9]));
     big.save(data.join("train/cat/cat_02001.png")).unwrap();
-    let body = MLP
+    let body = linear_spec()
         .replace("resize = 16\ncrop = 16\n", "")
         .replace("batch_size = 4", "batch_size = 8");
     spec(dir.path(), &data, &body);

@@ -7,12 +7,12 @@
 //! controller they are reported as ignored, with the reason, and `RUNNER_REQUIRE_TOOLS=1` (set by
 //! `.ci/run`) makes that a failure.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 mod common;
-use common::tools;
+use common::{tools, Spec};
 use runner::results::layout::RunDir;
 
 fn main() {
@@ -29,10 +29,6 @@ fn main() {
             tasks_share_one_feature_cache_and_judge_other_hosts_locks_by_heartbeat,
         ),
     ]);
-}
-
-fn fixture() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/catdog-tiny")
 }
 
 fn sh(cmd: &str, args: &[&str]) -> Option<std::process::Output> {
@@ -127,40 +123,13 @@ fn wait_for(job: &str) {
     }
 }
 
-fn write_spec(dir: &Path, name: &str, transforms: &str, backbone: &str, grid: &str) {
-    let spec = format!(
-        r#"
-[experiment]
-name = "{name}"
-seed = 5
-
-[dataset]
-root = "{data}"
-
-[transforms]
-{transforms}
-mean = [0.5, 0.5, 0.5]
-std = [0.5, 0.5, 0.5]
-
-{backbone}
-
-[optimizer]
-kind = "sgd"
-lr = 0.05
-
-[regularization]
-kind = "l2"
-
-[train]
-epochs = 2
-batch_size = 4
-
-[sweep]
-grid = {{ {grid} }}
-"#,
-        data = fixture().display()
-    );
-    std::fs::write(dir.join("exp.toml"), spec).unwrap();
+/// Experiment `name`: an MLP (another backbone where the caller sets one) trained 2 epochs
+/// with SGD and L2, on the tiny fixture.
+fn spec(name: &str) -> Spec {
+    Spec::tiny(name, 5)
+        .set("optimizer", "lr = 0.05")
+        .set("regularization", "kind = \"l2\"")
+        .table("train", &["epochs = 2", "batch_size = 4"])
 }
 
 fn status_json(dir: &Path, exp: &str) -> Vec<serde_json::Value> {
@@ -200,13 +169,12 @@ fn an_array_trains_every_point_once_and_resubmits_only_the_unfinished() {
     let _node = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    write_spec(
-        dir,
-        "arr",
-        "",
-        "[backbone]\nname = \"mlp\"",
-        r#""regularization.lambda" = [0, 0.1], "optimizer.lr" = [0.01, 0.05]"#,
-    );
+    spec("arr")
+        .set(
+            "sweep",
+            r#"grid = { "regularization.lambda" = [0, 0.1], "optimizer.lr" = [0.01, 0.05] }"#,
+        )
+        .write(dir);
     let out = runner(
         dir,
         &[
@@ -300,14 +268,15 @@ fn tasks_share_one_feature_cache_and_judge_other_hosts_locks_by_heartbeat() {
     let _node = exclusive();
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    write_spec(
-        dir,
-        "frozen",
+    spec("frozen")
         // 64×64 inputs: extracting features takes long enough for the tasks to meet
-        "resize = 64",
-        "[backbone]\nname = \"small_cnn\"\nfreeze = true",
-        r#""regularization.lambda" = [0, 0.01, 0.1]"#,
-    );
+        .set("transforms", "resize = 64")
+        .table("backbone", &["name = \"small_cnn\"", "freeze = true"])
+        .set(
+            "sweep",
+            r#"grid = { "regularization.lambda" = [0, 0.01, 0.1] }"#,
+        )
+        .write(dir);
     let plan = stdout(&runner(dir, &["plan", "exp.toml"]));
     let ids: Vec<String> = plan
         .lines()

@@ -4,12 +4,8 @@
 
 mod common;
 
-use common::specs::load;
+use common::specs::{error, load};
 use runner::spec;
-
-fn error(spec: &str, overrides: &[&str]) -> String {
-    common::specs::error_of(spec, load(spec, overrides))
-}
 
 #[test]
 fn training_bad_values_are_all_reported() {

@@ -15,6 +15,14 @@ fn only_run(results: &Path, experiment: &str) -> PathBuf {
     dirs.pop().unwrap()
 }
 
+/// Trains `dir/exp.toml` into `dir/r`, which must succeed: its one run's folder, and its log.
+fn train(dir: &Path) -> (PathBuf, String) {
+    let out = runner(dir, &["run", "exp.toml", "--results", "r"]);
+    common::ok(&out);
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    (only_run(&dir.join("r"), "feat"), log)
+}
+
 fn column(run: &Path, name: &str) -> Vec<f64> {
     let df = ParquetReader::new(std::fs::File::open(RunDir::at(run).metrics()).unwrap())
         .finish()
@@ -42,13 +50,7 @@ fn cosine_with_warmup_is_the_lr_column() {
             base()
         ),
     );
-    let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lr = column(&only_run(&dir.path().join("r"), "feat"), "lr");
+    let lr = column(&train(dir.path()).0, "lr");
     // warmup 0.1·1/2, 0.1·2/2, then cosine over the last 3 epochs from 0.1 towards 0.01
     let cos = |k: f64| 0.01 + 0.09 * (1.0 + (std::f64::consts::PI * k / 3.0).cos()) / 2.0;
     let expected = [0.05, 0.1, cos(0.0), cos(1.0), cos(2.0)];
@@ -65,16 +67,8 @@ fn early_stopped_run_is_done_and_says_why() {
         dir.path(),
         &format!("{}epochs = 40\n[early_stopping]\npatience = 1\n", base()),
     );
-    let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = only_run(&dir.path().join("r"), "feat");
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(RunDir::at(&run).manifest()).unwrap())
-            .unwrap();
+    let (run, stderr) = train(dir.path());
+    let m = common::manifest(&run);
     assert_eq!(m["status"], "done");
     let stopped = &m["stopped_early"];
     let epoch = stopped["epoch"].as_u64().expect("stopped early") as usize;
@@ -85,7 +79,6 @@ fn early_stopped_run_is_done_and_says_why() {
         .unwrap()
         .starts_with("val_loss did not improve by more than 0 for 1 epochs"));
     assert_eq!(column(&run, "epoch").len(), epoch);
-    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("restored the best epoch's weights"),
         "{stderr}"
@@ -134,16 +127,8 @@ fn restore_best_leaves_the_best_epochs_weights() {
         dir.path(),
         &format!("{spec}epochs = 40\n[early_stopping]\npatience = 2\n"),
     );
-    let out = runner(dir.path(), &["run", "exp.toml", "--results", "r"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let run = only_run(&dir.path().join("r"), "feat");
-    let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(RunDir::at(&run).manifest()).unwrap())
-            .unwrap();
+    let (run, _) = train(dir.path());
+    let m = common::manifest(&run);
     let best = m["stopped_early"]["best_epoch"]
         .as_u64()
         .expect("stopped early") as usize;

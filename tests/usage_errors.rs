@@ -5,6 +5,7 @@ mod common;
 use std::path::Path;
 
 use common::{runner, text, tiny_linear_spec};
+use runner::results::layout::RunDir;
 
 fn two_point_sweep(dir: &Path) {
     let spec = tiny_linear_spec(
@@ -98,7 +99,7 @@ fn a_misspelt_second_path_is_a_usage_error_too() {
     let run = std::fs::read_dir(dir.path().join("results/usage"))
         .unwrap()
         .map(|e| e.unwrap().path())
-        .find(|p| p.join("manifest.json").is_file())
+        .find(|p| RunDir::at(p).manifest().is_file())
         .expect("a run folder");
     let run = run.strip_prefix(dir.path()).unwrap().display().to_string();
     for (args, said) in [

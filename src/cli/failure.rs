@@ -40,9 +40,9 @@ impl Failure {
     }
 
     /// A reader's error: a results path that does not exist is the command line's fault.
-    pub(super) fn view(e: crate::results::scan::ViewError) -> Self {
+    pub(super) fn view(e: crate::views::ViewError) -> Self {
         match e {
-            crate::results::scan::ViewError::Missing(_) => Failure::Usage(e.to_string()),
+            crate::views::ViewError::Missing(_) => Failure::Usage(e.to_string()),
             other => Failure::failed(other),
         }
     }

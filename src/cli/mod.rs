@@ -27,7 +27,7 @@ pub use failure::Failure;
     about = "Turns TOML experiment specs into trained models and comparable results"
 )]
 #[command(after_help = "`runner SPEC [OPTIONS]` is short for `runner run SPEC [OPTIONS]`.")]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     command: Command,
     /// CPU engine under the convolutions: auto (oneDNN when libdnnl.so.2 loads, else

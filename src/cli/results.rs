@@ -123,7 +123,7 @@ pub(super) fn cmd_compare(a: CompareArgs) -> Result<(), Failure> {
 
 /// After the output of the readable runs: the unreadable ones, each with its error, on stderr,
 /// and exit status 1 (the output is incomplete).
-fn left_out(unreadable: Vec<crate::results::scan::ViewError>) -> Result<(), Failure> {
+fn left_out(unreadable: Vec<crate::views::ViewError>) -> Result<(), Failure> {
     if unreadable.is_empty() {
         return Ok(());
     }

@@ -80,7 +80,7 @@ impl RandomResizedCrop {
     }
 
     /// The random crop of `img`, resized (bilinear, antialiased like PIL) to `side`×`side`.
-    pub fn apply(&self, img: &RgbImage, side: u32, rng: &mut impl Rng) -> RgbImage {
+    pub(crate) fn apply(&self, img: &RgbImage, side: u32, rng: &mut impl Rng) -> RgbImage {
         let b = self.params(img.width(), img.height(), rng);
         let crop = imageops::crop_imm(img, b.x, b.y, b.w, b.h).to_image();
         imageops::resize(&crop, side, side, FilterType::Triangle)
@@ -111,7 +111,7 @@ impl ColorJitter {
     /// torchvision's `torch.randperm`), each with its random factor, as on float tensors:
     /// brightness blends with black, contrast with the image's mean gray, saturation with each
     /// pixel's gray, every result clamped to [0, 1].
-    pub fn apply(&self, chw: &mut [f32], rng: &mut impl Rng) {
+    pub(crate) fn apply(&self, chw: &mut [f32], rng: &mut impl Rng) {
         let factor = |x: f64, rng: &mut dyn rand::RngCore| -> Option<f32> {
             (x > 0.0).then(|| {
                 let lo = (1.0 - x).max(0.0);

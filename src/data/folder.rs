@@ -63,7 +63,10 @@ impl Split {
     /// Every image of a scanned split folder, labelled by the position of its class folder's
     /// name in `classes`; the folder must have exactly these classes (in any order on disk they
     /// sort the same), else [`DataError::ClassesDiffer`] lists both sides.
-    pub fn of_classes(scanned: Vec<ClassFiles>, classes: &[String]) -> Result<Split, DataError> {
+    pub(crate) fn of_classes(
+        scanned: Vec<ClassFiles>,
+        classes: &[String],
+    ) -> Result<Split, DataError> {
         let names: Vec<String> = scanned.iter().map(|c| c.name.clone()).collect();
         if names != classes {
             return Err(DataError::ClassesDiffer {
@@ -113,7 +116,7 @@ impl ImageFolder {
 
     /// The dataset of two scanned splits (see [`scan_classes`]), with the same limits as
     /// [`ImageFolder::open`].
-    pub fn from_classes(
+    pub(crate) fn from_classes(
         root: &Path,
         train: Vec<ClassFiles>,
         val: Vec<ClassFiles>,
@@ -151,7 +154,7 @@ impl ImageFolder {
         Ok(self)
     }
 
-    pub fn num_classes(&self) -> usize {
+    pub(crate) fn num_classes(&self) -> usize {
         self.classes.len()
     }
 }

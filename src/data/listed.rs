@@ -131,47 +131,13 @@ pub fn open_listed(base: &Path, rows: &[Row], cut: &Cut) -> Result<Listed, Vec<I
         .iter()
         .map(|c| index[c.row.label.as_str()])
         .collect();
-    let parts: Vec<Part> = match cut.fractions {
-        None => checked
-            .iter()
-            .map(|c| {
-                c.part
-                    .expect("checked rows with a split column have a split")
-            })
-            .collect(),
-        Some(fractions) => {
-            let items: Vec<(&str, usize)> = checked
-                .iter()
-                .zip(&labels)
-                .map(|(c, &l)| (c.row.path.as_str(), l))
-                .collect();
-            assign(&items, fractions)
-        }
-    };
+    let parts = parts_of(&checked, &labels, cut);
     issues.extend(empty_classes(&checked, &labels, &parts, &classes, cut));
     if !issues.is_empty() {
         return Err(issues);
     }
     let split = |part: Part, per_class: usize| {
-        let mut samples: Vec<Sample> = checked
-            .iter()
-            .zip(&labels)
-            .zip(&parts)
-            .filter(|(_, p)| **p == part)
-            .map(|((c, &label), _)| Sample {
-                path: c.path.clone(),
-                label,
-            })
-            .collect();
-        samples.sort_by(|a, b| (a.label, &a.path).cmp(&(b.label, &b.path)));
-        if per_class > 0 {
-            let mut kept = vec![0; classes.len()];
-            samples.retain(|s| {
-                kept[s.label] += 1;
-                kept[s.label] <= per_class
-            });
-        }
-        Split { samples }
+        split_of_part(&checked, &labels, &parts, part, per_class, classes.len())
     };
     let train = split(Part::Train, cut.train_per_class);
     let val = split(Part::Val, cut.val_per_class);
@@ -185,6 +151,58 @@ pub fn open_listed(base: &Path, rows: &[Row], cut: &Cut) -> Result<Listed, Vec<I
         test: (!test.is_empty()).then_some(test),
     };
     Ok(Listed { folder, layout })
+}
+
+/// Each checked row's part: the one its row names, or the one the fractions assign it.
+fn parts_of(checked: &[Checked], labels: &[usize], cut: &Cut) -> Vec<Part> {
+    match cut.fractions {
+        None => checked
+            .iter()
+            .map(|c| {
+                c.part
+                    .expect("checked rows with a split column have a split")
+            })
+            .collect(),
+        Some(fractions) => {
+            let items: Vec<(&str, usize)> = checked
+                .iter()
+                .zip(labels)
+                .map(|(c, &l)| (c.row.path.as_str(), l))
+                .collect();
+            assign(&items, fractions)
+        }
+    }
+}
+
+/// The samples of `part`, sorted by class then path; the first `per_class` of each class when
+/// that is not 0.
+fn split_of_part(
+    checked: &[Checked],
+    labels: &[usize],
+    parts: &[Part],
+    part: Part,
+    per_class: usize,
+    n_classes: usize,
+) -> Split {
+    let mut samples: Vec<Sample> = checked
+        .iter()
+        .zip(labels)
+        .zip(parts)
+        .filter(|(_, p)| **p == part)
+        .map(|((c, &label), _)| Sample {
+            path: c.path.clone(),
+            label,
+        })
+        .collect();
+    samples.sort_by(|a, b| (a.label, &a.path).cmp(&(b.label, &b.path)));
+    if per_class > 0 {
+        let mut kept = vec![0; n_classes];
+        samples.retain(|s| {
+            kept[s.label] += 1;
+            kept[s.label] <= per_class
+        });
+    }
+    Split { samples }
 }
 
 /// The rows of a manifest scored against a run's `classes`: those of split `part` (every row
@@ -240,97 +258,110 @@ fn check_rows<'r>(
     let mut issues = Vec::new();
     let mut first_line: HashMap<PathBuf, usize> = HashMap::new();
     for row in rows {
-        let path_at = at_cell(row, row.spans.path.clone());
-        if row.path.is_empty() {
-            issues.push(Issue::new(
-                path_at,
-                "manifest row without an image path",
-                "expected the path of an image",
-            ));
-            continue;
+        match check_row(base, row, split_needed, &mut first_line) {
+            Ok(c) => checked.push(c),
+            Err(issue) => issues.push(issue),
         }
-        if row.label.is_empty() {
-            issues.push(Issue::new(
-                at_cell(row, row.spans.label.clone()),
-                format!("image `{}` has no label", row.path),
-                "expected a label",
-            ));
-            continue;
-        }
-        let part = match row.split.as_deref() {
-            Some(name) => match Part::parse(name) {
-                Some(p) => Some(p),
-                None => {
-                    let mut issue = Issue::new(
-                        at_cell(row, row.spans.split.clone()),
-                        format!("unknown split `{name}`"),
-                        "expected `train`, `val` or `test`",
-                    );
-                    // other tools' names for the validation split
-                    if ["valid", "validation", "dev"].contains(&name.to_lowercase().as_str()) {
-                        issue = issue.note("the validation split is called `val`");
-                    }
-                    issues.push(issue);
-                    continue;
-                }
-            },
-            None if split_needed => {
-                issues.push(Issue::new(
-                    path_at,
-                    format!("image `{}` has no split", row.path),
-                    "expected `train`, `val` or `test`",
-                ));
-                continue;
-            }
-            None => None,
-        };
-        let path = normalize(&base.join(&row.path));
-        if let Some(first) = first_line.get(&path) {
-            issues.push(
-                Issue::new(
-                    path_at,
-                    format!("image `{}` is listed twice", row.path),
-                    "listed again here",
-                )
-                .note(format!("first listed at line {first}")),
-            );
-            continue;
-        }
-        first_line.insert(path.clone(), row.line);
-        if !path.is_file() {
-            let found = if path.exists() {
-                "something that is not a file"
-            } else {
-                "nothing"
-            };
-            issues.push(
-                Issue::new(
-                    path_at,
-                    format!("no image at `{}`", row.path),
-                    "expected an image file",
-                )
-                .note(format!("found {found} at {}", shown(&path))),
-            );
-            continue;
-        }
-        if !is_image(&path) {
-            issues.push(Issue::new(
-                path_at,
-                format!("`{}` is not an image", row.path),
-                format!(
-                    "expected a file ending in {}",
-                    IMAGE_EXTENSIONS
-                        .iter()
-                        .map(|e| format!(".{e}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-            continue;
-        }
-        checked.push(Checked { row, path, part });
     }
     (checked, issues)
+}
+
+/// One row's file and split, or its first problem; `first_line` holds the line each file was
+/// first listed at, to catch a file listed twice.
+fn check_row<'r>(
+    base: &Path,
+    row: &'r Row,
+    split_needed: bool,
+    first_line: &mut HashMap<PathBuf, usize>,
+) -> Result<Checked<'r>, Issue> {
+    let path_at = at_cell(row, row.spans.path.clone());
+    if row.path.is_empty() {
+        return Err(Issue::new(
+            path_at,
+            "manifest row without an image path",
+            "expected the path of an image",
+        ));
+    }
+    if row.label.is_empty() {
+        return Err(Issue::new(
+            at_cell(row, row.spans.label.clone()),
+            format!("image `{}` has no label", row.path),
+            "expected a label",
+        ));
+    }
+    let part = part_of_row(row, split_needed)?;
+    let path = normalize(&base.join(&row.path));
+    if let Some(first) = first_line.get(&path) {
+        return Err(Issue::new(
+            path_at,
+            format!("image `{}` is listed twice", row.path),
+            "listed again here",
+        )
+        .note(format!("first listed at line {first}")));
+    }
+    first_line.insert(path.clone(), row.line);
+    image_at(row, &path)?;
+    Ok(Checked { row, path, part })
+}
+
+/// The split a row names; `None` when it names none and none is needed.
+fn part_of_row(row: &Row, split_needed: bool) -> Result<Option<Part>, Issue> {
+    match row.split.as_deref() {
+        Some(name) => match Part::parse(name) {
+            Some(p) => Ok(Some(p)),
+            None => {
+                let mut issue = Issue::new(
+                    at_cell(row, row.spans.split.clone()),
+                    format!("unknown split `{name}`"),
+                    "expected `train`, `val` or `test`",
+                );
+                // other tools' names for the validation split
+                if ["valid", "validation", "dev"].contains(&name.to_lowercase().as_str()) {
+                    issue = issue.note("the validation split is called `val`");
+                }
+                Err(issue)
+            }
+        },
+        None if split_needed => Err(Issue::new(
+            at_cell(row, row.spans.path.clone()),
+            format!("image `{}` has no split", row.path),
+            "expected `train`, `val` or `test`",
+        )),
+        None => Ok(None),
+    }
+}
+
+/// That a row's `path` is an image file: there, a file, and with an image's extension.
+fn image_at(row: &Row, path: &Path) -> Result<(), Issue> {
+    let path_at = at_cell(row, row.spans.path.clone());
+    if !path.is_file() {
+        let found = if path.exists() {
+            "something that is not a file"
+        } else {
+            "nothing"
+        };
+        return Err(Issue::new(
+            path_at,
+            format!("no image at `{}`", row.path),
+            "expected an image file",
+        )
+        .note(format!("found {found} at {}", shown(path))));
+    }
+    if !is_image(path) {
+        return Err(Issue::new(
+            path_at,
+            format!("`{}` is not an image", row.path),
+            format!(
+                "expected a file ending in {}",
+                IMAGE_EXTENSIONS
+                    .iter()
+                    .map(|e| format!(".{e}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A class with no training or no validation image, at its first row (or at the fractions'

@@ -91,7 +91,7 @@ impl Loader {
     }
 
     /// How many images were skipped since the last call (per epoch, for the metrics).
-    pub fn take_skipped(&self) -> usize {
+    pub(crate) fn take_skipped(&self) -> usize {
         self.skipped.swap(0, Ordering::Relaxed)
     }
 
@@ -119,7 +119,11 @@ impl Loader {
     /// [`Self::batch`] on the calling thread alone: for decoding the next batch while the
     /// engine computes on the current one, without a second thread pool competing with the
     /// engine's.
-    pub fn batch_sequential(&self, epoch: usize, indices: &[usize]) -> Result<Batch, DataError> {
+    pub(crate) fn batch_sequential(
+        &self,
+        epoch: usize,
+        indices: &[usize],
+    ) -> Result<Batch, DataError> {
         let decoded = indices.iter().map(|&i| self.decode(epoch, i)).collect();
         self.assemble(decoded, indices)
     }

@@ -92,7 +92,7 @@ impl Issue {
         }
     }
 
-    pub fn note(mut self, note: impl Into<String>) -> Issue {
+    pub(crate) fn note(mut self, note: impl Into<String>) -> Issue {
         self.notes.push(note.into());
         self
     }
@@ -205,50 +205,17 @@ fn read_csv(file: &Path, columns: &Columns) -> Result<ManifestFile, Vec<Issue>> 
         .collect();
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let (path_i, path_column, label_i, split_i) = find_columns(&names, columns, header_at)?;
-    let mut rows = Vec::new();
-    let mut issues = Vec::new();
+    let at = ColumnsAt {
+        path: path_i,
+        label: label_i,
+        split: split_i,
+    };
+    let (mut rows, mut issues) = (Vec::new(), Vec::new());
     for record in reader.records() {
-        let record = match record {
-            Ok(r) => r,
-            Err(e) => {
-                let line = e.position().map_or(0, |p| p.line() as usize);
-                issues.push(Issue::new(
-                    Where::Row { line, span: None },
-                    "cannot read this manifest row",
-                    csv_reason(&e),
-                ));
-                continue;
-            }
-        };
-        let pos = record.position().expect("the csv reader records positions");
-        let spans = field_spans(&text, pos.byte() as usize);
-        if record.len() != names.len() {
-            issues.push(Issue::new(
-                Where::Row {
-                    line: pos.line() as usize,
-                    span: None,
-                },
-                "cannot read this manifest row",
-                format!(
-                    "expected {} fields like the header, found {}",
-                    names.len(),
-                    record.len()
-                ),
-            ));
-            continue;
+        match row_of(&text, record, names.len(), &at) {
+            Ok(row) => rows.push(row),
+            Err(issue) => issues.push(issue),
         }
-        let cell = |i: usize| record.get(i).unwrap_or("").trim().to_owned();
-        rows.push(Row {
-            line: pos.line() as usize,
-            path: cell(path_i),
-            label: cell(label_i),
-            split: split_i.map(cell),
-            spans: Cells {
-                path: spans.get(path_i).cloned(),
-                label: spans.get(label_i).cloned(),
-                split: split_i.and_then(|i| spans.get(i).cloned()),
-            },
-        });
     }
     Ok(ManifestFile {
         file: file.to_path_buf(),
@@ -257,6 +224,58 @@ fn read_csv(file: &Path, columns: &Columns) -> Result<ManifestFile, Vec<Issue>> 
         path_column,
         has_split: split_i.is_some(),
         bad_records: issues,
+    })
+}
+
+/// Where a manifest's path, label and split columns are, by field index.
+struct ColumnsAt {
+    path: usize,
+    label: usize,
+    split: Option<usize>,
+}
+
+/// One CSV record as a row, with the byte spans of its cells in `text`; or why it cannot be
+/// read (`fields`: how many the header has).
+fn row_of(
+    text: &str,
+    record: csv::Result<csv::StringRecord>,
+    fields: usize,
+    at: &ColumnsAt,
+) -> Result<Row, Issue> {
+    let record = record.map_err(|e| {
+        let line = e.position().map_or(0, |p| p.line() as usize);
+        Issue::new(
+            Where::Row { line, span: None },
+            "cannot read this manifest row",
+            csv_reason(&e),
+        )
+    })?;
+    let pos = record.position().expect("the csv reader records positions");
+    let spans = field_spans(text, pos.byte() as usize);
+    if record.len() != fields {
+        return Err(Issue::new(
+            Where::Row {
+                line: pos.line() as usize,
+                span: None,
+            },
+            "cannot read this manifest row",
+            format!(
+                "expected {fields} fields like the header, found {}",
+                record.len()
+            ),
+        ));
+    }
+    let cell = |i: usize| record.get(i).unwrap_or("").trim().to_owned();
+    Ok(Row {
+        line: pos.line() as usize,
+        path: cell(at.path),
+        label: cell(at.label),
+        split: at.split.map(cell),
+        spans: Cells {
+            path: spans.get(at.path).cloned(),
+            label: spans.get(at.label).cloned(),
+            split: at.split.and_then(|i| spans.get(i).cloned()),
+        },
     })
 }
 

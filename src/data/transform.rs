@@ -37,12 +37,12 @@ impl Transform {
         }
     }
 
-    pub fn is_deterministic(&self) -> bool {
+    pub(crate) fn is_deterministic(&self) -> bool {
         self.random_parts().is_empty()
     }
 
     /// The spec keys of the random parts, for messages.
-    pub fn random_parts(&self) -> Vec<&'static str> {
+    pub(crate) fn random_parts(&self) -> Vec<&'static str> {
         let mut parts = Vec::new();
         if self.random_crop {
             parts.push("random_crop");
@@ -60,7 +60,7 @@ impl Transform {
     }
 
     /// Output (height, width) for an input of the given size.
-    pub fn output_size(&self, width: u32, height: u32) -> (u32, u32) {
+    pub(crate) fn output_size(&self, width: u32, height: u32) -> (u32, u32) {
         if let (Some(c), Some(_)) = (self.crop, &self.augment.random_resized_crop) {
             return (c, c);
         }
@@ -80,9 +80,40 @@ impl Transform {
         }
     }
 
+    /// The window `crop` cuts from a `w`×`h` image, as (left, top, width, height): the whole
+    /// image without a crop, a random one when the spec asks for it, else the centre.
+    fn crop_window(
+        &self,
+        (w, h): (u32, u32),
+        crop: Option<u32>,
+        rng: &mut impl Rng,
+    ) -> Result<(u32, u32, u32, u32), String> {
+        Ok(match crop {
+            None => (0, 0, w, h),
+            Some(c) if c > w || c > h => {
+                return Err(format!("crop {c} is larger than the {w}×{h} image"));
+            }
+            Some(c) if self.random_crop => {
+                (rng.gen_range(0..=w - c), rng.gen_range(0..=h - c), c, c)
+            }
+            // torchvision: top = int(round((h - c) / 2))
+            Some(c) => (
+                ((w - c) as f64 / 2.0).round() as u32,
+                ((h - c) as f64 / 2.0).round() as u32,
+                c,
+                c,
+            ),
+        })
+    }
+
     /// Applies the pipeline and writes the normalised CHW values into `out`
     /// (length 3·H·W for the output size). Errors when the crop is larger than the image.
-    pub fn apply(&self, img: &RgbImage, rng: &mut impl Rng, out: &mut [f32]) -> Result<(), String> {
+    pub(crate) fn apply(
+        &self,
+        img: &RgbImage,
+        rng: &mut impl Rng,
+        out: &mut [f32],
+    ) -> Result<(), String> {
         let (w0, h0) = img.dimensions();
         let resized;
         let (img, (w, h), crop) = match (&self.augment.random_resized_crop, self.crop) {
@@ -102,22 +133,7 @@ impl Transform {
                 (img, (w, h), self.crop)
             }
         };
-        let (cx, cy, cw, ch) = match crop {
-            None => (0, 0, w, h),
-            Some(c) if c > w || c > h => {
-                return Err(format!("crop {c} is larger than the {w}×{h} image"));
-            }
-            Some(c) if self.random_crop => {
-                (rng.gen_range(0..=w - c), rng.gen_range(0..=h - c), c, c)
-            }
-            // torchvision: top = int(round((h - c) / 2))
-            Some(c) => (
-                ((w - c) as f64 / 2.0).round() as u32,
-                ((h - c) as f64 / 2.0).round() as u32,
-                c,
-                c,
-            ),
-        };
+        let (cx, cy, cw, ch) = self.crop_window((w, h), crop, rng)?;
         let flip = self.hflip > 0.0 && rng.gen::<f32>() < self.hflip;
         let plane = (cw * ch) as usize;
         assert_eq!(

@@ -14,7 +14,7 @@ use sha2::{Digest, Sha256};
 use super::{write_atomic, StoreError};
 
 /// Metadata key of the checksum over every tensor's bytes, in name order.
-pub const CHECKSUM: &str = "sha256";
+pub(crate) const CHECKSUM: &str = "sha256";
 
 /// A tensor to write.
 pub struct Entry<'a> {
@@ -82,7 +82,7 @@ pub fn encode(entries: &[Entry], mut metadata: HashMap<String, String>) -> Resul
 
 /// The checksum a file written by [`write`] carries, read from its header alone (`None` for a
 /// file without one); the error says why the header cannot be read.
-pub fn read_checksum(path: &Path) -> Result<Option<String>, String> {
+pub(crate) fn read_checksum(path: &Path) -> Result<Option<String>, String> {
     use std::io::Read;
     let mut f = std::fs::File::open(path).map_err(|e| e.to_string())?;
     let mut len = [0u8; 8];
@@ -129,7 +129,7 @@ impl TensorFile {
 
     /// Reads a file a run wrote (its `model.safetensors`): the error names the file, and one
     /// that is there but does not parse or fails its checksum is called damaged.
-    pub fn read_run_file(path: &Path) -> Result<Self, StoreError> {
+    pub(crate) fn read_run_file(path: &Path) -> Result<Self, StoreError> {
         let failed = |reason: String| StoreError::Read {
             path: path.to_path_buf(),
             reason,
@@ -138,7 +138,7 @@ impl TensorFile {
         Self::from_bytes(bytes).map_err(|e| failed(format!("the file is damaged ({e})")))
     }
 
-    pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, String> {
+    pub(crate) fn from_bytes(bytes: Vec<u8>) -> Result<Self, String> {
         // `read_metadata` checks every offset against the buffer: the index below is in bounds
         let (n, header) = SafeTensors::read_metadata(&bytes).map_err(|e| format!("{e:?}"))?;
         let metadata = header.metadata().clone().unwrap_or_default();

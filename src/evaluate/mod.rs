@@ -23,7 +23,10 @@ pub use render::Format;
 
 /// Which weights a finished run keeps: under `early_stopping.restore_best` the best epoch by
 /// its metric (the same rule, replayed over the recorded epochs), else the last epoch.
-pub fn kept_model(early: Option<&EarlyStopping>, rows: &[EpochMetrics]) -> (usize, KeptModel) {
+pub(crate) fn kept_model(
+    early: Option<&EarlyStopping>,
+    rows: &[EpochMetrics],
+) -> (usize, KeptModel) {
     let last = rows.last().map_or(0, |r| r.epoch);
     match early {
         Some(es) if es.restore_best => {
@@ -64,7 +67,7 @@ pub struct Score {
 
 impl KeptWeights {
     /// The weights file of a run trained from `spec` on `classes`.
-    pub fn of_spec(spec: &RunSpec, classes: Vec<String>, weights: PathBuf) -> Self {
+    pub(crate) fn of_spec(spec: &RunSpec, classes: Vec<String>, weights: PathBuf) -> Self {
         Self {
             backbone: spec.backbone.name,
             head: crate::setup::head_config(&spec.head, spec.experiment.seed),

@@ -22,10 +22,11 @@ use super::yaml::{self, Scalar};
 use crate::durable;
 use crate::durable::timestamp::parse_rfc3339;
 use crate::results::layout::RunDir;
-use crate::results::scan::{self, Run, ViewError};
+use crate::results::scan::{self, Run};
 use crate::results::store::Status;
 use crate::results::{schema, stored_spec};
 use crate::views::plot;
+use crate::views::ViewError;
 
 /// What one experiment's export did.
 #[derive(Debug, Clone, PartialEq)]
@@ -69,7 +70,7 @@ pub(crate) fn export(
         reason: e.to_string(),
     })?;
     ensure_default_experiment(&root)?;
-    let mut unreadable = unreadable;
+    let mut unreadable: Vec<ViewError> = unreadable.into_iter().map(ViewError::from).collect();
     let exported = names
         .iter()
         .map(|name| {

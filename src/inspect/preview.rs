@@ -15,17 +15,25 @@ use plotters::prelude::*;
 use crate::data::{BadImagePolicy, ImageFolder, Loader, Transform};
 use crate::draw::{encode_png, font};
 use crate::durable;
-use crate::results::scan::ViewError;
 use crate::setup::ResolvedRun;
 
+/// Why the grid cannot be drawn or written.
+#[derive(Debug, thiserror::Error)]
+pub enum PreviewError {
+    #[error("{0}")]
+    Draw(String),
+    #[error(transparent)]
+    Write(#[from] durable::StoreError),
+}
+
 /// Grid columns at most (torchvision's `nrow` default).
-pub const COLUMNS: usize = 8;
+pub(crate) const COLUMNS: usize = 8;
 /// Pixels between images and around the grid (torchvision's `padding` default).
 pub const PADDING: u32 = 2;
 /// Height of the caption strip under each image.
 pub const CAPTION: u32 = 20;
 /// Images whose longer side is smaller than this are scaled up by a whole factor.
-pub const MIN_SIDE: u32 = 96;
+pub(crate) const MIN_SIDE: u32 = 96;
 
 /// What a run's training loader reads: its images, its train transforms and what it does with
 /// an image it cannot decode.
@@ -54,7 +62,7 @@ pub fn preview(
     n: usize,
     seed: u64,
     out: &Path,
-) -> Result<PathBuf, ViewError> {
+) -> Result<PathBuf, PreviewError> {
     let png = preview_png(images, n, seed)?;
     durable::write_file(out, &png)?;
     Ok(out.to_path_buf())
@@ -62,15 +70,15 @@ pub fn preview(
 
 /// The PNG bytes of the grid [`preview`] writes. An image the run's policy skips in training is
 /// skipped here too.
-pub fn preview_png(images: &TrainingImages, n: usize, seed: u64) -> Result<Vec<u8>, ViewError> {
+pub fn preview_png(images: &TrainingImages, n: usize, seed: u64) -> Result<Vec<u8>, PreviewError> {
     let (folder, transform) = (images.folder, images.transform);
     if n == 0 {
-        return Err(ViewError::Plot(
+        return Err(PreviewError::Draw(
             "preview needs at least 1 image (n = 0)".into(),
         ));
     }
     if folder.train.is_empty() {
-        return Err(ViewError::Plot(format!(
+        return Err(PreviewError::Draw(format!(
             "no training images under {}",
             folder.root.display()
         )));
@@ -90,7 +98,7 @@ pub fn preview_png(images: &TrainingImages, n: usize, seed: u64) -> Result<Vec<u
         }
         let b = loader
             .batch(1, &[i])
-            .map_err(|e| ViewError::Plot(e.to_string()))?;
+            .map_err(|e| PreviewError::Draw(e.to_string()))?;
         if b.n == 0 {
             continue; // undecodable, and skipped as training skips it
         }
@@ -102,7 +110,7 @@ pub fn preview_png(images: &TrainingImages, n: usize, seed: u64) -> Result<Vec<u
         shown.push((to_rgb(&b.x, b.height, b.width, transform), class));
     }
     if shown.is_empty() {
-        return Err(ViewError::Plot(format!(
+        return Err(PreviewError::Draw(format!(
             "no training image under {} could be decoded",
             folder.root.display()
         )));
@@ -110,11 +118,11 @@ pub fn preview_png(images: &TrainingImages, n: usize, seed: u64) -> Result<Vec<u
     let grid = make_grid(&shown)?;
     let (w, h) = grid.dimensions();
     encode_png(grid.into_raw(), (w, h))
-        .map_err(|e| ViewError::Plot(format!("cannot encode the preview grid: {e}")))
+        .map_err(|e| PreviewError::Draw(format!("cannot encode the preview grid: {e}")))
 }
 
 /// CHW normalised values back to 8-bit RGB: v·std + mean, clamped to [0, 1].
-pub fn to_rgb(chw: &[f32], height: usize, width: usize, t: &Transform) -> RgbImage {
+pub(crate) fn to_rgb(chw: &[f32], height: usize, width: usize, t: &Transform) -> RgbImage {
     let plane = height * width;
     RgbImage::from_fn(width as u32, height as u32, |x, y| {
         let i = y as usize * width + x as usize;
@@ -143,7 +151,7 @@ fn scale(side: u32) -> u32 {
     }
 }
 
-fn make_grid(images: &[(RgbImage, String)]) -> Result<RgbImage, ViewError> {
+fn make_grid(images: &[(RgbImage, String)]) -> Result<RgbImage, PreviewError> {
     let max_w = images.iter().map(|(im, _)| im.width()).max().unwrap_or(1);
     let max_h = images.iter().map(|(im, _)| im.height()).max().unwrap_or(1);
     let s = scale(max_w.max(max_h));
@@ -173,7 +181,7 @@ fn make_grid(images: &[(RgbImage, String)]) -> Result<RgbImage, ViewError> {
         let area = BitMapBackend::with_buffer(&mut raw, (gw, gh)).into_drawing_area();
         let style = TextStyle::from((font::FAMILY, 14).into_font()).color(&BLACK);
         let err =
-            |e: DrawingAreaErrorKind<_>| ViewError::Plot(format!("cannot draw captions: {e}"));
+            |e: DrawingAreaErrorKind<_>| PreviewError::Draw(format!("cannot draw captions: {e}"));
         for (k, (_, class)) in images.iter().enumerate() {
             let (ox, oy) = origin(k);
             let text = fit(class, max_w * s);

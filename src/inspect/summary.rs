@@ -33,7 +33,7 @@ pub struct ModelSummary {
 }
 
 /// The smallest input side every backbone accepts (SmallCnn pools twice by 2).
-pub const MIN_SIDE: usize = 4;
+pub(crate) const MIN_SIDE: usize = 4;
 
 impl ModelSummary {
     /// Builds the model with a linear head (random weights: the numbers do not depend on them)
@@ -48,7 +48,7 @@ impl ModelSummary {
     }
 
     /// [`ModelSummary::of`] with the declared head and pooling.
-    pub fn with_head(
+    pub(crate) fn with_head(
         arch: Arch,
         input: Chw,
         classes: usize,
@@ -102,7 +102,7 @@ impl ModelSummary {
         })
     }
 
-    pub fn is_frozen(&self, row: &LayerRow) -> bool {
+    pub(crate) fn is_frozen(&self, row: &LayerRow) -> bool {
         in_blocks(&row.name, &self.frozen_blocks)
     }
     pub fn total_params(&self) -> usize {
@@ -215,7 +215,7 @@ impl ModelSummary {
 
 /// One summary per distinct model among a spec's runs (a sweep over learning rates has one
 /// model; a sweep over backbones or freezing has several), each headed by the runs it covers.
-pub fn for_runs(resolved: &Resolved) -> Result<Vec<(Vec<usize>, ModelSummary)>, String> {
+pub(crate) fn for_runs(resolved: &Resolved) -> Result<Vec<(Vec<usize>, ModelSummary)>, String> {
     let mut out: Vec<(Vec<usize>, ModelSummary)> = Vec::new();
     let mut keys: Vec<(Arch, Chw, usize, Freeze, HeadConfig)> = Vec::new();
     for run in &resolved.runs {

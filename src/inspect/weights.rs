@@ -21,7 +21,7 @@ struct Listed {
 }
 
 /// The text `runner weights inspect FILE` prints; the error names what is wrong with the file.
-pub fn inspect_weights(path: &Path) -> Result<String, String> {
+pub(crate) fn inspect_weights(path: &Path) -> Result<String, String> {
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let (origin, listed) = if looks_like_checkpoint(&bytes) {
         let c = read_checkpoint(&bytes).map_err(|e| {
@@ -206,34 +206,46 @@ fn fit_text(listed: &[Listed]) -> String {
         .iter()
         .map(|a| a.dispatch(Compare { file: &file }))
         .collect();
+    match fits.iter().find(|f| f.matches()) {
+        Some(fit) => match_text(fit, &file, counters),
+        None => closest_text(&fits),
+    }
+}
+
+/// For a file that matches no backbone: the closest one, and what the file lacks or adds.
+fn closest_text(fits: &[Fit]) -> String {
     let mut out = String::new();
-    let Some(fit) = fits.iter().find(|f| f.matches()) else {
-        let best = fits
-            .iter()
-            .max_by_key(|f| f.present)
-            .expect("at least one backbone");
-        let _ = writeln!(
-            out,
-            "matches no backbone; the closest is {}, with {} of its {} tensors",
-            best.arch.name(),
-            best.present,
-            best.needed()
-        );
-        for (what, names) in [
-            ("missing", &best.missing),
-            ("of another shape", &best.other_shape),
-            (&*format!("not in {}", best.arch.name()), &best.extra),
-        ] {
-            if !names.is_empty() {
-                let _ = writeln!(out, "  {what}: {}", some(names));
-            }
+    let best = fits
+        .iter()
+        .max_by_key(|f| f.present)
+        .expect("at least one backbone");
+    let _ = writeln!(
+        out,
+        "matches no backbone; the closest is {}, with {} of its {} tensors",
+        best.arch.name(),
+        best.present,
+        best.needed()
+    );
+    for (what, names) in [
+        ("missing", &best.missing),
+        ("of another shape", &best.other_shape),
+        (&*format!("not in {}", best.arch.name()), &best.extra),
+    ] {
+        if !names.is_empty() {
+            let _ = writeln!(out, "  {what}: {}", some(names));
         }
-        let _ = writeln!(
-            out,
-            "a run with backbone.weights set to this file is refused"
-        );
-        return out;
-    };
+    }
+    let _ = writeln!(
+        out,
+        "a run with backbone.weights set to this file is refused"
+    );
+    out
+}
+
+/// For a file that matches a backbone: what a run with it loads, and what it does with the
+/// file's head (`counters`: how many BatchNorm counters the file holds).
+fn match_text(fit: &Fit, file: &HashMap<&str, &[usize]>, counters: usize) -> String {
+    let mut out = String::new();
     let name = fit.arch.name();
     let _ = writeln!(
         out,
@@ -281,14 +293,14 @@ fn fit_text(listed: &[Listed]) -> String {
 }
 
 /// What `runner weights convert` did.
-pub struct Converted {
+pub(crate) struct Converted {
     pub tensors: usize,
     pub origin: String,
 }
 
 /// Writes the PyTorch checkpoint at `from` as safetensors at `to` (atomically: `to` is either
 /// the old file or the whole new one).
-pub fn convert_weights(from: &Path, to: &Path) -> Result<Converted, String> {
+pub(crate) fn convert_weights(from: &Path, to: &Path) -> Result<Converted, String> {
     let bytes = std::fs::read(from).map_err(|e| format!("cannot read {}: {e}", from.display()))?;
     if !looks_like_checkpoint(&bytes) {
         return Err(match parse_weights(bytes) {

@@ -33,7 +33,7 @@ impl Arch {
     ];
 
     /// Accepts the canonical names and `-`/`_` spelling variants, case-insensitively.
-    pub fn from_name(name: &str) -> Result<Arch, UnknownArch> {
+    pub(crate) fn from_name(name: &str) -> Result<Arch, UnknownArch> {
         let n = name.trim().to_ascii_lowercase().replace('-', "_");
         match n.as_str() {
             "resnet18" | "resnet_18" => Ok(Arch::ResNet18),
@@ -45,7 +45,7 @@ impl Arch {
         }
     }
 
-    pub fn dispatch<V: ArchVisitor>(self, v: V) -> V::Output {
+    pub(crate) fn dispatch<V: ArchVisitor>(self, v: V) -> V::Output {
         match self {
             Arch::ResNet18 => v.visit::<ResNet18>(),
             Arch::ResNet34 => v.visit::<ResNet34>(),

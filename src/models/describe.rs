@@ -14,7 +14,7 @@ use crate::nn::{MaxPool2D, ReLU6};
 
 /// Rows of a whole classifier (backbone, then its head under the state-dict head name) for one
 /// image of shape `input`.
-pub fn describe_classifier<B: Backbone>(model: &Classifier<B>, input: Chw) -> Vec<LayerRow> {
+pub(crate) fn describe_classifier<B: Backbone>(model: &Classifier<B>, input: Chw) -> Vec<LayerRow> {
     let mut rows = Vec::new();
     model.describe("", input, &mut rows);
     rows

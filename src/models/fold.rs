@@ -48,15 +48,15 @@ pub fn fold<
 
 /// Layers appended in order, each reading the previous one's output unless told otherwise.
 #[derive(Default)]
-pub struct Layers(pub Vec<Layer>);
+pub(crate) struct Layers(pub Vec<Layer>);
 
 impl Layers {
     /// The index of the value the next layer reads by default (the last output).
-    pub fn last(&self) -> usize {
+    pub(crate) fn last(&self) -> usize {
         self.0.len()
     }
     /// Appends `act(conv(value input) + value residual)`; returns its output's value index.
-    pub fn push(
+    pub(crate) fn push(
         &mut self,
         conv: FoldedConv,
         input: usize,

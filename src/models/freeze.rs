@@ -7,14 +7,14 @@ use crate::train::in_blocks;
 
 /// How many leading top-level blocks `until:<block>` freezes ([`Arch::frozen_blocks`]), or an
 /// error naming the valid blocks.
-pub fn frozen_prefix(arch: Arch, until: &str) -> Result<usize, String> {
+pub(crate) fn frozen_prefix(arch: Arch, until: &str) -> Result<usize, String> {
     arch.frozen_blocks(until)
         .ok_or_else(|| not_a_block(arch.name(), arch.blocks(), until))
 }
 
 /// Why `until` cannot end a frozen prefix of a backbone with these `blocks` (head last): it is
 /// the head (nothing would be left to train) or no block at all.
-pub fn not_a_block(arch: &str, blocks: &[&str], until: &str) -> String {
+pub(crate) fn not_a_block(arch: &str, blocks: &[&str], until: &str) -> String {
     let (head, body) = blocks.split_last().expect("a backbone has blocks");
     if until == *head {
         format!("`{until}` is the head of {arch}: freezing it leaves nothing to train (use freeze = true to train only the head)")

@@ -44,12 +44,12 @@ use crate::nn::{HiddenLayers, HiddenLayout, LinearHead};
 /// The device every model runs on.
 pub type Dev = Cpu;
 /// The tape of a training forward pass.
-pub type TrainTape = OwnedTape<f32, Dev>;
+pub(crate) type TrainTape = OwnedTape<f32, Dev>;
 /// A batch of `C`-channel images: (batch, C, height, width), sizes other than C at run time.
 pub type Images<const C: usize, T = NoneTape> =
     Tensor<(usize, Const<C>, usize, usize), f32, Dev, T>;
 /// Pooled features or logits: (batch, features or classes).
-pub type Rows<T = NoneTape> = Tensor<(usize, usize), f32, Dev, T>;
+pub(crate) type Rows<T = NoneTape> = Tensor<(usize, usize), f32, Dev, T>;
 
 /// Implemented by every backbone: images in, pooled features out.
 pub trait Backbone:
@@ -175,7 +175,7 @@ impl<B: Backbone> Classifier<B> {
     }
     /// A randomly initialised backbone with the declared head. The generator is drawn in
     /// the order backbone, hidden layers, last layer (a linear head draws what it always did).
-    pub fn with_head(dev: &Dev, classes: usize, head: &HeadConfig) -> Self {
+    pub(crate) fn with_head(dev: &Dev, classes: usize, head: &HeadConfig) -> Self {
         Self::on_backbone(B::build(dev), dev, classes, head)
     }
     /// `backbone` (just built from `dev`) with the declared head drawn after it.
@@ -192,7 +192,7 @@ impl<B: Backbone> Classifier<B> {
     /// [`Self::with_head`] for a backbone about to be replaced by pretrained weights: its
     /// initialisation draws what it would draw without computing it ([`DrawsOnly`]), so the
     /// head, and whatever is drawn after, is the same as with [`Self::with_head`].
-    pub fn with_head_for_pretrained(dev: &Dev, classes: usize, head: &HeadConfig) -> Self {
+    pub(crate) fn with_head_for_pretrained(dev: &Dev, classes: usize, head: &HeadConfig) -> Self {
         let backbone = {
             let _draws = DrawsOnly::start();
             B::build(dev)
@@ -202,12 +202,12 @@ impl<B: Backbone> Classifier<B> {
     /// A classifier every tensor of which is about to be loaded from a file (a kept model to
     /// score or export, a file to check): zeros where [`Self::with_head`] computes random
     /// values, the same numbers drawn.
-    pub fn to_load(dev: &Dev, classes: usize, head: &HeadConfig) -> Self {
+    pub(crate) fn to_load(dev: &Dev, classes: usize, head: &HeadConfig) -> Self {
         let _draws = DrawsOnly::start();
         Self::with_head(dev, classes, head)
     }
     /// The next training forward pass is batch `batch` (0-based) of `epoch` (its dropout masks).
-    pub fn begin_batch(&mut self, epoch: usize, batch: usize) {
+    pub(crate) fn begin_batch(&mut self, epoch: usize, batch: usize) {
         self.hidden.step = Some((epoch, batch));
     }
     pub fn classes(&self) -> usize {
@@ -265,7 +265,7 @@ impl<B: TensorCollection<E, D> + HeadName, E: Dtype, D: Device<E>> TensorCollect
 }
 
 /// Where a head's hidden buffers sit among the model's tensor names: `fc.hidden`.
-pub fn hidden_prefix(head: &str) -> String {
+pub(crate) fn hidden_prefix(head: &str) -> String {
     format!("{head}.hidden")
 }
 

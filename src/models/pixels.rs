@@ -6,16 +6,16 @@ use crate::nn::LinearHead;
 use crate::train::{Dev, Inputs, Logits, Net, TrainError};
 
 /// Hidden width of the `mlp` pixel model.
-pub const MLP_HIDDEN: usize = 256;
+pub(crate) const MLP_HIDDEN: usize = 256;
 
 /// Multinomial logistic regression on flattened pixels (or on any feature vector).
 #[derive(Debug, Clone)]
-pub struct LinearModel<E: Dtype = f32, D: Storage<E> = Cpu> {
+pub(crate) struct LinearModel<E: Dtype = f32, D: Storage<E> = Cpu> {
     pub fc: LinearHead<E, D>,
 }
 
 impl LinearModel<f32, Cpu> {
-    pub fn new(dev: &Dev, inputs: usize, classes: usize) -> Self {
+    pub(crate) fn new(dev: &Dev, inputs: usize, classes: usize) -> Self {
         Self {
             fc: LinearHead::new(dev, inputs, classes),
         }
@@ -51,13 +51,13 @@ impl Net for LinearModel<f32, Cpu> {
 
 /// One hidden ReLU layer.
 #[derive(Debug, Clone)]
-pub struct MlpModel<E: Dtype = f32, D: Storage<E> = Cpu> {
+pub(crate) struct MlpModel<E: Dtype = f32, D: Storage<E> = Cpu> {
     pub fc1: LinearHead<E, D>,
     pub fc2: LinearHead<E, D>,
 }
 
 impl MlpModel<f32, Cpu> {
-    pub fn new(dev: &Dev, inputs: usize, hidden: usize, classes: usize) -> Self {
+    pub(crate) fn new(dev: &Dev, inputs: usize, hidden: usize, classes: usize) -> Self {
         Self {
             fc1: LinearHead::new(dev, inputs, hidden),
             fc2: LinearHead::new(dev, hidden, classes),

@@ -16,9 +16,9 @@ use super::{Backbone, Classifier};
 use crate::durable::tensor_file;
 
 /// Metadata key of a run's model file: the file name of its backbone in the store.
-pub const BACKBONE_FILE: &str = "shared_backbone";
+pub(crate) const BACKBONE_FILE: &str = "shared_backbone";
 /// Metadata key of a run's model file: the checksum of that file (its own `sha256` entry).
-pub const BACKBONE_SHA256: &str = "shared_backbone_sha256";
+pub(crate) const BACKBONE_SHA256: &str = "shared_backbone_sha256";
 
 /// The store's file name of a frozen `arch` backbone whose values come from `source` (the
 /// SHA-256 of the weights file it was loaded from, or the seed of its random initialisation):
@@ -40,7 +40,7 @@ fn in_head<B: Backbone>(name: &str) -> bool {
 /// Writes `model`'s backbone to `path` in the store unless a file is already there (runs of
 /// one experiment, in one process or several, write the same bytes: the write is atomic and
 /// the last one wins), and returns the stored file's checksum.
-pub fn store_backbone<B: Backbone>(
+pub(crate) fn store_backbone<B: Backbone>(
     model: &Classifier<B>,
     path: &Path,
 ) -> Result<String, WeightsError> {
@@ -67,13 +67,13 @@ pub fn store_backbone<B: Backbone>(
 
 /// The checksum of a stored backbone, read from its header alone; `None` when there is no
 /// readable file.
-pub fn stored_checksum(path: &Path) -> Option<String> {
+pub(crate) fn stored_checksum(path: &Path) -> Option<String> {
     tensor_file::read_checksum(path).ok().flatten()
 }
 
 /// Writes `model`'s head to `path` (a run's model file), naming the stored backbone `file`
 /// whose checksum is `sha256`.
-pub fn save_head<B: Backbone>(
+pub(crate) fn save_head<B: Backbone>(
     model: &Classifier<B>,
     path: &Path,
     file: &str,
@@ -110,7 +110,7 @@ mod tests {
             sha,
             "written once"
         );
-        let head = dir.path().join("model.safetensors");
+        let head = dir.path().join("head.safetensors");
         save_head(&model, &head, "x", &sha).unwrap();
 
         let head = TensorFile::read(&head).unwrap();

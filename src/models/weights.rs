@@ -117,7 +117,7 @@ pub struct LoadReport {
 }
 
 /// PyTorch state-dict name of a tensor named `name` in the model.
-pub fn torch_name(name: &str) -> String {
+pub(crate) fn torch_name(name: &str) -> String {
     match name.strip_suffix(".scale") {
         Some(stem) => format!("{stem}.weight"),
         None => name.to_string(),
@@ -350,7 +350,7 @@ fn head_shapes<B: Backbone>(
 
 /// Whether loading `file` into `model` re-initialises the model's head instead of loading it
 /// (`replace_head` and a checkpoint head of another shape), as [`load_torchvision_file`] does.
-pub fn replaces_head<B: Backbone>(
+pub(crate) fn replaces_head<B: Backbone>(
     model: &Classifier<B>,
     file: &TensorFile,
     replace_head: bool,

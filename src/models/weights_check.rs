@@ -12,7 +12,7 @@ use crate::train::Dev;
 
 /// Why a weights file does not fit: one line, and the details (at most [`SHOWN`] of them).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Unfit {
+pub(crate) struct Unfit {
     pub summary: String,
     pub details: Vec<String>,
 }
@@ -22,7 +22,7 @@ const SHOWN: usize = 5;
 
 /// Checks the weights file at `path` (already read: `file`) against `arch` with `classes`
 /// outputs by loading it into a fresh model, exactly as a run will.
-pub fn check_weights(
+pub(crate) fn check_weights(
     arch: Arch,
     path: &Path,
     file: &TensorFile,

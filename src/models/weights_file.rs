@@ -6,14 +6,14 @@ use super::checkpoint::{looks_like_checkpoint, read_checkpoint, Checkpoint};
 use crate::durable::tensor_file::TensorFile;
 
 /// The tensors of a weights file, and what it was when it was not safetensors.
-pub struct WeightsFile {
+pub(crate) struct WeightsFile {
     pub tensors: TensorFile,
     /// `None` for safetensors; else e.g. "PyTorch zip checkpoint, state dict under `model`".
     pub origin: Option<String>,
 }
 
 /// How a checkpoint is described in logs and in `runner weights inspect`.
-pub fn describe_origin(c: &Checkpoint) -> String {
+pub(crate) fn describe_origin(c: &Checkpoint) -> String {
     match &c.nested_under {
         Some(key) => format!("{}, state dict under `{key}`", c.format),
         None => c.format.to_string(),
@@ -21,7 +21,7 @@ pub fn describe_origin(c: &Checkpoint) -> String {
 }
 
 /// Parses a weights file's bytes; the error is one sentence about the file (not naming it).
-pub fn parse_weights(bytes: Vec<u8>) -> Result<WeightsFile, String> {
+pub(crate) fn parse_weights(bytes: Vec<u8>) -> Result<WeightsFile, String> {
     if looks_like_checkpoint(&bytes) {
         let c = read_checkpoint(&bytes)
             .map_err(|e| format!("cannot read it as a PyTorch checkpoint: {e}"))?;

@@ -92,7 +92,7 @@ type Img<const C: usize, T> = Tensor<(usize, Const<C>, usize, usize), f32, Cpu, 
 
 impl<const C: usize> BatchNorm2D<C, f32, Cpu> {
     /// Running statistics, differentiable in x, γ and β when `x` has a tape.
-    pub fn forward_frozen<T: Tape<f32, Cpu>>(&self, x: Img<C, T>) -> Img<C, T> {
+    pub(crate) fn forward_frozen<T: Tape<f32, Cpu>>(&self, x: Img<C, T>) -> Img<C, T> {
         batchnorm2d_eval(
             x,
             &self.scale,
@@ -103,7 +103,7 @@ impl<const C: usize> BatchNorm2D<C, f32, Cpu> {
         )
     }
     /// `act(forward(x) + residual)` in eval mode (running statistics), fused into one pass.
-    pub fn forward_act<T: Tape<f32, Cpu>>(
+    pub(crate) fn forward_act<T: Tape<f32, Cpu>>(
         &self,
         x: Img<C, T>,
         residual: Option<&Img<C, NoneTape>>,
@@ -123,7 +123,7 @@ impl<const C: usize> BatchNorm2D<C, f32, Cpu> {
     }
     /// `act(forward_mut(x) + residual)` in train mode (batch statistics, running statistics
     /// updated), fused into one pass.
-    pub fn forward_mut_act<T: Tape<f32, Cpu>>(
+    pub(crate) fn forward_mut_act<T: Tape<f32, Cpu>>(
         &mut self,
         x: Img<C, T>,
         residual: Option<&Img<C, NoneTape>>,

@@ -9,8 +9,8 @@
 use dfdx::prelude::*;
 
 /// PyTorch's defaults for `nn.BatchNorm1d`.
-pub const EPS: f64 = 1e-5;
-pub const MOMENTUM: f64 = 0.1;
+pub(crate) const EPS: f64 = 1e-5;
+pub(crate) const MOMENTUM: f64 = 0.1;
 
 type Rows<T> = Tensor<(usize, usize), f32, Cpu, T>;
 type Vector<T> = Tensor<(usize,), f32, Cpu, T>;

@@ -141,7 +141,7 @@ impl<
 {
     /// The forward pass of a network's first layer: its input (the images) gets no gradient
     /// (see [`crate::ops::conv::conv2d_first_layer`]).
-    pub fn forward_first<T: Tape<f32, Cpu>>(
+    pub(crate) fn forward_first<T: Tape<f32, Cpu>>(
         &self,
         x: Tensor<(usize, Const<I>, usize, usize), f32, Cpu, T>,
     ) -> Tensor<(usize, Const<O>, usize, usize), f32, Cpu, T> {

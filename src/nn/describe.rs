@@ -26,7 +26,7 @@ impl Chw {
     pub fn new(c: usize, h: usize, w: usize) -> Self {
         Chw { c, h, w }
     }
-    pub fn dims(self) -> Vec<usize> {
+    pub(crate) fn dims(self) -> Vec<usize> {
         vec![self.c, self.h, self.w]
     }
 }
@@ -122,7 +122,7 @@ impl ConvLayer {
     }
 
     /// Weight elements: `k·k·Cin/groups·Cout`.
-    pub fn weight_params(&self) -> usize {
+    pub(crate) fn weight_params(&self) -> usize {
         self.kernel * self.kernel * self.input.c / self.groups * self.out_channels
     }
 
@@ -132,7 +132,7 @@ impl ConvLayer {
     }
 
     /// `H′·W′·Cout·k·k·Cin/groups`: every output value is a dot product over one weight filter.
-    pub fn mult_adds(&self) -> u64 {
+    pub(crate) fn mult_adds(&self) -> u64 {
         let out = self.output();
         (out.h * out.w) as u64 * self.weight_params() as u64
     }
@@ -258,7 +258,7 @@ impl Describe for AvgPoolGlobal {
 
 /// Global pooling to one value per channel, as `head.pool` chose it (PyTorch's
 /// `AdaptiveAvgPool2d(1)` / `AdaptiveMaxPool2d(1)`).
-pub struct GlobalPool(pub crate::nn::head_kinds::Pool);
+pub(crate) struct GlobalPool(pub crate::nn::head_kinds::Pool);
 
 impl Describe for GlobalPool {
     fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {

@@ -26,7 +26,7 @@ fn mix(mut z: u64) -> u64 {
 /// 1/(1 − p), when u_j ≥ p and is zeroed otherwise, with
 /// u_j = mix(key + j) / 2⁶⁴ (top 53 bits) and key = mix(mix(mix(seed) ⊕ epoch) ⊕ batch) ⊕ layer.
 /// `tests/golden/mlp_head.py` implements the same function.
-pub fn mask(step: Step, layer: usize, len: usize, p: f64) -> Vec<f32> {
+pub(crate) fn mask(step: Step, layer: usize, len: usize, p: f64) -> Vec<f32> {
     let key = mix(mix(mix(step.seed) ^ step.epoch as u64) ^ step.batch as u64) ^ layer as u64;
     let keep = (1.0 / (1.0 - p)) as f32;
     (0..len)

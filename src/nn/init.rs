@@ -20,12 +20,12 @@ thread_local! {
 /// every tensor is about to be replaced by a checkpoint's: building it costs no Box–Muller
 /// transforms (most of the time of building an initialised EfficientNet or ResNet), and
 /// whatever is drawn after it (a new head) is the same as without the guard.
-pub struct DrawsOnly {
+pub(crate) struct DrawsOnly {
     before: bool,
 }
 
 impl DrawsOnly {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         DrawsOnly {
             before: DRAWS_ONLY.with(|d| d.replace(true)),
         }
@@ -82,7 +82,7 @@ impl<E: FromPrimitive> Distribution<E> for Skip {
 
 /// Normal distribution N(0, std²) by Box–Muller (rand_distr is not a dependency).
 #[derive(Clone, Copy, Debug)]
-pub struct Normal {
+pub(crate) struct Normal {
     pub std: f64,
 }
 
@@ -109,7 +109,7 @@ impl<E: FromPrimitive> Distribution<E> for Symmetric {
 
 /// torchvision's conv init: Kaiming normal, mode `fan_out`, gain √2 (ReLU):
 /// std = √(2 / (out_channels · k · k)). `shape.0` is the output channel count.
-pub fn kaiming_normal_fan_out<S: Shape, E: Dtype, D: Device<E>>(
+pub(crate) fn kaiming_normal_fan_out<S: Shape, E: Dtype, D: Device<E>>(
     t: &mut Tensor<S, E, D>,
 ) -> Result<(), D::Err> {
     let dims = t.shape().concrete();
@@ -129,7 +129,7 @@ pub fn kaiming_normal_fan_out<S: Shape, E: Dtype, D: Device<E>>(
 }
 
 /// PyTorch's `nn.Linear` default: U(±1/√fan_in) for weight `[out, in]`.
-pub fn linear_uniform<S: Shape, E: Dtype, D: Device<E>>(
+pub(crate) fn linear_uniform<S: Shape, E: Dtype, D: Device<E>>(
     t: &mut Tensor<S, E, D>,
 ) -> Result<(), D::Err> {
     let dims = t.shape().concrete();
@@ -143,7 +143,7 @@ pub fn linear_uniform<S: Shape, E: Dtype, D: Device<E>>(
 }
 
 /// A tensor's reset function, as `TensorOptions` stores it.
-pub type ResetFn<S, E, D> = fn(&mut Tensor<S, E, D>) -> Result<(), <D as HasErr>::Err>;
+pub(crate) type ResetFn<S, E, D> = fn(&mut Tensor<S, E, D>) -> Result<(), <D as HasErr>::Err>;
 
 /// [`TensorOptions`] for a tensor with run-time dimensions.
 ///
@@ -152,7 +152,7 @@ pub type ResetFn<S, E, D> = fn(&mut Tensor<S, E, D>) -> Result<(), <D as HasErr>
 /// on any `Shape`. The struct has exactly three public fields in 0.13.0 (`do_gradient_update`,
 /// `reset`, `shape`, checked by the size test below), so writing all three into uninitialised
 /// memory yields a fully initialised value.
-pub fn runtime_options<S: Shape, E: Dtype, D: Device<E>>(
+pub(crate) fn runtime_options<S: Shape, E: Dtype, D: Device<E>>(
     shape: S,
     do_gradient_update: bool,
     reset: ResetFn<S, E, D>,

@@ -36,7 +36,7 @@ pub struct HiddenLayout {
 
 /// One entry of the PyTorch `nn.Sequential` the head corresponds to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TorchLayer {
+pub(crate) enum TorchLayer {
     Dropout,
     /// `Linear(in, out)`.
     Linear(usize, usize),
@@ -50,7 +50,7 @@ impl HiddenLayout {
         3 + self.batch_norm as usize
     }
     /// Input width of hidden layer `i` (and of the last linear layer for `i = depth`).
-    pub fn input_of(&self, i: usize) -> usize {
+    pub(crate) fn input_of(&self, i: usize) -> usize {
         if i == 0 {
             self.features
         } else {
@@ -68,7 +68,7 @@ impl HiddenLayout {
     /// b·i + b − 1, with b = 4 with batch_norm and 3 without; then Dropout b·D and the last Linear
     /// b·D + 1 (D hidden layers). Dropout is listed at every p, also 0, so a dropout sweep keeps
     /// the names.
-    pub fn torch_layers(&self, classes: usize) -> Vec<TorchLayer> {
+    pub(crate) fn torch_layers(&self, classes: usize) -> Vec<TorchLayer> {
         let mut out = Vec::new();
         if self.widths.is_empty() {
             return out;
@@ -86,7 +86,7 @@ impl HiddenLayout {
         out
     }
     /// `nn.Sequential` index of hidden layer `i`'s Linear (`i = depth`: the last Linear).
-    pub fn torch_index(&self, i: usize) -> usize {
+    pub(crate) fn torch_index(&self, i: usize) -> usize {
         self.block() * i + 1
     }
     /// State-dict prefix of the last linear layer under the head's name `head` (`fc`, `_fc`).
@@ -119,7 +119,7 @@ type Rows<T> = Tensor<(usize, usize), f32, Cpu, T>;
 type Vector<T> = Tensor<(usize,), f32, Cpu, T>;
 /// Why [`HiddenLayers::load_torch`] failed: the tensor's name, the shape it needs, and the
 /// shape the source has (`None`: the source has no such tensor).
-pub type LoadError = (String, Vec<usize>, Option<Vec<usize>>);
+pub(crate) type LoadError = (String, Vec<usize>, Option<Vec<usize>>);
 
 #[derive(Debug, Clone)]
 pub struct HiddenLayers<E: Dtype = f32, D: Storage<E> = Cpu> {

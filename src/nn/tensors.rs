@@ -201,7 +201,7 @@ impl<F: FnMut(&str, &mut f64)> TensorVisitor<f32, Dev> for Scalars<F> {
 
 /// Calls `f` on every scalar hyper-parameter of `model` (BatchNorm's `epsilon`, `momentum`) by
 /// its dotted name; what `f` leaves in the value is written back.
-pub fn for_each_scalar<M: TensorCollection<f32, Dev>>(
+pub(crate) fn for_each_scalar<M: TensorCollection<f32, Dev>>(
     model: &mut M,
     f: impl FnMut(&str, &mut f64),
 ) {

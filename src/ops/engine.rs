@@ -95,14 +95,14 @@ impl std::fmt::Debug for Engine {
 
 /// The process's engine and, when it is not the one asked for, why.
 #[derive(Clone, Debug)]
-pub struct Selected {
+pub(crate) struct Selected {
     pub engine: Engine,
     pub note: Option<String>,
 }
 
 impl Selected {
     /// One line for the log, the manifest and the bench: the engine, and why auto fell back.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match &self.note {
             Some(n) => format!("{} ({n})", self.engine.name()),
             None => self.engine.name(),
@@ -138,7 +138,7 @@ fn resolve(choice: EngineChoice, source: &str) -> Result<Selected, String> {
 }
 
 /// The engine choice from `RUNNER_ENGINE` (auto when unset).
-pub fn choice_from_env() -> Result<EngineChoice, String> {
+pub(crate) fn choice_from_env() -> Result<EngineChoice, String> {
     match std::env::var("RUNNER_ENGINE") {
         Ok(v) => v.parse().map_err(|e| format!("RUNNER_ENGINE: {e}")),
         Err(_) => Ok(EngineChoice::Auto),
@@ -159,7 +159,7 @@ pub fn choose(flag: Option<EngineChoice>) -> Result<(), String> {
 
 /// The process's engine, resolved on first use from the recorded choice (or `RUNNER_ENGINE`);
 /// an error when oneDNN was demanded and cannot be used, or `RUNNER_ENGINE` is not an engine.
-pub fn selected() -> Result<&'static Selected, &'static str> {
+pub(crate) fn selected() -> Result<&'static Selected, &'static str> {
     SELECTED
         .get_or_init(|| {
             let (choice, source) = match CHOICE.get() {
@@ -174,7 +174,7 @@ pub fn selected() -> Result<&'static Selected, &'static str> {
 
 /// What [`current`] runs on, in words, with the reason where auto fell back (for the log and
 /// a run's manifest).
-pub fn describe_current() -> String {
+pub(crate) fn describe_current() -> String {
     match OVERRIDE.with(Cell::get) {
         Some(e) => e.name(),
         None => match selected() {
@@ -188,7 +188,7 @@ pub fn describe_current() -> String {
 ///
 /// Panics when the process's engine cannot be resolved ([`selected`] fails): the CLI checks it
 /// before a run starts.
-pub fn current() -> Engine {
+pub(crate) fn current() -> Engine {
     OVERRIDE
         .with(Cell::get)
         .unwrap_or_else(|| match selected() {
@@ -293,7 +293,7 @@ pub struct ConvSaved {
 impl ConvSaved {
     /// Whether the backward pass needs the input's values (the built-in kernels always do,
     /// oneDNN not when it kept its own copy).
-    pub fn needs_input(&self) -> bool {
+    pub(crate) fn needs_input(&self) -> bool {
         match (&self.engine, &self.onednn) {
             (Engine::OneDnn(_), Some(s)) => !s.holds_input(),
             _ => true,

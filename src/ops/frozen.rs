@@ -46,7 +46,7 @@ pub struct Layer {
 
 /// Folds an eval-mode BatchNorm (γ, β, running mean μ and variance σ², ε) into the conv
 /// weight `w` (O × …) that precedes it: w'ₒ = aₒ·wₒ and b'ₒ = βₒ − μₒ·aₒ with aₒ = γₒ/√(σ²ₒ+ε).
-pub fn fold_batchnorm(
+pub(crate) fn fold_batchnorm(
     w: &[f32],
     gamma: &[f32],
     beta: &[f32],
@@ -73,7 +73,7 @@ pub fn fold_batchnorm(
 
 /// A frozen network of folded layers on the engine (and in the convolution precision) current
 /// when it was built.
-pub struct FrozenNet {
+pub(crate) struct FrozenNet {
     layers: Vec<Layer>,
     engine: Engine,
     /// The precision of its convolutions with oneDNN: bf16 keeps activations bf16 between
@@ -98,7 +98,7 @@ struct OneDnnLayer {
 }
 
 impl FrozenNet {
-    pub fn new(layers: Vec<Layer>) -> FrozenNet {
+    pub(crate) fn new(layers: Vec<Layer>) -> FrozenNet {
         FrozenNet {
             layers,
             engine: engine::current(),
@@ -177,7 +177,13 @@ impl FrozenNet {
 
     /// The last layer's output (NCHW) for the images `x` (n × C × h × w), and its
     /// (channels, height, width).
-    pub fn forward(&self, x: &[f32], n: usize, h: usize, w: usize) -> (Vec<f32>, [usize; 3]) {
+    pub(crate) fn forward(
+        &self,
+        x: &[f32],
+        n: usize,
+        h: usize,
+        w: usize,
+    ) -> (Vec<f32>, [usize; 3]) {
         let plan = self.plan(n, h, w);
         let last = plan.geoms.last().expect("a network has layers");
         let shape = [last.c_out, last.oh, last.ow];

@@ -69,7 +69,7 @@ impl ResultsRoot {
     }
 
     /// The folder of the experiments' plans.
-    pub fn plans(&self) -> PathBuf {
+    pub(crate) fn plans(&self) -> PathBuf {
         self.path.join(PLANS)
     }
 
@@ -189,7 +189,7 @@ impl RunDir {
     }
 
     /// Whether `path` names one of the files that mark a run folder (its metrics or manifest).
-    pub fn is_marker(path: &Path) -> bool {
+    pub(crate) fn is_marker(path: &Path) -> bool {
         matches!(
             path.file_name().and_then(|n| n.to_str()),
             Some(METRICS | MANIFEST)
@@ -197,7 +197,7 @@ impl RunDir {
     }
 
     /// Whether this folder is a run's: it has metrics or a manifest.
-    pub fn looks_like_run(&self) -> bool {
+    pub(crate) fn looks_like_run(&self) -> bool {
         self.metrics().is_file() || self.manifest().is_file()
     }
 
@@ -291,12 +291,12 @@ impl EvaluationDir {
 }
 
 /// Whether `dir` is a project folder (it has `pipeline/defaults.toml`).
-pub fn is_project(dir: &Path) -> bool {
+pub(crate) fn is_project(dir: &Path) -> bool {
     dir.join(PROJECT_MARKER).is_file()
 }
 
 /// The project folder a run belongs to: the nearest ancestor with `pipeline/defaults.toml`.
-pub fn project_of(run_dir: &Path) -> Option<PathBuf> {
+pub(crate) fn project_of(run_dir: &Path) -> Option<PathBuf> {
     let abs = std::fs::canonicalize(run_dir).ok()?;
     abs.ancestors()
         .find(|d| is_project(d))
@@ -305,7 +305,7 @@ pub fn project_of(run_dir: &Path) -> Option<PathBuf> {
 
 /// Why a run's stored paths cannot be resolved: no project folder was found for it.
 #[derive(Debug, Clone)]
-pub struct NotInProject {
+pub(crate) struct NotInProject {
     /// The run folder, as the message shows it.
     pub dir: String,
     /// The current folder was looked at too.

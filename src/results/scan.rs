@@ -17,41 +17,18 @@ use crate::results::store::{self, Status};
 
 mod cache;
 
+/// Why a results folder or one of its runs cannot be found or read. The views turn it into
+/// their own error (`views::ScanError`), message for message.
 #[derive(Debug, thiserror::Error)]
-pub enum ViewError {
+pub enum ScanError {
     #[error("cannot read {path}: {reason}")]
     Read { path: PathBuf, reason: String },
-    #[error("cannot write {path}: {reason}")]
-    Write { path: PathBuf, reason: String },
     #[error("no such results folder or file: {0}")]
     Missing(PathBuf),
     #[error("bad glob pattern '{pattern}': {reason}")]
     Glob { pattern: String, reason: String },
     #[error("no runs (folders with metrics.parquet or manifest.json) under {0}")]
     NoRuns(String),
-    #[error("{0}")]
-    Filter(String),
-    #[error("{0}")]
-    Column(String),
-    #[error("{0}")]
-    Plot(String),
-}
-
-impl From<durable::StoreError> for ViewError {
-    /// The file named once: a store error already says which file it could not write.
-    fn from(e: durable::StoreError) -> Self {
-        match e {
-            durable::StoreError::Io { path, source } => ViewError::Write {
-                path,
-                reason: source.to_string(),
-            },
-            durable::StoreError::Polars { path, source } => ViewError::Write {
-                path,
-                reason: source.to_string(),
-            },
-            durable::StoreError::Read { path, reason } => ViewError::Read { path, reason },
-        }
-    }
 }
 
 /// One run's per-epoch series, sorted by epoch.
@@ -115,14 +92,14 @@ impl Run {
     }
 
     /// The status as `compare` shows it: "done, stopped early at epoch 7" for an early stop.
-    pub fn status_label(&self) -> String {
+    pub(crate) fn status_label(&self) -> String {
         match self.stopped_early {
             Some(epoch) => format!("{}, stopped early at epoch {epoch}", self.status_str()),
             None => self.status_str().to_owned(),
         }
     }
 
-    pub fn status_str(&self) -> &'static str {
+    pub(crate) fn status_str(&self) -> &'static str {
         match self.status {
             Some(Status::Running) => "running",
             Some(Status::Done) => "done",
@@ -136,18 +113,18 @@ impl Run {
 
 /// Run folders under the given folders, files (`metrics.parquet`, `manifest.json`) or glob
 /// patterns (expanded here, for quoted globs), sorted and without duplicates.
-pub fn find_run_dirs<S: AsRef<str>>(inputs: &[S]) -> Result<Vec<PathBuf>, ViewError> {
+pub fn find_run_dirs<S: AsRef<str>>(inputs: &[S]) -> Result<Vec<PathBuf>, ScanError> {
     let mut dirs = Vec::new();
     for input in inputs {
         let input = input.as_ref();
         let before = dirs.len();
         if input.contains(['*', '?', '[']) {
-            let paths = glob::glob(input).map_err(|e| ViewError::Glob {
+            let paths = glob::glob(input).map_err(|e| ScanError::Glob {
                 pattern: input.into(),
                 reason: e.to_string(),
             })?;
             for p in paths {
-                let p = p.map_err(|e| ViewError::Read {
+                let p = p.map_err(|e| ScanError::Read {
                     path: e.path().to_path_buf(),
                     reason: e.error().to_string(),
                 })?;
@@ -156,12 +133,12 @@ pub fn find_run_dirs<S: AsRef<str>>(inputs: &[S]) -> Result<Vec<PathBuf>, ViewEr
         } else {
             let p = Path::new(input);
             if !p.exists() {
-                return Err(ViewError::Missing(p.to_path_buf()));
+                return Err(ScanError::Missing(p.to_path_buf()));
             }
             add_path(p, &mut dirs)?;
         }
         if dirs.len() == before {
-            return Err(ViewError::NoRuns(input.to_string()));
+            return Err(ScanError::NoRuns(input.to_string()));
         }
     }
     dirs.sort();
@@ -169,7 +146,7 @@ pub fn find_run_dirs<S: AsRef<str>>(inputs: &[S]) -> Result<Vec<PathBuf>, ViewEr
     Ok(dirs)
 }
 
-fn add_path(p: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), ViewError> {
+fn add_path(p: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), ScanError> {
     if p.is_file() {
         if let Some(parent) = p.parent().filter(|_| is_run_file(p)) {
             dirs.push(parent.to_path_buf());
@@ -183,12 +160,12 @@ fn is_run_file(p: &Path) -> bool {
     RunDir::is_marker(p)
 }
 
-fn walk(dir: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), ViewError> {
+fn walk(dir: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), ScanError> {
     if RunDir::at(dir).looks_like_run() {
         dirs.push(dir.to_path_buf());
         return Ok(());
     }
-    let read = |e: std::io::Error| ViewError::Read {
+    let read = |e: std::io::Error| ScanError::Read {
         path: dir.to_path_buf(),
         reason: e.to_string(),
     };
@@ -204,13 +181,13 @@ fn walk(dir: &Path, dirs: &mut Vec<PathBuf>) -> Result<(), ViewError> {
 
 /// The runs that could be read, in their order, and why the others could not.
 #[derive(Debug, Default)]
-pub struct Loaded {
+pub(crate) struct Loaded {
     pub runs: Vec<Run>,
-    pub unreadable: Vec<ViewError>,
+    pub unreadable: Vec<ScanError>,
 }
 
 /// Reads the given run folders, failing on the first one that cannot be read.
-pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
+pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<Run>, ScanError> {
     let loaded = load_readable_runs(dirs);
     match loaded.unreadable.into_iter().next() {
         Some(e) => Err(e),
@@ -220,7 +197,7 @@ pub fn load_runs(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
 
 /// Reads the given run folders, leaving out (and listing) the unreadable ones; fails only
 /// when none can be read, with the first one's error.
-pub fn load_some_runs(dirs: &[PathBuf]) -> Result<Loaded, ViewError> {
+pub(crate) fn load_some_runs(dirs: &[PathBuf]) -> Result<Loaded, ScanError> {
     let mut loaded = load_readable_runs(dirs);
     if loaded.runs.is_empty() && !loaded.unreadable.is_empty() {
         return Err(loaded.unreadable.remove(0));
@@ -232,7 +209,7 @@ pub fn load_some_runs(dirs: &[PathBuf]) -> Result<Loaded, ViewError> {
 /// next to them where it is still valid, afresh otherwise (then the cache is updated). A run
 /// whose files cannot be read is left out and listed with its error, so that one corrupt
 /// file does not hide every other run.
-pub fn load_readable_runs(dirs: &[PathBuf]) -> Loaded {
+pub(crate) fn load_readable_runs(dirs: &[PathBuf]) -> Loaded {
     // stamps first: a file replaced while we read it shows as changed next time
     let stamps: Vec<(String, String)> = dirs.par_iter().map(|d| cache::run_stamps(d)).collect();
     let mut by_parent: HashMap<PathBuf, Vec<usize>> = HashMap::new();
@@ -300,23 +277,23 @@ pub fn load_readable_runs(dirs: &[PathBuf]) -> Loaded {
 }
 
 /// Reads run folders without the cache, failing on the first one that cannot be read.
-pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ViewError> {
+pub fn read_fresh(dirs: &[PathBuf]) -> Result<Vec<Run>, ScanError> {
     read_each(dirs).into_iter().collect()
 }
 
 /// Reads run folders without the cache: each run, or why it cannot be read. Each run on its
 /// own, the runs in parallel (one file's error names that file and touches no other run).
-fn read_each(dirs: &[PathBuf]) -> Vec<Result<Run, ViewError>> {
+fn read_each(dirs: &[PathBuf]) -> Vec<Result<Run, ScanError>> {
     crate::durable::parallel::map(dirs, |dir| read_run(dir))
 }
 
 /// One run folder: its manifest when it has one, then the columns of `metrics.parquet` the
 /// views use, when it has that.
-fn read_run(dir: &Path) -> Result<Run, ViewError> {
+fn read_run(dir: &Path) -> Result<Run, ScanError> {
     let manifest_path = RunDir::at(dir).manifest();
     let manifest = match manifest_path.is_file() {
         true => Some(
-            store::read_manifest(&manifest_path).map_err(|e| ViewError::Read {
+            store::read_manifest(&manifest_path).map_err(|e| ScanError::Read {
                 reason: source_reason(&e),
                 path: manifest_path,
             })?,
@@ -336,7 +313,7 @@ fn read_run(dir: &Path) -> Result<Run, ViewError> {
     };
     let metrics = RunDir::at(dir).metrics();
     if metrics.is_file() {
-        read_metrics(&metrics, &mut run).map_err(|e| ViewError::Read {
+        read_metrics(&metrics, &mut run).map_err(|e| ScanError::Read {
             path: metrics,
             reason: e.to_string(),
         })?;

@@ -7,27 +7,27 @@ use polars::prelude::*;
 /// The column names of the results tables, in one place: every writer and reader of
 /// `metrics.parquet`, `per_class.parquet` and `confusion.parquet` uses these.
 pub mod col {
-    pub const EXPERIMENT: &str = "experiment";
-    pub const RUN_ID: &str = "run_id";
-    pub const EPOCH: &str = "epoch";
-    pub const TRAIN_LOSS: &str = "train_loss";
-    pub const TRAIN_ACC: &str = "train_acc";
-    pub const VAL_LOSS: &str = "val_loss";
-    pub const VAL_ACC: &str = "val_acc";
-    pub const WEIGHT_NORM: &str = "weight_norm";
-    pub const LR: &str = "lr";
-    pub const EPOCH_SECONDS: &str = "epoch_seconds";
-    pub const IMAGES_PER_SECOND: &str = "images_per_second";
+    pub(crate) const EXPERIMENT: &str = "experiment";
+    pub(crate) const RUN_ID: &str = "run_id";
+    pub(crate) const EPOCH: &str = "epoch";
+    pub(crate) const TRAIN_LOSS: &str = "train_loss";
+    pub(crate) const TRAIN_ACC: &str = "train_acc";
+    pub(crate) const VAL_LOSS: &str = "val_loss";
+    pub(crate) const VAL_ACC: &str = "val_acc";
+    pub(crate) const WEIGHT_NORM: &str = "weight_norm";
+    pub(crate) const LR: &str = "lr";
+    pub(crate) const EPOCH_SECONDS: &str = "epoch_seconds";
+    pub(crate) const IMAGES_PER_SECOND: &str = "images_per_second";
     /// Undecodable images left out of the epoch (`on_bad_image = "skip"`).
-    pub const SKIPPED_IMAGES: &str = "skipped_images";
+    pub(crate) const SKIPPED_IMAGES: &str = "skipped_images";
     /// Prefix of the per-class validation accuracy columns, `val_acc.<class>`.
-    pub const CLASS_ACC_PREFIX: &str = "val_acc.";
+    pub(crate) const CLASS_ACC_PREFIX: &str = "val_acc.";
 
     /// The columns that identify a run in every table.
-    pub const KEY: &[&str] = &[EXPERIMENT, RUN_ID];
+    pub(crate) const KEY: &[&str] = &[EXPERIMENT, RUN_ID];
     /// The per-epoch metric columns of `metrics.parquet`, in file order; the per-class
     /// accuracies follow `val_acc`, the swept parameters sit between the key and `epoch`.
-    pub const METRICS: &[&str] = &[
+    pub(crate) const METRICS: &[&str] = &[
         TRAIN_LOSS,
         TRAIN_ACC,
         VAL_LOSS,
@@ -39,13 +39,13 @@ pub mod col {
         SKIPPED_IMAGES,
     ];
 
-    pub fn class_acc(class: &str) -> String {
+    pub(crate) fn class_acc(class: &str) -> String {
         format!("{CLASS_ACC_PREFIX}{class}")
     }
 
     /// Whether a `metrics.parquet` column is one the runner always writes (key, epoch, metric,
     /// per-class accuracy); every other column is a swept parameter.
-    pub fn is_fixed(name: &str) -> bool {
+    pub(crate) fn is_fixed(name: &str) -> bool {
         KEY.contains(&name)
             || name == EPOCH
             || METRICS.contains(&name)
@@ -65,7 +65,7 @@ pub enum ParamValue {
 }
 
 impl ParamValue {
-    pub fn from_toml(v: &toml::Value) -> Self {
+    pub(crate) fn from_toml(v: &toml::Value) -> Self {
         match v {
             toml::Value::Integer(i) => Self::Int(*i),
             toml::Value::Float(f) => Self::Float(*f),
@@ -99,7 +99,7 @@ impl ParamValue {
 /// experiment must have (else pandas sees an object column and `pyarrow.dataset` fails by file
 /// order): integers mixed with floats become floats, any other mix becomes strings, e.g.
 /// `backbone.freeze = [true, false, "until:conv2"]` → "true", "false", "until:conv2".
-pub fn unify_types(runs: &mut [Vec<(String, ParamValue)>]) {
+pub(crate) fn unify_types(runs: &mut [Vec<(String, ParamValue)>]) {
     let mut kinds: Vec<(String, u8)> = Vec::new();
     for (key, value) in runs.iter().flatten() {
         let bit = match value {
@@ -136,7 +136,7 @@ impl std::fmt::Display for ParamValue {
 
 /// Identifies the run every row belongs to.
 #[derive(Debug, Clone)]
-pub struct RunKey<'a> {
+pub(crate) struct RunKey<'a> {
     pub experiment: &'a str,
     pub run_id: &'a str,
     pub swept: &'a [(String, ParamValue)],
@@ -153,7 +153,7 @@ fn key_columns(key: &RunKey, rows: usize) -> Vec<Column> {
 }
 
 /// The metrics table of a run.
-pub fn epochs_frame(key: &RunKey, rows: &[EpochMetrics]) -> PolarsResult<DataFrame> {
+pub(crate) fn epochs_frame(key: &RunKey, rows: &[EpochMetrics]) -> PolarsResult<DataFrame> {
     let n = rows.len();
     let f = |name: &str, get: &dyn Fn(&EpochMetrics) -> f64| {
         Column::new(name.into(), rows.iter().map(get).collect::<Vec<f64>>())
@@ -191,13 +191,17 @@ pub fn best_epoch(rows: &[EpochMetrics]) -> Option<&EpochMetrics> {
 }
 
 /// Per-class accuracy, precision and recall at one epoch, from its confusion matrix.
-pub fn per_class_frame(key: &RunKey, row: &EpochMetrics) -> PolarsResult<DataFrame> {
+pub(crate) fn per_class_frame(key: &RunKey, row: &EpochMetrics) -> PolarsResult<DataFrame> {
     per_class_frame_of(key, row.epoch, &row.confusion)
 }
 
 /// [`per_class_frame`] of any confusion matrix (`confusion[true][predicted]`) of the model of
 /// `epoch`: val at the best epoch, the test split, `runner evaluate`.
-pub fn per_class_frame_of(key: &RunKey, epoch: usize, cm: &[Vec<u64>]) -> PolarsResult<DataFrame> {
+pub(crate) fn per_class_frame_of(
+    key: &RunKey,
+    epoch: usize,
+    cm: &[Vec<u64>],
+) -> PolarsResult<DataFrame> {
     let k = key.classes.len();
     let support: Vec<u64> = cm.iter().map(|r| r.iter().sum()).collect();
     let predicted: Vec<u64> = (0..k).map(|p| cm.iter().map(|r| r[p]).sum()).collect();
@@ -218,12 +222,12 @@ pub fn per_class_frame_of(key: &RunKey, epoch: usize, cm: &[Vec<u64>]) -> Polars
 }
 
 /// The confusion matrix at one epoch as (true_class, pred_class, count) rows.
-pub fn confusion_frame(key: &RunKey, row: &EpochMetrics) -> PolarsResult<DataFrame> {
+pub(crate) fn confusion_frame(key: &RunKey, row: &EpochMetrics) -> PolarsResult<DataFrame> {
     confusion_frame_of(key, row.epoch, &row.confusion)
 }
 
 /// [`confusion_frame`] of any confusion matrix of the model of `epoch`.
-pub fn confusion_frame_of(
+pub(crate) fn confusion_frame_of(
     key: &RunKey,
     epoch: usize,
     confusion: &[Vec<u64>],
@@ -249,7 +253,7 @@ pub fn confusion_frame_of(
 /// key and swept columns, `epoch` (whose weights were scored), `<split>_loss`, `<split>_acc`,
 /// `<split>_acc.<class>` per class, and `images` (the images scored). `split` is `test` for
 /// the run's test split (`test_metrics.parquet`), `eval` for `runner evaluate`.
-pub fn score_frame(
+pub(crate) fn score_frame(
     key: &RunKey,
     split: &str,
     epoch: usize,
@@ -355,7 +359,7 @@ pub fn read_frame(path: &std::path::Path) -> PolarsResult<MetricColumns> {
 
 /// A score table read back (see [`score_frame`]): the scored model's epoch and every
 /// `<split>_*` column (loss, accuracy, per-class accuracies) by name, in file order.
-pub fn read_score(
+pub(crate) fn read_score(
     path: &std::path::Path,
     split: &str,
 ) -> PolarsResult<(usize, Vec<(String, f64)>)> {
@@ -383,7 +387,10 @@ pub fn read_score(
 
 /// Reads a run's metrics table back as rows (the confusion matrices are not in it and come
 /// back empty).
-pub fn read_epochs(path: &std::path::Path, classes: &[String]) -> PolarsResult<Vec<EpochMetrics>> {
+pub(crate) fn read_epochs(
+    path: &std::path::Path,
+    classes: &[String],
+) -> PolarsResult<Vec<EpochMetrics>> {
     let t = read_frame(path)?;
     let f = |name: &str| t.get(name);
     let (tl, ta, vl, va) = (

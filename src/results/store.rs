@@ -148,7 +148,7 @@ impl RunDir {
     /// Removes temporary files that a killed writer left behind (only ever called while
     /// holding the run's lock, so no live writer owns them). The lock's own private files are
     /// `durable::lock::remove_orphaned_private_files`'.
-    pub fn remove_stale_temp_files(&self) {
+    pub(crate) fn remove_stale_temp_files(&self) {
         let Ok(entries) = std::fs::read_dir(self.path()) else {
             return;
         };
@@ -160,17 +160,17 @@ impl RunDir {
         }
     }
 
-    pub fn write_manifest(&self, m: &Manifest) -> Result<(), StoreError> {
+    pub(crate) fn write_manifest(&self, m: &Manifest) -> Result<(), StoreError> {
         let json = serde_json::to_string_pretty(m).expect("manifest serialises");
         write_text(&self.manifest(), &(json + "\n"))
     }
 
-    pub fn read_manifest(&self) -> Result<Manifest, StoreError> {
+    pub(crate) fn read_manifest(&self) -> Result<Manifest, StoreError> {
         read_manifest(&self.manifest())
     }
 }
 
-pub fn read_manifest(path: &Path) -> Result<Manifest, StoreError> {
+pub(crate) fn read_manifest(path: &Path) -> Result<Manifest, StoreError> {
     let text = std::fs::read_to_string(path).map_err(|e| StoreError::Read {
         path: path.to_path_buf(),
         reason: e.to_string(),

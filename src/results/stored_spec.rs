@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::results::layout::RunDir;
-use crate::results::scan::ViewError;
+use crate::results::scan::ScanError;
 
 /// The resolved spec of a run: its text and every leaf key, sorted by key.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,12 +26,12 @@ impl StoredSpec {
 
 /// Reads `<run_dir>/spec.toml`; `None` when the run has none (a run folder written by hand or
 /// by an older runner).
-pub(crate) fn read(run_dir: &Path) -> Result<Option<StoredSpec>, ViewError> {
+pub(crate) fn read(run_dir: &Path) -> Result<Option<StoredSpec>, ScanError> {
     let path = RunDir::at(run_dir).spec();
     if !path.is_file() {
         return Ok(None);
     }
-    let bad = |reason: String| ViewError::Read {
+    let bad = |reason: String| ScanError::Read {
         path: path.clone(),
         reason,
     };

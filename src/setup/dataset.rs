@@ -34,7 +34,7 @@ impl Dataset {
     /// folders, the per-class limits), the manifest keys their defaults. So a manifest of an
     /// image folder's files trains the run the folder trains, under the same id; the files,
     /// labels and splits themselves are in the content fingerprint.
-    pub fn identity_spec(&self, spec: &RunSpec) -> RunSpec {
+    pub(crate) fn identity_spec(&self, spec: &RunSpec) -> RunSpec {
         let mut spec = spec.clone();
         if let Some(layout) = &self.listed {
             let defaults = &crate::spec::default_spec().dataset;
@@ -56,7 +56,7 @@ impl Dataset {
 
     /// What a run id must hash beyond the content fingerprint: the class names, when the
     /// files' folders do not say them (the fingerprint has each image's class index only).
-    pub fn classes_salt(&self) -> Option<String> {
+    pub(crate) fn classes_salt(&self) -> Option<String> {
         self.listed
             .as_ref()
             .filter(|l| !l.labels_in_paths)
@@ -73,7 +73,7 @@ impl Dataset {
     }
 
     /// The same hash of the test split, `None` without one (computed once).
-    pub fn test_fingerprint(&self) -> Result<Option<String>, DataError> {
+    pub(crate) fn test_fingerprint(&self) -> Result<Option<String>, DataError> {
         if let Some(f) = self.test_fingerprint.get() {
             return Ok(f.clone());
         }

@@ -67,7 +67,7 @@ pub enum OpenError {
 impl OpenError {
     /// The sentence of the commands that show paths relative to the current folder and say what
     /// the folder is not (`evaluate`, `export`).
-    pub fn explain(&self) -> String {
+    pub(crate) fn explain(&self) -> String {
         match self {
             // a run folder whose record is damaged: the error names the file and the fault
             OpenError::Manifest { dir, source } if RunDir::at(dir).manifest().is_file() => {
@@ -92,7 +92,7 @@ impl OpenError {
 
     /// The sentence of the commands that show paths as given and a manifest's read error alone
     /// (`predict`, `reproduce`).
-    pub fn brief(&self) -> String {
+    pub(crate) fn brief(&self) -> String {
         match self {
             OpenError::Manifest { source, .. } => source.to_string(),
             OpenError::NotInProject { dir, flag } => NotInProject {

@@ -20,7 +20,7 @@ pub fn read(path: &Path) -> Result<TensorFile, StoreError> {
 /// `file` (read from `path`) joined with the shared backbone it names, if it names one: found
 /// in the store of the experiment the run folder holding `path` belongs to, checked against
 /// the checksum the run recorded.
-pub fn join_shared(path: &Path, file: TensorFile) -> Result<TensorFile, StoreError> {
+pub(crate) fn join_shared(path: &Path, file: TensorFile) -> Result<TensorFile, StoreError> {
     let Some(name) = file.metadata().get(BACKBONE_FILE).cloned() else {
         return Ok(file);
     };

@@ -116,7 +116,7 @@ impl<'a> Resolved<'a> {
 
 /// The base run's dataset, opened and checked as [`Resolved::new`] does, without its weights:
 /// for what needs the images alone (the report's preview builds no model).
-pub fn base_dataset(exp: &Experiment) -> Result<Dataset, SpecError> {
+pub(crate) fn base_dataset(exp: &Experiment) -> Result<Dataset, SpecError> {
     dataset::Scans::default().open(&exp.base.dataset, &exp.locator(), &mut Vec::new())
 }
 

@@ -53,7 +53,7 @@ impl Source {
     }
 
     /// The folder relative paths set by this source resolve against.
-    pub fn base_dir(&self) -> PathBuf {
+    pub(crate) fn base_dir(&self) -> PathBuf {
         match &self.path {
             Some(path) => path.parent().map(Path::to_path_buf).unwrap_or_default(),
             None => std::env::current_dir().unwrap_or_default(),
@@ -70,7 +70,7 @@ pub struct Snippet {
 
 impl Snippet {
     /// 1-based line and column (in characters) of the span's start.
-    pub fn line_col(&self) -> (usize, usize) {
+    pub(crate) fn line_col(&self) -> (usize, usize) {
         let text = &self.source.text;
         let start = self.span.start.min(text.len());
         let before = &text[..start];
@@ -128,7 +128,7 @@ impl Diagnostic {
         }
     }
 
-    pub fn warning(message: impl Into<String>) -> Self {
+    pub(crate) fn warning(message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Warning,
             ..Diagnostic::error(message)
@@ -150,12 +150,12 @@ impl Diagnostic {
         self
     }
 
-    pub fn note(mut self, note: impl Into<String>) -> Self {
+    pub(crate) fn note(mut self, note: impl Into<String>) -> Self {
         self.notes.push(note.into());
         self
     }
 
-    pub fn help(mut self, help: impl Into<String>) -> Self {
+    pub(crate) fn help(mut self, help: impl Into<String>) -> Self {
         self.help.push(help.into());
         self
     }

@@ -76,7 +76,7 @@ impl Head {
     }
 
     /// The hidden widths the model builds: none for a linear head, whatever `hidden` says.
-    pub fn hidden_widths(&self) -> &[usize] {
+    pub(crate) fn hidden_widths(&self) -> &[usize] {
         match self.kind {
             HeadKind::Linear => &[],
             HeadKind::Mlp => &self.hidden,

@@ -34,7 +34,7 @@ impl Locator {
         )
     }
 
-    pub fn warning(&self, key: &str, message: String, label: String) -> Diagnostic {
+    pub(crate) fn warning(&self, key: &str, message: String, label: String) -> Diagnostic {
         self.locate(Diagnostic::warning(message).label(label), key)
     }
 
@@ -60,7 +60,7 @@ impl Locator {
     }
 
     /// "set at file:line:col", for notes about a second key.
-    pub fn where_set(&self, key: &str) -> String {
+    pub(crate) fn where_set(&self, key: &str) -> String {
         match self.sites.value(key) {
             Some(at) if !self.sites.is_default(key) => format!("`{key}` set at {}", at.location()),
             _ => format!("`{key}` keeps its default from pipeline/defaults.toml"),
@@ -68,7 +68,7 @@ impl Locator {
     }
 
     /// True when no file, `--set` or sweep set the key.
-    pub fn is_default(&self, key: &str) -> bool {
+    pub(crate) fn is_default(&self, key: &str) -> bool {
         self.sites.is_default(key)
     }
 

@@ -117,15 +117,15 @@ pub fn load(path: &Path, opts: &LoadOptions) -> Result<Experiment, SpecError> {
     assemble(path, pipeline_dir, project_dir, file, layers)
 }
 
-/// [`load_stored`] of the `spec.toml` in `run_dir`, for a command that reopens a run: the error
-/// as one message to print after `error: ` (the rendered diagnostics, which name the file and
-/// line, without their own leading `error: `).
-pub fn load_run_spec(run_dir: &Path, project: &Path) -> Result<Experiment, String> {
-    load_stored(&run_dir.join("spec.toml"), project).map_err(|e| stored_spec_error(&e))
+/// [`load_stored`] of a run's stored spec (`results::layout::RunDir::spec`), for a command that
+/// reopens a run: the error as one message to print after `error: ` (the rendered diagnostics,
+/// which name the file and line, without their own leading `error: `).
+pub(crate) fn load_run_spec(stored: &Path, project: &Path) -> Result<Experiment, String> {
+    load_stored(stored, project).map_err(|e| stored_spec_error(&e))
 }
 
 /// Why a run's stored spec does not load, as one message to print after `error: `.
-pub fn stored_spec_error(e: &SpecError) -> String {
+pub(crate) fn stored_spec_error(e: &SpecError) -> String {
     let text = e.to_string();
     format!(
         "cannot load the spec the run was trained with: {}",
@@ -136,7 +136,7 @@ pub fn stored_spec_error(e: &SpecError) -> String {
 /// A run's stored `spec.toml` (every key, paths relative to the project it ran in) read back as
 /// a one-run experiment, with its paths resolved against `project`. Keys the defaults gained
 /// after the run was recorded take their default values.
-pub fn load_stored(path: &Path, project: &Path) -> Result<Experiment, SpecError> {
+pub(crate) fn load_stored(path: &Path, project: &Path) -> Result<Experiment, SpecError> {
     let path = raw::normalize(path);
     let project = raw::normalize(project);
     let source = presets::read_source(&path)?;
@@ -206,7 +206,7 @@ pub struct Point {
 
 impl Experiment {
     /// Where the base run's keys were set (every layer but the sweep).
-    pub fn locator(&self) -> Locator {
+    pub(crate) fn locator(&self) -> Locator {
         Locator::new(self.sites.clone(), self.file.clone(), &[])
     }
 

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 /// A selection as the user wrote it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selection {
+pub(crate) enum Selection {
     /// One point, numbered from 1.
     Index(usize),
     /// One point, read from `SLURM_ARRAY_TASK_ID` (from 1, as `runner slurm` numbers the
@@ -35,7 +35,7 @@ impl FromStr for Selection {
 }
 
 /// Parses `--shard`'s value `I/N`.
-pub fn parse_shard(s: &str) -> Result<Selection, String> {
+pub(crate) fn parse_shard(s: &str) -> Result<Selection, String> {
     let bad = || format!("expected I/N with 1 <= I <= N (e.g. 2/4), found `{s}`");
     let (i, n) = s.trim().split_once('/').ok_or_else(bad)?;
     let (first, of) = (
@@ -51,7 +51,7 @@ pub fn parse_shard(s: &str) -> Result<Selection, String> {
 /// The selected 0-based point positions of a sweep of `total` points, and a line saying where
 /// an index from the environment came from. An index outside the sweep is an error naming the
 /// valid range.
-pub fn resolve(
+pub(crate) fn resolve(
     sel: &Selection,
     total: usize,
     env: impl Fn(&str) -> Option<String>,

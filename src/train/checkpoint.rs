@@ -115,7 +115,7 @@ pub fn load<M: TensorCollection<f32, Dev>>(
 }
 
 /// Loads weights written by [`save_weights`] into `model` (all or nothing).
-pub fn load_weights<M: TensorCollection<f32, Dev>>(
+pub(crate) fn load_weights<M: TensorCollection<f32, Dev>>(
     path: &Path,
     model: &mut M,
 ) -> Result<(), String> {
@@ -123,7 +123,7 @@ pub fn load_weights<M: TensorCollection<f32, Dev>>(
 }
 
 /// [`load_weights`] from a file already read.
-pub fn load_weights_from<M: TensorCollection<f32, Dev>>(
+pub(crate) fn load_weights_from<M: TensorCollection<f32, Dev>>(
     file: &TensorFile,
     model: &mut M,
 ) -> Result<(), String> {

@@ -38,7 +38,7 @@ pub struct StopState {
 
 impl EarlyStopping {
     /// Records how epoch `epoch` ended; sets `state.stopped` when training should stop.
-    pub fn observe(&self, epoch: usize, val_loss: f64, val_acc: f64, state: &mut StopState) {
+    pub(crate) fn observe(&self, epoch: usize, val_loss: f64, val_acc: f64, state: &mut StopState) {
         let current = if self.maximize { val_acc } else { val_loss };
         let improved = match state.best {
             None => true,

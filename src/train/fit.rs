@@ -206,7 +206,7 @@ pub struct Evaluation {
 }
 
 impl Evaluation {
-    pub fn class_acc(&self) -> Vec<f64> {
+    pub(crate) fn class_acc(&self) -> Vec<f64> {
         self.confusion
             .iter()
             .enumerate()

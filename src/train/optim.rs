@@ -95,7 +95,7 @@ impl OptimizerState {
     /// `update_except`, with one read of every weight instead of three and no copy back.
     /// Only valid when nothing between those passes needs the whole model's penalised
     /// gradients (gradient clipping does).
-    pub fn update_with_penalty<M: TensorCollection<f32, Dev>>(
+    pub(crate) fn update_with_penalty<M: TensorCollection<f32, Dev>>(
         &mut self,
         model: &mut M,
         grads: &mut Gradients<f32, Dev>,

@@ -85,7 +85,13 @@ impl LrSchedule {
 
     /// Tells the schedule how epoch `epoch` ended (after its val pass), as
     /// `ReduceLROnPlateau.step(metric)` does; warmup epochs are not counted.
-    pub fn observe(&self, epoch: usize, val_loss: f64, val_acc: f64, state: &mut ScheduleState) {
+    pub(crate) fn observe(
+        &self,
+        epoch: usize,
+        val_loss: f64,
+        val_acc: f64,
+        state: &mut ScheduleState,
+    ) {
         let LrKind::Plateau(p) = &self.kind else {
             return;
         };

@@ -9,18 +9,19 @@ pub mod render;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
-use crate::results::scan::{self, Run, ViewError};
+use crate::results::scan::{self, Run};
 use crate::results::schema::ParamValue;
+use crate::views::ViewError;
 
 pub use filter::{resolve_column, Cell, Filter, Op};
 pub use render::comfy as comfy_table;
 
 /// The key whose runs are averaged when it is the only parameter that differs.
-pub const SEED_KEY: &str = "experiment.seed";
+pub(crate) const SEED_KEY: &str = "experiment.seed";
 
 /// The summary columns, in order; the last two (the kept model on the held-out test split)
 /// are shown only when some run has a test split.
-pub const METRICS: [&str; 8] = [
+pub(crate) const METRICS: [&str; 8] = [
     "best_epoch",
     "val_acc@best",
     "val_loss@best",
@@ -80,7 +81,9 @@ pub fn compare(args: &CompareOptions) -> Result<String, ViewError> {
 
 /// Finds and reads the runs, then renders the comparison of those that could be read; the
 /// others come back with their errors (one corrupt metrics file must not hide the sweep).
-pub fn compare_readable(args: &CompareOptions) -> Result<(String, Vec<ViewError>), ViewError> {
+pub(crate) fn compare_readable(
+    args: &CompareOptions,
+) -> Result<(String, Vec<ViewError>), ViewError> {
     let filters = args
         .filter
         .iter()
@@ -89,11 +92,11 @@ pub fn compare_readable(args: &CompareOptions) -> Result<(String, Vec<ViewError>
     let dirs = scan::find_run_dirs(&args.inputs)?;
     let mut loaded = scan::load_readable_runs(&dirs);
     if loaded.runs.is_empty() && !loaded.unreadable.is_empty() {
-        return Err(loaded.unreadable.remove(0));
+        return Err(loaded.unreadable.remove(0).into());
     }
     Ok((
         compare_runs(&loaded.runs, args, &filters)?,
-        loaded.unreadable,
+        loaded.unreadable.into_iter().map(ViewError::from).collect(),
     ))
 }
 

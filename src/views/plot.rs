@@ -11,9 +11,10 @@ use plotters::prelude::*;
 use crate::durable;
 use crate::number;
 use crate::results::plan::ExperimentPlan;
-use crate::results::scan::{self, Run, ViewError};
+use crate::results::scan::{self, Run};
 use crate::results::schema::ParamValue;
 use crate::views::compare::{cmp_param, BestAndFinal, BestBy, SEED_KEY};
+use crate::views::ViewError;
 
 pub use chart::{Band, Series, XAxis};
 
@@ -29,6 +30,7 @@ pub const DOUBLE: (u32, u32) = (1400, 600);
 pub fn plot(results: &Path) -> Result<(Vec<PathBuf>, Vec<ViewError>), ViewError> {
     let dirs = scan::find_run_dirs(&[results.to_string_lossy()])?;
     let scan::Loaded { runs, unreadable } = scan::load_some_runs(&dirs)?;
+    let unreadable = unreadable.into_iter().map(ViewError::from).collect();
     let mut experiments: Vec<&str> = runs.iter().map(|r| r.experiment.as_str()).collect();
     experiments.sort();
     experiments.dedup();
@@ -42,7 +44,7 @@ pub fn plot(results: &Path) -> Result<(Vec<PathBuf>, Vec<ViewError>), ViewError>
 }
 
 /// Plots the given runs (normally one experiment's) into `out_dir`, creating it.
-pub fn plot_runs(runs: &[&Run], out_dir: &Path) -> Result<Vec<PathBuf>, ViewError> {
+pub(crate) fn plot_runs(runs: &[&Run], out_dir: &Path) -> Result<Vec<PathBuf>, ViewError> {
     std::fs::create_dir_all(out_dir).map_err(|e| ViewError::Write {
         path: out_dir.to_path_buf(),
         reason: e.to_string(),
@@ -349,7 +351,7 @@ pub fn write_file(path: &Path, bytes: &[u8]) -> Result<(), ViewError> {
 /// plan (`results/.plans/<experiment>.json`), or, for a run without a readable plan, every key
 /// its own sweep point sets. Never the keys that differ among the runs given, so that a run
 /// keeps its name when another run of its sweep cannot be read.
-pub fn differing_keys(runs: &[&Run]) -> Vec<String> {
+pub(crate) fn differing_keys(runs: &[&Run]) -> Vec<String> {
     let mut keys: Vec<String> = Vec::new();
     let mut plans: std::collections::HashMap<PathBuf, Option<Vec<String>>> = Default::default();
     for r in runs {
@@ -391,13 +393,13 @@ fn short_name<'a>(key: &'a str, keys: &[String]) -> &'a str {
 
 /// `lambda=0.0001, seed=3`: the keys in which the runs differ, values at full precision (the
 /// names of exported runs).
-pub fn legend_label(run: &Run, differing: &[String]) -> String {
+pub(crate) fn legend_label(run: &Run, differing: &[String]) -> String {
     label_with(run, differing, &|_, v| v.to_string())
 }
 
 /// The legend labels of these runs as a person reads them: each key's values with the digits
 /// that keep them apart across the runs (`lambda=1.012e-6`, see `views::number`).
-pub fn readable_labels(runs: &[&Run], differing: &[String]) -> Vec<String> {
+pub(crate) fn readable_labels(runs: &[&Run], differing: &[String]) -> Vec<String> {
     let write = number::param_columns(runs.iter().map(|r| r.params.as_slice()));
     runs.iter()
         .map(|r| label_with(r, differing, &write))

@@ -11,8 +11,8 @@ use crate::durable::lock;
 use crate::number::ColumnFormat;
 use crate::results::layout::ExperimentDir;
 use crate::results::plan::{ExperimentPlan, PlannedPoint};
-use crate::results::scan::ViewError;
 use crate::results::store::{read_manifest, Status};
+use crate::views::ViewError;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) enum Format {

@@ -26,6 +26,21 @@ pub(crate) fn run_folders(experiment: &Path) -> Vec<PathBuf> {
     runs
 }
 
+/// A run folder's `manifest.json`, parsed.
+pub(crate) fn manifest(run: &Path) -> serde_json::Value {
+    let path = runner::results::layout::RunDir::at(run).manifest();
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// [`run_folders`] that hold a manifest (a run that started), sorted.
+pub(crate) fn recorded_runs(experiment: &Path) -> Vec<PathBuf> {
+    run_folders(experiment)
+        .into_iter()
+        .filter(|p| runner::results::layout::RunDir::at(p).manifest().is_file())
+        .collect()
+}
+
 /// The project's root (where `pipeline/` and `tests/fixtures/` are).
 pub(crate) fn project() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -62,6 +77,27 @@ epochs = 1
     )
 }
 
+/// Copies the files of folder `from` into folder `to`, creating it.
+pub(crate) fn copy_folder(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, to.join(p.file_name().unwrap())).unwrap();
+    }
+}
+
+/// A copy of [`tiny`]'s `splits` (`train`, `val`) at `root`, that a test may change or damage.
+pub(crate) fn copy_tiny(root: &Path, splits: &[&str]) {
+    for split in splits {
+        for class in ["cat", "dog"] {
+            copy_folder(
+                &tiny().join(split).join(class),
+                &root.join(split).join(class),
+            );
+        }
+    }
+}
+
 /// A spec on [`tiny`] as the tests write it, one table at a time: [`Spec::tiny`] is an MLP
 /// trained with SGD on 0.5-normalised images; [`Spec::set`] adds or replaces one `key = value`
 /// line of a table. [`Spec::text`] keeps `@DATA@` for the data folder; [`Spec::write`] puts
@@ -72,11 +108,20 @@ pub(crate) struct Spec {
 }
 
 impl Spec {
-    pub(crate) fn tiny(name: &str, seed: u64) -> Spec {
+    /// Experiment `name` on the data folder, and nothing else (the default seed).
+    pub(crate) fn bare(name: &str) -> Spec {
         Spec { tables: Vec::new() }
             .set("experiment", &format!("name = \"{name}\""))
-            .set("experiment", &format!("seed = {seed}"))
             .set("dataset", "root = \"@DATA@\"")
+    }
+
+    /// Experiment `name` with `seed` on the data folder, and nothing else.
+    pub(crate) fn named(name: &str, seed: u64) -> Spec {
+        Spec::bare(name).set("experiment", &format!("seed = {seed}"))
+    }
+
+    pub(crate) fn tiny(name: &str, seed: u64) -> Spec {
+        Spec::named(name, seed)
             .set("transforms", "mean = [0.5, 0.5, 0.5]")
             .set("transforms", "std = [0.5, 0.5, 0.5]")
             .set("backbone", "name = \"mlp\"")
@@ -129,6 +174,14 @@ impl Spec {
     pub(crate) fn write_on(&self, dir: &Path, data: &Path) -> PathBuf {
         write_spec_on(dir, &self.text(), data)
     }
+}
+
+/// A spec of `tests/fixtures/specs/` as written there (`@DATA@` for the data folder): the specs
+/// whose tests name their lines (an error's `exp.toml:LINE:COLUMN`, a snapshot of one) keep
+/// their exact text there.
+pub(crate) fn spec_fixture(name: &str) -> String {
+    let path = project().join("tests/fixtures/specs").join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// The embedded 28×28 cat/dog set (`pipeline/data/animal-mnist-catdog`): more images than
@@ -216,6 +269,16 @@ pub(crate) fn f64s(df: &polars::prelude::DataFrame, name: &str) -> Vec<f64> {
         .collect()
 }
 
+/// An integer column of a table.
+pub(crate) fn i64s(df: &polars::prelude::DataFrame, name: &str) -> Vec<i64> {
+    df.column(name)
+        .unwrap()
+        .i64()
+        .unwrap()
+        .into_no_null_iter()
+        .collect()
+}
+
 /// Cuts a file to a third of its length: a damaged result file, as a full disk or a killed
 /// copy leaves it.
 pub(crate) fn cut_to_a_third(file: &Path) {
@@ -231,6 +294,15 @@ pub(crate) fn text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
+}
+
+/// That the stderr of `out` says `said` (exit status, stdout and stderr in the message).
+pub(crate) fn stderr_says(out: &Output, said: &str) {
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(said),
+        "{}",
+        text(out)
+    );
 }
 
 /// Tests that need a tool. Without it a test is reported as ignored, its reason in the test
@@ -295,6 +367,11 @@ pub(crate) mod specs {
             pipeline_dir: None,
         };
         spec::load(&Path::new("tests/specs").join(spec), &opts)
+    }
+
+    /// The rendered error of `tests/specs/<spec>` with `overrides`, which must fail to load.
+    pub(crate) fn error(spec: &str, overrides: &[&str]) -> String {
+        error_of(spec, load(spec, overrides))
     }
 
     /// The rendered error of `spec`, which must have failed with `runner check`'s exit code.

@@ -43,7 +43,7 @@ impl TorchDtype {
     }
 
     /// torch's name (`torch.float32`, …).
-    pub fn torch_name(self) -> &'static str {
+    pub(crate) fn torch_name(self) -> &'static str {
         match self {
             TorchDtype::Float => "float32",
             TorchDtype::Double => "float64",

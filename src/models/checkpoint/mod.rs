@@ -64,7 +64,7 @@ const NESTED_KEYS: [&str; 4] = ["state_dict", "model", "model_state_dict", "modu
 
 /// Whether `bytes` look like a PyTorch checkpoint of either format (or the tar format before
 /// PyTorch 0.4, which [`read_checkpoint`] names and refuses).
-pub fn looks_like_checkpoint(bytes: &[u8]) -> bool {
+pub(crate) fn looks_like_checkpoint(bytes: &[u8]) -> bool {
     bytes.starts_with(b"PK\x03\x04") || legacy::is_legacy(bytes) || is_tar(bytes)
 }
 
@@ -241,49 +241,8 @@ fn strided(t: &TensorRef, bytes: &[u8], base: usize) -> Result<Values, String> {
         ));
     }
     let available = bytes.len() / size;
-    let count = t
-        .shape
-        .iter()
-        .try_fold(1usize, |n, &d| n.checked_mul(d))
-        .filter(|&n| n <= available.max(MAX_BROADCAST))
-        .ok_or_else(|| {
-            format!(
-                "its shape {:?} has more elements than its storage of {available} holds",
-                t.shape
-            )
-        })?;
-    if count > 0 {
-        // the furthest element the view reaches, which must be inside the storage
-        let last = t
-            .shape
-            .iter()
-            .zip(&t.stride)
-            .try_fold(base + t.offset, |acc, (&n, &s)| {
-                (n - 1).checked_mul(s).and_then(|d| acc.checked_add(d))
-            });
-        match last {
-            Some(last) if last < available => {}
-            _ => {
-                return Err(format!(
-                    "its view (offset {}, shape {:?}, stride {:?}) reaches past the end of its \
-                     storage of {available} {} elements",
-                    t.offset,
-                    t.shape,
-                    t.stride,
-                    dtype.torch_name()
-                ))
-            }
-        }
-    }
-    let contiguous = {
-        let mut expected = 1;
-        let mut ok = true;
-        for (&n, &s) in t.shape.iter().zip(&t.stride).rev() {
-            ok &= n == 1 || s == expected;
-            expected *= n;
-        }
-        ok
-    };
+    let count = element_count(t, base, available)?;
+    let contiguous = is_contiguous(&t.shape, &t.stride);
     let start = (base + t.offset) * size;
     let decoded = if contiguous {
         let whole = &bytes[start.min(bytes.len())..];
@@ -318,14 +277,64 @@ fn strided(t: &TensorRef, bytes: &[u8], base: usize) -> Result<Values, String> {
     })
 }
 
+/// How many elements the tensor has, once its view is known to stay inside a storage of
+/// `available` elements (`base` elements in).
+fn element_count(t: &TensorRef, base: usize, available: usize) -> Result<usize, String> {
+    let count = t
+        .shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= available.max(MAX_BROADCAST))
+        .ok_or_else(|| {
+            format!(
+                "its shape {:?} has more elements than its storage of {available} holds",
+                t.shape
+            )
+        })?;
+    if count == 0 {
+        return Ok(0);
+    }
+    // the furthest element the view reaches, which must be inside the storage
+    let last = t
+        .shape
+        .iter()
+        .zip(&t.stride)
+        .try_fold(base + t.offset, |acc, (&n, &s)| {
+            (n - 1).checked_mul(s).and_then(|d| acc.checked_add(d))
+        });
+    match last {
+        Some(last) if last < available => Ok(count),
+        _ => Err(format!(
+            "its view (offset {}, shape {:?}, stride {:?}) reaches past the end of its \
+             storage of {available} {} elements",
+            t.offset,
+            t.shape,
+            t.stride,
+            t.storage.dtype.torch_name()
+        )),
+    }
+}
+
+/// Whether strides lay the elements out row-major without gaps (a dimension of 1 may have
+/// any stride).
+fn is_contiguous(shape: &[usize], stride: &[usize]) -> bool {
+    let mut expected = 1;
+    let mut ok = true;
+    for (&n, &s) in shape.iter().zip(stride).rev() {
+        ok &= n == 1 || s == expected;
+        expected *= n;
+    }
+    ok
+}
+
 impl Checkpoint {
     /// The state dict as safetensors bytes (f32 and i64 tensors under their state-dict names),
     /// the form every weights file is loaded from.
-    pub fn to_safetensors(&self) -> Result<Vec<u8>, String> {
+    pub(crate) fn to_safetensors(&self) -> Result<Vec<u8>, String> {
         tensor_file::encode(&self.entries(), HashMap::new())
     }
 
-    pub fn to_tensor_file(&self) -> Result<TensorFile, String> {
+    pub(crate) fn to_tensor_file(&self) -> Result<TensorFile, String> {
         TensorFile::from_bytes(self.to_safetensors()?)
     }
 

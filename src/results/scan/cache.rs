@@ -56,6 +56,51 @@ pub(super) fn read(parent: &Path) -> HashMap<String, Cached> {
 }
 
 fn read_inner(parent: &Path) -> Option<HashMap<String, Cached>> {
+    let (runs, epochs) = read_frames(parent)?;
+    let s = |c: &str| runs.column(c).ok()?.str().ok().cloned();
+    let i = |c: &str| runs.column(c).ok()?.i64().ok().cloned();
+    let (name, manifest, metrics, experiment, run_id, status, params) = (
+        s("dir")?,
+        s("manifest")?,
+        s("metrics")?,
+        s("experiment")?,
+        s("run_id")?,
+        s("status")?,
+        s("params")?,
+    );
+    let (start, len) = (i("start")?, i("len")?);
+    // "" or the last epoch of an early-stopped run (a cache written before it was kept has no
+    // such column and is read afresh)
+    let stopped_early = s("stopped_early")?;
+    // "" or "<loss> <acc>" of the test split (likewise absent from older caches)
+    let test = s("test")?;
+    let all = every_epoch(&epochs)?;
+    let mut out = HashMap::with_capacity(runs.height());
+    for r in 0..runs.height() {
+        let (a, n) = (start.get(r)? as usize, len.get(r)? as usize);
+        if a + n > all.epoch.len() {
+            return None;
+        }
+        let dir_name = name.get(r)?.to_string();
+        let run = Run {
+            dir: parent.join(&dir_name),
+            experiment: experiment.get(r)?.to_string(),
+            run_id: run_id.get(r)?.to_string(),
+            params: decode_params(params.get(r)?)?,
+            status: decode_status(status.get(r)?),
+            stopped_early: stopped_early.get(r)?.parse().ok(),
+            test: decode_test(test.get(r)?),
+            epochs: rows_of(&all, a..a + n),
+        };
+        let stamps = (manifest.get(r)?.to_string(), metrics.get(r)?.to_string());
+        out.insert(dir_name, Cached { stamps, run });
+    }
+    Some(out)
+}
+
+/// The cache's runs and epochs tables of `parent`, when both are there, have a row and carry
+/// the same token (one pair written together).
+fn read_frames(parent: &Path) -> Option<(DataFrame, DataFrame)> {
     if parent.as_os_str().is_empty() {
         return None;
     }
@@ -75,23 +120,11 @@ fn read_inner(parent: &Path) -> Option<HashMap<String, Cached>> {
     if runs.height() == 0 || token(&runs)? != token(&epochs).unwrap_or(token(&runs)?) {
         return None;
     }
-    let s = |c: &str| runs.column(c).ok()?.str().ok().cloned();
-    let i = |c: &str| runs.column(c).ok()?.i64().ok().cloned();
-    let (name, manifest, metrics, experiment, run_id, status, params) = (
-        s("dir")?,
-        s("manifest")?,
-        s("metrics")?,
-        s("experiment")?,
-        s("run_id")?,
-        s("status")?,
-        s("params")?,
-    );
-    let (start, len) = (i("start")?, i("len")?);
-    // "" or the last epoch of an early-stopped run (a cache written before it was kept has no
-    // such column and is read afresh)
-    let stopped_early = s("stopped_early")?;
-    // "" or "<loss> <acc>" of the test split (likewise absent from older caches)
-    let test = s("test")?;
+    Some((runs, epochs))
+}
+
+/// The epochs table's series, every cached run's rows one after another.
+fn every_epoch(epochs: &DataFrame) -> Option<Epochs> {
     let e = |c: &str| {
         epochs
             .column(c)
@@ -110,39 +143,24 @@ fn read_inner(parent: &Path) -> Option<HashMap<String, Cached>> {
         .cont_slice()
         .ok()?
         .to_vec();
-    let (tl, vl, va, wn) = (
-        e("train_loss")?,
-        e("val_loss")?,
-        e("val_acc")?,
-        e("weight_norm")?,
-    );
-    let mut out = HashMap::with_capacity(runs.height());
-    for r in 0..runs.height() {
-        let (a, n) = (start.get(r)? as usize, len.get(r)? as usize);
-        if a + n > epoch.len() {
-            return None;
-        }
-        let dir_name = name.get(r)?.to_string();
-        let run = Run {
-            dir: parent.join(&dir_name),
-            experiment: experiment.get(r)?.to_string(),
-            run_id: run_id.get(r)?.to_string(),
-            params: decode_params(params.get(r)?)?,
-            status: decode_status(status.get(r)?),
-            stopped_early: stopped_early.get(r)?.parse().ok(),
-            test: decode_test(test.get(r)?),
-            epochs: Epochs {
-                epoch: epoch[a..a + n].to_vec(),
-                train_loss: tl[a..a + n].to_vec(),
-                val_loss: vl[a..a + n].to_vec(),
-                val_acc: va[a..a + n].to_vec(),
-                weight_norm: wn[a..a + n].to_vec(),
-            },
-        };
-        let stamps = (manifest.get(r)?.to_string(), metrics.get(r)?.to_string());
-        out.insert(dir_name, Cached { stamps, run });
+    Some(Epochs {
+        epoch,
+        train_loss: e("train_loss")?,
+        val_loss: e("val_loss")?,
+        val_acc: e("val_acc")?,
+        weight_norm: e("weight_norm")?,
+    })
+}
+
+/// One run's rows of [`every_epoch`].
+fn rows_of(all: &Epochs, rows: std::ops::Range<usize>) -> Epochs {
+    Epochs {
+        epoch: all.epoch[rows.clone()].to_vec(),
+        train_loss: all.train_loss[rows.clone()].to_vec(),
+        val_loss: all.val_loss[rows.clone()].to_vec(),
+        val_acc: all.val_acc[rows.clone()].to_vec(),
+        weight_norm: all.weight_norm[rows].to_vec(),
     }
-    Some(out)
 }
 
 /// "<loss> <acc>" as written (`{:?}` keeps every bit of an f64), "" for none.

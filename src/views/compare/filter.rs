@@ -3,8 +3,8 @@
 
 use std::cmp::Ordering;
 
-use crate::results::scan::ViewError;
 use crate::results::schema::ParamValue;
+use crate::views::ViewError;
 
 const OPERATORS: &str = "one of >=, <=, >, <, =, !=";
 

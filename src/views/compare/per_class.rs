@@ -13,8 +13,9 @@ use super::render::comfy;
 use super::{BestAndFinal, BestBy, Format, Table};
 use crate::number::metric;
 use crate::results::layout::RunDir;
-use crate::results::scan::{Run, ViewError};
+use crate::results::scan::Run;
 use crate::views::format;
+use crate::views::ViewError;
 
 /// One run's per-class metrics and confusion matrix at the epoch its files hold.
 pub struct PerClass {
@@ -35,7 +36,7 @@ pub fn read(run: &Run) -> Result<Option<PerClass>, ViewError> {
     if !pc_path.is_file() || !cm_path.is_file() {
         return Ok(None);
     }
-    let pc = scan(
+    let pc = Columns::read(
         &pc_path,
         &[
             "epoch",
@@ -46,53 +47,13 @@ pub fn read(run: &Run) -> Result<Option<PerClass>, ViewError> {
             "support",
         ],
     )?;
-    let cm = scan(&cm_path, &["true_class", "pred_class", "count"])?;
-    let err = |path: &Path| {
-        let path = path.to_path_buf();
-        move |e: PolarsError| ViewError::Read {
-            path: path.clone(),
-            reason: e.to_string(),
-        }
-    };
-    let strs = |df: &DataFrame, c: &str, p: &Path| -> Result<Vec<String>, ViewError> {
-        Ok(df
-            .column(c)
-            .and_then(|c| c.str().cloned())
-            .map_err(err(p))?
-            .iter()
-            .map(|s| s.unwrap_or("").to_string())
-            .collect())
-    };
-    let f64s = |df: &DataFrame, c: &str, p: &Path| -> Result<Vec<f64>, ViewError> {
-        let col = df
-            .column(c)
-            .and_then(|c| c.cast(&DataType::Float64))
-            .map_err(err(p))?;
-        Ok(col
-            .f64()
-            .map_err(err(p))?
-            .iter()
-            .map(|v| v.unwrap_or(f64::NAN))
-            .collect())
-    };
-    let i64s = |df: &DataFrame, c: &str, p: &Path| -> Result<Vec<i64>, ViewError> {
-        let col = df
-            .column(c)
-            .and_then(|c| c.cast(&DataType::Int64))
-            .map_err(err(p))?;
-        Ok(col
-            .i64()
-            .map_err(err(p))?
-            .iter()
-            .map(|v| v.unwrap_or(0))
-            .collect())
-    };
-    let class = strs(&pc, "class", &pc_path)?;
+    let cm = Columns::read(&cm_path, &["true_class", "pred_class", "count"])?;
+    let class = pc.strs("class")?;
     let mut confusion = vec![vec![0; class.len()]; class.len()];
     let (t, p, n) = (
-        strs(&cm, "true_class", &cm_path)?,
-        strs(&cm, "pred_class", &cm_path)?,
-        i64s(&cm, "count", &cm_path)?,
+        cm.strs("true_class")?,
+        cm.strs("pred_class")?,
+        cm.i64s("count")?,
     );
     for ((t, p), n) in t.iter().zip(&p).zip(n) {
         let (Some(i), Some(j)) = (
@@ -107,21 +68,81 @@ pub fn read(run: &Run) -> Result<Option<PerClass>, ViewError> {
         confusion[i][j] = n;
     }
     Ok(Some(PerClass {
-        epoch: i64s(&pc, "epoch", &pc_path)?.first().copied().unwrap_or(0),
-        accuracy: f64s(&pc, "accuracy", &pc_path)?,
-        precision: f64s(&pc, "precision", &pc_path)?,
-        recall: f64s(&pc, "recall", &pc_path)?,
-        support: i64s(&pc, "support", &pc_path)?,
+        epoch: pc.i64s("epoch")?.first().copied().unwrap_or(0),
+        accuracy: pc.f64s("accuracy")?,
+        precision: pc.f64s("precision")?,
+        recall: pc.f64s("recall")?,
+        support: pc.i64s("support")?,
         class,
         confusion,
     }))
 }
 
-fn scan(path: &Path, columns: &[&str]) -> Result<DataFrame, ViewError> {
-    crate::results::schema::read_parquet(path, Some(columns)).map_err(|e| ViewError::Read {
-        path: path.to_path_buf(),
-        reason: e.to_string(),
-    })
+/// Some columns of one Parquet file, each read as a list; an error names the file.
+struct Columns<'p> {
+    df: DataFrame,
+    path: &'p Path,
+}
+
+impl<'p> Columns<'p> {
+    fn read(path: &'p Path, columns: &[&str]) -> Result<Self, ViewError> {
+        let df = crate::results::schema::read_parquet(path, Some(columns)).map_err(|e| {
+            ViewError::Read {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            }
+        })?;
+        Ok(Columns { df, path })
+    }
+
+    fn err(&self, e: PolarsError) -> ViewError {
+        ViewError::Read {
+            path: self.path.to_path_buf(),
+            reason: e.to_string(),
+        }
+    }
+
+    /// A text column; a missing value as "".
+    fn strs(&self, c: &str) -> Result<Vec<String>, ViewError> {
+        Ok(self
+            .df
+            .column(c)
+            .and_then(|c| c.str().cloned())
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|s| s.unwrap_or("").to_string())
+            .collect())
+    }
+
+    /// A numeric column as f64; a missing value as NaN.
+    fn f64s(&self, c: &str) -> Result<Vec<f64>, ViewError> {
+        let col = self
+            .df
+            .column(c)
+            .and_then(|c| c.cast(&DataType::Float64))
+            .map_err(|e| self.err(e))?;
+        Ok(col
+            .f64()
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect())
+    }
+
+    /// A numeric column as i64; a missing value as 0.
+    fn i64s(&self, c: &str) -> Result<Vec<i64>, ViewError> {
+        let col = self
+            .df
+            .column(c)
+            .and_then(|c| c.cast(&DataType::Int64))
+            .map_err(|e| self.err(e))?;
+        Ok(col
+            .i64()
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(|v| v.unwrap_or(0))
+            .collect())
+    }
 }
 
 fn label(run: &Run) -> String {
@@ -277,7 +298,7 @@ fn csv(read: &[(&Run, Option<PerClass>)]) -> String {
 }
 
 /// One object per run with its per-class lists and confusion matrix.
-pub fn json_value(read: &[(&Run, Option<PerClass>)]) -> serde_json::Value {
+pub(crate) fn json_value(read: &[(&Run, Option<PerClass>)]) -> serde_json::Value {
     let header: Vec<String> = [
         "experiment",
         "run_id",

@@ -63,7 +63,7 @@ fn text_table(table: &Table, preset: &str) -> String {
 
 /// The cells of the readable formats, one per [`Table::columns`] entry: 4 significant digits,
 /// `mean ± sd` for seed groups, `-` for a missing value.
-pub fn text_rows(table: &Table) -> Vec<Vec<String>> {
+pub(crate) fn text_rows(table: &Table) -> Vec<Vec<String>> {
     // each parameter column with the digits that keep its values apart
     let formats: Vec<ColumnFormat> = (0..table.params.len())
         .map(|p| ColumnFormat::for_params(table.rows.iter().filter_map(|r| r.params[p].as_ref())))
@@ -193,7 +193,7 @@ fn csv(table: &Table) -> String {
 }
 
 /// The rows as a JSON array of objects, keys in column order.
-pub fn json_value(table: &Table) -> serde_json::Value {
+pub(crate) fn json_value(table: &Table) -> serde_json::Value {
     let (header, rows) = flat(table);
     format::objects(
         &header,

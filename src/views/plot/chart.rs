@@ -41,7 +41,7 @@ pub enum XAxis {
 
 impl XAxis {
     /// Log when the positive values span at least two decades and none is negative.
-    pub fn for_values(xs: &[f64]) -> XAxis {
+    pub(crate) fn for_values(xs: &[f64]) -> XAxis {
         let finite: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
         let pos: Vec<f64> = finite.iter().copied().filter(|&x| x > 0.0).collect();
         if finite.iter().any(|&x| x < 0.0) || pos.is_empty() {
@@ -66,7 +66,7 @@ impl XAxis {
     }
 
     /// Said next to the axis name, so a reader knows how to read it.
-    pub fn note(&self) -> &'static str {
+    pub(crate) fn note(&self) -> &'static str {
         match self {
             XAxis::Log { zero_at: Some(_) } => {
                 " (log scale; 0 is drawn at the tick labelled 0, left of the break)"

@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use rayon::prelude::*;
 
 use crate::results::layout::{self, ExperimentDir, NotInProject, RunDir};
-use crate::results::scan::{self, Run, ViewError};
+use crate::results::scan::{self, Run};
 use crate::results::stored_spec;
 use crate::views::compare::{per_class, BestAndFinal, BestBy, Table};
 use crate::views::plot::{self, Curves};
+use crate::views::ViewError;
 use sections::RunFiles;
 
 /// Images in the preview grid (one row of the grid's 8 columns, twice).
@@ -60,10 +61,8 @@ impl Default for ReportOptions {
 /// runs that could not be read (left out of the page).
 pub(crate) fn report(args: &ReportOptions) -> Result<(PathBuf, Vec<ViewError>), ViewError> {
     let dirs = scan::find_run_dirs(&[args.experiment.to_string_lossy()])?;
-    let scan::Loaded {
-        runs,
-        mut unreadable,
-    } = scan::load_some_runs(&dirs)?;
+    let scan::Loaded { runs, unreadable } = scan::load_some_runs(&dirs)?;
+    let mut unreadable: Vec<ViewError> = unreadable.into_iter().map(ViewError::from).collect();
     // a run whose spec or per-class tables cannot be read is left out like one whose metrics
     // cannot: named on the page, the others shown
     let read = crate::durable::parallel::map(&runs, read_files);
@@ -257,7 +256,7 @@ fn preview_png(run: &Run, project: Option<&Path>) -> Result<Vec<u8>, String> {
             }
             .to_string()
         })?;
-    let exp = crate::spec::load_run_spec(&run.dir, &project)?;
+    let exp = crate::spec::load_run_spec(&RunDir::at(&run.dir).spec(), &project)?;
     // the images alone: no weights file is read and no model built to draw them
     let dataset = crate::setup::base_dataset(&exp).map_err(|e| e.to_string())?;
     let spec = &exp.base;

@@ -52,20 +52,7 @@ pub(super) fn header(experiment: &str, runs: &[&Run], files: &[&RunFiles]) -> St
         .map_or("(no run has a spec.toml)".to_string(), |p| {
             format!("{} (resolved; one per run)", p.display())
         });
-    let commits: Vec<String> = {
-        let mut c: Vec<String> = Vec::new();
-        for m in &manifests {
-            let text = match (&m.git_commit, m.git_dirty) {
-                (Some(c), Some(true)) => format!("{c} (uncommitted changes)"),
-                (Some(c), _) => c.clone(),
-                (None, _) => continue,
-            };
-            if !c.contains(&text) {
-                c.push(text);
-            }
-        }
-        c
-    };
+    let commits = commits_of(&manifests);
     let commits: Vec<&str> = commits.iter().map(String::as_str).collect();
     let started = manifests.iter().map(|m| m.started_at.as_str()).min();
     let finished = manifests
@@ -80,20 +67,7 @@ pub(super) fn header(experiment: &str, runs: &[&Run], files: &[&RunFiles]) -> St
         })
         .collect();
     let devices = distinct(devices.iter().map(String::as_str));
-    let states = {
-        let mut counts: Vec<(&str, usize)> = Vec::new();
-        for r in runs {
-            match counts.iter_mut().find(|(s, _)| *s == r.status_str()) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((r.status_str(), 1)),
-            }
-        }
-        counts
-            .iter()
-            .map(|(s, n)| format!("<span class=\"status-{s}\">{n} {s}</span>"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    let states = status_counts(runs);
     let mut out = format!("<h1>{}</h1>\n", esc(experiment));
     if !description.is_empty() {
         let _ = writeln!(out, "<p>{}</p>", esc(description));
@@ -120,10 +94,43 @@ pub(super) fn header(experiment: &str, runs: &[&Run], files: &[&RunFiles]) -> St
     out
 }
 
+/// The runs' distinct commits, in the order first met; a commit with uncommitted changes says
+/// so.
+fn commits_of(manifests: &[&Manifest]) -> Vec<String> {
+    let mut commits: Vec<String> = Vec::new();
+    for m in manifests {
+        let text = match (&m.git_commit, m.git_dirty) {
+            (Some(c), Some(true)) => format!("{c} (uncommitted changes)"),
+            (Some(c), _) => c.clone(),
+            (None, _) => continue,
+        };
+        if !commits.contains(&text) {
+            commits.push(text);
+        }
+    }
+    commits
+}
+
+/// How many runs are in each status, statuses in the order first met, each in its colour.
+fn status_counts(runs: &[&Run]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for r in runs {
+        match counts.iter_mut().find(|(s, _)| *s == r.status_str()) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((r.status_str(), 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(s, n)| format!("<span class=\"status-{s}\">{n} {s}</span>"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The runs a page leaves out because they could not be read, each with its file and error,
 /// and where the last complete page is.
 pub(super) fn left_out_banner(
-    left_out: &[crate::results::scan::ViewError],
+    left_out: &[crate::views::ViewError],
     kept: Option<&std::path::Path>,
 ) -> String {
     let n = left_out.len();
