@@ -192,17 +192,24 @@ fn golden(name: &str) -> (Vec<usize>, Vec<f32>) {
         .unwrap()
 }
 
+/// A 2-class `B` loaded from the torch-saved zip checkpoint `pth`, which holds `tensors`
+/// tensors of which the load takes `loaded`.
+fn loaded_from_pth<B: Backbone>(pth: &Path, tensors: usize, loaded: usize) -> Classifier<B> {
+    let c = read_checkpoint(&std::fs::read(pth).unwrap()).unwrap();
+    assert_eq!(c.format, Format::Zip);
+    assert_eq!(c.tensors.len(), tensors);
+    let mut model = Classifier::<B>::new(&Dev::default(), 2);
+    let report = load_torchvision_weights(&mut model, pth, false).unwrap();
+    assert_eq!(report.tensors_loaded, loaded);
+    model
+}
+
 fn a_torch_saved_resnet18_gives_the_golden_logits() {
     let dir = tempfile::tempdir().unwrap();
     let pth = hash_filled_resnet18_pth(dir.path());
-    let c = read_checkpoint(&std::fs::read(&pth).unwrap()).unwrap();
-    assert_eq!(c.format, Format::Zip);
-    assert_eq!(c.tensors.len(), 122, "102 weights and 20 counters");
-
+    // 102 weights and 20 counters
+    let model = loaded_from_pth::<ResNet18>(&pth, 122, 102);
     let dev = Dev::default();
-    let mut model = Classifier::<ResNet18>::new(&dev, 2);
-    let report = load_torchvision_weights(&mut model, &pth, false).unwrap();
-    assert_eq!(report.tensors_loaded, 102);
     let (shape, input) = golden("input");
     let x = dev.tensor_from_vec(input, (shape[0], Const::<3>, shape[2], shape[3]));
     let logits = model.forward_eval(x).as_vec();
@@ -222,14 +229,9 @@ fn a_torch_saved_resnet18_gives_the_golden_logits() {
 fn a_torch_saved_resnet50_gives_the_golden_logits_and_inspect_names_it() {
     let dir = tempfile::tempdir().unwrap();
     let pth = hash_filled_pth::<ResNet50>(dir.path(), "resnet50_hashfill");
-    let c = read_checkpoint(&std::fs::read(&pth).unwrap()).unwrap();
-    assert_eq!(c.format, Format::Zip);
-    assert_eq!(c.tensors.len(), 320, "267 weights and 53 counters");
-
+    // 267 weights and 53 counters
+    let model = loaded_from_pth::<ResNet50>(&pth, 320, 267);
     let dev = Dev::default();
-    let mut model = Classifier::<ResNet50>::new(&dev, 2);
-    let report = load_torchvision_weights(&mut model, &pth, false).unwrap();
-    assert_eq!(report.tensors_loaded, 267);
     let golden = |name: &str| {
         TensorFile::read(&common::project().join(RESNET50_GOLDEN))
             .unwrap()
