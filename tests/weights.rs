@@ -272,23 +272,21 @@ fn a_torch_saved_resnet50_gives_the_golden_logits_and_inspect_names_it() {
     // "torchvision" names torchvision's ResNet-50 file, and checks its hash against its name
     let home = dir.path().join("torch-home");
     backbone_spec(dir.path(), "resnet50", "torchvision");
-    let home_s = home.display().to_string();
-    let env = [
-        ("TORCH_HOME", Some(home_s.as_str())),
-        ("XDG_CACHE_HOME", None),
-    ];
-    let out = runner_env(dir.path(), &["check", "exp.toml"], &env);
+    let out = check_with_torch_home(dir.path(), &home);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
         err.contains("ResNet50_Weights.IMAGENET1K_V1")
-            && err.contains(&format!("{home_s}/hub/checkpoints/resnet50-0676ba61.pth"))
+            && err.contains(&format!(
+                "{}/hub/checkpoints/resnet50-0676ba61.pth",
+                home.display()
+            ))
             && err.contains("torchvision.models.resnet50(weights='IMAGENET1K_V1')"),
         "{err}"
     );
     std::fs::create_dir_all(home.join("hub/checkpoints")).unwrap();
     std::fs::copy(&pth, home.join("hub/checkpoints/resnet50-0676ba61.pth")).unwrap();
-    let out = runner_env(dir.path(), &["check", "exp.toml"], &env);
+    let out = check_with_torch_home(dir.path(), &home);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("SHA-256 starting with 0676ba61"), "{err}");
@@ -455,16 +453,21 @@ fn truncated_and_mistyped_checkpoints_are_spec_errors() {
     }
 }
 
+/// `runner check exp.toml` in `dir` with torch's cache at `home` (`TORCH_HOME`).
+fn check_with_torch_home(dir: &Path, home: &Path) -> std::process::Output {
+    let home = home.display().to_string();
+    let env = [
+        ("TORCH_HOME", Some(home.as_str())),
+        ("XDG_CACHE_HOME", None),
+    ];
+    runner_env(dir, &["check", "exp.toml"], &env)
+}
+
 fn torchvision_weights_are_looked_up_in_the_torch_cache() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("torch-home");
     resnet18_spec(dir.path(), "torchvision");
-    let home_s = home.display().to_string();
-    let env = [
-        ("TORCH_HOME", Some(home_s.as_str())),
-        ("XDG_CACHE_HOME", None),
-    ];
-    let out = runner_env(dir.path(), &["check", "exp.toml"], &env);
+    let out = check_with_torch_home(dir.path(), &home);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     let err =
         String::from_utf8_lossy(&out.stderr).replace(&dir.path().display().to_string(), "[dir]");
@@ -477,7 +480,7 @@ fn torchvision_weights_are_looked_up_in_the_torch_cache() {
         b"partial",
     )
     .unwrap();
-    let out = runner_env(dir.path(), &["check", "exp.toml"], &env);
+    let out = check_with_torch_home(dir.path(), &home);
     assert_eq!(out.status.code(), Some(78), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("SHA-256 starting with f37072fd"), "{err}");
