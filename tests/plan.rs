@@ -29,22 +29,14 @@ fn grid_zip_and_seeds_multiply_in_file_order() {
     assert_eq!(runs.len(), 24);
     assert!(runs.iter().enumerate().all(|(i, r)| r.index == i));
     // The first grid key in the file varies slowest; seeds vary fastest.
-    assert_eq!(
-        swept(&runs[0]),
-        "transforms.hflip=0.0 regularization.lambda=0 optimizer.lr=0.1 train.batch_size=32 experiment.seed=1"
-    );
-    assert_eq!(
-        swept(&runs[1]),
-        "transforms.hflip=0.0 regularization.lambda=0 optimizer.lr=0.1 train.batch_size=32 experiment.seed=2"
-    );
-    assert_eq!(
-        swept(&runs[2]),
-        "transforms.hflip=0.0 regularization.lambda=0 optimizer.lr=0.01 train.batch_size=4 experiment.seed=1"
-    );
-    assert_eq!(
-        swept(&runs[23]),
-        "transforms.hflip=0.5 regularization.lambda=0.01 optimizer.lr=0.01 train.batch_size=4 experiment.seed=2"
-    );
+    for (i, want) in [
+        (0, "transforms.hflip=0.0 regularization.lambda=0 optimizer.lr=0.1 train.batch_size=32 experiment.seed=1"),
+        (1, "transforms.hflip=0.0 regularization.lambda=0 optimizer.lr=0.1 train.batch_size=32 experiment.seed=2"),
+        (2, "transforms.hflip=0.0 regularization.lambda=0 optimizer.lr=0.01 train.batch_size=4 experiment.seed=1"),
+        (23, "transforms.hflip=0.5 regularization.lambda=0.01 optimizer.lr=0.01 train.batch_size=4 experiment.seed=2"),
+    ] {
+        assert_eq!(swept(&runs[i]), want, "run {i}");
+    }
     // The swept values reach the resolved specs; the rest stays as the base.
     let last = &runs[23].spec;
     assert_eq!(

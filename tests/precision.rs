@@ -32,7 +32,7 @@ fn manifests(results: &std::path::Path, experiment: &str) -> Vec<Manifest> {
     not(bf16_cpu),
     ignore = "this CPU has neither avx512_bf16 nor AMX: oneDNN has no bf16 kernels for it"
 )]
-fn a_bf16_mixed_run_is_its_own_run_and_records_the_isa_it_ran_on() {
+fn a_bf16_mixed_run_is_its_own_run_records_its_isa_and_caches_its_features_apart() {
     let dir = tempfile::tempdir().unwrap();
     fine_tune("bf16").write(dir.path());
     common::ok(&runner(dir.path(), &["exp.toml"]));
@@ -58,14 +58,8 @@ fn a_bf16_mixed_run_is_its_own_run_and_records_the_isa_it_ran_on() {
         std::fs::read(run.metrics()).unwrap()
     };
     assert_ne!(metrics(&runs[0]), metrics(&runs[1]));
-}
 
-#[test]
-#[cfg_attr(
-    not(bf16_cpu),
-    ignore = "this CPU has neither avx512_bf16 nor AMX: oneDNN has no bf16 kernels for it"
-)]
-fn bf16_features_are_cached_apart_from_f32_ones() {
+    // a frozen backbone's bf16 features are cached apart from its f32 ones
     let dir = tempfile::tempdir().unwrap();
     let spec = fine_tune("frozen_bf16")
         .set("backbone", "freeze = true")
