@@ -41,6 +41,14 @@ struct Points {
 }
 
 impl Points {
+    /// The run positions of these points, in plan order.
+    fn runs_of(&self, points: &[usize]) -> Vec<usize> {
+        points
+            .iter()
+            .flat_map(|&p| self.runs[p].iter().copied())
+            .collect()
+    }
+
     fn of(resolved: &Resolved) -> Result<Points, HalvingError> {
         let seeds = resolved.exp.sweep.seeds_per_point();
         let total = resolved.runs.len();
@@ -105,10 +113,13 @@ pub(crate) fn run_halving(
             rungs: Vec::new(),
         },
     };
-    let dir_of = |point: usize, seed: usize| {
-        RunDir::new(&opts.results, &exp.name, &points.run_ids[point][seed])
+    let mut sweep = Sweep {
+        resolved,
+        halving,
+        opts,
+        points: &points,
+        reports: BTreeMap::new(),
     };
-    let mut reports: BTreeMap<usize, RunReport> = BTreeMap::new();
     let mut alive: Vec<usize> = (0..points.runs.len()).collect();
     for (rung, &epoch) in halving.rungs().iter().enumerate() {
         let epoch = epoch as usize;
@@ -122,62 +133,107 @@ pub(crate) fn run_halving(
                 recorded.clone()
             }
             None => {
-                let selected: Vec<usize> = alive
-                    .iter()
-                    .flat_map(|&p| points.runs[p].iter().copied())
-                    .collect();
-                tracing::info!(
-                    "halving: rung {rung}: training {} point(s) to epoch {epoch}",
-                    alive.len()
-                );
-                let capped = RunOptions {
-                    pause_after: Some(epoch),
-                    ..opts.clone()
-                };
-                let trained = run_sweep(resolved, &selected, &capped);
-                let unfinished = trained.len() < selected.len()
-                    || trained
-                        .iter()
-                        .any(|r| matches!(r.status, Status::Interrupted | Status::Running));
-                reports.extend(trained.into_iter().map(|r| (r.index, r)));
-                if unfinished || crate::train::interrupt::requested() {
+                let Some(decision) = sweep.decide_rung(rung, epoch, &alive) else {
                     tracing::warn!(
                         "halving: rung {rung} not decided: some of its runs did not reach epoch {epoch} here"
                     );
-                    return Ok(reports.into_values().collect());
-                }
-                let values = alive
-                    .iter()
-                    .map(|&p| {
-                        let dirs: Vec<RunDir> =
-                            (0..points.runs[p].len()).map(|s| dir_of(p, s)).collect();
-                        (p, mean_at(&dirs, halving.metric, epoch))
-                    })
-                    .collect();
-                let decision = decide(halving, rung, epoch, values, &points);
+                    return Ok(sweep.reports.into_values().collect());
+                };
                 // recorded before it takes effect: a kill from here on resumes with it
                 decisions.rungs.push(decision.clone());
                 decisions.write(&path)?;
                 decision
             }
         };
-        let promoted: Vec<usize> = decision.promoted_points().map(|p| p - 1).collect();
+        alive = sweep.apply(&decision, &alive)?;
+    }
+    let selected = points.runs_of(&alive);
+    tracing::info!(
+        "halving: training {} point(s) to epoch {}",
+        alive.len(),
+        halving.epochs
+    );
+    let last = run_sweep(resolved, &selected, opts);
+    sweep.reports.extend(last.into_iter().map(|r| (r.index, r)));
+    Ok(sweep.reports.into_values().collect())
+}
+
+/// One halving sweep under way: what it trains with, and the latest report of each run.
+struct Sweep<'a, 'r> {
+    resolved: &'a Resolved<'r>,
+    halving: &'a Halving,
+    opts: &'a RunOptions,
+    points: &'a Points,
+    reports: BTreeMap<usize, RunReport>,
+}
+
+impl Sweep<'_, '_> {
+    fn dir(&self, point: usize, seed: usize) -> RunDir {
+        RunDir::new(
+            &self.opts.results,
+            &self.resolved.exp.name,
+            &self.points.run_ids[point][seed],
+        )
+    }
+
+    /// Trains the `alive` points up to the rung's epoch and ranks them there; `None` when some
+    /// run did not get there in this invocation (interrupted, failed to start, held elsewhere).
+    fn decide_rung(&mut self, rung: usize, epoch: usize, alive: &[usize]) -> Option<RungDecision> {
+        let selected = self.points.runs_of(alive);
+        tracing::info!(
+            "halving: rung {rung}: training {} point(s) to epoch {epoch}",
+            alive.len()
+        );
+        let capped = RunOptions {
+            pause_after: Some(epoch),
+            ..self.opts.clone()
+        };
+        let trained = run_sweep(self.resolved, &selected, &capped);
+        let unfinished = trained.len() < selected.len()
+            || trained
+                .iter()
+                .any(|r| matches!(r.status, Status::Interrupted | Status::Running));
+        self.reports
+            .extend(trained.into_iter().map(|r| (r.index, r)));
+        if unfinished || crate::train::interrupt::requested() {
+            return None;
+        }
+        let values = alive
+            .iter()
+            .map(|&p| {
+                let dirs: Vec<RunDir> = (0..self.points.runs[p].len())
+                    .map(|s| self.dir(p, s))
+                    .collect();
+                (p, mean_at(&dirs, self.halving.metric, epoch))
+            })
+            .collect();
+        Some(decide(self.halving, rung, epoch, values, self.points))
+    }
+
+    /// Stops the points the decision does not promote (their manifests marked, their reports
+    /// saying where) and returns the promoted ones, in plan order.
+    fn apply(
+        &mut self,
+        decision: &RungDecision,
+        alive: &[usize],
+    ) -> Result<Vec<usize>, HalvingError> {
+        let (rung, epoch) = (decision.rung, decision.epoch);
+        let mut promoted: Vec<usize> = decision.promoted_points().map(|p| p - 1).collect();
         let halted = HaltedAt { rung, epoch };
-        for p in alive.iter().filter(|p| !promoted.contains(p)) {
-            for seed in 0..points.runs[*p].len() {
-                let dir = dir_of(*p, seed);
+        for &p in alive.iter().filter(|p| !promoted.contains(p)) {
+            for seed in 0..self.points.runs[p].len() {
+                let dir = self.dir(p, seed);
                 mark_halted(&dir, halted)?;
-                let index = points.runs[*p][seed];
-                let report = reports
+                let index = self.points.runs[p][seed];
+                let report = self
+                    .reports
                     .remove(&index)
                     .unwrap_or_else(|| report_from_disk(&dir, index));
-                reports.insert(
-                    index,
-                    RunReport {
-                        halted: Some(halted),
-                        ..report
-                    },
-                );
+                let report = RunReport {
+                    halted: Some(halted),
+                    ..report
+                };
+                self.reports.insert(index, report);
             }
         }
         tracing::info!(
@@ -190,22 +246,9 @@ pub(crate) fn run_halving(
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        let mut next = promoted;
-        next.sort_unstable();
-        alive = next;
+        promoted.sort_unstable();
+        Ok(promoted)
     }
-    let selected: Vec<usize> = alive
-        .iter()
-        .flat_map(|&p| points.runs[p].iter().copied())
-        .collect();
-    tracing::info!(
-        "halving: training {} point(s) to epoch {}",
-        alive.len(),
-        halving.epochs
-    );
-    let last = run_sweep(resolved, &selected, opts);
-    reports.extend(last.into_iter().map(|r| (r.index, r)));
-    Ok(reports.into_values().collect())
 }
 
 fn settings(halving: &Halving, points: &Points) -> HalvingSettings {
