@@ -43,6 +43,15 @@ fn decisions(dir: &Path, results: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
+/// The folder of run `id` of the experiment under `dir/results`.
+fn run_dir(dir: &Path, results: &str, id: &str) -> std::path::PathBuf {
+    ResultsRoot::new(dir.join(results))
+        .experiment("halve")
+        .run(id)
+        .path()
+        .to_path_buf()
+}
+
 fn decisions_bytes(dir: &Path, results: &str) -> Vec<u8> {
     std::fs::read(
         ResultsRoot::new(dir.join(results))
@@ -141,10 +150,7 @@ fn halving_promotes_the_best_and_records_every_decision() {
         for (place, p) in ranking.iter().enumerate() {
             assert_eq!(p["promoted"], place < kept);
             // the value is the run's recorded val_loss at the rung's epoch
-            let run = dir
-                .path()
-                .join("r/halve")
-                .join(p["runs"][0].as_str().unwrap());
+            let run = run_dir(dir.path(), "r", p["runs"][0].as_str().unwrap());
             let m = metrics(&run);
             let losses = common::f64s(&m, "val_loss");
             assert_eq!(losses[epoch - 1], p["value"].as_f64().unwrap());
@@ -159,7 +165,7 @@ fn halving_promotes_the_best_and_records_every_decision() {
     }
     // the last point standing trained to the end
     let winner = rungs[1]["ranking"][0]["runs"][0].as_str().unwrap();
-    let run = dir.path().join("r/halve").join(winner);
+    let run = run_dir(dir.path(), "r", winner);
     assert_eq!(manifest(&run)["status"], "done");
     assert_eq!(metrics(&run).height(), 4);
 
@@ -169,6 +175,18 @@ fn halving_promotes_the_best_and_records_every_decision() {
     assert!(status.contains("1 done, 3 stopped"), "{status}");
     let compare = ok(&runner(dir.path(), &["compare", "r/halve"]));
     assert!(compare.contains("stopped at rung 1 (epoch 2)"), "{compare}");
+
+    // --index and runner slurm do not take a halving sweep yet: refused, nothing written
+    for args in [
+        &["run", "exp.toml", "--results", "r", "--index", "2"][..],
+        &["slurm", "exp.toml", "--results", "r"][..],
+    ] {
+        let out = runner(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("[sweep.halving]"));
+    }
+    let experiment = ResultsRoot::new(dir.path().join("r")).experiment("halve");
+    assert!(!experiment.slurm().exists());
 
     // another sweep with other settings may not reuse these decisions
     write_spec(dir.path(), &sweep("min_epochs = 1\nreduction_factor = 3"));
@@ -195,8 +213,8 @@ fn a_promoted_point_trains_to_the_numbers_of_the_same_point_without_halving() {
     let winner = d["rungs"][1]["ranking"][0]["runs"][0].as_str().unwrap();
     // the same run id with and without halving: halving is not part of a run's identity
     let (halved, full) = (
-        metrics(&dir.path().join("halved/halve").join(winner)),
-        metrics(&dir.path().join("full/halve").join(winner)),
+        metrics(&run_dir(dir.path(), "halved", winner)),
+        metrics(&run_dir(dir.path(), "full", winner)),
     );
     for column in [
         "train_loss",
@@ -217,7 +235,7 @@ fn a_promoted_point_trains_to_the_numbers_of_the_same_point_without_halving() {
     // and the full sweep's stopped points are the same runs, trained further
     for p in d["rungs"][0]["ranking"].as_array().unwrap() {
         let id = p["runs"][0].as_str().unwrap();
-        assert!(dir.path().join("full/halve").join(id).is_dir());
+        assert!(run_dir(dir.path(), "full", id).is_dir());
     }
 }
 
