@@ -110,7 +110,7 @@ pub fn write_run(results: &Path, run: &SyntheticRun) -> Result<RunDir, StoreErro
     let done = match run.status {
         Status::Done => run.epochs,
         Status::Diverged => run.epochs / 2,
-        Status::Running | Status::Interrupted => run.epochs / 3,
+        Status::Running | Status::Interrupted | Status::Paused => run.epochs / 3,
         Status::Failed => 0,
     };
     let rows: Vec<EpochMetrics> = (1..=done)
@@ -160,6 +160,7 @@ fn synthetic_manifest(run: &SyntheticRun, id: &str, done: usize) -> Manifest {
         diverged_epoch: (run.status == Status::Diverged).then_some(done + 1),
         skipped_images: 0,
         stopped_early: None,
+        halted: None,
         test: None,
         error: (run.status == Status::Failed).then(|| "synthetic failure".to_string()),
         classes: run.classes.clone(),

@@ -44,6 +44,7 @@ pub(super) fn measure(root: &Path) -> Result<MainJob, String> {
             results: results.clone(),
             rerun,
             progress: false,
+            pause_after: None,
         };
         let reports = run::run_sweep(&resolved, &every, &run_opts);
         let seconds = t.elapsed().as_secs_f64();

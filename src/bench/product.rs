@@ -301,6 +301,7 @@ pub(super) fn measure(
         results: root.join("results"),
         rerun: true,
         progress: false,
+        pause_after: None,
     };
     let meter = BusyMeter::start();
     let reports = run::run_sweep(&resolved, &every, &run_opts);

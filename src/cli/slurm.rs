@@ -53,6 +53,13 @@ enum Only {
 
 pub(super) fn cmd_slurm(a: SlurmArgs) -> Result<(), Failure> {
     let exp = load(&a.spec)?;
+    if exp.sweep.halving.is_some() {
+        // its tasks would run `--index`, which halving does not take yet: refuse before
+        // writing a script that can only fail
+        return Err(Failure::Usage(
+            "runner slurm cannot submit a sweep with [sweep.halving] yet: run it whole, `runner run SPEC`, in one process".into(),
+        ));
+    }
     let resolved = resolve(&exp)?;
     let plan = plan(&exp, &resolved, &a.spec, &a.results)?;
     let exp_dir = a.results.join(&exp.name);

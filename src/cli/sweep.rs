@@ -145,6 +145,11 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
             tracing::info!("{said}");
         }
         selected.retain(|i| picked.contains(i));
+        if exp.sweep.halving.is_some() {
+            return Err(Failure::Usage(
+                "--index and --shard cannot run a sweep with [sweep.halving] yet: run it whole, `runner run SPEC`, in one process".into(),
+            ));
+        }
     }
     refuse_unsupported_precision(&a.spec.spec, &resolved, &selected)?;
     let plan = run::plan::of(&exp, &run_ids(&resolved)?, &a.spec.overrides);
@@ -163,11 +168,18 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
         results: a.results,
         rerun: a.rerun,
         progress: std::io::stderr().is_terminal(),
+        pause_after: None,
     };
     if let Err(e) = crate::train::interrupt::install() {
         tracing::warn!("cannot handle Ctrl-C ({e}): it stops the runner at once");
     }
-    let reports = run::run_sweep(&resolved, &selected, &opts);
+    let reports = match &exp.sweep.halving {
+        Some(halving) => run::run_halving(&resolved, halving, &opts).map_err(|e| match e {
+            run::HalvingError::Mismatch { .. } => Failure::Input(e.to_string()),
+            other => Failure::failed(other),
+        })?,
+        None => run::run_sweep(&resolved, &selected, &opts),
+    };
     summarise(&exp, &reports, start)
 }
 
@@ -186,7 +198,10 @@ fn summarise(
     );
     // `Running` here means another process holds the run: neither done nor failed by us
     let mut also = String::new();
+    let halted = reports.iter().filter(|r| r.halted.is_some()).count();
     for (n, what) in [
+        (halted, "stopped by halving"),
+        (count(Status::Paused) - halted, "paused at a halving rung"),
         (count(Status::Running), "held by another process"),
         (count(Status::Interrupted), "interrupted"),
         (exp.runs.len() - reports.len(), "not started"),
@@ -200,6 +215,18 @@ fn summarise(
         exp.name,
         start.elapsed().as_secs_f64()
     );
+    if let Some(halving) = &exp.sweep.halving {
+        let trained: usize = reports
+            .iter()
+            .map(|r| r.last.as_ref().map_or(0, |l| l.epoch))
+            .sum();
+        let full = exp.runs.len() * halving.epochs as usize;
+        println!(
+            "{}: halving trained {trained} of the full sweep's {full} epochs ({:.0}%)",
+            exp.name,
+            100.0 * trained as f64 / full.max(1) as f64
+        );
+    }
     for r in reports.iter().filter(|r| r.error.is_some()) {
         // numbered from 1, like the log and the summary table
         eprintln!(

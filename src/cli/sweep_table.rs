@@ -42,6 +42,7 @@ pub fn render(runs: &[RunReport]) -> String {
         }
         let best = r.best.as_ref();
         row.push(match (&r.error, r.reused) {
+            _ if r.halted.is_some() => r.halted.map(|h| h.to_string()).unwrap_or_default(),
             (Some(_), _) => format!("{}", r.status),
             (None, true) => format!("{} (earlier)", r.status),
             (None, false) => r.status.to_string(),

@@ -46,8 +46,8 @@ fn mlflow_status(s: Option<Status>) -> i64 {
         Some(Status::Done) => 3,
         // a diverged run stopped early on its own: FAILED, with runner.status saying why
         Some(Status::Diverged | Status::Failed) => 4,
-        // stopped by Ctrl-C, resumable: KILLED
-        Some(Status::Interrupted) => 5,
+        // stopped by Ctrl-C, resumable, or kept at a successive-halving rung: KILLED
+        Some(Status::Interrupted | Status::Paused) => 5,
         None => 3,
     }
 }

@@ -32,6 +32,7 @@ const REPORT: &str = "report.html";
 const PREVIEW: &str = "preview.png";
 const SLURM: &str = "slurm";
 const BACKBONES: &str = ".backbones";
+const HALVING: &str = "halving.json";
 
 const METRICS: &str = "metrics.parquet";
 const PER_CLASS: &str = "per_class.parquet";
@@ -132,6 +133,11 @@ impl ExperimentDir {
     /// a frozen backbone keeps the head and names its backbone's file here.
     pub fn backbones(&self) -> PathBuf {
         self.path.join(BACKBONES)
+    }
+
+    /// Successive halving's decisions, rung by rung, each written before it takes effect.
+    pub fn halving(&self) -> PathBuf {
+        self.path.join(HALVING)
     }
 
     /// The compare cache: one row per run.

@@ -81,6 +81,8 @@ pub struct Run {
     pub status: Option<Status>,
     /// The last epoch of a run that early stopping ended.
     pub stopped_early: Option<usize>,
+    /// Where successive halving stopped the run.
+    pub halted: Option<store::HaltedAt>,
     /// (loss, accuracy) of the kept model on the run's test split, when it has one.
     pub test: Option<(f64, f64)>,
     pub epochs: Epochs,
@@ -93,9 +95,10 @@ impl Run {
 
     /// The status as `compare` shows it: "done, stopped early at epoch 7" for an early stop.
     pub(crate) fn status_label(&self) -> String {
-        match self.stopped_early {
-            Some(epoch) => format!("{}, stopped early at epoch {epoch}", self.status_str()),
-            None => self.status_str().to_owned(),
+        match (self.stopped_early, self.halted) {
+            (_, Some(halted)) => halted.to_string(),
+            (Some(epoch), None) => format!("{}, stopped early at epoch {epoch}", self.status_str()),
+            (None, None) => self.status_str().to_owned(),
         }
     }
 
@@ -106,6 +109,7 @@ impl Run {
             Some(Status::Diverged) => "diverged",
             Some(Status::Failed) => "failed",
             Some(Status::Interrupted) => "interrupted",
+            Some(Status::Paused) => "paused",
             None => "unknown",
         }
     }
@@ -308,6 +312,7 @@ fn read_run(dir: &Path) -> Result<Run, ScanError> {
         params: m.map(|m| m.swept.clone()).unwrap_or_default(),
         status: m.map(|m| m.status),
         stopped_early: m.and_then(|m| m.stopped_early.as_ref()).map(|s| s.epoch),
+        halted: m.and_then(|m| m.halted),
         test: m.and_then(|m| m.test.as_ref()).map(|t| (t.loss, t.acc)),
         epochs: Epochs::default(),
     };

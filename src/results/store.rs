@@ -19,6 +19,9 @@ pub enum Status {
     Failed,
     /// Stopped by Ctrl-C; the next invocation resumes it from its checkpoint.
     Interrupted,
+    /// Trained up to a successive-halving rung and kept there with its checkpoint: waiting for
+    /// the rung's decision, or, with the manifest's `halted` set, stopped there by it.
+    Paused,
 }
 
 impl std::fmt::Display for Status {
@@ -29,6 +32,7 @@ impl std::fmt::Display for Status {
             Status::Diverged => "diverged",
             Status::Failed => "failed",
             Status::Interrupted => "interrupted",
+            Status::Paused => "paused",
         })
     }
 }
@@ -59,6 +63,9 @@ pub struct Manifest {
     /// Set when early stopping ended the run (its status is `done`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped_early: Option<StoppedEarly>,
+    /// Set when successive halving stopped the run at a rung (its status is `paused`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub halted: Option<HaltedAt>,
     pub error: Option<String>,
     /// The kept model scored on the held-out test split (`dataset.test_dir`), once, after
     /// training; its tables are `test_metrics.parquet`, `test_per_class.parquet` and
@@ -91,6 +98,19 @@ pub struct Manifest {
     /// Its scheduler task (`slurm 123_4`), if any.
     #[serde(default)]
     pub task: Option<String>,
+}
+
+/// Where successive halving stopped a run: the rung (from 0) and its epoch, the run's last.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HaltedAt {
+    pub rung: usize,
+    pub epoch: usize,
+}
+
+impl std::fmt::Display for HaltedAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "stopped at rung {} (epoch {})", self.rung, self.epoch)
+    }
 }
 
 /// How early stopping ended a run.

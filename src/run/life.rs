@@ -143,6 +143,7 @@ impl RunLife {
         cache: &mut FeatureCache,
         progress: &Progress,
         head: &str,
+        pause_after: Option<usize>,
     ) -> Result<Outcome, TrainError> {
         let key = RunKey {
             experiment: &run.spec().experiment.name,
@@ -177,6 +178,7 @@ impl RunLife {
                 progress,
                 paths: &paths,
                 rec: &mut rec,
+                pause_after,
             };
             conv_precision(run).and_then(|precision| {
                 engine::with_conv_precision(precision, || {
@@ -310,6 +312,7 @@ fn running_manifest(
         diverged_epoch: None,
         skipped_images: 0,
         stopped_early: None,
+        halted: None,
         test: None,
         error: None,
         classes: run.dataset.folder.classes.clone(),
@@ -359,6 +362,12 @@ fn ending(
                 restored_best: restore_best,
             });
             (Status::Done, None)
+        }
+        Ok(Outcome::Paused { epoch }) => {
+            tracing::info!(
+                "{head}: paused after epoch {epoch}, a halving rung, with its checkpoint"
+            );
+            (Status::Paused, None)
         }
         Ok(Outcome::Diverged { epoch }) => {
             manifest.diverged_epoch = Some(*epoch);

@@ -3,6 +3,7 @@
 
 mod cache;
 mod frozen;
+mod halving;
 mod life;
 mod model;
 pub(crate) mod plan;
@@ -20,6 +21,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 pub(crate) use cache::FeatureCache;
+pub(crate) use halving::{run_halving, HalvingError};
 pub(crate) use progress::Progress;
 
 use life::{Identity, Opened, RunLife};
@@ -42,6 +44,9 @@ pub(crate) struct RunOptions {
     pub rerun: bool,
     /// Show a progress bar (stderr is a terminal).
     pub progress: bool,
+    /// Train each run only up to this epoch, then pause it with its checkpoint (a
+    /// successive-halving rung); `None` = to the end.
+    pub pause_after: Option<usize>,
 }
 
 /// The swept parameters of a run, typed by the resolved spec field they set (so λ is a float
@@ -161,6 +166,6 @@ fn execute(
         Opened::Ready(life) => life,
     };
     let progress = Progress::new(opts.progress, head, run.fit.epochs);
-    let trained = life.train(run, &id, cache, &progress, head);
+    let trained = life.train(run, &id, cache, &progress, head, opts.pause_after);
     life.finish(trained, run, head, started).map_err(fail)
 }

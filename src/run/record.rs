@@ -9,7 +9,7 @@ use crate::durable;
 use crate::durable::StoreError;
 use crate::results::layout::RunDir;
 use crate::results::schema::{self, ParamValue, RunKey};
-use crate::results::store::{Manifest, Status, TestScore};
+use crate::results::store::{HaltedAt, Manifest, Status, TestScore};
 use crate::spec::expand::PlannedRun;
 use crate::train::{EpochMetrics, TrainError};
 
@@ -32,6 +32,8 @@ pub struct RunReport {
     pub reused: bool,
     /// Seconds per stage of this invocation ("identify", "features", "train", …), as logged.
     pub stages: Vec<(&'static str, f64)>,
+    /// Where successive halving stopped the run.
+    pub halted: Option<HaltedAt>,
 }
 
 /// What the generic part reports back to the run's bookkeeping.
@@ -69,6 +71,7 @@ impl RunReport {
             error: None,
             reused: false,
             stages: Vec::new(),
+            halted: None,
         }
     }
 }

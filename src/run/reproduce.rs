@@ -121,6 +121,7 @@ pub(crate) fn reproduce(
             results,
             rerun: true,
             progress: false,
+            pause_after: None,
         },
     )
     .pop()

@@ -28,6 +28,8 @@ pub(super) struct Fitting<'a> {
     pub progress: &'a Progress,
     pub paths: &'a Paths<'a>,
     pub rec: &'a mut dyn Recorder,
+    /// Pause after this epoch (a successive-halving rung), whatever config is fitted.
+    pub pause_after: Option<usize>,
 }
 
 impl Fitting<'_> {
@@ -51,6 +53,17 @@ impl Fitting<'_> {
         mut model: M,
         source: &mut dyn BatchSource,
     ) -> Result<(Outcome, M), TrainError> {
+        let paused;
+        let cfg = match self.pause_after {
+            Some(epoch) => {
+                paused = FitConfig {
+                    pause_after: Some(epoch),
+                    ..cfg.clone()
+                };
+                &paused
+            }
+            None => cfg,
+        };
         let (progress, paths) = (self.progress, self.paths);
         let rec = &mut *self.rec;
         let mut start = Start::Fresh;

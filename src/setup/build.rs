@@ -59,6 +59,7 @@ pub fn fit_config(spec: &RunSpec, classes: usize) -> FitConfig {
         early_stopping: early_stopping(spec),
         label_smoothing: spec.loss.label_smoothing,
         grad_clip_norm: spec.train.grad_clip_norm,
+        pause_after: None,
     }
 }
 

@@ -10,12 +10,30 @@ use super::layer::Layer;
 #[derive(Debug, Clone, Default)]
 pub struct Sweep {
     pub axes: Vec<Axis>,
+    /// `[sweep.halving]` when it is on (`min_epochs > 0`): which points train on at each rung.
+    pub halving: Option<super::halving::Halving>,
 }
 
 impl Sweep {
     /// Number of runs: the product of the axis lengths (1 when nothing is swept).
     pub fn len(&self) -> usize {
         self.axes.iter().map(Axis::len).product()
+    }
+
+    /// The seeds of one point: the length of the last axis when it sweeps `experiment.seed`
+    /// alone (seeds vary fastest, so a point's seeds sit side by side in plan order).
+    pub fn seeds_per_point(&self) -> usize {
+        match self.axes.last() {
+            Some(axis) if axis.keys.len() == 1 && axis.keys[0].key == "experiment.seed" => {
+                axis.len().max(1)
+            }
+            _ => 1,
+        }
+    }
+
+    /// The points of the sweep, a point's seeds counted once.
+    pub fn points(&self) -> usize {
+        self.len() / self.seeds_per_point()
     }
 
     /// True when nothing is swept (there is still the one base run).

@@ -11,6 +11,8 @@ mod axes;
 mod canonical;
 mod error;
 pub mod expand;
+mod halving;
+mod halving_check;
 mod head;
 mod layer;
 mod locate;
@@ -36,6 +38,7 @@ pub use error::{
     display_path, found_instead_of_folder, Diagnostic, Severity, Snippet, Source, SourceKind,
     SpecError,
 };
+pub use halving::{Goal, Halving, HalvingMetric, HalvingMode};
 pub use head::{Activation, HeadKind, Pool};
 pub use locate::Locator;
 pub use raw::{names_a_weights_cache, HF_WEIGHTS_PREFIX, TORCHVISION_WEIGHTS};
@@ -173,7 +176,11 @@ fn assemble(
 
     let base = RunSpec::from_raw(&raw, &project_dir)?;
     let warnings = validate::check(&base, &Locator::new(sites.clone(), file.clone(), &[]))?;
-    let sweep = sweep_input.build(&known_keys.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let raw_halving = sweep_input.halving.take().unwrap_or_default();
+    let mut sweep =
+        sweep_input.build(&known_keys.iter().map(String::as_str).collect::<Vec<_>>())?;
+    let base_at = Locator::new(sites.clone(), file.clone(), &[]);
+    sweep.halving = halving_check::resolve(&raw_halving, &base, &sweep, &base_at)?;
     let mut exp = Experiment {
         name: base.experiment.name.clone(),
         source: path,

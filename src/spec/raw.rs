@@ -282,6 +282,7 @@ pub(crate) struct RawSweep {
     pub seeds: Option<SweptValues>,
     pub zip: Option<Vec<Spanned<RawAxes>>>,
     pub random: Option<super::random_space::RawRandom>,
+    pub halving: Option<super::halving::RawHalving>,
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ pub(crate) struct SweepInput {
     seeds: Option<(Arc<Source>, Spanned<String>, SweptValues)>,
     zip: Option<(Arc<Source>, Vec<Spanned<RawAxes>>)>,
     random: super::random_search::RandomInput,
+    /// `[sweep.halving]`, merged key by key (checked with the base run, in `halving::resolve`).
+    pub(super) halving: Option<super::halving::RawHalving>,
 }
 
 impl SweepInput {
@@ -44,6 +46,7 @@ impl SweepInput {
         if let Some(random) = sweep.random {
             self.random.update(&layer.source, random);
         }
+        super::update::Update::update(&mut self.halving, sweep.halving);
     }
 
     /// Checks keys and values and builds the axes. `known` lists every dotted key a sweep may set.
@@ -98,7 +101,10 @@ impl SweepInput {
         }
         check_disjoint(&axes)?;
         check_points(&axes)?;
-        Ok(Sweep { axes })
+        Ok(Sweep {
+            axes,
+            halving: None,
+        })
     }
 }
 

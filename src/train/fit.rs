@@ -52,6 +52,10 @@ pub struct FitConfig {
     pub label_smoothing: f64,
     /// Clip the global gradient norm to this; 0 = off.
     pub grad_clip_norm: f64,
+    /// Stop after this epoch, its checkpoint written, to go on later exactly where it left off
+    /// (a successive-halving rung); `None` = train to `epochs`. The schedule still spans
+    /// `epochs`, so the epochs before the pause are those of the whole run.
+    pub pause_after: Option<usize>,
 }
 
 /// What the loop carries from epoch to epoch besides the model and optimizer, checkpointed with
@@ -76,6 +80,11 @@ pub enum Outcome {
     },
     /// Early stopping ended training (a finished run, like `Done`).
     Stopped(Stopped),
+    /// Trained up to `FitConfig::pause_after`, this epoch recorded and checkpointed; the run
+    /// goes on from there when it resumes.
+    Paused {
+        epoch: usize,
+    },
 }
 
 /// Where training starts: a new run, or a checkpoint's completed epoch and optimizer state
@@ -124,6 +133,15 @@ pub fn fit<M: Net>(
     if let Some(stopped) = &state.stop.stopped {
         // killed after the stopping epoch was checkpointed, before the run was marked done
         return Ok(Outcome::Stopped(stopped.clone()));
+    }
+    if cfg
+        .pause_after
+        .is_some_and(|p| first_epoch > p && p < cfg.epochs)
+    {
+        // resumed at or past the pause: nothing to train now
+        return Ok(Outcome::Paused {
+            epoch: first_epoch - 1,
+        });
     }
     for epoch in first_epoch..=cfg.epochs {
         let lr = cfg.schedule.lr(epoch, &state.schedule);
@@ -193,6 +211,9 @@ pub fn fit<M: Net>(
         on_epoch(&metrics, model, &opt, &state)?;
         if let Some(stopped) = &state.stop.stopped {
             return Ok(Outcome::Stopped(stopped.clone()));
+        }
+        if cfg.pause_after == Some(epoch) && epoch < cfg.epochs {
+            return Ok(Outcome::Paused { epoch });
         }
     }
     Ok(Outcome::Done)

@@ -32,6 +32,10 @@ pub(crate) enum State {
     Done,
     Failed,
     Diverged,
+    /// Trained to a successive-halving rung and waiting for its decision.
+    Paused,
+    /// Stopped at a rung by successive halving (the detail says which).
+    Stopped,
     /// Started, not finished, and nobody holds it any more: the process is gone (this host),
     /// its heartbeat is too old (another host), or it left no lock.
     Stale,
@@ -48,6 +52,8 @@ impl State {
             State::Done => "done",
             State::Failed => "failed",
             State::Diverged => "diverged",
+            State::Paused => "paused",
+            State::Stopped => "stopped",
             State::Stale => "stale",
             State::Damaged => "damaged",
         }
@@ -100,6 +106,13 @@ pub(crate) fn point_status(experiment_dir: &Path, point: &PlannedPoint) -> Point
         Status::Done => Some(State::Done),
         Status::Failed => Some(State::Failed),
         Status::Diverged => Some(State::Diverged),
+        Status::Paused => Some(match m.halted {
+            Some(halted) => {
+                st.detail = Some(halted.to_string());
+                State::Stopped
+            }
+            None => State::Paused,
+        }),
         // an interrupted run resumes on the next invocation: whether one holds it now is
         // the lock's to tell
         Status::Running | Status::Interrupted => None,
@@ -262,6 +275,8 @@ fn table(plan: &ExperimentPlan, points: &[PointStatus], keys: &[String]) -> Stri
         State::Stale,
         State::Failed,
         State::Diverged,
+        State::Paused,
+        State::Stopped,
         State::Damaged,
     ]
     .into_iter()

@@ -72,6 +72,8 @@ fn read_inner(parent: &Path) -> Option<HashMap<String, Cached>> {
     // "" or the last epoch of an early-stopped run (a cache written before it was kept has no
     // such column and is read afresh)
     let stopped_early = s("stopped_early")?;
+    // "" or "<rung> <epoch>" where successive halving stopped the run (absent from older caches)
+    let halted = s("halted")?;
     // "" or "<loss> <acc>" of the test split (likewise absent from older caches)
     let test = s("test")?;
     let all = every_epoch(&epochs)?;
@@ -89,6 +91,7 @@ fn read_inner(parent: &Path) -> Option<HashMap<String, Cached>> {
             params: decode_params(params.get(r)?)?,
             status: decode_status(status.get(r)?),
             stopped_early: stopped_early.get(r)?.parse().ok(),
+            halted: decode_halted(halted.get(r)?),
             test: decode_test(test.get(r)?),
             epochs: rows_of(&all, a..a + n),
         };
@@ -217,6 +220,14 @@ fn write_inner(parent: &Path, runs: &[&Cached]) -> Result<(), String> {
                 text(&|c| c.run.stopped_early.map_or(String::new(), |e| e.to_string())),
             ),
             Column::new(
+                "halted".into(),
+                text(&|c| {
+                    c.run
+                        .halted
+                        .map_or(String::new(), |h| format!("{} {}", h.rung, h.epoch))
+                }),
+            ),
+            Column::new(
                 "test".into(),
                 text(&|c| {
                     c.run
@@ -311,6 +322,14 @@ fn decode_params(s: &str) -> Option<Vec<(String, ParamValue)>> {
         .collect()
 }
 
+fn decode_halted(s: &str) -> Option<crate::results::store::HaltedAt> {
+    let (rung, epoch) = s.split_once(' ')?;
+    Some(crate::results::store::HaltedAt {
+        rung: rung.parse().ok()?,
+        epoch: epoch.parse().ok()?,
+    })
+}
+
 fn decode_status(s: &str) -> Option<Status> {
     serde_json::from_str(&format!("\"{s}\"")).ok()
 }
@@ -371,6 +390,7 @@ mod tests {
                         params: vec![("experiment.seed".into(), ParamValue::Int(i))],
                         status: Some(Status::Done),
                         stopped_early: (i == 3).then_some(40),
+                        halted: None,
                         test: (i == 2).then_some((0.1 + 0.2, 2.0 / 3.0)),
                         epochs: Epochs {
                             epoch: e.clone(),
