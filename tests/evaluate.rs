@@ -57,17 +57,6 @@ fn frame(path: &Path) -> DataFrame {
         .unwrap()
 }
 
-/// The columns of metrics.parquet that training computes (not the times).
-const TRAINED: [&str; 7] = [
-    "epoch",
-    "train_loss",
-    "train_acc",
-    "val_loss",
-    "val_acc",
-    "weight_norm",
-    "lr",
-];
-
 /// An MLP swept over `dataset.test_dir`: none, a copy of the val images, the same images with
 /// every label wrong.
 fn held_out() -> String {
@@ -93,7 +82,7 @@ fn test_images_never_influence_training_and_the_kept_model_is_scored() {
     let plain = frame(&RunDir::at(&none).metrics());
     for run in [&test, &swapped] {
         let df = frame(&RunDir::at(run).metrics());
-        for c in TRAINED {
+        for c in common::TRAINED_COLUMNS {
             assert_eq!(f64s(&df, c), f64s(&plain, c), "{c} of {}", run.display());
         }
         assert_eq!(

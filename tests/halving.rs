@@ -216,14 +216,7 @@ fn a_promoted_point_trains_to_the_numbers_of_the_same_point_without_halving() {
         metrics(&run_dir(dir.path(), "halved", winner)),
         metrics(&run_dir(dir.path(), "full", winner)),
     );
-    for column in [
-        "train_loss",
-        "train_acc",
-        "val_loss",
-        "val_acc",
-        "weight_norm",
-        "lr",
-    ] {
+    for column in common::TRAINED_COLUMNS {
         let (a, b) = (common::f64s(&halved, column), common::f64s(&full, column));
         assert_eq!(a.len(), 4);
         assert_eq!(

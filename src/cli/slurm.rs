@@ -51,6 +51,24 @@ enum Only {
     Unfinished,
 }
 
+/// The plan's point numbers the array runs: all, or those not done yet (`--only unfinished`).
+fn points_to_submit(
+    plan: &crate::results::plan::ExperimentPlan,
+    exp_dir: &std::path::Path,
+    only: Option<Only>,
+) -> Vec<usize> {
+    match only {
+        None => plan.points.iter().map(|p| p.number).collect(),
+        Some(Only::Unfinished) => plan
+            .points
+            .iter()
+            .map(|p| crate::views::status::point_status(exp_dir, p))
+            .filter(|s| s.state != crate::views::status::State::Done)
+            .map(|s| s.point.number)
+            .collect(),
+    }
+}
+
 pub(super) fn cmd_slurm(a: SlurmArgs) -> Result<(), Failure> {
     let exp = load(&a.spec)?;
     if exp.sweep.halving.is_some() {
@@ -63,16 +81,7 @@ pub(super) fn cmd_slurm(a: SlurmArgs) -> Result<(), Failure> {
     let resolved = resolve(&exp)?;
     let plan = plan(&exp, &resolved, &a.spec, &a.results)?;
     let exp_dir = a.results.join(&exp.name);
-    let points: Vec<usize> = match a.only {
-        None => plan.points.iter().map(|p| p.number).collect(),
-        Some(Only::Unfinished) => plan
-            .points
-            .iter()
-            .map(|p| crate::views::status::point_status(&exp_dir, p))
-            .filter(|s| s.state != crate::views::status::State::Done)
-            .map(|s| s.point.number)
-            .collect(),
-    };
+    let points = points_to_submit(&plan, &exp_dir, a.only);
     if points.is_empty() {
         println!(
             "{}: all {} points are done: nothing to submit",

@@ -41,12 +41,7 @@ pub fn render(runs: &[RunReport]) -> String {
             );
         }
         let best = r.best.as_ref();
-        row.push(match (&r.error, r.reused) {
-            _ if r.halted.is_some() => r.halted.map(|h| h.to_string()).unwrap_or_default(),
-            (Some(_), _) => format!("{}", r.status),
-            (None, true) => format!("{} (earlier)", r.status),
-            (None, false) => r.status.to_string(),
-        });
+        row.push(status_cell(r));
         row.push(
             best.map(|b| b.epoch.to_string())
                 .unwrap_or_else(|| "-".into()),
@@ -88,4 +83,16 @@ pub fn render(runs: &[RunReport]) -> String {
         }
     }
     t.to_string()
+}
+
+/// A run's status as the table shows it: where successive halving stopped it, or its status
+/// (marked when an earlier invocation trained it).
+fn status_cell(r: &RunReport) -> String {
+    if let Some(halted) = r.halted {
+        return halted.to_string();
+    }
+    match (&r.error, r.reused) {
+        (None, true) => format!("{} (earlier)", r.status),
+        _ => r.status.to_string(),
+    }
 }

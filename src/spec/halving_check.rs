@@ -61,6 +61,24 @@ pub(super) fn resolve(
             .note(at.where_set("train.epochs")),
         );
     }
+    errors.extend(sweep_refusals(sweep, at));
+    if !errors.is_empty() {
+        return Err(at.rejected(errors));
+    }
+    Ok(Some(Halving {
+        metric,
+        goal,
+        min_epochs,
+        reduction_factor,
+        mode,
+        epochs,
+    }))
+}
+
+/// What the sweep itself does wrong under halving: a swept `train.epochs` (the rungs end there),
+/// or fewer than two points to choose from.
+fn sweep_refusals(sweep: &Sweep, at: &Locator) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
     if let Some(axis) = sweep
         .axes
         .iter()
@@ -90,15 +108,5 @@ pub(super) fn resolve(
             .help("sweep some keys under [sweep] (grid, zip or random), or set min_epochs = 0"),
         );
     }
-    if !errors.is_empty() {
-        return Err(at.rejected(errors));
-    }
-    Ok(Some(Halving {
-        metric,
-        goal,
-        min_epochs,
-        reduction_factor,
-        mode,
-        epochs,
-    }))
+    errors
 }

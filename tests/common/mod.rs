@@ -46,6 +46,17 @@ pub(crate) fn project() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The columns of metrics.parquet that training computes (not the times).
+pub(crate) const TRAINED_COLUMNS: [&str; 7] = [
+    "epoch",
+    "train_loss",
+    "train_acc",
+    "val_loss",
+    "val_acc",
+    "weight_norm",
+    "lr",
+];
+
 /// The tiny cat/dog image folder (8 train and 4 val images per class).
 pub(crate) fn tiny() -> PathBuf {
     project().join("tests/fixtures/catdog-tiny")

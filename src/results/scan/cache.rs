@@ -241,13 +241,21 @@ fn write_inner(parent: &Path, runs: &[&Cached]) -> Result<(), String> {
         ],
     )
     .map_err(|e| e.to_string())?;
+    let mut epochs_df = epochs_frame(runs, token, total as usize)?;
+    // epochs first: a reader that sees the new runs file also sees its epochs
+    let experiment = ExperimentDir::at(parent);
+    write_parquet(&experiment.compare_cache_epochs(), &mut epochs_df)?;
+    write_parquet(&experiment.compare_cache_runs(), &mut runs_df)
+}
+
+/// Every run's epochs, one run after another (`total` rows), tagged with the write's `token`.
+fn epochs_frame(runs: &[&Cached], token: i64, total: usize) -> Result<DataFrame, String> {
     let cat = |f: fn(&Epochs) -> &Vec<f64>| {
         runs.iter()
             .flat_map(|c| f(&c.run.epochs).iter().copied())
             .collect::<Vec<f64>>()
     };
-    let total = total as usize;
-    let mut epochs_df = DataFrame::new(
+    DataFrame::new(
         total,
         vec![
             Column::new(
@@ -263,11 +271,7 @@ fn write_inner(parent: &Path, runs: &[&Cached]) -> Result<(), String> {
             Column::new("token".into(), vec![token; total]),
         ],
     )
-    .map_err(|e| e.to_string())?;
-    // epochs first: a reader that sees the new runs file also sees its epochs
-    let experiment = ExperimentDir::at(parent);
-    write_parquet(&experiment.compare_cache_epochs(), &mut epochs_df)?;
-    write_parquet(&experiment.compare_cache_runs(), &mut runs_df)
+    .map_err(|e| e.to_string())
 }
 
 fn write_parquet(path: &Path, df: &mut DataFrame) -> Result<(), String> {
