@@ -160,6 +160,10 @@ fn halving_promotes_the_best_and_records_every_decision() {
                 assert_eq!(status["halted"]["rung"], rung);
                 assert_eq!(m.height(), epoch, "a stopped run trains no further");
                 assert!(RunDir::at(&run).checkpoint().exists());
+                // reproduced up to where halving stopped it
+                let (run_s, project) = (run.to_str().unwrap(), dir.path().to_str().unwrap());
+                let out = runner(dir.path(), &["reproduce", run_s, "--project", project]);
+                assert!(out.status.success(), "{}", text(&out));
             }
         }
     }

@@ -29,11 +29,14 @@ pub(crate) struct Reproduction {
     pub deviations: Vec<Deviation>,
     pub tolerance: f64,
     pub status: Status,
+    /// The status the reproduction must end in: `done`, or `paused` for a run that
+    /// successive halving stopped (reproduced up to the epoch it stopped at).
+    pub expected: Status,
 }
 
 impl Reproduction {
     pub(crate) fn passed(&self) -> bool {
-        self.status == Status::Done
+        self.status == self.expected
             && self.epochs.0 == self.epochs.1
             && self.deviations.iter().all(|d| d.max_abs <= self.tolerance)
     }
@@ -121,7 +124,8 @@ pub(crate) fn reproduce(
             results,
             rerun: true,
             progress: false,
-            pause_after: None,
+            // a run successive halving stopped is reproduced up to where it stopped
+            pause_after: manifest.halted.map(|h| h.epoch),
         },
     )
     .pop()
@@ -139,6 +143,10 @@ pub(crate) fn reproduce(
         deviations: deviations(&stored, &fresh),
         tolerance,
         status: report.status,
+        expected: match manifest.halted {
+            Some(_) => Status::Paused,
+            None => Status::Done,
+        },
     })
 }
 
