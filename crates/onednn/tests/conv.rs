@@ -146,6 +146,17 @@ fn forward_and_accumulated_gradients_match_a_naive_convolution() {
     }
 }
 
+/// out, dx, dw of the convolution `s` on oneDNN: a training forward pass that keeps what the
+/// backward pass reuses, then the backward pass into zeroed gradients.
+fn forward_backward(d: &Dnnl, s: &ConvSpec, x: &[f32], w: &[f32], go: &[f32]) -> [Vec<f32>; 3] {
+    let mut out = vec![f32::NAN; go.len()];
+    let saved = d.conv_forward(s, x, w, &mut out, true).unwrap();
+    let (mut gx, mut gw) = (vec![0.0f32; x.len()], vec![0.0f32; w.len()]);
+    d.conv_backward(s, saved.as_ref(), x, w, go, Some(&mut gx), Some(&mut gw))
+        .unwrap();
+    [out, gx, gw]
+}
+
 /// Primitives are cached across threads: one created on a thread that has ended runs on
 /// another (oneDNN 2.x's library-managed scratchpad is per thread, so each execution brings its
 /// own). The gemm-based grouped weight gradient and the 7×7 stem use a scratchpad.
@@ -161,29 +172,14 @@ fn a_primitive_created_on_one_thread_runs_on_another() {
         let x = data(s.batch * s.c_in * s.h * s.w, 4);
         let w = data(s.c_out * (s.c_in / s.groups) * s.k * s.k, 5);
         let go = data(s.batch * s.c_out * s.oh * s.ow, 6);
-        let run = || {
-            let mut out = vec![0.0; go.len()];
-            let saved = d.conv_forward(&s, &x, &w, &mut out, true).unwrap();
-            let (mut gx, mut gw) = (vec![0.0f32; x.len()], vec![0.0f32; w.len()]);
-            d.conv_backward(
-                &s,
-                saved.as_ref(),
-                &x,
-                &w,
-                &go,
-                Some(&mut gx),
-                Some(&mut gw),
-            )
-            .unwrap();
-            (out, gx, gw)
-        };
+        let run = || forward_backward(d, &s, &x, &w, &go);
         let first = std::thread::scope(|t| t.spawn(run).join().unwrap());
         let second = std::thread::scope(|t| t.spawn(run).join().unwrap());
         assert_eq!(first, second, "{s:?}");
         let [out, dx, dw] = naive(&s, &x, &w, &go);
-        close(&second.0, &out, "out");
-        close(&second.1, &dx, "dx");
-        close(&second.2, &dw, "dw");
+        close(&second[0], &out, "out");
+        close(&second[1], &dx, "dx");
+        close(&second[2], &dw, "dw");
     }
 }
 
@@ -229,21 +225,9 @@ fn bf16_convolutions_compute_in_f32_on_bf16_rounded_values() {
         let go = data(s.batch * s.c_out * s.oh * s.ow, 3);
         let [out, dx, dw] = naive(&s, &bf16(&x), &bf16(&w), &bf16(&go));
         let [out32, ..] = naive(&s, &x, &w, &go);
-        let mut got = vec![f32::NAN; out.len()];
-        let saved = d.conv_forward(&s, &x, &w, &mut got, true).unwrap();
+        let [got, gx, gw] = forward_backward(d, &s, &x, &w, &go);
         close(&got, &out, &format!("out {what}"));
         assert_ne!(got, out32, "{what}: the f32 result, not bf16's");
-        let (mut gx, mut gw) = (vec![0.0f32; x.len()], vec![0.0f32; w.len()]);
-        d.conv_backward(
-            &s,
-            saved.as_ref(),
-            &x,
-            &w,
-            &go,
-            Some(&mut gx),
-            Some(&mut gw),
-        )
-        .unwrap();
         close(&gx, &dx, &format!("dx {what}"));
         close(&gw, &dw, &format!("dw {what}"));
         let [f, bd, bw] = d.conv_implementations(&s).unwrap();
