@@ -135,8 +135,28 @@ impl RunLife {
     }
 
     /// Trains the run's model, recording each epoch, and scores the kept model on the test
-    /// split when training completed.
+    /// split when training completed; both in the run's `train.precision`.
     pub(super) fn train(
+        &mut self,
+        run: &ResolvedRun,
+        id: &Identity,
+        cache: &mut FeatureCache,
+        progress: &Progress,
+        head: &str,
+        pause_after: Option<usize>,
+    ) -> Result<Outcome, TrainError> {
+        match conv_precision(run) {
+            Ok(precision) => engine::with_conv_precision(precision, || {
+                self.train_and_score(run, id, cache, progress, head, pause_after)
+            }),
+            Err(e) => {
+                progress.finish();
+                Err(e)
+            }
+        }
+    }
+
+    fn train_and_score(
         &mut self,
         run: &ResolvedRun,
         id: &Identity,
@@ -180,22 +200,14 @@ impl RunLife {
                 rec: &mut rec,
                 pause_after,
             };
-            conv_precision(run).and_then(|precision| {
-                engine::with_conv_precision(precision, || {
-                    test_split::check_images(run)
-                        .and_then(|()| model::train(run, &id.fingerprint, cache, &mut fitting))
-                })
-            })
+            test_split::check_images(run)
+                .and_then(|()| model::train(run, &id.fingerprint, cache, &mut fitting))
         };
         progress.finish();
         match result {
             Ok(outcome @ (Outcome::Done | Outcome::Stopped(_))) => {
-                // the kept model is scored in the precision it was trained in
-                let precision = conv_precision(run)?;
-                engine::with_conv_precision(precision, || {
-                    test_split::score(run, &self.dir, &mut self.manifest, &self.rows, head)
-                })
-                .map(|()| outcome)
+                test_split::score(run, &self.dir, &mut self.manifest, &self.rows, head)
+                    .map(|()| outcome)
             }
             other => other,
         }
