@@ -4,8 +4,9 @@
 //! BatchNorm, recording and checkpointing through `train::fit`) into a temporary results tree.
 //!
 //! Training rows read the training pass's images/s that the run recorded for its second epoch
-//! (`metrics.parquet`'s `images_per_second`; the first warms up, on both sides); feature rows read the run's "features" stage
-//! (frozen backbone over every train and val image, the feature cache starting empty).
+//! (`metrics.parquet`'s `images_per_second`; the first warms up, on both sides); feature rows
+//! read the run's "features" stage (frozen backbone over every train and val image, the
+//! feature cache starting empty).
 //! The PyTorch script runs the homework loop (ImageFolder → DataLoader → model →
 //! CrossEntropyLoss → SGD) on the same copied files with the same transforms.
 
@@ -15,7 +16,7 @@ use super::busy::BusyMeter;
 use super::Measure;
 use crate::results::store::Status;
 use crate::run::{self, RunOptions};
-use crate::spec::{self, LoadOptions};
+use crate::spec::{self, LoadOptions, Precision};
 
 /// What a workload measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,47 +40,56 @@ pub(super) struct Workload {
     /// Images per class copied for training (and, for feature rows, the val images too).
     pub train_per_class: usize,
     pub val_per_class: usize,
-    /// `train.precision`: "32", or "bf16-mixed" (against PyTorch's bf16 autocast).
-    pub precision: &'static str,
+    /// `train.precision`; bf16-mixed rows run against PyTorch's bf16 autocast.
+    pub precision: Precision,
 }
 
+/// The classic recipe's step: ResNet-34 fine-tuned at 224, batch 4.
+const RESNET34_FIT: Workload = Workload {
+    key: "resnet34_fit",
+    what: "ResNet-34 @224 b4 fine-tune (runner SPEC loop)",
+    kind: Kind::Train,
+    backbone: "resnet34",
+    resize: 256,
+    crop: 224,
+    batch: 4,
+    train_per_class: 12,
+    val_per_class: 2,
+    precision: Precision::Full,
+};
+
+/// ResNet-18 fine-tuned at 64, batch 16.
+const RESNET18_FIT: Workload = Workload {
+    key: "resnet18_fit",
+    what: "ResNet-18 @64 b16 fine-tune (runner SPEC loop)",
+    kind: Kind::Train,
+    backbone: "resnet18",
+    resize: 64,
+    crop: 64,
+    batch: 16,
+    train_per_class: 80,
+    val_per_class: 8,
+    precision: Precision::Full,
+};
+
+/// The main job's frozen Lite0 at 96 px.
+const LITE0_FEATURES96: Workload = Workload {
+    key: "lite0_features96",
+    what: "Lite0 @96 frozen features (runner SPEC)",
+    kind: Kind::Features,
+    backbone: "efficientnet_lite0",
+    resize: 96,
+    crop: 96,
+    batch: 16,
+    train_per_class: 160,
+    val_per_class: 40,
+    precision: Precision::Full,
+};
+
 pub(super) const WORKLOADS: &[Workload] = &[
-    Workload {
-        key: "resnet34_fit",
-        what: "ResNet-34 @224 b4 fine-tune (runner SPEC loop)",
-        kind: Kind::Train,
-        backbone: "resnet34",
-        resize: 256,
-        crop: 224,
-        batch: 4,
-        train_per_class: 12,
-        val_per_class: 2,
-        precision: "32",
-    },
-    Workload {
-        key: "resnet18_fit",
-        what: "ResNet-18 @64 b16 fine-tune (runner SPEC loop)",
-        kind: Kind::Train,
-        backbone: "resnet18",
-        resize: 64,
-        crop: 64,
-        batch: 16,
-        train_per_class: 80,
-        val_per_class: 8,
-        precision: "32",
-    },
-    Workload {
-        key: "lite0_features96",
-        what: "Lite0 @96 frozen features (runner SPEC)",
-        kind: Kind::Features,
-        backbone: "efficientnet_lite0",
-        resize: 96,
-        crop: 96,
-        batch: 16,
-        train_per_class: 160,
-        val_per_class: 40,
-        precision: "32",
-    },
+    RESNET34_FIT,
+    RESNET18_FIT,
+    LITE0_FEATURES96,
     Workload {
         key: "lite0_features224",
         what: "Lite0 @224 frozen features (runner SPEC)",
@@ -90,49 +100,35 @@ pub(super) const WORKLOADS: &[Workload] = &[
         batch: 16,
         train_per_class: 32,
         val_per_class: 8,
-        precision: "32",
+        precision: Precision::Full,
     },
-    Workload {
-        key: "resnet34_fit_bf16",
-        what: "ResNet-34 @224 b4 fine-tune, bf16-mixed",
-        kind: Kind::Train,
-        backbone: "resnet34",
-        resize: 256,
-        crop: 224,
-        batch: 4,
-        train_per_class: 12,
-        val_per_class: 2,
-        precision: "bf16-mixed",
-    },
-    Workload {
-        key: "resnet18_fit_bf16",
-        what: "ResNet-18 @64 b16 fine-tune, bf16-mixed",
-        kind: Kind::Train,
-        backbone: "resnet18",
-        resize: 64,
-        crop: 64,
-        batch: 16,
-        train_per_class: 80,
-        val_per_class: 8,
-        precision: "bf16-mixed",
-    },
-    Workload {
-        key: "lite0_features96_bf16",
-        what: "Lite0 @96 frozen features, bf16-mixed",
-        kind: Kind::Features,
-        backbone: "efficientnet_lite0",
-        resize: 96,
-        crop: 96,
-        batch: 16,
-        train_per_class: 160,
-        val_per_class: 40,
-        precision: "bf16-mixed",
-    },
+    RESNET34_FIT.in_bf16(
+        "resnet34_fit_bf16",
+        "ResNet-34 @224 b4 fine-tune, bf16-mixed",
+    ),
+    RESNET18_FIT.in_bf16(
+        "resnet18_fit_bf16",
+        "ResNet-18 @64 b16 fine-tune, bf16-mixed",
+    ),
+    LITE0_FEATURES96.in_bf16(
+        "lite0_features96_bf16",
+        "Lite0 @96 frozen features, bf16-mixed",
+    ),
 ];
 
 impl Workload {
+    /// The same workload in bf16-mixed, under another key and name.
+    const fn in_bf16(self, key: &'static str, what: &'static str) -> Workload {
+        Workload {
+            key,
+            what,
+            precision: Precision::Bf16Mixed,
+            ..self
+        }
+    }
+
     pub(super) fn is_bf16(&self) -> bool {
-        self.precision == "bf16-mixed"
+        self.precision == Precision::Bf16Mixed
     }
 
     /// Training rows time their second epoch, on both sides: the first creates every
@@ -165,7 +161,7 @@ impl Workload {
             "batch": self.batch,
             "epochs": self.epochs(),
             "data": self.key,
-            "precision": self.precision,
+            "precision": self.precision.as_str(),
         })
     }
 }
