@@ -62,6 +62,24 @@ impl<const C: usize> Describe for BasicBlock<C, f32, Cpu> {
     }
 }
 
+/// A downsampling block's end: the shortcut (`downsample.0` conv, `downsample.1` BatchNorm) of
+/// the block's `input`, which must meet the main branch's shape `main`, then the ReLU after the
+/// add.
+fn shortcut_add<C: Describe, B: Describe>(
+    downsample: &(C, B),
+    name: &str,
+    input: Chw,
+    main: Chw,
+    rows: &mut Vec<LayerRow>,
+) -> Chw {
+    let s = downsample
+        .0
+        .describe(&join(name, "downsample.0"), input, rows);
+    let s = downsample.1.describe(&join(name, "downsample.1"), s, rows);
+    assert_eq!(s, main, "{name}: shortcut and main branch shapes differ");
+    ReLU.describe(&join(name, "relu"), main, rows)
+}
+
 impl<const I: usize, const O: usize> Describe for DownBlock<I, O, f32, Cpu> {
     fn describe(&self, name: &str, input: Chw, rows: &mut Vec<LayerRow>) -> Chw {
         let x = self.conv1.describe(&join(name, "conv1"), input, rows);
@@ -69,16 +87,7 @@ impl<const I: usize, const O: usize> Describe for DownBlock<I, O, f32, Cpu> {
         let x = ReLU.describe(&join(name, "relu"), x, rows);
         let x = self.conv2.describe(&join(name, "conv2"), x, rows);
         let x = self.bn2.describe(&join(name, "bn2"), x, rows);
-        let s = self
-            .downsample
-            .0
-            .describe(&join(name, "downsample.0"), input, rows);
-        let s = self
-            .downsample
-            .1
-            .describe(&join(name, "downsample.1"), s, rows);
-        assert_eq!(s, x, "{name}: shortcut and main branch shapes differ");
-        ReLU.describe(&join(name, "relu"), x, rows)
+        shortcut_add(&self.downsample, name, input, x, rows)
     }
 }
 
@@ -110,16 +119,7 @@ impl<const I: usize, const W: usize, const O: usize, const S: usize> Describe
         let x = ReLU.describe(&join(name, "relu"), x, rows);
         let x = self.conv3.describe(&join(name, "conv3"), x, rows);
         let x = self.bn3.describe(&join(name, "bn3"), x, rows);
-        let s = self
-            .downsample
-            .0
-            .describe(&join(name, "downsample.0"), input, rows);
-        let s = self
-            .downsample
-            .1
-            .describe(&join(name, "downsample.1"), s, rows);
-        assert_eq!(s, x, "{name}: shortcut and main branch shapes differ");
-        ReLU.describe(&join(name, "relu"), x, rows)
+        shortcut_add(&self.downsample, name, input, x, rows)
     }
 }
 
