@@ -2,7 +2,7 @@
 //! that need a tool the machine may lack (Chromium, an mlflow venv, `mount`, Slurm).
 #![allow(
     dead_code,
-    reason = "each test file uses a part; an `expect` would fail in the files that use it all"
+    reason = "each test binary uses a part; an `expect` would fail in the one that uses it all"
 )]
 
 use std::path::{Path, PathBuf};
@@ -330,33 +330,56 @@ pub(crate) mod tools {
         std::env::var(REQUIRE).as_deref() == Ok("1")
     }
 
-    /// A test that needs nothing.
-    pub(crate) fn plain(name: &'static str, test: fn()) -> Trial {
-        Trial::test(name, move || {
-            test();
-            Ok(())
-        })
+    /// The trials of one module of the tools binary, named `module::test` (so that
+    /// `cargo test --test tools report::` picks one module, as in the suite binary).
+    pub(crate) struct Group {
+        module: &'static str,
     }
 
-    /// A test that needs a tool; `missing` says why it cannot run here (`None`: it can).
-    pub(crate) fn needs(name: &'static str, missing: Option<String>, test: fn()) -> Trial {
-        match missing {
-            None => plain(name, test),
-            Some(why) if required() => Trial::test(name, move || {
-                Err(Failed::from(format!("{REQUIRE}=1, but {why}")))
-            }),
-            Some(why) => {
-                eprintln!("SKIPPED {name}: {why} (set {REQUIRE}=1 to make this a failure)");
-                Trial::test(name, || Ok(()))
-                    .with_kind(format!("skipped: {why}"))
-                    .with_ignored_flag(true)
+    impl Group {
+        /// `module_path!()` of the module whose trials these are.
+        pub(crate) fn new(module_path: &'static str) -> Group {
+            // `tools::report` -> `report`: the crate's own name says nothing
+            let module = module_path.split_once("::").map_or(module_path, |(_, m)| m);
+            Group { module }
+        }
+
+        fn name(&self, test: &str) -> String {
+            format!("{}::{test}", self.module)
+        }
+
+        /// A test that needs nothing.
+        pub(crate) fn plain(&self, name: &str, test: fn()) -> Trial {
+            Trial::test(self.name(name), move || {
+                test();
+                Ok(())
+            })
+        }
+
+        /// A test that needs a tool; `missing` says why it cannot run here (`None`: it can).
+        pub(crate) fn needs(&self, name: &str, missing: Option<String>, test: fn()) -> Trial {
+            let name = self.name(name);
+            match missing {
+                None => Trial::test(name, move || {
+                    test();
+                    Ok(())
+                }),
+                Some(why) if required() => Trial::test(name, move || {
+                    Err(Failed::from(format!("{REQUIRE}=1, but {why}")))
+                }),
+                Some(why) => {
+                    eprintln!("SKIPPED {name}: {why} (set {REQUIRE}=1 to make this a failure)");
+                    Trial::test(name, || Ok(()))
+                        .with_kind(format!("skipped: {why}"))
+                        .with_ignored_flag(true)
+                }
             }
         }
-    }
 
-    /// A test that only runs when asked for (`-- --ignored`), like `#[ignore]`.
-    pub(crate) fn opt_in(name: &'static str, test: fn()) -> Trial {
-        plain(name, test).with_ignored_flag(true)
+        /// A test that only runs when asked for (`-- --ignored`), like `#[ignore]`.
+        pub(crate) fn opt_in(&self, name: &str, test: fn()) -> Trial {
+            self.plain(name, test).with_ignored_flag(true)
+        }
     }
 
     /// Runs the trials with the usual test-binary arguments and exits.
