@@ -44,7 +44,7 @@ pub fn run_id(experiment: &str, swept: &[(String, ParamValue)]) -> String {
     for (k, v) in swept {
         h.update(format!("\0{k}={v}").as_bytes());
     }
-    hex::encode(&h.finalize()[..6])
+    format!("{:x}", h.finalize())[..12].to_string()
 }
 
 /// The metrics of epoch `e` (1-based) of a run whose regularisation strength is `lambda` and

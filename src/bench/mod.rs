@@ -83,11 +83,7 @@ pub(crate) fn run(opts: &BenchOptions) -> Result<(), String> {
     eprintln!("runner bench: engine {engine}");
     eprintln!(
         "runner bench: {threads} threads, conv gemm kernels {}, {} iterations per row{}",
-        if crate::ops::gemm::use_gemm015() {
-            "avx2 (gemm 0.15 by RUNNER_CONV_GEMM)"
-        } else {
-            crate::ops::gemm::simd_level()
-        },
+        crate::ops::gemm::simd_level(),
         it,
         if opts.torch.is_some() {
             ", then PyTorch"

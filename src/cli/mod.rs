@@ -2,7 +2,6 @@
 //! arguments are turned into the plain options of the module that does the work, and every
 //! outcome goes through [`Failure`], the one map to exit codes.
 
-use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -120,14 +119,30 @@ fn with_default_command(mut args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsSt
     args
 }
 
+/// Logs to stderr at RUNNER_LOG's level (`info` when unset): a level (`debug`, `warn`) or
+/// per-module levels (`runner=debug,warn`), as `tracing_subscriber::filter::Targets` reads them.
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUNNER_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::Layer;
+
+    let setting = std::env::var("RUNNER_LOG").ok();
+    let parsed = setting.as_deref().map(str::parse::<Targets>);
+    let filter = match &parsed {
+        Some(Ok(targets)) => targets.clone(),
+        None | Some(Err(_)) => Targets::new().with_default(LevelFilter::INFO),
+    };
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false)
         .with_timer(tracing_subscriber::fmt::time::uptime())
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+        .with_filter(filter);
+    tracing_subscriber::registry().with(layer).init();
+    if let (Some(value), Some(Err(e))) = (setting, parsed) {
+        tracing::warn!(
+            "RUNNER_LOG={value:?} is not a log filter ({e}); logging at info. Expected a level \
+             (error, warn, info, debug, trace) or per-module levels (runner=debug,warn)"
+        );
+    }
 }

@@ -253,14 +253,14 @@ pub fn fingerprint(folder: &ImageFolder) -> Result<String, DataError> {
     for (split, name) in [(&folder.train, "train"), (&folder.val, "val")] {
         hash_split(&mut h, &folder.root, split, name)?;
     }
-    Ok(hex::encode(h.finalize()))
+    Ok(format!("{:x}", h.finalize()))
 }
 
 /// The same content fingerprint of one split, its paths relative to `root`.
 pub fn split_fingerprint(root: &Path, split: &Split, name: &str) -> Result<String, DataError> {
     let mut h = Sha256::new();
     hash_split(&mut h, root, split, name)?;
-    Ok(hex::encode(h.finalize()))
+    Ok(format!("{:x}", h.finalize()))
 }
 
 fn hash_split(h: &mut Sha256, root: &Path, split: &Split, name: &str) -> Result<(), DataError> {

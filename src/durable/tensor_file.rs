@@ -69,7 +69,7 @@ pub fn encode(entries: &[Entry], mut metadata: HashMap<String, String>) -> Resul
     for e in by_name {
         digest.update(&e.3);
     }
-    metadata.insert(CHECKSUM.into(), hex::encode(digest.finalize()));
+    metadata.insert(CHECKSUM.into(), format!("{:x}", digest.finalize()));
     let views = encoded
         .iter()
         .map(|(name, dtype, dims, bytes)| {
@@ -177,7 +177,7 @@ impl TensorFile {
             let at = &self.index[name];
             digest.update(&self.parts[at.part][at.bytes.clone()]);
         }
-        hex::encode(digest.finalize())
+        format!("{:x}", digest.finalize())
     }
 
     /// This file's tensors and those of `shared`, as one file with this file's metadata. A name

@@ -1,22 +1,27 @@
 //! Wall-clock times as the result files write them: RFC 3339 UTC, second resolution.
 
-use jiff::Timestamp;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, NaiveDateTime};
 
 /// The format every result file writes: `2026-11-26T17:21:45Z`.
 const FORMAT: &str = "%Y-%m-%dT%H:%M:%SZ";
 
 /// The current time as RFC 3339 UTC, e.g. `2026-11-26T17:21:45Z`.
 pub(crate) fn now_utc() -> String {
-    Timestamp::now().strftime(FORMAT).to_string()
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    rfc3339(secs)
 }
 
 /// Seconds since the Unix epoch as RFC 3339 UTC.
 pub(crate) fn rfc3339(secs: u64) -> String {
     i64::try_from(secs)
         .ok()
-        .and_then(|s| Timestamp::from_second(s).ok())
-        .unwrap_or(Timestamp::UNIX_EPOCH)
-        .strftime(FORMAT)
+        .and_then(|s| DateTime::from_timestamp(s, 0))
+        .unwrap_or(DateTime::UNIX_EPOCH)
+        .format(FORMAT)
         .to_string()
 }
 
@@ -24,12 +29,8 @@ pub(crate) fn rfc3339(secs: u64) -> String {
 /// `None` for anything else.
 pub(crate) fn parse_rfc3339(s: &str) -> Option<u64> {
     // the `Z` is a literal of the format: read a civil time, then place it in UTC
-    let civil = jiff::civil::DateTime::strptime(FORMAT, s).ok()?;
-    let t = civil
-        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
-        .ok()?
-        .timestamp();
-    u64::try_from(t.as_second()).ok()
+    let civil = NaiveDateTime::parse_from_str(s, FORMAT).ok()?;
+    u64::try_from(civil.and_utc().timestamp()).ok()
 }
 
 #[cfg(test)]

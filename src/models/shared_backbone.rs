@@ -24,9 +24,10 @@ pub(crate) const BACKBONE_SHA256: &str = "shared_backbone_sha256";
 /// SHA-256 of the weights file it was loaded from, or the seed of its random initialisation):
 /// a hash of what decides every value in it, so runs that share it find it without building it.
 pub fn file_name(arch: &str, source: &str) -> String {
-    let key = hex::encode(Sha256::digest(format!(
-        "frozen backbone v1\n{arch}\n{source}"
-    )));
+    let key = format!(
+        "{:x}",
+        Sha256::digest(format!("frozen backbone v1\n{arch}\n{source}"))
+    );
     format!("{arch}-{}.safetensors", &key[..16])
 }
 

@@ -213,7 +213,7 @@ pub(super) fn key(parts: &[(&str, String)]) -> String {
     for (k, v) in parts {
         h.update(format!("{k}={v}\n").as_bytes());
     }
-    hex::encode(h.finalize())
+    format!("{:x}", h.finalize())
 }
 
 #[cfg(test)]

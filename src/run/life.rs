@@ -123,7 +123,7 @@ impl RunLife {
         }
         let started_at = previous.map(|m| m.started_at);
         let mut manifest = running_manifest(exp, run, id, swept, rows.len(), started_at);
-        manifest.split_sha256 = split_list.map(|list| hex::encode(Sha256::digest(list)));
+        manifest.split_sha256 = split_list.map(|list| format!("{:x}", Sha256::digest(list)));
         dir.write_manifest(&manifest)?;
         Ok(Opened::Ready(RunLife {
             dir,

@@ -49,7 +49,7 @@ impl WeightsFiles {
                     summary: format!("cannot read {}: {e}", display_path(path)),
                     details: Vec::new(),
                 })?;
-                let sha256 = hex::encode(Sha256::digest(&bytes));
+                let sha256 = format!("{:x}", Sha256::digest(&bytes));
                 // a frozen run's kept model is its head: joined with the backbone it names
                 let parsed = parse_weights(bytes).and_then(|w| {
                     let tensors = super::kept_model::join_shared(path, w.tensors)

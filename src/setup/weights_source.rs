@@ -104,7 +104,7 @@ fn torchvision(arch: Option<Arch>) -> Result<PathBuf, Unfit> {
         .rsplit('-')
         .next()
         .unwrap_or("");
-    let digest = hex::encode(Sha256::digest(&bytes));
+    let digest = format!("{:x}", Sha256::digest(&bytes));
     if !digest.starts_with(prefix) {
         return Err(plain(format!(
             "expected {} to have a SHA-256 starting with {prefix}, as its name says, found \

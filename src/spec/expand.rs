@@ -58,7 +58,7 @@ pub fn run_id(spec: &RunSpec, salt: &str) -> String {
     hasher.update(spec.to_toml().as_bytes());
     hasher.update(b"\n");
     hasher.update(salt.as_bytes());
-    hex::encode(&hasher.finalize()[..6])
+    format!("{:x}", hasher.finalize())[..12].to_string()
 }
 
 /// What `runner plan` prints: a header, then one line per run with its index, id and swept values.

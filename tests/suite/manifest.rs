@@ -200,7 +200,7 @@ fn a_split_made_from_fractions_is_seeded_and_recorded() {
             .as_str()
             .unwrap()
             .to_owned();
-        assert_eq!(recorded, hex::encode(Sha256::digest(&list)));
+        assert_eq!(recorded, format!("{:x}", Sha256::digest(&list)));
         (run.file_name().unwrap().to_owned(), list)
     };
     let (id, list) = split_of(0, "a");

@@ -1,20 +1,18 @@
 //! Safe-ish wrapper over `gemm::gemm` for row/column strided f32 matrices, so the conv kernels
 //! can multiply transposed views without copies.
 //!
-//! This is gemm 0.19 with its `x86-v4` feature, not the 0.15 that dfdx's own matmul uses: 0.15
-//! only has AVX2 kernels on stable Rust, 0.19 picks AVX-512 kernels at run time where the CPU
-//! has them (see [`simd_level`]).
+//! This is the gemm 0.15 that dfdx's own matmul uses, AVX2 and FMA kernels picked at run time.
+//! gemm 0.19 has AVX-512 kernels too, but it brought ten more crates to every build for the
+//! built-in engine alone, which runs only where oneDNN is not installed: on a Zen 4 it took
+//! 6% less CPU time over the main job (measured), and oneDNN, the engine where it is installed,
+//! takes AVX-512 and bf16 anyway.
 
-pub use gemm19::Parallelism;
+pub use gemm::Parallelism;
 
-/// The widest kernel family gemm 0.19 dispatches to on this CPU (it checks `avx512f` at run
-/// time with the same detection), for benchmark reports.
+/// The widest kernel family gemm dispatches to on this CPU, for benchmark reports.
 pub fn simd_level() -> &'static str {
     #[cfg(target_arch = "x86_64")]
     {
-        if std::is_x86_feature_detected!("avx512f") {
-            return "avx512f";
-        }
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             return "avx2+fma";
         }
@@ -54,13 +52,6 @@ impl<'a> Mat<'a> {
     }
 }
 
-/// `RUNNER_CONV_GEMM=0.15` sends the conv ops back to gemm 0.15 (AVX2), the kernels dfdx's
-/// matmul uses, so benchmarks can compare both on one binary. Read once.
-pub fn use_gemm015() -> bool {
-    static OLD: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *OLD.get_or_init(|| std::env::var("RUNNER_CONV_GEMM").is_ok_and(|v| v == "0.15"))
-}
-
 #[expect(
     clippy::too_many_arguments,
     reason = "BLAS-style: the three sizes, the destination, the accumulate flag, both operands and the thread policy"
@@ -89,41 +80,10 @@ pub fn matmul(
         }
         return;
     }
-    if use_gemm015() {
-        let par = match par {
-            Parallelism::None => gemm::Parallelism::None,
-            Parallelism::Rayon(n) => gemm::Parallelism::Rayon(n),
-        };
-        // SAFETY: as below.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                n as isize,
-                accumulate,
-                a.data.as_ptr(),
-                a.cs as isize,
-                a.rs as isize,
-                b.data.as_ptr(),
-                b.cs as isize,
-                b.rs as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                par,
-            )
-        };
-        return;
-    }
     // SAFETY: the bounds of all three views were checked above; `dst` is borrowed mutably and
     // cannot alias `a` or `b`.
     unsafe {
-        gemm19::gemm(
+        gemm::gemm(
             m,
             n,
             k,
