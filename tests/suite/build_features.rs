@@ -2,7 +2,8 @@
 //! - `cargo test` after `cargo run` compiles only the test targets: no crate of the binary's
 //!   tree gets another feature set from the dev-dependencies, so cargo reuses every compiled
 //!   crate (a crate with other features is compiled again, with everything above it);
-//! - the binary's tree holds no HTTP or TLS client: runner never touches the network.
+//! - the binary's tree holds no HTTP or TLS client: runner never touches the network;
+//! - the binary's tree stays within its budget of packages, the first thing a clean build pays.
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -80,5 +81,45 @@ fn the_binary_has_no_http_or_tls_client() {
     assert!(
         found.is_empty(),
         "the binary's tree pulls in {found:?} (`cargo tree -e normal -i NAME` says through what)"
+    );
+}
+
+/// What a clean `cargo run` compiles: the packages of runner's binary, its build scripts' and
+/// proc macros' included (243 when this was written).
+const PACKAGE_BUDGET: usize = 250;
+
+#[test]
+fn the_binary_stays_within_its_package_budget() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args([
+            "tree",
+            "--locked",
+            "--offline",
+            "-p",
+            "runner",
+            "-e",
+            "normal,build",
+        ])
+        .args(["--prefix", "none", "--format", "{p}"])
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let packages: BTreeSet<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| l.replace(" (*)", "").replace(" (proc-macro)", ""))
+        .filter(|l| !l.trim().is_empty())
+        .collect();
+    assert!(
+        packages.len() <= PACKAGE_BUDGET,
+        "runner's binary builds {} packages, over the budget of {PACKAGE_BUDGET}: is there a \
+         lighter crate, or a default feature to turn off? (`cargo tree -p runner -e normal,build`)",
+        packages.len()
     );
 }
