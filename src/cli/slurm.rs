@@ -72,10 +72,10 @@ fn points_to_submit(
 pub(super) fn cmd_slurm(a: SlurmArgs) -> Result<(), Failure> {
     let exp = load(&a.spec)?;
     if exp.sweep.halving.is_some() {
-        // its tasks would run `--index`, which halving does not take yet: refuse before
-        // writing a script that can only fail
+        // one array is one round of tasks, and a halving sweep needs one round per rung:
+        // refuse rather than submit a single round that leaves the sweep paused at rung 0
         return Err(Failure::Usage(
-            "runner slurm cannot submit a sweep with [sweep.halving] yet: run it whole, `runner run SPEC`, in one process".into(),
+            "runner slurm cannot submit a sweep with [sweep.halving] yet: its tasks decide one rung per round, so submit the array of `runner run SPEC --index env` once per rung and once more (each with --dependency=afterany on the one before), or run it whole, `runner run SPEC`, in one process (see docs/halving.md)".into(),
         ));
     }
     let resolved = resolve(&exp)?;

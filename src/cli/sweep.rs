@@ -145,11 +145,6 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
             tracing::info!("{said}");
         }
         selected.retain(|i| picked.contains(i));
-        if exp.sweep.halving.is_some() {
-            return Err(Failure::Usage(
-                "--index and --shard cannot run a sweep with [sweep.halving] yet: run it whole, `runner run SPEC`, in one process".into(),
-            ));
-        }
     }
     refuse_unsupported_precision(&a.spec.spec, &resolved, &selected)?;
     let plan = run::plan::of(&exp, &run_ids(&resolved)?, &a.spec.overrides);
@@ -173,20 +168,65 @@ pub(super) fn cmd_run(a: RunArgs) -> Result<(), Failure> {
     if let Err(e) = crate::train::interrupt::install() {
         tracing::warn!("cannot handle Ctrl-C ({e}): it stops the runner at once");
     }
-    let reports = match &exp.sweep.halving {
-        Some(halving) => run::run_halving(&resolved, halving, &opts).map_err(|e| match e {
-            run::HalvingError::Mismatch { .. } => Failure::Input(e.to_string()),
-            other => Failure::failed(other),
-        })?,
-        None => run::run_sweep(&resolved, &selected, &opts),
+    let task = a.index.is_some() || a.shard.is_some();
+    let Some(halving) = &exp.sweep.halving else {
+        let reports = run::run_sweep(&resolved, &selected, &opts);
+        return summarise(&exp, &reports, selected.len(), start);
     };
-    summarise(&exp, &reports, start)
+    let outcome = run::run_halving(&resolved, halving, &opts, &selected).map_err(|e| match e {
+        run::HalvingError::Mismatch { .. } => Failure::Input(e.to_string()),
+        other => Failure::failed(other),
+    })?;
+    let summary = summarise(&exp, &outcome.reports, selected.len(), start);
+    if task {
+        say_where_halving_left(&a.spec.spec, &outcome, &selected);
+    }
+    summary
+}
+
+/// What an `--index` / `--shard` task of a halving sweep did with its points: stopped by a
+/// decision, or waiting at a rung for the other points (both exit 0: the task did its part).
+fn say_where_halving_left(spec: &Path, outcome: &run::HalvingOutcome, selected: &[usize]) {
+    let numbers = |runs: &mut dyn Iterator<Item = usize>| {
+        let n: Vec<String> = runs.map(|i| (i + 1).to_string()).collect();
+        format!(
+            "point{} {}",
+            if n.len() == 1 { "" } else { "s" },
+            n.join(", ")
+        )
+    };
+    for r in outcome.reports.iter().filter(|r| r.halted.is_some()) {
+        let halted = r.halted.expect("filtered");
+        println!(
+            "{} ({}) was {halted} by halving: not promoted, nothing more to train",
+            numbers(&mut std::iter::once(r.index)),
+            r.run_id
+        );
+    }
+    if let Some(w) = outcome.waiting {
+        let halted: Vec<usize> = outcome
+            .reports
+            .iter()
+            .filter(|r| r.halted.is_some())
+            .map(|r| r.index)
+            .collect();
+        let waiting = numbers(&mut selected.iter().copied().filter(|i| !halted.contains(i)));
+        println!(
+            "{waiting} paused at rung {} (epoch {}): {} of {} points have reached it; the rung is decided when the last one does: run the tasks again (or `runner run {}`) to go on",
+            w.rung,
+            w.epoch,
+            w.reached,
+            w.points,
+            spec.display()
+        );
+    }
 }
 
 /// Prints the end of a sweep (the table, the counts, each failure) and its exit status.
 fn summarise(
     exp: &spec::Experiment,
     reports: &[run::RunReport],
+    selected: usize,
     start: Instant,
 ) -> Result<(), Failure> {
     println!("{}", sweep_table::render(reports));
@@ -204,7 +244,7 @@ fn summarise(
         (count(Status::Paused) - halted, "paused at a halving rung"),
         (count(Status::Running), "held by another process"),
         (count(Status::Interrupted), "interrupted"),
-        (exp.runs.len() - reports.len(), "not started"),
+        (selected.saturating_sub(reports.len()), "not started"),
     ] {
         if n > 0 {
             also += &format!(", {n} {what}");
@@ -215,7 +255,13 @@ fn summarise(
         exp.name,
         start.elapsed().as_secs_f64()
     );
-    if let Some(halving) = &exp.sweep.halving {
+    // a task's share of the epochs says nothing about the sweep's
+    if let Some(halving) = exp
+        .sweep
+        .halving
+        .as_ref()
+        .filter(|_| selected == exp.runs.len())
+    {
         let trained: usize = reports
             .iter()
             .map(|r| r.last.as_ref().map_or(0, |l| l.epoch))

@@ -300,6 +300,12 @@ fn export_run(exp_dir: &Path, exp_id: &str, run: &Run, label: &str) -> Result<()
         ("runner.status", run.status_str().to_string()),
         ("runner.results_dir", run.dir.display().to_string()),
     ];
+    if let Some(halted) = run.halted {
+        // a stopped point reads as such in MLflow's run list, and filters by rung
+        tags.push(("runner.halving", halted.to_string()));
+        tags.push(("runner.halving.rung", halted.rung.to_string()));
+        tags.push(("runner.halving.epoch", halted.epoch.to_string()));
+    }
     if let Some(m) = &manifest {
         if let Some(c) = &m.git_commit {
             tags.push(("mlflow.source.git.commit", c.clone()));
@@ -321,6 +327,16 @@ fn export_run(exp_dir: &Path, exp_id: &str, run: &Run, label: &str) -> Result<()
     }
     for (k, v) in &tags {
         write(&dir.join("tags").join(k), v.as_bytes())?;
+    }
+    if run.halted.is_none() {
+        // exported earlier while stopped, trained on since: the mark no longer holds
+        for k in [
+            "runner.halving",
+            "runner.halving.rung",
+            "runner.halving.epoch",
+        ] {
+            let _ = std::fs::remove_file(dir.join("tags").join(k));
+        }
     }
 
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());

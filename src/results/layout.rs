@@ -8,6 +8,7 @@
 //!   <experiment>/                   ExperimentDir
 //!     .compare-cache.{runs,epochs}.parquet
 //!     plots/  report.html  preview.png  slurm/
+//!     halving.json  halving.lock    successive halving's decisions; its lock, while one is taken
 //!     <run_id>/                     RunDir
 //!       metrics.parquet  per_class.parquet  confusion.parquet
 //!       test_metrics.parquet  test_per_class.parquet  test_confusion.parquet
@@ -33,6 +34,7 @@ const PREVIEW: &str = "preview.png";
 const SLURM: &str = "slurm";
 const BACKBONES: &str = ".backbones";
 const HALVING: &str = "halving.json";
+const HALVING_LOCK: &str = "halving.lock";
 
 const METRICS: &str = "metrics.parquet";
 const PER_CLASS: &str = "per_class.parquet";
@@ -138,6 +140,12 @@ impl ExperimentDir {
     /// Successive halving's decisions, rung by rung, each written before it takes effect.
     pub fn halving(&self) -> PathBuf {
         self.path.join(HALVING)
+    }
+
+    /// The lock every process of the experiment takes to decide a halving rung, so that tasks
+    /// running at once decide each rung once.
+    pub fn halving_lock(&self) -> PathBuf {
+        self.path.join(HALVING_LOCK)
     }
 
     /// The compare cache: one row per run.

@@ -1,24 +1,31 @@
-//! Synchronous successive halving over a sweep, in one process: every point trains up to the
-//! first rung and pauses there with its checkpoint; once all have, the best 1/rf by the metric
-//! at that epoch go on from their checkpoints to the next rung, the others stop; and so on
-//! until the last points train to `train.epochs`.
+//! Synchronous successive halving over a sweep: every point trains up to the first rung and
+//! pauses there with its checkpoint; once all have, the best 1/rf by the metric at that epoch
+//! go on from their checkpoints to the next rung, the others stop; and so on until the last
+//! points train to `train.epochs`.
+//!
+//! One process may train the whole sweep, or many (`--index` tasks of a cluster array) each
+//! its own points: a rung is decided by whichever process finds, under the experiment's
+//! halving lock, that every point has reached it, and a process whose points wait for others
+//! returns and says so; run again, it goes on from there.
 //!
 //! Decisions are data: each rung's decision is written to the experiment's `halving.json`
-//! before any run is stopped or trained on, and a sweep that finds a rung decided there applies
-//! that decision instead of deciding again. Ranking uses only recorded metrics, with ties
-//! broken by point number, so the same spec takes the same decisions on any machine.
+//! before any run is stopped or trained on, and a process that finds a rung decided there
+//! applies that decision instead of deciding again. Ranking uses only recorded metrics, with
+//! ties broken by point number, so the same spec takes the same decisions on any machine and
+//! in any order of tasks.
 
 use std::collections::BTreeMap;
 
+mod disk;
+
 use super::{run_sweep, RunOptions, RunReport};
+use crate::durable::lock::FileLock;
 use crate::durable::StoreError;
 use crate::results::halving::{Decisions, HalvingSettings, PointValue, RungDecision};
-use crate::results::layout::{ResultsRoot, RunDir};
-use crate::results::schema;
-use crate::results::store::{HaltedAt, RunLock, Status};
+use crate::results::layout::{ExperimentDir, ResultsRoot, RunDir};
+use crate::results::store::{HaltedAt, Status};
 use crate::setup::Resolved;
-use crate::spec::{Goal, Halving, HalvingMetric};
-use crate::train::EpochMetrics;
+use crate::spec::{Goal, Halving};
 
 /// Why a halving sweep cannot go on (its runs' own failures are in their reports).
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +48,12 @@ struct Points {
 }
 
 impl Points {
+    /// The point and seed of the run at position `run`.
+    fn position(&self, run: usize) -> (usize, usize) {
+        let seeds = self.runs.first().map_or(1, Vec::len);
+        (run / seeds, run % seeds)
+    }
+
     /// The run positions of these points, in plan order.
     fn runs_of(&self, points: &[usize]) -> Vec<usize> {
         points
@@ -85,44 +98,56 @@ impl Points {
     }
 }
 
-/// Trains the sweep under `halving`; returns one report per run of the sweep it trained or
-/// stopped, in plan order.
+/// Where a halving invocation left its points.
+pub(crate) struct HalvingOutcome {
+    /// One report per run it trained or stopped, in plan order.
+    pub reports: Vec<RunReport>,
+    /// Its points wait at a rung that other points have not reached yet.
+    pub waiting: Option<Waiting>,
+}
+
+/// A rung that cannot be decided yet: `reached` of its `points` are there.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Waiting {
+    pub rung: usize,
+    pub epoch: usize,
+    pub reached: usize,
+    pub points: usize,
+}
+
+/// Trains the runs at positions `selected` (the whole sweep, or the points of `--index` /
+/// `--shard` tasks) under `halving`, rung by rung: each point up to the next rung its point may
+/// reach; a rung decided in the decisions file is applied; an undecided one is decided, once,
+/// under the experiment's halving lock, when every point of the sweep has reached it (this
+/// process's or others'), and otherwise the points wait there ([`HalvingOutcome::waiting`]).
 pub(crate) fn run_halving(
     resolved: &Resolved,
     halving: &Halving,
     opts: &RunOptions,
-) -> Result<Vec<RunReport>, HalvingError> {
+    selected: &[usize],
+) -> Result<HalvingOutcome, HalvingError> {
     let exp = resolved.exp;
     let points = Points::of(resolved)?;
     let experiment = ResultsRoot::new(&opts.results).experiment(&exp.name);
     let path = experiment.halving();
     let settings = settings(halving, &points);
-    let mut decisions = match Decisions::read(&path)? {
-        Some(found) if found.settings != settings => {
-            return Err(HalvingError::Mismatch {
-                path: path.display().to_string(),
-                why: format!(
-                    "recorded with other halving settings: {:?}, this sweep has {:?}",
-                    found.settings, settings
-                ),
-            })
-        }
-        Some(found) => found,
-        None => Decisions {
-            settings,
-            rungs: Vec::new(),
-        },
-    };
+    let mut decisions = read_decisions(&path, &settings)?;
     let mut sweep = Sweep {
         resolved,
         halving,
         opts,
         points: &points,
+        selected,
         reports: BTreeMap::new(),
     };
     let mut alive: Vec<usize> = (0..points.runs.len()).collect();
     for (rung, &epoch) in halving.rungs().iter().enumerate() {
         let epoch = epoch as usize;
+        let mine = sweep.mine(&alive);
+        if mine.is_empty() {
+            // this invocation's points were stopped at an earlier rung
+            return Ok(sweep.outcome(None));
+        }
         let decision = match decisions.rungs.get(rung) {
             Some(recorded) => {
                 check_recorded(recorded, rung, epoch, &alive, &path)?;
@@ -133,37 +158,111 @@ pub(crate) fn run_halving(
                 recorded.clone()
             }
             None => {
-                let Some(decision) = sweep.decide_rung(rung, epoch, &alive) else {
+                if !sweep.train_to(rung, epoch, &mine) {
                     tracing::warn!(
-                        "halving: rung {rung} not decided: some of its runs did not reach epoch {epoch} here"
+                        "halving: rung {rung} not decided: some of this invocation's runs did not reach epoch {epoch}"
                     );
-                    return Ok(sweep.reports.into_values().collect());
-                };
-                // recorded before it takes effect: a kill from here on resumes with it
-                decisions.rungs.push(decision.clone());
-                decisions.write(&path)?;
-                decision
+                    return Ok(sweep.outcome(None));
+                }
+                let _lock = lock_decisions(&experiment)?;
+                // another process may have decided the rung while this one trained
+                decisions = read_decisions(&path, &settings)?;
+                match decisions.rungs.get(rung) {
+                    Some(recorded) => {
+                        check_recorded(recorded, rung, epoch, &alive, &path)?;
+                        recorded.clone()
+                    }
+                    None => {
+                        let reached = sweep.reached(epoch, &alive);
+                        if reached < alive.len() {
+                            let waiting = Waiting {
+                                rung,
+                                epoch,
+                                reached,
+                                points: alive.len(),
+                            };
+                            return Ok(sweep.outcome(Some(waiting)));
+                        }
+                        let decision = sweep.decide_rung(rung, epoch, &alive);
+                        // recorded before it takes effect: a kill from here on resumes with it
+                        decisions.rungs.push(decision.clone());
+                        decisions.write(&path)?;
+                        tracing::info!(
+                            "halving: rung {rung} (epoch {epoch}) decided by this process ({})",
+                            crate::durable::lock::this_process()
+                        );
+                        decision
+                    }
+                }
             }
         };
         alive = sweep.apply(&decision, &alive)?;
     }
-    let selected = points.runs_of(&alive);
-    tracing::info!(
-        "halving: training {} point(s) to epoch {}",
-        alive.len(),
-        halving.epochs
-    );
-    let last = run_sweep(resolved, &selected, opts);
-    sweep.reports.extend(last.into_iter().map(|r| (r.index, r)));
-    Ok(sweep.reports.into_values().collect())
+    let selected = sweep.mine(&alive);
+    if !selected.is_empty() {
+        tracing::info!(
+            "halving: training {} point(s) to epoch {}",
+            alive.len(),
+            halving.epochs
+        );
+        let last = run_sweep(resolved, &selected, opts);
+        sweep.reports.extend(last.into_iter().map(|r| (r.index, r)));
+    }
+    Ok(sweep.outcome(None))
 }
 
-/// One halving sweep under way: what it trains with, and the latest report of each run.
+/// The decisions file at `path`, checked against this sweep's settings; empty when none.
+fn read_decisions(
+    path: &std::path::Path,
+    settings: &HalvingSettings,
+) -> Result<Decisions, HalvingError> {
+    match Decisions::read(path)? {
+        Some(found) if &found.settings != settings => Err(HalvingError::Mismatch {
+            path: path.display().to_string(),
+            why: format!(
+                "recorded with other halving settings: {:?}, this sweep has {:?}",
+                found.settings, settings
+            ),
+        }),
+        Some(found) => Ok(found),
+        None => Ok(Decisions {
+            settings: settings.clone(),
+            rungs: Vec::new(),
+        }),
+    }
+}
+
+/// Takes the experiment's halving lock, waiting while another process holds it (it decides
+/// a rung in well under a second).
+fn lock_decisions(experiment: &ExperimentDir) -> Result<FileLock, HalvingError> {
+    let path = experiment.halving_lock();
+    let io = |source| StoreError::Io {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(experiment.path()).map_err(io)?;
+    let lock = FileLock::acquire_waiting(&path, |busy| {
+        tracing::info!(
+            "halving: {} holds {}; this process ({}) waits",
+            busy.describe(),
+            path.display(),
+            crate::durable::lock::this_process()
+        );
+    })
+    .map_err(io)?;
+    crate::durable::lock::remove_orphaned_private_files(experiment.path());
+    Ok(lock)
+}
+
+/// One halving invocation under way: what it trains with, and the latest report of each of
+/// its runs.
 struct Sweep<'a, 'r> {
     resolved: &'a Resolved<'r>,
     halving: &'a Halving,
     opts: &'a RunOptions,
     points: &'a Points,
+    /// The run positions this invocation trains.
+    selected: &'a [usize],
     reports: BTreeMap<usize, RunReport>,
 }
 
@@ -176,42 +275,90 @@ impl Sweep<'_, '_> {
         )
     }
 
-    /// Trains the `alive` points up to the rung's epoch and ranks them there; `None` when some
-    /// run did not get there in this invocation (interrupted, failed to start, held elsewhere).
-    fn decide_rung(&mut self, rung: usize, epoch: usize, alive: &[usize]) -> Option<RungDecision> {
-        let selected = self.points.runs_of(alive);
+    fn dirs(&self, point: usize) -> Vec<RunDir> {
+        (0..self.points.runs[point].len())
+            .map(|s| self.dir(point, s))
+            .collect()
+    }
+
+    /// This invocation's runs among the points' runs, in plan order.
+    fn mine(&self, points: &[usize]) -> Vec<usize> {
+        let mut runs = self.points.runs_of(points);
+        runs.retain(|r| self.selected.contains(r));
+        runs
+    }
+
+    fn outcome(self, waiting: Option<Waiting>) -> HalvingOutcome {
+        HalvingOutcome {
+            reports: self.reports.into_values().collect(),
+            waiting,
+        }
+    }
+
+    /// Trains the runs `mine` up to the rung's epoch (those already paused there are read
+    /// back); `false` when some did not get there (interrupted, failed to start, held by
+    /// another process).
+    fn train_to(&mut self, rung: usize, epoch: usize, mine: &[usize]) -> bool {
+        let (waiting, to_train): (Vec<usize>, Vec<usize>) = mine.iter().partition(|&&r| {
+            let (p, s) = self.points.position(r);
+            disk::waits_at(&self.dir(p, s), epoch)
+        });
+        for r in waiting {
+            let (p, s) = self.points.position(r);
+            self.reports
+                .insert(r, disk::report_from_disk(&self.dir(p, s), r));
+        }
+        if to_train.is_empty() {
+            return true;
+        }
         tracing::info!(
-            "halving: rung {rung}: training {} point(s) to epoch {epoch}",
-            alive.len()
+            "halving: rung {rung}: training {} run(s) to epoch {epoch}",
+            to_train.len()
         );
         let capped = RunOptions {
             pause_after: Some(epoch),
             ..self.opts.clone()
         };
-        let trained = run_sweep(self.resolved, &selected, &capped);
-        let unfinished = trained.len() < selected.len()
+        let trained = run_sweep(self.resolved, &to_train, &capped);
+        let unfinished = trained.len() < to_train.len()
             || trained
                 .iter()
                 .any(|r| matches!(r.status, Status::Interrupted | Status::Running));
         self.reports
             .extend(trained.into_iter().map(|r| (r.index, r)));
-        if unfinished || crate::train::interrupt::requested() {
-            return None;
-        }
-        let values = alive
-            .iter()
-            .map(|&p| {
-                let dirs: Vec<RunDir> = (0..self.points.runs[p].len())
-                    .map(|s| self.dir(p, s))
-                    .collect();
-                (p, mean_at(&dirs, self.halving.metric, epoch))
-            })
-            .collect();
-        Some(decide(self.halving, rung, epoch, values, self.points))
+        !unfinished && !crate::train::interrupt::requested()
     }
 
-    /// Stops the points the decision does not promote (their manifests marked, their reports
-    /// saying where) and returns the promoted ones, in plan order.
+    /// How many of the `alive` points have every run through the rung at `epoch`: this
+    /// invocation's by their reports, the others' by their manifests.
+    fn reached(&self, epoch: usize, alive: &[usize]) -> usize {
+        alive
+            .iter()
+            .filter(|&&p| {
+                self.points.runs[p]
+                    .iter()
+                    .enumerate()
+                    .all(|(s, r)| match self.reports.get(r) {
+                        Some(report) if report.status != Status::Paused => {
+                            disk::through(report.status, 0, epoch)
+                        }
+                        _ => disk::reached(&self.dir(p, s), epoch),
+                    })
+            })
+            .count()
+    }
+
+    /// Ranks the `alive` points by what they recorded at the rung's epoch.
+    fn decide_rung(&self, rung: usize, epoch: usize, alive: &[usize]) -> RungDecision {
+        let values = alive
+            .iter()
+            .map(|&p| (p, disk::mean_at(&self.dirs(p), self.halving.metric, epoch)))
+            .collect();
+        decide(self.halving, rung, epoch, values, self.points)
+    }
+
+    /// Stops the points the decision does not promote (their manifests marked; this
+    /// invocation's reports saying where) and returns the promoted ones, in plan order.
     fn apply(
         &mut self,
         decision: &RungDecision,
@@ -223,12 +370,16 @@ impl Sweep<'_, '_> {
         for &p in alive.iter().filter(|p| !promoted.contains(p)) {
             for seed in 0..self.points.runs[p].len() {
                 let dir = self.dir(p, seed);
-                mark_halted(&dir, halted)?;
                 let index = self.points.runs[p][seed];
+                let ours = self.selected.contains(&index);
+                disk::mark_halted(&dir, halted, !ours)?;
+                if !ours {
+                    continue;
+                }
                 let report = self
                     .reports
                     .remove(&index)
-                    .unwrap_or_else(|| report_from_disk(&dir, index));
+                    .unwrap_or_else(|| disk::report_from_disk(&dir, index));
                 let report = RunReport {
                     halted: Some(halted),
                     ..report
@@ -333,71 +484,10 @@ fn decide(
     }
 }
 
-/// The metric at `epoch` averaged over a point's runs; `None` when one has no such epoch.
-fn mean_at(dirs: &[RunDir], metric: HalvingMetric, epoch: usize) -> Option<f64> {
-    let mut sum = 0.0;
-    for dir in dirs {
-        let manifest = dir.read_manifest().ok()?;
-        let rows = schema::read_epochs(&dir.metrics(), &manifest.classes).ok()?;
-        let row = rows.iter().find(|r| r.epoch == epoch)?;
-        sum += metric_of(row, metric);
-    }
-    let mean = sum / dirs.len().max(1) as f64;
-    mean.is_finite().then_some(mean)
-}
-
-fn metric_of(row: &EpochMetrics, metric: HalvingMetric) -> f64 {
-    match metric {
-        HalvingMetric::ValLoss => row.val_loss,
-        HalvingMetric::ValAcc => row.val_acc,
-        HalvingMetric::TrainLoss => row.train_loss,
-        HalvingMetric::TrainAcc => row.train_acc,
-    }
-}
-
-/// Marks a paused run as stopped at its rung, under the run's lock (a run that another process
-/// holds, or that is not paused, is left as it is).
-fn mark_halted(dir: &RunDir, halted: HaltedAt) -> Result<(), StoreError> {
-    let Some(_lock) = RunLock::acquire(dir)? else {
-        tracing::warn!(
-            "{}: held by another process; not marked {halted}",
-            dir.path().display()
-        );
-        return Ok(());
-    };
-    let Ok(mut manifest) = dir.read_manifest() else {
-        return Ok(());
-    };
-    if manifest.status == Status::Paused && manifest.halted != Some(halted) {
-        manifest.halted = Some(halted);
-        dir.write_manifest(&manifest)?;
-    }
-    Ok(())
-}
-
-/// The report of a run this invocation did not train (its rung was decided earlier), read back.
-fn report_from_disk(dir: &RunDir, index: usize) -> RunReport {
-    let manifest = dir.read_manifest().ok();
-    let rows = manifest
-        .as_ref()
-        .and_then(|m| schema::read_epochs(&dir.metrics(), &m.classes).ok())
-        .unwrap_or_default();
-    let (run_id, swept, status) = match &manifest {
-        Some(m) => (m.run_id.clone(), m.swept.clone(), m.status),
-        None => (String::from("-"), Vec::new(), Status::Paused),
-    };
-    RunReport {
-        best: schema::best_epoch(&rows).cloned(),
-        last: rows.last().cloned(),
-        reused: true,
-        ..RunReport::new(index, run_id, dir.path().to_path_buf(), swept, status)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spec::HalvingMode;
+    use crate::spec::{HalvingMetric, HalvingMode};
 
     fn points(n: usize) -> Points {
         Points {

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 pub(crate) use cache::FeatureCache;
-pub(crate) use halving::{run_halving, HalvingError};
+pub(crate) use halving::{run_halving, HalvingError, HalvingOutcome};
 pub(crate) use progress::Progress;
 
 use life::{Identity, Opened, RunLife};

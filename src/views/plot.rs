@@ -118,7 +118,11 @@ pub fn figures(runs: &[&Run], curves: Curves) -> Vec<Figure> {
             .iter()
             .zip(&labels)
             .map(|(r, l)| Series {
-                label: l.clone(),
+                label: match r.halted {
+                    Some(halted) => format!("{l} ({halted})"),
+                    None => l.clone(),
+                },
+                stopped: r.halted.is_some(),
                 points: r
                     .epochs
                     .epoch

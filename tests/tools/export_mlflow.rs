@@ -85,8 +85,9 @@ fn results(root: &Path) -> PathBuf {
         (0.0, Status::Done),
         (1e-3, Status::Done),
         (0.1, Status::Diverged),
+        (0.01, Status::Paused),
     ] {
-        write_run(
+        let dir = write_run(
             &results,
             &SyntheticRun {
                 experiment: "sweep".into(),
@@ -98,6 +99,14 @@ fn results(root: &Path) -> PathBuf {
             },
         )
         .unwrap();
+        if status == Status::Paused {
+            // stopped by successive halving at its one recorded epoch
+            let manifest = dir.manifest();
+            let mut m: Value =
+                serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+            m["halted"] = serde_json::json!({ "rung": 0, "epoch": 1 });
+            std::fs::write(&manifest, m.to_string()).unwrap();
+        }
     }
     results
 }
@@ -204,13 +213,22 @@ fn mlflow_reads_back_the_runs_params_and_metric_histories() {
         assert_eq!(exp["name"], experiment);
         let tags = &run["tags"];
         assert_eq!(tags["runner.run_id"], id);
-        assert_eq!(tags["runner.status"], row["status"]);
-        let want = if row["status"] == "done" {
-            "FINISHED"
-        } else {
-            "FAILED"
+        // compare says where successive halving stopped a point; MLflow has it in a tag
+        let status = tags.get("runner.halving").unwrap_or(&tags["runner.status"]);
+        assert_eq!(status, &row["status"]);
+        let want = match tags["runner.status"].as_str() {
+            Some("done") => "FINISHED",
+            Some("paused") => "KILLED",
+            _ => "FAILED",
         };
         assert_eq!(run["status"], want);
+        if tags["runner.status"] == "paused" {
+            assert_eq!(tags["runner.halving"], "stopped at rung 0 (epoch 1)");
+            assert_eq!(tags["runner.halving.rung"], "0");
+            assert_eq!(tags["runner.halving.epoch"], "1");
+        } else {
+            assert!(tags.get("runner.halving").is_none(), "{tags}");
+        }
         assert!(run["end_time"].as_i64().unwrap() >= run["start_time"].as_i64().unwrap());
 
         // every metric column of the Parquet is a history, step = epoch

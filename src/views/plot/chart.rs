@@ -16,6 +16,8 @@ pub(super) const LEGEND_MAX: usize = 15;
 pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
+    /// The run was stopped where its curve ends (by successive halving): a × marks the end.
+    pub stopped: bool,
 }
 
 /// A shaded range per x (the spread of runs that have no line of their own).
@@ -232,6 +234,23 @@ pub(super) fn lines<DB: DrawingBackend>(area: &DrawingArea<DB, Shift>, panel: &L
                 });
             }
         }
+        if let Some(&end) = pts
+            .iter()
+            .rev()
+            .find(|p| p.0.is_finite() && p.1.is_finite())
+        {
+            if s.stopped {
+                chart.draw_series(std::iter::once(Cross::new(end, 6, c.stroke_width(3))))?;
+            }
+        }
+    }
+    if legend && series.iter().any(|s| s.stopped) {
+        // one legend entry says what the × at a curve's end means
+        let grey = RGBColor(60, 60, 60);
+        chart
+            .draw_series(std::iter::empty::<Cross<(f64, f64), i32>>())?
+            .label("stopped by halving")
+            .legend(move |(x, y)| Cross::new((x + 10, y), 5, grey.stroke_width(2)));
     }
     if legend && (!series.is_empty() || band.is_some()) {
         chart
@@ -389,6 +408,41 @@ mod tests {
             (a.label(-5.0), a.label(-3.0), a.label(-3.5)),
             ("0".into(), "1e-3".into(), String::new())
         );
+    }
+
+    /// A panel of one curve as SVG.
+    fn svg_of(stopped: bool) -> String {
+        crate::draw::font::register();
+        let series = [Series {
+            label: "lr=0.1".into(),
+            points: vec![(1.0, 0.9), (2.0, 0.7), (3.0, f64::NAN)],
+            stopped,
+        }];
+        let panel = Lines {
+            title: "t",
+            x_desc: "epoch",
+            y_desc: "loss",
+            axis: &XAxis::Epoch,
+            series: &series,
+            band: None,
+            legend: true,
+        };
+        let mut svg = String::new();
+        let area = SVGBackend::with_string(&mut svg, (400, 300)).into_drawing_area();
+        lines(&area, &panel).unwrap();
+        area.present().unwrap();
+        drop(area);
+        svg
+    }
+
+    #[test]
+    fn a_stopped_curve_ends_with_a_cross_that_the_legend_names() {
+        let (plain, stopped) = (svg_of(false), svg_of(true));
+        assert!(!plain.contains("stopped by halving"));
+        assert!(stopped.contains("stopped by halving"));
+        // the × at the last finite point (2, 0.7), and the one in the legend: two lines each
+        let lines = |s: &str| s.matches("<line").count();
+        assert_eq!(lines(&stopped), lines(&plain) + 4, "{stopped}");
     }
 
     #[test]

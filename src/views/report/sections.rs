@@ -242,6 +242,10 @@ pub(super) fn run_details(
         ),
         None => best,
     };
+    let best = match run.halted {
+        Some(halted) => format!("{halted} by halving · {best}"),
+        None => best,
+    };
     // the body sits in a <template> until the section is opened (the page's script moves it
     // in): thousands of runs' tables then cost the browser parsing only, not style and layout
     let mut out = format!(
