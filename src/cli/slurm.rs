@@ -51,19 +51,22 @@ enum Only {
     Unfinished,
 }
 
-/// The plan's point numbers the array runs: all, or those not done yet (`--only unfinished`).
+/// The plan's point numbers the array runs: all, or those not done yet (`--only unfinished`;
+/// in a halving sweep a point stopped at a rung is finished too).
 fn points_to_submit(
     plan: &crate::results::plan::ExperimentPlan,
     exp_dir: &std::path::Path,
     only: Option<Only>,
+    halving: bool,
 ) -> Vec<usize> {
+    use crate::views::status::State;
     match only {
         None => plan.points.iter().map(|p| p.number).collect(),
         Some(Only::Unfinished) => plan
             .points
             .iter()
             .map(|p| crate::views::status::point_status(exp_dir, p))
-            .filter(|s| s.state != crate::views::status::State::Done)
+            .filter(|s| !(s.state == State::Done || halving && s.state == State::Stopped))
             .map(|s| s.point.number)
             .collect(),
     }
@@ -71,17 +74,17 @@ fn points_to_submit(
 
 pub(super) fn cmd_slurm(a: SlurmArgs) -> Result<(), Failure> {
     let exp = load(&a.spec)?;
-    if exp.sweep.halving.is_some() {
-        // one array is one round of tasks, and a halving sweep needs one round per rung:
-        // refuse rather than submit a single round that leaves the sweep paused at rung 0
-        return Err(Failure::Usage(
-            "runner slurm cannot submit a sweep with [sweep.halving] yet: its tasks decide one rung per round, so submit the array of `runner run SPEC --index env` once per rung and once more (each with --dependency=afterany on the one before), or run it whole, `runner run SPEC`, in one process (see docs/halving.md)".into(),
-        ));
-    }
+    // a halving sweep's tasks decide one rung per round of the array (the last task to reach
+    // it decides): one array per rung and one more to train the last points to the end
+    let rounds = exp
+        .sweep
+        .halving
+        .as_ref()
+        .map_or(1, |h| h.rungs().len() + 1);
     let resolved = resolve(&exp)?;
     let plan = plan(&exp, &resolved, &a.spec, &a.results)?;
     let exp_dir = a.results.join(&exp.name);
-    let points = points_to_submit(&plan, &exp_dir, a.only);
+    let points = points_to_submit(&plan, &exp_dir, a.only, rounds > 1);
     if points.is_empty() {
         println!(
             "{}: all {} points are done: nothing to submit",
@@ -116,10 +119,19 @@ pub(super) fn cmd_slurm(a: SlurmArgs) -> Result<(), Failure> {
         written_at: &written_at,
     };
     let script = crate::slurm::write_script(&job).map_err(Failure::failed)?;
-    let command: Vec<String> = std::iter::once("sbatch".to_string())
-        .chain(crate::slurm::sbatch_args(&script, &opts.extra))
-        .map(|w| crate::slurm::shell_quote(&w))
-        .collect();
+    // round k > 1 starts when every task of round k - 1 has ended, however it ended
+    let extra_of = |after: Option<&str>| -> Vec<String> {
+        let mut extra = opts.extra.clone();
+        extra.extend(after.map(|id| format!("--dependency=afterany:{id}")));
+        extra
+    };
+    let command = |extra: &[String]| -> String {
+        std::iter::once("sbatch".to_string())
+            .chain(crate::slurm::sbatch_args(&script, extra))
+            .map(|w| crate::slurm::shell_quote(&w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
     println!(
         "{}: {} of {} points as array {}, script {}",
         exp.name,
@@ -128,15 +140,48 @@ pub(super) fn cmd_slurm(a: SlurmArgs) -> Result<(), Failure> {
         crate::slurm::array_ranges(&points),
         script.display()
     );
+    if rounds > 1 {
+        println!(
+            "{}: successive halving: the array is submitted {rounds} times, one round per rung and one to finish, each after the one before; a round's tasks whose points were stopped end at once",
+            exp.name
+        );
+    }
     if !a.submit {
-        println!("submit with: {}", command.join(" "));
+        if rounds == 1 {
+            println!("submit with: {}", command(&opts.extra));
+        } else {
+            println!(
+                "submit with:
+  j=$({})",
+                command(&opts.extra)
+            );
+            for _ in 1..rounds {
+                println!(
+                    "  j=$({})",
+                    command(&extra_of(Some("$j")))
+                        .replace("'--dependency=afterany:$j'", "--dependency=afterany:$j")
+                );
+            }
+        }
         return Ok(());
     }
-    println!("{}", command.join(" "));
-    let id = crate::slurm::submit(&script, &opts.extra).map_err(Failure::failed)?;
-    println!("submitted job {id}");
+    let mut ids: Vec<String> = Vec::new();
+    for round in 0..rounds {
+        let extra = extra_of(ids.last().map(String::as_str));
+        println!("{}", command(&extra));
+        let id = crate::slurm::submit(&script, &extra).map_err(Failure::failed)?;
+        match ids.last() {
+            None => println!("submitted job {id}"),
+            Some(before) => println!(
+                "submitted job {id} (round {} of {rounds}, after job {before})",
+                round + 1
+            ),
+        }
+        ids.push(id);
+    }
     println!(
-        "follow with: squeue -j {id}; runner status {}",
+        "follow with: squeue -j {}; runner status {}",
+        ids.join(","),
         exp_dir.display()
     );
     Ok(())

@@ -199,16 +199,14 @@ fn halving_promotes_the_best_and_records_every_decision() {
     assert!(page.contains("stopped by halving"));
     assert!(page.contains("stopped at rung 1 (epoch 2) by halving"));
 
-    // runner slurm does not take a halving sweep yet: refused, nothing written
-    let out = runner(dir.path(), &["slurm", "exp.toml", "--results", "r"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("[sweep.halving]") && stderr.contains("--index"),
-        "{stderr}"
-    );
-    let experiment = ResultsRoot::new(dir.path().join("r")).experiment("halve");
-    assert!(!experiment.slurm().exists());
+    // runner slurm: one array per rung and one more, each after the one before
+    let out = ok(&runner(
+        dir.path(),
+        &["slurm", "exp.toml", "--results", "r"],
+    ));
+    assert!(out.contains("the array is submitted 3 times"), "{out}");
+    let after = "j=$(sbatch --parsable --dependency=afterany:$j ";
+    assert_eq!(out.matches(after).count(), 2, "{out}");
     // a task of a finished halving sweep: its point's decision, said, nothing trained
     let stopped = d["rungs"][0]["ranking"][3]["point"]
         .as_u64()
@@ -517,10 +515,15 @@ fn index_tasks_all_at_once_decide_each_rung_once_as_one_process_does() {
 #[test]
 #[ignore = "opt-in, minutes: cargo test --test halving -- --ignored --nocapture"]
 fn the_worked_example_as_27_index_tasks_takes_the_one_process_decisions() {
+    // HALVING_TEST_KEEP=DIR keeps both results trees there (to plot or report them)
     let tmp = tempfile::tempdir().unwrap();
+    let tmp = match std::env::var("HALVING_TEST_KEEP") {
+        Ok(keep) => std::path::PathBuf::from(keep),
+        Err(_) => tmp.path().to_path_buf(),
+    };
     let spec = common::project().join("experiments/halving_search.toml");
     let spec = spec.to_str().unwrap();
-    let results = |name: &str| tmp.path().join(name).display().to_string();
+    let results = |name: &str| tmp.join(name).display().to_string();
     let started = std::time::Instant::now();
     let one = command(
         common::project(),
@@ -534,7 +537,7 @@ fn the_worked_example_as_27_index_tasks_takes_the_one_process_decisions() {
     let started = std::time::Instant::now();
     let mut rounds = Vec::new();
     loop {
-        let before = std::fs::read(tmp.path().join("tasks/halving_search/halving.json")).ok();
+        let before = std::fs::read(tmp.join("tasks/halving_search/halving.json")).ok();
         let mut order: Vec<usize> = (1..=27).collect();
         order.shuffle(&mut rng);
         for &i in &order {
@@ -553,15 +556,14 @@ fn the_worked_example_as_27_index_tasks_takes_the_one_process_decisions() {
             .unwrap();
             ok(&out);
         }
-        let after = std::fs::read(tmp.path().join("tasks/halving_search/halving.json")).ok();
+        let after = std::fs::read(tmp.join("tasks/halving_search/halving.json")).ok();
         rounds.push(started.elapsed().as_secs_f64());
         if after == before || rounds.len() > 5 {
             break;
         }
     }
-    let read = |name: &str| {
-        std::fs::read(tmp.path().join(name).join("halving_search/halving.json")).unwrap()
-    };
+    let read =
+        |name: &str| std::fs::read(tmp.join(name).join("halving_search/halving.json")).unwrap();
     let (a, b) = (read("one"), read("tasks"));
     eprintln!(
         "one process: {one_s:.1}s, halving.json sha256 {}\n27 --index tasks in random order: rounds ended at {rounds:.1?}s, halving.json sha256 {}",

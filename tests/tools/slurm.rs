@@ -27,8 +27,13 @@ pub(crate) fn trials() -> Vec<Trial> {
         ),
         group.needs(
             "tasks_share_one_feature_cache_and_judge_other_hosts_locks_by_heartbeat",
-            missing,
+            missing.clone(),
             tasks_share_one_feature_cache_and_judge_other_hosts_locks_by_heartbeat,
+        ),
+        group.needs(
+            "a_halving_sweep_is_submitted_rung_by_rung_and_decides_as_one_process",
+            missing,
+            a_halving_sweep_is_submitted_rung_by_rung_and_decides_as_one_process,
         ),
     ]
 }
@@ -340,4 +345,51 @@ fn tasks_share_one_feature_cache_and_judge_other_hosts_locks_by_heartbeat() {
     let again = job_id(&stdout(&out));
     wait_for(&again);
     assert_eq!(states(&status_json(dir, "frozen")), ["done"; 3]);
+}
+
+/// Successive halving on the cluster: 4 points, rungs at epochs 1 and 2 (rf = 2), so three
+/// arrays, each after the one before; the decisions equal those of the same sweep in one
+/// process, byte for byte.
+fn a_halving_sweep_is_submitted_rung_by_rung_and_decides_as_one_process() {
+    let _node = exclusive();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    spec("halve")
+        .table("train", &["epochs = 4", "batch_size = 4"])
+        .set(
+            "sweep",
+            r#"grid = { "optimizer.lr" = [0.3, 0.03, 0.003, 0.0003] }"#,
+        )
+        .table("sweep.halving", &["min_epochs = 1", "reduction_factor = 2"])
+        .write(dir);
+    let out = runner(
+        dir,
+        &["slurm", "exp.toml", "--cpus-per-task", "1", "--submit"],
+    );
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(text.contains("submitted 3 times"), "{text}");
+    let jobs: Vec<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("submitted job "))
+        .map(|l| l.split(' ').next().unwrap().to_string())
+        .collect();
+    assert_eq!(jobs.len(), 3, "{text}");
+    assert!(
+        text.contains(&format!("--dependency=afterany:{}", jobs[1])),
+        "{text}"
+    );
+    for job in &jobs {
+        wait_for(job);
+    }
+    let mut rows = states(&status_json(dir, "halve"));
+    rows.sort();
+    assert_eq!(rows, ["done", "stopped", "stopped", "stopped"]);
+
+    let one = runner(dir, &["run", "exp.toml", "--results", "one"]);
+    assert!(one.status.success());
+    let decisions = |results: &str| {
+        std::fs::read_to_string(dir.join(results).join("halve/halving.json")).unwrap()
+    };
+    assert_eq!(decisions("results"), decisions("one"));
 }
