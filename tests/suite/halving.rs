@@ -339,15 +339,11 @@ fn state(dir: &Path, results: &str) -> (BTreeMap<String, String>, Vec<u8>) {
 }
 
 /// `runner run exp.toml --index I` for every point, in rounds, until a round changes nothing:
-/// each round's tasks in a shuffled order, one after another, or all at once (`concurrent`).
-/// Returns the rounds that changed something and every task's output.
-fn index_rounds(
-    dir: &Path,
-    results: &str,
-    points: usize,
-    concurrent: bool,
-) -> (usize, Vec<Output>) {
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(if concurrent { 7 } else { 3 });
+/// each round's tasks in a shuffled order, `parallel` at a time (1: one after another; the
+/// number of points: all at once). Returns the rounds that changed something and every task's
+/// output.
+fn index_rounds(dir: &Path, results: &str, points: usize, parallel: usize) -> (usize, Vec<Output>) {
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(parallel as u64);
     let mut outputs = Vec::new();
     let mut rounds = 0;
     loop {
@@ -371,15 +367,11 @@ fn index_rounds(
                 .stderr(Stdio::piped());
             c
         };
-        let round: Vec<Output> = if concurrent {
-            let children: Vec<_> = order.iter().map(|&i| task(i).spawn().unwrap()).collect();
-            children
-                .into_iter()
-                .map(|c| c.wait_with_output().unwrap())
-                .collect()
-        } else {
-            order.iter().map(|&i| task(i).output().unwrap()).collect()
-        };
+        let mut round: Vec<Output> = Vec::new();
+        for batch in order.chunks(parallel) {
+            let children: Vec<_> = batch.iter().map(|&i| task(i).spawn().unwrap()).collect();
+            round.extend(children.into_iter().map(|c| c.wait_with_output().unwrap()));
+        }
         for out in &round {
             assert!(out.status.success(), "a task failed:\n{}", text(out));
         }
@@ -461,7 +453,7 @@ fn index_tasks_one_after_another_in_any_order_take_the_one_process_decisions() {
     let dir = tempfile::tempdir().unwrap();
     let one = one_process(dir.path());
     let started = std::time::Instant::now();
-    let (rounds, outputs) = index_rounds(dir.path(), "seq", 27, false);
+    let (rounds, outputs) = index_rounds(dir.path(), "seq", 27, 1);
     let seq = started.elapsed();
     same_as_one_process(dir.path(), "one", "seq");
     assert_eq!(decided(&outputs), decided_once());
@@ -495,7 +487,7 @@ fn index_tasks_all_at_once_decide_each_rung_once_as_one_process_does() {
     let dir = tempfile::tempdir().unwrap();
     let one = one_process(dir.path());
     let started = std::time::Instant::now();
-    let (rounds, outputs) = index_rounds(dir.path(), "all", 27, true);
+    let (rounds, outputs) = index_rounds(dir.path(), "all", 27, 27);
     let all = started.elapsed();
     same_as_one_process(dir.path(), "one", "all");
     assert_eq!(decided(&outputs), decided_once());
@@ -507,6 +499,46 @@ fn index_tasks_all_at_once_decide_each_rung_once_as_one_process_does() {
         one.as_secs_f64(),
         sha256(&decisions_bytes(dir.path(), "all")),
         all.as_secs_f64(),
+    );
+}
+
+/// The cluster soak's size: a 200-point sweep (rungs at epochs 1 and 3: 200 → 66 → 22) as
+/// 200 `--index` tasks per round, `SOAK_PARALLEL` at a time (default 200: all at once), against
+/// the same sweep in one process.
+#[test]
+#[ignore = "soak, a minute or more: cargo test --test halving -- --ignored --nocapture two_hundred"]
+fn two_hundred_index_tasks_decide_each_rung_once() {
+    let parallel: usize = std::env::var("SOAK_PARALLEL")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(200);
+    let lrs: Vec<String> = (1..=200).map(|i| format!("{}", i as f64 * 1e-4)).collect();
+    let dir = tempfile::tempdir().unwrap();
+    write_spec(
+        dir.path(),
+        &sweep("min_epochs = 1\nreduction_factor = 3").replace(
+            "[0.3, 0.03, 0.003, 0.0003]",
+            &format!("[{}]", lrs.join(", ")),
+        ),
+    );
+    let started = std::time::Instant::now();
+    ok(&runner(
+        dir.path(),
+        &["run", "exp.toml", "--results", "one"],
+    ));
+    let one = started.elapsed();
+    let started = std::time::Instant::now();
+    let (rounds, outputs) = index_rounds(dir.path(), "soak", 200, parallel);
+    let soak = started.elapsed();
+    same_as_one_process(dir.path(), "one", "soak");
+    assert_eq!(decided(&outputs), decided_once());
+    eprintln!(
+        "halving.json sha256: one process {} ({:.1}s); 200 --index tasks, {parallel} at a time: {} ({rounds} rounds, {} processes, {:.1}s)",
+        sha256(&decisions_bytes(dir.path(), "one")),
+        one.as_secs_f64(),
+        sha256(&decisions_bytes(dir.path(), "soak")),
+        outputs.len(),
+        soak.as_secs_f64(),
     );
 }
 
