@@ -61,6 +61,16 @@ fn metric_of(row: &EpochMetrics, metric: HalvingMetric) -> f64 {
 /// holds is left as it is: that process applies the decision to it when it lets go (`quiet`:
 /// say so only in the debug log, for runs of other tasks).
 pub(super) fn mark_halted(dir: &RunDir, halted: HaltedAt, quiet: bool) -> Result<(), StoreError> {
+    let unmarked = |dir: &RunDir| {
+        dir.read_manifest()
+            .ok()
+            .filter(|m| m.status == Status::Paused && m.halted != Some(halted))
+    };
+    // every task applies every decided rung: most runs are marked already, and reading a
+    // manifest costs far less than taking a lock
+    if unmarked(dir).is_none() {
+        return Ok(());
+    }
     let Some(_lock) = RunLock::acquire(dir)? else {
         if quiet {
             tracing::debug!(
@@ -75,10 +85,8 @@ pub(super) fn mark_halted(dir: &RunDir, halted: HaltedAt, quiet: bool) -> Result
         }
         return Ok(());
     };
-    let Ok(mut manifest) = dir.read_manifest() else {
-        return Ok(());
-    };
-    if manifest.status == Status::Paused && manifest.halted != Some(halted) {
+    // read again under the lock: the run may have changed since
+    if let Some(mut manifest) = unmarked(dir) {
         manifest.halted = Some(halted);
         dir.write_manifest(&manifest)?;
     }
