@@ -428,7 +428,7 @@ fn decided(outputs: &[Output]) -> BTreeMap<String, usize> {
 
 fn sha256(bytes: &[u8]) -> String {
     use sha2::Digest;
-    hex::encode(sha2::Sha256::digest(bytes))
+    format!("{:x}", sha2::Sha256::digest(bytes))
 }
 
 /// The 27-point sweep trained in one process under `dir/one`; how long it took.
@@ -506,7 +506,7 @@ fn index_tasks_all_at_once_decide_each_rung_once_as_one_process_does() {
 /// 200 `--index` tasks per round, `SOAK_PARALLEL` at a time (default 200: all at once), against
 /// the same sweep in one process.
 #[test]
-#[ignore = "soak, a minute or more: cargo test --test halving -- --ignored --nocapture two_hundred"]
+#[ignore = "soak, minutes: cargo test --test suite halving::two_hundred -- --ignored --nocapture"]
 fn two_hundred_index_tasks_decide_each_rung_once() {
     let parallel: usize = std::env::var("SOAK_PARALLEL")
         .ok()
@@ -545,7 +545,7 @@ fn two_hundred_index_tasks_decide_each_rung_once() {
 /// `experiments/halving_search.toml` (27 points of a small CNN) trained whole, then as 27
 /// `--index` tasks in random order, round after round: the same decisions file.
 #[test]
-#[ignore = "opt-in, minutes: cargo test --test halving -- --ignored --nocapture"]
+#[ignore = "opt-in, minutes: cargo test --test suite halving::the_worked_example -- --ignored --nocapture"]
 fn the_worked_example_as_27_index_tasks_takes_the_one_process_decisions() {
     // HALVING_TEST_KEEP=DIR keeps both results trees there (to plot or report them)
     let tmp = tempfile::tempdir().unwrap();
