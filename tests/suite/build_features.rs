@@ -38,12 +38,20 @@ fn instances(edges: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// `name version` and the features of an instance line of [`instances`].
+fn split_instance(instance: &str) -> (&str, BTreeSet<&str>) {
+    let (package, features) = instance.split_once(" [").unwrap_or((instance, "]"));
+    let features = features.trim_end_matches(']').split(',');
+    (package, features.filter(|f| !f.is_empty()).collect())
+}
+
 #[test]
 fn the_tests_build_every_crate_of_the_binary_with_the_same_features() {
     let tests = instances("normal,build,dev");
-    let rebuilt: Vec<String> = instances("normal,build")
-        .into_iter()
-        .filter(|instance| !tests.contains(instance))
+    let binary = instances("normal,build");
+    let rebuilt: Vec<String> = binary
+        .iter()
+        .filter(|instance| !tests.contains(*instance))
         .map(|instance| {
             let name = instance.split(' ').next().unwrap_or("");
             let prefix = format!("{name} ");
@@ -56,6 +64,31 @@ fn the_tests_build_every_crate_of_the_binary_with_the_same_features() {
         "these crates would be compiled again for `cargo test` after `cargo run` (give the \
          binary's build the same features, see Cargo.toml):\n{}",
         rebuilt.join("\n")
+    );
+    // `cargo tree` does not say which instance is built for the host (proc macros, build
+    // scripts) and which for the target, so an instance can match by chance: the tests' own
+    // target-side `syn` once had exactly the features of the binary's host-side one, while the
+    // tests' host-side `syn` had one more (`extra-traits`, from a dev-dependency's proc macro)
+    // and every proc macro, and everything derived with one, was compiled again. A test-side
+    // instance with more features than one of the binary's is that case.
+    let widened: Vec<String> = tests
+        .iter()
+        .filter(|t| !binary.contains(*t))
+        .filter_map(|t| {
+            let (package, features) = split_instance(t);
+            let narrower = binary.iter().find(|b| {
+                let (p, f) = split_instance(b);
+                p == package && f.is_subset(&features)
+            })?;
+            Some(format!("{narrower}: the tests build it as {t}"))
+        })
+        .collect();
+    assert!(
+        widened.is_empty(),
+        "dev-dependencies widen the features of crates the binary builds, so `cargo test` \
+         compiles them (and all above them) again; give the binary's build those features \
+         (see Cargo.toml):\n{}",
+        widened.join("\n")
     );
 }
 
