@@ -158,7 +158,8 @@ fn the_page_parses_names_every_run_and_loads_nothing_from_the_network() {
     );
     // each section is its summary until it is opened; what it shows is in the payload
     assert_eq!(
-        doc.select(&sel("body > details[data-run] > summary")).count(),
+        doc.select(&sel("body > details[data-run] > summary"))
+            .count(),
         ids.len()
     );
     assert_eq!(
@@ -458,7 +459,12 @@ fn a_linked_run_opens_with_its_section_rendered_in_chromium() {
     assert_eq!(more.select(&sel("tr")).count(), 20);
     for id in &ids {
         let link = sel(&format!("a[href=\"#run-sweep-{id}\"]"));
-        let links = doc.select(&sel("table.compare")).next().unwrap().select(&link).count()
+        let links = doc
+            .select(&sel("table.compare"))
+            .next()
+            .unwrap()
+            .select(&link)
+            .count()
             + more.select(&link).count();
         assert_eq!(links, 1, "one table link to {id}");
     }
@@ -471,7 +477,9 @@ fn a_linked_run_opens_with_its_section_rendered_in_chromium() {
         .next()
         .expect("the linked section is open");
     let per_class: Vec<String> = section
-        .select(&sel("table:not(.confusion):not(.diff) tbody td:first-child"))
+        .select(&sel(
+            "table:not(.confusion):not(.diff) tbody td:first-child",
+        ))
         .map(text)
         .collect();
     assert_eq!(per_class, ["cat", "dog"]);
@@ -481,8 +489,11 @@ fn a_linked_run_opens_with_its_section_rendered_in_chromium() {
         .map(text)
         .collect();
     assert_eq!(diff, ["regularization.lambda"]);
-    let spec = std::fs::read_to_string(RunDir::at(&exp.join(opened)).spec()).unwrap();
-    let pre = section.select(&sel("pre")).next().expect("the resolved spec");
+    let spec = std::fs::read_to_string(RunDir::at(exp.join(opened)).spec()).unwrap();
+    let pre = section
+        .select(&sel("pre"))
+        .next()
+        .expect("the resolved spec");
     assert_eq!(pre.text().collect::<String>().trim(), spec.trim());
     // the other sections are still their summaries
     assert_eq!(
@@ -494,7 +505,7 @@ fn a_linked_run_opens_with_its_section_rendered_in_chromium() {
 
 /// `cargo test --test tools report:: -- --ignored --nocapture`: a 1,000-run sweep (RUNNER_REPORT_RUNS
 /// sets another count), the time `runner report` takes and the time Chromium takes to load and
-/// screenshot it. Set RUNNER_REPORT_KEEP=DIR to keep the page and the screenshot.
+/// screenshot it, beside its time on an empty page. Set RUNNER_REPORT_KEEP=DIR to keep the page and the screenshot.
 fn a_thousand_run_sweep() {
     let tmp = tempfile::tempdir().unwrap();
     // RUNNER_REPORT_TREE=DIR writes (and keeps) the results tree there instead
@@ -512,8 +523,15 @@ fn a_thousand_run_sweep() {
     let page = ExperimentDir::at(&exp).report_html();
     let bytes = std::fs::metadata(&page).unwrap().len();
     let doc = Html::parse_document(&std::fs::read_to_string(&page).unwrap());
-    assert_eq!(doc.select(&sel("body > details")).count(), count);
-    // ten lines per per-epoch chart, not a thousand
+    // the first sections are in the page, every run's in the payload
+    assert_eq!(doc.select(&sel("body > details")).count(), count.min(100));
+    let last = format!("run-sweep-{}", ids[count - 1]);
+    let payload = doc.select(&sel("script#run-data")).next().unwrap();
+    let payload: serde_json::Value =
+        serde_json::from_str(&payload.text().collect::<String>()).unwrap();
+    let runs = payload["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), count);
+    assert!(runs.iter().any(|r| r["anchor"] == last.as_str()), "{last}");
     println!(
         "{count} runs: runner report {report_secs:.1}s (dev build), page {:.1} MB",
         bytes as f64 / 1e6
@@ -522,8 +540,12 @@ fn a_thousand_run_sweep() {
         let png = tmp.path().join("shot.png");
         let secs = screenshot(&chromium, &page, &png);
         let (_, var, colours) = pixel_stats(&png);
+        // the browser's own start-up, to read the page's share of the time above
+        let empty = tmp.path().join("empty.html");
+        std::fs::write(&empty, "<!DOCTYPE html><title>empty</title><p>empty</p>").unwrap();
+        let startup = screenshot(&chromium, &empty, &tmp.path().join("empty.png"));
         println!(
-            "chromium --headless --screenshot: {secs:.1}s (variance {var:.0}, {colours} colours)"
+            "chromium --headless --screenshot: {secs:.1}s (variance {var:.0}, {colours} colours); an empty page {startup:.1}s"
         );
         if let Ok(keep) = std::env::var("RUNNER_REPORT_KEEP") {
             std::fs::copy(&png, Path::new(&keep).join("report-1000.png")).unwrap();

@@ -216,8 +216,7 @@ fn table_row(
     out.push_str("<tr>");
     for (i, cell) in cells.iter().enumerate() {
         // numeric sort keys: metrics by mean, numeric params by value, n by count
-        let key: Option<f64> = if i >= first_metric && i < first_metric + table.metrics().len()
-        {
+        let key: Option<f64> = if i >= first_metric && i < first_metric + table.metrics().len() {
             Some(row.stats[i - first_metric].mean)
         } else if i >= 2 && i < 2 + table.params.len() {
             match &row.params[i - 2] {
