@@ -81,8 +81,11 @@ pre { background: #f7f7f7; padding: 0.5em; overflow-x: auto; font-size: 0.85em; 
 /// A run's section is filled from the JSON payload (`run_data`) when it is first opened, by a
 /// click or by a link to it (`#run-…`, also when the page is opened at one); the payload is
 /// parsed then, not while the page loads. Text goes in as text (`textContent`), never as markup.
+/// A section the page does not hold yet (past the first runs) is created, in table order, when
+/// a link asks for it, and all of them by the button after the last one.
 /// Click a column header to sort by it, again to reverse. Cells with `data-v` sort as numbers,
-/// the others as text; empty and `-` cells last either way.
+/// the others as text; empty and `-` cells last either way. A sort takes in the rows the page
+/// keeps as markup (past the first ones), which are otherwise appended as the table is scrolled.
 const SCRIPT: &str = r##"
 var runData = null;
 function el(tag, text, cls) {
