@@ -313,25 +313,31 @@ fn draw<DB: DrawingBackend>(
 
 /// Draws one figure on a PNG and an SVG canvas and writes both atomically.
 fn write_figure(out_dir: &Path, figure: &Figure) -> Result<Vec<PathBuf>, ViewError> {
-    let (name, size) = (&figure.name, figure.size);
-    crate::draw::font::register();
+    let name = &figure.name;
     let png_path = out_dir.join(format!("{name}.png"));
     let svg_path = out_dir.join(format!("{name}.svg"));
     let failed =
         |path: &Path, e: String| ViewError::Plot(format!("cannot draw {}: {e}", path.display()));
 
-    let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
-    draw(
-        &BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area(),
-        &figure.panels,
-    )
-    .map_err(|e| failed(&png_path, e.to_string()))?;
-    let png = crate::draw::encode_png(rgb, size).map_err(|e| failed(&png_path, e))?;
+    let png = png(figure).map_err(|e| failed(&png_path, e))?;
     write_file(&png_path, &png)?;
 
     let svg = svg(figure).map_err(|e| failed(&svg_path, e))?;
     write_file(&svg_path, svg.as_bytes())?;
     Ok(vec![png_path, svg_path])
+}
+
+/// A figure as PNG bytes (for a file, or a figure of many marks in an HTML page).
+pub(crate) fn png(figure: &Figure) -> Result<Vec<u8>, String> {
+    let size = figure.size;
+    crate::draw::font::register();
+    let mut rgb = vec![0u8; size.0 as usize * size.1 as usize * 3];
+    draw(
+        &BitMapBackend::with_buffer(&mut rgb, size).into_drawing_area(),
+        &figure.panels,
+    )
+    .map_err(|e| e.to_string())?;
+    crate::draw::encode_png(rgb, size)
 }
 
 /// A figure as an SVG document (for a file, or inline in an HTML page).

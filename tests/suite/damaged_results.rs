@@ -232,12 +232,20 @@ fn a_run_keeps_its_name_when_another_run_is_damaged() {
     let out = runner(dir.path(), &["report", "results/damaged"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let page = std::fs::read_to_string(dir.path().join("results/damaged/report.html")).unwrap();
-    let section = page
-        .split(&format!("<details id=\"run-damaged-{id}\">"))
+    // the run's section is rendered from the page's payload when opened
+    let payload = page
+        .split("<script type=\"application/json\" id=\"run-data\">")
         .nth(1)
-        .and_then(|s| s.split("</details>").next())
+        .and_then(|s| s.split("</script>").next())
+        .expect("the runs' payload");
+    let payload: serde_json::Value = serde_json::from_str(payload).unwrap();
+    let section = payload["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["anchor"] == format!("run-damaged-{id}").as_str())
         .expect("the run's section");
-    assert!(section.contains("<p>lr=0.01</p>"), "{section}");
+    assert_eq!(section["label"], "lr=0.01", "{section}");
 }
 
 /// A report that leaves out an unreadable run says so on the page, with the file and the

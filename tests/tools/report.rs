@@ -28,8 +28,13 @@ pub(crate) fn trials() -> Vec<Trial> {
         ),
         group.needs(
             "renders_in_headless_chromium",
-            no_chromium,
+            no_chromium.clone(),
             renders_in_headless_chromium,
+        ),
+        group.needs(
+            "a_linked_run_opens_with_its_section_rendered_in_chromium",
+            no_chromium,
+            a_linked_run_opens_with_its_section_rendered_in_chromium,
         ),
         // a timing to read, not a check: a 1,000-run tree takes a while to write
         group.opt_in("a_thousand_run_sweep", a_thousand_run_sweep),
@@ -151,10 +156,15 @@ fn the_page_parses_names_every_run_and_loads_nothing_from_the_network() {
         ids.len(),
         "one section per run"
     );
-    // each section's body waits in a template until it is opened
+    // each section is its summary until it is opened; what it shows is in the payload
     assert_eq!(
-        doc.select(&sel("body > details > template")).count(),
+        doc.select(&sel("body > details[data-run] > summary"))
+            .count(),
         ids.len()
+    );
+    assert_eq!(
+        doc.select(&sel("body > details > :not(summary)")).count(),
+        0
     );
 
     // nothing is fetched: no remote src/href, no external script or style sheet
@@ -249,27 +259,82 @@ fn the_page_parses_names_every_run_and_loads_nothing_from_the_network() {
     let grid = image::load_from_memory(&png).unwrap();
     assert!(grid.width() > 100 && grid.height() > 50);
 
-    // per-class tables, confusion heat maps and spec differences (λ and seed) of a done run
-    let last = doc
-        .select(&sel(&format!("details#run-sweep-{}", ids[7])))
-        .next()
-        .unwrap();
-    assert_eq!(last.select(&sel("table.confusion td[style]")).count(), 4);
-    let diff: Vec<String> = last
-        .select(&sel("table.diff td:first-child"))
-        .map(text)
+    // per-class numbers, confusion counts, spec differences (λ and seed) and the whole
+    // resolved spec of a done run, in the payload its section is rendered from when opened
+    let (payload, last) = run_entry(&doc, &format!("run-sweep-{}", ids[7]));
+    let run_dir = exp.join(&ids[7]);
+    let read = runner::results::scan::load_runs(std::slice::from_ref(&run_dir)).unwrap();
+    let pc = runner::views::compare::per_class::read(&read[0])
+        .unwrap()
+        .expect("the run's per-class tables");
+    let shown = &last["per_class"];
+    assert_eq!(shown["class"], serde_json::json!(pc.class));
+    assert_eq!(shown["support"], serde_json::json!(pc.support));
+    assert_eq!(shown["confusion"], serde_json::json!(pc.confusion));
+    assert_eq!(shown["epoch"], pc.epoch);
+    for (key, values) in [
+        ("accuracy", &pc.accuracy),
+        ("precision", &pc.precision),
+        ("recall", &pc.recall),
+    ] {
+        for (text, value) in shown[key].as_array().unwrap().iter().zip(values) {
+            let text: f64 = text.as_str().unwrap().parse().unwrap();
+            assert!((text - value).abs() < 1e-3, "{key}: {text} for {value}");
+        }
+    }
+    let diff: Vec<&str> = last["diff"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d[0].as_str().unwrap())
         .collect();
     // against the table's first run (λ = 0, either seed)
-    assert!(
-        diff.contains(&"regularization.lambda".to_string()),
-        "{diff:?}"
-    );
+    assert!(diff.contains(&"regularization.lambda"), "{diff:?}");
     assert!(
         diff.iter()
-            .all(|k| k == "regularization.lambda" || k == "experiment.seed"),
+            .all(|k| *k == "regularization.lambda" || *k == "experiment.seed"),
         "{diff:?}"
     );
-    assert!(text(last).contains("[regularization]"), "the resolved spec");
+    let spec = std::fs::read_to_string(RunDir::at(&run_dir).spec()).unwrap();
+    assert_eq!(resolved_spec(&payload, &last), spec);
+    assert!(spec.contains("[regularization]"), "the resolved spec");
+}
+
+/// The page's run payload and the entry of the run whose section has id `anchor`.
+fn run_entry(doc: &Html, anchor: &str) -> (serde_json::Value, serde_json::Value) {
+    let payload = doc
+        .select(&sel("script#run-data[type=\"application/json\"]"))
+        .next()
+        .expect("the runs' payload");
+    let payload: serde_json::Value =
+        serde_json::from_str(&payload.text().collect::<String>()).unwrap();
+    let index: usize = doc
+        .select(&sel(&format!("details#{anchor}")))
+        .next()
+        .unwrap_or_else(|| panic!("no section {anchor}"))
+        .value()
+        .attr("data-run")
+        .expect("an unopened section names its payload entry")
+        .parse()
+        .unwrap();
+    let run = payload["runs"][index].clone();
+    (payload, run)
+}
+
+/// A run's resolved spec as the page shows it: the first run's text with the run's lines.
+fn resolved_spec(payload: &serde_json::Value, run: &serde_json::Value) -> String {
+    match &run["spec"] {
+        serde_json::Value::String(text) => text.clone(),
+        serde_json::Value::Array(changes) => {
+            let first = payload["spec"].as_str().unwrap();
+            let mut lines: Vec<&str> = first.split('\n').collect();
+            for c in changes {
+                lines[c[0].as_u64().unwrap() as usize] = c[1].as_str().unwrap();
+            }
+            lines.join("\n")
+        }
+        other => panic!("no spec for the run: {other}"),
+    }
 }
 
 fn chromium() -> Option<PathBuf> {
@@ -285,22 +350,28 @@ fn chromium() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// Headless Chromium with a fresh profile in `profile`, nothing fetched in the background.
+fn headless(chromium: &Path, profile: &Path) -> Command {
+    let mut cmd = Command::new(chromium);
+    cmd.args([
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ])
+    .arg(format!("--user-data-dir={}", profile.display()));
+    cmd
+}
+
 /// Renders `page` to a 1280×2000 PNG; returns the wall time of the browser.
 fn screenshot(chromium: &Path, page: &Path, png: &Path) -> f64 {
     let profile = tempfile::tempdir().unwrap();
     let start = Instant::now();
-    let out = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
+    let out = headless(chromium, profile.path())
         .arg(format!("--screenshot={}", png.display()))
         .arg("--window-size=1280,2000")
         .arg(format!("file://{}", page.display()))
@@ -313,6 +384,22 @@ fn screenshot(chromium: &Path, page: &Path, png: &Path) -> f64 {
         String::from_utf8_lossy(&out.stderr)
     );
     secs
+}
+
+/// The document Chromium has built from `url` once it has loaded (its scripts run).
+fn dump_dom(chromium: &Path, url: &str) -> Html {
+    let profile = tempfile::tempdir().unwrap();
+    let out = headless(chromium, profile.path())
+        .arg("--dump-dom")
+        .arg(url)
+        .output()
+        .expect("chromium starts");
+    assert!(
+        out.status.success() && !out.stdout.is_empty(),
+        "chromium dumped no DOM: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Html::parse_document(&String::from_utf8(out.stdout).unwrap())
 }
 
 /// Mean and variance of the luminance, and how many distinct colours there are.
@@ -346,9 +433,79 @@ fn renders_in_headless_chromium() {
     assert!(colours > 100, "{colours} distinct colours");
 }
 
+/// Past the first rows of the table the others wait in the page as markup, each run still
+/// linked once; a link to a run (`report.html#run-…`) opens its section, which the page's script
+/// renders from the payload: the per-class table, the confusion heat map and the resolved spec.
+fn a_linked_run_opens_with_its_section_rendered_in_chromium() {
+    let chromium = chromium().expect("main checked that there is one");
+    let tmp = tempfile::tempdir().unwrap();
+    let results = tmp.path().join("results");
+    let lambdas: Vec<f64> = (0..120).map(|i| f64::from(i) * 1e-4).collect();
+    let ids = sweep(&results, &lambdas, &[1], true);
+    let exp = results.join("sweep");
+    runner(&["report", exp.to_str().unwrap()]);
+    let page = ExperimentDir::at(&exp).report_html();
+
+    let doc = Html::parse_document(&std::fs::read_to_string(&page).unwrap());
+    assert_eq!(doc.select(&sel("table.compare tbody tr")).count(), 100);
+    let more = doc
+        .select(&sel("script#compare-more[type=\"text/html\"]"))
+        .next()
+        .expect("the rows past the first 100");
+    let more = Html::parse_fragment(&format!(
+        "<table><tbody>{}</tbody></table>",
+        more.text().collect::<String>()
+    ));
+    assert_eq!(more.select(&sel("tr")).count(), 20);
+    for id in &ids {
+        let link = sel(&format!("a[href=\"#run-sweep-{id}\"]"));
+        let links = doc
+            .select(&sel("table.compare"))
+            .next()
+            .unwrap()
+            .select(&link)
+            .count()
+            + more.select(&link).count();
+        assert_eq!(links, 1, "one table link to {id}");
+    }
+
+    let opened = &ids[ids.len() - 1];
+    let url = format!("file://{}#run-sweep-{opened}", page.display());
+    let dom = dump_dom(&chromium, &url);
+    let section = dom
+        .select(&sel(&format!("details#run-sweep-{opened}[open]")))
+        .next()
+        .expect("the linked section is open");
+    let per_class: Vec<String> = section
+        .select(&sel(
+            "table:not(.confusion):not(.diff) tbody td:first-child",
+        ))
+        .map(text)
+        .collect();
+    assert_eq!(per_class, ["cat", "dog"]);
+    assert_eq!(section.select(&sel("table.confusion td[style]")).count(), 4);
+    let diff: Vec<String> = section
+        .select(&sel("table.diff td:first-child"))
+        .map(text)
+        .collect();
+    assert_eq!(diff, ["regularization.lambda"]);
+    let spec = std::fs::read_to_string(RunDir::at(exp.join(opened)).spec()).unwrap();
+    let pre = section
+        .select(&sel("pre"))
+        .next()
+        .expect("the resolved spec");
+    assert_eq!(pre.text().collect::<String>().trim(), spec.trim());
+    // the other sections are still their summaries
+    assert_eq!(
+        dom.select(&sel("body > details:not([open]) > :not(summary)"))
+            .count(),
+        0
+    );
+}
+
 /// `cargo test --test tools report:: -- --ignored --nocapture`: a 1,000-run sweep (RUNNER_REPORT_RUNS
 /// sets another count), the time `runner report` takes and the time Chromium takes to load and
-/// screenshot it. Set RUNNER_REPORT_KEEP=DIR to keep the page and the screenshot.
+/// screenshot it, beside its time on an empty page. Set RUNNER_REPORT_KEEP=DIR to keep the page and the screenshot.
 fn a_thousand_run_sweep() {
     let tmp = tempfile::tempdir().unwrap();
     // RUNNER_REPORT_TREE=DIR writes (and keeps) the results tree there instead
@@ -366,8 +523,15 @@ fn a_thousand_run_sweep() {
     let page = ExperimentDir::at(&exp).report_html();
     let bytes = std::fs::metadata(&page).unwrap().len();
     let doc = Html::parse_document(&std::fs::read_to_string(&page).unwrap());
-    assert_eq!(doc.select(&sel("body > details")).count(), count);
-    // ten lines per per-epoch chart, not a thousand
+    // the first sections are in the page, every run's in the payload
+    assert_eq!(doc.select(&sel("body > details")).count(), count.min(100));
+    let last = format!("run-sweep-{}", ids[count - 1]);
+    let payload = doc.select(&sel("script#run-data")).next().unwrap();
+    let payload: serde_json::Value =
+        serde_json::from_str(&payload.text().collect::<String>()).unwrap();
+    let runs = payload["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), count);
+    assert!(runs.iter().any(|r| r["anchor"] == last.as_str()), "{last}");
     println!(
         "{count} runs: runner report {report_secs:.1}s (dev build), page {:.1} MB",
         bytes as f64 / 1e6
@@ -376,8 +540,12 @@ fn a_thousand_run_sweep() {
         let png = tmp.path().join("shot.png");
         let secs = screenshot(&chromium, &page, &png);
         let (_, var, colours) = pixel_stats(&png);
+        // the browser's own start-up, to read the page's share of the time above
+        let empty = tmp.path().join("empty.html");
+        std::fs::write(&empty, "<!DOCTYPE html><title>empty</title><p>empty</p>").unwrap();
+        let startup = screenshot(&chromium, &empty, &tmp.path().join("empty.png"));
         println!(
-            "chromium --headless --screenshot: {secs:.1}s (variance {var:.0}, {colours} colours)"
+            "chromium --headless --screenshot: {secs:.1}s (variance {var:.0}, {colours} colours); an empty page {startup:.1}s"
         );
         if let Ok(keep) = std::env::var("RUNNER_REPORT_KEEP") {
             std::fs::copy(&png, Path::new(&keep).join("report-1000.png")).unwrap();

@@ -4,9 +4,13 @@
 //! metrics, confusion matrix and resolved spec. No network, no server: it opens from disk.
 //!
 //! Big sweeps stay quick to open: past `--top` runs the per-epoch charts draw only the best
-//! runs and a min–max band of all of them.
+//! runs and a min–max band of all of them; the table lays out its first rows and appends the
+//! others as it is scrolled; each run's section is a summary line until opened, its content one
+//! JSON payload for the whole page (`run_data`) that the page's script renders from, with the
+//! resolved spec written once and each run's changed lines.
 
 mod page;
+mod run_data;
 mod sections;
 
 use std::path::{Path, PathBuf};
@@ -173,17 +177,18 @@ fn render(
         by: args.by,
     };
     let figures = plot::figures(&ordered, curves);
-    let svgs: Vec<String> = figures
+    let drawn: Vec<String> = figures
         .par_iter()
-        .map(|f| plot::svg(f).map_err(|e| ViewError::Plot(format!("cannot draw {}: {e}", f.name))))
+        .map(|f| {
+            figure_markup(f).map_err(|e| ViewError::Plot(format!("cannot draw {}: {e}", f.name)))
+        })
         .collect::<Result<_, _>>()?;
-    for (f, svg) in figures.iter().zip(&svgs) {
+    for (f, markup) in figures.iter().zip(&drawn) {
         // one-panel figures two to a row, two-panel ones across the page
         let class = if f.panels.len() == 1 { "half" } else { "full" };
         body.push_str(&format!(
-            "<figure class=\"{class}\" id=\"fig-{}\">{}</figure>\n",
+            "<figure class=\"{class}\" id=\"fig-{}\">{markup}</figure>\n",
             page::esc(&f.name),
-            page::inline_svg(svg)
         ));
     }
 
@@ -192,23 +197,30 @@ fn render(
 
     body.push_str("<h2>Each run</h2>\n");
     let differing = plot::differing_keys(&ordered);
-    let reference = ordered
-        .iter()
-        .zip(&file_refs)
-        .find_map(|(r, f)| f.spec.as_ref().map(|s| (*r, s)));
     let labels = plot::readable_labels(&ordered, &differing);
-    let details: Vec<String> = ordered
-        .par_iter()
-        .zip(&file_refs)
-        .zip(&labels)
-        .map(|((r, f), label)| sections::run_details(r, label, f, reference))
-        .collect();
-    for d in details {
-        body.push_str(&d);
-    }
+    body.push_str(&sections::run_sections(&ordered));
+    body.push_str(&run_data::payload(&ordered, &file_refs, &labels));
     Ok(page::document(
         &format!("{experiment}: runner report"),
         &body,
+    ))
+}
+
+/// Past this size an SVG figure (thousands of points: a sweep's best-vs-parameter scatter) goes
+/// in as a PNG: the browser would spend longer on its elements than on the rest of the page.
+const SVG_BYTES_INLINE: usize = 500_000;
+
+/// A figure as inline SVG, or as a PNG image when its SVG is bigger than [`SVG_BYTES_INLINE`].
+fn figure_markup(figure: &plot::Figure) -> Result<String, String> {
+    let svg = plot::svg(figure)?;
+    if svg.len() <= SVG_BYTES_INLINE {
+        return Ok(page::inline_svg(&svg).to_string());
+    }
+    let png = plot::png(figure)?;
+    Ok(format!(
+        "<img alt=\"{}\" src=\"{}\">",
+        page::esc(&figure.name),
+        page::png_data_uri(&png)
     ))
 }
 

@@ -7,7 +7,7 @@ use crate::number::metric;
 use crate::results::scan::Run;
 use crate::results::schema::ParamValue;
 use crate::results::store::Manifest;
-use crate::results::stored_spec::{self, StoredSpec};
+use crate::results::stored_spec::StoredSpec;
 use crate::views::compare::per_class::PerClass;
 use crate::views::compare::render::text_rows;
 use crate::views::compare::Table;
@@ -156,7 +156,16 @@ pub(super) fn left_out_banner(
     out
 }
 
-/// The `runner compare` table (same rows, columns and cell text), sortable in the page.
+/// Rows of the compare table the page lays out when it opens; the others are appended as the
+/// table is scrolled (or all at once to sort it).
+pub(super) const ROWS_SHOWN: usize = 100;
+
+/// The element id of the table rows past [`ROWS_SHOWN`].
+pub(super) const MORE_ROWS_ID: &str = "compare-more";
+
+/// The `runner compare` table (same rows, columns and cell text), sortable in the page. Past
+/// [`ROWS_SHOWN`] rows the others wait as markup in a `<script type="text/html">`: text the
+/// browser neither parses nor lays out until the page's script needs them.
 pub(super) fn compare_table(table: &Table) -> String {
     let columns = table.columns();
     let text = text_rows(table);
@@ -166,65 +175,108 @@ pub(super) fn compare_table(table: &Table) -> String {
     } else {
         "scroll"
     };
-    let mut out = format!("<div class=\"{class}\"><table class=\"sortable compare\">\n<thead><tr>");
+    let more = table.rows.len().saturating_sub(ROWS_SHOWN);
+    let mut out = format!("<div class=\"{class}\"><table class=\"sortable compare\"");
+    if more > 0 {
+        let _ = write!(out, " data-more=\"{MORE_ROWS_ID}\"");
+    }
+    out.push_str(">\n<thead><tr>");
     for c in &columns {
         let _ = write!(out, "<th>{}</th>", esc(c));
     }
     out.push_str("</tr></thead>\n<tbody>\n");
-    let first_metric = 2 + table.params.len() + usize::from(table.aggregated);
-    for (row, cells) in table.rows.iter().zip(text) {
-        out.push_str("<tr>");
-        for (i, cell) in cells.iter().enumerate() {
-            // numeric sort keys: metrics by mean, numeric params by value, n by count
-            let key: Option<f64> = if i >= first_metric && i < first_metric + table.metrics().len()
-            {
-                Some(row.stats[i - first_metric].mean)
-            } else if i >= 2 && i < 2 + table.params.len() {
-                match &row.params[i - 2] {
-                    Some(ParamValue::Int(v)) => Some(*v as f64),
-                    Some(ParamValue::Float(v)) => Some(*v),
-                    _ => None,
-                }
-            } else if table.aggregated && i == 2 + table.params.len() {
-                Some(row.runs.len() as f64)
-            } else {
-                None
-            };
-            let body = if i == 1 {
-                run_links(&row.runs)
-            } else if i == columns.len() - 1 {
-                format!("<span class=\"status-{0}\">{0}</span>", esc(cell))
-            } else {
-                esc(cell)
-            };
-            match key {
-                Some(v) => {
-                    let v = if v.is_finite() {
-                        v.to_string()
-                    } else {
-                        String::new()
-                    };
-                    let _ = write!(out, "<td class=\"num\" data-v=\"{v}\">{body}</td>");
-                }
-                None => {
-                    let _ = write!(out, "<td>{body}</td>");
-                }
-            }
+    for (i, (row, cells)) in table.rows.iter().zip(text).enumerate() {
+        if i == ROWS_SHOWN {
+            // the markup holds no `</script`: every text in it is escaped
+            let _ = write!(
+                out,
+                "</tbody></table></div>\n<p class=\"note\">The first {ROWS_SHOWN} of {} rows; scroll the table for the others (sorting sorts them all).</p>\n<script type=\"text/html\" id=\"{MORE_ROWS_ID}\">\n",
+                table.rows.len()
+            );
         }
-        out.push_str("</tr>\n");
+        table_row(&mut out, table, &columns, row, &cells);
     }
-    out.push_str("</tbody></table></div>\n");
+    out.push_str(if more > 0 {
+        "</script>\n"
+    } else {
+        "</tbody></table></div>\n"
+    });
     out
 }
 
-/// One run's collapsible section: per-class metrics, confusion heat map, spec diff, spec.
-// Long: the run's HTML section written in page order.
-pub(super) fn run_details(
-    run: &Run,
-    label: &str,
-    files: &RunFiles,
-    reference: Option<(&Run, &StoredSpec)>,
-) -> String {
+/// One row of the compare table.
+fn table_row(
+    out: &mut String,
+    table: &Table,
+    columns: &[String],
+    row: &crate::views::compare::Row,
+    cells: &[String],
+) {
+    let first_metric = 2 + table.params.len() + usize::from(table.aggregated);
+    out.push_str("<tr>");
+    for (i, cell) in cells.iter().enumerate() {
+        // numeric sort keys: metrics by mean, numeric params by value, n by count
+        let key: Option<f64> = if i >= first_metric && i < first_metric + table.metrics().len() {
+            Some(row.stats[i - first_metric].mean)
+        } else if i >= 2 && i < 2 + table.params.len() {
+            match &row.params[i - 2] {
+                Some(ParamValue::Int(v)) => Some(*v as f64),
+                Some(ParamValue::Float(v)) => Some(*v),
+                _ => None,
+            }
+        } else if table.aggregated && i == 2 + table.params.len() {
+            Some(row.runs.len() as f64)
+        } else {
+            None
+        };
+        let body = if i == 1 {
+            run_links(&row.runs)
+        } else if i == columns.len() - 1 {
+            format!("<span class=\"status-{0}\">{0}</span>", esc(cell))
+        } else {
+            esc(cell)
+        };
+        match key {
+            Some(v) => {
+                let v = if v.is_finite() {
+                    v.to_string()
+                } else {
+                    String::new()
+                };
+                let _ = write!(out, "<td class=\"num\" data-v=\"{v}\">{body}</td>");
+            }
+            None => {
+                let _ = write!(out, "<td>{body}</td>");
+            }
+        }
+    }
+    out.push_str("</tr>\n");
+}
+
+/// Runs whose sections the page holds when it opens (the first in table order); the others are
+/// created from the payload by the page's script when asked for: by a link to one, or all at
+/// once by the button after the last.
+pub(super) const SECTIONS_SHOWN: usize = 100;
+
+/// The element id of the button that adds the sections past [`SECTIONS_SHOWN`].
+pub(super) const MORE_SECTIONS_ID: &str = "runs-more";
+
+/// One run's collapsible section as its summary line; what it holds (per-class metrics,
+/// confusion heat map, spec diff, spec) is the payload's entry `index` (`run_data`), which the
+/// page's script renders into it when it is first opened.
+pub(super) fn run_details(run: &Run, index: usize) -> String {
+    format!(
+        "<details id=\"{}\" data-run=\"{index}\"><summary><code>{}</code> {} · <span class=\"status-{2}\">{2}</span> · {}</summary></details>\n",
+        run_anchor(&run.experiment, &run.run_id),
+        esc(&run.run_id),
+        esc(run.status_str()),
+        esc(&best_text(run)),
+    )
+}
+
+/// What a run's summary line says of its best epoch (by val loss), its test split and whether
+/// halving stopped it.
+pub(super) fn best_text(run: &Run) -> String {
     let s = crate::views::compare::BestAndFinal::of(run, crate::views::compare::BestBy::ValLoss);
     let best = match s.best_epoch() {
         Some(e) => format!(
@@ -242,130 +294,26 @@ pub(super) fn run_details(
         ),
         None => best,
     };
-    let best = match run.halted {
+    // a run halving stopped says so first
+    match run.halted {
         Some(halted) => format!("{halted} by halving · {best}"),
         None => best,
-    };
-    // the body sits in a <template> until the section is opened (the page's script moves it
-    // in): thousands of runs' tables then cost the browser parsing only, not style and layout
-    let mut out = format!(
-        "<details id=\"{}\"><summary><code>{}</code> {} · <span class=\"status-{2}\">{2}</span> · {}</summary><template>\n",
-        run_anchor(&run.experiment, &run.run_id),
-        esc(&run.run_id),
-        esc(run.status_str()),
-        esc(&best),
-    );
-    if !label.is_empty() && label != run.run_id {
-        let _ = writeln!(out, "<p>{}</p>", esc(label));
     }
-    if let Some(err) = files.manifest.as_ref().and_then(|m| m.error.as_deref()) {
-        let _ = writeln!(out, "<p class=\"status-failed\">error: {}</p>", esc(err));
-    }
-    match &files.per_class {
-        Some(pc) => {
-            out.push_str(&per_class_table(pc));
-            out.push_str(&confusion_table(pc));
-        }
-        None => out.push_str(
-            "<p class=\"note\">no per_class.parquet / confusion.parquet in this run's folder</p>\n",
-        ),
-    }
-    match (&files.spec, reference) {
-        (Some(spec), Some((first, first_spec))) if first.dir != run.dir => {
-            let d = stored_spec::diff(first_spec, spec);
-            let _ = writeln!(
-                out,
-                "<h4>spec differences from the first run (<a href=\"#{}\">{}</a>)</h4>",
-                run_anchor(&first.experiment, &first.run_id),
-                esc(&first.run_id)
-            );
-            if d.is_empty() {
-                out.push_str("<p class=\"note\">none</p>\n");
-            } else {
-                out.push_str(
-                    "<table class=\"diff\"><thead><tr><th>key</th><th>first run</th><th>this run</th></tr></thead><tbody>\n",
-                );
-                for (k, a, b) in d {
-                    let _ = writeln!(
-                        out,
-                        "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-                        esc(k),
-                        a.map_or("(absent)".into(), esc),
-                        b.map_or("(absent)".into(), esc)
-                    );
-                }
-                out.push_str("</tbody></table>\n");
-            }
-        }
-        (Some(_), _) => {
-            out.push_str("<p class=\"note\">the first run: the others' spec differences are against this one</p>\n")
-        }
-        (None, _) => {}
-    }
-    match &files.spec {
-        Some(spec) => {
-            let _ = writeln!(
-                out,
-                "<details><summary>resolved spec</summary><pre>{}</pre></details>",
-                esc(&spec.text)
-            );
-        }
-        None => out.push_str("<p class=\"note\">no spec.toml in this run's folder</p>\n"),
-    }
-    out.push_str("</template></details>\n");
-    out
 }
 
-fn per_class_table(pc: &PerClass) -> String {
-    let mut out = format!(
-        "<h4>per class, epoch {}</h4>\n<table><thead><tr><th>class</th><th>accuracy</th><th>precision</th><th>recall</th><th>support</th></tr></thead><tbody>\n",
-        pc.epoch
-    );
-    for i in 0..pc.class.len() {
+/// The sections of `runs` (in page order) the page holds, and the button that adds the others.
+pub(super) fn run_sections(runs: &[&Run]) -> String {
+    let mut out = String::new();
+    for (i, r) in runs.iter().enumerate().take(SECTIONS_SHOWN) {
+        out.push_str(&run_details(r, i));
+    }
+    let more = runs.len().saturating_sub(SECTIONS_SHOWN);
+    if more > 0 {
         let _ = writeln!(
             out,
-            "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            esc(&pc.class[i]),
-            metric(pc.accuracy[i]),
-            metric(pc.precision[i]),
-            metric(pc.recall[i]),
-            pc.support[i]
+            "<p id=\"{MORE_SECTIONS_ID}\"><button type=\"button\">Show the other {more} runs</button> <span class=\"note\">(a run's link in the table opens its section either way)</span></p>"
         );
     }
-    out.push_str("</tbody></table>\n");
-    out
-}
-
-/// Counts, shaded by the share of their true class (a row), so a strong diagonal reads at a
-/// glance whatever the class sizes.
-fn confusion_table(pc: &PerClass) -> String {
-    let mut out = String::from(
-        "<h4>confusion (rows: true class, columns: predicted)</h4>\n<table class=\"confusion\"><thead><tr><th>true \\ pred</th>",
-    );
-    for c in &pc.class {
-        let _ = write!(out, "<th>{}</th>", esc(c));
-    }
-    out.push_str("</tr></thead><tbody>\n");
-    for (i, row) in pc.confusion.iter().enumerate() {
-        let total: i64 = row.iter().sum();
-        let _ = write!(out, "<tr><th>{}</th>", esc(&pc.class[i]));
-        for &n in row {
-            let share = if total > 0 {
-                n as f64 / total as f64
-            } else {
-                0.0
-            };
-            let ink = if share > 0.6 { "#fff" } else { "#222" };
-            let _ = write!(
-                out,
-                "<td class=\"num\" style=\"background: rgba(31, 119, 180, {share:.3}); color: {ink}\" title=\"{:.1}% of true {}\">{n}</td>",
-                share * 100.0,
-                esc(&pc.class[i])
-            );
-        }
-        out.push_str("</tr>\n");
-    }
-    out.push_str("</tbody></table>\n");
     out
 }
 
