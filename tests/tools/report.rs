@@ -144,6 +144,10 @@ fn the_page_parses_names_every_run_and_loads_nothing_from_the_network() {
             .unwrap_or_else(|| panic!("no section for run {id}"));
         let summary = details.select(&sel("summary")).next().unwrap();
         assert!(text(summary).contains(id.as_str()), "{}", text(summary));
+        // the status once, in its colour: `<id> done · best epoch …`
+        let line = text(summary);
+        let status = line.split_whitespace().nth(1).unwrap_or_default();
+        assert_eq!(line.matches(status).count(), 1, "{line}");
         assert_eq!(
             doc.select(&sel(&format!("table.compare a[href=\"#run-sweep-{id}\"]")))
                 .count(),

@@ -172,7 +172,7 @@ function section(i, next) {
   d.id = r.anchor;
   d.dataset.run = i;
   s.appendChild(el("code", r.id));
-  s.appendChild(document.createTextNode(" " + r.status + " \u00b7 "));
+  s.appendChild(document.createTextNode(" "));
   s.appendChild(el("span", r.status, "status-" + r.status));
   s.appendChild(document.createTextNode(" \u00b7 " + r.best));
   d.appendChild(s);

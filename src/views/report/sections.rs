@@ -266,11 +266,11 @@ pub(super) const MORE_SECTIONS_ID: &str = "runs-more";
 /// page's script renders into it when it is first opened.
 pub(super) fn run_details(run: &Run, index: usize) -> String {
     format!(
-        "<details id=\"{}\" data-run=\"{index}\"><summary><code>{}</code> {} · <span class=\"status-{2}\">{2}</span> · {}</summary></details>\n",
-        run_anchor(&run.experiment, &run.run_id),
-        esc(&run.run_id),
-        esc(run.status_str()),
-        esc(&best_text(run)),
+        "<details id=\"{anchor}\" data-run=\"{index}\"><summary><code>{id}</code> <span class=\"status-{status}\">{status}</span> · {best}</summary></details>\n",
+        anchor = run_anchor(&run.experiment, &run.run_id),
+        id = esc(&run.run_id),
+        status = esc(run.status_str()),
+        best = esc(&best_text(run)),
     )
 }
 
