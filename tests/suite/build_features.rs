@@ -12,24 +12,28 @@ use std::process::Command;
 /// `name version [features]`. A package built for the host (proc macros, build scripts) with
 /// other features than for the target is listed once per feature set.
 fn instances(edges: &str) -> BTreeSet<String> {
+    tree(&[
+        "--workspace",
+        "--no-dedupe",
+        "--format",
+        "{p} [{f}]",
+        "-e",
+        edges,
+    ])
+}
+
+/// The distinct lines of `cargo tree --prefix none ARGS` (offline, from Cargo.lock), without
+/// cargo's `(*)` marks of repeated subtrees.
+fn tree(args: &[&str]) -> BTreeSet<String> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "tree",
-            "--locked",
-            "--offline",
-            "--workspace",
-            "--no-dedupe",
-        ])
-        .args(["--prefix", "none", "--format", "{p} [{f}]", "-e", edges])
+        .args(["tree", "--locked", "--offline", "--prefix", "none"])
+        .args(args)
         .output()
         .expect("cargo runs");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "cargo tree -e {edges} failed: {stderr}"
-    );
+    assert!(out.status.success(), "cargo tree {args:?} failed: {stderr}");
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
@@ -123,32 +127,12 @@ const PACKAGE_BUDGET: usize = 250;
 
 #[test]
 fn the_binary_stays_within_its_package_budget() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .args([
-            "tree",
-            "--locked",
-            "--offline",
-            "-p",
-            "runner",
-            "-e",
-            "normal,build",
-        ])
-        .args(["--prefix", "none", "--format", "{p}"])
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let packages: BTreeSet<String> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| l.replace(" (*)", "").replace(" (proc-macro)", ""))
-        .filter(|l| !l.trim().is_empty())
-        .collect();
+    // a proc macro is one package, whether or not cargo marks it
+    let packages: BTreeSet<String> =
+        tree(&["-p", "runner", "-e", "normal,build", "--format", "{p}"])
+            .iter()
+            .map(|l| l.replace(" (proc-macro)", ""))
+            .collect();
     assert!(
         packages.len() <= PACKAGE_BUDGET,
         "runner's binary builds {} packages, over the budget of {PACKAGE_BUDGET}: is there a \
